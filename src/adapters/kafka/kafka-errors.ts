@@ -1,0 +1,53 @@
+import { ZerolossError } from '../../core/errors.ts';
+
+/**
+ * Broker answers that no retry can change: the record itself is wrong for this topic. Anything else
+ * (leader moves, timeouts, a broker down, not enough replicas) is worth retrying.
+ */
+const PERMANENT_API_ERRORS = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'CORRUPT_MESSAGE',
+  'INVALID_TOPIC_EXCEPTION',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'UNSUPPORTED_COMPRESSION_TYPE',
+]);
+
+interface ErrorLike {
+  message?: string;
+  apiId?: string;
+  errors?: unknown[];
+  cause?: unknown;
+}
+
+function findApiIds(error: unknown, found: string[] = [], depth = 0): string[] {
+  if (error === null || typeof error !== 'object' || depth > 6) return found;
+  const e = error as ErrorLike;
+  if (typeof e.apiId === 'string') found.push(e.apiId);
+  if (Array.isArray(e.errors)) for (const inner of e.errors) findApiIds(inner, found, depth + 1);
+  if (e.cause) findApiIds(e.cause, found, depth + 1);
+  return found;
+}
+
+/** Maps a @platformatic/kafka error to a typed one: ZL_SEND_REJECTED (permanent) or ZL_SEND_FAILED (retryable). */
+export function kafkaSendError(error: unknown): ZerolossError {
+  if (error instanceof ZerolossError) return error;
+  const apiIds = findApiIds(error);
+  const permanent = apiIds.find((id) => PERMANENT_API_ERRORS.has(id));
+  const message = (error as ErrorLike)?.message ?? String(error);
+  if (permanent) {
+    return new ZerolossError('ZL_SEND_REJECTED', `broker rejected the record: ${permanent}`, {
+      retryable: false,
+      cause: error,
+      details: { apiIds },
+    });
+  }
+  const detail = apiIds.length > 0 ? ` (${[...new Set(apiIds)].join(', ')})` : '';
+  return new ZerolossError('ZL_SEND_FAILED', `send failed: ${message}${detail}`, {
+    retryable: true,
+    cause: error,
+    details: { apiIds },
+  });
+}

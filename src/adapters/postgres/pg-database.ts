@@ -1,0 +1,132 @@
+import pg from 'pg';
+import { ZerolossError } from '../../core/errors.ts';
+import { quoteIdent } from '../../core/identifier.ts';
+import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
+
+export interface PgDatabaseOptions {
+  /** An existing pool (the application's) or a connection string for a pool of our own. */
+  pool?: pg.Pool;
+  connectionString?: string;
+  max?: number;
+  /** Called for background connection errors, which must never crash the process. */
+  onError?: (error: Error) => void;
+}
+
+/** Database port over node-postgres. Survives a Postgres restart: failed statements throw, later ones reconnect. */
+export function pgDatabase(options: PgDatabaseOptions): Database {
+  const ownPool = options.pool === undefined;
+  const onError = options.onError ?? (() => {});
+  const pool =
+    options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10, connectionTimeoutMillis: 10_000 });
+  // An idle client dying (server restart) emits 'error' on the pool; unhandled, it would kill the process.
+  pool.on('error', onError);
+
+  const listeners = new Set<{ close: () => Promise<void> }>();
+
+  return {
+    async query<R>(sql: string, params?: unknown[]) {
+      const result = await pool.query(sql, params as unknown[]);
+      return { rows: result.rows as R[] };
+    },
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: unknown;
+      try {
+        await client.query('begin');
+        const value = await fn(client as unknown as SqlExecutor);
+        await client.query('commit');
+        return value;
+      } catch (error) {
+        await client.query('rollback').catch((rollbackError: unknown) => {
+          broken = rollbackError;
+        });
+        throw error;
+      } finally {
+        // A client whose rollback failed is in an unknown state: destroy it rather than reuse it.
+        client.release(broken === undefined ? undefined : (broken as Error));
+      }
+    },
+    async listen(channel, onNotify) {
+      const listener = startListener(pool, channel, onNotify, onError);
+      listeners.add(listener);
+      await listener.ready;
+      return async () => {
+        listeners.delete(listener);
+        await listener.close();
+      };
+    },
+    async close() {
+      await Promise.all([...listeners].map((l) => l.close()));
+      listeners.clear();
+      if (ownPool) await pool.end();
+    },
+  };
+}
+
+/**
+ * Keeps one dedicated connection LISTENing, reconnecting after failures. A notification lost while
+ * disconnected is harmless: every consumer of these wake-ups also polls.
+ */
+function startListener(pool: pg.Pool, channel: string, onNotify: (payload: string) => void, onError: (e: Error) => void) {
+  const quoted = quoteIdent(channel, 'channel');
+  let closed = false;
+  let client: pg.Client | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let resolveReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    resolveReady = resolve;
+  });
+
+  const connect = async (delayMs: number): Promise<void> => {
+    if (closed) return;
+    const next = new pg.Client({ ...(pool.options as pg.ClientConfig) });
+    next.on('error', (error) => {
+      onError(error);
+      reconnect(next, delayMs);
+    });
+    next.on('end', () => reconnect(next, delayMs));
+    next.on('notification', (message) => {
+      if (message.channel === channel) onNotify(message.payload ?? '');
+    });
+    try {
+      await next.connect();
+      await next.query(`listen ${quoted}`);
+      client = next;
+      resolveReady();
+      // A reconnect may have missed notifications: tell the subscriber to look once.
+      onNotify('');
+    } catch (error) {
+      onError(error as Error);
+      next.end().catch(() => {});
+      reconnect(next, delayMs);
+    }
+  };
+
+  const reconnect = (failed: pg.Client, delayMs: number) => {
+    if (closed || retryTimer !== undefined || (client !== undefined && client !== failed)) return;
+    client = undefined;
+    // The first attempt resolves `ready` even when the server is down, so start-up never hangs on it.
+    resolveReady();
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void connect(Math.min(delayMs * 2, 5_000));
+    }, delayMs);
+    retryTimer.unref();
+  };
+
+  void connect(100);
+  return {
+    ready,
+    async close() {
+      closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      const current = client;
+      client = undefined;
+      if (current) await current.end().catch(() => {});
+    },
+  };
+}
+
+export function assertPgPool(value: unknown): asserts value is pg.Pool {
+  if (!(value instanceof pg.Pool)) throw new ZerolossError('ZL_INVALID_CONFIG', 'expected a pg.Pool');
+}

@@ -1,0 +1,36 @@
+import type { PGlite, Transaction } from '@electric-sql/pglite';
+import { quoteIdent } from '../../core/identifier.ts';
+import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
+
+/**
+ * Database port over an in-process PGlite. PGlite is one connection: its own `transaction()` serialises
+ * access, so zeroloss never issues a bare BEGIN on it.
+ */
+export function pgliteDatabase(db: PGlite, options: { closeOnClose?: boolean } = {}): Database {
+  return {
+    async query<R>(sql: string, params?: unknown[]) {
+      const result = await db.query<R>(sql, params);
+      return { rows: result.rows };
+    },
+    transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      return db.transaction((tx) => fn(pgliteExecutor(tx)));
+    },
+    async listen(channel, onNotify) {
+      quoteIdent(channel, 'channel');
+      return db.listen(channel, (payload) => onNotify(payload ?? ''));
+    },
+    async close() {
+      if (options.closeOnClose) await db.close();
+    },
+  };
+}
+
+/** Wraps a PGlite transaction (or the PGlite itself) as the SqlExecutor that `outbox.enqueue` takes. */
+export function pgliteExecutor(tx: Transaction | PGlite): SqlExecutor {
+  return {
+    async query<R>(sql: string, params?: unknown[]) {
+      const result = await tx.query<R>(sql, params);
+      return { rows: result.rows };
+    },
+  };
+}

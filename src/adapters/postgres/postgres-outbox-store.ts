@@ -1,0 +1,138 @@
+import { quoteIdent } from '../../core/identifier.ts';
+import type {
+  BacklogStats,
+  ClaimedRow,
+  FailedOutcome,
+  MessageState,
+  OutboxRow,
+  OutboxWriter,
+  RelaySource,
+  SentOutcome,
+} from '../../ports/outbox-store.ts';
+import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
+import { outboxSql } from './outbox-sql.ts';
+
+export interface PostgresOutboxStoreOptions {
+  schema?: string;
+  /** Issue pg_notify on enqueue so a relay wakes at commit; default true. */
+  notify?: boolean;
+  /** A parked row keeps holding back later rows of its key until released; default true. */
+  holdKeyOnParked?: boolean;
+}
+
+export function outboxChannel(schema: string): string {
+  return `${schema}_outbox`;
+}
+
+interface ClaimRow {
+  ref: string;
+  message_id: string;
+  topic: string;
+  msg_key: string;
+  headers: Record<string, string>;
+  payload: Buffer | Uint8Array;
+  attempts: number;
+  state: number;
+}
+
+/** The dedicated outbox table on Postgres or PGlite: writer for enqueue, relay source for the relay. */
+export class PostgresOutboxStore implements OutboxWriter, RelaySource {
+  readonly name: string;
+  readonly wakeChannel: string | undefined;
+  readonly #db: Database | undefined;
+  readonly #sql: ReturnType<typeof outboxSql>;
+
+  constructor(db: Database | undefined, options: PostgresOutboxStoreOptions = {}) {
+    const schema = options.schema ?? 'zeroloss';
+    const s = quoteIdent(schema, 'schema');
+    this.name = `${schema}.outbox`;
+    this.#db = db;
+    const channel = options.notify === false ? undefined : outboxChannel(schema);
+    quoteIdent(channel ?? 'x', 'channel');
+    this.wakeChannel = channel;
+    this.#sql = outboxSql(s, { notifyChannel: channel, holdKeyOnParked: options.holdKeyOnParked ?? true });
+  }
+
+  async insert(tx: SqlExecutor, row: OutboxRow, sequencing: boolean): Promise<{ seq: number }> {
+    const result = await tx.query<{ key_seq: string | number }>(this.#sql.insert, [
+      row.messageId,
+      row.topic,
+      row.key,
+      row.type,
+      row.traceId,
+      row.producerId,
+      JSON.stringify(row.headers),
+      row.payload,
+      sequencing,
+    ]);
+    return { seq: Number(result.rows[0]?.key_seq ?? 0) };
+  }
+
+  async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
+    const { rows } = await this.#database().query<ClaimRow>(this.#sql.claim, [owner, limit, leaseMs]);
+    return rows
+      .map((r) => ({
+        ref: r.ref,
+        messageId: r.message_id,
+        attempt: Number(r.attempts),
+        state: Number(r.state) as MessageState,
+        record: {
+          topic: r.topic,
+          key: r.msg_key,
+          headers: r.headers,
+          value: Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload),
+        },
+      }))
+      .sort((a, b) => compareRefs(a.ref, b.ref));
+  }
+
+  async markSent(owner: string, sent: SentOutcome[]): Promise<void> {
+    if (sent.length === 0) return;
+    await this.#database().query(this.#sql.markSent, [
+      sent.map((o) => o.ref),
+      sent.map((o) => o.partition ?? null),
+      sent.map((o) => (o.offset === undefined ? null : o.offset.toString())),
+      owner,
+    ]);
+  }
+
+  async markFailed(owner: string, failed: FailedOutcome[]): Promise<string[]> {
+    if (failed.length === 0) return [];
+    const { rows } = await this.#database().query<{ message_id: string; to_state: number }>(this.#sql.markFailed, [
+      failed.map((f) => f.ref),
+      failed.map((f) => (f.action === 'park' ? 3 : 2)),
+      failed.map((f) => (f.action === 'release' ? null : f.error)),
+      failed.map((f) => f.delayMs),
+      failed.map((f) => f.action !== 'release'),
+      owner,
+    ]);
+    return rows.filter((r) => Number(r.to_state) === 3).map((r) => r.message_id);
+  }
+
+  async backlog(): Promise<BacklogStats> {
+    const { rows } = await this.#database().query<{
+      pending: number;
+      failed: number;
+      parked: number;
+      oldest_ms: number;
+      next_due_ms: number | null;
+    }>(this.#sql.backlog);
+    const r = rows[0];
+    return {
+      pending: Number(r?.pending ?? 0),
+      failed: Number(r?.failed ?? 0),
+      parked: Number(r?.parked ?? 0),
+      oldestUnsentAgeMs: Math.max(0, Number(r?.oldest_ms ?? 0)),
+      nextDueInMs: r?.next_due_ms === null || r?.next_due_ms === undefined ? undefined : Math.max(0, Number(r.next_due_ms)),
+    };
+  }
+
+  #database(): Database {
+    if (!this.#db) throw new Error('this outbox store was built for enqueue only; give it a Database to relay');
+    return this.#db;
+  }
+}
+
+function compareRefs(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}

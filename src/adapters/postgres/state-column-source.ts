@@ -1,0 +1,217 @@
+import { createHash } from 'node:crypto';
+import { type Envelope, envelopeHeaders } from '../../core/envelope.ts';
+import { ZerolossError } from '../../core/errors.ts';
+import { quoteIdent } from '../../core/identifier.ts';
+import { encodeMessage, type MessageInput } from '../../core/message.ts';
+import type { BacklogStats, ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../ports/outbox-store.ts';
+import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../outbox/outbox.ts';
+import { stateColumnSql } from './state-column-sql.ts';
+
+export interface StateColumnSourceOptions<Row> {
+  /** Stable name of this source; part of bookkeeping keys and default message ids. */
+  name: string;
+  /** Business table and its columns. The table must exist; names are validated and quoted. */
+  table: string;
+  tableSchema?: string;
+  idColumn: string;
+  stateColumn: string;
+  modifiedColumn: string;
+  /** Column holding the message key: rows of one key are sent in id order. Omit for no ordering. */
+  keyColumn?: string;
+  /** Builds the message from a row. Called once per row: the bytes are stored and resent unchanged. */
+  toMessage: (row: Row) => MessageInput & { id?: string };
+  /** zeroloss's own schema (bookkeeping tables). */
+  schema?: string;
+  producerId?: string;
+  /** Value written to the state column when a row is parked; default 3. `null` keeps it at 2. */
+  parkedState?: number | null;
+  holdKeyOnParked?: boolean;
+  maxPayloadBytes?: number;
+}
+
+/**
+ * Relays a business table that carries its own send-state column (P1, second shape): 0 pending,
+ * 1 sent, 2 failed, 3 parked. Same leases, backoff, parking and per-key order as the outbox table.
+ */
+export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource {
+  readonly name: string;
+  readonly wakeChannel: string;
+  readonly #db: Database;
+  readonly #options: StateColumnSourceOptions<Row>;
+  readonly #sql: ReturnType<typeof stateColumnSql>;
+  readonly #tableName: string;
+  #verified = false;
+
+  constructor(db: Database, options: StateColumnSourceOptions<Row>) {
+    this.#db = db;
+    this.#options = options;
+    this.name = options.name;
+    if (!/^[a-z0-9_.:-]{1,100}$/.test(options.name)) {
+      throw new ZerolossError(
+        'ZL_INVALID_CONFIG',
+        `state-column source name ${JSON.stringify(options.name)} must be 1-100 of [a-z0-9_.:-]`,
+      );
+    }
+    const schema = options.schema ?? 'zeroloss';
+    this.#tableName = `${options.tableSchema ?? 'public'}.${options.table}`;
+    const parked = options.parkedState === undefined ? 3 : options.parkedState;
+    if (parked !== null && (!Number.isInteger(parked) || [0, 1, 2].includes(parked))) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', 'parkedState must be an integer other than 0, 1, 2, or null');
+    }
+    this.wakeChannel = `${schema}_source_${options.name.replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+    this.#sql = stateColumnSql({
+      z: quoteIdent(schema, 'schema'),
+      table: `${quoteIdent(options.tableSchema ?? 'public', 'schema')}.${quoteIdent(options.table, 'table')}`,
+      id: quoteIdent(options.idColumn, 'column'),
+      state: quoteIdent(options.stateColumn, 'column'),
+      modified: quoteIdent(options.modifiedColumn, 'column'),
+      key: options.keyColumn === undefined ? undefined : quoteIdent(options.keyColumn, 'column'),
+      parkedState: parked ?? undefined,
+      holdKeyOnParked: options.holdKeyOnParked ?? true,
+    });
+  }
+
+  /** Call inside the business transaction that wrote the row, so a relay wakes when it commits. */
+  async notify(tx: SqlExecutor): Promise<void> {
+    await tx.query('select pg_notify($1, $2)', [this.wakeChannel, '']);
+  }
+
+  /** Checks that the declared table and columns exist; a typed error names what is missing. */
+  async verify(): Promise<void> {
+    if (this.#verified) return;
+    const o = this.#options;
+    const { rows } = await this.#db.query<{ column_name: string }>(
+      'select column_name from information_schema.columns where table_schema = $1 and table_name = $2',
+      [o.tableSchema ?? 'public', o.table],
+    );
+    if (rows.length === 0) {
+      throw new ZerolossError('ZL_UNKNOWN_TABLE', `state-column source ${o.name}: table ${this.#tableName} does not exist`);
+    }
+    const have = new Set(rows.map((r) => r.column_name));
+    for (const column of [o.idColumn, o.stateColumn, o.modifiedColumn, o.keyColumn]) {
+      if (column !== undefined && !have.has(column)) {
+        throw new ZerolossError('ZL_UNKNOWN_TABLE', `state-column source ${o.name}: column ${column} not in ${this.#tableName}`);
+      }
+    }
+    this.#verified = true;
+  }
+
+  async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
+    await this.verify();
+    const { rows } = await this.#db.query<{
+      row: Row;
+      zl_ref: string;
+      zl_attempts: number;
+      zl_message_id: string | null;
+      zl_headers: Record<string, string> | null;
+      zl_payload: Uint8Array | null;
+      zl_state: number;
+    }>(this.#sql.claim, [this.name, owner, limit, leaseMs]);
+    const claimed: ClaimedRow[] = [];
+    const fresh: Array<{ ref: string; id: string; headers: Record<string, string>; payload: Buffer }> = [];
+    const broken: FailedOutcome[] = [];
+    for (const r of rows) {
+      let messageId = r.zl_message_id;
+      let headers = r.zl_headers;
+      let payload: Buffer | null = r.zl_payload ? Buffer.from(r.zl_payload) : null;
+      let topic: string;
+      let key: string;
+      try {
+        const message = this.#options.toMessage(r.row);
+        topic = message.topic;
+        key = message.key;
+        if (messageId === null || headers === null || payload === null) {
+          const encoded = encodeMessage(message, this.#options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
+          messageId = message.id ?? stableId(this.name, r.zl_ref);
+          const envelope: Envelope = {
+            id: messageId,
+            traceId: message.traceId ?? messageId,
+            type: message.type,
+            version: message.version ?? 1,
+            key: message.key,
+            producerId: this.#options.producerId ?? this.name,
+            seq: 0,
+            createdAt: new Date().toISOString(),
+            headers: message.headers ?? {},
+          };
+          headers = envelopeHeaders(envelope, encoded.contentType);
+          payload = encoded.bytes;
+          fresh.push({ ref: r.zl_ref, id: messageId, headers, payload });
+        }
+      } catch (error) {
+        // A row the mapping cannot turn into a message is parked with the reason, never retried blindly.
+        broken.push({ ref: r.zl_ref, error: `row cannot be encoded: ${(error as Error).message}`, action: 'park', delayMs: 0 });
+        continue;
+      }
+      claimed.push({
+        ref: r.zl_ref,
+        messageId,
+        attempt: Number(r.zl_attempts),
+        state: Number(r.zl_state) as MessageState,
+        record: { topic, key, headers, value: payload },
+      });
+    }
+    if (fresh.length > 0) {
+      await this.#db.query(this.#sql.storeEncoded, [
+        this.name,
+        fresh.map((f) => f.ref),
+        fresh.map((f) => f.id),
+        fresh.map((f) => JSON.stringify(f.headers)),
+        fresh.map((f) => f.payload),
+      ]);
+    }
+    if (broken.length > 0) await this.markFailed(owner, broken);
+    return claimed;
+  }
+
+  async markSent(owner: string, sent: SentOutcome[]): Promise<void> {
+    if (sent.length === 0) return;
+    await this.#db.query(this.#sql.markSent, [
+      this.name,
+      sent.map((s) => s.ref),
+      sent.map((s) => s.partition ?? null),
+      sent.map((s) => (s.offset === undefined ? null : s.offset.toString())),
+      owner,
+    ]);
+  }
+
+  async markFailed(owner: string, failed: FailedOutcome[]): Promise<string[]> {
+    if (failed.length === 0) return [];
+    const { rows } = await this.#db.query<{ message_id: string | null; to_state: number }>(this.#sql.markFailed, [
+      this.name,
+      failed.map((f) => f.ref),
+      failed.map((f) => (f.action === 'park' ? 3 : 2)),
+      failed.map((f) => (f.action === 'release' ? null : f.error)),
+      failed.map((f) => f.delayMs),
+      failed.map((f) => f.action !== 'release'),
+      owner,
+    ]);
+    return rows.filter((r) => Number(r.to_state) === 3).map((r) => r.message_id ?? '');
+  }
+
+  async backlog(): Promise<BacklogStats> {
+    await this.verify();
+    const { rows } = await this.#db.query<{
+      pending: number;
+      failed: number;
+      parked: number;
+      oldest_ms: number;
+      next_due_ms: number | null;
+    }>(this.#sql.backlog, [this.name]);
+    const r = rows[0];
+    return {
+      pending: Number(r?.pending ?? 0),
+      failed: Number(r?.failed ?? 0),
+      parked: Number(r?.parked ?? 0),
+      oldestUnsentAgeMs: Math.max(0, Number(r?.oldest_ms ?? 0)),
+      nextDueInMs: r?.next_due_ms === null || r?.next_due_ms === undefined ? undefined : Math.max(0, Number(r.next_due_ms)),
+    };
+  }
+}
+
+/** A row's message id when the mapping gives none: stable across attempts, 63 bits, decimal like Snowflake ids. */
+export function stableId(source: string, rowId: string): string {
+  const digest = createHash('sha256').update(`${source}\u0000${rowId}`).digest();
+  return (digest.readBigUInt64BE(0) & 0x7fffffffffffffffn).toString();
+}

@@ -1,0 +1,114 @@
+/**
+ * Statements for a state-column source: a business table (like the lottery's user_strategy_export) that
+ * carries its own send-state column. Relay bookkeeping (lease, attempts, encoded bytes) lives in
+ * `<zeroloss schema>.source_row`, so the business table needs only the state and modified-time columns.
+ * Every name here is validated and quoted by the caller; values are parameters.
+ */
+export interface StateColumnNames {
+  z: string; // zeroloss schema
+  table: string; // schema-qualified business table
+  id: string;
+  state: string;
+  modified: string;
+  key: string | undefined;
+  parkedState: number | undefined;
+  holdKeyOnParked: boolean;
+}
+
+export function stateColumnSql(n: StateColumnNames) {
+  const blocking = n.holdKeyOnParked ? `p.${n.state} <> 1` : `p.${n.state} in (0, 2)`;
+  const keyOrder = n.key
+    ? `where not exists (
+        select 1 from ${n.table} p
+        where p.${n.key} = c.k and p.${n.id} < c.row_id and ${blocking}
+          and not exists (select 1 from cand c2 where c2.row_id = p.${n.id})
+      )`
+    : '';
+
+  // $1 source, $2 owner, $3 limit, $4 lease ms
+  const claim = `
+    with cand as (
+      select b.${n.id} as row_id${n.key ? `, b.${n.key} as k` : ''} from ${n.table} b
+      left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
+      where b.${n.state} in (0, 2)
+        and (r.row_id is null or (not r.parked and (r.lease_until is null or r.lease_until < now()) and r.next_attempt_at <= now()))
+      order by b.${n.id}
+      limit $3
+      for update of b skip locked
+    ), ok as (
+      select c.row_id from cand c ${keyOrder}
+    ), up as (
+      insert into ${n.z}.source_row (source, row_id, attempts, lease_owner, lease_until)
+      select $1, row_id::text, 1, $2, now() + $4 * interval '1 millisecond' from ok
+      on conflict (source, row_id) do update
+        set attempts = ${n.z}.source_row.attempts + 1, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
+      returning row_id, attempts, message_id, headers, payload
+    )
+    select to_jsonb(b) as row, up.row_id as zl_ref, up.attempts as zl_attempts, up.message_id as zl_message_id,
+           up.headers as zl_headers, up.payload as zl_payload, b.${n.state} as zl_state
+    from up join ${n.table} b on b.${n.id}::text = up.row_id`;
+
+  // $1 source, $2 refs, $3 message ids, $4 headers (json text), $5 payloads
+  const storeEncoded = `
+    update ${n.z}.source_row r set message_id = e.mid, headers = e.h::jsonb, payload = e.p
+    from unnest($2::text[], $3::text[], $4::text[], $5::bytea[]) as e(ref, mid, h, p)
+    where r.source = $1 and r.row_id = e.ref and r.message_id is null`;
+
+  // $1 source, $2 refs, $3 partitions, $4 offsets, $5 owner
+  const markSent = `
+    with r as (select * from unnest($2::text[], $3::int[], $4::bigint[]) as r(ref, part, off)),
+    biz as (
+      update ${n.table} b set ${n.state} = 1, ${n.modified} = now()
+      from r where b.${n.id}::text = r.ref and b.${n.state} <> 1
+      returning b.${n.id}::text as ref
+    ),
+    book as (
+      update ${n.z}.source_row s set lease_owner = null, lease_until = null, sent_partition = r.part, sent_offset = r.off, last_error = null
+      from r where s.source = $1 and s.row_id = r.ref
+      returning s.message_id, s.attempts, s.row_id
+    )
+    insert into ${n.z}.outbox_transition (message_id, from_state, to_state, attempt, actor)
+    select book.message_id, case when book.attempts > 1 then 2 else 0 end, 1, book.attempts, $5
+    from book join biz on biz.ref = book.row_id`;
+
+  // $1 source, $2 refs, $3 to_state, $4 errors, $5 delays, $6 charge, $7 owner
+  const markFailed = `
+    with r as (
+      select * from unnest($2::text[], $3::smallint[], $4::text[], $5::double precision[], $6::boolean[])
+        as r(ref, to_state, err, delay_ms, charge)
+    ),
+    book as (
+      update ${n.z}.source_row s
+      set lease_owner = null, lease_until = null, last_error = coalesce(r.err, s.last_error),
+          next_attempt_at = now() + r.delay_ms * interval '1 millisecond',
+          parked = r.charge and r.to_state = 3,
+          attempts = case when r.charge then s.attempts else s.attempts - 1 end
+      from r where s.source = $1 and s.row_id = r.ref and s.lease_owner = $7
+      returning s.row_id, s.message_id, s.attempts, r.to_state, r.err, r.charge
+    ),
+    biz as (
+      update ${n.table} b
+      set ${n.state} = case when book.to_state = 3 then ${n.parkedState ?? 2} else 2 end, ${n.modified} = now()
+      from book where b.${n.id}::text = book.row_id and book.charge and b.${n.state} <> 1
+      returning b.${n.id}::text as ref
+    ),
+    tr as (
+      insert into ${n.z}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
+      select book.message_id, 0, book.to_state, book.attempts, book.err, $7 from book where book.charge
+    )
+    select message_id, to_state from book where charge`;
+
+  // $1 source
+  const backlog = `
+    select
+      count(*) filter (where b.${n.state} = 0 and not coalesce(r.parked, false))::int as pending,
+      count(*) filter (where b.${n.state} = 2 and not coalesce(r.parked, false))::int as failed,
+      count(*) filter (where coalesce(r.parked, false) or b.${n.state} = ${n.parkedState ?? -1})::int as parked,
+      coalesce(extract(epoch from now() - min(b.${n.modified}) filter (where not coalesce(r.parked, false))) * 1000, 0)::float8 as oldest_ms,
+      (extract(epoch from min(coalesce(r.next_attempt_at, now())) filter (where not coalesce(r.parked, false)) - now()) * 1000)::float8 as next_due_ms
+    from ${n.table} b
+    left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
+    where b.${n.state} <> 1`;
+
+  return { claim, storeEncoded, markSent, markFailed, backlog };
+}

@@ -1,0 +1,16 @@
+export { ZerolossError, RetryableError, PermanentError, classifyError, errorSummary, type ErrorCode } from './core/errors.ts';
+export { type Envelope, type OutgoingRecord, type IncomingRecord, HEADER, readEnvelope } from './core/envelope.ts';
+export { type MessageInput, validateTopic } from './core/message.ts';
+export { Snowflake, parseSnowflake } from './core/snowflake.ts';
+export { uuidv7 } from './core/ids.ts';
+export type { SqlExecutor, Database } from './ports/sql-executor.ts';
+export type { Publisher, PublishOutcome, Subscriber, Subscription, ReceivedBatch } from './ports/transport.ts';
+export { MESSAGE_STATE, type MessageState, type RelaySource } from './ports/outbox-store.ts';
+export { pgDatabase } from './adapters/postgres/pg-database.ts';
+export { pgliteDatabase, pgliteExecutor } from './adapters/postgres/pglite-database.ts';
+export { migrate, MIGRATIONS } from './adapters/postgres/migrations.ts';
+export { PostgresOutboxStore } from './adapters/postgres/postgres-outbox-store.ts';
+export { StateColumnSource, type StateColumnSourceOptions } from './adapters/postgres/state-column-source.ts';
+export { KafkaPublisher, type KafkaPublisherConfig } from './adapters/kafka/kafka-publisher.ts';
+export { createOutbox, type Outbox, type OutboxConfig } from './outbox/outbox.ts';
+export { Relay, type RelayConfig } from './outbox/relay.ts';

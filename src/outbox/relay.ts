@@ -1,0 +1,251 @@
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import { z } from 'zod';
+import { backoffDelay } from '../core/backoff.ts';
+import { parseConfig } from '../core/config.ts';
+import { errorSummary } from '../core/errors.ts';
+import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../ports/outbox-store.ts';
+import type { Database } from '../ports/sql-executor.ts';
+import type { Publisher } from '../ports/transport.ts';
+import { createRelayMetrics, type RelayMetrics } from './relay-metrics.ts';
+
+export const relayConfigSchema = z
+  .object({
+    /** Lease owner name; unique per process. */
+    instanceId: z.string().min(1).optional(),
+    batchSize: z.number().int().positive().default(500),
+    /** Claim rounds in flight at once; safe for key order because leased rows hold their key back. */
+    concurrency: z.number().int().positive().max(32).default(2),
+    /** A claim is another instance's to take after this long; must exceed the publisher's delivery timeout. */
+    leaseMs: z.number().int().positive().default(60_000),
+    /** Attempts before a row is parked (terminal until a person acts). */
+    maxAttempts: z.number().int().positive().default(10),
+    backoff: z
+      .object({
+        baseMs: z.number().int().positive().default(1_000),
+        maxMs: z.number().int().positive().default(300_000),
+        jitter: z.number().min(0).max(1).default(0.5),
+      })
+      .strict()
+      .default({ baseMs: 1_000, maxMs: 300_000, jitter: 0.5 }),
+    /** Compensation scan interval with nothing to do; commit notifications wake the relay sooner. */
+    idleIntervalMs: z.number().int().positive().default(60_000),
+    /** Scan interval while unsent rows wait (failed rows backing off, zombies). */
+    backlogIntervalMs: z.number().int().positive().default(10_000),
+    /** Floor between scans when rows are due right away but none could be claimed (held by other instances). */
+    minIntervalMs: z.number().int().nonnegative().default(50),
+  })
+  .strict();
+
+export type RelayConfig = z.input<typeof relayConfigSchema>;
+
+export interface RelayEvents {
+  parked: [{ source: string; messageIds: string[] }];
+  error: [Error];
+  round: [{ source: string; claimed: number; sent: number; failed: number }];
+}
+
+/**
+ * Sends committed rows to the broker and records the answer. One loop serves both the fast path (woken
+ * by the commit notification) and compensation (periodic scans for failed rows whose backoff elapsed
+ * and zombies whose lease expired): both go through the same leased claim, so two instances never send
+ * one row at once and a dead instance's rows come back after its lease.
+ */
+export class Relay extends EventEmitter<RelayEvents> {
+  readonly config: Readonly<z.output<typeof relayConfigSchema>>;
+  readonly instanceId: string;
+  readonly #sources: RelaySource[];
+  readonly #publisher: Publisher;
+  readonly #db: Database | undefined;
+  readonly #metrics: RelayMetrics;
+  #running = false;
+  #loops: Promise<void>[] = [];
+  #unlisten: Array<() => Promise<void>> = [];
+  #wakers = new Set<() => void>();
+  #woken = false;
+
+  constructor(options: {
+    sources: RelaySource | RelaySource[];
+    publisher: Publisher;
+    /** For commit wake-ups (LISTEN); without it the relay polls. */
+    db?: Database;
+    registry?: Registry;
+    config?: RelayConfig;
+  }) {
+    super();
+    this.config = parseConfig(relayConfigSchema, options.config ?? {}, 'relay');
+    this.instanceId = this.config.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.#sources = Array.isArray(options.sources) ? options.sources : [options.sources];
+    this.#publisher = options.publisher;
+    this.#db = options.db;
+    this.#metrics = createRelayMetrics(options.registry);
+    // An 'error' event without a listener would throw; the relay reports errors, it never dies of them.
+    this.on('error', () => {});
+  }
+
+  get registry(): Registry {
+    return this.#metrics.registry;
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    if (this.#db) {
+      for (const channel of new Set(this.#sources.map((s) => s.wakeChannel).filter((c) => c !== undefined))) {
+        this.#unlisten.push(await this.#db.listen(channel, () => this.wake()));
+      }
+    }
+    for (const source of this.#sources) {
+      for (let i = 0; i < this.config.concurrency; i++) this.#loops.push(this.#loop(source));
+    }
+  }
+
+  /** Finishes the rounds in flight (their results are recorded), then stops. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.wake();
+    await Promise.all(this.#loops);
+    this.#loops = [];
+    await Promise.all(this.#unlisten.map((u) => u().catch(() => {})));
+    this.#unlisten = [];
+  }
+
+  /** Makes every idle loop scan now (commit notification, or a caller that just enqueued). */
+  wake(): void {
+    this.#woken = true;
+    for (const w of this.#wakers) w();
+    this.#wakers.clear();
+  }
+
+  /** Runs claim rounds until nothing is due; for tests, tools and one-shot `relay --once`. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (const source of this.#sources) {
+      for (;;) {
+        const { claimed } = await this.#round(source);
+        total += claimed;
+        if (claimed === 0) break;
+      }
+    }
+    return total;
+  }
+
+  /** Current metric values, for `relay.metrics()` callers that do not scrape Prometheus. */
+  async metrics(): Promise<Record<string, number>> {
+    for (const source of this.#sources) await this.#refreshBacklog(source).catch(() => {});
+    const out: Record<string, number> = {};
+    for (const metric of await this.#metrics.registry.getMetricsAsJSON()) {
+      if (!metric.name.startsWith('zeroloss_relay') && !metric.name.startsWith('zeroloss_outbox')) continue;
+      for (const v of metric.values as Array<{ value: number; metricName?: string; labels: Record<string, unknown> }>) {
+        const name = v.metricName ?? metric.name;
+        if (name.endsWith('_bucket')) continue;
+        out[name] = (out[name] ?? 0) + v.value;
+      }
+    }
+    return out;
+  }
+
+  async #loop(source: RelaySource): Promise<void> {
+    let errorDelay = 0;
+    while (this.#running) {
+      this.#woken = false;
+      let waitMs: number;
+      try {
+        const { claimed } = await this.#round(source);
+        errorDelay = 0;
+        if (claimed >= this.config.batchSize) continue; // draining a backlog: go again at once
+        waitMs = await this.#idleWait(source);
+      } catch (error) {
+        // Database or broker trouble outside a send: report, back off, keep going.
+        this.emit('error', error as Error);
+        errorDelay = Math.min(Math.max(errorDelay * 2, 200), 5_000);
+        waitMs = errorDelay;
+      }
+      if (!this.#running || this.#woken) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, waitMs);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#wakers.add(done);
+      });
+    }
+  }
+
+  /** How long to sleep: until the next failed row is due, bounded by the backlog or idle interval. */
+  async #idleWait(source: RelaySource): Promise<number> {
+    const stats = await this.#refreshBacklog(source);
+    const waiting = stats.pending + stats.failed;
+    if (waiting === 0) return this.config.idleIntervalMs;
+    const due = stats.nextDueInMs ?? this.config.backlogIntervalMs;
+    return Math.max(this.config.minIntervalMs, Math.min(this.config.backlogIntervalMs, due));
+  }
+
+  async #refreshBacklog(source: RelaySource) {
+    const stats = await source.backlog();
+    this.#metrics.pending.set({ source: source.name }, stats.pending + stats.failed);
+    this.#metrics.parkedNow.set({ source: source.name }, stats.parked);
+    this.#metrics.oldest.set({ source: source.name }, stats.oldestUnsentAgeMs / 1000);
+    return stats;
+  }
+
+  async #round(source: RelaySource): Promise<{ claimed: number }> {
+    const rows = await source.claim(this.instanceId, this.config.batchSize, this.config.leaseMs);
+    this.#metrics.rounds.inc({ source: source.name });
+    if (rows.length === 0) return { claimed: 0 };
+    const labels = { source: source.name };
+    const stopTimer = this.#metrics.sendSeconds.startTimer(labels);
+    let outcomes: Awaited<ReturnType<Publisher['publish']>>;
+    try {
+      outcomes = await this.#publisher.publish(rows.map((r) => r.record));
+    } catch (error) {
+      // A publisher must not throw, but if one does every row failed this attempt.
+      const failure = errorSummary(error);
+      outcomes = rows.map(() => ({ ok: false, error: { message: failure, retryable: true } as never, attempted: true }));
+    }
+    stopTimer();
+    const sent: SentOutcome[] = [];
+    const failed: FailedOutcome[] = [];
+    rows.forEach((row, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok) {
+        sent.push({ ref: row.ref, partition: outcome.partition, offset: outcome.offset });
+        if (row.attempt > 1) this.#metrics.resent.inc(labels);
+      } else {
+        failed.push(this.#failure(row, outcome));
+      }
+    });
+    // Record acks first: they are the facts we must not lose. If this write fails the rows stay leased
+    // and are resent after the lease (a duplicate on the topic, never a loss).
+    await source.markSent(this.instanceId, sent);
+    this.#metrics.sent.inc(labels, sent.length);
+    const parked = await source.markFailed(this.instanceId, failed);
+    this.#metrics.failed.inc(labels, failed.filter((f) => f.action !== 'release').length);
+    if (parked.length > 0) {
+      this.#metrics.parked.inc(labels, parked.length);
+      this.emit('parked', { source: source.name, messageIds: parked });
+    }
+    this.emit('round', { source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length });
+    return { claimed: rows.length };
+  }
+
+  #failure(row: ClaimedRow, outcome: Awaited<ReturnType<Publisher['publish']>>[number] | undefined): FailedOutcome {
+    if (!outcome || outcome.ok) {
+      return { ref: row.ref, error: 'publisher gave no outcome for this record', action: 'retry', delayMs: this.#delay(row.attempt) };
+    }
+    if (!outcome.attempted) return { ref: row.ref, error: '', action: 'release', delayMs: 0 };
+    const error = errorSummary(outcome.error);
+    if (!outcome.error.retryable || row.attempt >= this.config.maxAttempts) {
+      return { ref: row.ref, error, action: 'park', delayMs: 0 };
+    }
+    return { ref: row.ref, error, action: 'retry', delayMs: this.#delay(row.attempt) };
+  }
+
+  #delay(attempt: number): number {
+    return backoffDelay(attempt, this.config.backoff);
+  }
+}

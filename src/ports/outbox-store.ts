@@ -1,0 +1,68 @@
+import type { OutgoingRecord } from '../core/envelope.ts';
+import type { SqlExecutor } from './sql-executor.ts';
+
+export const MESSAGE_STATE = { pending: 0, sent: 1, failed: 2, parked: 3 } as const;
+export type MessageState = (typeof MESSAGE_STATE)[keyof typeof MESSAGE_STATE];
+
+/** A row to insert, fully encoded: the bytes stored are the bytes every attempt sends. */
+export interface OutboxRow {
+  messageId: string;
+  topic: string;
+  key: string;
+  type: string;
+  traceId: string;
+  producerId: string;
+  headers: Record<string, string>;
+  payload: Buffer;
+}
+
+/** A row leased to one relay instance for one send attempt. */
+export interface ClaimedRow {
+  /** Store-local handle (outbox seq id or source row id). */
+  ref: string;
+  messageId: string;
+  record: OutgoingRecord;
+  /** Attempt number of this send, 1-based. */
+  attempt: number;
+  state: MessageState;
+}
+
+export interface SentOutcome {
+  ref: string;
+  partition?: number;
+  offset?: bigint;
+}
+
+export interface FailedOutcome {
+  ref: string;
+  error: string;
+  /** 'retry' waits delayMs; 'park' stops until a person acts; 'release' gives the claim back uncharged. */
+  action: 'retry' | 'park' | 'release';
+  delayMs: number;
+}
+
+export interface BacklogStats {
+  pending: number;
+  failed: number;
+  parked: number;
+  oldestUnsentAgeMs: number;
+  /** Milliseconds until the next failed row is due; undefined when nothing waits. */
+  nextDueInMs: number | undefined;
+}
+
+/** Where a relay reads messages from: the dedicated outbox table or a business table's state column. */
+export interface RelaySource {
+  readonly name: string;
+  claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]>;
+  markSent(owner: string, sent: SentOutcome[]): Promise<void>;
+  /** Returns the message ids that were parked by this call. */
+  markFailed(owner: string, failed: FailedOutcome[]): Promise<string[]>;
+  backlog(): Promise<BacklogStats>;
+  /** Channel whose notifications mean "a new row was committed"; undefined for poll-only sources. */
+  readonly wakeChannel: string | undefined;
+}
+
+/** The write half the application calls inside its own transaction. */
+export interface OutboxWriter {
+  insert(tx: SqlExecutor, row: OutboxRow, sequencing: boolean): Promise<{ seq: number }>;
+}

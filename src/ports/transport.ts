@@ -1,0 +1,47 @@
+import type { IncomingRecord, OutgoingRecord } from '../core/envelope.ts';
+import type { ZerolossError } from '../core/errors.ts';
+
+export type PublishOutcome =
+  | { ok: true; partition?: number; offset?: bigint }
+  /** `attempted: false` means the record was held back (an earlier record of its key failed) and never sent. */
+  | { ok: false; error: ZerolossError; attempted: boolean };
+
+/**
+ * Sends records and reports, per record, what the broker said. Records of one key are sent in array
+ * order; once one fails, later records of that key in the same call are not attempted.
+ */
+export interface Publisher {
+  publish(records: OutgoingRecord[]): Promise<PublishOutcome[]>;
+  close(): Promise<void>;
+}
+
+/** A batch of records from one partition, in offset order. */
+export interface ReceivedBatch {
+  topic: string;
+  partition: number;
+  records: IncomingRecord[];
+}
+
+/**
+ * Delivers records of a consumer group. Offsets are committed only by an explicit `commit`, never
+ * automatically; `commit` takes the next offset to read, per partition.
+ */
+export interface Subscriber {
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+}
+
+export interface SubscribeOptions {
+  groupId: string;
+  topics: string[];
+  onRecords: (batch: ReceivedBatch) => void;
+  /** Called before partitions are taken away, so in-flight work can finish or be abandoned first. */
+  onRevoke?: (partitions: Array<{ topic: string; partition: number }>) => Promise<void>;
+  onAssign?: (partitions: Array<{ topic: string; partition: number }>) => void;
+}
+
+export interface Subscription {
+  commit(offsets: Array<{ topic: string; partition: number; offset: bigint }>): Promise<void>;
+  pause(): void;
+  resume(): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
+import { createOutbox } from '../../src/outbox/outbox.ts';
+import { Relay } from '../../src/outbox/relay.ts';
+import { freshSchema, inTransaction } from '../helpers/pg.ts';
+import { rejected, ScriptedPublisher, transient } from '../helpers/scripted-publisher.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const fast = { backoff: { baseMs: 20, maxMs: 100, jitter: 0 }, idleIntervalMs: 200, backlogIntervalMs: 50, minIntervalMs: 5 };
+
+describe('outbox + relay on Postgres', () => {
+  let env: Awaited<ReturnType<typeof freshSchema>>;
+  before(async () => {
+    env = await freshSchema();
+  });
+  after(async () => {
+    await env.cleanup();
+  });
+
+  test('enqueue commits with the business transaction; a rollback leaves nothing', async () => {
+    const outbox = createOutbox({ schema: env.schema });
+    const envelope = await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic: 't1', key: 'a', type: 'x', payload: { n: 1 } }));
+    assert.match(envelope.id, /^\d+$/);
+    assert.equal(envelope.seq, 1);
+    await assert.rejects(
+      inTransaction(env.pool, async (tx) => {
+        await outbox.enqueue(tx, { topic: 't1', key: 'a', type: 'x', payload: { n: 2 } });
+        throw new Error('business failure');
+      }),
+      /business failure/,
+    );
+    const next = await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic: 't1', key: 'a', type: 'x', payload: { n: 3 } }));
+    assert.equal(next.seq, 2, 'the rolled-back enqueue left no gap in the key sequence');
+    const { rows } = await env.pool.query(`select message_id, state, headers from "${env.schema}".outbox order by seq_id`);
+    assert.equal(rows.length, 2);
+    assert.equal(rows[1].headers['zl-seq'], '2');
+  });
+
+  test('a bad message throws a typed error and the caller transaction goes on', async () => {
+    const outbox = createOutbox({ schema: env.schema, maxPayloadBytes: 100 });
+    await inTransaction(env.pool, async (tx) => {
+      await assert.rejects(outbox.enqueue(tx, { topic: 'bad topic', key: 'a', type: 'x', payload: 1 }), { code: 'ZL_INVALID_TOPIC' });
+      await assert.rejects(outbox.enqueue(tx, { topic: 't', key: 'a', type: 'x', payload: 'y'.repeat(200) }), {
+        code: 'ZL_PAYLOAD_TOO_LARGE',
+      });
+      await assert.rejects(outbox.enqueue(tx, { topic: 't', key: 'a', type: 'x', payload: { f: 1n } }), {
+        code: 'ZL_PAYLOAD_NOT_SERIALIZABLE',
+      });
+      await assert.rejects(outbox.enqueue(tx, { topic: 't', key: '', type: 'x', payload: 1 }), { code: 'ZL_INVALID_KEY' });
+      // the transaction is still usable: this insert commits
+      await outbox.enqueue(tx, { topic: 't', key: 'good', type: 'x', payload: 1 });
+    });
+    const { rows } = await env.pool.query(`select count(*)::int as n from "${env.schema}".outbox where msg_key = 'good'`);
+    assert.equal(rows[0].n, 1);
+    const missing = createOutbox({ schema: 'no_such_schema_zl' });
+    await inTransaction(env.pool, async (tx) => {
+      await assert.rejects(missing.enqueue(tx, { topic: 't', key: 'a', type: 'x', payload: 1 }), { code: 'ZL_UNKNOWN_TABLE' });
+      await tx.query('select 1');
+    });
+  });
+
+  test('relay sends every row once, in key order, and marks them sent', async () => {
+    const { pool, db, schema } = env;
+    await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
+    const outbox = createOutbox({ schema });
+    const publisher = new ScriptedPublisher();
+    const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: { ...fast, batchSize: 7 } });
+    await relay.start();
+    try {
+      await Promise.all(
+        Array.from({ length: 20 }, (_, w) =>
+          (async () => {
+            for (let i = 0; i < 10; i++) {
+              await inTransaction(pool, (tx) => outbox.enqueue(tx, { topic: 'orders', key: `k${w % 5}`, type: 'x', payload: { w, i } }));
+            }
+          })(),
+        ),
+      );
+      await waitFor(() => publisher.sent.length >= 200, { what: '200 sent' });
+      const { rows } = await pool.query(
+        `select count(*) filter (where state = 1)::int as sent, count(*)::int as total from "${schema}".outbox`,
+      );
+      await waitFor(async () => (await pool.query(`select count(*)::int as n from "${schema}".outbox where state <> 1`)).rows[0].n === 0);
+      assert.equal(rows[0].total, 200);
+      assert.equal(new Set(publisher.sent.map((r) => r.headers['zl-id'])).size, 200, 'no duplicates');
+      const lastSeq = new Map<string, number>();
+      for (const r of publisher.sent) {
+        const seq = Number(r.headers['zl-seq']);
+        assert.equal(seq, (lastSeq.get(r.key) ?? 0) + 1, `key ${r.key} in order`);
+        lastSeq.set(r.key, seq);
+      }
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test('a failed row holds back its key, is retried with backoff, and other keys flow', async () => {
+    const { pool, db, schema } = env;
+    await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
+    const outbox = createOutbox({ schema });
+    const publisher = new ScriptedPublisher();
+    let failuresLeft = 3;
+    publisher.decide = (r) => (r.key === 'slow' && failuresLeft-- > 0 ? transient() : undefined);
+    const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: fast });
+    for (let i = 0; i < 5; i++) {
+      await inTransaction(pool, async (tx) => {
+        await outbox.enqueue(tx, { topic: 'o', key: 'slow', type: 'x', payload: i });
+        await outbox.enqueue(tx, { topic: 'o', key: 'fast', type: 'x', payload: i });
+      });
+    }
+    await relay.start();
+    try {
+      await waitFor(() => publisher.sent.length >= 10, { what: 'all 10 sent' });
+      const slow = publisher.sent.filter((r) => r.key === 'slow').map((r) => Number(r.value.toString()));
+      assert.deepEqual(slow, [0, 1, 2, 3, 4]);
+      const { rows } = await pool.query(`select count(*)::int as n from "${schema}".outbox_transition where to_state = 2`);
+      assert.ok(rows[0].n >= 1, 'failures were recorded as transitions');
+      const metrics = await relay.metrics();
+      assert.ok((metrics.zeroloss_relay_resent_total ?? 0) >= 1);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test('a permanently rejected row is parked at once, alerts, and blocks only its own key', async () => {
+    const { pool, db, schema } = env;
+    await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
+    const outbox = createOutbox({ schema });
+    const publisher = new ScriptedPublisher();
+    publisher.decide = (r) => (r.value.toString() === '"huge"' ? rejected() : undefined);
+    const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: fast });
+    const parkedEvents: string[][] = [];
+    relay.on('parked', (e) => parkedEvents.push(e.messageIds));
+    await inTransaction(pool, async (tx) => {
+      await outbox.enqueue(tx, { topic: 'o', key: 'p', type: 'x', payload: 'huge' });
+      await outbox.enqueue(tx, { topic: 'o', key: 'p', type: 'x', payload: 'after' });
+      await outbox.enqueue(tx, { topic: 'o', key: 'q', type: 'x', payload: 'other' });
+    });
+    await relay.start();
+    try {
+      await waitFor(() => parkedEvents.length > 0, { what: 'parked event' });
+      await waitFor(() => publisher.sent.some((r) => r.key === 'q'), { what: 'other key sent' });
+      const { rows } = await pool.query(`select msg_key, state, attempts, last_error from "${schema}".outbox order by seq_id`);
+      assert.equal(rows[0].state, 3);
+      assert.equal(rows[0].attempts, 1, 'parked after one attempt, not retried');
+      assert.match(rows[0].last_error, /MESSAGE_TOO_LARGE/);
+      assert.equal(rows[1].state, 0, 'the later row of the parked key is held back, not lost');
+      assert.equal(rows[2].state, 1);
+      assert.equal(publisher.sent.filter((r) => r.key === 'p').length, 0);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test('after maxAttempts transient failures a row is parked', async () => {
+    const { pool, db, schema } = env;
+    await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
+    const outbox = createOutbox({ schema });
+    const publisher = new ScriptedPublisher();
+    publisher.decide = () => transient();
+    const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: { ...fast, maxAttempts: 3 } });
+    await inTransaction(pool, (tx) => outbox.enqueue(tx, { topic: 'o', key: 'z', type: 'x', payload: 1 }));
+    await relay.start();
+    try {
+      await waitFor(async () => (await pool.query(`select state from "${schema}".outbox`)).rows[0].state === 3, { what: 'parked' });
+      const { rows } = await pool.query(`select attempts from "${schema}".outbox`);
+      assert.equal(rows[0].attempts, 3);
+      const transitions = await pool.query(`select from_state, to_state from "${schema}".outbox_transition order by id`);
+      assert.deepEqual(
+        transitions.rows.map((t) => `${t.from_state}>${t.to_state}`),
+        ['0>2', '2>2', '2>3'],
+      );
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test('two relays on one outbox never claim the same row', async () => {
+    const { pool, db, schema } = env;
+    await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
+    const outbox = createOutbox({ schema });
+    const publisher = new ScriptedPublisher();
+    const relays = [1, 2].map(
+      () =>
+        new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: { ...fast, batchSize: 5, concurrency: 3 } }),
+    );
+    await Promise.all(relays.map((r) => r.start()));
+    try {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, w) =>
+          (async () => {
+            for (let i = 0; i < 30; i++) {
+              await inTransaction(pool, (tx) => outbox.enqueue(tx, { topic: 'o', key: `k${(w * 7 + i) % 13}`, type: 'x', payload: i }));
+            }
+          })(),
+        ),
+      );
+      await waitFor(() => publisher.sent.length >= 300, { what: '300 sent' });
+      const ids = publisher.sent.map((r) => r.headers['zl-id']);
+      assert.equal(new Set(ids).size, ids.length, 'no row sent twice');
+    } finally {
+      await Promise.all(relays.map((r) => r.stop()));
+    }
+  });
+});
