@@ -1,0 +1,96 @@
+/**
+ * `npm test`: bring up the single-node Kafka (or reuse a running one), run node:test over the test files,
+ * then stop Kafka again if this run started it (unless ZL_KEEP_KAFKA is set).
+ *
+ *   npm test                                  all test/**\/*.test.ts
+ *   npm test -- test/infra/kafka.test.ts      only these files
+ *   npm test -- --test-name-pattern=outbox    options (with '=') go to node --test
+ *   ZL_KEEP_KAFKA=1 npm test                  leave a Kafka started here running (next run reuses it)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { globSync } from 'node:fs';
+import { constants } from 'node:os';
+import * as path from 'node:path';
+import { down, up } from '../infra/kafka/kafka.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const DEFAULT_GLOB = 'test/**/*.test.ts';
+
+const args = process.argv.slice(2);
+const nodeOptions = args.filter((a) => a.startsWith('-'));
+let files = args.filter((a) => !a.startsWith('-'));
+if (files.length === 0) {
+  files = globSync(DEFAULT_GLOB, { cwd: ROOT }).sort();
+  // Nothing to run: hand node --test the pattern itself, which matches nothing, so it still prints its summary.
+  if (files.length === 0) files = [DEFAULT_GLOB];
+}
+
+let startedHere = false;
+let child: ChildProcess | undefined;
+let stopping: Promise<void> | undefined;
+let starting = false;
+let interrupted: number | undefined;
+
+function stopKafka(): Promise<void> {
+  stopping ??= (async () => {
+    if (!startedHere) return;
+    if (process.env.ZL_KEEP_KAFKA) {
+      process.stderr.write('[test] ZL_KEEP_KAFKA is set: leaving Kafka running\n');
+      return;
+    }
+    try {
+      await down({ mode: 'single' });
+    } catch (err) {
+      process.stderr.write(`[test] stopping Kafka failed: ${(err as Error).message}\n`);
+    }
+  })();
+  return stopping;
+}
+
+async function finish(code: number): Promise<never> {
+  await stopKafka();
+  process.exit(code);
+}
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    const code = 128 + constants.signals[sig];
+    if (child && child.exitCode === null && child.signalCode === null) {
+      // Let the runner end its tests (on Ctrl-C it got SIGINT from the terminal too); stop Kafka after it exits.
+      child.kill(sig);
+      return;
+    }
+    if (starting) {
+      // Stopping a half-started node is messy; let up() finish (it has a deadline), then stop it.
+      process.stderr.write(`[test] ${sig}: will stop once Kafka start-up completes\n`);
+      interrupted = code;
+      return;
+    }
+    void finish(code);
+  });
+}
+
+try {
+  starting = true;
+  const kafka = await up({ mode: 'single' }).finally(() => {
+    starting = false;
+  });
+  startedHere = kafka.startedHere;
+  if (interrupted !== undefined) await finish(interrupted);
+  const brokers = kafka.brokers.join(',');
+  process.stderr.write(`[test] Kafka ${brokers} (${startedHere ? 'started for this run' : 'already running, reused'})\n`);
+
+  child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=600000', ...nodeOptions, ...files], {
+    cwd: ROOT,
+    stdio: 'inherit',
+    env: { ...process.env, ZL_KAFKA_BROKERS: brokers },
+  });
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child?.once('error', reject);
+    child?.once('exit', (c, s) => resolve([c, s]));
+  });
+  await finish(code ?? 128 + (signal ? constants.signals[signal] : 0));
+} catch (err) {
+  process.stderr.write(`[test] ${(err as Error).message}\n`);
+  await finish(1);
+}

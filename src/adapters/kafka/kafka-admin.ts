@@ -1,0 +1,244 @@
+import { Admin, ConfigResourceTypes } from '@platformatic/kafka';
+import { ZerolossError } from '../../core/errors.ts';
+import { validateTopic } from '../../core/message.ts';
+
+/** The durability profile (P6). A topic below it can lose acknowledged messages when one broker fails. */
+export const DURABILITY_PROFILE = {
+  replicationFactor: 3,
+  minInsyncReplicas: 2,
+  uncleanLeaderElection: false,
+} as const;
+
+export interface DoctorFinding {
+  severity: 'error' | 'warning';
+  /** `topic:<name>`, `broker:<id>` or `producer`. */
+  subject: string;
+  setting: string;
+  actual: string;
+  expected: string;
+  message: string;
+}
+
+export interface ProducerSettings {
+  acks?: string | number;
+  idempotent?: boolean;
+  deliveryTimeoutMs?: number;
+}
+
+export function createAdmin(brokers: string[], clientId = 'zeroloss-admin'): Admin {
+  return new Admin({ clientId, bootstrapBrokers: brokers, timeout: 10_000, retries: 2 });
+}
+
+export interface EnsureTopicOptions {
+  topic: string;
+  partitions: number;
+  /** Default: the profile's 3, or the broker count when fewer brokers exist (a dev cluster). */
+  replicationFactor?: number;
+  configs?: Record<string, string>;
+}
+
+export interface EnsureTopicResult {
+  topic: string;
+  created: boolean;
+  partitions: number;
+  replicationFactor: number;
+  findings: DoctorFinding[];
+}
+
+/**
+ * Creates a topic with the durability profile, or checks an existing one. Never shrinks or silently
+ * changes an existing topic: differences are reported as findings.
+ */
+export async function ensureTopic(admin: Admin, options: EnsureTopicOptions): Promise<EnsureTopicResult> {
+  validateTopic(options.topic);
+  if (!Number.isInteger(options.partitions) || options.partitions < 1) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', `partitions must be a positive integer, got ${options.partitions}`);
+  }
+  const metadata = await admin.metadata({ topics: [] });
+  const brokerCount = metadata.brokers.size;
+  const existing = (await admin.listTopics()).includes(options.topic);
+  let created = false;
+  if (!existing) {
+    const replicationFactor = options.replicationFactor ?? Math.min(DURABILITY_PROFILE.replicationFactor, brokerCount);
+    const minIsr = Math.max(1, Math.min(DURABILITY_PROFILE.minInsyncReplicas, replicationFactor - 1));
+    const configs = {
+      'min.insync.replicas': String(minIsr),
+      'unclean.leader.election.enable': 'false',
+      ...options.configs,
+    };
+    try {
+      await admin.createTopics({
+        topics: [options.topic],
+        partitions: options.partitions,
+        replicas: replicationFactor,
+        configs: Object.entries(configs).map(([name, value]) => ({ name, value })),
+      });
+      created = true;
+    } catch (error) {
+      // Another process created it between our check and our create: that is the outcome we wanted.
+      if (!String((error as Error).message).includes('TOPIC_ALREADY_EXISTS') && !JSON.stringify(error, replacer).includes('TOPIC_ALREADY_EXISTS')) {
+        throw error;
+      }
+    }
+  }
+  const [report] = await inspectTopics(admin, [options.topic]);
+  if (!report) throw new ZerolossError('ZL_INVALID_TOPIC', `topic ${options.topic} not found after create`);
+  const findings = [...report.findings];
+  if (report.partitions < options.partitions) {
+    findings.push({
+      severity: 'warning',
+      subject: `topic:${options.topic}`,
+      setting: 'partitions',
+      actual: String(report.partitions),
+      expected: `>= ${options.partitions}`,
+      message: 'topic exists with fewer partitions than asked; raise them with the backlog tools (changes key placement)',
+    });
+  }
+  return { topic: options.topic, created, partitions: report.partitions, replicationFactor: report.replicationFactor, findings };
+}
+
+function replacer(_key: string, value: unknown) {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+interface TopicReport {
+  topic: string;
+  partitions: number;
+  replicationFactor: number;
+  findings: DoctorFinding[];
+}
+
+async function inspectTopics(admin: Admin, topics: string[]): Promise<TopicReport[]> {
+  if (topics.length === 0) return [];
+  const metadata = await admin.metadata({ topics, forceUpdate: true });
+  const configs = await admin.describeConfigs({
+    resources: topics.map((t) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: t })),
+  });
+  const byTopic = new Map(configs.map((c) => [c.resourceName, new Map(c.configs.map((e) => [e.name, e.value ?? '']))]));
+  return topics.map((topic) => {
+    const meta = metadata.topics.get(topic);
+    const partitions = meta?.partitionsCount ?? 0;
+    const replicationFactor = Math.min(...(meta?.partitions ?? []).map((p) => p.replicas.length));
+    const cfg = byTopic.get(topic) ?? new Map<string, string>();
+    const findings: DoctorFinding[] = [];
+    const subject = `topic:${topic}`;
+    const rf = Number.isFinite(replicationFactor) ? replicationFactor : 0;
+    if (rf < DURABILITY_PROFILE.replicationFactor) {
+      findings.push({
+        severity: 'error',
+        subject,
+        setting: 'replication.factor',
+        actual: String(rf),
+        expected: `>= ${DURABILITY_PROFILE.replicationFactor}`,
+        message: 'one broker failure can lose acknowledged messages or stop the topic',
+      });
+    }
+    const minIsr = Number(cfg.get('min.insync.replicas') ?? '1');
+    if (minIsr < DURABILITY_PROFILE.minInsyncReplicas) {
+      findings.push({
+        severity: 'error',
+        subject,
+        setting: 'min.insync.replicas',
+        actual: String(minIsr),
+        expected: `>= ${DURABILITY_PROFILE.minInsyncReplicas}`,
+        message: 'acks=all is satisfied by a single replica: an ack does not mean the message is on two brokers',
+      });
+    } else if (rf > 0 && minIsr >= rf) {
+      findings.push({
+        severity: 'warning',
+        subject,
+        setting: 'min.insync.replicas',
+        actual: String(minIsr),
+        expected: `< replication.factor (${rf})`,
+        message: 'any one broker down stops all writes to this topic',
+      });
+    }
+    if ((cfg.get('unclean.leader.election.enable') ?? 'false') === 'true') {
+      findings.push({
+        severity: 'error',
+        subject,
+        setting: 'unclean.leader.election.enable',
+        actual: 'true',
+        expected: 'false',
+        message: 'an out-of-sync replica may become leader and drop acknowledged messages',
+      });
+    }
+    return { topic, partitions, replicationFactor: rf, findings };
+  });
+}
+
+function producerFindings(settings: ProducerSettings): DoctorFinding[] {
+  const findings: DoctorFinding[] = [];
+  const acks = String(settings.acks ?? 'all');
+  if (acks !== 'all' && acks !== '-1') {
+    findings.push({
+      severity: 'error',
+      subject: 'producer',
+      setting: 'acks',
+      actual: acks,
+      expected: 'all',
+      message: 'the broker may acknowledge a message only the leader has, and lose it on failover',
+    });
+  }
+  if (settings.idempotent === false) {
+    findings.push({
+      severity: 'error',
+      subject: 'producer',
+      setting: 'enable.idempotence',
+      actual: 'false',
+      expected: 'true',
+      message: 'broker-side retries can duplicate or reorder messages within a partition',
+    });
+  }
+  if (settings.deliveryTimeoutMs !== undefined && !(settings.deliveryTimeoutMs > 0 && Number.isFinite(settings.deliveryTimeoutMs))) {
+    findings.push({
+      severity: 'error',
+      subject: 'producer',
+      setting: 'delivery.timeout.ms',
+      actual: String(settings.deliveryTimeoutMs),
+      expected: 'a finite positive bound',
+      message: 'an unbounded send keeps a relay lease past its expiry',
+    });
+  }
+  return findings;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  brokers: number;
+  topics: Array<{ topic: string; partitions: number; replicationFactor: number }>;
+  findings: DoctorFinding[];
+}
+
+/**
+ * Checks live topics and producer settings against the durability profile. `topics` defaults to every
+ * non-internal topic. `ok` is false when any finding is an error.
+ */
+export async function doctor(admin: Admin, options: { topics?: string[]; producer?: ProducerSettings } = {}): Promise<DoctorReport> {
+  const metadata = await admin.metadata({ topics: [] });
+  const all = await admin.listTopics();
+  const topics = options.topics ?? all.filter((t) => !t.startsWith('__'));
+  const missing = topics.filter((t) => !all.includes(t));
+  const reports = await inspectTopics(
+    admin,
+    topics.filter((t) => all.includes(t)),
+  );
+  const findings = [
+    ...missing.map<DoctorFinding>((topic) => ({
+      severity: 'error',
+      subject: `topic:${topic}`,
+      setting: 'exists',
+      actual: 'false',
+      expected: 'true',
+      message: 'topic does not exist (auto-creation would use broker defaults, not the profile)',
+    })),
+    ...reports.flatMap((r) => r.findings),
+    ...producerFindings(options.producer ?? { acks: 'all', idempotent: true }),
+  ];
+  return {
+    ok: findings.every((f) => f.severity !== 'error'),
+    brokers: metadata.brokers.size,
+    topics: reports.map(({ topic, partitions, replicationFactor }) => ({ topic, partitions, replicationFactor })),
+    findings,
+  };
+}

@@ -1,0 +1,44 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ZerolossError } from '../core/errors.ts';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Shared connection flags; every command reads the same names and environment variables. */
+export const connectionOptions = {
+  pg: { type: 'string' },
+  schema: { type: 'string' },
+  kafka: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies Options;
+
+export function parse<O extends Options>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', (error as Error).message);
+  }
+}
+
+export function pgUrl(value: string | undefined): string {
+  const url = value ?? process.env.ZEROLOSS_PG_URL;
+  if (!url) throw new ZerolossError('ZL_INVALID_CONFIG', 'no database: pass --pg <url> or set ZEROLOSS_PG_URL');
+  return url;
+}
+
+export function kafkaBrokers(value: string | undefined): string[] {
+  const list = value ?? process.env.ZEROLOSS_KAFKA_BROKERS;
+  if (!list) throw new ZerolossError('ZL_INVALID_CONFIG', 'no Kafka: pass --kafka <host:port,...> or set ZEROLOSS_KAFKA_BROKERS');
+  return list.split(',').map((b) => b.trim()).filter(Boolean);
+}
+
+export function intOption(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ZerolossError('ZL_INVALID_CONFIG', `--${name} must be a non-negative integer`);
+  return n;
+}
+
+export function print(json: boolean | undefined, value: unknown, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n` : `${text()}\n`);
+}

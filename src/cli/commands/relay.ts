@@ -1,0 +1,91 @@
+import { createServer } from 'node:http';
+import { KafkaPublisher } from '../../adapters/kafka/kafka-publisher.ts';
+import { pgDatabase } from '../../adapters/postgres/pg-database.ts';
+import { PostgresOutboxStore } from '../../adapters/postgres/postgres-outbox-store.ts';
+import { Relay } from '../../outbox/relay.ts';
+import { connectionOptions, intOption, kafkaBrokers, parse, pgUrl } from '../args.ts';
+import { metricsHandler } from '../../outbox/metrics-handler.ts';
+
+export const relayHelp = `Usage: zeroloss relay --pg <url> --kafka <brokers> [options]
+
+Sends committed outbox rows to Kafka and records each broker answer; woken at commit by pg_notify and
+scanning for failed and zombie rows (compensation). Runs until SIGTERM/SIGINT, then finishes the sends
+in flight. Several relays may run on one outbox: rows are leased, never sent by two at once.
+
+  --pg <url>               Postgres with the outbox (or ZEROLOSS_PG_URL)
+  --schema <name>          zeroloss schema (default: zeroloss)
+  --kafka <brokers>        comma-separated host:port (or ZEROLOSS_KAFKA_BROKERS)
+  --batch-size <n>         rows per claim (default 500)
+  --concurrency <n>        claim rounds in flight (default 2)
+  --lease-ms <n>           claim lease; must exceed --delivery-timeout-ms (default 60000)
+  --delivery-timeout-ms <n> bound on one send, retries included (default 30000)
+  --max-attempts <n>       attempts before a row is parked (default 10)
+  --backoff-base-ms <n>    first retry delay, doubled each attempt (default 1000)
+  --idle-interval-ms <n>   compensation scan interval when idle (default 60000)
+  --compression <codec>    none|gzip|snappy|lz4|zstd (default none)
+  --metrics-port <n>       serve Prometheus metrics on this port (/metrics)
+  --once                   send everything due, then exit`;
+
+export async function relayCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    ...connectionOptions,
+    'batch-size': { type: 'string' },
+    concurrency: { type: 'string' },
+    'lease-ms': { type: 'string' },
+    'delivery-timeout-ms': { type: 'string' },
+    'max-attempts': { type: 'string' },
+    'backoff-base-ms': { type: 'string' },
+    'idle-interval-ms': { type: 'string' },
+    compression: { type: 'string' },
+    'metrics-port': { type: 'string' },
+    once: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(relayHelp);
+    return 0;
+  }
+  const schema = values.schema ?? 'zeroloss';
+  const db = pgDatabase({ connectionString: pgUrl(values.pg), onError: (e) => console.error(`relay: database: ${e.message}`) });
+  const publisher = new KafkaPublisher({
+    brokers: kafkaBrokers(values.kafka),
+    deliveryTimeoutMs: intOption(values['delivery-timeout-ms'], 'delivery-timeout-ms', 30_000),
+    compression: (values.compression ?? 'none') as 'none',
+  });
+  const relay = new Relay({
+    sources: new PostgresOutboxStore(db, { schema }),
+    publisher,
+    db,
+    config: {
+      batchSize: intOption(values['batch-size'], 'batch-size', 500),
+      concurrency: intOption(values.concurrency, 'concurrency', 2),
+      leaseMs: intOption(values['lease-ms'], 'lease-ms', 60_000),
+      maxAttempts: intOption(values['max-attempts'], 'max-attempts', 10),
+      backoff: { baseMs: intOption(values['backoff-base-ms'], 'backoff-base-ms', 1_000), maxMs: 300_000, jitter: 0.5 },
+      idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
+    },
+  });
+  relay.on('error', (e) => console.error(`relay: ${e.message}`));
+  relay.on('parked', (e) => console.error(`relay: PARKED ${e.messageIds.length} message(s) from ${e.source}: ${e.messageIds.join(', ')}`));
+  const close = async () => {
+    await publisher.close().catch(() => {});
+    await db.close().catch(() => {});
+  };
+  if (values.once) {
+    const n = await relay.drain();
+    console.log(`relay: processed ${n} row(s)`);
+    await close();
+    return 0;
+  }
+  const server =
+    values['metrics-port'] === undefined ? undefined : createServer(metricsHandler(relay.registry)).listen(intOption(values['metrics-port'], 'metrics-port', 9464), '127.0.0.1');
+  await relay.start();
+  console.error(`relay ${relay.instanceId}: running on schema ${schema}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await relay.stop();
+  server?.close();
+  await close();
+  return 0;
+}

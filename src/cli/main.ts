@@ -1,0 +1,60 @@
+import { classifyError } from '../core/errors.ts';
+import { doctorCommand } from './commands/doctor.ts';
+import { migrateCommand } from './commands/migrate.ts';
+import { relayCommand } from './commands/relay.ts';
+import { topicsCommand } from './commands/topics.ts';
+
+type Command = (argv: string[]) => Promise<number>;
+
+/** Every command lives in its own file; this table is the whole CLI. */
+const commands: Record<string, { run: Command; summary: string }> = {
+  migrate: { run: migrateCommand, summary: 'create/update zeroloss tables in a Postgres schema' },
+  relay: { run: relayCommand, summary: 'send committed outbox rows to Kafka (with compensation)' },
+  topics: { run: topicsCommand, summary: 'topics ensure <topic> --partitions N: create with the durability profile' },
+  doctor: { run: doctorCommand, summary: 'check topics and producer settings against the durability profile' },
+};
+
+export const mainHelp = () => `zeroloss — no committed message lost; each message's effect applied exactly once
+(delivery is at-least-once; duplicates are absorbed by the consumer's inbox).
+
+Usage: zeroloss <command> [options]    (zeroloss <command> --help for details)
+
+${Object.entries(commands)
+  .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
+  .join('\n')}`;
+
+export function registerCommand(name: string, run: Command, summary: string): void {
+  commands[name] = { run, summary };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(mainHelp());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`zeroloss: unknown command ${JSON.stringify(name)}\n\n${mainHelp()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    const e = classifyError(error);
+    console.error(`zeroloss ${name}: ${e.code}: ${e.message}`);
+    return e.code === 'ZL_INVALID_CONFIG' ? 2 : 1;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { pgDatabase } from '../../src/adapters/postgres/pg-database.ts';
+import { migrate } from '../../src/adapters/postgres/migrations.ts';
+import { createOutbox } from '../../src/outbox/outbox.ts';
+import { KAFKA_BROKERS, createTopic, readTopic, uniqueTopic } from '../helpers/kafka.ts';
+import { PG_URL, uniqueName } from '../helpers/pg.ts';
+import { prng } from '../helpers/prng.ts';
+import { checkTopic, enqueueWorkload, type WorkloadResult } from '../helpers/producer-workload.ts';
+import { RelayProcess } from '../helpers/relay-process.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+import { startPostgresInstance, type PostgresInstance } from '../../infra/services/postgres-instance.ts';
+
+/**
+ * Acceptance for the producer (issue 2): committed messages reach Kafka while the relay is SIGKILLed at
+ * random moments, Kafka is stopped, or Postgres restarts. Counts come from the outbox table and from
+ * reading the topic back with an independent consumer, never from the relay's own counters.
+ */
+const MESSAGES = Number(process.env.ZL_FAULT_MESSAGES ?? 10_000);
+const KEYS = 100;
+const SEED = Number(process.env.ZL_SEED ?? Date.now() % 100_000);
+
+interface Scenario {
+  pool: pg.Pool;
+  pgUrl: string;
+  schema: string;
+  topic: string;
+}
+
+async function prepare(pgUrl: string): Promise<Scenario> {
+  const schema = uniqueName('zlf');
+  const pool = new pg.Pool({ connectionString: pgUrl, max: 30 });
+  pool.on('error', () => {});
+  const db = pgDatabase({ pool });
+  await migrate(db, schema);
+  const topic = uniqueTopic('zl-relay-faults');
+  await createTopic(topic, 8);
+  return { pool, pgUrl, schema, topic };
+}
+
+async function outboxIds(pool: pg.Pool, schema: string): Promise<Set<string>> {
+  const { rows } = await pool.query<{ message_id: string }>(`select message_id from "${schema}".outbox`);
+  return new Set(rows.map((r) => r.message_id));
+}
+
+async function unsent(pool: pg.Pool, schema: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`select count(*)::int as n from "${schema}".outbox where state <> 1`);
+  return rows[0]?.n ?? -1;
+}
+
+/** Drains, reads the topic back and asserts zero loss, no phantom and per-key order. */
+async function verify(s: Scenario, workload: WorkloadResult, label: string) {
+  await waitFor(() => unsent(s.pool, s.schema).then((n) => n === 0), { timeoutMs: 120_000, what: `${label}: outbox drained` });
+  const ids = await outboxIds(s.pool, s.schema);
+  for (const id of workload.committed) assert.ok(ids.has(id), `${label}: a transaction the client saw commit has its row`);
+  const records = await readTopic(s.topic, {
+    done: (rs) => new Set(rs.map((r) => r.headers['zl-id'])).size >= ids.size,
+    timeoutMs: 60_000,
+  });
+  const check = checkTopic(ids, workload.rolledBack, records);
+  console.log(
+    `${label}: seed=${SEED} committed=${check.committed} onTopic=${check.onTopic} duplicates=${check.duplicates} ` +
+      `lost=${check.lost.length} phantom=${check.phantom.length} orderViolations=${check.orderViolations} ` +
+      `rolledBack=${workload.rolledBack.size} unknownOutcome=${workload.unknown.size} failedTx=${workload.failedTransactions}`,
+  );
+  assert.equal(check.lost.length, 0, `${label}: lost ${check.lost.slice(0, 5).join(',')}`);
+  assert.equal(check.phantom.length, 0, `${label}: rolled-back messages on the topic`);
+  assert.equal(check.orderViolations, 0, `${label}: per-key order`);
+  assert.ok(check.committed >= MESSAGES, `${label}: workload committed ${check.committed}`);
+  return check;
+}
+
+describe('relay under faults (real Kafka, real Postgres)', () => {
+  test(`relay SIGKILLed at random moments while ${MESSAGES} messages over ${KEYS} keys are enqueued`, async () => {
+    const s = await prepare(PG_URL);
+    const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
+    const random = prng(SEED);
+    relay.start();
+    let enqueuing = true;
+    const killer = (async () => {
+      while (enqueuing) {
+        await new Promise((r) => setTimeout(r, 150 + random() * 1200));
+        relay.kill();
+        relay.start();
+      }
+    })();
+    try {
+      const workload = await enqueueWorkload({
+        pool: s.pool, outbox: createOutbox({ schema: s.schema }), topic: s.topic,
+        messages: MESSAGES, keys: KEYS, workers: 16, rollbackRate: 0.05, seed: SEED,
+      });
+      enqueuing = false;
+      await killer;
+      relay.start();
+      await verify(s, workload, 'relay-kill');
+      console.log(`relay-kill: relay started ${relay.starts} times, killed ${relay.kills} times`);
+      assert.ok(relay.kills >= 3, 'the relay was actually killed several times');
+    } finally {
+      enqueuing = false;
+      await relay.stop();
+      await s.pool.end();
+    }
+  });
+
+  test('two relay processes on one outbox send no row twice', async () => {
+    const s = await prepare(PG_URL);
+    const relays = [1, 2].map(() => new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS, extra: ['--batch-size', '50'] }));
+    for (const r of relays) r.start();
+    try {
+      const workload = await enqueueWorkload({
+        pool: s.pool, outbox: createOutbox({ schema: s.schema }), topic: s.topic,
+        messages: Math.min(MESSAGES, 5_000), keys: KEYS, workers: 16, rollbackRate: 0.02, seed: SEED + 1,
+      });
+      const check = await verify(s, workload, 'two-relays');
+      assert.equal(check.duplicates, 0, 'no row sent twice by concurrent claims');
+      const { rows } = await s.pool.query(`select count(distinct actor)::int as n from "${s.schema}".outbox_transition`);
+      assert.equal(rows[0].n, 2, 'both relays did part of the work');
+    } finally {
+      await Promise.all(relays.map((r) => r.stop()));
+      await s.pool.end();
+    }
+  });
+
+  describe('Postgres restarted mid-run', () => {
+    let instance: PostgresInstance;
+    before(async () => {
+      instance = await startPostgresInstance({ port: 55432, name: 'relay-faults' });
+    });
+    after(async () => {
+      await instance.stop();
+    });
+
+    test('nothing lost when Postgres restarts (immediate) while enqueuing and relaying', async () => {
+      const s = await prepare(instance.url);
+      const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
+      relay.start();
+      try {
+        const work = enqueueWorkload({
+          pool: s.pool, outbox: createOutbox({ schema: s.schema }), topic: s.topic,
+          messages: MESSAGES, keys: KEYS, workers: 16, rollbackRate: 0.05, seed: SEED + 2,
+        });
+        await waitFor(async () => (await outboxIds(s.pool, s.schema)).size > MESSAGES / 3, { timeoutMs: 120_000, what: 'a third enqueued' });
+        await instance.restart('immediate');
+        const workload = await work;
+        await verify(s, workload, 'pg-restart');
+        assert.ok(workload.failedTransactions > 0, 'the restart really interrupted business transactions');
+      } finally {
+        await relay.stop();
+        await s.pool.end();
+      }
+    });
+  });
+});
