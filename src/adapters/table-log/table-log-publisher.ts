@@ -1,0 +1,202 @@
+import { z } from 'zod';
+import { parseConfig } from '../../core/config.ts';
+import type { OutgoingRecord } from '../../core/envelope.ts';
+import { classifyError, ZerolossError } from '../../core/errors.ts';
+import { validateTopic } from '../../core/message.ts';
+import type { Database } from '../../ports/sql-executor.ts';
+import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
+import { partitionFor } from './table-log-partition.ts';
+import { tableLogChannel, tableLogSql } from './table-log-sql.ts';
+
+export const tableLogPublisherConfigSchema = z
+  .object({
+    /** The zeroloss schema holding the log tables (migration 3). */
+    schema: z.string().default('zeroloss'),
+    /** Largest record accepted (value + key + headers), like Kafka's max.message.bytes. */
+    maxRecordBytes: z.number().int().positive().default(1_048_576),
+    /** NOTIFY subscribers at commit so they fetch at once instead of at their next poll. */
+    notify: z.boolean().default(true),
+  })
+  .strict();
+
+export type TableLogPublisherConfig = z.input<typeof tableLogPublisherConfigSchema>;
+
+/** A record that passed validation, with its partition; `index` is its place in the caller's array. */
+export interface PlannedRecord {
+  index: number;
+  topic: string;
+  partition: number;
+  key: string;
+  headersJson: string;
+  value: Buffer;
+}
+
+/**
+ * Publishes to the table log. One call is one transaction: every accepted record of the call commits
+ * together or none does. Records that cannot be written (unknown topic, too large, text Postgres cannot
+ * store) fail on their own, and later records of the same topic and key are held back unattempted, so a
+ * key's order never has a hole in it.
+ */
+export class TableLogPublisher implements Publisher {
+  readonly config: Readonly<z.output<typeof tableLogPublisherConfigSchema>>;
+  readonly #db: Database;
+  readonly #sql: ReturnType<typeof tableLogSql>;
+  readonly #channel: string;
+
+  constructor(db: Database, config: TableLogPublisherConfig = {}) {
+    this.config = parseConfig(tableLogPublisherConfigSchema, config, 'table log publisher');
+    this.#db = db;
+    this.#sql = tableLogSql(this.config.schema);
+    this.#channel = tableLogChannel(this.config.schema);
+  }
+
+  async publish(records: OutgoingRecord[]): Promise<PublishOutcome[]> {
+    if (records.length === 0) return [];
+    let counts: Map<string, number>;
+    try {
+      const topics = [...new Set(records.map((r) => r?.topic).filter((t): t is string => typeof t === 'string'))];
+      const { rows } = await this.#db.query<{ topic: string; partitions: number }>(this.#sql.topicPartitions, [topics]);
+      counts = new Map(rows.map((r) => [r.topic, Number(r.partitions)]));
+    } catch (error) {
+      return records.map(() => ({ ok: false, error: unavailable(error), attempted: true }));
+    }
+    const { outcomes, planned } = planPublish(records, counts, this.config.maxRecordBytes);
+    if (planned.length === 0) return outcomes as PublishOutcome[];
+    try {
+      const offsets = await this.#write(planned);
+      planned.forEach((p, i) => {
+        outcomes[p.index] = { ok: true, partition: p.partition, offset: offsets[i]! };
+      });
+    } catch (error) {
+      const failure = unavailable(error);
+      for (const p of planned) outcomes[p.index] = { ok: false, error: failure, attempted: true };
+    }
+    return outcomes as PublishOutcome[];
+  }
+
+  /** Writes the planned records in one transaction; returns each one's offset, in `planned` order. */
+  async #write(planned: PlannedRecord[]): Promise<bigint[]> {
+    const perPartition = new Map<string, { topic: string; partition: number; n: number }>();
+    for (const p of planned) {
+      const slot = `${p.topic}\u0000${p.partition}`;
+      const entry = perPartition.get(slot) ?? { topic: p.topic, partition: p.partition, n: 0 };
+      entry.n++;
+      perPartition.set(slot, entry);
+    }
+    const slots = [...perPartition.values()];
+    return this.#db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ topic: string; partition: number; next_offset: string }>(this.#sql.lockPartitions, [
+        slots.map((s) => s.topic),
+        slots.map((s) => s.partition),
+      ]);
+      if (rows.length !== slots.length) {
+        throw new ZerolossError('ZL_UNKNOWN_TOPIC', 'a partition disappeared while publishing', { retryable: true });
+      }
+      const next = new Map(rows.map((r) => [`${r.topic}\u0000${Number(r.partition)}`, BigInt(r.next_offset)]));
+      await tx.query(this.#sql.advancePartitions, [slots.map((s) => s.topic), slots.map((s) => s.partition), slots.map((s) => s.n)]);
+      const offsets = planned.map((p) => {
+        const slot = `${p.topic}\u0000${p.partition}`;
+        const offset = next.get(slot)!;
+        next.set(slot, offset + 1n);
+        return offset;
+      });
+      await tx.query(this.#sql.insertRecords, [
+        planned.map((p) => p.topic),
+        planned.map((p) => p.partition),
+        offsets.map(String),
+        planned.map((p) => p.key),
+        planned.map((p) => p.headersJson),
+        planned.map((p) => p.value),
+      ]);
+      if (this.config.notify) {
+        for (const topic of new Set(planned.map((p) => p.topic))) await tx.query(this.#sql.notify, [this.#channel, `t:${topic}`]);
+      }
+      return offsets;
+    });
+  }
+
+  /** The database belongs to the caller; there is nothing of the publisher's own to release. */
+  async close(): Promise<void> {}
+}
+
+/**
+ * Decides, before any SQL, which records can be written and where. Pure, so the ordering rules are
+ * tested without a database. `outcomes` holds a failure for every record left out, `undefined` for the
+ * planned ones.
+ */
+export function planPublish(
+  records: OutgoingRecord[],
+  partitionCounts: Map<string, number>,
+  maxRecordBytes: number,
+): { outcomes: Array<PublishOutcome | undefined>; planned: PlannedRecord[] } {
+  const outcomes: Array<PublishOutcome | undefined> = new Array(records.length).fill(undefined);
+  const planned: PlannedRecord[] = [];
+  const blocked = new Map<string, ZerolossError>();
+  records.forEach((record, index) => {
+    const blockKey = `${record?.topic}\u0000${record?.key}`;
+    const held = blocked.get(blockKey);
+    if (held) {
+      outcomes[index] = { ok: false, error: held, attempted: false };
+      return;
+    }
+    const problem = checkRecord(record, partitionCounts, maxRecordBytes);
+    if (problem) {
+      blocked.set(blockKey, problem);
+      outcomes[index] = { ok: false, error: problem, attempted: true };
+      return;
+    }
+    planned.push({
+      index,
+      topic: record.topic,
+      partition: partitionFor(record.key, partitionCounts.get(record.topic)!),
+      key: record.key,
+      headersJson: JSON.stringify(record.headers ?? {}),
+      value: Buffer.isBuffer(record.value) ? record.value : Buffer.from(record.value),
+    });
+  });
+  return { outcomes, planned };
+}
+
+function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRecordBytes: number): ZerolossError | undefined {
+  if (record === null || typeof record !== 'object') return new ZerolossError('ZL_INVALID_MESSAGE', 'record must be an object');
+  try {
+    validateTopic(record.topic);
+  } catch (error) {
+    return error as ZerolossError;
+  }
+  if (typeof record.key !== 'string') return new ZerolossError('ZL_INVALID_KEY', 'record key must be a string');
+  // Postgres text cannot hold NUL; refuse it here rather than fail the whole batch's transaction.
+  if (record.key.includes('\u0000')) return new ZerolossError('ZL_INVALID_KEY', 'record key must not contain NUL characters');
+  if (!(record.value instanceof Uint8Array)) return new ZerolossError('ZL_INVALID_MESSAGE', 'record value must be a Buffer');
+  const headers = record.headers ?? {};
+  if (typeof headers !== 'object' || Array.isArray(headers)) return new ZerolossError('ZL_INVALID_MESSAGE', 'headers must be an object');
+  let bytes = record.value.byteLength + Buffer.byteLength(record.key);
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must be a string`);
+    if (name.includes('\u0000') || value.includes('\u0000')) {
+      return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must not contain NUL characters`);
+    }
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+  }
+  if (bytes > maxRecordBytes) {
+    return new ZerolossError('ZL_PAYLOAD_TOO_LARGE', `record is ${bytes} bytes, over the limit of ${maxRecordBytes}`, {
+      details: { bytes, limit: maxRecordBytes },
+    });
+  }
+  const partitions = counts.get(record.topic);
+  if (partitions === undefined) {
+    // Retryable, as Kafka's UNKNOWN_TOPIC_OR_PARTITION is: once someone creates the topic the relay's
+    // next attempt goes through, and its attempt limit parks the record if nobody ever does.
+    return new ZerolossError('ZL_UNKNOWN_TOPIC', `topic ${record.topic} does not exist in the table log`, {
+      retryable: true,
+      details: { topic: record.topic },
+    });
+  }
+  return undefined;
+}
+
+function unavailable(error: unknown): ZerolossError {
+  if (error instanceof ZerolossError) return error;
+  const cause = classifyError(error);
+  return new ZerolossError('ZL_SEND_FAILED', `table log write failed: ${cause.message}`, { retryable: true, cause: error });
+}

@@ -1,0 +1,403 @@
+import type { IncomingRecord } from '../../core/envelope.ts';
+import { classifyError, ZerolossError } from '../../core/errors.ts';
+import type { Database } from '../../ports/sql-executor.ts';
+import type { SubscribeOptions, Subscription } from '../../ports/transport.ts';
+import { assignPartitions } from './table-log-assignment.ts';
+import { GroupMembership, type OwnedGeneration, type TopicPartition } from './table-log-group.ts';
+import type { TableLogSql } from './table-log-sql.ts';
+
+export interface SubscriptionSettings {
+  heartbeatIntervalMs: number;
+  sessionTimeoutMs: number;
+  pollIntervalMs: number;
+  maxBatchRecords: number;
+  maxBatchBytes: number;
+  startFrom: 'earliest' | 'latest';
+  rebalanceTimeoutMs: number;
+  listen: boolean;
+}
+
+/**
+ * `active`: fetched and delivered. `revoked`: onRevoke has run (or is running) and no more records go
+ * out, but the generation is kept until the partition is released, so a commit made inside onRevoke
+ * still lands.
+ */
+interface OwnedPartition extends OwnedGeneration {
+  position: bigint;
+  state: 'active' | 'revoked';
+}
+
+interface FetchedRow {
+  topic: string;
+  partition: number;
+  log_offset: string;
+  msg_key: string;
+  headers: Record<string, string> | string;
+  value: Uint8Array;
+  ts: number;
+}
+
+/**
+ * One member of a consumer group on the table log. A single loop does everything that touches
+ * ownership (rebalance passes, fetch and delivery), so a partition is never delivered while it is being
+ * revoked; only the lease heartbeat runs on its own timer, so that a slow onRevoke does not let the
+ * lease run out.
+ */
+export class TableLogSubscription implements Subscription {
+  readonly memberId: string;
+  readonly #db: Database;
+  readonly #sql: TableLogSql;
+  readonly #channel: string;
+  readonly #settings: SubscriptionSettings;
+  readonly #options: SubscribeOptions;
+  readonly #group: GroupMembership;
+  readonly #onError: (error: Error) => void;
+  readonly #owned = new Map<string, OwnedPartition>();
+  #paused = false;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #rebalanceDue = true;
+  #lastRebalance = 0;
+  #expired = false;
+  #woken = false;
+  #wakeUp: (() => void) | undefined;
+  #loop: Promise<void> = Promise.resolve();
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #heartbeat: Promise<void> = Promise.resolve();
+  #unlisten: (() => Promise<void>) | undefined;
+
+  constructor(options: {
+    db: Database;
+    sql: TableLogSql;
+    channel: string;
+    memberId: string;
+    settings: SubscriptionSettings;
+    subscribe: SubscribeOptions;
+    onError: (error: Error) => void;
+  }) {
+    this.#db = options.db;
+    this.#sql = options.sql;
+    this.#channel = options.channel;
+    this.#settings = options.settings;
+    this.#options = options.subscribe;
+    this.#onError = options.onError;
+    this.memberId = options.memberId;
+    this.#group = new GroupMembership({
+      db: options.db,
+      sql: options.sql,
+      channel: options.channel,
+      groupId: options.subscribe.groupId,
+      memberId: options.memberId,
+      topics: options.subscribe.topics,
+      sessionMs: options.settings.sessionTimeoutMs,
+    });
+  }
+
+  /** Joins the group and takes a first share of partitions; resolves once the member is running. */
+  async start(): Promise<void> {
+    try {
+      if (this.#settings.listen) this.#unlisten = await this.#db.listen(this.#channel, (payload) => this.#onNotify(payload));
+      await this.#group.join();
+      await this.#rebalance();
+    } catch (error) {
+      this.#closing = true;
+      await this.#group.leave().catch(() => {});
+      await this.#unlisten?.().catch(() => {});
+      throw new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `could not join group ${this.#group.groupId}: ${classifyError(error).message}`, {
+        retryable: true,
+        cause: error,
+      });
+    }
+    this.#scheduleHeartbeat();
+    this.#loop = this.#run();
+  }
+
+  /** The partitions this member currently delivers. */
+  assignment(): TopicPartition[] {
+    return [...this.#owned.values()].filter((p) => p.state === 'active').map(({ topic, partition }) => ({ topic, partition }));
+  }
+
+  /**
+   * Writes the next offset to read for each partition. Only partitions this member still owns under the
+   * generation it claimed them with are written. If any is not (or an offset lies past the partition's
+   * end) the others are still written and the call rejects: ZL_COMMIT_FENCED naming the partitions this
+   * member lost (their records go to the new owner again), else ZL_INVALID_OFFSET.
+   */
+  async commit(offsets: Array<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
+    const latest = new Map<string, { topic: string; partition: number; offset: bigint }>();
+    for (const o of offsets) {
+      if (typeof o?.offset !== 'bigint' || o.offset < 0n) {
+        throw new ZerolossError('ZL_INVALID_OFFSET', `commit offset for ${o?.topic}/${o?.partition} must be a non-negative bigint`);
+      }
+      latest.set(slot(o), o);
+    }
+    const fenced: TopicPartition[] = [];
+    const attempt: Array<OwnedGeneration & { offset: bigint }> = [];
+    for (const o of latest.values()) {
+      const owned = this.#owned.get(slot(o));
+      if (owned) attempt.push({ topic: o.topic, partition: o.partition, generation: owned.generation, offset: o.offset });
+      else fenced.push({ topic: o.topic, partition: o.partition });
+    }
+    const results = await this.#group.commit(attempt);
+    const committed = results.filter((r) => r.status === 'committed').map(({ topic, partition }) => ({ topic, partition }));
+    const beyondEnd = results.filter((r) => r.status === 'beyond_end').map(({ topic, partition }) => ({ topic, partition }));
+    fenced.push(...results.filter((r) => r.status === 'fenced').map(({ topic, partition }) => ({ topic, partition })));
+    const list = (ps: TopicPartition[]) => ps.map((p) => `${p.topic}/${p.partition}`).join(', ');
+    if (fenced.length > 0) {
+      throw new ZerolossError('ZL_COMMIT_FENCED', `not committed, this member no longer owns: ${list(fenced)}`, {
+        details: { fenced, beyondEnd, committed },
+      });
+    }
+    if (beyondEnd.length > 0) {
+      throw new ZerolossError('ZL_INVALID_OFFSET', `not committed, offset past the end of: ${list(beyondEnd)}`, {
+        details: { fenced, beyondEnd, committed },
+      });
+    }
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#wake();
+  }
+
+  /** Stops delivery, runs onRevoke for what it owns, gives the partitions back and leaves the group. */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closing = true;
+    clearTimeout(this.#heartbeatTimer);
+    this.#wake();
+    await this.#loop;
+    await this.#heartbeat;
+    try {
+      const all = [...this.#owned.values()];
+      await this.#revoke(all.filter((p) => p.state === 'active'));
+      await this.#group.release(all);
+      this.#owned.clear();
+      await this.#group.leave();
+    } catch (error) {
+      // The lease runs out on its own; the other members take over after it.
+      this.#onError(classifyError(error));
+    }
+    this.#owned.clear();
+    await this.#unlisten?.().catch((error: unknown) => this.#onError(classifyError(error)));
+  }
+
+  async #run(): Promise<void> {
+    let errorDelay = 0;
+    while (!this.#closing) {
+      this.#woken = false;
+      let delivered = false;
+      try {
+        if (this.#expired) {
+          this.#expired = false;
+          await this.#group.join();
+          this.#rebalanceDue = true;
+        }
+        if (this.#rebalanceDue || Date.now() - this.#lastRebalance >= this.#settings.heartbeatIntervalMs) await this.#rebalance();
+        if (!this.#closing) delivered = await this.#fetchAndDeliver();
+        errorDelay = 0;
+      } catch (error) {
+        this.#onError(classifyError(error));
+        errorDelay = Math.min(Math.max(errorDelay * 2, 100), 5_000);
+      }
+      if (this.#closing) break;
+      // After a delivery, fetch again at once: the loop drains a backlog and sleeps only when caught up.
+      if ((delivered && errorDelay === 0) || this.#woken) continue;
+      const untilRebalance = this.#lastRebalance + this.#settings.heartbeatIntervalMs - Date.now();
+      await this.#sleep(errorDelay || Math.max(1, Math.min(this.#settings.pollIntervalMs, untilRebalance)));
+    }
+  }
+
+  /**
+   * One rebalance pass: compute the assignment from the live members, stop and hand back what is no
+   * longer ours (onRevoke first), drop what was taken from us, and claim what is ours and free.
+   */
+  async #rebalance(): Promise<void> {
+    this.#rebalanceDue = false;
+    this.#lastRebalance = Date.now();
+    const state = await this.#group.state();
+    const inGroup = state.members.some((m) => m.memberId === this.memberId);
+    const mine = new Set(
+      assignPartitions(state.members, state.topics)
+        .filter((a) => a.memberId === this.memberId)
+        .map(slot),
+    );
+    const table = new Map(state.owned.map((o) => [slot(o), o.generation]));
+    const lost = [...this.#owned.values()].filter((p) => table.get(slot(p)) !== p.generation);
+    const giveBack = [...this.#owned.values()].filter((p) => table.get(slot(p)) === p.generation && !mine.has(slot(p)));
+    await this.#revoke([...lost, ...giveBack].filter((p) => p.state === 'active'));
+    for (const p of lost) this.#owned.delete(slot(p));
+    if (giveBack.length > 0) {
+      await this.#group.release(giveBack);
+      for (const p of giveBack) this.#owned.delete(slot(p));
+    }
+    if (!inGroup) {
+      // Our lease ran out: the others may be taking our partitions. Rejoin before claiming anything.
+      this.#expired = true;
+      return;
+    }
+    const wanted = [...mine]
+      .filter((s) => this.#owned.get(s)?.state !== 'active')
+      .map((s) => {
+        const [topic, partition] = s.split('\u0000') as [string, string];
+        return { topic, partition: Number(partition) };
+      });
+    const claimed = await this.#group.claim(wanted);
+    if (claimed.length === 0) return;
+    const starts = new Map((await this.#group.startPositions(claimed)).map((s) => [slot(s), s]));
+    for (const c of claimed) {
+      const start = starts.get(slot(c));
+      const position = start?.committed ?? (this.#settings.startFrom === 'latest' ? (start?.high ?? 0n) : 0n);
+      this.#owned.set(slot(c), { ...c, position, state: 'active' });
+    }
+    this.#callback(() => this.#options.onAssign?.(claimed.map(({ topic, partition }) => ({ topic, partition }))));
+  }
+
+  /** Stops delivery of `partitions` and awaits onRevoke, bounded by the rebalance timeout. */
+  async #revoke(partitions: OwnedPartition[]): Promise<void> {
+    if (partitions.length === 0) return;
+    for (const p of partitions) p.state = 'revoked';
+    const onRevoke = this.#options.onRevoke;
+    if (!onRevoke) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#onError(
+          new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `onRevoke did not finish within ${this.#settings.rebalanceTimeoutMs} ms`),
+        );
+        resolve();
+      }, this.#settings.rebalanceTimeoutMs);
+    });
+    try {
+      const list = partitions.map(({ topic, partition }) => ({ topic, partition }));
+      await Promise.race([Promise.resolve().then(() => onRevoke(list)), timeout]);
+    } catch (error) {
+      this.#onError(classifyError(error));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Fetches from every active partition and delivers one batch per partition; true if anything was delivered. */
+  async #fetchAndDeliver(): Promise<boolean> {
+    if (this.#paused) return false;
+    const active = [...this.#owned.values()].filter((p) => p.state === 'active');
+    if (active.length === 0) return false;
+    const { rows } = await this.#db.query<FetchedRow>(this.#sql.fetch, [
+      active.map((p) => p.topic),
+      active.map((p) => p.partition),
+      active.map((p) => p.position.toString()),
+      this.#settings.maxBatchRecords,
+      this.#settings.maxBatchBytes,
+    ]);
+    const batches = new Map<string, IncomingRecord[]>();
+    for (const row of rows) {
+      const record = toRecord(row);
+      const s = slot(record);
+      const batch = batches.get(s);
+      if (batch) batch.push(record);
+      else batches.set(s, [record]);
+    }
+    let delivered = false;
+    for (const [s, records] of batches) {
+      // pause() inside an earlier onRecords stops the rest of this fetch; those records are fetched again.
+      if (this.#paused || this.#closing) break;
+      const owned = this.#owned.get(s);
+      const first = records[0]!;
+      if (owned?.state !== 'active' || first.offset < owned.position) continue;
+      try {
+        this.#options.onRecords({ topic: first.topic, partition: first.partition, records });
+      } catch (error) {
+        // The batch was not taken: the position stays, and the loop backs off before offering it again.
+        throw new ZerolossError('ZL_UNKNOWN', `onRecords threw for ${s.replace('\u0000', '/')}: ${classifyError(error).message}`, {
+          retryable: true,
+          cause: error,
+        });
+      }
+      owned.position = records[records.length - 1]!.offset + 1n;
+      delivered = true;
+    }
+    return delivered;
+  }
+
+  #scheduleHeartbeat(): void {
+    if (this.#closing) return;
+    this.#heartbeatTimer = setTimeout(() => {
+      this.#heartbeat = this.#group
+        .heartbeat()
+        .then((alive) => {
+          if (!alive && !this.#closing) {
+            this.#expired = true;
+            this.#wake();
+          }
+        })
+        .catch((error: unknown) => this.#onError(classifyError(error)))
+        .finally(() => this.#scheduleHeartbeat());
+    }, this.#settings.heartbeatIntervalMs);
+  }
+
+  #onNotify(payload: string): void {
+    if (payload === '' || payload === `g:${this.#group.groupId}`) {
+      // '' is a listener reconnect: notifications may have been missed, so look at everything.
+      this.#rebalanceDue = true;
+      this.#wake();
+    } else if (payload.startsWith('t:') && this.#options.topics.includes(payload.slice(2))) {
+      this.#wake();
+    }
+  }
+
+  #wake(): void {
+    this.#woken = true;
+    const wakeUp = this.#wakeUp;
+    this.#wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#wakeUp = wakeUp;
+      function done() {
+        resolve();
+      }
+    });
+  }
+
+  #callback(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#onError(classifyError(error));
+    }
+  }
+}
+
+function slot(p: { topic: string; partition: number }): string {
+  return `${p.topic}\u0000${p.partition}`;
+}
+
+function toRecord(row: FetchedRow): IncomingRecord {
+  const value = Buffer.isBuffer(row.value) ? row.value : Buffer.from(row.value.buffer, row.value.byteOffset, row.value.byteLength);
+  const headers = typeof row.headers === 'string' ? (JSON.parse(row.headers) as Record<string, string>) : row.headers;
+  return {
+    topic: row.topic,
+    partition: Number(row.partition),
+    offset: BigInt(row.log_offset),
+    key: row.msg_key,
+    value,
+    headers,
+    timestamp: Number(row.ts),
+  };
+}
