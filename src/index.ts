@@ -14,3 +14,8 @@ export { StateColumnSource, type StateColumnSourceOptions } from './adapters/pos
 export { KafkaPublisher, type KafkaPublisherConfig } from './adapters/kafka/kafka-publisher.ts';
 export { createOutbox, type Outbox, type OutboxConfig } from './outbox/outbox.ts';
 export { Relay, type RelayConfig } from './outbox/relay.ts';
+export { TableLogPublisher, type TableLogPublisherConfig } from './adapters/table-log/table-log-publisher.ts';
+export { TableLogSubscriber, type TableLogSubscriberConfig } from './adapters/table-log/table-log-subscriber.ts';
+export type { TableLogSubscription } from './adapters/table-log/table-log-subscription.ts';
+export { TableLogAdmin, type TableLogAdminConfig, type RetentionOptions } from './adapters/table-log/table-log-admin.ts';
+export { partitionFor } from './adapters/table-log/table-log-partition.ts';
