@@ -44,4 +44,6 @@ export interface Subscription {
   pause(): void;
   resume(): void;
   close(): Promise<void>;
+  /** Optional: records after the committed offset, per assigned partition (consumer lag, O1/O4). */
+  lag?(): Promise<Array<{ topic: string; partition: number; lag: bigint }>>;
 }

@@ -1,0 +1,301 @@
+import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka';
+import { EventEmitter } from 'node:events';
+import { z } from 'zod';
+import type { IncomingRecord } from '../../core/envelope.ts';
+import { parseConfig } from '../../core/config.ts';
+import type { ReceivedBatch, SubscribeOptions, Subscriber, Subscription } from '../../ports/transport.ts';
+
+export const kafkaSubscriberConfigSchema = z
+  .object({
+    brokers: z.array(z.string().min(1)).min(1),
+    clientId: z.string().min(1).default('zeroloss-consumer'),
+    /** A member that misses heartbeats this long is removed and its partitions reassigned (broker minimum 6 000). */
+    sessionTimeoutMs: z.number().int().min(1_000).default(30_000),
+    heartbeatIntervalMs: z.number().int().positive().default(3_000),
+    /** How long the group waits for members to rejoin; the consumer's revoke timeout must be shorter. */
+    rebalanceTimeoutMs: z.number().int().positive().default(60_000),
+    /** Static membership: a restarted process with the same id takes its partitions back without a rebalance. */
+    groupInstanceId: z.string().min(1).optional(),
+    maxWaitMs: z.number().int().positive().default(500),
+    maxBytesPerPartition: z.number().int().positive().default(1_048_576),
+    /** Where a group without a committed offset starts. */
+    startFrom: z.enum(['earliest', 'latest']).default('earliest'),
+    /** read_committed hides records of aborted and open Kafka transactions (P10 downstream). */
+    isolation: z.enum(['read_committed', 'read_uncommitted']).default('read_committed'),
+  })
+  .strict();
+
+export type KafkaSubscriberConfig = z.input<typeof kafkaSubscriberConfigSchema>;
+type ResolvedConfig = Readonly<z.output<typeof kafkaSubscriberConfigSchema>>;
+
+export interface KafkaSubscriberEvents {
+  error: [Error];
+}
+
+/**
+ * Subscriber over @platformatic/kafka consumer groups, offsets committed only on request.
+ *
+ * Rebalances use the eager protocol: before every JoinGroup the client awaits its `protocolsMetadata`
+ * hook, and there we hand all assigned partitions to `onRevoke` and wait for it, so in-flight work is
+ * finished or abandoned (and its offsets committed) before anything moves to another member.
+ *
+ * Each assignment gets its own message stream, opened after the join from the committed offsets and
+ * closed before the next join. Records a closed stream had buffered are dropped, so every partition's
+ * records reach `onRecords` in offset order and without a hole from the committed offset on.
+ */
+export class KafkaSubscriber extends EventEmitter<KafkaSubscriberEvents> implements Subscriber {
+  readonly config: ResolvedConfig;
+
+  constructor(config: KafkaSubscriberConfig) {
+    super();
+    this.config = parseConfig(kafkaSubscriberConfigSchema, config, 'kafka subscriber');
+    this.on('error', () => {});
+  }
+
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    const subscription = new KafkaSubscription(this.config, options, (error) => this.emit('error', error));
+    await subscription.start();
+    return subscription;
+  }
+}
+
+type Part = { topic: string; partition: number };
+type KafkaMessage = Message<string, Buffer, string, string>;
+
+class KafkaSubscription implements Subscription {
+  readonly #config: ResolvedConfig;
+  readonly #options: SubscribeOptions;
+  readonly #report: (error: Error) => void;
+  readonly #consumer: Consumer<string, Buffer, string, string>;
+  readonly #leaderEpochs = new Map<string, number>();
+  #stream: MessagesStream<string, Buffer, string, string> | undefined;
+  #assigned: Part[] = [];
+  /** Bumped on every revoke and join: work started for an older generation is discarded. */
+  #generation = 0;
+  #pending = new Map<string, ReceivedBatch>();
+  #flushScheduled = false;
+  #revoking: Promise<unknown> = Promise.resolve();
+  #paused = false;
+  #closed = false;
+
+  constructor(config: ResolvedConfig, options: SubscribeOptions, report: (error: Error) => void) {
+    this.#config = config;
+    this.#options = options;
+    this.#report = report;
+    this.#consumer = new Consumer<string, Buffer, string, string>({
+      groupId: options.groupId,
+      clientId: config.clientId,
+      bootstrapBrokers: config.brokers,
+      autocommit: false,
+      sessionTimeout: config.sessionTimeoutMs,
+      heartbeatInterval: config.heartbeatIntervalMs,
+      rebalanceTimeout: config.rebalanceTimeoutMs,
+      ...(config.groupInstanceId ? { groupInstanceId: config.groupInstanceId } : {}),
+      maxWaitTime: config.maxWaitMs,
+      maxBytesPerPartition: config.maxBytesPerPartition,
+      isolationLevel: config.isolation === 'read_committed' ? 1 : 0,
+      deserializers: {
+        key: (data?: Buffer) => data?.toString('utf8') ?? '',
+        headerKey: (data?: Buffer) => data?.toString('utf8') ?? '',
+        headerValue: (data?: Buffer) => data?.toString('utf8') ?? '',
+      },
+      protocolsMetadata: () => this.#beforeJoin(),
+    });
+  }
+
+  async start(): Promise<void> {
+    // A rejoin that failed for good leaves the client without heartbeats: try again after a pause.
+    this.#consumer.on('error', (error: Error) => {
+      this.#report(error);
+      setTimeout(() => {
+        if (!this.#closed && !this.#consumer.isActive()) this.#consumer.joinGroup({}).catch((e: Error) => this.#report(e));
+      }, 1_000).unref();
+    });
+    this.#consumer.on('consumer:group:join', () => this.#onJoin());
+    // Held for the subscription's life: closing a per-assignment stream must not unsubscribe the topics.
+    this.#consumer.topics.trackAll(...this.#options.topics);
+    await this.#consumer.joinGroup({});
+  }
+
+  /** Runs before every JoinGroup; serialised, because a failed commit inside onRevoke can trigger another join. */
+  #beforeJoin(): Promise<Buffer> {
+    const run = this.#revoking.then(() => this.#revokeAll());
+    this.#revoking = run.catch(() => {});
+    return run;
+  }
+
+  async #revokeAll(): Promise<Buffer> {
+    const revoked = this.#assigned;
+    const stream = this.#stream;
+    this.#assigned = [];
+    this.#stream = undefined;
+    this.#generation++;
+    this.#pending.clear();
+    stream?.pause();
+    if (revoked.length > 0 && this.#options.onRevoke) {
+      try {
+        await this.#options.onRevoke(revoked);
+      } catch (error) {
+        this.#report(error as Error);
+      }
+    }
+    if (stream) await closeStream(stream);
+    return Buffer.alloc(0);
+  }
+
+  #onJoin(): void {
+    if (this.#closed) return;
+    const assigned: Part[] = (this.#consumer.assignments ?? []).flatMap((a) =>
+      a.partitions.map((partition) => ({ topic: a.topic, partition })),
+    );
+    this.#assigned = assigned;
+    const generation = ++this.#generation;
+    this.#options.onAssign?.(assigned);
+    if (assigned.length > 0) void this.#openStream(generation);
+  }
+
+  async #openStream(generation: number): Promise<void> {
+    let stream: MessagesStream<string, Buffer, string, string>;
+    try {
+      stream = await this.#consumer.consume({
+        topics: this.#options.topics,
+        mode: 'committed',
+        fallbackMode: this.#config.startFrom,
+        autocommit: false,
+        maxWaitTime: this.#config.maxWaitMs,
+      });
+    } catch (error) {
+      this.#report(error as Error);
+      this.#reopenLater(generation);
+      return;
+    }
+    if (generation !== this.#generation || this.#closed) {
+      await closeStream(stream);
+      return;
+    }
+    this.#stream = stream;
+    stream.on('data', (message: KafkaMessage) => {
+      if (this.#stream === stream) this.#accept(message, generation);
+    });
+    stream.on('error', (error: Error) => {
+      if (this.#stream !== stream) return;
+      // A fetch failure destroys the stream; a new one resumes from the committed offsets, and the
+      // consumer ignores what it was given twice.
+      this.#stream = undefined;
+      this.#report(error);
+      this.#reopenLater(generation);
+    });
+    if (this.#paused) stream.pause();
+  }
+
+  #reopenLater(generation: number): void {
+    setTimeout(() => {
+      if (generation === this.#generation && !this.#closed && this.#stream === undefined) void this.#openStream(generation);
+    }, 1_000).unref();
+  }
+
+  #accept(message: KafkaMessage, generation: number): void {
+    const id = `${message.topic}\u0000${message.partition}`;
+    this.#leaderEpochs.set(id, message.leaderEpoch);
+    let batch = this.#pending.get(id);
+    if (!batch) {
+      batch = { topic: message.topic, partition: message.partition, records: [] };
+      this.#pending.set(id, batch);
+    }
+    const record: IncomingRecord = {
+      topic: message.topic,
+      partition: message.partition,
+      offset: message.offset,
+      key: message.key ?? '',
+      // A null value (tombstone) arrives as empty bytes; the consumer dead-letters both alike.
+      value: message.value ?? Buffer.alloc(0),
+      headers: Object.fromEntries(message.headers),
+      timestamp: Number(message.timestamp),
+    };
+    batch.records.push(record);
+    if (!this.#flushScheduled) {
+      // The stream pushes a whole fetch response synchronously: hand it over as one batch per partition.
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush(generation));
+    }
+  }
+
+  #flush(generation: number): void {
+    this.#flushScheduled = false;
+    const batches = [...this.#pending.values()];
+    this.#pending.clear();
+    if (generation !== this.#generation || this.#closed) return;
+    for (const batch of batches) {
+      try {
+        this.#options.onRecords(batch);
+      } catch (error) {
+        this.#report(error as Error);
+      }
+    }
+  }
+
+  async commit(offsets: Array<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
+    if (offsets.length === 0 || this.#closed) return;
+    await this.#consumer.commit({
+      offsets: offsets.map((o) => ({
+        topic: o.topic,
+        partition: o.partition,
+        offset: o.offset,
+        leaderEpoch: this.#leaderEpochs.get(`${o.topic}\u0000${o.partition}`) ?? -1,
+      })),
+    });
+  }
+
+  pause(): void {
+    this.#paused = true;
+    this.#stream?.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#stream?.resume();
+  }
+
+  async lag(): Promise<Array<{ topic: string; partition: number; lag: bigint }>> {
+    const assigned = this.#assigned;
+    if (assigned.length === 0 || this.#closed) return [];
+    const byTopic = new Map<string, number[]>();
+    for (const p of assigned) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition]);
+    const topics = [...byTopic.keys()];
+    const [ends, committed] = await Promise.all([
+      this.#consumer.listOffsets({ topics, partitions: Object.fromEntries(byTopic) }),
+      this.#consumer.listCommittedOffsets({ topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) }),
+    ]);
+    return assigned.map((p) => {
+      const end = ends.get(p.topic)?.[p.partition] ?? 0n;
+      const done = committed.get(p.topic)?.[p.partition] ?? -1n;
+      return { topic: p.topic, partition: p.partition, lag: done < 0n ? end : end > done ? end - done : 0n };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#generation++;
+    const stream = this.#stream;
+    this.#stream = undefined;
+    if (stream) await closeStream(stream);
+    // Leaving the group hands our partitions over at once instead of after the session timeout.
+    await this.#consumer.close(true);
+  }
+}
+
+/** Closes a stream, destroying it if a graceful close does not finish promptly. */
+async function closeStream(stream: MessagesStream<string, Buffer, string, string>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    stream.close().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        stream.destroy();
+        resolve();
+      }, 5_000);
+    }),
+  ]);
+  clearTimeout(timer);
+}

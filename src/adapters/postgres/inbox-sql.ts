@@ -1,0 +1,124 @@
+/**
+ * Every statement the consumer side runs (inbox, start marks, dead letters, DB-stored offsets), in one
+ * place. `s` is the validated, quoted schema name; values are always parameters.
+ */
+export function inboxSql(s: string) {
+  return {
+    /**
+     * The dedup authority. Runs first in the effect transaction: a concurrent copy of the same key blocks on
+     * the primary key until this transaction ends, then sees the row (duplicate) or inserts it (we rolled back).
+     * $1 group, $2 key, $3 message id, $4 topic, $5 partition, $6 offset. Returns one row when inserted.
+     */
+    inboxInsert: `
+      insert into ${s}.inbox (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset)
+      values ($1, $2, $3, $4, $5, $6)
+      on conflict (consumer_group, idempotency_key) do nothing
+      returning 1 as inserted`,
+
+    /** $1 group, $2 key. Autocommit read used by tools and tests; the consumer itself decides in the transaction. */
+    inboxContains: `select 1 as found from ${s}.inbox where consumer_group = $1 and idempotency_key = $2`,
+
+    /** Deletes up to $3 rows of group $1 older than $2 ms. Returns the number deleted. */
+    inboxCleanup: `
+      with doomed as (
+        select consumer_group, idempotency_key from ${s}.inbox
+        where consumer_group = $1 and processed_at < now() - $2 * interval '1 millisecond'
+        limit $3
+      )
+      delete from ${s}.inbox i using doomed d
+      where i.consumer_group = d.consumer_group and i.idempotency_key = d.idempotency_key`,
+
+    /**
+     * A first start of a delivered record: inserts a mark with count 1, or reuses a mark left at 0 by an
+     * abandoned start. Returns no row when an unfinished start is already recorded (the record is a suspect).
+     * $1 group, $2 topic, $3 partition, $4 offset, $5 message id.
+     */
+    attemptFirstStart: `
+      insert into ${s}.consumer_attempt (consumer_group, topic, msg_partition, msg_offset, message_id, started)
+      values ($1, $2, $3, $4, $5, 1)
+      on conflict (consumer_group, topic, msg_partition, msg_offset)
+      do update set started = 1, last_started_at = now() where ${s}.consumer_attempt.started = 0
+      returning started`,
+
+    /** Counts one more start of a suspect; returns the new count. Same parameters as attemptFirstStart. */
+    attemptStart: `
+      insert into ${s}.consumer_attempt (consumer_group, topic, msg_partition, msg_offset, message_id, started)
+      values ($1, $2, $3, $4, $5, 1)
+      on conflict (consumer_group, topic, msg_partition, msg_offset)
+      do update set started = ${s}.consumer_attempt.started + 1, last_started_at = now()
+      returning started`,
+
+    /** Takes back a start that ended without a crash (abandoned on revoke or stop). $1..$4 as above. */
+    attemptRelease: `
+      update ${s}.consumer_attempt set started = greatest(started - 1, 0)
+      where consumer_group = $1 and topic = $2 and msg_partition = $3 and msg_offset = $4`,
+
+    /** Marks below a committed offset can never be delivered again: $1 group, $2 topic, $3 partition, $4 committed offset. */
+    attemptCleanup: `
+      delete from ${s}.consumer_attempt
+      where consumer_group = $1 and topic = $2 and msg_partition = $3 and msg_offset < $4`,
+
+    /**
+     * Records a dead letter unless the same key is already dead (a redelivery or duplicate copy).
+     * Returns the row's id and whether its copy on the DLQ topic was acknowledged already.
+     */
+    deadLetterInsert: `
+      with ins as (
+        insert into ${s}.dead_letter (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset, msg_key,
+          msg_type, headers, payload, error_code, error, stack, attempts, first_failure_at, last_failure_at)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
+        on conflict (consumer_group, idempotency_key) where status = 'dead' do nothing
+        returning id, published_at, true as inserted
+      )
+      select id::text, published_at, inserted from ins
+      union all
+      select id::text, published_at, false from ${s}.dead_letter
+      where consumer_group = $1 and idempotency_key = $2 and status = 'dead' and not exists (select 1 from ins)`,
+
+    deadLetterPublished: `update ${s}.dead_letter set published_at = now() where id = $1`,
+
+    /** $1 status or null, $2 topic or null, $3 group or null, $4 limit, $5 id below (paging) or null. */
+    deadLetterList: `
+      select id::text, consumer_group, topic, msg_partition, msg_offset::text, msg_key, msg_type, message_id, error_code, error,
+             attempts, status, created_at, last_failure_at, replay_count
+      from ${s}.dead_letter
+      where ($1::text is null or status = $1) and ($2::text is null or topic = $2) and ($3::text is null or consumer_group = $3)
+        and ($5::bigint is null or id < $5)
+      order by id desc
+      limit $4`,
+
+    deadLetterGet: `
+      select id::text, consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset::text, msg_key, msg_type,
+             headers, payload, error_code, error, stack, attempts, first_failure_at, last_failure_at, status, published_at,
+             created_at, resolved_at, resolved_by, replay_count
+      from ${s}.dead_letter where id = $1`,
+
+    /** Locks the row for a replay, so a consumer re-dead-lettering the replayed copy waits for the outcome. */
+    deadLetterLock: `select id::text, topic, msg_key, headers, payload, status from ${s}.dead_letter where id = $1 for update`,
+
+    deadLetterReplayed: `
+      update ${s}.dead_letter
+      set status = 'replayed', replay_count = replay_count + 1, resolved_at = now(), resolved_by = $2
+      where id = $1`,
+
+    /** Only an open dead letter can be discarded; returns the row when it was. */
+    deadLetterDiscard: `
+      update ${s}.dead_letter set status = 'discarded', resolved_at = now(), resolved_by = $2
+      where id = $1 and status = 'dead'
+      returning id::text`,
+
+    /** Offsets stored with the effect (P10): $1 group, $2 topic, $3 partition, $4 next offset. Never moves back. */
+    offsetStore: `
+      insert into ${s}.consumer_offset (consumer_group, topic, msg_partition, next_offset)
+      values ($1, $2, $3, $4)
+      on conflict (consumer_group, topic, msg_partition)
+      do update set next_offset = greatest(${s}.consumer_offset.next_offset, excluded.next_offset), updated_at = now()`,
+
+    /** $1 group, $2 topics. */
+    offsetLoad: `
+      select topic, msg_partition, next_offset::text from ${s}.consumer_offset
+      where consumer_group = $1 and topic = any($2::text[])`,
+  };
+}
+
+export type InboxSql = ReturnType<typeof inboxSql>;

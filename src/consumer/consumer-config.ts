@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { retryPolicySchema } from './retry-policy.ts';
+
+const DAY = 86_400_000;
+
+/** Consumer configuration, validated once by `parseConfig`; unknown keys are rejected. */
+export const consumerConfigSchema = z
+  .object({
+    groupId: z.string().min(1).max(255),
+    topics: z.array(z.string().min(1)).min(1),
+    /** Schema holding the inbox and dead-letter tables (see `migrate`). */
+    schema: z.string().default('zeroloss'),
+    /** Handlers running at once, across keys; one key's messages always run one at a time. */
+    concurrency: z.number().int().min(1).max(1024).default(16),
+    /**
+     * Records received and not yet finished before the subscription pauses (the source's batch of 500).
+     * Bounds memory and how much is redelivered after a crash.
+     */
+    batchSize: z.number().int().min(1).default(500),
+    /** How often finished offsets are committed. */
+    commitIntervalMs: z.number().int().positive().default(200),
+    /** How long a revoke waits for running handlers before abandoning them; keep below the group's rebalance timeout. */
+    revokeTimeoutMs: z.number().int().positive().default(15_000),
+    /** How long `stop()` waits for running handlers. */
+    stopTimeoutMs: z.number().int().positive().default(30_000),
+    /** Bound on one offset commit during a revoke or stop. */
+    commitTimeoutMs: z.number().int().positive().default(10_000),
+    /** Larger payloads are dead-lettered as ZL_PAYLOAD_TOO_LARGE. */
+    maxPayloadBytes: z.number().int().positive().default(1_048_576),
+    /** Default retry policy; handlers override it per type. */
+    retry: retryPolicySchema.default(retryPolicySchema.parse({})),
+    /** Versions each type must accept (C8); registering a type without enough upcasters fails. */
+    minAcceptedVersions: z.number().int().min(1).default(3),
+    poison: z
+      .object({
+        /** Starts that never finished (the process died each time) before a record is dead-lettered as poison. */
+        maxStarts: z.number().int().min(1).default(3),
+      })
+      .strict()
+      .default({ maxStarts: 3 }),
+    inbox: z
+      .object({
+        /** Inbox rows older than this are deleted. Must exceed `replayHorizonMs`, or a replay could apply twice. */
+        retentionMs: z
+          .number()
+          .int()
+          .positive()
+          .default(14 * DAY),
+        /** The oldest message that can come back (topic retention, DLQ replays): dedup must outlive it. */
+        replayHorizonMs: z
+          .number()
+          .int()
+          .positive()
+          .default(7 * DAY),
+        /** How often expired rows are deleted; 0 turns the cleanup off (run `cleanupInbox()` yourself). */
+        cleanupIntervalMs: z.number().int().min(0).default(3_600_000),
+        /** Lifetime of a key in the cache fast path. */
+        cacheTtlMs: z.number().int().positive().default(DAY),
+        /** Lifetime of the cache lock against concurrent copies; longer than a handler run. */
+        lockTtlMs: z.number().int().positive().default(30_000),
+        /** How long a copy waits for another holder's lock before letting the database decide. */
+        lockWaitMs: z.number().int().min(0).default(5_000),
+      })
+      .strict()
+      .default({
+        retentionMs: 14 * DAY,
+        replayHorizonMs: 7 * DAY,
+        cleanupIntervalMs: 3_600_000,
+        cacheTtlMs: DAY,
+        lockTtlMs: 30_000,
+        lockWaitMs: 5_000,
+      }),
+    /** Report producer sequence gaps and duplicates (C9). */
+    gapDetection: z.boolean().default(true),
+    /** Copy dead letters to `<topic>.dlq` (needs a publisher); the dead_letter table is written either way. */
+    deadLetterTopic: z.boolean().default(true),
+    /** How often lag per partition is refreshed (when the subscription can tell); 0 turns it off. */
+    lagIntervalMs: z.number().int().min(0).default(10_000),
+    /** Backoff while the database (or the broker, for dead letters and retry copies) is unreachable. */
+    unavailableBackoff: z
+      .object({ baseMs: z.number().int().positive().default(100), maxMs: z.number().int().positive().default(5_000) })
+      .strict()
+      .default({ baseMs: 100, maxMs: 5_000 }),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.inbox.retentionMs <= config.inbox.replayHorizonMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['inbox', 'retentionMs'],
+        message: `must be longer than inbox.replayHorizonMs (${config.inbox.replayHorizonMs}), or a late redelivery could apply twice`,
+      });
+    }
+    if (config.topics.some((t) => /\.(retry\.\d+|dlq)$/.test(t))) {
+      ctx.addIssue({ code: 'custom', path: ['topics'], message: 'list main topics only: retry and dead-letter topics are derived' });
+    }
+  });
+
+export type ConsumerConfig = z.input<typeof consumerConfigSchema>;
+export type ResolvedConsumerConfig = Readonly<z.output<typeof consumerConfigSchema>>;

@@ -1,0 +1,418 @@
+import { EventEmitter } from 'node:events';
+import type { Registry } from 'prom-client';
+import { HEADER, type IncomingRecord } from '../core/envelope.ts';
+import { parseConfig } from '../core/config.ts';
+import { ZerolossError, errorSummary } from '../core/errors.ts';
+import { PostgresDeadLetterStore } from '../adapters/postgres/postgres-dead-letter-store.ts';
+import { PostgresInboxStore } from '../adapters/postgres/postgres-inbox-store.ts';
+import type { DeadLetterWriter } from '../ports/dead-letter-store.ts';
+import type { InboxCache } from '../ports/inbox-cache.ts';
+import type { InboxStore, StartLog } from '../ports/inbox-store.ts';
+import type { Database } from '../ports/sql-executor.ts';
+import type { Publisher, ReceivedBatch, Subscriber, Subscription } from '../ports/transport.ts';
+import { type ConsumerConfig, consumerConfigSchema, type ResolvedConsumerConfig } from './consumer-config.ts';
+import type { ConsumerEvents } from './consumer-events.ts';
+import { type ConsumerMetrics, createConsumerMetrics } from './consumer-metrics.ts';
+import { AbandonedError, type Delivery, RETRY_HEADER, compose, isRetryTopic, newDelivery, retryTopic } from './delivery.ts';
+import { GapDetector } from './gap-detector.ts';
+import { type Handler, type HandlerOptions, HandlerRegistry } from './handler-registry.ts';
+import { type LaneControl, KeyLanes } from './key-lanes.ts';
+import { deadLetterMiddleware } from './middleware/dead-letter.ts';
+import { decodeMiddleware } from './middleware/decode.ts';
+import { dedupCacheMiddleware } from './middleware/dedup-cache.ts';
+import { inboxTransaction } from './middleware/inbox-transaction.ts';
+import { metricsMiddleware } from './middleware/metrics.ts';
+import { retryMiddleware } from './middleware/retry.ts';
+import { routeMiddleware } from './middleware/route.ts';
+import { type PartitionRef, OffsetTracker, partitionId } from './offset-tracker.ts';
+import { poisonGuardMiddleware } from './poison-guard.ts';
+
+export interface ConsumerOptions {
+  /** Where records come from (Kafka, or the embedded Postgres log). */
+  subscriber: Subscriber;
+  /** The business database: effects, inbox and dead letters commit here. */
+  db: Database;
+  /** Sends retry copies (`<topic>.retry.<n>`) and dead letters (`<topic>.dlq`). Without it: blocking retries, DLQ table only. */
+  publisher?: Publisher;
+  /** Optional Redis fast path; correctness never depends on it. */
+  cache?: InboxCache;
+  registry?: Registry;
+  config: ConsumerConfig;
+  /** Defaults to the Postgres inbox in `config.schema`. */
+  inbox?: InboxStore & StartLog;
+  /** Defaults to the Postgres dead_letter table in `config.schema`. */
+  deadLetters?: DeadLetterWriter;
+}
+
+interface PartitionRun {
+  controller: AbortController;
+  running: Set<Promise<void>>;
+}
+
+/**
+ * The consumer runtime: every message's business effect applied once, on at-least-once delivery.
+ *
+ * Records are processed concurrently across keys and serially within a key (C3); offsets are committed
+ * manually, only up to the smallest unfinished offset of each partition (C1, C2). Each record goes through
+ * the middleware, outermost first:
+ *
+ *   metrics → dead-letter → decode → route (type, upcast, schema, key) → cache fast path → poison guard
+ *     → retry → [transaction: inbox row, handler]
+ *
+ * Sequence gaps (C9) are checked as records arrive, in partition order, before any of that.
+ */
+export class Consumer extends EventEmitter<ConsumerEvents> {
+  readonly config: ResolvedConsumerConfig;
+  readonly #options: ConsumerOptions;
+  readonly #handlers: HandlerRegistry;
+  readonly #metrics: ConsumerMetrics;
+  readonly #inbox: InboxStore & StartLog;
+  readonly #deadLetters: DeadLetterWriter;
+  readonly #tracker = new OffsetTracker();
+  readonly #gaps = new GapDetector();
+  readonly #parts = new Map<string, PartitionRun>();
+  readonly #committed = new Map<string, bigint>();
+  #lanes: KeyLanes;
+  #pipeline: ((d: Delivery) => Promise<void>) | undefined;
+  #subscription: Subscription | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #committing: Promise<void> | undefined;
+  #paused = false;
+  #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+
+  constructor(options: ConsumerOptions) {
+    super();
+    this.config = parseConfig(consumerConfigSchema, options.config, 'consumer');
+    this.#options = options;
+    this.#handlers = new HandlerRegistry(this.config.retry, this.config.minAcceptedVersions);
+    this.#metrics = createConsumerMetrics(options.registry);
+    this.#inbox = options.inbox ?? new PostgresInboxStore(options.db, { schema: this.config.schema });
+    this.#deadLetters = options.deadLetters ?? new PostgresDeadLetterStore(options.db, { schema: this.config.schema });
+    this.#lanes = new KeyLanes(this.config.concurrency, (error) => this.#report(error));
+    // An 'error' event without a listener would throw: the consumer reports trouble, it never dies of it.
+    this.on('error', () => {});
+  }
+
+  /** Registers the handler of one message type (C5). Call before `start`. */
+  handle<P = unknown>(type: string, handler: Handler<P>, options?: HandlerOptions<P>): this {
+    if (this.#state !== 'new') throw new ZerolossError('ZL_INVALID_CONFIG', 'register handlers before start()');
+    this.#handlers.register(type, handler, options);
+    return this;
+  }
+
+  get registry(): Registry {
+    return this.#metrics.registry;
+  }
+
+  /** Main topics plus the retry topics that types in `topic` retry mode need. */
+  get subscribedTopics(): string[] {
+    const levels = Math.max(
+      0,
+      ...this.#handlers.entries.filter((h) => h.retry.mode === 'topic' && this.#options.publisher).map((h) => h.retry.maxRetries),
+    );
+    const topics = [...this.config.topics];
+    for (const topic of this.config.topics) for (let n = 1; n <= levels; n++) topics.push(retryTopic(topic, n));
+    return topics;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new ZerolossError('ZL_INVALID_CONFIG', 'a consumer starts once');
+    if (this.#handlers.types.length === 0) throw new ZerolossError('ZL_INVALID_CONFIG', 'register at least one handler before start()');
+    this.#state = 'running';
+    this.#pipeline = this.#buildPipeline();
+    this.#subscription = await this.#options.subscriber.subscribe({
+      groupId: this.config.groupId,
+      topics: this.subscribedTopics,
+      onRecords: (batch) => this.#onRecords(batch),
+      onRevoke: (partitions) => this.#onRevoke(partitions),
+      onAssign: (partitions) => this.#onAssign(partitions),
+    });
+    if (this.#paused) this.#subscription.pause();
+    this.#every(this.config.commitIntervalMs, () => this.#commitInBackground());
+    if (this.config.lagIntervalMs > 0 && this.#subscription.lag) this.#every(this.config.lagIntervalMs, () => this.#refreshLag());
+    if (this.config.inbox.cleanupIntervalMs > 0) this.#every(this.config.inbox.cleanupIntervalMs, () => this.cleanupInbox());
+  }
+
+  /**
+   * Stops taking records, lets running handlers finish (up to `stopTimeoutMs`; waits such as retry delays
+   * are abandoned), commits what finished and leaves the group. Unfinished records are redelivered later.
+   */
+  async stop(): Promise<void> {
+    if (this.#state !== 'running') return;
+    this.#state = 'stopping';
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers = [];
+    this.#subscription?.pause();
+    const running = [...this.#parts.values()].flatMap((p) => {
+      p.controller.abort();
+      return [...p.running];
+    });
+    await settleWithin(running, this.config.stopTimeoutMs);
+    await this.#committing;
+    await this.#commit(undefined, this.config.commitTimeoutMs).catch((error) => this.#report(error));
+    await this.#subscription?.close().catch((error: unknown) => this.#report(error));
+    this.#state = 'stopped';
+  }
+
+  /** Deletes inbox rows older than the retention; returns how many. Runs periodically too (`inbox.cleanupIntervalMs`). */
+  async cleanupInbox(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.#inbox.cleanup(this.config.groupId, this.config.inbox.retentionMs, 10_000);
+      total += n;
+      if (n < 10_000) return total;
+    }
+  }
+
+  /** Current metric values by name (summed over labels), for callers that do not scrape Prometheus. */
+  async metrics(): Promise<Record<string, number>> {
+    await this.#refreshLag().catch(() => {});
+    const out: Record<string, number> = {};
+    for (const metric of await this.#metrics.registry.getMetricsAsJSON()) {
+      if (!metric.name.startsWith('zeroloss_consumer')) continue;
+      for (const v of metric.values as Array<{ value: number; metricName?: string; labels: Record<string, unknown> }>) {
+        if (v.labels.group !== undefined && v.labels.group !== this.config.groupId) continue;
+        const name = v.metricName ?? metric.name;
+        if (name.endsWith('_bucket')) continue;
+        out[name] = (out[name] ?? 0) + v.value;
+      }
+    }
+    return out;
+  }
+
+  #buildPipeline() {
+    const { publisher, cache } = this.#options;
+    const unavailable = { ...this.config.unavailableBackoff, onError: (error: Error) => this.#report(error) };
+    return compose([
+      metricsMiddleware(this.#metrics, this),
+      deadLetterMiddleware({
+        writer: this.#deadLetters,
+        publisher,
+        topicCopy: this.config.deadLetterTopic,
+        reporter: this,
+        metrics: this.#metrics,
+        unavailable,
+      }),
+      decodeMiddleware({ maxPayloadBytes: this.config.maxPayloadBytes }),
+      routeMiddleware(this.#handlers),
+      ...(cache ? [dedupCacheMiddleware(cache, this.config.inbox)] : []),
+      poisonGuardMiddleware(this.#inbox, this.#inbox, { maxStarts: this.config.poison.maxStarts, retry: unavailable }),
+      retryMiddleware(inboxTransaction(this.#options.db, this.#inbox, this.#metrics), {
+        publisher,
+        reporter: this,
+        metrics: this.#metrics,
+        unavailable,
+      }),
+    ]);
+  }
+
+  #onRecords(batch: ReceivedBatch): void {
+    if (this.#state !== 'running') return;
+    const part = this.#partition(batch.topic, batch.partition);
+    const sequenced = this.config.gapDetection && !isRetryTopic(batch.topic);
+    for (const record of batch.records) {
+      const epoch = this.#tracker.add(record.topic, record.partition, record.offset);
+      if (epoch === undefined) continue;
+      if (sequenced) this.#observeSequence(record);
+      const lane = `${record.topic}\u0000${record.partition}\u0000${record.key}`;
+      this.#lanes.push(lane, (control) => this.#run(record, epoch, part, control));
+    }
+    this.#metrics.inFlight.set({ group: this.config.groupId }, this.#tracker.pending);
+    if (!this.#paused && this.#tracker.pending >= this.config.batchSize) {
+      this.#paused = true;
+      this.#subscription?.pause();
+    }
+  }
+
+  async #run(record: IncomingRecord, epoch: number, part: PartitionRun, control: LaneControl): Promise<void> {
+    const { signal } = part.controller;
+    if (this.#state !== 'running' || signal.aborted || !this.#tracker.isCurrent(record.topic, record.partition, epoch)) return;
+    const work = this.#process(record, signal, control).then((finished) => {
+      if (!finished) return;
+      this.#tracker.finish(record.topic, record.partition, record.offset, epoch);
+      if (this.#paused && this.#state === 'running' && this.#tracker.pending < this.config.batchSize) {
+        this.#paused = false;
+        this.#subscription?.resume();
+      }
+    });
+    part.running.add(work);
+    try {
+      await work;
+    } finally {
+      part.running.delete(work);
+    }
+  }
+
+  /** Returns whether the record is finished (its offset may be committed). */
+  async #process(record: IncomingRecord, signal: AbortSignal, control: LaneControl): Promise<boolean> {
+    // A retry copy waits for its due time in its lane, without holding a concurrency slot.
+    const due = Number(record.headers[RETRY_HEADER.notBefore]);
+    if (isRetryTopic(record.topic) && due > Date.now() && !(await control.sleep(due - Date.now(), signal))) return false;
+    try {
+      await (this.#pipeline as (d: Delivery) => Promise<void>)(newDelivery(record, this.config.groupId, signal, control));
+      return true;
+    } catch (error) {
+      if (!(error instanceof AbandonedError)) {
+        // Not finished, so never committed past: it comes back after the next rebalance or restart.
+        this.#report(
+          new ZerolossError(
+            'ZL_UNKNOWN',
+            `record ${record.topic}/${record.partition}/${record.offset} could not be finished: ${errorSummary(error)}`,
+            {
+              cause: error,
+            },
+          ),
+        );
+      }
+      return false;
+    }
+  }
+
+  #observeSequence(record: IncomingRecord): void {
+    const producerId = record.headers[HEADER.producerId] ?? '';
+    const seq = Number(record.headers[HEADER.seq]);
+    if (!Number.isSafeInteger(seq)) return;
+    const event = this.#gaps.observe(record.topic, record.partition, producerId, record.key, seq);
+    if (!event) return;
+    const labels = { group: this.config.groupId, topic: record.topic };
+    if (event.kind === 'gap') {
+      this.#metrics.sequenceGaps.inc(labels);
+      this.#metrics.sequenceMissing.inc(labels, event.missing);
+      this.emit('sequence-gap', event);
+    } else {
+      this.#metrics.sequenceDuplicates.inc(labels);
+      this.emit('sequence-duplicate', event);
+    }
+  }
+
+  #partition(topic: string, partition: number): PartitionRun {
+    const id = partitionId(topic, partition);
+    let part = this.#parts.get(id);
+    if (!part) {
+      part = { controller: new AbortController(), running: new Set() };
+      this.#parts.set(id, part);
+    }
+    return part;
+  }
+
+  #onAssign(partitions: PartitionRef[]): void {
+    for (const p of partitions) this.#partition(p.topic, p.partition);
+    this.emit('assigned', partitions);
+  }
+
+  /**
+   * Before partitions go to another consumer: waits end at once (abandoned), running transactions get up
+   * to `revokeTimeoutMs` to finish, what finished is committed, and the partitions are forgotten. Nothing
+   * past unfinished work is committed; an abandoned record is the next owner's to process.
+   */
+  async #onRevoke(partitions: PartitionRef[]): Promise<void> {
+    this.emit('revoked', partitions);
+    const running: Promise<void>[] = [];
+    for (const p of partitions) {
+      const part = this.#parts.get(partitionId(p.topic, p.partition));
+      if (!part) continue;
+      part.controller.abort();
+      running.push(...part.running);
+    }
+    await settleWithin(running, this.config.revokeTimeoutMs);
+    await this.#commit(partitions, this.config.commitTimeoutMs).catch((error) => this.#report(error));
+    for (const p of partitions) {
+      const id = partitionId(p.topic, p.partition);
+      this.#tracker.drop(p.topic, p.partition);
+      this.#gaps.forgetPartition(p.topic, p.partition);
+      this.#parts.delete(id);
+      this.#committed.delete(id);
+    }
+    this.#metrics.inFlight.set({ group: this.config.groupId }, this.#tracker.pending);
+    if (this.#paused && this.#state === 'running' && this.#tracker.pending < this.config.batchSize) {
+      this.#paused = false;
+      this.#subscription?.resume();
+    }
+  }
+
+  #commitInBackground(): void {
+    if (this.#committing || this.#state !== 'running') return;
+    this.#committing = this.#commit(undefined, undefined)
+      .catch((error) => this.#report(error))
+      .finally(() => {
+        this.#committing = undefined;
+      });
+  }
+
+  /** Commits each partition's commit point where it moved, then forgets the start marks below it. */
+  async #commit(partitions: PartitionRef[] | undefined, timeoutMs: number | undefined): Promise<void> {
+    const subscription = this.#subscription;
+    if (!subscription) return;
+    const offsets: Array<{ topic: string; partition: number; offset: bigint }> = [];
+    for (const p of partitions ?? this.#tracker.partitions()) {
+      const point = this.#tracker.commitPoint(p.topic, p.partition);
+      const id = partitionId(p.topic, p.partition);
+      if (point !== undefined && point > (this.#committed.get(id) ?? -1n))
+        offsets.push({ topic: p.topic, partition: p.partition, offset: point });
+    }
+    if (offsets.length === 0) return;
+    const commit = subscription.commit(offsets);
+    await (timeoutMs === undefined ? commit : within(commit, timeoutMs, 'offset commit'));
+    for (const o of offsets) {
+      const id = partitionId(o.topic, o.partition);
+      if ((this.#committed.get(id) ?? -1n) < o.offset) this.#committed.set(id, o.offset);
+    }
+    this.emit('committed', offsets);
+    // Housekeeping: marks below a committed offset are never needed again.
+    void Promise.all(offsets.map((o) => this.#inbox.forget(this.config.groupId, o.topic, o.partition, o.offset))).catch((error) =>
+      this.#report(error),
+    );
+  }
+
+  async #refreshLag(): Promise<void> {
+    const lag = await this.#subscription?.lag?.();
+    for (const entry of lag ?? []) {
+      this.#metrics.lag.set({ group: this.config.groupId, topic: entry.topic, partition: String(entry.partition) }, Number(entry.lag));
+    }
+  }
+
+  #every(ms: number, fn: () => unknown): void {
+    const timer = setInterval(() => {
+      Promise.resolve()
+        .then(fn)
+        .catch((error) => this.#report(error));
+    }, ms);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  #report(error: unknown): void {
+    this.emit('error', error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+/** Waits for the promises to settle, or for `ms`, whichever comes first. */
+async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  if (promises.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled(promises),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `${what} did not finish within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function createConsumer(options: ConsumerOptions): Consumer {
+  return new Consumer(options);
+}

@@ -1,0 +1,145 @@
+import type { Envelope, IncomingRecord } from '../core/envelope.ts';
+import { ZerolossError } from '../core/errors.ts';
+import type { ConsumedMessage, RegisteredHandler } from './handler-registry.ts';
+import type { LaneControl } from './key-lanes.ts';
+
+/** Headers a retry copy carries on `<topic>.retry.<n>`, next to the original headers. */
+export const RETRY_HEADER = {
+  /** Attempt number the copy is for (2 for the first retry). */
+  attempt: 'zl-attempt',
+  /** Epoch milliseconds before which the copy must not be handled. */
+  notBefore: 'zl-not-before',
+  firstFailureAt: 'zl-first-failure-at',
+  lastFailureAt: 'zl-last-failure-at',
+  lastError: 'zl-last-error',
+  originalTopic: 'zl-original-topic',
+  originalPartition: 'zl-original-partition',
+  originalOffset: 'zl-original-offset',
+} as const;
+
+/** Headers a dead letter carries on `<topic>.dlq`, next to the original headers. */
+export const DLQ_HEADER = {
+  error: 'zl-dlq-error',
+  errorCode: 'zl-dlq-error-code',
+  stack: 'zl-dlq-stack',
+  originalTopic: 'zl-dlq-original-topic',
+  originalPartition: 'zl-dlq-original-partition',
+  originalOffset: 'zl-dlq-original-offset',
+  attempts: 'zl-dlq-attempts',
+  firstFailureAt: 'zl-dlq-first-failure-at',
+  lastFailureAt: 'zl-dlq-last-failure-at',
+  group: 'zl-dlq-group',
+  id: 'zl-dlq-id',
+} as const;
+
+const RETRY_TOPIC_RE = /^(.+)\.retry\.(\d+)$/;
+
+export function retryTopic(topic: string, retry: number): string {
+  return `${topic}.retry.${retry}`;
+}
+
+export function deadLetterTopic(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+export function isRetryTopic(topic: string): boolean {
+  return RETRY_TOPIC_RE.test(topic);
+}
+
+export type DeliveryOutcome = 'processed' | 'duplicate' | 'dead-lettered' | 'retry-scheduled';
+
+/** The processing state of one delivered record as it moves through the middleware. */
+export interface Delivery {
+  readonly record: IncomingRecord;
+  readonly groupId: string;
+  /** Aborted when the partition is revoked or the consumer stops: waits end and the record is abandoned. */
+  readonly signal: AbortSignal;
+  readonly lane: LaneControl;
+  /** Where the message was first consumed: the record itself, or the origin its retry headers name. */
+  readonly origin: { topic: string; partition: number; offset: bigint };
+  /** Attempt number of the next handler run, 1-based, carried across retry topics by header. */
+  attempt: number;
+  /** Handler runs so far, earlier retry copies included. */
+  attemptsMade: number;
+  /** Why the retry stage gave up, when it did. */
+  gaveUp?: 'permanent' | 'exhausted';
+  firstFailureAt: Date | undefined;
+  lastFailureAt: Date | undefined;
+  envelope?: Envelope;
+  /** Decoded payload; after routing, upcast and validated. */
+  payload?: unknown;
+  route?: RegisteredHandler;
+  message?: ConsumedMessage;
+  idempotencyKey?: string;
+  outcome?: DeliveryOutcome;
+  duplicateVia?: 'cache' | 'inbox';
+  /** Set when the effect transaction committed. */
+  committedAt?: number;
+}
+
+export type Middleware = (delivery: Delivery, next: () => Promise<void>) => Promise<void>;
+
+/**
+ * Thrown when a record's processing stops because its partition is being taken away or the consumer is
+ * stopping. The record is not finished, so its offset is not committed and the next owner gets it again.
+ */
+export class AbandonedError extends Error {
+  constructor() {
+    super('processing abandoned (partition revoked or consumer stopping)');
+    this.name = 'AbandonedError';
+  }
+}
+
+/** Builds a delivery for a record, reading the attempt state a retry copy carries. */
+export function newDelivery(record: IncomingRecord, groupId: string, signal: AbortSignal, lane: LaneControl): Delivery {
+  const h = record.headers;
+  const retried = isRetryTopic(record.topic) && h[RETRY_HEADER.originalTopic] !== undefined;
+  const header = retried ? Number(h[RETRY_HEADER.attempt]) : 1;
+  const attempt = Number.isSafeInteger(header) && header >= 1 ? header : 1;
+  const offset = retried ? safeBigInt(h[RETRY_HEADER.originalOffset]) : undefined;
+  return {
+    record,
+    groupId,
+    signal,
+    lane,
+    origin:
+      retried && offset !== undefined
+        ? { topic: h[RETRY_HEADER.originalTopic] as string, partition: Number(h[RETRY_HEADER.originalPartition]) || 0, offset }
+        : { topic: record.topic, partition: record.partition, offset: record.offset },
+    attempt,
+    attemptsMade: attempt - 1,
+    firstFailureAt: retried ? safeDate(h[RETRY_HEADER.firstFailureAt]) : undefined,
+    lastFailureAt: retried ? safeDate(h[RETRY_HEADER.lastFailureAt]) : undefined,
+  };
+}
+
+/** The original headers of a record, without what retry copies added. */
+export function originalHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const added = new Set<string>(Object.values(RETRY_HEADER));
+  for (const [name, value] of Object.entries(headers)) if (!added.has(name)) out[name] = value;
+  return out;
+}
+
+/** Composes middleware as an onion; calling `next` twice is a bug and rejects. */
+export function compose(middleware: Middleware[]): (delivery: Delivery) => Promise<void> {
+  return (delivery) => {
+    let last = -1;
+    const dispatch = (i: number): Promise<void> => {
+      if (i <= last) return Promise.reject(new ZerolossError('ZL_UNKNOWN', 'middleware called next() more than once'));
+      last = i;
+      const fn = middleware[i];
+      return fn ? fn(delivery, () => dispatch(i + 1)) : Promise.resolve();
+    };
+    return dispatch(0);
+  };
+}
+
+function safeBigInt(value: string | undefined): bigint | undefined {
+  return value !== undefined && /^\d{1,19}$/.test(value) ? BigInt(value) : undefined;
+}
+
+function safeDate(value: string | undefined): Date | undefined {
+  const ms = value === undefined ? Number.NaN : Date.parse(value);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+}

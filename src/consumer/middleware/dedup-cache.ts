@@ -1,0 +1,39 @@
+import type { InboxCache } from '../../ports/inbox-cache.ts';
+import { AbandonedError, type Middleware } from '../delivery.ts';
+
+/**
+ * The optional fast path in front of the inbox (C4). A key the cache remembers is skipped without touching
+ * the database; otherwise a short lock keeps two concurrent copies of one message (two consumers during a
+ * rebalance) from both running the handler at once. The cache is an optimisation only: when it is down,
+ * flushed or wrong, the inbox row in the effect transaction still decides, so only speed changes.
+ */
+export function dedupCacheMiddleware(cache: InboxCache, options: { lockTtlMs: number; lockWaitMs: number }): Middleware {
+  return async (d, next) => {
+    const key = d.idempotencyKey as string;
+    if ((await cache.has(d.groupId, key)) === true) {
+      d.outcome = 'duplicate';
+      d.duplicateVia = 'cache';
+      return;
+    }
+    const deadline = Date.now() + options.lockWaitMs;
+    let token: string | null | undefined;
+    for (;;) {
+      token = await cache.lock(d.groupId, key, options.lockTtlMs);
+      if (token !== null) break;
+      // Another copy is being handled right now: wait for it, then it is most likely a duplicate.
+      if (Date.now() >= deadline) break;
+      if (!(await d.lane.sleep(50, d.signal))) throw new AbandonedError();
+      if ((await cache.has(d.groupId, key)) === true) {
+        d.outcome = 'duplicate';
+        d.duplicateVia = 'cache';
+        return;
+      }
+    }
+    try {
+      await next();
+    } finally {
+      if (token) await cache.unlock(d.groupId, key, token);
+    }
+    if (d.outcome === 'processed' || (d.outcome === 'duplicate' && d.duplicateVia === 'inbox')) await cache.add(d.groupId, key);
+  };
+}

@@ -1,0 +1,48 @@
+import type { InboxStore } from '../../ports/inbox-store.ts';
+import type { Database } from '../../ports/sql-executor.ts';
+import type { ConsumerMetrics } from '../consumer-metrics.ts';
+import { AbandonedError, type Delivery } from '../delivery.ts';
+import type { ConsumedMessage, RegisteredHandler } from '../handler-registry.ts';
+
+/**
+ * One attempt: a transaction zeroloss opens, the inbox row first, then the handler's writes through
+ * `ctx.tx`, then commit (C4). The inbox insert comes first so a concurrent copy blocks on the unique key
+ * until this transaction ends, and a duplicate commits nothing: the handler does not run at all.
+ */
+export function inboxTransaction(db: Database, inbox: InboxStore, metrics: ConsumerMetrics): (d: Delivery) => Promise<void> {
+  return async (d) => {
+    if (d.signal.aborted) throw new AbandonedError();
+    const route = d.route as RegisteredHandler;
+    const message = d.message as ConsumedMessage;
+    const key = d.idempotencyKey as string;
+    d.attemptsMade++;
+    const stopTimer = metrics.handlerSeconds.startTimer({ group: d.groupId, type: route.type });
+    let applied: boolean;
+    try {
+      applied = await db.transaction(async (tx) => {
+        const claimed = await inbox.claim(tx, {
+          groupId: d.groupId,
+          idempotencyKey: key,
+          messageId: message.id,
+          topic: d.origin.topic,
+          partition: d.origin.partition,
+          offset: d.origin.offset,
+        });
+        if (!claimed) return false;
+        await route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal });
+        return true;
+      });
+    } finally {
+      stopTimer();
+    }
+    if (applied) {
+      d.outcome = 'processed';
+      d.committedAt = Date.now();
+    } else {
+      // The handler did not run, so this attempt was not one.
+      d.attemptsMade--;
+      d.outcome = 'duplicate';
+      d.duplicateVia = 'inbox';
+    }
+  };
+}

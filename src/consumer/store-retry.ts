@@ -1,0 +1,85 @@
+import type { OutgoingRecord } from '../core/envelope.ts';
+import { errorSummary, ZerolossError } from '../core/errors.ts';
+import type { Publisher } from '../ports/transport.ts';
+import { AbandonedError, type Delivery } from './delivery.ts';
+
+/** SQLSTATEs meaning "the server is not there right now": connection exceptions, shutdowns, too many clients. */
+const UNAVAILABLE_SQLSTATES = new Set(['08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300']);
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const UNAVAILABLE_MESSAGES = [
+  /connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /not queryable/i,
+  /connection.*closed/i,
+];
+
+/**
+ * Whether an error says the database is unreachable rather than that this message is bad. Such failures are
+ * waited out in place and never charged to the message's retry budget: a Postgres restart must not push
+ * healthy messages to dead letters. Walks the cause chain.
+ */
+export function isStoreUnavailable(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== 'object' || depth > 5) return false;
+  const e = error as { code?: unknown; message?: unknown; cause?: unknown };
+  if (error instanceof ZerolossError && error.code === 'ZL_STORE_UNAVAILABLE') return true;
+  if (typeof e.code === 'string' && (UNAVAILABLE_SQLSTATES.has(e.code) || UNAVAILABLE_NODE_CODES.has(e.code))) return true;
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.some((re) => re.test(e.message as string))) return true;
+  if (error instanceof AggregateError && error.errors.some((inner) => isStoreUnavailable(inner, depth + 1))) return true;
+  return isStoreUnavailable(e.cause, depth + 1);
+}
+
+export interface StoreRetryOptions {
+  baseMs: number;
+  maxMs: number;
+  onError: (error: Error) => void;
+}
+
+/**
+ * Runs `fn` until it succeeds, waiting out unavailability of the store (or, with `anyError`, of anything,
+ * for steps that must not give up, like recording a dead letter). Waits without holding a concurrency slot;
+ * gives up with AbandonedError when the delivery's signal aborts.
+ */
+export async function untilAvailable<T>(
+  delivery: Delivery,
+  what: string,
+  options: StoreRetryOptions & { anyError?: boolean; isPermanent?: (error: unknown) => boolean },
+  fn: () => Promise<T>,
+): Promise<T> {
+  let delay = options.baseMs;
+  for (;;) {
+    if (delivery.signal.aborted) throw new AbandonedError();
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof AbandonedError) throw error;
+      if (options.isPermanent?.(error) || (!options.anyError && !isStoreUnavailable(error))) throw error;
+      const code = isStoreUnavailable(error) ? 'ZL_STORE_UNAVAILABLE' : 'ZL_TRANSPORT_UNAVAILABLE';
+      options.onError(new ZerolossError(code, `${what} failed, will retry: ${errorSummary(error)}`, { retryable: true, cause: error }));
+      if (!(await delivery.lane.sleep(delay, delivery.signal))) throw new AbandonedError();
+      delay = Math.min(options.maxMs, delay * 2);
+    }
+  }
+}
+
+/**
+ * Publishes one record until the broker acknowledges it, waiting out outages (the record must not be lost:
+ * its source offset is not finished until this returns). A permanent rejection is thrown to the caller.
+ */
+export async function publishUntilAcked(
+  delivery: Delivery,
+  publisher: Publisher,
+  record: OutgoingRecord,
+  what: string,
+  options: StoreRetryOptions,
+): Promise<void> {
+  await untilAvailable(
+    delivery,
+    what,
+    { ...options, anyError: true, isPermanent: (e) => e instanceof ZerolossError && !e.retryable },
+    async () => {
+      const [outcome] = await publisher.publish([record]);
+      if (outcome?.ok) return;
+      throw outcome?.error ?? new ZerolossError('ZL_SEND_FAILED', 'publisher gave no outcome', { retryable: true });
+    },
+  );
+}

@@ -1,0 +1,84 @@
+/** A message that will not be retried any more, with its original bytes and why (C7, O7). */
+export interface DeadLetterInput {
+  groupId: string;
+  /** Dedup key of the dead letter: the idempotency key, or `offset:<topic>/<partition>/<offset>` for unreadable records. */
+  idempotencyKey: string;
+  messageId: string | undefined;
+  /** Where the message was first consumed from (the main topic, also for copies from retry topics). */
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: string;
+  type: string | undefined;
+  headers: Record<string, string>;
+  payload: Buffer;
+  errorCode: string;
+  error: string;
+  stack: string | undefined;
+  attempts: number;
+  firstFailureAt: Date;
+  lastFailureAt: Date;
+}
+
+export type DeadLetterStatus = 'dead' | 'replayed' | 'discarded';
+
+export interface DeadLetterSummary {
+  id: string;
+  groupId: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string;
+  type: string | null;
+  messageId: string | null;
+  errorCode: string;
+  error: string;
+  attempts: number;
+  status: DeadLetterStatus;
+  createdAt: Date;
+  lastFailureAt: Date;
+  replayCount: number;
+}
+
+export interface DeadLetterDetail extends DeadLetterSummary {
+  idempotencyKey: string;
+  headers: Record<string, string>;
+  payload: Buffer;
+  stack: string | null;
+  firstFailureAt: Date;
+  publishedAt: Date | null;
+  resolvedAt: Date | null;
+  resolvedBy: string | null;
+}
+
+/** The consumer's half: record a dead letter once, then note that its copy reached the DLQ topic. */
+export interface DeadLetterWriter {
+  /** `inserted: false` when the same key is already dead (a redelivery or duplicate copy). */
+  record(input: DeadLetterInput): Promise<{ id: string; inserted: boolean; published: boolean }>;
+  markPublished(id: string): Promise<void>;
+}
+
+export interface DeadLetterFilter {
+  status?: DeadLetterStatus;
+  topic?: string;
+  groupId?: string;
+  limit?: number;
+  /** Paging: only ids below this one. */
+  before?: string;
+}
+
+/** The operator's half (list, show, replay, discard), used by `zeroloss dlq`. */
+export interface DeadLetterQueue {
+  list(filter?: DeadLetterFilter): Promise<DeadLetterSummary[]>;
+  get(id: string): Promise<DeadLetterDetail | undefined>;
+  /**
+   * Hands the original record to `send` while holding the row, and marks it replayed only if `send`
+   * succeeded. Replays go back through the consumers' inboxes, so replaying twice applies nothing twice.
+   */
+  replay(
+    id: string,
+    actor: string,
+    send: (record: { topic: string; key: string; value: Buffer; headers: Record<string, string> }) => Promise<void>,
+  ): Promise<boolean>;
+  discard(id: string, actor: string): Promise<boolean>;
+}

@@ -1,0 +1,47 @@
+import type { SqlExecutor } from './sql-executor.ts';
+
+/** What the inbox records about an applied effect. */
+export interface InboxEntry {
+  groupId: string;
+  idempotencyKey: string;
+  messageId: string;
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+/** The dedup authority (C4): a unique row per (consumer group, idempotency key), written with the effect. */
+export interface InboxStore {
+  /**
+   * Runs inside the effect transaction, before the handler. True: the key is now recorded and the effect
+   * may be applied; false: it was applied before (a duplicate) and the transaction must write nothing.
+   */
+  claim(tx: SqlExecutor, entry: InboxEntry): Promise<boolean>;
+  contains(groupId: string, idempotencyKey: string): Promise<boolean>;
+  /** Deletes up to `limit` rows older than `olderThanMs`; returns how many. */
+  cleanup(groupId: string, olderThanMs: number, limit: number): Promise<number>;
+}
+
+/** One delivered record, as the start log knows it. */
+export interface StartRef {
+  groupId: string;
+  topic: string;
+  partition: number;
+  offset: bigint;
+  messageId: string | undefined;
+}
+
+/**
+ * Durable count of handler starts per delivered record (C7 poison detection). A record is finished when its
+ * offset is committed; a record started again before that crashed or lost its process the previous time.
+ */
+export interface StartLog {
+  /** Records a first start and returns true; returns false, counting nothing, when an earlier start never finished. */
+  firstStart(ref: StartRef): Promise<boolean>;
+  /** Counts one more start (of a suspect, run alone) and returns the total. */
+  countStart(ref: StartRef): Promise<number>;
+  /** Takes back a start that ended cleanly without finishing (abandoned on revoke or stop). */
+  release(ref: StartRef): Promise<void>;
+  /** Forgets the marks below a committed offset. */
+  forget(groupId: string, topic: string, partition: number, committedOffset: bigint): Promise<void>;
+}

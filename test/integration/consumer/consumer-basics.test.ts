@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
+import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
+import { Consumer } from '../../../src/consumer/consumer.ts';
+import type { SequenceEvent } from '../../../src/consumer/gap-detector.ts';
+import {
+  BROKERS,
+  createEffectTable,
+  createTopics,
+  insertEffect,
+  topicFamily,
+  uniqueId,
+  zlRecord,
+} from '../../helpers/consumer-fixtures.ts';
+import { freshSchema } from '../../helpers/pg.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
+
+const subscriberConfig = {
+  brokers: BROKERS,
+  sessionTimeoutMs: 6_000,
+  heartbeatIntervalMs: 500,
+  rebalanceTimeoutMs: 20_000,
+  maxWaitMs: 100,
+};
+
+describe('consumer over Kafka and Postgres', () => {
+  let env: Awaited<ReturnType<typeof freshSchema>>;
+  let publisher: KafkaPublisher;
+  before(async () => {
+    env = await freshSchema('zlc');
+    await createEffectTable(env.db, env.schema);
+    publisher = new KafkaPublisher({ brokers: BROKERS });
+  });
+  after(async () => {
+    await publisher.close();
+    await env.cleanup();
+  });
+
+  test('applies each message once, in key order, skips duplicates on the topic and reports them as sequence repeats', async () => {
+    const topic = uniqueId('zl-basic');
+    await createTopics(topicFamily(topic), 3);
+    const keys = Array.from({ length: 10 }, (_, i) => `k${i}`);
+    const records = [];
+    for (let n = 1; n <= 30; n++) {
+      for (const key of keys) records.push(zlRecord({ topic, key, type: 'credit', payload: { n }, seq: n, producerId: 'p1' }));
+    }
+    const duplicates = [records[3], records[50], records[51], records[200]].map((r) => ({ ...r, headers: { ...r?.headers } }));
+    for (const outcome of await publisher.publish([...records, ...(duplicates as typeof records)])) assert.ok(outcome.ok);
+
+    const consumer = new Consumer({
+      subscriber: new KafkaSubscriber(subscriberConfig),
+      db: env.db,
+      publisher,
+      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+    });
+    const repeats: SequenceEvent[] = [];
+    consumer.on('sequence-duplicate', (e) => repeats.push(e));
+    consumer.handle<{ n: number }>('credit', async (m, ctx) => {
+      await insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type });
+    });
+    await consumer.start();
+    try {
+      await waitFor(async () => (await consumer.metrics()).zeroloss_consumer_duplicates_total === 4, { what: 'four duplicates skipped' });
+      const { rows } = await env.pool.query(`select msg_key, n from "${env.schema}".effect order by id`);
+      assert.equal(rows.length, 300);
+      for (const key of keys) {
+        const ns = rows.filter((r) => r.msg_key === key).map((r) => r.n);
+        assert.deepEqual(
+          ns,
+          Array.from({ length: 30 }, (_, i) => i + 1),
+          `key ${key} applied in publish order`,
+        );
+      }
+      const metrics = await consumer.metrics();
+      assert.equal(metrics.zeroloss_consumer_processed_total, 300);
+      assert.equal(repeats.length, 4, 'each injected duplicate shows as a repeated producer sequence');
+      assert.equal(metrics.zeroloss_consumer_sequence_gaps_total ?? 0, 0);
+    } finally {
+      await consumer.stop();
+    }
+  });
+});
