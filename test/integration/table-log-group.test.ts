@@ -171,8 +171,10 @@ describe('table log consumer groups on Postgres', () => {
     await assert.rejects(a.sub.commit([{ topic: 'bounds', partition: 0, offset: 3n }]), { code: 'ZL_INVALID_OFFSET' });
     await assert.rejects(a.sub.commit([{ topic: 'bounds', partition: 0, offset: -1n }]), { code: 'ZL_INVALID_OFFSET' });
     await assert.rejects(a.sub.commit([{ topic: 'other', partition: 0, offset: 0n }]), { code: 'ZL_COMMIT_FENCED' });
+    assert.deepEqual(await a.sub.lag(), [{ topic: 'bounds', partition: 0, lag: 2n }]);
     await a.sub.commit([{ topic: 'bounds', partition: 0, offset: 2n }]);
     await a.sub.commit([]);
+    assert.deepEqual(await a.sub.lag(), [{ topic: 'bounds', partition: 0, lag: 0n }]);
     assert.deepEqual(
       (await admin.lag('g-bounds')).map((l) => [l.partition, l.committed, l.lag]),
       [[0, 2n, 0n]],

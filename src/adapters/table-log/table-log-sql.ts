@@ -214,6 +214,16 @@ export function tableLogSql(schema: string) {
       where ($2::text is null and p.topic in (select topic from ${s}.log_group_offset where group_id = $1))
          or p.topic = $2
       order by p.topic, p.partition`,
+    /** $1 group, $2 topics, $3 partitions: lag of the given partitions, as `lag` but for a member's assignment. */
+    partitionLag: `
+      select c.topic, c.partition,
+             (p.next_offset - coalesce(g.committed_offset,
+               (select min(r.log_offset) from ${s}.log_record r where r.topic = p.topic and r.partition = p.partition),
+               p.next_offset))::text as lag
+      from unnest($2::text[], $3::int[]) as c(topic, partition)
+      join ${s}.log_partition p on p.topic = c.topic and p.partition = c.partition
+      left join ${s}.log_group_offset g on g.group_id = $1 and g.topic = c.topic and g.partition = c.partition
+      order by c.topic, c.partition`,
     /** $1 group. */
     describeGroup: `
       select

@@ -155,6 +155,18 @@ export class TableLogSubscription implements Subscription {
     }
   }
 
+  /** Records after the committed offset (from the oldest retained one if nothing is committed), per assigned partition. */
+  async lag(): Promise<Array<{ topic: string; partition: number; lag: bigint }>> {
+    const assigned = this.assignment();
+    if (assigned.length === 0 || this.#closing) return [];
+    const { rows } = await this.#db.query<{ topic: string; partition: number; lag: string }>(this.#sql.partitionLag, [
+      this.#group.groupId,
+      assigned.map((p) => p.topic),
+      assigned.map((p) => p.partition),
+    ]);
+    return rows.map((r) => ({ topic: r.topic, partition: Number(r.partition), lag: BigInt(r.lag) }));
+  }
+
   pause(): void {
     this.#paused = true;
   }
