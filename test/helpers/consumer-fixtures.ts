@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Admin } from '@platformatic/kafka';
+import { Admin, Consumer } from '@platformatic/kafka';
 import { envelopeHeaders, type OutgoingRecord } from '../../src/core/envelope.ts';
 import type { SqlExecutor } from '../../src/ports/sql-executor.ts';
 
@@ -89,4 +89,50 @@ export async function insertEffect(
   m: { id: string; key: string; n: number; type: string },
 ): Promise<void> {
   await tx.query(`insert into "${schema}".effect (message_id, msg_key, n, type) values ($1, $2, $3, $4)`, [m.id, m.key, m.n, m.type]);
+}
+
+export interface ReadRecord {
+  key: string;
+  value: Buffer;
+  headers: Record<string, string>;
+  partition: number;
+  offset: bigint;
+}
+
+/** Reads a topic from the beginning (own group, nothing committed) until `count` records arrived or the deadline. */
+export async function readTopic(topic: string, count: number, timeoutMs = 30_000): Promise<ReadRecord[]> {
+  const consumer = new Consumer({
+    groupId: uniqueId('zl-reader'),
+    clientId: 'zl-test-reader',
+    bootstrapBrokers: BROKERS,
+    maxWaitTime: 100,
+    autocommit: false,
+  });
+  const records: ReadRecord[] = [];
+  try {
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      if (count === 0) resolve();
+      stream.on('data', (m) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of m.headers) headers[k.toString()] = v?.toString() ?? '';
+        records.push({
+          key: m.key?.toString() ?? '',
+          value: m.value ?? Buffer.alloc(0),
+          headers,
+          partition: m.partition,
+          offset: m.offset,
+        });
+        if (records.length >= count) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await stream.close();
+  } finally {
+    await consumer.close(true);
+  }
+  return records;
 }
