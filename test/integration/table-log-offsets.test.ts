@@ -109,6 +109,27 @@ describe('table log offsets on Postgres', () => {
     );
   });
 
+  test('a batch too big for one statement is written in several, still as one transaction', async () => {
+    await admin.createTopic('big', 1);
+    const faulty = faultyDatabase(env.db);
+    const publisher = new TableLogPublisher(faulty.db, { schema: env.schema });
+    const values = Array.from({ length: 20 }, (_, i) => Buffer.alloc(600 * 1024, i));
+    const records = values.map((value) => ({ topic: 'big', key: 'k', value, headers: {} }));
+    faulty.state.failCommits = true;
+    assert.ok((await publisher.publish(records)).every((o) => !o.ok));
+    assert.deepEqual(await admin.endOffsets('big'), [{ partition: 0, low: 0n, high: 0n }], 'no chunk of the failed batch stayed');
+    faulty.state.failCommits = false;
+    const outcomes = await publisher.publish(records);
+    assert.deepEqual(
+      outcomes.map((o) => o.ok && o.offset),
+      values.map((_, i) => BigInt(i)),
+    );
+    const { rows } = await env.pool.query<{ n: number; first: number }>(
+      `select count(*)::int as n, min(get_byte(value, 0)) as first from "${env.schema}".log_record where topic = 'big' and length(value) = 600 * 1024`,
+    );
+    assert.deepEqual(rows[0], { n: 20, first: 0 });
+  });
+
   test('records land on the partition of their key and outcomes report it', async () => {
     await admin.createTopic('placed', 5);
     const publisher = new TableLogPublisher(env.db, { schema: env.schema });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { planPublish, TableLogPublisher } from '../../src/adapters/table-log/table-log-publisher.ts';
+import { chunks, planPublish, TableLogPublisher } from '../../src/adapters/table-log/table-log-publisher.ts';
 import { TableLogSubscriber } from '../../src/adapters/table-log/table-log-subscriber.ts';
 import { partitionFor } from '../../src/adapters/table-log/table-log-partition.ts';
 import type { OutgoingRecord } from '../../src/core/envelope.ts';
@@ -77,4 +77,25 @@ test('table log configs reject unknown keys by name and inconsistent timings', (
     message: /sessionTimeoutMs/,
   });
   assert.throws(() => new TableLogPublisher(db, { schema: 'Bad-Schema' }), { code: 'ZL_INVALID_IDENTIFIER' });
+});
+
+test('chunks splits a big batch by record count and bytes, never leaving a record out', () => {
+  const planned = (sizes: number[]) =>
+    sizes.map((n, index) => ({ index, topic: 't', partition: 0, key: '', headersJson: '', value: Buffer.alloc(n) }));
+  assert.deepEqual(chunks(planned([]), 2, 100), []);
+  assert.deepEqual(chunks(planned([1, 1, 1, 1, 1]), 2, 100), [
+    [0, 2],
+    [2, 4],
+    [4, 5],
+  ]);
+  assert.deepEqual(chunks(planned([60, 60, 500, 10]), 10, 100), [
+    [0, 1],
+    [1, 2],
+    [2, 3],
+    [3, 4],
+  ]);
+  assert.deepEqual(chunks(planned([30, 30, 30, 30]), 10, 100), [
+    [0, 3],
+    [3, 4],
+  ]);
 });

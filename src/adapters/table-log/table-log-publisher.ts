@@ -21,6 +21,9 @@ export const tableLogPublisherConfigSchema = z
 
 export type TableLogPublisherConfig = z.input<typeof tableLogPublisherConfigSchema>;
 
+const INSERT_CHUNK_RECORDS = 1_000;
+const INSERT_CHUNK_BYTES = 8 * 1_048_576;
+
 /** A record that passed validation, with its partition; `index` is its place in the caller's array. */
 export interface PlannedRecord {
   index: number;
@@ -100,14 +103,19 @@ export class TableLogPublisher implements Publisher {
         next.set(slot, offset + 1n);
         return offset;
       });
-      await tx.query(this.#sql.insertRecords, [
-        planned.map((p) => p.topic),
-        planned.map((p) => p.partition),
-        offsets.map(String),
-        planned.map((p) => p.key),
-        planned.map((p) => p.headersJson),
-        planned.map((p) => p.value),
-      ]);
+      // Several statements when the batch is big, so no single statement carries hundreds of megabytes
+      // (PGlite's memory is a WebAssembly heap); they are still one transaction.
+      for (const [from, to] of chunks(planned, INSERT_CHUNK_RECORDS, INSERT_CHUNK_BYTES)) {
+        const part = planned.slice(from, to);
+        await tx.query(this.#sql.insertRecords, [
+          part.map((p) => p.topic),
+          part.map((p) => p.partition),
+          offsets.slice(from, to).map(String),
+          part.map((p) => p.key),
+          part.map((p) => p.headersJson),
+          part.map((p) => p.value),
+        ]);
+      }
       if (this.config.notify) {
         for (const topic of new Set(planned.map((p) => p.topic))) await tx.query(this.#sql.notify, [this.#channel, `t:${topic}`]);
       }
@@ -193,6 +201,24 @@ function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRec
     });
   }
   return undefined;
+}
+
+/** [from, to) index ranges of at most `maxRecords` records and about `maxBytes` bytes (always at least one record). */
+export function chunks(planned: PlannedRecord[], maxRecords: number, maxBytes: number): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [];
+  let from = 0;
+  let bytes = 0;
+  planned.forEach((p, i) => {
+    const size = p.value.length + p.headersJson.length + p.key.length;
+    if (i > from && (i - from >= maxRecords || bytes + size > maxBytes)) {
+      ranges.push([from, i]);
+      from = i;
+      bytes = 0;
+    }
+    bytes += size;
+  });
+  if (from < planned.length) ranges.push([from, planned.length]);
+  return ranges;
 }
 
 function unavailable(error: unknown): ZerolossError {
