@@ -58,6 +58,8 @@ export class TableLogSubscriber extends EventEmitter<TableLogSubscriberEvents> i
   readonly #db: Database;
   readonly #sql: ReturnType<typeof tableLogSql>;
   readonly #channel: string;
+  readonly #listeners = new Set<(payload: string) => void>();
+  #unlisten: Promise<() => Promise<void>> | undefined;
 
   constructor(db: Database, config: TableLogSubscriberConfig = {}) {
     super();
@@ -76,6 +78,7 @@ export class TableLogSubscriber extends EventEmitter<TableLogSubscriberEvents> i
       db: this.#db,
       sql: this.#sql,
       channel: this.#channel,
+      listen: (onNotify) => this.#listen(onNotify),
       memberId: `${prefix}-${randomBytes(4).toString('hex')}`,
       settings: this.config,
       subscribe: checked,
@@ -83,6 +86,33 @@ export class TableLogSubscriber extends EventEmitter<TableLogSubscriberEvents> i
     });
     await subscription.start();
     return subscription;
+  }
+
+  /**
+   * One LISTEN serves every subscription of this subscriber: on Postgres each LISTEN holds a connection
+   * of its own, so a process with many subscriptions would otherwise hold as many connections.
+   */
+  async #listen(onNotify: (payload: string) => void): Promise<() => Promise<void>> {
+    this.#listeners.add(onNotify);
+    if (this.#unlisten === undefined) {
+      this.#unlisten = this.#db.listen(this.#channel, (payload) => {
+        for (const listener of this.#listeners) listener(payload);
+      });
+    }
+    const registration = this.#unlisten;
+    try {
+      await registration;
+    } catch (error) {
+      this.#listeners.delete(onNotify);
+      if (this.#unlisten === registration) this.#unlisten = undefined;
+      throw error;
+    }
+    return async () => {
+      this.#listeners.delete(onNotify);
+      if (this.#listeners.size > 0 || this.#unlisten !== registration) return;
+      this.#unlisten = undefined;
+      await (await registration)();
+    };
   }
 }
 

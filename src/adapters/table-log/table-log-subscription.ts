@@ -47,7 +47,7 @@ export class TableLogSubscription implements Subscription {
   readonly memberId: string;
   readonly #db: Database;
   readonly #sql: TableLogSql;
-  readonly #channel: string;
+  readonly #listen: (onNotify: (payload: string) => void) => Promise<() => Promise<void>>;
   readonly #settings: SubscriptionSettings;
   readonly #options: SubscribeOptions;
   readonly #group: GroupMembership;
@@ -70,6 +70,8 @@ export class TableLogSubscription implements Subscription {
     db: Database;
     sql: TableLogSql;
     channel: string;
+    /** Registers for the log's notifications; the subscriber shares one LISTEN among its subscriptions. */
+    listen: (onNotify: (payload: string) => void) => Promise<() => Promise<void>>;
     memberId: string;
     settings: SubscriptionSettings;
     subscribe: SubscribeOptions;
@@ -77,7 +79,7 @@ export class TableLogSubscription implements Subscription {
   }) {
     this.#db = options.db;
     this.#sql = options.sql;
-    this.#channel = options.channel;
+    this.#listen = options.listen;
     this.#settings = options.settings;
     this.#options = options.subscribe;
     this.#onError = options.onError;
@@ -96,7 +98,7 @@ export class TableLogSubscription implements Subscription {
   /** Joins the group and takes a first share of partitions; resolves once the member is running. */
   async start(): Promise<void> {
     try {
-      if (this.#settings.listen) this.#unlisten = await this.#db.listen(this.#channel, (payload) => this.#onNotify(payload));
+      if (this.#settings.listen) this.#unlisten = await this.#listen((payload) => this.#onNotify(payload));
       await this.#group.join();
       await this.#rebalance();
     } catch (error) {
