@@ -31,7 +31,7 @@ export const tableLogMigration: Migration = {
       created_at  timestamptz not null default now(),
       primary key (topic, partition, log_offset)
     );
-    -- retention scans by age
+    -- time windows: retention by age, and reconciliation of what the log holds for the last N minutes (P5, O2)
     create index if not exists log_record_created on ${s}.log_record (created_at);
 
     -- Live members of a consumer group; a member whose lease ran out is dead to the others.
