@@ -1,8 +1,8 @@
-import type { IncomingRecord } from '../../core/envelope.ts';
 import { classifyError, ZerolossError } from '../../core/errors.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 import type { SubscribeOptions, Subscription } from '../../ports/transport.ts';
 import { assignPartitions } from './table-log-assignment.ts';
+import { fetchBatches } from './table-log-fetch.ts';
 import { GroupMembership, type OwnedGeneration, type TopicPartition } from './table-log-group.ts';
 import type { TableLogSql } from './table-log-sql.ts';
 
@@ -25,16 +25,6 @@ export interface SubscriptionSettings {
 interface OwnedPartition extends OwnedGeneration {
   position: bigint;
   state: 'active' | 'revoked';
-}
-
-interface FetchedRow {
-  topic: string;
-  partition: number;
-  log_offset: string;
-  msg_key: string;
-  headers: Record<string, string> | string;
-  value: Uint8Array;
-  ts: number;
 }
 
 /**
@@ -305,21 +295,7 @@ export class TableLogSubscription implements Subscription {
     if (this.#paused) return false;
     const active = [...this.#owned.values()].filter((p) => p.state === 'active');
     if (active.length === 0) return false;
-    const { rows } = await this.#db.query<FetchedRow>(this.#sql.fetch, [
-      active.map((p) => p.topic),
-      active.map((p) => p.partition),
-      active.map((p) => p.position.toString()),
-      this.#settings.maxBatchRecords,
-      this.#settings.maxBatchBytes,
-    ]);
-    const batches = new Map<string, IncomingRecord[]>();
-    for (const row of rows) {
-      const record = toRecord(row);
-      const s = slot(record);
-      const batch = batches.get(s);
-      if (batch) batch.push(record);
-      else batches.set(s, [record]);
-    }
+    const batches = await fetchBatches(this.#db, this.#sql, active, this.#settings);
     let delivered = false;
     for (const [s, records] of batches) {
       // pause() inside an earlier onRecords stops the rest of this fetch; those records are fetched again.
@@ -400,18 +376,4 @@ export class TableLogSubscription implements Subscription {
 
 function slot(p: { topic: string; partition: number }): string {
   return `${p.topic}\u0000${p.partition}`;
-}
-
-function toRecord(row: FetchedRow): IncomingRecord {
-  const value = Buffer.isBuffer(row.value) ? row.value : Buffer.from(row.value.buffer, row.value.byteOffset, row.value.byteLength);
-  const headers = typeof row.headers === 'string' ? (JSON.parse(row.headers) as Record<string, string>) : row.headers;
-  return {
-    topic: row.topic,
-    partition: Number(row.partition),
-    offset: BigInt(row.log_offset),
-    key: row.msg_key,
-    value,
-    headers,
-    timestamp: Number(row.ts),
-  };
 }
