@@ -162,6 +162,32 @@ describe('table log consumer groups on Postgres', () => {
     await waitFor(() => records.length === 4, { what: 'records woken by NOTIFY', timeoutMs: 2_500 });
   });
 
+  test('batches respect the record and byte limits, and an oversized record still goes out alone', async () => {
+    await admin.createTopic('limits', 1);
+    const values = [...Array.from({ length: 7 }, (_, i) => Buffer.alloc(100, i)), Buffer.alloc(1000, 9), Buffer.alloc(100, 10)];
+    assert.ok((await publisher.publish(values.map((value) => ({ topic: 'limits', key: 'k', value, headers: {} })))).every((o) => o.ok));
+    const sizes = async (limits: { maxBatchRecords?: number; maxBatchBytes?: number }) => {
+      const subscriber = new TableLogSubscriber(env.db, { schema: env.schema, ...FAST_GROUP, ...limits });
+      const batches: IncomingRecord[][] = [];
+      const sub = await subscriber.subscribe({
+        groupId: `g-limits-${Object.keys(limits)}`,
+        topics: ['limits'],
+        onRecords: (b) => batches.push(b.records),
+      });
+      open.push(sub);
+      await waitFor(() => batches.flat().length === values.length, { what: 'all records' });
+      await sub.close();
+      assert.deepEqual(
+        batches.flat().map((r) => r.offset),
+        values.map((_, i) => BigInt(i)),
+      );
+      return batches.map((b) => b.length);
+    };
+    assert.deepEqual(await sizes({ maxBatchRecords: 3 }), [3, 3, 3]);
+    // 250 bytes: two 100-byte records per batch; the 1000-byte record goes alone rather than never.
+    assert.deepEqual(await sizes({ maxBatchBytes: 250 }), [2, 2, 2, 1, 1, 1]);
+  });
+
   test('commit refuses offsets past the end and partitions it does not own', async () => {
     await admin.createTopic('bounds', 1);
     await admin.createTopic('other', 1);

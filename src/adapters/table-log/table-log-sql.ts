@@ -62,8 +62,9 @@ export function tableLogSql(schema: string) {
 
     // ---- fetching ------------------------------------------------------------------------------
     /**
-     * $1 topics, $2 partitions, $3 positions (text), $4 max records per partition, $5 max bytes per
-     * partition (the first record is always included, so one oversized record cannot stall a partition).
+     * $1 topics, $2 partitions, $3 positions (text), $4 max records per partition, $5 max value bytes
+     * per partition. The first record always goes, so one oversized record cannot stall a partition;
+     * otherwise a batch stops before the record that would take it over the limit.
      */
     fetch: `
       select r.topic, r.partition, r.log_offset::text as log_offset, r.msg_key, r.headers, r.value,
@@ -71,7 +72,8 @@ export function tableLogSql(schema: string) {
       from unnest($1::text[], $2::int[], $3::text[]) as w(topic, partition, position)
       cross join lateral (
         select x.* from (
-          select y.*, sum(octet_length(y.value)) over (order by y.log_offset) as running
+          select y.*, sum(octet_length(y.value)) over (order by y.log_offset) as running,
+                 row_number() over (order by y.log_offset) as n
           from (
             select rec.* from ${s}.log_record rec
             where rec.topic = w.topic and rec.partition = w.partition and rec.log_offset >= w.position::bigint
@@ -79,7 +81,7 @@ export function tableLogSql(schema: string) {
             limit $4
           ) y
         ) x
-        where x.running - octet_length(x.value) < $5
+        where x.running <= $5 or x.n = 1
       ) r
       order by r.topic, r.partition, r.log_offset`,
 

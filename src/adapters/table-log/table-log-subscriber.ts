@@ -24,7 +24,7 @@ export const tableLogSubscriberConfigSchema = z
     pollIntervalMs: z.number().int().positive().default(1_000),
     /** Most records in one onRecords batch (one partition). */
     maxBatchRecords: z.number().int().positive().default(500),
-    /** Byte budget of one batch (values); the first record always goes, however large. */
+    /** Byte budget of one batch (values): a batch stops before the record that would exceed it; a lone oversized record still goes. */
     maxBatchBytes: z.number().int().positive().default(1_048_576),
     /** Where a group starts on a partition it has never committed: the oldest retained record, or the end. */
     startFrom: z.enum(['earliest', 'latest']).default('earliest'),
