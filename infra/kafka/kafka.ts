@@ -154,9 +154,13 @@ function commonJvmArgs(mode: Mode | undefined): string[] {
   return [`-Dlog4j2.configurationFile=${LOG4J2}`, `-Dkafka.logs.dir=${logsDir}`, '-cp', path.join(LIBS_DIR, '*')];
 }
 
-function clusterNode(n: number): NodeDef {
-  const node = NODES.cluster.find((d) => d.nodeId === n);
-  if (!node) throw new KafkaManagerError(`no cluster node ${String(n)}: the cluster has nodes 1, 2 and 3`);
+/** Node n of a mode: 1..3 in the cluster, 1 for the single node (so fault tests can stop it too). */
+function nodeOf(n: number, mode: Mode = 'cluster'): NodeDef {
+  const node = NODES[mode].find((d) => d.nodeId === n);
+  if (!node)
+    throw new KafkaManagerError(
+      `no ${mode} node ${String(n)}: ${mode === 'cluster' ? 'the cluster has nodes 1, 2 and 3' : 'the single node is node 1'}`,
+    );
   return node;
 }
 
@@ -649,39 +653,43 @@ export async function down(opts: DownOptions = {}): Promise<void> {
 }
 
 /** SIGKILL cluster node n (1..3) and wait until it is gone. */
-export async function killNode(n: number): Promise<void> {
-  const node = clusterNode(n);
+export async function killNode(n: number, mode: Mode = 'cluster'): Promise<void> {
+  const node = nodeOf(n, mode);
   const pid = await livePid(node);
   if (pid === undefined) throw new KafkaManagerError(`cluster node ${String(n)} is not running`);
-  log(`SIGKILL cluster node ${node.name} (pid ${String(pid)})`);
+  log(`SIGKILL ${mode} node ${node.name} (pid ${String(pid)})`);
   signal(pid, 'SIGKILL');
   await waitGone(pid, node, Date.now() + 10_000);
   await fsp.rm(nodeFile(node, 'pid'), { force: true });
 }
 
 /** SIGTERM cluster node n (controlled shutdown), wait (deadline, then SIGKILL). */
-export async function stopNode(n: number, opts: { timeoutMs?: number } = {}): Promise<void> {
-  const node = clusterNode(n);
+export async function stopNode(n: number, opts: { timeoutMs?: number; mode?: Mode } = {}): Promise<void> {
+  const mode = opts.mode ?? 'cluster';
+  const node = nodeOf(n, mode);
   if ((await livePid(node)) === undefined) throw new KafkaManagerError(`cluster node ${String(n)} is not running`);
-  await withLock('cluster', DEFAULT_START_TIMEOUT_MS + 30_000, () => terminate([node], opts.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS));
+  await withLock(mode, DEFAULT_START_TIMEOUT_MS + 30_000, () => terminate([node], opts.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS));
 }
 
 /** (Re)start cluster node n on its existing storage and wait until it is ready. No-op if it already runs. */
-export async function startNode(n: number, opts: { timeoutMs?: number } = {}): Promise<void> {
-  const node = clusterNode(n);
+export async function startNode(n: number, opts: { timeoutMs?: number; mode?: Mode } = {}): Promise<void> {
+  const mode = opts.mode ?? 'cluster';
+  const node = nodeOf(n, mode);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
-  await withLock('cluster', timeoutMs + 30_000, async () => {
-    if ((await readText(path.join(modeDir('cluster'), 'mode')))?.trim() !== 'cluster') {
-      throw new KafkaManagerError(`no formatted cluster in ${modeDir('cluster')}: run 'up --cluster' first`);
+  await withLock(mode, timeoutMs + 30_000, async () => {
+    if ((await readText(path.join(modeDir(mode), 'mode')))?.trim() !== mode) {
+      throw new KafkaManagerError(
+        `no formatted ${mode} storage in ${modeDir(mode)}: run 'up${mode === 'cluster' ? ' --cluster' : ''}' first`,
+      );
     }
     if ((await livePid(node)) === undefined) {
       await assertPortsFree([node]);
       const t0 = Date.now();
       const pid = await spawnNode(node);
-      log(`starting cluster node ${node.name} (pid ${String(pid)}) on existing storage`);
+      log(`starting ${mode} node ${node.name} (pid ${String(pid)}) on existing storage`);
       await waitReady([node], deadline, timeoutMs);
-      log(`cluster node ${node.name} up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      log(`${mode} node ${node.name} up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } else {
       await waitReady([node], deadline, timeoutMs);
     }
@@ -689,16 +697,16 @@ export async function startNode(n: number, opts: { timeoutMs?: number } = {}): P
 }
 
 /** SIGSTOP cluster node n (simulates a hung broker: connections stay open, nothing answers). */
-export async function pauseNode(n: number): Promise<void> {
-  const node = clusterNode(n);
+export async function pauseNode(n: number, mode: Mode = 'cluster'): Promise<void> {
+  const node = nodeOf(n, mode);
   const pid = await livePid(node);
   if (pid === undefined) throw new KafkaManagerError(`cluster node ${String(n)} is not running`);
   signal(pid, 'SIGSTOP');
 }
 
 /** SIGCONT cluster node n. */
-export async function resumeNode(n: number): Promise<void> {
-  const node = clusterNode(n);
+export async function resumeNode(n: number, mode: Mode = 'cluster'): Promise<void> {
+  const node = nodeOf(n, mode);
   const pid = await livePid(node);
   if (pid === undefined) throw new KafkaManagerError(`cluster node ${String(n)} is not running`);
   signal(pid, 'SIGCONT');
@@ -706,7 +714,7 @@ export async function resumeNode(n: number): Promise<void> {
 
 /** pid of cluster node n's JVM if it is running (or paused), else undefined. */
 export async function nodePid(n: number): Promise<number | undefined> {
-  return livePid(clusterNode(n));
+  return livePid(nodeOf(n));
 }
 
 export async function status(): Promise<Status> {

@@ -29,7 +29,10 @@ export function pgUrl(value: string | undefined): string {
 export function kafkaBrokers(value: string | undefined): string[] {
   const list = value ?? process.env.ZEROLOSS_KAFKA_BROKERS;
   if (!list) throw new ZerolossError('ZL_INVALID_CONFIG', 'no Kafka: pass --kafka <host:port,...> or set ZEROLOSS_KAFKA_BROKERS');
-  return list.split(',').map((b) => b.trim()).filter(Boolean);
+  return list
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
 }
 
 export function intOption(value: string | undefined, name: string, fallback: number): number {

@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { backoffDelay } from '../core/backoff.ts';
 import { parseConfig } from '../core/config.ts';
-import { errorSummary } from '../core/errors.ts';
+import { errorSummary, ZerolossError } from '../core/errors.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../ports/outbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
@@ -65,6 +65,8 @@ export class Relay extends EventEmitter<RelayEvents> {
   #unlisten: Array<() => Promise<void>> = [];
   #wakers = new Set<() => void>();
   #woken = false;
+  /** Consecutive rounds per source in which the broker could not be reached at all. */
+  #outages = new Map<string, number>();
 
   constructor(options: {
     sources: RelaySource | RelaySource[];
@@ -205,16 +207,29 @@ export class Relay extends EventEmitter<RelayEvents> {
     } catch (error) {
       // A publisher must not throw, but if one does every row failed this attempt.
       const failure = errorSummary(error);
-      outcomes = rows.map(() => ({ ok: false, error: { message: failure, retryable: true } as never, attempted: true }));
+      outcomes = rows.map(() => ({ ok: false, error: new ZerolossError('ZL_SEND_FAILED', failure, { retryable: true }), attempted: true }));
     }
     stopTimer();
     const sent: SentOutcome[] = [];
     const failed: FailedOutcome[] = [];
+    // Every row failed because the broker was unreachable: an outage, not a fault of these rows. Back
+    // off by the outage's length and do not charge the attempt, so an outage never parks rows.
+    const outage = outcomes.length > 0 && outcomes.every((o) => !o.ok && o.attempted && o.error.code === 'ZL_TRANSPORT_UNAVAILABLE');
+    const outageRounds = outage ? (this.#outages.get(source.name) ?? 0) + 1 : 0;
+    this.#outages.set(source.name, outageRounds);
     rows.forEach((row, i) => {
       const outcome = outcomes[i];
       if (outcome?.ok) {
         sent.push({ ref: row.ref, partition: outcome.partition, offset: outcome.offset });
         if (row.attempt > 1) this.#metrics.resent.inc(labels);
+      } else if (outage) {
+        failed.push({
+          ref: row.ref,
+          error: errorSummary(outcome?.error),
+          action: 'retry',
+          delayMs: this.#delay(outageRounds),
+          charge: false,
+        });
       } else {
         failed.push(this.#failure(row, outcome));
       }
@@ -235,14 +250,20 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   #failure(row: ClaimedRow, outcome: Awaited<ReturnType<Publisher['publish']>>[number] | undefined): FailedOutcome {
     if (!outcome || outcome.ok) {
-      return { ref: row.ref, error: 'publisher gave no outcome for this record', action: 'retry', delayMs: this.#delay(row.attempt) };
+      return {
+        ref: row.ref,
+        error: 'publisher gave no outcome for this record',
+        action: 'retry',
+        delayMs: this.#delay(row.attempt),
+        charge: true,
+      };
     }
-    if (!outcome.attempted) return { ref: row.ref, error: '', action: 'release', delayMs: 0 };
+    if (!outcome.attempted) return { ref: row.ref, error: '', action: 'release', delayMs: 0, charge: false };
     const error = errorSummary(outcome.error);
     if (!outcome.error.retryable || row.attempt >= this.config.maxAttempts) {
-      return { ref: row.ref, error, action: 'park', delayMs: 0 };
+      return { ref: row.ref, error, action: 'park', delayMs: 0, charge: true };
     }
-    return { ref: row.ref, error, action: 'retry', delayMs: this.#delay(row.attempt) };
+    return { ref: row.ref, error, action: 'retry', delayMs: this.#delay(row.attempt), charge: true };
   }
 
   #delay(attempt: number): number {

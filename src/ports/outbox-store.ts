@@ -36,9 +36,17 @@ export interface SentOutcome {
 export interface FailedOutcome {
   ref: string;
   error: string;
-  /** 'retry' waits delayMs; 'park' stops until a person acts; 'release' gives the claim back uncharged. */
+  /**
+   * 'retry' marks the row failed (2) and waits delayMs; 'park' stops it until a person acts; 'release'
+   * gives the claim back untouched (the row was never attempted).
+   */
   action: 'retry' | 'park' | 'release';
   delayMs: number;
+  /**
+   * Whether this attempt counts towards maxAttempts. A broker outage fails every row alike and says
+   * nothing about the row itself, so it is recorded but not charged: an outage never parks rows.
+   */
+  charge: boolean;
 }
 
 export interface BacklogStats {

@@ -55,7 +55,13 @@ export async function readTopic(
       stream.on('data', (m) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of m.headers) headers[k.toString()] = v.toString();
-        records.push({ key: m.key?.toString() ?? '', value: m.value ?? Buffer.alloc(0), headers, partition: m.partition, offset: m.offset });
+        records.push({
+          key: m.key?.toString() ?? '',
+          value: m.value ?? Buffer.alloc(0),
+          headers,
+          partition: m.partition,
+          offset: m.offset,
+        });
         if (options.done(records)) {
           clearInterval(timer);
           resolve();

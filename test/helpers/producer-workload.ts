@@ -3,6 +3,8 @@ import type { Outbox } from '../../src/outbox/outbox.ts';
 import { prng } from './prng.ts';
 import type { ReadRecord } from './kafka.ts';
 
+const ignore = () => {};
+
 export interface WorkloadResult {
   /** Ids whose transaction the client saw commit. */
   committed: Set<string>;
@@ -42,6 +44,8 @@ export async function enqueueWorkload(options: {
       let phase: 'work' | 'commit' = 'work';
       try {
         client = await options.pool.connect();
+        // As any application must: a checked-out client reports a dying server as an 'error' event.
+        client.on('error', ignore);
         await client.query('begin');
         for (let i = 0; i < count; i++) {
           const envelope = await options.outbox.enqueue(client, { topic: options.topic, key, type: 'test.event', payload: { key, i } });
@@ -56,11 +60,13 @@ export async function enqueueWorkload(options: {
           await client.query('commit');
           for (const id of ids) result.committed.add(id);
         }
+        client.off('error', ignore);
         client.release();
       } catch (error) {
         result.failedTransactions++;
         if (phase === 'commit') for (const id of ids) result.unknown.add(id);
         else remaining += count;
+        client?.off('error', ignore);
         client?.release(error as Error);
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -13,21 +13,37 @@ export class RelayProcess {
 
   constructor(options: { pgUrl: string; schema: string; brokers: string[]; extra?: string[] }) {
     this.#args = [
-      MAIN, 'relay',
-      '--pg', options.pgUrl,
-      '--schema', options.schema,
-      '--kafka', options.brokers.join(','),
-      '--lease-ms', '4000',
-      '--delivery-timeout-ms', '3000',
-      '--backoff-base-ms', '100',
-      '--idle-interval-ms', '1000',
-      '--batch-size', '200',
+      MAIN,
+      'relay',
+      '--pg',
+      options.pgUrl,
+      '--schema',
+      options.schema,
+      '--kafka',
+      options.brokers.join(','),
+      '--lease-ms',
+      '4000',
+      '--delivery-timeout-ms',
+      '3000',
+      '--backoff-base-ms',
+      '100',
+      '--backoff-max-ms',
+      '2000',
+      '--idle-interval-ms',
+      '1000',
+      '--batch-size',
+      '200',
+      '--verbose',
       ...(options.extra ?? []),
     ];
   }
 
+  #alive(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
   start(): void {
-    if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) return;
+    if (this.#alive()) return;
     const child = spawn(process.execPath, this.#args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-20_000);
@@ -38,16 +54,19 @@ export class RelayProcess {
     this.starts++;
   }
 
-  kill(): void {
-    if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) {
-      this.#child.kill('SIGKILL');
-      this.kills++;
-    }
+  /** SIGKILL, and wait until the process is gone, so a following start() really starts a new one. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child || !this.#alive()) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    this.kills++;
+    await exited;
   }
 
   async stop(): Promise<void> {
     const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child || !this.#alive()) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);

@@ -6,6 +6,7 @@ import { Relay } from '../../src/outbox/relay.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
 import { rejected, ScriptedPublisher, transient } from '../helpers/scripted-publisher.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { ZerolossError } from '../../src/core/errors.ts';
 
 const fast = { backoff: { baseMs: 20, maxMs: 100, jitter: 0 }, idleIntervalMs: 200, backlogIntervalMs: 50, minIntervalMs: 5 };
 
@@ -171,6 +172,41 @@ describe('outbox + relay on Postgres', () => {
         transitions.rows.map((t) => `${t.from_state}>${t.to_state}`),
         ['0>2', '2>2', '2>3'],
       );
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test('a broker outage is recorded as failures but never charged, so it parks nothing', async () => {
+    const { pool, db, schema } = env;
+    await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
+    const outbox = createOutbox({ schema });
+    const publisher = new ScriptedPublisher();
+    let outageRounds = 6;
+    publisher.decide = () =>
+      outageRounds > 0 ? new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', 'broker unreachable', { retryable: true }) : undefined;
+    const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: { ...fast, maxAttempts: 2 } });
+    relay.on('round', (r) => {
+      if (r.failed > 0) outageRounds--;
+    });
+    await inTransaction(pool, async (tx) => {
+      await outbox.enqueue(tx, { topic: 'o', key: 'a', type: 'x', payload: 1 });
+      await outbox.enqueue(tx, { topic: 'o', key: 'b', type: 'x', payload: 2 });
+    });
+    await relay.start();
+    try {
+      await waitFor(() => publisher.sent.length === 2, { what: 'both sent after the outage' });
+      const { rows } = await pool.query(`select state, attempts from "${schema}".outbox`);
+      assert.deepEqual(
+        rows.map((r) => [r.state, r.attempts]),
+        [
+          [1, 1],
+          [1, 1],
+        ],
+        'sent on the first charged attempt, none parked',
+      );
+      const failures = await pool.query(`select count(*)::int as n from "${schema}".outbox_transition where to_state = 2`);
+      assert.ok(failures.rows[0].n >= 2, 'the outage was recorded');
     } finally {
       await relay.stop();
     }

@@ -11,6 +11,7 @@ import { checkTopic, enqueueWorkload, type WorkloadResult } from '../helpers/pro
 import { RelayProcess } from '../helpers/relay-process.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { startPostgresInstance, type PostgresInstance } from '../../infra/services/postgres-instance.ts';
+import { startNode, stopNode } from '../../infra/kafka/kafka.ts';
 
 /**
  * Acceptance for the producer (issue 2): committed messages reach Kafka while the relay is SIGKILLed at
@@ -19,6 +20,8 @@ import { startPostgresInstance, type PostgresInstance } from '../../infra/servic
  */
 const MESSAGES = Number(process.env.ZL_FAULT_MESSAGES ?? 10_000);
 const KEYS = 100;
+const OUTAGE_MS = Number(process.env.ZL_KAFKA_OUTAGE_MS ?? 20_000);
+const TWO_RELAY_MESSAGES = Math.min(MESSAGES, 5_000);
 const SEED = Number(process.env.ZL_SEED ?? Date.now() % 100_000);
 
 interface Scenario {
@@ -50,7 +53,7 @@ async function unsent(pool: pg.Pool, schema: string): Promise<number> {
 }
 
 /** Drains, reads the topic back and asserts zero loss, no phantom and per-key order. */
-async function verify(s: Scenario, workload: WorkloadResult, label: string) {
+async function verify(s: Scenario, workload: WorkloadResult, label: string, expected = MESSAGES) {
   await waitFor(() => unsent(s.pool, s.schema).then((n) => n === 0), { timeoutMs: 120_000, what: `${label}: outbox drained` });
   const ids = await outboxIds(s.pool, s.schema);
   for (const id of workload.committed) assert.ok(ids.has(id), `${label}: a transaction the client saw commit has its row`);
@@ -67,7 +70,8 @@ async function verify(s: Scenario, workload: WorkloadResult, label: string) {
   assert.equal(check.lost.length, 0, `${label}: lost ${check.lost.slice(0, 5).join(',')}`);
   assert.equal(check.phantom.length, 0, `${label}: rolled-back messages on the topic`);
   assert.equal(check.orderViolations, 0, `${label}: per-key order`);
-  assert.ok(check.committed >= MESSAGES, `${label}: workload committed ${check.committed}`);
+  // Transactions whose commit outcome the client never learned (server gone mid-commit) may go either way.
+  assert.ok(check.committed >= expected - workload.unknown.size, `${label}: workload committed ${check.committed}`);
   return check;
 }
 
@@ -77,25 +81,36 @@ describe('relay under faults (real Kafka, real Postgres)', () => {
     const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
     const random = prng(SEED);
     relay.start();
+    // Kill while enqueuing and, to cover the drain too, until at least MIN_KILLS kills happened.
+    const MIN_KILLS = 8;
     let enqueuing = true;
     const killer = (async () => {
-      while (enqueuing) {
-        await new Promise((r) => setTimeout(r, 150 + random() * 1200));
-        relay.kill();
+      while (enqueuing || relay.kills < MIN_KILLS) {
+        await new Promise((r) => setTimeout(r, 300 + random() * 2000));
+        await relay.kill();
         relay.start();
       }
     })();
     try {
       const workload = await enqueueWorkload({
-        pool: s.pool, outbox: createOutbox({ schema: s.schema }), topic: s.topic,
-        messages: MESSAGES, keys: KEYS, workers: 16, rollbackRate: 0.05, seed: SEED,
+        pool: s.pool,
+        outbox: createOutbox({ schema: s.schema }),
+        topic: s.topic,
+        messages: MESSAGES,
+        keys: KEYS,
+        workers: 16,
+        rollbackRate: 0.05,
+        seed: SEED,
       });
       enqueuing = false;
       await killer;
       relay.start();
-      await verify(s, workload, 'relay-kill');
+      await verify(s, workload, 'relay-kill').catch((error) => {
+        console.log(`relay output (tail):\n${relay.output.slice(-3000)}`);
+        throw error;
+      });
       console.log(`relay-kill: relay started ${relay.starts} times, killed ${relay.kills} times`);
-      assert.ok(relay.kills >= 3, 'the relay was actually killed several times');
+      assert.ok(relay.kills >= MIN_KILLS, 'the relay was actually killed several times');
     } finally {
       enqueuing = false;
       await relay.stop();
@@ -105,19 +120,66 @@ describe('relay under faults (real Kafka, real Postgres)', () => {
 
   test('two relay processes on one outbox send no row twice', async () => {
     const s = await prepare(PG_URL);
-    const relays = [1, 2].map(() => new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS, extra: ['--batch-size', '50'] }));
+    const relays = [1, 2].map(
+      () => new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS, extra: ['--batch-size', '50'] }),
+    );
     for (const r of relays) r.start();
     try {
       const workload = await enqueueWorkload({
-        pool: s.pool, outbox: createOutbox({ schema: s.schema }), topic: s.topic,
-        messages: Math.min(MESSAGES, 5_000), keys: KEYS, workers: 16, rollbackRate: 0.02, seed: SEED + 1,
+        pool: s.pool,
+        outbox: createOutbox({ schema: s.schema }),
+        topic: s.topic,
+        messages: TWO_RELAY_MESSAGES,
+        keys: KEYS,
+        workers: 16,
+        rollbackRate: 0.02,
+        seed: SEED + 1,
       });
-      const check = await verify(s, workload, 'two-relays');
+      const check = await verify(s, workload, 'two-relays', TWO_RELAY_MESSAGES);
       assert.equal(check.duplicates, 0, 'no row sent twice by concurrent claims');
       const { rows } = await s.pool.query(`select count(distinct actor)::int as n from "${s.schema}".outbox_transition`);
       assert.equal(rows[0].n, 2, 'both relays did part of the work');
     } finally {
       await Promise.all(relays.map((r) => r.stop()));
+      await s.pool.end();
+    }
+  });
+
+  test('nothing lost when Kafka is stopped for 20 s mid-run', async () => {
+    const s = await prepare(PG_URL);
+    const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
+    relay.start();
+    try {
+      const work = enqueueWorkload({
+        pool: s.pool,
+        outbox: createOutbox({ schema: s.schema }),
+        topic: s.topic,
+        messages: MESSAGES,
+        keys: KEYS,
+        workers: 16,
+        rollbackRate: 0.05,
+        seed: SEED + 3,
+      });
+      await waitFor(async () => (await outboxIds(s.pool, s.schema)).size > MESSAGES / 4, {
+        timeoutMs: 120_000,
+        what: 'a quarter enqueued',
+      });
+      await stopNode(1, { mode: 'single' });
+      const stoppedAt = Date.now();
+      // Business transactions keep committing while the broker is away: that is the point of the outbox.
+      await waitFor(() => Date.now() - stoppedAt >= OUTAGE_MS, { timeoutMs: OUTAGE_MS + 5_000, intervalMs: 250 });
+      const during = await unsent(s.pool, s.schema);
+      await startNode(1, { mode: 'single' });
+      const workload = await work;
+      const check = await verify(s, workload, 'kafka-stop');
+      console.log(`kafka-stop: ${during} rows waited for the broker during the ${OUTAGE_MS / 1000} s outage`);
+      assert.ok(during > 0, 'rows really waited for the broker');
+      const parked = await s.pool.query(`select count(*)::int as n from "${s.schema}".outbox where state = 3`);
+      assert.equal(parked.rows[0].n, 0, 'an outage parks nothing');
+      assert.equal(check.lost.length, 0);
+    } finally {
+      await startNode(1, { mode: 'single' }).catch(() => {});
+      await relay.stop();
       await s.pool.end();
     }
   });
@@ -137,10 +199,19 @@ describe('relay under faults (real Kafka, real Postgres)', () => {
       relay.start();
       try {
         const work = enqueueWorkload({
-          pool: s.pool, outbox: createOutbox({ schema: s.schema }), topic: s.topic,
-          messages: MESSAGES, keys: KEYS, workers: 16, rollbackRate: 0.05, seed: SEED + 2,
+          pool: s.pool,
+          outbox: createOutbox({ schema: s.schema }),
+          topic: s.topic,
+          messages: MESSAGES,
+          keys: KEYS,
+          workers: 16,
+          rollbackRate: 0.05,
+          seed: SEED + 2,
         });
-        await waitFor(async () => (await outboxIds(s.pool, s.schema)).size > MESSAGES / 3, { timeoutMs: 120_000, what: 'a third enqueued' });
+        await waitFor(async () => (await outboxIds(s.pool, s.schema)).size > MESSAGES / 3, {
+          timeoutMs: 120_000,
+          what: 'a third enqueued',
+        });
         await instance.restart('immediate');
         const workload = await work;
         await verify(s, workload, 'pg-restart');

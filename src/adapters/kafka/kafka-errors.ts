@@ -17,9 +17,19 @@ const PERMANENT_API_ERRORS = new Set([
 
 interface ErrorLike {
   message?: string;
+  code?: string;
   apiId?: string;
   errors?: unknown[];
   cause?: unknown;
+}
+
+/** True when the error says the cluster could not be reached at all (network, timeout), not that it refused the record. */
+function isConnectivity(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== 'object' || depth > 6) return false;
+  const e = error as ErrorLike;
+  if (e.code === 'PLT_KFK_NETWORK' || e.code === 'PLT_KFK_TIMEOUT' || e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET') return true;
+  if (Array.isArray(e.errors) && e.errors.length > 0 && e.errors.every((inner) => isConnectivity(inner, depth + 1))) return true;
+  return e.cause !== undefined && isConnectivity(e.cause, depth + 1);
 }
 
 function findApiIds(error: unknown, found: string[] = [], depth = 0): string[] {
@@ -34,6 +44,12 @@ function findApiIds(error: unknown, found: string[] = [], depth = 0): string[] {
 /** Maps a @platformatic/kafka error to a typed one: ZL_SEND_REJECTED (permanent) or ZL_SEND_FAILED (retryable). */
 export function kafkaSendError(error: unknown): ZerolossError {
   if (error instanceof ZerolossError) return error;
+  if (isConnectivity(error)) {
+    return new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `broker unreachable: ${(error as ErrorLike)?.message ?? String(error)}`, {
+      retryable: true,
+      cause: error,
+    });
+  }
   const apiIds = findApiIds(error);
   const permanent = apiIds.find((id) => PERMANENT_API_ERRORS.has(id));
   const message = (error as ErrorLike)?.message ?? String(error);

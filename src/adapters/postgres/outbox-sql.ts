@@ -68,27 +68,28 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // Only the lease holder records a failure, and never over a row already marked sent by someone else.
   const markFailed = `
     with r as (
-      select * from unnest($1::bigint[], $2::smallint[], $3::text[], $4::double precision[], $5::boolean[])
-        as r(id, to_state, err, delay_ms, charge)
+      select * from unnest($1::bigint[], $2::smallint[], $3::text[], $4::double precision[], $5::boolean[], $6::boolean[])
+        as r(id, to_state, err, delay_ms, charge, keep)
     ),
     old as (
       select o.seq_id, o.state from ${s}.outbox o join r on o.seq_id = r.id
-      where o.state <> 1 and o.lease_owner = $6 for update of o
+      where o.state <> 1 and o.lease_owner = $7 for update of o
     ),
     upd as (
       update ${s}.outbox o
-      set state = case when r.charge then r.to_state else o.state end, last_error = coalesce(r.err, o.last_error), modified_time = now(),
+      set state = case when r.keep then o.state else r.to_state end,
+          last_error = coalesce(r.err, o.last_error), modified_time = now(),
           next_attempt_at = now() + r.delay_ms * interval '1 millisecond',
           lease_owner = null, lease_until = null,
           attempts = case when r.charge then o.attempts else o.attempts - 1 end
       from r, old where o.seq_id = r.id and old.seq_id = o.seq_id
-      returning o.message_id, old.state as from_state, o.state as to_state, o.attempts, r.err, r.charge
+      returning o.message_id, old.state as from_state, o.state as to_state, o.attempts, r.err, r.keep
     ),
     tr as (
       insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
-      select message_id, from_state, to_state, attempts, err, $6 from upd where charge
+      select message_id, from_state, to_state, attempts, err, $7 from upd where not keep
     )
-    select message_id, to_state from upd`;
+    select message_id, to_state from upd where not keep`;
 
   const backlog = `
     select

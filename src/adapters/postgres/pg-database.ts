@@ -30,6 +30,10 @@ export function pgDatabase(options: PgDatabaseOptions): Database {
     },
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // A checked-out client whose server dies emits 'error' on itself, not on the pool; without a
+      // listener that is an uncaught exception. The failing query rejects anyway, which is what we act on.
+      const onClientError = (error: Error) => onError(error);
+      client.on('error', onClientError);
       let broken: unknown;
       try {
         await client.query('begin');
@@ -42,6 +46,7 @@ export function pgDatabase(options: PgDatabaseOptions): Database {
         });
         throw error;
       } finally {
+        client.off('error', onClientError);
         // A client whose rollback failed is in an unknown state: destroy it rather than reuse it.
         client.release(broken === undefined ? undefined : (broken as Error));
       }

@@ -103,7 +103,8 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
       failed.map((f) => (f.action === 'park' ? 3 : 2)),
       failed.map((f) => (f.action === 'release' ? null : f.error)),
       failed.map((f) => f.delayMs),
-      failed.map((f) => f.action !== 'release'),
+      failed.map((f) => f.charge && f.action !== 'release'),
+      failed.map((f) => f.action === 'release'),
       owner,
     ]);
     return rows.filter((r) => Number(r.to_state) === 3).map((r) => r.message_id);

@@ -141,7 +141,13 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
         }
       } catch (error) {
         // A row the mapping cannot turn into a message is parked with the reason, never retried blindly.
-        broken.push({ ref: r.zl_ref, error: `row cannot be encoded: ${(error as Error).message}`, action: 'park', delayMs: 0 });
+        broken.push({
+          ref: r.zl_ref,
+          error: `row cannot be encoded: ${(error as Error).message}`,
+          action: 'park',
+          delayMs: 0,
+          charge: true,
+        });
         continue;
       }
       claimed.push({
@@ -184,8 +190,9 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       failed.map((f) => (f.action === 'park' ? 3 : 2)),
       failed.map((f) => (f.action === 'release' ? null : f.error)),
       failed.map((f) => f.delayMs),
-      failed.map((f) => f.action !== 'release'),
+      failed.map((f) => f.charge && f.action !== 'release'),
       owner,
+      failed.map((f) => f.action === 'release'),
     ]);
     return rows.filter((r) => Number(r.to_state) === 3).map((r) => r.message_id ?? '');
   }

@@ -71,32 +71,32 @@ export function stateColumnSql(n: StateColumnNames) {
     select book.message_id, case when book.attempts > 1 then 2 else 0 end, 1, book.attempts, $5
     from book join biz on biz.ref = book.row_id`;
 
-  // $1 source, $2 refs, $3 to_state, $4 errors, $5 delays, $6 charge, $7 owner
+  // $1 source, $2 refs, $3 to_state, $4 errors, $5 delays, $6 charge, $7 owner, $8 keep (release: untouched)
   const markFailed = `
     with r as (
-      select * from unnest($2::text[], $3::smallint[], $4::text[], $5::double precision[], $6::boolean[])
-        as r(ref, to_state, err, delay_ms, charge)
+      select * from unnest($2::text[], $3::smallint[], $4::text[], $5::double precision[], $6::boolean[], $8::boolean[])
+        as r(ref, to_state, err, delay_ms, charge, keep)
     ),
     book as (
       update ${n.z}.source_row s
       set lease_owner = null, lease_until = null, last_error = coalesce(r.err, s.last_error),
           next_attempt_at = now() + r.delay_ms * interval '1 millisecond',
-          parked = r.charge and r.to_state = 3,
+          parked = not r.keep and r.to_state = 3,
           attempts = case when r.charge then s.attempts else s.attempts - 1 end
       from r where s.source = $1 and s.row_id = r.ref and s.lease_owner = $7
-      returning s.row_id, s.message_id, s.attempts, r.to_state, r.err, r.charge
+      returning s.row_id, s.message_id, s.attempts, r.to_state, r.err, r.keep
     ),
     biz as (
       update ${n.table} b
       set ${n.state} = case when book.to_state = 3 then ${n.parkedState ?? 2} else 2 end, ${n.modified} = now()
-      from book where b.${n.id}::text = book.row_id and book.charge and b.${n.state} <> 1
+      from book where b.${n.id}::text = book.row_id and not book.keep and b.${n.state} <> 1
       returning b.${n.id}::text as ref
     ),
     tr as (
       insert into ${n.z}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
-      select book.message_id, 0, book.to_state, book.attempts, book.err, $7 from book where book.charge
+      select book.message_id, 0, book.to_state, book.attempts, book.err, $7 from book where not book.keep
     )
-    select message_id, to_state from book where charge`;
+    select message_id, to_state from book where not keep`;
 
   // $1 source
   const backlog = `

@@ -30,7 +30,9 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     print(values.json, report, () =>
       [
         `brokers: ${report.brokers}, topics checked: ${report.topics.length}`,
-        ...report.findings.map((f) => `${f.severity.toUpperCase()} ${f.subject} ${f.setting}=${f.actual} (expected ${f.expected}): ${f.message}`),
+        ...report.findings.map(
+          (f) => `${f.severity.toUpperCase()} ${f.subject} ${f.setting}=${f.actual} (expected ${f.expected}): ${f.message}`,
+        ),
         report.ok ? 'OK: durability profile holds' : 'FAIL: the durability profile is broken (see errors above)',
       ].join('\n'),
     );

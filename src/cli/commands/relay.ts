@@ -21,10 +21,12 @@ in flight. Several relays may run on one outbox: rows are leased, never sent by 
   --delivery-timeout-ms <n> bound on one send, retries included (default 30000)
   --max-attempts <n>       attempts before a row is parked (default 10)
   --backoff-base-ms <n>    first retry delay, doubled each attempt (default 1000)
+  --backoff-max-ms <n>     cap on the retry delay (default 300000)
   --idle-interval-ms <n>   compensation scan interval when idle (default 60000)
   --compression <codec>    none|gzip|snappy|lz4|zstd (default none)
   --metrics-port <n>       serve Prometheus metrics on this port (/metrics)
-  --once                   send everything due, then exit`;
+  --once                   send everything due, then exit
+  --verbose                log every claim round to stderr`;
 
 export async function relayCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -35,10 +37,12 @@ export async function relayCommand(argv: string[]): Promise<number> {
     'delivery-timeout-ms': { type: 'string' },
     'max-attempts': { type: 'string' },
     'backoff-base-ms': { type: 'string' },
+    'backoff-max-ms': { type: 'string' },
     'idle-interval-ms': { type: 'string' },
     compression: { type: 'string' },
     'metrics-port': { type: 'string' },
     once: { type: 'boolean' },
+    verbose: { type: 'boolean' },
   });
   if (values.help) {
     console.log(relayHelp);
@@ -60,11 +64,18 @@ export async function relayCommand(argv: string[]): Promise<number> {
       concurrency: intOption(values.concurrency, 'concurrency', 2),
       leaseMs: intOption(values['lease-ms'], 'lease-ms', 60_000),
       maxAttempts: intOption(values['max-attempts'], 'max-attempts', 10),
-      backoff: { baseMs: intOption(values['backoff-base-ms'], 'backoff-base-ms', 1_000), maxMs: 300_000, jitter: 0.5 },
+      backoff: {
+        baseMs: intOption(values['backoff-base-ms'], 'backoff-base-ms', 1_000),
+        maxMs: intOption(values['backoff-max-ms'], 'backoff-max-ms', 300_000),
+        jitter: 0.5,
+      },
       idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
     },
   });
   relay.on('error', (e) => console.error(`relay: ${e.message}`));
+  if (values.verbose) {
+    relay.on('round', (r) => console.error(`relay: ${r.source} claimed ${r.claimed}, sent ${r.sent}, failed ${r.failed}`));
+  }
   relay.on('parked', (e) => console.error(`relay: PARKED ${e.messageIds.length} message(s) from ${e.source}: ${e.messageIds.join(', ')}`));
   const close = async () => {
     await publisher.close().catch(() => {});
@@ -77,7 +88,9 @@ export async function relayCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const server =
-    values['metrics-port'] === undefined ? undefined : createServer(metricsHandler(relay.registry)).listen(intOption(values['metrics-port'], 'metrics-port', 9464), '127.0.0.1');
+    values['metrics-port'] === undefined
+      ? undefined
+      : createServer(metricsHandler(relay.registry)).listen(intOption(values['metrics-port'], 'metrics-port', 9464), '127.0.0.1');
   await relay.start();
   console.error(`relay ${relay.instanceId}: running on schema ${schema}`);
   await new Promise<void>((resolve) => {

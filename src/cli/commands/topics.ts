@@ -30,7 +30,8 @@ export async function topicsCommand(argv: string[]): Promise<number> {
     const result = await ensureTopic(admin, {
       topic: positionals[1],
       partitions: intOption(values.partitions, 'partitions', 1),
-      replicationFactor: values['replication-factor'] === undefined ? undefined : intOption(values['replication-factor'], 'replication-factor', 3),
+      replicationFactor:
+        values['replication-factor'] === undefined ? undefined : intOption(values['replication-factor'], 'replication-factor', 3),
       configs,
     });
     print(values.json, result, () =>
