@@ -1,9 +1,7 @@
-import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
-import type { OutgoingRecord } from '../../../src/core/envelope.ts';
-import { BROKERS, createEffectTable, createTopics, topicFamily, uniqueId, zlRecord } from '../../helpers/consumer-fixtures.ts';
+import { BROKERS, createEffectTable, createTopics, topicFamily, uniqueId } from '../../helpers/consumer-fixtures.ts';
 import { WorkerProcesses } from '../../helpers/consumer-processes.ts';
+import { assertExactlyOnceInOrder, effectCount, publishWorkload } from '../../helpers/consumer-workload.ts';
 import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 import { prng } from '../../helpers/prng.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
@@ -54,30 +52,8 @@ describe('three consumer processes SIGKILLed at random moments: each effect exac
     const started = Date.now();
     for (const w of WORKERS) workers.start(w);
 
-    // Publish while the consumers run: keys interleaved, n = the key's own counter, duplicates as exact
-    // copies of earlier records (same id and bytes), each after its original in the same partition.
-    const publisher = new KafkaPublisher({ brokers: BROKERS });
-    const publishing = (async () => {
-      const sent: OutgoingRecord[] = [];
-      const chunk = 1_000;
-      const perKey = new Map<string, number>();
-      let duplicates = 0;
-      for (let i = 0; i < MESSAGES; i += chunk) {
-        const batch: OutgoingRecord[] = [];
-        for (let j = i; j < Math.min(MESSAGES, i + chunk); j++) {
-          const key = `key-${j % KEYS}`;
-          const n = (perKey.get(key) ?? 0) + 1;
-          perKey.set(key, n);
-          batch.push(zlRecord({ topic, key, type: 'credit', payload: { n }, seq: n, producerId: 'crash-test' }));
-        }
-        sent.push(...batch);
-        const due = Math.round((DUPLICATES * Math.min(MESSAGES, i + chunk)) / MESSAGES) - duplicates;
-        for (let d = 0; d < due; d++) batch.push(sent[Math.floor(random() * sent.length)] as OutgoingRecord);
-        duplicates += due;
-        for (const outcome of await publisher.publish(batch)) assert.ok(outcome.ok, 'publish');
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
+    // Publish while the consumers run, duplicates injected as exact copies after their originals.
+    const publishing = publishWorkload({ topic, messages: MESSAGES, keys: KEYS, duplicates: DUPLICATES, pauseMs: 200, random });
 
     // Each process is killed KILLS_PER_WORKER times, at random moments 0.5-2.5 s apart, and restarted at once.
     const killing = (async () => {
@@ -89,35 +65,22 @@ describe('three consumer processes SIGKILLed at random moments: each effect exac
     })();
 
     await Promise.all([publishing, killing]);
-    await publisher.close();
-    await waitFor(
-      async () => (await env.pool.query(`select count(distinct message_id)::int as n from "${env.schema}".effect`)).rows[0].n === MESSAGES,
-      { what: `${MESSAGES} effects`, timeoutMs: 300_000, intervalMs: 250 },
-    ).catch((error) => {
+    await waitFor(async () => (await effectCount(env.pool, env.schema)) === MESSAGES, {
+      what: `${MESSAGES} effects`,
+      timeoutMs: 300_000,
+      intervalMs: 250,
+    }).catch((error) => {
       for (const w of WORKERS) console.error(`--- ${w}\n${workers.logs(w)}`);
       console.error(workers.errors.slice(0, 20).join('\n'));
       throw error;
     });
 
-    const { rows: totals } = await env.pool.query(
-      `select count(*)::int as effects, count(distinct message_id)::int as messages from "${env.schema}".effect`,
-    );
-    assert.deepEqual(totals[0], { effects: MESSAGES, messages: MESSAGES }, 'each message applied exactly once');
-    const { rows: keys } = await env.pool.query(
-      `select msg_key, array_agg(n order by id) as ns from "${env.schema}".effect group by msg_key order by msg_key`,
-    );
-    assert.equal(keys.length, KEYS);
-    for (const { msg_key, ns } of keys) {
-      const inOrder = (ns as number[]).every((n, i) => n === i + 1);
-      assert.ok(inOrder, `key ${msg_key}: effects in publish order (got ${(ns as number[]).slice(0, 20).join(',')}...)`);
-    }
-    const { rows: dead } = await env.pool.query(`select count(*)::int as n from "${env.schema}".dead_letter`);
-    assert.equal(dead[0].n, 0, 'nothing dead-lettered: no healthy message was taken for poison');
+    await assertExactlyOnceInOrder(env.pool, env.schema, MESSAGES, KEYS);
     const kills = [...workers.kills.values()].reduce((a, b) => a + b, 0);
     console.log(
       `[crash] seed ${SEED}: ${MESSAGES} messages + ${DUPLICATES} injected duplicates over ${KEYS} keys, ${kills} SIGKILLs, ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s\n` +
-        `[crash] effects in table: ${totals[0].effects} (each message once); reported by workers before their deaths: ` +
+        `[crash] effects in table: ${MESSAGES} (each message once); reported by workers before their deaths: ` +
         `processed ${workers.totals.processed}, duplicates skipped ${workers.totals.duplicates} ` +
         `(${DUPLICATES} injected + ~${Math.max(0, workers.totals.duplicates - DUPLICATES)} redelivered after crashes)`,
     );
