@@ -83,6 +83,14 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#publisher = options.publisher;
     this.#db = options.db;
     this.#metrics = createRelayMetrics(options.registry);
+    // Publish every series at zero from the start, so rate() and absence alerts work before the first event.
+    for (const source of this.#sources) {
+      const labels = { source: source.name };
+      for (const counter of [this.#metrics.sent, this.#metrics.failed, this.#metrics.resent, this.#metrics.parked, this.#metrics.rounds]) {
+        counter.inc(labels, 0);
+      }
+      this.#metrics.sendSeconds.zero(labels);
+    }
     // An 'error' event without a listener would throw; the relay reports errors, it never dies of them.
     this.on('error', () => {});
   }

@@ -7,6 +7,10 @@ import { freshSchema, inTransaction } from '../helpers/pg.ts';
 import { rejected, ScriptedPublisher, transient } from '../helpers/scripted-publisher.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { ZerolossError } from '../../src/core/errors.ts';
+import { createServer } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { metricsHandler } from '../../src/outbox/metrics-handler.ts';
 
 const fast = { backoff: { baseMs: 20, maxMs: 100, jitter: 0 }, idleIntervalMs: 200, backlogIntervalMs: 50, minIntervalMs: 5 };
 
@@ -209,6 +213,24 @@ describe('outbox + relay on Postgres', () => {
       assert.ok(failures.rows[0].n >= 2, 'the outage was recorded');
     } finally {
       await relay.stop();
+    }
+  });
+
+  test('metrics are served in the Prometheus text format', async () => {
+    const relay = new Relay({ sources: new PostgresOutboxStore(env.db, { schema: env.schema }), publisher: new ScriptedPublisher(), db: env.db });
+    await relay.drain();
+    await relay.metrics();
+    const server = createServer(metricsHandler(relay.registry)).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as AddressInfo;
+      const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      for (const name of ['zeroloss_relay_sent_total', 'zeroloss_relay_failed_total', 'zeroloss_relay_resent_total', 'zeroloss_relay_parked_total',
+        'zeroloss_relay_send_seconds_bucket', 'zeroloss_outbox_pending', 'zeroloss_outbox_oldest_pending_seconds']) {
+        assert.match(body, new RegExp(`^${name}`, 'm'), name);
+      }
+    } finally {
+      server.close();
     }
   });
 

@@ -12,6 +12,7 @@ import { pgliteDatabase } from '../../src/adapters/postgres/pglite-database.ts';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
 import { StateColumnSource } from '../../src/adapters/postgres/state-column-source.ts';
 import { createOutbox } from '../../src/outbox/outbox.ts';
+import { uuidv7 } from '../../src/core/ids.ts';
 import { Relay } from '../../src/outbox/relay.ts';
 import { KAFKA_BROKERS, createTopic, readTopic, uniqueTopic } from '../helpers/kafka.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
@@ -86,6 +87,25 @@ describe('producer over a real Kafka', () => {
     } finally {
       await relay.stop();
     }
+  });
+
+  test('compressed batches (zstd, gzip) round-trip, and uuidv7 ids are accepted', async () => {
+    const topic = uniqueTopic('zl-zstd');
+    await createTopic(topic, 1);
+    for (const compression of ['zstd', 'gzip'] as const) {
+      const compressed = new KafkaPublisher({ brokers: KAFKA_BROKERS, compression });
+      try {
+        const outcomes = await compressed.publish([
+          { topic, key: compression, value: Buffer.from(JSON.stringify({ text: 'x'.repeat(5000) })), headers: { 'zl-id': uuidv7() } },
+        ]);
+        assert.ok(outcomes[0]?.ok, `${compression} send acknowledged`);
+      } finally {
+        await compressed.close();
+      }
+    }
+    const records = await readTopic(topic, { done: (rs) => rs.length >= 2 });
+    assert.deepEqual(records.map((r) => JSON.parse(r.value.toString()).text.length), [5000, 5000]);
+    assert.match(records[0]!.headers['zl-id']!, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 
   test('a record the broker rejects as too large is parked at once; its key waits, other keys flow', async () => {
