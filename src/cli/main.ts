@@ -1,4 +1,5 @@
 import { classifyError } from '../core/errors.ts';
+import { dlqCommand } from './commands/dlq.ts';
 import { doctorCommand } from './commands/doctor.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { relayCommand } from './commands/relay.ts';
@@ -12,6 +13,7 @@ const commands: Record<string, { run: Command; summary: string }> = {
   relay: { run: relayCommand, summary: 'send committed outbox rows to Kafka (with compensation)' },
   topics: { run: topicsCommand, summary: 'topics ensure <topic> --partitions N: create with the durability profile' },
   doctor: { run: doctorCommand, summary: 'check topics and producer settings against the durability profile' },
+  dlq: { run: dlqCommand, summary: 'dead letters: list | show | replay | discard' },
 };
 
 export const mainHelp = () => `zeroloss — no committed message lost; each message's effect applied exactly once
