@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, chownSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { portOpen } from './port-open.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,17 +38,6 @@ async function asPostgres(command: string, args: string[]): Promise<void> {
   await run(file, argv, { timeout: 60_000 });
 }
 
-async function acceptsConnections(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 export async function startPostgresInstance(options: { port: number; name?: string }): Promise<PostgresInstance> {
   const bin = binDir();
   const dataDir = join(tmpdir(), `zeroloss-pg-${options.name ?? options.port}`);
@@ -69,7 +58,7 @@ export async function startPostgresInstance(options: { port: number; name?: stri
   }
 
   const start = async () => {
-    if (await acceptsConnections(options.port)) return;
+    if (await portOpen(options.port)) return;
     await asPostgres(pgCtl, [
       '-D',
       dataDir,

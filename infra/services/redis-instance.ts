@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { createConnection } from 'node:net';
+import { portOpen } from './port-open.ts';
 import { promisify } from 'node:util';
 
 /**
@@ -16,17 +16,6 @@ export interface RedisInstance {
   flush(): Promise<void>;
 }
 
-async function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -39,19 +28,19 @@ export async function startRedisInstance(options: { port: number }): Promise<Red
   const { port } = options;
   const cli = (...args: string[]) => run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
   const start = async () => {
-    if (await answers(port)) return;
+    if (await portOpen(port)) return;
     const child = spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
       { detached: true, stdio: 'ignore' },
     );
     child.unref();
-    await until(() => answers(port), `redis on ${port}`);
+    await until(() => portOpen(port), `redis on ${port}`);
   };
   const stop = async () => {
-    if (!(await answers(port))) return;
+    if (!(await portOpen(port))) return;
     await cli('shutdown', 'nosave').catch(() => {});
-    await until(async () => !(await answers(port)), `redis on ${port} to stop`);
+    await until(async () => !(await portOpen(port)), `redis on ${port} to stop`);
   };
   await start();
   return {

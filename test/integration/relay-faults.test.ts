@@ -42,6 +42,35 @@ async function prepare(pgUrl: string): Promise<Scenario> {
   return { pool, pgUrl, schema, topic };
 }
 
+/** Runs a scenario on a fresh schema and topic, and drops the schema afterwards. */
+async function withScenario(pgUrl: string, fn: (s: Scenario) => Promise<void>): Promise<void> {
+  const s = await prepare(pgUrl);
+  try {
+    await fn(s);
+  } finally {
+    await s.pool.query(`drop schema if exists "${s.schema}" cascade`).catch(() => {});
+    await s.pool.end();
+  }
+}
+
+/** The standard workload: concurrent transactions over KEYS keys, 5% rolled back on purpose. */
+function workload(s: Scenario, seed: number, messages = MESSAGES, rollbackRate = 0.05): Promise<WorkloadResult> {
+  return enqueueWorkload({
+    pool: s.pool,
+    outbox: createOutbox({ schema: s.schema }),
+    topic: s.topic,
+    messages,
+    keys: KEYS,
+    workers: 16,
+    rollbackRate,
+    seed,
+  });
+}
+
+async function enqueuedBeyond(s: Scenario, count: number): Promise<void> {
+  await waitFor(async () => (await outboxIds(s.pool, s.schema)).size > count, { timeoutMs: 120_000, what: `${count} enqueued` });
+}
+
 async function outboxIds(pool: pg.Pool, schema: string): Promise<Set<string>> {
   const { rows } = await pool.query<{ message_id: string }>(`select message_id from "${schema}".outbox`);
   return new Set(rows.map((r) => r.message_id));
@@ -76,113 +105,79 @@ async function verify(s: Scenario, workload: WorkloadResult, label: string, expe
 }
 
 describe('relay under faults (real Kafka, real Postgres)', () => {
-  test(`relay SIGKILLed at random moments while ${MESSAGES} messages over ${KEYS} keys are enqueued`, async () => {
-    const s = await prepare(PG_URL);
-    const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
-    const random = prng(SEED);
-    relay.start();
-    // Kill while enqueuing and, to cover the drain too, until at least MIN_KILLS kills happened.
-    const MIN_KILLS = 8;
-    let enqueuing = true;
-    const killer = (async () => {
-      while (enqueuing || relay.kills < MIN_KILLS) {
-        await new Promise((r) => setTimeout(r, 300 + random() * 2000));
-        await relay.kill();
-        relay.start();
-      }
-    })();
-    try {
-      const workload = await enqueueWorkload({
-        pool: s.pool,
-        outbox: createOutbox({ schema: s.schema }),
-        topic: s.topic,
-        messages: MESSAGES,
-        keys: KEYS,
-        workers: 16,
-        rollbackRate: 0.05,
-        seed: SEED,
-      });
-      enqueuing = false;
-      await killer;
+  test(`relay SIGKILLed at random moments while ${MESSAGES} messages over ${KEYS} keys are enqueued`, () =>
+    withScenario(PG_URL, async (s) => {
+      const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
+      const random = prng(SEED);
       relay.start();
-      await verify(s, workload, 'relay-kill').catch((error) => {
-        console.log(`relay output (tail):\n${relay.output.slice(-3000)}`);
-        throw error;
-      });
-      console.log(`relay-kill: relay started ${relay.starts} times, killed ${relay.kills} times`);
-      assert.ok(relay.kills >= MIN_KILLS, 'the relay was actually killed several times');
-    } finally {
-      enqueuing = false;
-      await relay.stop();
-      await s.pool.end();
-    }
-  });
+      // Kill while enqueuing and, to cover the drain too, until at least MIN_KILLS kills happened.
+      const MIN_KILLS = 8;
+      let enqueuing = true;
+      const killer = (async () => {
+        while (enqueuing || relay.kills < MIN_KILLS) {
+          await new Promise((r) => setTimeout(r, 300 + random() * 2000));
+          await relay.kill();
+          relay.start();
+        }
+      })();
+      try {
+        const result = await workload(s, SEED);
+        enqueuing = false;
+        await killer;
+        relay.start();
+        await verify(s, result, 'relay-kill').catch((error) => {
+          console.log(`relay output (tail):\n${relay.output.slice(-3000)}`);
+          throw error;
+        });
+        console.log(`relay-kill: relay started ${relay.starts} times, killed ${relay.kills} times`);
+        assert.ok(relay.kills >= MIN_KILLS, 'the relay was actually killed several times');
+      } finally {
+        enqueuing = false;
+        await relay.stop();
+      }
+    }));
 
-  test('two relay processes on one outbox send no row twice', async () => {
-    const s = await prepare(PG_URL);
-    const relays = [1, 2].map(
-      () => new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS, extra: ['--batch-size', '50'] }),
-    );
-    for (const r of relays) r.start();
-    try {
-      const workload = await enqueueWorkload({
-        pool: s.pool,
-        outbox: createOutbox({ schema: s.schema }),
-        topic: s.topic,
-        messages: TWO_RELAY_MESSAGES,
-        keys: KEYS,
-        workers: 16,
-        rollbackRate: 0.02,
-        seed: SEED + 1,
-      });
-      const check = await verify(s, workload, 'two-relays', TWO_RELAY_MESSAGES);
-      assert.equal(check.duplicates, 0, 'no row sent twice by concurrent claims');
-      const { rows } = await s.pool.query(`select count(distinct actor)::int as n from "${s.schema}".outbox_transition`);
-      assert.equal(rows[0].n, 2, 'both relays did part of the work');
-    } finally {
-      await Promise.all(relays.map((r) => r.stop()));
-      await s.pool.end();
-    }
-  });
+  test('two relay processes on one outbox send no row twice', () =>
+    withScenario(PG_URL, async (s) => {
+      const relays = [1, 2].map(
+        () => new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS, extra: ['--batch-size', '50'] }),
+      );
+      for (const r of relays) r.start();
+      try {
+        const result = await workload(s, SEED + 1, TWO_RELAY_MESSAGES, 0.02);
+        const check = await verify(s, result, 'two-relays', TWO_RELAY_MESSAGES);
+        assert.equal(check.duplicates, 0, 'no row sent twice by concurrent claims');
+        const { rows } = await s.pool.query(`select count(distinct actor)::int as n from "${s.schema}".outbox_transition`);
+        assert.equal(rows[0].n, 2, 'both relays did part of the work');
+      } finally {
+        await Promise.all(relays.map((r) => r.stop()));
+      }
+    }));
 
-  test('nothing lost when Kafka is stopped for 20 s mid-run', async () => {
-    const s = await prepare(PG_URL);
-    const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
-    relay.start();
-    try {
-      const work = enqueueWorkload({
-        pool: s.pool,
-        outbox: createOutbox({ schema: s.schema }),
-        topic: s.topic,
-        messages: MESSAGES,
-        keys: KEYS,
-        workers: 16,
-        rollbackRate: 0.05,
-        seed: SEED + 3,
-      });
-      await waitFor(async () => (await outboxIds(s.pool, s.schema)).size > MESSAGES / 4, {
-        timeoutMs: 120_000,
-        what: 'a quarter enqueued',
-      });
-      await stopNode(1, { mode: 'single' });
-      const stoppedAt = Date.now();
-      // Business transactions keep committing while the broker is away: that is the point of the outbox.
-      await waitFor(() => Date.now() - stoppedAt >= OUTAGE_MS, { timeoutMs: OUTAGE_MS + 5_000, intervalMs: 250 });
-      const during = await unsent(s.pool, s.schema);
-      await startNode(1, { mode: 'single' });
-      const workload = await work;
-      const check = await verify(s, workload, 'kafka-stop');
-      console.log(`kafka-stop: ${during} rows waited for the broker during the ${OUTAGE_MS / 1000} s outage`);
-      assert.ok(during > 0, 'rows really waited for the broker');
-      const parked = await s.pool.query(`select count(*)::int as n from "${s.schema}".outbox where state = 3`);
-      assert.equal(parked.rows[0].n, 0, 'an outage parks nothing');
-      assert.equal(check.lost.length, 0);
-    } finally {
-      await startNode(1, { mode: 'single' }).catch(() => {});
-      await relay.stop();
-      await s.pool.end();
-    }
-  });
+  test('nothing lost when Kafka is stopped for 20 s mid-run', () =>
+    withScenario(PG_URL, async (s) => {
+      const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
+      relay.start();
+      try {
+        const work = workload(s, SEED + 3);
+        await enqueuedBeyond(s, MESSAGES / 4);
+        await stopNode(1, { mode: 'single' });
+        const stoppedAt = Date.now();
+        // Business transactions keep committing while the broker is away: that is the point of the outbox.
+        // The outage lasts a fixed time by design (the scenario), not as a wait for some condition.
+        await waitFor(() => Date.now() - stoppedAt >= OUTAGE_MS, { timeoutMs: OUTAGE_MS + 5_000, intervalMs: 250 });
+        const during = await unsent(s.pool, s.schema);
+        await startNode(1, { mode: 'single' });
+        await verify(s, await work, 'kafka-stop');
+        console.log(`kafka-stop: ${during} rows waited for the broker during the ${OUTAGE_MS / 1000} s outage`);
+        assert.ok(during > 0, 'rows really waited for the broker');
+        const parked = await s.pool.query(`select count(*)::int as n from "${s.schema}".outbox where state = 3`);
+        assert.equal(parked.rows[0].n, 0, 'an outage parks nothing');
+      } finally {
+        await startNode(1, { mode: 'single' }).catch(() => {});
+        await relay.stop();
+      }
+    }));
 
   describe('Postgres restarted mid-run', () => {
     let instance: PostgresInstance;
@@ -193,33 +188,20 @@ describe('relay under faults (real Kafka, real Postgres)', () => {
       await instance.stop();
     });
 
-    test('nothing lost when Postgres restarts (immediate) while enqueuing and relaying', async () => {
-      const s = await prepare(instance.url);
-      const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
-      relay.start();
-      try {
-        const work = enqueueWorkload({
-          pool: s.pool,
-          outbox: createOutbox({ schema: s.schema }),
-          topic: s.topic,
-          messages: MESSAGES,
-          keys: KEYS,
-          workers: 16,
-          rollbackRate: 0.05,
-          seed: SEED + 2,
-        });
-        await waitFor(async () => (await outboxIds(s.pool, s.schema)).size > MESSAGES / 3, {
-          timeoutMs: 120_000,
-          what: 'a third enqueued',
-        });
-        await instance.restart('immediate');
-        const workload = await work;
-        await verify(s, workload, 'pg-restart');
-        assert.ok(workload.failedTransactions > 0, 'the restart really interrupted business transactions');
-      } finally {
-        await relay.stop();
-        await s.pool.end();
-      }
-    });
+    test('nothing lost when Postgres restarts (immediate) while enqueuing and relaying', () =>
+      withScenario(instance.url, async (s) => {
+        const relay = new RelayProcess({ pgUrl: s.pgUrl, schema: s.schema, brokers: KAFKA_BROKERS });
+        relay.start();
+        try {
+          const work = workload(s, SEED + 2);
+          await enqueuedBeyond(s, MESSAGES / 3);
+          await instance.restart('immediate');
+          const result = await work;
+          await verify(s, result, 'pg-restart');
+          assert.ok(result.failedTransactions > 0, 'the restart really interrupted business transactions');
+        } finally {
+          await relay.stop();
+        }
+      }));
   });
 });
