@@ -70,6 +70,13 @@ export const consumerConfigSchema = z
         lockTtlMs: 30_000,
         lockWaitMs: 5_000,
       }),
+    /**
+     * Where the position that survives a restart lives. 'broker': the group's committed offsets.
+     * 'database' (P10): the next offset per partition is written in the same transaction as each effect and
+     * the subscriber starts from it (KafkaSubscriber `startOffsets`); records are then handled one at a time
+     * per partition, so that stored offset is always the contiguous one.
+     */
+    offsetStore: z.enum(['broker', 'database']).default('broker'),
     /** Report producer sequence gaps and duplicates (C9). */
     gapDetection: z.boolean().default(true),
     /** Copy dead letters to `<topic>.dlq` (needs a publisher); the dead_letter table is written either way. */

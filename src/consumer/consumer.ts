@@ -13,7 +13,16 @@ import type { Publisher, ReceivedBatch, Subscriber, Subscription } from '../port
 import { type ConsumerConfig, consumerConfigSchema, type ResolvedConsumerConfig } from './consumer-config.ts';
 import type { ConsumerEvents } from './consumer-events.ts';
 import { type ConsumerMetrics, createConsumerMetrics } from './consumer-metrics.ts';
-import { AbandonedError, type Delivery, RETRY_HEADER, compose, isRetryTopic, newDelivery, retryTopic } from './delivery.ts';
+import {
+  AbandonedError,
+  type Delivery,
+  type Middleware,
+  RETRY_HEADER,
+  compose,
+  isRetryTopic,
+  newDelivery,
+  retryTopic,
+} from './delivery.ts';
 import { GapDetector } from './gap-detector.ts';
 import { type Handler, type HandlerOptions, HandlerRegistry } from './handler-registry.ts';
 import { type LaneControl, KeyLanes } from './key-lanes.ts';
@@ -184,6 +193,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const { publisher, cache } = this.#options;
     const unavailable = { ...this.config.unavailableBackoff, onError: (error: Error) => this.#report(error) };
     return compose([
+      ...(this.#storesOffsets ? [this.#offsetAfterOtherOutcomes(unavailable.onError)] : []),
       metricsMiddleware(this.#metrics, this),
       deadLetterMiddleware({
         writer: this.#deadLetters,
@@ -197,13 +207,31 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       routeMiddleware(this.#handlers),
       ...(cache ? [dedupCacheMiddleware(cache, this.config.inbox)] : []),
       poisonGuardMiddleware(this.#inbox, this.#inbox, { maxStarts: this.config.poison.maxStarts, retry: unavailable }),
-      retryMiddleware(inboxTransaction(this.#options.db, this.#inbox, this.#metrics), {
+      retryMiddleware(inboxTransaction(this.#options.db, this.#inbox, this.#metrics, { storeOffsets: this.#storesOffsets }), {
         publisher,
         reporter: this,
         metrics: this.#metrics,
         unavailable,
       }),
     ]);
+  }
+
+  get #storesOffsets(): boolean {
+    return this.config.offsetStore === 'database';
+  }
+
+  /**
+   * Database offsets: a record finished without an effect transaction (dead letter, retry copy, cache
+   * duplicate) still moves the stored position. Best effort: a position left behind only causes redelivery.
+   */
+  #offsetAfterOtherOutcomes(report: (error: Error) => void): Middleware {
+    return async (d, next) => {
+      await next();
+      if (d.outcome === 'processed') return;
+      await this.#inbox
+        .storeOffset(this.#options.db, d.groupId, d.record.topic, d.record.partition, d.record.offset + 1n)
+        .catch((error: unknown) => report(error as Error));
+    };
   }
 
   #onRecords(batch: ReceivedBatch): void {
@@ -214,7 +242,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       const epoch = this.#tracker.add(record.topic, record.partition, record.offset);
       if (epoch === undefined) continue;
       if (sequenced) this.#observeSequence(record);
-      const lane = `${record.topic}\u0000${record.partition}\u0000${record.key}`;
+      // With offsets stored per effect, a partition is one lane: each stored offset is then the contiguous one.
+      const lane = this.#storesOffsets
+        ? `${record.topic}\u0000${record.partition}`
+        : `${record.topic}\u0000${record.partition}\u0000${record.key}`;
       this.#lanes.push(lane, (control) => this.#run(record, epoch, part, control));
     }
     this.#metrics.inFlight.set({ group: this.config.groupId }, this.#tracker.pending);

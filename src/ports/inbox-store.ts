@@ -20,6 +20,10 @@ export interface InboxStore {
   contains(groupId: string, idempotencyKey: string): Promise<boolean>;
   /** Deletes up to `limit` rows older than `olderThanMs`; returns how many. */
   cleanup(groupId: string, olderThanMs: number, limit: number): Promise<number>;
+  /** Records the next offset to read of a partition through `executor` (the effect transaction, P10); never moves it back. */
+  storeOffset(executor: SqlExecutor, groupId: string, topic: string, partition: number, nextOffset: bigint): Promise<void>;
+  /** The stored next offsets of a group's partitions. */
+  loadOffsets(groupId: string, topics: string[]): Promise<Array<{ topic: string; partition: number; offset: bigint }>>;
 }
 
 /** One delivered record, as the start log knows it. */

@@ -99,14 +99,23 @@ export interface ReadRecord {
   offset: bigint;
 }
 
-/** Reads a topic from the beginning (own group, nothing committed) until `count` records arrived or the deadline. */
-export async function readTopic(topic: string, count: number, timeoutMs = 30_000): Promise<ReadRecord[]> {
+/**
+ * Reads a topic from the beginning (own group, nothing committed) until `count` records arrived (or
+ * `until` holds for one) or the deadline. read_committed unless `isolation` says otherwise.
+ */
+export async function readTopic(
+  topic: string,
+  count: number,
+  timeoutMs = 30_000,
+  options: { isolation?: 'read_committed' | 'read_uncommitted'; until?: (r: ReadRecord) => boolean } = {},
+): Promise<ReadRecord[]> {
   const consumer = new Consumer({
     groupId: uniqueId('zl-reader'),
     clientId: 'zl-test-reader',
     bootstrapBrokers: BROKERS,
     maxWaitTime: 100,
     autocommit: false,
+    isolationLevel: options.isolation === 'read_uncommitted' ? 0 : 1,
   });
   const records: ReadRecord[] = [];
   try {
@@ -124,7 +133,7 @@ export async function readTopic(topic: string, count: number, timeoutMs = 30_000
           partition: m.partition,
           offset: m.offset,
         });
-        if (records.length >= count) {
+        if (records.length >= count || options.until?.(records[records.length - 1] as ReadRecord)) {
           clearTimeout(timer);
           resolve();
         }

@@ -32,6 +32,24 @@ export interface KafkaSubscriberEvents {
   error: [Error];
 }
 
+export type Position = { topic: string; partition: number; offset: bigint };
+
+export interface KafkaSubscriberHooks {
+  /**
+   * Where to start each assigned partition instead of the group's committed offset: positions kept in
+   * the business database with the effects (P10). Partitions it does not return start at `startFrom`.
+   */
+  startOffsets?: (groupId: string, partitions: Array<{ topic: string; partition: number }>) => Promise<Position[]>;
+}
+
+/** What a Kafka transaction needs to commit consumer offsets as the group's current member (KIP-447 fencing). */
+export interface GroupMetadata {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  coordinatorId: number;
+}
+
 /**
  * Subscriber over @platformatic/kafka consumer groups, offsets committed only on request.
  *
@@ -45,15 +63,17 @@ export interface KafkaSubscriberEvents {
  */
 export class KafkaSubscriber extends EventEmitter<KafkaSubscriberEvents> implements Subscriber {
   readonly config: ResolvedConfig;
+  readonly #hooks: KafkaSubscriberHooks;
 
-  constructor(config: KafkaSubscriberConfig) {
+  constructor(config: KafkaSubscriberConfig, hooks: KafkaSubscriberHooks = {}) {
     super();
     this.config = parseConfig(kafkaSubscriberConfigSchema, config, 'kafka subscriber');
+    this.#hooks = hooks;
     this.on('error', () => {});
   }
 
-  async subscribe(options: SubscribeOptions): Promise<Subscription> {
-    const subscription = new KafkaSubscription(this.config, options, (error) => this.emit('error', error));
+  async subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
+    const subscription = new KafkaSubscription(this.config, this.#hooks, options, (error) => this.emit('error', error));
     await subscription.start();
     return subscription;
   }
@@ -62,8 +82,9 @@ export class KafkaSubscriber extends EventEmitter<KafkaSubscriberEvents> impleme
 type Part = { topic: string; partition: number };
 type KafkaMessage = Message<string, Buffer, string, string>;
 
-class KafkaSubscription implements Subscription {
+export class KafkaSubscription implements Subscription {
   readonly #config: ResolvedConfig;
+  readonly #hooks: KafkaSubscriberHooks;
   readonly #options: SubscribeOptions;
   readonly #report: (error: Error) => void;
   readonly #consumer: Consumer<string, Buffer, string, string>;
@@ -78,8 +99,9 @@ class KafkaSubscription implements Subscription {
   #paused = false;
   #closed = false;
 
-  constructor(config: ResolvedConfig, options: SubscribeOptions, report: (error: Error) => void) {
+  constructor(config: ResolvedConfig, hooks: KafkaSubscriberHooks, options: SubscribeOptions, report: (error: Error) => void) {
     this.#config = config;
+    this.#hooks = hooks;
     this.#options = options;
     this.#report = report;
     this.#consumer = new Consumer<string, Buffer, string, string>({
@@ -157,9 +179,11 @@ class KafkaSubscription implements Subscription {
   async #openStream(generation: number): Promise<void> {
     let stream: MessagesStream<string, Buffer, string, string>;
     try {
+      const stored = this.#hooks.startOffsets ? await this.#hooks.startOffsets(this.#options.groupId, this.#assigned) : undefined;
+      if (generation !== this.#generation || this.#closed) return;
       stream = await this.#consumer.consume({
         topics: this.#options.topics,
-        mode: 'committed',
+        ...(stored && stored.length > 0 ? { mode: 'manual', offsets: stored } : { mode: 'committed' }),
         fallbackMode: this.#config.startFrom,
         autocommit: false,
         maxWaitTime: this.#config.maxWaitMs,
@@ -244,6 +268,36 @@ class KafkaSubscription implements Subscription {
         leaderEpoch: this.#leaderEpochs.get(`${o.topic}\u0000${o.partition}`) ?? -1,
       })),
     });
+  }
+
+  /** The group membership a Kafka transaction commits offsets under (adapter-specific, used by P10). */
+  groupMetadata(): GroupMetadata {
+    return {
+      groupId: this.#options.groupId,
+      generationId: this.#consumer.generationId,
+      memberId: this.#consumer.memberId ?? '',
+      coordinatorId: this.#consumer.coordinatorId ?? -1,
+    };
+  }
+
+  /**
+   * Drops what was fetched and not yet handed over, and starts reading again from the committed (or
+   * stored) offsets: after an aborted Kafka transaction, the records it covered must be read again.
+   * Records already handed over for the current generation are not recalled; the caller discards them.
+   */
+  async rewind(): Promise<number> {
+    const stream = this.#stream;
+    this.#stream = undefined;
+    this.#pending.clear();
+    const generation = ++this.#generation;
+    if (stream) await closeStream(stream);
+    if (!this.#closed && this.#assigned.length > 0) await this.#openStream(generation);
+    return generation;
+  }
+
+  /** Bumped on every revoke, join and rewind; records delivered under an older one are stale. */
+  get generation(): number {
+    return this.#generation;
   }
 
   pause(): void {

@@ -35,6 +35,15 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     return result.rowCount ?? 0;
   }
 
+  async storeOffset(executor: SqlExecutor, groupId: string, topic: string, partition: number, nextOffset: bigint): Promise<void> {
+    await executor.query(this.#sql.offsetStore, [groupId, topic, partition, nextOffset.toString()]);
+  }
+
+  async loadOffsets(groupId: string, topics: string[]): Promise<Array<{ topic: string; partition: number; offset: bigint }>> {
+    const { rows } = await this.#db.query<{ topic: string; msg_partition: number; next_offset: string }>(this.#sql.offsetLoad, [groupId, topics]);
+    return rows.map((r) => ({ topic: r.topic, partition: Number(r.msg_partition), offset: BigInt(r.next_offset) }));
+  }
+
   async firstStart(ref: StartRef): Promise<boolean> {
     const { rows } = await this.#db.query(this.#sql.attemptFirstStart, startParams(ref));
     return rows.length === 1;

@@ -9,7 +9,12 @@ import type { ConsumedMessage, RegisteredHandler } from '../handler-registry.ts'
  * `ctx.tx`, then commit (C4). The inbox insert comes first so a concurrent copy blocks on the unique key
  * until this transaction ends, and a duplicate commits nothing: the handler does not run at all.
  */
-export function inboxTransaction(db: Database, inbox: InboxStore, metrics: ConsumerMetrics): (d: Delivery) => Promise<void> {
+export function inboxTransaction(
+  db: Database,
+  inbox: InboxStore,
+  metrics: ConsumerMetrics,
+  options: { storeOffsets: boolean },
+): (d: Delivery) => Promise<void> {
   return async (d) => {
     if (d.signal.aborted) throw new AbandonedError();
     const route = d.route as RegisteredHandler;
@@ -28,9 +33,12 @@ export function inboxTransaction(db: Database, inbox: InboxStore, metrics: Consu
           partition: d.origin.partition,
           offset: d.origin.offset,
         });
-        if (!claimed) return false;
-        await route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal });
-        return true;
+        if (claimed) {
+          await route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal });
+        }
+        // P10: the position moves with the effect, in the same commit.
+        if (options.storeOffsets) await inbox.storeOffset(tx, d.groupId, d.record.topic, d.record.partition, d.record.offset + 1n);
+        return claimed;
       });
     } finally {
       stopTimer();
