@@ -19,3 +19,26 @@ export { TableLogSubscriber, type TableLogSubscriberConfig } from './adapters/ta
 export type { TableLogSubscription } from './adapters/table-log/table-log-subscription.ts';
 export { TableLogAdmin, type TableLogAdminConfig, type RetentionOptions } from './adapters/table-log/table-log-admin.ts';
 export { partitionFor } from './adapters/table-log/table-log-partition.ts';
+export { Consumer, createConsumer, type ConsumerOptions } from './consumer/consumer.ts';
+export { consumerConfigSchema, type ConsumerConfig } from './consumer/consumer-config.ts';
+export type { ConsumerEvents, DeadLetterEvent, ProcessedEvent, RetryEvent } from './consumer/consumer-events.ts';
+export type { ConsumedMessage, Handler, HandlerContext, HandlerOptions, Upcaster } from './consumer/handler-registry.ts';
+export { type RetryPolicy, type RetryPolicyInput, DEFAULT_RETRY_POLICY } from './consumer/retry-policy.ts';
+export { DLQ_HEADER, RETRY_HEADER, deadLetterTopic, retryTopic } from './consumer/delivery.ts';
+export type { SequenceEvent } from './consumer/gap-detector.ts';
+export { replayDeadLetters, deadLetterIds, REPLAY_HEADER } from './consumer/dead-letters.ts';
+export {
+  KafkaTransactionalProcessor,
+  type TransactionalProcessorConfig,
+  type Transform,
+  type TransformInput,
+  createDatabaseOffsetConsumer,
+  databaseOffsets,
+} from './consumer/transactional-processor.ts';
+export { KafkaSubscriber, type KafkaSubscriberConfig, type KafkaSubscriberHooks } from './adapters/kafka/kafka-subscriber.ts';
+export { PostgresInboxStore } from './adapters/postgres/postgres-inbox-store.ts';
+export { PostgresDeadLetterStore } from './adapters/postgres/postgres-dead-letter-store.ts';
+export { RedisInboxCache, type RedisInboxCacheConfig } from './adapters/redis/redis-inbox-cache.ts';
+export type { InboxStore, StartLog, InboxEntry } from './ports/inbox-store.ts';
+export type { InboxCache } from './ports/inbox-cache.ts';
+export type { DeadLetterQueue, DeadLetterWriter, DeadLetterSummary, DeadLetterDetail, DeadLetterFilter } from './ports/dead-letter-store.ts';
