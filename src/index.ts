@@ -41,4 +41,10 @@ export { PostgresDeadLetterStore } from './adapters/postgres/postgres-dead-lette
 export { RedisInboxCache, type RedisInboxCacheConfig } from './adapters/redis/redis-inbox-cache.ts';
 export type { InboxStore, StartLog, InboxEntry } from './ports/inbox-store.ts';
 export type { InboxCache } from './ports/inbox-cache.ts';
-export type { DeadLetterQueue, DeadLetterWriter, DeadLetterSummary, DeadLetterDetail, DeadLetterFilter } from './ports/dead-letter-store.ts';
+export type {
+  DeadLetterQueue,
+  DeadLetterWriter,
+  DeadLetterSummary,
+  DeadLetterDetail,
+  DeadLetterFilter,
+} from './ports/dead-letter-store.ts';
