@@ -54,7 +54,7 @@ export class KeyLanes {
     while (queue.length > 0) {
       const task = queue[0] as LaneTask;
       await this.#semaphore.acquire(1);
-      const slot = { held: true };
+      const slot = { held: true, exclusive: false };
       try {
         await task(this.#control(slot));
       } catch (error) {
@@ -73,9 +73,13 @@ export class KeyLanes {
     }
   }
 
-  #control(slot: { held: boolean }): LaneControl {
+  #control(slot: { held: boolean; exclusive: boolean }): LaneControl {
     return {
       sleep: async (ms, signal) => {
+        // An exclusive run keeps every slot while it waits: were it to hand one back, it would queue for
+        // it again behind a second exclusive request that needs that very slot, and both would wait forever.
+        // (It also keeps the suspect alone in the process, which is what exclusivity is for.)
+        if (slot.exclusive) return abortableDelay(ms, signal);
         slot.held = false;
         this.#semaphore.release(1);
         try {
@@ -91,9 +95,11 @@ export class KeyLanes {
         slot.held = false;
         this.#semaphore.release(1);
         await this.#semaphore.acquire(this.#concurrency);
+        slot.exclusive = true;
         try {
           return await fn();
         } finally {
+          slot.exclusive = false;
           this.#semaphore.release(this.#concurrency - 1);
           slot.held = true;
         }

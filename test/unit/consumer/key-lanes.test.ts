@@ -99,6 +99,32 @@ describe('KeyLanes', () => {
     assert.equal(overlap, false);
   });
 
+  test('an exclusive task that sleeps keeps its slots, so a second exclusive request cannot deadlock it', async () => {
+    // A suspect record retrying inside its exclusive run, while another suspect waits for exclusivity:
+    // had the sleeper handed a slot back, it would queue behind the waiting request, which needs that slot.
+    const lanes = new KeyLanes(2);
+    const events: string[] = [];
+    lanes.push('a', (control) =>
+      control.exclusive(async () => {
+        events.push('a in');
+        assert.equal(await control.sleep(20), true);
+        events.push('a out');
+      }),
+    );
+    lanes.push('b', (control) =>
+      control.exclusive(async () => {
+        events.push('b');
+      }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve('deadlocked'), 2_000);
+    });
+    assert.equal(await Promise.race([lanes.idle().then(() => 'idle'), stuck]), 'idle');
+    clearTimeout(timer);
+    assert.deepEqual(events, ['a in', 'a out', 'b']);
+  });
+
   test('a throwing task is reported and its lane goes on', async () => {
     const errors: unknown[] = [];
     const lanes = new KeyLanes(2, (e) => errors.push(e));
