@@ -1,0 +1,306 @@
+/**
+ * Every statement the operations tools run (reconcile, resend, trace, status, intervention, retention,
+ * divert rules, alarms, metrics collection), in one place. `s` is the validated, quoted schema name; values
+ * are always parameters. Time spans are milliseconds, multiplied by `interval '1 millisecond'`.
+ * ORDER BY always names table-qualified columns: a bare name would sort by the `::text` output column of
+ * the same name, and '10' < '9'.
+ */
+export function operationsSql(s: string) {
+  const outboxColumns = `seq_id::text, message_id, topic, msg_key, msg_type, trace_id, producer_id, key_seq::text, state, attempts,
+    last_error, created_at, modified_time, next_attempt_at, lease_owner, lease_until, sent_at, sent_partition, sent_offset::text`;
+
+  return {
+    // ---- reconcile ---------------------------------------------------------------------------------
+    /**
+     * Outbox rows committed in [$1, $2), optionally of topics $3, after the keyset ($4 created_at, $5 seq_id),
+     * $6 at a time. Served by outbox_created.
+     */
+    outboxWindow: `
+      select ${outboxColumns} from ${s}.outbox o
+      where o.created_at >= $1 and o.created_at < $2 and ($3::text[] is null or o.topic = any($3::text[]))
+        and ($4::timestamptz is null or (o.created_at, o.seq_id) > ($4::timestamptz, $5::bigint))
+      order by o.created_at, o.seq_id
+      limit $6`,
+
+    /** Inbox rows of messages $1 (inbox_message_id). */
+    inboxByMessageIds: `
+      select consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset::text, processed_at
+      from ${s}.inbox where message_id = any($1::text[])`,
+
+    /** Dead letters of messages $1, open or resolved (dead_letter_message_id). */
+    deadLettersByMessageIds: `
+      select id::text, consumer_group, message_id, topic, msg_partition, msg_offset::text, status, error_code, error, attempts,
+             created_at, resolved_at, resolved_by, replay_count
+      from ${s}.dead_letter d where d.message_id = any($1::text[]) order by d.id`,
+
+    /** Positions stored with the effects (P10) of groups $1. */
+    storedOffsets: `
+      select consumer_group, topic, msg_partition, next_offset::text from ${s}.consumer_offset where consumer_group = any($1::text[])`,
+
+    /**
+     * Ack-vs-state repair (P5): rows $1 not yet marked sent, whose record the broker holds at partition $2,
+     * offset $3, written at $4 (epoch ms), become sent without a resend. Actor $5. A relay still holding the
+     * lease finds the row sent and leaves it (its markSent and markFailed skip sent rows). Returns the ids.
+     */
+    markSentFromBroker: `
+      with r as (select * from unnest($1::text[], $2::int[], $3::bigint[], $4::float8[]) as r(id, part, off, ts)),
+      old as (
+        select o.seq_id, o.state from ${s}.outbox o join r on o.message_id = r.id where o.state <> 1 for update of o
+      ),
+      upd as (
+        update ${s}.outbox o
+        set state = 1, sent_at = to_timestamp(r.ts / 1000.0), modified_time = now(), lease_owner = null, lease_until = null,
+            sent_partition = r.part, sent_offset = r.off
+        from r, old where o.message_id = r.id and old.seq_id = o.seq_id
+        returning o.message_id, old.state as from_state, o.attempts, r.part, r.off
+      ),
+      tr as (
+        insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, actor)
+        select message_id, from_state, 1, attempts, $5 from upd
+      ),
+      au as (
+        insert into ${s}.operation_audit (actor, action, subject, message_id, reason, details)
+        select $5, 'outbox.mark-sent', 'outbox:' || message_id, message_id, 'the broker holds the message (ack-vs-state repair)',
+               jsonb_build_object('from_state', from_state, 'partition', part, 'offset', off::text)
+        from upd
+      )
+      select message_id from upd`,
+
+    /** $1 kind, $2 window from, $3 window to. Returns the run id. */
+    runStart: `insert into ${s}.reconcile_run (kind, window_from, window_to) values ($1, $2, $3) returning id::text`,
+    /** $1 run id, $2 verdict, $3 report. */
+    runFinish: `update ${s}.reconcile_run set finished_at = now(), verdict = $2, report = $3::jsonb where id = $1`,
+
+    // ---- resend (O5) -------------------------------------------------------------------------------
+    /** Rows to resend: committed in [$1, $2) of topics $3, or ids $4; in seq order after $5, $6 at a time. */
+    resendRows: `
+      select o.seq_id::text, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.state from ${s}.outbox o
+      where (($4::text[] is null and o.created_at >= $1 and o.created_at < $2) or o.message_id = any($4::text[]))
+        and ($3::text[] is null or o.topic = any($3::text[])) and o.seq_id > $5
+      order by o.seq_id
+      limit $6`,
+
+    /**
+     * Records resends of sent rows: new position $2/$3 of messages $1, a 1→1 transition by actor $4 and an
+     * audit row with reason $5. Returns the ids.
+     */
+    recordResent: `
+      with r as (select * from unnest($1::text[], $2::int[], $3::bigint[]) as r(id, part, off)),
+      upd as (
+        update ${s}.outbox o
+        set sent_partition = coalesce(r.part, o.sent_partition), sent_offset = coalesce(r.off, o.sent_offset), sent_at = now(),
+            modified_time = now()
+        from r where o.message_id = r.id and o.state = 1
+        returning o.message_id, o.attempts, r.part, r.off
+      ),
+      tr as (
+        insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, actor)
+        select message_id, 1, 1, attempts, $4 from upd
+      ),
+      au as (
+        insert into ${s}.operation_audit (actor, action, subject, message_id, reason, details)
+        select $4, 'outbox.resend', 'outbox:' || message_id, message_id, $5, jsonb_build_object('partition', part, 'offset', off::text)
+        from upd
+      )
+      select message_id from upd`,
+
+    // ---- trace (O3) --------------------------------------------------------------------------------
+    outboxRow: `select ${outboxColumns} from ${s}.outbox where message_id = $1`,
+    transitions: `select from_state, to_state, attempt, error, actor, at from ${s}.outbox_transition where message_id = $1 order by id`,
+    auditForMessage: `
+      select a.id::text, a.at, a.actor, a.action, a.subject, a.reason, a.details from ${s}.operation_audit a
+      where a.message_id = $1 order by a.id`,
+
+    // ---- status (O1, O4) ---------------------------------------------------------------------------
+    /** Unsent rows by state; $1: rows unsent for longer than this many ms are stuck. Served by outbox_unsent. */
+    outboxSummary: `
+      select
+        count(*) filter (where state = 0)::int as pending,
+        count(*) filter (where state = 2)::int as failed,
+        count(*) filter (where state = 3)::int as parked,
+        count(*) filter (where state in (0, 2) and created_at < now() - $1 * interval '1 millisecond')::int as stuck,
+        coalesce(extract(epoch from now() - min(created_at) filter (where state in (0, 2))) * 1000, 0)::float8 as oldest_ms
+      from ${s}.outbox where state <> 1`,
+
+    /** Parked rows, oldest first, optionally of topic $1, at most $2. */
+    parkedRows: `
+      select ${outboxColumns} from ${s}.outbox o
+      where o.state = 3 and ($1::text is null or o.topic = $1)
+      order by o.seq_id limit $2`,
+
+    /** Effects applied per group and partition in the last $1 ms, of groups $2 (null: all). */
+    throughput: `
+      select consumer_group, topic, msg_partition, count(*)::int as applied
+      from ${s}.inbox
+      where processed_at > now() - $1 * interval '1 millisecond' and ($2::text[] is null or consumer_group = any($2::text[]))
+      group by 1, 2, 3`,
+
+    /** Groups known to this schema: applied something in the last $1 ms, store offsets here, or have open dead letters. */
+    knownGroups: `
+      select consumer_group from ${s}.inbox where processed_at > now() - $1 * interval '1 millisecond'
+      union select consumer_group from ${s}.consumer_offset
+      union select consumer_group from ${s}.dead_letter where status = 'dead'`,
+
+    openDeadLetters: `select consumer_group, count(*)::int as open from ${s}.dead_letter where status = 'dead' group by 1`,
+
+    /** Sequence alarms of the last $1 ms, newest first, at most $2. */
+    recentAlarms: `
+      select id::text, at, consumer_group, kind, topic, msg_partition, producer_id, msg_key, expected::text, received::text, missing::text
+      from ${s}.sequence_alarm a where a.at > now() - $1 * interval '1 millisecond'
+      order by a.id desc limit $2`,
+
+    lastRuns: `
+      select id::text, kind, window_from, window_to, started_at, finished_at, verdict
+      from ${s}.reconcile_run r where r.finished_at is not null order by r.id desc limit $1`,
+
+    // ---- intervention (O7) -------------------------------------------------------------------------
+    /**
+     * Parked rows $1 back to pending with attempts 0, due now; transition 3→0 and an audit row by actor $2
+     * for reason $3. Returns the ids released.
+     */
+    release: `
+      with old as (
+        select seq_id, attempts, last_error from ${s}.outbox where message_id = any($1::text[]) and state = 3 for update
+      ),
+      upd as (
+        update ${s}.outbox o
+        set state = 0, attempts = 0, next_attempt_at = now(), modified_time = now(), lease_owner = null, lease_until = null
+        from old where o.seq_id = old.seq_id
+        returning o.message_id, old.attempts, old.last_error
+      ),
+      tr as (
+        insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, actor)
+        select message_id, 3, 0, 0, $2 from upd
+      ),
+      au as (
+        insert into ${s}.operation_audit (actor, action, subject, message_id, reason, details)
+        select $2, 'outbox.release', 'outbox:' || message_id, message_id, $3,
+               jsonb_build_object('attempts', attempts, 'last_error', last_error)
+        from upd
+      )
+      select message_id from upd`,
+
+    /**
+     * Deletes parked rows $1 (a discarded row must stop holding its key back) and keeps their whole content in
+     * the audit row, by actor $2 for reason $3. Returns the ids discarded.
+     */
+    discard: `
+      with del as (delete from ${s}.outbox where message_id = any($1::text[]) and state = 3 returning *),
+      au as (
+        insert into ${s}.operation_audit (actor, action, subject, message_id, reason, details)
+        select $2, 'outbox.discard', 'outbox:' || message_id, message_id, $3,
+               (to_jsonb(del) - 'payload') || jsonb_build_object('payload_base64', encode(payload, 'base64'), 'seq_id', seq_id::text)
+        from del
+      )
+      select message_id from del`,
+
+    /** One audit row: $1 actor, $2 action, $3 subject, $4 message id, $5 reason, $6 details. */
+    audit: `insert into ${s}.operation_audit (actor, action, subject, message_id, reason, details) values ($1, $2, $3, $4, $5, $6::jsonb)`,
+
+    /** Audit rows of the last $1 ms, newest first, at most $2. */
+    recentAudit: `
+      select a.id::text, a.at, a.actor, a.action, a.subject, a.message_id, a.reason from ${s}.operation_audit a
+      where a.at > now() - $1 * interval '1 millisecond' order by a.id desc limit $2`,
+
+    notify: `select pg_notify($1, '')`,
+
+    // ---- retention ---------------------------------------------------------------------------------
+    /**
+     * Up to $2 sent rows committed and sent more than $1 ms ago, with their transitions. Unsent rows (pending,
+     * failed, parked) are never touched. Rows a concurrent statement holds are skipped, not waited for.
+     */
+    deleteSentOutbox: `
+      with doomed as (
+        select seq_id, message_id from ${s}.outbox
+        where state = 1 and created_at < now() - $1 * interval '1 millisecond' and sent_at < now() - $1 * interval '1 millisecond'
+        order by created_at limit $2 for update skip locked
+      ),
+      tr as (delete from ${s}.outbox_transition t using doomed d where t.message_id = d.message_id),
+      del as (delete from ${s}.outbox o using doomed d where o.seq_id = d.seq_id returning 1)
+      select count(*)::int as deleted from del`,
+
+    deleteInbox: `
+      with doomed as (
+        select consumer_group, idempotency_key from ${s}.inbox
+        where processed_at < now() - $1 * interval '1 millisecond' limit $2 for update skip locked
+      ),
+      del as (
+        delete from ${s}.inbox i using doomed d
+        where i.consumer_group = d.consumer_group and i.idempotency_key = d.idempotency_key returning 1
+      )
+      select count(*)::int as deleted from del`,
+
+    /** Only dead letters a person resolved (replayed or discarded); open ones stay until someone acts. */
+    deleteResolvedDeadLetters: `
+      with doomed as (
+        select id from ${s}.dead_letter where status <> 'dead' and resolved_at < now() - $1 * interval '1 millisecond'
+        limit $2 for update skip locked
+      ),
+      del as (delete from ${s}.dead_letter d using doomed x where d.id = x.id returning 1)
+      select count(*)::int as deleted from del`,
+
+    deleteRuns: `
+      with doomed as (select id from ${s}.reconcile_run where started_at < now() - $1 * interval '1 millisecond' limit $2),
+      del as (delete from ${s}.reconcile_run r using doomed x where r.id = x.id returning 1)
+      select count(*)::int as deleted from del`,
+
+    deleteAlarms: `
+      with doomed as (select id from ${s}.sequence_alarm where at < now() - $1 * interval '1 millisecond' limit $2),
+      del as (delete from ${s}.sequence_alarm a using doomed x where a.id = x.id returning 1)
+      select count(*)::int as deleted from del`,
+
+    // ---- divert rules (O4) -------------------------------------------------------------------------
+    divertRules: `select topic, msg_type, target_topic, created_at, created_by, reason from ${s}.topic_divert order by topic, msg_type`,
+    /** $1 topic, $2 types, $3 target, $4 actor, $5 reason. */
+    divertSet: `
+      insert into ${s}.topic_divert (topic, msg_type, target_topic, created_by, reason)
+      select $1, t, $3, $4, $5 from unnest($2::text[]) as t
+      on conflict (topic, msg_type) do update
+      set target_topic = excluded.target_topic, created_by = excluded.created_by, reason = excluded.reason, created_at = now()`,
+    divertRemove: `delete from ${s}.topic_divert where topic = $1 and msg_type = any($2::text[]) returning msg_type`,
+    /**
+     * Moves unsent, unleased rows of topic $1 and types $2 ('*' = all) to topic $3, so the backlog still in
+     * the outbox follows the rule too. Returns how many moved.
+     */
+    divertUnsent: `
+      with moved as (
+        update ${s}.outbox set topic = $3, modified_time = now()
+        where topic = $1 and ('*' = any($2::text[]) or msg_type = any($2::text[])) and state in (0, 2)
+          and (lease_until is null or lease_until < now())
+        returning 1
+      )
+      select count(*)::int as moved from moved`,
+
+    // ---- alarms and metrics collection -------------------------------------------------------------
+    recordAlarm: `
+      insert into ${s}.sequence_alarm (consumer_group, kind, topic, msg_partition, producer_id, msg_key, expected, received, missing)
+      values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+
+    now: `select now() as now`,
+    maxTransitionId: `select coalesce(max(id), 0)::text as id from ${s}.outbox_transition`,
+    maxAlarmId: `select coalesce(max(id), 0)::text as id from ${s}.sequence_alarm`,
+
+    /**
+     * Transitions after id $1, at most $2, with the seconds from the row's commit to the transition (null
+     * when the row is gone).
+     */
+    transitionsSince: `
+      select t.id::text, t.from_state, t.to_state, t.attempt, t.actor,
+             extract(epoch from t.at - o.created_at)::float8 as since_commit_s
+      from ${s}.outbox_transition t left join ${s}.outbox o on o.message_id = t.message_id
+      where t.id > $1 order by t.id limit $2`,
+
+    /**
+     * Effects applied in ($1, $2], with the seconds from the message's commit in this outbox (null when the
+     * message came from elsewhere).
+     */
+    appliedBetween: `
+      select i.consumer_group, i.processed_at, extract(epoch from i.processed_at - o.created_at)::float8 as end_to_end_s
+      from ${s}.inbox i left join ${s}.outbox o on o.message_id = i.message_id
+      where i.processed_at > $1 and i.processed_at <= $2`,
+
+    alarmsSince: `select a.id::text, a.consumer_group, a.kind, a.topic from ${s}.sequence_alarm a where a.id > $1 order by a.id`,
+  };
+}
+
+export type OperationsSql = ReturnType<typeof operationsSql>;

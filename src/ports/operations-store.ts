@@ -1,0 +1,247 @@
+import type { MessageState } from './outbox-store.ts';
+
+/**
+ * What the operations tools read and write in the business database, split by tool so each takes only
+ * the part it needs. One adapter (PostgresOperationsStore) implements them all.
+ */
+
+export interface OutboxRowView {
+  seqId: string;
+  messageId: string;
+  topic: string;
+  key: string;
+  type: string;
+  traceId: string;
+  producerId: string;
+  keySeq: number;
+  state: MessageState;
+  attempts: number;
+  lastError: string | null;
+  createdAt: Date;
+  modifiedAt: Date;
+  nextAttemptAt: Date;
+  leaseOwner: string | null;
+  leaseUntil: Date | null;
+  sentAt: Date | null;
+  sentPartition: number | null;
+  sentOffset: bigint | null;
+}
+
+export interface InboxHit {
+  groupId: string;
+  idempotencyKey: string;
+  messageId: string;
+  topic: string;
+  partition: number;
+  offset: bigint;
+  processedAt: Date;
+}
+
+export interface DeadLetterHit {
+  id: string;
+  groupId: string;
+  messageId: string;
+  topic: string;
+  partition: number;
+  offset: bigint;
+  status: 'dead' | 'replayed' | 'discarded';
+  errorCode: string;
+  error: string;
+  attempts: number;
+  createdAt: Date;
+  resolvedAt: Date | null;
+  resolvedBy: string | null;
+  replayCount: number;
+}
+
+export interface StoredOffset {
+  groupId: string;
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+export interface BrokerPosition {
+  messageId: string;
+  partition: number;
+  offset: bigint;
+  timestampMs: number;
+}
+
+export interface ReconcileStore {
+  /** Rows committed in the window, in (created_at, seq) order, after `after`. */
+  outboxWindow(
+    window: { from: Date; to: Date },
+    topics: string[] | undefined,
+    after: { createdAt: Date; seqId: string } | undefined,
+    limit: number,
+  ): Promise<OutboxRowView[]>;
+  inboxByMessageIds(ids: string[]): Promise<InboxHit[]>;
+  deadLettersByMessageIds(ids: string[]): Promise<DeadLetterHit[]>;
+  storedOffsets(groups: string[]): Promise<StoredOffset[]>;
+  /** P5: rows not yet marked sent whose message the broker holds become sent, without a resend. */
+  markSentFromBroker(found: BrokerPosition[], actor: string): Promise<string[]>;
+  startRun(kind: string, window: { from: Date; to: Date }): Promise<string>;
+  finishRun(id: string, verdict: string, report: unknown): Promise<void>;
+}
+
+export interface ResendRow {
+  seqId: string;
+  messageId: string;
+  topic: string;
+  key: string;
+  headers: Record<string, string>;
+  payload: Buffer;
+  state: MessageState;
+}
+
+export type ResendSelector = { window: { from: Date; to: Date }; topics?: string[] } | { ids: string[]; topics?: string[] };
+
+export interface ResendStore {
+  resendRows(selector: ResendSelector, afterSeqId: string, limit: number): Promise<ResendRow[]>;
+  /** Records the new position of resent sent rows (a 1→1 transition and an audit row); returns their ids. */
+  recordResent(
+    sent: Array<{ messageId: string; partition: number | null; offset: bigint | null }>,
+    actor: string,
+    reason: string,
+  ): Promise<string[]>;
+}
+
+export interface Transition {
+  from: number;
+  to: number;
+  attempt: number;
+  error: string | null;
+  actor: string;
+  at: Date;
+}
+
+export interface AuditEntry {
+  id: string;
+  at: Date;
+  actor: string;
+  action: string;
+  subject: string;
+  messageId?: string | null;
+  reason: string | null;
+  details?: Record<string, unknown>;
+}
+
+export interface TraceStore {
+  outboxRow(messageId: string): Promise<OutboxRowView | undefined>;
+  transitions(messageId: string): Promise<Transition[]>;
+  auditForMessage(messageId: string): Promise<AuditEntry[]>;
+  inboxByMessageIds(ids: string[]): Promise<InboxHit[]>;
+  deadLettersByMessageIds(ids: string[]): Promise<DeadLetterHit[]>;
+}
+
+export interface OutboxSummary {
+  pending: number;
+  failed: number;
+  parked: number;
+  stuck: number;
+  oldestUnsentAgeMs: number;
+}
+
+export interface SequenceAlarm {
+  id: string;
+  at: Date;
+  groupId: string;
+  kind: 'gap' | 'duplicate';
+  topic: string;
+  partition: number;
+  producerId: string;
+  key: string;
+  expected: number;
+  received: number;
+  missing: number;
+}
+
+export interface ReconcileRunSummary {
+  id: string;
+  kind: string;
+  windowFrom: Date;
+  windowTo: Date;
+  startedAt: Date;
+  finishedAt: Date;
+  verdict: string;
+}
+
+export interface StatusStore {
+  outboxSummary(stuckAfterMs: number): Promise<OutboxSummary>;
+  parkedRows(limit: number, topic?: string): Promise<OutboxRowView[]>;
+  throughput(
+    windowMs: number,
+    groups: string[] | undefined,
+  ): Promise<Array<{ groupId: string; topic: string; partition: number; applied: number }>>;
+  knownGroups(sinceMs: number): Promise<string[]>;
+  storedOffsets(groups: string[]): Promise<StoredOffset[]>;
+  openDeadLetters(): Promise<Array<{ groupId: string; open: number }>>;
+  recentAlarms(sinceMs: number, limit: number): Promise<SequenceAlarm[]>;
+  lastRuns(limit: number): Promise<ReconcileRunSummary[]>;
+}
+
+export interface NewAuditEntry {
+  actor: string;
+  action: string;
+  subject: string;
+  messageId?: string;
+  reason?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface InterventionStore {
+  parkedRows(limit: number, topic?: string): Promise<OutboxRowView[]>;
+  /** Parked → pending, attempts 0; returns the ids released. */
+  release(ids: string[], actor: string, reason: string | undefined): Promise<string[]>;
+  /** Deletes parked rows, their content kept in the audit; returns the ids discarded. */
+  discard(ids: string[], actor: string, reason: string): Promise<string[]>;
+  audit(entry: NewAuditEntry): Promise<void>;
+  recentAudit(sinceMs: number, limit: number): Promise<AuditEntry[]>;
+  /** Wakes relays listening on the outbox channel. */
+  wakeRelays(): Promise<void>;
+}
+
+export type RetentionTable = 'outbox' | 'inbox' | 'dead_letter' | 'reconcile_run' | 'sequence_alarm';
+
+export interface RetentionStore {
+  /** Deletes one batch of rows of `table` older than `olderThanMs`; returns how many. */
+  deleteBatch(table: RetentionTable, olderThanMs: number, limit: number): Promise<number>;
+}
+
+export interface DivertRule {
+  topic: string;
+  type: string;
+  target: string;
+  createdAt: Date;
+  createdBy: string;
+  reason: string | null;
+}
+
+export interface DivertStore {
+  divertRules(): Promise<DivertRule[]>;
+  setDivert(topic: string, types: string[], target: string, actor: string, reason: string | undefined): Promise<void>;
+  removeDivert(topic: string, types: string[]): Promise<string[]>;
+  divertUnsent(topic: string, types: string[], target: string): Promise<number>;
+  audit(entry: NewAuditEntry): Promise<void>;
+}
+
+export interface AlarmStore {
+  recordAlarm(groupId: string, alarm: Omit<SequenceAlarm, 'id' | 'at' | 'groupId'>): Promise<void>;
+}
+
+/** What the metrics collector reads: changes since a cursor. */
+export interface CollectorStore {
+  cursors(): Promise<{ transition: string; alarm: string }>;
+  dbNow(): Promise<Date>;
+  transitionsSince(
+    afterId: string,
+    limit: number,
+  ): Promise<Array<{ id: string; from: number; to: number; attempt: number; actor: string; sinceCommitSeconds: number | null }>>;
+  appliedBetween(from: Date, to: Date): Promise<Array<{ groupId: string; processedAt: Date; endToEndSeconds: number | null }>>;
+  alarmsSince(afterId: string): Promise<Array<{ id: string; groupId: string; kind: string; topic: string }>>;
+  outboxSummary(stuckAfterMs: number): Promise<OutboxSummary>;
+  openDeadLetters(): Promise<Array<{ groupId: string; open: number }>>;
+  knownGroups(sinceMs: number): Promise<string[]>;
+  storedOffsets(groups: string[]): Promise<StoredOffset[]>;
+}
