@@ -1,0 +1,124 @@
+import { userInfo } from 'node:os';
+import { ZerolossError } from '../core/errors.ts';
+import { type ReplayResult, replayDeadLetters } from '../consumer/dead-letters.ts';
+import type { DeadLetterQueue, DeadLetterSummary } from '../ports/dead-letter-store.ts';
+import type { InterventionStore, OutboxRowView } from '../ports/operations-store.ts';
+import type { Publisher } from '../ports/transport.ts';
+
+/**
+ * Manual intervention (O7): what keeps failing is listed with its reason — parked outbox rows (the relay
+ * gave up) and open dead letters (a consumer gave up) — and a person releases, replays or discards it.
+ * Every action leaves an audit row saying who, when and why.
+ */
+
+export interface Actor {
+  /** Who acts; defaults to the OS user. */
+  actor?: string;
+  /** Why; required to discard. */
+  reason?: string;
+}
+
+export interface StuckWork {
+  parked: OutboxRowView[];
+  deadLetters: DeadLetterSummary[];
+}
+
+export async function listStuckWork(
+  deps: { store: InterventionStore; deadLetters?: DeadLetterQueue },
+  options: { limit?: number; topic?: string } = {},
+): Promise<StuckWork> {
+  const limit = options.limit ?? 50;
+  const [parked, deadLetters] = await Promise.all([
+    deps.store.parkedRows(limit, options.topic),
+    deps.deadLetters ? deps.deadLetters.list({ status: 'dead', topic: options.topic, limit }) : Promise.resolve([]),
+  ]);
+  return { parked, deadLetters };
+}
+
+/**
+ * Parked rows back to pending with attempts reset to 0, so the relay sends them again with a full set of
+ * attempts; relays are woken at once. Returns what was released and the ids that were not parked.
+ */
+export async function releaseParked(
+  store: InterventionStore,
+  ids: string[],
+  who: Actor = {},
+): Promise<{ released: string[]; notParked: string[] }> {
+  const released = await store.release(ids, actorOf(who), who.reason);
+  if (released.length > 0) await store.wakeRelays();
+  return { released, notParked: ids.filter((id) => !released.includes(id)) };
+}
+
+/**
+ * Removes parked rows from the outbox for good (a discarded row no longer holds its key's later messages
+ * back). The row's whole content, payload included, stays in the audit row. A reason is required.
+ */
+export async function discardParked(
+  store: InterventionStore,
+  ids: string[],
+  who: Actor,
+): Promise<{ discarded: string[]; notParked: string[] }> {
+  const reason = requireReason(who);
+  const discarded = await store.discard(ids, actorOf(who), reason);
+  return { discarded, notParked: ids.filter((id) => !discarded.includes(id)) };
+}
+
+/** Replays dead letters to their topic (consumers dedup through their inbox) and audits each. */
+export async function replayDeadLettersAudited(
+  deps: { store: InterventionStore; deadLetters: DeadLetterQueue; publisher: Publisher },
+  ids: string[],
+  who: Actor = {},
+): Promise<ReplayResult[]> {
+  const actor = actorOf(who);
+  const results = await replayDeadLetters(deps.deadLetters, deps.publisher, ids, actor);
+  for (const r of results.filter((x) => x.ok)) {
+    const d = await deps.deadLetters.get(r.id);
+    await deps.store.audit({
+      actor,
+      action: 'dead-letter.replay',
+      subject: `dead_letter:${r.id}`,
+      messageId: d?.messageId ?? undefined,
+      reason: who.reason,
+    });
+  }
+  return results;
+}
+
+/** Marks dead letters handled without replaying them, with the reason in the audit. */
+export async function discardDeadLettersAudited(
+  deps: { store: InterventionStore; deadLetters: DeadLetterQueue },
+  ids: string[],
+  who: Actor,
+): Promise<Array<{ id: string; ok: boolean; error?: string }>> {
+  const reason = requireReason(who);
+  const actor = actorOf(who);
+  const results: Array<{ id: string; ok: boolean; error?: string }> = [];
+  for (const id of ids) {
+    const d = await deps.deadLetters.get(id);
+    const ok = await deps.deadLetters.discard(id, actor);
+    if (ok)
+      await deps.store.audit({
+        actor,
+        action: 'dead-letter.discard',
+        subject: `dead_letter:${id}`,
+        messageId: d?.messageId ?? undefined,
+        reason,
+      });
+    results.push(ok ? { id, ok } : { id, ok, error: 'no open dead letter with this id' });
+  }
+  return results;
+}
+
+export function actorOf(who: Actor): string {
+  if (who.actor) return who.actor;
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function requireReason(who: Actor): string {
+  if (!who.reason || who.reason.trim() === '') throw new ZerolossError('ZL_INVALID_CONFIG', 'a reason is required to discard (--reason)');
+  return who.reason;
+}

@@ -1,0 +1,141 @@
+import type { BrokerInspector } from '../ports/broker-inspector.ts';
+import type { OutboxSummary, ReconcileRunSummary, SequenceAlarm, StatusStore } from '../ports/operations-store.ts';
+import { partKey } from './reconcile-classify.ts';
+
+export interface StatusOptions {
+  /** Groups to report; default the groups this schema knows (recent inbox rows, stored offsets, open dead letters). */
+  groups?: string[];
+  /** Unsent rows older than this are stuck. Default 5 min. */
+  stuckAfterMs?: number;
+  /** Throughput is measured over this window. Default 60 s. */
+  throughputWindowMs?: number;
+  /** Alarms of this recent past are listed. Default 24 h. */
+  alarmsSinceMs?: number;
+  /** Parked rows listed. Default 20. */
+  parkedLimit?: number;
+}
+
+export interface PartitionStatus {
+  topic: string;
+  partition: number;
+  /** Next offset the group reads (broker commit or the offset stored with the effects); null when none. */
+  committed: string | null;
+  /** The partition's high watermark. */
+  end: string;
+  /** end - committed; null when the group has no committed offset here. */
+  lag: string | null;
+  /** Effects applied per second over the throughput window. */
+  appliedPerSecond: number;
+}
+
+export interface GroupStatus {
+  group: string;
+  partitions: PartitionStatus[];
+  lag: string;
+  appliedPerSecond: number;
+  openDeadLetters: number;
+}
+
+export interface Status {
+  at: string;
+  outbox: OutboxSummary;
+  parked: Array<{ messageId: string; topic: string; type: string; attempts: number; lastError: string | null; parkedSince: string }>;
+  groups: GroupStatus[];
+  alarms: SequenceAlarm[];
+  lastReconcile: ReconcileRunSummary[];
+  /** Problems found while asking (a group the broker does not know, a topic gone). */
+  warnings: string[];
+}
+
+/**
+ * How far behind are we (O1, O4): outbox counts by state, the oldest unsent age and parked rows; per group
+ * and partition the committed offset, end offset, lag and throughput; recent sequence alarms and the last
+ * reconciliation runs.
+ */
+export async function status(deps: { store: StatusStore; broker?: BrokerInspector }, options: StatusOptions = {}): Promise<Status> {
+  const windowMs = options.throughputWindowMs ?? 60_000;
+  const [outbox, parkedRows, known, openDead, alarms, lastReconcile] = await Promise.all([
+    deps.store.outboxSummary(options.stuckAfterMs ?? 300_000),
+    deps.store.parkedRows(options.parkedLimit ?? 20),
+    options.groups ? Promise.resolve(options.groups) : deps.store.knownGroups(86_400_000),
+    deps.store.openDeadLetters(),
+    deps.store.recentAlarms(options.alarmsSinceMs ?? 86_400_000, 100),
+    deps.store.lastRuns(3),
+  ]);
+  const groups = [...new Set(known)].sort();
+  const [throughput, stored] = await Promise.all([deps.store.throughput(windowMs, groups), deps.store.storedOffsets(groups)]);
+  const warnings: string[] = [];
+  const ends = new Map<string, Map<number, bigint>>();
+  const endsOf = async (topic: string) => {
+    let e = ends.get(topic);
+    if (!e) {
+      const marks = deps.broker ? await deps.broker.watermarks(topic) : undefined;
+      if (deps.broker && !marks) warnings.push(`topic ${topic} does not exist on the broker`);
+      e = new Map((marks ?? []).map((m) => [m.partition, m.high]));
+      ends.set(topic, e);
+    }
+    return e;
+  };
+
+  const groupStatus: GroupStatus[] = [];
+  for (const group of groups) {
+    const committed = new Map<string, { topic: string; partition: number; offset: bigint }>();
+    const add = (c: { topic: string; partition: number; offset: bigint }) => {
+      const k = partKey(c.topic, c.partition);
+      const cur = committed.get(k);
+      if (!cur || c.offset > cur.offset) committed.set(k, c);
+    };
+    if (deps.broker) for (const c of await deps.broker.committedOffsets(group)) add(c);
+    for (const s of stored.filter((x) => x.groupId === group)) add(s);
+    const rates = throughput.filter((t) => t.groupId === group);
+    const topics = [...new Set([...[...committed.values()].map((c) => c.topic), ...rates.map((r) => r.topic)])].sort();
+    const partitions: PartitionStatus[] = [];
+    for (const topic of topics) {
+      const end = await endsOf(topic);
+      const parts = new Set([...end.keys(), ...[...committed.values()].filter((c) => c.topic === topic).map((c) => c.partition)]);
+      for (const partition of [...parts].sort((a, b) => a - b)) {
+        const c = committed.get(partKey(topic, partition));
+        const high = end.get(partition) ?? 0n;
+        const applied = rates.find((r) => r.topic === topic && r.partition === partition)?.applied ?? 0;
+        partitions.push({
+          topic,
+          partition,
+          committed: c ? c.offset.toString() : null,
+          end: high.toString(),
+          lag: c ? (high > c.offset ? high - c.offset : 0n).toString() : null,
+          appliedPerSecond: round(applied / (windowMs / 1000)),
+        });
+      }
+    }
+    if (partitions.length === 0)
+      warnings.push(`group ${group} has no committed offsets and applied nothing in the last ${windowMs / 1000} s`);
+    groupStatus.push({
+      group,
+      partitions,
+      lag: partitions.reduce((n, p) => n + BigInt(p.lag ?? '0'), 0n).toString(),
+      appliedPerSecond: round(partitions.reduce((n, p) => n + p.appliedPerSecond, 0)),
+      openDeadLetters: openDead.find((d) => d.groupId === group)?.open ?? 0,
+    });
+  }
+
+  return {
+    at: new Date().toISOString(),
+    outbox,
+    parked: parkedRows.map((r) => ({
+      messageId: r.messageId,
+      topic: r.topic,
+      type: r.type,
+      attempts: r.attempts,
+      lastError: r.lastError,
+      parkedSince: r.modifiedAt.toISOString(),
+    })),
+    groups: groupStatus,
+    alarms,
+    lastReconcile,
+    warnings,
+  };
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
