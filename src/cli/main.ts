@@ -4,6 +4,14 @@ import { doctorCommand } from './commands/doctor.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { relayCommand } from './commands/relay.ts';
 import { topicsCommand } from './commands/topics.ts';
+import { backlogCommand } from './commands/backlog.ts';
+import { cleanupCommand } from './commands/cleanup.ts';
+import { parkedCommand } from './commands/parked.ts';
+import { reconcileCommand } from './commands/reconcile.ts';
+import { resendCommand } from './commands/resend.ts';
+import { serveCommand } from './commands/serve.ts';
+import { statusCommand } from './commands/status.ts';
+import { traceCommand } from './commands/trace.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -14,6 +22,14 @@ const commands: Record<string, { run: Command; summary: string }> = {
   topics: { run: topicsCommand, summary: 'topics ensure <topic> --partitions N: create with the durability profile' },
   doctor: { run: doctorCommand, summary: 'check topics and producer settings against the durability profile' },
   dlq: { run: dlqCommand, summary: 'dead letters: list | show | replay | discard' },
+  status: { run: statusCommand, summary: 'outbox backlog, parked rows, lag per group and partition, alarms' },
+  reconcile: { run: reconcileCommand, summary: 'compare outbox, broker and consumer inboxes by message id; --repair' },
+  trace: { run: traceCommand, summary: "trace <message-id>: a message's whole life and where it stops" },
+  resend: { run: resendCommand, summary: 're-publish from the outbox by time range or ids (broker lost data)' },
+  parked: { run: parkedCommand, summary: 'parked rows and dead letters: list | release | discard (audited)' },
+  backlog: { run: backlogCommand, summary: 'raise partitions, forward a backlog, divert types to a standby topic' },
+  cleanup: { run: cleanupCommand, summary: 'delete outbox/inbox rows past retention, in batches' },
+  serve: { run: serveCommand, summary: 'Prometheus /metrics for the schema, scheduled reconciliation' },
 };
 
 export const mainHelp = () => `zeroloss — no committed message lost; each message's effect applied exactly once

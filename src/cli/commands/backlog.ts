@@ -1,0 +1,141 @@
+import { ZerolossError } from '../../core/errors.ts';
+import { divert, forwardBacklog, raisePartitions, undivert } from '../../operations/backlog.ts';
+import { connectionOptions, intOption, parse, print } from '../args.ts';
+import { withOps } from '../ops-context.ts';
+
+export const backlogHelp = `Usage: zeroloss backlog <action> [options] --pg <url> --kafka <brokers>
+
+Tools for a backlog (consumer lag). None changes what a consumer applies: every copy keeps its message id,
+so each group's inbox still applies a message once whichever copy it sees. See 'zeroloss status' for lag.
+
+  partitions <topic> --count <n>   raise the partition count so more consumers can work at once. Keys hash
+                                   over the new count: a key's new messages may land on another partition,
+                                   so per-key order holds again once the old partitions are drained
+  forward --from <topic> --to <topic> --group <group> [--partitions <n>] [--advance]
+                                   copy the group's backlog (from its committed offsets to the current end)
+                                   to a topic with more partitions (created with --partitions, default 2x),
+                                   then run the group's consumers on both topics. --advance moves the
+                                   group's offsets on --from past the copied records (only while the group
+                                   has no live members). Per-key order holds within each topic only
+  divert --topic <topic> --type <type,...|*> --to <topic> [--move-unsent]
+                                   send messages of these types enqueued for --topic to --to from now on
+                                   (applied in the enqueue transaction; --to is created if missing);
+                                   --move-unsent moves the unsent outbox rows too. Consumers of --topic
+                                   will report sequence gaps for diverted keys; reconcile shows they are not losses
+  undivert --topic <topic> --type <type,...|*>
+                                   end diverts; rows already diverted stay where they are
+  diverts                          list the divert rules
+
+  --reason <text>, --actor <name>  recorded in the audit
+  --pg <url>, --schema <name>, --kafka <brokers>, --json`;
+
+export async function backlogCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    ...connectionOptions,
+    count: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    group: { type: 'string' },
+    partitions: { type: 'string' },
+    advance: { type: 'boolean' },
+    topic: { type: 'string' },
+    type: { type: 'string', multiple: true },
+    'move-unsent': { type: 'boolean' },
+    reason: { type: 'string' },
+    actor: { type: 'string' },
+  });
+  const [action, ...rest] = positionals;
+  if (values.help || !action) {
+    console.log(backlogHelp);
+    return values.help ? 0 : 2;
+  }
+  const who = { actor: values.actor, reason: values.reason };
+  const required = (v: string | undefined, name: string): string => {
+    if (!v) throw new ZerolossError('ZL_INVALID_CONFIG', `backlog ${action} needs --${name}`);
+    return v;
+  };
+  const types = (values.type ?? [])
+    .flatMap((t) => t.split(','))
+    .map((t) => t.trim())
+    .filter(Boolean);
+  return withOps(values, action === 'diverts' || action === 'undivert' ? 'none' : 'required', async (ops) => {
+    const audit = (e: Parameters<typeof ops.store.audit>[0]) => ops.store.audit(e);
+    switch (action) {
+      case 'partitions': {
+        const topic = rest[0] ?? required(values.topic, 'topic');
+        const r = await raisePartitions(
+          { broker: ops.broker!, admin: ops.admin!, audit },
+          topic,
+          intOption(required(values.count, 'count'), 'count', 0),
+          who,
+        );
+        print(values.json, r, () => `${r.topic}: ${r.before} → ${r.after} partitions`);
+        return 0;
+      }
+      case 'forward': {
+        const from = required(values.from, 'from');
+        const current = (await ops.broker!.watermarks(from))?.length ?? 1;
+        const r = await forwardBacklog(
+          { broker: ops.broker!, admin: ops.admin!, publisher: ops.publisher(), audit },
+          {
+            from,
+            to: required(values.to, 'to'),
+            group: required(values.group, 'group'),
+            partitions: intOption(values.partitions, 'partitions', current * 2),
+            advance: values.advance ?? false,
+          },
+          who,
+        );
+        print(values.json, r, () =>
+          [
+            `forwarded ${r.forwarded} record(s) of group ${values.group} from ${r.from} to ${r.to}${r.created ? ' (created)' : ''}${r.advanced ? '; group offsets moved past them' : ''}`,
+            ...r.ranges.map((x) => `  ${r.from}/${x.partition}: offsets ${x.from}..${x.to}`),
+            ...(r.error ? [`  ERROR: ${r.error}`] : []),
+          ].join('\n'),
+        );
+        return r.error ? 1 : 0;
+      }
+      case 'divert': {
+        if (types.length === 0) throw new ZerolossError('ZL_INVALID_CONFIG', 'backlog divert needs --type');
+        const r = await divert(
+          { store: ops.store, admin: ops.admin, broker: ops.broker },
+          { topic: required(values.topic, 'topic'), types, target: required(values.to, 'to'), moveUnsent: values['move-unsent'] ?? false },
+          who,
+        );
+        print(values.json, r, () =>
+          [
+            ...r.rules.map((x) => `${x.topic} [${x.type}] → ${x.target}`),
+            `moved ${r.moved} unsent row(s)${r.createdTarget ? '; target topic created' : ''}`,
+          ].join('\n'),
+        );
+        return 0;
+      }
+      case 'undivert': {
+        if (types.length === 0) throw new ZerolossError('ZL_INVALID_CONFIG', 'backlog undivert needs --type');
+        const removed = await undivert({ store: ops.store }, required(values.topic, 'topic'), types, who);
+        print(values.json, { removed }, () => (removed.length ? `removed: ${removed.join(', ')}` : 'no such divert'));
+        return removed.length > 0 ? 0 : 1;
+      }
+      case 'diverts': {
+        const rules = await ops.store.divertRules();
+        print(
+          values.json,
+          rules,
+          () =>
+            rules
+              .map(
+                (x) =>
+                  `${x.topic} [${x.type}] → ${x.target}  (by ${x.createdBy} at ${x.createdAt.toISOString()}${x.reason ? `: ${x.reason}` : ''})`,
+              )
+              .join('\n') || 'no diverts',
+        );
+        return 0;
+      }
+      default:
+        throw new ZerolossError(
+          'ZL_INVALID_CONFIG',
+          `unknown backlog action ${JSON.stringify(action)}: use partitions, forward, divert, undivert or diverts`,
+        );
+    }
+  });
+}

@@ -1,0 +1,107 @@
+import { createServer } from 'node:http';
+import { Registry } from 'prom-client';
+import { metricsHandler } from '../../outbox/metrics-handler.ts';
+import { OpsCollector } from '../../operations/ops-collector.ts';
+import { createOpsMetrics } from '../../operations/ops-metrics.ts';
+import { ReconcileScheduler } from '../../operations/reconcile-scheduler.ts';
+import { cleanup } from '../../operations/retention.ts';
+import { parseDuration } from '../../operations/time-window.ts';
+import { connectionOptions, intOption, parse } from '../args.ts';
+import { withOps } from '../ops-context.ts';
+
+export const serveHelp = `Usage: zeroloss serve --pg <url> --kafka <brokers> --metrics-port <n> [options]
+
+The operations daemon: one Prometheus endpoint (/metrics) for the whole schema — producer (unsent rows by
+state, oldest unsent age, send successes and failures, compensation resends, commit-to-ack latency),
+consumers (applied effects, end-to-end latency, lag per group and partition, open dead letters, sequence
+alarms) and reconciliation (runs, verdicts, missing messages, repairs, resends) — plus scheduled
+reconciliation (the recent window every few minutes, the previous day every night; any gap raises
+zeroloss_reconcile_gaps_total) and, optionally, scheduled retention. Runs until SIGTERM/SIGINT.
+Ready-made alert rules: ops/alert-rules.yml.
+
+  --metrics-port <n>          serve /metrics on this port (default 9465)
+  --metrics-host <host>       bind address (default 127.0.0.1)
+  --collect-every <duration>  how often the metrics are refreshed from Postgres and Kafka (default 15s)
+  --group <group>             groups to report lag for (repeatable; default the groups the schema knows)
+  --reconcile-every <dur>     recent-window reconciliation interval, or 'off' (default 5m)
+  --reconcile-window <dur>    the recent window's length (default 15m)
+  --reconcile-settle <dur>    how old a message must be to be reconciled (default 2m)
+  --nightly-hour <h>          UTC hour of the nightly run over the previous day, or 'off' (default 2)
+  --repair                    re-publish missing messages automatically, up to --max-auto-repair per run
+  --max-auto-repair <n>       default 100; larger gaps only alert
+  --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
+  --pg <url>, --schema <name>, --kafka <brokers>`;
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    ...connectionOptions,
+    'metrics-port': { type: 'string' },
+    'metrics-host': { type: 'string' },
+    'collect-every': { type: 'string' },
+    group: { type: 'string', multiple: true },
+    'reconcile-every': { type: 'string' },
+    'reconcile-window': { type: 'string' },
+    'reconcile-settle': { type: 'string' },
+    'nightly-hour': { type: 'string' },
+    repair: { type: 'boolean' },
+    'max-auto-repair': { type: 'string' },
+    'retention-every': { type: 'string' },
+  });
+  if (values.help) {
+    console.log(serveHelp);
+    return 0;
+  }
+  const off = (v: string | undefined) => v === 'off';
+  return withOps(values, 'required', async (ops) => {
+    const metrics = createOpsMetrics(new Registry());
+    const collector = new OpsCollector({ store: ops.store, broker: ops.broker, metrics }, { groups: values.group });
+    const scheduler = new ReconcileScheduler(
+      { store: ops.store, broker: ops.broker!, publisher: values.repair ? ops.publisher() : undefined, metrics },
+      {
+        recent: off(values['reconcile-every'])
+          ? false
+          : {
+              everyMs: parseDuration(values['reconcile-every'] ?? '5m'),
+              windowMs: parseDuration(values['reconcile-window'] ?? '15m'),
+              settleMs: parseDuration(values['reconcile-settle'] ?? '2m'),
+            },
+        nightly: off(values['nightly-hour']) ? false : { atUtcHour: intOption(values['nightly-hour'], 'nightly-hour', 2) },
+        repair: values.repair ?? false,
+        maxAutoRepair: intOption(values['max-auto-repair'], 'max-auto-repair', 100),
+        groups: values.group,
+      },
+    );
+    scheduler.on('gap', (r) =>
+      console.error(
+        `serve: GAP in ${r.kind} window ${r.window.from}..${r.window.to}: ${r.counts.missingOnBroker} missing on the broker, ${r.groups.reduce((n, g) => n + g.missing, 0)} in groups; verdict ${r.verdict}`,
+      ),
+    );
+    scheduler.on('error', (e) => console.error(`serve: reconcile: ${e.message}`));
+
+    const timers: NodeJS.Timeout[] = [];
+    const collect = () => collector.collect().catch((e: Error) => console.error(`serve: metrics: ${e.message}`));
+    await collect();
+    timers.push(setInterval(collect, parseDuration(values['collect-every'] ?? '15s')));
+    if (values['retention-every'] && !off(values['retention-every'])) {
+      timers.push(
+        setInterval(
+          () => cleanup({ store: ops.store, metrics }).catch((e: Error) => console.error(`serve: retention: ${e.message}`)),
+          parseDuration(values['retention-every']),
+        ),
+      );
+    }
+    scheduler.start();
+    const port = intOption(values['metrics-port'], 'metrics-port', 9465);
+    const server = createServer(metricsHandler(metrics.registry));
+    await new Promise<void>((resolve) => server.listen(port, values['metrics-host'] ?? '127.0.0.1', resolve));
+    console.error(`serve: metrics on http://${values['metrics-host'] ?? '127.0.0.1'}:${port}/metrics, schema ${ops.schema}`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    for (const t of timers) clearInterval(t);
+    await scheduler.stop();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return 0;
+  });
+}

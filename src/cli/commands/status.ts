@@ -1,0 +1,76 @@
+import { type Status, status } from '../../operations/status.ts';
+import { parseDuration } from '../../operations/time-window.ts';
+import { connectionOptions, parse, print } from '../args.ts';
+import { withOps } from '../ops-context.ts';
+
+export const statusHelp = `Usage: zeroloss status --pg <url> [--kafka <brokers>] [options]
+
+How far behind are we: outbox rows by state (pending, failed, parked, stuck), the oldest unsent age and the
+parked rows; per consumer group and partition the committed offset (Kafka's, or the one stored with the
+effects), the end offset, the lag and the effects applied per second; open dead letters; sequence gaps and
+duplicates the consumers recorded; the last reconciliation runs.
+
+  --group <group>             groups to report (repeatable; default the groups this schema knows: recent
+                              inbox rows, stored offsets, open dead letters)
+  --stuck-after <duration>    unsent rows older than this count as stuck (default 5m)
+  --throughput-window <dur>   applied/s is measured over this window (default 60s)
+  --pg <url>, --schema <name>, --kafka <brokers> (for offsets and lag), --json
+
+Exit status: 0, or 1 when rows are parked or stuck.`;
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    ...connectionOptions,
+    group: { type: 'string', multiple: true },
+    'stuck-after': { type: 'string' },
+    'throughput-window': { type: 'string' },
+  });
+  if (values.help) {
+    console.log(statusHelp);
+    return 0;
+  }
+  const result = await withOps(values, 'optional', (ops) =>
+    status(
+      { store: ops.store, broker: ops.broker },
+      {
+        groups: values.group,
+        stuckAfterMs: values['stuck-after'] ? parseDuration(values['stuck-after']) : undefined,
+        throughputWindowMs: values['throughput-window'] ? parseDuration(values['throughput-window']) : undefined,
+      },
+    ),
+  );
+  print(values.json, result, () => formatStatus(result));
+  return result.outbox.parked + result.outbox.stuck > 0 ? 1 : 0;
+}
+
+function formatStatus(s: Status): string {
+  const o = s.outbox;
+  const lines = [
+    `status at ${s.at}`,
+    `  outbox  pending ${o.pending}  failed ${o.failed}  parked ${o.parked}  stuck ${o.stuck}  oldest unsent ${Math.round(o.oldestUnsentAgeMs / 1000)} s`,
+  ];
+  for (const p of s.parked)
+    lines.push(`    parked ${p.messageId} ${p.topic} ${p.type} (${p.attempts} attempts, since ${p.parkedSince}): ${p.lastError ?? '-'}`);
+  for (const g of s.groups) {
+    lines.push(`  group ${g.group}  lag ${g.lag}  applied ${g.appliedPerSecond}/s  open dead letters ${g.openDeadLetters}`);
+    for (const p of g.partitions) {
+      lines.push(
+        `    ${p.topic}/${p.partition}  committed ${p.committed ?? '-'}  end ${p.end}  lag ${p.lag ?? '-'}  applied ${p.appliedPerSecond}/s`,
+      );
+    }
+  }
+  if (s.alarms.length > 0) {
+    lines.push(`  sequence alarms (${s.alarms.length})`);
+    for (const a of s.alarms.slice(0, 20)) {
+      lines.push(
+        `    ${a.at.toISOString()} ${a.groupId} ${a.kind} ${a.topic}/${a.partition} producer ${a.producerId} key ${a.key}: expected ${a.expected}, got ${a.received}`,
+      );
+    }
+  }
+  for (const r of s.lastReconcile)
+    lines.push(
+      `  reconcile ${r.kind} ${r.windowFrom.toISOString()}..${r.windowTo.toISOString()}: ${r.verdict} (${r.finishedAt.toISOString()})`,
+    );
+  for (const w of s.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n');
+}

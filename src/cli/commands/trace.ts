@@ -1,0 +1,87 @@
+import { ZerolossError } from '../../core/errors.ts';
+import { type MessageTrace, trace } from '../../operations/trace.ts';
+import { parseDuration } from '../../operations/time-window.ts';
+import { connectionOptions, parse, print } from '../args.ts';
+import { withOps } from '../ops-context.ts';
+
+export const traceHelp = `Usage: zeroloss trace <message-id> --pg <url> [--kafka <brokers>] [options]
+
+Shows a message's whole life: its outbox row and every state change (with attempts, errors and who made
+them), audit entries (releases, resends, discards), the position the relay recorded read back from Kafka,
+every copy on the topic and its retry and dead-letter topics, each consumer group's inbox record (when,
+from which offset) and dead letters with their error — and where the trail stops.
+
+  --group <group>        also report this group (repeatable): one that never saw the message has no
+                         inbox row to find it by, and shows its committed offset instead
+  --no-broker            skip Kafka (database only)
+  --slack <duration>     broker time scanned around the known times (default 60s)
+  --max-scan <duration>  retry and dead-letter topics are scanned this long after creation (default 15m)
+  --pg <url>, --schema <name>, --kafka <brokers> (optional), --json
+
+Exit status: 0 the message was applied by every group found, 1 the trail stops earlier, 2 bad usage.`;
+
+export async function traceCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    ...connectionOptions,
+    group: { type: 'string', multiple: true },
+    'no-broker': { type: 'boolean' },
+    slack: { type: 'string' },
+    'max-scan': { type: 'string' },
+  });
+  if (values.help) {
+    console.log(traceHelp);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new ZerolossError('ZL_INVALID_CONFIG', 'trace takes one message id');
+  const id = positionals[0] as string;
+  const result = await withOps(values, values['no-broker'] ? 'none' : 'optional', (ops) =>
+    trace({ store: ops.store, broker: ops.broker }, id, {
+      groups: values.group,
+      slackMs: values.slack ? parseDuration(values.slack) : undefined,
+      maxScanMs: values['max-scan'] ? parseDuration(values['max-scan']) : undefined,
+    }),
+  );
+  print(values.json, result, () => formatTrace(result));
+  return result.stop.stage === 'complete' ? 0 : 1;
+}
+
+export function formatTrace(t: MessageTrace): string {
+  const lines = [`message ${t.messageId}`];
+  const o = t.outbox;
+  if (o) {
+    lines.push(
+      `  outbox     ${o.stateName} after ${o.attempts} attempt(s); topic ${o.topic}, key ${o.key}, type ${o.type}, producer ${o.producerId} seq ${o.keySeq}`,
+      `             committed ${o.createdAt.toISOString()}${o.sentAt ? `, sent ${o.sentAt.toISOString()} to partition ${o.sentPartition} offset ${o.sentOffset}` : ''}${o.lastError ? `; last error: ${o.lastError}` : ''}`,
+    );
+  } else {
+    lines.push('  outbox     no row (never committed here, discarded, or removed by retention)');
+  }
+  if (t.broker) {
+    const r = t.broker.recorded;
+    lines.push(
+      `  broker     ${r ? `recorded ${r.topic}/${r.partition}/${r.offset}: ${r.check}` : 'no recorded position'}; ${t.broker.copies.length} copies found`,
+    );
+    for (const c of t.broker.copies)
+      lines.push(`             ${c.kind.padEnd(5)} ${c.topic} partition ${c.partition} offset ${c.offset} at ${c.timestamp}`);
+    for (const i of t.broker.incomplete) lines.push(`             scan incomplete: ${i.topic}/${i.partition}: ${i.reason}`);
+  } else {
+    lines.push('  broker     not checked');
+  }
+  for (const g of t.groups) {
+    const detail = g.applied
+      ? `applied ${g.applied.processedAt.toISOString()} from ${g.applied.topic}/${g.applied.partition}/${g.applied.offset} (key ${g.applied.idempotencyKey})`
+      : g.committed
+        ? `committed offset ${g.committed}`
+        : '';
+    lines.push(`  group      ${g.group}: ${g.status}${detail ? ` — ${detail}` : ''}`);
+    for (const d of g.deadLetters) {
+      lines.push(
+        `             dead letter ${d.id} (${d.status}${d.resolvedBy ? ` by ${d.resolvedBy}` : ''}): ${d.errorCode}: ${d.error}, ${d.attempts} attempt(s)`,
+      );
+    }
+  }
+  lines.push('  life');
+  for (const s of t.steps) lines.push(`    ${s.at}  ${s.stage.padEnd(8)} ${s.text}`);
+  lines.push(`  trail ends at ${t.stop.stage}: ${t.stop.reason}`);
+  return lines.join('\n');
+}
