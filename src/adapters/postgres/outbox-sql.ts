@@ -30,6 +30,11 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // Claim: the oldest due rows, skipping rows another claimer holds, and only rows whose earlier
   // same-key rows are all sent or claimed in this very statement, so a key is never sent out of order
   // by two instances or by a retry overtaking a later row.
+  // A candidate is blocked when an unsent row of its key that this claim does not hold comes before it,
+  // i.e. when it comes after its key's first such row (`blocked`). Written this way, and bounded by the
+  // last candidate, the check costs the same whatever the table statistics say and however long the
+  // backlog is: a per-candidate correlated probe into the claim degrades into a nested loop of
+  // candidates x unsent rows when the planner underestimates the claim (a table not yet analysed).
   const claim = `
     with cand as (
       select seq_id, topic, msg_key from ${s}.outbox
@@ -37,13 +42,16 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       order by seq_id
       limit $2
       for update skip locked
+    ), blocked as (
+      select p.topic, p.msg_key, min(p.seq_id) as first_seq_id from ${s}.outbox p
+      where ${blocking} and p.seq_id < (select max(seq_id) from cand)
+        and (p.topic, p.msg_key) in (select topic, msg_key from cand)
+        and p.seq_id not in (select seq_id from cand)
+      group by p.topic, p.msg_key
     ), ok as (
       select c.seq_id from cand c
-      where not exists (
-        select 1 from ${s}.outbox p
-        where p.topic = c.topic and p.msg_key = c.msg_key and p.seq_id < c.seq_id and ${blocking}
-          and not exists (select 1 from cand c2 where c2.seq_id = p.seq_id)
-      )
+      left join blocked b on b.topic = c.topic and b.msg_key = c.msg_key
+      where b.first_seq_id is null or c.seq_id < b.first_seq_id
     )
     update ${s}.outbox o
     set lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond', attempts = o.attempts + 1
