@@ -25,8 +25,12 @@ export function inboxSql(s: string) {
         where consumer_group = $1 and processed_at < now() - $2 * interval '1 millisecond'
         limit $3
       )
-      delete from ${s}.inbox i using doomed d
-      where i.consumer_group = d.consumer_group and i.idempotency_key = d.idempotency_key`,
+      , gone as (
+        delete from ${s}.inbox i using doomed d
+        where i.consumer_group = d.consumer_group and i.idempotency_key = d.idempotency_key
+        returning 1
+      )
+      select count(*)::int as deleted from gone`,
 
     /**
      * A first start of a delivered record: inserts a mark with count 1, or reuses a mark left at 0 by an

@@ -31,8 +31,8 @@ export class PostgresInboxStore implements InboxStore, StartLog {
   }
 
   async cleanup(groupId: string, olderThanMs: number, limit: number): Promise<number> {
-    const result = (await this.#db.query(this.#sql.inboxCleanup, [groupId, olderThanMs, limit])) as { rows: unknown[]; rowCount?: number };
-    return result.rowCount ?? 0;
+    const { rows } = await this.#db.query<{ deleted: number }>(this.#sql.inboxCleanup, [groupId, olderThanMs, limit]);
+    return rows[0]?.deleted ?? 0;
   }
 
   async storeOffset(executor: SqlExecutor, groupId: string, topic: string, partition: number, nextOffset: bigint): Promise<void> {
