@@ -82,7 +82,9 @@ describe('ack-vs-state repair', () => {
        from "${env.schema}".outbox o join "${env.schema}".outbox_transition t using (message_id) order by o.seq_id`,
     );
     const held = new Map<string, string>();
-    for await (const r of broker.read((await broker.watermarks(topic))!.map((m) => ({ topic, partition: m.partition, from: m.low, to: m.high })))) {
+    for await (const r of broker.read(
+      (await broker.watermarks(topic))!.map((m) => ({ topic, partition: m.partition, from: m.low, to: m.high })),
+    )) {
       held.set(r.headers['zl-id'] as string, `${r.partition}/${r.offset}`);
     }
     for (const r of rows) {
