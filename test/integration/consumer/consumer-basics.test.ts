@@ -83,12 +83,8 @@ describe('consumer over Kafka and Postgres', () => {
       assert.equal(repeats.length, 4, 'each injected duplicate shows as a repeated producer sequence');
       assert.equal(metrics.zeroloss_consumer_sequence_gaps_total ?? 0, 0);
       // O1: latency histograms and lag per partition.
-      console.log(
-        'DEBUG',
-        JSON.stringify(await consumer.registry.getSingleMetric('zeroloss_consumer_end_to_end_seconds')?.get(), null, 0).slice(0, 3000),
-      );
       assert.equal(metrics.zeroloss_consumer_end_to_end_seconds_count, 300);
-      assert.ok(metrics.zeroloss_consumer_end_to_end_seconds_sum > 0);
+      assert.ok((metrics.zeroloss_consumer_end_to_end_seconds_sum ?? 0) > 0);
       assert.equal(metrics.zeroloss_consumer_handler_seconds_count, 304, 'one effect transaction per delivery, duplicates included');
       await waitFor(async () => (await consumer.metrics()).zeroloss_consumer_lag === 0, { what: 'lag 0 once everything is committed' });
       const lag = await consumer.registry.getSingleMetric('zeroloss_consumer_lag')?.get();
