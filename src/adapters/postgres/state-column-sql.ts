@@ -46,7 +46,10 @@ export function stateColumnSql(n: StateColumnNames) {
     )
     select to_jsonb(b) as row, up.row_id as zl_ref, up.attempts as zl_attempts, up.message_id as zl_message_id,
            up.headers as zl_headers, up.payload as zl_payload, b.${n.state} as zl_state
-    from up join ${n.table} b on b.${n.id}::text = up.row_id`;
+    from up join ${n.table} b on b.${n.id}::text = up.row_id
+    -- The relay publishes rows in the order returned. Without this a hash join returns them in the table's
+    -- physical order, which concurrent inserts leave different from id order: one key's rows went out of order.
+    order by b.${n.id}`;
 
   // $1 source, $2 refs, $3 message ids, $4 headers (json text), $5 payloads
   const storeEncoded = `
