@@ -353,6 +353,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.#gaps.forgetPartition(p.topic, p.partition);
       this.#parts.delete(id);
       this.#committed.delete(id);
+      // Lag of a partition we no longer own is its new owner's to report.
+      this.#metrics.lag.remove({ group: this.config.groupId, topic: p.topic, partition: String(p.partition) });
     }
     this.#metrics.inFlight.set({ group: this.config.groupId }, this.#tracker.pending);
     if (this.#paused && this.#state === 'running' && this.#tracker.pending < this.config.batchSize) {
