@@ -94,6 +94,59 @@ describe('consumer over Kafka and Postgres', () => {
     }
   });
 
+  test('an idempotency key derived from the payload (order id + status) dedups different messages; a sequence gap is reported', async () => {
+    const topic = uniqueId('zl-key');
+    await createTopics(topicFamily(topic), 2);
+    const order = (orderId: string, status: string, seq: number) =>
+      zlRecord({ topic, key: orderId, type: 'order-status', payload: { orderId, status }, seq, producerId: 'orders-svc' });
+    // Each record has its own message id; o-1 PAID arrives twice as different messages. o-2 skips seq 2.
+    const records = [
+      order('o-1', 'PAID', 1),
+      order('o-1', 'PAID', 2),
+      order('o-1', 'SHIPPED', 3),
+      order('o-2', 'PAID', 1),
+      order('o-2', 'SHIPPED', 3),
+    ];
+    for (const outcome of await publisher.publish(records)) assert.ok(outcome.ok);
+    const consumer = new Consumer({
+      subscriber: new KafkaSubscriber(subscriberConfig),
+      db: env.db,
+      publisher,
+      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+    });
+    const gaps: SequenceEvent[] = [];
+    consumer.on('sequence-gap', (e) => gaps.push(e));
+    consumer.handle<{ orderId: string; status: string }>(
+      'order-status',
+      async (m, ctx) => insertEffect(ctx.tx, env.schema, { id: m.id, key: `${m.payload.orderId}:${m.payload.status}`, n: 0, type: m.type }),
+      { idempotencyKey: (m) => `${m.payload.orderId}:${m.payload.status}` },
+    );
+    await consumer.start();
+    try {
+      await waitFor(
+        async () => {
+          const m = await consumer.metrics();
+          return m.zeroloss_consumer_processed_total === 4 && m.zeroloss_consumer_duplicates_total === 1;
+        },
+        { what: 'four applied, one duplicate by payload key' },
+      );
+      const { rows } = await env.pool.query(`select msg_key from "${env.schema}".effect where type = 'order-status' order by msg_key`);
+      assert.deepEqual(
+        rows.map((r) => r.msg_key),
+        ['o-1:PAID', 'o-1:SHIPPED', 'o-2:PAID', 'o-2:SHIPPED'],
+      );
+      assert.equal(gaps.length, 1);
+      assert.deepEqual(
+        [gaps[0]?.producerId, gaps[0]?.key, gaps[0]?.expected, gaps[0]?.received, gaps[0]?.missing],
+        ['orders-svc', 'o-2', 2, 3, 1],
+      );
+      const metrics = await consumer.metrics();
+      assert.equal(metrics.zeroloss_consumer_sequence_missing_total, 1);
+    } finally {
+      await consumer.stop();
+    }
+  });
+
   test('inbox rows older than the retention are deleted; newer ones and other groups are kept', async () => {
     const consumer = new Consumer({
       subscriber: new KafkaSubscriber(subscriberConfig),
