@@ -40,7 +40,10 @@ export class PostgresInboxStore implements InboxStore, StartLog {
   }
 
   async loadOffsets(groupId: string, topics: string[]): Promise<Array<{ topic: string; partition: number; offset: bigint }>> {
-    const { rows } = await this.#db.query<{ topic: string; msg_partition: number; next_offset: string }>(this.#sql.offsetLoad, [groupId, topics]);
+    const { rows } = await this.#db.query<{ topic: string; msg_partition: number; next_offset: string }>(this.#sql.offsetLoad, [
+      groupId,
+      topics,
+    ]);
     return rows.map((r) => ({ topic: r.topic, partition: Number(r.msg_partition), offset: BigInt(r.next_offset) }));
   }
 
