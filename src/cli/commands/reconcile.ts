@@ -1,6 +1,6 @@
 import { reconcile, type ReconcileReport } from '../../operations/reconcile.ts';
 import { actorOf } from '../../operations/intervention.ts';
-import { parseDuration, parseWindow } from '../../operations/time-window.ts';
+import { parseDuration, parseWindow, sliceWindow } from '../../operations/time-window.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
 import { withOps } from '../ops-context.ts';
 
@@ -33,6 +33,8 @@ are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
   --slack <duration>        extra broker time read around the window, for clock skew (default 60s)
   --stuck-after <duration>  unsent rows older than this are stuck (default 5m)
   --list-limit <n>          ids listed per category (default 1000; counts are complete)
+  --slice <duration>        reconcile a long window one slice at a time (memory holds one slice's ids);
+                            prints one report per slice (a JSON array with --json)
   --actor <name>            recorded on repairs (default: the OS user)
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
@@ -54,29 +56,38 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
     'stuck-after': { type: 'string' },
     'list-limit': { type: 'string' },
     actor: { type: 'string' },
+    slice: { type: 'string' },
   });
   if (values.help) {
     console.log(reconcileHelp);
     return 0;
   }
   const window = parseWindow(values.since, values.until);
-  const report = await withOps(values, 'required', (ops) =>
-    reconcile({ store: ops.store, broker: ops.broker!, publisher: values.repair ? ops.publisher() : undefined }, window, {
-      topics: values.topic,
-      groups: values.group,
-      repair: values.repair ?? false,
-      maxAutoRepair: intOption(values['max-auto-repair'], 'max-auto-repair', 100),
-      confirmed: values.yes ?? false,
-      dryRun: values['dry-run'] ?? false,
-      markAcked: !values['no-mark-acked'],
-      brokerSlackMs: values.slack ? parseDuration(values.slack) : 60_000,
-      stuckAfterMs: values['stuck-after'] ? parseDuration(values['stuck-after']) : 300_000,
-      listLimit: intOption(values['list-limit'], 'list-limit', 1000) || 1000,
-      actor: `reconcile:${actorOf({ actor: values.actor })}`,
-    }),
-  );
-  print(values.json, report, () => formatReport(report));
-  return { clean: 0, 'in-flight': 0, repaired: 3, attention: 1, gaps: 1 }[report.verdict];
+  const slices = values.slice ? sliceWindow(window, parseDuration(values.slice)) : [window];
+  const reports = await withOps(values, 'required', async (ops) => {
+    const out: ReconcileReport[] = [];
+    for (const slice of slices) {
+      out.push(
+        await reconcile({ store: ops.store, broker: ops.broker!, publisher: values.repair ? ops.publisher() : undefined }, slice, {
+          topics: values.topic,
+          groups: values.group,
+          repair: values.repair ?? false,
+          maxAutoRepair: intOption(values['max-auto-repair'], 'max-auto-repair', 100),
+          confirmed: values.yes ?? false,
+          dryRun: values['dry-run'] ?? false,
+          markAcked: !values['no-mark-acked'],
+          brokerSlackMs: values.slack ? parseDuration(values.slack) : 60_000,
+          stuckAfterMs: values['stuck-after'] ? parseDuration(values['stuck-after']) : 300_000,
+          listLimit: intOption(values['list-limit'], 'list-limit', 1000) || 1000,
+          actor: `reconcile:${actorOf({ actor: values.actor })}`,
+        }),
+      );
+    }
+    return out;
+  });
+  print(values.json, values.slice ? reports : reports[0], () => reports.map(formatReport).join('\n'));
+  const codes = reports.map((r) => ({ clean: 0, 'in-flight': 0, repaired: 3, attention: 1, gaps: 1 })[r.verdict]);
+  return codes.includes(1) ? 1 : codes.includes(3) ? 3 : 0;
 }
 
 export function formatReport(r: ReconcileReport): string {

@@ -6,7 +6,7 @@ import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
 import type { ConsumerEvents } from '../../../src/consumer/consumer-events.ts';
 import { recordSequenceAlarms } from '../../../src/operations/sequence-alarms.ts';
-import type { Status } from '../../../src/operations/status.ts';
+import type { PartitionStatus, Status } from '../../../src/operations/status.ts';
 import { createOutbox } from '../../../src/outbox/outbox.ts';
 import { uniqueId, zlRecord } from '../../helpers/consumer-fixtures.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../../helpers/kafka.ts';
@@ -96,7 +96,7 @@ describe('status', () => {
       assert.equal(g.partitions.length, 3);
       let total = 0n;
       for (const p of ends?.partitions ?? []) {
-        const mine = g.partitions.find((x) => x.topic === topic && x.partition === p.partitionIndex);
+        const mine: PartitionStatus | undefined = g.partitions.find((x) => x.topic === topic && x.partition === p.partitionIndex);
         assert.ok(mine);
         assert.equal(mine.end, p.offset.toString(), `end offset of partition ${p.partitionIndex}`);
         const c = committed.get(p.partitionIndex);
