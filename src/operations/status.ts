@@ -3,7 +3,7 @@ import type { OutboxSummary, ReconcileRunSummary, SequenceAlarm, StatusStore } f
 import { partKey } from './reconcile-classify.ts';
 
 export interface StatusOptions {
-  /** Groups to report; default the groups this schema knows (recent inbox rows, stored offsets, open dead letters). */
+  /** Groups to report; default the groups this schema knows (inbox rows, stored offsets, open dead letters). */
   groups?: string[];
   /** Unsent rows older than this are stuck. Default 5 min. */
   stuckAfterMs?: number;
@@ -57,7 +57,7 @@ export async function status(deps: { store: StatusStore; broker?: BrokerInspecto
   const [outbox, parkedRows, known, openDead, alarms, lastReconcile] = await Promise.all([
     deps.store.outboxSummary(options.stuckAfterMs ?? 300_000),
     deps.store.parkedRows(options.parkedLimit ?? 20),
-    options.groups ? Promise.resolve(options.groups) : deps.store.knownGroups(86_400_000),
+    options.groups ? Promise.resolve(options.groups) : deps.store.knownGroups(),
     deps.store.openDeadLetters(),
     deps.store.recentAlarms(options.alarmsSinceMs ?? 86_400_000, 100),
     deps.store.lastRuns(3),

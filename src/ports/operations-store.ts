@@ -174,7 +174,7 @@ export interface StatusStore {
     windowMs: number,
     groups: string[] | undefined,
   ): Promise<Array<{ groupId: string; topic: string; partition: number; applied: number }>>;
-  knownGroups(sinceMs: number): Promise<string[]>;
+  knownGroups(): Promise<string[]>;
   storedOffsets(groups: string[]): Promise<StoredOffset[]>;
   openDeadLetters(): Promise<Array<{ groupId: string; open: number }>>;
   recentAlarms(sinceMs: number, limit: number): Promise<SequenceAlarm[]>;
@@ -242,6 +242,6 @@ export interface CollectorStore {
   alarmsSince(afterId: string): Promise<Array<{ id: string; groupId: string; kind: string; topic: string }>>;
   outboxSummary(stuckAfterMs: number): Promise<OutboxSummary>;
   openDeadLetters(): Promise<Array<{ groupId: string; open: number }>>;
-  knownGroups(sinceMs: number): Promise<string[]>;
+  knownGroups(): Promise<string[]>;
   storedOffsets(groups: string[]): Promise<StoredOffset[]>;
 }

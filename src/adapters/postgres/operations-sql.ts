@@ -135,9 +135,18 @@ export function operationsSql(s: string) {
       where processed_at > now() - $1 * interval '1 millisecond' and ($2::text[] is null or consumer_group = any($2::text[]))
       group by 1, 2, 3`,
 
-    /** Groups known to this schema: applied something in the last $1 ms, store offsets here, or have open dead letters. */
+    /**
+     * Groups known to this schema: any inbox row (a skip scan over the primary key, one index probe per group,
+     * however big the inbox), stored offsets, or open dead letters.
+     */
     knownGroups: `
-      select consumer_group from ${s}.inbox where processed_at > now() - $1 * interval '1 millisecond'
+      with recursive g as (
+        (select i.consumer_group from ${s}.inbox i order by i.consumer_group limit 1)
+        union all
+        select (select i.consumer_group from ${s}.inbox i where i.consumer_group > g.consumer_group order by i.consumer_group limit 1)
+        from g where g.consumer_group is not null
+      )
+      select consumer_group from g where consumer_group is not null
       union select consumer_group from ${s}.consumer_offset
       union select consumer_group from ${s}.dead_letter where status = 'dead'`,
 

@@ -222,8 +222,8 @@ export class PostgresOperationsStore
     }));
   }
 
-  async knownGroups(sinceMs: number): Promise<string[]> {
-    return (await this.#rows(this.#sql.knownGroups, [sinceMs])).map((r) => String(r.consumer_group)).sort();
+  async knownGroups(): Promise<string[]> {
+    return (await this.#rows(this.#sql.knownGroups)).map((r) => String(r.consumer_group)).sort();
   }
 
   async openDeadLetters(): Promise<Array<{ groupId: string; open: number }>> {

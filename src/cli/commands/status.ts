@@ -10,7 +10,7 @@ parked rows; per consumer group and partition the committed offset (Kafka's, or 
 effects), the end offset, the lag and the effects applied per second; open dead letters; sequence gaps and
 duplicates the consumers recorded; the last reconciliation runs.
 
-  --group <group>             groups to report (repeatable; default the groups this schema knows: recent
+  --group <group>             groups to report (repeatable; default the groups this schema knows: any
                               inbox rows, stored offsets, open dead letters)
   --stuck-after <duration>    unsent rows older than this count as stuck (default 5m)
   --throughput-window <dur>   applied/s is measured over this window (default 60s)
