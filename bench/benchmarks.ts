@@ -1,0 +1,29 @@
+import { consumerBench } from './consumer.ts';
+import { e2eBench } from './e2e.ts';
+import { embeddedBench } from './embedded.ts';
+import { enqueueBench } from './enqueue.ts';
+import type { BenchEnv } from './lib/env.ts';
+import type { Reps } from './lib/measure.ts';
+import type { BenchResult } from './lib/result.ts';
+import { peerBench } from './peer.ts';
+import { relayBench } from './relay.ts';
+import { scaleBench } from './scale.ts';
+
+export interface Benchmark {
+  /** Messages per path and repetition when --messages is not given. */
+  defaultMessages: number;
+  run(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]>;
+}
+
+/** Every benchmark, in the order `all` runs them. */
+export const BENCHMARKS = {
+  relay: { defaultMessages: 10_000, run: async (env, n, reps) => [await relayBench(env, n, reps)] },
+  enqueue: { defaultMessages: 5_000, run: async (env, n, reps) => [await enqueueBench(env, n, reps)] },
+  consumer: { defaultMessages: 10_000, run: async (env, n, reps) => [await consumerBench(env, n, reps)] },
+  e2e: { defaultMessages: 10_000, run: async (env, n, reps) => [await e2eBench(env, n, reps)] },
+  scale: { defaultMessages: 5_000, run: (env, n, reps) => scaleBench(env, n, { warmup: 1, reps: Math.min(reps.reps, 2) }) },
+  peer: { defaultMessages: 1_000, run: async (env, n, reps) => [await peerBench(env, n, reps)] },
+  embedded: { defaultMessages: 3_000, run: (env, n, reps) => embeddedBench(env, n, reps, env.log) },
+} satisfies Record<string, Benchmark>;
+
+export type BenchName = keyof typeof BENCHMARKS;

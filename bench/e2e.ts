@@ -1,0 +1,188 @@
+import type { Producer } from '@platformatic/kafka';
+import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
+import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
+import { Consumer } from '../src/consumer/consumer.ts';
+import { HEADER } from '../src/core/envelope.ts';
+import { createOutbox } from '../src/outbox/outbox.ts';
+import { Relay } from '../src/outbox/relay.ts';
+import { CONSUMER_CONCURRENCY, kafkaSubscriber } from './consumer.ts';
+import { clientTransaction } from './enqueue.ts';
+import {
+  applyEffect,
+  type BenchEnv,
+  benchSchema,
+  CUSTOMERS,
+  createTopic,
+  deleteTopics,
+  orderPayload,
+  placeOrder,
+  rawProducer,
+  uniqueName,
+  uniqueTopic,
+  zeroRecord,
+} from './lib/env.ts';
+import { interleaved, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
+import { RawConsumer } from './lib/raw-consumer.ts';
+import { type BenchResult, makeResult } from './lib/result.ts';
+
+export const E2E_RATE = 1_000;
+
+/**
+ * Open-loop load: starts transaction k at t0 + k / rate seconds whether or not earlier ones finished, so
+ * a slow path shows up as latency instead of quietly lowering the offered rate.
+ */
+async function openLoop(count: number, rate: number, run: (k: number) => Promise<void>): Promise<void> {
+  const t0 = performance.now();
+  const running: Promise<void>[] = [];
+  let k = 0;
+  await new Promise<void>((resolve, reject) => {
+    const tick = () => {
+      const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1);
+      for (; k < due; k++) running.push(run(k).catch(reject));
+      if (k >= count) resolve();
+      else setTimeout(tick, 2);
+    };
+    tick();
+  });
+  await Promise.all(running);
+}
+
+/** Latency from the business commit to the committed effect, per message id. */
+class Stopwatch {
+  readonly committed = new Map<string, number>();
+  readonly latenciesMs: number[] = [];
+  first = 0;
+  last = 0;
+
+  commit(id: string): void {
+    const now = performance.now();
+    if (this.first === 0) this.first = now;
+    this.committed.set(id, now);
+  }
+
+  applied(id: string): void {
+    const at = this.committed.get(id);
+    if (at === undefined) return;
+    this.committed.delete(id);
+    this.last = performance.now();
+    this.latenciesMs.push(this.last - at);
+  }
+}
+
+export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
+  const s = await benchSchema(env, 'zlb_e2e', 30);
+  const outbox = createOutbox({ schema: s.schema, producerId: 'bench' });
+  const transaction = clientTransaction(s.pool);
+  const publisher = new KafkaPublisher({ brokers: env.brokers, clientId: 'zl-bench-e2e' });
+  const producer: Producer<string, Buffer, string, string> = rawProducer(env, 'zl-bench-e2e-raw');
+  const topics: string[] = [];
+  let offset = 0;
+
+  const zeroloss = async (): Promise<RunResult> => {
+    const topic = uniqueTopic('zlb-e2e');
+    topics.push(topic);
+    await createTopic(env, topic, 6);
+    const watch = new Stopwatch();
+    const relay = new Relay({ sources: new PostgresOutboxStore(s.db, { schema: s.schema }), publisher, db: s.db });
+    const consumer = new Consumer({
+      subscriber: kafkaSubscriber(env),
+      db: s.db,
+      config: { groupId: uniqueName('zlb-e2e'), topics: [topic], schema: s.schema, concurrency: CONSUMER_CONCURRENCY },
+    });
+    consumer.handle<{ amount: number }>('order.placed', async (m, ctx) => {
+      await applyEffect(ctx.tx, s.schema, m.id, m.key, m.payload.amount);
+    });
+    consumer.on('processed', (e) => watch.applied(e.messageId));
+    let assigned = 0;
+    consumer.on('assigned', (p) => {
+      assigned = p.length;
+    });
+    const base = offset;
+    offset += messages;
+    const rss = rssSampler();
+    try {
+      await relay.start();
+      await consumer.start();
+      await until(() => assigned > 0, 'the consumer to be assigned its partitions', 60_000);
+      await openLoop(messages, E2E_RATE, async (k) => {
+        const i = base + k;
+        const customer = (i * 7919) % CUSTOMERS;
+        const key = `c-${customer}`;
+        const envelope = await transaction(async (tx) => {
+          await placeOrder(tx, s.schema, customer, 1 + (i % 100));
+          return outbox.enqueue(tx, { topic, key, type: 'order.placed', payload: orderPayload(i, key) });
+        });
+        watch.commit(envelope.id);
+      });
+      await until(() => watch.latenciesMs.length >= messages, 'every effect to commit', 120_000);
+    } finally {
+      await consumer.stop();
+      await relay.stop();
+    }
+    return { messages, seconds: (watch.last - watch.first) / 1000, latenciesMs: watch.latenciesMs, rssMb: rss.stop() };
+  };
+
+  const dualWrite = async (): Promise<RunResult> => {
+    const topic = uniqueTopic('zlb-e2e-raw');
+    topics.push(topic);
+    await createTopic(env, topic, 6);
+    const watch = new Stopwatch();
+    const consumer = new RawConsumer({
+      subscriber: kafkaSubscriber(env),
+      db: s.db,
+      concurrency: CONSUMER_CONCURRENCY,
+      effect: async (tx, record) => {
+        const payload = JSON.parse(record.value.toString('utf8')) as { amount: number };
+        await applyEffect(tx, s.schema, record.headers[HEADER.id] ?? '', record.key, payload.amount);
+      },
+    });
+    let arrived = false;
+    consumer.onDone = (record) => watch.applied(record.headers[HEADER.id] ?? '');
+    const base = offset;
+    offset += messages;
+    const rss = rssSampler();
+    try {
+      await consumer.start(uniqueName('zlb-e2e-raw'), [topic]);
+      // The raw consumer has no assignment event: a probe record tells when it is reading.
+      consumer.onReceived = () => {
+        arrived = true;
+      };
+      await producer.send({ messages: [{ topic, key: 'probe', value: Buffer.from('{"amount":0}'), headers: {} }] });
+      await until(() => arrived, 'the raw consumer to be reading', 60_000);
+      await openLoop(messages, E2E_RATE, async (k) => {
+        const i = base + k;
+        const customer = (i * 7919) % CUSTOMERS;
+        const record = zeroRecord(topic, i, CUSTOMERS);
+        const id = record.headers[HEADER.id] as string;
+        // Dual write: commit the business change, then send; a crash in between loses the message.
+        await transaction((tx) => placeOrder(tx, s.schema, customer, 1 + (i % 100)));
+        watch.commit(id);
+        await producer.send({ messages: [{ topic, key: record.key, value: record.value, headers: record.headers }] });
+      });
+      await until(() => watch.latenciesMs.length >= messages, 'every effect to commit', 120_000);
+    } finally {
+      await consumer.stop();
+    }
+    return { messages, seconds: (watch.last - watch.first) / 1000, latenciesMs: watch.latenciesMs, rssMb: rss.stop() };
+  };
+
+  try {
+    const { a, b } = await interleaved(reps, zeroloss, dualWrite, env.log);
+    return makeResult({
+      name: 'e2e',
+      messages,
+      zeroloss: a,
+      baseline: b,
+      baselineName: 'dual write (commit, then send with the raw producer) + raw consumer, same rate',
+      latencyOf: `message at a steady ${E2E_RATE} msg/s: business commit to effect committed`,
+      reps: reps.reps,
+      target: { metric: 'p99Ms', op: '<', value: 100 },
+      notes: 'throughput is the offered rate; the latency is the result',
+    });
+  } finally {
+    await publisher.close().catch(() => {});
+    await producer.close(true).catch(() => {});
+    await deleteTopics(env, topics);
+    await s.drop();
+  }
+}

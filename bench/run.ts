@@ -1,0 +1,86 @@
+/**
+ * `npm run bench -- [name|all] [--messages N] [--reps N] [--warmup N] [--json]`
+ *
+ * Measures each zeroloss path against the unsafe or unguarded way of doing the same thing, on the same
+ * broker and database in the same run, repetitions interleaved, and prints ratios. Absolute numbers on a
+ * shared machine are noise; the ratios are the result. Progress goes to stderr; with --json, stdout
+ * carries only the JSON array of results.
+ */
+import { cpus, totalmem } from 'node:os';
+import { down, up } from '../infra/kafka/kafka.ts';
+import type { BenchEnv } from './lib/env.ts';
+import type { Reps } from './lib/measure.ts';
+import { formatTable } from './lib/report.ts';
+import type { BenchResult } from './lib/result.ts';
+import { BENCHMARKS, type BenchName } from './benchmarks.ts';
+
+interface Args {
+  names: BenchName[];
+  messages: number | undefined;
+  reps: Reps;
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const names: BenchName[] = [];
+  let messages: number | undefined;
+  const reps: Reps = { warmup: 1, reps: 3 };
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const value = () => {
+      const v = Number(argv[++i]);
+      if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${arg} needs a non-negative integer`);
+      return v;
+    };
+    if (arg === '--json') json = true;
+    else if (arg === '--messages') messages = value();
+    else if (arg === '--reps') reps.reps = Math.max(1, value());
+    else if (arg === '--warmup') reps.warmup = value();
+    else if (arg === 'all') names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
+    else if (arg in BENCHMARKS) names.push(arg as BenchName);
+    else throw new Error(`unknown argument ${arg}; benchmarks: all, ${Object.keys(BENCHMARKS).join(', ')}`);
+  }
+  if (names.length === 0) names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
+  return { names: [...new Set(names)], messages, reps, json };
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  let startedKafka = false;
+  let brokers = process.env.ZL_KAFKA_BROKERS?.split(',');
+  if (!brokers) {
+    const kafka = await up({ mode: 'single' });
+    startedKafka = kafka.startedHere;
+    brokers = kafka.brokers;
+  }
+  const env: BenchEnv = { pgUrl: process.env.ZL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test', brokers, log };
+  log(`[bench] ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+  log(`[bench] kafka ${brokers.join(',')}; postgres ${env.pgUrl}; warm-up ${args.reps.warmup}, reps ${args.reps.reps}`);
+  const results: BenchResult[] = [];
+  const t0 = Date.now();
+  try {
+    for (const name of args.names) {
+      const bench = BENCHMARKS[name];
+      const started = Date.now();
+      log(`[bench] ${name} (${args.messages ?? bench.defaultMessages} messages)`);
+      results.push(...(await bench.run(env, args.messages ?? bench.defaultMessages, args.reps)));
+      log(`[bench] ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    }
+  } finally {
+    if (startedKafka && !process.env.ZL_KEEP_KAFKA) await down({ mode: 'single' }).catch(() => {});
+  }
+  log(`[bench] all done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  if (args.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  else process.stdout.write(`${formatTable(results)}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`[bench] failed: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
