@@ -23,7 +23,24 @@ export function parse<O extends Options>(argv: string[], options: O) {
 export function pgUrl(value: string | undefined): string {
   const url = value ?? process.env.ZEROLOSS_PG_URL;
   if (!url) throw new ZerolossError('ZL_INVALID_CONFIG', 'no database: pass --pg <url> or set ZEROLOSS_PG_URL');
-  return url;
+  return withDefaultUser(url);
+}
+
+/**
+ * A postgres:// URL without a user name would connect as $USER, which a container or CI job may not
+ * have (the server then refuses a startup packet without a user). Such a URL connects as $PGUSER, or
+ * else as `postgres`.
+ */
+export function withDefaultUser(url: string): string {
+  if (!/^postgres(ql)?:\/\//i.test(url)) return url;
+  try {
+    const parsed = new URL(url);
+    if (parsed.username || !parsed.hostname) return url;
+    parsed.username = process.env.PGUSER || 'postgres';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
 }
 
 export function kafkaBrokers(value: string | undefined): string[] {
