@@ -1,4 +1,5 @@
 import { classifyError } from '../core/errors.ts';
+import { demoCommand } from './commands/demo.ts';
 import { dlqCommand } from './commands/dlq.ts';
 import { doctorCommand } from './commands/doctor.ts';
 import { migrateCommand } from './commands/migrate.ts';
@@ -17,6 +18,7 @@ type Command = (argv: string[]) => Promise<number>;
 
 /** Every command lives in its own file; this table is the whole CLI. */
 const commands: Record<string, { run: Command; summary: string }> = {
+  demo: { run: demoCommand, summary: 'run an example system under faults and count lost / applied twice (start here)' },
   migrate: { run: migrateCommand, summary: 'create/update zeroloss tables in a Postgres schema' },
   relay: { run: relayCommand, summary: 'send committed outbox rows to Kafka (with compensation)' },
   topics: { run: topicsCommand, summary: 'topics ensure <topic> --partitions N: create with the durability profile' },

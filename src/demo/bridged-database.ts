@@ -1,0 +1,102 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { Database, SqlExecutor } from '../ports/sql-executor.ts';
+
+/**
+ * The wire between a worker thread and the main thread's PGlite (see pglite-host.ts). A worker thread
+ * has its own heap, so the one PGlite of the embedded demo is reached through these messages, the way a
+ * process reaches a database server through a socket: when the worker is killed, the host rolls back
+ * whatever transaction it had open, exactly as a server does for a connection that drops.
+ */
+export type BridgeRequest =
+  | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
+  | { id: number; op: 'begin' }
+  | { id: number; op: 'end'; tx: number; commit: boolean }
+  | { id: number; op: 'listen'; channel: string }
+  | { id: number; op: 'unlisten'; listener: number };
+
+export interface BridgeReply {
+  rows?: unknown[];
+  rowCount?: number;
+  tx?: number;
+  listener?: number;
+}
+
+export type BridgeResponse =
+  | ({ id: number; ok: true } & BridgeReply)
+  | { id: number; ok: false; error: { message: string; code?: string } }
+  | { notify: number; payload: string };
+
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+/** A Database (the zeroloss port) whose statements run on the main thread's PGlite. */
+export function bridgedDatabase(port: MessagePort): Database {
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (r: BridgeReply) => void; reject: (e: Error) => void }>();
+  const listeners = new Map<number, (payload: string) => void>();
+
+  port.on('message', (message: BridgeResponse) => {
+    if ('notify' in message) {
+      listeners.get(message.notify)?.(message.payload);
+      return;
+    }
+    const waiter = pending.get(message.id);
+    if (!waiter) return;
+    pending.delete(message.id);
+    if (message.ok) waiter.resolve(message);
+    else waiter.reject(Object.assign(new Error(message.error.message), message.error.code ? { code: message.error.code } : {}));
+  });
+
+  const request = (body: WithoutId<BridgeRequest>): Promise<BridgeReply> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      port.postMessage({ ...body, id });
+    });
+
+  const run = async <R>(sql: string, params: unknown[] | undefined, tx?: number) => {
+    const response = await request({ op: 'query', sql, params, tx });
+    return { rows: ((response.rows ?? []) as R[]).map(toBuffers), rowCount: response.rowCount };
+  };
+
+  return {
+    query: (sql, params) => run(sql, params),
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      const { tx } = await request({ op: 'begin' });
+      const executor: SqlExecutor = { query: (sql, params) => run(sql, params, tx) };
+      let value: T;
+      try {
+        value = await fn(executor);
+      } catch (error) {
+        await request({ op: 'end', tx: tx as number, commit: false }).catch(() => {});
+        throw error;
+      }
+      await request({ op: 'end', tx: tx as number, commit: true });
+      return value;
+    },
+    async listen(channel, onNotify) {
+      const { listener } = await request({ op: 'listen', channel });
+      listeners.set(listener as number, onNotify);
+      return async () => {
+        listeners.delete(listener as number);
+        await request({ op: 'unlisten', listener: listener as number });
+      };
+    },
+    async close() {
+      port.close();
+    },
+  };
+}
+
+/**
+ * Structured cloning turns a Buffer into a plain Uint8Array. zeroloss reads bytea columns as Buffers
+ * (pg) or Uint8Arrays (PGlite) alike, but give callers Buffers back so nothing depends on which.
+ */
+function toBuffers<R>(row: R): R {
+  if (row === null || typeof row !== 'object') return row;
+  for (const [key, value] of Object.entries(row)) {
+    if (value instanceof Uint8Array && !Buffer.isBuffer(value)) {
+      (row as Record<string, unknown>)[key] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    }
+  }
+  return row;
+}

@@ -1,0 +1,130 @@
+import type { PGlite, Transaction } from '@electric-sql/pglite';
+import type { MessagePort } from 'node:worker_threads';
+import type { BridgeReply, BridgeRequest, BridgeResponse } from './bridged-database.ts';
+
+/** Thrown into an open transaction to make PGlite roll it back. */
+class Rollback extends Error {}
+
+interface OpenTransaction {
+  tx: Transaction;
+  end: (commit: boolean) => void;
+  /** Resolves once PGlite has committed or rolled back; rejects if the COMMIT failed. */
+  settled: Promise<void>;
+}
+
+/**
+ * One connection's worth of a PGlite, served to a worker thread over a MessagePort. `drop()` is what a
+ * database server does when a client process dies: its open transaction is rolled back, its LISTENs go,
+ * and nothing it sent afterwards is run.
+ */
+export class PgliteSession {
+  readonly #pglite: PGlite;
+  readonly #port: MessagePort;
+  readonly #transactions = new Map<number, OpenTransaction>();
+  readonly #listeners = new Map<number, () => Promise<void>>();
+  #nextTx = 1;
+  #nextListener = 1;
+  #dropped = false;
+
+  constructor(pglite: PGlite, port: MessagePort) {
+    this.#pglite = pglite;
+    this.#port = port;
+    port.on('message', (message: BridgeRequest) => {
+      if (this.#dropped) return;
+      this.#handle(message).then(
+        (response) => this.#reply({ id: message.id, ok: true, ...response }),
+        (error: unknown) => this.#reply({ id: message.id, ok: false, error: describe(error) }),
+      );
+    });
+  }
+
+  /** The client is gone: roll back what it had open and forget it. */
+  drop(): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    for (const open of this.#transactions.values()) open.end(false);
+    this.#transactions.clear();
+    for (const unlisten of this.#listeners.values()) unlisten().catch(() => {});
+    this.#listeners.clear();
+    this.#port.close();
+  }
+
+  async #handle(message: BridgeRequest): Promise<BridgeReply> {
+    switch (message.op) {
+      case 'query': {
+        const target = message.tx === undefined ? this.#pglite : this.#transactions.get(message.tx)?.tx;
+        if (!target) throw new Error(`transaction ${message.tx} is not open`);
+        const result = await target.query(message.sql, message.params);
+        return { rows: result.rows, rowCount: result.affectedRows };
+      }
+      case 'begin':
+        return { tx: await this.#begin() };
+      case 'end': {
+        const open = this.#transactions.get(message.tx);
+        if (!open) throw new Error(`transaction ${message.tx} is not open`);
+        this.#transactions.delete(message.tx);
+        open.end(message.commit);
+        await open.settled;
+        return {};
+      }
+      case 'listen': {
+        const id = this.#nextListener++;
+        const unlisten = await this.#pglite.listen(message.channel, (payload) => this.#reply({ notify: id, payload: payload ?? '' }));
+        if (this.#dropped) await unlisten();
+        else this.#listeners.set(id, unlisten);
+        return { listener: id };
+      }
+      case 'unlisten': {
+        const unlisten = this.#listeners.get(message.listener);
+        this.#listeners.delete(message.listener);
+        await unlisten?.();
+        return {};
+      }
+    }
+  }
+
+  /**
+   * Opens a PGlite transaction and holds it until the client ends it (or drops). PGlite has a single
+   * connection: while this transaction is open every other statement waits, as it would in-process.
+   */
+  #begin(): Promise<number> {
+    const id = this.#nextTx++;
+    return new Promise<number>((resolveBegin, rejectBegin) => {
+      let end: (commit: boolean) => void = () => {};
+      const decided = new Promise<void>((resolve, reject) => {
+        end = (commit) => (commit ? resolve() : reject(new Rollback()));
+      });
+      const open: OpenTransaction = { tx: undefined as unknown as Transaction, end, settled: Promise.resolve() };
+      open.settled = this.#pglite
+        .transaction(async (tx) => {
+          if (this.#dropped) throw new Rollback();
+          open.tx = tx;
+          this.#transactions.set(id, open);
+          resolveBegin(id);
+          await decided;
+        })
+        .then(
+          () => {},
+          (error: unknown) => {
+            this.#transactions.delete(id);
+            rejectBegin(error);
+            // A rollback the client asked for (or a drop) is the outcome wanted; a failed COMMIT is not.
+            if (!(error instanceof Rollback)) throw error;
+          },
+        );
+      open.settled.catch(() => {});
+    });
+  }
+
+  #reply(response: BridgeResponse): void {
+    if (!this.#dropped) this.#port.postMessage(response);
+  }
+}
+
+function describe(error: unknown): { message: string; code?: string } {
+  const e = error as { message?: unknown; code?: unknown };
+  return {
+    message: typeof e?.message === 'string' ? e.message : String(error),
+    ...(typeof e?.code === 'string' ? { code: e.code } : {}),
+  };
+}

@@ -1,0 +1,375 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PointsBalances } from '../examples/points/points-audit.ts';
+import { type DemoEnvironment, type KeptData, openEnvironment } from './demo-environment.ts';
+import { DemoInstances } from './demo-instances.ts';
+import type { RoleConfig, RoleEvent } from './demo-role.ts';
+import { type Figures, type Scenario, type ScenarioContext, type ScenarioName, scenarios } from './scenarios.ts';
+
+export interface DemoOptions {
+  scenario: ScenarioName;
+  users: number;
+  /** Draws (lottery) or orders (points) in total, spread over the users. */
+  units: number;
+  /** Units started per second at most. */
+  rate: number;
+  /** Postgres instead of the embedded PGlite; instances then run as child processes. */
+  pgUrl?: string;
+  /** Kafka instead of the table log. */
+  kafka?: string[];
+  seed: number;
+  /** Keep the database (directory or schema) and topics afterwards. */
+  keep: boolean;
+  /** Mean time between two kills. */
+  killEveryMs: number;
+  /** Delay between a handler's retries (the source's 2 s makes a run with many crashes slow, see the help). */
+  retryDelayMs: number;
+  /** Give up waiting for every message to settle after this long. */
+  settleTimeoutMs: number;
+  onInfo?: (line: string) => void;
+  onProgress?: (progress: DemoProgress) => void;
+}
+
+export interface DemoProgress {
+  elapsedMs: number;
+  phase: 'load' | 'settle';
+  produced: number;
+  target: number;
+  figures: Figures;
+  duplicatesSkipped: number;
+  retried: number;
+  relayKills: number;
+  consumerKills: number;
+  duplicatesInjected: number;
+}
+
+export interface DemoResult {
+  scenario: ScenarioName;
+  title: string;
+  unit: string;
+  database: string;
+  transport: string;
+  seed: number;
+  users: number;
+  committed: number;
+  published: number;
+  delivered: number;
+  deliveredByType: Record<string, number>;
+  duplicatesSkipped: number;
+  retried: number;
+  deadLettered: number;
+  expectedDeadLettered: number;
+  lost: number;
+  appliedTwice: number;
+  orderViolations: number;
+  /** From the first unit of work to the last message settled (delivered or dead-lettered). */
+  elapsedMs: number;
+  /** Start-up before that: database, migrations, topics, instances. */
+  setupMs: number;
+  throughputPerSec: number;
+  faults: { relayKills: number; consumerKills: number; duplicatesInjected: number; unexpectedExits: number };
+  checks: {
+    settled: boolean;
+    parked: number;
+    deliveredAndDeadLettered: number;
+    unexpectedDeadLetters: number;
+    missingDeadLetters: number;
+  };
+  points?: PointsBalances;
+  examples: { lost: string[]; appliedTwice: string[]; outOfOrder: string[] };
+  errors: { count: number; sample: string[] };
+  /** Where the data was kept (`--keep`). */
+  kept?: KeptData;
+  ok: boolean;
+}
+
+/**
+ * Runs one example system end to end under faults and audits the result from the databases. The
+ * workload (draws or orders) runs on the main thread; one relay and two consumer instances run beside
+ * it and are killed in turn, without warning, every `killEveryMs` on average, while copies of records
+ * already on the transport are published again. When the workload is done and every instance has been
+ * killed at least once, the faults stop, the demo waits until every committed message is delivered or
+ * dead-lettered and the group has caught up, stops the instances gracefully and counts.
+ */
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const scenario = scenarios[o.scenario];
+  const runId = randomBytes(4).toString('hex');
+  const began = Date.now();
+  const env = await openEnvironment({ pgUrl: o.pgUrl, kafka: o.kafka, runId });
+  let result: DemoResult | undefined;
+  try {
+    const ctx: ScenarioContext = {
+      schema: env.schema,
+      topic: `zl-demo-${runId}-${scenario.name}`,
+      groupId: scenario.groupId,
+      seed: o.seed,
+    };
+    o.onInfo?.(`database: ${env.databaseLabel}`);
+    o.onInfo?.(`transport: ${env.transportLabel}, topic ${ctx.topic} (${scenario.partitions} partitions, keyed by user)`);
+    const users = Array.from(
+      { length: o.users },
+      (_, i) => `${o.scenario === 'points' ? 'account' : 'user'}-${String(i + 1).padStart(4, '0')}`,
+    );
+    await scenario.prepare(env.db, ctx, users, o.units);
+    await env.createTopic(ctx.topic, scenario.partitions);
+
+    const events = new EventCounts();
+    const instances = new DemoInstances(env.host, (name, event) => events.add(name, event));
+    const role = (r: 'relay' | 'consumer', name: string): RoleConfig => ({
+      role: r,
+      name,
+      scenario: scenario.name,
+      ctx,
+      transport: env.transport,
+      runId,
+      retryDelayMs: o.retryDelayMs,
+    });
+    const roles = [role('relay', 'relay'), role('consumer', 'consumer-1'), role('consumer', 'consumer-2')];
+    await Promise.all(roles.map((r) => instances.start(r)));
+    o.onInfo?.(
+      `running: ${roles.map((r) => r.name).join(', ')} as ${env.host.kind === 'thread' ? 'worker threads' : 'child processes'}; ` +
+        `${o.units} ${scenario.unit} by ${o.users} users at up to ${o.rate}/s; seed ${o.seed}`,
+    );
+    const setupMs = Date.now() - began;
+
+    const t0 = Date.now();
+    const state = { produced: 0, workloadErrors: 0, loadDone: false, duplicatesInjected: 0, phase: 'load' as 'load' | 'settle' };
+    const progress = o.onProgress ? startProgress(o.onProgress, env, scenario, ctx, t0, o.units, state, events, instances) : undefined;
+
+    const workload = runWorkload(
+      users,
+      o.units,
+      o.rate,
+      scenario.producer(env.db, ctx, seeded(o.seed)),
+      (error) => {
+        state.workloadErrors++;
+        events.error(`workload: ${(error as Error).message}`);
+      },
+      () => state.produced++,
+    ).finally(() => {
+      state.loadDone = true;
+    });
+    const faults = injectFaults(
+      o,
+      instances,
+      roles,
+      () => state.loadDone,
+      async () => {
+        const records = await scenario.sentRecords(env.db, ctx, Math.max(1, Math.round(o.rate * 0.025)));
+        if (records.length === 0) return;
+        const outcomes = await env.publisher.publish(records);
+        state.duplicatesInjected += outcomes.filter((r) => r.ok).length;
+      },
+      (error) => events.error(`fault injection: ${(error as Error).message}`),
+    );
+    await workload;
+    await faults;
+
+    state.phase = 'settle';
+    const settled = await settle(env, scenario, ctx, o.settleTimeoutMs);
+    const elapsedMs = Date.now() - t0;
+    await progress?.stop();
+    await instances.stopAll();
+    const audit = await scenario.audit(env.db, ctx);
+
+    const checks = {
+      settled,
+      parked: audit.parked,
+      deliveredAndDeadLettered: audit.deliveredAndDeadLettered,
+      unexpectedDeadLetters: audit.unexpectedDeadLetters,
+      missingDeadLetters: audit.missingDeadLetters,
+    };
+    const ok =
+      audit.lost === 0 &&
+      audit.appliedTwice === 0 &&
+      audit.orderViolations === 0 &&
+      Object.values(checks).every((v) => v === true || v === 0) &&
+      (audit.points?.reconciled ?? true);
+    result = {
+      scenario: scenario.name,
+      title: scenario.title,
+      unit: scenario.unit,
+      database: env.databaseLabel,
+      transport: env.transportLabel,
+      seed: o.seed,
+      users: o.users,
+      committed: audit.committed,
+      published: audit.published,
+      delivered: audit.delivered,
+      deliveredByType: audit.deliveredByType,
+      duplicatesSkipped: events.duplicates,
+      retried: events.retries,
+      deadLettered: audit.deadLettered,
+      expectedDeadLettered: audit.expectedDeadLettered,
+      lost: audit.lost,
+      appliedTwice: audit.appliedTwice,
+      orderViolations: audit.orderViolations,
+      elapsedMs,
+      setupMs,
+      throughputPerSec: Math.round(((audit.delivered + audit.deadLettered) / Math.max(1, elapsedMs)) * 1000),
+      faults: {
+        relayKills: instances.kills.relay,
+        consumerKills: instances.kills.consumer,
+        duplicatesInjected: state.duplicatesInjected,
+        unexpectedExits: instances.unexpectedExits,
+      },
+      checks,
+      ...(audit.points ? { points: audit.points } : {}),
+      examples: audit.examples,
+      errors: { count: events.errors, sample: events.errorSample },
+      ok,
+    };
+  } finally {
+    const kept = await env.close(o.keep);
+    if (kept && result) result.kept = kept;
+  }
+  return result;
+}
+
+/** What the instances reported. Informational: lost and applied-twice never come from here. */
+class EventCounts {
+  duplicates = 0;
+  retries = 0;
+  deadLetters = 0;
+  errors = 0;
+  readonly errorSample: string[] = [];
+
+  add(_name: string, event: RoleEvent): void {
+    if (event.kind === 'processed' && event.duplicate) this.duplicates++;
+    else if (event.kind === 'retry') this.retries++;
+    else if (event.kind === 'dead-letter' && event.recorded) this.deadLetters++;
+    else if (event.kind === 'error') this.error(event.message);
+  }
+
+  error(message: string): void {
+    this.errors++;
+    if (this.errorSample.length < 10) this.errorSample.push(message.slice(0, 300));
+  }
+}
+
+/**
+ * Starts `units` units of work, at most `rate` per second. Each user works one unit at a time (a user
+ * draws, sees the result, draws again), so one user's rows are committed in the order they were made;
+ * users take turns, so their work interleaves.
+ */
+async function runWorkload(
+  users: string[],
+  units: number,
+  rate: number,
+  act: (user: string) => Promise<void>,
+  onError: (error: unknown) => void,
+  onDone: () => void,
+): Promise<void> {
+  const remaining = new Map(users.map((u, i) => [u, Math.floor(units / users.length) + (i < units % users.length ? 1 : 0)]));
+  const queue = users.filter((u) => (remaining.get(u) ?? 0) > 0);
+  const start = Date.now();
+  let issued = 0;
+  const lane = async () => {
+    for (let user = queue.shift(); user !== undefined; user = queue.shift()) {
+      const due = start + (issued++ / rate) * 1000;
+      if (due > Date.now()) await sleep(due - Date.now());
+      try {
+        await act(user);
+        onDone();
+      } catch (error) {
+        onError(error);
+      }
+      const left = (remaining.get(user) ?? 1) - 1;
+      remaining.set(user, left);
+      if (left > 0) queue.push(user);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(32, queue.length) }, lane));
+}
+
+/**
+ * Kills relay, consumer-1, consumer-2, relay, … in turn (each restarted at once), and every 500 ms
+ * publishes a few records the transport already holds once more. Runs until the workload is done and
+ * every instance has been killed at least once.
+ */
+async function injectFaults(
+  o: DemoOptions,
+  instances: DemoInstances,
+  roles: RoleConfig[],
+  loadDone: () => boolean,
+  injectDuplicates: () => Promise<void>,
+  onError: (error: unknown) => void,
+): Promise<void> {
+  let kills = 0;
+  let nextKill = Date.now() + o.killEveryMs * (0.5 + Math.random());
+  while (!loadDone() || kills < roles.length) {
+    await sleep(500);
+    await injectDuplicates().catch(onError);
+    if (Date.now() < nextKill) continue;
+    const victim = roles[kills % roles.length] as RoleConfig;
+    await instances.killAndRestart(victim.name).catch(onError);
+    kills++;
+    nextKill = Date.now() + o.killEveryMs * (0.5 + Math.random());
+  }
+}
+
+/** Waits until every committed message is delivered or dead-lettered and the group has read everything. */
+async function settle(env: DemoEnvironment, scenario: Scenario, ctx: ScenarioContext, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const f = await scenario.progress(env.db, ctx);
+    if (f.published === f.committed && f.delivered + f.deadLettered >= f.committed) {
+      const lag = await env.lag(ctx.groupId, ctx.topic).catch(() => -1n);
+      if (lag === 0n) return true;
+    }
+    await sleep(250);
+  }
+  return false;
+}
+
+function startProgress(
+  report: (p: DemoProgress) => void,
+  env: DemoEnvironment,
+  scenario: Scenario,
+  ctx: ScenarioContext,
+  t0: number,
+  target: number,
+  state: { produced: number; duplicatesInjected: number; phase: 'load' | 'settle' },
+  events: EventCounts,
+  instances: DemoInstances,
+) {
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await sleep(1_000);
+      if (!running) break;
+      const figures = await scenario.progress(env.db, ctx).catch(() => undefined);
+      if (!figures || !running) continue;
+      report({
+        elapsedMs: Date.now() - t0,
+        phase: state.phase,
+        produced: state.produced,
+        target,
+        figures,
+        duplicatesSkipped: events.duplicates,
+        retried: events.retries,
+        relayKills: instances.kills.relay,
+        consumerKills: instances.kills.consumer,
+        duplicatesInjected: state.duplicatesInjected,
+      });
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+/** mulberry32: the workload's prize picks and order sizes replay from the seed. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import pg from 'pg';
+import { createAdmin } from '../../src/adapters/kafka/kafka-admin.ts';
+import { DEFAULT_RETRY_POLICY } from '../../src/consumer/retry-policy.ts';
+import { plannedDeadLetter, plannedFault } from '../../src/demo/fault-plan.ts';
+import { LOTTERY_FAULTS } from '../../src/demo/scenarios.ts';
+import { deliveryRetries } from '../../src/examples/lottery/delivery-service.ts';
+import type { AwardType } from '../../src/examples/lottery/draw-service.ts';
+import { KAFKA_BROKERS } from '../helpers/kafka.ts';
+import { PG_URL } from '../helpers/pg.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+interface DemoJson {
+  committed: number;
+  published: number;
+  delivered: number;
+  deliveredByType: Record<string, number>;
+  duplicatesSkipped: number;
+  retried: number;
+  deadLettered: number;
+  expectedDeadLettered: number;
+  lost: number;
+  appliedTwice: number;
+  orderViolations: number;
+  elapsedMs: number;
+  faults: { relayKills: number; consumerKills: number; duplicatesInjected: number; unexpectedExits: number };
+  checks: { settled: boolean; parked: number; deliveredAndDeadLettered: number; unexpectedDeadLetters: number; missingDeadLetters: number };
+  points?: {
+    openingTotal: number;
+    balanceTotal: number;
+    committedPoints: number;
+    appliedPoints: number;
+    deadLetteredPoints: number;
+    accountsOff: number;
+    reconciled: boolean;
+  };
+  seed: number;
+  kept?: { schema?: string; topics?: string[] };
+  ok: boolean;
+}
+
+/** Runs `zeroloss demo …` through the CLI, as a newcomer would; returns its exit code and parsed JSON. */
+async function demo(args: string[]): Promise<{ code: number | null; json: DemoJson; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, 'demo', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let json: DemoJson;
+  try {
+    json = JSON.parse(stdout) as DemoJson;
+  } catch {
+    throw new Error(`demo printed no JSON (exit ${code}):\n${stdout}\n${stderr.slice(-3_000)}`);
+  }
+  return { code, json, stderr };
+}
+
+/** What every run must show, whatever the example and the infrastructure. */
+function assertNothingLostOrDoubled(r: { code: number | null; json: DemoJson; stderr: string }, units: number) {
+  const j = r.json;
+  const context = `\n${JSON.stringify(j, null, 2)}\n${r.stderr.slice(-2_000)}`;
+  assert.equal(j.committed, units, `every unit of work committed${context}`);
+  assert.equal(j.published, j.committed, `every committed message published${context}`);
+  assert.equal(j.lost, 0, `lost${context}`);
+  assert.equal(j.appliedTwice, 0, `applied twice${context}`);
+  assert.equal(j.orderViolations, 0, `order violations${context}`);
+  assert.equal(j.delivered + j.deadLettered, j.committed, `every message delivered or dead-lettered${context}`);
+  assert.equal(j.deadLettered, j.expectedDeadLettered, `dead letters are the expected set${context}`);
+  assert.equal(j.checks.unexpectedDeadLetters, 0, context);
+  assert.equal(j.checks.missingDeadLetters, 0, context);
+  assert.equal(j.checks.deliveredAndDeadLettered, 0, context);
+  assert.equal(j.checks.settled, true, context);
+  // The faults really happened.
+  assert.ok(j.faults.relayKills >= 1, `relay killed${context}`);
+  assert.ok(j.faults.consumerKills >= 2, `each consumer killed${context}`);
+  assert.ok(j.faults.duplicatesInjected > 0, `duplicates injected${context}`);
+  assert.ok(j.duplicatesSkipped > 0, `duplicates skipped${context}`);
+  assert.ok(j.retried > 0, `transient failures retried${context}`);
+  assert.equal(j.ok, true, context);
+  assert.equal(r.code, 0, `exit code${context}`);
+}
+
+describe('zeroloss demo', () => {
+  test('lottery on the embedded default (PGlite, table log, worker threads)', { timeout: 180_000 }, async () => {
+    const r = await demo(['--users', '40', '--draws', '600', '--seed', '4242']);
+    assertNothingLostOrDoubled(r, 600);
+    assert.ok(r.json.deadLettered > 0, 'the fault plan dead-letters some awards');
+    assert.deepEqual(Object.keys(r.json.deliveredByType).sort(), ['coupon', 'physical', 'virtual']);
+  });
+
+  test('lottery on Postgres and Kafka (child processes, SIGKILL)', { timeout: 180_000 }, async () => {
+    const r = await demo(['lottery', '--users', '40', '--draws', '600', '--pg', PG_URL, '--kafka', KAFKA_BROKERS.join(','), '--keep']);
+    const pool = new pg.Pool({ connectionString: PG_URL });
+    const schema = r.json.kept?.schema;
+    try {
+      assertNothingLostOrDoubled(r, 600);
+      // The dead letters, read from the kept schema, are exactly the awards the seed's fault plan fails
+      // permanently or beyond their type's retry policy.
+      assert.ok(schema);
+      const awards = await pool.query<{ order_id: string; award_type: AwardType }>(
+        `select order_id, award_type from "${schema}".user_strategy_export`,
+      );
+      const retries = deliveryRetries(DEFAULT_RETRY_POLICY.maxRetries);
+      const expected = awards.rows
+        .filter((a) =>
+          plannedDeadLetter(plannedFault(r.json.seed, a.order_id, retries[a.award_type], LOTTERY_FAULTS), retries[a.award_type]),
+        )
+        .map((a) => a.order_id)
+        .sort();
+      const dead = await pool.query<{ idempotency_key: string }>(
+        `select idempotency_key from "${schema}".dead_letter where consumer_group = 'lottery-delivery' and status = 'dead' order by 1`,
+      );
+      assert.deepEqual(
+        dead.rows.map((d) => d.idempotency_key),
+        expected,
+      );
+    } finally {
+      if (schema) await pool.query(`drop schema if exists "${schema}" cascade`);
+      await pool.end();
+      if (r.json.kept?.topics?.length) {
+        const admin = createAdmin(KAFKA_BROKERS);
+        await admin.deleteTopics({ topics: r.json.kept.topics }).catch(() => {});
+        await admin.close();
+      }
+    }
+  });
+
+  test('points on the embedded default: overdrafts dead-lettered, balances reconcile', { timeout: 180_000 }, async () => {
+    const r = await demo(['points', '--users', '30', '--draws', '500']);
+    assertNothingLostOrDoubled(r, 500);
+    const p = r.json.points;
+    assert.ok(p, 'points balances reported');
+    assert.ok(r.json.deadLettered > 0, 'some orders overdraw their account');
+    assert.equal(p.openingTotal - p.appliedPoints, p.balanceTotal, 'balances = opening − applied deductions');
+    assert.equal(p.committedPoints, p.appliedPoints + p.deadLetteredPoints, 'ordered = applied + dead-lettered');
+    assert.equal(p.accountsOff, 0, 'every account matches its ledger');
+    assert.equal(p.reconciled, true);
+  });
+});
