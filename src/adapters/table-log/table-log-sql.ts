@@ -196,6 +196,16 @@ export function tableLogSql(schema: string) {
              coalesce((select min(r.log_offset) from ${s}.log_record r where r.topic = p.topic and r.partition = p.partition),
                       p.next_offset)::text as low
       from ${s}.log_partition p where p.topic = $1 order by p.partition`,
+    /**
+     * $1 topic, $2 epoch ms. Per partition, the first offset written at or after that time (the next offset
+     * when none was): where a time window starts in the log (reconciliation, trace). Served by log_record_created.
+     */
+    offsetsForTime: `
+      select p.partition,
+             coalesce((select min(r.log_offset) from ${s}.log_record r
+                       where r.topic = p.topic and r.partition = p.partition and r.created_at >= to_timestamp($2::float8 / 1000)),
+                      p.next_offset)::text as offset
+      from ${s}.log_partition p where p.topic = $1 order by p.partition`,
     /** $1 group, $2 topic or null for all. */
     committedOffsets: `
       select topic, partition, committed_offset::text as committed_offset, member_id, generation::text as generation, committed_at

@@ -2,7 +2,7 @@ import { reconcile, type ReconcileReport } from '../../operations/reconcile.ts';
 import { actorOf } from '../../operations/intervention.ts';
 import { parseDuration, parseWindow, sliceWindow } from '../../operations/time-window.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
-import { withOps } from '../ops-context.ts';
+import { tableLogHelp, tableLogOption, withOps } from '../ops-context.ts';
 
 export const reconcileHelp = `Usage: zeroloss reconcile --since <time> [--until <time>] --pg <url> --kafka <brokers> [options]
 
@@ -36,6 +36,7 @@ are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
   --slice <duration>        reconcile a long window one slice at a time (memory holds one slice's ids);
                             prints one report per slice (a JSON array with --json)
   --actor <name>            recorded on repairs (default: the OS user)
+${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
 Exit status: 0 clean or in-flight, 1 gaps or attention, 3 repaired, 2 bad usage.`;
@@ -43,6 +44,7 @@ Exit status: 0 clean or in-flight, 1 gaps or attention, 3 repaired, 2 bad usage.
 export async function reconcileCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     ...connectionOptions,
+    ...tableLogOption,
     since: { type: 'string' },
     until: { type: 'string' },
     topic: { type: 'string', multiple: true },

@@ -5,7 +5,7 @@ import { resend } from '../../operations/resend.ts';
 import { parseWindow } from '../../operations/time-window.ts';
 import type { ResendSelector } from '../../ports/operations-store.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
-import { withOps } from '../ops-context.ts';
+import { tableLogHelp, tableLogOption, withOps } from '../ops-context.ts';
 
 export const resendHelp = `Usage: zeroloss resend (--since <time> [--until <time>] | --ids <id,...> | --ids-file <file>) --pg <url> --kafka <brokers> [options]
 
@@ -24,6 +24,7 @@ relay, which is what sends them.
   --actor <name>        who (default: the OS user)
   --batch-size <n>      messages per publish (default 500)
   --dry-run             only count what would be resent
+${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
 Exit status: 0 all resent, 1 some failed or were not found, 2 bad usage.`;
@@ -31,6 +32,7 @@ Exit status: 0 all resent, 1 some failed or were not found, 2 bad usage.`;
 export async function resendCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     ...connectionOptions,
+    ...tableLogOption,
     since: { type: 'string' },
     until: { type: 'string' },
     topic: { type: 'string', multiple: true },

@@ -1,7 +1,7 @@
 import { type Status, status } from '../../operations/status.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { connectionOptions, parse, print } from '../args.ts';
-import { withOps } from '../ops-context.ts';
+import { tableLogHelp, tableLogOption, withOps } from '../ops-context.ts';
 
 export const statusHelp = `Usage: zeroloss status --pg <url> [--kafka <brokers>] [options]
 
@@ -14,6 +14,7 @@ duplicates the consumers recorded; the last reconciliation runs.
                               inbox rows, stored offsets, open dead letters)
   --stuck-after <duration>    unsent rows older than this count as stuck (default 5m)
   --throughput-window <dur>   applied/s is measured over this window (default 60s)
+${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers> (for offsets and lag), --json
 
 Exit status: 0, or 1 when rows are parked or stuck.`;
@@ -21,6 +22,7 @@ Exit status: 0, or 1 when rows are parked or stuck.`;
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     ...connectionOptions,
+    ...tableLogOption,
     group: { type: 'string', multiple: true },
     'stuck-after': { type: 'string' },
     'throughput-window': { type: 'string' },

@@ -2,7 +2,7 @@ import { ZerolossError } from '../../core/errors.ts';
 import { type MessageTrace, trace } from '../../operations/trace.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { connectionOptions, parse, print } from '../args.ts';
-import { withOps } from '../ops-context.ts';
+import { tableLogHelp, tableLogOption, withOps } from '../ops-context.ts';
 
 export const traceHelp = `Usage: zeroloss trace <message-id> --pg <url> [--kafka <brokers>] [options]
 
@@ -16,6 +16,7 @@ from which offset) and dead letters with their error — and where the trail sto
   --no-broker            skip Kafka (database only)
   --slack <duration>     broker time scanned around the known times (default 60s)
   --max-scan <duration>  retry and dead-letter topics are scanned this long after creation (default 15m)
+${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers> (optional), --json
 
 Exit status: 0 the message was applied by every group found, 1 the trail stops earlier, 2 bad usage.`;
@@ -23,6 +24,7 @@ Exit status: 0 the message was applied by every group found, 1 the trail stops e
 export async function traceCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     ...connectionOptions,
+    ...tableLogOption,
     group: { type: 'string', multiple: true },
     'no-broker': { type: 'boolean' },
     slack: { type: 'string' },
