@@ -50,6 +50,7 @@ export type {
 } from './ports/dead-letter-store.ts';
 export { KafkaInspector, type KafkaInspectorOptions } from './adapters/kafka/kafka-inspector.ts';
 export { KafkaTopicAdmin } from './adapters/kafka/kafka-topic-admin.ts';
+export { TableLogInspector } from './adapters/table-log/table-log-inspector.ts';
 export { PostgresOperationsStore } from './adapters/postgres/postgres-operations-store.ts';
 export type { BrokerInspector, BrokerRecord, PartitionRange, TopicAdmin } from './ports/broker-inspector.ts';
 export { reconcile, type ReconcileOptions, type ReconcileReport } from './operations/reconcile.ts';
