@@ -11,6 +11,7 @@
  *   .work/<mode>.lock              exclusive lock (content: pid of the holder), mode = single | cluster
  *   .work/<mode>/mode              the mode of the node set recorded here
  *   .work/<mode>/cluster-id        the cluster id the storage was formatted with
+ *   .work/<mode>/variant           the properties variant the configs were written with (empty: none)
  *   .work/<mode>/<node>.properties the node's config (@DATA@ replaced)
  *   .work/<mode>/<node>.pid        pid of the running JVM
  *   .work/<mode>/<node>.out        the JVM's stdout+stderr (previous run: <node>.out.prev)
@@ -34,6 +35,12 @@ export interface UpOptions {
   mode?: Mode;
   /** Deadline for the whole start-up, default 120 000 ms (env KAFKA_START_TIMEOUT_MS overrides the default). */
   timeoutMs?: number;
+  /**
+   * Cluster only: also load `<node>.<variant>.properties` (beside this file) over each node's config, later
+   * keys winning; e.g. 'proxied' adds the fault suite's proxied client listener. Recorded with the storage: a
+   * running cluster of another variant is not reused (up() fails and says to take it down first).
+   */
+  variant?: string;
 }
 
 export interface UpResult {
@@ -428,10 +435,34 @@ export async function fetchJars(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------
 // starting and stopping JVMs
 
-async function writeNodeConfig(n: NodeDef): Promise<void> {
-  const template = await fsp.readFile(path.join(HERE, `${n.name}.properties`), 'utf8');
+async function writeNodeConfig(n: NodeDef, variant: string): Promise<void> {
+  let template = await fsp.readFile(path.join(HERE, `${n.name}.properties`), 'utf8');
+  if (variant) template += `\n${await fsp.readFile(path.join(HERE, `${n.name}.${variant}.properties`), 'utf8')}`;
   const dataDir = path.join(modeDir(n.mode), 'data');
   await fsp.writeFile(nodeFile(n, 'properties'), template.replaceAll('@DATA@', dataDir));
+}
+
+function checkVariant(mode: Mode, variant: string): void {
+  if (!variant) return;
+  if (mode !== 'cluster' || !/^[a-z][a-z0-9-]*$/.test(variant)) {
+    throw new KafkaManagerError(`variant '${variant}': only the cluster has variants, named [a-z][a-z0-9-]*`);
+  }
+  for (const n of NODES[mode]) {
+    if (!fs.existsSync(path.join(HERE, `${n.name}.${variant}.properties`))) {
+      throw new KafkaManagerError(`variant '${variant}': no ${n.name}.${variant}.properties in ${HERE}`);
+    }
+  }
+}
+
+async function recordedVariant(mode: Mode): Promise<string> {
+  return (await readText(path.join(modeDir(mode), 'variant')))?.trim() ?? '';
+}
+
+function variantMismatch(mode: Mode, running: string, asked: string): KafkaManagerError {
+  const name = (v: string) => (v ? `variant '${v}'` : 'no variant');
+  return new KafkaManagerError(
+    `the ${mode} runs with ${name(running)} but ${name(asked)} was asked for: take it down first (node infra/kafka/kafka.ts down --${mode})`,
+  );
 }
 
 async function storageTool(mode: Mode, args: string[]): Promise<string> {
@@ -572,9 +603,15 @@ export async function up(opts: UpOptions = {}): Promise<UpResult> {
   const deadline = Date.now() + timeoutMs;
   const nodes = NODES[mode];
   const brokers = nodes.map(brokerOf);
+  const variant = opts.variant ?? '';
+  checkVariant(mode, variant);
 
   // Fast path without the lock: everything recorded is alive and reachable.
-  if (await allReachable(mode)) return { mode, brokers, startedHere: false };
+  if (await allReachable(mode)) {
+    const running = await recordedVariant(mode);
+    if (running !== variant) throw variantMismatch(mode, running, variant);
+    return { mode, brokers, startedHere: false };
+  }
 
   await fetchJars();
   return withLock(mode, timeoutMs + 30_000, async () => {
@@ -585,6 +622,8 @@ export async function up(opts: UpOptions = {}): Promise<UpResult> {
     }
 
     if (alive.length > 0) {
+      const running = await recordedVariant(mode);
+      if (running !== variant) throw variantMismatch(mode, running, variant);
       // Running (maybe still starting, if its starter died) or partially running: reuse and heal.
       const missing = nodes.filter((n) => !alive.includes(n));
       if (missing.length > 0) {
@@ -608,11 +647,12 @@ export async function up(opts: UpOptions = {}): Promise<UpResult> {
     await fsp.writeFile(path.join(dir, 'cluster-id'), `${clusterId}\n`);
     await Promise.all(
       nodes.map(async (n) => {
-        await writeNodeConfig(n);
+        await writeNodeConfig(n, variant);
         const out = await storageTool(mode, ['format', '-t', clusterId, '-c', nodeFile(n, 'properties')]);
         await fsp.writeFile(nodeFile(n, 'format.out'), out);
       }),
     );
+    await fsp.writeFile(path.join(dir, 'variant'), `${variant}\n`);
     await fsp.writeFile(path.join(dir, 'mode'), `${mode}\n`);
     const tFormat = Date.now();
     log(`${mode}: formatted storage (cluster id ${clusterId}) in ${((tFormat - t0) / 1000).toFixed(1)} s; starting`);
