@@ -9,6 +9,7 @@ import { errorSummary, ZerolossError } from '../core/errors.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../ports/outbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
+import { TEST_BREAK } from '../core/test-break.ts';
 import { createRelayMetrics, type RelayMetrics } from './relay-metrics.ts';
 
 export const relayConfigSchema = z
@@ -60,6 +61,8 @@ export class Relay extends EventEmitter<RelayEvents> {
   readonly #publisher: Publisher;
   readonly #db: Database | undefined;
   readonly #metrics: RelayMetrics;
+  /** One claim-send-record round; chosen once, so the test-only broken round costs nothing when off. */
+  readonly #sendRound: (source: RelaySource) => Promise<{ claimed: number }>;
   #running = false;
   #loops: Promise<void>[] = [];
   #unlisten: Array<() => Promise<void>> = [];
@@ -83,6 +86,12 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#publisher = options.publisher;
     this.#db = options.db;
     this.#metrics = createRelayMetrics(options.registry);
+    if (TEST_BREAK === 'relay-ack-before-send') {
+      process.emitWarning('ZEROLOSS_TEST_BREAK=relay-ack-before-send: this relay is deliberately broken and loses messages');
+      this.#sendRound = (source) => this.#ackBeforeSendRound(source);
+    } else {
+      this.#sendRound = (source) => this.#round(source);
+    }
     // Publish every series at zero from the start, so rate() and absence alerts work before the first event.
     for (const source of this.#sources) {
       const labels = { source: source.name };
@@ -135,7 +144,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     let total = 0;
     for (const source of this.#sources) {
       for (;;) {
-        const { claimed } = await this.#round(source);
+        const { claimed } = await this.#sendRound(source);
         total += claimed;
         if (claimed === 0) break;
       }
@@ -164,7 +173,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       this.#woken = false;
       let waitMs: number;
       try {
-        const { claimed } = await this.#round(source);
+        const { claimed } = await this.#sendRound(source);
         errorDelay = 0;
         if (claimed >= this.config.batchSize) continue; // draining a backlog: go again at once
         waitMs = await this.#idleWait(source);
@@ -253,6 +262,18 @@ export class Relay extends EventEmitter<RelayEvents> {
       this.emit('parked', { source: source.name, messageIds: parked });
     }
     this.emit('round', { source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length });
+    return { claimed: rows.length };
+  }
+
+  /** TEST-ONLY (see core/test-break.ts): records the rows as sent, then sends them and ignores the answer. */
+  async #ackBeforeSendRound(source: RelaySource): Promise<{ claimed: number }> {
+    const rows = await source.claim(this.instanceId, this.config.batchSize, this.config.leaseMs);
+    if (rows.length === 0) return { claimed: 0 };
+    await source.markSent(
+      this.instanceId,
+      rows.map((r) => ({ ref: r.ref })),
+    );
+    await this.#publisher.publish(rows.map((r) => r.record)).catch(() => []);
     return { claimed: rows.length };
   }
 
