@@ -1,0 +1,225 @@
+import type pg from 'pg';
+import type { TopicRecord } from './topic-reader.ts';
+
+/** The figures of one scenario run, all counted from the databases and the topic, never from process counters. */
+export interface Figures {
+  /** Business rows committed (each with its outbox message). */
+  committed: number;
+  /** Records on the main topic, duplicates included. */
+  onTopic: number;
+  /** Records on the topic beyond the first copy of each message: allowed (at-least-once delivery), counted. */
+  topicDuplicates: number;
+  /** Distinct messages whose business effect was applied. */
+  effects: number;
+  /** Committed messages with neither an effect nor a dead letter. */
+  lost: number;
+  /** Messages whose effect was applied more than once. */
+  appliedTwice: number;
+  /** Messages with an effect or a topic record that were never committed (rolled back on purpose, or unknown). */
+  phantom: number;
+  /** Per key, an effect (or a first topic copy) whose sequence is below one applied (or sent) before it. */
+  orderViolations: number;
+  /** Messages in the dead_letter table. */
+  deadLettered: number;
+  /** From the later of "faults healed" and "workload finished" until every committed message had its outcome. */
+  recoverySeconds: number;
+}
+
+export interface CheckDetails {
+  /** Committed messages meant to fail for good (permanent handler error, poison): exactly these must be dead. */
+  expectedDeadLetters: number;
+  /** Size of the difference between the dead-lettered set and the expected set, plus effects applied to expected ones. */
+  deadLetterMismatch: number;
+  /** Outbox rows without a business row or the reverse: the outbox and the business change did not commit together. */
+  outboxMismatch: number;
+  /** Outbox rows never marked sent (parked ones included). */
+  unsent: number;
+  /** Committed messages absent from the topic. */
+  notOnTopic: number;
+  /** Sum of the effect rows' counters minus effect-log rows: non-zero if the effect row and the log parted. */
+  effectRowMismatch: number;
+  orderViolationsOnTopic: number;
+  orderViolationsInEffects: number;
+  rolledBackOnPurpose: number;
+  phantomOfRolledBack: number;
+  effectRows: number;
+  /** A few ids of each kind of failure, to start an investigation from. */
+  samples: Record<string, string[]>;
+}
+
+export interface CheckResult {
+  figures: Omit<Figures, 'recoverySeconds'>;
+  details: CheckDetails;
+}
+
+export function failures(figures: Figures, details: CheckDetails): string[] {
+  const out: string[] = [];
+  if (figures.lost > 0) out.push(`lost ${figures.lost}`);
+  if (figures.appliedTwice > 0) out.push(`appliedTwice ${figures.appliedTwice}`);
+  if (figures.phantom > 0) out.push(`phantom ${figures.phantom}`);
+  if (figures.orderViolations > 0) out.push(`orderViolations ${figures.orderViolations}`);
+  if (details.deadLetterMismatch > 0) out.push(`deadLetterMismatch ${details.deadLetterMismatch}`);
+  if (details.outboxMismatch > 0) out.push(`outboxMismatch ${details.outboxMismatch}`);
+  if (details.effectRowMismatch !== 0) out.push(`effectRowMismatch ${details.effectRowMismatch}`);
+  return out;
+}
+
+/** How many committed messages have no outcome yet, and how many outbox rows are unsent: the drain condition. */
+export async function outstanding(pool: pg.Pool, schema: string): Promise<{ pending: number; unsent: number }> {
+  const s = `"${schema}"`;
+  const { rows } = await pool.query<{ pending: number; unsent: number }>(`
+    select
+      (select count(*)::int from ${s}.fx_order o
+        where not exists (select 1 from ${s}.fx_effect_log e where e.message_id = o.message_id)
+          and not exists (select 1 from ${s}.dead_letter d where d.message_id = o.message_id)) as pending,
+      (select count(*)::int from ${s}.outbox where state <> 1) as unsent`);
+  return rows[0] ?? { pending: -1, unsent: -1 };
+}
+
+/**
+ * Compares what was committed (business rows, the authority) with what reached the topic, what was
+ * applied (effect log) and what was dead-lettered. `rolledBack` are the ids of transactions the workload
+ * rolled back on purpose.
+ */
+export async function check(
+  pool: pg.Pool,
+  schema: string,
+  topic: TopicRecord[],
+  workload: { committed: Set<string>; rolledBack: Set<string> },
+): Promise<CheckResult> {
+  const { rolledBack } = workload;
+  const s = `"${schema}"`;
+  const orders = (await pool.query<{ message_id: string; fail: string | null }>(`select message_id, fail from ${s}.fx_order`)).rows;
+  const committed = new Map(orders.map((o) => [o.message_id, o.fail]));
+  const outbox = (await pool.query<{ message_id: string; state: number }>(`select message_id, state from ${s}.outbox`)).rows;
+  const outboxIds = new Set(outbox.map((r) => r.message_id));
+  const effectLog = (
+    await pool.query<{ message_id: string; msg_key: string; seq: number }>(
+      `select message_id, msg_key, seq from ${s}.fx_effect_log order by id`,
+    )
+  ).rows;
+  const dead = new Set(
+    (await pool.query<{ message_id: string | null }>(`select distinct message_id from ${s}.dead_letter`)).rows
+      .map((r) => r.message_id)
+      .filter((id): id is string => id !== null),
+  );
+  const accounts = (await pool.query<{ applied: string }>(`select coalesce(sum(applied), 0)::text as applied from ${s}.fx_account`)).rows;
+
+  const samples: Record<string, string[]> = {};
+  const sample = (kind: string, id: string) => {
+    const list = samples[kind] ?? [];
+    samples[kind] = list;
+    if (list.length < 5) list.push(id);
+  };
+
+  const applied = new Map<string, number>();
+  for (const e of effectLog) applied.set(e.message_id, (applied.get(e.message_id) ?? 0) + 1);
+  const topicIds = new Set(topic.map((r) => r.id));
+
+  // A commit the client saw that the database no longer has is lost too, whoever lost it.
+  let lost = 0;
+  for (const id of workload.committed) {
+    if (!committed.has(id)) {
+      lost++;
+      sample('lostCommit', id);
+    }
+  }
+  let appliedTwice = 0;
+  let notOnTopic = 0;
+  let expectedDeadLetters = 0;
+  let deadLetterMismatch = 0;
+  for (const [id, fail] of committed) {
+    const times = applied.get(id) ?? 0;
+    const isDead = dead.has(id);
+    if (times === 0 && !isDead) {
+      lost++;
+      sample('lost', id);
+    }
+    if (!topicIds.has(id)) notOnTopic++;
+    const mustDie = fail === 'permanent' || fail === 'poison';
+    if (mustDie) expectedDeadLetters++;
+    if (mustDie !== isDead || (mustDie && times > 0)) {
+      deadLetterMismatch++;
+      sample(mustDie ? 'expectedDeadLetterMissingOrApplied' : 'unexpectedDeadLetter', id);
+    }
+  }
+  for (const [id, times] of applied) {
+    if (times > 1) {
+      appliedTwice++;
+      sample('appliedTwice', id);
+    }
+  }
+  for (const id of dead) if (!committed.has(id)) deadLetterMismatch++;
+
+  const phantoms = new Set<string>();
+  for (const id of [...applied.keys(), ...topicIds]) {
+    if (!committed.has(id)) phantoms.add(id);
+  }
+  for (const id of phantoms) sample('phantom', id);
+  const phantomOfRolledBack = [...phantoms].filter((id) => rolledBack.has(id)).length;
+
+  let outboxMismatch = 0;
+  for (const id of committed.keys()) if (!outboxIds.has(id)) outboxMismatch++;
+  for (const id of outboxIds) if (!committed.has(id)) outboxMismatch++;
+
+  const orderViolationsInEffects = inversions(
+    effectLog.map((e) => ({ key: e.msg_key, id: e.message_id, seq: e.seq })),
+    (id) => sample('orderInEffects', id),
+  );
+  const orderViolationsOnTopic = inversions(
+    // A key lives in one partition, so the partition's offset order is the key's order on the topic.
+    [...topic].sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0)),
+    (id) => sample('orderOnTopic', id),
+  );
+
+  const effectRowSum = Number(accounts[0]?.applied ?? 0);
+  return {
+    figures: {
+      committed: committed.size,
+      onTopic: topic.length,
+      topicDuplicates: topic.length - topicIds.size,
+      effects: applied.size,
+      lost,
+      appliedTwice,
+      phantom: phantoms.size,
+      orderViolations: orderViolationsInEffects + orderViolationsOnTopic,
+      deadLettered: dead.size,
+    },
+    details: {
+      expectedDeadLetters,
+      deadLetterMismatch,
+      outboxMismatch,
+      unsent: outbox.filter((r) => r.state !== 1).length,
+      notOnTopic,
+      effectRowMismatch: effectRowSum - effectLog.length,
+      orderViolationsOnTopic,
+      orderViolationsInEffects,
+      rolledBackOnPurpose: rolledBack.size,
+      phantomOfRolledBack,
+      effectRows: effectLog.length,
+      samples,
+    },
+  };
+}
+
+/**
+ * Per key, walks the first occurrence of each message in the given order and counts those whose
+ * sequence is not above the highest seen before (a later message applied or sent before an earlier one).
+ * Later occurrences are duplicates, counted elsewhere; gaps are loss or dead letters, counted elsewhere.
+ */
+function inversions(items: Array<{ key: string; id: string; seq: number }>, onViolation: (id: string) => void): number {
+  const seen = new Set<string>();
+  const highest = new Map<string, number>();
+  let count = 0;
+  for (const item of items) {
+    if (seen.has(item.id)) continue;
+    seen.add(item.id);
+    const top = highest.get(item.key) ?? 0;
+    if (!(item.seq > top)) {
+      count++;
+      onViolation(item.id);
+    }
+    highest.set(item.key, Math.max(top, item.seq));
+  }
+  return count;
+}

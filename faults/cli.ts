@@ -1,0 +1,177 @@
+/**
+ * The fault suite: `npm run faults -- <scenario|all|mixed> [options]`. See docs/reliability.md.
+ *
+ * Each scenario runs the real relay and consumer processes against real Kafka, Postgres and Redis while a
+ * nemesis injects its faults, then heals, drains and checks from the databases and the topic. Exit code 0
+ * only if every scenario has lost, appliedTwice, phantom and orderViolations at 0, the dead-lettered set is
+ * exactly the messages meant to fail, and the run drained.
+ */
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { type KafkaMode, startEnvironment } from './environment.ts';
+import { killAllChildren } from './processes.ts';
+import { machine, type RunReport, table } from './report.ts';
+import { type Broken, runScenario, type ScenarioResult } from './run-scenario.ts';
+import { SCENARIOS, type Scenario } from './scenarios.ts';
+
+const USAGE = `usage: npm run faults -- <scenario[,scenario...]|all> [options]
+
+scenarios:
+${SCENARIOS.map((s) => `  ${s.name.padEnd(22)} ${s.summary}`).join('\n')}
+  all                    every scenario above, in this order
+
+options:
+  --messages N           committed messages per scenario (default 10000)
+  --seed S               seed of the workload and the fault schedule (default: random, printed)
+  --json                 print the report as JSON on stdout (progress goes to stderr)
+  --rate R               target committed messages per second (default 400; slower if a scenario needs time)
+  --kafka cluster|single the 3-node cluster this run owns (default), or the shared single node on 9092
+                         (scenarios that need the cluster are then refused)
+  --stall-seconds N      stop draining when nothing moved for N s (default 45)
+  --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
+                           relay-ack-before-send       relays record rows sent before sending (ZEROLOSS_TEST_BREAK)
+                           effect-outside-transaction  the handler writes its effect outside the inbox transaction`;
+
+const BROKEN: readonly Broken[] = ['relay-ack-before-send', 'effect-outside-transaction'];
+
+function fail(message: string): never {
+  process.stderr.write(`faults: ${message}\n`);
+  process.exit(2);
+}
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    messages: { type: 'string' },
+    seed: { type: 'string' },
+    json: { type: 'boolean' },
+    rate: { type: 'string' },
+    kafka: { type: 'string' },
+    'stall-seconds': { type: 'string' },
+    broken: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help || positionals.length !== 1) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(values.help ? 0 : 2);
+}
+const positiveInt = (v: string | undefined, name: string, fallback: number) => {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) fail(`--${name} must be a positive integer, got ${v}`);
+  return n;
+};
+const target = positionals[0] as string;
+const names = target === 'all' ? SCENARIOS.map((s) => s.name) : target.split(',');
+const selected: Scenario[] = names.map((name) => SCENARIOS.find((s) => s.name === name) ?? fail(`unknown scenario '${name}'\n${USAGE}`));
+const messages = positiveInt(values.messages, 'messages', 10_000);
+const seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : positiveInt(values.seed, 'seed', 0);
+const rate = positiveInt(values.rate, 'rate', 400);
+const stallSeconds = positiveInt(values['stall-seconds'], 'stall-seconds', 45);
+const kafka = (values.kafka ?? 'cluster') as KafkaMode;
+if (kafka !== 'cluster' && kafka !== 'single') fail(`--kafka must be cluster or single, got ${values.kafka}`);
+const broken = values.broken as Broken | undefined;
+if (broken !== undefined && !BROKEN.includes(broken)) fail(`--broken must be one of ${BROKEN.join(', ')}`);
+const needCluster = selected.filter((s) => s.needsCluster);
+if (kafka === 'single' && needCluster.length > 0) {
+  fail(`${needCluster.map((s) => s.name).join(', ')} need the 3-node cluster; drop --kafka single`);
+}
+
+const startedAt = Date.now();
+const log = (line: string) => process.stderr.write(`[faults ${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)}s] ${line}\n`);
+const command = `npm run faults -- ${process.argv.slice(2).join(' ')}`;
+
+// One run at a time owns the cluster (it is taken down at the end) and the proxy ports.
+const LOCK = path.join(tmpdir(), 'zeroloss-faults.lock');
+function takeLock(): void {
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      const fd = openSync(LOCK, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return;
+    } catch {
+      const holder = Number(readFileSync(LOCK, 'utf8').trim());
+      let alive = false;
+      try {
+        process.kill(holder, 0);
+        alive = true;
+      } catch {
+        alive = false;
+      }
+      if (alive && holder !== process.pid) fail(`another fault run (pid ${holder}) is in progress (${LOCK})`);
+      rmSync(LOCK, { force: true });
+    }
+  }
+  fail(`cannot take ${LOCK}`);
+}
+takeLock();
+
+let closing: Promise<void> | undefined;
+let closeEnvironment: () => Promise<void> = async () => {};
+const shutdown = (code: number) => {
+  closing ??= (async () => {
+    killAllChildren();
+    await closeEnvironment().catch(() => {});
+    rmSync(LOCK, { force: true });
+  })();
+  void closing.then(() => process.exit(code));
+};
+process.on('SIGINT', () => shutdown(130));
+process.on('SIGTERM', () => shutdown(143));
+
+let report: RunReport | undefined;
+try {
+  log(`${command}: seed ${seed}, ${messages} messages per scenario, Kafka ${kafka}${broken ? `, BROKEN BUILD: ${broken}` : ''}`);
+  const env = await startEnvironment({ kafka, log });
+  closeEnvironment = env.close;
+  const versionPool = new pg.Pool({ connectionString: env.postgres.url, max: 1 });
+  const pgVersion =
+    (await versionPool.query<{ v: string }>("select 'PostgreSQL ' || current_setting('server_version') as v")).rows[0]?.v ?? '?';
+  await versionPool.end();
+  const results: ScenarioResult[] = [];
+  for (const scenario of selected) {
+    const result = await runScenario(scenario, { env, messages, seed, rate, stallSeconds, broken, log });
+    results.push(result);
+    log(
+      `${scenario.name}: ${result.pass ? 'pass' : 'FAIL'} in ${result.durationSeconds} s — ` +
+        Object.entries(result.figures)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+    );
+  }
+  report = {
+    command,
+    seed,
+    messages,
+    kafka: kafka === 'cluster' ? '3-node KRaft cluster, replication factor 3, min.insync.replicas 2' : 'single node (shared)',
+    broken: broken ?? null,
+    machine: machine(pgVersion),
+    startedAt: new Date(startedAt).toISOString(),
+    totalSeconds: 0,
+    pass: results.every((r) => r.pass),
+    scenarios: results,
+  };
+} catch (error) {
+  log(`run failed: ${(error as Error).stack ?? error}`);
+} finally {
+  killAllChildren();
+  await closeEnvironment().catch((error: Error) => log(`cleanup: ${error.message}`));
+  rmSync(LOCK, { force: true });
+}
+
+if (!report) process.exit(1);
+report.totalSeconds = Math.round((Date.now() - startedAt) / 100) / 10;
+if (values.json) {
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+} else {
+  process.stdout.write(
+    `\n${table(report.scenarios)}\n\nseed ${seed}, ${messages} messages per scenario, ${report.totalSeconds} s in all\n`,
+  );
+}
+log(`${report.pass ? 'PASS' : 'FAIL'}: ${report.scenarios.filter((r) => r.pass).length}/${report.scenarios.length} scenarios passed`);
+process.exit(report.pass ? 0 : 1);

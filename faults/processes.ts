@@ -1,0 +1,180 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { WorkerReport } from './consumer-worker.ts';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const WORKER = fileURLToPath(new URL('./consumer-worker.ts', import.meta.url));
+const COMPILE_CACHE = path.join(tmpdir(), 'zeroloss-faults-compile-cache');
+
+/** Every child started here, so a run that is interrupted or crashes leaves none behind. */
+const live = new Set<ChildProcess>();
+
+export function killAllChildren(): void {
+  for (const child of live) child.kill('SIGKILL');
+  live.clear();
+}
+
+process.on('exit', killAllChildren);
+
+interface Member {
+  name: string;
+  child: ChildProcess | undefined;
+  log: string;
+}
+
+/**
+ * A set of named child processes the nemesis can SIGKILL at any instant. Every member is kept running:
+ * one we killed is started again by the caller (killAndRestart), one that died on its own (a poison
+ * message, a crash) is restarted here after a short pause, and counted, so the report can tell them apart.
+ */
+export class ProcessGroup {
+  readonly kind: string;
+  readonly #command: string[];
+  readonly #env: Record<string, string>;
+  readonly #members = new Map<string, Member>();
+  readonly #killing = new Set<ChildProcess>();
+  #closed = false;
+  starts = 0;
+  kills = 0;
+  /** Exits we did not cause. */
+  deaths = 0;
+  readonly errors: string[] = [];
+  readonly #onReport: ((report: WorkerReport) => void) | undefined;
+
+  constructor(options: {
+    kind: string;
+    command: string[];
+    env: Record<string, string>;
+    names: string[];
+    ipc?: boolean;
+    onReport?: (report: WorkerReport) => void;
+  }) {
+    this.kind = options.kind;
+    this.#command = options.command;
+    this.#env = options.env;
+    this.#onReport = options.onReport;
+    for (const name of options.names) this.#members.set(name, { name, child: undefined, log: '' });
+  }
+
+  get names(): string[] {
+    return [...this.#members.keys()];
+  }
+
+  startAll(): void {
+    for (const m of this.#members.values()) this.#start(m);
+  }
+
+  #alive(child: ChildProcess | undefined): child is ChildProcess {
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  }
+
+  #start(m: Member): void {
+    if (this.#closed || this.#alive(m.child)) return;
+    const child = spawn(process.execPath, this.#command, {
+      // The compile cache makes the many restarts of a kill scenario cheaper on a busy machine.
+      env: { NODE_COMPILE_CACHE: COMPILE_CACHE, ...process.env, ...this.#env, ZL_FX_WORKER: m.name },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    const keep = (chunk: Buffer) => {
+      m.log = (m.log + chunk.toString()).slice(-8_000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.on('message', (report: WorkerReport) => {
+      if (report.kind === 'error' && this.errors.length < 100) this.errors.push(`${m.name}: ${report.message}`);
+      this.#onReport?.(report);
+    });
+    child.on('error', () => {});
+    live.add(child);
+    child.once('exit', () => {
+      live.delete(child);
+      if (this.#killing.delete(child) || this.#closed || m.child !== child) return;
+      this.deaths++;
+      // A supervisor's restart; the pause keeps a crash loop from spinning.
+      setTimeout(() => this.#start(m), 300).unref();
+    });
+    m.child = child;
+    this.starts++;
+  }
+
+  /** SIGKILL one member, wait until it is gone, and start it again. */
+  async killAndRestart(name: string): Promise<void> {
+    const m = this.#members.get(name);
+    if (!m) throw new Error(`no ${this.kind} ${name}`);
+    const child = m.child;
+    if (this.#alive(child)) {
+      this.#killing.add(child);
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      this.kills++;
+      await exited;
+    }
+    this.#start(m);
+  }
+
+  /** SIGTERM everyone (graceful stop), SIGKILL whoever takes longer than `timeoutMs`. */
+  async stopAll(timeoutMs = 15_000): Promise<void> {
+    this.#closed = true;
+    await Promise.all(
+      [...this.#members.values()].map(async (m) => {
+        const child = m.child;
+        if (!this.#alive(child)) return;
+        const exited = once(child, 'exit');
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  logs(): string {
+    return [...this.#members.values()].map((m) => `--- ${this.kind} ${m.name}\n${m.log.slice(-3_000)}`).join('\n');
+  }
+}
+
+/** Relays: the real `zeroloss relay` command, with short leases and timeouts so faults resolve in seconds. */
+export function relayGroup(options: { count: number; pgUrl: string; schema: string; brokers: string[]; env?: Record<string, string> }) {
+  return new ProcessGroup({
+    kind: 'relay',
+    names: Array.from({ length: options.count }, (_, i) => `relay-${i + 1}`),
+    env: options.env ?? {},
+    command: [
+      CLI,
+      'relay',
+      '--pg',
+      options.pgUrl,
+      '--schema',
+      options.schema,
+      '--kafka',
+      options.brokers.join(','),
+      // The lease must outlast one send (delivery timeout); a killed relay's rows come back after it.
+      '--lease-ms',
+      '5000',
+      '--delivery-timeout-ms',
+      '4000',
+      '--backoff-base-ms',
+      '100',
+      '--backoff-max-ms',
+      '2000',
+      '--idle-interval-ms',
+      '1000',
+      '--batch-size',
+      '200',
+    ],
+  });
+}
+
+/** Consumers: faults/consumer-worker.ts processes in one consumer group. */
+export function consumerGroup(options: { count: number; env: Record<string, string>; onReport?: (report: WorkerReport) => void }) {
+  return new ProcessGroup({
+    kind: 'consumer',
+    names: Array.from({ length: options.count }, (_, i) => `consumer-${i + 1}`),
+    env: options.env,
+    command: [WORKER],
+    onReport: options.onReport,
+  });
+}

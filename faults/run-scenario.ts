@@ -1,0 +1,271 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { createAdmin, ensureTopic } from '../src/adapters/kafka/kafka-admin.ts';
+import { migrate } from '../src/adapters/postgres/migrations.ts';
+import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
+import { createOutbox } from '../src/outbox/outbox.ts';
+import { prng } from '../test/helpers/prng.ts';
+import { check, type CheckDetails, type Figures, failures, outstanding } from './checker.ts';
+import type { Environment } from './environment.ts';
+import { healEverything, type NemesisContext } from './nemesis.ts';
+import { consumerGroup, relayGroup } from './processes.ts';
+import type { Scenario } from './scenarios.ts';
+import { readWholeTopic } from './topic-reader.ts';
+import { businessSchemaSql, runWorkload } from './workload.ts';
+
+export const PARTITIONS = 6;
+const KEYS = 200;
+const RELAYS = 2;
+const CONSUMERS = 3;
+
+export type Broken = 'relay-ack-before-send' | 'effect-outside-transaction';
+
+export interface RunOptions {
+  env: Environment;
+  messages: number;
+  seed: number;
+  /** Committed messages per second the workload aims at; slower when a scenario needs a longer workload. */
+  rate: number;
+  /** Give up draining when nothing moved for this long (everything that could arrive has). */
+  stallSeconds: number;
+  broken?: Broken;
+  log: (line: string) => void;
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  seed: number;
+  messages: number;
+  pass: boolean;
+  failures: string[];
+  figures: Figures;
+  details: CheckDetails & {
+    drained: boolean;
+    rolledBackOnPurpose: number;
+    unknownCommitOutcome: number;
+    failedTransactions: number;
+    workloadSeconds: number;
+    relayKills: number;
+    consumerKills: number;
+    /** Consumer exits the suite did not cause (poison messages kill their process). */
+    consumerDeaths: number;
+    relayDeaths: number;
+  };
+  /** The fault timeline: seconds since the workload started, and what happened. */
+  faults: Array<{ at: number; what: string }>;
+  durationSeconds: number;
+  error?: string;
+}
+
+/** Seed of one scenario within a run: `all --seed 7` and `<scenario> --seed 7` run the same schedule. */
+export function scenarioSeed(seed: number, name: string): number {
+  let h = seed >>> 0;
+  for (const c of name) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  return h;
+}
+
+const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One scenario: fresh schema and topic, relays and consumers as real processes, the paced workload and the
+ * nemesis side by side, then heal, drain (bounded), stop everything, read the topic and check.
+ */
+export async function runScenario(scenario: Scenario, o: RunOptions): Promise<ScenarioResult> {
+  const started = Date.now();
+  const { env, log } = o;
+  const seed = scenarioSeed(o.seed, scenario.name);
+  const random = prng(seed);
+  const suffix = randomBytes(3).toString('hex');
+  const schema = `fx_${scenario.name.replaceAll('-', '_')}_${suffix}`;
+  const topic = `zl-fx-${scenario.name}-${suffix}`;
+  const timeline: Array<{ at: number; what: string }> = [];
+  let t0 = Date.now();
+  const event = (what: string) => {
+    const at = Math.round((Date.now() - t0) / 100) / 10;
+    timeline.push({ at, what });
+    log(`${scenario.name} +${at.toFixed(1)}s ${what}`);
+  };
+
+  const pool = new pg.Pool({ connectionString: env.postgres.url, max: 24, connectionTimeoutMillis: 5_000 });
+  pool.on('error', () => {});
+  await migrate(pgDatabase({ pool }), schema);
+  await pool.query(businessSchemaSql(schema));
+  const admin = createAdmin(env.kafkaDirect, 'zl-fx-setup');
+  try {
+    await ensureTopic(admin, { topic, partitions: PARTITIONS });
+    await ensureTopic(admin, { topic: `${topic}.dlq`, partitions: 3 });
+  } finally {
+    await admin.close();
+  }
+
+  let consumersStarted = 0;
+  const consumers = consumerGroup({
+    count: CONSUMERS,
+    env: {
+      ZL_FX_PG_URL: env.pgClientUrl,
+      ZL_FX_SCHEMA: schema,
+      ZL_FX_BROKERS: env.kafkaClients.join(','),
+      ZL_FX_TOPIC: topic,
+      ZL_FX_GROUP: `zl-fx-${suffix}`,
+      ZL_FX_REDIS_URL: env.redis.url,
+      ...(o.broken === 'effect-outside-transaction' ? { ZL_FX_BREAK: o.broken } : {}),
+    },
+    onReport: (r) => {
+      if (r.kind === 'started') consumersStarted++;
+    },
+  });
+  const relays = relayGroup({
+    count: RELAYS,
+    pgUrl: env.pgClientUrl,
+    schema,
+    brokers: env.kafkaClients,
+    env: o.broken === 'relay-ack-before-send' ? { ZEROLOSS_TEST_BREAK: o.broken } : {},
+  });
+
+  let error: string | undefined;
+  let drained = false;
+  let workloadRunning = true;
+  let workloadDoneAt = 0;
+  let healedAt = 0;
+  let recoveredAt = 0;
+  const abort = new AbortController();
+  let workload: Awaited<ReturnType<typeof runWorkload>> | undefined;
+  try {
+    consumers.startAll();
+    relays.startAll();
+    const startDeadline = Date.now() + 60_000;
+    while (consumersStarted < CONSUMERS) {
+      if (Date.now() > startDeadline) throw new Error(`consumers did not start within 60 s\n${consumers.logs()}`);
+      await wait(100);
+    }
+    log(`${scenario.name}: ${RELAYS} relays and ${CONSUMERS} consumers started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    const rate = Math.min(o.rate, o.messages / scenario.minWorkloadSeconds);
+    t0 = Date.now();
+    log(`${scenario.name}: ${o.messages} messages over ${KEYS} keys at ${Math.round(rate)}/s; ${scenario.summary}`);
+    const ctx: NemesisContext = {
+      env,
+      relays,
+      consumers,
+      topic,
+      partitions: PARTITIONS,
+      random: prng(seed ^ 0x5bd1e995),
+      workloadRunning: () => workloadRunning,
+      pause: wait,
+      event,
+    };
+    const failuresOf = scenario.failures ?? { transient: 0, permanent: 0, poison: 0 };
+    const [workloadOutcome, nemesisOutcome] = await Promise.allSettled([
+      runWorkload({
+        pool,
+        outbox: createOutbox({ schema, producerId: 'fx-orders' }),
+        schema,
+        topic,
+        messages: o.messages,
+        keys: KEYS,
+        workers: 16,
+        rollbackRate: 0.05,
+        ratePerSecond: rate,
+        failures: { ...failuresOf, poison: failuresOf.poison / o.messages },
+        random,
+        signal: abort.signal,
+      }).finally(() => {
+        workloadRunning = false;
+        workloadDoneAt = Date.now();
+        event('workload finished');
+      }),
+      scenario.nemesis(ctx).finally(() => {
+        healedAt = Date.now();
+      }),
+    ]);
+    if (nemesisOutcome.status === 'rejected') {
+      error = `nemesis: ${(nemesisOutcome.reason as Error)?.message ?? nemesisOutcome.reason}`;
+      log(`${scenario.name}: ${error}`);
+    }
+    if (workloadOutcome.status === 'rejected') throw workloadOutcome.reason;
+    workload = workloadOutcome.value;
+    await healEverything(env);
+    event('faults healed; draining');
+
+    // Drain: until every committed message has its effect or dead letter and no outbox row waits, or
+    // nothing moved for stallSeconds (what is missing then is not coming), or the hard bound.
+    const hardDeadline = Date.now() + Math.max(180, o.messages / 100) * 1_000;
+    let last = { pending: -1, unsent: -1 };
+    let lastMove = Date.now();
+    for (;;) {
+      const now = await outstanding(pool, schema).catch(() => last);
+      if (now.pending === 0 && now.unsent === 0) {
+        drained = true;
+        recoveredAt = Date.now();
+        break;
+      }
+      if (now.pending !== last.pending || now.unsent !== last.unsent) lastMove = Date.now();
+      last = now;
+      if (Date.now() - lastMove > o.stallSeconds * 1_000 || Date.now() > hardDeadline) {
+        recoveredAt = Date.now();
+        event(`drain gave up: ${now.pending} committed messages without outcome, ${now.unsent} outbox rows unsent`);
+        break;
+      }
+      await wait(250);
+    }
+    if (drained) event('drained: every committed message has its outcome');
+  } catch (e) {
+    error = (e as Error).stack ?? String(e);
+    log(`${scenario.name}: ${error}`);
+  } finally {
+    abort.abort();
+    await Promise.all([consumers.stopAll(), relays.stopAll()]);
+    await healEverything(env).catch(() => {});
+  }
+
+  let records: Awaited<ReturnType<typeof readWholeTopic>> = [];
+  try {
+    records = await readWholeTopic(topic, env.kafkaDirect);
+  } catch (e) {
+    error ??= `reading the topic: ${(e as Error).message}`;
+  }
+  const checked = await check(pool, schema, records, workload ?? { committed: new Set(), rolledBack: new Set() });
+  await pool.end().catch(() => {});
+  if (env.kafkaMode === 'single') await deleteTopics(env.kafkaDirect, [topic, `${topic}.dlq`]);
+
+  const settledAt = Math.max(healedAt, workloadDoneAt);
+  const figures: Figures = {
+    ...checked.figures,
+    recoverySeconds: Math.round(Math.max(0, recoveredAt - settledAt) / 100) / 10,
+  };
+  const why = failures(figures, checked.details);
+  if (!drained && why.length === 0) why.push('did not drain');
+  if (error) why.push(`error: ${error.split('\n')[0]}`);
+  if (why.length > 0)
+    log(
+      `${scenario.name}: FAILED (${why.join(', ')})\n${relays.logs()}\n${consumers.logs()}\nconsumer errors: ${consumers.errors.slice(0, 10).join('\n')}`,
+    );
+  return {
+    scenario: scenario.name,
+    seed: o.seed,
+    messages: o.messages,
+    pass: why.length === 0,
+    failures: why,
+    figures,
+    details: {
+      ...checked.details,
+      drained,
+      unknownCommitOutcome: workload?.unknown.size ?? 0,
+      failedTransactions: workload?.failedTransactions ?? 0,
+      workloadSeconds: Math.round((workload?.durationMs ?? 0) / 100) / 10,
+      relayKills: relays.kills,
+      consumerKills: consumers.kills,
+      consumerDeaths: consumers.deaths,
+      relayDeaths: relays.deaths,
+    },
+    faults: timeline,
+    durationSeconds: Math.round((Date.now() - started) / 100) / 10,
+    ...(error ? { error } : {}),
+  };
+}
+
+async function deleteTopics(brokers: string[], topics: string[]): Promise<void> {
+  const admin = createAdmin(brokers, 'zl-fx-cleanup');
+  await admin.deleteTopics({ topics }).catch(() => {});
+  await admin.close().catch(() => {});
+}

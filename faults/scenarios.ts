@@ -1,0 +1,216 @@
+import {
+  between,
+  killLeaderAndRestart,
+  killRepeatedly,
+  type NemesisContext,
+  networkFault,
+  pauseLeader,
+  pick,
+  redisOutage,
+  restartNodeCleanly,
+  restartPostgres,
+} from './nemesis.ts';
+
+export interface Scenario {
+  name: string;
+  summary: string;
+  /** Needs the 3-node cluster (node faults, Kafka network faults). */
+  needsCluster: boolean;
+  /** The workload lasts at least this long (it is paced), so the faults meet live traffic. */
+  minWorkloadSeconds: number;
+  /** Shares of messages whose handler misbehaves; poison is a count for the whole run. */
+  failures?: { transient: number; permanent: number; poison: number };
+  /** The fault schedule; runs beside the workload and heals what it broke before it returns. */
+  nemesis(ctx: NemesisContext): Promise<void>;
+}
+
+/** Mixed runs every handler fault at once: transient and permanent failures and poison messages. */
+const HANDLER_FAULTS = { transient: 0.03, permanent: 0.005, poison: 2 };
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'baseline',
+    summary: 'no fault: the control run',
+    needsCluster: false,
+    minWorkloadSeconds: 10,
+    nemesis: async () => {},
+  },
+  {
+    name: 'relay-kill',
+    summary: 'a random relay of two SIGKILLed every 0.3-2.5 s (at least 8 times), restarted at once',
+    needsCluster: false,
+    minWorkloadSeconds: 15,
+    nemesis: (ctx) => killRepeatedly(ctx, ctx.relays, { minKills: 8, gapMs: [300, 2_500] }),
+  },
+  {
+    name: 'consumer-kill',
+    summary: 'a random consumer of three SIGKILLed every 1-4 s (at least 6 times), restarted at once',
+    needsCluster: false,
+    minWorkloadSeconds: 15,
+    nemesis: (ctx) => killRepeatedly(ctx, ctx.consumers, { minKills: 6, gapMs: [1_000, 4_000] }),
+  },
+  {
+    name: 'kafka-leader-kill',
+    summary: 'twice: SIGKILL the node leading a random partition, restart it 8 s later, wait for full ISR',
+    needsCluster: true,
+    minWorkloadSeconds: 30,
+    nemesis: async (ctx) => {
+      await ctx.pause(3_000);
+      await killLeaderAndRestart(ctx, 8_000);
+      await ctx.pause(2_000);
+      await killLeaderAndRestart(ctx, 6_000);
+    },
+  },
+  {
+    name: 'kafka-rolling-restart',
+    summary: 'each node in turn stopped cleanly (SIGTERM), restarted 3 s later, full ISR before the next',
+    needsCluster: true,
+    minWorkloadSeconds: 40,
+    nemesis: async (ctx) => {
+      for (const node of [1, 2, 3]) {
+        await ctx.pause(2_000);
+        await restartNodeCleanly(ctx, node, 3_000);
+      }
+    },
+  },
+  {
+    name: 'kafka-pause',
+    summary: 'the leader of a random partition SIGSTOPped for 15 s (broker session 4 s, consumer session 6 s), then SIGCONT',
+    needsCluster: true,
+    minWorkloadSeconds: 25,
+    nemesis: async (ctx) => {
+      await ctx.pause(3_000);
+      await pauseLeader(ctx, 15_000);
+    },
+  },
+  {
+    name: 'postgres-restart',
+    summary: 'Postgres restarted with -m immediate (crash restart), twice, while enqueuing, relaying and consuming',
+    needsCluster: false,
+    minWorkloadSeconds: 20,
+    nemesis: async (ctx) => {
+      await ctx.pause(4_000);
+      await restartPostgres(ctx);
+      await ctx.pause(7_000);
+      await restartPostgres(ctx);
+    },
+  },
+  {
+    name: 'redis-outage',
+    summary: "Redis (the consumers' fast path) stopped for 8 s, started empty (flushed); flushed again 4 s later",
+    needsCluster: false,
+    minWorkloadSeconds: 20,
+    nemesis: async (ctx) => {
+      await ctx.pause(4_000);
+      await redisOutage(ctx, 8_000);
+      await ctx.pause(4_000);
+      await ctx.env.redis.flush();
+      ctx.event('redis flushed');
+    },
+  },
+  {
+    name: 'network-kafka',
+    summary: 'relays/consumers <-> Kafka: all connections cut and refused 6 s; one broker partitioned 10 s; 150 ms delay 8 s',
+    needsCluster: true,
+    minWorkloadSeconds: 40,
+    nemesis: async (ctx) => {
+      await ctx.pause(3_000);
+      await networkFault(ctx, 'kafka', 'cut', 6_000);
+      await ctx.pause(3_000);
+      await networkFault(ctx, 'kafka', 'stall', 10_000, { oneBroker: true });
+      await ctx.pause(3_000);
+      await networkFault(ctx, 'kafka', 'delay', 8_000, { delayMs: 150 });
+    },
+  },
+  {
+    name: 'network-postgres',
+    summary: 'relays/consumers <-> Postgres: connections cut and refused 5 s; partitioned 8 s; 50 ms delay 8 s',
+    needsCluster: false,
+    minWorkloadSeconds: 35,
+    nemesis: async (ctx) => {
+      await ctx.pause(3_000);
+      await networkFault(ctx, 'postgres', 'cut', 5_000);
+      await ctx.pause(3_000);
+      await networkFault(ctx, 'postgres', 'stall', 8_000);
+      await ctx.pause(3_000);
+      await networkFault(ctx, 'postgres', 'delay', 8_000, { delayMs: 50 });
+    },
+  },
+  {
+    name: 'handler-faults',
+    summary: '3% of messages fail transiently 1-2 times (then succeed), 0.5% fail permanently (must be exactly the dead letters)',
+    needsCluster: false,
+    minWorkloadSeconds: 10,
+    failures: { transient: 0.03, permanent: 0.005, poison: 0 },
+    nemesis: async () => {},
+  },
+  {
+    name: 'poison',
+    summary: 'two poison messages, each killing the consumer that handles it (SIGKILL of its own process), must end as dead letters',
+    needsCluster: false,
+    minWorkloadSeconds: 15,
+    failures: { transient: 0, permanent: 0, poison: 2 },
+    nemesis: async () => {},
+  },
+  {
+    name: 'mixed',
+    summary: 'random faults of every kind above, overlapping (at most one per kind at a time), plus the handler faults',
+    needsCluster: true,
+    minWorkloadSeconds: 60,
+    failures: HANDLER_FAULTS,
+    nemesis: mixedNemesis,
+  },
+];
+
+export function findScenario(name: string): Scenario | undefined {
+  return SCENARIOS.find((s) => s.name === name);
+}
+
+interface MixedFault {
+  /** At most one fault of a kind runs at a time; one Kafka node fault at a time keeps every fault a single node fault. */
+  kind: string;
+  run(ctx: NemesisContext): Promise<void>;
+}
+
+const MIXED_FAULTS: readonly MixedFault[] = [
+  { kind: 'relay', run: (ctx) => ctx.relays.killAndRestart(pick(ctx.random, ctx.relays.names)).then(() => ctx.event('SIGKILL a relay')) },
+  {
+    kind: 'consumer',
+    run: (ctx) => ctx.consumers.killAndRestart(pick(ctx.random, ctx.consumers.names)).then(() => ctx.event('SIGKILL a consumer')),
+  },
+  { kind: 'kafka-node', run: (ctx) => killLeaderAndRestart(ctx, between(ctx.random, 3_000, 8_000)) },
+  { kind: 'kafka-node', run: (ctx) => restartNodeCleanly(ctx, 1 + Math.floor(ctx.random() * 3), between(ctx.random, 1_000, 4_000)) },
+  { kind: 'kafka-node', run: (ctx) => pauseLeader(ctx, between(ctx.random, 7_000, 12_000)) },
+  { kind: 'postgres', run: (ctx) => restartPostgres(ctx) },
+  { kind: 'redis', run: (ctx) => redisOutage(ctx, between(ctx.random, 2_000, 8_000)) },
+  { kind: 'kafka-net', run: (ctx) => networkFault(ctx, 'kafka', 'cut', between(ctx.random, 2_000, 6_000)) },
+  { kind: 'kafka-net', run: (ctx) => networkFault(ctx, 'kafka', 'stall', between(ctx.random, 3_000, 8_000), { oneBroker: true }) },
+  {
+    kind: 'kafka-net',
+    run: (ctx) => networkFault(ctx, 'kafka', 'delay', between(ctx.random, 3_000, 8_000), { delayMs: between(ctx.random, 20, 200) }),
+  },
+  { kind: 'pg-net', run: (ctx) => networkFault(ctx, 'postgres', 'cut', between(ctx.random, 2_000, 5_000)) },
+  { kind: 'pg-net', run: (ctx) => networkFault(ctx, 'postgres', 'stall', between(ctx.random, 2_000, 6_000)) },
+  {
+    kind: 'pg-net',
+    run: (ctx) => networkFault(ctx, 'postgres', 'delay', between(ctx.random, 3_000, 8_000), { delayMs: between(ctx.random, 5, 60) }),
+  },
+];
+
+/** A new random fault every 2-6 s while the workload runs, each drawn from the kinds not already in progress. */
+async function mixedNemesis(ctx: NemesisContext): Promise<void> {
+  const busy = new Set<string>();
+  const running: Promise<void>[] = [];
+  while (ctx.workloadRunning()) {
+    await ctx.pause(between(ctx.random, 2_000, 6_000));
+    if (!ctx.workloadRunning()) break;
+    const free = MIXED_FAULTS.filter((f) => !busy.has(f.kind));
+    if (free.length === 0) continue;
+    const fault = pick(ctx.random, free);
+    busy.add(fault.kind);
+    running.push(fault.run(ctx).finally(() => busy.delete(fault.kind)));
+  }
+  const outcomes = await Promise.allSettled(running);
+  const failed = outcomes.find((o) => o.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}

@@ -1,0 +1,162 @@
+import type pg from 'pg';
+import type { Outbox } from '../src/outbox/outbox.ts';
+
+/** The one message type of the suite's business: an order whose effect is applied to its key's account. */
+export const FX_TYPE = 'fx.order';
+
+export type FailKind = 'transient' | 'permanent' | 'poison';
+
+export interface FxPayload {
+  orderId: number;
+  /** How the consumer's handler should misbehave for this message (see consumer-worker.ts). */
+  fail?: FailKind;
+  /** For 'transient': how many attempts fail before one succeeds; below the retry limit, so it must succeed. */
+  times?: number;
+}
+
+/**
+ * The business tables: fx_order is the business row written with the outbox message (so "committed" is
+ * counted from business rows, not from zeroloss's own table), fx_account the effect row the handler
+ * updates, fx_effect_log the effect log without a unique key (a double effect stays visible).
+ */
+export function businessSchemaSql(schema: string): string {
+  const s = `"${schema}"`;
+  return `
+    create table ${s}.fx_order (
+      id bigserial primary key,
+      message_id text not null,
+      msg_key text not null,
+      fail text,
+      created_at timestamptz not null default now()
+    );
+    create table ${s}.fx_account (
+      msg_key text primary key,
+      applied integer not null,
+      last_seq integer not null
+    );
+    create table ${s}.fx_effect_log (
+      id bigserial primary key,
+      message_id text not null,
+      msg_key text not null,
+      seq integer not null,
+      worker text not null,
+      applied_at timestamptz not null default clock_timestamp()
+    );
+    create index fx_effect_log_message on ${s}.fx_effect_log (message_id);
+    create index fx_order_message on ${s}.fx_order (message_id);`;
+}
+
+export interface WorkloadOptions {
+  pool: pg.Pool;
+  outbox: Outbox;
+  schema: string;
+  topic: string;
+  /** Messages to commit (rolled-back ones are extra). */
+  messages: number;
+  keys: number;
+  /** Concurrent business transactions. */
+  workers: number;
+  /** Share of transactions rolled back on purpose after enqueueing. */
+  rollbackRate: number;
+  /** Committed messages per second the workload aims at (it goes slower when the database is slow). */
+  ratePerSecond: number;
+  /** Shares of messages that misbehave in the handler. */
+  failures: { transient: number; permanent: number; poison: number };
+  random: () => number;
+  /** Stops early (the run is being torn down). */
+  signal?: AbortSignal;
+}
+
+export interface WorkloadResult {
+  /** Ids whose transaction the client saw commit. */
+  committed: Set<string>;
+  /** Ids whose transaction was rolled back on purpose: none of them may ever have an effect. */
+  rolledBack: Set<string>;
+  /** Ids whose commit outcome the client never learned (connection lost during commit): the database decides. */
+  unknown: Set<string>;
+  failedTransactions: number;
+  durationMs: number;
+}
+
+const ignore = () => {};
+
+/**
+ * Concurrent business transactions, each writing 1-3 orders of one key with their outbox messages, paced
+ * at `ratePerSecond`. Transactions that fail (database restarting, connections cut) are retried with new
+ * messages until `messages` have committed.
+ */
+export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
+  const started = Date.now();
+  const result: WorkloadResult = { committed: new Set(), rolledBack: new Set(), unknown: new Set(), failedTransactions: 0, durationMs: 0 };
+  let remaining = o.messages;
+  let issued = 0;
+  let orderId = 0;
+  const s = `"${o.schema}"`;
+  const failure = (): FxPayload['fail'] => {
+    const r = o.random();
+    if (r < o.failures.poison) return 'poison';
+    if (r < o.failures.poison + o.failures.permanent) return 'permanent';
+    if (r < o.failures.poison + o.failures.permanent + o.failures.transient) return 'transient';
+    return undefined;
+  };
+  const worker = async () => {
+    while (remaining > 0 && !o.signal?.aborted) {
+      const count = Math.min(remaining, 1 + Math.floor(o.random() * 3));
+      remaining -= count;
+      const due = started + (issued * 1000) / o.ratePerSecond;
+      issued += count;
+      const ahead = due - Date.now();
+      if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+      const rollback = o.random() < o.rollbackRate;
+      const key = `key-${Math.floor(o.random() * o.keys)}`;
+      const payloads: FxPayload[] = [];
+      for (let i = 0; i < count; i++) {
+        const fail = failure();
+        payloads.push({
+          orderId: ++orderId,
+          ...(fail ? { fail } : {}),
+          ...(fail === 'transient' ? { times: 1 + Math.floor(o.random() * 2) } : {}),
+        });
+      }
+      const ids: string[] = [];
+      let client: pg.PoolClient | undefined;
+      let phase: 'work' | 'commit' = 'work';
+      try {
+        client = await o.pool.connect();
+        // As any application must: a checked-out client reports a dying server as an 'error' event.
+        client.on('error', ignore);
+        await client.query('begin');
+        for (const payload of payloads) {
+          const envelope = await o.outbox.enqueue(client, { topic: o.topic, key, type: FX_TYPE, payload });
+          await client.query(`insert into ${s}.fx_order (message_id, msg_key, fail) values ($1, $2, $3)`, [
+            envelope.id,
+            key,
+            payload.fail ?? null,
+          ]);
+          ids.push(envelope.id);
+        }
+        if (rollback) {
+          await client.query('rollback');
+          for (const id of ids) result.rolledBack.add(id);
+          remaining += count;
+        } else {
+          phase = 'commit';
+          await client.query('commit');
+          for (const id of ids) result.committed.add(id);
+        }
+        client.off('error', ignore);
+        client.release();
+      } catch (error) {
+        result.failedTransactions++;
+        if (phase === 'commit') for (const id of ids) result.unknown.add(id);
+        else remaining += count;
+        client?.off('error', ignore);
+        client?.release(error as Error);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: o.workers }, worker));
+  result.durationMs = Date.now() - started;
+  return result;
+}
