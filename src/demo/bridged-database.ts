@@ -8,8 +8,8 @@ import type { Database, SqlExecutor } from '../ports/sql-executor.ts';
  * whatever transaction it had open, exactly as a server does for a connection that drops.
  */
 export type BridgeRequest =
-  | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
-  | { id: number; op: 'begin' }
+  /** `tx` runs it in that transaction; `begin` (on its first statement) opens it first. */
+  | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number; begin?: boolean }
   | { id: number; op: 'end'; tx: number; commit: boolean }
   | { id: number; op: 'listen'; channel: string }
   | { id: number; op: 'unlisten'; listener: number };
@@ -17,7 +17,6 @@ export type BridgeRequest =
 export interface BridgeReply {
   rows?: unknown[];
   rowCount?: number;
-  tx?: number;
   listener?: number;
 }
 
@@ -53,24 +52,36 @@ export function bridgedDatabase(port: MessagePort): Database {
       port.postMessage({ ...body, id });
     });
 
-  const run = async <R>(sql: string, params: unknown[] | undefined, tx?: number) => {
-    const response = await request({ op: 'query', sql, params, tx });
+  const run = async <R>(sql: string, params: unknown[] | undefined, tx?: number, begin?: boolean) => {
+    const response = await request({ op: 'query', sql, params, tx, begin });
     return { rows: ((response.rows ?? []) as R[]).map(toBuffers), rowCount: response.rowCount };
   };
+  let nextTx = 1;
 
   return {
     query: (sql, params) => run(sql, params),
+    /**
+     * The transaction opens with its first statement: PGlite has one connection, held from BEGIN to
+     * COMMIT, so a round trip spent on a bare BEGIN would be a round trip everybody else waits through.
+     */
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      const { tx } = await request({ op: 'begin' });
-      const executor: SqlExecutor = { query: (sql, params) => run(sql, params, tx) };
+      const tx = nextTx++;
+      let begun = false;
+      const executor: SqlExecutor = {
+        query: (sql, params) => {
+          const begin = !begun;
+          begun = true;
+          return run(sql, params, tx, begin);
+        },
+      };
       let value: T;
       try {
         value = await fn(executor);
       } catch (error) {
-        await request({ op: 'end', tx: tx as number, commit: false }).catch(() => {});
+        if (begun) await request({ op: 'end', tx, commit: false }).catch(() => {});
         throw error;
       }
-      await request({ op: 'end', tx: tx as number, commit: true });
+      if (begun) await request({ op: 'end', tx, commit: true });
       return value;
     },
     async listen(channel, onNotify) {

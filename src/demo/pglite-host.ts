@@ -20,9 +20,9 @@ interface OpenTransaction {
 export class PgliteSession {
   readonly #pglite: PGlite;
   readonly #port: MessagePort;
-  readonly #transactions = new Map<number, OpenTransaction>();
+  /** The client's transactions by its own ids, from their first statement until they end. */
+  readonly #transactions = new Map<number, Promise<OpenTransaction>>();
   readonly #listeners = new Map<number, () => Promise<void>>();
-  #nextTx = 1;
   #nextListener = 1;
   #dropped = false;
 
@@ -42,7 +42,7 @@ export class PgliteSession {
   drop(): void {
     if (this.#dropped) return;
     this.#dropped = true;
-    for (const open of this.#transactions.values()) open.end(false);
+    for (const opening of this.#transactions.values()) opening.then((open) => open.end(false)).catch(() => {});
     this.#transactions.clear();
     for (const unlisten of this.#listeners.values()) unlisten().catch(() => {});
     this.#listeners.clear();
@@ -52,17 +52,22 @@ export class PgliteSession {
   async #handle(message: BridgeRequest): Promise<BridgeReply> {
     switch (message.op) {
       case 'query': {
-        const target = message.tx === undefined ? this.#pglite : this.#transactions.get(message.tx)?.tx;
-        if (!target) throw new Error(`transaction ${message.tx} is not open`);
+        let target: PGlite | Transaction = this.#pglite;
+        if (message.tx !== undefined) {
+          // Registered before any await, so the transaction's later statements find it.
+          if (message.begin) this.#transactions.set(message.tx, this.#begin());
+          const open = await this.#transactions.get(message.tx);
+          if (!open) throw new Error(`transaction ${message.tx} is not open`);
+          target = open.tx;
+        }
         const result = await target.query(message.sql, message.params);
         return { rows: result.rows, rowCount: result.affectedRows };
       }
-      case 'begin':
-        return { tx: await this.#begin() };
       case 'end': {
-        const open = this.#transactions.get(message.tx);
-        if (!open) throw new Error(`transaction ${message.tx} is not open`);
+        const opening = this.#transactions.get(message.tx);
         this.#transactions.delete(message.tx);
+        const open = await opening?.catch(() => undefined);
+        if (!open) return {}; // it never opened: nothing to commit or roll back
         open.end(message.commit);
         await open.settled;
         return {};
@@ -87,9 +92,8 @@ export class PgliteSession {
    * Opens a PGlite transaction and holds it until the client ends it (or drops). PGlite has a single
    * connection: while this transaction is open every other statement waits, as it would in-process.
    */
-  #begin(): Promise<number> {
-    const id = this.#nextTx++;
-    return new Promise<number>((resolveBegin, rejectBegin) => {
+  #begin(): Promise<OpenTransaction> {
+    return new Promise<OpenTransaction>((resolveOpen, rejectOpen) => {
       let end: (commit: boolean) => void = () => {};
       const decided = new Promise<void>((resolve, reject) => {
         end = (commit) => (commit ? resolve() : reject(new Rollback()));
@@ -99,15 +103,13 @@ export class PgliteSession {
         .transaction(async (tx) => {
           if (this.#dropped) throw new Rollback();
           open.tx = tx;
-          this.#transactions.set(id, open);
-          resolveBegin(id);
+          resolveOpen(open);
           await decided;
         })
         .then(
           () => {},
           (error: unknown) => {
-            this.#transactions.delete(id);
-            rejectBegin(error);
+            rejectOpen(error);
             // A rollback the client asked for (or a drop) is the outcome wanted; a failed COMMIT is not.
             if (!(error instanceof Rollback)) throw error;
           },
