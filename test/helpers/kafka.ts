@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Consumer } from '@platformatic/kafka';
 import { createAdmin, ensureTopic } from '../../src/adapters/kafka/kafka-admin.ts';
+import { KafkaInspector } from '../../src/adapters/kafka/kafka-inspector.ts';
 
 export const KAFKA_BROKERS = (process.env.ZL_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 
@@ -77,4 +78,16 @@ export async function readTopic(
     await stream.close().catch(() => {});
     await consumer.close(true).catch(() => {});
   }
+}
+
+/** Reads a whole topic: every record below each partition's end offset at the time of the call. */
+export async function readAll(topic: string, brokers = KAFKA_BROKERS): Promise<ReadRecord[]> {
+  const inspector = new KafkaInspector({ brokers });
+  let total = 0n;
+  try {
+    for (const mark of (await inspector.watermarks(topic)) ?? []) total += mark.high - mark.low;
+  } finally {
+    await inspector.close();
+  }
+  return readTopic(topic, { brokers, done: (rs) => BigInt(rs.length) >= total });
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
+import { compatibilityPartitioner } from '@platformatic/kafka';
 import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
 import { migrate } from '../../src/adapters/postgres/migrations.ts';
 import { pgliteDatabase } from '../../src/adapters/postgres/pglite-database.ts';
@@ -14,7 +15,7 @@ import { StateColumnSource } from '../../src/adapters/postgres/state-column-sour
 import { createOutbox } from '../../src/outbox/outbox.ts';
 import { uuidv7 } from '../../src/core/ids.ts';
 import { Relay } from '../../src/outbox/relay.ts';
-import { KAFKA_BROKERS, createTopic, readTopic, uniqueTopic } from '../helpers/kafka.ts';
+import { KAFKA_BROKERS, createTopic, readAll, readTopic, uniqueTopic } from '../helpers/kafka.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -104,7 +105,10 @@ describe('producer over a real Kafka', () => {
       }
     }
     const records = await readTopic(topic, { done: (rs) => rs.length >= 2 });
-    assert.deepEqual(records.map((r) => JSON.parse(r.value.toString()).text.length), [5000, 5000]);
+    assert.deepEqual(
+      records.map((r) => JSON.parse(r.value.toString()).text.length),
+      [5000, 5000],
+    );
     assert.match(records[0]!.headers['zl-id']!, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 
@@ -144,6 +148,24 @@ describe('producer over a real Kafka', () => {
     } finally {
       await relay.stop();
     }
+  });
+
+  test('isolating a rejected record does not resend the records the broker already wrote', async () => {
+    const topic = uniqueTopic('zl-mixed');
+    await createTopic(topic, 2, { 'max.message.bytes': '2048' });
+    const partitionOf = (key: string) => compatibilityPartitioner(undefined as never, Buffer.from(key)) % 2;
+    const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+    const bigKey = keys.find((k) => partitionOf(k) === 0)!;
+    const smallKeys = keys.filter((k) => partitionOf(k) === 1).slice(0, 3);
+    const record = (key: string, size: number) => ({ topic, key, value: Buffer.alloc(size, 120), headers: { 'zl-id': key } });
+    const outcomes = await publisher.publish([record(bigKey, 10_000), ...smallKeys.map((k) => record(k, 10))]);
+    assert.equal(outcomes[0]?.ok, false);
+    assert.ok(
+      outcomes.slice(1).every((o) => o.ok),
+      'the other partition was written',
+    );
+    const records = await readAll(topic);
+    assert.deepEqual(records.map((r) => r.key).sort(), [...smallKeys].sort(), 'each small record is on the topic exactly once');
   });
 
   test('a message to a topic that does not exist is retried, then parked after maxAttempts', async () => {

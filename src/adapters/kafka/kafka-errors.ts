@@ -67,3 +67,39 @@ export function kafkaSendError(error: unknown): ZerolossError {
     details: { apiIds },
   });
 }
+
+interface PartitionResponseLike {
+  index?: number;
+  errorCode?: number;
+  baseOffset?: bigint;
+}
+
+/**
+ * Partitions the broker did write although the send as a whole failed: other leaders' successful
+ * answers (`error.produced`), and error-free partitions inside a failed response. Resending those
+ * records would only put duplicates on the topic.
+ */
+export function writtenPartitions(error: unknown): Map<string, bigint> {
+  const written = new Map<string, bigint>();
+  const visit = (value: unknown, depth: number) => {
+    if (value === null || typeof value !== 'object' || depth > 6) return;
+    const e = value as {
+      produced?: { offsets?: Array<{ topic: string; partition: number; offset: bigint }> };
+      response?: { responses?: Array<{ name?: string; partitionResponses?: PartitionResponseLike[] }> };
+      errors?: unknown[];
+      cause?: unknown;
+    };
+    for (const o of e.produced?.offsets ?? []) written.set(`${o.topic}\u0000${o.partition}`, o.offset);
+    for (const topic of e.response?.responses ?? []) {
+      for (const p of topic.partitionResponses ?? []) {
+        if (p.errorCode === 0 && typeof p.baseOffset === 'bigint' && topic.name !== undefined) {
+          written.set(`${topic.name}\u0000${p.index}`, p.baseOffset);
+        }
+      }
+    }
+    if (Array.isArray(e.errors)) for (const inner of e.errors) visit(inner, depth + 1);
+    if (e.cause) visit(e.cause, depth + 1);
+  };
+  visit(error, 0);
+  return written;
+}

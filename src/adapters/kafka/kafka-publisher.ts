@@ -4,7 +4,7 @@ import type { OutgoingRecord } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { parseConfig } from '../../core/config.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
-import { kafkaSendError } from './kafka-errors.ts';
+import { kafkaSendError, writtenPartitions } from './kafka-errors.ts';
 
 export const kafkaPublisherConfigSchema = z
   .object({
@@ -63,15 +63,30 @@ export class KafkaPublisher implements Publisher {
         // The cluster is unhappy as a whole (down, no leader, timeout): every record shares the failure.
         return records.map(() => ({ ok: false, error: failure, attempted: true }));
       }
-      // A permanent rejection poisons the whole produce request; isolate the culprit record by record.
-      return this.#publishOneByOne(records);
+      // A permanent rejection fails the whole send; isolate the culprit record by record, but leave alone
+      // the partitions the broker accepted anyway, so isolating adds no duplicates.
+      return this.#publishOneByOne(records, await this.#partitionsOf(records), writtenPartitions(error));
     }
   }
 
-  async #publishOneByOne(records: OutgoingRecord[]): Promise<PublishOutcome[]> {
+  async #publishOneByOne(
+    records: OutgoingRecord[],
+    partitionOf: (record: OutgoingRecord) => number | undefined,
+    written: Map<string, bigint>,
+  ): Promise<PublishOutcome[]> {
     const outcomes: PublishOutcome[] = [];
     const blockedKeys = new Map<string, ZerolossError>();
+    const seen = new Map<string, bigint>();
     for (const record of records) {
+      const partition = partitionOf(record);
+      const slot = `${record.topic}\u0000${partition}`;
+      const base = partition === undefined ? undefined : written.get(slot);
+      if (base !== undefined) {
+        const n = seen.get(slot) ?? 0n;
+        seen.set(slot, n + 1n);
+        outcomes.push({ ok: true, partition, offset: base + n });
+        continue;
+      }
       const blockKey = `${record.topic}\u0000${record.key}`;
       const blocked = blockedKeys.get(blockKey);
       if (blocked) {
@@ -96,7 +111,11 @@ export class KafkaPublisher implements Publisher {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () =>
-          reject(new ZerolossError('ZL_SEND_FAILED', `no broker answer within ${this.#config.deliveryTimeoutMs} ms`, { retryable: true })),
+          reject(
+            new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `no broker answer within ${this.#config.deliveryTimeoutMs} ms`, {
+              retryable: true,
+            }),
+          ),
         this.#config.deliveryTimeoutMs,
       );
     });
@@ -107,13 +126,21 @@ export class KafkaPublisher implements Publisher {
         }),
         deadline,
       ]);
-      const topics = [...new Set(records.map((r) => r.topic))];
-      const metadata = await this.#producer.metadata({ topics });
-      const counts = new Map(topics.map((t) => [t, metadata.topics.get(t)?.partitionsCount ?? 0]));
-      return assignOffsets(records, counts, result.offsets ?? []);
+      return assignOffsets(records, await this.#partitionsOf(records), result.offsets ?? []);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The partition each record went to: the producer's own partitioner over the cached partition counts. */
+  async #partitionsOf(records: OutgoingRecord[]): Promise<(record: OutgoingRecord) => number | undefined> {
+    const topics = [...new Set(records.map((r) => r.topic))];
+    const metadata = await this.#producer.metadata({ topics }).catch(() => undefined);
+    const counts = new Map(topics.map((t) => [t, metadata?.topics.get(t)?.partitionsCount ?? 0]));
+    return (record) => {
+      const count = counts.get(record.topic) ?? 0;
+      return count === 0 ? undefined : compatibilityPartitioner(undefined as never, Buffer.from(record.key, 'utf8')) % count;
+    };
   }
 
   async close(): Promise<void> {
@@ -123,20 +150,18 @@ export class KafkaPublisher implements Publisher {
 
 /**
  * The produce response gives each partition's base offset; records of one partition were appended in
- * array order, so the n-th record for a partition sits at base + n. The partition is recomputed with the
- * same partitioner the producer used.
+ * array order, so the n-th record for a partition sits at base + n.
  */
 function assignOffsets(
   records: OutgoingRecord[],
-  partitionCounts: Map<string, number>,
+  partitionOf: (record: OutgoingRecord) => number | undefined,
   offsets: Array<{ topic: string; partition: number; offset: bigint }>,
 ): Array<{ partition: number; offset: bigint } | undefined> {
   const base = new Map(offsets.map((o) => [`${o.topic}\u0000${o.partition}`, o.offset]));
   const seen = new Map<string, bigint>();
   return records.map((record) => {
-    const count = partitionCounts.get(record.topic) ?? 0;
-    if (count === 0) return undefined;
-    const partition = compatibilityPartitioner(undefined as never, Buffer.from(record.key, 'utf8')) % count;
+    const partition = partitionOf(record);
+    if (partition === undefined) return undefined;
     const slot = `${record.topic}\u0000${partition}`;
     const first = base.get(slot);
     if (first === undefined) return undefined;
