@@ -18,12 +18,12 @@ export interface Benchmark {
 /** Every benchmark, in the order `all` runs them. */
 export const BENCHMARKS = {
   relay: { defaultMessages: 10_000, run: async (env, n, reps) => [await relayBench(env, n, reps)] },
-  enqueue: { defaultMessages: 5_000, run: async (env, n, reps) => [await enqueueBench(env, n, reps)] },
-  consumer: { defaultMessages: 10_000, run: async (env, n, reps) => [await consumerBench(env, n, reps)] },
-  e2e: { defaultMessages: 10_000, run: async (env, n, reps) => [await e2eBench(env, n, reps)] },
-  scale: { defaultMessages: 5_000, run: (env, n, reps) => scaleBench(env, n, { warmup: 1, reps: Math.min(reps.reps, 2) }) },
+  enqueue: { defaultMessages: 3_000, run: async (env, n, reps) => [await enqueueBench(env, n, reps)] },
+  consumer: { defaultMessages: 6_000, run: async (env, n, reps) => [await consumerBench(env, n, reps)] },
+  e2e: { defaultMessages: 8_000, run: async (env, n, reps) => [await e2eBench(env, n, reps)] },
+  scale: { defaultMessages: 3_000, run: (env, n, reps) => scaleBench(env, n, { warmup: 1, reps: Math.min(reps.reps, 2) }) },
   peer: { defaultMessages: 1_000, run: async (env, n, reps) => [await peerBench(env, n, reps)] },
-  embedded: { defaultMessages: 3_000, run: (env, n, reps) => embeddedBench(env, n, reps, env.log) },
+  embedded: { defaultMessages: 2_000, run: (env, n, reps) => embeddedBench(env, n, reps, env.log) },
 } satisfies Record<string, Benchmark>;
 
 export type BenchName = keyof typeof BENCHMARKS;

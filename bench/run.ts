@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [name|all] [--messages N] [--reps N] [--warmup N] [--json]`
+ * `npm run bench -- [name|all] [--messages N] [--reps N] [--warmup N] [--rate N] [--json]`
  *
  * Measures each zeroloss path against the unsafe or unguarded way of doing the same thing, on the same
  * broker and database in the same run, repetitions interleaved, and prints ratios. Absolute numbers on a
@@ -19,6 +19,8 @@ interface Args {
   messages: number | undefined;
   reps: Reps;
   json: boolean;
+  /** Offered rate of the e2e benchmark (default 1,000 msg/s). */
+  rate: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -26,6 +28,7 @@ function parseArgs(argv: string[]): Args {
   let messages: number | undefined;
   const reps: Reps = { warmup: 1, reps: 3 };
   let json = false;
+  let rate: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const value = () => {
@@ -37,12 +40,13 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--messages') messages = value();
     else if (arg === '--reps') reps.reps = Math.max(1, value());
     else if (arg === '--warmup') reps.warmup = value();
+    else if (arg === '--rate') rate = Math.max(1, value());
     else if (arg === 'all') names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
     else if (arg in BENCHMARKS) names.push(arg as BenchName);
     else throw new Error(`unknown argument ${arg}; benchmarks: all, ${Object.keys(BENCHMARKS).join(', ')}`);
   }
   if (names.length === 0) names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
-  return { names: [...new Set(names)], messages, reps, json };
+  return { names: [...new Set(names)], messages, reps, json, rate };
 }
 
 async function main(): Promise<number> {
@@ -55,7 +59,12 @@ async function main(): Promise<number> {
     startedKafka = kafka.startedHere;
     brokers = kafka.brokers;
   }
-  const env: BenchEnv = { pgUrl: process.env.ZL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test', brokers, log };
+  const env: BenchEnv = {
+    pgUrl: process.env.ZL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    brokers,
+    log,
+    ...(args.rate ? { e2eRate: args.rate } : {}),
+  };
   log(`[bench] ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   log(`[bench] kafka ${brokers.join(',')}; postgres ${env.pgUrl}; warm-up ${args.reps.warmup}, reps ${args.reps.reps}`);
   const results: BenchResult[] = [];

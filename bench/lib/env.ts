@@ -13,6 +13,8 @@ export interface BenchEnv {
   brokers: string[];
   /** Progress lines (stderr), so `--json` keeps stdout clean. */
   log: (line: string) => void;
+  /** Offered rate of the end-to-end benchmark, messages per second. */
+  e2eRate?: number;
 }
 
 export function uniqueName(prefix: string): string {
