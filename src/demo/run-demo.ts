@@ -345,7 +345,10 @@ function startProgress(
     while (running) {
       await sleep(1_000);
       if (!running) break;
-      const figures = await scenario.progress(env.db, ctx).catch(() => undefined);
+      const figures = await scenario.progress(env.db, ctx).catch((error: unknown) => {
+        events.error(`progress: ${(error as Error).message}`);
+        return undefined;
+      });
       if (!figures || !running) continue;
       report({
         elapsedMs: Date.now() - t0,
