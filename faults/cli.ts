@@ -85,7 +85,8 @@ const startedAt = Date.now();
 const log = (line: string) => process.stderr.write(`[faults ${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)}s] ${line}\n`);
 const command = `npm run faults -- ${process.argv.slice(2).join(' ')}`;
 
-// One run at a time owns the cluster (it is taken down at the end) and the proxy ports.
+// One run at a time owns the cluster (it is taken down at the end) and its proxy ports; single-node runs
+// use free ports only and need no lock.
 const LOCK = path.join(tmpdir(), 'zeroloss-faults.lock');
 function takeLock(): void {
   for (let tries = 0; tries < 2; tries++) {
@@ -109,7 +110,14 @@ function takeLock(): void {
   }
   fail(`cannot take ${LOCK}`);
 }
-takeLock();
+function releaseLock(): void {
+  try {
+    if (Number(readFileSync(LOCK, 'utf8').trim()) === process.pid) rmSync(LOCK, { force: true });
+  } catch {
+    // not ours, or gone already
+  }
+}
+if (kafka === 'cluster') takeLock();
 
 let closing: Promise<void> | undefined;
 let closeEnvironment: () => Promise<void> = async () => {};
@@ -117,7 +125,7 @@ const shutdown = (code: number) => {
   closing ??= (async () => {
     killAllChildren();
     await closeEnvironment().catch(() => {});
-    rmSync(LOCK, { force: true });
+    releaseLock();
   })();
   void closing.then(() => process.exit(code));
 };
@@ -161,7 +169,7 @@ try {
 } finally {
   killAllChildren();
   await closeEnvironment().catch((error: Error) => log(`cleanup: ${error.message}`));
-  rmSync(LOCK, { force: true });
+  releaseLock();
 }
 
 if (!report) process.exit(1);

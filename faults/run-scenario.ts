@@ -166,7 +166,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
         workers: 16,
         rollbackRate: 0.05,
         ratePerSecond: rate,
-        failures: { ...failuresOf, poison: failuresOf.poison / o.messages },
+        failures: failuresOf,
         random,
         signal: abort.signal,
       }).finally(() => {

@@ -18,7 +18,7 @@ export interface Scenario {
   needsCluster: boolean;
   /** The workload lasts at least this long (it is paced), so the faults meet live traffic. */
   minWorkloadSeconds: number;
-  /** Shares of messages whose handler misbehaves; poison is a count for the whole run. */
+  /** Shares of messages whose handler fails transiently or permanently; poison is an exact count per run. */
   failures?: { transient: number; permanent: number; poison: number };
   /** The fault schedule; runs beside the workload and heals what it broke before it returns. */
   nemesis(ctx: NemesisContext): Promise<void>;

@@ -60,7 +60,7 @@ export interface WorkloadOptions {
   rollbackRate: number;
   /** Committed messages per second the workload aims at (it goes slower when the database is slow). */
   ratePerSecond: number;
-  /** Shares of messages that misbehave in the handler. */
+  /** Shares of messages that fail transiently or permanently in the handler; poison is an exact count. */
   failures: { transient: number; permanent: number; poison: number };
   random: () => number;
   /** Stops early (the run is being torn down). */
@@ -94,11 +94,13 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
   const s = `"${o.schema}"`;
   const failure = (): FxPayload['fail'] => {
     const r = o.random();
-    if (r < o.failures.poison) return 'poison';
-    if (r < o.failures.poison + o.failures.permanent) return 'permanent';
-    if (r < o.failures.poison + o.failures.permanent + o.failures.transient) return 'transient';
+    if (r < o.failures.permanent) return 'permanent';
+    if (r < o.failures.permanent + o.failures.transient) return 'transient';
     return undefined;
   };
+  // Poison messages go into committing transactions once this many messages were taken, so exactly
+  // `poison` of them commit (unless a commit's outcome is lost to a database fault).
+  const poisonAt = Array.from({ length: o.failures.poison }, () => Math.floor(o.messages * (0.1 + 0.7 * o.random()))).sort((a, b) => a - b);
   const worker = async () => {
     while (remaining > 0 && !o.signal?.aborted) {
       const count = Math.min(remaining, 1 + Math.floor(o.random() * 3));
@@ -110,7 +112,13 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
       const rollback = o.random() < o.rollbackRate;
       const key = `key-${Math.floor(o.random() * o.keys)}`;
       const payloads: FxPayload[] = [];
+      const poisoned = !rollback && poisonAt.length > 0 && o.messages - remaining >= (poisonAt[0] as number);
+      const poisonMark = poisoned ? poisonAt.shift() : undefined;
       for (let i = 0; i < count; i++) {
+        if (i === 0 && poisoned) {
+          payloads.push({ orderId: ++orderId, fail: 'poison' });
+          continue;
+        }
         const fail = failure();
         payloads.push({
           orderId: ++orderId,
@@ -149,7 +157,10 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
       } catch (error) {
         result.failedTransactions++;
         if (phase === 'commit') for (const id of ids) result.unknown.add(id);
-        else remaining += count;
+        else {
+          remaining += count;
+          if (poisonMark !== undefined) poisonAt.unshift(poisonMark);
+        }
         client?.off('error', ignore);
         client?.release(error as Error);
         await new Promise((r) => setTimeout(r, 50));
