@@ -108,7 +108,8 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       ZL_FX_TOPIC: topic,
       ZL_FX_GROUP: `zl-fx-${suffix}`,
       ZL_FX_REDIS_URL: env.redis.url,
-      ...(o.broken === 'effect-outside-transaction' ? { ZL_FX_BREAK: o.broken } : {}),
+      // Set either way, so a switch left in the caller's environment never breaks a normal run.
+      ZL_FX_BREAK: o.broken === 'effect-outside-transaction' ? o.broken : '',
     },
     onReport: (r) => {
       if (r.kind === 'started') consumersStarted++;
@@ -119,7 +120,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     pgUrl: env.pgClientUrl,
     schema,
     brokers: env.kafkaClients,
-    env: o.broken === 'relay-ack-before-send' ? { ZEROLOSS_TEST_BREAK: o.broken } : {},
+    env: { ZEROLOSS_TEST_BREAK: o.broken === 'relay-ack-before-send' ? o.broken : '' },
   });
 
   let error: string | undefined;
