@@ -76,7 +76,10 @@ export async function ensureTopic(admin: Admin, options: EnsureTopicOptions): Pr
       created = true;
     } catch (error) {
       // Another process created it between our check and our create: that is the outcome we wanted.
-      if (!String((error as Error).message).includes('TOPIC_ALREADY_EXISTS') && !JSON.stringify(error, replacer).includes('TOPIC_ALREADY_EXISTS')) {
+      if (
+        !String((error as Error).message).includes('TOPIC_ALREADY_EXISTS') &&
+        !JSON.stringify(error, replacer).includes('TOPIC_ALREADY_EXISTS')
+      ) {
         throw error;
       }
     }
