@@ -178,7 +178,8 @@ export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Pro
       latencyOf: `message at a steady ${rate} msg/s offered: business commit to effect committed`,
       reps: reps.reps,
       target: { metric: 'p99Ms', op: '<', value: 100 },
-      notes: 'throughput = messages / (first commit to last effect); below the offered rate, the path could not keep up and the latency is mostly queueing',
+      notes:
+        'throughput = messages / (first commit to last effect); below the offered rate, the path could not keep up and the latency is mostly queueing',
     });
   } finally {
     await publisher.close().catch(() => {});

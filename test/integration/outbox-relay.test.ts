@@ -217,7 +217,11 @@ describe('outbox + relay on Postgres', () => {
   });
 
   test('metrics are served in the Prometheus text format', async () => {
-    const relay = new Relay({ sources: new PostgresOutboxStore(env.db, { schema: env.schema }), publisher: new ScriptedPublisher(), db: env.db });
+    const relay = new Relay({
+      sources: new PostgresOutboxStore(env.db, { schema: env.schema }),
+      publisher: new ScriptedPublisher(),
+      db: env.db,
+    });
     await relay.drain();
     await relay.metrics();
     const server = createServer(metricsHandler(relay.registry)).listen(0, '127.0.0.1');
@@ -225,8 +229,15 @@ describe('outbox + relay on Postgres', () => {
     try {
       const { port } = server.address() as AddressInfo;
       const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      for (const name of ['zeroloss_relay_sent_total', 'zeroloss_relay_failed_total', 'zeroloss_relay_resent_total', 'zeroloss_relay_parked_total',
-        'zeroloss_relay_send_seconds_bucket', 'zeroloss_outbox_pending', 'zeroloss_outbox_oldest_pending_seconds']) {
+      for (const name of [
+        'zeroloss_relay_sent_total',
+        'zeroloss_relay_failed_total',
+        'zeroloss_relay_resent_total',
+        'zeroloss_relay_parked_total',
+        'zeroloss_relay_send_seconds_bucket',
+        'zeroloss_outbox_pending',
+        'zeroloss_outbox_oldest_pending_seconds',
+      ]) {
         assert.match(body, new RegExp(`^${name}`, 'm'), name);
       }
     } finally {
