@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Admin, Consumer } from '@platformatic/kafka';
+import { Admin } from '@platformatic/kafka';
+import { KAFKA_BROKERS, type ReadRecord, readTopic as readKafkaTopic } from './kafka.ts';
 import { envelopeHeaders, type OutgoingRecord } from '../../src/core/envelope.ts';
 import type { SqlExecutor } from '../../src/ports/sql-executor.ts';
 
 /** Consumer-test helpers: topics created with the Admin client, zeroloss-format records, an effect table. */
-export const BROKERS = (process.env.ZL_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+export const BROKERS = KAFKA_BROKERS;
 
 export function uniqueId(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -91,57 +92,23 @@ export async function insertEffect(
   await tx.query(`insert into "${schema}".effect (message_id, msg_key, n, type) values ($1, $2, $3, $4)`, [m.id, m.key, m.n, m.type]);
 }
 
-export interface ReadRecord {
-  key: string;
-  value: Buffer;
-  headers: Record<string, string>;
-  partition: number;
-  offset: bigint;
-}
+export type { ReadRecord } from './kafka.ts';
 
 /**
  * Reads a topic from the beginning (own group, nothing committed) until `count` records arrived (or
  * `until` holds for one) or the deadline. read_committed unless `isolation` says otherwise.
  */
-export async function readTopic(
+export function readTopic(
   topic: string,
   count: number,
   timeoutMs = 30_000,
   options: { isolation?: 'read_committed' | 'read_uncommitted'; until?: (r: ReadRecord) => boolean } = {},
 ): Promise<ReadRecord[]> {
-  const consumer = new Consumer({
-    groupId: uniqueId('zl-reader'),
-    clientId: 'zl-test-reader',
-    bootstrapBrokers: BROKERS,
-    maxWaitTime: 100,
-    autocommit: false,
-    isolationLevel: options.isolation === 'read_uncommitted' ? 0 : 1,
+  const until = options.until;
+  return readKafkaTopic(topic, {
+    done: (records) =>
+      records.length >= count || (until !== undefined && records.length > 0 && until(records[records.length - 1] as ReadRecord)),
+    timeoutMs,
+    isolation: options.isolation,
   });
-  const records: ReadRecord[] = [];
-  try {
-    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      if (count === 0) resolve();
-      stream.on('data', (m) => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of m.headers) headers[k.toString()] = v?.toString() ?? '';
-        records.push({
-          key: m.key?.toString() ?? '',
-          value: m.value ?? Buffer.alloc(0),
-          headers,
-          partition: m.partition,
-          offset: m.offset,
-        });
-        if (records.length >= count || options.until?.(records[records.length - 1] as ReadRecord)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    await stream.close();
-  } finally {
-    await consumer.close(true);
-  }
-  return records;
 }

@@ -32,7 +32,13 @@ export interface ReadRecord {
  */
 export async function readTopic(
   topic: string,
-  options: { done: (records: ReadRecord[]) => boolean; timeoutMs?: number; brokers?: string[] },
+  options: {
+    done: (records: ReadRecord[]) => boolean;
+    timeoutMs?: number;
+    brokers?: string[];
+    /** read_committed by default, like any downstream consumer of transactional writes. */
+    isolation?: 'read_committed' | 'read_uncommitted';
+  },
 ): Promise<ReadRecord[]> {
   const consumer = new Consumer({
     groupId: `zl-reader-${randomBytes(4).toString('hex')}`,
@@ -40,6 +46,7 @@ export async function readTopic(
     bootstrapBrokers: options.brokers ?? KAFKA_BROKERS,
     maxWaitTime: 200,
     autocommit: false,
+    isolationLevel: options.isolation === 'read_uncommitted' ? 0 : 1,
   });
   const records: ReadRecord[] = [];
   const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
