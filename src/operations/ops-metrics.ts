@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
+import { metricFactory } from '../metrics/metric-factory.ts';
 
 /**
  * Metrics of the operations side (O1, O2): reconciliation, resends, repairs, retention, plus the
@@ -7,13 +8,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
  * under the same name, so several tools can share one registry.
  */
 export function createOpsMetrics(registry: Registry = new Registry()) {
-  const registers = [registry];
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-    (registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter({ name, help, labelNames, registers });
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-    (registry.getSingleMetric(name) as Gauge<L> | undefined) ?? new Gauge({ name, help, labelNames, registers });
-  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]) =>
-    (registry.getSingleMetric(name) as Histogram<L> | undefined) ?? new Histogram({ name, help, labelNames, buckets, registers });
+  const { counter, gauge, histogram } = metricFactory(registry);
   const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
   return {
