@@ -66,8 +66,10 @@ export class Relay extends EventEmitter<RelayEvents> {
   #running = false;
   #loops: Promise<void>[] = [];
   #unlisten: Array<() => Promise<void>> = [];
-  #wakers = new Set<() => void>();
-  #woken = false;
+  /** One entry per running loop: a wake sets `woken` (seen after the round in flight) and ends its sleep. */
+  #loopStates = new Set<{ woken: boolean; interrupt: (() => void) | undefined }>();
+  /** When each source's backlog gauges were last refreshed; a busy relay refreshes them at most once a second. */
+  #backlogRefreshedAt = new Map<string, number>();
   /** Consecutive rounds per source in which the broker could not be reached at all. */
   #outages = new Map<string, number>();
 
@@ -134,9 +136,10 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   /** Makes every idle loop scan now (commit notification, or a caller that just enqueued). */
   wake(): void {
-    this.#woken = true;
-    for (const w of this.#wakers) w();
-    this.#wakers.clear();
+    for (const state of this.#loopStates) {
+      state.woken = true;
+      state.interrupt?.();
+    }
   }
 
   /** Runs claim rounds until nothing is due; for tests, tools and one-shot `relay --once`. */
@@ -168,30 +171,43 @@ export class Relay extends EventEmitter<RelayEvents> {
   }
 
   async #loop(source: RelaySource): Promise<void> {
+    // Per loop, so one loop starting a round cannot swallow a wake meant for another mid-round.
+    const state: { woken: boolean; interrupt: (() => void) | undefined } = { woken: false, interrupt: undefined };
+    this.#loopStates.add(state);
     let errorDelay = 0;
-    while (this.#running) {
-      this.#woken = false;
-      let waitMs: number;
-      try {
-        const { claimed } = await this.#sendRound(source);
-        errorDelay = 0;
-        if (claimed >= this.config.batchSize) continue; // draining a backlog: go again at once
-        waitMs = await this.#idleWait(source);
-      } catch (error) {
-        // Database or broker trouble outside a send: report, back off, keep going.
-        this.emit('error', error as Error);
-        errorDelay = Math.min(Math.max(errorDelay * 2, 200), 5_000);
-        waitMs = errorDelay;
-      }
-      if (!this.#running || this.#woken) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, waitMs);
-        function done() {
-          clearTimeout(timer);
-          resolve();
+    try {
+      while (this.#running) {
+        state.woken = false;
+        let waitMs: number;
+        try {
+          const { claimed } = await this.#sendRound(source);
+          errorDelay = 0;
+          // Draining a backlog, or a commit arrived during the round: go again at once. The backlog query
+          // that sizes an idle sleep would be wasted here, so it runs only to keep the gauges fresh.
+          if (claimed >= this.config.batchSize || state.woken) {
+            if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= 1_000) await this.#refreshBacklog(source);
+            continue;
+          }
+          waitMs = await this.#idleWait(source);
+        } catch (error) {
+          // Database or broker trouble outside a send: report, back off, keep going.
+          this.emit('error', error as Error);
+          errorDelay = Math.min(Math.max(errorDelay * 2, 200), 5_000);
+          waitMs = errorDelay;
         }
-        this.#wakers.add(done);
-      });
+        if (!this.#running || state.woken) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, waitMs);
+          function done() {
+            clearTimeout(timer);
+            state.interrupt = undefined;
+            resolve();
+          }
+          state.interrupt = done;
+        });
+      }
+    } finally {
+      this.#loopStates.delete(state);
     }
   }
 
@@ -206,6 +222,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   async #refreshBacklog(source: RelaySource) {
     const stats = await source.backlog();
+    this.#backlogRefreshedAt.set(source.name, Date.now());
     this.#metrics.pending.set({ source: source.name }, stats.pending + stats.failed);
     this.#metrics.parkedNow.set({ source: source.name }, stats.parked);
     this.#metrics.oldest.set({ source: source.name }, stats.oldestUnsentAgeMs / 1000);
