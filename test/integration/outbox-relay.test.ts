@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
+import type { RelaySource } from '../../src/ports/outbox-store.ts';
 import { createOutbox } from '../../src/outbox/outbox.ts';
 import { Relay } from '../../src/outbox/relay.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
@@ -211,6 +212,51 @@ describe('outbox + relay on Postgres', () => {
       );
       const failures = await pool.query(`select count(*)::int as n from "${schema}".outbox_transition where to_state = 2`);
       assert.ok(failures.rows[0].n >= 2, 'the outage was recorded');
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test('recording an ack fails: the relay survives, and the row is resent after its lease (a duplicate, never a loss)', async () => {
+    const { pool, db, schema } = env;
+    await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
+    const outbox = createOutbox({ schema });
+    const publisher = new ScriptedPublisher();
+    const store = new PostgresOutboxStore(db, { schema });
+    let failNextMarkSent = true;
+    // The database refuses the ack's update once, as if it restarted between the broker's ack and our write.
+    const source: RelaySource = {
+      name: store.name,
+      wakeChannel: store.wakeChannel,
+      claim: (owner, limit, leaseMs) => store.claim(owner, limit, leaseMs),
+      markSent: async (owner, sent) => {
+        if (failNextMarkSent) {
+          failNextMarkSent = false;
+          throw new Error('connection terminated');
+        }
+        return store.markSent(owner, sent);
+      },
+      markFailed: (owner, failed) => store.markFailed(owner, failed),
+      backlog: () => store.backlog(),
+    };
+    const relay = new Relay({ sources: source, publisher, db, config: { ...fast, leaseMs: 300 } });
+    const errors: string[] = [];
+    relay.on('error', (e) => errors.push(e.message));
+    const id = (await inTransaction(pool, (tx) => outbox.enqueue(tx, { topic: 'o', key: 'a', type: 'x', payload: 1 }))).id;
+    await relay.start();
+    try {
+      await waitFor(
+        async () => (await pool.query(`select state from "${schema}".outbox where message_id = $1`, [id])).rows[0].state === 1,
+        {
+          what: 'sent after the lease',
+        },
+      );
+      assert.deepEqual(errors, ['connection terminated'], 'the failure was reported, not thrown');
+      assert.equal(
+        publisher.sent.filter((r) => r.headers['zl-id'] === id).length,
+        2,
+        'resent once after the lease: a duplicate, not a loss',
+      );
     } finally {
       await relay.stop();
     }

@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 
@@ -130,8 +129,4 @@ function startListener(pool: pg.Pool, channel: string, onNotify: (payload: strin
       if (current) await current.end().catch(() => {});
     },
   };
-}
-
-export function assertPgPool(value: unknown): asserts value is pg.Pool {
-  if (!(value instanceof pg.Pool)) throw new ZerolossError('ZL_INVALID_CONFIG', 'expected a pg.Pool');
 }
