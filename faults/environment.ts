@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../infra/services/port-open.ts';
 import { BROKERS, down, up } from '../infra/kafka/kafka.ts';
 import { startPostgresInstance, type PostgresInstance } from '../infra/services/postgres-instance.ts';
 import { startRedisInstance, type RedisInstance } from '../infra/services/redis-instance.ts';
@@ -36,17 +36,6 @@ export interface Environment {
   pgClientUrl: string;
   redis: RedisInstance;
   close(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startEnvironment(options: { kafka: KafkaMode; log: (line: string) => void }): Promise<Environment> {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import type pg from 'pg';
 import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
 import type { OutgoingRecord } from '../../src/core/envelope.ts';
@@ -68,14 +67,4 @@ export async function assertExactlyOnceInOrder(pool: pg.Pool, schema: string, me
   assert.equal(dead[0].n, 0, 'nothing dead-lettered');
 }
 
-/** A TCP port nobody listens on right now, for a throwaway service instance. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../infra/services/port-open.ts';

@@ -11,6 +11,7 @@ import { checkTopic, enqueueWorkload, type WorkloadResult } from '../helpers/pro
 import { RelayProcess } from '../helpers/relay-process.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { startPostgresInstance, type PostgresInstance } from '../../infra/services/postgres-instance.ts';
+import { freePort } from '../../infra/services/port-open.ts';
 import { startNode, stopNode } from '../../infra/kafka/kafka.ts';
 
 /**
@@ -182,7 +183,7 @@ describe('relay under faults (real Kafka, real Postgres)', () => {
   describe('Postgres restarted mid-run', () => {
     let instance: PostgresInstance;
     before(async () => {
-      instance = await startPostgresInstance({ port: 55432, name: 'relay-faults' });
+      instance = await startPostgresInstance({ port: await freePort(), name: `relay-faults-${process.pid}` });
     });
     after(async () => {
       await instance.stop();
