@@ -42,6 +42,12 @@ export function stateColumnSql(n: StateColumnNames) {
       select $1, row_id::text, 1, $2, now() + $4 * interval '1 millisecond' from ok
       on conflict (source, row_id) do update
         set attempts = ${n.z}.source_row.attempts + 1, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
+        -- The lease lives in source_row, not in the business row the candidates were locked on: a claimer
+        -- whose snapshot predates another's committed claim still sees the row as free. ON CONFLICT sees
+        -- the latest version, so the takeover is re-checked here and a row leased meanwhile is not claimed.
+        where not ${n.z}.source_row.parked
+          and (${n.z}.source_row.lease_until is null or ${n.z}.source_row.lease_until < now())
+          and ${n.z}.source_row.next_attempt_at <= now()
       returning row_id, attempts, message_id, headers, payload
     )
     select to_jsonb(b) as row, up.row_id as zl_ref, up.attempts as zl_attempts, up.message_id as zl_message_id,
