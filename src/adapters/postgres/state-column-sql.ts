@@ -40,6 +40,9 @@ export function stateColumnSql(n: StateColumnNames) {
     ), up as (
       insert into ${n.z}.source_row (source, row_id, attempts, lease_owner, lease_until)
       select $1, row_id::text, 1, $2, now() + $4 * interval '1 millisecond' from ok
+      -- bookkeeping rows are locked in row_id order here and in storeEncoded, so concurrent claimers
+      -- cannot deadlock on them
+      order by row_id::text
       on conflict (source, row_id) do update
         set attempts = ${n.z}.source_row.attempts + 1, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
         -- The lease lives in source_row, not in the business row the candidates were locked on: a claimer
@@ -59,9 +62,12 @@ export function stateColumnSql(n: StateColumnNames) {
 
   // $1 source, $2 refs, $3 message ids, $4 headers (json text), $5 payloads
   const storeEncoded = `
+    with locked as (
+      select row_id from ${n.z}.source_row where source = $1 and row_id = any($2::text[]) order by row_id for update
+    )
     update ${n.z}.source_row r set message_id = e.mid, headers = e.h::jsonb, payload = e.p
-    from unnest($2::text[], $3::text[], $4::text[], $5::bytea[]) as e(ref, mid, h, p)
-    where r.source = $1 and r.row_id = e.ref and r.message_id is null`;
+    from unnest($2::text[], $3::text[], $4::text[], $5::bytea[]) as e(ref, mid, h, p), locked l
+    where r.source = $1 and r.row_id = e.ref and l.row_id = r.row_id and r.message_id is null`;
 
   // $1 source, $2 refs, $3 partitions, $4 offsets, $5 owner
   const markSent = `
