@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 
@@ -37,7 +38,17 @@ export function pgDatabase(options: PgDatabaseOptions): Database {
       try {
         await client.query('begin');
         const value = await fn(client as unknown as SqlExecutor);
-        await client.query('commit');
+        // A statement that failed inside fn but whose error fn swallowed leaves the transaction aborted;
+        // Postgres then answers COMMIT with ROLLBACK and no error. Treating that as committed would
+        // report an effect (and its inbox row) that never happened.
+        const done = await client.query('commit');
+        if (done.command === 'ROLLBACK') {
+          throw new ZerolossError(
+            'ZL_TRANSACTION_ROLLED_BACK',
+            'the transaction was rolled back instead of committed: a statement in it failed and its error was caught',
+            { retryable: true },
+          );
+        }
         return value;
       } catch (error) {
         await client.query('rollback').catch((rollbackError: unknown) => {
