@@ -10,13 +10,31 @@ export const consumerConfigSchema = z
     topics: z.array(z.string().min(1)).min(1),
     /** Schema holding the inbox and dead-letter tables (see `migrate`). */
     schema: z.string().default('zeroloss'),
-    /** Handlers running at once, across keys; one key's messages always run one at a time. */
-    concurrency: z.number().int().min(1).max(1024).default(16),
+    /**
+     * Keys in progress at once; one key's messages always run one at a time. With group commit (`batch`)
+     * these share transactions, so this is not a connection count: 64 keys make about 4 transactions at once.
+     */
+    concurrency: z.number().int().min(1).max(1024).default(64),
     /**
      * Records received and not yet finished before the subscription pauses (the source's batch of 500).
      * Bounds memory and how much is redelivered after a crash.
      */
     batchSize: z.number().int().min(1).default(500),
+    /**
+     * Group commit: effects of different keys that are ready at the same moment share one database
+     * transaction (one inbox statement, one commit); more ready than `maxMessages` make several such
+     * transactions in parallel. Each effect still commits or rolls back with its inbox row; a member of a
+     * failed batch runs again alone. Handlers of one batch run one after another on one connection, so
+     * `maxMs` bounds how long they queue: past it, the rest run in transactions of their own, in parallel.
+     * `maxMessages: 1` turns it off.
+     */
+    batch: z
+      .object({
+        maxMessages: z.number().int().min(1).max(1024).default(16),
+        maxMs: z.number().int().min(0).default(50),
+      })
+      .strict()
+      .default({ maxMessages: 16, maxMs: 50 }),
     /** How often finished offsets are committed. */
     commitIntervalMs: z.number().int().positive().default(200),
     /** How long a revoke waits for running handlers before abandoning them; keep below the group's rebalance timeout. */

@@ -30,6 +30,12 @@ export function createConsumerMetrics(registry: Registry = new Registry()) {
       ['group', 'type'] as const,
       [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     ),
+    batchSize: histogram(
+      'zeroloss_consumer_transaction_messages',
+      'Messages whose effects shared one database transaction (group commit)',
+      ['group'] as const,
+      [1, 2, 4, 8, 16, 32, 64, 128],
+    ),
     endToEndSeconds: histogram(
       'zeroloss_consumer_end_to_end_seconds',
       "From the message's creation time to its effect being committed",

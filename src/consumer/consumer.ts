@@ -35,6 +35,7 @@ import { retryMiddleware } from './middleware/retry.ts';
 import { routeMiddleware } from './middleware/route.ts';
 import { type PartitionRef, OffsetTracker, partitionId } from './offset-tracker.ts';
 import { poisonGuardMiddleware } from './poison-guard.ts';
+import { EffectBatcher } from './effect-batcher.ts';
 
 export interface ConsumerOptions {
   /** Where records come from (Kafka, or the embedded Postgres log). */
@@ -192,6 +193,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   #buildPipeline() {
     const { publisher, cache } = this.#options;
     const unavailable = { ...this.config.unavailableBackoff, onError: (error: Error) => this.#report(error) };
+    const labels = { group: this.config.groupId };
+    const batcher = new EffectBatcher(this.#options.db, this.#inbox, {
+      ...this.config.batch,
+      onTransaction: (messages) => this.#metrics.batchSize.observe(labels, messages),
+    });
     return compose([
       ...(this.#storesOffsets ? [this.#offsetAfterOtherOutcomes(unavailable.onError)] : []),
       metricsMiddleware(this.#metrics, this),
@@ -207,7 +213,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       routeMiddleware(this.#handlers),
       ...(cache ? [dedupCacheMiddleware(cache, this.config.inbox)] : []),
       poisonGuardMiddleware(this.#inbox, this.#inbox, { maxStarts: this.config.poison.maxStarts, retry: unavailable }),
-      retryMiddleware(inboxTransaction(this.#options.db, this.#inbox, this.#metrics, { storeOffsets: this.#storesOffsets }), {
+      retryMiddleware(inboxTransaction(batcher, this.#inbox, this.#metrics, { storeOffsets: this.#storesOffsets }), {
         publisher,
         reporter: this,
         metrics: this.#metrics,

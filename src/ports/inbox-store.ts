@@ -17,6 +17,13 @@ export interface InboxStore {
    * may be applied; false: it was applied before (a duplicate) and the transaction must write nothing.
    */
   claim(tx: SqlExecutor, entry: InboxEntry): Promise<boolean>;
+  /**
+   * `claim` for several entries in one statement (a shared effect transaction). Entries with the same key:
+   * only the first can be true. Rows are locked in key order, so two batches never deadlock on each other.
+   */
+  claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<boolean[]>;
+  /** Deletes rows that this same transaction claimed and whose effect it will not apply after all. */
+  unclaimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<void>;
   contains(groupId: string, idempotencyKey: string): Promise<boolean>;
   /** Deletes up to `limit` rows older than `olderThanMs`; returns how many. */
   cleanup(groupId: string, olderThanMs: number, limit: number): Promise<number>;

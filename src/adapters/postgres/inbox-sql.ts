@@ -15,6 +15,22 @@ export function inboxSql(s: string) {
       on conflict (consumer_group, idempotency_key) do nothing
       returning 1 as inserted`,
 
+    /**
+     * inboxInsert for many rows: $1 group, then arrays $2 keys (distinct), $3 message ids, $4 topics,
+     * $5 partitions, $6 offsets. Inserted in key order (a fixed lock order between concurrent batches);
+     * returns the keys inserted.
+     */
+    inboxInsertMany: `
+      insert into ${s}.inbox (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset)
+      select $1, r.k, r.id, r.topic, r.part, r.off
+      from unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[]) as r(k, id, topic, part, off)
+      order by r.k
+      on conflict (consumer_group, idempotency_key) do nothing
+      returning idempotency_key`,
+
+    /** $1 group, $2 keys: rows claimed earlier in the same transaction whose effect will not be applied. */
+    inboxDeleteMany: `delete from ${s}.inbox where consumer_group = $1 and idempotency_key = any($2::text[])`,
+
     /** $1 group, $2 key. Autocommit read used by tools and tests; the consumer itself decides in the transaction. */
     inboxContains: `select 1 as found from ${s}.inbox where consumer_group = $1 and idempotency_key = $2`,
 
@@ -33,18 +49,25 @@ export function inboxSql(s: string) {
       select count(*)::int as deleted from gone`,
 
     /**
-     * A first start of a delivered record: inserts a mark with count 1, or reuses a mark left at 0 by an
-     * abandoned start. Returns no row when an unfinished start is already recorded (the record is a suspect).
-     * $1 group, $2 topic, $3 partition, $4 offset, $5 message id.
+     * First starts of delivered records, many in one statement: inserts a mark with count 1, or reuses a
+     * mark left at 0 by an abandoned start. Returns the rows marked; a record missing from the answer already
+     * has an unfinished start (it is a suspect). $1 group, $2 topics, $3 partitions, $4 offsets, $5 message ids;
+     * no (topic, partition, offset) twice.
+     *
+     * Committed without waiting for the WAL flush (synchronous_commit off for this statement's own
+     * transaction): a mark exists to survive the consumer process dying, which it does once Postgres has
+     * it; only a Postgres crash in the next ~200 ms could lose it, and that costs one uncounted start.
      */
-    attemptFirstStart: `
+    attemptFirstStarts: `
       insert into ${s}.consumer_attempt (consumer_group, topic, msg_partition, msg_offset, message_id, started)
-      values ($1, $2, $3, $4, $5, 1)
+      select $1, r.topic, r.part, r.off, r.id, 1
+      from unnest($2::text[], $3::int[], $4::bigint[], $5::text[]) as r(topic, part, off, id),
+           (select set_config('synchronous_commit', 'off', true)) as async_commit
       on conflict (consumer_group, topic, msg_partition, msg_offset)
       do update set started = 1, last_started_at = now() where ${s}.consumer_attempt.started = 0
-      returning started`,
+      returning topic, msg_partition, msg_offset::text`,
 
-    /** Counts one more start of a suspect; returns the new count. Same parameters as attemptFirstStart. */
+    /** Counts one more start of a suspect; returns the new count. $1 group, $2 topic, $3 partition, $4 offset, $5 message id. */
     attemptStart: `
       insert into ${s}.consumer_attempt (consumer_group, topic, msg_partition, msg_offset, message_id, started)
       values ($1, $2, $3, $4, $5, 1)

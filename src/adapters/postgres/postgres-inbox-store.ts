@@ -7,6 +7,7 @@ import { type InboxSql, inboxSql } from './inbox-sql.ts';
 export class PostgresInboxStore implements InboxStore, StartLog {
   readonly #db: Database;
   readonly #sql: InboxSql;
+  #pendingStarts: PendingStart[] = [];
 
   constructor(db: Database, options: { schema?: string } = {}) {
     this.#db = db;
@@ -23,6 +24,32 @@ export class PostgresInboxStore implements InboxStore, StartLog {
       e.offset.toString(),
     ]);
     return rows.length === 1;
+  }
+
+  async claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<boolean[]> {
+    if (entries.length === 1) return [await this.claim(tx, entries[0] as InboxEntry)];
+    if (entries.length === 0) return [];
+    const groupId = (entries[0] as InboxEntry).groupId;
+    if (entries.some((e) => e.groupId !== groupId)) throw new Error('claimMany takes the entries of one consumer group');
+    // The first entry of a key is the one that may claim it; a later copy in the same batch is a duplicate.
+    const firsts = new Map<string, InboxEntry>();
+    for (const e of entries) if (!firsts.has(e.idempotencyKey)) firsts.set(e.idempotencyKey, e);
+    const unique = [...firsts.values()];
+    const { rows } = await tx.query<{ idempotency_key: string }>(this.#sql.inboxInsertMany, [
+      groupId,
+      unique.map((e) => e.idempotencyKey),
+      unique.map((e) => e.messageId),
+      unique.map((e) => e.topic),
+      unique.map((e) => e.partition),
+      unique.map((e) => e.offset.toString()),
+    ]);
+    const inserted = new Set(rows.map((r) => r.idempotency_key));
+    return entries.map((e) => firsts.get(e.idempotencyKey) === e && inserted.has(e.idempotencyKey));
+  }
+
+  async unclaimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await tx.query(this.#sql.inboxDeleteMany, [entries[0]?.groupId, entries.map((e) => e.idempotencyKey)]);
   }
 
   async contains(groupId: string, idempotencyKey: string): Promise<boolean> {
@@ -47,9 +74,53 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     return rows.map((r) => ({ topic: r.topic, partition: Number(r.msg_partition), offset: BigInt(r.next_offset) }));
   }
 
-  async firstStart(ref: StartRef): Promise<boolean> {
-    const { rows } = await this.#db.query(this.#sql.attemptFirstStart, startParams(ref));
-    return rows.length === 1;
+  /**
+   * Starts asked for in the same turn of the event loop (the lanes of different keys) are written by one
+   * statement: one round trip and one commit for the lot instead of one each.
+   */
+  firstStart(ref: StartRef): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#pendingStarts.push({ ref, resolve, reject });
+      if (this.#pendingStarts.length === 1) setImmediate(() => this.#flushStarts());
+    });
+  }
+
+  #flushStarts(): void {
+    const pending = this.#pendingStarts;
+    this.#pendingStarts = [];
+    const byGroup = new Map<string, PendingStart[]>();
+    for (const p of pending) {
+      const list = byGroup.get(p.ref.groupId);
+      if (list) list.push(p);
+      else byGroup.set(p.ref.groupId, [p]);
+    }
+    for (const [groupId, list] of byGroup) void this.#writeStarts(groupId, list);
+  }
+
+  async #writeStarts(groupId: string, list: PendingStart[]): Promise<void> {
+    // One row per record: a record asked for twice at once gets its start once; the other ask sees it as running.
+    const unique = new Map<string, PendingStart>();
+    for (const p of list) {
+      const id = recordId(p.ref.topic, p.ref.partition, p.ref.offset);
+      if (!unique.has(id)) unique.set(id, p);
+    }
+    const refs = [...unique.values()].map((p) => p.ref);
+    try {
+      const { rows } = await this.#db.query<{ topic: string; msg_partition: number; msg_offset: string }>(this.#sql.attemptFirstStarts, [
+        groupId,
+        refs.map((r) => r.topic),
+        refs.map((r) => r.partition),
+        refs.map((r) => r.offset.toString()),
+        refs.map((r) => r.messageId ?? null),
+      ]);
+      const marked = new Set(rows.map((r) => recordId(r.topic, Number(r.msg_partition), BigInt(r.msg_offset))));
+      for (const p of list) {
+        const id = recordId(p.ref.topic, p.ref.partition, p.ref.offset);
+        p.resolve(unique.get(id) === p && marked.has(id));
+      }
+    } catch (error) {
+      for (const p of list) p.reject(error);
+    }
   }
 
   async countStart(ref: StartRef): Promise<number> {
@@ -64,6 +135,16 @@ export class PostgresInboxStore implements InboxStore, StartLog {
   async forget(groupId: string, topic: string, partition: number, committedOffset: bigint): Promise<void> {
     await this.#db.query(this.#sql.attemptCleanup, [groupId, topic, partition, committedOffset.toString()]);
   }
+}
+
+interface PendingStart {
+  ref: StartRef;
+  resolve: (first: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+function recordId(topic: string, partition: number, offset: bigint): string {
+  return `${topic}\u0000${partition}\u0000${offset}`;
 }
 
 function startParams(ref: StartRef): unknown[] {

@@ -1,0 +1,149 @@
+import type { InboxEntry } from '../ports/inbox-store.ts';
+import type { Database, SqlExecutor } from '../ports/sql-executor.ts';
+
+export interface EffectBatcherOptions {
+  /** Most messages whose effects share one database transaction; 1 turns batching off. */
+  maxMessages: number;
+  /** Once a shared transaction has run this long, its members not yet started run in transactions of their own. */
+  maxMs: number;
+  /** Called with the number of messages of every effect transaction run (for metrics). */
+  onTransaction?: (messages: number) => void;
+}
+
+/** The inbox as the batcher uses it: rows recorded, or taken back, inside the shared transaction. */
+export interface BatchInbox {
+  /** Records the inbox rows of `entries`; true for each entry whose key was new (the effect may be applied). */
+  claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<boolean[]>;
+  /** Deletes rows this transaction claimed but whose effect it will not apply. */
+  unclaimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<void>;
+}
+
+/** One message's effect: after its inbox claim, `apply` runs the handler (claimed) or nothing (a duplicate). */
+export interface EffectWork {
+  entry: InboxEntry;
+  apply: (tx: SqlExecutor, claimed: boolean) => Promise<void>;
+}
+
+interface Member extends EffectWork {
+  resolve: (claimed: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * SQLSTATEs that say the shared transaction, not the member that saw them, is at fault: a statement after
+ * an earlier member's swallowed error (25P02), and conflicts with concurrent transactions that only exist
+ * because members were grouped (40P01 deadlock, 40001 serialization, 55P03 lock not available).
+ */
+const BATCH_CAUSED = new Set(['25P02', '40P01', '40001', '55P03']);
+
+function batchCaused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && BATCH_CAUSED.has(code);
+}
+
+/**
+ * Group commit for effect transactions. Messages of different keys that become ready in the same turn of
+ * the event loop share one database transaction: one statement records all their inbox rows, then each
+ * handler runs, then one commit. Ready messages beyond `maxMessages` form further transactions that run in
+ * parallel, so both the commit count and the round trips per message drop without serialising everything
+ * on one connection.
+ *
+ * Each message keeps the guarantees of a transaction of its own: it is reported applied only after the
+ * shared commit, and if the shared transaction fails nothing of it committed and every member that is not
+ * itself the cause runs again alone, so one member's failure is never charged to another. A handler may
+ * therefore run a second time after a rollback; the inbox makes that harmless for database effects.
+ */
+export class EffectBatcher {
+  readonly #db: Database;
+  readonly #inbox: BatchInbox;
+  readonly #options: EffectBatcherOptions;
+  #queue: Member[] = [];
+
+  constructor(db: Database, inbox: BatchInbox, options: EffectBatcherOptions) {
+    this.#db = db;
+    this.#inbox = inbox;
+    this.#options = options;
+  }
+
+  /** Resolves after the commit: true when the effect was applied, false when the key was applied before. */
+  run(work: EffectWork): Promise<boolean> {
+    if (this.#options.maxMessages <= 1) return this.#alone(work);
+    return new Promise<boolean>((resolve, reject) => {
+      this.#queue.push({ ...work, resolve, reject });
+      // setImmediate, not a microtask: lanes released by one commit arrive over several I/O callbacks.
+      if (this.#queue.length === 1) setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    const ready = this.#queue;
+    this.#queue = [];
+    // Even shares, so 20 ready with a limit of 16 make two transactions of 10, not 16 and 4.
+    const transactions = Math.ceil(ready.length / this.#options.maxMessages);
+    const size = Math.ceil(ready.length / transactions);
+    for (let i = 0; i < ready.length; i += size) void this.#together(ready.slice(i, i + size));
+  }
+
+  #alone(work: EffectWork): Promise<boolean> {
+    this.#options.onTransaction?.(1);
+    return this.#db.transaction(async (tx) => {
+      const [claimed = false] = await this.#inbox.claimMany(tx, [work.entry]);
+      await work.apply(tx, claimed);
+      return claimed;
+    });
+  }
+
+  async #together(batch: Member[]): Promise<void> {
+    if (batch.length === 1) {
+      const [m] = batch as [Member];
+      await this.#alone(m).then(m.resolve, m.reject);
+      return;
+    }
+    let claims: boolean[] = [];
+    let started = 0;
+    let failedAt = -1;
+    let failure: unknown;
+    const t0 = performance.now();
+    try {
+      await this.#db.transaction(async (tx) => {
+        claims = await this.#inbox.claimMany(
+          tx,
+          batch.map((m) => m.entry),
+        );
+        for (const [i, member] of batch.entries()) {
+          // Past the budget, the rest go to transactions of their own (in parallel) instead of queueing here;
+          // the inbox rows claimed for them are taken back first, or their own claim would find them.
+          if (started > 0 && performance.now() - t0 > this.#options.maxMs) {
+            const rest = batch.slice(i).filter((_, j) => claims[i + j]);
+            if (rest.length > 0)
+              await this.#inbox.unclaimMany(
+                tx,
+                rest.map((m) => m.entry),
+              );
+            break;
+          }
+          started++;
+          try {
+            await member.apply(tx, claims[i] ?? false);
+          } catch (error) {
+            failedAt = i;
+            failure = error;
+            throw error;
+          }
+        }
+      });
+    } catch {
+      // Rolled back: nothing of the batch committed. The member whose own work failed gets its error;
+      // everyone else (all, when the failure came from the grouping or from the commit) runs again alone.
+      const own = failedAt >= 0 && !batchCaused(failure) ? failedAt : -1;
+      if (own >= 0) batch[own]?.reject(failure);
+      this.#options.onTransaction?.(batch.length);
+      await Promise.all(batch.map((m, i) => (i === own ? undefined : this.#alone(m).then(m.resolve, m.reject))));
+      return;
+    }
+    this.#options.onTransaction?.(started);
+    for (let i = 0; i < started; i++) batch[i]?.resolve(claims[i] ?? false);
+    // Members left out by the time budget: their inbox rows were taken back in the shared transaction.
+    await Promise.all(batch.slice(started).map((m) => this.#alone(m).then(m.resolve, m.reject)));
+  }
+}

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { PostgresInboxStore } from '../../../src/adapters/postgres/postgres-inbox-store.ts';
+import { EffectBatcher } from '../../../src/consumer/effect-batcher.ts';
+import { ZerolossError } from '../../../src/core/errors.ts';
+import type { InboxEntry } from '../../../src/ports/inbox-store.ts';
+import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
+import { freshSchema } from '../../helpers/pg.ts';
+
+/**
+ * Group commit of effect transactions (EffectBatcher) on the real Postgres: members that are ready together
+ * share one transaction, and whatever goes wrong in it, every message's effect and inbox row still commit
+ * together exactly once, and one member's failure is never another's.
+ */
+describe('effect batching: shared transactions keep each message exactly once', () => {
+  let env: Awaited<ReturnType<typeof freshSchema>>;
+  let inbox: PostgresInboxStore;
+  const GROUP = 'g1';
+
+  before(async () => {
+    env = await freshSchema('zleb');
+    inbox = new PostgresInboxStore(env.db, { schema: env.schema });
+    await env.pool.query(`create table "${env.schema}".effect (message_id text primary key, n int not null)`);
+  });
+
+  after(async () => {
+    await env?.cleanup();
+  });
+
+  const entry = (id: string, n: number, key = id): InboxEntry => ({
+    groupId: GROUP,
+    idempotencyKey: key,
+    messageId: id,
+    topic: 't',
+    partition: 0,
+    offset: BigInt(n),
+  });
+  const effect = (id: string, n: number) => async (tx: SqlExecutor, claimed: boolean) => {
+    if (claimed) await tx.query(`insert into "${env.schema}".effect (message_id, n) values ($1, $2)`, [id, n]);
+  };
+  const counts = async (prefix: string) => {
+    const e = await env.pool.query(`select count(*)::int as n from "${env.schema}".effect where message_id like $1`, [`${prefix}%`]);
+    const i = await env.pool.query(`select count(*)::int as n from "${env.schema}".inbox where idempotency_key like $1`, [`${prefix}%`]);
+    return { effects: e.rows[0].n as number, inbox: i.rows[0].n as number };
+  };
+
+  test('members ready together share transactions; each is applied once and reported applied', async () => {
+    const sizes: number[] = [];
+    const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 8, maxMs: 10_000, onTransaction: (n) => sizes.push(n) });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, n) => batcher.run({ entry: entry(`a-${n}`, n), apply: effect(`a-${n}`, n) })),
+    );
+    assert.deepEqual(results, Array(20).fill(true));
+    // 20 ready at once with a limit of 8: three transactions of 7, 7 and 6, not 8, 8 and 4.
+    assert.deepEqual(
+      sizes.sort((x, y) => x - y),
+      [6, 7, 7],
+    );
+    assert.deepEqual(await counts('a-'), { effects: 20, inbox: 20 });
+    // Running the same messages again: all duplicates, nothing written.
+    const again = await Promise.all(
+      Array.from({ length: 20 }, (_, n) => batcher.run({ entry: entry(`a-${n}`, n), apply: effect(`a-${n}`, n) })),
+    );
+    assert.deepEqual(again, Array(20).fill(false));
+    assert.deepEqual(await counts('a-'), { effects: 20, inbox: 20 });
+  });
+
+  test('two copies of one idempotency key in the same batch: the first applies, the second is a duplicate', async () => {
+    const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 10_000 });
+    const results = await Promise.all([
+      batcher.run({ entry: entry('b-1', 1), apply: effect('b-1', 1) }),
+      batcher.run({ entry: entry('b-2', 2), apply: effect('b-2', 2) }),
+      batcher.run({ entry: entry('b-1-copy', 3, 'b-1'), apply: effect('b-1-copy', 3) }),
+    ]);
+    assert.deepEqual(results, [true, true, false]);
+    assert.deepEqual(await counts('b-'), { effects: 2, inbox: 2 });
+  });
+
+  test("a member's own failure is its own: it gets the error, the others commit once", async () => {
+    const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 10_000 });
+    const runs = new Map<string, number>();
+    const counted = (id: string, n: number) => async (tx: SqlExecutor, claimed: boolean) => {
+      runs.set(id, (runs.get(id) ?? 0) + 1);
+      if (id === 'c-3') throw new ZerolossError('ZL_PERMANENT', 'business rule says no');
+      await effect(id, n)(tx, claimed);
+    };
+    const settled = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, n) => batcher.run({ entry: entry(`c-${n}`, n), apply: counted(`c-${n}`, n) })),
+    );
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    assert.match(String((settled[3] as PromiseRejectedResult).reason), /business rule says no/);
+    assert.equal(runs.get('c-3'), 1, 'the failing handler is not run a second time for the same attempt');
+    assert.deepEqual(await counts('c-'), { effects: 5, inbox: 5 }, 'no inbox row for the failed one');
+  });
+
+  test('a member that swallows a failed statement poisons only itself: typed error for it, the rest commit once', async () => {
+    const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 10_000 });
+    const swallowing = async (tx: SqlExecutor, claimed: boolean) => {
+      await effect('d-1', 1)(tx, claimed);
+      // A unique violation whose error the handler catches: the transaction is now aborted.
+      await tx.query(`insert into "${env.schema}".effect (message_id, n) values ('d-1', 1)`).catch(() => {});
+    };
+    const settled = await Promise.allSettled([
+      batcher.run({ entry: entry('d-0', 0), apply: effect('d-0', 0) }),
+      batcher.run({ entry: entry('d-1', 1), apply: swallowing }),
+      batcher.run({ entry: entry('d-2', 2), apply: effect('d-2', 2) }),
+      batcher.run({ entry: entry('d-3', 3), apply: effect('d-3', 3) }),
+    ]);
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    const reason = (settled[1] as PromiseRejectedResult).reason as ZerolossError;
+    assert.equal(reason.code, 'ZL_TRANSACTION_ROLLED_BACK');
+    assert.equal(reason.retryable, true);
+    assert.deepEqual(await counts('d-'), { effects: 3, inbox: 3 });
+    const own = await env.pool.query(`select 1 from "${env.schema}".inbox where idempotency_key = 'd-1'`);
+    assert.equal(own.rows.length, 0, 'the rolled-back message is not recorded as applied');
+  });
+
+  test('past the time budget, the members not started run alone, and their inbox rows are not left behind', async () => {
+    const sizes: number[] = [];
+    const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 5, onTransaction: (n) => sizes.push(n) });
+    // The first handler holds the shared transaction past the budget (it waits on the database itself).
+    const slow = async (tx: SqlExecutor, claimed: boolean) => {
+      await tx.query('select pg_sleep(0.05)');
+      await effect('e-0', 0)(tx, claimed);
+    };
+    const results = await Promise.all([
+      batcher.run({ entry: entry('e-0', 0), apply: slow }),
+      ...Array.from({ length: 5 }, (_, i) => batcher.run({ entry: entry(`e-${i + 1}`, i + 1), apply: effect(`e-${i + 1}`, i + 1) })),
+    ]);
+    assert.deepEqual(results, Array(6).fill(true));
+    assert.equal(sizes[0], 1, 'the shared transaction committed only the member it started');
+    assert.deepEqual(await counts('e-'), { effects: 6, inbox: 6 });
+  });
+
+  test('maxMessages 1 turns batching off: every member is a transaction of its own', async () => {
+    const sizes: number[] = [];
+    const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 1, maxMs: 10_000, onTransaction: (n) => sizes.push(n) });
+    await Promise.all(Array.from({ length: 5 }, (_, n) => batcher.run({ entry: entry(`f-${n}`, n), apply: effect(`f-${n}`, n) })));
+    assert.deepEqual(sizes, [1, 1, 1, 1, 1]);
+    assert.deepEqual(await counts('f-'), { effects: 5, inbox: 5 });
+  });
+
+  test('the commit itself failing (a deferred constraint) runs every member again alone; only the culprit fails', async () => {
+    await env.pool.query(
+      `create table "${env.schema}".deferred (id int, constraint deferred_once unique (id) deferrable initially deferred)`,
+    );
+    await env.pool.query(`insert into "${env.schema}".deferred (id) values (99)`);
+    const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 10_000 });
+    const runs = new Map<string, number>();
+    const write = (id: string, n: number, row: number) => async (tx: SqlExecutor, claimed: boolean) => {
+      runs.set(id, (runs.get(id) ?? 0) + 1);
+      await effect(id, n)(tx, claimed);
+      await tx.query(`insert into "${env.schema}".deferred (id) values ($1)`, [row]);
+    };
+    // g-1 collides with row 99 only when the constraint is checked, at commit: the shared commit fails.
+    const settled = await Promise.allSettled([
+      batcher.run({ entry: entry('g-0', 0), apply: write('g-0', 0, 1) }),
+      batcher.run({ entry: entry('g-1', 1), apply: write('g-1', 1, 99) }),
+      batcher.run({ entry: entry('g-2', 2), apply: write('g-2', 2, 2) }),
+    ]);
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.equal(runs.get('g-0'), 2, 'ran in the batch, then again alone after the rolled-back commit');
+    assert.deepEqual(await counts('g-'), { effects: 2, inbox: 2 });
+  });
+});
