@@ -5,6 +5,7 @@ import { outboxMigration } from './migrations/001-outbox.ts';
 import { consumerMigration } from './migrations/002-consumer.ts';
 import { tableLogMigration } from './migrations/003-table-log.ts';
 import { operationsMigration } from './migrations/004-operations.ts';
+import { writePathMigration } from './migrations/005-write-path.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -18,7 +19,7 @@ export interface Migration {
 }
 
 /** Append-only: each file owns one version number; never edit one that has been released. */
-export const MIGRATIONS: Migration[] = [outboxMigration, consumerMigration, tableLogMigration, operationsMigration];
+export const MIGRATIONS: Migration[] = [outboxMigration, consumerMigration, tableLogMigration, operationsMigration, writePathMigration];
 
 export interface MigrateResult {
   schema: string;

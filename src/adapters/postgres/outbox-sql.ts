@@ -15,11 +15,16 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       returning seq, nextval('${s}.outbox_seq_id_seq') as seq_id
     ), ins as (
       insert into ${s}.outbox (seq_id, message_id, topic, msg_key, msg_type, trace_id, producer_id, key_seq, headers, payload)
-      select v.seq_id, $1, $2, $3, $4, $5, $6, v.seq, $7::jsonb || jsonb_build_object('zl-seq', v.seq::text), $8
+      select v.seq_id, $1, coalesce(d.target_topic, $2), $3, $4, $5, $6, v.seq, $7::jsonb || jsonb_build_object('zl-seq', v.seq::text), $8
       from (
         select coalesce((select seq from seq), 0) as seq,
                coalesce((select seq_id from seq), nextval('${s}.outbox_seq_id_seq')) as seq_id
       ) v
+      -- a divert rule (O4) for this topic and type, or for all its types ('*'), sends it elsewhere
+      left join lateral (
+        select dr.target_topic from ${s}.topic_divert dr
+        where dr.topic = $2 and dr.msg_type in ($4, '*') order by (dr.msg_type = '*') limit 1
+      ) d on true
       returning key_seq
     )
     select key_seq${options.notifyChannel ? `, pg_notify('${options.notifyChannel}', '') as notified` : ''} from ins`;
