@@ -20,8 +20,11 @@ export const outboxConfigSchema = z
     maxPayloadBytes: z.number().int().positive().default(DEFAULT_MAX_PAYLOAD_BYTES),
     /** Stamp a gapless per-(producer, key) sequence for gap detection; costs one row lock per key. */
     sequencing: z.boolean().default(true),
-    /** Wake relays at commit with pg_notify; default true. */
-    notify: z.boolean().default(true),
+    /**
+     * Wake listening relays at commit with pg_notify; default false (relays poll every `pollIntervalMs`).
+     * Costs throughput: Postgres serialises the commits of notifying transactions behind one lock.
+     */
+    notify: z.boolean().default(false),
     ids: z
       .union([
         z.literal('uuidv7'),

@@ -31,7 +31,12 @@ export const relayConfigSchema = z
       })
       .strict()
       .default({ baseMs: 1_000, maxMs: 300_000, jitter: 0.5 }),
-    /** Compensation scan interval with nothing to do; commit notifications wake the relay sooner. */
+    /**
+     * How often an idle relay checks for claimable rows, on sources with a cheap check (the outbox table:
+     * one index probe). This is how new commits are found unless producers notify; bounds the added latency.
+     */
+    pollIntervalMs: z.number().int().positive().default(50),
+    /** Compensation scan interval with nothing to do, on sources without the cheap check. */
     idleIntervalMs: z.number().int().positive().default(60_000),
     /** Scan interval while unsent rows wait (failed rows backing off, zombies). */
     backlogIntervalMs: z.number().int().positive().default(10_000),
@@ -41,6 +46,13 @@ export const relayConfigSchema = z
   .strict();
 
 export type RelayConfig = z.input<typeof relayConfigSchema>;
+
+/** One claim loop: a wake sets `woken` (seen after the round in flight) and ends its sleep. */
+interface LoopState {
+  source: RelaySource;
+  woken: boolean;
+  interrupt: (() => void) | undefined;
+}
 
 export interface RelayEvents {
   parked: [{ source: string; messageIds: string[] }];
@@ -67,7 +79,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   #loops: Promise<void>[] = [];
   #unlisten: Array<() => Promise<void>> = [];
   /** One entry per running loop: a wake sets `woken` (seen after the round in flight) and ends its sleep. */
-  #loopStates = new Set<{ woken: boolean; interrupt: (() => void) | undefined }>();
+  #loopStates = new Set<LoopState>();
   /** When each source's backlog gauges were last refreshed; a busy relay refreshes them at most once a second. */
   #backlogRefreshedAt = new Map<string, number>();
   /** Consecutive rounds per source in which the broker could not be reached at all. */
@@ -172,23 +184,38 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   async #loop(source: RelaySource): Promise<void> {
     // Per loop, so one loop starting a round cannot swallow a wake meant for another mid-round.
-    const state: { woken: boolean; interrupt: (() => void) | undefined } = { woken: false, interrupt: undefined };
+    const state: LoopState = { source, woken: false, interrupt: undefined };
     this.#loopStates.add(state);
     let errorDelay = 0;
+    // After a round that found less than a batch, the loop polls the source's cheap check before claiming.
+    let idle = false;
     try {
       while (this.#running) {
+        const woken = state.woken;
         state.woken = false;
         let waitMs: number;
         try {
-          const { claimed } = await this.#sendRound(source);
-          errorDelay = 0;
-          // Draining a backlog, or a commit arrived during the round: go again at once. The backlog query
-          // that sizes an idle sleep would be wasted here, so it runs only to keep the gauges fresh.
-          if (claimed >= this.config.batchSize || state.woken) {
-            if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= 1_000) await this.#refreshBacklog(source);
-            continue;
+          if (idle && !woken && source.anyDue && !(await source.anyDue())) {
+            if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= this.config.backlogIntervalMs) {
+              await this.#refreshBacklog(source);
+            }
+            waitMs = this.config.pollIntervalMs;
+          } else {
+            const { claimed } = await this.#sendRound(source);
+            errorDelay = 0;
+            // Draining a backlog, or a commit arrived during the round: go again at once. The backlog query
+            // that sizes an idle sleep would be wasted here, so it runs only to keep the gauges fresh.
+            if (claimed >= this.config.batchSize || state.woken) {
+              idle = false;
+              // A full batch: more is waiting, so the other loops should claim too instead of sleeping.
+              if (claimed >= this.config.batchSize) this.#wakeOthers(state);
+              if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= 1_000) await this.#refreshBacklog(source);
+              continue;
+            }
+            idle = true;
+            waitMs = source.anyDue ? this.config.pollIntervalMs : await this.#idleWait(source);
+            if (source.anyDue && Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= 1_000) await this.#refreshBacklog(source);
           }
-          waitMs = await this.#idleWait(source);
         } catch (error) {
           // Database or broker trouble outside a send: report, back off, keep going.
           this.emit('error', error as Error);
@@ -208,6 +235,15 @@ export class Relay extends EventEmitter<RelayEvents> {
       }
     } finally {
       this.#loopStates.delete(state);
+    }
+  }
+
+  /** Wakes the sleeping loops of the same source. */
+  #wakeOthers(self: LoopState): void {
+    for (const state of this.#loopStates) {
+      if (state === self || state.source !== self.source || !state.interrupt) continue;
+      state.woken = true;
+      state.interrupt();
     }
   }
 

@@ -66,6 +66,12 @@ export interface RelaySource {
   /** Returns the message ids that were parked by this call. */
   markFailed(owner: string, failed: FailedOutcome[]): Promise<string[]>;
   backlog(): Promise<BacklogStats>;
+  /**
+   * Cheap check (an index probe, whatever the backlog holds) whether any row could be claimed now: due and
+   * not leased. Sources that have it are polled with it every `pollIntervalMs`; others sleep until the
+   * next due row their backlog reports.
+   */
+  anyDue?(): Promise<boolean>;
   /** Channel whose notifications mean "a new row was committed"; undefined for poll-only sources. */
   readonly wakeChannel: string | undefined;
 }

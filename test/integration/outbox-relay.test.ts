@@ -318,4 +318,42 @@ describe('outbox + relay on Postgres', () => {
       await Promise.all(relays.map((r) => r.stop()));
     }
   });
+
+  test('without notifications, an idle relay finds a new commit by polling, and the probe ignores rows it cannot claim', async () => {
+    const { pool, db, schema } = env;
+    await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
+    const store = new PostgresOutboxStore(db, { schema });
+    assert.equal(store.wakeChannel, undefined, 'notifications are off by default');
+    const outbox = createOutbox({ schema, producerId: 'poll' });
+    const enqueue = (key: string) => inTransaction(pool, (tx) => outbox.enqueue(tx, { topic: 'p', key, type: 'x', payload: 1 }));
+    assert.equal(await store.anyDue(), false, 'empty outbox');
+    // Rows nothing may claim now: parked, failed with backoff ahead, leased by someone.
+    const parked = await enqueue('k-parked');
+    const later = await enqueue('k-later');
+    const leased = await enqueue('k-leased');
+    await pool.query(`update "${schema}".outbox set state = 3 where message_id = $1`, [parked.id]);
+    await pool.query(`update "${schema}".outbox set state = 2, next_attempt_at = now() + interval '1 hour' where message_id = $1`, [later.id]);
+    await pool.query(`update "${schema}".outbox set lease_owner = 'other', lease_until = now() + interval '1 hour' where message_id = $1`, [
+      leased.id,
+    ]);
+    assert.equal(await store.anyDue(), false, 'parked, backing-off and leased rows are not claimable');
+    await pool.query(`update "${schema}".outbox set lease_until = now() - interval '1 second' where message_id = $1`, [leased.id]);
+    assert.equal(await store.anyDue(), true, 'a zombie (lease expired) is claimable');
+    await pool.query(`update "${schema}".outbox set state = 1 where message_id = $1`, [leased.id]);
+
+    const publisher = new ScriptedPublisher();
+    // A huge idle interval: only the poll can find the row.
+    const relay = new Relay({ sources: store, publisher, db, config: { ...fast, idleIntervalMs: 3_600_000, pollIntervalMs: 20 } });
+    await relay.start();
+    try {
+      await waitFor(async () => (await pool.query(`select 1 from "${schema}".outbox where state = 0`)).rows.length === 0, {
+        what: 'the idle relay to settle',
+      });
+      const fresh = await enqueue('k-fresh');
+      await waitFor(() => publisher.sent.some((r) => r.headers['zl-id'] === fresh.id), { what: 'the polled row sent', timeoutMs: 5_000 });
+      assert.ok(!publisher.sent.some((r) => r.headers['zl-id'] === parked.id || r.headers['zl-id'] === later.id));
+    } finally {
+      await relay.stop();
+    }
+  });
 });

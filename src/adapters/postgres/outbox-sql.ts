@@ -104,6 +104,15 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
     )
     select message_id, to_state from upd where not keep`;
 
+  // Walks outbox_due from the oldest due time: stops at the first claimable row, and never reaches rows
+  // whose backoff has not elapsed or parked rows (not in the index); only rows leased right now are skipped.
+  const anyDue = `
+    select (
+      select 1 from ${s}.outbox
+      where state in (0, 2) and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+      order by next_attempt_at limit 1
+    ) is not null as due`;
+
   const backlog = `
     select
       count(*) filter (where state = 0)::int as pending,
@@ -113,5 +122,5 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       (select extract(epoch from min(next_attempt_at) - now()) * 1000 from ${s}.outbox where state in (0, 2))::float8 as next_due_ms
     from ${s}.outbox where state <> 1`;
 
-  return { insert, claim, markSent, markFailed, backlog };
+  return { insert, claim, markSent, markFailed, backlog, anyDue };
 }

@@ -14,7 +14,11 @@ import { outboxSql } from './outbox-sql.ts';
 
 export interface PostgresOutboxStoreOptions {
   schema?: string;
-  /** Issue pg_notify on enqueue so a relay wakes at commit; default true. */
+  /**
+   * Issue pg_notify on enqueue so a listening relay wakes at commit; default false. Relays poll with a
+   * cheap probe anyway; a notifying transaction takes Postgres's global notify lock through its commit,
+   * which serialises the commits (and WAL flushes) of all notifying transactions.
+   */
   notify?: boolean;
   /** A parked row keeps holding back later rows of its key until released; default true. */
   holdKeyOnParked?: boolean;
@@ -47,7 +51,7 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
     const s = quoteIdent(schema, 'schema');
     this.name = `${schema}.outbox`;
     this.#db = db;
-    const channel = options.notify === false ? undefined : outboxChannel(schema);
+    const channel = options.notify === true ? outboxChannel(schema) : undefined;
     quoteIdent(channel ?? 'x', 'channel');
     this.wakeChannel = channel;
     this.#sql = outboxSql(s, { notifyChannel: channel, holdKeyOnParked: options.holdKeyOnParked ?? true });
@@ -108,6 +112,11 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
       owner,
     ]);
     return rows.filter((r) => Number(r.to_state) === 3).map((r) => r.message_id);
+  }
+
+  async anyDue(): Promise<boolean> {
+    const { rows } = await this.#database().query<{ due: boolean }>(this.#sql.anyDue);
+    return rows[0]?.due === true;
   }
 
   async backlog(): Promise<BacklogStats> {

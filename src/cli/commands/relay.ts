@@ -8,8 +8,9 @@ import { metricsHandler } from '../../outbox/metrics-handler.ts';
 
 export const relayHelp = `Usage: zeroloss relay --pg <url> --kafka <brokers> [options]
 
-Sends committed outbox rows to Kafka and records each broker answer; woken at commit by pg_notify and
-scanning for failed and zombie rows (compensation). Runs until SIGTERM/SIGINT, then finishes the sends
+Sends committed outbox rows to Kafka and records each broker answer. Finds new, failed-and-due and
+zombie (lease expired) rows with a cheap index probe every --poll-interval-ms, and also wakes at once on
+pg_notify from producers created with notify: true. Runs until SIGTERM/SIGINT, then finishes the sends
 in flight. Several relays may run on one outbox: rows are leased, never sent by two at once.
 
   --pg <url>               Postgres with the outbox (or ZEROLOSS_PG_URL)
@@ -22,7 +23,8 @@ in flight. Several relays may run on one outbox: rows are leased, never sent by 
   --max-attempts <n>       attempts before a row is parked (default 10)
   --backoff-base-ms <n>    first retry delay, doubled each attempt (default 1000)
   --backoff-max-ms <n>     cap on the retry delay (default 300000)
-  --idle-interval-ms <n>   compensation scan interval when idle (default 60000)
+  --poll-interval-ms <n>   how often an idle relay checks for claimable rows (default 50)
+  --idle-interval-ms <n>   scan interval of sources without that check (default 60000)
   --compression <codec>    none|gzip|snappy|lz4|zstd (default none)
   --metrics-port <n>       serve Prometheus metrics on this port (/metrics)
   --once                   send everything due, then exit
@@ -38,6 +40,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
     'max-attempts': { type: 'string' },
     'backoff-base-ms': { type: 'string' },
     'backoff-max-ms': { type: 'string' },
+    'poll-interval-ms': { type: 'string' },
     'idle-interval-ms': { type: 'string' },
     compression: { type: 'string' },
     'metrics-port': { type: 'string' },
@@ -56,7 +59,8 @@ export async function relayCommand(argv: string[]): Promise<number> {
     compression: (values.compression ?? 'none') as 'none',
   });
   const relay = new Relay({
-    sources: new PostgresOutboxStore(db, { schema }),
+    // notify: true here only means "listen": producers that opt in to pg_notify wake this relay at commit.
+    sources: new PostgresOutboxStore(db, { schema, notify: true }),
     publisher,
     db,
     config: {
@@ -69,6 +73,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
         maxMs: intOption(values['backoff-max-ms'], 'backoff-max-ms', 300_000),
         jitter: 0.5,
       },
+      pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 50),
       idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
     },
   });
