@@ -25,6 +25,12 @@ export const outboxConfigSchema = z
      * Costs throughput: Postgres serialises the commits of notifying transactions behind one lock.
      */
     notify: z.boolean().default(false),
+    /**
+     * Run the enqueue statement as a named prepared statement on node-postgres connections (planned once
+     * per connection). Turn off behind a pooler that does not keep prepared statements (PgBouncer in
+     * transaction mode before 1.21).
+     */
+    preparedStatements: z.boolean().default(true),
     ids: z
       .union([
         z.literal('uuidv7'),
@@ -55,7 +61,8 @@ export interface Outbox {
 export function createOutbox(config: OutboxConfig = {}, writer?: OutboxWriter): Outbox {
   const cfg = parseConfig(outboxConfigSchema, config, 'outbox');
   const quotedSchema = quoteIdent(cfg.schema, 'schema');
-  const store = writer ?? new PostgresOutboxStore(undefined, { schema: cfg.schema, notify: cfg.notify });
+  const store =
+    writer ?? new PostgresOutboxStore(undefined, { schema: cfg.schema, notify: cfg.notify, preparedStatements: cfg.preparedStatements });
   const nextId: IdGenerator =
     cfg.ids === 'uuidv7'
       ? () => uuidv7()

@@ -4,7 +4,8 @@ import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox
 import type { RelaySource } from '../../src/ports/outbox-store.ts';
 import { createOutbox } from '../../src/outbox/outbox.ts';
 import { Relay } from '../../src/outbox/relay.ts';
-import { freshSchema, inTransaction } from '../helpers/pg.ts';
+import pg from 'pg';
+import { freshSchema, inTransaction, PG_URL } from '../helpers/pg.ts';
 import { rejected, ScriptedPublisher, transient } from '../helpers/scripted-publisher.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { ZerolossError } from '../../src/core/errors.ts';
@@ -41,6 +42,31 @@ describe('outbox + relay on Postgres', () => {
     const { rows } = await env.pool.query(`select message_id, state, headers from "${env.schema}".outbox order by seq_id`);
     assert.equal(rows.length, 2);
     assert.equal(rows[1].headers['zl-seq'], '2');
+  });
+
+  test('enqueue on a node-postgres connection runs as a prepared statement, unless turned off', async () => {
+    const prepared = (client: pg.Client) =>
+      client.query(`select count(*)::int as n from pg_prepared_statements where name like 'zl\\_%'`).then((r) => r.rows[0].n as number);
+    // A connection of its own: pool connections may have prepared the statement in earlier tests.
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    try {
+      const plain = createOutbox({ schema: env.schema, preparedStatements: false });
+      await client.query('begin');
+      await plain.enqueue(client, { topic: 't1', key: 'p', type: 'x', payload: 1 });
+      await client.query('commit');
+      assert.equal(await prepared(client), 0, 'preparedStatements: false prepares nothing');
+      const outbox = createOutbox({ schema: env.schema });
+      for (let i = 0; i < 3; i++) {
+        await client.query('begin');
+        await outbox.enqueue(client, { topic: 't1', key: 'p', type: 'x', payload: i });
+        await client.query('commit');
+      }
+      assert.equal(await prepared(client), 1, 'one statement, prepared once on this connection and reused');
+    } finally {
+      await client.end();
+    }
+    await env.pool.query(`delete from "${env.schema}".outbox where msg_key = 'p'`);
   });
 
   test('a bad message throws a typed error and the caller transaction goes on', async () => {
@@ -332,7 +358,9 @@ describe('outbox + relay on Postgres', () => {
     const later = await enqueue('k-later');
     const leased = await enqueue('k-leased');
     await pool.query(`update "${schema}".outbox set state = 3 where message_id = $1`, [parked.id]);
-    await pool.query(`update "${schema}".outbox set state = 2, next_attempt_at = now() + interval '1 hour' where message_id = $1`, [later.id]);
+    await pool.query(`update "${schema}".outbox set state = 2, next_attempt_at = now() + interval '1 hour' where message_id = $1`, [
+      later.id,
+    ]);
     await pool.query(`update "${schema}".outbox set lease_owner = 'other', lease_until = now() + interval '1 hour' where message_id = $1`, [
       leased.id,
     ]);

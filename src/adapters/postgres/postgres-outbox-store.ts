@@ -11,6 +11,7 @@ import type {
 } from '../../ports/outbox-store.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { outboxSql } from './outbox-sql.ts';
+import { queryPrepared } from './prepared-query.ts';
 
 export interface PostgresOutboxStoreOptions {
   schema?: string;
@@ -22,6 +23,8 @@ export interface PostgresOutboxStoreOptions {
   notify?: boolean;
   /** A parked row keeps holding back later rows of its key until released; default true. */
   holdKeyOnParked?: boolean;
+  /** Run the enqueue statement as a named prepared statement on node-postgres connections; default true. */
+  preparedStatements?: boolean;
 }
 
 export function outboxChannel(schema: string): string {
@@ -45,6 +48,7 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
   readonly wakeChannel: string | undefined;
   readonly #db: Database | undefined;
   readonly #sql: ReturnType<typeof outboxSql>;
+  readonly #prepared: boolean;
 
   constructor(db: Database | undefined, options: PostgresOutboxStoreOptions = {}) {
     const schema = options.schema ?? 'zeroloss';
@@ -55,20 +59,16 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
     quoteIdent(channel ?? 'x', 'channel');
     this.wakeChannel = channel;
     this.#sql = outboxSql(s, { notifyChannel: channel, holdKeyOnParked: options.holdKeyOnParked ?? true });
+    this.#prepared = options.preparedStatements ?? true;
   }
 
   async insert(tx: SqlExecutor, row: OutboxRow, sequencing: boolean): Promise<{ seq: number }> {
-    const result = await tx.query<{ key_seq: string | number }>(this.#sql.insert, [
-      row.messageId,
-      row.topic,
-      row.key,
-      row.type,
-      row.traceId,
-      row.producerId,
-      JSON.stringify(row.headers),
-      row.payload,
-      sequencing,
-    ]);
+    const result = await queryPrepared<{ key_seq: string | number }>(
+      tx,
+      this.#sql.insert,
+      [row.messageId, row.topic, row.key, row.type, row.traceId, row.producerId, JSON.stringify(row.headers), row.payload, sequencing],
+      this.#prepared,
+    );
     return { seq: Number(result.rows[0]?.key_seq ?? 0) };
   }
 
