@@ -34,8 +34,9 @@ export const relayConfigSchema = z
     /**
      * How often an idle relay checks for claimable rows, on sources with a cheap check (the outbox table:
      * one index probe). This is how new commits are found unless producers notify; bounds the added latency.
+     * One loop per source polls; the others sleep until a full batch shows there is more to do.
      */
-    pollIntervalMs: z.number().int().positive().default(50),
+    pollIntervalMs: z.number().int().positive().default(20),
     /** Compensation scan interval with nothing to do, on sources without the cheap check. */
     idleIntervalMs: z.number().int().positive().default(60_000),
     /** Scan interval while unsent rows wait (failed rows backing off, zombies). */
@@ -131,7 +132,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       }
     }
     for (const source of this.#sources) {
-      for (let i = 0; i < this.config.concurrency; i++) this.#loops.push(this.#loop(source));
+      for (let i = 0; i < this.config.concurrency; i++) this.#loops.push(this.#loop(source, i === 0));
     }
   }
 
@@ -182,7 +183,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     return out;
   }
 
-  async #loop(source: RelaySource): Promise<void> {
+  async #loop(source: RelaySource, poller: boolean): Promise<void> {
     // Per loop, so one loop starting a round cannot swallow a wake meant for another mid-round.
     const state: LoopState = { source, woken: false, interrupt: undefined };
     this.#loopStates.add(state);
@@ -199,7 +200,7 @@ export class Relay extends EventEmitter<RelayEvents> {
             if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= this.config.backlogIntervalMs) {
               await this.#refreshBacklog(source);
             }
-            waitMs = this.config.pollIntervalMs;
+            waitMs = poller ? this.config.pollIntervalMs : this.config.idleIntervalMs;
           } else {
             const { claimed } = await this.#sendRound(source);
             errorDelay = 0;
@@ -213,7 +214,8 @@ export class Relay extends EventEmitter<RelayEvents> {
               continue;
             }
             idle = true;
-            waitMs = source.anyDue ? this.config.pollIntervalMs : await this.#idleWait(source);
+            // The helper loops of a polled source wait for the poller to wake them (or, as a fallback, the idle interval).
+            waitMs = source.anyDue ? (poller ? this.config.pollIntervalMs : this.config.idleIntervalMs) : await this.#idleWait(source);
             if (source.anyDue && Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= 1_000) await this.#refreshBacklog(source);
           }
         } catch (error) {

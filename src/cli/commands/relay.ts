@@ -23,7 +23,7 @@ in flight. Several relays may run on one outbox: rows are leased, never sent by 
   --max-attempts <n>       attempts before a row is parked (default 10)
   --backoff-base-ms <n>    first retry delay, doubled each attempt (default 1000)
   --backoff-max-ms <n>     cap on the retry delay (default 300000)
-  --poll-interval-ms <n>   how often an idle relay checks for claimable rows (default 50)
+  --poll-interval-ms <n>   how often an idle relay checks for claimable rows (default 20)
   --idle-interval-ms <n>   scan interval of sources without that check (default 60000)
   --compression <codec>    none|gzip|snappy|lz4|zstd (default none)
   --metrics-port <n>       serve Prometheus metrics on this port (/metrics)
@@ -73,7 +73,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
         maxMs: intOption(values['backoff-max-ms'], 'backoff-max-ms', 300_000),
         jitter: 0.5,
       },
-      pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 50),
+      pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 20),
       idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
     },
   });
