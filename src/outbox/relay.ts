@@ -62,10 +62,10 @@ export interface RelayEvents {
 }
 
 /**
- * Sends committed rows to the broker and records the answer. One loop serves both the fast path (woken
- * by the commit notification) and compensation (periodic scans for failed rows whose backoff elapsed
- * and zombies whose lease expired): both go through the same leased claim, so two instances never send
- * one row at once and a dead instance's rows come back after its lease.
+ * Sends committed rows to the broker and records the answer. One loop serves both the fast path (new
+ * commits, found by a cheap poll or a commit notification) and compensation (failed rows whose backoff
+ * elapsed and zombies whose lease expired, which the same poll finds): both go through the same leased
+ * claim, so two instances never send one row at once and a dead instance's rows come back after its lease.
  */
 export class Relay extends EventEmitter<RelayEvents> {
   readonly config: Readonly<z.output<typeof relayConfigSchema>>;
