@@ -188,7 +188,8 @@ export class Relay extends EventEmitter<RelayEvents> {
     const state: LoopState = { source, woken: false, interrupt: undefined };
     this.#loopStates.add(state);
     let errorDelay = 0;
-    // After a round that found less than a batch, the loop polls the source's cheap check before claiming.
+    // After a round that found less than a batch, a polled source is asked its cheap check before a claim.
+    const polled = source.anyDue !== undefined;
     let idle = false;
     try {
       while (this.#running) {
@@ -196,27 +197,21 @@ export class Relay extends EventEmitter<RelayEvents> {
         state.woken = false;
         let waitMs: number;
         try {
-          if (idle && !woken && source.anyDue && !(await source.anyDue())) {
-            if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= this.config.backlogIntervalMs) {
-              await this.#refreshBacklog(source);
-            }
-            waitMs = poller ? this.config.pollIntervalMs : this.config.idleIntervalMs;
+          if (idle && !woken && polled && !(await source.anyDue?.())) {
+            await this.#refreshBacklogOlderThan(source, this.config.backlogIntervalMs);
+            waitMs = this.#pollWait(poller);
           } else {
             const { claimed } = await this.#sendRound(source);
             errorDelay = 0;
-            // Draining a backlog, or a commit arrived during the round: go again at once. The backlog query
-            // that sizes an idle sleep would be wasted here, so it runs only to keep the gauges fresh.
-            if (claimed >= this.config.batchSize || state.woken) {
-              idle = false;
-              // A full batch: more is waiting, so the other loops should claim too instead of sleeping.
-              if (claimed >= this.config.batchSize) this.#wakeOthers(state);
-              if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= 1_000) await this.#refreshBacklog(source);
-              continue;
-            }
-            idle = true;
-            // The helper loops of a polled source wait for the poller to wake them (or, as a fallback, the idle interval).
-            waitMs = source.anyDue ? (poller ? this.config.pollIntervalMs : this.config.idleIntervalMs) : await this.#idleWait(source);
-            if (source.anyDue && Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= 1_000) await this.#refreshBacklog(source);
+            const full = claimed >= this.config.batchSize;
+            // A full batch: more is waiting, so the other loops should claim too instead of sleeping.
+            if (full) this.#wakeOthers(state);
+            idle = !full && !state.woken;
+            // Gauges at most once a second while rows flow; the idle sleep of unpolled sources is sized by the backlog.
+            if (!idle || polled) await this.#refreshBacklogOlderThan(source, 1_000);
+            // Draining a backlog, or a commit arrived during the round: go again at once.
+            if (!idle) continue;
+            waitMs = polled ? this.#pollWait(poller) : await this.#idleWait(source);
           }
         } catch (error) {
           // Database or broker trouble outside a send: report, back off, keep going.
@@ -238,6 +233,15 @@ export class Relay extends EventEmitter<RelayEvents> {
     } finally {
       this.#loopStates.delete(state);
     }
+  }
+
+  /** The poller checks every pollIntervalMs; the other loops of a polled source wait to be woken (idleIntervalMs as a fallback). */
+  #pollWait(poller: boolean): number {
+    return poller ? this.config.pollIntervalMs : this.config.idleIntervalMs;
+  }
+
+  async #refreshBacklogOlderThan(source: RelaySource, ms: number): Promise<void> {
+    if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= ms) await this.#refreshBacklog(source);
   }
 
   /** Wakes the sleeping loops of the same source. */
