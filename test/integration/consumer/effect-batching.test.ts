@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PostgresInboxStore } from '../../../src/adapters/postgres/postgres-inbox-store.ts';
-import { EffectBatcher } from '../../../src/consumer/effect-batcher.ts';
+import { type BatchInbox, EffectBatcher } from '../../../src/consumer/effect-batcher.ts';
 import { ZerolossError } from '../../../src/core/errors.ts';
 import type { InboxEntry } from '../../../src/ports/inbox-store.ts';
 import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
@@ -136,6 +136,27 @@ describe('effect batching: shared transactions keep each message exactly once', 
     assert.deepEqual(results, Array(6).fill(true));
     assert.equal(sizes[0], 1, 'the shared transaction committed only the member it started');
     assert.deepEqual(await counts('e-'), { effects: 6, inbox: 6 });
+  });
+
+  test('the shared inbox statement failing (connection trouble) reruns every member alone: all applied once', async () => {
+    let failures = 0;
+    const flaky: BatchInbox = {
+      claimMany: (tx, entries) => {
+        if (entries.length > 1 && failures++ === 0)
+          return Promise.reject(Object.assign(new Error('connection terminated'), { code: '57P01' }));
+        return inbox.claimMany(tx, entries);
+      },
+      unclaimMany: (tx, entries) => inbox.unclaimMany(tx, entries),
+    };
+    const sizes: number[] = [];
+    const batcher = new EffectBatcher(env.db, flaky, { maxMessages: 16, maxMs: 10_000, onTransaction: (n) => sizes.push(n) });
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, n) => batcher.run({ entry: entry(`h-${n}`, n), apply: effect(`h-${n}`, n) })),
+    );
+    assert.deepEqual(results, Array(5).fill(true));
+    assert.equal(failures, 1, 'the shared statement failed once');
+    assert.deepEqual(sizes, [5, 1, 1, 1, 1, 1], 'the failed shared transaction, then each member alone');
+    assert.deepEqual(await counts('h-'), { effects: 5, inbox: 5 });
   });
 
   test('maxMessages 1 turns batching off: every member is a transaction of its own', async () => {
