@@ -136,35 +136,42 @@ export class ProcessGroup {
   }
 }
 
-/** Relays: the real `zeroloss relay` command, with short leases and timeouts so faults resolve in seconds. */
+/**
+ * Arguments of the real `zeroloss relay` command with short leases, backoff and idle interval, so faults
+ * resolve in seconds. The lease must outlast one send (the delivery timeout); a killed relay's rows come
+ * back after it.
+ */
+export function fastRelayArgs(options: { pgUrl: string; schema: string; brokers: string[]; leaseMs: number; deliveryTimeoutMs: number }) {
+  return [
+    'relay',
+    '--pg',
+    options.pgUrl,
+    '--schema',
+    options.schema,
+    '--kafka',
+    options.brokers.join(','),
+    '--lease-ms',
+    String(options.leaseMs),
+    '--delivery-timeout-ms',
+    String(options.deliveryTimeoutMs),
+    '--backoff-base-ms',
+    '100',
+    '--backoff-max-ms',
+    '2000',
+    '--idle-interval-ms',
+    '1000',
+    '--batch-size',
+    '200',
+  ];
+}
+
+/** Relays: the real `zeroloss relay` command (fastRelayArgs). */
 export function relayGroup(options: { count: number; pgUrl: string; schema: string; brokers: string[]; env?: Record<string, string> }) {
   return new ProcessGroup({
     kind: 'relay',
     names: Array.from({ length: options.count }, (_, i) => `relay-${i + 1}`),
     env: options.env ?? {},
-    command: [
-      CLI,
-      'relay',
-      '--pg',
-      options.pgUrl,
-      '--schema',
-      options.schema,
-      '--kafka',
-      options.brokers.join(','),
-      // The lease must outlast one send (delivery timeout); a killed relay's rows come back after it.
-      '--lease-ms',
-      '5000',
-      '--delivery-timeout-ms',
-      '4000',
-      '--backoff-base-ms',
-      '100',
-      '--backoff-max-ms',
-      '2000',
-      '--idle-interval-ms',
-      '1000',
-      '--batch-size',
-      '200',
-    ],
+    command: [CLI, ...fastRelayArgs({ ...options, leaseMs: 5_000, deliveryTimeoutMs: 4_000 })],
   });
 }
 

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { fastRelayArgs } from '../../faults/processes.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -12,30 +13,7 @@ export class RelayProcess {
   output = '';
 
   constructor(options: { pgUrl: string; schema: string; brokers: string[]; extra?: string[] }) {
-    this.#args = [
-      MAIN,
-      'relay',
-      '--pg',
-      options.pgUrl,
-      '--schema',
-      options.schema,
-      '--kafka',
-      options.brokers.join(','),
-      '--lease-ms',
-      '4000',
-      '--delivery-timeout-ms',
-      '3000',
-      '--backoff-base-ms',
-      '100',
-      '--backoff-max-ms',
-      '2000',
-      '--idle-interval-ms',
-      '1000',
-      '--batch-size',
-      '200',
-      '--verbose',
-      ...(options.extra ?? []),
-    ];
+    this.#args = [MAIN, ...fastRelayArgs({ ...options, leaseMs: 4_000, deliveryTimeoutMs: 3_000 }), '--verbose', ...(options.extra ?? [])];
   }
 
   #alive(): boolean {
