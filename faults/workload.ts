@@ -78,8 +78,6 @@ export interface WorkloadResult {
   durationMs: number;
 }
 
-const ignore = () => {};
-
 /**
  * Concurrent business transactions, each writing 1-3 orders of one key with their outbox messages, paced
  * at `ratePerSecond`. Transactions that fail (database restarting, connections cut) are retried with new
@@ -126,14 +124,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
           ...(fail === 'transient' ? { times: 1 + Math.floor(o.random() * 2) } : {}),
         });
       }
-      const ids: string[] = [];
-      let client: pg.PoolClient | undefined;
-      let phase: 'work' | 'commit' = 'work';
-      try {
-        client = await o.pool.connect();
-        // As any application must: a checked-out client reports a dying server as an 'error' event.
-        client.on('error', ignore);
-        await client.query('begin');
+      const { outcome, ids } = await businessTransaction(o.pool, rollback, async (client, ids) => {
         for (const payload of payloads) {
           const envelope = await o.outbox.enqueue(client, { topic: o.topic, key, type: FX_TYPE, payload });
           await client.query(`insert into ${s}.fx_order (message_id, msg_key, fail) values ($1, $2, $3)`, [
@@ -143,31 +134,69 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
           ]);
           ids.push(envelope.id);
         }
-        if (rollback) {
-          await client.query('rollback');
-          for (const id of ids) result.rolledBack.add(id);
-          remaining += count;
-        } else {
-          phase = 'commit';
-          await client.query('commit');
-          for (const id of ids) result.committed.add(id);
-        }
-        client.off('error', ignore);
-        client.release();
-      } catch (error) {
-        result.failedTransactions++;
-        if (phase === 'commit') for (const id of ids) result.unknown.add(id);
-        else {
-          remaining += count;
-          if (poisonMark !== undefined) poisonAt.unshift(poisonMark);
-        }
-        client?.off('error', ignore);
-        client?.release(error as Error);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      });
+      recordOutcome(result, outcome, ids);
+      if (outcome === 'rolledBack' || outcome === 'failedBeforeCommit') remaining += count;
+      if (outcome === 'failedBeforeCommit' && poisonMark !== undefined) poisonAt.unshift(poisonMark);
     }
   };
   await Promise.all(Array.from({ length: o.workers }, worker));
   result.durationMs = Date.now() - started;
   return result;
+}
+
+const ignore = () => {};
+
+/** What became of one business transaction's messages, as its client saw it. */
+export type TransactionOutcome = 'committed' | 'rolledBack' | 'failedBeforeCommit' | 'unknown';
+
+/**
+ * One business transaction on a pool client, as an application runs it: begin, `work` (which pushes the
+ * ids of the messages it enqueued), then commit or, when `rollback`, a deliberate rollback. A failure
+ * before the commit means nothing committed; a failure during the commit leaves the outcome unknown.
+ * After a failure it pauses 50 ms, so a restarting database is not hammered.
+ */
+export async function businessTransaction(
+  pool: pg.Pool,
+  rollback: boolean,
+  work: (client: pg.PoolClient, ids: string[]) => Promise<void>,
+): Promise<{ outcome: TransactionOutcome; ids: string[] }> {
+  const ids: string[] = [];
+  let client: pg.PoolClient | undefined;
+  let phase: 'work' | 'commit' = 'work';
+  try {
+    client = await pool.connect();
+    // As any application must: a checked-out client reports a dying server as an 'error' event.
+    client.on('error', ignore);
+    await client.query('begin');
+    await work(client, ids);
+    if (rollback) {
+      await client.query('rollback');
+    } else {
+      phase = 'commit';
+      await client.query('commit');
+    }
+    client.off('error', ignore);
+    client.release();
+    return { outcome: rollback ? 'rolledBack' : 'committed', ids };
+  } catch (error) {
+    client?.off('error', ignore);
+    client?.release(error as Error);
+    await new Promise((r) => setTimeout(r, 50));
+    return { outcome: phase === 'commit' ? 'unknown' : 'failedBeforeCommit', ids };
+  }
+}
+
+/** Adds a transaction's outcome to the workload's tallies. */
+export function recordOutcome(
+  result: { committed: Set<string>; rolledBack: Set<string>; unknown: Set<string>; failedTransactions: number },
+  outcome: TransactionOutcome,
+  ids: string[],
+): void {
+  if (outcome === 'committed') for (const id of ids) result.committed.add(id);
+  else if (outcome === 'rolledBack') for (const id of ids) result.rolledBack.add(id);
+  else {
+    result.failedTransactions++;
+    if (outcome === 'unknown') for (const id of ids) result.unknown.add(id);
+  }
 }

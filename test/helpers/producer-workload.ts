@@ -1,9 +1,8 @@
 import type pg from 'pg';
+import { businessTransaction, recordOutcome } from '../../faults/workload.ts';
 import type { Outbox } from '../../src/outbox/outbox.ts';
 import { prng } from './prng.ts';
 import type { ReadRecord } from './kafka.ts';
-
-const ignore = () => {};
 
 export interface WorkloadResult {
   /** Ids whose transaction the client saw commit. */
@@ -39,37 +38,14 @@ export async function enqueueWorkload(options: {
       remaining -= count;
       const rollback = random() < options.rollbackRate;
       const key = `key-${Math.floor(random() * options.keys)}`;
-      const ids: string[] = [];
-      let client: pg.PoolClient | undefined;
-      let phase: 'work' | 'commit' = 'work';
-      try {
-        client = await options.pool.connect();
-        // As any application must: a checked-out client reports a dying server as an 'error' event.
-        client.on('error', ignore);
-        await client.query('begin');
+      const { outcome, ids } = await businessTransaction(options.pool, rollback, async (client, ids) => {
         for (let i = 0; i < count; i++) {
           const envelope = await options.outbox.enqueue(client, { topic: options.topic, key, type: 'test.event', payload: { key, i } });
           ids.push(envelope.id);
         }
-        if (rollback) {
-          await client.query('rollback');
-          for (const id of ids) result.rolledBack.add(id);
-          remaining += count;
-        } else {
-          phase = 'commit';
-          await client.query('commit');
-          for (const id of ids) result.committed.add(id);
-        }
-        client.off('error', ignore);
-        client.release();
-      } catch (error) {
-        result.failedTransactions++;
-        if (phase === 'commit') for (const id of ids) result.unknown.add(id);
-        else remaining += count;
-        client?.off('error', ignore);
-        client?.release(error as Error);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      });
+      recordOutcome(result, outcome, ids);
+      if (outcome === 'rolledBack' || outcome === 'failedBeforeCommit') remaining += count;
     }
   };
   await Promise.all(Array.from({ length: options.workers }, worker));
