@@ -103,9 +103,11 @@ export class EffectBatcher {
     let started = 0;
     let failedAt = -1;
     let failure: unknown;
-    const t0 = performance.now();
     try {
       await this.#db.transaction(async (tx) => {
+        // The budget runs from the transaction's start: time spent waiting for a pooled connection is not
+        // the members' doing, and counting it would split batches exactly when connections are scarce.
+        const t0 = performance.now();
         claims = await this.#inbox.claimMany(
           tx,
           batch.map((m) => m.entry),

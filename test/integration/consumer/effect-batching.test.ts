@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { pgDatabase } from '../../../src/adapters/postgres/pg-database.ts';
 import { PostgresInboxStore } from '../../../src/adapters/postgres/postgres-inbox-store.ts';
 import { type BatchInbox, EffectBatcher } from '../../../src/consumer/effect-batcher.ts';
 import { ZerolossError } from '../../../src/core/errors.ts';
 import type { InboxEntry } from '../../../src/ports/inbox-store.ts';
 import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
-import { freshSchema } from '../../helpers/pg.ts';
+import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 
 /**
  * Group commit of effect transactions (EffectBatcher) on the real Postgres: members that are ready together
@@ -157,6 +159,27 @@ describe('effect batching: shared transactions keep each message exactly once', 
     assert.equal(failures, 1, 'the shared statement failed once');
     assert.deepEqual(sizes, [5, 1, 1, 1, 1, 1], 'the failed shared transaction, then each member alone');
     assert.deepEqual(await counts('h-'), { effects: 5, inbox: 5 });
+  });
+
+  test('waiting for a pooled connection does not count against the time budget', async () => {
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 1 });
+    const db = pgDatabase({ pool });
+    try {
+      const sizes: number[] = [];
+      const batcher = new EffectBatcher(db, new PostgresInboxStore(db, { schema: env.schema }), {
+        maxMessages: 16,
+        maxMs: 20,
+        onTransaction: (n) => sizes.push(n),
+      });
+      // The only connection is busy for longer than the budget when the batch asks for it.
+      const busy = await pool.connect();
+      setTimeout(() => busy.release(), 100);
+      await Promise.all(Array.from({ length: 3 }, (_, n) => batcher.run({ entry: entry(`i-${n}`, n), apply: effect(`i-${n}`, n) })));
+      assert.deepEqual(sizes, [3], 'one shared transaction, not split by the wait');
+      assert.deepEqual(await counts('i-'), { effects: 3, inbox: 3 });
+    } finally {
+      await pool.end();
+    }
   });
 
   test('maxMessages 1 turns batching off: every member is a transaction of its own', async () => {
