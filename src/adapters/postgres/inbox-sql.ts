@@ -7,18 +7,9 @@ export function inboxSql(s: string) {
     /**
      * The dedup authority. Runs first in the effect transaction: a concurrent copy of the same key blocks on
      * the primary key until this transaction ends, then sees the row (duplicate) or inserts it (we rolled back).
-     * $1 group, $2 key, $3 message id, $4 topic, $5 partition, $6 offset. Returns one row when inserted.
-     */
-    inboxInsert: `
-      insert into ${s}.inbox (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset)
-      values ($1, $2, $3, $4, $5, $6)
-      on conflict (consumer_group, idempotency_key) do nothing
-      returning 1 as inserted`,
-
-    /**
-     * inboxInsert for many rows: $1 group, then arrays $2 keys (distinct), $3 message ids, $4 topics,
-     * $5 partitions, $6 offsets. Inserted in key order (a fixed lock order between concurrent batches);
-     * returns the keys inserted.
+     * Several messages at once (group commit): $1 group, then arrays $2 keys (distinct), $3 message ids,
+     * $4 topics, $5 partitions, $6 offsets. Inserted in key order (a fixed lock order between concurrent
+     * batches); returns the keys inserted.
      */
     inboxInsertMany: `
       insert into ${s}.inbox (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset)

@@ -15,19 +15,11 @@ export class PostgresInboxStore implements InboxStore, StartLog {
   }
 
   async claim(tx: SqlExecutor, e: InboxEntry): Promise<boolean> {
-    const { rows } = await tx.query(this.#sql.inboxInsert, [
-      e.groupId,
-      e.idempotencyKey,
-      e.messageId,
-      e.topic,
-      e.partition,
-      e.offset.toString(),
-    ]);
-    return rows.length === 1;
+    const [claimed = false] = await this.claimMany(tx, [e]);
+    return claimed;
   }
 
   async claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<boolean[]> {
-    if (entries.length === 1) return [await this.claim(tx, entries[0] as InboxEntry)];
     if (entries.length === 0) return [];
     const groupId = (entries[0] as InboxEntry).groupId;
     if (entries.some((e) => e.groupId !== groupId)) throw new Error('claimMany takes the entries of one consumer group');
