@@ -1,3 +1,4 @@
+import { turnBatch } from '../core/turn-batch.ts';
 import type { InboxEntry } from '../ports/inbox-store.ts';
 import type { Database, SqlExecutor } from '../ports/sql-executor.ts';
 
@@ -57,7 +58,7 @@ export class EffectBatcher {
   readonly #db: Database;
   readonly #inbox: BatchInbox;
   readonly #options: EffectBatcherOptions;
-  #queue: Member[] = [];
+  readonly #enqueue = turnBatch<Member>((ready) => this.#flush(ready));
 
   constructor(db: Database, inbox: BatchInbox, options: EffectBatcherOptions) {
     this.#db = db;
@@ -69,15 +70,11 @@ export class EffectBatcher {
   run(work: EffectWork): Promise<boolean> {
     if (this.#options.maxMessages <= 1) return this.#alone(work);
     return new Promise<boolean>((resolve, reject) => {
-      this.#queue.push({ ...work, resolve, reject });
-      // setImmediate, not a microtask: lanes released by one commit arrive over several I/O callbacks.
-      if (this.#queue.length === 1) setImmediate(() => this.#flush());
+      this.#enqueue({ ...work, resolve, reject });
     });
   }
 
-  #flush(): void {
-    const ready = this.#queue;
-    this.#queue = [];
+  #flush(ready: Member[]): void {
     // Even shares, so 20 ready with a limit of 16 make two transactions of 10, not 16 and 4.
     const transactions = Math.ceil(ready.length / this.#options.maxMessages);
     const size = Math.ceil(ready.length / transactions);

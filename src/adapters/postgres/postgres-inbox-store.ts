@@ -1,4 +1,5 @@
 import { quoteIdent } from '../../core/identifier.ts';
+import { turnBatch } from '../../core/turn-batch.ts';
 import type { InboxEntry, InboxStore, StartLog, StartRef } from '../../ports/inbox-store.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { type InboxSql, inboxSql } from './inbox-sql.ts';
@@ -7,7 +8,7 @@ import { type InboxSql, inboxSql } from './inbox-sql.ts';
 export class PostgresInboxStore implements InboxStore, StartLog {
   readonly #db: Database;
   readonly #sql: InboxSql;
-  #pendingStarts: PendingStart[] = [];
+  readonly #askStart = turnBatch<PendingStart>((pending) => this.#flushStarts(pending));
 
   constructor(db: Database, options: { schema?: string } = {}) {
     this.#db = db;
@@ -72,14 +73,11 @@ export class PostgresInboxStore implements InboxStore, StartLog {
    */
   firstStart(ref: StartRef): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.#pendingStarts.push({ ref, resolve, reject });
-      if (this.#pendingStarts.length === 1) setImmediate(() => this.#flushStarts());
+      this.#askStart({ ref, resolve, reject });
     });
   }
 
-  #flushStarts(): void {
-    const pending = this.#pendingStarts;
-    this.#pendingStarts = [];
+  #flushStarts(pending: PendingStart[]): void {
     const byGroup = new Map<string, PendingStart[]>();
     for (const p of pending) {
       const list = byGroup.get(p.ref.groupId);
