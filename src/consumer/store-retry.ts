@@ -28,6 +28,15 @@ export function isStoreUnavailable(error: unknown, depth = 0): boolean {
   return isStoreUnavailable(e.cause, depth + 1);
 }
 
+/**
+ * How a wait on the store (or, for steps that must not give up, on anything) is reported: one code for the
+ * database being away, wherever in the pipeline it was noticed, so alerts and tests can count it.
+ */
+export function unavailableError(what: string, error: unknown): ZerolossError {
+  const code = isStoreUnavailable(error) ? 'ZL_STORE_UNAVAILABLE' : 'ZL_TRANSPORT_UNAVAILABLE';
+  return new ZerolossError(code, `${what} failed, will retry: ${errorSummary(error)}`, { retryable: true, cause: error });
+}
+
 export interface StoreRetryOptions {
   baseMs: number;
   maxMs: number;
@@ -53,8 +62,7 @@ export async function untilAvailable<T>(
     } catch (error) {
       if (error instanceof AbandonedError) throw error;
       if (options.isPermanent?.(error) || (!options.anyError && !isStoreUnavailable(error))) throw error;
-      const code = isStoreUnavailable(error) ? 'ZL_STORE_UNAVAILABLE' : 'ZL_TRANSPORT_UNAVAILABLE';
-      options.onError(new ZerolossError(code, `${what} failed, will retry: ${errorSummary(error)}`, { retryable: true, cause: error }));
+      options.onError(unavailableError(what, error));
       if (!(await delivery.lane.sleep(delay, delivery.signal))) throw new AbandonedError();
       delay = Math.min(options.maxMs, delay * 2);
     }

@@ -5,7 +5,7 @@ import type { ConsumerMetrics } from '../consumer-metrics.ts';
 import { AbandonedError, type Delivery, type Middleware, RETRY_HEADER, originalHeaders, retryTopic } from '../delivery.ts';
 import type { RegisteredHandler } from '../handler-registry.ts';
 import { decideRetry } from '../retry-policy.ts';
-import { isStoreUnavailable, publishUntilAcked, type StoreRetryOptions } from '../store-retry.ts';
+import { isStoreUnavailable, publishUntilAcked, type StoreRetryOptions, unavailableError } from '../store-retry.ts';
 
 /**
  * Runs `attempt` (the effect transaction) under the message type's retry policy (C6). A RetryableError
@@ -29,7 +29,7 @@ export function retryMiddleware(
       } catch (thrown) {
         if (thrown instanceof AbandonedError) throw thrown;
         if (isStoreUnavailable(thrown)) {
-          deps.unavailable.onError(classifyError(thrown));
+          deps.unavailable.onError(unavailableError('the effect transaction', thrown));
           if (!(await d.lane.sleep(unavailableDelay, d.signal))) throw new AbandonedError();
           unavailableDelay = Math.min(deps.unavailable.maxMs, unavailableDelay * 2);
           continue;
