@@ -255,6 +255,39 @@ export function transportConformance(name: string, factory: () => Promise<Transp
       const topic = await h.topic(1);
       await h.publishOk([h.record(topic, 'k', 'after')]);
     });
+
+    run('a failed record holds back the later records of its key', async (h) => {
+      const topic = await h.topic(2);
+      // Over every transport's default record limit (Kafka's message.max.bytes and the others' 1 MiB), so
+      // it fails the same way everywhere, and no broker is left in a state the next test would notice.
+      const oversized = { topic, key: 'held', value: randomBytes(3 * 1_048_576), headers: {} };
+      const outcomes = await h.publisher.publish([
+        h.record(topic, 'other', 'other-before'),
+        oversized,
+        h.record(topic, 'held', 'held-after'),
+        h.record(topic, 'other', 'other-after'),
+        h.record(topic, 'held', 'held-after-2'),
+      ]);
+      assert.equal(outcomes.length, 5, 'one outcome per record');
+      const [otherBefore, failed, heldAfter, otherAfter, heldAfter2] = outcomes;
+      assert.ok(otherBefore?.ok, 'a record of another key before the failure went through');
+      assert.ok(failed && !failed.ok, 'the oversized record was accepted');
+      assert.ok(failed.error instanceof ZerolossError, 'the failure is a ZerolossError');
+      assert.equal(failed.attempted, true);
+      for (const held of [heldAfter, heldAfter2]) {
+        assert.ok(held && !held.ok, 'a record behind its key failure was published');
+        assert.equal(held.attempted, false, 'a record behind its key failure was attempted');
+      }
+      assert.ok(otherAfter?.ok, 'a record of another key after the failure was held back');
+
+      // A later call is not held back; once it is delivered, the held-back records had their chance to show.
+      await h.publishOk([h.record(topic, 'held', 'held-next-call')]);
+      const c = await h.consume(h.group(), [topic]);
+      await c.waitForValues(3);
+      const values = c.records.map((r) => r.value.toString());
+      for (const v of ['other-before', 'other-after', 'held-next-call']) assert.ok(values.includes(v), `${v} was not delivered`);
+      assert.ok(!values.some((v) => v.startsWith('held-after')), 'a held-back record was delivered');
+    });
   });
 }
 
