@@ -99,15 +99,22 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
 
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
     await this.verify();
-    const { rows } = await this.#db.query<{
-      row: Row;
-      zl_ref: string;
-      zl_attempts: number;
-      zl_message_id: string | null;
-      zl_headers: Record<string, string> | null;
-      zl_payload: Uint8Array | null;
-      zl_state: number;
-    }>(this.#sql.claim, [this.name, owner, limit, leaseMs]);
+    // Two statements in one transaction: the decision must run on a snapshot taken after the row locks
+    // are held (see stateColumnSql). The ids go back in the driver's own form of the id column.
+    const rows = await this.#db.transaction(async (tx) => {
+      const locked = await tx.query<{ row_id: unknown }>(this.#sql.lock, [this.name, limit]);
+      if (locked.rows.length === 0) return [];
+      const result = await tx.query<{
+        row: Row;
+        zl_ref: string;
+        zl_attempts: number;
+        zl_message_id: string | null;
+        zl_headers: Record<string, string> | null;
+        zl_payload: Uint8Array | null;
+        zl_state: number;
+      }>(this.#sql.claim, [this.name, owner, locked.rows.map((r) => r.row_id), leaseMs]);
+      return result.rows;
+    });
     const claimed: ClaimedRow[] = [];
     const fresh: Array<{ ref: string; id: string; headers: Record<string, string>; payload: Buffer }> = [];
     const broken: FailedOutcome[] = [];

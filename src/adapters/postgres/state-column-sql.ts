@@ -25,16 +25,30 @@ export function stateColumnSql(n: StateColumnNames) {
       )`
     : '';
 
-  // $1 source, $2 owner, $3 limit, $4 lease ms
+  const free = `(r.row_id is null or (not r.parked and (r.lease_until is null or r.lease_until < now()) and r.next_attempt_at <= now()))`;
+
+  // A claim is two statements in one transaction: `lock` takes the candidates' row locks, then `claim`
+  // decides under those locks. The lease lives in source_row, not in the business row that is locked, so
+  // Postgres does not recheck it when a lock is granted: a statement whose snapshot predates another
+  // claimer's committed claim still sees that row as free. In one statement such a row counted towards
+  // the key-order check, so the next row of its key was claimed while the other claimer held the earlier
+  // one, and a failed send or a dead relay let the later row reach the topic first. `claim` runs on a
+  // snapshot taken after every lock is held, i.e. after any claimer that held one of these rows committed.
+  // $1 source, $2 limit
+  const lock = `
+    select b.${n.id} as row_id from ${n.table} b
+    left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
+    where b.${n.state} in (0, 2) and ${free}
+    order by b.${n.id}
+    limit $2
+    for update of b skip locked`;
+
+  // $1 source, $2 owner, $3 ids locked by `lock` (in the id column's own type), $4 lease ms
   const claim = `
     with cand as (
       select b.${n.id} as row_id${n.key ? `, b.${n.key} as k` : ''} from ${n.table} b
       left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
-      where b.${n.state} in (0, 2)
-        and (r.row_id is null or (not r.parked and (r.lease_until is null or r.lease_until < now()) and r.next_attempt_at <= now()))
-      order by b.${n.id}
-      limit $3
-      for update of b skip locked
+      where b.${n.id} = any($3) and b.${n.state} in (0, 2) and ${free}
     ), ok as (
       select c.row_id from cand c ${keyOrder}
     ), up as (
@@ -45,9 +59,7 @@ export function stateColumnSql(n: StateColumnNames) {
       order by row_id::text
       on conflict (source, row_id) do update
         set attempts = ${n.z}.source_row.attempts + 1, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
-        -- The lease lives in source_row, not in the business row the candidates were locked on: a claimer
-        -- whose snapshot predates another's committed claim still sees the row as free. ON CONFLICT sees
-        -- the latest version, so the takeover is re-checked here and a row leased meanwhile is not claimed.
+        -- ON CONFLICT sees the latest version: a row whose lease changed after this snapshot is not claimed.
         where not ${n.z}.source_row.parked
           and (${n.z}.source_row.lease_until is null or ${n.z}.source_row.lease_until < now())
           and ${n.z}.source_row.next_attempt_at <= now()
@@ -125,5 +137,5 @@ export function stateColumnSql(n: StateColumnNames) {
     left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
     where b.${n.state} <> 1`;
 
-  return { claim, storeEncoded, markSent, markFailed, backlog };
+  return { lock, claim, storeEncoded, markSent, markFailed, backlog };
 }
