@@ -15,6 +15,39 @@ export interface DeadLetterEvent {
   recorded: boolean;
 }
 
+/**
+ * A copy for `<topic>.dlq` or `<topic>.retry.<n>` that the topic refused for good (too large, say). Never a
+ * stall and never a loss: a dead letter stays in the dead_letter table alone, a retry runs in place.
+ */
+export interface CopyRejectedEvent {
+  groupId: string;
+  kind: 'dead-letter' | 'retry';
+  /** The topic that refused the copy. */
+  copyTopic: string;
+  /** Where the message was first consumed from. */
+  topic: string;
+  partition: number;
+  offset: bigint;
+  messageId: string | undefined;
+  /** The dead_letter row that holds the message (kind 'dead-letter'). */
+  deadLetterId?: string;
+  error: string;
+}
+
+/** A different message under a message id whose effect was applied before: dead-lettered, never skipped. */
+export interface MessageIdConflictEvent {
+  groupId: string;
+  messageId: string;
+  type: string | undefined;
+  topic: string;
+  partition: number;
+  offset: bigint;
+  /** Content digest of this message and of the one applied under the id before. */
+  digest: string;
+  appliedDigest: string;
+  deadLetterId: string;
+}
+
 export interface RetryEvent {
   groupId: string;
   type: string;
@@ -42,6 +75,8 @@ export interface ConsumerEvents {
   processed: [ProcessedEvent];
   retry: [RetryEvent];
   'dead-letter': [DeadLetterEvent];
+  'copy-rejected': [CopyRejectedEvent];
+  'message-id-conflict': [MessageIdConflictEvent];
   'sequence-gap': [SequenceEvent];
   'sequence-duplicate': [SequenceEvent];
   assigned: [Array<{ topic: string; partition: number }>];

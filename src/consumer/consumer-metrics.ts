@@ -24,6 +24,16 @@ export function createConsumerMetrics(registry: Registry = new Registry()) {
       'group',
       'code',
     ] as const),
+    copiesRejected: counter(
+      'zeroloss_consumer_copies_rejected_total',
+      'Copies refused for good by their .dlq or .retry.<n> topic (e.g. too large): dead letters kept in the table alone, retries run in place',
+      ['group', 'kind'] as const,
+    ),
+    messageIdConflicts: counter(
+      'zeroloss_consumer_message_id_conflicts_total',
+      'Messages under a message id already applied with other content: dead-lettered, not skipped',
+      ['group'] as const,
+    ),
     handlerSeconds: histogram(
       'zeroloss_consumer_handler_seconds',
       'Time of one effect transaction (inbox insert, handler, commit)',

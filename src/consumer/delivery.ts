@@ -32,6 +32,23 @@ export const DLQ_HEADER = {
   id: 'zl-dlq-id',
 } as const;
 
+/**
+ * Bounds, in UTF-8 bytes, of the failure text a copy carries in its headers (a long stack or error message
+ * is cut): with topic and group names at their limits, everything a `.dlq` or retry copy adds to the
+ * original record stays under 5 KiB, which `zeroloss doctor` asks those topics to leave room for.
+ */
+export const FAILURE_HEADER_BYTES = { error: 1_024, stack: 2_048, retryError: 512 } as const;
+
+/** Cuts `text` to at most `maxBytes` of UTF-8, at a character boundary, marking the cut with '…'. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  const bytes = Buffer.from(text, 'utf8');
+  let end = Math.max(0, maxBytes - 3);
+  // Never cut inside a character: back up over continuation bytes (10xxxxxx).
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
+  return `${bytes.subarray(0, end).toString('utf8')}…`;
+}
+
 const RETRY_TOPIC_RE = /^(.+)\.retry\.(\d+)$/;
 
 export function retryTopic(topic: string, retry: number): string {
@@ -71,6 +88,8 @@ export interface Delivery {
   route?: RegisteredHandler;
   message?: ConsumedMessage;
   idempotencyKey?: string;
+  /** Content digest (content-digest.ts), when the idempotency key is the message id. */
+  contentDigest?: string;
   outcome?: DeliveryOutcome;
   duplicateVia?: 'cache' | 'inbox';
   /** Set when the effect transaction committed. */

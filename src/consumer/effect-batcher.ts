@@ -1,5 +1,5 @@
 import { turnBatch } from '../core/turn-batch.ts';
-import type { InboxEntry } from '../ports/inbox-store.ts';
+import type { Claim, InboxEntry } from '../ports/inbox-store.ts';
 import type { Database, SqlExecutor } from '../ports/sql-executor.ts';
 
 export interface EffectBatcherOptions {
@@ -13,20 +13,20 @@ export interface EffectBatcherOptions {
 
 /** The inbox as the batcher uses it: rows recorded, or taken back, inside the shared transaction. */
 export interface BatchInbox {
-  /** Records the inbox rows of `entries`; true for each entry whose key was new (the effect may be applied). */
-  claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<boolean[]>;
+  /** Records the inbox rows of `entries`; 'claimed' for each entry whose key was new (the effect may be applied). */
+  claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<Claim[]>;
   /** Deletes rows this transaction claimed but whose effect it will not apply. */
   unclaimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<void>;
 }
 
-/** One message's effect: after its inbox claim, `apply` runs the handler (claimed) or nothing (a duplicate). */
+/** One message's effect: after its inbox claim, `apply` runs the handler (claimed) or nothing (a duplicate or conflict). */
 export interface EffectWork {
   entry: InboxEntry;
-  apply: (tx: SqlExecutor, claimed: boolean) => Promise<void>;
+  apply: (tx: SqlExecutor, claim: Claim) => Promise<void>;
 }
 
 interface Member extends EffectWork {
-  resolve: (claimed: boolean) => void;
+  resolve: (claim: Claim) => void;
   reject: (error: unknown) => void;
 }
 
@@ -66,10 +66,10 @@ export class EffectBatcher {
     this.#options = options;
   }
 
-  /** Resolves after the commit: true when the effect was applied, false when the key was applied before. */
-  run(work: EffectWork): Promise<boolean> {
+  /** Resolves after the commit with the inbox's answer: 'claimed' when the effect was applied. */
+  run(work: EffectWork): Promise<Claim> {
     if (this.#options.maxMessages <= 1) return this.#alone(work);
-    return new Promise<boolean>((resolve, reject) => {
+    return new Promise<Claim>((resolve, reject) => {
       this.#enqueue({ ...work, resolve, reject });
     });
   }
@@ -81,12 +81,13 @@ export class EffectBatcher {
     for (let i = 0; i < ready.length; i += size) void this.#together(ready.slice(i, i + size));
   }
 
-  #alone(work: EffectWork): Promise<boolean> {
+  #alone(work: EffectWork): Promise<Claim> {
     this.#options.onTransaction?.(1);
     return this.#db.transaction(async (tx) => {
-      const [claimed = false] = await this.#inbox.claimMany(tx, [work.entry]);
-      await work.apply(tx, claimed);
-      return claimed;
+      const [claim] = await this.#inbox.claimMany(tx, [work.entry]);
+      if (!claim) throw new Error('the inbox answered no claim for its one entry');
+      await work.apply(tx, claim);
+      return claim;
     });
   }
 
@@ -96,7 +97,7 @@ export class EffectBatcher {
       await this.#alone(m).then(m.resolve, m.reject);
       return;
     }
-    let claims: boolean[] = [];
+    let claims: Claim[] = [];
     let started = 0;
     let failedAt = -1;
     let failure: unknown;
@@ -113,7 +114,7 @@ export class EffectBatcher {
           // Past the budget, the rest go to transactions of their own (in parallel) instead of queueing here;
           // the inbox rows claimed for them are taken back first, or their own claim would find them.
           if (started > 0 && performance.now() - t0 > this.#options.maxMs) {
-            const rest = batch.slice(i).filter((_, j) => claims[i + j]);
+            const rest = batch.slice(i).filter((_, j) => claims[i + j]?.kind === 'claimed');
             if (rest.length > 0)
               await this.#inbox.unclaimMany(
                 tx,
@@ -123,7 +124,7 @@ export class EffectBatcher {
           }
           started++;
           try {
-            await member.apply(tx, claims[i] ?? false);
+            await member.apply(tx, claimOf(claims, i));
           } catch (error) {
             failedAt = i;
             failure = error;
@@ -141,8 +142,14 @@ export class EffectBatcher {
       return;
     }
     this.#options.onTransaction?.(started);
-    for (let i = 0; i < started; i++) batch[i]?.resolve(claims[i] ?? false);
+    for (let i = 0; i < started; i++) batch[i]?.resolve(claimOf(claims, i));
     // Members left out by the time budget: their inbox rows were taken back in the shared transaction.
     await Promise.all(batch.slice(started).map((m) => this.#alone(m).then(m.resolve, m.reject)));
   }
+}
+
+function claimOf(claims: Claim[], i: number): Claim {
+  const claim = claims[i];
+  if (!claim) throw new Error(`the inbox answered ${claims.length} claims for a larger batch`);
+  return claim;
 }

@@ -60,6 +60,12 @@ export interface RegisteredHandler {
   upcasters: ReadonlyMap<number, Upcaster>;
   schema: { parse(input: unknown): unknown } | undefined;
   idempotencyKey: (message: ConsumedMessage) => string;
+  /**
+   * True when the key is the message id (no `idempotencyKey` option): the inbox then also compares content
+   * digests, so another message under a known id is a conflict, not a duplicate. A handler-chosen key
+   * legitimately spans several messages, so their contents are not compared.
+   */
+  keyIsMessageId: boolean;
   retry: RetryPolicy;
 }
 
@@ -114,6 +120,7 @@ export class HandlerRegistry {
       upcasters,
       schema: options.schema,
       idempotencyKey: (options.idempotencyKey as ((m: ConsumedMessage) => string) | undefined) ?? ((m) => m.id),
+      keyIsMessageId: options.idempotencyKey === undefined,
       retry: resolveRetryPolicy(this.#defaultRetry, options.retry),
     };
     this.#handlers.set(type, entry);

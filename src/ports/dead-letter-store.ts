@@ -18,6 +18,8 @@ export interface DeadLetterInput {
   attempts: number;
   firstFailureAt: Date;
   lastFailureAt: Date;
+  /** Structured facts about the failure, e.g. both content digests of a message id conflict. */
+  details?: Record<string, unknown>;
 }
 
 export type DeadLetterStatus = 'dead' | 'replayed' | 'discarded';
@@ -46,16 +48,27 @@ export interface DeadLetterDetail extends DeadLetterSummary {
   payload: Buffer;
   stack: string | null;
   firstFailureAt: Date;
+  details: Record<string, unknown> | null;
   publishedAt: Date | null;
+  /** Why the copy on `<topic>.dlq` was not written (the topic refused it for good); null when it was, or is pending. */
+  copyError: string | null;
   resolvedAt: Date | null;
   resolvedBy: string | null;
 }
 
-/** The consumer's half: record a dead letter once, then note that its copy reached the DLQ topic. */
+/**
+ * The consumer's half: record a dead letter once, then note what became of its copy on the DLQ topic.
+ * The row is the dead letter; the topic copy is for other tools and may be refused (too large, say).
+ */
 export interface DeadLetterWriter {
-  /** `inserted: false` when the same key is already dead (a redelivery or duplicate copy). */
-  record(input: DeadLetterInput): Promise<{ id: string; inserted: boolean; published: boolean }>;
+  /**
+   * `inserted: false` when the same key is already dead (a redelivery or duplicate copy); `published` and
+   * `copyError` say whether that row's copy was written or refused for good already.
+   */
+  record(input: DeadLetterInput): Promise<{ id: string; inserted: boolean; published: boolean; copyError: string | null }>;
   markPublished(id: string): Promise<void>;
+  /** The DLQ topic refused the copy for good (`error` says why): the dead letter lives in the table alone. */
+  markCopyRejected(id: string, error: string): Promise<void>;
 }
 
 export interface DeadLetterFilter {

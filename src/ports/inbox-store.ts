@@ -8,20 +8,35 @@ export interface InboxEntry {
   topic: string;
   partition: number;
   offset: bigint;
+  /**
+   * Digest of the message's content (see content-digest.ts), when the idempotency key is the message id.
+   * Stored with the row; a later claim of the same key with another digest is a different message under a
+   * known id, not a duplicate. Absent for handler-chosen keys, which legitimately span messages.
+   */
+  contentDigest?: string;
 }
+
+/**
+ * What the inbox found for one entry: the key is new (apply the effect), applied before by this very
+ * message (a duplicate: write nothing), or applied before by a message with other content under the same
+ * message id (a conflict: write nothing, and never count it as a duplicate).
+ */
+export type Claim = { kind: 'claimed' } | { kind: 'duplicate' } | { kind: 'conflict'; appliedDigest: string };
 
 /** The dedup authority (C4): a unique row per (consumer group, idempotency key), written with the effect. */
 export interface InboxStore {
   /**
-   * Runs inside the effect transaction, before the handler. True: the key is now recorded and the effect
-   * may be applied; false: it was applied before (a duplicate) and the transaction must write nothing.
+   * Runs inside the effect transaction, before the handler. 'claimed': the key is now recorded and the
+   * effect may be applied; otherwise it was applied before and the transaction must write nothing. Digests
+   * are compared only when both rows have one (rows written before migration 7 have none).
    */
-  claim(tx: SqlExecutor, entry: InboxEntry): Promise<boolean>;
+  claim(tx: SqlExecutor, entry: InboxEntry): Promise<Claim>;
   /**
    * `claim` for several entries in one statement (a shared effect transaction). Entries with the same key:
-   * only the first can be true. Rows are locked in key order, so two batches never deadlock on each other.
+   * only the first can be claimed. Rows are locked in key order, so two batches never deadlock on each
+   * other. Keys already present cost one more statement, to read their digests; new keys cost nothing more.
    */
-  claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<boolean[]>;
+  claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<Claim[]>;
   /** Deletes rows that this same transaction claimed and whose effect it will not apply after all. */
   unclaimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<void>;
   contains(groupId: string, idempotencyKey: string): Promise<boolean>;

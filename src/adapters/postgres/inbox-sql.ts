@@ -8,16 +8,26 @@ export function inboxSql(s: string) {
      * The dedup authority. Runs first in the effect transaction: a concurrent copy of the same key blocks on
      * the primary key until this transaction ends, then sees the row (duplicate) or inserts it (we rolled back).
      * Several messages at once (group commit): $1 group, then arrays $2 keys (distinct), $3 message ids,
-     * $4 topics, $5 partitions, $6 offsets. Inserted in key order (a fixed lock order between concurrent
-     * batches); returns the keys inserted.
+     * $4 topics, $5 partitions, $6 offsets, $7 content digests (hex or null). Inserted in key order (a fixed
+     * lock order between concurrent batches); returns the keys inserted. Digests go as hex text, which every
+     * driver (node-postgres, PGlite) passes in an array the same way, and are stored as 16 bytes.
      */
     inboxInsertMany: `
-      insert into ${s}.inbox (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset)
-      select $1, r.k, r.id, r.topic, r.part, r.off
-      from unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[]) as r(k, id, topic, part, off)
+      insert into ${s}.inbox (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset, content_digest)
+      select $1, r.k, r.id, r.topic, r.part, r.off, decode(r.digest, 'hex')
+      from unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::text[]) as r(k, id, topic, part, off, digest)
       order by r.k
       on conflict (consumer_group, idempotency_key) do nothing
       returning idempotency_key`,
+
+    /**
+     * Digests of keys the insert above found present: $1 group, $2 keys. Only run when some key conflicted,
+     * so new messages never pay for it. A statement of its own, after the insert: it sees a row a concurrent
+     * transaction committed while the insert waited on it, which the insert's own snapshot would not.
+     */
+    inboxDigests: `
+      select idempotency_key, encode(content_digest, 'hex') as digest from ${s}.inbox
+      where consumer_group = $1 and idempotency_key = any($2::text[])`,
 
     /** $1 group, $2 keys: rows claimed earlier in the same transaction whose effect will not be applied. */
     inboxDeleteMany: `delete from ${s}.inbox where consumer_group = $1 and idempotency_key = any($2::text[])`,
@@ -83,17 +93,20 @@ export function inboxSql(s: string) {
     deadLetterInsert: `
       with ins as (
         insert into ${s}.dead_letter (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset, msg_key,
-          msg_type, headers, payload, error_code, error, stack, attempts, first_failure_at, last_failure_at)
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
+          msg_type, headers, payload, error_code, error, stack, attempts, first_failure_at, last_failure_at, details)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17::jsonb)
         on conflict (consumer_group, idempotency_key) where status = 'dead' do nothing
-        returning id, published_at, true as inserted
+        returning id, published_at, copy_error, true as inserted
       )
-      select id::text, published_at, inserted from ins
+      select id::text, published_at, copy_error, inserted from ins
       union all
-      select id::text, published_at, false from ${s}.dead_letter
+      select id::text, published_at, copy_error, false from ${s}.dead_letter
       where consumer_group = $1 and idempotency_key = $2 and status = 'dead' and not exists (select 1 from ins)`,
 
     deadLetterPublished: `update ${s}.dead_letter set published_at = now() where id = $1`,
+
+    /** $1 id, $2 why the topic refused the copy for good: the dead letter stays in this table alone. */
+    deadLetterCopyRejected: `update ${s}.dead_letter set copy_error = $2 where id = $1`,
 
     /** $1 status or null, $2 topic or null, $3 group or null, $4 limit, $5 id below (paging) or null. */
     deadLetterList: `
@@ -108,7 +121,7 @@ export function inboxSql(s: string) {
     deadLetterGet: `
       select id::text, consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset::text, msg_key, msg_type,
              headers, payload, error_code, error, stack, attempts, first_failure_at, last_failure_at, status, published_at,
-             created_at, resolved_at, resolved_by, replay_count
+             created_at, resolved_at, resolved_by, replay_count, details, copy_error
       from ${s}.dead_letter where id = $1`,
 
     /** Locks the row for a replay, so a consumer re-dead-lettering the replayed copy waits for the outcome. */

@@ -6,6 +6,7 @@ import { consumerMigration } from './migrations/002-consumer.ts';
 import { tableLogMigration } from './migrations/003-table-log.ts';
 import { operationsMigration } from './migrations/004-operations.ts';
 import { writePathMigration } from './migrations/005-write-path.ts';
+import { contentDigestMigration } from './migrations/007-content-digest.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -19,7 +20,14 @@ export interface Migration {
 }
 
 /** Append-only: each file owns one version number; never edit one that has been released. */
-export const MIGRATIONS: Migration[] = [outboxMigration, consumerMigration, tableLogMigration, operationsMigration, writePathMigration];
+export const MIGRATIONS: Migration[] = [
+  outboxMigration,
+  consumerMigration,
+  tableLogMigration,
+  operationsMigration,
+  writePathMigration,
+  contentDigestMigration,
+];
 
 export interface MigrateResult {
   schema: string;

@@ -23,7 +23,7 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
     this.#sql = inboxSql(quoteIdent(options.schema ?? 'zeroloss', 'schema'));
   }
 
-  async record(d: DeadLetterInput): Promise<{ id: string; inserted: boolean; published: boolean }> {
+  async record(d: DeadLetterInput): Promise<{ id: string; inserted: boolean; published: boolean; copyError: string | null }> {
     const params = [
       d.groupId,
       d.idempotencyKey,
@@ -41,22 +41,27 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
       d.attempts,
       d.firstFailureAt,
       d.lastFailureAt,
+      d.details === undefined ? null : JSON.stringify(d.details),
     ];
     // Twice at most: the union's read side cannot see an open row committed by a concurrent writer after
     // this statement began, but a second statement can.
     for (let i = 0; i < 2; i++) {
-      const { rows } = await this.#db.query<{ id: string; published_at: Date | null; inserted: boolean }>(
+      const { rows } = await this.#db.query<{ id: string; published_at: Date | null; copy_error: string | null; inserted: boolean }>(
         this.#sql.deadLetterInsert,
         params,
       );
       const row = rows[0];
-      if (row) return { id: row.id, inserted: row.inserted, published: row.published_at !== null };
+      if (row) return { id: row.id, inserted: row.inserted, published: row.published_at !== null, copyError: row.copy_error ?? null };
     }
     throw new Error(`dead letter for ${d.idempotencyKey} neither inserted nor found`);
   }
 
   async markPublished(id: string): Promise<void> {
     await this.#db.query(this.#sql.deadLetterPublished, [id]);
+  }
+
+  async markCopyRejected(id: string, error: string): Promise<void> {
+    await this.#db.query(this.#sql.deadLetterCopyRejected, [id, error]);
   }
 
   async list(filter: DeadLetterFilter = {}): Promise<DeadLetterSummary[]> {
@@ -82,7 +87,9 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
       payload: Buffer.from(row.payload as Uint8Array),
       stack: (row.stack as string | null) ?? null,
       firstFailureAt: new Date(row.first_failure_at as string),
+      details: (row.details as Record<string, unknown> | null) ?? null,
       publishedAt: row.published_at ? new Date(row.published_at as string) : null,
+      copyError: (row.copy_error as string | null) ?? null,
       resolvedAt: row.resolved_at ? new Date(row.resolved_at as string) : null,
       resolvedBy: (row.resolved_by as string | null) ?? null,
     };

@@ -1,6 +1,6 @@
 import { quoteIdent } from '../../core/identifier.ts';
 import { turnBatch } from '../../core/turn-batch.ts';
-import type { InboxEntry, InboxStore, StartLog, StartRef } from '../../ports/inbox-store.ts';
+import type { Claim, InboxEntry, InboxStore, StartLog, StartRef } from '../../ports/inbox-store.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { type InboxSql, inboxSql } from './inbox-sql.ts';
 
@@ -15,12 +15,12 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     this.#sql = inboxSql(quoteIdent(options.schema ?? 'zeroloss', 'schema'));
   }
 
-  async claim(tx: SqlExecutor, e: InboxEntry): Promise<boolean> {
-    const [claimed = false] = await this.claimMany(tx, [e]);
-    return claimed;
+  async claim(tx: SqlExecutor, e: InboxEntry): Promise<Claim> {
+    const [claim = DUPLICATE] = await this.claimMany(tx, [e]);
+    return claim;
   }
 
-  async claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<boolean[]> {
+  async claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<Claim[]> {
     if (entries.length === 0) return [];
     const groupId = (entries[0] as InboxEntry).groupId;
     if (entries.some((e) => e.groupId !== groupId)) throw new Error('claimMany takes the entries of one consumer group');
@@ -35,9 +35,28 @@ export class PostgresInboxStore implements InboxStore, StartLog {
       unique.map((e) => e.topic),
       unique.map((e) => e.partition),
       unique.map((e) => e.offset.toString()),
+      unique.map((e) => e.contentDigest ?? null),
     ]);
     const inserted = new Set(rows.map((r) => r.idempotency_key));
-    return entries.map((e) => firsts.get(e.idempotencyKey) === e && inserted.has(e.idempotencyKey));
+    // Keys found present are told apart from duplicates by the digest applied under them; only keys that
+    // carry a digest are asked about, so a batch of new messages (or of business keys) costs no statement more.
+    const present = new Set(
+      entries.filter((e) => e.contentDigest !== undefined && !inserted.has(e.idempotencyKey)).map((e) => e.idempotencyKey),
+    );
+    const applied = new Map<string, string | null>();
+    if (present.size > 0) {
+      const found = await tx.query<{ idempotency_key: string; digest: string | null }>(this.#sql.inboxDigests, [groupId, [...present]]);
+      for (const r of found.rows) applied.set(r.idempotency_key, r.digest);
+    }
+    return entries.map((e): Claim => {
+      const first = firsts.get(e.idempotencyKey) as InboxEntry;
+      if (first === e && inserted.has(e.idempotencyKey)) return CLAIMED;
+      // A later copy in this batch is compared with the first one, whose digest is the row's (or will be).
+      const digest = inserted.has(e.idempotencyKey) ? first.contentDigest : applied.get(e.idempotencyKey);
+      // No digest on either side (a row from before migration 7, a business key, a row since cleaned up): a duplicate, as before.
+      if (e.contentDigest === undefined || digest === undefined || digest === null || digest === e.contentDigest) return DUPLICATE;
+      return { kind: 'conflict', appliedDigest: digest };
+    });
   }
 
   async unclaimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<void> {
@@ -126,6 +145,9 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     await this.#db.query(this.#sql.attemptCleanup, [groupId, topic, partition, committedOffset.toString()]);
   }
 }
+
+const CLAIMED: Claim = Object.freeze({ kind: 'claimed' });
+const DUPLICATE: Claim = Object.freeze({ kind: 'duplicate' });
 
 interface PendingStart {
   ref: StartRef;

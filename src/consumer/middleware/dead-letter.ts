@@ -1,17 +1,29 @@
-import { classifyError, errorSummary, type ZerolossError } from '../../core/errors.ts';
+import { classifyError, errorSummary, ZerolossError } from '../../core/errors.ts';
 import type { DeadLetterInput, DeadLetterWriter } from '../../ports/dead-letter-store.ts';
 import type { Publisher } from '../../ports/transport.ts';
 import type { ConsumerReporter } from '../consumer-events.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
-import { AbandonedError, DLQ_HEADER, type Delivery, type Middleware, deadLetterTopic, originalHeaders } from '../delivery.ts';
+import {
+  AbandonedError,
+  DLQ_HEADER,
+  type Delivery,
+  FAILURE_HEADER_BYTES,
+  type Middleware,
+  deadLetterTopic,
+  originalHeaders,
+  truncateUtf8,
+} from '../delivery.ts';
 import { publishUntilAcked, type StoreRetryOptions, untilAvailable } from '../store-retry.ts';
 
 /**
  * Catches whatever the inner stages gave up on (bad input, unknown type or version, a permanent handler
- * error, retries exhausted, poison) and makes it a dead letter (C7): a row in the dead_letter table, then
- * the original bytes and headers on `<topic>.dlq` with the failure headers. Only after both are durable is
- * the record finished, so the other messages keep flowing and nothing is lost. A redelivery of a message
- * that is already dead (crash before the offset commit, or a duplicate copy) adds nothing.
+ * error, retries exhausted, poison, a message id conflict) and makes it a dead letter (C7): a row in the
+ * dead_letter table, then the original bytes and headers on `<topic>.dlq` with the failure headers. The row
+ * is the dead letter; the topic copy is for other tools. So the record is finished once the row is durable
+ * and the copy is either acknowledged or refused for good (too large for the `.dlq` topic, say): a refused
+ * copy is noted on the row, alarmed (event `copy-rejected`, metric) and never retried, so one record can
+ * never stall its partition. A broker that is merely away is waited out. A redelivery of a message that is
+ * already dead (crash before the offset commit, or a duplicate copy) adds nothing.
  */
 export function deadLetterMiddleware(deps: {
   writer: DeadLetterWriter;
@@ -29,21 +41,14 @@ export function deadLetterMiddleware(deps: {
       if (thrown instanceof AbandonedError || d.signal.aborted) throw thrown instanceof AbandonedError ? thrown : new AbandonedError();
       const error = classifyError(thrown);
       const input = deadLetterInput(d, error);
-      const { id, inserted, published } = await untilAvailable(d, 'recording a dead letter', { ...deps.unavailable, anyError: true }, () =>
-        deps.writer.record(input),
+      const { id, inserted, published, copyError } = await untilAvailable(
+        d,
+        'recording a dead letter',
+        { ...deps.unavailable, anyError: true },
+        () => deps.writer.record(input),
       );
-      if (!published && deps.topicCopy && deps.publisher) {
-        const headers = dlqHeaders(d, input, id);
-        await publishUntilAcked(
-          d,
-          deps.publisher,
-          { topic: deadLetterTopic(input.topic), key: d.record.key, value: d.record.value, headers },
-          `sending dead letter ${id}`,
-          deps.unavailable,
-        );
-        await untilAvailable(d, 'marking a dead letter published', { ...deps.unavailable, anyError: true }, () =>
-          deps.writer.markPublished(id),
-        );
+      if (!published && copyError === null && deps.topicCopy && deps.publisher) {
+        await copyToTopic(d, deps, input, id);
       }
       d.outcome = 'dead-lettered';
       if (inserted) deps.metrics.deadLettered.inc({ group: d.groupId, code: input.errorCode });
@@ -60,8 +65,62 @@ export function deadLetterMiddleware(deps: {
         attempts: input.attempts,
         recorded: inserted,
       });
+      if (error.code === 'ZL_MESSAGE_ID_CONFLICT' && inserted) {
+        deps.metrics.messageIdConflicts.inc({ group: d.groupId });
+        deps.reporter.emit('message-id-conflict', {
+          groupId: d.groupId,
+          messageId: input.messageId ?? '',
+          type: input.type,
+          topic: input.topic,
+          partition: input.partition,
+          offset: input.offset,
+          digest: String(error.details.digest),
+          appliedDigest: String(error.details.appliedDigest),
+          deadLetterId: id,
+        });
+      }
     }
   };
+}
+
+/** Sends the `.dlq` copy until acknowledged; a permanent refusal is recorded on the row instead of retried. */
+async function copyToTopic(
+  d: Delivery,
+  deps: Parameters<typeof deadLetterMiddleware>[0],
+  input: DeadLetterInput,
+  id: string,
+): Promise<void> {
+  const topic = deadLetterTopic(input.topic);
+  try {
+    await publishUntilAcked(
+      d,
+      deps.publisher as Publisher,
+      { topic, key: d.record.key, value: d.record.value, headers: dlqHeaders(d.groupId, input, id) },
+      `sending dead letter ${id}`,
+      deps.unavailable,
+    );
+  } catch (thrown) {
+    // publishUntilAcked returns only once acknowledged, and throws only abandonment or a permanent refusal.
+    if (!(thrown instanceof ZerolossError) || thrown.retryable) throw thrown;
+    const reason = errorSummary(thrown);
+    await untilAvailable(d, 'noting a refused dead-letter copy', { ...deps.unavailable, anyError: true }, () =>
+      deps.writer.markCopyRejected(id, reason),
+    );
+    deps.metrics.copiesRejected.inc({ group: d.groupId, kind: 'dead-letter' });
+    deps.reporter.emit('copy-rejected', {
+      groupId: d.groupId,
+      kind: 'dead-letter',
+      copyTopic: topic,
+      topic: input.topic,
+      partition: input.partition,
+      offset: input.offset,
+      messageId: input.messageId,
+      deadLetterId: id,
+      error: reason,
+    });
+    return;
+  }
+  await untilAvailable(d, 'marking a dead letter published', { ...deps.unavailable, anyError: true }, () => deps.writer.markPublished(id));
 }
 
 function deadLetterInput(d: Delivery, error: ZerolossError): DeadLetterInput {
@@ -72,10 +131,12 @@ function deadLetterInput(d: Delivery, error: ZerolossError): DeadLetterInput {
     d.gaveUp === 'exhausted'
       ? `gave up after ${attempts} attempts (${d.route?.retry.maxRetries} retries): ${errorSummary(error)}`
       : errorSummary(error);
+  const key = d.idempotencyKey ?? (d.envelope ? d.envelope.id : `offset:${d.origin.topic}/${d.origin.partition}/${d.origin.offset}`);
   return {
     groupId: d.groupId,
-    // Duplicate copies of one bad message share its id; an unreadable record is known by its position only.
-    idempotencyKey: d.idempotencyKey ?? (d.envelope ? d.envelope.id : `offset:${d.origin.topic}/${d.origin.partition}/${d.origin.offset}`),
+    // Duplicate copies of one bad message share its key; an unreadable record is known by its position only.
+    // Under a message id the digest is part of it: another message under the same id is another dead letter.
+    idempotencyKey: d.contentDigest ? `${key}#${d.contentDigest}` : key,
     messageId: d.envelope?.id ?? d.record.headers['zl-id'],
     topic: d.origin.topic,
     partition: d.origin.partition,
@@ -90,22 +151,24 @@ function deadLetterInput(d: Delivery, error: ZerolossError): DeadLetterInput {
     attempts,
     firstFailureAt: d.firstFailureAt ?? now,
     lastFailureAt: d.lastFailureAt ?? now,
+    details: Object.keys(error.details).length > 0 ? error.details : undefined,
   };
 }
 
-function dlqHeaders(d: Delivery, input: DeadLetterInput, id: string): Record<string, string> {
+/** The original headers plus the failure headers, whose text is bounded (FAILURE_HEADER_BYTES). */
+export function dlqHeaders(groupId: string, input: DeadLetterInput, id: string): Record<string, string> {
   return {
     ...input.headers,
-    [DLQ_HEADER.error]: input.error,
+    [DLQ_HEADER.error]: truncateUtf8(input.error, FAILURE_HEADER_BYTES.error),
     [DLQ_HEADER.errorCode]: input.errorCode,
-    [DLQ_HEADER.stack]: input.stack ?? '',
+    [DLQ_HEADER.stack]: truncateUtf8(input.stack ?? '', FAILURE_HEADER_BYTES.stack),
     [DLQ_HEADER.originalTopic]: input.topic,
     [DLQ_HEADER.originalPartition]: String(input.partition),
     [DLQ_HEADER.originalOffset]: input.offset.toString(),
     [DLQ_HEADER.attempts]: String(input.attempts),
     [DLQ_HEADER.firstFailureAt]: input.firstFailureAt.toISOString(),
     [DLQ_HEADER.lastFailureAt]: input.lastFailureAt.toISOString(),
-    [DLQ_HEADER.group]: d.groupId,
+    [DLQ_HEADER.group]: groupId,
     [DLQ_HEADER.id]: id,
   };
 }

@@ -6,11 +6,16 @@ import { AbandonedError, type Middleware } from '../delivery.ts';
  * the database; otherwise a short lock keeps two concurrent copies of one message (two consumers during a
  * rebalance) from both running the handler at once. The cache is an optimisation only: when it is down,
  * flushed or wrong, the inbox row in the effect transaction still decides, so only speed changes.
+ *
+ * Under a message id the cache remembers the id together with the content digest: a different message
+ * under the same id misses the cache and reaches the inbox, which dead-letters it as a conflict instead of
+ * the cache skipping it as a duplicate. The lock stays on the id alone, so it still serialises all copies.
  */
 export function dedupCacheMiddleware(cache: InboxCache, options: { lockTtlMs: number; lockWaitMs: number }): Middleware {
   return async (d, next) => {
     const key = d.idempotencyKey as string;
-    if ((await cache.has(d.groupId, key)) === true) {
+    const remembered = d.contentDigest === undefined ? key : `${key}#${d.contentDigest}`;
+    if ((await cache.has(d.groupId, remembered)) === true) {
       d.outcome = 'duplicate';
       d.duplicateVia = 'cache';
       return;
@@ -23,7 +28,7 @@ export function dedupCacheMiddleware(cache: InboxCache, options: { lockTtlMs: nu
       // Another copy is being handled right now: wait for it, then it is most likely a duplicate.
       if (Date.now() >= deadline) break;
       if (!(await d.lane.sleep(50, d.signal))) throw new AbandonedError();
-      if ((await cache.has(d.groupId, key)) === true) {
+      if ((await cache.has(d.groupId, remembered)) === true) {
         d.outcome = 'duplicate';
         d.duplicateVia = 'cache';
         return;
@@ -34,6 +39,6 @@ export function dedupCacheMiddleware(cache: InboxCache, options: { lockTtlMs: nu
     } finally {
       if (token) await cache.unlock(d.groupId, key, token);
     }
-    if (d.outcome === 'processed' || (d.outcome === 'duplicate' && d.duplicateVia === 'inbox')) await cache.add(d.groupId, key);
+    if (d.outcome === 'processed' || (d.outcome === 'duplicate' && d.duplicateVia === 'inbox')) await cache.add(d.groupId, remembered);
   };
 }

@@ -1,4 +1,5 @@
-import type { InboxStore } from '../../ports/inbox-store.ts';
+import { ZerolossError } from '../../core/errors.ts';
+import type { Claim, InboxStore } from '../../ports/inbox-store.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
 import { AbandonedError, type Delivery } from '../delivery.ts';
 import type { EffectBatcher } from '../effect-batcher.ts';
@@ -8,6 +9,10 @@ import type { ConsumedMessage, RegisteredHandler } from '../handler-registry.ts'
  * One attempt: a transaction zeroloss opens, the inbox row first, then the handler's writes through
  * `ctx.tx`, then commit (C4). The inbox insert comes first so a concurrent copy blocks on the unique key
  * until this transaction ends, and a duplicate commits nothing: the handler does not run at all.
+ *
+ * A different message under a message id already applied (same id, other content digest) is not a
+ * duplicate: nothing is written, and it is thrown on as ZL_MESSAGE_ID_CONFLICT (permanent) to be
+ * dead-lettered with both digests, never skipped in silence.
  *
  * The transaction may be shared with other keys' messages (EffectBatcher): it commits or rolls back as
  * one, and a member of a rolled-back batch runs again alone.
@@ -25,9 +30,9 @@ export function inboxTransaction(
     const key = d.idempotencyKey as string;
     d.attemptsMade++;
     const stopTimer = metrics.handlerSeconds.startTimer({ group: d.groupId, type: route.type });
-    let applied: boolean;
+    let claim: Claim;
     try {
-      applied = await batcher.run({
+      claim = await batcher.run({
         entry: {
           groupId: d.groupId,
           idempotencyKey: key,
@@ -35,26 +40,37 @@ export function inboxTransaction(
           topic: d.origin.topic,
           partition: d.origin.partition,
           offset: d.origin.offset,
+          contentDigest: d.contentDigest,
         },
-        apply: async (tx, claimed) => {
-          if (claimed) {
+        apply: async (tx, found) => {
+          if (found.kind === 'claimed') {
             await route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal });
           }
-          // P10: the position moves with the effect, in the same commit.
-          if (options.storeOffsets) await inbox.storeOffset(tx, d.groupId, d.record.topic, d.record.partition, d.record.offset + 1n);
+          // P10: the position moves with the effect, in the same commit. Not past a conflict: that record is
+          // finished only once its dead letter is written (the consumer then stores the offset).
+          if (options.storeOffsets && found.kind !== 'conflict') {
+            await inbox.storeOffset(tx, d.groupId, d.record.topic, d.record.partition, d.record.offset + 1n);
+          }
         },
       });
     } finally {
       stopTimer();
     }
-    if (applied) {
+    if (claim.kind === 'claimed') {
       d.outcome = 'processed';
       d.committedAt = Date.now();
-    } else {
-      // The handler did not run, so this attempt was not one.
-      d.attemptsMade--;
-      d.outcome = 'duplicate';
-      d.duplicateVia = 'inbox';
+      return;
     }
+    // The handler did not run, so this attempt was not one.
+    d.attemptsMade--;
+    if (claim.kind === 'conflict') {
+      throw new ZerolossError(
+        'ZL_MESSAGE_ID_CONFLICT',
+        `message id ${message.id} was applied before with other content (digest ${claim.appliedDigest}); this message's digest is ${d.contentDigest}`,
+        { retryable: false, details: { messageId: message.id, digest: d.contentDigest, appliedDigest: claim.appliedDigest } },
+      );
+    }
+    d.outcome = 'duplicate';
+    d.duplicateVia = 'inbox';
   };
 }

@@ -1,8 +1,18 @@
-import { classifyError, errorSummary } from '../../core/errors.ts';
+import type { OutgoingRecord } from '../../core/envelope.ts';
+import { classifyError, errorSummary, ZerolossError } from '../../core/errors.ts';
 import type { Publisher } from '../../ports/transport.ts';
 import type { ConsumerReporter } from '../consumer-events.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
-import { AbandonedError, type Delivery, type Middleware, RETRY_HEADER, originalHeaders, retryTopic } from '../delivery.ts';
+import {
+  AbandonedError,
+  type Delivery,
+  FAILURE_HEADER_BYTES,
+  type Middleware,
+  RETRY_HEADER,
+  originalHeaders,
+  retryTopic,
+  truncateUtf8,
+} from '../delivery.ts';
 import type { RegisteredHandler } from '../handler-registry.ts';
 import { decideRetry } from '../retry-policy.ts';
 import { isStoreUnavailable, publishUntilAcked, type StoreRetryOptions, unavailableError } from '../store-retry.ts';
@@ -12,6 +22,10 @@ import { isStoreUnavailable, publishUntilAcked, type StoreRetryOptions, unavaila
  * (or any unknown error) is retried; a PermanentError, or the last allowed attempt failing, is thrown on to
  * the dead-letter stage with `gaveUp` set. Database unavailability is waited out and not charged: it says
  * nothing about the message. See retry-policy.ts for the ordering trade-off of the two modes.
+ *
+ * A retry copy its `.retry.<n>` topic refuses for good (too large, say) does not stall the record or cost
+ * it its retries: the alarm fires (event `copy-rejected`, metric) and the rest of its retries run in place,
+ * as in blocking mode. A broker that is merely away is waited out, as for any copy.
  */
 export function retryMiddleware(
   attempt: (delivery: Delivery) => Promise<void>,
@@ -21,6 +35,7 @@ export function retryMiddleware(
     const route = d.route as RegisteredHandler;
     const policy = route.retry;
     let unavailableDelay = deps.unavailable.baseMs;
+    let topicRefused = false;
     for (;;) {
       if (d.signal.aborted) throw new AbandonedError();
       try {
@@ -44,22 +59,30 @@ export function retryMiddleware(
           d.gaveUp = decision.reason;
           throw thrown;
         }
-        const mode = policy.mode === 'topic' && deps.publisher ? 'topic' : 'blocking';
-        deps.metrics.retries.inc({ group: d.groupId, type: route.type, mode });
-        deps.reporter.emit('retry', {
-          groupId: d.groupId,
-          type: route.type,
-          messageId: d.envelope?.id ?? '',
-          attempt: d.attempt,
-          mode,
-          delayMs: decision.delayMs,
-          error: errorSummary(error),
-        });
+        let mode: 'topic' | 'blocking' = policy.mode === 'topic' && deps.publisher && !topicRefused ? 'topic' : 'blocking';
         if (mode === 'topic') {
-          await publishRetryCopy(d, deps.publisher as Publisher, decision.delayMs, errorSummary(error), deps.unavailable);
-          d.outcome = 'retry-scheduled';
-          return;
+          const copy = retryCopy(d, decision.delayMs, errorSummary(error));
+          const refusal = await publishRetryCopy(d, deps.publisher as Publisher, copy, deps.unavailable);
+          if (refusal === undefined) {
+            reportRetry(d, deps, route, mode, decision.delayMs, error);
+            d.outcome = 'retry-scheduled';
+            return;
+          }
+          topicRefused = true;
+          mode = 'blocking';
+          deps.metrics.copiesRejected.inc({ group: d.groupId, kind: 'retry' });
+          deps.reporter.emit('copy-rejected', {
+            groupId: d.groupId,
+            kind: 'retry',
+            copyTopic: copy.topic,
+            topic: d.origin.topic,
+            partition: d.origin.partition,
+            offset: d.origin.offset,
+            messageId: d.envelope?.id,
+            error: errorSummary(refusal),
+          });
         }
+        reportRetry(d, deps, route, mode, decision.delayMs, error);
         d.attempt++;
         if (!(await d.lane.sleep(decision.delayMs, d.signal))) throw new AbandonedError();
       }
@@ -67,14 +90,32 @@ export function retryMiddleware(
   };
 }
 
+function reportRetry(
+  d: Delivery,
+  deps: { reporter: ConsumerReporter; metrics: ConsumerMetrics },
+  route: RegisteredHandler,
+  mode: 'topic' | 'blocking',
+  delayMs: number,
+  error: ZerolossError,
+): void {
+  deps.metrics.retries.inc({ group: d.groupId, type: route.type, mode });
+  deps.reporter.emit('retry', {
+    groupId: d.groupId,
+    type: route.type,
+    messageId: d.envelope?.id ?? '',
+    attempt: d.attempt,
+    mode,
+    delayMs,
+    error: errorSummary(error),
+  });
+}
+
 /**
- * Hands the message to `<topic>.retry.<n>`: the original bytes and headers unchanged, plus the attempt
- * state. Its source offset finishes only once the broker has the copy, so a crash in between redelivers
- * the original (and the retry copy, if it was sent, is deduplicated by the inbox).
+ * The copy for `<topic>.retry.<n>`: the original bytes and headers unchanged, plus the attempt state (the
+ * error text bounded by FAILURE_HEADER_BYTES).
  */
-async function publishRetryCopy(d: Delivery, publisher: Publisher, delayMs: number, error: string, options: StoreRetryOptions) {
-  const failedAt = (d.lastFailureAt as Date).toISOString();
-  const record = {
+export function retryCopy(d: Delivery, delayMs: number, error: string): OutgoingRecord {
+  return {
     topic: retryTopic(d.origin.topic, d.attempt),
     key: d.record.key,
     value: d.record.value,
@@ -83,12 +124,31 @@ async function publishRetryCopy(d: Delivery, publisher: Publisher, delayMs: numb
       [RETRY_HEADER.attempt]: String(d.attempt + 1),
       [RETRY_HEADER.notBefore]: String(Date.now() + delayMs),
       [RETRY_HEADER.firstFailureAt]: (d.firstFailureAt as Date).toISOString(),
-      [RETRY_HEADER.lastFailureAt]: failedAt,
-      [RETRY_HEADER.lastError]: error.slice(0, 500),
+      [RETRY_HEADER.lastFailureAt]: (d.lastFailureAt as Date).toISOString(),
+      [RETRY_HEADER.lastError]: truncateUtf8(error, FAILURE_HEADER_BYTES.retryError),
       [RETRY_HEADER.originalTopic]: d.origin.topic,
       [RETRY_HEADER.originalPartition]: String(d.origin.partition),
       [RETRY_HEADER.originalOffset]: d.origin.offset.toString(),
     },
   };
-  await publishUntilAcked(d, publisher, record, `sending a retry copy to ${record.topic}`, options);
+}
+
+/**
+ * Hands the message to its retry topic. Its source offset finishes only once the broker has the copy, so a
+ * crash in between redelivers the original (and the retry copy, if it was sent, is deduplicated by the
+ * inbox). Returns the broker's permanent refusal instead of throwing it; outages are waited out.
+ */
+async function publishRetryCopy(
+  d: Delivery,
+  publisher: Publisher,
+  record: OutgoingRecord,
+  options: StoreRetryOptions,
+): Promise<ZerolossError | undefined> {
+  try {
+    await publishUntilAcked(d, publisher, record, `sending a retry copy to ${record.topic}`, options);
+    return undefined;
+  } catch (thrown) {
+    if (thrown instanceof ZerolossError && !thrown.retryable) return thrown;
+    throw thrown;
+  }
 }

@@ -1,6 +1,7 @@
 import { ZerolossError } from '../../core/errors.ts';
 import type { Envelope } from '../../core/envelope.ts';
 import type { Middleware } from '../delivery.ts';
+import { contentDigest } from '../content-digest.ts';
 import { type HandlerRegistry, checkIdempotencyKey, routeFor, upcast } from '../handler-registry.ts';
 
 /**
@@ -50,6 +51,16 @@ export function routeMiddleware(registry: HandlerRegistry): Middleware {
       throw new ZerolossError('ZL_INVALID_PAYLOAD', `idempotency key of ${route.type} cannot be computed: ${describe(cause)}`, { cause });
     }
     d.idempotencyKey = checkIdempotencyKey(route.type, key);
+    if (route.keyIsMessageId) {
+      // The bytes as produced, before any upcast: a replay or retry copy carries the same ones.
+      d.contentDigest = contentDigest({
+        id: envelope.id,
+        type: envelope.type,
+        key: envelope.key,
+        version: envelope.version,
+        payload: d.record.value,
+      });
+    }
     await next();
   };
 }

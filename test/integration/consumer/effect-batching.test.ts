@@ -5,7 +5,7 @@ import { pgDatabase } from '../../../src/adapters/postgres/pg-database.ts';
 import { PostgresInboxStore } from '../../../src/adapters/postgres/postgres-inbox-store.ts';
 import { type BatchInbox, EffectBatcher } from '../../../src/consumer/effect-batcher.ts';
 import { ZerolossError } from '../../../src/core/errors.ts';
-import type { InboxEntry } from '../../../src/ports/inbox-store.ts';
+import type { Claim, InboxEntry } from '../../../src/ports/inbox-store.ts';
 import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
 import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 
@@ -37,9 +37,10 @@ describe('effect batching: shared transactions keep each message exactly once', 
     partition: 0,
     offset: BigInt(n),
   });
-  const effect = (id: string, n: number) => async (tx: SqlExecutor, claimed: boolean) => {
-    if (claimed) await tx.query(`insert into "${env.schema}".effect (message_id, n) values ($1, $2)`, [id, n]);
+  const effect = (id: string, n: number) => async (tx: SqlExecutor, claim: Claim) => {
+    if (claim.kind === 'claimed') await tx.query(`insert into "${env.schema}".effect (message_id, n) values ($1, $2)`, [id, n]);
   };
+  const applied = (claims: Claim[]) => claims.map((c) => c.kind === 'claimed');
   const counts = async (prefix: string) => {
     const e = await env.pool.query(`select count(*)::int as n from "${env.schema}".effect where message_id like $1`, [`${prefix}%`]);
     const i = await env.pool.query(`select count(*)::int as n from "${env.schema}".inbox where idempotency_key like $1`, [`${prefix}%`]);
@@ -52,7 +53,7 @@ describe('effect batching: shared transactions keep each message exactly once', 
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, n) => batcher.run({ entry: entry(`a-${n}`, n), apply: effect(`a-${n}`, n) })),
     );
-    assert.deepEqual(results, Array(20).fill(true));
+    assert.deepEqual(applied(results), Array(20).fill(true));
     // 20 ready at once with a limit of 8: three transactions of 7, 7 and 6, not 8, 8 and 4.
     assert.deepEqual(
       sizes.sort((x, y) => x - y),
@@ -63,7 +64,7 @@ describe('effect batching: shared transactions keep each message exactly once', 
     const again = await Promise.all(
       Array.from({ length: 20 }, (_, n) => batcher.run({ entry: entry(`a-${n}`, n), apply: effect(`a-${n}`, n) })),
     );
-    assert.deepEqual(again, Array(20).fill(false));
+    assert.deepEqual(applied(again), Array(20).fill(false));
     assert.deepEqual(await counts('a-'), { effects: 20, inbox: 20 });
   });
 
@@ -74,17 +75,17 @@ describe('effect batching: shared transactions keep each message exactly once', 
       batcher.run({ entry: entry('b-2', 2), apply: effect('b-2', 2) }),
       batcher.run({ entry: entry('b-1-copy', 3, 'b-1'), apply: effect('b-1-copy', 3) }),
     ]);
-    assert.deepEqual(results, [true, true, false]);
+    assert.deepEqual(applied(results), [true, true, false]);
     assert.deepEqual(await counts('b-'), { effects: 2, inbox: 2 });
   });
 
   test("a member's own failure is its own: it gets the error, the others commit once", async () => {
     const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 10_000 });
     const runs = new Map<string, number>();
-    const counted = (id: string, n: number) => async (tx: SqlExecutor, claimed: boolean) => {
+    const counted = (id: string, n: number) => async (tx: SqlExecutor, claim: Claim) => {
       runs.set(id, (runs.get(id) ?? 0) + 1);
       if (id === 'c-3') throw new ZerolossError('ZL_PERMANENT', 'business rule says no');
-      await effect(id, n)(tx, claimed);
+      await effect(id, n)(tx, claim);
     };
     const settled = await Promise.allSettled(
       Array.from({ length: 6 }, (_, n) => batcher.run({ entry: entry(`c-${n}`, n), apply: counted(`c-${n}`, n) })),
@@ -100,8 +101,8 @@ describe('effect batching: shared transactions keep each message exactly once', 
 
   test('a member that swallows a failed statement poisons only itself: typed error for it, the rest commit once', async () => {
     const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 10_000 });
-    const swallowing = async (tx: SqlExecutor, claimed: boolean) => {
-      await effect('d-1', 1)(tx, claimed);
+    const swallowing = async (tx: SqlExecutor, claim: Claim) => {
+      await effect('d-1', 1)(tx, claim);
       // A unique violation whose error the handler catches: the transaction is now aborted.
       await tx.query(`insert into "${env.schema}".effect (message_id, n) values ('d-1', 1)`).catch(() => {});
     };
@@ -127,15 +128,15 @@ describe('effect batching: shared transactions keep each message exactly once', 
     const sizes: number[] = [];
     const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 5, onTransaction: (n) => sizes.push(n) });
     // The first handler holds the shared transaction past the budget (it waits on the database itself).
-    const slow = async (tx: SqlExecutor, claimed: boolean) => {
+    const slow = async (tx: SqlExecutor, claim: Claim) => {
       await tx.query('select pg_sleep(0.05)');
-      await effect('e-0', 0)(tx, claimed);
+      await effect('e-0', 0)(tx, claim);
     };
     const results = await Promise.all([
       batcher.run({ entry: entry('e-0', 0), apply: slow }),
       ...Array.from({ length: 5 }, (_, i) => batcher.run({ entry: entry(`e-${i + 1}`, i + 1), apply: effect(`e-${i + 1}`, i + 1) })),
     ]);
-    assert.deepEqual(results, Array(6).fill(true));
+    assert.deepEqual(applied(results), Array(6).fill(true));
     assert.equal(sizes[0], 1, 'the shared transaction committed only the member it started');
     assert.deepEqual(await counts('e-'), { effects: 6, inbox: 6 });
   });
@@ -155,7 +156,7 @@ describe('effect batching: shared transactions keep each message exactly once', 
     const results = await Promise.all(
       Array.from({ length: 5 }, (_, n) => batcher.run({ entry: entry(`h-${n}`, n), apply: effect(`h-${n}`, n) })),
     );
-    assert.deepEqual(results, Array(5).fill(true));
+    assert.deepEqual(applied(results), Array(5).fill(true));
     assert.equal(failures, 1, 'the shared statement failed once');
     assert.deepEqual(sizes, [5, 1, 1, 1, 1, 1], 'the failed shared transaction, then each member alone');
     assert.deepEqual(await counts('h-'), { effects: 5, inbox: 5 });
@@ -197,9 +198,9 @@ describe('effect batching: shared transactions keep each message exactly once', 
     await env.pool.query(`insert into "${env.schema}".deferred (id) values (99)`);
     const batcher = new EffectBatcher(env.db, inbox, { maxMessages: 16, maxMs: 10_000 });
     const runs = new Map<string, number>();
-    const write = (id: string, n: number, row: number) => async (tx: SqlExecutor, claimed: boolean) => {
+    const write = (id: string, n: number, row: number) => async (tx: SqlExecutor, claim: Claim) => {
       runs.set(id, (runs.get(id) ?? 0) + 1);
-      await effect(id, n)(tx, claimed);
+      await effect(id, n)(tx, claim);
       await tx.query(`insert into "${env.schema}".deferred (id) values ($1)`, [row]);
     };
     // g-1 collides with row 99 only when the constraint is checked, at commit: the shared commit fails.

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { RedisInboxCache } from '../../../src/adapters/redis/redis-inbox-cache.ts';
+import { contentDigest } from '../../../src/consumer/content-digest.ts';
 import { Consumer } from '../../../src/consumer/consumer.ts';
 import type { ProcessedEvent } from '../../../src/consumer/consumer-events.ts';
 import type { InboxCache } from '../../../src/ports/inbox-cache.ts';
@@ -106,7 +107,9 @@ describe('Redis inbox cache (fast path, never the authority)', () => {
       assert.ok((await publisher.publish([record]))[0]?.ok);
       await waitFor(() => lockAttempts >= 3, { what: 'the copy retrying the held lock' });
       assert.equal(runs, 0, 'the copy waits while the lock is held');
-      await cache.add(consumer.config.groupId, id);
+      // The holder remembers what it applied: the message id with its content digest.
+      const digest = contentDigest({ id, type: 'credit', key: 'k', version: 1, payload: record.value });
+      await cache.add(consumer.config.groupId, `${id}#${digest}`);
       await cache.unlock(consumer.config.groupId, id, token);
       await waitFor(() => events.length === 1, { what: 'the copy handled' });
       assert.equal(runs, 0);
