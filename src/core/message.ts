@@ -12,7 +12,7 @@ export interface MessageInput<P = unknown> {
   version?: number;
   traceId?: string;
   headers?: Record<string, string>;
-  /** Caller-chosen message id; default a fresh Snowflake id. Must be unique. */
+  /** Caller-chosen message id; default a fresh UUIDv7. A duplicate is refused (ZL_DUPLICATE_MESSAGE_ID). */
   id?: string;
 }
 
@@ -25,48 +25,74 @@ export interface EncodedPayload {
 const TOPIC_RE = /^[a-zA-Z0-9._-]{1,249}$/;
 const MAX_KEY_BYTES = 1024;
 const MAX_TYPE_LENGTH = 200;
+const MAX_ID_LENGTH = 128;
+const MAX_HEADERS = 100;
+const MAX_HEADER_NAME_BYTES = 256;
 const MAX_HEADER_BYTES = 16 * 1024;
+const LONE_SURROGATE = /\p{Cs}/u;
 
 export function validateTopic(topic: unknown): string {
   if (typeof topic !== 'string' || !TOPIC_RE.test(topic) || topic === '.' || topic === '..') {
     throw new ZerolossError('ZL_INVALID_TOPIC', `invalid topic ${JSON.stringify(topic)}: use 1-249 of [a-zA-Z0-9._-]`, {
-      details: { topic },
+      details: { field: 'topic', topic },
     });
   }
   return topic;
 }
 
 /**
+ * Why a string cannot go to Postgres as text or inside jsonb, or undefined if it can. A NUL is refused by
+ * both (22021, 22P05) and a lone UTF-16 surrogate has no UTF-8 form: the driver either fails the
+ * statement or rewrites it to U+FFFD, changing the key without a word. Either error would abort the
+ * caller's transaction, so every such field is checked here, before any SQL.
+ */
+export function unstorableText(value: string): string | undefined {
+  if (value.includes('\u0000')) return 'contains a NUL character';
+  if (LONE_SURROGATE.test(value)) return 'contains a lone UTF-16 surrogate (not valid Unicode)';
+  return undefined;
+}
+
+function invalid(field: string, reason: string, code: 'ZL_INVALID_MESSAGE' | 'ZL_INVALID_KEY' = 'ZL_INVALID_MESSAGE'): ZerolossError {
+  return new ZerolossError(code, `message ${field} ${reason}`, { details: { field } });
+}
+
+/** A non-empty string within the limit that Postgres can store, or a typed error naming the field. */
+function checkText(
+  value: unknown,
+  field: string,
+  limit: { chars?: number; bytes?: number },
+  code?: 'ZL_INVALID_MESSAGE' | 'ZL_INVALID_KEY',
+): void {
+  const bound = limit.bytes === undefined ? `${limit.chars} characters` : `${limit.bytes} UTF-8 bytes`;
+  if (typeof value !== 'string' || value.length === 0) throw invalid(field, `must be a non-empty string of at most ${bound}`, code);
+  if ((limit.chars !== undefined && value.length > limit.chars) || (limit.bytes !== undefined && Buffer.byteLength(value) > limit.bytes)) {
+    throw invalid(field, `is longer than ${bound}`, code);
+  }
+  const unstorable = unstorableText(value);
+  if (unstorable) throw invalid(field, unstorable, code);
+}
+
+/**
  * Validates a message and encodes its payload once. Every failure is a typed error raised before any SQL
- * runs, so the caller's transaction is left exactly as it was.
+ * runs (details.field names the field), so the caller's transaction is left exactly as it was.
  */
 export function encodeMessage(input: MessageInput, maxPayloadBytes: number): EncodedPayload {
   if (input === null || typeof input !== 'object') {
-    throw new ZerolossError('ZL_INVALID_MESSAGE', 'message must be an object');
+    throw new ZerolossError('ZL_INVALID_MESSAGE', 'message must be an object', { details: { field: 'message' } });
   }
   validateTopic(input.topic);
-  if (typeof input.key !== 'string' || input.key.length === 0 || Buffer.byteLength(input.key) > MAX_KEY_BYTES) {
-    throw new ZerolossError('ZL_INVALID_KEY', `message key must be a non-empty string of at most ${MAX_KEY_BYTES} bytes`, {
-      details: { key: typeof input.key === 'string' ? input.key.slice(0, 64) : typeof input.key },
-    });
-  }
-  if (typeof input.type !== 'string' || input.type.length === 0 || input.type.length > MAX_TYPE_LENGTH) {
-    throw new ZerolossError('ZL_INVALID_MESSAGE', `message type must be a non-empty string of at most ${MAX_TYPE_LENGTH} characters`);
-  }
+  checkText(input.key, 'key', { bytes: MAX_KEY_BYTES }, 'ZL_INVALID_KEY');
+  checkText(input.type, 'type', { chars: MAX_TYPE_LENGTH });
   if (input.version !== undefined && (!Number.isSafeInteger(input.version) || input.version < 1)) {
-    throw new ZerolossError('ZL_INVALID_MESSAGE', 'message version must be a positive integer');
+    throw invalid('version', 'must be a positive integer');
   }
-  if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0 || input.id.length > 128)) {
-    throw new ZerolossError('ZL_INVALID_MESSAGE', 'message id must be a non-empty string of at most 128 characters');
-  }
-  if (input.traceId !== undefined && (typeof input.traceId !== 'string' || input.traceId.length > 128)) {
-    throw new ZerolossError('ZL_INVALID_MESSAGE', 'traceId must be a string of at most 128 characters');
-  }
+  if (input.id !== undefined) checkText(input.id, 'id', { chars: MAX_ID_LENGTH });
+  if (input.traceId !== undefined) checkText(input.traceId, 'traceId', { chars: MAX_ID_LENGTH });
   validateHeaders(input.headers);
   const payload = encodePayload(input.payload);
   if (payload.bytes.length > maxPayloadBytes) {
     throw new ZerolossError('ZL_PAYLOAD_TOO_LARGE', `payload is ${payload.bytes.length} bytes, over the limit of ${maxPayloadBytes}`, {
-      details: { bytes: payload.bytes.length, limit: maxPayloadBytes },
+      details: { field: 'payload', bytes: payload.bytes.length, limit: maxPayloadBytes },
     });
   }
   return payload;
@@ -75,21 +101,21 @@ export function encodeMessage(input: MessageInput, maxPayloadBytes: number): Enc
 function validateHeaders(headers: unknown): void {
   if (headers === undefined) return;
   if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
-    throw new ZerolossError('ZL_INVALID_MESSAGE', 'headers must be an object of string values');
+    throw invalid('headers', 'must be an object of string values');
   }
+  const entries = Object.entries(headers);
+  if (entries.length > MAX_HEADERS) throw invalid('headers', `has ${entries.length} entries, over ${MAX_HEADERS}`);
   let bytes = 0;
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(RESERVED_HEADER_PREFIX)) {
-      throw new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} uses the reserved prefix ${RESERVED_HEADER_PREFIX}`);
-    }
-    if (typeof value !== 'string') {
-      throw new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must be a string`);
-    }
+  for (const [name, value] of entries) {
+    checkText(name, 'headers', { bytes: MAX_HEADER_NAME_BYTES });
+    if (name.startsWith(RESERVED_HEADER_PREFIX))
+      throw invalid('headers', `name ${name} uses the reserved prefix ${RESERVED_HEADER_PREFIX}`);
+    if (typeof value !== 'string') throw invalid('headers', `value of ${name} must be a string`);
+    const unstorable = unstorableText(value);
+    if (unstorable) throw invalid('headers', `value of ${name} ${unstorable}`);
     bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
   }
-  if (bytes > MAX_HEADER_BYTES) {
-    throw new ZerolossError('ZL_INVALID_MESSAGE', `headers total ${bytes} bytes, over ${MAX_HEADER_BYTES}`);
-  }
+  if (bytes > MAX_HEADER_BYTES) throw invalid('headers', `total ${bytes} bytes, over ${MAX_HEADER_BYTES}`);
 }
 
 /** Bytes go out as they are; anything else as JSON. A value JSON cannot represent is refused, not mangled. */
@@ -103,10 +129,13 @@ function encodePayload(payload: unknown): EncodedPayload {
   } catch (cause) {
     throw new ZerolossError('ZL_PAYLOAD_NOT_SERIALIZABLE', `payload cannot be encoded as JSON: ${(cause as Error).message}`, {
       cause,
+      details: { field: 'payload' },
     });
   }
   if (text === undefined) {
-    throw new ZerolossError('ZL_PAYLOAD_NOT_SERIALIZABLE', `payload of type ${typeof payload} has no JSON form`);
+    throw new ZerolossError('ZL_PAYLOAD_NOT_SERIALIZABLE', `payload of type ${typeof payload} has no JSON form`, {
+      details: { field: 'payload' },
+    });
   }
   return { bytes: Buffer.from(text, 'utf8'), contentType: 'application/json' };
 }

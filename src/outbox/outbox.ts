@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import { parseConfig } from '../core/config.ts';
 import { type Envelope, envelopeHeaders } from '../core/envelope.ts';
-import { type IdGenerator, randomWorkerId, snowflakeIds, uuidv7 } from '../core/ids.ts';
-import { encodeMessage, type MessageInput } from '../core/message.ts';
+import { type IdGenerator, snowflakeIds, uuidv7Ids } from '../core/ids.ts';
+import { encodeMessage, type MessageInput, unstorableText } from '../core/message.ts';
 import { PostgresOutboxStore } from '../adapters/postgres/postgres-outbox-store.ts';
+import type { Clock } from '../ports/clock.ts';
+import { systemClock } from '../ports/clock.ts';
 import type { OutboxWriter } from '../ports/outbox-store.ts';
 import type { SqlExecutor } from '../ports/sql-executor.ts';
 import { ZerolossError } from '../core/errors.ts';
@@ -16,9 +18,17 @@ export const outboxConfigSchema = z
   .object({
     schema: z.string().default('zeroloss'),
     /** Stable name of the producing application; sequences are per (producerId, key). */
-    producerId: z.string().min(1).max(128).default('default'),
+    producerId: z
+      .string()
+      .min(1)
+      .max(128)
+      .refine((id) => unstorableText(id) === undefined, 'must hold no NUL character or lone surrogate (Postgres cannot store them)')
+      .default('default'),
     maxPayloadBytes: z.number().int().positive().default(DEFAULT_MAX_PAYLOAD_BYTES),
-    /** Stamp a gapless per-(producer, key) sequence for gap detection; costs one row lock per key. */
+    /**
+     * Stamp a gapless per-(producer, key) sequence for gap detection; costs one more row lock per key.
+     * Off or on, a key's messages are relayed in commit order (the key lock does not depend on it).
+     */
     sequencing: z.boolean().default(true),
     /**
      * Wake listening relays at commit with pg_notify; default false (relays poll every `pollIntervalMs`).
@@ -31,18 +41,33 @@ export const outboxConfigSchema = z
      * transaction mode before 1.21).
      */
     preparedStatements: z.boolean().default(true),
+    /**
+     * Message ids: UUIDv7 by default, unique across processes, services and databases without any
+     * coordination. Snowflake ids need a worker id that no other producer writing to any outbox that
+     * feeds the same consumers uses at the same time (docs/ids.md): there is no safe default for it.
+     */
     ids: z
-      .union([
-        z.literal('uuidv7'),
-        z
-          .object({
-            workerId: z.number().int().min(0).max(1023).optional(),
-            onClockBackward: z.enum(['wait', 'error']).default('wait'),
-            maxBackwardMs: z.number().int().nonnegative().default(5_000),
-          })
-          .strict(),
-      ])
-      .default({ onClockBackward: 'wait', maxBackwardMs: 5_000 }),
+      .union(
+        [
+          z.literal('uuidv7'),
+          z
+            .object({
+              workerId: z.number().int().min(0).max(1023),
+              onClockBackward: z.enum(['wait', 'error']).default('wait'),
+              maxBackwardMs: z.number().int().nonnegative().default(5_000),
+            })
+            .strict(),
+        ],
+        {
+          error:
+            "must be 'uuidv7' or Snowflake settings { workerId, onClockBackward?, maxBackwardMs? }: Snowflake ids need an explicit workerId (0..1023) that no other producer uses",
+        },
+      )
+      .default('uuidv7'),
+    /** Time source for ids and createdAt; the system clock unless a test or a fault scenario steps it. */
+    clock: z
+      .custom<Clock>((value) => typeof (value as Clock | null)?.now === 'function', 'must be an object with now(): number')
+      .default(systemClock),
   })
   .strict();
 
@@ -60,20 +85,18 @@ export interface Outbox {
 
 export function createOutbox(config: OutboxConfig = {}, writer?: OutboxWriter): Outbox {
   const cfg = parseConfig(outboxConfigSchema, config, 'outbox');
-  const quotedSchema = quoteIdent(cfg.schema, 'schema');
+  quoteIdent(cfg.schema, 'schema');
   const store =
     writer ?? new PostgresOutboxStore(undefined, { schema: cfg.schema, notify: cfg.notify, preparedStatements: cfg.preparedStatements });
   const nextId: IdGenerator =
     cfg.ids === 'uuidv7'
-      ? () => uuidv7()
+      ? uuidv7Ids({ clock: cfg.clock })
       : snowflakeIds({
-          workerId: cfg.ids.workerId ?? randomWorkerId(),
+          workerId: cfg.ids.workerId,
           onClockBackward: cfg.ids.onClockBackward,
           maxBackwardMs: cfg.ids.maxBackwardMs,
+          clock: cfg.clock,
         });
-
-  // Checked once, before the first insert: a missing table would otherwise abort the caller's transaction.
-  let tableChecked = false;
 
   return {
     config: cfg,
@@ -82,15 +105,6 @@ export function createOutbox(config: OutboxConfig = {}, writer?: OutboxWriter): 
         throw new ZerolossError('ZL_INVALID_CONFIG', 'enqueue needs the transaction to write through (an object with query())');
       }
       const payload = encodeMessage(message, cfg.maxPayloadBytes);
-      if (!tableChecked) {
-        const { rows } = await tx.query<{ t: string | null }>('select to_regclass($1)::text as t', [`${quotedSchema}.outbox`]);
-        if (!rows[0]?.t) {
-          throw new ZerolossError('ZL_UNKNOWN_TABLE', `table ${cfg.schema}.outbox does not exist: run \`npx zeroloss migrate\``, {
-            details: { schema: cfg.schema },
-          });
-        }
-        tableChecked = true;
-      }
       const id = message.id ?? nextId();
       const envelope: Envelope = {
         id,
@@ -100,7 +114,7 @@ export function createOutbox(config: OutboxConfig = {}, writer?: OutboxWriter): 
         key: message.key,
         producerId: cfg.producerId,
         seq: 0,
-        createdAt: new Date().toISOString(),
+        createdAt: new Date(cfg.clock.now()).toISOString(),
         headers: { ...(message.headers ?? {}) },
       };
       const { seq } = await store.insert(

@@ -28,7 +28,7 @@ describe('outbox + relay on Postgres', () => {
   test('enqueue commits with the business transaction; a rollback leaves nothing', async () => {
     const outbox = createOutbox({ schema: env.schema });
     const envelope = await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic: 't1', key: 'a', type: 'x', payload: { n: 1 } }));
-    assert.match(envelope.id, /^\d+$/);
+    assert.match(envelope.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a UUIDv7 by default');
     assert.equal(envelope.seq, 1);
     await assert.rejects(
       inTransaction(env.pool, async (tx) => {

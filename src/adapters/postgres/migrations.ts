@@ -6,6 +6,7 @@ import { consumerMigration } from './migrations/002-consumer.ts';
 import { tableLogMigration } from './migrations/003-table-log.ts';
 import { operationsMigration } from './migrations/004-operations.ts';
 import { writePathMigration } from './migrations/005-write-path.ts';
+import { keyLockMigration } from './migrations/006-key-lock.ts';
 import { contentDigestMigration } from './migrations/007-content-digest.ts';
 
 /**
@@ -26,6 +27,7 @@ export const MIGRATIONS: Migration[] = [
   tableLogMigration,
   operationsMigration,
   writePathMigration,
+  keyLockMigration,
   contentDigestMigration,
 ];
 

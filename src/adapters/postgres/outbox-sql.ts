@@ -3,14 +3,28 @@
  * values are always parameters.
  */
 export function outboxSql(s: string, options: { notifyChannel: string | undefined; holdKeyOnParked: boolean }) {
-  // The per-key sequence bump takes a row lock on (producer, key) until the caller commits. That makes
-  // the sequence gapless (a rollback undoes it) and makes one key's enqueues commit in sequence order.
-  // seq_id (the relay's order) is drawn in the upsert's RETURNING, i.e. after the key lock is held;
-  // a column default would be drawn earlier, and two enqueues of one key could get crossed numbers.
+  // Order per key, across producers: the relay sends a key in seq_id order, so seq_id must be drawn
+  // in commit order. Every enqueue first locks its key's row in outbox_key_lock (ON CONFLICT DO UPDATE
+  // ... WHERE false locks an existing row without writing a new version; a new row is held by its
+  // uncommitted insert) and keeps it until the caller commits; seq_id is drawn only after that, so an
+  // enqueue that waits for the key gets a higher seq_id than the transaction it waited for, which has
+  // committed (or rolled back) by then. Both seq_id draws read from `locked`, which reads the lock CTE:
+  // the data dependency, not CTE order (unspecified in Postgres), puts the lock first.
+  // The per-(producer, key) sequence bump also runs after the lock; its row lock makes the sequence
+  // gapless (a rollback undoes it). With sequencing off only the sequence is skipped, never the key lock.
+  // A duplicate message_id inserts nothing (on conflict do nothing: no error, so the caller's transaction
+  // stays usable); the row reports the duplicate (key_seq null) and whether the sequence was bumped, which
+  // unbumpSeq then takes back, still under the (producer, key) row lock.
   const insert = `
-    with seq as (
+    with key_lock as (
+      insert into ${s}.outbox_key_lock (key_hash) values (hashtextextended($3, 0))
+      on conflict (key_hash) do update set key_hash = excluded.key_hash where false
+      returning 1
+    ), locked as (
+      select count(*) as n from key_lock
+    ), seq as (
       insert into ${s}.outbox_key_seq (producer_id, msg_key, seq)
-      select $6, $3, 1 where $9::boolean
+      select $6, $3, 1 from locked where $9::boolean
       on conflict (producer_id, msg_key) do update set seq = ${s}.outbox_key_seq.seq + 1
       returning seq, nextval('${s}.outbox_seq_id_seq') as seq_id
     ), ins as (
@@ -18,16 +32,25 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       select v.seq_id, $1, coalesce(d.target_topic, $2), $3, $4, $5, $6, v.seq, $7::jsonb || jsonb_build_object('zl-seq', v.seq::text), $8
       from (
         select coalesce((select seq from seq), 0) as seq,
-               coalesce((select seq_id from seq), nextval('${s}.outbox_seq_id_seq')) as seq_id
+               coalesce((select seq_id from seq), (select nextval('${s}.outbox_seq_id_seq') from locked)) as seq_id
       ) v
       -- a divert rule (O4) for this topic and type, or for all its types ('*'), sends it elsewhere
       left join lateral (
         select dr.target_topic from ${s}.topic_divert dr
         where dr.topic = $2 and dr.msg_type in ($4, '*') order by (dr.msg_type = '*') limit 1
       ) d on true
+      on conflict (message_id) do nothing
       returning key_seq
     )
-    select key_seq${options.notifyChannel ? `, pg_notify('${options.notifyChannel}', '') as notified` : ''} from ins`;
+    select (select key_seq from ins) as key_seq, (select seq from seq) as bumped${
+      options.notifyChannel ? `, pg_notify('${options.notifyChannel}', '') as notified` : ''
+    }`;
+
+  const unbumpSeq = `update ${s}.outbox_key_seq set seq = seq - 1 where producer_id = $1 and msg_key = $2`;
+
+  // Whether the tables enqueue writes exist; checked once per store, before its first insert, because a
+  // missing table would otherwise abort the caller's transaction.
+  const writeTables = `select to_regclass('${s}.outbox') is not null and to_regclass('${s}.outbox_key_lock') is not null as ok`;
 
   // Which rows hold a key back: anything unsent, and parked rows only when configured to.
   const blocking = options.holdKeyOnParked ? 'p.state <> 1' : 'p.state in (0, 2)';
@@ -122,5 +145,5 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       (select extract(epoch from min(next_attempt_at) - now()) * 1000 from ${s}.outbox where state in (0, 2))::float8 as next_due_ms
     from ${s}.outbox where state <> 1`;
 
-  return { insert, claim, markSent, markFailed, backlog, anyDue };
+  return { insert, unbumpSeq, writeTables, claim, markSent, markFailed, backlog, anyDue };
 }

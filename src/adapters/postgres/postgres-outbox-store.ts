@@ -1,3 +1,4 @@
+import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import type {
   BacklogStats,
@@ -49,11 +50,14 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
   readonly #db: Database | undefined;
   readonly #sql: ReturnType<typeof outboxSql>;
   readonly #prepared: boolean;
+  readonly #schema: string;
+  #tablesChecked = false;
 
   constructor(db: Database | undefined, options: PostgresOutboxStoreOptions = {}) {
     const schema = options.schema ?? 'zeroloss';
     const s = quoteIdent(schema, 'schema');
     this.name = `${schema}.outbox`;
+    this.#schema = schema;
     this.#db = db;
     const channel = options.notify === true ? outboxChannel(schema) : undefined;
     quoteIdent(channel ?? 'x', 'channel');
@@ -63,13 +67,34 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
   }
 
   async insert(tx: SqlExecutor, row: OutboxRow, sequencing: boolean): Promise<{ seq: number }> {
-    const result = await queryPrepared<{ key_seq: string | number }>(
+    if (!this.#tablesChecked) {
+      const { rows } = await tx.query<{ ok: boolean }>(this.#sql.writeTables);
+      if (rows[0]?.ok !== true) {
+        throw new ZerolossError(
+          'ZL_UNKNOWN_TABLE',
+          `the outbox tables of schema ${this.#schema} are missing: run \`npx zeroloss migrate\``,
+          {
+            details: { schema: this.#schema },
+          },
+        );
+      }
+      this.#tablesChecked = true;
+    }
+    const result = await queryPrepared<{ key_seq: string | number | null; bumped: string | number | null }>(
       tx,
       this.#sql.insert,
       [row.messageId, row.topic, row.key, row.type, row.traceId, row.producerId, JSON.stringify(row.headers), row.payload, sequencing],
       this.#prepared,
     );
-    return { seq: Number(result.rows[0]?.key_seq ?? 0) };
+    const inserted = result.rows[0];
+    if (inserted?.key_seq === null || inserted?.key_seq === undefined) {
+      // Nothing was inserted, so nothing may be counted: a committed gap would read as a lost message.
+      if (inserted?.bumped !== null && inserted?.bumped !== undefined) await tx.query(this.#sql.unbumpSeq, [row.producerId, row.key]);
+      throw new ZerolossError('ZL_DUPLICATE_MESSAGE_ID', `message id ${row.messageId} is already in the outbox ${this.name}`, {
+        details: { id: row.messageId, outbox: this.name },
+      });
+    }
+    return { seq: Number(inserted.key_seq) };
   }
 
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
