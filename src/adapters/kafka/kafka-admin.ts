@@ -9,6 +9,16 @@ export const DURABILITY_PROFILE = {
   uncleanLeaderElection: false,
 } as const;
 
+/**
+ * Room a `.dlq` or `.retry.<n>` topic needs above its source topic's max.message.bytes. A copy is the
+ * original record plus failure headers, whose text the consumer bounds (FAILURE_HEADER_BYTES in
+ * consumer/delivery.ts) so that they stay under 5 KiB even with topic and group names at their limits.
+ */
+export const COPY_HEADROOM_BYTES = 8_192;
+
+/** Kafka's default max.message.bytes of a topic (one record batch), when the broker reports none. */
+const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
+
 export interface DoctorFinding {
   severity: 'error' | 'warning';
   /** `topic:<name>`, `broker:<id>` or `producer`. */
@@ -170,6 +180,51 @@ async function inspectTopics(admin: Admin, topics: string[]): Promise<TopicRepor
   });
 }
 
+/**
+ * Each `.dlq` / `.retry.<n>` topic of a checked source must take a record the source takes plus the failure
+ * headers. Where it cannot, nothing is lost or stalled (the dead letter stays in the dead_letter table alone,
+ * a retry runs in place, both with a `copy-rejected` alarm), so this is a warning, not an error.
+ */
+async function copyRoomFindings(admin: Admin, checked: string[], all: string[]): Promise<DoctorFinding[]> {
+  const pairs: Array<{ source: string; copy: string }> = [];
+  for (const source of checked) {
+    if (/\.(retry\.\d+|dlq)$/.test(source)) continue;
+    for (const topic of all) {
+      const suffix = topic.startsWith(`${source}.`) ? topic.slice(source.length + 1) : undefined;
+      if (suffix !== undefined && /^(dlq|retry\.\d+)$/.test(suffix)) pairs.push({ source, copy: topic });
+    }
+  }
+  if (pairs.length === 0) return [];
+  const names = [...new Set(pairs.flatMap((p) => [p.source, p.copy]))];
+  const configs = await admin.describeConfigs({
+    resources: names.map((t) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: t })),
+  });
+  const limit = new Map(
+    configs.map((c) => {
+      const value = Number(c.configs.find((e) => e.name === 'max.message.bytes')?.value);
+      return [c.resourceName, Number.isSafeInteger(value) && value > 0 ? value : DEFAULT_MAX_MESSAGE_BYTES];
+    }),
+  );
+  const findings: DoctorFinding[] = [];
+  for (const { source, copy } of pairs) {
+    const sourceLimit = limit.get(source) ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const copyLimit = limit.get(copy) ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (copyLimit >= sourceLimit + COPY_HEADROOM_BYTES) continue;
+    const fallback = copy.endsWith('.dlq')
+      ? 'its dead letter is then kept in the dead_letter table only'
+      : 'its retries then run in place, holding its key';
+    findings.push({
+      severity: 'warning',
+      subject: `topic:${copy}`,
+      setting: 'max.message.bytes',
+      actual: String(copyLimit),
+      expected: `>= ${sourceLimit + COPY_HEADROOM_BYTES} (${source} allows ${sourceLimit}, plus ${COPY_HEADROOM_BYTES} for failure headers)`,
+      message: `a record near ${source}'s limit plus the failure headers will not fit; ${fallback} (alarm copy-rejected)`,
+    });
+  }
+  return findings;
+}
+
 function producerFindings(settings: ProducerSettings): DoctorFinding[] {
   const findings: DoctorFinding[] = [];
   const acks = String(settings.acks ?? 'all');
@@ -214,7 +269,8 @@ export interface DoctorReport {
 }
 
 /**
- * Checks live topics and producer settings against the durability profile. `topics` defaults to every
+ * Checks live topics and producer settings against the durability profile, and that each checked topic's
+ * `.dlq` / `.retry.<n>` topics leave room for a copy of its largest record. `topics` defaults to every
  * non-internal topic. `ok` is false when any finding is an error.
  */
 export async function doctor(admin: Admin, options: { topics?: string[]; producer?: ProducerSettings } = {}): Promise<DoctorReport> {
@@ -222,10 +278,8 @@ export async function doctor(admin: Admin, options: { topics?: string[]; produce
   const all = await admin.listTopics();
   const topics = options.topics ?? all.filter((t) => !t.startsWith('__'));
   const missing = topics.filter((t) => !all.includes(t));
-  const reports = await inspectTopics(
-    admin,
-    topics.filter((t) => all.includes(t)),
-  );
+  const existing = topics.filter((t) => all.includes(t));
+  const reports = await inspectTopics(admin, existing);
   const findings = [
     ...missing.map<DoctorFinding>((topic) => ({
       severity: 'error',
@@ -236,6 +290,7 @@ export async function doctor(admin: Admin, options: { topics?: string[]; produce
       message: 'topic does not exist (auto-creation would use broker defaults, not the profile)',
     })),
     ...reports.flatMap((r) => r.findings),
+    ...(await copyRoomFindings(admin, existing, all)),
     ...producerFindings(options.producer ?? { acks: 'all', idempotent: true }),
   ];
   return {

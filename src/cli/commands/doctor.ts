@@ -6,7 +6,9 @@ export const doctorHelp = `Usage: zeroloss doctor --kafka <brokers> [--topic <na
 
 Checks live topics (all non-internal ones, or those named) and producer settings against the
 durability profile: replication factor >= 3, min.insync.replicas >= 2, unclean leader election off,
-acks=all, idempotence on, bounded delivery timeout. Exits 1 when any check is an error.
+acks=all, idempotence on, bounded delivery timeout. Warns when a topic's <topic>.dlq or
+<topic>.retry.<n> has a max.message.bytes less than 8 KiB above the topic's own (a copy of a record near
+the limit, plus failure headers, would not fit). Exits 1 when any check is an error.
 
   --producer-config <file>  JSON with {"acks", "idempotent", "deliveryTimeoutMs"} of a producer to check
                             (default: zeroloss's own relay producer, which always uses the profile)`;
