@@ -10,8 +10,9 @@ import { connectionOptions, intOption, kafkaBrokers, parse, pgUrl, print } from 
 export const dlqHelp = `Usage: zeroloss dlq <list|show|replay|discard> [options]
 
 Dead letters: messages a consumer gave up on (bad input, unknown type or version, a permanent handler
-error, retries exhausted, poison). Each is a row in the zeroloss schema's dead_letter table (this tool's
-view) and a copy of the original bytes on <topic>.dlq with the failure headers.
+error, retries exhausted, poison, another message under an applied message id). Each is a row in the
+zeroloss schema's dead_letter table (this tool's view) and, unless that topic refused it for good (too
+large), a copy of the original bytes on <topic>.dlq with the failure headers. Replays read the table.
 
   list                     newest first
       --status <s>         dead (default) | replayed | discarded | all
@@ -147,7 +148,8 @@ function formatDetail(r: DeadLetterDetail): string {
     `  message        id ${r.messageId ?? '-'}, type ${r.type ?? '-'}, key ${r.key}, idempotency key ${r.idempotencyKey}`,
     `  attempts       ${r.attempts} (first failure ${r.firstFailureAt.toISOString()}, last ${r.lastFailureAt.toISOString()})`,
     `  error          ${r.error} (code ${r.errorCode})`,
-    `  on .dlq topic  ${r.publishedAt ? r.publishedAt.toISOString() : 'not (yet) published'}`,
+    `  on .dlq topic  ${r.publishedAt ? r.publishedAt.toISOString() : r.copyError ? `not written (${r.copyError}); the table holds it` : 'not (yet) published'}`,
+    ...(r.details ? [`  details        ${JSON.stringify(r.details)}`] : []),
     '  stack',
     ...(r.stack ?? '-').split('\n').map((l) => `    ${l}`),
     '  headers',

@@ -116,7 +116,10 @@ describe('copies that do not fit their topic never stall a partition', () => {
 
       // dlq show and replay work from the table: the replay goes to the source topic, where it fits.
       const cli = ['--pg', PG_URL, '--schema', env.schema, '--kafka', BROKERS.join(','), '--json'];
-      assert.equal(await quietly(() => dlqCommand(['show', rows[0].id, ...cli])), 0);
+      const shown = await captured(() => dlqCommand(['show', rows[0].id, '--pg', PG_URL, '--schema', env.schema]));
+      assert.equal(shown.code, 0);
+      assert.match(shown.out, /on \.dlq topic {2}not written \(ZL_SEND_REJECTED[^\n]*; the table holds it/);
+      assert.equal(await quietly(() => dlqCommand(['list', ...cli])), 0);
       fixed = true;
       assert.equal(await quietly(() => dlqCommand(['replay', rows[0].id, ...cli])), 0);
       await waitFor(async () => (await effects('k1')) === 2, { what: 'the replayed oversized message applied' });
@@ -185,5 +188,20 @@ async function quietly(fn: () => Promise<number>): Promise<number> {
   } finally {
     process.stdout.write = write;
     console.log = log;
+  }
+}
+
+/** Runs a CLI command and returns its exit status with what it printed. */
+async function captured(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    return { code: await fn(), out };
+  } finally {
+    process.stdout.write = write;
   }
 }
