@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'ZL_MESSAGE_ID_CONFLICT'
   | 'ZL_RETRYABLE'
   | 'ZL_PERMANENT'
+  | 'ZL_TOPIC_UNAVAILABLE'
   | 'ZL_UNKNOWN';
 
 export interface ZerolossErrorOptions {

@@ -1,5 +1,5 @@
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
-import type { OutboxSummary, ReconcileRunSummary, SequenceAlarm, StatusStore } from '../ports/operations-store.ts';
+import type { OutboxSummary, ReconcileRunSummary, SequenceAlarm, StatusStore, TopicBacklog } from '../ports/operations-store.ts';
 import { partKey } from './reconcile-classify.ts';
 
 export interface StatusOptions {
@@ -36,9 +36,21 @@ export interface GroupStatus {
   openDeadLetters: number;
 }
 
+/** A topic whose unsent rows cannot be sent until someone creates it or grants access: they wait, uncharged. */
+export interface UnavailableTopic {
+  topic: string;
+  reason: 'missing' | 'unauthorized';
+  /** Unsent rows of the topic. */
+  waiting: number;
+  /** The relay's latest error for it, when it tried. */
+  lastError: string | null;
+}
+
 export interface Status {
   at: string;
   outbox: OutboxSummary;
+  /** Alarm: topics whose rows wait because the broker lacks the topic or refuses the relay access. */
+  unavailableTopics: UnavailableTopic[];
   parked: Array<{ messageId: string; topic: string; type: string; attempts: number; lastError: string | null; parkedSince: string }>;
   groups: GroupStatus[];
   alarms: SequenceAlarm[];
@@ -54,8 +66,9 @@ export interface Status {
  */
 export async function status(deps: { store: StatusStore; broker?: BrokerInspector }, options: StatusOptions = {}): Promise<Status> {
   const windowMs = options.throughputWindowMs ?? 60_000;
-  const [outbox, parkedRows, known, openDead, alarms, lastReconcile] = await Promise.all([
+  const [outbox, byTopic, parkedRows, known, openDead, alarms, lastReconcile] = await Promise.all([
     deps.store.outboxSummary(options.stuckAfterMs ?? 300_000),
+    deps.store.unsentByTopic(),
     deps.store.parkedRows(options.parkedLimit ?? 20),
     options.groups ? Promise.resolve(options.groups) : deps.store.knownGroups(),
     deps.store.openDeadLetters(),
@@ -65,6 +78,14 @@ export async function status(deps: { store: StatusStore; broker?: BrokerInspecto
   const groups = [...new Set(known)].sort();
   const [throughput, stored] = await Promise.all([deps.store.throughput(windowMs, groups), deps.store.storedOffsets(groups)]);
   const warnings: string[] = [];
+  const unavailableTopics = await findUnavailableTopics(byTopic, deps.broker);
+  for (const t of unavailableTopics) {
+    warnings.push(
+      t.reason === 'missing'
+        ? `topic ${t.topic} does not exist on the broker; ${t.waiting} unsent rows wait for it. Create it: npx zeroloss topics ensure ${t.topic} --partitions <n> --kafka <brokers>`
+        : `the broker refuses the relay access to topic ${t.topic}; ${t.waiting} unsent rows wait for it until the ACL allows writing`,
+    );
+  }
   const ends = new Map<string, Map<number, bigint>>();
   const endsOf = async (topic: string) => {
     let e = ends.get(topic);
@@ -121,6 +142,7 @@ export async function status(deps: { store: StatusStore; broker?: BrokerInspecto
   return {
     at: new Date().toISOString(),
     outbox,
+    unavailableTopics,
     parked: parkedRows.map((r) => ({
       messageId: r.messageId,
       topic: r.topic,
@@ -134,6 +156,25 @@ export async function status(deps: { store: StatusStore; broker?: BrokerInspecto
     lastReconcile,
     warnings,
   };
+}
+
+/**
+ * Topics with unsent rows that the broker does not list (when a broker is given), or whose rows the relay
+ * last failed as missing or refused. A topic the relay found missing that exists by now is left out: its
+ * rows go at their next attempt.
+ */
+async function findUnavailableTopics(byTopic: TopicBacklog[], broker: BrokerInspector | undefined): Promise<UnavailableTopic[]> {
+  if (byTopic.length === 0) return [];
+  const listed = broker ? new Set(await broker.listTopics()) : undefined;
+  const found: UnavailableTopic[] = [];
+  for (const t of byTopic) {
+    const refused = t.topicUnavailable > 0 && t.topicError?.includes('TOPIC_AUTHORIZATION_FAILED') === true;
+    const missing = listed ? !listed.has(t.topic) : t.topicUnavailable > 0 && !refused;
+    if (missing || refused) {
+      found.push({ topic: t.topic, reason: missing ? 'missing' : 'unauthorized', waiting: t.unsent, lastError: t.topicError });
+    }
+  }
+  return found;
 }
 
 function round(n: number): number {

@@ -5,6 +5,7 @@ import { metricFactory } from '../metrics/metric-factory.ts';
 export function createRelayMetrics(registry: Registry = new Registry()) {
   const { counter, gauge, histogram } = metricFactory(registry);
   const source = ['source'] as const;
+  const sourceTopic = ['source', 'topic'] as const;
   return {
     registry,
     sent: counter('zeroloss_relay_sent_total', 'Messages acknowledged by the broker', source),
@@ -21,6 +22,16 @@ export function createRelayMetrics(registry: Registry = new Registry()) {
     pending: gauge('zeroloss_outbox_pending', 'Rows not yet sent (pending + failed)', source),
     parkedNow: gauge('zeroloss_outbox_parked', 'Rows parked, waiting for a person', source),
     oldest: gauge('zeroloss_outbox_oldest_pending_seconds', 'Age of the oldest unsent row', source),
+    topicUnavailable: gauge(
+      'zeroloss_relay_topic_unavailable',
+      'Records the latest attempt at this topic deferred because the broker lacks the topic or refuses access (0 once it takes a record)',
+      sourceTopic,
+    ),
+    topicUnavailableTotal: counter(
+      'zeroloss_relay_topic_unavailable_total',
+      'Record sends deferred, uncharged, because the broker lacks the topic or refuses access',
+      sourceTopic,
+    ),
   };
 }
 

@@ -9,7 +9,6 @@ import { errorSummary, ZerolossError } from '../core/errors.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../ports/outbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
-import { TEST_BREAK } from '../core/test-break.ts';
 import { createRelayMetrics, type RelayMetrics } from './relay-metrics.ts';
 
 export const relayConfigSchema = z
@@ -43,6 +42,12 @@ export const relayConfigSchema = z
     backlogIntervalMs: z.number().int().positive().default(10_000),
     /** Floor between scans when rows are due right away but none could be claimed (held by other instances). */
     minIntervalMs: z.number().int().nonnegative().default(50),
+    /**
+     * Longest wait between tries of rows whose topic the broker lacks or refuses (they back off like
+     * failed rows but are never charged or parked): bounds how long they wait once the topic is created
+     * or its ACL fixed.
+     */
+    unavailableTopicMaxDelayMs: z.number().int().positive().default(30_000),
   })
   .strict();
 
@@ -74,8 +79,6 @@ export class Relay extends EventEmitter<RelayEvents> {
   readonly #publisher: Publisher;
   readonly #db: Database | undefined;
   readonly #metrics: RelayMetrics;
-  /** One claim-send-record round; chosen once, so the test-only broken round costs nothing when off. */
-  readonly #sendRound: (source: RelaySource) => Promise<{ claimed: number }>;
   #running = false;
   #loops: Promise<void>[] = [];
   #unlisten: Array<() => Promise<void>> = [];
@@ -85,6 +88,8 @@ export class Relay extends EventEmitter<RelayEvents> {
   #backlogRefreshedAt = new Map<string, number>();
   /** Consecutive rounds per source in which the broker could not be reached at all. */
   #outages = new Map<string, number>();
+  /** Per source and topic, consecutive rounds that found the topic missing or refused; gone once it takes a record. */
+  #unavailableTopics = new Map<string, number>();
 
   constructor(options: {
     sources: RelaySource | RelaySource[];
@@ -101,12 +106,6 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#publisher = options.publisher;
     this.#db = options.db;
     this.#metrics = createRelayMetrics(options.registry);
-    if (TEST_BREAK === 'relay-ack-before-send') {
-      process.emitWarning('ZEROLOSS_TEST_BREAK=relay-ack-before-send: this relay is deliberately broken and loses messages');
-      this.#sendRound = (source) => this.#ackBeforeSendRound(source);
-    } else {
-      this.#sendRound = (source) => this.#round(source);
-    }
     // Publish every series at zero from the start, so rate() and absence alerts work before the first event.
     for (const source of this.#sources) {
       const labels = { source: source.name };
@@ -160,7 +159,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     let total = 0;
     for (const source of this.#sources) {
       for (;;) {
-        const { claimed } = await this.#sendRound(source);
+        const { claimed } = await this.#round(source);
         total += claimed;
         if (claimed === 0) break;
       }
@@ -201,7 +200,7 @@ export class Relay extends EventEmitter<RelayEvents> {
             await this.#refreshBacklogOlderThan(source, this.config.backlogIntervalMs);
             waitMs = this.#pollWait(poller);
           } else {
-            const { claimed } = await this.#sendRound(source);
+            const { claimed } = await this.#round(source);
             errorDelay = 0;
             const full = claimed >= this.config.batchSize;
             // A full batch: more is waiting, so the other loops should claim too instead of sleeping.
@@ -293,11 +292,17 @@ export class Relay extends EventEmitter<RelayEvents> {
     const outage = outcomes.length > 0 && outcomes.every((o) => !o.ok && o.attempted && o.error.code === 'ZL_TRANSPORT_UNAVAILABLE');
     const outageRounds = outage ? (this.#outages.get(source.name) ?? 0) + 1 : 0;
     this.#outages.set(source.name, outageRounds);
+    const topicDelays = this.#unavailableTopicDelays(source, rows, outcomes);
     rows.forEach((row, i) => {
       const outcome = outcomes[i];
+      const topicDelay = topicDelays.get(row.record.topic);
       if (outcome?.ok) {
         sent.push({ ref: row.ref, partition: outcome.partition, offset: outcome.offset });
         if (row.attempt > 1) this.#metrics.resent.inc(labels);
+      } else if (topicDelay !== undefined && outcome?.error.code === 'ZL_TOPIC_UNAVAILABLE') {
+        // The topic is missing or refused, which is no fault of the row: it waits with backoff, never
+        // charged and never parked, so creating the topic or fixing the ACL lets it flow without a release.
+        failed.push({ ref: row.ref, error: errorSummary(outcome.error), action: 'retry', delayMs: topicDelay, charge: false });
       } else if (outage) {
         failed.push({
           ref: row.ref,
@@ -324,16 +329,39 @@ export class Relay extends EventEmitter<RelayEvents> {
     return { claimed: rows.length };
   }
 
-  /** TEST-ONLY (see core/test-break.ts): records the rows as sent, then sends them and ignores the answer. */
-  async #ackBeforeSendRound(source: RelaySource): Promise<{ claimed: number }> {
-    const rows = await source.claim(this.instanceId, this.config.batchSize, this.config.leaseMs);
-    if (rows.length === 0) return { claimed: 0 };
-    await source.markSent(
-      this.instanceId,
-      rows.map((r) => ({ ref: r.ref })),
-    );
-    await this.#publisher.publish(rows.map((r) => r.record)).catch(() => []);
-    return { claimed: rows.length };
+  /**
+   * Per topic that answered ZL_TOPIC_UNAVAILABLE in this round, how long its rows wait: the backoff of
+   * the consecutive rounds that found it so, capped by unavailableTopicMaxDelayMs. Keeps the per-topic
+   * gauge and counter, and clears them for topics that took a record.
+   */
+  #unavailableTopicDelays(
+    source: RelaySource,
+    rows: ClaimedRow[],
+    outcomes: Awaited<ReturnType<Publisher['publish']>>,
+  ): Map<string, number> {
+    const waiting = new Map<string, number>();
+    const accepted = new Set<string>();
+    rows.forEach((row, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok) accepted.add(row.record.topic);
+      else if (outcome?.error.code === 'ZL_TOPIC_UNAVAILABLE') waiting.set(row.record.topic, (waiting.get(row.record.topic) ?? 0) + 1);
+    });
+    for (const topic of accepted) {
+      const slot = `${source.name}\u0000${topic}`;
+      if (waiting.has(topic) || !this.#unavailableTopics.has(slot)) continue;
+      this.#unavailableTopics.delete(slot);
+      this.#metrics.topicUnavailable.set({ source: source.name, topic }, 0);
+    }
+    const delays = new Map<string, number>();
+    for (const [topic, count] of waiting) {
+      const slot = `${source.name}\u0000${topic}`;
+      const rounds = (this.#unavailableTopics.get(slot) ?? 0) + 1;
+      this.#unavailableTopics.set(slot, rounds);
+      this.#metrics.topicUnavailable.set({ source: source.name, topic }, count);
+      this.#metrics.topicUnavailableTotal.inc({ source: source.name, topic }, count);
+      delays.set(topic, Math.min(this.#delay(rounds), this.config.unavailableTopicMaxDelayMs));
+    }
+    return delays;
   }
 
   #failure(row: ClaimedRow, outcome: Awaited<ReturnType<Publisher['publish']>>[number] | undefined): FailedOutcome {

@@ -167,8 +167,18 @@ export interface ReconcileRunSummary {
   verdict: string;
 }
 
+/** Unsent rows of one topic; `topicUnavailable` of them last failed because the topic was missing or refused. */
+export interface TopicBacklog {
+  topic: string;
+  unsent: number;
+  topicUnavailable: number;
+  /** The latest such error, which says why (missing or not authorized). */
+  topicError: string | null;
+}
+
 export interface StatusStore {
   outboxSummary(stuckAfterMs: number): Promise<OutboxSummary>;
+  unsentByTopic(): Promise<TopicBacklog[]>;
   parkedRows(limit: number, topic?: string): Promise<OutboxRowView[]>;
   throughput(
     windowMs: number,

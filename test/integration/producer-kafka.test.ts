@@ -168,27 +168,31 @@ describe('producer over a real Kafka', () => {
     assert.deepEqual(records.map((r) => r.key).sort(), [...smallKeys].sort(), 'each small record is on the topic exactly once');
   });
 
-  test('a message to a topic that does not exist is retried, then parked after maxAttempts', async () => {
+  test('a message to a topic that does not exist waits: tried again and again, never charged or parked', async () => {
     const outbox = createOutbox({ schema: env.schema });
     const topic = uniqueTopic('zl-missing');
+    const impatient = new KafkaPublisher({ brokers: KAFKA_BROKERS, deliveryTimeoutMs: 5_000, topicRecheckMs: 0 });
     const relay = new Relay({
       sources: new PostgresOutboxStore(env.db, { schema: env.schema }),
-      publisher,
+      publisher: impatient,
       db: env.db,
       config: { ...fast, maxAttempts: 3 },
     });
     const id = (await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic, key: 'k', type: 'x', payload: 1 }))).id;
     await relay.start();
     try {
-      await waitFor(
-        async () => (await env.pool.query(`select state from "${env.schema}".outbox where message_id = $1`, [id])).rows[0].state === 3,
-        { what: 'parked', timeoutMs: 60_000 },
-      );
-      const { rows } = await env.pool.query(`select attempts, last_error from "${env.schema}".outbox where message_id = $1`, [id]);
-      assert.equal(rows[0].attempts, 3);
-      assert.ok(rows[0].last_error.length > 0);
+      const tries = async () =>
+        (await relay.registry.getSingleMetric('zeroloss_relay_topic_unavailable_total')?.get())?.values.find(
+          (v) => v.labels.topic === topic,
+        )?.value ?? 0;
+      await waitFor(async () => (await tries()) > 3, { what: 'more tries than maxAttempts', timeoutMs: 60_000 });
+      const { rows } = await env.pool.query(`select state, attempts, last_error from "${env.schema}".outbox where message_id = $1`, [id]);
+      assert.equal(rows[0].state, 2, 'failed, waiting for its topic; not parked');
+      assert.equal(rows[0].attempts, 0, 'no attempt charged');
+      assert.match(rows[0].last_error, /ZL_TOPIC_UNAVAILABLE.*zeroloss topics ensure/);
     } finally {
       await relay.stop();
+      await impatient.close();
     }
   });
 

@@ -10,7 +10,6 @@ const PERMANENT_API_ERRORS = new Set([
   'INVALID_RECORD',
   'CORRUPT_MESSAGE',
   'INVALID_TOPIC_EXCEPTION',
-  'TOPIC_AUTHORIZATION_FAILED',
   'CLUSTER_AUTHORIZATION_FAILED',
   'UNSUPPORTED_COMPRESSION_TYPE',
 ]);
@@ -41,9 +40,57 @@ function findApiIds(error: unknown, found: string[] = [], depth = 0): string[] {
   return found;
 }
 
-/** Maps a @platformatic/kafka error to a typed one: ZL_SEND_REJECTED (permanent) or ZL_SEND_FAILED (retryable). */
-export function kafkaSendError(error: unknown): ZerolossError {
+/**
+ * Answers that belong to a topic rather than to its records: the broker lacks it, or refuses this client
+ * access to it. Creating the topic or fixing the ACL fixes every record of it at once.
+ */
+const TOPIC_API_ERRORS: Record<string, TopicUnavailableReason> = {
+  UNKNOWN_TOPIC_OR_PARTITION: 'missing',
+  TOPIC_AUTHORIZATION_FAILED: 'unauthorized',
+};
+
+export type TopicUnavailableReason = 'missing' | 'unauthorized';
+
+/**
+ * The client turns a metadata answer of UNKNOWN_TOPIC_OR_PARTITION into a UserError that keeps only the
+ * topic's name in its message; this is the one place that reads it.
+ */
+const UNKNOWN_TOPIC_MESSAGE = /^Unknown topic (.+)\.$/;
+
+/** Why `topic` cannot take records now, when the error says it is the topic's fault; undefined otherwise. */
+function topicUnavailableReason(error: unknown, topic: string, depth = 0): TopicUnavailableReason | undefined {
+  if (error === null || typeof error !== 'object' || depth > 6) return undefined;
+  const e = error as ErrorLike;
+  if (e.code === 'PLT_KFK_USER' && UNKNOWN_TOPIC_MESSAGE.exec(e.message ?? '')?.[1] === topic) return 'missing';
+  if (typeof e.apiId === 'string' && TOPIC_API_ERRORS[e.apiId]) return TOPIC_API_ERRORS[e.apiId];
+  for (const inner of Array.isArray(e.errors) ? e.errors : []) {
+    const reason = topicUnavailableReason(inner, topic, depth + 1);
+    if (reason) return reason;
+  }
+  return e.cause === undefined ? undefined : topicUnavailableReason(e.cause, topic, depth + 1);
+}
+
+/**
+ * ZL_TOPIC_UNAVAILABLE (retryable): no record of `topic` can be written until someone creates the topic
+ * or grants access, so its records wait without being charged an attempt.
+ */
+export function topicUnavailableError(topic: string, reason: TopicUnavailableReason, cause?: unknown): ZerolossError {
+  const message =
+    reason === 'missing'
+      ? `topic ${topic} does not exist on the broker; create it with: npx zeroloss topics ensure ${topic} --partitions <n> --kafka <brokers>`
+      : `the broker refuses this client access to topic ${topic} (TOPIC_AUTHORIZATION_FAILED); grant it Write on the topic`;
+  return new ZerolossError('ZL_TOPIC_UNAVAILABLE', message, { retryable: true, cause, details: { topic, reason } });
+}
+
+/**
+ * Maps a @platformatic/kafka error to a typed one: ZL_TRANSPORT_UNAVAILABLE (no broker answered),
+ * ZL_TOPIC_UNAVAILABLE (the send went to `topic` alone, and the topic is missing or refused),
+ * ZL_SEND_REJECTED (permanent) or ZL_SEND_FAILED (retryable).
+ */
+export function kafkaSendError(error: unknown, topic?: string): ZerolossError {
   if (error instanceof ZerolossError) return error;
+  const reason = topic === undefined ? undefined : topicUnavailableReason(error, topic);
+  if (topic !== undefined && reason) return topicUnavailableError(topic, reason, error);
   if (isConnectivity(error)) {
     return new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `broker unreachable: ${(error as ErrorLike)?.message ?? String(error)}`, {
       retryable: true,

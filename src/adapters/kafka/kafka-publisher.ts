@@ -14,6 +14,11 @@ export const kafkaPublisherConfigSchema = z
     /** Upper bound on one send, retries included (Kafka's delivery.timeout.ms). Keep it below the relay lease. */
     deliveryTimeoutMs: z.number().int().positive().default(30_000),
     requestTimeoutMs: z.number().int().positive().default(10_000),
+    /**
+     * How long the records of a topic the broker lacks or refuses fail at once, without asking the broker
+     * again; after that one send of its own looks again.
+     */
+    topicRecheckMs: z.number().int().nonnegative().default(5_000),
   })
   .strict();
 
@@ -27,6 +32,8 @@ export type KafkaPublisherConfig = z.input<typeof kafkaPublisherConfigSchema>;
 export class KafkaPublisher implements Publisher {
   readonly #producer: Producer<string, Buffer, string, string>;
   readonly #config: z.output<typeof kafkaPublisherConfigSchema>;
+  /** Topics found missing or refused, with the error their records get until `until`. */
+  readonly #unavailable = new Map<string, { error: ZerolossError; until: number }>();
 
   constructor(config: KafkaPublisherConfig) {
     this.#config = parseConfig(kafkaPublisherConfigSchema, config, 'kafka publisher');
@@ -54,37 +61,112 @@ export class KafkaPublisher implements Publisher {
 
   async publish(records: OutgoingRecord[]): Promise<PublishOutcome[]> {
     if (records.length === 0) return [];
+    const deadline = Date.now() + this.#config.deliveryTimeoutMs;
+    const outcomes: PublishOutcome[] = new Array(records.length);
+    // One send for the batch; a topic that was unavailable a moment ago fails at once, and once it is due
+    // for another look it goes in a send of its own, so looking (a missing topic's metadata lookup costs
+    // the client's retries, about a second) never holds up the other topics.
+    const sends = new Map<string, number[]>();
+    const now = Date.now();
+    records.forEach((record, i) => {
+      const known = this.#unavailable.get(record.topic);
+      if (known && known.until > now) {
+        outcomes[i] = { ok: false, error: known.error, attempted: true };
+        return;
+      }
+      pushTo(sends, known ? record.topic : '', i);
+    });
+    await this.#publishSends(records, [...sends.values()], outcomes, deadline);
+    return outcomes;
+  }
+
+  /** Runs one send per group of record indexes, at once, and writes each record's outcome into `outcomes`. */
+  async #publishSends(records: OutgoingRecord[], groups: number[][], outcomes: PublishOutcome[], deadline: number): Promise<void> {
+    await Promise.all(
+      groups.map(async (indexes) => {
+        const result = await this.#publishSend(
+          indexes.map((i) => records[i] as OutgoingRecord),
+          deadline,
+        );
+        indexes.forEach((index, j) => {
+          outcomes[index] = result[j] as PublishOutcome;
+        });
+      }),
+    );
+  }
+
+  async #publishSend(records: OutgoingRecord[], deadline: number): Promise<PublishOutcome[]> {
+    const topics = [...new Set(records.map((r) => r.topic))];
     try {
-      const offsets = await this.#send(records);
+      const offsets = await this.#send(records, deadline);
+      for (const topic of topics) this.#unavailable.delete(topic);
       return records.map((_r, i) => ({ ok: true, partition: offsets[i]?.partition, offset: offsets[i]?.offset }));
     } catch (error) {
-      const failure = kafkaSendError(error);
-      if (records.length === 1 || failure.retryable) {
-        // The cluster is unhappy as a whole (down, no leader, timeout): every record shares the failure.
-        return records.map(() => ({ ok: false, error: failure, attempted: true }));
-      }
-      // A permanent rejection fails the whole send; isolate the culprit record by record, but leave alone
-      // the partitions the broker accepted anyway, so isolating adds no duplicates.
-      return this.#publishOneByOne(records, await this.#partitionsOf(records), writtenPartitions(error));
+      const failure = kafkaSendError(error, topics.length === 1 ? topics[0] : undefined);
+      // The cluster is unreachable as a whole (down, timeout): every record shares the failure.
+      if (failure.code === 'ZL_TRANSPORT_UNAVAILABLE') return records.map(() => ({ ok: false, error: failure, attempted: true }));
+      const written = writtenPartitions(error);
+      if (topics.length > 1) return this.#publishPerTopic(records, written, deadline);
+      return this.#settle(records, failure, written, deadline);
     }
+  }
+
+  /**
+   * After a failed send of several topics: the failure may belong to one topic (missing, not authorized),
+   * so each topic's records not yet written get a send of their own, and a failure stops only its topic.
+   */
+  async #publishPerTopic(records: OutgoingRecord[], written: Map<string, bigint>, deadline: number): Promise<PublishOutcome[]> {
+    const outcomes: PublishOutcome[] = new Array(records.length);
+    const partitionOf = this.#partitionsOf();
+    const counted = new Map<string, bigint>();
+    const unwritten = new Map<string, number[]>();
+    records.forEach((record, i) => {
+      const position = writtenPosition(record, partitionOf(record), written, counted);
+      if (position) outcomes[i] = { ok: true, ...position };
+      else pushTo(unwritten, record.topic, i);
+    });
+    await this.#publishSends(records, [...unwritten.values()], outcomes, deadline);
+    return outcomes;
+  }
+
+  /** After a failed send of one topic: what the broker wrote anyway is kept, and the failure goes to the rest. */
+  async #settle(
+    records: OutgoingRecord[],
+    failure: ZerolossError,
+    written: Map<string, bigint>,
+    deadline: number,
+  ): Promise<PublishOutcome[]> {
+    if (failure.code === 'ZL_TOPIC_UNAVAILABLE') {
+      const topic = records[0]?.topic as string;
+      this.#unavailable.set(topic, { error: failure, until: Date.now() + this.#config.topicRecheckMs });
+      return records.map(() => ({ ok: false, error: failure, attempted: true }));
+    }
+    // A permanent rejection fails the whole send; isolate the culprit record by record, leaving alone the
+    // partitions the broker accepted anyway, so isolating adds no duplicates.
+    if (!failure.retryable && records.length > 1) return this.#publishOneByOne(records, this.#partitionsOf(), written, deadline);
+    // A partition without a leader, or a timeout on one broker's partitions: only the records of the
+    // partitions the broker did not write failed. A key lives in one partition, so its order holds.
+    const partitionOf = this.#partitionsOf();
+    const counted = new Map<string, bigint>();
+    return records.map((record) => {
+      const position = writtenPosition(record, partitionOf(record), written, counted);
+      return position ? { ok: true, ...position } : { ok: false, error: failure, attempted: true };
+    });
   }
 
   async #publishOneByOne(
     records: OutgoingRecord[],
     partitionOf: (record: OutgoingRecord) => number | undefined,
     written: Map<string, bigint>,
+    deadline: number,
   ): Promise<PublishOutcome[]> {
     const outcomes: PublishOutcome[] = [];
     const blockedKeys = new Map<string, ZerolossError>();
-    const seen = new Map<string, bigint>();
+    const counted = new Map<string, bigint>();
     for (const record of records) {
-      const partition = partitionOf(record);
-      const slot = `${record.topic}\u0000${partition}`;
-      const base = partition === undefined ? undefined : written.get(slot);
-      if (base !== undefined) {
-        const n = seen.get(slot) ?? 0n;
-        seen.set(slot, n + 1n);
-        outcomes.push({ ok: true, partition, offset: base + n });
+      const position = writtenPosition(record, partitionOf(record), written, counted);
+      if (position) {
+        outcomes.push({ ok: true, ...position });
         continue;
       }
       const blockKey = `${record.topic}\u0000${record.key}`;
@@ -94,10 +176,10 @@ export class KafkaPublisher implements Publisher {
         continue;
       }
       try {
-        const [offset] = await this.#send([record]);
+        const [offset] = await this.#send([record], deadline);
         outcomes.push({ ok: true, partition: offset?.partition, offset: offset?.offset });
       } catch (error) {
-        const failure = kafkaSendError(error);
+        const failure = kafkaSendError(error, record.topic);
         blockedKeys.set(blockKey, failure);
         outcomes.push({ ok: false, error: failure, attempted: true });
       }
@@ -106,9 +188,9 @@ export class KafkaPublisher implements Publisher {
   }
 
   /** Sends and returns, per record, its partition and offset where the broker reported them. */
-  async #send(records: OutgoingRecord[]): Promise<Array<{ partition: number; offset: bigint } | undefined>> {
+  async #send(records: OutgoingRecord[], deadline: number): Promise<Array<{ partition: number; offset: bigint } | undefined>> {
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
+    const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () =>
           reject(
@@ -116,7 +198,7 @@ export class KafkaPublisher implements Publisher {
               retryable: true,
             }),
           ),
-        this.#config.deliveryTimeoutMs,
+        Math.max(0, deadline - Date.now()),
       );
     });
     try {
@@ -124,21 +206,19 @@ export class KafkaPublisher implements Publisher {
         this.#producer.send({
           messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value, headers: r.headers })),
         }),
-        deadline,
+        expired,
       ]);
-      return assignOffsets(records, await this.#partitionsOf(records), result.offsets ?? []);
+      return assignOffsets(records, this.#partitionsOf(), result.offsets ?? []);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  /** The partition each record went to: the producer's own partitioner over the cached partition counts. */
-  async #partitionsOf(records: OutgoingRecord[]): Promise<(record: OutgoingRecord) => number | undefined> {
-    const topics = [...new Set(records.map((r) => r.topic))];
-    const metadata = await this.#producer.metadata({ topics }).catch(() => undefined);
-    const counts = new Map(topics.map((t) => [t, metadata?.topics.get(t)?.partitionsCount ?? 0]));
+  /** The partition each record went to: the producer's own partitioner over the partition counts it has cached. */
+  #partitionsOf(): (record: OutgoingRecord) => number | undefined {
+    const topics = this.#producer.currentMetadata?.topics;
     return (record) => {
-      const count = counts.get(record.topic) ?? 0;
+      const count = topics?.get(record.topic)?.partitionsCount ?? 0;
       return count === 0 ? undefined : compatibilityPartitioner(undefined as never, Buffer.from(record.key, 'utf8')) % count;
     };
   }
@@ -158,15 +238,31 @@ function assignOffsets(
   offsets: Array<{ topic: string; partition: number; offset: bigint }>,
 ): Array<{ partition: number; offset: bigint } | undefined> {
   const base = new Map(offsets.map((o) => [`${o.topic}\u0000${o.partition}`, o.offset]));
-  const seen = new Map<string, bigint>();
-  return records.map((record) => {
-    const partition = partitionOf(record);
-    if (partition === undefined) return undefined;
-    const slot = `${record.topic}\u0000${partition}`;
-    const first = base.get(slot);
-    if (first === undefined) return undefined;
-    const n = seen.get(slot) ?? 0n;
-    seen.set(slot, n + 1n);
-    return { partition, offset: first + n };
-  });
+  const counted = new Map<string, bigint>();
+  return records.map((record) => writtenPosition(record, partitionOf(record), base, counted));
+}
+
+/**
+ * Where `record` was written when its partition is among `written` (partition → base offset), counting
+ * the records of each partition in array order in `counted`; undefined when its partition was not written.
+ */
+function writtenPosition(
+  record: OutgoingRecord,
+  partition: number | undefined,
+  written: Map<string, bigint>,
+  counted: Map<string, bigint>,
+): { partition: number; offset: bigint } | undefined {
+  if (partition === undefined) return undefined;
+  const slot = `${record.topic}\u0000${partition}`;
+  const first = written.get(slot);
+  if (first === undefined) return undefined;
+  const n = counted.get(slot) ?? 0n;
+  counted.set(slot, n + 1n);
+  return { partition, offset: first + n };
+}
+
+function pushTo(groups: Map<string, number[]>, name: string, index: number): void {
+  const group = groups.get(name);
+  if (group) group.push(index);
+  else groups.set(name, [index]);
 }

@@ -122,6 +122,13 @@ export function operationsSql(s: string) {
         coalesce(extract(epoch from now() - min(created_at) filter (where state in (0, 2))) * 1000, 0)::float8 as oldest_ms
       from ${s}.outbox where state <> 1`,
 
+    /** Unsent rows per topic, and how many of them the relay found their topic missing or refused for. */
+    unsentByTopic: `
+      select topic, count(*)::int as unsent,
+        count(*) filter (where state = 2 and last_error like 'ZL_TOPIC_UNAVAILABLE:%')::int as topic_unavailable,
+        max(last_error) filter (where state = 2 and last_error like 'ZL_TOPIC_UNAVAILABLE:%') as topic_error
+      from ${s}.outbox where state in (0, 2) group by topic order by topic`,
+
     /** Parked rows, oldest first, optionally of topic $1, at most $2. */
     parkedRows: `
       select ${outboxColumns} from ${s}.outbox o

@@ -23,6 +23,7 @@ import type {
   SequenceAlarm,
   StatusStore,
   StoredOffset,
+  TopicBacklog,
   TraceStore,
   Transition,
 } from '../../ports/operations-store.ts';
@@ -207,6 +208,15 @@ export class PostgresOperationsStore
       stuck: Number(r?.stuck ?? 0),
       oldestUnsentAgeMs: Math.max(0, Number(r?.oldest_ms ?? 0)),
     };
+  }
+
+  async unsentByTopic(): Promise<TopicBacklog[]> {
+    return (await this.#rows(this.#sql.unsentByTopic)).map((r) => ({
+      topic: String(r.topic),
+      unsent: Number(r.unsent),
+      topicUnavailable: Number(r.topic_unavailable),
+      topicError: r.topic_error === null ? null : String(r.topic_error),
+    }));
   }
 
   async parkedRows(limit: number, topic?: string): Promise<OutboxRowView[]> {

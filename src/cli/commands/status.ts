@@ -8,7 +8,9 @@ export const statusHelp = `Usage: zeroloss status --pg <url> [--kafka <brokers>]
 How far behind are we: outbox rows by state (pending, failed, parked, stuck), the oldest unsent age and the
 parked rows; per consumer group and partition the committed offset (Kafka's, or the one stored with the
 effects), the end offset, the lag and the effects applied per second; open dead letters; sequence gaps and
-duplicates the consumers recorded; the last reconciliation runs.
+duplicates the consumers recorded; the last reconciliation runs. Topics whose unsent rows wait because the
+broker lacks the topic (checked with --kafka) or refuses the relay access are listed with the command that
+creates them.
 
   --group <group>             groups to report (repeatable; default the groups this schema knows: any
                               inbox rows, stored offsets, open dead letters)
@@ -17,7 +19,7 @@ duplicates the consumers recorded; the last reconciliation runs.
 ${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers> (for offsets and lag), --json
 
-Exit status: 0, or 1 when rows are parked or stuck.`;
+Exit status: 0, or 1 when rows are parked or stuck, or wait for a missing or refused topic.`;
 
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -42,7 +44,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     ),
   );
   print(values.json, result, () => formatStatus(result));
-  return result.outbox.parked + result.outbox.stuck > 0 ? 1 : 0;
+  return result.outbox.parked + result.outbox.stuck + result.unavailableTopics.length > 0 ? 1 : 0;
 }
 
 function formatStatus(s: Status): string {
@@ -51,6 +53,7 @@ function formatStatus(s: Status): string {
     `status at ${s.at}`,
     `  outbox  pending ${o.pending}  failed ${o.failed}  parked ${o.parked}  stuck ${o.stuck}  oldest unsent ${Math.round(o.oldestUnsentAgeMs / 1000)} s`,
   ];
+  for (const t of s.unavailableTopics) lines.push(`    waiting for topic ${t.topic} (${t.reason}): ${t.waiting} rows`);
   for (const p of s.parked)
     lines.push(`    parked ${p.messageId} ${p.topic} ${p.type} (${p.attempts} attempts, since ${p.parkedSince}): ${p.lastError ?? '-'}`);
   for (const g of s.groups) {
