@@ -1,37 +1,66 @@
 import { classifyError } from '../core/errors.ts';
-import { demoCommand } from './commands/demo.ts';
-import { dlqCommand } from './commands/dlq.ts';
-import { doctorCommand } from './commands/doctor.ts';
-import { migrateCommand } from './commands/migrate.ts';
-import { relayCommand } from './commands/relay.ts';
-import { topicsCommand } from './commands/topics.ts';
-import { backlogCommand } from './commands/backlog.ts';
-import { cleanupCommand } from './commands/cleanup.ts';
-import { parkedCommand } from './commands/parked.ts';
-import { reconcileCommand } from './commands/reconcile.ts';
-import { resendCommand } from './commands/resend.ts';
-import { serveCommand } from './commands/serve.ts';
-import { statusCommand } from './commands/status.ts';
-import { traceCommand } from './commands/trace.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
-/** Every command lives in its own file; this table is the whole CLI. */
-const commands: Record<string, { run: Command; summary: string }> = {
-  demo: { run: demoCommand, summary: 'run an example system under faults and count lost / applied twice (start here)' },
-  migrate: { run: migrateCommand, summary: 'create/update zeroloss tables in a Postgres schema' },
-  relay: { run: relayCommand, summary: 'send committed outbox rows to Kafka (with compensation)' },
-  topics: { run: topicsCommand, summary: 'topics ensure <topic> --partitions N: create with the durability profile' },
-  doctor: { run: doctorCommand, summary: 'check topics and producer settings against the durability profile' },
-  dlq: { run: dlqCommand, summary: 'dead letters: list | show | replay | discard' },
-  status: { run: statusCommand, summary: 'outbox backlog, parked rows, lag per group and partition, alarms' },
-  reconcile: { run: reconcileCommand, summary: 'compare outbox, broker and consumer inboxes by message id; --repair' },
-  trace: { run: traceCommand, summary: "trace <message-id>: a message's whole life and where it stops" },
-  resend: { run: resendCommand, summary: 're-publish from the outbox by time range or ids (broker lost data)' },
-  parked: { run: parkedCommand, summary: 'parked rows and dead letters: list | release | discard (audited)' },
-  backlog: { run: backlogCommand, summary: 'raise partitions, forward a backlog, divert types to a standby topic' },
-  cleanup: { run: cleanupCommand, summary: 'delete outbox/inbox rows past retention, in batches' },
-  serve: { run: serveCommand, summary: 'Prometheus /metrics for the schema, scheduled reconciliation' },
+/**
+ * Every command lives in its own file; this table is the whole CLI. A command's module is imported only
+ * when it runs: `relay` is a long-lived process, and loading every other command with it (PGlite, the
+ * demo, the operations tools) cost it memory for its whole life.
+ */
+const commands: Record<string, { load: () => Promise<Command>; summary: string }> = {
+  demo: {
+    load: async () => (await import('./commands/demo.ts')).demoCommand,
+    summary: 'run an example system under faults and count lost / applied twice (start here)',
+  },
+  migrate: {
+    load: async () => (await import('./commands/migrate.ts')).migrateCommand,
+    summary: 'create/update zeroloss tables in a Postgres schema',
+  },
+  relay: {
+    load: async () => (await import('./commands/relay.ts')).relayCommand,
+    summary: 'send committed outbox rows to Kafka (with compensation)',
+  },
+  topics: {
+    load: async () => (await import('./commands/topics.ts')).topicsCommand,
+    summary: 'topics ensure <topic> --partitions N: create with the durability profile',
+  },
+  doctor: {
+    load: async () => (await import('./commands/doctor.ts')).doctorCommand,
+    summary: 'check topics and producer settings against the durability profile',
+  },
+  dlq: { load: async () => (await import('./commands/dlq.ts')).dlqCommand, summary: 'dead letters: list | show | replay | discard' },
+  status: {
+    load: async () => (await import('./commands/status.ts')).statusCommand,
+    summary: 'outbox backlog, parked rows, lag per group and partition, alarms',
+  },
+  reconcile: {
+    load: async () => (await import('./commands/reconcile.ts')).reconcileCommand,
+    summary: 'compare outbox, broker and consumer inboxes by message id; --repair',
+  },
+  trace: {
+    load: async () => (await import('./commands/trace.ts')).traceCommand,
+    summary: "trace <message-id>: a message's whole life and where it stops",
+  },
+  resend: {
+    load: async () => (await import('./commands/resend.ts')).resendCommand,
+    summary: 're-publish from the outbox by time range or ids (broker lost data)',
+  },
+  parked: {
+    load: async () => (await import('./commands/parked.ts')).parkedCommand,
+    summary: 'parked rows and dead letters: list | release | discard (audited)',
+  },
+  backlog: {
+    load: async () => (await import('./commands/backlog.ts')).backlogCommand,
+    summary: 'raise partitions, forward a backlog, divert types to a standby topic',
+  },
+  cleanup: {
+    load: async () => (await import('./commands/cleanup.ts')).cleanupCommand,
+    summary: 'delete outbox/inbox rows past retention, in batches',
+  },
+  serve: {
+    load: async () => (await import('./commands/serve.ts')).serveCommand,
+    summary: 'Prometheus /metrics for the schema, scheduled reconciliation',
+  },
 };
 
 export const mainHelp = () => `zeroloss — no committed message lost; each message's effect applied exactly once
@@ -44,7 +73,7 @@ ${Object.entries(commands)
   .join('\n')}`;
 
 export function registerCommand(name: string, run: Command, summary: string): void {
-  commands[name] = { run, summary };
+  commands[name] = { load: async () => run, summary };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -59,7 +88,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest);
+    const run = await command.load();
+    return await run(rest);
   } catch (error) {
     const e = classifyError(error);
     console.error(`zeroloss ${name}: ${e.code}: ${e.message}`);

@@ -19,6 +19,12 @@ export function createRelayMetrics(registry: Registry = new Registry()) {
       source,
       [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     ),
+    claimSeconds: histogram(
+      'zeroloss_relay_claim_seconds',
+      'Time of one claim (find, lease and read a batch); grows when dead rows pile up in the outbox',
+      source,
+      [0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5],
+    ),
     pending: gauge('zeroloss_outbox_pending', 'Rows not yet sent (pending + failed)', source),
     parkedNow: gauge('zeroloss_outbox_parked', 'Rows parked, waiting for a person', source),
     oldest: gauge('zeroloss_outbox_oldest_pending_seconds', 'Age of the oldest unsent row', source),

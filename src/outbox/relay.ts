@@ -63,7 +63,7 @@ interface LoopState {
 export interface RelayEvents {
   parked: [{ source: string; messageIds: string[] }];
   error: [Error];
-  round: [{ source: string; claimed: number; sent: number; failed: number }];
+  round: [{ source: string; claimed: number; sent: number; failed: number; claimMs: number }];
 }
 
 /**
@@ -113,6 +113,7 @@ export class Relay extends EventEmitter<RelayEvents> {
         counter.inc(labels, 0);
       }
       this.#metrics.sendSeconds.zero(labels);
+      this.#metrics.claimSeconds.zero(labels);
     }
     // An 'error' event without a listener would throw; the relay reports errors, it never dies of them.
     this.on('error', () => {});
@@ -271,7 +272,10 @@ export class Relay extends EventEmitter<RelayEvents> {
   }
 
   async #round(source: RelaySource): Promise<{ claimed: number }> {
+    const claimStarted = performance.now();
     const rows = await source.claim(this.instanceId, this.config.batchSize, this.config.leaseMs);
+    const claimMs = performance.now() - claimStarted;
+    this.#metrics.claimSeconds.observe({ source: source.name }, claimMs / 1000);
     this.#metrics.rounds.inc({ source: source.name });
     if (rows.length === 0) return { claimed: 0 };
     const labels = { source: source.name };
@@ -325,7 +329,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       this.#metrics.parked.inc(labels, parked.length);
       this.emit('parked', { source: source.name, messageIds: parked });
     }
-    this.emit('round', { source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length });
+    this.emit('round', { source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length, claimMs });
     return { claimed: rows.length };
   }
 

@@ -79,7 +79,9 @@ export async function relayCommand(argv: string[]): Promise<number> {
   });
   relay.on('error', (e) => console.error(`relay: ${e.message}`));
   if (values.verbose) {
-    relay.on('round', (r) => console.error(`relay: ${r.source} claimed ${r.claimed}, sent ${r.sent}, failed ${r.failed}`));
+    relay.on('round', (r) =>
+      console.error(`relay: ${r.source} claimed ${r.claimed} in ${r.claimMs.toFixed(1)} ms, sent ${r.sent}, failed ${r.failed}`),
+    );
   }
   relay.on('parked', (e) => console.error(`relay: PARKED ${e.messageIds.length} message(s) from ${e.source}: ${e.messageIds.join(', ')}`));
   const close = async () => {
