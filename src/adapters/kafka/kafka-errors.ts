@@ -70,6 +70,31 @@ function topicUnavailableReason(error: unknown, topic: string, depth = 0): Topic
   return e.cause === undefined ? undefined : topicUnavailableReason(e.cause, topic, depth + 1);
 }
 
+/** True when the client says some topic it was asked about does not exist (which one, its message may misname). */
+export function mentionsUnknownTopic(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== 'object' || depth > 6) return false;
+  const e = error as ErrorLike;
+  if (e.code === 'PLT_KFK_USER' && UNKNOWN_TOPIC_MESSAGE.test(e.message ?? '')) return true;
+  if (e.apiId === 'UNKNOWN_TOPIC_OR_PARTITION') return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => mentionsUnknownTopic(inner, depth + 1))) return true;
+  return e.cause !== undefined && mentionsUnknownTopic(e.cause, depth + 1);
+}
+
+/** ZL_UNKNOWN_TOPIC (permanent until someone acts): a subscription to topics the broker does not have. */
+export function unknownTopicsError(topics: string[], cause?: unknown): ZerolossError {
+  const commands = topics.map((t) => `npx zeroloss topics ensure ${t} --partitions <n> --kafka <brokers>`).join('; ');
+  const which = topics.length === 1 ? `topic ${topics[0]} does` : `topics ${topics.join(', ')} do`;
+  return new ZerolossError(
+    'ZL_UNKNOWN_TOPIC',
+    `${which} not exist on the broker; create ${topics.length === 1 ? 'it' : 'them'} with: ${commands}`,
+    {
+      retryable: false,
+      cause,
+      details: { topics },
+    },
+  );
+}
+
 /**
  * ZL_TOPIC_UNAVAILABLE (retryable): no record of `topic` can be written until someone creates the topic
  * or grants access, so its records wait without being charged an attempt.

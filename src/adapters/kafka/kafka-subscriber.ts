@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { IncomingRecord } from '../../core/envelope.ts';
 import { parseConfig } from '../../core/config.ts';
 import type { ReceivedBatch, SubscribeOptions, Subscriber, Subscription } from '../../ports/transport.ts';
+import { mentionsUnknownTopic, unknownTopicsError } from './kafka-errors.ts';
 
 export const kafkaSubscriberConfigSchema = z
   .object({
@@ -136,7 +137,28 @@ export class KafkaSubscription implements Subscription {
     this.#consumer.on('consumer:group:join', () => this.#onJoin());
     // Held for the subscription's life: closing a per-assignment stream must not unsubscribe the topics.
     this.#consumer.topics.trackAll(...this.#options.topics);
-    await this.#consumer.joinGroup({});
+    try {
+      await this.#consumer.joinGroup({});
+    } catch (error) {
+      // The caller gets no subscription to close, so nothing of this one may keep running.
+      const missing = mentionsUnknownTopic(error) ? await this.#missingTopics() : [];
+      this.#closed = true;
+      await this.#consumer.close(true).catch(() => {});
+      throw missing.length > 0 ? unknownTopicsError(missing, error) : error;
+    }
+  }
+
+  /** The subscribed topics the broker does not have, asked one by one: the client's error may name the wrong one. */
+  async #missingTopics(): Promise<string[]> {
+    const found = await Promise.all(
+      this.#options.topics.map((topic) =>
+        this.#consumer.metadata({ topics: [topic] }).then(
+          () => undefined,
+          (error: unknown) => (mentionsUnknownTopic(error) ? topic : undefined),
+        ),
+      ),
+    );
+    return found.filter((t) => t !== undefined);
   }
 
   /** Runs before every JoinGroup; serialised, because a failed commit inside onRevoke can trigger another join. */
