@@ -32,7 +32,7 @@ options:
                          (scenarios that need the cluster are then refused)
   --stall-seconds N      stop draining when nothing moved for N s (default 45)
   --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
-                           relay-ack-before-send       relays record rows sent before sending (ZEROLOSS_TEST_BREAK)
+                           relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts)
                            effect-outside-transaction  the handler writes its effect outside the inbox transaction`;
 
 const BROKEN: readonly Broken[] = ['relay-ack-before-send', 'effect-outside-transaction'];

@@ -7,6 +7,7 @@ import type { WorkerReport } from './consumer-worker.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const WORKER = fileURLToPath(new URL('./consumer-worker.ts', import.meta.url));
+const BROKEN_RELAY = fileURLToPath(new URL('./relay-ack-before-send.ts', import.meta.url));
 const COMPILE_CACHE = path.join(tmpdir(), 'zeroloss-faults-compile-cache');
 
 /** Every child started here, so a run that is interrupted or crashes leaves none behind. */
@@ -165,13 +166,16 @@ export function fastRelayArgs(options: { pgUrl: string; schema: string; brokers:
   ];
 }
 
-/** Relays: the real `zeroloss relay` command (fastRelayArgs). */
-export function relayGroup(options: { count: number; pgUrl: string; schema: string; brokers: string[]; env?: Record<string, string> }) {
+/**
+ * Relays: the real `zeroloss relay` command (fastRelayArgs), or with `ackBeforeSend` the suite's
+ * deliberately broken relay (relay-ack-before-send.ts) taking the same flags.
+ */
+export function relayGroup(options: { count: number; pgUrl: string; schema: string; brokers: string[]; ackBeforeSend?: boolean }) {
   return new ProcessGroup({
     kind: 'relay',
     names: Array.from({ length: options.count }, (_, i) => `relay-${i + 1}`),
-    env: options.env ?? {},
-    command: [CLI, ...fastRelayArgs({ ...options, leaseMs: 5_000, deliveryTimeoutMs: 4_000 })],
+    env: {},
+    command: [options.ackBeforeSend ? BROKEN_RELAY : CLI, ...fastRelayArgs({ ...options, leaseMs: 5_000, deliveryTimeoutMs: 4_000 })],
   });
 }
 

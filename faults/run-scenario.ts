@@ -120,7 +120,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     pgUrl: env.pgClientUrl,
     schema,
     brokers: env.kafkaClients,
-    env: { ZEROLOSS_TEST_BREAK: o.broken === 'relay-ack-before-send' ? o.broken : '' },
+    ackBeforeSend: o.broken === 'relay-ack-before-send',
   });
 
   let error: string | undefined;

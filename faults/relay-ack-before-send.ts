@@ -1,0 +1,85 @@
+/**
+ * TEST-ONLY deliberately broken relay, for `npm run faults -- <scenario> --broken relay-ack-before-send`: it
+ * proves the checker fails when a relay commits progress before the effect. The shipped Relay runs over
+ * an outbox store wrapped here so that every claimed row is recorded as sent *before* it is handed to the
+ * broker; the broker's answer then changes nothing (recording a row sent or failed skips rows already
+ * sent). A send that fails, or a relay killed mid-send, loses committed messages, and a key's next row
+ * can be claimed while its earlier one is still in flight, so order breaks too.
+ *
+ * Takes the flags of `zeroloss relay` that the suite passes (fastRelayArgs); the fault lives here, never
+ * in src/.
+ */
+import { parseArgs } from 'node:util';
+import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
+import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
+import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
+import { Relay } from '../src/outbox/relay.ts';
+import type { RelaySource } from '../src/ports/outbox-store.ts';
+
+/** The source whose claim marks what it claimed as sent before the relay sends it. */
+function ackBeforeSend(inner: RelaySource): RelaySource {
+  return {
+    name: inner.name,
+    wakeChannel: inner.wakeChannel,
+    async claim(owner, limit, leaseMs) {
+      const rows = await inner.claim(owner, limit, leaseMs);
+      if (rows.length > 0) {
+        await inner.markSent(
+          owner,
+          rows.map((r) => ({ ref: r.ref })),
+        );
+      }
+      return rows;
+    },
+    markSent: (owner, sent) => inner.markSent(owner, sent),
+    markFailed: (owner, failed) => inner.markFailed(owner, failed),
+    backlog: () => inner.backlog(),
+    anyDue: inner.anyDue ? () => inner.anyDue?.() ?? Promise.resolve(false) : undefined,
+  };
+}
+
+const { values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    pg: { type: 'string' },
+    schema: { type: 'string' },
+    kafka: { type: 'string' },
+    'lease-ms': { type: 'string' },
+    'delivery-timeout-ms': { type: 'string' },
+    'backoff-base-ms': { type: 'string' },
+    'backoff-max-ms': { type: 'string' },
+    'idle-interval-ms': { type: 'string' },
+    'batch-size': { type: 'string' },
+    verbose: { type: 'boolean' },
+  },
+});
+const number = (value: string | undefined, fallback: number): number => (value === undefined ? fallback : Number(value));
+if (!values.pg || !values.kafka) throw new Error('relay-ack-before-send: --pg and --kafka are required');
+
+process.emitWarning('relay-ack-before-send: this relay is deliberately broken and loses messages');
+const db = pgDatabase({ connectionString: values.pg, onError: (e) => console.error(`relay: database: ${e.message}`) });
+const publisher = new KafkaPublisher({
+  brokers: values.kafka.split(','),
+  deliveryTimeoutMs: number(values['delivery-timeout-ms'], 30_000),
+});
+const relay = new Relay({
+  sources: ackBeforeSend(new PostgresOutboxStore(db, { schema: values.schema ?? 'zeroloss', notify: true })),
+  publisher,
+  db,
+  config: {
+    batchSize: number(values['batch-size'], 500),
+    leaseMs: number(values['lease-ms'], 60_000),
+    backoff: { baseMs: number(values['backoff-base-ms'], 1_000), maxMs: number(values['backoff-max-ms'], 300_000), jitter: 0.5 },
+    idleIntervalMs: number(values['idle-interval-ms'], 60_000),
+  },
+});
+relay.on('error', (e) => console.error(`relay: ${e.message}`));
+await relay.start();
+console.error(`relay ${relay.instanceId} (BROKEN: ack before send): running`);
+await new Promise<void>((resolve) => {
+  process.once('SIGTERM', resolve);
+  process.once('SIGINT', resolve);
+});
+await relay.stop();
+await publisher.close().catch(() => {});
+await db.close().catch(() => {});
