@@ -1,0 +1,271 @@
+import { randomBytes } from 'node:crypto';
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { z } from 'zod';
+import { parseConfig } from '../../core/config.ts';
+import type { OutgoingRecord } from '../../core/envelope.ts';
+import { ZerolossError } from '../../core/errors.ts';
+import { validateTopic } from '../../core/message.ts';
+import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
+import { partitionFor } from '../table-log/table-log-partition.ts';
+import { rabbitError } from './rabbitmq-errors.ts';
+import { KEY_HEADER } from './rabbitmq-message.ts';
+import { rabbitNames } from './rabbitmq-names.ts';
+import { probePartitions } from './rabbitmq-topology.ts';
+
+export const rabbitMqPublisherConfigSchema = z
+  .object({
+    /** amqp://user:password@host:port/vhost */
+    url: z.string().min(1),
+    /** Largest record accepted (value + key + headers), like Kafka's max.message.bytes. */
+    maxRecordBytes: z.number().int().positive().default(1_048_576),
+    /** Upper bound on one round of confirms. Keep it below the relay lease. */
+    deliveryTimeoutMs: z.number().int().positive().default(30_000),
+    /** How long a topic's partition count is trusted before it is counted again (counts only grow). */
+    metadataMaxAgeMs: z.number().int().nonnegative().default(5_000),
+  })
+  .strict();
+
+export type RabbitMqPublisherConfig = z.input<typeof rabbitMqPublisherConfigSchema>;
+
+interface Planned {
+  index: number;
+  slot: string;
+  queue: string;
+  partition: number;
+  record: OutgoingRecord;
+}
+
+/**
+ * Publishes to RabbitMQ streams (a stream queue per partition, the key's partition by Kafka's murmur2)
+ * with publisher confirms, persistent messages and `mandatory`, so a message no queue took comes back
+ * (basic.return) and counts as failed instead of vanishing. A record counts as sent only on its confirm.
+ *
+ * Confirms are per message, so a key's later record cannot be made to wait on an earlier one's fate in
+ * one pipeline. A call is therefore sent in rounds: round n carries the n-th record of every key, and a
+ * key whose record failed sits out the rounds after. Usually a relay batch holds a few records per key,
+ * so a call costs a few round trips.
+ */
+export class RabbitMqPublisher implements Publisher {
+  readonly config: Readonly<z.output<typeof rabbitMqPublisherConfigSchema>>;
+  readonly #counts = new Map<string, { partitions: number; at: number }>();
+  readonly #returned = new Set<string>();
+  readonly #instance = randomBytes(6).toString('hex');
+  #seq = 0;
+  #conn: Promise<ChannelModel> | undefined;
+  #channel: Promise<ConfirmChannel> | undefined;
+
+  constructor(config: RabbitMqPublisherConfig) {
+    this.config = parseConfig(rabbitMqPublisherConfigSchema, config, 'rabbitmq publisher');
+  }
+
+  async publish(records: OutgoingRecord[]): Promise<PublishOutcome[]> {
+    if (records.length === 0) return [];
+    const outcomes: Array<PublishOutcome | undefined> = new Array(records.length).fill(undefined);
+    let counts: Map<string, number>;
+    try {
+      counts = await this.#partitionCounts(records);
+    } catch (error) {
+      this.#reset();
+      const failure = rabbitError(error, 'reading topic metadata');
+      return records.map(() => ({ ok: false, error: failure, attempted: true }));
+    }
+    const failed = new Map<string, ZerolossError>();
+    const rounds: Planned[][] = [];
+    const depth = new Map<string, number>();
+    records.forEach((record, index) => {
+      const slot = `${record?.topic}\u0000${record?.key}`;
+      const held = failed.get(slot);
+      if (held) {
+        outcomes[index] = { ok: false, error: held, attempted: false };
+        return;
+      }
+      const problem = checkRecord(record, counts, this.config.maxRecordBytes);
+      if (problem) {
+        failed.set(slot, problem);
+        outcomes[index] = { ok: false, error: problem, attempted: true };
+        return;
+      }
+      const partition = partitionFor(record.key, counts.get(record.topic)!);
+      const n = depth.get(slot) ?? 0;
+      depth.set(slot, n + 1);
+      rounds[n] ??= [];
+      rounds[n].push({ index, slot, partition, queue: rabbitNames.partition(record.topic, partition), record });
+    });
+    for (const round of rounds) {
+      const send: Planned[] = [];
+      for (const p of round) {
+        const held = failed.get(p.slot);
+        if (held) outcomes[p.index] = { ok: false, error: held, attempted: false };
+        else send.push(p);
+      }
+      if (send.length === 0) continue;
+      const results = await this.#sendRound(send);
+      send.forEach((p, i) => {
+        const error = results[i];
+        if (error) {
+          failed.set(p.slot, error);
+          outcomes[p.index] = { ok: false, error, attempted: true };
+        } else {
+          outcomes[p.index] = { ok: true, partition: p.partition };
+        }
+      });
+    }
+    return outcomes as PublishOutcome[];
+  }
+
+  /** Publishes every record of the round and waits for each confirm; per record undefined or its failure. */
+  async #sendRound(send: Planned[]): Promise<Array<ZerolossError | undefined>> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const ch = await this.#confirmChannel();
+      const confirms: Array<Promise<ZerolossError | undefined>> = [];
+      for (const p of send) {
+        const messageId = `${this.#instance}-${++this.#seq}`;
+        confirms.push(
+          new Promise((resolve) => {
+            // publish() returning false (socket buffer full) is not waited on: amqplib keeps the bytes, and
+            // a round is at most one relay batch.
+            ch.publish(
+              '',
+              p.queue,
+              Buffer.isBuffer(p.record.value) ? p.record.value : Buffer.from(p.record.value),
+              { persistent: true, mandatory: true, messageId, headers: { ...p.record.headers, [KEY_HEADER]: p.record.key } },
+              (error) => {
+                // RabbitMQ sends basic.return before the confirm of the same message.
+                const returned = this.#returned.delete(messageId);
+                if (error) resolve(rabbitError(error, `publishing to ${p.queue}`));
+                else if (returned) resolve(unroutable(p));
+                else resolve(undefined);
+              },
+            );
+          }),
+        );
+      }
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), this.config.deliveryTimeoutMs);
+      });
+      const all = Promise.all(confirms);
+      const result = await Promise.race([all, deadline]);
+      if (result !== 'timeout') return result;
+      // No confirm in time: whatever is outstanding may or may not be in the stream. A fresh channel keeps
+      // late confirms from landing on the next call's records.
+      this.#reset();
+      const failure = new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `no confirm within ${this.config.deliveryTimeoutMs} ms`, {
+        retryable: true,
+      });
+      return send.map(() => failure);
+    } catch (error) {
+      this.#reset();
+      const failure = rabbitError(error, 'publishing to RabbitMQ');
+      return send.map(() => failure);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #confirmChannel(): Promise<ConfirmChannel> {
+    this.#channel ??= (async () => {
+      this.#conn ??= amqp.connect(this.config.url).then((conn) => {
+        conn.on('error', () => {});
+        conn.on('close', () => this.#reset());
+        return conn;
+      });
+      const ch = await (await this.#conn).createConfirmChannel();
+      ch.on('error', () => {});
+      ch.on('close', () => {
+        if (this.#channel === current) this.#channel = undefined;
+      });
+      ch.on('return', (message) => {
+        const id = message.properties.messageId;
+        if (typeof id === 'string') this.#returned.add(id);
+      });
+      return ch;
+    })();
+    const current = this.#channel;
+    current.catch(() => {
+      if (this.#channel === current) this.#channel = undefined;
+    });
+    return current;
+  }
+
+  #reset(): void {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    this.#channel = undefined;
+    this.#returned.clear();
+    conn?.then((c) => c.close()).catch(() => {});
+  }
+
+  async #partitionCounts(records: OutgoingRecord[]): Promise<Map<string, number>> {
+    const now = Date.now();
+    const counts = new Map<string, number>();
+    for (const topic of new Set(records.map((r) => r?.topic))) {
+      if (typeof topic !== 'string') continue;
+      const cached = this.#counts.get(topic);
+      if (cached && now - cached.at < this.config.metadataMaxAgeMs) {
+        counts.set(topic, cached.partitions);
+        continue;
+      }
+      this.#conn ??= amqp.connect(this.config.url).then((conn) => {
+        conn.on('error', () => {});
+        conn.on('close', () => this.#reset());
+        return conn;
+      });
+      const partitions = await probePartitions(await this.#conn, topic).catch(() => -1);
+      if (partitions > 0) {
+        counts.set(topic, partitions);
+        this.#counts.set(topic, { partitions, at: now });
+      }
+    }
+    return counts;
+  }
+
+  async close(): Promise<void> {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    this.#channel = undefined;
+    if (conn) await (await conn.catch(() => undefined))?.close().catch(() => {});
+  }
+}
+
+function unroutable(p: Planned): ZerolossError {
+  // Retryable, as Kafka's UNKNOWN_TOPIC_OR_PARTITION is: the stream was deleted; once it exists again the relay's next attempt goes through.
+  return new ZerolossError('ZL_UNKNOWN_TOPIC', `no queue ${p.queue} took the message (returned unroutable)`, {
+    retryable: true,
+    details: { queue: p.queue },
+  });
+}
+
+function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRecordBytes: number): ZerolossError | undefined {
+  if (record === null || typeof record !== 'object') return new ZerolossError('ZL_INVALID_MESSAGE', 'record must be an object');
+  try {
+    validateTopic(record.topic);
+  } catch (error) {
+    return error as ZerolossError;
+  }
+  if (typeof record.key !== 'string') return new ZerolossError('ZL_INVALID_KEY', 'record key must be a string');
+  if (!(record.value instanceof Uint8Array)) return new ZerolossError('ZL_INVALID_MESSAGE', 'record value must be a Buffer');
+  const headers = record.headers ?? {};
+  if (typeof headers !== 'object' || Array.isArray(headers)) return new ZerolossError('ZL_INVALID_MESSAGE', 'headers must be an object');
+  let bytes = record.value.byteLength + Buffer.byteLength(record.key);
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must be a string`);
+    if (name === KEY_HEADER) return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} is reserved for the record key`);
+    // AMQP header names are short strings.
+    if (Buffer.byteLength(name) > 255)
+      return new ZerolossError('ZL_INVALID_MESSAGE', `header name ${name.slice(0, 40)}… is over 255 bytes`);
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+  }
+  if (bytes > maxRecordBytes) {
+    return new ZerolossError('ZL_PAYLOAD_TOO_LARGE', `record is ${bytes} bytes, over the limit of ${maxRecordBytes}`, {
+      details: { bytes, limit: maxRecordBytes },
+    });
+  }
+  if (!counts.has(record.topic)) {
+    return new ZerolossError('ZL_UNKNOWN_TOPIC', `topic ${record.topic} does not exist on RabbitMQ`, {
+      retryable: true,
+      details: { topic: record.topic },
+    });
+  }
+  return undefined;
+}

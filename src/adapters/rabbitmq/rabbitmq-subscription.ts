@@ -1,0 +1,488 @@
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { IncomingRecord } from '../../core/envelope.ts';
+import { classifyError, ZerolossError } from '../../core/errors.ts';
+import type { SubscribeOptions, Subscription } from '../../ports/transport.ts';
+import { assignPartitions } from '../table-log/table-log-assignment.ts';
+import { isResourceLocked, rabbitError } from './rabbitmq-errors.ts';
+import { RabbitMembership } from './rabbitmq-membership.ts';
+import { toRecord } from './rabbitmq-message.ts';
+import { rabbitNames } from './rabbitmq-names.ts';
+import { probePartitions } from './rabbitmq-topology.ts';
+
+export interface RabbitMqSettings {
+  url: string;
+  heartbeatIntervalMs: number;
+  sessionTimeoutMs: number;
+  maxBatchRecords: number;
+  prefetch: number;
+  startFrom: 'earliest' | 'latest';
+  rebalanceTimeoutMs: number;
+  offsetRetentionMs: number;
+  amqpHeartbeatSeconds: number;
+}
+
+/**
+ * `active`: consumed and delivered. `revoked`: onRevoke has run (or is running); nothing more goes out,
+ * but the lock is kept until it is released, so a commit made inside onRevoke still lands. `lost`: the
+ * connection (and with it the lock) is gone or the broker cancelled the consumer; commits are refused.
+ */
+interface OwnedPartition {
+  topic: string;
+  partition: number;
+  state: 'active' | 'revoked' | 'lost';
+  consumerTag: string | undefined;
+  buffer: Array<{ record: IncomingRecord; message: ConsumeMessage }>;
+  /** The offset after the last one delivered in this ownership; a stream re-read never repeats inside it. */
+  next: bigint;
+  /** When the offset queue was last declared: declaring counts as use, so it does not expire while owned. */
+  declaredAt: number;
+}
+
+/** What lives and dies with one AMQP connection. */
+interface Session {
+  conn: ChannelModel;
+  /** Membership, offsets (read and confirmed writes). */
+  control: ConfirmChannel;
+  /** Stream consumers. */
+  consume: Channel;
+  /** Lock declarations; a refused one closes its channel, so it is replaced then. */
+  lock: Channel | undefined;
+  membership: RabbitMembership;
+}
+
+/**
+ * One member of a consumer group on RabbitMQ streams. Ownership of a partition is an exclusive queue
+ * (`zl.lock:…`) declared on this member's connection: RabbitMQ lets one connection at a time hold it and
+ * deletes it when that connection ends, so a member that dies (or loses the network) frees its
+ * partitions without a timer of ours, and two members never read one partition together.
+ *
+ * A newly owned partition is read from the group's committed offset (`x-stream-offset`); every record
+ * after it comes again, in stream order, so a later record of a key never overtakes an earlier one.
+ * Stream acks are only credit here; what was processed is the committed offset.
+ */
+export class RabbitMqSubscription implements Subscription {
+  readonly memberId: string;
+  readonly #settings: RabbitMqSettings;
+  readonly #options: SubscribeOptions;
+  readonly #onError: (error: Error) => void;
+  readonly #owned = new Map<string, OwnedPartition>();
+  readonly #counts = new Map<string, { partitions: number; at: number }>();
+  #session: Session | undefined;
+  #paused = false;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #flushScheduled = false;
+  #wakeUp: (() => void) | undefined;
+  #loop: Promise<void> = Promise.resolve();
+
+  constructor(options: { memberId: string; settings: RabbitMqSettings; subscribe: SubscribeOptions; onError: (error: Error) => void }) {
+    this.memberId = options.memberId;
+    this.#settings = options.settings;
+    this.#options = options.subscribe;
+    this.#onError = options.onError;
+  }
+
+  get #groupId(): string {
+    return this.#options.groupId;
+  }
+
+  /** Connects, joins the group and takes a first share of partitions; resolves once the member is running. */
+  async start(): Promise<void> {
+    try {
+      await this.#rebalance();
+    } catch (error) {
+      this.#closing = true;
+      await this.#session?.conn.close().catch(() => {});
+      throw new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `could not join group ${this.#groupId}: ${classifyError(error).message}`, {
+        retryable: true,
+        cause: error,
+      });
+    }
+    this.#loop = this.#run();
+  }
+
+  /** The partitions this member currently delivers. */
+  assignment(): Array<{ topic: string; partition: number }> {
+    return [...this.#owned.values()].filter((p) => p.state === 'active').map(({ topic, partition }) => ({ topic, partition }));
+  }
+
+  /**
+   * Stores, per partition, the next offset to read, and waits for RabbitMQ to confirm it. Only
+   * partitions this member still holds are written; if any is not, the others still are and the call
+   * rejects with ZL_COMMIT_FENCED naming the partitions lost.
+   */
+  async commit(offsets: Array<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
+    const latest = new Map<string, { topic: string; partition: number; offset: bigint }>();
+    for (const o of offsets) {
+      if (typeof o?.offset !== 'bigint' || o.offset < 0n) {
+        throw new ZerolossError('ZL_INVALID_OFFSET', `commit offset for ${o?.topic}/${o?.partition} must be a non-negative bigint`);
+      }
+      latest.set(slot(o), o);
+    }
+    const fenced: Array<{ topic: string; partition: number }> = [];
+    const writes: Array<Promise<void>> = [];
+    const session = this.#session;
+    for (const o of latest.values()) {
+      const owned = this.#owned.get(slot(o));
+      if (!owned || owned.state === 'lost' || !session) fenced.push({ topic: o.topic, partition: o.partition });
+      else writes.push(this.#writeOffset(session, owned, o.offset));
+    }
+    const results = await Promise.allSettled(writes);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (fenced.length > 0) {
+      throw new ZerolossError(
+        'ZL_COMMIT_FENCED',
+        `not committed, this member no longer owns: ${fenced.map((p) => `${p.topic}/${p.partition}`).join(', ')}`,
+        {
+          details: { fenced },
+        },
+      );
+    }
+    if (failed) throw rabbitError(failed.reason, 'committing offsets');
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#scheduleFlush();
+  }
+
+  /** Stops delivery, runs onRevoke for what it owns, gives the partitions back and leaves the group. */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closing = true;
+    this.#wakeUp?.();
+    await this.#loop;
+    const session = this.#session;
+    try {
+      await this.#revoke([...this.#owned.values()].filter((p) => p.state === 'active'));
+      session?.membership.announce(true);
+    } catch (error) {
+      this.#onError(classifyError(error));
+    }
+    this.#owned.clear();
+    // Closing the connection deletes its lock queues: the partitions are free for the others at once.
+    await session?.conn.close().catch(() => {});
+  }
+
+  async #run(): Promise<void> {
+    let errorDelay = 0;
+    while (!this.#closing) {
+      await this.#sleep(errorDelay || this.#settings.heartbeatIntervalMs);
+      if (this.#closing) break;
+      try {
+        await this.#rebalance();
+        errorDelay = 0;
+      } catch (error) {
+        if (this.#closing) break;
+        this.#onError(classifyError(error));
+        errorDelay = Math.min(Math.max(errorDelay * 2, 100), 5_000);
+      }
+    }
+  }
+
+  /**
+   * One pass: (re)connect if the connection is gone, announce this member, compute the assignment, stop
+   * and hand back what is no longer ours (onRevoke first), drop what was lost, lock and read what is ours.
+   */
+  async #rebalance(): Promise<void> {
+    const lost = [...this.#owned.values()].filter((p) => p.state === 'lost');
+    if (lost.length > 0) {
+      await this.#revoke(lost);
+      for (const p of lost) this.#owned.delete(slot(p));
+    }
+    const session = this.#session ?? (await this.#connect());
+    session.membership.announce();
+    const counts = await this.#partitionCounts(session);
+    const mine = new Set(
+      assignPartitions(
+        session.membership.members(),
+        [...counts].map(([topic, partitions]) => ({ topic, partitions })),
+      )
+        .filter((a) => a.memberId === this.memberId)
+        .map(slot),
+    );
+    const giveBack = [...this.#owned.values()].filter((p) => p.state !== 'lost' && !mine.has(slot(p)));
+    await this.#revoke(giveBack);
+    for (const p of giveBack) {
+      this.#owned.delete(slot(p));
+      if (p.consumerTag) await session.consume.cancel(p.consumerTag);
+      await session.control.deleteQueue(rabbitNames.lock(this.#groupId, p.topic, p.partition));
+    }
+    if (this.#closing) return;
+    const assigned: Array<{ topic: string; partition: number }> = [];
+    for (const s of mine) {
+      if (this.#owned.has(s)) continue;
+      const { topic, partition } = unslot(s);
+      if (!(await this.#lock(session, topic, partition))) continue;
+      await this.#startReading(session, topic, partition);
+      assigned.push({ topic, partition });
+    }
+    if (assigned.length > 0) this.#callback(() => this.#options.onAssign?.(assigned));
+  }
+
+  async #connect(): Promise<Session> {
+    const url = new URL(this.#settings.url);
+    if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', String(this.#settings.amqpHeartbeatSeconds));
+    const conn = await amqp.connect(url.toString());
+    conn.on('error', () => {});
+    try {
+      const control = await conn.createConfirmChannel();
+      control.on('error', () => {});
+      const consume = await conn.createChannel();
+      consume.on('error', () => {});
+      await consume.prefetch(this.#settings.prefetch);
+      const membership = new RabbitMembership({
+        channel: control,
+        groupId: this.#groupId,
+        memberId: this.memberId,
+        topics: this.#options.topics,
+        sessionMs: this.#settings.sessionTimeoutMs,
+      });
+      await membership.join();
+      const session: Session = { conn, control, consume, lock: undefined, membership };
+      conn.on('close', () => this.#connectionLost(session));
+      // A channel the broker closed takes its consumers or confirms with it: start the session over.
+      for (const ch of [control, consume]) ch.on('close', () => void conn.close().catch(() => {}));
+      this.#session = session;
+      return session;
+    } catch (error) {
+      await conn.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** The connection ended: its locks are gone, so every partition is lost; the next pass reconnects. */
+  #connectionLost(session: Session): void {
+    if (this.#session !== session) return;
+    this.#session = undefined;
+    for (const p of this.#owned.values()) {
+      p.state = 'lost';
+      p.buffer = [];
+    }
+    if (!this.#closing)
+      this.#onError(new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', 'RabbitMQ connection lost; reconnecting', { retryable: true }));
+    this.#wakeUp?.();
+  }
+
+  /** True if this member now holds the partition's lock queue. */
+  async #lock(session: Session, topic: string, partition: number): Promise<boolean> {
+    if (!session.lock) {
+      const ch = await session.conn.createChannel();
+      ch.on('error', () => {});
+      ch.on('close', () => {
+        if (session.lock === ch) session.lock = undefined;
+      });
+      session.lock = ch;
+    }
+    try {
+      await session.lock.assertQueue(rabbitNames.lock(this.#groupId, topic, partition), {
+        exclusive: true,
+        autoDelete: true,
+        durable: false,
+      });
+      return true;
+    } catch (error) {
+      session.lock = undefined;
+      if (isResourceLocked(error)) return false;
+      throw error;
+    }
+  }
+
+  async #startReading(session: Session, topic: string, partition: number): Promise<void> {
+    const committed = await this.#readOffset(session, topic, partition);
+    const owned: OwnedPartition = {
+      topic,
+      partition,
+      state: 'active',
+      consumerTag: undefined,
+      buffer: [],
+      next: committed ?? 0n,
+      declaredAt: Date.now(),
+    };
+    this.#owned.set(slot(owned), owned);
+    const from =
+      committed !== undefined ? { '!': 'long', value: Number(committed) } : this.#settings.startFrom === 'latest' ? 'next' : 'first';
+    const { consumerTag } = await session.consume.consume(
+      rabbitNames.partition(topic, partition),
+      (message) => this.#received(owned, message),
+      { noAck: false, arguments: { 'x-stream-offset': from } },
+    );
+    owned.consumerTag = consumerTag;
+  }
+
+  #received(owned: OwnedPartition, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // The broker cancelled the consumer (the stream was deleted): give the partition up and retry later.
+      if (owned.state === 'active') owned.state = 'lost';
+      this.#wakeUp?.();
+      return;
+    }
+    if (owned.state !== 'active') return;
+    const record = toRecord(owned.topic, owned.partition, message);
+    if (!record) {
+      this.#session?.consume.ack(message);
+      return;
+    }
+    owned.buffer.push({ record, message });
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      try {
+        this.#flush();
+      } catch (error) {
+        this.#onError(classifyError(error));
+        setTimeout(() => this.#scheduleFlush(), 100);
+      }
+    });
+  }
+
+  /** Hands each partition's buffered records to onRecords in batches; acks (credit) what was taken. */
+  #flush(): void {
+    for (const p of this.#owned.values()) {
+      while (p.state === 'active' && p.buffer.length > 0) {
+        // pause() inside an earlier onRecords stops the rest; the records stay buffered.
+        if (this.#paused || this.#closing) return;
+        const take = p.buffer.splice(0, this.#settings.maxBatchRecords);
+        const fresh = take.filter((t) => t.record.offset >= p.next);
+        const consume = this.#session?.consume;
+        if (fresh.length > 0) {
+          const records = fresh.map((t) => t.record);
+          try {
+            this.#options.onRecords({ topic: p.topic, partition: p.partition, records });
+          } catch (error) {
+            p.buffer.unshift(...take);
+            throw new ZerolossError('ZL_UNKNOWN', `onRecords threw for ${p.topic}/${p.partition}: ${classifyError(error).message}`, {
+              retryable: true,
+              cause: error,
+            });
+          }
+          p.next = records[records.length - 1]!.offset + 1n;
+        }
+        for (const t of take) consume?.ack(t.message);
+      }
+    }
+  }
+
+  /** The group's committed offset of the partition, if any. The message is put back: it is the record. */
+  async #readOffset(session: Session, topic: string, partition: number): Promise<bigint | undefined> {
+    const queue = await this.#declareOffsetQueue(session, topic, partition);
+    const message = await session.control.get(queue, { noAck: false });
+    if (message === false) return undefined;
+    session.control.nack(message, false, true);
+    const text = message.content.toString();
+    return /^\d+$/.test(text) ? BigInt(text) : undefined;
+  }
+
+  async #writeOffset(session: Session, owned: OwnedPartition, offset: bigint): Promise<void> {
+    if (Date.now() - owned.declaredAt > this.#settings.offsetRetentionMs / 4) {
+      await this.#declareOffsetQueue(session, owned.topic, owned.partition);
+      owned.declaredAt = Date.now();
+    }
+    const queue = rabbitNames.offset(this.#groupId, owned.topic, owned.partition);
+    await new Promise<void>((resolve, reject) => {
+      session.control.publish('', queue, Buffer.from(offset.toString()), { persistent: true }, (error) =>
+        error ? reject(error) : resolve(),
+      );
+    });
+  }
+
+  /**
+   * One quorum queue per (group, partition) holding only the latest commit: max-length 1 drops the older
+   * message when a newer one is confirmed. It expires after offsetRetentionMs unused.
+   */
+  async #declareOffsetQueue(session: Session, topic: string, partition: number): Promise<string> {
+    const queue = rabbitNames.offset(this.#groupId, topic, partition);
+    await session.control.assertQueue(queue, {
+      durable: true,
+      arguments: {
+        'x-queue-type': 'quorum',
+        'x-max-length': 1,
+        'x-overflow': 'drop-head',
+        'x-expires': this.#settings.offsetRetentionMs,
+      },
+    });
+    return queue;
+  }
+
+  /** Stops delivery of `partitions` and awaits onRevoke, bounded by the rebalance timeout. */
+  async #revoke(partitions: OwnedPartition[]): Promise<void> {
+    const stopping = partitions.filter((p) => p.state !== 'revoked');
+    for (const p of partitions) {
+      if (p.state === 'active') p.state = 'revoked';
+      p.buffer = [];
+    }
+    const onRevoke = this.#options.onRevoke;
+    if (!onRevoke || stopping.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#onError(
+          new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `onRevoke did not finish within ${this.#settings.rebalanceTimeoutMs} ms`),
+        );
+        resolve();
+      }, this.#settings.rebalanceTimeoutMs);
+    });
+    try {
+      const list = stopping.map(({ topic, partition }) => ({ topic, partition }));
+      await Promise.race([Promise.resolve().then(() => onRevoke(list)), timeout]);
+    } catch (error) {
+      this.#onError(classifyError(error));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #partitionCounts(session: Session): Promise<Map<string, number>> {
+    const now = Date.now();
+    const counts = new Map<string, number>();
+    for (const topic of this.#options.topics) {
+      const cached = this.#counts.get(topic);
+      // A missing topic is looked for again every pass; a known count is trusted for a few seconds.
+      const partitions = cached && now - cached.at < 5_000 ? cached.partitions : await probePartitions(session.conn, topic);
+      if (partitions === 0) continue;
+      if (!cached || cached.partitions !== partitions || now - cached.at >= 5_000) this.#counts.set(topic, { partitions, at: now });
+      counts.set(topic, partitions);
+    }
+    return counts;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  #callback(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#onError(classifyError(error));
+    }
+  }
+}
+
+function slot(p: { topic: string; partition: number }): string {
+  return `${p.topic}\u0000${p.partition}`;
+}
+
+function unslot(s: string): { topic: string; partition: number } {
+  const [topic, partition] = s.split('\u0000') as [string, string];
+  return { topic, partition: Number(partition) };
+}
