@@ -88,8 +88,12 @@ export class Relay extends EventEmitter<RelayEvents> {
   #backlogRefreshedAt = new Map<string, number>();
   /** Consecutive rounds per source in which the broker could not be reached at all. */
   #outages = new Map<string, number>();
-  /** Per source and topic, consecutive rounds that found the topic missing or refused; gone once it takes a record. */
-  #unavailableTopics = new Map<string, number>();
+  /**
+   * Per source and topic: consecutive rounds that found the topic missing or refused, and when the last
+   * did. Gone once the topic takes a record here, or once nothing was deferred for it for twice the
+   * longest wait (another relay may have sent its rows), so the gauge does not outlive the problem.
+   */
+  #unavailableTopics = new Map<string, { source: string; topic: string; rounds: number; at: number }>();
 
   constructor(options: {
     sources: RelaySource | RelaySource[];
@@ -268,6 +272,11 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#metrics.pending.set({ source: source.name }, stats.pending + stats.failed);
     this.#metrics.parkedNow.set({ source: source.name }, stats.parked);
     this.#metrics.oldest.set({ source: source.name }, stats.oldestUnsentAgeMs / 1000);
+    for (const [slot, entry] of this.#unavailableTopics) {
+      if (entry.source !== source.name || Date.now() - entry.at < 2 * this.config.unavailableTopicMaxDelayMs) continue;
+      this.#unavailableTopics.delete(slot);
+      this.#metrics.topicUnavailable.set({ source: entry.source, topic: entry.topic }, 0);
+    }
     return stats;
   }
 
@@ -359,8 +368,8 @@ export class Relay extends EventEmitter<RelayEvents> {
     const delays = new Map<string, number>();
     for (const [topic, count] of waiting) {
       const slot = `${source.name}\u0000${topic}`;
-      const rounds = (this.#unavailableTopics.get(slot) ?? 0) + 1;
-      this.#unavailableTopics.set(slot, rounds);
+      const rounds = (this.#unavailableTopics.get(slot)?.rounds ?? 0) + 1;
+      this.#unavailableTopics.set(slot, { source: source.name, topic, rounds, at: Date.now() });
       this.#metrics.topicUnavailable.set({ source: source.name, topic }, count);
       this.#metrics.topicUnavailableTotal.inc({ source: source.name, topic }, count);
       delays.set(topic, Math.min(this.#delay(rounds), this.config.unavailableTopicMaxDelayMs));
