@@ -11,7 +11,9 @@ export const relayHelp = `Usage: zeroloss relay --pg <url> --kafka <brokers> [op
 Sends committed outbox rows to Kafka and records each broker answer. Finds new, failed-and-due and
 zombie (lease expired) rows with a cheap index probe every --poll-interval-ms, and also wakes at once on
 pg_notify from producers created with notify: true. Runs until SIGTERM/SIGINT, then finishes the sends
-in flight. Several relays may run on one outbox: rows are leased, never sent by two at once.
+in flight. Several relays may run on one outbox: rows are leased, never sent by two at once. Rows for a
+topic the broker lacks or refuses wait with backoff (at most 30 s apart), never charged or parked, and go
+once the topic exists; \`zeroloss status\` lists such topics.
 
   --pg <url>               Postgres with the outbox (or ZEROLOSS_PG_URL)
   --schema <name>          zeroloss schema (default: zeroloss)
