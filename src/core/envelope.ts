@@ -19,7 +19,7 @@ export const HEADER = {
 export const RESERVED_HEADER_PREFIX = 'zl-';
 
 export interface Envelope {
-  /** Globally unique message id (Snowflake decimal string by default). */
+  /** Globally unique message id: a UUIDv7 by default, a Snowflake decimal with an explicit worker id (docs/ids.md). */
   id: string;
   traceId: string;
   type: string;

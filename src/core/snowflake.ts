@@ -6,6 +6,10 @@ import { ZerolossError } from './errors.ts';
  * Snowflake-style 64-bit ids: 41 bits of milliseconds since EPOCH, 10 bits of worker id, 12 bits of
  * sequence. Rendered as a decimal string because a JS number cannot hold 64 bits exactly.
  *
+ * Nothing in the id is random: two generators with one worker id mint the same ids in any millisecond
+ * both are active, so the worker id must be unique among all generators whose messages can reach the same
+ * consumers (docs/ids.md). The outbox's default is UUIDv7 for that reason.
+ *
  * Ids from one generator are strictly increasing. When the clock moves backwards the generator either
  * waits until it has caught up (bounded by maxBackwardMs) or throws, so it never hands out an id that
  * may collide with one already issued.
