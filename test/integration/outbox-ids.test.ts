@@ -114,6 +114,10 @@ for (const [name, open] of [
         `select count(*)::int as n from "${schema}".business where note = 'after duplicates'`,
       );
       assert.equal(business[0]?.n, 1);
+      const sequence = await backend.query<{ seq: string }>(
+        `select seq::text from "${schema}".outbox_key_seq where producer_id = 'dup' and msg_key = 'dup-key'`,
+      );
+      assert.equal(sequence[0]?.seq, '2', 'the next enqueue of the key continues at 3');
     });
 
     test('Snowflake with one worker id in two outboxes of one database: the clash is a typed error, not an aborted transaction', async () => {
