@@ -106,6 +106,9 @@ export function createOutbox(config: OutboxConfig = {}, writer?: OutboxWriter): 
       }
       const payload = encodeMessage(message, cfg.maxPayloadBytes);
       const id = message.id ?? nextId();
+      const now = cfg.clock.now();
+      const createdAt = new Date(now);
+      if (Number.isNaN(createdAt.getTime())) throw new ZerolossError('ZL_INVALID_CONFIG', `the outbox clock read ${now}, not a time`);
       const envelope: Envelope = {
         id,
         traceId: message.traceId ?? id,
@@ -114,7 +117,7 @@ export function createOutbox(config: OutboxConfig = {}, writer?: OutboxWriter): 
         key: message.key,
         producerId: cfg.producerId,
         seq: 0,
-        createdAt: new Date(cfg.clock.now()).toISOString(),
+        createdAt: createdAt.toISOString(),
         headers: { ...(message.headers ?? {}) },
       };
       const { seq } = await store.insert(
