@@ -57,7 +57,7 @@ test('planPublish fails a bad record alone and holds back later records of its t
   assert.equal(failure(1).attempted, true);
   assert.equal(failure(2).attempted, false, 'held back behind the failed record of its key');
   assert.equal(failure(2).error, failure(1).error);
-  assert.equal(failure(5).error.code, 'ZL_UNKNOWN_TOPIC');
+  assert.equal(failure(5).error.code, 'ZL_TOPIC_UNAVAILABLE');
   assert.equal(failure(5).error.retryable, true, 'a topic created later makes the next attempt succeed');
   assert.equal(failure(6).attempted, false);
   assert.equal(failure(7).error.code, 'ZL_INVALID_KEY');

@@ -193,12 +193,13 @@ function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRec
   }
   const partitions = counts.get(record.topic);
   if (partitions === undefined) {
-    // Retryable, as Kafka's UNKNOWN_TOPIC_OR_PARTITION is: once someone creates the topic the relay's
-    // next attempt goes through, and its attempt limit parks the record if nobody ever does.
-    return new ZerolossError('ZL_UNKNOWN_TOPIC', `topic ${record.topic} does not exist in the table log`, {
-      retryable: true,
-      details: { topic: record.topic },
-    });
+    // The same answer the Kafka publisher gives: the topic's records wait (the relay backs them off
+    // without charging an attempt and raises its topic alarm) and flow once someone creates the topic.
+    return new ZerolossError(
+      'ZL_TOPIC_UNAVAILABLE',
+      `topic ${record.topic} does not exist in the table log: create it with TableLogAdmin.createTopic(topic, partitions)`,
+      { retryable: true, details: { topic: record.topic } },
+    );
   }
   return undefined;
 }
