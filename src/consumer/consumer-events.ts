@@ -48,6 +48,19 @@ export interface MessageIdConflictEvent {
   deadLetterId: string;
 }
 
+/**
+ * A record that was running (not waiting) when its process died or lost it comes back: it runs alone, and
+ * `crashes` counts the starts it never finished. At `poison.maxStarts` crashes it is dead-lettered instead.
+ */
+export interface PoisonSuspectEvent {
+  groupId: string;
+  topic: string;
+  partition: number;
+  offset: bigint;
+  messageId: string | undefined;
+  crashes: number;
+}
+
 export interface RetryEvent {
   groupId: string;
   type: string;
@@ -77,6 +90,7 @@ export interface ConsumerEvents {
   'dead-letter': [DeadLetterEvent];
   'copy-rejected': [CopyRejectedEvent];
   'message-id-conflict': [MessageIdConflictEvent];
+  'poison-suspect': [PoisonSuspectEvent];
   'sequence-gap': [SequenceEvent];
   'sequence-duplicate': [SequenceEvent];
   assigned: [Array<{ topic: string; partition: number }>];

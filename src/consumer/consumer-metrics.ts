@@ -34,6 +34,11 @@ export function createConsumerMetrics(registry: Registry = new Registry()) {
       'Messages under a message id already applied with other content: dead-lettered, not skipped',
       ['group'] as const,
     ),
+    poisonSuspects: counter(
+      'zeroloss_consumer_poison_suspects_total',
+      'Attempts of records that were running when a process died: each runs alone and counts one more start',
+      ['group'] as const,
+    ),
     handlerSeconds: histogram(
       'zeroloss_consumer_handler_seconds',
       'Time of one effect transaction (inbox insert, handler, commit)',

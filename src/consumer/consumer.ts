@@ -66,8 +66,8 @@ interface PartitionRun {
  * manually, only up to the smallest unfinished offset of each partition (C1, C2). Each record goes through
  * the middleware, outermost first:
  *
- *   metrics → dead-letter → decode → route (type, upcast, schema, key) → cache fast path → poison guard
- *     → retry → [transaction: inbox row, handler]
+ *   metrics → dead-letter → decode → route (type, upcast, schema, key) → cache fast path → retry
+ *     → each attempt: poison guard → [transaction: inbox row, handler]
  *
  * Sequence gaps (C9) are checked as records arrive, in partition order, before any of that.
  */
@@ -212,13 +212,19 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       decodeMiddleware({ maxPayloadBytes: this.config.maxPayloadBytes }),
       routeMiddleware(this.#handlers),
       ...(cache ? [dedupCacheMiddleware(cache, this.config.inbox)] : []),
-      poisonGuardMiddleware(this.#inbox, this.#inbox, { maxStarts: this.config.poison.maxStarts, retry: unavailable }),
-      retryMiddleware(inboxTransaction(batcher, this.#inbox, this.#metrics, { storeOffsets: this.#storesOffsets }), {
-        publisher,
-        reporter: this,
-        metrics: this.#metrics,
-        unavailable,
-      }),
+      // Each attempt is its own chain: the poison guard marks a record only while an attempt of it runs.
+      retryMiddleware(
+        compose([
+          poisonGuardMiddleware(this.#inbox, this.#inbox, {
+            maxStarts: this.config.poison.maxStarts,
+            retry: unavailable,
+            reporter: this,
+            metrics: this.#metrics,
+          }),
+          inboxTransaction(batcher, this.#inbox, this.#metrics, { storeOffsets: this.#storesOffsets }),
+        ]),
+        { publisher, reporter: this, metrics: this.#metrics, unavailable },
+      ),
     ]);
   }
 

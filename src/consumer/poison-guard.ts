@@ -1,23 +1,43 @@
 import { ZerolossError } from '../core/errors.ts';
 import type { InboxStore, StartLog, StartRef } from '../ports/inbox-store.ts';
-import { AbandonedError, type Middleware } from './delivery.ts';
+import type { ConsumerReporter } from './consumer-events.ts';
+import type { ConsumerMetrics } from './consumer-metrics.ts';
+import { AbandonedError, type Delivery, type Middleware } from './delivery.ts';
 import { type StoreRetryOptions, untilAvailable } from './store-retry.ts';
 
 /**
  * Detects a message that kills the process whenever it is handled (poison, C7) by counting handler starts
- * durably per delivered record; a record is finished when its offset is committed (the marks are then
- * deleted), so a record that is started again was running when its process died or lost the partition.
+ * durably per delivered record. It wraps each attempt, not the whole delivery: a record is marked while
+ * its attempt runs, and the mark is taken back when the attempt ends without a crash (a failure, an
+ * abandonment). So a record that only waited when its process died (in a retry delay, an outage backoff,
+ * or queued behind its key) has no mark and is not a suspect; a record whose mark survived was running.
  *
- * Such a suspect runs alone (no other handler of this process running), and only then is its start counted:
- * a healthy record that merely shared a process with the poison is never blamed for the crash. Once a
- * suspect has been started `maxStarts` times without finishing, it is dead-lettered without running again,
- * and the records behind it keep flowing.
+ * A suspect's attempts run alone (no other handler of this process running), and only then is its start
+ * counted: a healthy record that merely shared a process with the poison is never blamed for the crash.
+ * Its first rerun is immediate and its waits between attempts hold nothing, so a recovering consumer pays
+ * a suspect's retry delays in that suspect's key only, as for any other record. Once a suspect has been
+ * started `maxStarts` times without finishing, it is dead-lettered without running again, and the records
+ * behind it keep flowing. A record is finished when its offset is committed (its marks are then deleted).
  */
 export function poisonGuardMiddleware(
   starts: StartLog,
   inbox: InboxStore,
-  options: { maxStarts: number; retry: StoreRetryOptions },
+  options: { maxStarts: number; retry: StoreRetryOptions; reporter: ConsumerReporter; metrics: ConsumerMetrics },
 ): Middleware {
+  // Deliveries whose mark could not be taken back after a failed attempt (the store was away): the mark is
+  // still theirs, so their next attempt must not read it as a crash.
+  const stillMarked = new WeakMap<Delivery, 'first' | 'suspect'>();
+
+  const attempt = async (d: Delivery, ref: StartRef, kind: 'first' | 'suspect', next: () => Promise<void>) => {
+    try {
+      await next();
+    } catch (error) {
+      // Not running any more, and not crashed: whatever the record waits for next is not held against it.
+      await starts.release(ref).catch(() => stillMarked.set(d, kind));
+      throw error;
+    }
+  };
+
   return async (d, next) => {
     const ref: StartRef = {
       groupId: d.groupId,
@@ -26,41 +46,44 @@ export function poisonGuardMiddleware(
       offset: d.record.offset,
       messageId: d.envelope?.id,
     };
-    const first = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.firstStart(ref));
-    if (first) {
-      await guarded(starts, ref, next);
-      return;
-    }
-    // A redelivery whose effect did commit (the crash came after it) needs no isolation.
-    const applied = await untilAvailable(d, 'checking the inbox', options.retry, () =>
-      inbox.contains(d.groupId, d.idempotencyKey as string),
-    );
-    if (applied) {
-      d.outcome = 'duplicate';
-      d.duplicateVia = 'inbox';
-      return;
+    const held = stillMarked.get(d);
+    stillMarked.delete(d);
+    if (held === 'first') return attempt(d, ref, 'first', next);
+    if (held === undefined) {
+      const first = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.firstStart(ref));
+      if (first) return attempt(d, ref, 'first', next);
+      // A redelivery whose effect did commit (the crash came after it) needs no isolation.
+      const applied = await untilAvailable(d, 'checking the inbox', options.retry, () =>
+        inbox.contains(d.groupId, d.idempotencyKey as string),
+      );
+      if (applied) {
+        d.outcome = 'duplicate';
+        d.duplicateVia = 'inbox';
+        return;
+      }
     }
     await d.lane.exclusive(async () => {
       if (d.signal.aborted) throw new AbandonedError();
-      const started = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.countStart(ref));
-      if (started > options.maxStarts) {
-        throw new ZerolossError(
-          'ZL_POISON_MESSAGE',
-          `started ${started - 1} times without finishing (limit ${options.maxStarts}): it crashes or hangs the consumer`,
-          { details: { started: started - 1 } },
-        );
+      if (held === undefined) {
+        const started = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.countStart(ref));
+        options.metrics.poisonSuspects.inc({ group: d.groupId });
+        options.reporter.emit('poison-suspect', {
+          groupId: d.groupId,
+          topic: ref.topic,
+          partition: ref.partition,
+          offset: ref.offset,
+          messageId: ref.messageId,
+          crashes: started - 1,
+        });
+        if (started > options.maxStarts) {
+          throw new ZerolossError(
+            'ZL_POISON_MESSAGE',
+            `started ${started - 1} times without finishing (limit ${options.maxStarts}): it crashes or hangs the consumer`,
+            { details: { started: started - 1 } },
+          );
+        }
       }
-      await guarded(starts, ref, next);
+      await attempt(d, ref, 'suspect', next);
     });
   };
-}
-
-/** Runs the rest; a start that ends by abandonment (not a crash) is taken back so it is not held against the record. */
-async function guarded(starts: StartLog, ref: StartRef, next: () => Promise<void>): Promise<void> {
-  try {
-    await next();
-  } catch (error) {
-    if (error instanceof AbandonedError) await starts.release(ref).catch(() => {});
-    throw error;
-  }
 }

@@ -1,0 +1,87 @@
+/**
+ * A consumer process for the crash-recovery tests (recovery-after-crash.test.ts): SIGKILLed by the test
+ * in its first life, started again for a second. Reports its events to the parent over IPC.
+ *
+ *   ZL_PG_URL, ZL_SCHEMA, ZL_TOPIC, ZL_GROUP, ZL_KAFKA_BROKERS, ZL_WORKER   where to work
+ *   ZL_LIFE           '1': 'flaky' fails (retryable) and 'block' hangs; '2': both apply their effect
+ *   ZL_BLOCK_FAILS    '1': in life 2, 'block' writes its effect and then fails (retryable) every time
+ *   ZL_MAX_STARTS     poison threshold
+ *   ZL_RETRY_DELAY_MS delay between retries
+ */
+import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
+import { pgDatabase } from '../../../src/adapters/postgres/pg-database.ts';
+import { Consumer } from '../../../src/consumer/consumer.ts';
+import { RetryableError } from '../../../src/core/errors.ts';
+import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
+
+export type RecoveryMessage =
+  | { kind: 'started' }
+  | { kind: 'blocking'; messageId: string }
+  | { kind: 'retry'; messageId: string }
+  | { kind: 'suspect'; messageId: string; crashes: number }
+  | { kind: 'error'; message: string };
+
+const env = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`recovery-worker: ${name} is not set`);
+  return value;
+};
+
+const schema = env('ZL_SCHEMA');
+const life = env('ZL_LIFE');
+const send = (message: RecoveryMessage) => process.send?.(message);
+const db = pgDatabase({ connectionString: env('ZL_PG_URL'), max: 10, onError: () => {} });
+const worker = env('ZL_WORKER');
+const consumer = new Consumer({
+  subscriber: new KafkaSubscriber({
+    brokers: env('ZL_KAFKA_BROKERS').split(','),
+    clientId: `zl-recovery-${worker}`,
+    groupInstanceId: worker,
+    sessionTimeoutMs: 6_000,
+    heartbeatIntervalMs: 500,
+    rebalanceTimeoutMs: 20_000,
+    maxWaitMs: 100,
+  }),
+  db,
+  config: {
+    groupId: env('ZL_GROUP'),
+    topics: [env('ZL_TOPIC')],
+    schema,
+    concurrency: 8,
+    commitIntervalMs: 100,
+    retry: { delayMs: Number(env('ZL_RETRY_DELAY_MS')), maxRetries: 3 },
+    poison: { maxStarts: Number(env('ZL_MAX_STARTS')) },
+    lagIntervalMs: 0,
+  },
+});
+
+const effect = (tx: SqlExecutor, m: { id: string; key: string; type: string; payload: { n: number } }) =>
+  tx.query(`insert into "${schema}".effect (message_id, msg_key, n, type) values ($1, $2, $3, $4)`, [m.id, m.key, m.payload.n, m.type]);
+
+consumer.handle<{ n: number }>('credit', async (m, ctx) => {
+  await effect(ctx.tx, m);
+});
+consumer.handle<{ n: number }>('flaky', async (m, ctx) => {
+  await effect(ctx.tx, m);
+  if (life === '1') throw new RetryableError('downstream is failing');
+});
+consumer.handle<{ n: number }>('block', async (m, ctx) => {
+  if (life === '1') {
+    send({ kind: 'blocking', messageId: m.id });
+    await new Promise(() => {});
+  }
+  await effect(ctx.tx, m);
+  if (process.env.ZL_BLOCK_FAILS === '1') throw new RetryableError('still failing after the restart');
+});
+consumer.on('retry', (e) => send({ kind: 'retry', messageId: e.messageId }));
+consumer.on('poison-suspect', (e) => send({ kind: 'suspect', messageId: e.messageId ?? '', crashes: e.crashes }));
+consumer.on('error', (e) => send({ kind: 'error', message: e.message }));
+
+process.on('SIGTERM', async () => {
+  await consumer.stop();
+  await db.close();
+  process.exit(0);
+});
+
+await consumer.start();
+send({ kind: 'started' });
