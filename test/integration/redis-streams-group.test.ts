@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { RedisStreamsAdmin } from '../../src/adapters/redis-streams/redis-streams-admin.ts';
 import { RedisStreamsPublisher } from '../../src/adapters/redis-streams/redis-streams-publisher.ts';
 import { RedisStreamsSubscriber } from '../../src/adapters/redis-streams/redis-streams-subscriber.ts';
@@ -126,6 +127,43 @@ if (process.argv[2] === 'worker') {
         await env.cleanup();
       }
     });
+
+    test('a member whose connections are killed mid-stream delivers every record, keys in order', { timeout: 90_000 }, async () => {
+      const env = await setup(3);
+      const redis = new Redis(REDIS_URL);
+      try {
+        const timeline: IncomingRecord[] = [];
+        await env.member({ onRecords: (records) => timeline.push(...records) });
+        const sent: string[] = [];
+        let kills = 0;
+        for (let round = 0; round < 20; round++) {
+          sent.push(...(await env.publishKeyed(50, 10, round)));
+          // Kill the member's connections while it reads: replies in flight are lost with them.
+          const clients = await waitFor(
+            async () => {
+              const named = String(await redis.call('CLIENT', 'LIST', 'TYPE', 'normal'))
+                .split('\n')
+                .filter((line) => line.includes(` name=zeroloss-${env.prefix}-`));
+              return named.length === 2 ? named : undefined;
+            },
+            { timeoutMs: 10_000, what: "the member's two connections to be back" },
+          );
+          for (const line of clients) {
+            await redis.call('CLIENT', 'KILL', 'ID', /\bid=(\d+)/.exec(line)![1]!).catch(() => {});
+            kills++;
+          }
+        }
+        assert.equal(kills, 40, 'every round killed both connections');
+        await waitFor(() => sent.every((v) => timeline.some((r) => r.value.toString() === v)), {
+          timeoutMs: 45_000,
+          what: `all ${sent.length} records (have ${new Set(timeline.map((r) => r.value.toString())).size})`,
+        });
+        assertKeyOrder(timeline);
+      } finally {
+        redis.disconnect();
+        await env.cleanup();
+      }
+    });
   });
 }
 
@@ -142,7 +180,8 @@ async function setup(partitions: number) {
   const admin = new RedisStreamsAdmin({ url: REDIS_URL, prefix });
   await admin.createTopic(topic, partitions);
   const publisher = new RedisStreamsPublisher({ url: REDIS_URL, prefix });
-  const subscriber = new RedisStreamsSubscriber({ url: REDIS_URL, prefix, ...FAST });
+  // The client id names the members' connections (`zeroloss-<prefix>-…`), so a test can find and kill them.
+  const subscriber = new RedisStreamsSubscriber({ url: REDIS_URL, prefix, clientId: prefix, ...FAST });
   const members: Member[] = [];
   const seq = new Map<string, number>();
   return {

@@ -11,6 +11,7 @@ export function connectRedis(url: string, commandTimeoutMs: number, name: string
     // RESP2 replies: stream reads as [stream, entries] pairs, whatever mapping a newer client defaults to.
     protocol: 2,
     maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
     commandTimeout: commandTimeoutMs,
     connectTimeout: Math.min(commandTimeoutMs, 10_000),
     retryStrategy: (times) => Math.min(2_000, 50 * times),

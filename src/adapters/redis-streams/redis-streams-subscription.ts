@@ -382,19 +382,28 @@ export class RedisStreamsSubscription implements Subscription {
       return true;
     }
     const block = Math.max(1, Math.min(this.#settings.pollIntervalMs, this.#untilRebalance()));
-    const reply = (await this.#reader.callBuffer(
-      'XREADGROUP',
-      'GROUP',
-      this.#groupId,
-      this.memberId,
-      'COUNT',
-      this.#settings.maxBatchRecords,
-      'BLOCK',
-      block,
-      'STREAMS',
-      ...active.map((p) => p.stream),
-      ...active.map(() => '>'),
-    )) as Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
+    let reply: Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
+    try {
+      reply = (await this.#reader.callBuffer(
+        'XREADGROUP',
+        'GROUP',
+        this.#groupId,
+        this.memberId,
+        'COUNT',
+        this.#settings.maxBatchRecords,
+        'BLOCK',
+        block,
+        'STREAMS',
+        ...active.map((p) => p.stream),
+        ...active.map(() => '>'),
+      )) as typeof reply;
+    } catch (error) {
+      // The read may have happened with its reply lost (connection dropped, timeout): its entries now sit
+      // in our pending list and '>' never returns them again. Take the pending list over again first;
+      // what was already delivered in this ownership is skipped by `next`.
+      for (const p of active) p.claimFrom = '0-0';
+      throw error;
+    }
     const byStream = new Map(active.map((p) => [p.stream, p]));
     for (const [stream, entries] of reply ?? []) {
       const p = byStream.get(stream.toString());
