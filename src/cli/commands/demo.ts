@@ -26,7 +26,7 @@ Delivery is at-least-once; the business effect of each committed message is appl
   --kafka <brokers>    Kafka instead of the table log: fresh topics, deleted afterwards
   --seed <n>           seed of the workload and the fault plan (default: random, printed)
   --kill-every-ms <n>  mean time between two kills (default 2000)
-  --retry-delay-ms <n> delay between a handler's retries (default 250; the source's policy says 2000, see below)
+  --retry-delay-ms <n> delay between a handler's retries (default 2000, the source's policy)
   --timeout-ms <n>     how long to wait for every message to settle once the faults stop (default 120000)
   --keep               keep the database (directory or schema) and topics for inspection
   --json               print the result as one JSON object (progress still goes to stderr)
@@ -41,10 +41,11 @@ published to it again, as broker-level duplicates. Handlers fail by a plan fixed
 fail 1..N times and then succeed within their type's policy; in the lottery 1% fail once more than their
 policy allows and 0.5% fail permanently; in points an overdraft is a permanent failure.
 
-The retry counts are the source's; the delay between retries is shortened. After a consumer is killed,
-the records it had started (those waiting for a retry included) come back as poison suspects, and a
-suspect runs alone in its consumer, retry delays included: with the source's 2 s a run with a kill every
-2 s spends minutes recovering. --retry-delay-ms 2000 shows exactly that.
+The retry counts and the 2 s between retries are the source's. Retries block their user's lane (a
+user's awards are applied in order), so a user whose prize fails 5 times holds that user's later awards
+for 10 s; a shorter --retry-delay-ms settles sooner. After a consumer is killed, only the records whose
+handler was running come back as poison suspects and run alone; those that were waiting for a retry
+start again at once, with their type's retries counted from the start.
 
 Counting: committed, published, delivered, dead-lettered, lost, applied twice and order violations are
 counted from the rows (award rows or orders, delivery or ledger rows, dead letters). Duplicates skipped
@@ -105,7 +106,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     seed: values.seed === undefined ? randomInt(1, 2 ** 31) : intOption(values.seed, 'seed', 0),
     keep: values.keep === true,
     killEveryMs: intOption(values['kill-every-ms'], 'kill-every-ms', 2_000),
-    retryDelayMs: intOption(values['retry-delay-ms'], 'retry-delay-ms', 250),
+    retryDelayMs: intOption(values['retry-delay-ms'], 'retry-delay-ms', 2_000),
     settleTimeoutMs: intOption(values['timeout-ms'], 'timeout-ms', 120_000),
     onInfo: info,
     onProgress: progress,
