@@ -13,9 +13,17 @@ import type { Reps } from './lib/measure.ts';
 import { formatTable } from './lib/report.ts';
 import type { BenchResult } from './lib/result.ts';
 import { BENCHMARKS, type BenchName } from './benchmarks.ts';
+import { type RelayMemoryResult, relayMemoryBench } from './relay-memory.ts';
+
+/** Measurements against fixed targets rather than a baseline; minutes each, so they run only when named. */
+const MEASUREMENTS = {
+  'relay-memory': { defaultMessages: 200_000, run: relayMemoryBench },
+} satisfies Record<string, { defaultMessages: number; run: (env: BenchEnv, messages: number) => Promise<unknown> }>;
+type MeasurementName = keyof typeof MEASUREMENTS;
 
 interface Args {
   names: BenchName[];
+  measurements: MeasurementName[];
   messages: number | undefined;
   reps: Reps;
   json: boolean;
@@ -25,6 +33,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const names: BenchName[] = [];
+  const measurements: MeasurementName[] = [];
   let messages: number | undefined;
   const reps: Reps = { warmup: 1, reps: 3 };
   let json = false;
@@ -43,10 +52,13 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--rate') rate = Math.max(1, value());
     else if (arg === 'all') names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
     else if (arg in BENCHMARKS) names.push(arg as BenchName);
-    else throw new Error(`unknown argument ${arg}; benchmarks: all, ${Object.keys(BENCHMARKS).join(', ')}`);
+    else if (arg in MEASUREMENTS) measurements.push(arg as MeasurementName);
+    else {
+      throw new Error(`unknown argument ${arg}; benchmarks: all, ${[...Object.keys(BENCHMARKS), ...Object.keys(MEASUREMENTS)].join(', ')}`);
+    }
   }
-  if (names.length === 0) names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
-  return { names: [...new Set(names)], messages, reps, json, rate };
+  if (names.length === 0 && measurements.length === 0) names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
+  return { names: [...new Set(names)], measurements: [...new Set(measurements)], messages, reps, json, rate };
 }
 
 async function main(): Promise<number> {
@@ -68,6 +80,7 @@ async function main(): Promise<number> {
   log(`[bench] ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   log(`[bench] kafka ${brokers.join(',')}; postgres ${env.pgUrl}; warm-up ${args.reps.warmup}, reps ${args.reps.reps}`);
   const results: BenchResult[] = [];
+  const measured: RelayMemoryResult[] = [];
   const t0 = Date.now();
   try {
     for (const name of args.names) {
@@ -77,12 +90,22 @@ async function main(): Promise<number> {
       results.push(...(await bench.run(env, args.messages ?? bench.defaultMessages, args.reps)));
       log(`[bench] ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     }
+    for (const name of args.measurements) {
+      const m = MEASUREMENTS[name];
+      const started = Date.now();
+      log(`[bench] ${name} (${args.messages ?? m.defaultMessages} messages)`);
+      measured.push(await m.run(env, args.messages ?? m.defaultMessages));
+      log(`[bench] ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    }
   } finally {
     if (startedKafka && !process.env.ZL_KEEP_KAFKA) await down({ mode: 'single' }).catch(() => {});
   }
   log(`[bench] all done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  if (args.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-  else process.stdout.write(`${formatTable(results)}\n`);
+  if (args.json) process.stdout.write(`${JSON.stringify([...results, ...measured], null, 2)}\n`);
+  else {
+    if (results.length > 0) process.stdout.write(`${formatTable(results)}\n`);
+    for (const m of measured) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+  }
   return 0;
 }
 

@@ -8,6 +8,7 @@ import { operationsMigration } from './migrations/004-operations.ts';
 import { writePathMigration } from './migrations/005-write-path.ts';
 import { keyLockMigration } from './migrations/006-key-lock.ts';
 import { contentDigestMigration } from './migrations/007-content-digest.ts';
+import { outboxAutovacuumMigration } from './migrations/008-outbox-autovacuum.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -29,6 +30,7 @@ export const MIGRATIONS: Migration[] = [
   writePathMigration,
   keyLockMigration,
   contentDigestMigration,
+  outboxAutovacuumMigration,
 ];
 
 export interface MigrateResult {
