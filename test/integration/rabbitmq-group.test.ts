@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { RabbitMqAdmin } from '../../src/adapters/rabbitmq/rabbitmq-admin.ts';
 import { RabbitMqPublisher } from '../../src/adapters/rabbitmq/rabbitmq-publisher.ts';
 import { RabbitMqSubscriber } from '../../src/adapters/rabbitmq/rabbitmq-subscriber.ts';
@@ -11,6 +12,7 @@ import type { Subscription } from '../../src/ports/transport.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const RABBITMQ_URL = process.env.ZL_TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const execFileAsync = promisify(execFile);
 const FAST = { heartbeatIntervalMs: 100, sessionTimeoutMs: 1_500, offsetRetentionMs: 600_000 } as const;
 
 // Run as `node rabbitmq-group.test.ts worker <prefix> <topic> <group>`: the member the crash test
@@ -126,6 +128,32 @@ if (process.argv[2] === 'worker') {
         await env.cleanup();
       }
     });
+
+    test('a member whose connection the broker closes mid-stream delivers every record, keys in order', { timeout: 120_000 }, async () => {
+      const env = await setup(3);
+      try {
+        const timeline: IncomingRecord[] = [];
+        await env.member({ onRecords: (records) => timeline.push(...records) });
+        const sent: string[] = [];
+        for (let round = 0; round < 5; round++) {
+          sent.push(...(await env.publishKeyed(100, 10, round)));
+          // Close the member's connection on the broker side while it reads: its lock queues and
+          // consumers go with it, and whatever it had not committed must come again.
+          const pid = await waitFor(() => connectionPid(`zeroloss-${env.prefix}-`), {
+            timeoutMs: 30_000,
+            what: "the member's connection to be back",
+          });
+          await execFileAsync('rabbitmqctl', ['close_connection', pid, 'zeroloss test: connection closed on purpose']);
+        }
+        await waitFor(() => sent.every((v) => timeline.some((r) => r.value.toString() === v)), {
+          timeoutMs: 60_000,
+          what: `all ${sent.length} records (have ${new Set(timeline.map((r) => r.value.toString())).size})`,
+        });
+        assertKeyOrder(timeline);
+      } finally {
+        await env.cleanup();
+      }
+    });
   });
 }
 
@@ -142,7 +170,8 @@ async function setup(partitions: number) {
   const admin = new RabbitMqAdmin({ url: RABBITMQ_URL });
   await admin.createTopic(topic, partitions);
   const publisher = new RabbitMqPublisher({ url: RABBITMQ_URL });
-  const subscriber = new RabbitMqSubscriber({ url: RABBITMQ_URL, ...FAST });
+  // The client id names the members' connections (`zeroloss-<prefix>-…`), so a test can find and close them.
+  const subscriber = new RabbitMqSubscriber({ url: RABBITMQ_URL, clientId: prefix, ...FAST });
   const members: Member[] = [];
   const seq = new Map<string, number>();
   return {
@@ -216,4 +245,11 @@ function assertKeyOrder(timeline: IncomingRecord[]): void {
     assert.ok(Number(n) <= seen + 1, `${key}:${n} was delivered before ${key}:${seen + 1}`);
     highest.set(key, Math.max(seen, Number(n)));
   }
+}
+
+/** The broker's pid of the connection whose name starts with `name`, via rabbitmqctl (the broker is local). */
+async function connectionPid(name: string): Promise<string | undefined> {
+  const { stdout } = await execFileAsync('rabbitmqctl', ['list_connections', '--quiet', '--no-table-headers', 'pid', 'client_properties']);
+  const line = stdout.split('\n').find((l) => l.includes(name));
+  return line?.split('\t')[0]?.trim();
 }

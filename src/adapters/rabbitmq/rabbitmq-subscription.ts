@@ -231,7 +231,8 @@ export class RabbitMqSubscription implements Subscription {
   async #connect(): Promise<Session> {
     const url = new URL(this.#settings.url);
     if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', String(this.#settings.amqpHeartbeatSeconds));
-    const conn = await amqp.connect(url.toString());
+    // The name shows in `rabbitmqctl list_connections user_provided_name` and the management UI.
+    const conn = await amqp.connect(url.toString(), { clientProperties: { connection_name: `zeroloss-${this.memberId}` } });
     conn.on('error', () => {});
     try {
       const control = await conn.createConfirmChannel();
