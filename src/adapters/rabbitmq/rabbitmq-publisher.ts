@@ -211,7 +211,7 @@ export class RabbitMqPublisher implements Publisher {
         conn.on('close', () => this.#reset());
         return conn;
       });
-      const partitions = await probePartitions(await this.#conn, topic).catch(() => -1);
+      const partitions = await probePartitions(await this.#conn, topic);
       if (partitions > 0) {
         counts.set(topic, partitions);
         this.#counts.set(topic, { partitions, at: now });

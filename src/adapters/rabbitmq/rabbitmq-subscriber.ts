@@ -31,6 +31,8 @@ export const rabbitMqSubscriberConfigSchema = z
       .number()
       .int()
       .positive()
+      // x-expires is a 32-bit argument on the broker.
+      .max(2_147_483_647)
       .default(7 * 86_400_000),
     /** AMQP heartbeat: how soon the broker notices a dead member and frees its partitions. */
     amqpHeartbeatSeconds: z.number().int().positive().default(10),

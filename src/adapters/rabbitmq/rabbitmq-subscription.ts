@@ -129,6 +129,11 @@ export class RabbitMqSubscription implements Subscription {
     }
     const results = await Promise.allSettled(writes);
     const failed = results.find((r) => r.status === 'rejected');
+    // The connection ended under the write: the lock went with it, so the partitions are no longer ours.
+    if (failed && this.#session !== session) {
+      const already = new Set(fenced.map(slot));
+      for (const o of latest.values()) if (!already.has(slot(o))) fenced.push({ topic: o.topic, partition: o.partition });
+    }
     if (fenced.length > 0) {
       throw new ZerolossError(
         'ZL_COMMIT_FENCED',
