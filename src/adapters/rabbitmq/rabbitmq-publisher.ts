@@ -49,7 +49,8 @@ export class RabbitMqPublisher implements Publisher {
   readonly config: Readonly<z.output<typeof rabbitMqPublisherConfigSchema>>;
   readonly #counts = new Map<string, { partitions: number; at: number }>();
   readonly #returned = new Set<string>();
-  readonly #instance = randomBytes(6).toString('hex');
+  /** Names this publisher's connection and its message ids. */
+  readonly instance = randomBytes(6).toString('hex');
   #seq = 0;
   #conn: Promise<ChannelModel> | undefined;
   #channel: Promise<ConfirmChannel> | undefined;
@@ -120,7 +121,7 @@ export class RabbitMqPublisher implements Publisher {
       const ch = await this.#confirmChannel();
       const confirms: Array<Promise<ZerolossError | undefined>> = [];
       for (const p of send) {
-        const messageId = `${this.#instance}-${++this.#seq}`;
+        const messageId = `${this.instance}-${++this.#seq}`;
         confirms.push(
           new Promise((resolve) => {
             // publish() returning false (socket buffer full) is not waited on: amqplib keeps the bytes, and
@@ -165,12 +166,7 @@ export class RabbitMqPublisher implements Publisher {
 
   #confirmChannel(): Promise<ConfirmChannel> {
     this.#channel ??= (async () => {
-      this.#conn ??= amqp.connect(this.config.url).then((conn) => {
-        conn.on('error', () => {});
-        conn.on('close', () => this.#reset());
-        return conn;
-      });
-      const ch = await (await this.#conn).createConfirmChannel();
+      const ch = await (await this.#connection()).createConfirmChannel();
       ch.on('error', () => {});
       ch.on('close', () => {
         if (this.#channel === current) this.#channel = undefined;
@@ -185,6 +181,22 @@ export class RabbitMqPublisher implements Publisher {
     current.catch(() => {
       if (this.#channel === current) this.#channel = undefined;
     });
+    return current;
+  }
+
+  #connection(): Promise<ChannelModel> {
+    if (this.#conn) return this.#conn;
+    const current = amqp
+      .connect(this.config.url, { clientProperties: { connection_name: `zeroloss-publisher-${this.instance}` } })
+      .then((conn) => {
+        conn.on('error', () => {});
+        // A closed connection takes its channel and pending confirms with it; the next call connects again.
+        conn.on('close', () => {
+          if (this.#conn === current) this.#reset();
+        });
+        return conn;
+      });
+    this.#conn = current;
     return current;
   }
 
@@ -206,12 +218,7 @@ export class RabbitMqPublisher implements Publisher {
         counts.set(topic, cached.partitions);
         continue;
       }
-      this.#conn ??= amqp.connect(this.config.url).then((conn) => {
-        conn.on('error', () => {});
-        conn.on('close', () => this.#reset());
-        return conn;
-      });
-      const partitions = await probePartitions(await this.#conn, topic);
+      const partitions = await probePartitions(await this.#connection(), topic);
       if (partitions > 0) {
         counts.set(topic, partitions);
         this.#counts.set(topic, { partitions, at: now });
