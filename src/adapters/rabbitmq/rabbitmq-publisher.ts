@@ -236,8 +236,9 @@ export class RabbitMqPublisher implements Publisher {
 }
 
 function unroutable(p: Planned): ZerolossError {
-  // Retryable, as Kafka's UNKNOWN_TOPIC_OR_PARTITION is: the stream was deleted; once it exists again the relay's next attempt goes through.
-  return new ZerolossError('ZL_UNKNOWN_TOPIC', `no queue ${p.queue} took the message (returned unroutable)`, {
+  // The Kafka publisher's answer for a missing topic: the stream was deleted; the relay backs the record
+  // off uncharged until it exists again.
+  return new ZerolossError('ZL_TOPIC_UNAVAILABLE', `no queue ${p.queue} took the message (returned unroutable)`, {
     retryable: true,
     details: { queue: p.queue },
   });
@@ -269,10 +270,14 @@ function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRec
     });
   }
   if (!counts.has(record.topic)) {
-    return new ZerolossError('ZL_UNKNOWN_TOPIC', `topic ${record.topic} does not exist on RabbitMQ`, {
-      retryable: true,
-      details: { topic: record.topic },
-    });
+    return new ZerolossError(
+      'ZL_TOPIC_UNAVAILABLE',
+      `topic ${record.topic} does not exist on RabbitMQ: create it with RabbitMqAdmin.createTopic`,
+      {
+        retryable: true,
+        details: { topic: record.topic },
+      },
+    );
   }
   return undefined;
 }

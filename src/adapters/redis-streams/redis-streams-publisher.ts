@@ -164,7 +164,14 @@ export class RedisStreamsPublisher implements Publisher {
 
 function replyFailure(reply: string, p: Planned): ZerolossError {
   if (reply === '!missing') {
-    return new ZerolossError('ZL_UNKNOWN_TOPIC', `stream ${p.stream} does not exist`, { retryable: true, details: { stream: p.stream } });
+    return new ZerolossError(
+      'ZL_TOPIC_UNAVAILABLE',
+      `stream ${p.stream} does not exist: create its topic with RedisStreamsAdmin.createTopic`,
+      {
+        retryable: true,
+        details: { stream: p.stream },
+      },
+    );
   }
   if (reply === '!held') return new ZerolossError('ZL_SEND_FAILED', 'an earlier record of this key failed', { retryable: true });
   return new ZerolossError('ZL_SEND_FAILED', `Redis refused XADD to ${p.stream}: ${reply.slice(1)}`, { retryable: true });
@@ -192,11 +199,15 @@ function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRec
     });
   }
   if (!counts.has(record.topic)) {
-    // Retryable, as Kafka's UNKNOWN_TOPIC_OR_PARTITION is: once the topic exists the relay's next attempt goes through.
-    return new ZerolossError('ZL_UNKNOWN_TOPIC', `topic ${record.topic} does not exist on Redis`, {
-      retryable: true,
-      details: { topic: record.topic },
-    });
+    // The Kafka publisher's answer: the relay backs these records off uncharged until the topic exists.
+    return new ZerolossError(
+      'ZL_TOPIC_UNAVAILABLE',
+      `topic ${record.topic} does not exist on Redis: create it with RedisStreamsAdmin.createTopic`,
+      {
+        retryable: true,
+        details: { topic: record.topic },
+      },
+    );
   }
   return undefined;
 }
