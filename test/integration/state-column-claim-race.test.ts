@@ -93,3 +93,50 @@ test('a claim whose snapshot predates another claim of a key never takes that ke
     { x: ['1'], y: [] },
   ]);
 });
+
+// The other way a row can change between the claim's snapshot and its lease: the holder of an expired
+// lease records its release (with a backoff) while the claim waits for that row. The claim's upsert then
+// refuses the row; the later row of its key must not be claimed alone. A test transaction plays the
+// lease holder and holds the bookkeeping row until the claim is waiting for it.
+test('a claim that finds an earlier row of a key changed under it claims none of that key', async () => {
+  const s = `"${env.schema}"`;
+  await env.db.query(
+    `create table ${s}.released_award (id bigserial primary key, u_id text not null, mq_state smallint not null default 0, modified_time timestamptz not null default now())`,
+  );
+  await env.db.query(`insert into ${s}.released_award (u_id) values ('user-1'), ('user-1')`);
+  const x = source('released_award', 'released_award');
+  const y = source('released_award', 'released_award');
+  // X claims A1 with a lease that has already run out, so Y may take it over.
+  assert.deepEqual(
+    (await x.claim('relay-x', 1, 0)).map((r) => r.ref),
+    ['1'],
+  );
+  const holder = await env.pool.connect();
+  try {
+    await holder.query('begin');
+    await holder.query(
+      `update ${s}.source_row set lease_owner = null, lease_until = null, next_attempt_at = now() + interval '1 hour'
+       where source = 'released_award' and row_id = '1'`,
+    );
+    const yClaim = y.claim('relay-y', 10, 60_000);
+    yClaim.catch(() => {});
+    await waitFor(
+      async () => {
+        const { rows } = await env.pool.query(
+          `select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%with cand as%' and query like $1`,
+          [`%${env.schema}%`],
+        );
+        return rows.length > 0;
+      },
+      { what: "claimer Y's upsert waiting for A1's bookkeeping row", timeoutMs: 10_000 },
+    );
+    await holder.query('commit');
+    assert.deepEqual(
+      (await yClaim).map((r) => r.ref),
+      [],
+      'Y must not claim A2 while A1 waits for its retry',
+    );
+  } finally {
+    holder.release();
+  }
+});

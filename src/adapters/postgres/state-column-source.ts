@@ -101,20 +101,29 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
     await this.verify();
     // Two statements in one transaction: the decision must run on a snapshot taken after the row locks
     // are held (see stateColumnSql). The ids go back in the driver's own form of the id column.
-    const rows = await this.#db.transaction(async (tx) => {
-      const locked = await tx.query<{ row_id: unknown }>(this.#sql.lock, [this.name, limit]);
-      if (locked.rows.length === 0) return [];
-      const result = await tx.query<{
-        row: Row;
-        zl_ref: string;
-        zl_attempts: number;
-        zl_message_id: string | null;
-        zl_headers: Record<string, string> | null;
-        zl_payload: Uint8Array | null;
-        zl_state: number;
-      }>(this.#sql.claim, [this.name, owner, locked.rows.map((r) => r.row_id), leaseMs]);
-      return result.rows;
-    });
+    const refused = new Error('a claimable row changed under the claim');
+    const rows = await this.#db
+      .transaction(async (tx) => {
+        const locked = await tx.query<{ row_id: unknown }>(this.#sql.lock, [this.name, limit]);
+        if (locked.rows.length === 0) return [];
+        const result = await tx.query<{
+          row: Row;
+          zl_ref: string;
+          zl_attempts: number;
+          zl_message_id: string | null;
+          zl_headers: Record<string, string> | null;
+          zl_payload: Uint8Array | null;
+          zl_state: number;
+          zl_refused: number | string;
+        }>(this.#sql.claim, [this.name, owner, locked.rows.map((r) => r.row_id), leaseMs]);
+        // A refused row may be an earlier row of a claimed row's key: claim nothing this round instead.
+        if (result.rows.some((r) => Number(r.zl_refused) > 0)) throw refused;
+        return result.rows;
+      })
+      .catch((error: unknown) => {
+        if (error === refused) return [];
+        throw error;
+      });
     const claimed: ClaimedRow[] = [];
     const fresh: Array<{ ref: string; id: string; headers: Record<string, string>; payload: Buffer }> = [];
     const broken: FailedOutcome[] = [];

@@ -66,7 +66,10 @@ export function stateColumnSql(n: StateColumnNames) {
       returning row_id, attempts, message_id, headers, payload
     )
     select to_jsonb(b) as row, up.row_id as zl_ref, up.attempts as zl_attempts, up.message_id as zl_message_id,
-           up.headers as zl_headers, up.payload as zl_payload, b.${n.state} as zl_state
+           up.headers as zl_headers, up.payload as zl_payload, b.${n.state} as zl_state,
+           -- ok rows the upsert refused (changed after this snapshot: a lease holder releasing a row whose
+           -- lease had expired); the caller then rolls the claim back rather than risk a later row of their key
+           (select count(*) from ok) - (select count(*) from up) as zl_refused
     from up join ${n.table} b on b.${n.id}::text = up.row_id
     -- The relay publishes rows in the order returned. Without this a hash join returns them in the table's
     -- physical order, which concurrent inserts leave different from id order: one key's rows went out of order.
