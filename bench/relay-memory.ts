@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import * as path from 'node:path';
 import { HEADER } from '../src/core/envelope.ts';
 import { type BenchEnv, benchSchema, createTopic, deleteTopics, uniqueTopic } from './lib/env.ts';
@@ -23,8 +23,10 @@ const KEYS = 1_000;
 export interface RelayMemoryResult {
   name: 'relay-memory';
   messages: number;
-  /** Highest RSS in the idle window (relay started, outbox empty). */
+  /** Highest RSS in the idle window (relay started, outbox empty), start-up included. */
   idleRssMb: number;
+  /** Median RSS in that window: what an idle relay holds once started. */
+  idleMedianRssMb: number;
   /** Highest RSS from the first claim until the last row is sent. */
   drainPeakRssMb: number;
   claimP95FirstQuarterMs: number;
@@ -42,6 +44,8 @@ export interface RelayMemoryResult {
   oldestOtherTransactionS: number;
   throughput: number;
   drainMs: number;
+  /** 1-minute load average before the idle window and after the drain: other work on the machine. */
+  loadAverage: [number, number];
   targets: { idleRssMb: TargetCheck; drainPeakRssMb: TargetCheck; claimP95Ratio: TargetCheck };
   machine: string;
 }
@@ -127,6 +131,7 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
     const pid = child.pid as number;
     await until(() => started, 'the relay to start', 60_000);
 
+    const loadBefore = loadavg()[0] ?? 0;
     env.log(`[relay-memory] idle for ${IDLE_MS / 1000} s`);
     const idle = await sample(pid, () => false, IDLE_MS);
 
@@ -163,12 +168,14 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
     const last = percentile(quarters[3] ?? [], 95);
     const round1 = (n: number) => Math.round(n * 10) / 10;
     const idleRssMb = round1(Math.max(...idle));
+    const idleMedianRssMb = round1(percentile(idle, 50));
     const drainPeakRssMb = round1(Math.max(...drain));
     const ratio = Math.round((last / first) * 100) / 100;
     return {
       name: 'relay-memory',
       messages,
       idleRssMb,
+      idleMedianRssMb,
       drainPeakRssMb,
       claimP95FirstQuarterMs: round1(first),
       claimP95LastQuarterMs: round1(last),
@@ -178,6 +185,7 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
       oldestOtherTransactionS: round1(oldestOther),
       throughput: Math.round(messages / (drainMs / 1000)),
       drainMs,
+      loadAverage: [round1(loadBefore), round1(loadavg()[0] ?? 0)],
       targets: {
         idleRssMb: { max: 100, met: idleRssMb < 100 },
         drainPeakRssMb: { max: 250, met: drainPeakRssMb < 250 },

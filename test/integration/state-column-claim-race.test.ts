@@ -81,6 +81,7 @@ async function forcedRace(name: string, earlierAttempt: boolean): Promise<{ x: s
     const yRows = await yClaim;
     return { x: xRows.map((r) => r.ref), y: yRows.map((r) => r.ref) };
   } finally {
+    await gate.query('select pg_advisory_unlock_all()').catch(() => {});
     gate.release();
   }
 }
@@ -137,6 +138,7 @@ test('a claim that finds an earlier row of a key changed under it claims none of
       'Y must not claim A2 while A1 waits for its retry',
     );
   } finally {
+    await holder.query('rollback').catch(() => {});
     holder.release();
   }
 });
