@@ -58,6 +58,18 @@ interface LoopState {
   source: RelaySource;
   woken: boolean;
   interrupt: (() => void) | undefined;
+  /** performance.now() when the turn in progress began; undefined while the loop sleeps. */
+  turnStartedAt: number | undefined;
+}
+
+/** What a readiness probe needs to know about the claim loops (see `Relay.health`). */
+export interface RelayHealth {
+  running: boolean;
+  loops: number;
+  /** How long the longest-running turn in progress (a due check or claim, send and record) has taken so far. */
+  longestTurnMs: number;
+  /** Sources whose last round found the broker unreachable for every record. */
+  brokerUnreachable: string[];
 }
 
 export interface RelayEvents {
@@ -172,6 +184,17 @@ export class Relay extends EventEmitter<RelayEvents> {
     return total;
   }
 
+  /** Read-only state for readiness probes; a loop stuck in one turn shows as a growing `longestTurnMs`. */
+  health(): RelayHealth {
+    const now = performance.now();
+    let longestTurnMs = 0;
+    for (const state of this.#loopStates) {
+      if (state.turnStartedAt !== undefined) longestTurnMs = Math.max(longestTurnMs, now - state.turnStartedAt);
+    }
+    const brokerUnreachable = [...this.#outages].filter(([, rounds]) => rounds > 0).map(([source]) => source);
+    return { running: this.#running, loops: this.#loopStates.size, longestTurnMs, brokerUnreachable };
+  }
+
   /** Current metric values, for `relay.metrics()` callers that do not scrape Prometheus. */
   async metrics(): Promise<Record<string, number>> {
     for (const source of this.#sources) await this.#refreshBacklog(source).catch(() => {});
@@ -189,7 +212,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   async #loop(source: RelaySource, poller: boolean): Promise<void> {
     // Per loop, so one loop starting a round cannot swallow a wake meant for another mid-round.
-    const state: LoopState = { source, woken: false, interrupt: undefined };
+    const state: LoopState = { source, woken: false, interrupt: undefined, turnStartedAt: undefined };
     this.#loopStates.add(state);
     let errorDelay = 0;
     // After a round that found less than a batch, a polled source is asked its cheap check before a claim.
@@ -199,6 +222,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       while (this.#running) {
         const woken = state.woken;
         state.woken = false;
+        state.turnStartedAt = performance.now();
         let waitMs: number;
         try {
           if (idle && !woken && polled && !(await source.anyDue?.())) {
@@ -223,6 +247,7 @@ export class Relay extends EventEmitter<RelayEvents> {
           errorDelay = Math.min(Math.max(errorDelay * 2, 200), 5_000);
           waitMs = errorDelay;
         }
+        state.turnStartedAt = undefined;
         if (!this.#running || state.woken) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, waitMs);

@@ -1,10 +1,11 @@
-import { createServer } from 'node:http';
 import { KafkaPublisher } from '../../adapters/kafka/kafka-publisher.ts';
 import { pgDatabase } from '../../adapters/postgres/pg-database.ts';
 import { PostgresOutboxStore } from '../../adapters/postgres/postgres-outbox-store.ts';
 import { Relay } from '../../outbox/relay.ts';
 import { connectionOptions, intOption, kafkaBrokers, parse, pgUrl } from '../args.ts';
-import { metricsHandler } from '../../outbox/metrics-handler.ts';
+import { relayReadiness } from '../../outbox/relay-readiness.ts';
+import { startHealthServer } from '../../operations/health-server.ts';
+import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
 
 export const relayHelp = `Usage: zeroloss relay --pg <url> --kafka <brokers> [options]
 
@@ -28,7 +29,10 @@ once the topic exists; \`zeroloss status\` lists such topics.
   --poll-interval-ms <n>   how often an idle relay checks for claimable rows (default 20)
   --idle-interval-ms <n>   scan interval of sources without that check (default 60000)
   --compression <codec>    none|gzip|snappy|lz4|zstd (default none)
-  --metrics-port <n>       serve Prometheus metrics on this port (/metrics)
+${httpHelp(27)}
+                           /readyz is 503 while the database does not answer \`select 1\` within 2 s, while
+                           the last send found no broker, or while a claim loop has been in one turn
+                           longer than --lease-ms (stuck); without --http-port nothing is served
   --once                   send everything due, then exit
   --verbose                log every claim round to stderr`;
 
@@ -45,7 +49,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
     'poll-interval-ms': { type: 'string' },
     'idle-interval-ms': { type: 'string' },
     compression: { type: 'string' },
-    'metrics-port': { type: 'string' },
+    ...httpOptions,
     once: { type: 'boolean' },
     verbose: { type: 'boolean' },
   });
@@ -96,18 +100,18 @@ export async function relayCommand(argv: string[]): Promise<number> {
     await close();
     return 0;
   }
-  const server =
-    values['metrics-port'] === undefined
-      ? undefined
-      : createServer(metricsHandler(relay.registry)).listen(intOption(values['metrics-port'], 'metrics-port', 9464), '127.0.0.1');
+  const endpoint = httpEndpoint(values);
   await relay.start();
-  console.error(`relay ${relay.instanceId}: running on schema ${schema}`);
+  const server = endpoint && (await startHealthServer({ ...endpoint, registry: relay.registry, checks: relayReadiness(relay, db) }));
+  console.error(
+    `relay ${relay.instanceId}: running on schema ${schema}${server ? `, probes and metrics on ${server.host}:${server.port}` : ''}`,
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   await relay.stop();
-  server?.close();
+  await server?.close();
   await close();
   return 0;
 }

@@ -1,15 +1,15 @@
-import { createServer } from 'node:http';
 import { Registry } from 'prom-client';
-import { metricsHandler } from '../../outbox/metrics-handler.ts';
+import { databaseCheck, startHealthServer } from '../../operations/health-server.ts';
 import { OpsCollector } from '../../operations/ops-collector.ts';
 import { createOpsMetrics } from '../../operations/ops-metrics.ts';
 import { ReconcileScheduler } from '../../operations/reconcile-scheduler.ts';
 import { cleanup } from '../../operations/retention.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { connectionOptions, intOption, parse } from '../args.ts';
+import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
 import { withOps } from '../ops-context.ts';
 
-export const serveHelp = `Usage: zeroloss serve --pg <url> --kafka <brokers> --metrics-port <n> [options]
+export const serveHelp = `Usage: zeroloss serve --pg <url> --kafka <brokers> [--http-port <n>] [options]
 
 The operations daemon: one Prometheus endpoint (/metrics) for the whole schema — producer (unsent rows by
 state, oldest unsent age, send successes and failures, compensation resends, commit-to-ack latency),
@@ -19,8 +19,9 @@ reconciliation (the recent window every few minutes, the previous day every nigh
 zeroloss_reconcile_gaps_total) and, optionally, scheduled retention. Runs until SIGTERM/SIGINT.
 Ready-made alert rules: ops/alert-rules.yml.
 
-  --metrics-port <n>          serve /metrics on this port (default 9465)
-  --metrics-host <host>       bind address (default 127.0.0.1)
+${httpHelp(30)}
+                              port default 9465; /readyz is 503 while the database does not answer
+                              \`select 1\` or Kafka does not list its topics, each within 2 s
   --collect-every <duration>  how often the metrics are refreshed from Postgres and Kafka (default 15s)
   --group <group>             groups to report lag for (repeatable; default the groups the schema knows)
   --reconcile-every <dur>     recent-window reconciliation interval, or 'off' (default 5m)
@@ -35,8 +36,7 @@ Ready-made alert rules: ops/alert-rules.yml.
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     ...connectionOptions,
-    'metrics-port': { type: 'string' },
-    'metrics-host': { type: 'string' },
+    ...httpOptions,
     'collect-every': { type: 'string' },
     group: { type: 'string', multiple: true },
     'reconcile-every': { type: 'string' },
@@ -91,17 +91,31 @@ export async function serveCommand(argv: string[]): Promise<number> {
       );
     }
     scheduler.start();
-    const port = intOption(values['metrics-port'], 'metrics-port', 9465);
-    const server = createServer(metricsHandler(metrics.registry));
-    await new Promise<void>((resolve) => server.listen(port, values['metrics-host'] ?? '127.0.0.1', resolve));
-    console.error(`serve: metrics on http://${values['metrics-host'] ?? '127.0.0.1'}:${port}/metrics, schema ${ops.schema}`);
+    const broker = ops.broker;
+    const server = await startHealthServer({
+      ...(httpEndpoint(values, 9465) as { host: string; port: number }),
+      registry: metrics.registry,
+      checks: {
+        database: databaseCheck(ops.db),
+        // A metadata request: cheap for the broker, and what every collection needs first.
+        ...(broker
+          ? {
+              broker: async () => {
+                await broker.listTopics();
+                return { ok: true };
+              },
+            }
+          : {}),
+      },
+    });
+    console.error(`serve: probes and metrics on ${server.host}:${server.port} (/healthz, /readyz, /metrics), schema ${ops.schema}`);
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
     });
     for (const t of timers) clearInterval(t);
     await scheduler.stop();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
     return 0;
   });
 }
