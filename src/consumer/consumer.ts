@@ -30,6 +30,7 @@ import { deadLetterMiddleware } from './middleware/dead-letter.ts';
 import { decodeMiddleware } from './middleware/decode.ts';
 import { dedupCacheMiddleware } from './middleware/dedup-cache.ts';
 import { inboxTransaction } from './middleware/inbox-transaction.ts';
+import { laneOrderMiddleware } from './middleware/lane-order.ts';
 import { metricsMiddleware } from './middleware/metrics.ts';
 import { retryMiddleware } from './middleware/retry.ts';
 import { routeMiddleware } from './middleware/route.ts';
@@ -62,12 +63,13 @@ interface PartitionRun {
 /**
  * The consumer runtime: every message's business effect applied once, on at-least-once delivery.
  *
- * Records are processed concurrently across keys and serially within a key (C3); offsets are committed
+ * Records are processed concurrently across keys and in order within a key (C3: a key's consecutive ready
+ * messages may share one effect transaction, handlers in key order); offsets are committed
  * manually, only up to the smallest unfinished offset of each partition (C1, C2). Each record goes through
  * the middleware, outermost first:
  *
  *   metrics → dead-letter → decode → route (type, upcast, schema, key) → cache fast path → retry
- *     → each attempt: poison guard → [transaction: inbox row, handler]
+ *     → each attempt: key order → poison guard → [transaction: inbox row, handler]
  *
  * Sequence gaps (C9) are checked as records arrive, in partition order, before any of that.
  */
@@ -98,7 +100,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.#metrics = createConsumerMetrics(options.registry);
     this.#inbox = options.inbox ?? new PostgresInboxStore(options.db, { schema: this.config.schema });
     this.#deadLetters = options.deadLetters ?? new PostgresDeadLetterStore(options.db, { schema: this.config.schema });
-    this.#lanes = new KeyLanes(this.config.concurrency, (error) => this.#report(error));
+    // Up to a transaction's worth of one key's messages in progress at once (group commit along a key);
+    // with offsets stored per effect, one at a time, so each stored offset is the contiguous one.
+    this.#lanes = new KeyLanes(this.config.concurrency, (error) => this.#report(error), {
+      depth: this.#storesOffsets ? 1 : this.config.batch.maxMessages,
+    });
     // An 'error' event without a listener would throw: the consumer reports trouble, it never dies of it.
     this.on('error', () => {});
   }
@@ -215,6 +221,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       // Each attempt is its own chain: the poison guard marks a record only while an attempt of it runs.
       retryMiddleware(
         compose([
+          laneOrderMiddleware(),
           poisonGuardMiddleware(this.#inbox, this.#inbox, {
             maxStarts: this.config.poison.maxStarts,
             retry: unavailable,

@@ -1,6 +1,7 @@
 import { turnBatch } from '../core/turn-batch.ts';
 import type { Claim, InboxEntry } from '../ports/inbox-store.ts';
 import type { Database, SqlExecutor } from '../ports/sql-executor.ts';
+import { type LaneTicket, OutOfTurnError } from './lane-ticket.ts';
 
 export interface EffectBatcherOptions {
   /** Most messages whose effects share one database transaction; 1 turns batching off. */
@@ -23,6 +24,8 @@ export interface BatchInbox {
 export interface EffectWork {
   entry: InboxEntry;
   apply: (tx: SqlExecutor, claim: Claim) => Promise<void>;
+  /** The record's place in its key's line; its effect then never commits before its predecessor's. */
+  ticket?: LaneTicket;
 }
 
 interface Member extends EffectWork {
@@ -43,11 +46,17 @@ function batchCaused(error: unknown): boolean {
 }
 
 /**
- * Group commit for effect transactions. Messages of different keys that become ready in the same turn of
- * the event loop share one database transaction: one statement records all their inbox rows, then each
- * handler runs, then one commit. Ready messages beyond `maxMessages` form further transactions that run in
- * parallel, so both the commit count and the round trips per message drop without serialising everything
- * on one connection.
+ * Group commit for effect transactions. Messages that become ready in the same turn of the event loop share
+ * one database transaction: one statement records all their inbox rows, then each handler runs, then one
+ * commit. Ready messages beyond `maxMessages` form further transactions that run in parallel, so both the
+ * commit count and the round trips per message drop without serialising everything on one connection.
+ *
+ * Consecutive messages of one key (a hot key) join too: a message whose lane predecessor is in the same
+ * flush follows it into its transaction, right after it, so handlers run in key order. A message whose
+ * predecessor is neither settled nor in the flush is out of turn (OutOfTurnError): nothing of it runs, and
+ * it comes back once its predecessor is applied. After a failed shared transaction the same holds: a
+ * member reruns alone only if its predecessor is settled, so a key goes on one at a time from the failed
+ * message, in order.
  *
  * Each message keeps the guarantees of a transaction of its own: it is reported applied only after the
  * shared commit, and if the shared transaction fails nothing of it committed and every member that is not
@@ -75,13 +84,53 @@ export class EffectBatcher {
   }
 
   #flush(ready: Member[]): void {
+    // A key's messages form one chain, in key order (a successor is queued after its predecessor), and a
+    // chain is never split between transactions.
+    const chains: Member[][] = [];
+    const chainOf = new Map<LaneTicket, Member[]>();
+    let members = 0;
+    for (const m of ready) {
+      const previous = m.ticket?.previous;
+      let chain = previous ? chainOf.get(previous) : undefined;
+      if (previous && !chain) {
+        m.reject(new OutOfTurnError());
+        continue;
+      }
+      if (chain) chain.push(m);
+      else {
+        chain = [m];
+        chains.push(chain);
+      }
+      if (m.ticket) {
+        chainOf.set(m.ticket, chain);
+        m.ticket.set('running');
+      }
+      members++;
+    }
     // Even shares, so 20 ready with a limit of 16 make two transactions of 10, not 16 and 4.
-    const transactions = Math.ceil(ready.length / this.#options.maxMessages);
-    const size = Math.ceil(ready.length / transactions);
-    for (let i = 0; i < ready.length; i += size) void this.#together(ready.slice(i, i + size));
+    const size = Math.ceil(members / Math.ceil(members / this.#options.maxMessages));
+    let batch: Member[] = [];
+    for (const chain of chains) {
+      if (batch.length > 0 && batch.length + chain.length > size) {
+        void this.#together(batch);
+        batch = [];
+      }
+      batch.push(...chain);
+    }
+    if (batch.length > 0) void this.#together(batch);
+  }
+
+  /** A member of a batch that did not commit: alone, if its turn has come; else it waits for it. */
+  #again(m: Member): Promise<void> | undefined {
+    if (m.ticket?.previous) {
+      m.reject(new OutOfTurnError());
+      return undefined;
+    }
+    return this.#alone(m).then(m.resolve, m.reject);
   }
 
   #alone(work: EffectWork): Promise<Claim> {
+    work.ticket?.set('running');
     this.#options.onTransaction?.(1);
     return this.#db.transaction(async (tx) => {
       const [claim] = await this.#inbox.claimMany(tx, [work.entry]);
@@ -134,17 +183,18 @@ export class EffectBatcher {
       });
     } catch {
       // Rolled back: nothing of the batch committed. The member whose own work failed gets its error;
-      // everyone else (all, when the failure came from the grouping or from the commit) runs again alone.
+      // everyone else (all, when the failure came from the grouping or from the commit) runs again alone,
+      // or, behind a key's earlier member, waits for its turn.
       const own = failedAt >= 0 && !batchCaused(failure) ? failedAt : -1;
       if (own >= 0) batch[own]?.reject(failure);
       this.#options.onTransaction?.(batch.length);
-      await Promise.all(batch.map((m, i) => (i === own ? undefined : this.#alone(m).then(m.resolve, m.reject))));
+      await Promise.all(batch.map((m, i) => (i === own ? undefined : this.#again(m))));
       return;
     }
     this.#options.onTransaction?.(started);
     for (let i = 0; i < started; i++) batch[i]?.resolve(claimOf(claims, i));
     // Members left out by the time budget: their inbox rows were taken back in the shared transaction.
-    await Promise.all(batch.slice(started).map((m) => this.#alone(m).then(m.resolve, m.reject)));
+    await Promise.all(batch.slice(started).map((m) => this.#again(m)));
   }
 }
 

@@ -62,8 +62,11 @@ export function poisonGuardMiddleware(
         return;
       }
     }
+    // Until it runs alone, the key's next messages must not join or queue behind it holding slots.
+    d.lane.ticket.set('waiting');
     await d.lane.exclusive(async () => {
       if (d.signal.aborted) throw new AbandonedError();
+      d.lane.ticket.set('active');
       if (held === undefined) {
         const started = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.countStart(ref));
         options.metrics.poisonSuspects.inc({ group: d.groupId });

@@ -2,8 +2,9 @@ import { ZerolossError } from '../../core/errors.ts';
 import type { Claim, InboxStore } from '../../ports/inbox-store.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
 import { AbandonedError, type Delivery } from '../delivery.ts';
-import type { EffectBatcher } from '../effect-batcher.ts';
+import type { EffectBatcher, EffectWork } from '../effect-batcher.ts';
 import type { ConsumedMessage, RegisteredHandler } from '../handler-registry.ts';
+import { OutOfTurnError } from '../lane-ticket.ts';
 
 /**
  * One attempt: a transaction zeroloss opens, the inbox row first, then the handler's writes through
@@ -14,8 +15,9 @@ import type { ConsumedMessage, RegisteredHandler } from '../handler-registry.ts'
  * duplicate: nothing is written, and it is thrown on as ZL_MESSAGE_ID_CONFLICT (permanent) to be
  * dead-lettered with both digests, never skipped in silence.
  *
- * The transaction may be shared with other keys' messages (EffectBatcher): it commits or rolls back as
- * one, and a member of a rolled-back batch runs again alone.
+ * The transaction may be shared with other messages (EffectBatcher), this key's next ones included: it
+ * commits or rolls back as one, and a member of a rolled-back batch runs again alone. A message joins a
+ * transaction only behind its key's previous message or once that one is applied (see lane-ticket.ts).
  */
 export function inboxTransaction(
   batcher: EffectBatcher,
@@ -30,29 +32,45 @@ export function inboxTransaction(
     const key = d.idempotencyKey as string;
     d.attemptsMade++;
     const stopTimer = metrics.handlerSeconds.startTimer({ group: d.groupId, type: route.type });
-    let claim: Claim;
+    const ticket = d.lane.ticket;
+    const work: EffectWork = {
+      ticket,
+      entry: {
+        groupId: d.groupId,
+        idempotencyKey: key,
+        messageId: message.id,
+        topic: d.origin.topic,
+        partition: d.origin.partition,
+        offset: d.origin.offset,
+        contentDigest: d.contentDigest,
+      },
+      apply: async (tx, found) => {
+        if (found.kind === 'claimed') {
+          await route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal });
+        }
+        // P10: the position moves with the effect, in the same commit. Not past a conflict: that record is
+        // finished only once its dead letter is written (the consumer then stores the offset).
+        if (options.storeOffsets && found.kind !== 'conflict') {
+          await inbox.storeOffset(tx, d.groupId, d.record.topic, d.record.partition, d.record.offset + 1n);
+        }
+      },
+    };
+    let claim: Claim | undefined;
     try {
-      claim = await batcher.run({
-        entry: {
-          groupId: d.groupId,
-          idempotencyKey: key,
-          messageId: message.id,
-          topic: d.origin.topic,
-          partition: d.origin.partition,
-          offset: d.origin.offset,
-          contentDigest: d.contentDigest,
-        },
-        apply: async (tx, found) => {
-          if (found.kind === 'claimed') {
-            await route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal });
-          }
-          // P10: the position moves with the effect, in the same commit. Not past a conflict: that record is
-          // finished only once its dead letter is written (the consumer then stores the offset).
-          if (options.storeOffsets && found.kind !== 'conflict') {
-            await inbox.storeOffset(tx, d.groupId, d.record.topic, d.record.partition, d.record.offset + 1n);
-          }
-        },
-      });
+      while (claim === undefined) {
+        await untilJoinable(d).catch((error: unknown) => {
+          // Out of turn before anything ran: not an attempt.
+          if (error instanceof OutOfTurnError) d.attemptsMade--;
+          throw error;
+        });
+        ticket.set('submitted');
+        claim = await batcher.run(work).catch((error: unknown) => {
+          if (!(error instanceof OutOfTurnError)) throw error;
+          // Nothing of it ran: wait for the key's previous message and hand the effect over again.
+          ticket.set('active');
+          return undefined;
+        });
+      }
     } finally {
       stopTimer();
     }
@@ -73,4 +91,20 @@ export function inboxTransaction(
     d.outcome = 'duplicate';
     d.duplicateVia = 'inbox';
   };
+}
+
+/**
+ * Waits, holding no slot, until the message's effect may go to the batcher: its key's previous message is
+ * applied (settled), or queued in the batcher's coming flush (this one then follows it into its
+ * transaction). While that one's transaction runs, this one waits here; if that one went back to waiting
+ * (its attempt failed, or it is a suspect about to run alone), this attempt is out of turn.
+ */
+async function untilJoinable(d: Delivery): Promise<void> {
+  for (;;) {
+    const previous = d.lane.ticket.previous;
+    if (previous === undefined) return;
+    if (previous.state === 'waiting' || previous.failed) throw new OutOfTurnError();
+    if (previous.state === 'submitted') return;
+    if (!(await d.lane.wait(previous.changed(), d.signal))) throw new AbandonedError();
+  }
 }

@@ -14,6 +14,7 @@ import {
   truncateUtf8,
 } from '../delivery.ts';
 import type { RegisteredHandler } from '../handler-registry.ts';
+import { OutOfTurnError } from '../lane-ticket.ts';
 import { decideRetry } from '../retry-policy.ts';
 import { isStoreUnavailable, publishUntilAcked, type StoreRetryOptions, unavailableError } from '../store-retry.ts';
 
@@ -43,6 +44,8 @@ export function retryMiddleware(
         return;
       } catch (thrown) {
         if (thrown instanceof AbandonedError) throw thrown;
+        // Nothing ran: a message of its key ahead of it was not applied yet. It waits for it in the next try.
+        if (thrown instanceof OutOfTurnError) continue;
         if (isStoreUnavailable(thrown)) {
           deps.unavailable.onError(unavailableError('the effect transaction', thrown));
           if (!(await d.lane.sleep(unavailableDelay, d.signal))) throw new AbandonedError();

@@ -7,6 +7,7 @@
  *   ZL_BLOCK_FAILS    '1': in life 2, 'block' writes its effect and then fails (retryable) every time
  *   ZL_MAX_STARTS     poison threshold
  *   ZL_RETRY_DELAY_MS delay between retries
+ *   ZL_CREDIT_MS      how long 'credit' waits before writing its effect (default 0)
  */
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { pgDatabase } from '../../../src/adapters/postgres/pg-database.ts';
@@ -58,7 +59,9 @@ const consumer = new Consumer({
 const effect = (tx: SqlExecutor, m: { id: string; key: string; type: string; payload: { n: number } }) =>
   tx.query(`insert into "${schema}".effect (message_id, msg_key, n, type) values ($1, $2, $3, $4)`, [m.id, m.key, m.payload.n, m.type]);
 
+const creditMs = Number(process.env.ZL_CREDIT_MS ?? 0);
 consumer.handle<{ n: number }>('credit', async (m, ctx) => {
+  if (creditMs > 0) await new Promise((resolve) => setTimeout(resolve, creditMs));
   await effect(ctx.tx, m);
 });
 consumer.handle<{ n: number }>('flaky', async (m, ctx) => {

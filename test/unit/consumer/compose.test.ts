@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compose, type Delivery, type Middleware, newDelivery, RETRY_HEADER } from '../../../src/consumer/delivery.ts';
 import type { LaneControl } from '../../../src/consumer/key-lanes.ts';
+import { LaneTicket } from '../../../src/consumer/lane-ticket.ts';
 
-const lane: LaneControl = { sleep: async () => true, exclusive: (fn) => fn() };
+const lane: LaneControl = { sleep: async () => true, wait: async () => true, exclusive: (fn) => fn(), ticket: new LaneTicket(undefined) };
 const record = { topic: 't', partition: 0, offset: 5n, key: 'k', value: Buffer.from('{}'), headers: {} };
 
 describe('middleware compose', () => {

@@ -4,6 +4,7 @@ import { createConsumerMetrics } from '../../../src/consumer/consumer-metrics.ts
 import { newDelivery } from '../../../src/consumer/delivery.ts';
 import type { RegisteredHandler } from '../../../src/consumer/handler-registry.ts';
 import { retryMiddleware } from '../../../src/consumer/middleware/retry.ts';
+import { LaneTicket } from '../../../src/consumer/lane-ticket.ts';
 import { retryPolicySchema } from '../../../src/consumer/retry-policy.ts';
 import type { ZerolossError } from '../../../src/core/errors.ts';
 
@@ -14,7 +15,12 @@ test('a database outage in the effect transaction is waited out in place, report
     calls++;
     if (calls <= 2) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
   };
-  const lane = { sleep: async () => true, exclusive: <T>(fn: () => Promise<T>) => fn() };
+  const lane = {
+    sleep: async () => true,
+    wait: async () => true,
+    exclusive: <T>(fn: () => Promise<T>) => fn(),
+    ticket: new LaneTicket(undefined),
+  };
   const d = newDelivery(
     { topic: 't', partition: 0, offset: 0n, key: 'k', value: Buffer.from('{}'), headers: {} },
     'g',

@@ -1,0 +1,28 @@
+import { AbandonedError, type Middleware } from '../delivery.ts';
+import { OutOfTurnError } from '../lane-ticket.ts';
+
+/**
+ * The first stage of each attempt: keeps a key's messages in order while several of them are in progress
+ * (see lane-ticket.ts). An attempt starts only once the key's previous message is applied or is itself in
+ * an attempt that has not failed, so a message queued behind a retry delay waits here, unmarked by the
+ * poison guard and holding no slot. An attempt that turns out to be out of turn (OutOfTurnError) is not
+ * an attempt: the retry stage starts it again at once, and it waits here for its turn.
+ */
+export function laneOrderMiddleware(): Middleware {
+  return async (d, next) => {
+    const ticket = d.lane.ticket;
+    while (!ticket.mayStart) {
+      const previous = ticket.previous;
+      if (previous && !(await d.lane.wait(previous.changed(), d.signal))) throw new AbandonedError();
+    }
+    ticket.set('active');
+    try {
+      await next();
+    } catch (error) {
+      // From a failed message on, the key goes one message at a time: the next waits for this one to settle.
+      if (error instanceof OutOfTurnError) ticket.set('waiting');
+      else ticket.fail();
+      throw error;
+    }
+  };
+}
