@@ -1,19 +1,36 @@
 import { execFile, spawn } from 'node:child_process';
-import { portOpen } from './port-open.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { portOpen } from './port-open.ts';
 
 /**
- * A throwaway Redis on its own port, for tests that stop or flush Redis without disturbing the
- * machine's shared server on 6379. Nothing is persisted: a restart is an empty cache, as after a flush.
+ * A throwaway Redis on its own port, for tests that stop, flush or reconfigure Redis without disturbing
+ * the machine's shared server on 6379. By default nothing is persisted (`appendonly no`, no RDB): a restart
+ * is an empty cache, as after a flush. `settings` override any redis-server option (`appendonly: 'yes'`,
+ * `appendfsync: 'always'`, `maxmemory`...); the instance's files live in its own temp folder, kept across
+ * stop/start so an AOF survives a restart, and deleted by `remove`.
  */
 const run = promisify(execFile);
 
 export interface RedisInstance {
+  /** redis://[:password@]127.0.0.1:port */
   url: string;
   port: number;
+  /** The working directory (AOF, RDB) of this instance. */
+  dir: string;
   start(): Promise<void>;
   stop(): Promise<void>;
   flush(): Promise<void>;
+  /** Stops the instance and deletes its folder. */
+  remove(): Promise<void>;
+}
+
+export interface RedisInstanceOptions {
+  port: number;
+  /** redis-server options by name, without the leading `--`; they override the defaults above. */
+  settings?: Record<string, string>;
 }
 
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
@@ -24,16 +41,18 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20
   }
 }
 
-export async function startRedisInstance(options: { port: number }): Promise<RedisInstance> {
+export async function startRedisInstance(options: RedisInstanceOptions): Promise<RedisInstance> {
   const { port } = options;
-  const cli = (...args: string[]) => run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
+  const dir = mkdtempSync(join(tmpdir(), `zl-redis-${port}-`));
+  const settings: Record<string, string> = { save: '', appendonly: 'no', ...options.settings, dir };
+  const password = settings.requirepass;
+  const auth = password ? ['--no-auth-warning', '-a', password] : [];
+  const cli = (...args: string[]) => run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args], { timeout: 10_000 });
   const start = async () => {
     if (await portOpen(port)) return;
-    const child = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
-      { detached: true, stdio: 'ignore' },
-    );
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no'];
+    for (const [name, value] of Object.entries(settings)) args.push(`--${name}`, value);
+    const child = spawn('redis-server', args, { detached: true, stdio: 'ignore' });
     child.unref();
     await until(() => portOpen(port), `redis on ${port}`);
   };
@@ -44,12 +63,17 @@ export async function startRedisInstance(options: { port: number }): Promise<Red
   };
   await start();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: password ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
     port,
+    dir,
     start,
     stop,
     async flush() {
       await cli('flushall');
+    },
+    async remove() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
