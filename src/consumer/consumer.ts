@@ -5,6 +5,7 @@ import { parseConfig } from '../core/config.ts';
 import { ZerolossError, errorSummary } from '../core/errors.ts';
 import { PostgresDeadLetterStore } from '../adapters/postgres/postgres-dead-letter-store.ts';
 import { PostgresInboxStore } from '../adapters/postgres/postgres-inbox-store.ts';
+import { type HealthServer, startHealthServer } from '../operations/health-server.ts';
 import type { DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { InboxCache } from '../ports/inbox-cache.ts';
 import type { InboxStore, StartLog } from '../ports/inbox-store.ts';
@@ -12,6 +13,7 @@ import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher, ReceivedBatch, Subscriber, Subscription } from '../ports/transport.ts';
 import { type ConsumerConfig, consumerConfigSchema, type ResolvedConsumerConfig } from './consumer-config.ts';
 import type { ConsumerEvents } from './consumer-events.ts';
+import { consumerReadiness } from './consumer-readiness.ts';
 import { type ConsumerMetrics, createConsumerMetrics } from './consumer-metrics.ts';
 import {
   AbandonedError,
@@ -53,6 +55,8 @@ export interface ConsumerOptions {
   inbox?: InboxStore & StartLog;
   /** Defaults to the Postgres dead_letter table in `config.schema`. */
   deadLetters?: DeadLetterWriter;
+  /** Serve /healthz, /readyz and /metrics from `start` to `stop` (host default 0.0.0.0; port 0 picks one). */
+  health?: { port: number; host?: string };
 }
 
 interface PartitionRun {
@@ -91,6 +95,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   #committing: Promise<void> | undefined;
   #paused = false;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  #healthServer: HealthServer | undefined;
 
   constructor(options: ConsumerOptions) {
     super();
@@ -134,6 +139,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new ZerolossError('ZL_INVALID_CONFIG', 'a consumer starts once');
     if (this.#handlers.types.length === 0) throw new ZerolossError('ZL_INVALID_CONFIG', 'register at least one handler before start()');
+    // Listening first: a taken port fails start before joining the group, and probes see the join.
+    if (this.#options.health) {
+      const checks = consumerReadiness(this, this.#options.db);
+      this.#healthServer = await startHealthServer({ ...this.#options.health, registry: this.registry, checks });
+    }
     this.#state = 'running';
     this.#pipeline = this.#buildPipeline();
     this.#subscription = await this.#options.subscriber.subscribe({
@@ -147,6 +157,16 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.#every(this.config.commitIntervalMs, () => this.#commitInBackground());
     if (this.config.lagIntervalMs > 0 && this.#subscription.lag) this.#every(this.config.lagIntervalMs, () => this.#refreshLag());
     if (this.config.inbox.cleanupIntervalMs > 0) this.#every(this.config.inbox.cleanupIntervalMs, () => this.cleanupInbox());
+  }
+
+  /** Read-only state for probes, and where the `health` option's server listens. */
+  health(): { state: string; subscribed: boolean; endpoint: { host: string; port: number } | undefined } {
+    const server = this.#healthServer;
+    return {
+      state: this.#state,
+      subscribed: this.#subscription !== undefined,
+      endpoint: server && { host: server.host, port: server.port },
+    };
   }
 
   /**
@@ -168,6 +188,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     await this.#commit(undefined, this.config.commitTimeoutMs).catch((error) => this.#report(error));
     await this.#subscription?.close().catch((error: unknown) => this.#report(error));
     this.#state = 'stopped';
+    await this.#healthServer?.close();
   }
 
   /** Deletes inbox rows older than the retention; returns how many. Runs periodically too (`inbox.cleanupIntervalMs`). */
