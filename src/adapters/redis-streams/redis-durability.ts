@@ -82,6 +82,9 @@ export async function checkRedisDurability(options: RedisDurabilityOptions): Pro
     retryStrategy: () => null,
     connectTimeout: timeout,
     commandTimeout: timeout,
+    // disconnect() arms this timer for a socket that may already be closed (a refused connection), and
+    // the CLI would wait it out (2 s by default) before exiting.
+    disconnectTimeout: 100,
   });
   // ioredis rejects connect() with "Connection is closed."; the error event says why (ECONNREFUSED, ...).
   let connectionError: unknown;
