@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,7 +10,7 @@ import { portOpen } from './port-open.ts';
  * the machine's shared server on 6379. By default nothing is persisted (`appendonly no`, no RDB): a restart
  * is an empty cache, as after a flush. `settings` override any redis-server option (`appendonly: 'yes'`,
  * `appendfsync: 'always'`, `maxmemory`...); the instance's files live in its own temp folder, kept across
- * stop/start so an AOF survives a restart, and deleted by `remove`.
+ * stop/start when it persists (so an AOF survives a restart), and deleted by `remove`.
  */
 const run = promisify(execFile);
 
@@ -45,11 +45,14 @@ export async function startRedisInstance(options: RedisInstanceOptions): Promise
   const { port } = options;
   const dir = mkdtempSync(join(tmpdir(), `zl-redis-${port}-`));
   const settings: Record<string, string> = { save: '', appendonly: 'no', ...options.settings, dir };
+  // Nothing to keep across a restart: the folder goes with each stop, so callers that never remove leave none.
+  const ephemeral = settings.appendonly !== 'yes' && settings.save === '';
   const password = settings.requirepass;
   const auth = password ? ['--no-auth-warning', '-a', password] : [];
   const cli = (...args: string[]) => run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args], { timeout: 10_000 });
   const start = async () => {
     if (await portOpen(port)) return;
+    mkdirSync(dir, { recursive: true });
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no'];
     for (const [name, value] of Object.entries(settings)) args.push(`--${name}`, value);
     const child = spawn('redis-server', args, { detached: true, stdio: 'ignore' });
@@ -60,6 +63,7 @@ export async function startRedisInstance(options: RedisInstanceOptions): Promise
     if (!(await portOpen(port))) return;
     await cli('shutdown', 'nosave').catch(() => {});
     await until(async () => !(await portOpen(port)), `redis on ${port} to stop`);
+    if (ephemeral) rmSync(dir, { recursive: true, force: true });
   };
   await start();
   return {
