@@ -11,6 +11,8 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import * as path from 'node:path';
+import type pg from 'pg';
+import { outboxSql } from '../src/adapters/postgres/outbox-sql.ts';
 import { HEADER } from '../src/core/envelope.ts';
 import { type BenchEnv, benchSchema, createTopic, deleteTopics, uniqueTopic } from './lib/env.ts';
 import { percentile, until } from './lib/measure.ts';
@@ -36,6 +38,15 @@ export interface RelayMemoryResult {
   /** Claim p95 of each tenth of the drain, to show the curve. */
   claimP95ByTenthMs: number[];
   claimRounds: number;
+  /**
+   * The claim statement's own execution time in Postgres (EXPLAIN ANALYZE of the same claim of 500, in a
+   * transaction rolled back, once a second while the relay drains), p95 per quarter: what dead rows and
+   * the plan cost, without the relay's event loop and the machine's other load.
+   */
+  claimExecP95FirstQuarterMs: number;
+  claimExecP95LastQuarterMs: number;
+  claimExecRatio: number;
+  claimExecProbes: number;
   /**
    * The longest-running transaction of any other session in this database while the relay drained: it
    * holds back the removal of every dead row, so the claim steps over all of them (the shared test
@@ -105,7 +116,7 @@ function fillSql(s: string): string {
 export async function relayMemoryBench(env: BenchEnv, messages: number): Promise<RelayMemoryResult> {
   env.log('[relay-memory] building the CLI');
   const bin = buildCli();
-  const s = await benchSchema(env, 'zlb_mem', 2);
+  const s = await benchSchema(env, 'zlb_mem', 3);
   const topic = uniqueTopic('zlb-mem');
   await createTopic(env, topic, 6);
   let child: ChildProcess | undefined;
@@ -140,6 +151,22 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
     const t0 = Date.now();
     const sentSoFar = () => rounds.reduce((n, r) => n + r.sent, 0);
     let oldestOther = 0;
+    const probes: Array<{ quarter: number; ms: number }> = [];
+    const claimSql = outboxSql(`"${s.schema}"`, { notifyChannel: undefined, holdKeyOnParked: true }).claim;
+    let probing = false;
+    const probe = setInterval(() => {
+      if (probing) return;
+      probing = true;
+      const quarter = Math.min(3, Math.floor((sentSoFar() / messages) * 4));
+      explainMs(s.pool, claimSql)
+        .then((ms) => {
+          if (ms !== undefined) probes.push({ quarter, ms });
+        })
+        .catch(() => {})
+        .finally(() => {
+          probing = false;
+        });
+    }, 1_000);
     const watch = setInterval(() => {
       s.pool
         .query<{ s: number | null }>(
@@ -151,7 +178,10 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
         })
         .catch(() => {});
     }, 1_000);
-    const drain = await sample(pid, () => sentSoFar() >= messages, 30 * 60_000).finally(() => clearInterval(watch));
+    const drain = await sample(pid, () => sentSoFar() >= messages, 30 * 60_000).finally(() => {
+      clearInterval(watch);
+      clearInterval(probe);
+    });
     const drainMs = (rounds.at(-1)?.at ?? Date.now()) - t0;
     if (sentSoFar() < messages) throw new Error(`relay sent ${sentSoFar()} of ${messages} rows`);
 
@@ -167,6 +197,14 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
     const first = percentile(quarters[0] ?? [], 95);
     const last = percentile(quarters[3] ?? [], 95);
     const round1 = (n: number) => Math.round(n * 10) / 10;
+    const execFirst = percentile(
+      probes.filter((p) => p.quarter === 0).map((p) => p.ms),
+      95,
+    );
+    const execLast = percentile(
+      probes.filter((p) => p.quarter === 3).map((p) => p.ms),
+      95,
+    );
     const idleRssMb = round1(Math.max(...idle));
     const idleMedianRssMb = round1(percentile(idle, 50));
     const drainPeakRssMb = round1(Math.max(...drain));
@@ -182,6 +220,10 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
       claimP95Ratio: ratio,
       claimP95ByTenthMs: tenths.map((t) => round1(percentile(t, 95))),
       claimRounds: rounds.length,
+      claimExecP95FirstQuarterMs: round1(execFirst),
+      claimExecP95LastQuarterMs: round1(execLast),
+      claimExecRatio: Math.round((execLast / execFirst) * 100) / 100,
+      claimExecProbes: probes.length,
       oldestOtherTransactionS: round1(oldestOther),
       throughput: Math.round(messages / (drainMs / 1000)),
       drainMs,
@@ -217,4 +259,20 @@ async function sample(pid: number, done: () => boolean, maxMs: number): Promise<
     await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
   }
   return samples;
+}
+
+/** Execution time of one claim of 500 as the relay runs it, in a transaction that is rolled back. */
+async function explainMs(pool: pg.Pool, claimSql: string): Promise<number | undefined> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const { rows } = await client.query<{ 'QUERY PLAN': Array<{ 'Execution Time': number }> }>(
+      `explain (analyze, format json) ${claimSql}`,
+      ['zeroloss-bench-probe', 500, 60_000],
+    );
+    return rows[0]?.['QUERY PLAN'][0]?.['Execution Time'];
+  } finally {
+    await client.query('rollback').catch(() => {});
+    client.release();
+  }
 }
