@@ -146,13 +146,20 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     }
     this.#state = 'running';
     this.#pipeline = this.#buildPipeline();
-    this.#subscription = await this.#options.subscriber.subscribe({
-      groupId: this.config.groupId,
-      topics: this.subscribedTopics,
-      onRecords: (batch) => this.#onRecords(batch),
-      onRevoke: (partitions) => this.#onRevoke(partitions),
-      onAssign: (partitions) => this.#onAssign(partitions),
-    });
+    try {
+      this.#subscription = await this.#options.subscriber.subscribe({
+        groupId: this.config.groupId,
+        topics: this.subscribedTopics,
+        onRecords: (batch) => this.#onRecords(batch),
+        onRevoke: (partitions) => this.#onRevoke(partitions),
+        onAssign: (partitions) => this.#onAssign(partitions),
+      });
+    } catch (error) {
+      // A failed start leaves nothing listening: an open port would keep the process alive and answer probes.
+      await this.#healthServer?.close();
+      this.#healthServer = undefined;
+      throw error;
+    }
     if (this.#paused) this.#subscription.pause();
     this.#every(this.config.commitIntervalMs, () => this.#commitInBackground());
     if (this.config.lagIntervalMs > 0 && this.#subscription.lag) this.#every(this.config.lagIntervalMs, () => this.#refreshLag());
