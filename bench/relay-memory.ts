@@ -229,7 +229,8 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
       drainMs,
       loadAverage: [round1(loadBefore), round1(loadavg()[0] ?? 0)],
       targets: {
-        idleRssMb: { max: 100, met: idleRssMb < 100 },
+        // What an idle relay holds once started (the median of the window); the peak includes start-up.
+        idleRssMb: { max: 100, met: idleMedianRssMb < 100 },
         drainPeakRssMb: { max: 250, met: drainPeakRssMb < 250 },
         claimP95Ratio: { max: 1.5, met: ratio <= 1.5 },
       },
