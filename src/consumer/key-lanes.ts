@@ -136,6 +136,10 @@ export class KeyLanes {
         return wait(elapsed, signal).finally(() => clearTimeout(timer));
       },
       exclusive: async (fn) => {
+        // First the lane's earlier tasks must be done, waited for holding no slot: a run that holds every
+        // slot and then waits for a predecessor deadlocks the process when that predecessor, back from a
+        // sleep (an outage backoff, a retry delay), needs a slot to go on.
+        for (let previous = ticket.previous; previous; previous = ticket.previous) await wait(previous.changed());
         // Give our own slot back first, then wait for all of them: two suspects asking at once queue one
         // behind the other instead of each holding a slot the other needs.
         slot.held = false;

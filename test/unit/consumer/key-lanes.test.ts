@@ -125,6 +125,37 @@ describe('KeyLanes', () => {
     assert.deepEqual(events, ['a in', 'a out', 'b']);
   });
 
+  test("an exclusive run first waits for its lane's earlier task, so a predecessor back from a sleep is never starved of a slot", async () => {
+    // Seen as a stalled consumer in the fault suite's mixed scenario: a poison suspect (exclusive) behind
+    // a message of its key that was waiting out a database outage (a sleep, slot given back). Taking every
+    // slot first and then waiting for that message to move, the suspect held the very slot it needed.
+    const lanes = new KeyLanes(2, () => {}, { depth: 2 });
+    const events: string[] = [];
+    const sleeping = deferred();
+    lanes.push('k', async (control) => {
+      control.ticket.set('active');
+      sleeping.resolve();
+      assert.equal(await control.sleep(20), true);
+      events.push('first done');
+    });
+    lanes.push('k', async (control) => {
+      await sleeping.promise;
+      control.ticket.set('waiting');
+      await control.exclusive(async () => {
+        const previous = control.ticket.previous;
+        if (previous) await control.wait(previous.changed());
+        events.push('suspect ran');
+      });
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve('deadlocked'), 2_000);
+    });
+    assert.equal(await Promise.race([lanes.idle().then(() => 'idle'), stuck]), 'idle');
+    clearTimeout(timer);
+    assert.deepEqual(events, ['first done', 'suspect ran']);
+  });
+
   test('a throwing task is reported and its lane goes on', async () => {
     const errors: unknown[] = [];
     const lanes = new KeyLanes(2, (e) => errors.push(e));
