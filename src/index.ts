@@ -18,7 +18,7 @@ export { TableLogPublisher, type TableLogPublisherConfig } from './adapters/tabl
 export { TableLogSubscriber, type TableLogSubscriberConfig } from './adapters/table-log/table-log-subscriber.ts';
 export type { TableLogSubscription } from './adapters/table-log/table-log-subscription.ts';
 export { TableLogAdmin, type TableLogAdminConfig, type RetentionOptions } from './adapters/table-log/table-log-admin.ts';
-export { partitionFor } from './adapters/table-log/table-log-partition.ts';
+export { partitionFor } from './adapters/shared/partition-for.ts';
 export { Consumer, createConsumer, type ConsumerOptions } from './consumer/consumer.ts';
 export { consumerConfigSchema, type ConsumerConfig } from './consumer/consumer-config.ts';
 export type { ConsumerEvents, DeadLetterEvent, ProcessedEvent, RetryEvent } from './consumer/consumer-events.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assignPartitions, type GroupMember } from '../../src/adapters/table-log/table-log-assignment.ts';
+import { assignPartitions, type GroupMember } from '../../src/adapters/shared/assign-partitions.ts';
 
 const members = (n: number, topics = ['a', 'b']): GroupMember[] => Array.from({ length: n }, (_, i) => ({ memberId: `m${i}`, topics }));
 

@@ -1,5 +1,5 @@
 import type { Channel } from 'amqplib';
-import type { GroupMember } from '../table-log/table-log-assignment.ts';
+import type { GroupMember } from '../shared/assign-partitions.ts';
 import { rabbitNames } from './rabbitmq-names.ts';
 
 interface Announcement {

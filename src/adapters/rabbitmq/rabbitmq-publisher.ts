@@ -4,9 +4,12 @@ import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import type { OutgoingRecord } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
-import { validateTopic } from '../../core/message.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
-import { partitionFor } from '../table-log/table-log-partition.ts';
+import { checkOutgoingRecord, type OutgoingRecordRules } from '../shared/check-outgoing-record.ts';
+import { PartitionCountCache } from '../shared/partition-count-cache.ts';
+import { partitionFor } from '../shared/partition-for.ts';
+import { publisherConfigFields } from '../shared/publisher-config-fields.ts';
+import { screenRecords } from '../shared/screen-records.ts';
 import { rabbitError } from './rabbitmq-errors.ts';
 import { KEY_HEADER } from './rabbitmq-message.ts';
 import { rabbitNames } from './rabbitmq-names.ts';
@@ -16,16 +19,24 @@ export const rabbitMqPublisherConfigSchema = z
   .object({
     /** amqp://user:password@host:port/vhost */
     url: z.string().min(1),
-    /** Largest record accepted (value + key + headers), like Kafka's max.message.bytes. */
-    maxRecordBytes: z.number().int().positive().default(1_048_576),
+    ...publisherConfigFields,
     /** Upper bound on one round of confirms. Keep it below the relay lease. */
     deliveryTimeoutMs: z.number().int().positive().default(30_000),
-    /** How long a topic's partition count is trusted before it is counted again (counts only grow). */
-    metadataMaxAgeMs: z.number().int().nonnegative().default(5_000),
   })
   .strict();
 
 export type RabbitMqPublisherConfig = z.input<typeof rabbitMqPublisherConfigSchema>;
+
+const RULES: OutgoingRecordRules = {
+  checkHeader: (name) => {
+    if (name === KEY_HEADER) return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} is reserved for the record key`);
+    // AMQP header names are short strings.
+    if (Buffer.byteLength(name) > 255)
+      return new ZerolossError('ZL_INVALID_MESSAGE', `header name ${name.slice(0, 40)}… is over 255 bytes`);
+    return undefined;
+  },
+  missingTopic: 'on RabbitMQ: create it with RabbitMqAdmin.createTopic',
+};
 
 interface Planned {
   index: number;
@@ -47,7 +58,7 @@ interface Planned {
  */
 export class RabbitMqPublisher implements Publisher {
   readonly config: Readonly<z.output<typeof rabbitMqPublisherConfigSchema>>;
-  readonly #counts = new Map<string, { partitions: number; at: number }>();
+  readonly #counts: PartitionCountCache;
   readonly #returned = new Set<string>();
   /** Names this publisher's connection and its message ids. */
   readonly instance = randomBytes(6).toString('hex');
@@ -57,11 +68,11 @@ export class RabbitMqPublisher implements Publisher {
 
   constructor(config: RabbitMqPublisherConfig) {
     this.config = parseConfig(rabbitMqPublisherConfigSchema, config, 'rabbitmq publisher');
+    this.#counts = new PartitionCountCache(this.config.metadataMaxAgeMs);
   }
 
   async publish(records: OutgoingRecord[]): Promise<PublishOutcome[]> {
     if (records.length === 0) return [];
-    const outcomes: Array<PublishOutcome | undefined> = new Array(records.length).fill(undefined);
     let counts: Map<string, number>;
     try {
       counts = await this.#partitionCounts(records);
@@ -70,22 +81,10 @@ export class RabbitMqPublisher implements Publisher {
       const failure = rabbitError(error, 'reading topic metadata');
       return records.map(() => ({ ok: false, error: failure, attempted: true }));
     }
-    const failed = new Map<string, ZerolossError>();
     const rounds: Planned[][] = [];
     const depth = new Map<string, number>();
-    records.forEach((record, index) => {
-      const slot = `${record?.topic}\u0000${record?.key}`;
-      const held = failed.get(slot);
-      if (held) {
-        outcomes[index] = { ok: false, error: held, attempted: false };
-        return;
-      }
-      const problem = checkRecord(record, counts, this.config.maxRecordBytes);
-      if (problem) {
-        failed.set(slot, problem);
-        outcomes[index] = { ok: false, error: problem, attempted: true };
-        return;
-      }
+    const check = (record: OutgoingRecord) => checkOutgoingRecord(record, counts, this.config.maxRecordBytes, RULES);
+    const { outcomes, failed } = screenRecords(records, check, (record, index, slot) => {
       const partition = partitionFor(record.key, counts.get(record.topic)!);
       const n = depth.get(slot) ?? 0;
       depth.set(slot, n + 1);
@@ -210,18 +209,12 @@ export class RabbitMqPublisher implements Publisher {
 
   async #partitionCounts(records: OutgoingRecord[]): Promise<Map<string, number>> {
     const now = Date.now();
-    const counts = new Map<string, number>();
-    for (const topic of new Set(records.map((r) => r?.topic))) {
-      if (typeof topic !== 'string') continue;
-      const cached = this.#counts.get(topic);
-      if (cached && now - cached.at < this.config.metadataMaxAgeMs) {
-        counts.set(topic, cached.partitions);
-        continue;
-      }
+    const { counts, stale } = this.#counts.lookup(records, now);
+    for (const topic of stale) {
       const partitions = await probePartitions(await this.#connection(), topic);
       if (partitions > 0) {
         counts.set(topic, partitions);
-        this.#counts.set(topic, { partitions, at: now });
+        this.#counts.remember(topic, partitions, now);
       }
     }
     return counts;
@@ -242,42 +235,4 @@ function unroutable(p: Planned): ZerolossError {
     retryable: true,
     details: { queue: p.queue },
   });
-}
-
-function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRecordBytes: number): ZerolossError | undefined {
-  if (record === null || typeof record !== 'object') return new ZerolossError('ZL_INVALID_MESSAGE', 'record must be an object');
-  try {
-    validateTopic(record.topic);
-  } catch (error) {
-    return error as ZerolossError;
-  }
-  if (typeof record.key !== 'string') return new ZerolossError('ZL_INVALID_KEY', 'record key must be a string');
-  if (!(record.value instanceof Uint8Array)) return new ZerolossError('ZL_INVALID_MESSAGE', 'record value must be a Buffer');
-  const headers = record.headers ?? {};
-  if (typeof headers !== 'object' || Array.isArray(headers)) return new ZerolossError('ZL_INVALID_MESSAGE', 'headers must be an object');
-  let bytes = record.value.byteLength + Buffer.byteLength(record.key);
-  for (const [name, value] of Object.entries(headers)) {
-    if (typeof value !== 'string') return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must be a string`);
-    if (name === KEY_HEADER) return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} is reserved for the record key`);
-    // AMQP header names are short strings.
-    if (Buffer.byteLength(name) > 255)
-      return new ZerolossError('ZL_INVALID_MESSAGE', `header name ${name.slice(0, 40)}… is over 255 bytes`);
-    bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
-  }
-  if (bytes > maxRecordBytes) {
-    return new ZerolossError('ZL_PAYLOAD_TOO_LARGE', `record is ${bytes} bytes, over the limit of ${maxRecordBytes}`, {
-      details: { bytes, limit: maxRecordBytes },
-    });
-  }
-  if (!counts.has(record.topic)) {
-    return new ZerolossError(
-      'ZL_TOPIC_UNAVAILABLE',
-      `topic ${record.topic} does not exist on RabbitMQ: create it with RabbitMqAdmin.createTopic`,
-      {
-        retryable: true,
-        details: { topic: record.topic },
-      },
-    );
-  }
-  return undefined;
 }

@@ -2,7 +2,11 @@ import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Consum
 import type { IncomingRecord } from '../../core/envelope.ts';
 import { classifyError, ZerolossError } from '../../core/errors.ts';
 import type { SubscribeOptions, Subscription } from '../../ports/transport.ts';
-import { assignPartitions } from '../table-log/table-log-assignment.ts';
+import { commitFencedError, latestOffsets } from '../shared/latest-offsets.ts';
+import { LoopWaker } from '../shared/loop-waker.ts';
+import { activePartitions, memberShare } from '../shared/member-share.ts';
+import { fromPartitionSlot, partitionSlot } from '../shared/partition-slot.ts';
+import { callReporting, joinFailedError, onRecordsThrewError, runOnRevoke } from '../shared/subscription-callbacks.ts';
 import { isResourceLocked, rabbitError } from './rabbitmq-errors.ts';
 import { RabbitMembership } from './rabbitmq-membership.ts';
 import { toRecord } from './rabbitmq-message.ts';
@@ -72,7 +76,7 @@ export class RabbitMqSubscription implements Subscription {
   #closing = false;
   #closed: Promise<void> | undefined;
   #flushScheduled = false;
-  #wakeUp: (() => void) | undefined;
+  readonly #waker = new LoopWaker();
   #loop: Promise<void> = Promise.resolve();
 
   constructor(options: { memberId: string; settings: RabbitMqSettings; subscribe: SubscribeOptions; onError: (error: Error) => void }) {
@@ -93,17 +97,14 @@ export class RabbitMqSubscription implements Subscription {
     } catch (error) {
       this.#closing = true;
       await this.#session?.conn.close().catch(() => {});
-      throw new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `could not join group ${this.#groupId}: ${classifyError(error).message}`, {
-        retryable: true,
-        cause: error,
-      });
+      throw joinFailedError(this.#groupId, error);
     }
     this.#loop = this.#run();
   }
 
   /** The partitions this member currently delivers. */
   assignment(): Array<{ topic: string; partition: number }> {
-    return [...this.#owned.values()].filter((p) => p.state === 'active').map(({ topic, partition }) => ({ topic, partition }));
+    return activePartitions(this.#owned.values());
   }
 
   /**
@@ -112,18 +113,12 @@ export class RabbitMqSubscription implements Subscription {
    * rejects with ZL_COMMIT_FENCED naming the partitions lost.
    */
   async commit(offsets: Array<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
-    const latest = new Map<string, { topic: string; partition: number; offset: bigint }>();
-    for (const o of offsets) {
-      if (typeof o?.offset !== 'bigint' || o.offset < 0n) {
-        throw new ZerolossError('ZL_INVALID_OFFSET', `commit offset for ${o?.topic}/${o?.partition} must be a non-negative bigint`);
-      }
-      latest.set(slot(o), o);
-    }
+    const latest = latestOffsets(offsets);
     const fenced: Array<{ topic: string; partition: number }> = [];
     const writes: Array<Promise<void>> = [];
     const session = this.#session;
     for (const o of latest.values()) {
-      const owned = this.#owned.get(slot(o));
+      const owned = this.#owned.get(partitionSlot(o));
       if (!owned || owned.state === 'lost' || !session) fenced.push({ topic: o.topic, partition: o.partition });
       else writes.push(this.#writeOffset(session, owned, o.offset));
     }
@@ -131,17 +126,11 @@ export class RabbitMqSubscription implements Subscription {
     const failed = results.find((r) => r.status === 'rejected');
     // The connection ended under the write: the lock went with it, so the partitions are no longer ours.
     if (failed && this.#session !== session) {
-      const already = new Set(fenced.map(slot));
-      for (const o of latest.values()) if (!already.has(slot(o))) fenced.push({ topic: o.topic, partition: o.partition });
+      const already = new Set(fenced.map(partitionSlot));
+      for (const o of latest.values()) if (!already.has(partitionSlot(o))) fenced.push({ topic: o.topic, partition: o.partition });
     }
     if (fenced.length > 0) {
-      throw new ZerolossError(
-        'ZL_COMMIT_FENCED',
-        `not committed, this member no longer owns: ${fenced.map((p) => `${p.topic}/${p.partition}`).join(', ')}`,
-        {
-          details: { fenced },
-        },
-      );
+      throw commitFencedError(fenced);
     }
     if (failed) throw rabbitError(failed.reason, 'committing offsets');
   }
@@ -163,7 +152,7 @@ export class RabbitMqSubscription implements Subscription {
 
   async #shutdown(): Promise<void> {
     this.#closing = true;
-    this.#wakeUp?.();
+    this.#waker.wake();
     await this.#loop;
     const session = this.#session;
     try {
@@ -180,7 +169,7 @@ export class RabbitMqSubscription implements Subscription {
   async #run(): Promise<void> {
     let errorDelay = 0;
     while (!this.#closing) {
-      await this.#sleep(errorDelay || this.#settings.heartbeatIntervalMs);
+      await this.#waker.sleep(errorDelay || this.#settings.heartbeatIntervalMs);
       if (this.#closing) break;
       try {
         await this.#rebalance();
@@ -201,23 +190,16 @@ export class RabbitMqSubscription implements Subscription {
     const lost = [...this.#owned.values()].filter((p) => p.state === 'lost');
     if (lost.length > 0) {
       await this.#revoke(lost);
-      for (const p of lost) this.#owned.delete(slot(p));
+      for (const p of lost) this.#owned.delete(partitionSlot(p));
     }
     const session = this.#session ?? (await this.#connect());
     session.membership.announce();
     const counts = await this.#partitionCounts(session);
-    const mine = new Set(
-      assignPartitions(
-        session.membership.members(),
-        [...counts].map(([topic, partitions]) => ({ topic, partitions })),
-      )
-        .filter((a) => a.memberId === this.memberId)
-        .map(slot),
-    );
-    const giveBack = [...this.#owned.values()].filter((p) => p.state !== 'lost' && !mine.has(slot(p)));
+    const mine = memberShare(this.memberId, session.membership.members(), counts);
+    const giveBack = [...this.#owned.values()].filter((p) => p.state !== 'lost' && !mine.has(partitionSlot(p)));
     await this.#revoke(giveBack);
     for (const p of giveBack) {
-      this.#owned.delete(slot(p));
+      this.#owned.delete(partitionSlot(p));
       if (p.consumerTag) await session.consume.cancel(p.consumerTag);
       await session.control.deleteQueue(rabbitNames.lock(this.#groupId, p.topic, p.partition));
     }
@@ -225,12 +207,12 @@ export class RabbitMqSubscription implements Subscription {
     const assigned: Array<{ topic: string; partition: number }> = [];
     for (const s of mine) {
       if (this.#owned.has(s)) continue;
-      const { topic, partition } = unslot(s);
+      const { topic, partition } = fromPartitionSlot(s);
       if (!(await this.#lock(session, topic, partition))) continue;
       await this.#startReading(session, topic, partition);
       assigned.push({ topic, partition });
     }
-    if (assigned.length > 0) this.#callback(() => this.#options.onAssign?.(assigned));
+    if (assigned.length > 0) callReporting(() => this.#options.onAssign?.(assigned), this.#onError);
   }
 
   async #connect(): Promise<Session> {
@@ -275,7 +257,7 @@ export class RabbitMqSubscription implements Subscription {
     }
     if (!this.#closing)
       this.#onError(new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', 'RabbitMQ connection lost; reconnecting', { retryable: true }));
-    this.#wakeUp?.();
+    this.#waker.wake();
   }
 
   /** True if this member now holds the partition's lock queue. */
@@ -313,7 +295,7 @@ export class RabbitMqSubscription implements Subscription {
       next: committed ?? 0n,
       declaredAt: Date.now(),
     };
-    this.#owned.set(slot(owned), owned);
+    this.#owned.set(partitionSlot(owned), owned);
     const from =
       committed !== undefined ? { '!': 'long', value: Number(committed) } : this.#settings.startFrom === 'latest' ? 'next' : 'first';
     const { consumerTag } = await session.consume.consume(
@@ -328,7 +310,7 @@ export class RabbitMqSubscription implements Subscription {
     if (message === null) {
       // The broker cancelled the consumer (the stream was deleted): give the partition up and retry later.
       if (owned.state === 'active') owned.state = 'lost';
-      this.#wakeUp?.();
+      this.#waker.wake();
       return;
     }
     if (owned.state !== 'active') return;
@@ -370,10 +352,7 @@ export class RabbitMqSubscription implements Subscription {
             this.#options.onRecords({ topic: p.topic, partition: p.partition, records });
           } catch (error) {
             p.buffer.unshift(...take);
-            throw new ZerolossError('ZL_UNKNOWN', `onRecords threw for ${p.topic}/${p.partition}: ${classifyError(error).message}`, {
-              retryable: true,
-              cause: error,
-            });
+            throw onRecordsThrewError(`${p.topic}/${p.partition}`, error);
           }
           p.next = records[records.length - 1]!.offset + 1n;
         }
@@ -430,25 +409,7 @@ export class RabbitMqSubscription implements Subscription {
       if (p.state === 'active') p.state = 'revoked';
       p.buffer = [];
     }
-    const onRevoke = this.#options.onRevoke;
-    if (!onRevoke || stopping.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.#onError(
-          new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `onRevoke did not finish within ${this.#settings.rebalanceTimeoutMs} ms`),
-        );
-        resolve();
-      }, this.#settings.rebalanceTimeoutMs);
-    });
-    try {
-      const list = stopping.map(({ topic, partition }) => ({ topic, partition }));
-      await Promise.race([Promise.resolve().then(() => onRevoke(list)), timeout]);
-    } catch (error) {
-      this.#onError(classifyError(error));
-    } finally {
-      clearTimeout(timer);
-    }
+    await runOnRevoke(this.#options.onRevoke, stopping, this.#settings.rebalanceTimeoutMs, this.#onError);
   }
 
   async #partitionCounts(session: Session): Promise<Map<string, number>> {
@@ -464,31 +425,4 @@ export class RabbitMqSubscription implements Subscription {
     }
     return counts;
   }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wakeUp = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
-  #callback(fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.#onError(classifyError(error));
-    }
-  }
-}
-
-function slot(p: { topic: string; partition: number }): string {
-  return `${p.topic}\u0000${p.partition}`;
-}
-
-function unslot(s: string): { topic: string; partition: number } {
-  const [topic, partition] = s.split('\u0000') as [string, string];
-  return { topic, partition: Number(partition) };
 }

@@ -3,9 +3,12 @@ import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import type { OutgoingRecord } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
-import { validateTopic } from '../../core/message.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
-import { partitionFor } from '../table-log/table-log-partition.ts';
+import { checkOutgoingRecord } from '../shared/check-outgoing-record.ts';
+import { PartitionCountCache } from '../shared/partition-count-cache.ts';
+import { partitionFor } from '../shared/partition-for.ts';
+import { publisherConfigFields } from '../shared/publisher-config-fields.ts';
+import { screenRecords } from '../shared/screen-records.ts';
 import { readPartitionCounts } from './redis-streams-admin.ts';
 import { connectRedis } from './redis-streams-connection.ts';
 import { redisError } from './redis-streams-errors.ts';
@@ -19,16 +22,15 @@ export const redisStreamsPublisherConfigSchema = z
     url: z.string().min(1),
     /** Namespace of the transport's keys; publishers and subscribers of one deployment share it. */
     prefix: z.string().min(1).default('zl'),
-    /** Largest record accepted (value + key + headers), like Kafka's max.message.bytes. */
-    maxRecordBytes: z.number().int().positive().default(1_048_576),
+    ...publisherConfigFields,
     /** Upper bound on one Redis round trip. Keep it below the relay lease. */
     commandTimeoutMs: z.number().int().positive().default(30_000),
-    /** How long a topic's partition count is trusted before it is read again (counts only grow). */
-    metadataMaxAgeMs: z.number().int().nonnegative().default(5_000),
   })
   .strict();
 
 export type RedisStreamsPublisherConfig = z.input<typeof redisStreamsPublisherConfigSchema>;
+
+const RULES = { missingTopic: 'on Redis: create it with RedisStreamsAdmin.createTopic' };
 
 /** Records per script call and their rough byte budget: one call blocks Redis while it runs. */
 const CHUNK_RECORDS = 500;
@@ -54,17 +56,17 @@ export class RedisStreamsPublisher implements Publisher {
   readonly config: Readonly<z.output<typeof redisStreamsPublisherConfigSchema>>;
   readonly #redis: Redis;
   readonly #keys: ReturnType<typeof redisStreamsKeys>;
-  readonly #counts = new Map<string, { partitions: number; at: number }>();
+  readonly #counts: PartitionCountCache;
 
   constructor(config: RedisStreamsPublisherConfig) {
     this.config = parseConfig(redisStreamsPublisherConfigSchema, config, 'redis streams publisher');
     this.#redis = connectRedis(this.config.url, this.config.commandTimeoutMs, 'zeroloss-publisher');
     this.#keys = redisStreamsKeys(this.config.prefix);
+    this.#counts = new PartitionCountCache(this.config.metadataMaxAgeMs);
   }
 
   async publish(records: OutgoingRecord[]): Promise<PublishOutcome[]> {
     if (records.length === 0) return [];
-    const outcomes: Array<PublishOutcome | undefined> = new Array(records.length).fill(undefined);
     let counts: Map<string, number>;
     try {
       counts = await this.#partitionCounts(records);
@@ -72,21 +74,9 @@ export class RedisStreamsPublisher implements Publisher {
       const failure = redisError(error, 'reading topic metadata');
       return records.map(() => ({ ok: false, error: failure, attempted: true }));
     }
-    const failed = new Map<string, ZerolossError>();
     const planned: Planned[] = [];
-    records.forEach((record, index) => {
-      const slot = `${record?.topic}\u0000${record?.key}`;
-      const held = failed.get(slot);
-      if (held) {
-        outcomes[index] = { ok: false, error: held, attempted: false };
-        return;
-      }
-      const problem = checkRecord(record, counts, this.config.maxRecordBytes);
-      if (problem) {
-        failed.set(slot, problem);
-        outcomes[index] = { ok: false, error: problem, attempted: true };
-        return;
-      }
+    const check = (record: OutgoingRecord) => checkOutgoingRecord(record, counts, this.config.maxRecordBytes, RULES);
+    const { outcomes, failed } = screenRecords(records, check, (record, index, slot) => {
       const partition = partitionFor(record.key, counts.get(record.topic)!);
       planned.push({
         index,
@@ -142,17 +132,10 @@ export class RedisStreamsPublisher implements Publisher {
 
   async #partitionCounts(records: OutgoingRecord[]): Promise<Map<string, number>> {
     const now = Date.now();
-    const counts = new Map<string, number>();
-    const stale: string[] = [];
-    for (const topic of new Set(records.map((r) => r?.topic))) {
-      if (typeof topic !== 'string') continue;
-      const cached = this.#counts.get(topic);
-      if (cached && now - cached.at < this.config.metadataMaxAgeMs) counts.set(topic, cached.partitions);
-      else stale.push(topic);
-    }
+    const { counts, stale } = this.#counts.lookup(records, now);
     for (const [topic, partitions] of await readPartitionCounts(this.#redis, this.#keys, stale)) {
       counts.set(topic, partitions);
-      this.#counts.set(topic, { partitions, at: now });
+      this.#counts.remember(topic, partitions, now);
     }
     return counts;
   }
@@ -175,41 +158,6 @@ function replyFailure(reply: string, p: Planned): ZerolossError {
   }
   if (reply === '!held') return new ZerolossError('ZL_SEND_FAILED', 'an earlier record of this key failed', { retryable: true });
   return new ZerolossError('ZL_SEND_FAILED', `Redis refused XADD to ${p.stream}: ${reply.slice(1)}`, { retryable: true });
-}
-
-function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRecordBytes: number): ZerolossError | undefined {
-  if (record === null || typeof record !== 'object') return new ZerolossError('ZL_INVALID_MESSAGE', 'record must be an object');
-  try {
-    validateTopic(record.topic);
-  } catch (error) {
-    return error as ZerolossError;
-  }
-  if (typeof record.key !== 'string') return new ZerolossError('ZL_INVALID_KEY', 'record key must be a string');
-  if (!(record.value instanceof Uint8Array)) return new ZerolossError('ZL_INVALID_MESSAGE', 'record value must be a Buffer');
-  const headers = record.headers ?? {};
-  if (typeof headers !== 'object' || Array.isArray(headers)) return new ZerolossError('ZL_INVALID_MESSAGE', 'headers must be an object');
-  let bytes = record.value.byteLength + Buffer.byteLength(record.key);
-  for (const [name, value] of Object.entries(headers)) {
-    if (typeof value !== 'string') return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must be a string`);
-    bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
-  }
-  if (bytes > maxRecordBytes) {
-    return new ZerolossError('ZL_PAYLOAD_TOO_LARGE', `record is ${bytes} bytes, over the limit of ${maxRecordBytes}`, {
-      details: { bytes, limit: maxRecordBytes },
-    });
-  }
-  if (!counts.has(record.topic)) {
-    // The Kafka publisher's answer: the relay backs these records off uncharged until the topic exists.
-    return new ZerolossError(
-      'ZL_TOPIC_UNAVAILABLE',
-      `topic ${record.topic} does not exist on Redis: create it with RedisStreamsAdmin.createTopic`,
-      {
-        retryable: true,
-        details: { topic: record.topic },
-      },
-    );
-  }
-  return undefined;
 }
 
 function* chunks(planned: Planned[]): Generator<Planned[]> {

@@ -1,40 +1,24 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
-import { ZerolossError } from '../../core/errors.ts';
-import { validateTopic } from '../../core/message.ts';
 import type { SubscribeOptions, Subscriber } from '../../ports/transport.ts';
+import { checkSubscribeOptions } from '../shared/check-subscribe-options.ts';
+import { groupMemberConfigFields, newMemberId, SESSION_TIMEOUT_RULE, sessionCoversHeartbeats } from '../shared/group-member-config.ts';
 import { RedisStreamsSubscription } from './redis-streams-subscription.ts';
 
 export const redisStreamsSubscriberConfigSchema = z
   .object({
+    ...groupMemberConfigFields,
     /** redis://host:port/db */
     url: z.string().min(1),
     /** Namespace of the transport's keys; publishers and subscribers of one deployment share it. */
     prefix: z.string().min(1).default('zl'),
-    /** Prefix of member ids (a random suffix keeps each subscription unique); default host-pid. */
-    clientId: z.string().min(1).max(100).optional(),
-    /** Session and lease renewal interval, and how often the assignment is recomputed. */
-    heartbeatIntervalMs: z.number().int().positive().default(1_000),
-    /** A member that has not renewed for this long is dead: its leases run out and others take its partitions. */
-    sessionTimeoutMs: z.number().int().positive().default(10_000),
     /** Longest XREADGROUP block while waiting for new entries. */
     pollIntervalMs: z.number().int().positive().default(1_000),
-    /** Most records in one onRecords batch (one partition). */
-    maxBatchRecords: z.number().int().positive().default(500),
-    /** Where a group starts on a partition it has never read: the first entry, or new entries only. */
-    startFrom: z.enum(['earliest', 'latest']).default('earliest'),
-    /** How long onRevoke may take before the partition is handed back anyway. */
-    rebalanceTimeoutMs: z.number().int().positive().default(60_000),
     commandTimeoutMs: z.number().int().positive().default(10_000),
   })
   .strict()
-  .refine((c) => c.sessionTimeoutMs >= 2 * c.heartbeatIntervalMs, {
-    message: 'must be at least twice heartbeatIntervalMs',
-    path: ['sessionTimeoutMs'],
-  });
+  .refine(sessionCoversHeartbeats, SESSION_TIMEOUT_RULE);
 
 export type RedisStreamsSubscriberConfig = z.input<typeof redisStreamsSubscriberConfigSchema>;
 
@@ -42,8 +26,6 @@ export interface RedisStreamsSubscriberEvents {
   /** Background trouble (Redis errors, a throwing callback). The subscription keeps going. */
   error: [Error];
 }
-
-const MAX_GROUP_ID = 200;
 
 /**
  * Consumer groups over Redis Streams: Redis's own consumer groups track what was delivered (the pending
@@ -62,9 +44,8 @@ export class RedisStreamsSubscriber extends EventEmitter<RedisStreamsSubscriberE
 
   async subscribe(options: SubscribeOptions): Promise<RedisStreamsSubscription> {
     const checked = checkSubscribeOptions(options);
-    const prefix = this.config.clientId ?? `${hostname()}-${process.pid}`;
     const subscription = new RedisStreamsSubscription({
-      memberId: `${prefix}-${randomBytes(4).toString('hex')}`,
+      memberId: newMemberId(this.config.clientId),
       settings: this.config,
       subscribe: checked,
       onError: (error) => this.emit('error', error),
@@ -72,18 +53,4 @@ export class RedisStreamsSubscriber extends EventEmitter<RedisStreamsSubscriberE
     await subscription.start();
     return subscription;
   }
-}
-
-function checkSubscribeOptions(options: SubscribeOptions): SubscribeOptions {
-  if (options === null || typeof options !== 'object') throw new ZerolossError('ZL_INVALID_CONFIG', 'subscribe options must be an object');
-  const { groupId, topics, onRecords, onRevoke, onAssign } = options;
-  if (typeof groupId !== 'string' || groupId.length === 0 || groupId.length > MAX_GROUP_ID) {
-    throw new ZerolossError('ZL_INVALID_CONFIG', `groupId must be a string of 1-${MAX_GROUP_ID} characters`);
-  }
-  if (!Array.isArray(topics) || topics.length === 0) throw new ZerolossError('ZL_INVALID_CONFIG', 'topics must be a non-empty array');
-  for (const topic of topics) validateTopic(topic);
-  if (typeof onRecords !== 'function') throw new ZerolossError('ZL_INVALID_CONFIG', 'onRecords must be a function');
-  if (onRevoke !== undefined && typeof onRevoke !== 'function') throw new ZerolossError('ZL_INVALID_CONFIG', 'onRevoke must be a function');
-  if (onAssign !== undefined && typeof onAssign !== 'function') throw new ZerolossError('ZL_INVALID_CONFIG', 'onAssign must be a function');
-  return { ...options, topics: [...new Set(topics)].sort() };
 }

@@ -1,8 +1,13 @@
 import type { Redis } from 'ioredis';
 import type { IncomingRecord } from '../../core/envelope.ts';
-import { classifyError, ZerolossError } from '../../core/errors.ts';
+import { classifyError } from '../../core/errors.ts';
 import type { SubscribeOptions, Subscription } from '../../ports/transport.ts';
-import { assignPartitions, type GroupMember } from '../table-log/table-log-assignment.ts';
+import type { GroupMember } from '../shared/assign-partitions.ts';
+import { commitFencedError, latestOffsets } from '../shared/latest-offsets.ts';
+import { LoopWaker } from '../shared/loop-waker.ts';
+import { activePartitions, memberShare } from '../shared/member-share.ts';
+import { fromPartitionSlot, partitionSlot } from '../shared/partition-slot.ts';
+import { callReporting, joinFailedError, onRecordsThrewError, runOnRevoke } from '../shared/subscription-callbacks.ts';
 import { readPartitionCounts } from './redis-streams-admin.ts';
 import { connectRedis } from './redis-streams-connection.ts';
 import { redisError } from './redis-streams-errors.ts';
@@ -70,8 +75,7 @@ export class RedisStreamsSubscription implements Subscription {
   #closed: Promise<void> | undefined;
   #rebalanceDue = true;
   #lastRebalance = 0;
-  #woken = false;
-  #wakeUp: (() => void) | undefined;
+  readonly #waker = new LoopWaker();
   #loop: Promise<void> = Promise.resolve();
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #heartbeat: Promise<void> = Promise.resolve();
@@ -108,10 +112,7 @@ export class RedisStreamsSubscription implements Subscription {
       this.#closing = true;
       await this.#leave().catch(() => {});
       this.#disconnect();
-      throw new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `could not join group ${this.#groupId}: ${classifyError(error).message}`, {
-        retryable: true,
-        cause: error,
-      });
+      throw joinFailedError(this.#groupId, error);
     }
     this.#scheduleHeartbeat();
     this.#loop = this.#run();
@@ -119,7 +120,7 @@ export class RedisStreamsSubscription implements Subscription {
 
   /** The partitions this member currently delivers. */
   assignment(): Array<{ topic: string; partition: number }> {
-    return [...this.#owned.values()].filter((p) => p.state === 'active').map(({ topic, partition }) => ({ topic, partition }));
+    return activePartitions(this.#owned.values());
   }
 
   /**
@@ -128,26 +129,14 @@ export class RedisStreamsSubscription implements Subscription {
    * rejects with ZL_COMMIT_FENCED naming the partitions lost (their entries go to the new owner again).
    */
   async commit(offsets: Array<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
-    const latest = new Map<string, { topic: string; partition: number; offset: bigint }>();
-    for (const o of offsets) {
-      if (typeof o?.offset !== 'bigint' || o.offset < 0n) {
-        throw new ZerolossError('ZL_INVALID_OFFSET', `commit offset for ${o?.topic}/${o?.partition} must be a non-negative bigint`);
-      }
-      latest.set(slot(o), o);
-    }
+    const latest = latestOffsets(offsets);
     const fenced: Array<{ topic: string; partition: number }> = [];
     for (const o of latest.values()) {
-      const owned = this.#owned.get(slot(o));
+      const owned = this.#owned.get(partitionSlot(o));
       if (!owned || owned.state === 'lost' || !(await this.#ack(owned, o.offset))) fenced.push({ topic: o.topic, partition: o.partition });
     }
     if (fenced.length > 0) {
-      throw new ZerolossError(
-        'ZL_COMMIT_FENCED',
-        `not committed, this member no longer owns: ${fenced.map((p) => `${p.topic}/${p.partition}`).join(', ')}`,
-        {
-          details: { fenced },
-        },
-      );
+      throw commitFencedError(fenced);
     }
   }
 
@@ -165,7 +154,7 @@ export class RedisStreamsSubscription implements Subscription {
       if (Number(reply) < 0) {
         owned.state = 'lost';
         this.#rebalanceDue = true;
-        this.#wake();
+        this.#waker.wake();
         return false;
       }
       for (const o of part) owned.unacked.delete(o);
@@ -193,7 +182,7 @@ export class RedisStreamsSubscription implements Subscription {
 
   resume(): void {
     this.#paused = false;
-    this.#wake();
+    this.#waker.wake();
   }
 
   /** Stops delivery, runs onRevoke for what it owns, gives the partitions back and leaves the group. */
@@ -205,7 +194,7 @@ export class RedisStreamsSubscription implements Subscription {
   async #shutdown(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#heartbeatTimer);
-    this.#wake();
+    this.#waker.wake();
     // Ends a blocked XREADGROUP at once. Entries it had already taken stay pending under this member,
     // and the next owner takes them over.
     this.#reader.disconnect();
@@ -234,7 +223,7 @@ export class RedisStreamsSubscription implements Subscription {
   async #run(): Promise<void> {
     let errorDelay = 0;
     while (!this.#closing) {
-      this.#woken = false;
+      this.#waker.woken = false;
       let progressed = false;
       try {
         if (this.#rebalanceDue || Date.now() - this.#lastRebalance >= this.#settings.heartbeatIntervalMs) await this.#rebalance();
@@ -246,8 +235,8 @@ export class RedisStreamsSubscription implements Subscription {
         errorDelay = Math.min(Math.max(errorDelay * 2, 100), 5_000);
       }
       if (this.#closing) break;
-      if ((progressed && errorDelay === 0) || this.#woken) continue;
-      await this.#sleep(errorDelay || Math.max(1, this.#untilRebalance()));
+      if ((progressed && errorDelay === 0) || this.#waker.woken) continue;
+      await this.#waker.sleep(errorDelay || Math.max(1, this.#untilRebalance()));
     }
   }
 
@@ -264,18 +253,11 @@ export class RedisStreamsSubscription implements Subscription {
     this.#lastRebalance = Date.now();
     const members = await this.#members(JSON.stringify(this.#options.topics));
     const counts = await readPartitionCounts(this.#commands, this.#keys, this.#options.topics);
-    const mine = new Set(
-      assignPartitions(
-        members,
-        [...counts].map(([topic, partitions]) => ({ topic, partitions })),
-      )
-        .filter((a) => a.memberId === this.memberId)
-        .map(slot),
-    );
+    const mine = memberShare(this.memberId, members, counts);
     const lost = [...this.#owned.values()].filter((p) => p.state === 'lost');
-    const giveBack = [...this.#owned.values()].filter((p) => p.state !== 'lost' && !mine.has(slot(p)));
+    const giveBack = [...this.#owned.values()].filter((p) => p.state !== 'lost' && !mine.has(partitionSlot(p)));
     await this.#revoke([...lost, ...giveBack]);
-    for (const p of lost) this.#owned.delete(slot(p));
+    for (const p of lost) this.#owned.delete(partitionSlot(p));
     if (giveBack.length > 0) {
       await runScript(
         this.#commands,
@@ -283,10 +265,10 @@ export class RedisStreamsSubscription implements Subscription {
         giveBack.map((p) => p.lease),
         [this.memberId],
       );
-      for (const p of giveBack) this.#owned.delete(slot(p));
+      for (const p of giveBack) this.#owned.delete(partitionSlot(p));
     }
     if (this.#closing) return;
-    const wanted = [...mine].filter((s) => !this.#owned.has(s)).map(unslot);
+    const wanted = [...mine].filter((s) => !this.#owned.has(s)).map(fromPartitionSlot);
     if (wanted.length === 0) return;
     const leases = wanted.map((w) => this.#keys.lease(this.#groupId, w.topic, w.partition));
     const held = (await runScript(this.#commands, LEASE, leases, [this.memberId, this.#settings.sessionTimeoutMs, 'take'])) as number[];
@@ -296,7 +278,7 @@ export class RedisStreamsSubscription implements Subscription {
       const stream = this.#keys.stream(w.topic, w.partition);
       await this.#ensureGroup(stream);
       this.#touched.add(stream);
-      this.#owned.set(slot(w), {
+      this.#owned.set(partitionSlot(w), {
         ...w,
         stream,
         lease: leases[i]!,
@@ -308,7 +290,7 @@ export class RedisStreamsSubscription implements Subscription {
       });
       assigned.push(w);
     }
-    if (assigned.length > 0) this.#callback(() => this.#options.onAssign?.(assigned));
+    if (assigned.length > 0) callReporting(() => this.#options.onAssign?.(assigned), this.#onError);
   }
 
   /** Renews this member's session (or ends it with topics ''); returns the live members. */
@@ -345,25 +327,7 @@ export class RedisStreamsSubscription implements Subscription {
       if (p.state === 'active') p.state = 'revoked';
       p.buffer = [];
     }
-    const onRevoke = this.#options.onRevoke;
-    if (!onRevoke || stopping.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.#onError(
-          new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `onRevoke did not finish within ${this.#settings.rebalanceTimeoutMs} ms`),
-        );
-        resolve();
-      }, this.#settings.rebalanceTimeoutMs);
-    });
-    try {
-      const list = stopping.map(({ topic, partition }) => ({ topic, partition }));
-      await Promise.race([Promise.resolve().then(() => onRevoke(list)), timeout]);
-    } catch (error) {
-      this.#onError(classifyError(error));
-    } finally {
-      clearTimeout(timer);
-    }
+    await runOnRevoke(this.#options.onRevoke, stopping, this.#settings.rebalanceTimeoutMs, this.#onError);
   }
 
   /**
@@ -453,10 +417,7 @@ export class RedisStreamsSubscription implements Subscription {
         // Not taken: offered again after the loop's back-off.
         p.buffer = [...records, ...p.buffer];
         p.next = records[0]!.offset;
-        throw new ZerolossError('ZL_UNKNOWN', `onRecords threw for ${p.topic}/${p.partition}: ${classifyError(error).message}`, {
-          retryable: true,
-          cause: error,
-        });
+        throw onRecordsThrewError(`${p.topic}/${p.partition}`, error);
       }
       delivered = true;
     }
@@ -488,38 +449,13 @@ export class RedisStreamsSubscription implements Subscription {
       p.state = 'lost';
       p.buffer = [];
       this.#rebalanceDue = true;
-      this.#wake();
+      this.#waker.wake();
     });
   }
 
   #disconnect(): void {
     this.#reader.disconnect();
     this.#commands.quit().catch(() => this.#commands.disconnect());
-  }
-
-  #wake(): void {
-    this.#woken = true;
-    const wakeUp = this.#wakeUp;
-    this.#wakeUp = undefined;
-    wakeUp?.();
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wakeUp = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
-  #callback(fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.#onError(classifyError(error));
-    }
   }
 }
 
@@ -560,13 +496,4 @@ function pairs(flat: unknown[]): Map<string, unknown> {
   const out = new Map<string, unknown>();
   for (let i = 0; i + 1 < flat.length; i += 2) out.set(String(flat[i]), flat[i + 1]);
   return out;
-}
-
-function slot(p: { topic: string; partition: number }): string {
-  return `${p.topic}\u0000${p.partition}`;
-}
-
-function unslot(s: string): { topic: string; partition: number } {
-  const [topic, partition] = s.split('\u0000') as [string, string];
-  return { topic, partition: Number(partition) };
 }

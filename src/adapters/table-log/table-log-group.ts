@@ -1,5 +1,5 @@
 import type { Database } from '../../ports/sql-executor.ts';
-import type { GroupMember, TopicPartitionCount } from './table-log-assignment.ts';
+import type { GroupMember, TopicPartitionCount } from '../shared/assign-partitions.ts';
 import type { TableLogSql } from './table-log-sql.ts';
 
 export interface TopicPartition {

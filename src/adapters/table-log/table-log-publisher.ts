@@ -2,24 +2,36 @@ import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import type { OutgoingRecord } from '../../core/envelope.ts';
 import { classifyError, ZerolossError } from '../../core/errors.ts';
-import { validateTopic } from '../../core/message.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
-import { partitionFor } from './table-log-partition.ts';
+import { checkOutgoingRecord, type OutgoingRecordRules } from '../shared/check-outgoing-record.ts';
+import { partitionFor } from '../shared/partition-for.ts';
+import { publisherConfigFields } from '../shared/publisher-config-fields.ts';
+import { screenRecords } from '../shared/screen-records.ts';
 import { tableLogChannel, tableLogSql } from './table-log-sql.ts';
 
 export const tableLogPublisherConfigSchema = z
   .object({
     /** The zeroloss schema holding the log tables (migration 3). */
     schema: z.string().default('zeroloss'),
-    /** Largest record accepted (value + key + headers), like Kafka's max.message.bytes. */
-    maxRecordBytes: z.number().int().positive().default(1_048_576),
+    maxRecordBytes: publisherConfigFields.maxRecordBytes,
     /** NOTIFY subscribers at commit so they fetch at once instead of at their next poll. */
     notify: z.boolean().default(true),
   })
   .strict();
 
 export type TableLogPublisherConfig = z.input<typeof tableLogPublisherConfigSchema>;
+
+/** Postgres text cannot hold NUL: refused here rather than failing the whole batch's transaction. */
+const RULES: OutgoingRecordRules = {
+  checkKey: (key) =>
+    key.includes('\u0000') ? new ZerolossError('ZL_INVALID_KEY', 'record key must not contain NUL characters') : undefined,
+  checkHeader: (name, value) =>
+    name.includes('\u0000') || value.includes('\u0000')
+      ? new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must not contain NUL characters`)
+      : undefined,
+  missingTopic: 'in the table log: create it with TableLogAdmin.createTopic(topic, partitions)',
+};
 
 const INSERT_CHUNK_RECORDS = 1_000;
 const INSERT_CHUNK_BYTES = 8 * 1_048_576;
@@ -137,22 +149,9 @@ export function planPublish(
   partitionCounts: Map<string, number>,
   maxRecordBytes: number,
 ): { outcomes: Array<PublishOutcome | undefined>; planned: PlannedRecord[] } {
-  const outcomes: Array<PublishOutcome | undefined> = new Array(records.length).fill(undefined);
   const planned: PlannedRecord[] = [];
-  const blocked = new Map<string, ZerolossError>();
-  records.forEach((record, index) => {
-    const blockKey = `${record?.topic}\u0000${record?.key}`;
-    const held = blocked.get(blockKey);
-    if (held) {
-      outcomes[index] = { ok: false, error: held, attempted: false };
-      return;
-    }
-    const problem = checkRecord(record, partitionCounts, maxRecordBytes);
-    if (problem) {
-      blocked.set(blockKey, problem);
-      outcomes[index] = { ok: false, error: problem, attempted: true };
-      return;
-    }
+  const check = (record: OutgoingRecord) => checkOutgoingRecord(record, partitionCounts, maxRecordBytes, RULES);
+  const { outcomes } = screenRecords(records, check, (record, index) => {
     planned.push({
       index,
       topic: record.topic,
@@ -163,45 +162,6 @@ export function planPublish(
     });
   });
   return { outcomes, planned };
-}
-
-function checkRecord(record: OutgoingRecord, counts: Map<string, number>, maxRecordBytes: number): ZerolossError | undefined {
-  if (record === null || typeof record !== 'object') return new ZerolossError('ZL_INVALID_MESSAGE', 'record must be an object');
-  try {
-    validateTopic(record.topic);
-  } catch (error) {
-    return error as ZerolossError;
-  }
-  if (typeof record.key !== 'string') return new ZerolossError('ZL_INVALID_KEY', 'record key must be a string');
-  // Postgres text cannot hold NUL; refuse it here rather than fail the whole batch's transaction.
-  if (record.key.includes('\u0000')) return new ZerolossError('ZL_INVALID_KEY', 'record key must not contain NUL characters');
-  if (!(record.value instanceof Uint8Array)) return new ZerolossError('ZL_INVALID_MESSAGE', 'record value must be a Buffer');
-  const headers = record.headers ?? {};
-  if (typeof headers !== 'object' || Array.isArray(headers)) return new ZerolossError('ZL_INVALID_MESSAGE', 'headers must be an object');
-  let bytes = record.value.byteLength + Buffer.byteLength(record.key);
-  for (const [name, value] of Object.entries(headers)) {
-    if (typeof value !== 'string') return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must be a string`);
-    if (name.includes('\u0000') || value.includes('\u0000')) {
-      return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must not contain NUL characters`);
-    }
-    bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
-  }
-  if (bytes > maxRecordBytes) {
-    return new ZerolossError('ZL_PAYLOAD_TOO_LARGE', `record is ${bytes} bytes, over the limit of ${maxRecordBytes}`, {
-      details: { bytes, limit: maxRecordBytes },
-    });
-  }
-  const partitions = counts.get(record.topic);
-  if (partitions === undefined) {
-    // The same answer the Kafka publisher gives: the topic's records wait (the relay backs them off
-    // without charging an attempt and raises its topic alarm) and flow once someone creates the topic.
-    return new ZerolossError(
-      'ZL_TOPIC_UNAVAILABLE',
-      `topic ${record.topic} does not exist in the table log: create it with TableLogAdmin.createTopic(topic, partitions)`,
-      { retryable: true, details: { topic: record.topic } },
-    );
-  }
-  return undefined;
 }
 
 /** [from, to) index ranges of at most `maxRecords` records and about `maxBytes` bytes (always at least one record). */

@@ -1,8 +1,12 @@
 import { classifyError, ZerolossError } from '../../core/errors.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 import type { SubscribeOptions, Subscription } from '../../ports/transport.ts';
-import { assignPartitions } from './table-log-assignment.ts';
 import { fetchBatches } from './table-log-fetch.ts';
+import { commitFencedError, latestOffsets, listPartitions } from '../shared/latest-offsets.ts';
+import { LoopWaker } from '../shared/loop-waker.ts';
+import { activePartitions, memberShare } from '../shared/member-share.ts';
+import { fromPartitionSlot, partitionSlot } from '../shared/partition-slot.ts';
+import { callReporting, joinFailedError, onRecordsThrewError, runOnRevoke } from '../shared/subscription-callbacks.ts';
 import { GroupMembership, type OwnedGeneration, type TopicPartition } from './table-log-group.ts';
 import type { TableLogSql } from './table-log-sql.ts';
 
@@ -49,8 +53,7 @@ export class TableLogSubscription implements Subscription {
   #rebalanceDue = true;
   #lastRebalance = 0;
   #expired = false;
-  #woken = false;
-  #wakeUp: (() => void) | undefined;
+  readonly #waker = new LoopWaker();
   #loop: Promise<void> = Promise.resolve();
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #heartbeat: Promise<void> = Promise.resolve();
@@ -95,10 +98,7 @@ export class TableLogSubscription implements Subscription {
       this.#closing = true;
       await this.#group.leave().catch(() => {});
       await this.#unlisten?.().catch(() => {});
-      throw new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `could not join group ${this.#group.groupId}: ${classifyError(error).message}`, {
-        retryable: true,
-        cause: error,
-      });
+      throw joinFailedError(this.#group.groupId, error);
     }
     this.#scheduleHeartbeat();
     this.#loop = this.#run();
@@ -106,7 +106,7 @@ export class TableLogSubscription implements Subscription {
 
   /** The partitions this member currently delivers. */
   assignment(): TopicPartition[] {
-    return [...this.#owned.values()].filter((p) => p.state === 'active').map(({ topic, partition }) => ({ topic, partition }));
+    return activePartitions(this.#owned.values());
   }
 
   /**
@@ -116,17 +116,11 @@ export class TableLogSubscription implements Subscription {
    * member lost (their records go to the new owner again), else ZL_INVALID_OFFSET.
    */
   async commit(offsets: Array<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
-    const latest = new Map<string, { topic: string; partition: number; offset: bigint }>();
-    for (const o of offsets) {
-      if (typeof o?.offset !== 'bigint' || o.offset < 0n) {
-        throw new ZerolossError('ZL_INVALID_OFFSET', `commit offset for ${o?.topic}/${o?.partition} must be a non-negative bigint`);
-      }
-      latest.set(slot(o), o);
-    }
+    const latest = latestOffsets(offsets);
     const fenced: TopicPartition[] = [];
     const attempt: Array<OwnedGeneration & { offset: bigint }> = [];
     for (const o of latest.values()) {
-      const owned = this.#owned.get(slot(o));
+      const owned = this.#owned.get(partitionSlot(o));
       if (owned) attempt.push({ topic: o.topic, partition: o.partition, generation: owned.generation, offset: o.offset });
       else fenced.push({ topic: o.topic, partition: o.partition });
     }
@@ -134,14 +128,9 @@ export class TableLogSubscription implements Subscription {
     const committed = results.filter((r) => r.status === 'committed').map(({ topic, partition }) => ({ topic, partition }));
     const beyondEnd = results.filter((r) => r.status === 'beyond_end').map(({ topic, partition }) => ({ topic, partition }));
     fenced.push(...results.filter((r) => r.status === 'fenced').map(({ topic, partition }) => ({ topic, partition })));
-    const list = (ps: TopicPartition[]) => ps.map((p) => `${p.topic}/${p.partition}`).join(', ');
-    if (fenced.length > 0) {
-      throw new ZerolossError('ZL_COMMIT_FENCED', `not committed, this member no longer owns: ${list(fenced)}`, {
-        details: { fenced, beyondEnd, committed },
-      });
-    }
+    if (fenced.length > 0) throw commitFencedError(fenced, { fenced, beyondEnd, committed });
     if (beyondEnd.length > 0) {
-      throw new ZerolossError('ZL_INVALID_OFFSET', `not committed, offset past the end of: ${list(beyondEnd)}`, {
+      throw new ZerolossError('ZL_INVALID_OFFSET', `not committed, offset past the end of: ${listPartitions(beyondEnd)}`, {
         details: { fenced, beyondEnd, committed },
       });
     }
@@ -165,7 +154,7 @@ export class TableLogSubscription implements Subscription {
 
   resume(): void {
     this.#paused = false;
-    this.#wake();
+    this.#waker.wake();
   }
 
   /** Stops delivery, runs onRevoke for what it owns, gives the partitions back and leaves the group. */
@@ -177,7 +166,7 @@ export class TableLogSubscription implements Subscription {
   async #shutdown(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#heartbeatTimer);
-    this.#wake();
+    this.#waker.wake();
     await this.#loop;
     await this.#heartbeat;
     try {
@@ -197,7 +186,7 @@ export class TableLogSubscription implements Subscription {
   async #run(): Promise<void> {
     let errorDelay = 0;
     while (!this.#closing) {
-      this.#woken = false;
+      this.#waker.woken = false;
       let delivered = false;
       try {
         if (this.#expired) {
@@ -214,9 +203,9 @@ export class TableLogSubscription implements Subscription {
       }
       if (this.#closing) break;
       // After a delivery, fetch again at once: the loop drains a backlog and sleeps only when caught up.
-      if ((delivered && errorDelay === 0) || this.#woken) continue;
+      if ((delivered && errorDelay === 0) || this.#waker.woken) continue;
       const untilRebalance = this.#lastRebalance + this.#settings.heartbeatIntervalMs - Date.now();
-      await this.#sleep(errorDelay || Math.max(1, Math.min(this.#settings.pollIntervalMs, untilRebalance)));
+      await this.#waker.sleep(errorDelay || Math.max(1, Math.min(this.#settings.pollIntervalMs, untilRebalance)));
     }
   }
 
@@ -229,65 +218,38 @@ export class TableLogSubscription implements Subscription {
     this.#lastRebalance = Date.now();
     const state = await this.#group.state();
     const inGroup = state.members.some((m) => m.memberId === this.memberId);
-    const mine = new Set(
-      assignPartitions(state.members, state.topics)
-        .filter((a) => a.memberId === this.memberId)
-        .map(slot),
-    );
-    const table = new Map(state.owned.map((o) => [slot(o), o.generation]));
-    const lost = [...this.#owned.values()].filter((p) => table.get(slot(p)) !== p.generation);
-    const giveBack = [...this.#owned.values()].filter((p) => table.get(slot(p)) === p.generation && !mine.has(slot(p)));
+    const mine = memberShare(this.memberId, state.members, state.topics);
+    const table = new Map(state.owned.map((o) => [partitionSlot(o), o.generation]));
+    const lost = [...this.#owned.values()].filter((p) => table.get(partitionSlot(p)) !== p.generation);
+    const giveBack = [...this.#owned.values()].filter((p) => table.get(partitionSlot(p)) === p.generation && !mine.has(partitionSlot(p)));
     await this.#revoke([...lost, ...giveBack].filter((p) => p.state === 'active'));
-    for (const p of lost) this.#owned.delete(slot(p));
+    for (const p of lost) this.#owned.delete(partitionSlot(p));
     if (giveBack.length > 0) {
       await this.#group.release(giveBack);
-      for (const p of giveBack) this.#owned.delete(slot(p));
+      for (const p of giveBack) this.#owned.delete(partitionSlot(p));
     }
     if (!inGroup) {
       // Our lease ran out: the others may be taking our partitions. Rejoin before claiming anything.
       this.#expired = true;
       return;
     }
-    const wanted = [...mine]
-      .filter((s) => this.#owned.get(s)?.state !== 'active')
-      .map((s) => {
-        const [topic, partition] = s.split('\u0000') as [string, string];
-        return { topic, partition: Number(partition) };
-      });
+    const wanted = [...mine].filter((s) => this.#owned.get(s)?.state !== 'active').map(fromPartitionSlot);
     const claimed = await this.#group.claim(wanted);
     if (claimed.length === 0) return;
-    const starts = new Map((await this.#group.startPositions(claimed)).map((s) => [slot(s), s]));
+    const starts = new Map((await this.#group.startPositions(claimed)).map((s) => [partitionSlot(s), s]));
     for (const c of claimed) {
-      const start = starts.get(slot(c));
+      const start = starts.get(partitionSlot(c));
       const position = start?.committed ?? (this.#settings.startFrom === 'latest' ? (start?.high ?? 0n) : 0n);
-      this.#owned.set(slot(c), { ...c, position, state: 'active' });
+      this.#owned.set(partitionSlot(c), { ...c, position, state: 'active' });
     }
-    this.#callback(() => this.#options.onAssign?.(claimed.map(({ topic, partition }) => ({ topic, partition }))));
+    callReporting(() => this.#options.onAssign?.(claimed.map(({ topic, partition }) => ({ topic, partition }))), this.#onError);
   }
 
   /** Stops delivery of `partitions` and awaits onRevoke, bounded by the rebalance timeout. */
   async #revoke(partitions: OwnedPartition[]): Promise<void> {
     if (partitions.length === 0) return;
     for (const p of partitions) p.state = 'revoked';
-    const onRevoke = this.#options.onRevoke;
-    if (!onRevoke) return;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.#onError(
-          new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `onRevoke did not finish within ${this.#settings.rebalanceTimeoutMs} ms`),
-        );
-        resolve();
-      }, this.#settings.rebalanceTimeoutMs);
-    });
-    try {
-      const list = partitions.map(({ topic, partition }) => ({ topic, partition }));
-      await Promise.race([Promise.resolve().then(() => onRevoke(list)), timeout]);
-    } catch (error) {
-      this.#onError(classifyError(error));
-    } finally {
-      clearTimeout(timer);
-    }
+    await runOnRevoke(this.#options.onRevoke, partitions, this.#settings.rebalanceTimeoutMs, this.#onError);
   }
 
   /** Fetches from every active partition and delivers one batch per partition; true if anything was delivered. */
@@ -307,10 +269,7 @@ export class TableLogSubscription implements Subscription {
         this.#options.onRecords({ topic: first.topic, partition: first.partition, records });
       } catch (error) {
         // The batch was not taken: the position stays, and the loop backs off before offering it again.
-        throw new ZerolossError('ZL_UNKNOWN', `onRecords threw for ${s.replace('\u0000', '/')}: ${classifyError(error).message}`, {
-          retryable: true,
-          cause: error,
-        });
+        throw onRecordsThrewError(s.replace('\u0000', '/'), error);
       }
       owned.position = records[records.length - 1]!.offset + 1n;
       delivered = true;
@@ -326,7 +285,7 @@ export class TableLogSubscription implements Subscription {
         .then((alive) => {
           if (!alive && !this.#closing) {
             this.#expired = true;
-            this.#wake();
+            this.#waker.wake();
           }
         })
         .catch((error: unknown) => this.#onError(classifyError(error)))
@@ -338,42 +297,9 @@ export class TableLogSubscription implements Subscription {
     if (payload === '' || payload === `g:${this.#group.groupId}`) {
       // '' is a listener reconnect: notifications may have been missed, so look at everything.
       this.#rebalanceDue = true;
-      this.#wake();
+      this.#waker.wake();
     } else if (payload.startsWith('t:') && this.#options.topics.includes(payload.slice(2))) {
-      this.#wake();
+      this.#waker.wake();
     }
   }
-
-  #wake(): void {
-    this.#woken = true;
-    const wakeUp = this.#wakeUp;
-    this.#wakeUp = undefined;
-    wakeUp?.();
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const wakeUp = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.#wakeUp = wakeUp;
-      function done() {
-        resolve();
-      }
-    });
-  }
-
-  #callback(fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.#onError(classifyError(error));
-    }
-  }
-}
-
-function slot(p: { topic: string; partition: number }): string {
-  return `${p.topic}\u0000${p.partition}`;
 }
