@@ -1,102 +1,18 @@
-import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
 import { TableLogAdmin } from '../../../src/adapters/table-log/table-log-admin.ts';
 import { TableLogPublisher } from '../../../src/adapters/table-log/table-log-publisher.ts';
 import { TableLogSubscriber } from '../../../src/adapters/table-log/table-log-subscriber.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
-import { RetryableError } from '../../../src/core/errors.ts';
-import { createEffectTable, insertEffect, uniqueId, zlRecord } from '../../helpers/consumer-fixtures.ts';
-import { freshSchema } from '../../helpers/pg.ts';
-import { waitFor } from '../../helpers/wait-for.ts';
+import { consumerOverTransport } from '../../helpers/consumer-over-transport.ts';
 
-/**
- * The consumer runtime depends on the Subscriber/Publisher ports only: the same runtime over the embedded
- * Postgres log (no Kafka), with duplicates, a bad record, a retry-topic round trip and a second member
- * joining the group mid-run.
- */
-describe('consumer over the embedded Postgres log transport', () => {
-  let env: Awaited<ReturnType<typeof freshSchema>>;
-  const consumers: Consumer[] = [];
-  before(async () => {
-    env = await freshSchema('zlc');
-    await createEffectTable(env.db, env.schema);
-  });
-  after(async () => {
-    for (const c of consumers) await c.stop();
-    await env.cleanup();
-  });
-
-  test('each effect once, in key order; bad input dead-lettered; retry topic used', async () => {
-    const topic = 'orders';
-    const admin = new TableLogAdmin(env.db, { schema: env.schema });
-    for (const t of [topic, `${topic}.dlq`, `${topic}.retry.1`]) await admin.createTopic(t, 4);
-    const publisher = new TableLogPublisher(env.db, { schema: env.schema });
-    const groupId = uniqueId('g');
-    let flaky = true;
-    const make = () => {
-      const consumer = new Consumer({
-        subscriber: new TableLogSubscriber(env.db, {
-          schema: env.schema,
-          heartbeatIntervalMs: 200,
-          sessionTimeoutMs: 2_000,
-          pollIntervalMs: 100,
-        }),
-        db: env.db,
-        publisher,
-        config: { groupId, topics: [topic], schema: env.schema, commitIntervalMs: 50 },
-      });
-      consumer.handle<{ n: number }>('credit', async (m, ctx) =>
-        insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }),
-      );
-      consumer.handle<{ n: number }>(
-        'flaky',
-        async (m, ctx) => {
-          if (flaky) {
-            flaky = false;
-            throw new RetryableError('first try fails');
-          }
-          await insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type });
-        },
-        { retry: { mode: 'topic', maxRetries: 1, delayMs: 50 } },
-      );
-      consumers.push(consumer);
-      return consumer;
-    };
-    await make().start();
-
-    const records = [];
-    for (let n = 1; n <= 40; n++)
-      for (let k = 0; k < 10; k++) records.push(zlRecord({ topic, key: `k${k}`, type: 'credit', payload: { n } }));
-    const firstHalf = records.slice(0, 200);
-    const secondHalf = records.slice(200);
-    for (const o of await publisher.publish([...firstHalf, firstHalf[7] as (typeof records)[number]])) assert.ok(o.ok);
-    await waitFor(async () => ((await consumers[0]?.metrics())?.zeroloss_consumer_processed_total ?? 0) >= 50, { what: 'first effects' });
-    await make().start();
-    const bad = { ...zlRecord({ topic, key: 'k0', type: 'credit', payload: {} }), value: Buffer.from('{oops') };
-    const flakyRecord = zlRecord({ topic, key: 'f', type: 'flaky', payload: { n: 1 } });
-    for (const o of await publisher.publish([...secondHalf, bad, flakyRecord, secondHalf[3] as (typeof records)[number]])) assert.ok(o.ok);
-
-    await waitFor(async () => (await env.pool.query(`select count(*)::int as n from "${env.schema}".effect`)).rows[0].n === 401, {
-      what: '400 credits and the flaky message applied',
-      timeoutMs: 60_000,
-    });
-    const { rows } = await env.pool.query(
-      `select msg_key, array_agg(n order by id) as ns, count(distinct message_id)::int as d, count(*)::int as c
-       from "${env.schema}".effect where type = 'credit' group by msg_key`,
-    );
-    assert.equal(rows.length, 10);
-    for (const r of rows) {
-      assert.deepEqual(
-        r.ns,
-        Array.from({ length: 40 }, (_, i) => i + 1),
-        `key ${r.msg_key} in order`,
-      );
-      assert.equal(r.c, r.d, `key ${r.msg_key}: no effect twice`);
-    }
-    const dead = await env.pool.query(`select error_code, error from "${env.schema}".dead_letter`);
-    assert.equal(dead.rows.length, 1);
-    assert.match(dead.rows[0].error, /not valid JSON/);
-    const retried = (await admin.endOffsets(`${topic}.retry.1`)).reduce((sum, p) => sum + Number(p.high - p.low), 0);
-    assert.equal(retried, 1, 'the flaky message went through orders.retry.1');
-  });
+// The embedded Postgres log (no Kafka): its tables live in the test's own schema, dropped with it.
+consumerOverTransport('the embedded Postgres log transport', async ({ db, schema }) => {
+  const topic = 'orders';
+  const admin = new TableLogAdmin(db, { schema });
+  for (const t of [topic, `${topic}.dlq`, `${topic}.retry.1`]) await admin.createTopic(t, 4);
+  return {
+    topic,
+    publisher: new TableLogPublisher(db, { schema }),
+    subscriber: () => new TableLogSubscriber(db, { schema, heartbeatIntervalMs: 200, sessionTimeoutMs: 2_000, pollIntervalMs: 100 }),
+    retried: async () => (await admin.endOffsets(`${topic}.retry.1`)).reduce((sum, p) => sum + Number(p.high - p.low), 0),
+    cleanup: async () => {},
+  };
 });
