@@ -1,9 +1,7 @@
-import { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
-import type { SubscribeOptions, Subscriber } from '../../ports/transport.ts';
-import { checkSubscribeOptions } from '../shared/check-subscribe-options.ts';
-import { groupMemberConfigFields, newMemberId, SESSION_TIMEOUT_RULE, sessionCoversHeartbeats } from '../shared/group-member-config.ts';
+import { groupMemberConfigFields, SESSION_TIMEOUT_RULE, sessionCoversHeartbeats } from '../shared/group-member-config.ts';
+import { GroupSubscriber, type NewMember } from '../shared/group-subscriber.ts';
 import { RabbitMqSubscription } from './rabbitmq-subscription.ts';
 
 export const rabbitMqSubscriberConfigSchema = z
@@ -29,35 +27,24 @@ export const rabbitMqSubscriberConfigSchema = z
 
 export type RabbitMqSubscriberConfig = z.input<typeof rabbitMqSubscriberConfigSchema>;
 
-export interface RabbitMqSubscriberEvents {
-  /** Background trouble (RabbitMQ errors, a throwing callback). The subscription keeps going. */
-  error: [Error];
-}
-
 /**
  * Consumer groups over RabbitMQ streams. RabbitMQ 3.10 has no consumer groups for streams on AMQP, so
  * zeroloss keeps them: a partition is owned by whoever holds its lock queue, and a group's committed
  * offset lives in a one-message quorum queue per partition, written only by `commit`.
  */
-export class RabbitMqSubscriber extends EventEmitter<RabbitMqSubscriberEvents> implements Subscriber {
+export class RabbitMqSubscriber extends GroupSubscriber<RabbitMqSubscription> {
   readonly config: Readonly<z.output<typeof rabbitMqSubscriberConfigSchema>>;
 
   constructor(config: RabbitMqSubscriberConfig) {
     super();
     this.config = parseConfig(rabbitMqSubscriberConfigSchema, config, 'rabbitmq subscriber');
-    // Without a listener an 'error' event would throw; background errors are reported, never fatal.
-    this.on('error', () => {});
   }
 
-  async subscribe(options: SubscribeOptions): Promise<RabbitMqSubscription> {
-    const checked = checkSubscribeOptions(options);
-    const subscription = new RabbitMqSubscription({
-      memberId: newMemberId(this.config.clientId),
-      settings: this.config,
-      subscribe: checked,
-      onError: (error) => this.emit('error', error),
-    });
-    await subscription.start();
-    return subscription;
+  protected get clientId(): string | undefined {
+    return this.config.clientId;
+  }
+
+  protected newMember(member: NewMember): RabbitMqSubscription {
+    return new RabbitMqSubscription({ ...member, settings: this.config });
   }
 }

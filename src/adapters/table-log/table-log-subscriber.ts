@@ -1,10 +1,8 @@
-import { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import type { Database } from '../../ports/sql-executor.ts';
-import type { SubscribeOptions, Subscriber } from '../../ports/transport.ts';
-import { checkSubscribeOptions } from '../shared/check-subscribe-options.ts';
-import { groupMemberConfigFields, newMemberId, SESSION_TIMEOUT_RULE, sessionCoversHeartbeats } from '../shared/group-member-config.ts';
+import { groupMemberConfigFields, SESSION_TIMEOUT_RULE, sessionCoversHeartbeats } from '../shared/group-member-config.ts';
+import { GroupSubscriber, type NewMember } from '../shared/group-subscriber.ts';
 import { tableLogChannel, tableLogSql } from './table-log-sql.ts';
 import { TableLogSubscription } from './table-log-subscription.ts';
 
@@ -25,17 +23,12 @@ export const tableLogSubscriberConfigSchema = z
 
 export type TableLogSubscriberConfig = z.input<typeof tableLogSubscriberConfigSchema>;
 
-export interface TableLogSubscriberEvents {
-  /** Background trouble (database errors, a throwing callback). The subscription keeps going. */
-  error: [Error];
-}
-
 /**
  * Consumer groups over the table log. Offsets live in `log_group_offset` and are written only by
  * `commit`; members hold partitions under leases, and every claim bumps a generation that fences the
  * commits of the member it was taken from.
  */
-export class TableLogSubscriber extends EventEmitter<TableLogSubscriberEvents> implements Subscriber {
+export class TableLogSubscriber extends GroupSubscriber<TableLogSubscription> {
   readonly config: Readonly<z.output<typeof tableLogSubscriberConfigSchema>>;
   readonly #db: Database;
   readonly #sql: ReturnType<typeof tableLogSql>;
@@ -49,24 +42,21 @@ export class TableLogSubscriber extends EventEmitter<TableLogSubscriberEvents> i
     this.#db = db;
     this.#sql = tableLogSql(this.config.schema);
     this.#channel = tableLogChannel(this.config.schema);
-    // Without a listener an 'error' event would throw; background errors are reported, never fatal.
-    this.on('error', () => {});
   }
 
-  async subscribe(options: SubscribeOptions): Promise<TableLogSubscription> {
-    const checked = checkSubscribeOptions(options);
-    const subscription = new TableLogSubscription({
+  protected get clientId(): string | undefined {
+    return this.config.clientId;
+  }
+
+  protected newMember(member: NewMember): TableLogSubscription {
+    return new TableLogSubscription({
+      ...member,
       db: this.#db,
       sql: this.#sql,
       channel: this.#channel,
       listen: (onNotify) => this.#listen(onNotify),
-      memberId: newMemberId(this.config.clientId),
       settings: this.config,
-      subscribe: checked,
-      onError: (error) => this.emit('error', error),
     });
-    await subscription.start();
-    return subscription;
   }
 
   /**
