@@ -49,7 +49,6 @@ export function consumerOverTransport(
       const transport = await open({ db: env.db, schema: env.schema, groupId });
       cleanups.push(() => transport.cleanup());
       const { topic, publisher } = transport;
-      let flaky = true;
       const make = () => {
         const consumer = new Consumer({
           subscriber: transport.subscriber(),
@@ -63,10 +62,9 @@ export function consumerOverTransport(
         consumer.handle<{ n: number }>(
           'flaky',
           async (m, ctx) => {
-            if (flaky) {
-              flaky = false;
-              throw new RetryableError('first try fails');
-            }
+            // Every first attempt fails, not only the process's first: a rebalance may take the partition
+            // between the failure and the retry copy, and the new owner's first attempt must fail too.
+            if (ctx.attempt === 1) throw new RetryableError('first try fails');
             await insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type });
           },
           { retry: { mode: 'topic', maxRetries: 1, delayMs: 50 } },
@@ -109,7 +107,9 @@ export function consumerOverTransport(
       const dead = await env.pool.query(`select error_code, error from "${env.schema}".dead_letter`);
       assert.equal(dead.rows.length, 1);
       assert.match(dead.rows[0].error, /not valid JSON/);
-      assert.equal(await transport.retried(), 1, `the flaky message went through ${topic}.retry.1, once`);
+      // Once, or again for a copy of the original redelivered by a rebalance before its offset was committed.
+      const retried = await transport.retried();
+      assert.ok(retried >= 1 && retried <= 2, `the flaky message went through ${topic}.retry.1 (${retried} copies)`);
     });
   });
 }
