@@ -9,10 +9,7 @@ import { freshSchema, inTransaction, PG_URL } from '../helpers/pg.ts';
 import { rejected, ScriptedPublisher, transient } from '../helpers/scripted-publisher.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { ZerolossError } from '../../src/core/errors.ts';
-import { createServer } from 'node:http';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { metricsHandler } from '../../src/outbox/metrics-handler.ts';
+import { startHealthServer } from '../../src/operations/health-server.ts';
 
 const fast = { backoff: { baseMs: 20, maxMs: 100, jitter: 0 }, idleIntervalMs: 200, backlogIntervalMs: 50, minIntervalMs: 5 };
 
@@ -296,10 +293,10 @@ describe('outbox + relay on Postgres', () => {
     });
     await relay.drain();
     await relay.metrics();
-    const server = createServer(metricsHandler(relay.registry)).listen(0, '127.0.0.1');
-    await once(server, 'listening');
+    // The relay CLI's probe server, which is what serves /metrics in production.
+    const server = await startHealthServer({ port: 0, host: '127.0.0.1', registry: relay.registry, checks: {} });
     try {
-      const { port } = server.address() as AddressInfo;
+      const { port } = server;
       const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       for (const name of [
         'zeroloss_relay_sent_total',
@@ -313,7 +310,7 @@ describe('outbox + relay on Postgres', () => {
         assert.match(body, new RegExp(`^${name}`, 'm'), name);
       }
     } finally {
-      server.close();
+      await server.close();
     }
   });
 
