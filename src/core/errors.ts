@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'ZL_SEND_REJECTED'
   | 'ZL_TRANSPORT_UNAVAILABLE'
   | 'ZL_STORE_UNAVAILABLE'
+  | 'ZL_STORE_CONFLICT'
   | 'ZL_TRANSACTION_ROLLED_BACK'
   | 'ZL_MIGRATION_FAILED'
   | 'ZL_DURABILITY_PROFILE'
@@ -32,6 +33,7 @@ export type ErrorCode =
   | 'ZL_RETRYABLE'
   | 'ZL_PERMANENT'
   | 'ZL_TOPIC_UNAVAILABLE'
+  | 'ZL_DRIVER_MISSING'
   | 'ZL_UNKNOWN';
 
 export interface ZerolossErrorOptions {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TableLogAdmin } from '../../src/adapters/table-log/table-log-admin.ts';
 import { GroupMembership } from '../../src/adapters/table-log/table-log-group.ts';
-import { partitionFor } from '../../src/adapters/shared/partition-for.ts';
+import { partitionFor } from '../../src/core/partition-for.ts';
 import { TableLogPublisher } from '../../src/adapters/table-log/table-log-publisher.ts';
 import { tableLogChannel, tableLogSql } from '../../src/adapters/table-log/table-log-sql.ts';
 import { freshSchema } from '../helpers/pg.ts';

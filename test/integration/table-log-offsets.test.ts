@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TableLogAdmin } from '../../src/adapters/table-log/table-log-admin.ts';
 import { TableLogPublisher } from '../../src/adapters/table-log/table-log-publisher.ts';
-import { partitionFor } from '../../src/adapters/shared/partition-for.ts';
+import { partitionFor } from '../../src/core/partition-for.ts';
 import type { OutgoingRecord } from '../../src/core/envelope.ts';
 import { faultyDatabase } from '../helpers/faulty-database.ts';
 import { freshSchema } from '../helpers/pg.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { partitionFor } from '../../src/adapters/shared/partition-for.ts';
+import { partitionFor } from '../../src/core/partition-for.ts';
 
 // murmur2 values from Kafka's own UtilsTest (org.apache.kafka.common.utils.UtilsTest#testMurmur2); the
 // Java client's default partitioner uses toPositive(murmur2(key)) % partitions.

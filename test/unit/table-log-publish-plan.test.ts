@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chunks, planPublish, TableLogPublisher } from '../../src/adapters/table-log/table-log-publisher.ts';
 import { TableLogSubscriber } from '../../src/adapters/table-log/table-log-subscriber.ts';
-import { partitionFor } from '../../src/adapters/shared/partition-for.ts';
+import { partitionFor } from '../../src/core/partition-for.ts';
 import type { OutgoingRecord } from '../../src/core/envelope.ts';
 import type { Database } from '../../src/ports/sql-executor.ts';
 

@@ -7,7 +7,7 @@ import { ZerolossError } from '../../core/errors.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
 import { checkOutgoingRecord, type OutgoingRecordRules } from '../shared/check-outgoing-record.ts';
 import { PartitionCountCache } from '../shared/partition-count-cache.ts';
-import { partitionFor } from '../shared/partition-for.ts';
+import { partitionFor } from '../../core/partition-for.ts';
 import { publisherConfigFields } from '../shared/publisher-config-fields.ts';
 import { screenRecords } from '../shared/screen-records.ts';
 import { rabbitError } from './rabbitmq-errors.ts';

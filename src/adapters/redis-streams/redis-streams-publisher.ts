@@ -6,7 +6,7 @@ import { ZerolossError } from '../../core/errors.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
 import { checkOutgoingRecord } from '../shared/check-outgoing-record.ts';
 import { PartitionCountCache } from '../shared/partition-count-cache.ts';
-import { partitionFor } from '../shared/partition-for.ts';
+import { partitionFor } from '../../core/partition-for.ts';
 import { publisherConfigFields } from '../shared/publisher-config-fields.ts';
 import { screenRecords } from '../shared/screen-records.ts';
 import { readPartitionCounts } from './redis-streams-admin.ts';

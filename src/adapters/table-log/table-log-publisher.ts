@@ -5,7 +5,7 @@ import { classifyError, ZerolossError } from '../../core/errors.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
 import { checkOutgoingRecord, type OutgoingRecordRules } from '../shared/check-outgoing-record.ts';
-import { partitionFor } from '../shared/partition-for.ts';
+import { partitionFor } from '../../core/partition-for.ts';
 import { publisherConfigFields } from '../shared/publisher-config-fields.ts';
 import { screenRecords } from '../shared/screen-records.ts';
 import { tableLogChannel, tableLogSql } from './table-log-sql.ts';
