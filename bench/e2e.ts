@@ -1,9 +1,8 @@
 import type { Producer } from '@platformatic/kafka';
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
-import { Consumer } from '../src/consumer/consumer.ts';
 import { HEADER } from '../src/core/envelope.ts';
-import { createOutbox } from '../src/outbox/outbox.ts';
+
 import { Relay } from '../src/outbox/relay.ts';
 import { CONSUMER_CONCURRENCY, kafkaSubscriber } from './consumer.ts';
 import { clientTransaction } from './enqueue.ts';
@@ -24,6 +23,8 @@ import {
 import { interleaved, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
 import { RawConsumer } from './lib/raw-consumer.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
+import { testOutbox } from '../test/helpers/test-outbox.ts';
+import { testConsumer } from '../test/helpers/test-consumer.ts';
 
 export const E2E_RATE = 1_000;
 
@@ -72,7 +73,7 @@ class Stopwatch {
 export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
   const rate = env.e2eRate ?? E2E_RATE;
   const s = await benchSchema(env, 'zlb_e2e', 30);
-  const outbox = createOutbox({ schema: s.schema, producerId: 'bench' });
+  const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
   const transaction = clientTransaction(s.pool);
   const publisher = new KafkaPublisher({ brokers: env.brokers, clientId: 'zl-bench-e2e' });
   const producer: Producer<string, Buffer, string, string> = rawProducer(env, 'zl-bench-e2e-raw');
@@ -85,10 +86,11 @@ export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Pro
     await createTopic(env, topic, 6);
     const watch = new Stopwatch();
     const relay = new Relay({ sources: new PostgresOutboxStore(s.db, { schema: s.schema }), publisher, db: s.db });
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: kafkaSubscriber(env),
       db: s.db,
-      config: { groupId: uniqueName('zlb-e2e'), topics: [topic], schema: s.schema, concurrency: CONSUMER_CONCURRENCY },
+      schema: s.schema,
+      config: { groupId: uniqueName('zlb-e2e'), topics: [topic], concurrency: CONSUMER_CONCURRENCY },
     });
     consumer.handle<{ amount: number }>('order.placed', async (m, ctx) => {
       await applyEffect(ctx.tx, s.schema, m.id, m.key, m.payload.amount);

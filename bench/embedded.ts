@@ -7,13 +7,14 @@ import { pgliteDatabase } from '../src/adapters/postgres/pglite-database.ts';
 import { TableLogAdmin } from '../src/adapters/table-log/table-log-admin.ts';
 import { TableLogPublisher } from '../src/adapters/table-log/table-log-publisher.ts';
 import { TableLogSubscriber } from '../src/adapters/table-log/table-log-subscriber.ts';
-import { createOutbox } from '../src/outbox/outbox.ts';
+
 import { consumeRaw, consumeWithZeroloss } from './consumer.ts';
 import { ENQUEUE_WORKERS, orderTransactions } from './enqueue.ts';
 import { type BenchEnv, createBusinessTables, uniqueName, zeroRecord } from './lib/env.ts';
 import { interleaved, type Reps, timed } from './lib/measure.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { drainWithRelay, fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY } from './relay.ts';
+import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 const PARTITIONS = 6;
 
@@ -32,7 +33,7 @@ export async function embeddedBench(_env: BenchEnv, messages: number, reps: Reps
     await migrate(db, schema);
     await createBusinessTables(db, schema);
     const admin = new TableLogAdmin(db, { schema });
-    const outbox = createOutbox({ schema, producerId: 'bench' });
+    const outbox = testOutbox({ schema, producerId: 'bench' });
     const publisher = new TableLogPublisher(db, { schema });
     const transaction = <T>(fn: Parameters<typeof db.transaction<T>>[0]) => db.transaction(fn);
     const results: BenchResult[] = [];

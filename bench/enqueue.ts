@@ -1,9 +1,10 @@
 import type pg from 'pg';
-import { createOutbox, type Outbox } from '../src/outbox/outbox.ts';
+import { type Outbox } from '../src/outbox/outbox.ts';
 import type { SqlExecutor } from '../src/ports/sql-executor.ts';
 import { type BenchEnv, benchSchema, CUSTOMERS, orderPayload, placeOrder, pool } from './lib/env.ts';
 import { interleaved, type Reps, type RunResult, timed } from './lib/measure.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
+import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 export const ENQUEUE_WORKERS = 8;
 
@@ -55,7 +56,7 @@ export function clientTransaction(p: pg.Pool) {
 
 export async function enqueueBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
   const s = await benchSchema(env, 'zlb_enqueue');
-  const outbox = createOutbox({ schema: s.schema, producerId: 'bench' });
+  const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
   const transaction = clientTransaction(s.pool);
   let offset = 0;
   const run = (withOutbox: boolean) => async (): Promise<RunResult> => {

@@ -5,9 +5,10 @@
  * rolled back. Without --analyze the table has no statistics yet, as a fresh or busy table may not.
  */
 import { outboxSql } from '../src/adapters/postgres/outbox-sql.ts';
-import { createOutbox } from '../src/outbox/outbox.ts';
+
 import { benchSchema } from './lib/env.ts';
 import { fillOutbox } from './relay.ts';
+import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const sent = Number(args[0] ?? 100_000);
@@ -15,7 +16,7 @@ const pending = Number(args[1] ?? 5_000);
 const env = { pgUrl: process.env.ZL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test', brokers: [], log: console.error };
 const s = await benchSchema(env, 'zlb_explain');
 try {
-  const outbox = createOutbox({ schema: s.schema, producerId: 'bench' });
+  const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
   await fillOutbox({ transaction: (fn) => s.db.transaction(fn), outbox, topic: 't', messages: sent + pending, keys: 100 });
   await s.pool.query(`update "${s.schema}".outbox set state = 1, sent_at = now() where seq_id <= $1`, [sent]);
   if (process.argv.includes('--analyze')) await s.pool.query(`vacuum analyze "${s.schema}".outbox`);

@@ -9,7 +9,7 @@ import {
   type TransactionalMessage,
 } from 'pg-transactional-outbox';
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
-import { createOutbox } from '../src/outbox/outbox.ts';
+
 import type { OutgoingRecord } from '../src/core/envelope.ts';
 import type { Producer } from '@platformatic/kafka';
 import {
@@ -27,6 +27,7 @@ import {
 import { interleaved, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { drainWithRelay, fillOutbox } from './relay.ts';
+import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 /**
  * pg-transactional-outbox hands its publisher one message per call, each in its own transaction. So that
@@ -92,7 +93,7 @@ export async function peerBench(env: BenchEnv, messages: number, reps: Reps, key
   await setupPeer((sql) => s.pool.query(sql), peerSchema);
   const topic = uniqueTopic('zlb-peer');
   await createTopic(env, topic, 6);
-  const outbox = createOutbox({ schema: s.schema, producerId: 'bench' });
+  const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
   const publisher = new KafkaPublisher({ brokers: env.brokers, clientId: 'zl-bench-peer-relay' });
   const producer = rawProducer(env, 'zl-bench-peer');
   const sender = new CoalescingSender(producer);

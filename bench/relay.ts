@@ -1,7 +1,7 @@
 import type { Producer } from '@platformatic/kafka';
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
-import { createOutbox, type Outbox } from '../src/outbox/outbox.ts';
+import { type Outbox } from '../src/outbox/outbox.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import type { Publisher } from '../src/ports/transport.ts';
 import type { Database, SqlExecutor } from '../src/ports/sql-executor.ts';
@@ -21,6 +21,7 @@ import {
 import { interleaved, type Reps, type RunResult, timed, until } from './lib/measure.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { TimedSource } from './lib/timed-source.ts';
+import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 export const RELAY_BATCH = 500;
 export const RELAY_CONCURRENCY = 2;
@@ -89,7 +90,7 @@ export async function relayBench(env: BenchEnv, messages: number, reps: Reps, ke
   const s = await benchSchema(env, 'zlb_relay');
   const topic = uniqueTopic('zlb-relay');
   await createTopic(env, topic, 6);
-  const outbox = createOutbox({ schema: s.schema, producerId: 'bench' });
+  const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
   const publisher = new KafkaPublisher({ brokers: env.brokers, clientId: 'zl-bench-relay' });
   const producer: Producer<string, Buffer, string, string> = rawProducer(env);
   try {

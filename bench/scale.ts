@@ -1,11 +1,12 @@
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
-import { createOutbox } from '../src/outbox/outbox.ts';
+
 import type { Publisher } from '../src/ports/transport.ts';
 import { consumeWithZeroloss, kafkaSubscriber } from './consumer.ts';
 import { type BenchEnv, benchSchema, createTopic, deleteTopics, rawProducer, rawSend, uniqueTopic, zeroRecord } from './lib/env.ts';
 import { describe, type Reps, type RunResult, summarise } from './lib/measure.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { drainWithRelay, fillOutbox } from './relay.ts';
+import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 const PARTITIONS = 6;
 
@@ -58,7 +59,7 @@ async function grid(
 
 export async function scaleBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
   const s = await benchSchema(env, 'zlb_scale', 30);
-  const outbox = createOutbox({ schema: s.schema, producerId: 'bench' });
+  const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
   const publishers: Publisher[] = Array.from(
     { length: 4 },
     (_, i) => new KafkaPublisher({ brokers: env.brokers, clientId: `zl-bench-scale-${i}` }),

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { createAdmin, ensureTopic } from '../src/adapters/kafka/kafka-admin.ts';
 import { migrate } from '../src/adapters/postgres/migrations.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
-import { createOutbox } from '../src/outbox/outbox.ts';
+
 import { prng } from '../test/helpers/prng.ts';
 import { check, type CheckDetails, type Figures, failures, outstanding } from './checker.ts';
 import type { Environment } from './environment.ts';
@@ -12,6 +12,7 @@ import { consumerGroup, relayGroup } from './processes.ts';
 import type { Scenario } from './scenarios.ts';
 import { readWholeTopic } from './topic-reader.ts';
 import { businessSchemaSql, runWorkload } from './workload.ts';
+import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 export const PARTITIONS = 6;
 const KEYS = 200;
@@ -159,7 +160,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     const [workloadOutcome, nemesisOutcome] = await Promise.allSettled([
       runWorkload({
         pool,
-        outbox: createOutbox({ schema, producerId: 'fx-orders' }),
+        outbox: testOutbox({ schema, producerId: 'fx-orders' }),
         schema,
         topic,
         messages: o.messages,

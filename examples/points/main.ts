@@ -45,7 +45,7 @@ consumer.on('dead-letter', (e) => console.log(`dead letter: ${e.reason}`));
 await relay.start();
 await consumer.start();
 
-const orders = new OrderService(db, { schema, outbox: createOutbox({ schema, producerId: 'order-service' }), topic });
+const orders = new OrderService(db, { schema, outbox: createOutbox({ store: { outbox: new PostgresOutboxStore(db, { schema }) }, producerId: 'order-service' }), topic });
 // bob's third order overdraws his account: 120 + 150 + 100 > 300.
 for (const [account, points] of [
   ['alice', 100],

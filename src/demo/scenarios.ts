@@ -1,3 +1,4 @@
+import { postgresStore } from '../adapters/postgres/postgres-store.ts';
 import { PostgresOutboxStore } from '../adapters/postgres/postgres-outbox-store.ts';
 import type { OutgoingRecord } from '../core/envelope.ts';
 import { quoteIdent } from '../core/identifier.ts';
@@ -136,7 +137,7 @@ const points: Scenario = {
     await openAccounts(db, ctx.schema, users, opening);
   },
   producer(db, ctx, random) {
-    const outbox = createOutbox({ schema: ctx.schema, producerId: 'order-service' });
+    const outbox = createOutbox({ store: postgresStore(db, { schema: ctx.schema }), producerId: 'order-service' });
     const orders = new OrderService(db, { schema: ctx.schema, outbox, topic: ctx.topic });
     return async (account) => {
       const span = (POINTS_PER_ORDER.max - POINTS_PER_ORDER.min) / 10;

@@ -3,20 +3,17 @@ import { parseConfig } from '../core/config.ts';
 import { type Envelope, envelopeHeaders } from '../core/envelope.ts';
 import { type IdGenerator, snowflakeIds, uuidv7Ids } from '../core/ids.ts';
 import { encodeMessage, type MessageInput, unstorableText } from '../core/message.ts';
-import { PostgresOutboxStore } from '../adapters/postgres/postgres-outbox-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import { systemClock } from '../ports/clock.ts';
-import type { OutboxWriter } from '../ports/outbox-store.ts';
+import type { Store } from '../ports/backends.ts';
 import type { SqlExecutor } from '../ports/sql-executor.ts';
 import { ZerolossError } from '../core/errors.ts';
-import { quoteIdent } from '../core/identifier.ts';
 
 /** Kafka's default message.max.bytes is 1 MiB; stay under it with room for headers and batch overhead. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 900 * 1024;
 
 export const outboxConfigSchema = z
   .object({
-    schema: z.string().default('zeroloss'),
     /** Stable name of the producing application; sequences are per (producerId, key). */
     producerId: z
       .string()
@@ -30,17 +27,6 @@ export const outboxConfigSchema = z
      * Off or on, a key's messages are relayed in commit order (the key lock does not depend on it).
      */
     sequencing: z.boolean().default(true),
-    /**
-     * Wake listening relays at commit with pg_notify; default false (relays poll every `pollIntervalMs`).
-     * Costs throughput: Postgres serialises the commits of notifying transactions behind one lock.
-     */
-    notify: z.boolean().default(false),
-    /**
-     * Run the enqueue statement as a named prepared statement on node-postgres connections (planned once
-     * per connection). Turn off behind a pooler that does not keep prepared statements (PgBouncer in
-     * transaction mode before 1.21).
-     */
-    preparedStatements: z.boolean().default(true),
     /**
      * Message ids: UUIDv7 by default, unique across processes, services and databases without any
      * coordination. Snowflake ids need a worker id that no other producer writing to any outbox that
@@ -73,6 +59,11 @@ export const outboxConfigSchema = z
 
 export type OutboxConfig = z.input<typeof outboxConfigSchema>;
 
+export interface OutboxOptions extends OutboxConfig {
+  /** Where enqueue writes: a store bundle (`postgres(…)`, `pglite(…)`) or any object with its `outbox` writer. */
+  store: Pick<Store, 'outbox'>;
+}
+
 export interface Outbox {
   /**
    * Writes the message through the caller's own transaction: it commits or rolls back with the business
@@ -83,11 +74,20 @@ export interface Outbox {
   readonly config: Readonly<z.output<typeof outboxConfigSchema>>;
 }
 
-export function createOutbox(config: OutboxConfig = {}, writer?: OutboxWriter): Outbox {
+/**
+ * The producer's half: `enqueue` writes a message through the caller's transaction. The table, its schema and
+ * whether commits notify relays are the store's settings (set once, on the bundle); these are the producer's.
+ */
+export function createOutbox(options: OutboxOptions): Outbox {
+  const { store: bundle, ...config } = options ?? ({} as OutboxOptions);
+  const writer = bundle?.outbox;
+  if (typeof writer?.insert !== 'function') {
+    throw new ZerolossError('ZL_INVALID_CONFIG', 'createOutbox needs a store: createOutbox({ store: postgres(…), producerId })', {
+      details: { field: 'store' },
+    });
+  }
   const cfg = parseConfig(outboxConfigSchema, config, 'outbox');
-  quoteIdent(cfg.schema, 'schema');
-  const store =
-    writer ?? new PostgresOutboxStore(undefined, { schema: cfg.schema, notify: cfg.notify, preparedStatements: cfg.preparedStatements });
+  const store = writer;
   const nextId: IdGenerator =
     cfg.ids === 'uuidv7'
       ? uuidv7Ids({ clock: cfg.clock })

@@ -3,9 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import { migrate } from '../../src/adapters/postgres/migrations.ts';
 import { pgliteDatabase } from '../../src/adapters/postgres/pglite-database.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import type { SqlExecutor } from '../../src/ports/sql-executor.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 /** A clock stopped at one millisecond: every id of every outbox is minted in the same millisecond. */
@@ -65,7 +66,7 @@ for (const [name, open] of [
     }
 
     test('two outboxes in two databases, same millisecond: default ids never coincide', async () => {
-      const [one, two] = backend.schemas.map((schema) => createOutbox({ schema, producerId: 'same-service', clock: frozen }));
+      const [one, two] = backend.schemas.map((schema) => testOutbox({ schema, producerId: 'same-service', clock: frozen }));
       for (const [outbox, schema] of [
         [one!, backend.schemas[0]],
         [two!, backend.schemas[1]],
@@ -85,7 +86,7 @@ for (const [name, open] of [
 
     test('a duplicate caller-supplied id is ZL_DUPLICATE_MESSAGE_ID; the transaction commits on, without a sequence gap', async () => {
       const schema = backend.schemas[0];
-      const outbox = createOutbox({ schema, producerId: 'dup' });
+      const outbox = testOutbox({ schema, producerId: 'dup' });
       const message = { topic: 't', key: 'dup-key', type: 'x', payload: 1 };
       await backend.transaction(async (tx) => {
         assert.equal((await outbox.enqueue(tx, { ...message, id: 'order-1' })).seq, 1);
@@ -122,8 +123,8 @@ for (const [name, open] of [
 
     test('Snowflake with one worker id in two outboxes of one database: the clash is a typed error, not an aborted transaction', async () => {
       const schema = backend.schemas[0];
-      const a = createOutbox({ schema, producerId: 'sf-a', ids: { workerId: 9 }, clock: frozen });
-      const b = createOutbox({ schema, producerId: 'sf-b', ids: { workerId: 9 }, clock: frozen });
+      const a = testOutbox({ schema, producerId: 'sf-a', ids: { workerId: 9 }, clock: frozen });
+      const b = testOutbox({ schema, producerId: 'sf-b', ids: { workerId: 9 }, clock: frozen });
       await backend.transaction(async (tx) => {
         const first = await a.enqueue(tx, { topic: 't', key: 'sf', type: 'x', payload: 1 });
         await assert.rejects(

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import { freshSchema, inTransaction, uniqueName } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
 
 describe('commit order per key across producers writing one outbox', () => {
   let env: Awaited<ReturnType<typeof freshSchema>>;
@@ -31,8 +32,8 @@ describe('commit order per key across producers writing one outbox', () => {
     test(`the transaction that inserts first and commits last is relayed last (sequencing: ${sequencing})`, async () => {
       const key = uniqueName('key');
       const message = (payload: string) => ({ topic: 'orders', key, type: 'x', payload });
-      const first = createOutbox({ schema: env.schema, producerId: 'producer-a', sequencing });
-      const second = createOutbox({ schema: env.schema, producerId: 'producer-b', sequencing });
+      const first = testOutbox({ schema: env.schema, producerId: 'producer-a', sequencing });
+      const second = testOutbox({ schema: env.schema, producerId: 'producer-b', sequencing });
       const clientA: pg.PoolClient = await env.pool.connect();
       const clientB: pg.PoolClient = await env.pool.connect();
       let commitOrder: string[];
@@ -80,7 +81,7 @@ describe('commit order per key across producers writing one outbox', () => {
   }
 
   test('one transaction enqueues 10,000 distinct keys (key locks are row locks, not entries in the shared lock table)', async () => {
-    const outbox = createOutbox({ schema: env.schema, producerId: 'bulk' });
+    const outbox = testOutbox({ schema: env.schema, producerId: 'bulk' });
     const prefix = uniqueName('bulk');
     await inTransaction(env.pool, async (tx) => {
       for (let i = 0; i < 10_000; i++) await outbox.enqueue(tx, { topic: 'orders', key: `${prefix}-${i}`, type: 'x', payload: i });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
 import type { RelaySource } from '../../src/ports/outbox-store.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import { Relay } from '../../src/outbox/relay.ts';
 import pg from 'pg';
 import { freshSchema, inTransaction, PG_URL } from '../helpers/pg.ts';
@@ -10,6 +10,7 @@ import { rejected, ScriptedPublisher, transient } from '../helpers/scripted-publ
 import { waitFor } from '../helpers/wait-for.ts';
 import { ZerolossError } from '../../src/core/errors.ts';
 import { startHealthServer } from '../../src/operations/health-server.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
 
 const fast = { backoff: { baseMs: 20, maxMs: 100, jitter: 0 }, idleIntervalMs: 200, backlogIntervalMs: 50, minIntervalMs: 5 };
 
@@ -23,7 +24,7 @@ describe('outbox + relay on Postgres', () => {
   });
 
   test('enqueue commits with the business transaction; a rollback leaves nothing', async () => {
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const envelope = await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic: 't1', key: 'a', type: 'x', payload: { n: 1 } }));
     assert.match(envelope.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a UUIDv7 by default');
     assert.equal(envelope.seq, 1);
@@ -48,12 +49,12 @@ describe('outbox + relay on Postgres', () => {
     const client = new pg.Client({ connectionString: PG_URL });
     await client.connect();
     try {
-      const plain = createOutbox({ schema: env.schema, preparedStatements: false });
+      const plain = testOutbox({ schema: env.schema, preparedStatements: false });
       await client.query('begin');
       await plain.enqueue(client, { topic: 't1', key: 'p', type: 'x', payload: 1 });
       await client.query('commit');
       assert.equal(await prepared(client), 0, 'preparedStatements: false prepares nothing');
-      const outbox = createOutbox({ schema: env.schema });
+      const outbox = testOutbox({ schema: env.schema });
       for (let i = 0; i < 3; i++) {
         await client.query('begin');
         await outbox.enqueue(client, { topic: 't1', key: 'p', type: 'x', payload: i });
@@ -67,7 +68,7 @@ describe('outbox + relay on Postgres', () => {
   });
 
   test('a bad message throws a typed error and the caller transaction goes on', async () => {
-    const outbox = createOutbox({ schema: env.schema, maxPayloadBytes: 100 });
+    const outbox = testOutbox({ schema: env.schema, maxPayloadBytes: 100 });
     await inTransaction(env.pool, async (tx) => {
       await assert.rejects(outbox.enqueue(tx, { topic: 'bad topic', key: 'a', type: 'x', payload: 1 }), { code: 'ZL_INVALID_TOPIC' });
       await assert.rejects(outbox.enqueue(tx, { topic: 't', key: 'a', type: 'x', payload: 'y'.repeat(200) }), {
@@ -82,7 +83,7 @@ describe('outbox + relay on Postgres', () => {
     });
     const { rows } = await env.pool.query(`select count(*)::int as n from "${env.schema}".outbox where msg_key = 'good'`);
     assert.equal(rows[0].n, 1);
-    const missing = createOutbox({ schema: 'no_such_schema_zl' });
+    const missing = testOutbox({ schema: 'no_such_schema_zl' });
     await inTransaction(env.pool, async (tx) => {
       await assert.rejects(missing.enqueue(tx, { topic: 't', key: 'a', type: 'x', payload: 1 }), { code: 'ZL_UNKNOWN_TABLE' });
       await tx.query('select 1');
@@ -92,7 +93,7 @@ describe('outbox + relay on Postgres', () => {
   test('relay sends every row once, in key order, and marks them sent', async () => {
     const { pool, db, schema } = env;
     await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
-    const outbox = createOutbox({ schema });
+    const outbox = testOutbox({ schema });
     const publisher = new ScriptedPublisher();
     const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: { ...fast, batchSize: 7 } });
     await relay.start();
@@ -127,7 +128,7 @@ describe('outbox + relay on Postgres', () => {
   test('a failed row holds back its key, is retried with backoff, and other keys flow', async () => {
     const { pool, db, schema } = env;
     await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
-    const outbox = createOutbox({ schema });
+    const outbox = testOutbox({ schema });
     const publisher = new ScriptedPublisher();
     let failuresLeft = 3;
     publisher.decide = (r) => (r.key === 'slow' && failuresLeft-- > 0 ? transient() : undefined);
@@ -155,7 +156,7 @@ describe('outbox + relay on Postgres', () => {
   test('a permanently rejected row is parked at once, alerts, and blocks only its own key', async () => {
     const { pool, db, schema } = env;
     await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
-    const outbox = createOutbox({ schema });
+    const outbox = testOutbox({ schema });
     const publisher = new ScriptedPublisher();
     publisher.decide = (r) => (r.value.toString() === '"huge"' ? rejected() : undefined);
     const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: fast });
@@ -185,7 +186,7 @@ describe('outbox + relay on Postgres', () => {
   test('after maxAttempts transient failures a row is parked', async () => {
     const { pool, db, schema } = env;
     await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
-    const outbox = createOutbox({ schema });
+    const outbox = testOutbox({ schema });
     const publisher = new ScriptedPublisher();
     publisher.decide = () => transient();
     const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher, db, config: { ...fast, maxAttempts: 3 } });
@@ -208,7 +209,7 @@ describe('outbox + relay on Postgres', () => {
   test('a broker outage is recorded as failures but never charged, so it parks nothing', async () => {
     const { pool, db, schema } = env;
     await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
-    const outbox = createOutbox({ schema });
+    const outbox = testOutbox({ schema });
     const publisher = new ScriptedPublisher();
     let outageRounds = 6;
     publisher.decide = () =>
@@ -243,7 +244,7 @@ describe('outbox + relay on Postgres', () => {
   test('recording an ack fails: the relay survives, and the row is resent after its lease (a duplicate, never a loss)', async () => {
     const { pool, db, schema } = env;
     await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
-    const outbox = createOutbox({ schema });
+    const outbox = testOutbox({ schema });
     const publisher = new ScriptedPublisher();
     const store = new PostgresOutboxStore(db, { schema });
     let failNextMarkSent = true;
@@ -317,7 +318,7 @@ describe('outbox + relay on Postgres', () => {
   test('two relays on one outbox never claim the same row', async () => {
     const { pool, db, schema } = env;
     await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
-    const outbox = createOutbox({ schema });
+    const outbox = testOutbox({ schema });
     const publisher = new ScriptedPublisher();
     const relays = [1, 2].map(
       () =>
@@ -347,7 +348,7 @@ describe('outbox + relay on Postgres', () => {
     await pool.query(`truncate "${schema}".outbox, "${schema}".outbox_transition, "${schema}".outbox_key_seq`);
     const store = new PostgresOutboxStore(db, { schema });
     assert.equal(store.wakeChannel, undefined, 'notifications are off by default');
-    const outbox = createOutbox({ schema, producerId: 'poll' });
+    const outbox = testOutbox({ schema, producerId: 'poll' });
     const enqueue = (key: string) => inTransaction(pool, (tx) => outbox.enqueue(tx, { topic: 'p', key, type: 'x', payload: 1 }));
     assert.equal(await store.anyDue(), false, 'empty outbox');
     // Rows nothing may claim now: parked, failed with backoff ahead, leased by someone.

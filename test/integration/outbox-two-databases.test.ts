@@ -5,12 +5,13 @@ import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox
 import { TableLogAdmin } from '../../src/adapters/table-log/table-log-admin.ts';
 import { TableLogPublisher } from '../../src/adapters/table-log/table-log-publisher.ts';
 import { TableLogSubscriber } from '../../src/adapters/table-log/table-log-subscriber.ts';
-import { Consumer } from '../../src/consumer/consumer.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import { Relay } from '../../src/outbox/relay.ts';
 import { createEffectTable, insertEffect, uniqueId } from '../helpers/consumer-fixtures.ts';
 import { freshSchema, inTransaction, uniqueName } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
+import { testConsumer } from '../helpers/test-consumer.ts';
 
 /**
  * The silent-loss case of colliding ids, end to end: two services with outboxes in two databases (two
@@ -37,7 +38,7 @@ describe('two outboxes in two databases feeding one consumer', () => {
     const frozen = { now: () => Date.UTC(2026, 0, 1) };
     const perOutbox = 100;
     for (const schema of [env.schema, other]) {
-      const outbox = createOutbox({ schema, producerId: 'orders-service', clock: frozen });
+      const outbox = testOutbox({ schema, producerId: 'orders-service', clock: frozen });
       await inTransaction(env.pool, async (tx) => {
         for (let i = 0; i < perOutbox; i++) await outbox.enqueue(tx, { topic, key: `u${i % 5}`, type: 'order', payload: { n: i } });
       });
@@ -45,7 +46,7 @@ describe('two outboxes in two databases feeding one consumer', () => {
       assert.equal(await new Relay({ sources: new PostgresOutboxStore(env.db, { schema }), publisher }).drain(), perOutbox);
     }
 
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new TableLogSubscriber(env.db, {
         schema: env.schema,
         pollIntervalMs: 100,
@@ -53,7 +54,8 @@ describe('two outboxes in two databases feeding one consumer', () => {
         sessionTimeoutMs: 2_000,
       }),
       db: env.db,
-      config: { groupId: uniqueId('g-two'), topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: uniqueId('g-two'), topics: [topic], commitIntervalMs: 50 },
     });
     consumer.handle<{ n: number }>('order', async (m, ctx) =>
       insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }),

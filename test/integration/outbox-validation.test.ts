@@ -4,9 +4,10 @@ import { PGlite } from '@electric-sql/pglite';
 import { migrate } from '../../src/adapters/postgres/migrations.ts';
 import { pgliteDatabase } from '../../src/adapters/postgres/pglite-database.ts';
 import type { MessageInput } from '../../src/core/message.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import type { SqlExecutor } from '../../src/ports/sql-executor.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
 
 const good: MessageInput = { topic: 'orders', key: 'k', type: 'order.created', payload: { n: 1 } };
 const LONE_HIGH = '\ud800';
@@ -102,7 +103,7 @@ for (const [name, open] of [
 
     for (const c of cases) {
       test(`${c.name}: ${c.code}, and the same transaction commits a good message and a business row`, async () => {
-        const outbox = createOutbox({ schema: backend.schema });
+        const outbox = testOutbox({ schema: backend.schema });
         await backend.transaction(async (tx) => {
           await assert.rejects(outbox.enqueue(tx, c.message as MessageInput), (error: { code?: string; details?: { field?: string } }) => {
             assert.equal(error.code, c.code, String(error));
@@ -124,7 +125,7 @@ for (const [name, open] of [
     }
 
     test('NUL and lone surrogates inside the JSON payload are stored and read back as they were', async () => {
-      const outbox = createOutbox({ schema: backend.schema });
+      const outbox = testOutbox({ schema: backend.schema });
       const payload = { text: `a\u0000b${LONE_HIGH}c${LONE_LOW}` };
       let id = '';
       await backend.transaction(async (tx) => {

@@ -12,12 +12,13 @@ import { migrate } from '../../src/adapters/postgres/migrations.ts';
 import { pgliteDatabase } from '../../src/adapters/postgres/pglite-database.ts';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
 import { StateColumnSource } from '../../src/adapters/postgres/state-column-source.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import { uuidv7 } from '../../src/core/ids.ts';
 import { Relay } from '../../src/outbox/relay.ts';
 import { KAFKA_BROKERS, createTopic, readAll, readTopic, uniqueTopic } from '../helpers/kafka.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
 
 const run = promisify(execFile);
 const BIN = new URL('../../bin/zeroloss.js', import.meta.url).pathname;
@@ -48,7 +49,7 @@ describe('producer over a real Kafka', () => {
   test('relayed messages land on their key partition with the recorded offset, headers and bytes intact', async () => {
     const topic = uniqueTopic('zl-prod');
     await createTopic(topic, 4);
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const relay = new Relay({ sources: new PostgresOutboxStore(env.db, { schema: env.schema }), publisher, db: env.db, config: fast });
     await relay.start();
     try {
@@ -115,7 +116,7 @@ describe('producer over a real Kafka', () => {
   test('a record the broker rejects as too large is parked at once; its key waits, other keys flow', async () => {
     const topic = uniqueTopic('zl-small');
     await createTopic(topic, 1, { 'max.message.bytes': '2048' });
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const relay = new Relay({ sources: new PostgresOutboxStore(env.db, { schema: env.schema }), publisher, db: env.db, config: fast });
     const parked: string[] = [];
     relay.on('parked', (e) => parked.push(...e.messageIds));
@@ -169,7 +170,7 @@ describe('producer over a real Kafka', () => {
   });
 
   test('a message to a topic that does not exist waits: tried again and again, never charged or parked', async () => {
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const topic = uniqueTopic('zl-missing');
     const impatient = new KafkaPublisher({ brokers: KAFKA_BROKERS, deliveryTimeoutMs: 5_000, topicRecheckMs: 0 });
     const relay = new Relay({
@@ -268,7 +269,7 @@ describe('producer over a real Kafka', () => {
     await migrate(db, 'zeroloss');
     const topic = uniqueTopic('zl-pglite');
     await createTopic(topic, 2);
-    const outbox = createOutbox({});
+    const outbox = testOutbox({});
     const relay = new Relay({ sources: new PostgresOutboxStore(db, {}), publisher, db, config: fast });
     await relay.start();
     try {

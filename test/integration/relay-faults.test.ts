@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { pgDatabase } from '../../src/adapters/postgres/pg-database.ts';
 import { migrate } from '../../src/adapters/postgres/migrations.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import { KAFKA_BROKERS, createTopic, readTopic, uniqueTopic } from '../helpers/kafka.ts';
 import { PG_URL, uniqueName } from '../helpers/pg.ts';
 import { prng } from '../helpers/prng.ts';
@@ -13,6 +13,7 @@ import { waitFor } from '../helpers/wait-for.ts';
 import { startPostgresInstance, type PostgresInstance } from '../../infra/services/postgres-instance.ts';
 import { freePort } from '../../infra/services/port-open.ts';
 import { startNode, stopNode } from '../../infra/kafka/kafka.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
 
 /**
  * Acceptance for the producer (issue 2): committed messages reach Kafka while the relay is SIGKILLed at
@@ -58,7 +59,7 @@ async function withScenario(pgUrl: string, fn: (s: Scenario) => Promise<void>): 
 function workload(s: Scenario, seed: number, messages = MESSAGES, rollbackRate = 0.05): Promise<WorkloadResult> {
   return enqueueWorkload({
     pool: s.pool,
-    outbox: createOutbox({ schema: s.schema }),
+    outbox: testOutbox({ schema: s.schema }),
     topic: s.topic,
     messages,
     keys: KEYS,

@@ -5,11 +5,12 @@ import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOperationsStore } from '../../src/adapters/postgres/postgres-operations-store.ts';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
 import { status } from '../../src/operations/status.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import { Relay } from '../../src/outbox/relay.ts';
 import { KAFKA_BROKERS, createTopic, readTopic, uniqueTopic } from '../helpers/kafka.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
 
 describe('relay: a topic the broker does not have', () => {
   let env: Awaited<ReturnType<typeof freshSchema>>;
@@ -30,7 +31,7 @@ describe('relay: a topic the broker does not have', () => {
     const missing = uniqueTopic('zl-missing');
     const existing = uniqueTopic('zl-present');
     await createTopic(existing, 3);
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     // The missing topic's rows come first, so every claim of the backlog holds some of them.
     await inTransaction(env.pool, async (tx) => {
       for (let i = 0; i < 50; i++) await outbox.enqueue(tx, { topic: missing, key: `m-${i}`, type: 'x', payload: { i } });

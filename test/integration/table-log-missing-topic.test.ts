@@ -3,10 +3,11 @@ import { after, before, describe, test } from 'node:test';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
 import { TableLogAdmin } from '../../src/adapters/table-log/table-log-admin.ts';
 import { TableLogPublisher } from '../../src/adapters/table-log/table-log-publisher.ts';
-import { createOutbox } from '../../src/outbox/outbox.ts';
+
 import { Relay } from '../../src/outbox/relay.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
 
 // The embedded transport answers a missing topic as Kafka does: its rows wait, uncharged and never parked,
 // and flow once the topic exists. Before, the table log said ZL_UNKNOWN_TOPIC, which the relay charged, so
@@ -23,7 +24,7 @@ describe('relay over the table log: a topic that does not exist yet', () => {
   test('its rows wait without being charged or parked, the others flow, and they flow once it is created', async () => {
     const admin = new TableLogAdmin(env.db, { schema: env.schema });
     await admin.createTopic('present', 2);
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     await inTransaction(env.pool, async (tx) => {
       for (let i = 0; i < 10; i++) await outbox.enqueue(tx, { topic: 'later', key: `m-${i}`, type: 'x', payload: { i } });
       for (let i = 0; i < 30; i++) await outbox.enqueue(tx, { topic: 'present', key: `k-${i % 5}`, type: 'x', payload: { i } });

@@ -95,7 +95,7 @@ const noSql: SqlExecutor = {
 test('the outbox mints uuidv7 ids by default, with the injected clock for ids and createdAt', async () => {
   const clock = fakeClock(T0);
   const writer = recordingWriter();
-  const outbox = createOutbox({ clock }, writer);
+  const outbox = createOutbox({ store: { outbox: writer }, clock });
   assert.equal(outbox.config.ids, 'uuidv7');
   const envelope = await outbox.enqueue(noSql, { topic: 't', key: 'k', type: 'x', payload: 1 });
   assert.match(envelope.id, UUIDV7);
@@ -106,7 +106,7 @@ test('the outbox mints uuidv7 ids by default, with the injected clock for ids an
 
 test('Snowflake ids need an explicit worker id; with one, they use the injected clock', async () => {
   assert.throws(
-    () => createOutbox({ ids: {} as never }),
+    () => createOutbox({ store: { outbox: recordingWriter() }, ids: {} as never }),
     (error: { code?: string; message: string }) => {
       assert.equal(error.code, 'ZL_INVALID_CONFIG');
       assert.match(error.message, /workerId/);
@@ -114,13 +114,13 @@ test('Snowflake ids need an explicit worker id; with one, they use the injected 
     },
   );
   const clock = fakeClock(T0);
-  const outbox = createOutbox({ ids: { workerId: 3 }, clock }, recordingWriter());
+  const outbox = createOutbox({ store: { outbox: recordingWriter() }, ids: { workerId: 3 }, clock });
   const envelope = await outbox.enqueue(noSql, { topic: 't', key: 'k', type: 'x', payload: 1 });
   assert.match(envelope.id, /^\d+$/);
   assert.equal(envelope.createdAt, new Date(T0).toISOString());
 });
 
 test('a producerId that Postgres cannot store is a config error, not an SQL error at the first enqueue', () => {
-  assert.throws(() => createOutbox({ producerId: 'a\u0000b' }), { code: 'ZL_INVALID_CONFIG' });
-  assert.throws(() => createOutbox({ producerId: 'a\ud800' }), { code: 'ZL_INVALID_CONFIG' });
+  assert.throws(() => createOutbox({ store: { outbox: recordingWriter() }, producerId: 'a\u0000b' }), { code: 'ZL_INVALID_CONFIG' });
+  assert.throws(() => createOutbox({ store: { outbox: recordingWriter() }, producerId: 'a\ud800' }), { code: 'ZL_INVALID_CONFIG' });
 });

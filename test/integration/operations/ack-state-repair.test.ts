@@ -7,12 +7,13 @@ import { KafkaInspector } from '../../../src/adapters/kafka/kafka-inspector.ts';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOutboxStore } from '../../../src/adapters/postgres/postgres-outbox-store.ts';
 import type { ReconcileReport } from '../../../src/operations/reconcile.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { Relay } from '../../../src/outbox/relay.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../../helpers/kafka.ts';
 import { zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
 
 const DYING_RELAY = fileURLToPath(new URL('../../helpers/relay-dies-after-ack.ts', import.meta.url));
 
@@ -37,7 +38,7 @@ describe('ack-vs-state repair', () => {
     const topic = uniqueTopic('zl-ack');
     await createTopic(topic, 2);
     const since = new Date(Date.now() - 1_000).toISOString();
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     for (let i = 0; i < 10; i++) {
       await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic, key: `k${i % 3}`, type: 'credit', payload: { i } }));
     }

@@ -5,14 +5,15 @@ import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { KafkaTopicAdmin } from '../../../src/adapters/kafka/kafka-topic-admin.ts';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import { divert, forwardBacklog, undivert } from '../../../src/operations/backlog.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { createEffectTable, insertEffect, uniqueId, zlRecord } from '../../helpers/consumer-fixtures.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../../helpers/kafka.ts';
 import { zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /** O4: raise partitions, divert types to a standby topic, forward a backlog to a topic with more partitions. */
 describe('backlog tools', () => {
@@ -55,7 +56,7 @@ describe('backlog tools', () => {
     const topic = uniqueTopic('zl-div');
     await createTopic(topic, 2);
     const standby = `${topic}.standby`;
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const enqueue = (type: string) => inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic, key: 'u1', type, payload: {} }));
     const topicOf = async (id: string) =>
       (await env.pool.query(`select topic from "${env.schema}".outbox where message_id = $1`, [id])).rows[0].topic as string;
@@ -109,10 +110,11 @@ describe('backlog tools', () => {
       );
 
       const consumers = [advanced, both].map((group) => {
-        const c = new Consumer({
+        const c = testConsumer({
           subscriber: new KafkaSubscriber({ brokers: KAFKA_BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 }),
           db: env.db,
-          config: { groupId: group, topics: [from, to], schema: env.schema, commitIntervalMs: 50 },
+          schema: env.schema,
+          config: { groupId: group, topics: [from, to], commitIntervalMs: 50 },
         });
         c.handle<{ n: number }>('credit', async (m, ctx) => {
           await insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: group });

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PostgresDeadLetterStore } from '../../../src/adapters/postgres/postgres-dead-letter-store.ts';
 import type { MessageTrace } from '../../../src/operations/trace.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import type { OutboxRowView } from '../../../src/ports/operations-store.ts';
 import type { DeadLetterSummary } from '../../../src/ports/dead-letter-store.ts';
 import { KAFKA_BROKERS, createTopic, readTopic, uniqueTopic } from '../../helpers/kafka.ts';
 import { zeroloss, zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
 
 /** O7: parked rows and dead letters listed with their reasons; release, replay and discard leave an audit. */
 describe('manual intervention', () => {
@@ -23,7 +24,7 @@ describe('manual intervention', () => {
     const s = `"${env.schema}"`;
     const topic = uniqueTopic('zl-int');
     await createTopic(topic, 1);
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const [fixable, obsolete] = await inTransaction(env.pool, async (tx) => [
       (await outbox.enqueue(tx, { topic, key: 'k1', type: 'credit', payload: 1 })).id,
       (await outbox.enqueue(tx, { topic, key: 'k2', type: 'credit', payload: { order: 'o-2' } })).id,

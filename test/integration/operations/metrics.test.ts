@@ -7,11 +7,12 @@ import { Registry } from 'prom-client';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
 import { OpsCollector } from '../../../src/operations/ops-collector.ts';
 import { createOpsMetrics } from '../../../src/operations/ops-metrics.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../../helpers/kafka.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { freePort } from '../../../infra/services/port-open.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
 
 const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
 
@@ -30,7 +31,7 @@ describe('operations metrics', () => {
     const store = new PostgresOperationsStore(env.db, { schema: env.schema });
     const metrics = createOpsMetrics(new Registry());
     const collector = new OpsCollector({ store, metrics }, { commitDelayMs: 0, groups: ['points'] });
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const [a, b] = await inTransaction(env.pool, async (tx) => [
       (await outbox.enqueue(tx, { topic: 't', key: 'k', type: 'x', payload: 1 })).id,
       (await outbox.enqueue(tx, { topic: 't', key: 'k', type: 'x', payload: 2 })).id,
@@ -61,7 +62,7 @@ describe('operations metrics', () => {
   test('serve exposes one endpoint and its scheduled reconciliation raises the gap metric', async () => {
     const topic = uniqueTopic('zl-serve');
     await createTopic(topic, 1);
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     // A row the relay recorded as sent, whose record the broker does not hold.
     const lost = (await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic, key: 'k', type: 'x', payload: 1 }))).id;
     await env.pool.query(

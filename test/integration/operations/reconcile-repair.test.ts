@@ -4,15 +4,16 @@ import { createAdmin } from '../../../src/adapters/kafka/kafka-admin.ts';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { PostgresOutboxStore } from '../../../src/adapters/postgres/postgres-outbox-store.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import type { ReconcileReport } from '../../../src/operations/reconcile.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { Relay } from '../../../src/outbox/relay.ts';
 import { createEffectTable, insertEffect, uniqueId } from '../../helpers/consumer-fixtures.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../../helpers/kafka.ts';
 import { zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /**
  * Acceptance 1 (O2, O5): records deleted from the topic before any consumer read them are named exactly by
@@ -36,7 +37,7 @@ describe('reconcile finds messages the broker lost and repairs them', () => {
     const topic = uniqueTopic('zl-recon');
     await createTopic(topic, 3);
     const since = new Date(Date.now() - 1_000).toISOString();
-    const outbox = createOutbox({ schema: env.schema, producerId: 'recon-test' });
+    const outbox = testOutbox({ schema: env.schema, producerId: 'recon-test' });
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) {
       const e = await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic, key: `k${i % 6}`, type: 'credit', payload: { n: i } }));
@@ -69,10 +70,11 @@ describe('reconcile finds messages the broker lost and repairs them', () => {
     }
 
     const group = uniqueId('g-recon');
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber({ brokers: KAFKA_BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 }),
       db: env.db,
-      config: { groupId: group, topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: group, topics: [topic], commitIntervalMs: 50 },
     });
     consumer.handle<{ n: number }>('credit', async (m, ctx) => {
       await insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type });

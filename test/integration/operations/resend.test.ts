@@ -6,11 +6,12 @@ import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOutboxStore } from '../../../src/adapters/postgres/postgres-outbox-store.ts';
 import type { ReconcileReport } from '../../../src/operations/reconcile.ts';
 import type { ResendResult } from '../../../src/operations/resend.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { Relay } from '../../../src/outbox/relay.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../../helpers/kafka.ts';
 import { zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
 
 /** O5: after the broker lost a range, resend re-publishes it from the outbox; large repairs need confirmation. */
 describe('resend', () => {
@@ -29,7 +30,7 @@ describe('resend', () => {
     const topic = uniqueTopic('zl-resend');
     await createTopic(topic, 1);
     const since = new Date(Date.now() - 1_000).toISOString();
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     for (let i = 0; i < 5; i++)
       await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic, key: `k${i}`, type: 'x', payload: { i } }));
     const publisher = new KafkaPublisher({ brokers: KAFKA_BROKERS });

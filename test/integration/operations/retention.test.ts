@@ -4,9 +4,10 @@ import { Registry } from 'prom-client';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
 import { createOpsMetrics } from '../../../src/operations/ops-metrics.ts';
 import { cleanup } from '../../../src/operations/retention.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
 
 /** Acceptance 5: cleanup removes only rows past retention, and never an unsent outbox row. */
 describe('retention cleanup', () => {
@@ -20,7 +21,7 @@ describe('retention cleanup', () => {
 
   test('deletes sent rows, inbox rows and resolved dead letters past retention, in batches; keeps everything else', async () => {
     const s = `"${env.schema}"`;
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const rows: Record<string, string> = {};
     // name → [state, age in days]
     const plan: Record<string, [number, number]> = {

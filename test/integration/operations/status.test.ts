@@ -7,12 +7,13 @@ import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres
 import type { ConsumerEvents } from '../../../src/consumer/consumer-events.ts';
 import { recordSequenceAlarms } from '../../../src/operations/sequence-alarms.ts';
 import type { PartitionStatus, Status } from '../../../src/operations/status.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { uniqueId, zlRecord } from '../../helpers/consumer-fixtures.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../../helpers/kafka.ts';
 import { zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
 
 /** Acceptance 4 (O1, O4): `status --json` reports per-partition lag equal to what the Kafka admin API says. */
 describe('status', () => {
@@ -52,7 +53,7 @@ describe('status', () => {
       });
 
       // Outbox: two pending rows, one of them parked by hand; an applied message of the group; an alarm.
-      const outbox = createOutbox({ schema: env.schema });
+      const outbox = testOutbox({ schema: env.schema });
       const ids = await inTransaction(env.pool, async (tx) => [
         (await outbox.enqueue(tx, { topic, key: 'a', type: 'credit', payload: 1 })).id,
         (await outbox.enqueue(tx, { topic, key: 'b', type: 'credit', payload: 2 })).id,

@@ -4,15 +4,16 @@ import { PostgresOutboxStore } from '../../../src/adapters/postgres/postgres-out
 import { TableLogAdmin } from '../../../src/adapters/table-log/table-log-admin.ts';
 import { TableLogPublisher } from '../../../src/adapters/table-log/table-log-publisher.ts';
 import { TableLogSubscriber } from '../../../src/adapters/table-log/table-log-subscriber.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import type { ReconcileReport } from '../../../src/operations/reconcile.ts';
 import type { MessageTrace } from '../../../src/operations/trace.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { Relay } from '../../../src/outbox/relay.ts';
 import { createEffectTable, insertEffect, uniqueId } from '../../helpers/consumer-fixtures.ts';
 import { zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /** B4 + O2/O3: reconcile, repair and trace work the same on the embedded table log, without Kafka. */
 describe('operations on the embedded table log', () => {
@@ -29,7 +30,7 @@ describe('operations on the embedded table log', () => {
     const topic = 'points';
     await new TableLogAdmin(env.db, { schema: env.schema }).createTopic(topic, 2);
     const since = new Date(Date.now() - 1_000).toISOString();
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     for (let i = 0; i < 12; i++)
       await inTransaction(env.pool, (tx) => outbox.enqueue(tx, { topic, key: `u${i % 4}`, type: 'credit', payload: { n: i } }));
     const publisher = new TableLogPublisher(env.db, { schema: env.schema });
@@ -44,7 +45,7 @@ describe('operations on the embedded table log', () => {
     assert.equal(lost.length, 2);
 
     const group = uniqueId('g-tl');
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new TableLogSubscriber(env.db, {
         schema: env.schema,
         pollIntervalMs: 100,
@@ -52,7 +53,8 @@ describe('operations on the embedded table log', () => {
         sessionTimeoutMs: 2_000,
       }),
       db: env.db,
-      config: { groupId: group, topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: group, topics: [topic], commitIntervalMs: 50 },
     });
     consumer.handle<{ n: number }>('credit', async (m, ctx) =>
       insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }),

@@ -3,16 +3,17 @@ import { after, before, describe, test } from 'node:test';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { PostgresOutboxStore } from '../../../src/adapters/postgres/postgres-outbox-store.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import { PermanentError } from '../../../src/core/errors.ts';
 import type { MessageTrace } from '../../../src/operations/trace.ts';
-import { createOutbox } from '../../../src/outbox/outbox.ts';
+
 import { Relay } from '../../../src/outbox/relay.ts';
 import { uniqueId } from '../../helpers/consumer-fixtures.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../../helpers/kafka.ts';
 import { zeroloss, zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /** Acceptance 3 (O3): `trace` on a delivered, a dead-lettered and a never-sent message. */
 describe('trace', () => {
@@ -33,7 +34,7 @@ describe('trace', () => {
     await createTopic(topic, 2);
     await createTopic(`${topic}.dlq`, 2);
     await createTopic(tiny, 1, { 'max.message.bytes': '2048' });
-    const outbox = createOutbox({ schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
     const [delivered, dead] = await inTransaction(env.pool, async (tx) => [
       (await outbox.enqueue(tx, { topic, key: 'order-1', type: 'credit', payload: { points: 100 } })).id,
       (await outbox.enqueue(tx, { topic, key: 'order-2', type: 'boom', payload: { points: -1 } })).id,
@@ -49,11 +50,12 @@ describe('trace', () => {
     await relay.drain();
 
     const group = uniqueId('g-trace');
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber({ brokers: KAFKA_BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 }),
       db: env.db,
       publisher,
-      config: { groupId: group, topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: group, topics: [topic], commitIntervalMs: 50 },
     });
     consumer.handle('credit', async () => {});
     consumer.handle('boom', async () => {
