@@ -1,5 +1,5 @@
 import { KafkaSubscriber } from '../src/adapters/kafka/kafka-subscriber.ts';
-import { Consumer, type ConsumerOptions } from '../src/consumer/consumer.ts';
+import type { ConsumerOptions } from '../src/consumer/consumer.ts';
 import { HEADER, type IncomingRecord } from '../src/core/envelope.ts';
 import type { Database } from '../src/ports/sql-executor.ts';
 import type { Subscriber } from '../src/ports/transport.ts';
@@ -18,6 +18,7 @@ import {
 import { interleaved, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
 import { RawConsumer } from './lib/raw-consumer.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
+import { testConsumer } from '../test/helpers/test-consumer.ts';
 
 /**
  * Keys in progress at once, the zeroloss consumer's default; the raw consumer gets the same lanes (measured:
@@ -88,10 +89,11 @@ export async function consumeWithZeroloss(options: {
   const groupId = uniqueName('zlb-g');
   const held = new Map<number, number>();
   const consumers = Array.from({ length: options.instances ?? 1 }, (_, n) => {
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: stamping(options.subscriber, (records) => clock.arrive(records)),
       db: options.db,
-      config: { groupId, topics: options.topics, schema: options.schema, concurrency: CONSUMER_CONCURRENCY, ...options.config },
+      schema: options.schema,
+      config: { groupId, topics: options.topics, concurrency: CONSUMER_CONCURRENCY, ...options.config },
     });
     consumer.handle<{ amount: number }>('order.placed', async (m, ctx) => {
       await applyEffect(ctx.tx, options.schema, m.id, m.key, m.payload.amount);

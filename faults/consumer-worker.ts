@@ -19,6 +19,8 @@
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../src/adapters/kafka/kafka-subscriber.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
+import { PostgresDeadLetterStore } from '../src/adapters/postgres/postgres-dead-letter-store.ts';
+import { PostgresInboxStore } from '../src/adapters/postgres/postgres-inbox-store.ts';
 import { RedisInboxCache } from '../src/adapters/redis/redis-inbox-cache.ts';
 import { Consumer } from '../src/consumer/consumer.ts';
 import { PermanentError, RetryableError } from '../src/core/errors.ts';
@@ -65,12 +67,13 @@ const consumer = new Consumer({
     maxWaitMs: 100,
   }),
   db,
+  inbox: new PostgresInboxStore(db, { schema }),
+  deadLetters: new PostgresDeadLetterStore(db, { schema }),
   publisher,
   cache,
   config: {
     groupId: env('ZL_FX_GROUP'),
     topics: [env('ZL_FX_TOPIC')],
-    schema,
     concurrency: 16,
     commitIntervalMs: 100,
     revokeTimeoutMs: 10_000,

@@ -10,7 +10,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { Consumer, migrate, pgliteDatabase, Relay, TableLogAdmin, TableLogPublisher, TableLogSubscriber } from '../../src/index.ts';
+import {
+  Consumer,
+  migrate,
+  PostgresDeadLetterStore,
+  PostgresInboxStore,
+  pgliteDatabase,
+  Relay,
+  TableLogAdmin,
+  TableLogPublisher,
+  TableLogSubscriber,
+} from '../../src/index.ts';
 import { registerDeliveryService } from '../../src/examples/lottery/delivery-service.ts';
 import { awardSource, DrawService } from '../../src/examples/lottery/draw-service.ts';
 import { auditLottery } from '../../src/examples/lottery/lottery-audit.ts';
@@ -30,7 +40,13 @@ await new TableLogAdmin(db, { schema }).createTopic(topic, 4);
 // Producer side: the relay sends award rows whose mq_state is not 1, in order per user.
 const relay = new Relay({ sources: awardSource(db, { schema, topic }), publisher: new TableLogPublisher(db, { schema }), db });
 // Consumer side: one handler per prize type, each with its retry policy, idempotent by order id.
-const consumer = new Consumer({ subscriber: new TableLogSubscriber(db, { schema }), db, config: { groupId, topics: [topic], schema } });
+const consumer = new Consumer({
+  subscriber: new TableLogSubscriber(db, { schema }),
+  db,
+  inbox: new PostgresInboxStore(db, { schema }),
+  deadLetters: new PostgresDeadLetterStore(db, { schema }),
+  config: { groupId, topics: [topic] },
+});
 registerDeliveryService(consumer, { schema });
 await relay.start();
 await consumer.start();

@@ -14,6 +14,8 @@ import {
   Consumer,
   createOutbox,
   migrate,
+  PostgresDeadLetterStore,
+  PostgresInboxStore,
   PostgresOutboxStore,
   pgliteDatabase,
   Relay,
@@ -39,7 +41,13 @@ await openAccounts(db, schema, ['alice', 'bob'], 300);
 await new TableLogAdmin(db, { schema }).createTopic(topic, 4);
 
 const relay = new Relay({ sources: new PostgresOutboxStore(db, { schema }), publisher: new TableLogPublisher(db, { schema }), db });
-const consumer = new Consumer({ subscriber: new TableLogSubscriber(db, { schema }), db, config: { groupId, topics: [topic], schema } });
+const consumer = new Consumer({
+  subscriber: new TableLogSubscriber(db, { schema }),
+  db,
+  inbox: new PostgresInboxStore(db, { schema }),
+  deadLetters: new PostgresDeadLetterStore(db, { schema }),
+  config: { groupId, topics: [topic] },
+});
 registerPointsService(consumer, { schema });
 consumer.on('dead-letter', (e) => console.log(`dead letter: ${e.reason}`));
 await relay.start();

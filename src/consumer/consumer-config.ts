@@ -8,8 +8,6 @@ export const consumerConfigSchema = z
   .object({
     groupId: z.string().min(1).max(255),
     topics: z.array(z.string().min(1)).min(1),
-    /** Schema holding the inbox and dead-letter tables (see `migrate`). */
-    schema: z.string().default('zeroloss'),
     /**
      * Keys in progress at once; one key's messages always run one at a time. With group commit (`batch`)
      * these share transactions, so this is not a connection count: 64 keys make about 4 transactions at once.

@@ -3,8 +3,6 @@ import type { Registry } from 'prom-client';
 import { HEADER, type IncomingRecord } from '../core/envelope.ts';
 import { parseConfig } from '../core/config.ts';
 import { ZerolossError, errorSummary } from '../core/errors.ts';
-import { PostgresDeadLetterStore } from '../adapters/postgres/postgres-dead-letter-store.ts';
-import { PostgresInboxStore } from '../adapters/postgres/postgres-inbox-store.ts';
 import { type HealthServer, startHealthServer } from '../operations/health-server.ts';
 import type { DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { InboxCache } from '../ports/inbox-cache.ts';
@@ -51,10 +49,10 @@ export interface ConsumerOptions {
   cache?: InboxCache;
   registry?: Registry;
   config: ConsumerConfig;
-  /** Defaults to the Postgres inbox in `config.schema`. */
-  inbox?: InboxStore & StartLog;
-  /** Defaults to the Postgres dead_letter table in `config.schema`. */
-  deadLetters?: DeadLetterWriter;
+  /** The inbox (applied keys, handler-start marks, database offsets), in the same database as `db`. */
+  inbox: InboxStore & StartLog;
+  /** Where dead letters are recorded (the dead_letter table), in the same database as `db`. */
+  deadLetters: DeadLetterWriter;
   /** Serve /healthz, /readyz and /metrics from `start` to `stop` (host default 0.0.0.0; port 0 picks one). */
   health?: { port: number; host?: string };
 }
@@ -103,8 +101,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.#options = options;
     this.#handlers = new HandlerRegistry(this.config.retry, this.config.minAcceptedVersions);
     this.#metrics = createConsumerMetrics(options.registry);
-    this.#inbox = options.inbox ?? new PostgresInboxStore(options.db, { schema: this.config.schema });
-    this.#deadLetters = options.deadLetters ?? new PostgresDeadLetterStore(options.db, { schema: this.config.schema });
+    this.#inbox = options.inbox;
+    this.#deadLetters = options.deadLetters;
     // Up to a transaction's worth of one key's messages in progress at once (group commit along a key);
     // with offsets stored per effect, one at a time, so each stored offset is the contiguous one.
     this.#lanes = new KeyLanes(this.config.concurrency, (error) => this.#report(error), {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { KafkaPublisher } from '../adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../adapters/kafka/kafka-subscriber.ts';
+import { PostgresDeadLetterStore } from '../adapters/postgres/postgres-dead-letter-store.ts';
+import { PostgresInboxStore } from '../adapters/postgres/postgres-inbox-store.ts';
 import { TableLogPublisher } from '../adapters/table-log/table-log-publisher.ts';
 import { TableLogSubscriber } from '../adapters/table-log/table-log-subscriber.ts';
 import { Consumer } from '../consumer/consumer.ts';
@@ -88,12 +90,13 @@ export async function startRole(config: RoleConfig, db: Database, report: (event
   const consumer = new Consumer({
     subscriber,
     db,
+    inbox: new PostgresInboxStore(db, { schema: ctx.schema }),
+    deadLetters: new PostgresDeadLetterStore(db, { schema: ctx.schema }),
     // Dead letters are also copied to <topic>.dlq.
     publisher,
     config: {
       groupId: ctx.groupId,
       topics: [ctx.topic],
-      schema: ctx.schema,
       concurrency: 16,
       // The retry counts stay the source's (default 3, per type in the example); only the delay is the demo's.
       retry: { delayMs: config.retryDelayMs },

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Consumer } from '../../src/consumer/consumer.ts';
+import type { Consumer } from '../../src/consumer/consumer.ts';
 import { RetryableError } from '../../src/core/errors.ts';
 import type { Database } from '../../src/ports/sql-executor.ts';
 import type { Publisher, Subscriber } from '../../src/ports/transport.ts';
 import { createEffectTable, insertEffect, uniqueId, zlRecord } from './consumer-fixtures.ts';
 import { freshSchema } from './pg.ts';
 import { waitFor } from './wait-for.ts';
+import { testConsumer } from './test-consumer.ts';
 
 /** One transport under the shared consumer test: its topics already exist (4 partitions each). */
 export interface ConsumerTransport {
@@ -50,11 +51,12 @@ export function consumerOverTransport(
       cleanups.push(() => transport.cleanup());
       const { topic, publisher } = transport;
       const make = () => {
-        const consumer = new Consumer({
+        const consumer = testConsumer({
           subscriber: transport.subscriber(),
           db: env.db,
           publisher,
-          config: { groupId, topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+          schema: env.schema,
+          config: { groupId, topics: [topic], commitIntervalMs: 50 },
         });
         consumer.handle<{ n: number }>('credit', async (m, ctx) =>
           insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }),

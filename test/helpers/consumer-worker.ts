@@ -13,7 +13,7 @@ import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../src/adapters/kafka/kafka-subscriber.ts';
 import { pgDatabase } from '../../src/adapters/postgres/pg-database.ts';
 import { RedisInboxCache } from '../../src/adapters/redis/redis-inbox-cache.ts';
-import { Consumer } from '../../src/consumer/consumer.ts';
+import { testConsumer } from './test-consumer.ts';
 
 export type WorkerMessage =
   | { kind: 'started'; worker: string }
@@ -34,7 +34,7 @@ const db = pgDatabase({ connectionString: env('ZL_PG_URL'), max: 20, onError: ()
 const brokers = env('ZL_KAFKA_BROKERS').split(',');
 const publisher = new KafkaPublisher({ brokers, clientId: `zl-worker-${worker}` });
 const cache = process.env.ZL_REDIS_URL ? new RedisInboxCache({ url: process.env.ZL_REDIS_URL, prefix: `zl-${schema}` }) : undefined;
-const consumer = new Consumer({
+const consumer = testConsumer({
   subscriber: new KafkaSubscriber({
     brokers,
     clientId: `zl-worker-${worker}`,
@@ -47,10 +47,10 @@ const consumer = new Consumer({
   db,
   publisher,
   cache,
+  schema,
   config: {
     groupId: env('ZL_GROUP'),
     topics: [env('ZL_TOPIC')],
-    schema,
     concurrency: Number(process.env.ZL_CONCURRENCY ?? 16),
     commitIntervalMs: 100,
     revokeTimeoutMs: 10_000,

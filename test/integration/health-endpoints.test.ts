@@ -6,12 +6,13 @@ import { startPostgresInstance, type PostgresInstance } from '../../infra/servic
 import { KafkaSubscriber } from '../../src/adapters/kafka/kafka-subscriber.ts';
 import { migrate } from '../../src/adapters/postgres/migrations.ts';
 import { pgDatabase } from '../../src/adapters/postgres/pg-database.ts';
-import { Consumer } from '../../src/consumer/consumer.ts';
+import type { Consumer } from '../../src/consumer/consumer.ts';
 import type { Database } from '../../src/ports/sql-executor.ts';
 import { BROKERS, createTopics, uniqueId } from '../helpers/consumer-fixtures.ts';
 import { freePort } from '../helpers/consumer-workload.ts';
 import { RelayProcess } from '../helpers/relay-process.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { testConsumer } from '../helpers/test-consumer.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -72,10 +73,11 @@ describe('health, readiness and metrics endpoints', () => {
     };
     serve.stdout?.on('data', keep);
     serve.stderr?.on('data', keep);
-    consumer = new Consumer({
+    consumer = testConsumer({
       subscriber: new KafkaSubscriber({ brokers: BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 }),
       db,
-      config: { groupId: uniqueId('g'), topics: [topic], schema },
+      schema,
+      config: { groupId: uniqueId('g'), topics: [topic] },
       health: { host: '0.0.0.0', port: 0 },
     });
     consumer.handle('noop', async () => {});

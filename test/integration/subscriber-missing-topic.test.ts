@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { KafkaSubscriber } from '../../src/adapters/kafka/kafka-subscriber.ts';
-import { Consumer } from '../../src/consumer/consumer.ts';
 import { ZerolossError } from '../../src/core/errors.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../helpers/kafka.ts';
 import { freshSchema } from '../helpers/pg.ts';
+import { testConsumer } from '../helpers/test-consumer.ts';
 
 const unknownTopic = (topic: string) => (error: unknown) => {
   assert.ok(error instanceof ZerolossError, `a ZerolossError, not ${(error as Error)?.constructor?.name}: ${(error as Error)?.message}`);
@@ -37,10 +37,11 @@ describe('subscribing to a topic the broker does not have', () => {
 
   test('Consumer.start() on a missing topic rejects with the ZerolossError that says how to create it', async () => {
     const missing = uniqueTopic('zl-consumer-missing');
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber({ brokers: KAFKA_BROKERS }),
       db: env.db,
-      config: { schema: env.schema, groupId: uniqueTopic('zl-consumer-group'), topics: [missing] },
+      schema: env.schema,
+      config: { groupId: uniqueTopic('zl-consumer-group'), topics: [missing] },
     });
     consumer.handle('x', async () => {});
     await assert.rejects(consumer.start(), unknownTopic(missing));

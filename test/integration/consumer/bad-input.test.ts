@@ -4,7 +4,7 @@ import { Producer } from '@platformatic/kafka';
 import { z } from 'zod';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
+import type { Consumer } from '../../../src/consumer/consumer.ts';
 import type { OutgoingRecord } from '../../../src/core/envelope.ts';
 import {
   BROKERS,
@@ -17,6 +17,7 @@ import {
 } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /**
  * N3: each kind of bad input is dead-lettered with a reason that names the problem, and the good message
@@ -148,11 +149,12 @@ describe('bad input goes to dead letters with its reason and the loop keeps goin
     } finally {
       await raw.close();
     }
-    consumer = new Consumer({
+    consumer = testConsumer({
       subscriber: new KafkaSubscriber({ brokers: BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 }),
       db: env.db,
       publisher,
-      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, maxPayloadBytes: MAX_PAYLOAD, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: uniqueId('g'), topics: [topic], maxPayloadBytes: MAX_PAYLOAD, commitIntervalMs: 50 },
     });
     consumer.handle('credit', async (m, ctx) => insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }), {
       version: 2,

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import type { SequenceEvent } from '../../../src/consumer/gap-detector.ts';
 import {
   BROKERS,
@@ -15,6 +14,7 @@ import {
 } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 const subscriberConfig = {
   brokers: BROKERS,
@@ -48,11 +48,12 @@ describe('consumer over Kafka and Postgres', () => {
     const duplicates = [records[3], records[50], records[51], records[200]].map((r) => ({ ...r, headers: { ...r?.headers } }));
     for (const outcome of await publisher.publish([...records, ...(duplicates as typeof records)])) assert.ok(outcome.ok);
 
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber(subscriberConfig),
       db: env.db,
       publisher,
-      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: uniqueId('g'), topics: [topic], commitIntervalMs: 50 },
     });
     const repeats: SequenceEvent[] = [];
     consumer.on('sequence-duplicate', (e) => repeats.push(e));
@@ -108,11 +109,12 @@ describe('consumer over Kafka and Postgres', () => {
       order('o-2', 'SHIPPED', 3),
     ];
     for (const outcome of await publisher.publish(records)) assert.ok(outcome.ok);
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber(subscriberConfig),
       db: env.db,
       publisher,
-      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: uniqueId('g'), topics: [topic], commitIntervalMs: 50 },
     });
     const gaps: SequenceEvent[] = [];
     consumer.on('sequence-gap', (e) => gaps.push(e));
@@ -148,13 +150,13 @@ describe('consumer over Kafka and Postgres', () => {
   });
 
   test('inbox rows older than the retention are deleted; newer ones and other groups are kept', async () => {
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber(subscriberConfig),
       db: env.db,
+      schema: env.schema,
       config: {
         groupId: 'cleanup-group',
         topics: ['unused'],
-        schema: env.schema,
         inbox: { retentionMs: 3_600_000, replayHorizonMs: 60_000 },
       },
     });

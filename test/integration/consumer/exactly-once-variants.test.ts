@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Admin } from '@platformatic/kafka';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
+import { PostgresDeadLetterStore } from '../../../src/adapters/postgres/postgres-dead-letter-store.ts';
+import { PostgresInboxStore } from '../../../src/adapters/postgres/postgres-inbox-store.ts';
 import { createDatabaseOffsetConsumer, KafkaTransactionalProcessor } from '../../../src/consumer/transactional-processor.ts';
 import { PermanentError, RetryableError } from '../../../src/core/errors.ts';
 import {
@@ -108,8 +110,10 @@ describe('exactly-once variants (P10)', () => {
         const { consumer } = createDatabaseOffsetConsumer({
           kafka: { brokers: BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 },
           db: env.db,
+          inbox: new PostgresInboxStore(env.db, { schema: env.schema }),
+          deadLetters: new PostgresDeadLetterStore(env.db, { schema: env.schema }),
           publisher,
-          config: { groupId, topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+          config: { groupId, topics: [topic], commitIntervalMs: 50 },
         });
         consumer.handle<{ n: number }>('credit', async (m, ctx) =>
           insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }),

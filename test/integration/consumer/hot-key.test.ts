@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
+import type { Consumer } from '../../../src/consumer/consumer.ts';
 import { RetryableError } from '../../../src/core/errors.ts';
 import type { OutgoingRecord } from '../../../src/core/envelope.ts';
 import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
@@ -20,6 +20,7 @@ import {
 } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /**
  * Issue 18, item 1: one hot key's consecutive messages share effect transactions (group commit along a
@@ -70,10 +71,11 @@ describe('one hot key: group commit along the key', () => {
   }
 
   function consumer(topic: string, groupId: string, clientId: string): Consumer {
-    return new Consumer({
+    return testConsumer({
       subscriber: new KafkaSubscriber({ brokers: BROKERS, clientId, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 300, maxWaitMs: 100 }),
       db: env.db,
-      config: { groupId, topics: [topic], schema: env.schema, commitIntervalMs: 100, retry: { delayMs: 20 }, lagIntervalMs: 0 },
+      schema: env.schema,
+      config: { groupId, topics: [topic], commitIntervalMs: 100, retry: { delayMs: 20 }, lagIntervalMs: 0 },
     });
   }
 

@@ -4,7 +4,6 @@ import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { PostgresInboxStore } from '../../../src/adapters/postgres/postgres-inbox-store.ts';
 import { RedisInboxCache } from '../../../src/adapters/redis/redis-inbox-cache.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import type { MessageIdConflictEvent, ProcessedEvent } from '../../../src/consumer/consumer-events.ts';
 import { contentDigest } from '../../../src/consumer/content-digest.ts';
 import type { OutgoingRecord } from '../../../src/core/envelope.ts';
@@ -20,6 +19,7 @@ import {
 } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 const REDIS_URL = process.env.ZL_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const subscriberConfig = { brokers: BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 };
@@ -66,12 +66,13 @@ describe('a different message under a known message id is a conflict, never a si
 
   /** A consumer whose 'credit' handler writes the effect; events collected. */
   function creditConsumer(topic: string, options: { cache?: RedisInboxCache; businessKey?: boolean } = {}) {
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber(subscriberConfig),
       db: env.db,
       publisher,
       cache: options.cache,
-      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: uniqueId('g'), topics: [topic], commitIntervalMs: 50 },
     });
     const conflicts: MessageIdConflictEvent[] = [];
     const processed: ProcessedEvent[] = [];

@@ -3,7 +3,6 @@ import { after, before, describe, test } from 'node:test';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { dlqCommand } from '../../../src/cli/commands/dlq.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import type { CopyRejectedEvent, DeadLetterEvent } from '../../../src/consumer/consumer-events.ts';
 import { PermanentError, RetryableError } from '../../../src/core/errors.ts';
 import type { OutgoingRecord } from '../../../src/core/envelope.ts';
@@ -18,6 +17,7 @@ import {
 } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /** Kafka's default max.message.bytes of a topic: one record batch, after compression. */
 const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
@@ -64,11 +64,12 @@ describe('copies that do not fit their topic never stall a partition', () => {
     // One partition, both topics at the broker's default max.message.bytes.
     await createTopics(topicFamily(topic), 1);
     let fixed = false;
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber(subscriberConfig),
       db: env.db,
       publisher,
-      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, commitIntervalMs: 50, retry: { maxRetries: 0 } },
+      schema: env.schema,
+      config: { groupId: uniqueId('g'), topics: [topic], commitIntervalMs: 50, retry: { maxRetries: 0 } },
     });
     const rejected: CopyRejectedEvent[] = [];
     const deadLetters: DeadLetterEvent[] = [];
@@ -131,11 +132,12 @@ describe('copies that do not fit their topic never stall a partition', () => {
   test('a retry copy too large for its .retry topic is retried in place instead; nothing stalls', async () => {
     const topic = uniqueId('zl-bigretry');
     await createTopics(topicFamily(topic, 1), 1);
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber(subscriberConfig),
       db: env.db,
       publisher,
-      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, commitIntervalMs: 50 },
+      schema: env.schema,
+      config: { groupId: uniqueId('g'), topics: [topic], commitIntervalMs: 50 },
     });
     const rejected: CopyRejectedEvent[] = [];
     const committed: bigint[] = [];

@@ -3,12 +3,13 @@ import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
+import type { Consumer } from '../../../src/consumer/consumer.ts';
 import { BROKERS, createEffectTable, createTopics, insertEffect, topicFamily, uniqueId } from '../../helpers/consumer-fixtures.ts';
 import { assertExactlyOnceInOrder, effectCount, publishWorkload } from '../../helpers/consumer-workload.ts';
 import { freshSchema } from '../../helpers/pg.ts';
 import { prng } from '../../helpers/prng.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /**
  * C2/C3 across rebalances: members join and leave while handlers are running. In-flight work is finished
@@ -41,7 +42,7 @@ describe('rebalances while handlers run', () => {
     const revokes: string[] = [];
     const random = prng(3);
     const start = async (member: string) => {
-      const consumer = new Consumer({
+      const consumer = testConsumer({
         subscriber: new KafkaSubscriber({
           brokers: BROKERS,
           clientId: member,
@@ -51,7 +52,8 @@ describe('rebalances while handlers run', () => {
         }),
         db: env.db,
         publisher,
-        config: { groupId, topics: [topic], schema: env.schema, commitIntervalMs: 100, concurrency: 8 },
+        schema: env.schema,
+        config: { groupId, topics: [topic], commitIntervalMs: 100, concurrency: 8 },
       });
       consumer.on('revoked', (partitions) => {
         if (partitions.length > 0) revokes.push(member);

@@ -11,9 +11,9 @@
  */
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { pgDatabase } from '../../../src/adapters/postgres/pg-database.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import { RetryableError } from '../../../src/core/errors.ts';
 import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 export type RecoveryMessage =
   | { kind: 'started' }
@@ -33,7 +33,7 @@ const life = env('ZL_LIFE');
 const send = (message: RecoveryMessage) => process.send?.(message);
 const db = pgDatabase({ connectionString: env('ZL_PG_URL'), max: 10, onError: () => {} });
 const worker = env('ZL_WORKER');
-const consumer = new Consumer({
+const consumer = testConsumer({
   subscriber: new KafkaSubscriber({
     brokers: env('ZL_KAFKA_BROKERS').split(','),
     clientId: `zl-recovery-${worker}`,
@@ -44,10 +44,10 @@ const consumer = new Consumer({
     maxWaitMs: 100,
   }),
   db,
+  schema,
   config: {
     groupId: env('ZL_GROUP'),
     topics: [env('ZL_TOPIC')],
-    schema,
     concurrency: 8,
     commitIntervalMs: 100,
     retry: { delayMs: Number(env('ZL_RETRY_DELAY_MS')), maxRetries: 3 },

@@ -4,7 +4,6 @@ import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { RedisInboxCache } from '../../../src/adapters/redis/redis-inbox-cache.ts';
 import { contentDigest } from '../../../src/consumer/content-digest.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
 import type { ProcessedEvent } from '../../../src/consumer/consumer-events.ts';
 import type { InboxCache } from '../../../src/ports/inbox-cache.ts';
 import {
@@ -18,6 +17,7 @@ import {
 } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 const REDIS_URL = process.env.ZL_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -81,12 +81,13 @@ describe('Redis inbox cache (fast path, never the authority)', () => {
       unlock: (g, k, t) => cache.unlock(g, k, t),
       close: async () => {},
     };
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber({ brokers: BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 }),
       db: env.db,
       publisher,
       cache: spy,
-      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, inbox: { lockWaitMs: 30_000 } },
+      schema: env.schema,
+      config: { groupId: uniqueId('g'), topics: [topic], inbox: { lockWaitMs: 30_000 } },
     });
     try {
       await createEffectTable(env.db, env.schema);

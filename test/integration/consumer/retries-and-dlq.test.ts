@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { dlqCommand } from '../../../src/cli/commands/dlq.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
+import type { Consumer } from '../../../src/consumer/consumer.ts';
 import type { DeadLetterEvent } from '../../../src/consumer/consumer-events.ts';
 import { PermanentError, RetryableError } from '../../../src/core/errors.ts';
 import {
@@ -18,6 +18,7 @@ import {
 } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /**
  * Acceptance 3 (C6, C7): a transient failure succeeds within its type's policy; a permanent one lands in
@@ -43,11 +44,12 @@ describe('retries and dead letters', () => {
     await createEffectTable(env.db, env.schema);
     await createTopics(topicFamily(topic, 2), 2);
     publisher = new KafkaPublisher({ brokers: BROKERS });
-    consumer = new Consumer({
+    consumer = testConsumer({
       subscriber: new KafkaSubscriber({ brokers: BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 }),
       db: env.db,
       publisher,
-      config: { groupId: uniqueId('g'), topics: [topic], schema: env.schema, commitIntervalMs: 50, retry: { delayMs: 30 } },
+      schema: env.schema,
+      config: { groupId: uniqueId('g'), topics: [topic], commitIntervalMs: 50, retry: { delayMs: 30 } },
     });
     consumer.on('dead-letter', (e) => deadLetters.push(e));
     const apply = async (m: { id: string; key: string; type: string; payload: unknown }, tx: Parameters<typeof insertEffect>[0]) =>

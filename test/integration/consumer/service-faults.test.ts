@@ -9,7 +9,7 @@ import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts
 import { migrate } from '../../../src/adapters/postgres/migrations.ts';
 import { pgDatabase } from '../../../src/adapters/postgres/pg-database.ts';
 import { RedisInboxCache } from '../../../src/adapters/redis/redis-inbox-cache.ts';
-import { Consumer } from '../../../src/consumer/consumer.ts';
+import type { Consumer } from '../../../src/consumer/consumer.ts';
 import type { Database } from '../../../src/ports/sql-executor.ts';
 import type { InboxCache } from '../../../src/ports/inbox-cache.ts';
 import { BROKERS, createEffectTable, createTopics, insertEffect, topicFamily, uniqueId } from '../../helpers/consumer-fixtures.ts';
@@ -17,6 +17,7 @@ import { assertExactlyOnceInOrder, effectCount, freePort, publishWorkload } from
 import { freshSchema } from '../../helpers/pg.ts';
 import { prng } from '../../helpers/prng.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testConsumer } from '../../helpers/test-consumer.ts';
 
 /**
  * Acceptance 2 (C4, N2): Redis stopped (and later flushed) mid-run, and Postgres crash-restarted mid-run:
@@ -30,7 +31,7 @@ const DUPLICATES = Math.floor(MESSAGES / 10);
 function twoConsumers(db: Database, schema: string, topic: string, cache: InboxCache | undefined, publisher: KafkaPublisher): Consumer[] {
   const groupId = uniqueId('g');
   return [1, 2].map((i) => {
-    const consumer = new Consumer({
+    const consumer = testConsumer({
       subscriber: new KafkaSubscriber({
         brokers: BROKERS,
         clientId: `zl-fault-${i}`,
@@ -41,7 +42,8 @@ function twoConsumers(db: Database, schema: string, topic: string, cache: InboxC
       db,
       publisher,
       cache,
-      config: { groupId, topics: [topic], schema, commitIntervalMs: 100, unavailableBackoff: { baseMs: 50, maxMs: 500 } },
+      schema,
+      config: { groupId, topics: [topic], commitIntervalMs: 100, unavailableBackoff: { baseMs: 50, maxMs: 500 } },
     });
     consumer.handle<{ n: number }>('credit', async (m, ctx) =>
       insertEffect(ctx.tx, schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }),

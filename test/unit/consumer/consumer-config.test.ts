@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Consumer } from '../../../src/consumer/consumer.ts';
+import type { DeadLetterWriter } from '../../../src/ports/dead-letter-store.ts';
+import type { InboxStore, StartLog } from '../../../src/ports/inbox-store.ts';
 import type { Database } from '../../../src/ports/sql-executor.ts';
 import type { Subscriber } from '../../../src/ports/transport.ts';
 
 // Nothing here reaches the database or a broker: only construction and validation are exercised.
 const db = {} as Database;
 const subscriber = {} as Subscriber;
+const inbox = {} as InboxStore & StartLog;
+const deadLetters = {} as DeadLetterWriter;
 const make = (config: Record<string, unknown>) =>
-  new Consumer({ subscriber, db, config: { groupId: 'g', topics: ['t'], ...config } as never });
+  new Consumer({ subscriber, db, inbox, deadLetters, config: { groupId: 'g', topics: ['t'], ...config } as never });
 
 describe('consumer config', () => {
   test('defaults: batch 500, 3 retries 2 s apart in place, poison after 3 starts, inbox kept 14 d against a 7 d replay horizon', () => {
@@ -24,6 +28,8 @@ describe('consumer config', () => {
     assert.throws(() => make({ batchsize: 10 }), { code: 'ZL_INVALID_CONFIG', message: /batchsize/ });
     assert.throws(() => make({ inbox: { ttl: 1 } }), { code: 'ZL_INVALID_CONFIG', message: /inbox.*ttl/ });
     assert.throws(() => make({ retry: { retries: 1 } }), { code: 'ZL_INVALID_CONFIG', message: /retries/ });
+    // The schema is the store's: set once on the store bundle, never per feature.
+    assert.throws(() => make({ schema: 'zeroloss' }), { code: 'ZL_INVALID_CONFIG', message: /schema/ });
   });
 
   test('inbox retention must outlive the replay horizon', () => {
@@ -42,6 +48,8 @@ describe('consumer config', () => {
     const c = new Consumer({
       subscriber,
       db,
+      inbox,
+      deadLetters,
       publisher: { publish: async () => [], close: async () => {} },
       config: { groupId: 'g', topics: ['o'] },
     });
