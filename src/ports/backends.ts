@@ -72,8 +72,10 @@ export interface Transport {
   readonly kind: string;
   readonly publisher: Publisher;
   readonly subscriber: Subscriber;
-  readonly inspector: BrokerInspector;
-  readonly admin: TopicAdmin;
+  /** The operations tools' read-only view (reconcile, trace, status); absent where a broker has none yet. */
+  readonly inspector?: BrokerInspector;
+  /** Topic and group changes of the backlog tools; absent where a broker has none yet. */
+  readonly admin?: TopicAdmin;
   /** Creates the topic with the durability profile when missing; resolves to its partition count. */
   ensureTopic(topic: string, partitions: number): Promise<{ created: boolean; partitions: number }>;
   /** Closes every client the bundle opened. */

@@ -1,0 +1,23 @@
+/**
+ * `zeroloss/operations`: the tools behind the `zeroloss` commands, as functions. Each takes ports, which the
+ * bundles carry: `status({ store: store.operations, broker: transport.inspector })`.
+ */
+export { reconcile, type ReconcileOptions, type ReconcileReport } from '../operations/reconcile.ts';
+export { ReconcileScheduler, type ReconcileSchedule } from '../operations/reconcile-scheduler.ts';
+export { resend, type ResendOptions, type ResendResult } from '../operations/resend.ts';
+export { trace, type MessageTrace, type TraceOptions } from '../operations/trace.ts';
+export { status, type Status, type StatusOptions } from '../operations/status.ts';
+export {
+  listStuckWork,
+  releaseParked,
+  discardParked,
+  replayDeadLettersAudited,
+  discardDeadLettersAudited,
+} from '../operations/intervention.ts';
+export { cleanup, type RetentionConfig } from '../operations/retention.ts';
+export { raisePartitions, forwardBacklog, divert, undivert } from '../operations/backlog.ts';
+export { createOpsMetrics, type OpsMetrics } from '../operations/ops-metrics.ts';
+export { OpsCollector } from '../operations/ops-collector.ts';
+export { recordSequenceAlarms } from '../operations/sequence-alarms.ts';
+export { parseTime, parseDuration } from '../operations/time-window.ts';
+export { replayDeadLetters, deadLetterIds } from '../consumer/dead-letters.ts';

@@ -1,0 +1,32 @@
+import type { Registry } from 'prom-client';
+import { ZerolossError } from '../core/errors.ts';
+import type { Store, Transport } from '../ports/backends.ts';
+import type { RelaySource } from '../ports/outbox-store.ts';
+import { Relay, type RelayConfig } from './relay.ts';
+
+export interface RelayOptions extends RelayConfig {
+  /** The database the rows are committed in: its outbox table is the default source, its connection wakes the relay. */
+  store: Pick<Store, 'relaySource' | 'db'>;
+  /** Where the rows are sent. */
+  transport: Pick<Transport, 'publisher'>;
+  /** What to relay; default the store's outbox table. Add `store.stateColumnSource({…})` for a business table with a send-state column. */
+  sources?: RelaySource[];
+  /** Where the relay's metrics go; default a registry of its own (`relay.registry`). */
+  registry?: Registry;
+}
+
+/** The relay: sends committed rows to the transport and records the answer, with leases, backoff and parking. */
+export function createRelay(options: RelayOptions): Relay {
+  const { store, transport, sources, registry, ...config } = options ?? ({} as RelayOptions);
+  if (typeof store?.db?.query !== 'function') {
+    throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a store: createRelay({ store: postgres(…), transport: kafka(…) })', {
+      details: { field: 'store' },
+    });
+  }
+  if (typeof transport?.publisher?.publish !== 'function') {
+    throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a transport: createRelay({ store, transport: kafka(…) })', {
+      details: { field: 'transport' },
+    });
+  }
+  return new Relay({ sources: sources ?? [store.relaySource], publisher: transport.publisher, db: store.db, registry, config });
+}
