@@ -34,11 +34,12 @@ interface Member extends EffectWork {
 }
 
 /**
- * SQLSTATEs that say the shared transaction, not the member that saw them, is at fault: a statement after
- * an earlier member's swallowed error (25P02), and conflicts with concurrent transactions that only exist
- * because members were grouped (40P01 deadlock, 40001 serialization, 55P03 lock not available).
+ * Failures that say the shared transaction, not the member that saw them, is at fault: a statement after an
+ * earlier member's swallowed error (the store reports ZL_TRANSACTION_ROLLED_BACK), and conflicts with
+ * concurrent transactions that only exist because members were grouped (ZL_STORE_CONFLICT: deadlock,
+ * serialization failure, lock not available).
  */
-const BATCH_CAUSED = new Set(['25P02', '40P01', '40001', '55P03']);
+const BATCH_CAUSED = new Set(['ZL_TRANSACTION_ROLLED_BACK', 'ZL_STORE_CONFLICT']);
 
 function batchCaused(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;

@@ -3,27 +3,16 @@ import { errorSummary, ZerolossError } from '../core/errors.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { AbandonedError, type Delivery } from './delivery.ts';
 
-/** SQLSTATEs meaning "the server is not there right now": connection exceptions, shutdowns, too many clients. */
-const UNAVAILABLE_SQLSTATES = new Set(['08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300']);
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-const UNAVAILABLE_MESSAGES = [
-  /connection terminated/i,
-  /timeout exceeded when trying to connect/i,
-  /not queryable/i,
-  /connection.*closed/i,
-];
-
 /**
  * Whether an error says the database is unreachable rather than that this message is bad. Such failures are
  * waited out in place and never charged to the message's retry budget: a Postgres restart must not push
- * healthy messages to dead letters. Walks the cause chain.
+ * healthy messages to dead letters. The store adapter recognises its driver's failures and raises
+ * ZL_STORE_UNAVAILABLE; here only that code is read, anywhere in the cause chain (a handler may wrap it).
  */
 export function isStoreUnavailable(error: unknown, depth = 0): boolean {
   if (error === null || typeof error !== 'object' || depth > 5) return false;
-  const e = error as { code?: unknown; message?: unknown; cause?: unknown };
-  if (error instanceof ZerolossError && error.code === 'ZL_STORE_UNAVAILABLE') return true;
-  if (typeof e.code === 'string' && (UNAVAILABLE_SQLSTATES.has(e.code) || UNAVAILABLE_NODE_CODES.has(e.code))) return true;
-  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.some((re) => re.test(e.message as string))) return true;
+  const e = error as { code?: unknown; cause?: unknown };
+  if (e.code === 'ZL_STORE_UNAVAILABLE') return true;
   if (error instanceof AggregateError && error.errors.some((inner) => isStoreUnavailable(inner, depth + 1))) return true;
   return isStoreUnavailable(e.cause, depth + 1);
 }

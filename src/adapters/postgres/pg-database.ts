@@ -1,7 +1,9 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
+import { pg as driver } from './pg-driver.ts';
+import { classifyPostgresError } from './postgres-errors.ts';
 
 export interface PgDatabaseOptions {
   /** An existing pool (the application's) or a connection string for a pool of our own. */
@@ -12,12 +14,19 @@ export interface PgDatabaseOptions {
   onError?: (error: Error) => void;
 }
 
-/** Database port over node-postgres. Survives a Postgres restart: failed statements throw, later ones reconnect. */
+/**
+ * Database port over node-postgres. Survives a Postgres restart: failed statements throw, later ones
+ * reconnect. Every failure of the database itself, in `query`, in opening or committing a transaction and in
+ * the statements run through the transaction's `tx`, is rethrown as classifyPostgresError says (the server
+ * away: ZL_STORE_UNAVAILABLE; a conflict: ZL_STORE_CONFLICT), so no caller reads SQLSTATEs. An error of
+ * `fn`'s own is rethrown as it is.
+ */
 export function pgDatabase(options: PgDatabaseOptions): Database {
   const ownPool = options.pool === undefined;
   const onError = options.onError ?? (() => {});
   const pool =
-    options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10, connectionTimeoutMillis: 10_000 });
+    options.pool ??
+    new driver.Pool({ connectionString: options.connectionString, max: options.max ?? 10, connectionTimeoutMillis: 10_000 });
   // An idle client dying (server restart) emits 'error' on the pool; unhandled, it would kill the process.
   pool.on('error', onError);
 
@@ -25,23 +34,30 @@ export function pgDatabase(options: PgDatabaseOptions): Database {
 
   return {
     async query<R>(sql: string, params?: unknown[]) {
-      const result = await pool.query(sql, params as unknown[]);
-      return { rows: result.rows as R[] };
+      try {
+        const result = await pool.query(sql, params as unknown[]);
+        return { rows: result.rows as R[] };
+      } catch (error) {
+        throw classifyPostgresError(error);
+      }
     },
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
+      const client = await pool.connect().catch((error: unknown) => {
+        throw classifyPostgresError(error);
+      });
       // A checked-out client whose server dies emits 'error' on itself, not on the pool; without a
       // listener that is an uncaught exception. The failing query rejects anyway, which is what we act on.
       const onClientError = (error: Error) => onError(error);
       client.on('error', onClientError);
       let broken: unknown;
+      const tx = classifyingClient(client);
       try {
-        await client.query('begin');
-        const value = await fn(client as unknown as SqlExecutor);
+        await tx.query('begin');
+        const value = await fn(tx);
         // A statement that failed inside fn but whose error fn swallowed leaves the transaction aborted;
         // Postgres then answers COMMIT with ROLLBACK and no error. Treating that as committed would
         // report an effect (and its inbox row) that never happened.
-        const done = await client.query('commit');
+        const done = await tx.query('commit');
         if (done.command === 'ROLLBACK') {
           throw new ZerolossError(
             'ZL_TRANSACTION_ROLLED_BACK',
@@ -94,7 +110,7 @@ function startListener(pool: pg.Pool, channel: string, onNotify: (payload: strin
 
   const connect = async (delayMs: number): Promise<void> => {
     if (closed) return;
-    const next = new pg.Client({ ...(pool.options as pg.ClientConfig) });
+    const next = new driver.Client({ ...(pool.options as pg.ClientConfig) });
     next.on('error', (error) => {
       onError(error);
       reconnect(next, delayMs);
@@ -140,4 +156,29 @@ function startListener(pool: pg.Pool, channel: string, onNotify: (payload: strin
       if (current) await current.end().catch(() => {});
     },
   };
+}
+
+/**
+ * The transaction's client as handed to `fn`: the same PoolClient (so prepared statements and anything else
+ * a node-postgres client offers still work), except that a failed `query` rejects with its classified error.
+ * Callback and submittable forms (no promise) are passed through untouched.
+ */
+function classifyingClient(client: pg.PoolClient): pg.PoolClient {
+  const query = (...args: unknown[]): unknown => {
+    const result: unknown = Reflect.apply(client.query, client, args);
+    // A promise (pg may be configured with another Promise library, so any thenable).
+    if (typeof (result as { then?: unknown } | undefined)?.then === 'function') {
+      return Promise.resolve(result).catch((error: unknown) => {
+        throw classifyPostgresError(error);
+      });
+    }
+    return result;
+  };
+  return new Proxy(client, {
+    get(target, property) {
+      if (property === 'query') return query;
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

@@ -1,17 +1,16 @@
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import { quoteIdent } from '../../core/identifier.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
+import { classifyPostgresError } from './postgres-errors.ts';
 
 /**
  * Database port over an in-process PGlite. PGlite is one connection: its own `transaction()` serialises
- * access, so zeroloss never issues a bare BEGIN on it.
+ * access, so zeroloss never issues a bare BEGIN on it. Failed statements reject as classifyPostgresError
+ * says, as with node-postgres.
  */
 export function pgliteDatabase(db: PGlite, options: { closeOnClose?: boolean } = {}): Database {
   return {
-    async query<R>(sql: string, params?: unknown[]) {
-      const result = await db.query<R>(sql, params);
-      return { rows: result.rows };
-    },
+    query: (sql, params) => pgliteExecutor(db).query(sql, params),
     transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       return db.transaction((tx) => fn(pgliteExecutor(tx)));
     },
@@ -29,8 +28,12 @@ export function pgliteDatabase(db: PGlite, options: { closeOnClose?: boolean } =
 export function pgliteExecutor(tx: Transaction | PGlite): SqlExecutor {
   return {
     async query<R>(sql: string, params?: unknown[]) {
-      const result = await tx.query<R>(sql, params);
-      return { rows: result.rows };
+      try {
+        const result = await tx.query<R>(sql, params);
+        return { rows: result.rows };
+      } catch (error) {
+        throw classifyPostgresError(error);
+      }
     },
   };
 }

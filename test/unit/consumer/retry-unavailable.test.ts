@@ -1,19 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createConsumerMetrics } from '../../../src/consumer/consumer-metrics.ts';
-import { newDelivery } from '../../../src/consumer/delivery.ts';
-import type { RegisteredHandler } from '../../../src/consumer/handler-registry.ts';
-import { retryMiddleware } from '../../../src/consumer/middleware/retry.ts';
+import { newDelivery, type Routed, setDecoded, setRouted } from '../../../src/consumer/delivery.ts';
+import { retryStage } from '../../../src/consumer/middleware/retry.ts';
 import { LaneTicket } from '../../../src/consumer/lane-ticket.ts';
 import { retryPolicySchema } from '../../../src/consumer/retry-policy.ts';
-import type { ZerolossError } from '../../../src/core/errors.ts';
+import { ZerolossError } from '../../../src/core/errors.ts';
 
 test('a database outage in the effect transaction is waited out in place, reported as ZL_STORE_UNAVAILABLE, never charged', async () => {
   const reported: ZerolossError[] = [];
   let calls = 0;
   const attempt = async () => {
     calls++;
-    if (calls <= 2) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    // What the store adapter raises for a refused connection (test/unit/adapters/postgres-errors.test.ts).
+    if (calls <= 2)
+      throw new ZerolossError('ZL_STORE_UNAVAILABLE', 'the database is unavailable: connect ECONNREFUSED', { retryable: true });
   };
   const lane = {
     sleep: async () => true,
@@ -23,18 +24,17 @@ test('a database outage in the effect transaction is waited out in place, report
   };
   const d = newDelivery(
     { topic: 't', partition: 0, offset: 0n, key: 'k', value: Buffer.from('{}'), headers: {} },
-    'g',
-    new AbortController().signal,
-    lane,
+    { groupId: 'g', signal: new AbortController().signal, lane, epoch: 1 },
   );
-  d.route = { type: 'x', retry: retryPolicySchema.parse({ maxRetries: 0 }) } as unknown as RegisteredHandler;
-  const middleware = retryMiddleware(attempt, {
+  setDecoded(d, { envelope: { id: 'm1' } as never, payload: {} });
+  setRouted(d, { route: { type: 'x', retry: retryPolicySchema.parse({ maxRetries: 0 }) } } as unknown as Routed);
+  const stage = retryStage({
     publisher: undefined,
     reporter: { emit: () => true } as never,
     metrics: createConsumerMetrics(),
     unavailable: { baseMs: 1, maxMs: 1, onError: (e) => reported.push(e as ZerolossError) },
   });
-  await middleware(d, async () => {});
+  await stage(d, attempt);
   assert.equal(calls, 3, 'retried in place until the database answered, beyond maxRetries 0');
   assert.deepEqual(
     reported.map((e) => e.code),

@@ -1,0 +1,80 @@
+import { ZerolossError } from '../../core/errors.ts';
+
+/** SQLSTATEs meaning "the server is not there right now": connection exceptions, shutdowns, too many clients. */
+const UNAVAILABLE_SQLSTATES = new Set(['08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300']);
+/** Socket errors node-postgres passes through when it cannot reach or lost the server. */
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** node-postgres raises these without a code: a dead connection, a pool that could not connect in time. */
+const UNAVAILABLE_MESSAGES = [
+  /connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /not queryable/i,
+  /connection.*closed/i,
+];
+
+/**
+ * Conflicts with concurrent transactions (40P01 deadlock, 40001 serialization failure, 55P03 lock not
+ * available): nothing is wrong with the statement, and the same work succeeds when run again.
+ */
+const CONFLICT_SQLSTATES = new Set(['40P01', '40001', '55P03']);
+/** "current transaction is aborted": a statement after an earlier one failed and its error was caught. */
+const IN_FAILED_TRANSACTION = '25P02';
+
+/**
+ * Turns what Postgres (node-postgres or PGlite) says into our codes, so callers decide from `code` and
+ * `retryable` and never from SQLSTATEs or driver messages:
+ * - the server is unreachable or went away (anywhere in the cause chain): ZL_STORE_UNAVAILABLE;
+ * - a conflict with a concurrent transaction: ZL_STORE_CONFLICT;
+ * - a statement refused because its transaction is already aborted: ZL_TRANSACTION_ROLLED_BACK.
+ * All three are retryable and keep the driver's error as `cause`. Anything else (a constraint violation, a
+ * syntax error, an error of the caller's own) is returned as it is, so callers that look at the SQLSTATE
+ * of such errors still can. Never throws.
+ */
+export function classifyPostgresError(error: unknown): unknown {
+  try {
+    return classify(error);
+  } catch {
+    return error;
+  }
+}
+
+function classify(error: unknown): unknown {
+  if (error instanceof ZerolossError && error.code === 'ZL_STORE_UNAVAILABLE') return error;
+  if (isUnavailable(error, 0)) {
+    return new ZerolossError('ZL_STORE_UNAVAILABLE', `the database is unavailable: ${messageOf(error)}`, {
+      retryable: true,
+      cause: error,
+    });
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && CONFLICT_SQLSTATES.has(code)) {
+    return new ZerolossError('ZL_STORE_CONFLICT', `conflict with a concurrent transaction: ${messageOf(error)}`, {
+      retryable: true,
+      cause: error,
+      details: { sqlstate: code },
+    });
+  }
+  if (code === IN_FAILED_TRANSACTION) {
+    return new ZerolossError(
+      'ZL_TRANSACTION_ROLLED_BACK',
+      `the transaction is aborted: an earlier statement in it failed and its error was caught (${messageOf(error)})`,
+      { retryable: true, cause: error, details: { sqlstate: code } },
+    );
+  }
+  return error;
+}
+
+/** Walks the cause chain and AggregateError members, bounded: a cyclic chain must not hang the classifier. */
+function isUnavailable(error: unknown, depth: number): boolean {
+  if (error === null || typeof error !== 'object' || depth > 5) return false;
+  const e = error as { code?: unknown; message?: unknown; cause?: unknown };
+  if (error instanceof ZerolossError && error.code === 'ZL_STORE_UNAVAILABLE') return true;
+  if (typeof e.code === 'string' && (UNAVAILABLE_SQLSTATES.has(e.code) || UNAVAILABLE_NODE_CODES.has(e.code))) return true;
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.some((re) => re.test(e.message as string))) return true;
+  if (error instanceof AggregateError && error.errors.some((inner) => isUnavailable(inner, depth + 1))) return true;
+  return isUnavailable(e.cause, depth + 1);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message || error.name : String(error);
+}
