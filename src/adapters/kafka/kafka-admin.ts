@@ -1,4 +1,5 @@
-import { Admin, ConfigResourceTypes } from '@platformatic/kafka';
+import type { Admin } from '@platformatic/kafka';
+import { kafka } from './kafka-driver.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { validateTopic } from '../../core/message.ts';
 
@@ -36,7 +37,7 @@ export interface ProducerSettings {
 }
 
 export function createAdmin(brokers: string[], clientId = 'zeroloss-admin'): Admin {
-  return new Admin({ clientId, bootstrapBrokers: brokers, timeout: 10_000, retries: 2 });
+  return new kafka.Admin({ clientId, bootstrapBrokers: brokers, timeout: 10_000, retries: 2 });
 }
 
 export interface EnsureTopicOptions {
@@ -125,7 +126,7 @@ async function inspectTopics(admin: Admin, topics: string[]): Promise<TopicRepor
   if (topics.length === 0) return [];
   const metadata = await admin.metadata({ topics, forceUpdate: true });
   const configs = await admin.describeConfigs({
-    resources: topics.map((t) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: t })),
+    resources: topics.map((t) => ({ resourceType: kafka.ConfigResourceTypes.TOPIC, resourceName: t })),
   });
   const byTopic = new Map(configs.map((c) => [c.resourceName, new Map(c.configs.map((e) => [e.name, e.value ?? '']))]));
   return topics.map((topic) => {
@@ -197,7 +198,7 @@ async function copyRoomFindings(admin: Admin, checked: string[], all: string[]):
   if (pairs.length === 0) return [];
   const names = [...new Set(pairs.flatMap((p) => [p.source, p.copy]))];
   const configs = await admin.describeConfigs({
-    resources: names.map((t) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: t })),
+    resources: names.map((t) => ({ resourceType: kafka.ConfigResourceTypes.TOPIC, resourceName: t })),
   });
   const limit = new Map(
     configs.map((c) => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { type Admin, Consumer, FetchIsolationLevels, type FetchIsolationLevelValue, type Message } from '@platformatic/kafka';
+import type { Admin, FetchIsolationLevelValue, Message } from '@platformatic/kafka';
+import { kafka } from './kafka-driver.ts';
 import type {
   BrokerInspector,
   BrokerRecord,
@@ -48,14 +49,14 @@ export class KafkaInspector implements BrokerInspector {
   async watermarks(topic: string): Promise<PartitionWatermarks[] | undefined> {
     const count = await this.#partitionCount(topic);
     if (count === undefined) return undefined;
-    return this.#watermarks(topic, count, FetchIsolationLevels.READ_UNCOMMITTED);
+    return this.#watermarks(topic, count, kafka.FetchIsolationLevels.READ_UNCOMMITTED);
   }
 
   async offsetsForTime(topic: string, atMs: number): Promise<Array<{ partition: number; offset: bigint }>> {
     const count = await this.#partitionCount(topic);
     if (count === undefined) return [];
-    const marks = await this.#watermarks(topic, count, FetchIsolationLevels.READ_UNCOMMITTED);
-    const found = await this.#listOffsets(topic, count, BigInt(Math.max(0, Math.floor(atMs))), FetchIsolationLevels.READ_UNCOMMITTED);
+    const marks = await this.#watermarks(topic, count, kafka.FetchIsolationLevels.READ_UNCOMMITTED);
+    const found = await this.#listOffsets(topic, count, BigInt(Math.max(0, Math.floor(atMs))), kafka.FetchIsolationLevels.READ_UNCOMMITTED);
     // -1: no record at or after that time, so the position is the end of the partition.
     return marks.map((m) => {
       const offset = found.get(m.partition) ?? -1n;
@@ -81,7 +82,7 @@ export class KafkaInspector implements BrokerInspector {
       if (count === undefined) continue;
       // Read committed, like the consumers: the end is the last stable offset, and what lies below the low
       // watermark is gone (reading it would only make the broker reset the position).
-      const marks = new Map((await this.#watermarks(topic, count, FetchIsolationLevels.READ_COMMITTED)).map((m) => [m.partition, m]));
+      const marks = new Map((await this.#watermarks(topic, count, kafka.FetchIsolationLevels.READ_COMMITTED)).map((m) => [m.partition, m]));
       for (const r of ranges.filter((x) => x.topic === topic)) {
         const m = marks.get(r.partition);
         if (!m) continue;
@@ -92,7 +93,7 @@ export class KafkaInspector implements BrokerInspector {
     }
     if (remaining.size === 0) return;
 
-    const consumer = new Consumer<string, Buffer, string, string>({
+    const consumer = new kafka.Consumer<string, Buffer, string, string>({
       clientId: this.#options.clientId,
       groupId: `zeroloss-inspect-${randomBytes(6).toString('hex')}`,
       bootstrapBrokers: this.#options.brokers,

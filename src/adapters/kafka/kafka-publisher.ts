@@ -1,4 +1,6 @@
-import { compatibilityPartitioner, Producer, ProduceAcks } from '@platformatic/kafka';
+import type { Producer } from '@platformatic/kafka';
+import { partitionFor } from '../../core/partition-for.ts';
+import { kafka } from './kafka-driver.ts';
 import { z } from 'zod';
 import type { OutgoingRecord } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
@@ -37,13 +39,13 @@ export class KafkaPublisher implements Publisher {
 
   constructor(config: KafkaPublisherConfig) {
     this.#config = parseConfig(kafkaPublisherConfigSchema, config, 'kafka publisher');
-    this.#producer = new Producer({
+    this.#producer = new kafka.Producer({
       clientId: this.#config.clientId,
       bootstrapBrokers: this.#config.brokers,
       idempotent: true,
-      acks: ProduceAcks.ALL,
+      acks: kafka.ProduceAcks.ALL,
       compression: this.#config.compression,
-      partitioner: compatibilityPartitioner,
+      partitioner: kafka.compatibilityPartitioner,
       timeout: this.#config.requestTimeoutMs,
       retries: 5,
       retryDelay: 200,
@@ -219,7 +221,7 @@ export class KafkaPublisher implements Publisher {
     const topics = this.#producer.currentMetadata?.topics;
     return (record) => {
       const count = topics?.get(record.topic)?.partitionsCount ?? 0;
-      return count === 0 ? undefined : compatibilityPartitioner(undefined as never, Buffer.from(record.key, 'utf8')) % count;
+      return count === 0 ? undefined : partitionFor(record.key, count);
     };
   }
 

@@ -1,4 +1,5 @@
-import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka';
+import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
+import { kafka } from './kafka-driver.ts';
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import type { IncomingRecord } from '../../core/envelope.ts';
@@ -105,7 +106,7 @@ export class KafkaSubscription implements Subscription {
     this.#hooks = hooks;
     this.#options = options;
     this.#report = report;
-    this.#consumer = new Consumer<string, Buffer, string, string>({
+    this.#consumer = new kafka.Consumer<string, Buffer, string, string>({
       groupId: options.groupId,
       clientId: config.clientId,
       bootstrapBrokers: config.brokers,

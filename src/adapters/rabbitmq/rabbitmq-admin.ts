@@ -1,4 +1,5 @@
-import amqp, { type ChannelModel } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
+import { amqp } from './rabbitmq-driver.ts';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import { ZerolossError } from '../../core/errors.ts';

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { amqp } from './rabbitmq-driver.ts';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import type { OutgoingRecord } from '../../core/envelope.ts';

@@ -1,4 +1,5 @@
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { amqp } from './rabbitmq-driver.ts';
 import type { IncomingRecord } from '../../core/envelope.ts';
 import { classifyError, ZerolossError } from '../../core/errors.ts';
 import type { SubscribeOptions, Subscription } from '../../ports/transport.ts';

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from '../redis/redis-driver.ts';
 import { classifyError, ZerolossError } from '../../core/errors.ts';
 import { validateTopic } from '../../core/message.ts';
 import { inspectStreams, type RedisStreamReport } from './redis-streams-deletions.ts';
@@ -65,7 +66,7 @@ export async function checkRedisDurability(options: RedisDurabilityOptions): Pro
   for (const topic of options.topics ?? []) validateTopic(topic);
   // One attempt, no offline queue: an unreachable server is a clear error now, not a retry loop.
   const timeout = options.commandTimeoutMs ?? 10_000;
-  const redis = new Redis(options.url, {
+  const redis = new ioredis.Redis(options.url, {
     lazyConnect: true,
     connectionName: 'zeroloss-doctor',
     protocol: 2,

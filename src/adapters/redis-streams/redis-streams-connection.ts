@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from '../redis/redis-driver.ts';
 
 /**
  * A connection for the transport. Commands are not retried by the client after a reconnect: an XADD
@@ -6,7 +7,7 @@ import { Redis } from 'ioredis';
  * duplicate, which the inbox absorbs), instead of ioredis resending it behind our back.
  */
 export function connectRedis(url: string, commandTimeoutMs: number, name: string): Redis {
-  const redis = new Redis(url, {
+  const redis = new ioredis.Redis(url, {
     connectionName: name,
     // RESP2 replies: stream reads as [stream, entries] pairs, whatever mapping a newer client defaults to.
     protocol: 2,

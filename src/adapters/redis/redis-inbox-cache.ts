@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from './redis-driver.ts';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import type { InboxCache } from '../../ports/inbox-cache.ts';
@@ -42,7 +43,7 @@ export class RedisInboxCache implements InboxCache {
 
   constructor(config: RedisInboxCacheConfig) {
     this.config = parseConfig(redisInboxCacheConfigSchema, config, 'redis inbox cache');
-    this.#redis = new Redis(this.config.url, {
+    this.#redis = new ioredis.Redis(this.config.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: this.config.commandTimeoutMs,
