@@ -13,30 +13,13 @@ import { type ConsumerConfig, consumerConfigSchema, type ResolvedConsumerConfig 
 import type { ConsumerEvents } from './consumer-events.ts';
 import { consumerReadiness } from './consumer-readiness.ts';
 import { type ConsumerMetrics, createConsumerMetrics } from './consumer-metrics.ts';
-import {
-  AbandonedError,
-  type Delivery,
-  type Middleware,
-  RETRY_HEADER,
-  compose,
-  isRetryTopic,
-  newDelivery,
-  retryTopic,
-} from './delivery.ts';
+import { buildConsumerChain } from './consumer-chain.ts';
+import { AbandonedError, type Delivery, RETRY_HEADER, isRetryTopic, newDelivery, retryTopic } from './delivery.ts';
 import { GapDetector } from './gap-detector.ts';
 import { type Handler, type HandlerOptions, HandlerRegistry } from './handler-registry.ts';
 import { type LaneControl, KeyLanes } from './key-lanes.ts';
-import { deadLetterMiddleware } from './middleware/dead-letter.ts';
-import { decodeMiddleware } from './middleware/decode.ts';
-import { dedupCacheMiddleware } from './middleware/dedup-cache.ts';
-import { inboxTransaction } from './middleware/inbox-transaction.ts';
-import { laneOrderMiddleware } from './middleware/lane-order.ts';
-import { metricsMiddleware } from './middleware/metrics.ts';
-import { retryMiddleware } from './middleware/retry.ts';
-import { routeMiddleware } from './middleware/route.ts';
 import { type PartitionRef, OffsetTracker, partitionId } from './offset-tracker.ts';
-import { poisonGuardMiddleware } from './poison-guard.ts';
-import { EffectBatcher } from './effect-batcher.ts';
+import { settleWithin, within } from './time-bounds.ts';
 
 export interface ConsumerOptions {
   /** Where records come from (Kafka, or the embedded Postgres log). */
@@ -68,10 +51,10 @@ interface PartitionRun {
  * Records are processed concurrently across keys and in order within a key (C3: a key's consecutive ready
  * messages may share one effect transaction, handlers in key order); offsets are committed
  * manually, only up to the smallest unfinished offset of each partition (C1, C2). Each record goes through
- * the middleware, outermost first:
+ * the consumer chain, whose stages and order are listed in consumer-chain.ts:
  *
- *   metrics → dead-letter → decode → route (type, upcast, schema, key) → cache fast path → retry
- *     → each attempt: key order → poison guard → [transaction: inbox row, handler]
+ *   offset progress → metrics → dead letter → decode → route → cache (optional) → retry
+ *     → each attempt: key order → poison guard → effect (transaction: inbox row, handler, commit)
  *
  * Sequence gaps (C9) are checked as records arrive, in partition order, before any of that.
  */
@@ -87,7 +70,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   readonly #parts = new Map<string, PartitionRun>();
   readonly #committed = new Map<string, bigint>();
   #lanes: KeyLanes;
-  #pipeline: ((d: Delivery) => Promise<void>) | undefined;
+  #chain: ((d: Delivery) => Promise<void>) | undefined;
   #subscription: Subscription | undefined;
   #timers: NodeJS.Timeout[] = [];
   #committing: Promise<void> | undefined;
@@ -143,7 +126,20 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.#healthServer = await startHealthServer({ ...this.#options.health, registry: this.registry, checks });
     }
     this.#state = 'running';
-    this.#pipeline = this.#buildPipeline();
+    this.#chain = buildConsumerChain({
+      config: this.config,
+      handlers: this.#handlers,
+      db: this.#options.db,
+      inbox: this.#inbox,
+      deadLetters: this.#deadLetters,
+      publisher: this.#options.publisher,
+      cache: this.#options.cache,
+      tracker: this.#tracker,
+      metrics: this.#metrics,
+      reporter: this,
+      onFinished: () => this.#resumeBelowBatchSize(),
+      report: (error) => this.#report(error),
+    }).run;
     try {
       this.#subscription = await this.#options.subscriber.subscribe({
         groupId: this.config.groupId,
@@ -222,61 +218,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     return out;
   }
 
-  #buildPipeline() {
-    const { publisher, cache } = this.#options;
-    const unavailable = { ...this.config.unavailableBackoff, onError: (error: Error) => this.#report(error) };
-    const labels = { group: this.config.groupId };
-    const batcher = new EffectBatcher(this.#options.db, this.#inbox, {
-      ...this.config.batch,
-      onTransaction: (messages) => this.#metrics.batchSize.observe(labels, messages),
-    });
-    return compose([
-      ...(this.#storesOffsets ? [this.#offsetAfterOtherOutcomes(unavailable.onError)] : []),
-      metricsMiddleware(this.#metrics, this),
-      deadLetterMiddleware({
-        writer: this.#deadLetters,
-        publisher,
-        topicCopy: this.config.deadLetterTopic,
-        reporter: this,
-        metrics: this.#metrics,
-        unavailable,
-      }),
-      decodeMiddleware({ maxPayloadBytes: this.config.maxPayloadBytes }),
-      routeMiddleware(this.#handlers),
-      ...(cache ? [dedupCacheMiddleware(cache, this.config.inbox)] : []),
-      // Each attempt is its own chain: the poison guard marks a record only while an attempt of it runs.
-      retryMiddleware(
-        compose([
-          laneOrderMiddleware(),
-          poisonGuardMiddleware(this.#inbox, this.#inbox, {
-            maxStarts: this.config.poison.maxStarts,
-            retry: unavailable,
-            reporter: this,
-            metrics: this.#metrics,
-          }),
-          inboxTransaction(batcher, this.#inbox, this.#metrics, { storeOffsets: this.#storesOffsets }),
-        ]),
-        { publisher, reporter: this, metrics: this.#metrics, unavailable },
-      ),
-    ]);
-  }
-
   get #storesOffsets(): boolean {
     return this.config.offsetStore === 'database';
-  }
-
-  /**
-   * Database offsets: a record finished without an effect transaction (dead letter, retry copy, cache
-   * duplicate) still moves the stored position. Best effort: a position left behind only causes redelivery.
-   */
-  #offsetAfterOtherOutcomes(report: (error: Error) => void): Middleware {
-    return async (d, next) => {
-      await next();
-      if (d.outcome === 'processed') return;
-      await this.#inbox
-        .storeOffset(this.#options.db, d.groupId, d.record.topic, d.record.partition, d.record.offset + 1n)
-        .catch((error: unknown) => report(error as Error));
-    };
   }
 
   #onRecords(batch: ReceivedBatch): void {
@@ -303,14 +246,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   async #run(record: IncomingRecord, epoch: number, part: PartitionRun, control: LaneControl): Promise<void> {
     const { signal } = part.controller;
     if (this.#state !== 'running' || signal.aborted || !this.#tracker.isCurrent(record.topic, record.partition, epoch)) return;
-    const work = this.#process(record, signal, control).then((finished) => {
-      if (!finished) return;
-      this.#tracker.finish(record.topic, record.partition, record.offset, epoch);
-      if (this.#paused && this.#state === 'running' && this.#tracker.pending < this.config.batchSize) {
-        this.#paused = false;
-        this.#subscription?.resume();
-      }
-    });
+    const work = this.#process(record, epoch, signal, control);
     part.running.add(work);
     try {
       await work;
@@ -319,14 +255,14 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     }
   }
 
-  /** Returns whether the record is finished (its offset may be committed). */
-  async #process(record: IncomingRecord, signal: AbortSignal, control: LaneControl): Promise<boolean> {
+  /** Runs the record through the chain; its offset stage records it finished, unless it throws. */
+  async #process(record: IncomingRecord, epoch: number, signal: AbortSignal, control: LaneControl): Promise<void> {
     // A retry copy waits for its due time in its lane, without holding a concurrency slot.
     const due = Number(record.headers[RETRY_HEADER.notBefore]);
-    if (isRetryTopic(record.topic) && due > Date.now() && !(await control.sleep(due - Date.now(), signal))) return false;
+    if (isRetryTopic(record.topic) && due > Date.now() && !(await control.sleep(due - Date.now(), signal))) return;
+    const run = this.#chain as (d: Delivery) => Promise<void>;
     try {
-      await (this.#pipeline as (d: Delivery) => Promise<void>)(newDelivery(record, this.config.groupId, signal, control));
-      return true;
+      await run(newDelivery(record, { groupId: this.config.groupId, signal, lane: control, epoch }));
     } catch (error) {
       if (!(error instanceof AbandonedError)) {
         // Not finished, so never committed past: it comes back after the next rebalance or restart.
@@ -340,7 +276,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           ),
         );
       }
-      return false;
     }
   }
 
@@ -402,6 +337,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.#metrics.lag.remove({ group: this.config.groupId, topic: p.topic, partition: String(p.partition) });
     }
     this.#metrics.inFlight.set({ group: this.config.groupId }, this.#tracker.pending);
+    this.#resumeBelowBatchSize();
+  }
+
+  /** A subscription paused at `batchSize` unfinished records resumes once fewer are. */
+  #resumeBelowBatchSize(): void {
     if (this.#paused && this.#state === 'running' && this.#tracker.pending < this.config.batchSize) {
       this.#paused = false;
       this.#subscription?.resume();
@@ -461,33 +401,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
 
   #report(error: unknown): void {
     this.emit('error', error instanceof Error ? error : new Error(String(error)));
-  }
-}
-
-/** Waits for the promises to settle, or for `ms`, whichever comes first. */
-async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
-  if (promises.length === 0) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.allSettled(promises),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `${what} did not finish within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Envelope, IncomingRecord } from '../core/envelope.ts';
-import { ZerolossError } from '../core/errors.ts';
+import type { Claim } from '../ports/inbox-store.ts';
+import type { SqlExecutor } from '../ports/sql-executor.ts';
 import type { ConsumedMessage, RegisteredHandler } from './handler-registry.ts';
 import type { LaneControl } from './key-lanes.ts';
 
@@ -63,15 +64,51 @@ export function isRetryTopic(topic: string): boolean {
   return RETRY_TOPIC_RE.test(topic);
 }
 
-export type DeliveryOutcome = 'processed' | 'duplicate' | 'dead-lettered' | 'retry-scheduled';
+/**
+ * How a record finished, set by the stage that finished it. A record whose chain ended without one (or
+ * threw) is not finished: its offset is not committed past.
+ */
+export type Outcome =
+  /** The effect transaction committed with the handler's writes (`committedAt`, epoch ms). */
+  | { readonly kind: 'processed'; readonly committedAt: number }
+  /** Applied before: the cache remembered it, or the inbox row was already there. Nothing ran. */
+  | { readonly kind: 'duplicate'; readonly via: 'cache' | 'inbox' }
+  /** Recorded as a dead letter (the dead_letter row, and the `.dlq` copy where there is one). */
+  | { readonly kind: 'dead-lettered'; readonly code: string }
+  /** Handed to `topic` (`<topic>.retry.<n>`), which now carries it. */
+  | { readonly kind: 'retry-scheduled'; readonly topic: string };
 
-/** The processing state of one delivered record as it moves through the middleware. */
+/** What the decode stage learnt from the record. */
+export interface Decoded {
+  readonly envelope: Envelope;
+  /** JSON payload, or the bytes for `application/octet-stream`; not upcast yet. */
+  readonly payload: unknown;
+}
+
+/** What the route stage learnt: the handler, the message as it will see it, and its inbox key. */
+export interface Routed {
+  readonly route: RegisteredHandler;
+  /** Payload upcast to the handler's version and validated. */
+  readonly message: ConsumedMessage;
+  readonly idempotencyKey: string;
+  /** Content digest (content-digest.ts), when the idempotency key is the message id. */
+  readonly contentDigest: string | undefined;
+}
+
+/**
+ * One delivered record on its way through the consumer chain (consumer-chain.ts). What a stage learns is
+ * set once, by that stage, as a typed value (`decoded`, `routed`); stages after it take `DecodedDelivery`
+ * or `RoutedDelivery`, whose types say the value is there. Outer stages (dead letter, metrics) see the
+ * values as optional: a record can fail before they were learnt.
+ */
 export interface Delivery {
   readonly record: IncomingRecord;
   readonly groupId: string;
   /** Aborted when the partition is revoked or the consumer stops: waits end and the record is abandoned. */
   readonly signal: AbortSignal;
   readonly lane: LaneControl;
+  /** The partition epoch the record was delivered in (offset-tracker.ts): its progress counts only in it. */
+  readonly epoch: number;
   /** Where the message was first consumed: the record itself, or the origin its retry headers name. */
   readonly origin: { topic: string; partition: number; offset: bigint };
   /** Attempt number of the next handler run, 1-based, carried across retry topics by header. */
@@ -82,21 +119,31 @@ export interface Delivery {
   gaveUp?: 'permanent' | 'exhausted';
   firstFailureAt: Date | undefined;
   lastFailureAt: Date | undefined;
-  envelope?: Envelope;
-  /** Decoded payload; after routing, upcast and validated. */
-  payload?: unknown;
-  route?: RegisteredHandler;
-  message?: ConsumedMessage;
-  idempotencyKey?: string;
-  /** Content digest (content-digest.ts), when the idempotency key is the message id. */
-  contentDigest?: string;
-  outcome?: DeliveryOutcome;
-  duplicateVia?: 'cache' | 'inbox';
-  /** Set when the effect transaction committed. */
-  committedAt?: number;
+  /** Set by the decode stage. */
+  decoded?: Decoded;
+  /** Set by the route stage. */
+  routed?: Routed;
+  /**
+   * A write the offset stage needs in the effect transaction (the position, with database offsets); the
+   * effect stage runs it after the handler, with the inbox's answer for this record.
+   */
+  withEffect?: (tx: SqlExecutor, claim: Claim) => Promise<void>;
+  /** Set by the stage that finished the record. */
+  outcome?: Outcome;
 }
 
-export type Middleware = (delivery: Delivery, next: () => Promise<void>) => Promise<void>;
+export type DecodedDelivery = Delivery & { readonly decoded: Decoded };
+export type RoutedDelivery = DecodedDelivery & { readonly routed: Routed };
+
+/** Records what the decode stage learnt; from here on the delivery is a DecodedDelivery. */
+export function setDecoded(d: Delivery, decoded: Decoded): asserts d is DecodedDelivery {
+  d.decoded = decoded;
+}
+
+/** Records what the route stage learnt; from here on the delivery is a RoutedDelivery. */
+export function setRouted(d: DecodedDelivery, routed: Routed): asserts d is RoutedDelivery {
+  d.routed = routed;
+}
 
 /**
  * Thrown when a record's processing stops because its partition is being taken away or the consumer is
@@ -110,7 +157,10 @@ export class AbandonedError extends Error {
 }
 
 /** Builds a delivery for a record, reading the attempt state a retry copy carries. */
-export function newDelivery(record: IncomingRecord, groupId: string, signal: AbortSignal, lane: LaneControl): Delivery {
+export function newDelivery(
+  record: IncomingRecord,
+  context: { groupId: string; signal: AbortSignal; lane: LaneControl; epoch: number },
+): Delivery {
   const h = record.headers;
   const retried = isRetryTopic(record.topic) && h[RETRY_HEADER.originalTopic] !== undefined;
   const header = retried ? Number(h[RETRY_HEADER.attempt]) : 1;
@@ -118,9 +168,7 @@ export function newDelivery(record: IncomingRecord, groupId: string, signal: Abo
   const offset = retried ? safeBigInt(h[RETRY_HEADER.originalOffset]) : undefined;
   return {
     record,
-    groupId,
-    signal,
-    lane,
+    ...context,
     origin:
       retried && offset !== undefined
         ? { topic: h[RETRY_HEADER.originalTopic] as string, partition: Number(h[RETRY_HEADER.originalPartition]) || 0, offset }
@@ -138,20 +186,6 @@ export function originalHeaders(headers: Record<string, string>): Record<string,
   const added = new Set<string>(Object.values(RETRY_HEADER));
   for (const [name, value] of Object.entries(headers)) if (!added.has(name)) out[name] = value;
   return out;
-}
-
-/** Composes middleware as an onion; calling `next` twice is a bug and rejects. */
-export function compose(middleware: Middleware[]): (delivery: Delivery) => Promise<void> {
-  return (delivery) => {
-    let last = -1;
-    const dispatch = (i: number): Promise<void> => {
-      if (i <= last) return Promise.reject(new ZerolossError('ZL_UNKNOWN', 'middleware called next() more than once'));
-      last = i;
-      const fn = middleware[i];
-      return fn ? fn(delivery, () => dispatch(i + 1)) : Promise.resolve();
-    };
-    return dispatch(0);
-  };
 }
 
 function safeBigInt(value: string | undefined): bigint | undefined {

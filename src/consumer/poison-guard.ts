@@ -2,7 +2,8 @@ import { ZerolossError } from '../core/errors.ts';
 import type { InboxStore, StartLog, StartRef } from '../ports/inbox-store.ts';
 import type { ConsumerReporter } from './consumer-events.ts';
 import type { ConsumerMetrics } from './consumer-metrics.ts';
-import { AbandonedError, type Delivery, type Middleware } from './delivery.ts';
+import type { Next, Stage } from './chain.ts';
+import { AbandonedError, type RoutedDelivery } from './delivery.ts';
 import { type StoreRetryOptions, untilAvailable } from './store-retry.ts';
 
 /**
@@ -19,18 +20,18 @@ import { type StoreRetryOptions, untilAvailable } from './store-retry.ts';
  * started `maxStarts` times without finishing, it is dead-lettered without running again, and the records
  * behind it keep flowing. A record is finished when its offset is committed (its marks are then deleted).
  */
-export function poisonGuardMiddleware(
+export function poisonGuardStage(
   starts: StartLog,
   inbox: InboxStore,
   options: { maxStarts: number; retry: StoreRetryOptions; reporter: ConsumerReporter; metrics: ConsumerMetrics },
-): Middleware {
+): Stage<RoutedDelivery> {
   // Deliveries whose mark could not be taken back after a failed attempt (the store was away): the mark is
   // still theirs, so their next attempt must not read it as a crash.
-  const stillMarked = new WeakMap<Delivery, 'first' | 'suspect'>();
+  const stillMarked = new WeakMap<RoutedDelivery, 'first' | 'suspect'>();
 
-  const attempt = async (d: Delivery, ref: StartRef, kind: 'first' | 'suspect', next: () => Promise<void>) => {
+  const attempt = async (d: RoutedDelivery, ref: StartRef, kind: 'first' | 'suspect', next: Next<RoutedDelivery>) => {
     try {
-      await next();
+      await next(d);
     } catch (error) {
       // Not running any more, and not crashed: whatever the record waits for next is not held against it.
       await starts.release(ref).catch(() => stillMarked.set(d, kind));
@@ -44,7 +45,7 @@ export function poisonGuardMiddleware(
       topic: d.record.topic,
       partition: d.record.partition,
       offset: d.record.offset,
-      messageId: d.envelope?.id,
+      messageId: d.decoded.envelope.id,
     };
     const held = stillMarked.get(d);
     stillMarked.delete(d);
@@ -54,11 +55,10 @@ export function poisonGuardMiddleware(
       if (first) return attempt(d, ref, 'first', next);
       // A redelivery whose effect did commit (the crash came after it) needs no isolation.
       const applied = await untilAvailable(d, 'checking the inbox', options.retry, () =>
-        inbox.contains(d.groupId, d.idempotencyKey as string),
+        inbox.contains(d.groupId, d.routed.idempotencyKey),
       );
       if (applied) {
-        d.outcome = 'duplicate';
-        d.duplicateVia = 'inbox';
+        d.outcome = { kind: 'duplicate', via: 'inbox' };
         return;
       }
     }

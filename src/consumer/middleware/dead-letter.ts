@@ -3,12 +3,12 @@ import type { DeadLetterInput, DeadLetterWriter } from '../../ports/dead-letter-
 import type { Publisher } from '../../ports/transport.ts';
 import type { ConsumerReporter } from '../consumer-events.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
+import type { Stage } from '../chain.ts';
 import {
   AbandonedError,
   DLQ_HEADER,
   type Delivery,
   FAILURE_HEADER_BYTES,
-  type Middleware,
   deadLetterTopic,
   originalHeaders,
   truncateUtf8,
@@ -25,17 +25,17 @@ import { publishUntilAcked, type StoreRetryOptions, untilAvailable } from '../st
  * never stall its partition. A broker that is merely away is waited out. A redelivery of a message that is
  * already dead (crash before the offset commit, or a duplicate copy) adds nothing.
  */
-export function deadLetterMiddleware(deps: {
+export function deadLetterStage(deps: {
   writer: DeadLetterWriter;
   publisher: Publisher | undefined;
   topicCopy: boolean;
   reporter: ConsumerReporter;
   metrics: ConsumerMetrics;
   unavailable: StoreRetryOptions;
-}): Middleware {
+}): Stage<Delivery> {
   return async (d, next) => {
     try {
-      await next();
+      await next(d);
     } catch (thrown) {
       // Revoked or stopping: leave it unfinished for the next owner rather than judge it now.
       if (thrown instanceof AbandonedError || d.signal.aborted) throw thrown instanceof AbandonedError ? thrown : new AbandonedError();
@@ -50,7 +50,7 @@ export function deadLetterMiddleware(deps: {
       if (!published && copyError === null && deps.topicCopy && deps.publisher) {
         await copyToTopic(d, deps, input, id);
       }
-      d.outcome = 'dead-lettered';
+      d.outcome = { kind: 'dead-lettered', code: input.errorCode };
       if (inserted) deps.metrics.deadLettered.inc({ group: d.groupId, code: input.errorCode });
       deps.reporter.emit('dead-letter', {
         id,
@@ -84,12 +84,7 @@ export function deadLetterMiddleware(deps: {
 }
 
 /** Sends the `.dlq` copy until acknowledged; a permanent refusal is recorded on the row instead of retried. */
-async function copyToTopic(
-  d: Delivery,
-  deps: Parameters<typeof deadLetterMiddleware>[0],
-  input: DeadLetterInput,
-  id: string,
-): Promise<void> {
+async function copyToTopic(d: Delivery, deps: Parameters<typeof deadLetterStage>[0], input: DeadLetterInput, id: string): Promise<void> {
   const topic = deadLetterTopic(input.topic);
   try {
     await publishUntilAcked(
@@ -129,20 +124,22 @@ function deadLetterInput(d: Delivery, error: ZerolossError): DeadLetterInput {
   const attempts = typeof started === 'number' ? started : d.attemptsMade;
   const reason =
     d.gaveUp === 'exhausted'
-      ? `gave up after ${attempts} attempts (${d.route?.retry.maxRetries} retries): ${errorSummary(error)}`
+      ? `gave up after ${attempts} attempts (${d.routed?.route.retry.maxRetries} retries): ${errorSummary(error)}`
       : errorSummary(error);
-  const key = d.idempotencyKey ?? (d.envelope ? d.envelope.id : `offset:${d.origin.topic}/${d.origin.partition}/${d.origin.offset}`);
+  const envelope = d.decoded?.envelope;
+  const digest = d.routed?.contentDigest;
+  const key = d.routed?.idempotencyKey ?? (envelope ? envelope.id : `offset:${d.origin.topic}/${d.origin.partition}/${d.origin.offset}`);
   return {
     groupId: d.groupId,
     // Duplicate copies of one bad message share its key; an unreadable record is known by its position only.
     // Under a message id the digest is part of it: another message under the same id is another dead letter.
-    idempotencyKey: d.contentDigest ? `${key}#${d.contentDigest}` : key,
-    messageId: d.envelope?.id ?? d.record.headers['zl-id'],
+    idempotencyKey: digest ? `${key}#${digest}` : key,
+    messageId: envelope?.id ?? d.record.headers['zl-id'],
     topic: d.origin.topic,
     partition: d.origin.partition,
     offset: d.origin.offset,
     key: d.record.key,
-    type: d.envelope?.type ?? d.record.headers['zl-type'],
+    type: envelope?.type ?? d.record.headers['zl-type'],
     headers: originalHeaders(d.record.headers),
     payload: d.record.value ?? Buffer.alloc(0),
     errorCode: error.code,

@@ -1,6 +1,7 @@
 import { HEADER, readEnvelope } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
-import type { Middleware } from '../delivery.ts';
+import type { Stage } from '../chain.ts';
+import { type DecodedDelivery, type Delivery, setDecoded } from '../delivery.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -9,7 +10,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * (N3): oversized or missing value, missing or malformed envelope headers, bytes that are not UTF-8,
  * text that is not JSON, an unknown content type. Nothing here is worth retrying.
  */
-export function decodeMiddleware(options: { maxPayloadBytes: number }): Middleware {
+export function decodeStage(options: { maxPayloadBytes: number }): Stage<Delivery, DecodedDelivery> {
   return async (d, next) => {
     const { record } = d;
     const value = record.value;
@@ -21,10 +22,11 @@ export function decodeMiddleware(options: { maxPayloadBytes: number }): Middlewa
         details: { bytes: value.length, limit: options.maxPayloadBytes },
       });
     }
-    d.envelope = readEnvelope(record.key, record.headers);
+    const envelope = readEnvelope(record.key, record.headers);
+    let payload: unknown;
     const contentType = record.headers[HEADER.contentType] ?? 'application/json';
     if (contentType === 'application/octet-stream') {
-      d.payload = value;
+      payload = value;
     } else if (contentType === 'application/json') {
       let text: string;
       try {
@@ -33,13 +35,14 @@ export function decodeMiddleware(options: { maxPayloadBytes: number }): Middlewa
         throw new ZerolossError('ZL_INVALID_PAYLOAD', 'payload is not valid UTF-8');
       }
       try {
-        d.payload = JSON.parse(text);
+        payload = JSON.parse(text);
       } catch (cause) {
         throw new ZerolossError('ZL_INVALID_PAYLOAD', `payload is not valid JSON: ${(cause as Error).message}`, { cause });
       }
     } else {
       throw new ZerolossError('ZL_INVALID_PAYLOAD', `unsupported content type ${JSON.stringify(contentType.slice(0, 100))}`);
     }
-    await next();
+    setDecoded(d, { envelope, payload });
+    await next(d);
   };
 }

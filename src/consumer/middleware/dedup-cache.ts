@@ -1,5 +1,6 @@
 import type { InboxCache } from '../../ports/inbox-cache.ts';
-import { AbandonedError, type Middleware } from '../delivery.ts';
+import type { Stage } from '../chain.ts';
+import { AbandonedError, type RoutedDelivery } from '../delivery.ts';
 
 /**
  * The optional fast path in front of the inbox (C4). A key the cache remembers is skipped without touching
@@ -11,13 +12,12 @@ import { AbandonedError, type Middleware } from '../delivery.ts';
  * under the same id misses the cache and reaches the inbox, which dead-letters it as a conflict instead of
  * the cache skipping it as a duplicate. The lock stays on the id alone, so it still serialises all copies.
  */
-export function dedupCacheMiddleware(cache: InboxCache, options: { lockTtlMs: number; lockWaitMs: number }): Middleware {
+export function dedupCacheStage(cache: InboxCache, options: { lockTtlMs: number; lockWaitMs: number }): Stage<RoutedDelivery> {
   return async (d, next) => {
-    const key = d.idempotencyKey as string;
-    const remembered = d.contentDigest === undefined ? key : `${key}#${d.contentDigest}`;
+    const { idempotencyKey: key, contentDigest } = d.routed;
+    const remembered = contentDigest === undefined ? key : `${key}#${contentDigest}`;
     if ((await cache.has(d.groupId, remembered)) === true) {
-      d.outcome = 'duplicate';
-      d.duplicateVia = 'cache';
+      d.outcome = { kind: 'duplicate', via: 'cache' };
       return;
     }
     const deadline = Date.now() + options.lockWaitMs;
@@ -29,16 +29,16 @@ export function dedupCacheMiddleware(cache: InboxCache, options: { lockTtlMs: nu
       if (Date.now() >= deadline) break;
       if (!(await d.lane.sleep(50, d.signal))) throw new AbandonedError();
       if ((await cache.has(d.groupId, remembered)) === true) {
-        d.outcome = 'duplicate';
-        d.duplicateVia = 'cache';
+        d.outcome = { kind: 'duplicate', via: 'cache' };
         return;
       }
     }
     try {
-      await next();
+      await next(d);
     } finally {
       if (token) await cache.unlock(d.groupId, key, token);
     }
-    if (d.outcome === 'processed' || (d.outcome === 'duplicate' && d.duplicateVia === 'inbox')) await cache.add(d.groupId, remembered);
+    const outcome = d.outcome;
+    if (outcome?.kind === 'processed' || (outcome?.kind === 'duplicate' && outcome.via === 'inbox')) await cache.add(d.groupId, remembered);
   };
 }

@@ -1,15 +1,16 @@
 import { ZerolossError } from '../../core/errors.ts';
-import type { Claim, InboxStore } from '../../ports/inbox-store.ts';
+import type { Claim } from '../../ports/inbox-store.ts';
+import type { Stage } from '../chain.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
-import { AbandonedError, type Delivery } from '../delivery.ts';
+import { AbandonedError, type RoutedDelivery } from '../delivery.ts';
 import type { EffectBatcher, EffectWork } from '../effect-batcher.ts';
-import type { ConsumedMessage, RegisteredHandler } from '../handler-registry.ts';
 import { OutOfTurnError } from '../lane-ticket.ts';
 
 /**
- * One attempt: a transaction zeroloss opens, the inbox row first, then the handler's writes through
- * `ctx.tx`, then commit (C4). The inbox insert comes first so a concurrent copy blocks on the unique key
- * until this transaction ends, and a duplicate commits nothing: the handler does not run at all.
+ * The last stage, one per attempt: a transaction zeroloss opens, the inbox row first, then the handler's
+ * writes through `ctx.tx`, then what the offset stage asked to commit with the effect, then commit (C4).
+ * The inbox insert comes first so a concurrent copy blocks on the unique key until this transaction ends,
+ * and a duplicate commits nothing: the handler does not run at all.
  *
  * A different message under a message id already applied (same id, other content digest) is not a
  * duplicate: nothing is written, and it is thrown on as ZL_MESSAGE_ID_CONFLICT (permanent) to be
@@ -19,17 +20,10 @@ import { OutOfTurnError } from '../lane-ticket.ts';
  * commits or rolls back as one, and a member of a rolled-back batch runs again alone. A message joins a
  * transaction only behind its key's previous message or once that one is applied (see lane-ticket.ts).
  */
-export function inboxTransaction(
-  batcher: EffectBatcher,
-  inbox: InboxStore,
-  metrics: ConsumerMetrics,
-  options: { storeOffsets: boolean },
-): (d: Delivery) => Promise<void> {
+export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerMetrics): Stage<RoutedDelivery> {
   return async (d) => {
     if (d.signal.aborted) throw new AbandonedError();
-    const route = d.route as RegisteredHandler;
-    const message = d.message as ConsumedMessage;
-    const key = d.idempotencyKey as string;
+    const { route, message, idempotencyKey: key, contentDigest } = d.routed;
     d.attemptsMade++;
     const stopTimer = metrics.handlerSeconds.startTimer({ group: d.groupId, type: route.type });
     const ticket = d.lane.ticket;
@@ -42,17 +36,13 @@ export function inboxTransaction(
         topic: d.origin.topic,
         partition: d.origin.partition,
         offset: d.origin.offset,
-        contentDigest: d.contentDigest,
+        contentDigest,
       },
       apply: async (tx, found) => {
         if (found.kind === 'claimed') {
           await route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal });
         }
-        // P10: the position moves with the effect, in the same commit. Not past a conflict: that record is
-        // finished only once its dead letter is written (the consumer then stores the offset).
-        if (options.storeOffsets && found.kind !== 'conflict') {
-          await inbox.storeOffset(tx, d.groupId, d.record.topic, d.record.partition, d.record.offset + 1n);
-        }
+        await d.withEffect?.(tx, found);
       },
     };
     let claim: Claim | undefined;
@@ -75,8 +65,7 @@ export function inboxTransaction(
       stopTimer();
     }
     if (claim.kind === 'claimed') {
-      d.outcome = 'processed';
-      d.committedAt = Date.now();
+      d.outcome = { kind: 'processed', committedAt: Date.now() };
       return;
     }
     // The handler did not run, so this attempt was not one.
@@ -84,12 +73,11 @@ export function inboxTransaction(
     if (claim.kind === 'conflict') {
       throw new ZerolossError(
         'ZL_MESSAGE_ID_CONFLICT',
-        `message id ${message.id} was applied before with other content (digest ${claim.appliedDigest}); this message's digest is ${d.contentDigest}`,
-        { retryable: false, details: { messageId: message.id, digest: d.contentDigest, appliedDigest: claim.appliedDigest } },
+        `message id ${message.id} was applied before with other content (digest ${claim.appliedDigest}); this message's digest is ${contentDigest}`,
+        { retryable: false, details: { messageId: message.id, digest: contentDigest, appliedDigest: claim.appliedDigest } },
       );
     }
-    d.outcome = 'duplicate';
-    d.duplicateVia = 'inbox';
+    d.outcome = { kind: 'duplicate', via: 'inbox' };
   };
 }
 
@@ -99,7 +87,7 @@ export function inboxTransaction(
  * transaction). While that one's transaction runs, this one waits here; if that one went back to waiting
  * (its attempt failed, or it is a suspect about to run alone), this attempt is out of turn.
  */
-async function untilJoinable(d: Delivery): Promise<void> {
+async function untilJoinable(d: RoutedDelivery): Promise<void> {
   for (;;) {
     const previous = d.lane.ticket.previous;
     if (previous === undefined) return;

@@ -1,4 +1,5 @@
-import { AbandonedError, type Middleware } from '../delivery.ts';
+import type { Stage } from '../chain.ts';
+import { AbandonedError, type RoutedDelivery } from '../delivery.ts';
 import { OutOfTurnError } from '../lane-ticket.ts';
 
 /**
@@ -8,7 +9,7 @@ import { OutOfTurnError } from '../lane-ticket.ts';
  * poison guard and holding no slot. An attempt that turns out to be out of turn (OutOfTurnError) is not
  * an attempt: the retry stage starts it again at once, and it waits here for its turn.
  */
-export function laneOrderMiddleware(): Middleware {
+export function laneOrderStage(): Stage<RoutedDelivery> {
   return async (d, next) => {
     const ticket = d.lane.ticket;
     while (!ticket.mayStart) {
@@ -17,7 +18,7 @@ export function laneOrderMiddleware(): Middleware {
     }
     ticket.set('active');
     try {
-      await next();
+      await next(d);
     } catch (error) {
       // From a failed message on, the key goes one message at a time: the next waits for this one to settle.
       if (error instanceof OutOfTurnError) ticket.set('waiting');

@@ -1,35 +1,39 @@
+import type { Stage } from '../chain.ts';
 import type { ConsumerReporter } from '../consumer-events.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
-import type { Middleware } from '../delivery.ts';
+import type { Delivery } from '../delivery.ts';
 
 /**
- * Outermost stage: counts what happened to each finished delivery and reports it. Dead letters and retries
- * are counted where they happen; end-to-end latency runs from the producer's creation time to the commit.
+ * Counts what happened to each processed or duplicate delivery and reports it (`processed` event). Dead
+ * letters and retries are counted where they happen; end-to-end latency runs from the producer's creation
+ * time to the commit.
  */
-export function metricsMiddleware(metrics: ConsumerMetrics, reporter: ConsumerReporter): Middleware {
+export function metricsStage(metrics: ConsumerMetrics, reporter: ConsumerReporter): Stage<Delivery> {
   return async (d, next) => {
-    await next();
-    if (d.outcome !== 'processed' && d.outcome !== 'duplicate') return;
-    const type = d.envelope?.type ?? '';
-    if (d.outcome === 'processed') {
+    await next(d);
+    const outcome = d.outcome;
+    if (outcome?.kind !== 'processed' && outcome?.kind !== 'duplicate') return;
+    const envelope = d.decoded?.envelope;
+    const type = envelope?.type ?? '';
+    if (outcome.kind === 'processed') {
       metrics.processed.inc({ group: d.groupId, type });
-      const created = Date.parse(d.envelope?.createdAt ?? '');
+      const created = Date.parse(envelope?.createdAt ?? '');
       if (!Number.isNaN(created)) {
-        metrics.endToEndSeconds.observe({ group: d.groupId, type }, Math.max(0, ((d.committedAt ?? Date.now()) - created) / 1000));
+        metrics.endToEndSeconds.observe({ group: d.groupId, type }, Math.max(0, (outcome.committedAt - created) / 1000));
       }
     } else {
-      metrics.duplicates.inc({ group: d.groupId, via: d.duplicateVia ?? 'inbox' });
+      metrics.duplicates.inc({ group: d.groupId, via: outcome.via });
     }
     reporter.emit('processed', {
       groupId: d.groupId,
       type,
-      messageId: d.envelope?.id ?? '',
+      messageId: envelope?.id ?? '',
       key: d.record.key,
       topic: d.record.topic,
       partition: d.record.partition,
       offset: d.record.offset,
-      outcome: d.outcome,
-      via: d.duplicateVia,
+      outcome: outcome.kind,
+      via: outcome.kind === 'duplicate' ? outcome.via : undefined,
     });
   };
 }

@@ -3,12 +3,13 @@ import { classifyError, errorSummary, ZerolossError } from '../../core/errors.ts
 import type { Publisher } from '../../ports/transport.ts';
 import type { ConsumerReporter } from '../consumer-events.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
+import type { Stage } from '../chain.ts';
 import {
   AbandonedError,
   type Delivery,
   FAILURE_HEADER_BYTES,
-  type Middleware,
   RETRY_HEADER,
+  type RoutedDelivery,
   originalHeaders,
   retryTopic,
   truncateUtf8,
@@ -19,7 +20,9 @@ import { decideRetry } from '../retry-policy.ts';
 import { isStoreUnavailable, publishUntilAcked, type StoreRetryOptions, unavailableError } from '../store-retry.ts';
 
 /**
- * Runs `attempt` (the effect transaction) under the message type's retry policy (C6). A RetryableError
+ * Runs each attempt (the stages after this one: key order, poison guard, effect) under the message type's
+ * retry policy (C6): the one stage that calls `next` again, once per attempt, after the previous failed
+ * (it is added to the chain with `perAttempt`). A RetryableError
  * (or any unknown error) is retried; a PermanentError, or the last allowed attempt failing, is thrown on to
  * the dead-letter stage with `gaveUp` set. Database unavailability is waited out and not charged: it says
  * nothing about the message. See retry-policy.ts for the ordering trade-off of the two modes.
@@ -28,19 +31,21 @@ import { isStoreUnavailable, publishUntilAcked, type StoreRetryOptions, unavaila
  * it its retries: the alarm fires (event `copy-rejected`, metric) and the rest of its retries run in place,
  * as in blocking mode. A broker that is merely away is waited out, as for any copy.
  */
-export function retryMiddleware(
-  attempt: (delivery: Delivery) => Promise<void>,
-  deps: { publisher: Publisher | undefined; reporter: ConsumerReporter; metrics: ConsumerMetrics; unavailable: StoreRetryOptions },
-): Middleware {
-  return async (d) => {
-    const route = d.route as RegisteredHandler;
+export function retryStage(deps: {
+  publisher: Publisher | undefined;
+  reporter: ConsumerReporter;
+  metrics: ConsumerMetrics;
+  unavailable: StoreRetryOptions;
+}): Stage<RoutedDelivery> {
+  return async (d, next) => {
+    const { route } = d.routed;
     const policy = route.retry;
     let unavailableDelay = deps.unavailable.baseMs;
     let topicRefused = false;
     for (;;) {
       if (d.signal.aborted) throw new AbandonedError();
       try {
-        await attempt(d);
+        await next(d);
         return;
       } catch (thrown) {
         if (thrown instanceof AbandonedError) throw thrown;
@@ -68,7 +73,7 @@ export function retryMiddleware(
           const refusal = await publishRetryCopy(d, deps.publisher as Publisher, copy, deps.unavailable);
           if (refusal === undefined) {
             reportRetry(d, deps, route, mode, decision.delayMs, error);
-            d.outcome = 'retry-scheduled';
+            d.outcome = { kind: 'retry-scheduled', topic: copy.topic };
             return;
           }
           topicRefused = true;
@@ -81,7 +86,7 @@ export function retryMiddleware(
             topic: d.origin.topic,
             partition: d.origin.partition,
             offset: d.origin.offset,
-            messageId: d.envelope?.id,
+            messageId: d.decoded.envelope.id,
             error: errorSummary(refusal),
           });
         }
@@ -94,7 +99,7 @@ export function retryMiddleware(
 }
 
 function reportRetry(
-  d: Delivery,
+  d: RoutedDelivery,
   deps: { reporter: ConsumerReporter; metrics: ConsumerMetrics },
   route: RegisteredHandler,
   mode: 'topic' | 'blocking',
@@ -105,7 +110,7 @@ function reportRetry(
   deps.reporter.emit('retry', {
     groupId: d.groupId,
     type: route.type,
-    messageId: d.envelope?.id ?? '',
+    messageId: d.decoded.envelope.id,
     attempt: d.attempt,
     mode,
     delayMs,

@@ -1,19 +1,19 @@
 import { ZerolossError } from '../../core/errors.ts';
-import type { Envelope } from '../../core/envelope.ts';
-import type { Middleware } from '../delivery.ts';
+import type { Stage } from '../chain.ts';
+import { type DecodedDelivery, type RoutedDelivery, setRouted } from '../delivery.ts';
 import { contentDigest } from '../content-digest.ts';
-import { type HandlerRegistry, checkIdempotencyKey, routeFor, upcast } from '../handler-registry.ts';
+import { type ConsumedMessage, type HandlerRegistry, checkIdempotencyKey, routeFor, upcast } from '../handler-registry.ts';
 
 /**
  * Finds the handler for the message type (C5), upcasts the payload to the handler's version (C8),
  * validates it against the type's schema, and computes the idempotency key. Every failure here is
  * permanent: an unknown type, an unsupported version or a payload of the wrong shape will not improve.
  */
-export function routeMiddleware(registry: HandlerRegistry): Middleware {
+export function routeStage(registry: HandlerRegistry): Stage<DecodedDelivery, RoutedDelivery> {
   return async (d, next) => {
-    const envelope = d.envelope as Envelope;
+    const { envelope } = d.decoded;
     const route = routeFor(registry, envelope.type);
-    let payload = upcast(route, envelope.version, d.payload);
+    let payload = upcast(route, envelope.version, d.decoded.payload);
     if (route.schema) {
       try {
         payload = route.schema.parse(payload);
@@ -27,9 +27,7 @@ export function routeMiddleware(registry: HandlerRegistry): Middleware {
         );
       }
     }
-    d.route = route;
-    d.payload = payload;
-    d.message = {
+    const message: ConsumedMessage = {
       id: envelope.id,
       type: envelope.type,
       version: envelope.version,
@@ -46,22 +44,17 @@ export function routeMiddleware(registry: HandlerRegistry): Middleware {
     };
     let key: unknown;
     try {
-      key = route.idempotencyKey(d.message);
+      key = route.idempotencyKey(message);
     } catch (cause) {
       throw new ZerolossError('ZL_INVALID_PAYLOAD', `idempotency key of ${route.type} cannot be computed: ${describe(cause)}`, { cause });
     }
-    d.idempotencyKey = checkIdempotencyKey(route.type, key);
-    if (route.keyIsMessageId) {
-      // The bytes as produced, before any upcast: a replay or retry copy carries the same ones.
-      d.contentDigest = contentDigest({
-        id: envelope.id,
-        type: envelope.type,
-        key: envelope.key,
-        version: envelope.version,
-        payload: d.record.value,
-      });
-    }
-    await next();
+    const idempotencyKey = checkIdempotencyKey(route.type, key);
+    // The bytes as produced, before any upcast: a replay or retry copy carries the same ones.
+    const digest = route.keyIsMessageId
+      ? contentDigest({ id: envelope.id, type: envelope.type, key: envelope.key, version: envelope.version, payload: d.record.value })
+      : undefined;
+    setRouted(d, { route, message, idempotencyKey, contentDigest: digest });
+    await next(d);
   };
 }
 

@@ -60,7 +60,7 @@ test('the attempt headers of a retry copy stay within the same room', () => {
     partition: 2_147_483_647,
     offset: 9_223_372_036_854_775_807n,
   };
-  const d = newDelivery(record, group, new AbortController().signal, {} as LaneControl);
+  const d = newDelivery(record, { groupId: group, signal: new AbortController().signal, lane: {} as LaneControl, epoch: 1 });
   d.attempt = 2_147_483_647;
   d.firstFailureAt = new Date();
   d.lastFailureAt = new Date();
