@@ -3,35 +3,10 @@ import type { Claim } from '../ports/inbox-store.ts';
 import type { SqlExecutor } from '../ports/sql-executor.ts';
 import type { ConsumedMessage, RegisteredHandler } from './handler-registry.ts';
 import type { LaneControl } from './key-lanes.ts';
+import { isRetryTopic, RETRY_HEADER } from '../core/retry-topics.ts';
 
-/** Headers a retry copy carries on `<topic>.retry.<n>`, next to the original headers. */
-export const RETRY_HEADER = {
-  /** Attempt number the copy is for (2 for the first retry). */
-  attempt: 'zl-attempt',
-  /** Epoch milliseconds before which the copy must not be handled. */
-  notBefore: 'zl-not-before',
-  firstFailureAt: 'zl-first-failure-at',
-  lastFailureAt: 'zl-last-failure-at',
-  lastError: 'zl-last-error',
-  originalTopic: 'zl-original-topic',
-  originalPartition: 'zl-original-partition',
-  originalOffset: 'zl-original-offset',
-} as const;
-
-/** Headers a dead letter carries on `<topic>.dlq`, next to the original headers. */
-export const DLQ_HEADER = {
-  error: 'zl-dlq-error',
-  errorCode: 'zl-dlq-error-code',
-  stack: 'zl-dlq-stack',
-  originalTopic: 'zl-dlq-original-topic',
-  originalPartition: 'zl-dlq-original-partition',
-  originalOffset: 'zl-dlq-original-offset',
-  attempts: 'zl-dlq-attempts',
-  firstFailureAt: 'zl-dlq-first-failure-at',
-  lastFailureAt: 'zl-dlq-last-failure-at',
-  group: 'zl-dlq-group',
-  id: 'zl-dlq-id',
-} as const;
+// The retry and dead-letter format moved to core (the Kafka transactional processor, an adapter, uses it too).
+export { DLQ_HEADER, deadLetterTopic, isRetryTopic, RETRY_HEADER, retryTopic } from '../core/retry-topics.ts';
 
 /**
  * Bounds, in UTF-8 bytes, of the failure text a copy carries in its headers (a long stack or error message
@@ -48,20 +23,6 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   // Never cut inside a character: back up over continuation bytes (10xxxxxx).
   while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
   return `${bytes.subarray(0, end).toString('utf8')}…`;
-}
-
-const RETRY_TOPIC_RE = /^(.+)\.retry\.(\d+)$/;
-
-export function retryTopic(topic: string, retry: number): string {
-  return `${topic}.retry.${retry}`;
-}
-
-export function deadLetterTopic(topic: string): string {
-  return `${topic}.dlq`;
-}
-
-export function isRetryTopic(topic: string): boolean {
-  return RETRY_TOPIC_RE.test(topic);
 }
 
 /**
