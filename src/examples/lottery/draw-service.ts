@@ -1,6 +1,7 @@
 import { quoteIdent } from '../../core/identifier.ts';
 import { randomWorkerId, snowflakeIds } from '../../core/ids.ts';
 import { StateColumnSource } from '../../adapters/postgres/state-column-source.ts';
+import type { Store } from '../../ports/backends.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 
 export const AWARD_TYPES = ['physical', 'virtual', 'coupon'] as const;
@@ -53,14 +54,15 @@ export function awardMessageType(type: AwardType): string {
 /**
  * The relay's view of user_strategy_export: awards are sent from the award row itself (no outbox table),
  * keyed by user id so one user's awards keep their order, and its `mq_state` moves 0 → 1 on the broker's
- * ack (2 on a failed send, retried by the compensation scan; 3 when parked).
+ * ack (2 on a failed send, retried by the compensation scan; 3 when parked). `schema` is the award
+ * table's; the source's bookkeeping lives in the store's schema.
  */
-export function awardSource(db: Database, options: { schema: string; topic: string }): StateColumnSource<AwardRow> {
-  return new StateColumnSource<AwardRow>(db, {
+export function awardSource(store: Pick<Store, 'db' | 'schema'>, options: { schema: string; topic: string }): StateColumnSource<AwardRow> {
+  return new StateColumnSource<AwardRow>(store.db, {
     name: 'lottery_award',
     table: 'user_strategy_export',
     tableSchema: options.schema,
-    schema: options.schema,
+    schema: store.schema,
     idColumn: 'id',
     stateColumn: 'mq_state',
     modifiedColumn: 'modified_time',
