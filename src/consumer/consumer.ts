@@ -20,6 +20,7 @@ import { type Handler, type HandlerOptions, HandlerRegistry } from './handler-re
 import { type LaneControl, KeyLanes } from './key-lanes.ts';
 import { type PartitionRef, OffsetTracker, partitionId } from './offset-tracker.ts';
 import { settleWithin, within } from './time-bounds.ts';
+import { loadStored } from './stored-offsets.ts';
 
 export interface ConsumerOptions {
   /** Where records come from (Kafka, or the embedded Postgres log). */
@@ -147,6 +148,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         onRecords: (batch) => this.#onRecords(batch),
         onRevoke: (partitions) => this.#onRevoke(partitions),
         onAssign: (partitions) => this.#onAssign(partitions),
+        // Database offsets: each assigned partition starts where its effects say, not at the broker's offset.
+        ...(this.#storesOffsets ? { startOffsets: (parts) => loadStored(this.#inbox, this.config.groupId, parts) } : {}),
       });
     } catch (error) {
       // A failed start leaves nothing listening: an open port would keep the process alive and answer probes.

@@ -1,5 +1,6 @@
 import type { IncomingRecord, OutgoingRecord } from '../core/envelope.ts';
 import type { ZerolossError } from '../core/errors.ts';
+import type { Database, SqlExecutor } from './sql-executor.ts';
 
 export type PublishOutcome =
   | { ok: true; partition?: number; offset?: bigint }
@@ -13,6 +14,12 @@ export type PublishOutcome =
 export interface Publisher {
   publish(records: OutgoingRecord[]): Promise<PublishOutcome[]>;
   close(): Promise<void>;
+  /**
+   * Only a transport that lives in a database (the table log): the database it writes to, and a publish
+   * that runs inside a transaction of that database, so a write there and the records commit together.
+   */
+  readonly database?: Database;
+  publishWithin?(tx: SqlExecutor, records: OutgoingRecord[]): Promise<PublishOutcome[]>;
 }
 
 /** A batch of records from one partition, in offset order. */
@@ -37,6 +44,15 @@ export interface SubscribeOptions {
   /** Called before partitions are taken away, so in-flight work can finish or be abandoned first. */
   onRevoke?: (partitions: Array<{ topic: string; partition: number }>) => Promise<void>;
   onAssign?: (partitions: Array<{ topic: string; partition: number }>) => void;
+  /**
+   * Where to start each assigned partition instead of the group's committed offset: positions the consumer
+   * keeps in its own database, committed with the effects (`offsetStore: 'database'`). Asked on every
+   * assignment; a partition it does not return starts from the committed offset as usual. A transport
+   * without per-partition offsets rejects it at `subscribe` with ZL_INVALID_CONFIG.
+   */
+  startOffsets?: (
+    partitions: Array<{ topic: string; partition: number }>,
+  ) => Promise<Array<{ topic: string; partition: number; offset: bigint }>>;
 }
 
 export interface Subscription {

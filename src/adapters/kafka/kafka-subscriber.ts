@@ -34,16 +34,6 @@ export interface KafkaSubscriberEvents {
   error: [Error];
 }
 
-export type Position = { topic: string; partition: number; offset: bigint };
-
-export interface KafkaSubscriberHooks {
-  /**
-   * Where to start each assigned partition instead of the group's committed offset: positions kept in
-   * the business database with the effects (P10). Partitions it does not return start at `startFrom`.
-   */
-  startOffsets?: (groupId: string, partitions: Array<{ topic: string; partition: number }>) => Promise<Position[]>;
-}
-
 /** What a Kafka transaction needs to commit consumer offsets as the group's current member (KIP-447 fencing). */
 export interface GroupMetadata {
   groupId: string;
@@ -65,17 +55,15 @@ export interface GroupMetadata {
  */
 export class KafkaSubscriber extends EventEmitter<KafkaSubscriberEvents> implements Subscriber {
   readonly config: ResolvedConfig;
-  readonly #hooks: KafkaSubscriberHooks;
 
-  constructor(config: KafkaSubscriberConfig, hooks: KafkaSubscriberHooks = {}) {
+  constructor(config: KafkaSubscriberConfig) {
     super();
     this.config = parseConfig(kafkaSubscriberConfigSchema, config, 'kafka subscriber');
-    this.#hooks = hooks;
     this.on('error', () => {});
   }
 
   async subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
-    const subscription = new KafkaSubscription(this.config, this.#hooks, options, (error) => this.emit('error', error));
+    const subscription = new KafkaSubscription(this.config, options, (error) => this.emit('error', error));
     await subscription.start();
     return subscription;
   }
@@ -86,7 +74,6 @@ type KafkaMessage = Message<string, Buffer, string, string>;
 
 export class KafkaSubscription implements Subscription {
   readonly #config: ResolvedConfig;
-  readonly #hooks: KafkaSubscriberHooks;
   readonly #options: SubscribeOptions;
   readonly #report: (error: Error) => void;
   readonly #consumer: Consumer<string, Buffer, string, string>;
@@ -101,9 +88,8 @@ export class KafkaSubscription implements Subscription {
   #paused = false;
   #closed = false;
 
-  constructor(config: ResolvedConfig, hooks: KafkaSubscriberHooks, options: SubscribeOptions, report: (error: Error) => void) {
+  constructor(config: ResolvedConfig, options: SubscribeOptions, report: (error: Error) => void) {
     this.#config = config;
-    this.#hooks = hooks;
     this.#options = options;
     this.#report = report;
     this.#consumer = new kafka.Consumer<string, Buffer, string, string>({
@@ -202,7 +188,9 @@ export class KafkaSubscription implements Subscription {
   async #openStream(generation: number): Promise<void> {
     let stream: MessagesStream<string, Buffer, string, string>;
     try {
-      const stored = this.#hooks.startOffsets ? await this.#hooks.startOffsets(this.#options.groupId, this.#assigned) : undefined;
+      // Positions kept with the effects (database offsets) replace the group's committed offsets; a
+      // partition they do not cover starts at `startFrom`.
+      const stored = this.#options.startOffsets ? await this.#options.startOffsets(this.#assigned) : undefined;
       if (generation !== this.#generation || this.#closed) return;
       stream = await this.#consumer.consume({
         topics: this.#options.topics,

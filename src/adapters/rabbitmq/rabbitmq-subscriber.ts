@@ -34,6 +34,8 @@ export type RabbitMqSubscriberConfig = z.input<typeof rabbitMqSubscriberConfigSc
  */
 export class RabbitMqSubscriber extends GroupSubscriber<RabbitMqSubscription> {
   readonly config: Readonly<z.output<typeof rabbitMqSubscriberConfigSchema>>;
+  // A partition starts from the offset its group committed to the broker; nothing else is wired in.
+  protected override readonly withoutStartOffsets = 'RabbitMQ';
 
   constructor(config: RabbitMqSubscriberConfig) {
     super();

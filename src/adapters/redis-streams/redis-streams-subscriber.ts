@@ -27,6 +27,8 @@ export type RedisStreamsSubscriberConfig = z.input<typeof redisStreamsSubscriber
  */
 export class RedisStreamsSubscriber extends GroupSubscriber<RedisStreamsSubscription> {
   readonly config: Readonly<z.output<typeof redisStreamsSubscriberConfigSchema>>;
+  // Delivery positions are the group's pending-entries list and acknowledgements, not offsets to seek to.
+  protected override readonly withoutStartOffsets = 'Redis Streams';
 
   constructor(config: RedisStreamsSubscriberConfig) {
     super();

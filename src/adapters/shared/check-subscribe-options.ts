@@ -11,7 +11,7 @@ const MAX_GROUP_ID = 200;
  */
 export function checkSubscribeOptions(options: SubscribeOptions): SubscribeOptions {
   if (options === null || typeof options !== 'object') throw new ZerolossError('ZL_INVALID_CONFIG', 'subscribe options must be an object');
-  const { groupId, topics, onRecords, onRevoke, onAssign } = options;
+  const { groupId, topics, onRecords, onRevoke, onAssign, startOffsets } = options;
   if (typeof groupId !== 'string' || groupId.length === 0 || groupId.length > MAX_GROUP_ID) {
     throw new ZerolossError('ZL_INVALID_CONFIG', `groupId must be a string of 1-${MAX_GROUP_ID} characters`);
   }
@@ -20,5 +20,7 @@ export function checkSubscribeOptions(options: SubscribeOptions): SubscribeOptio
   if (typeof onRecords !== 'function') throw new ZerolossError('ZL_INVALID_CONFIG', 'onRecords must be a function');
   if (onRevoke !== undefined && typeof onRevoke !== 'function') throw new ZerolossError('ZL_INVALID_CONFIG', 'onRevoke must be a function');
   if (onAssign !== undefined && typeof onAssign !== 'function') throw new ZerolossError('ZL_INVALID_CONFIG', 'onAssign must be a function');
+  if (startOffsets !== undefined && typeof startOffsets !== 'function')
+    throw new ZerolossError('ZL_INVALID_CONFIG', 'startOffsets must be a function');
   return { ...options, topics: [...new Set(topics)].sort() };
 }

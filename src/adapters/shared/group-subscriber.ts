@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { ZerolossError } from '../../core/errors.ts';
 import type { SubscribeOptions, Subscriber, Subscription } from '../../ports/transport.ts';
 import { checkSubscribeOptions } from './check-subscribe-options.ts';
 import { newMemberId } from './group-member-config.ts';
@@ -27,6 +28,12 @@ export abstract class GroupSubscriber<Member extends Subscription & { start(): P
 {
   /** Prefix of member ids; default host-pid. */
   protected abstract readonly clientId: string | undefined;
+  /**
+   * Set (to the transport's name) by a transport that cannot start a partition at an offset the caller
+   * keeps: `startOffsets` is then refused before anything connects, rather than silently ignored, which
+   * would redeliver or skip what the caller's database says.
+   */
+  protected readonly withoutStartOffsets: string | undefined = undefined;
 
   constructor() {
     super();
@@ -35,6 +42,13 @@ export abstract class GroupSubscriber<Member extends Subscription & { start(): P
 
   async subscribe(options: SubscribeOptions): Promise<Member> {
     const subscribe = checkSubscribeOptions(options);
+    if (subscribe.startOffsets && this.withoutStartOffsets !== undefined) {
+      throw new ZerolossError(
+        'ZL_INVALID_CONFIG',
+        `database offsets need a transport with offsets a partition can start from (Kafka, the table log); ${this.withoutStartOffsets} keeps its own delivery positions`,
+        { details: { field: 'startOffsets' } },
+      );
+    }
     const member = this.newMember({ memberId: newMemberId(this.clientId), subscribe, onError: (error) => this.emit('error', error) });
     await member.start();
     return member;

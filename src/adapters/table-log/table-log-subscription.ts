@@ -237,9 +237,20 @@ export class TableLogSubscription implements Subscription {
     const claimed = await this.#group.claim(wanted);
     if (claimed.length === 0) return;
     const starts = new Map((await this.#group.startPositions(claimed)).map((s) => [partitionSlot(s), s]));
+    // Positions the caller keeps with its effects (database offsets) win over the group's committed ones.
+    // Read after the claim committed, like startPositions: the previous owner has finished by then.
+    const kept = this.#options.startOffsets
+      ? new Map(
+          (await this.#options.startOffsets(claimed.map(({ topic, partition }) => ({ topic, partition })))).map((s) => [
+            partitionSlot(s),
+            s.offset,
+          ]),
+        )
+      : undefined;
     for (const c of claimed) {
       const start = starts.get(partitionSlot(c));
-      const position = start?.committed ?? (this.#settings.startFrom === 'latest' ? (start?.high ?? 0n) : 0n);
+      const position =
+        kept?.get(partitionSlot(c)) ?? start?.committed ?? (this.#settings.startFrom === 'latest' ? (start?.high ?? 0n) : 0n);
       this.#owned.set(partitionSlot(c), { ...c, position, state: 'active' });
     }
     callReporting(() => this.#options.onAssign?.(claimed.map(({ topic, partition }) => ({ topic, partition }))), this.#onError);

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Admin } from '@platformatic/kafka';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
+import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
+import { KafkaTransactionalProcessor } from '../../../src/adapters/kafka/kafka-transactional-processor.ts';
 import { PostgresDeadLetterStore } from '../../../src/adapters/postgres/postgres-dead-letter-store.ts';
 import { PostgresInboxStore } from '../../../src/adapters/postgres/postgres-inbox-store.ts';
-import { createDatabaseOffsetConsumer, KafkaTransactionalProcessor } from '../../../src/consumer/transactional-processor.ts';
+import { Consumer } from '../../../src/consumer/consumer.ts';
 import { PermanentError, RetryableError } from '../../../src/core/errors.ts';
 import {
   BROKERS,
@@ -107,13 +109,14 @@ describe('exactly-once variants (P10)', () => {
       await createEffectTable(env.db, env.schema);
       await createTopics(topicFamily(topic), 2);
       const make = () => {
-        const { consumer } = createDatabaseOffsetConsumer({
-          kafka: { brokers: BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 },
+        // A plain subscriber: the consumer hands it the stored positions (startOffsets) itself.
+        const consumer = new Consumer({
+          subscriber: new KafkaSubscriber({ brokers: BROKERS, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, maxWaitMs: 100 }),
           db: env.db,
           inbox: new PostgresInboxStore(env.db, { schema: env.schema }),
           deadLetters: new PostgresDeadLetterStore(env.db, { schema: env.schema }),
           publisher,
-          config: { groupId, topics: [topic], commitIntervalMs: 50 },
+          config: { groupId, topics: [topic], commitIntervalMs: 50, offsetStore: 'database' },
         });
         consumer.handle<{ n: number }>('credit', async (m, ctx) =>
           insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }),

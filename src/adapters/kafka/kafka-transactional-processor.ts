@@ -1,55 +1,23 @@
 import { EventEmitter } from 'node:events';
-import { compatibilityPartitioner, type Consumer as KafkaConsumer, type Message, Producer, ProduceAcks } from '@platformatic/kafka';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Consumer as KafkaConsumer, Message, Producer } from '@platformatic/kafka';
 import { z } from 'zod';
-import {
-  KafkaSubscriber,
-  type KafkaSubscriberConfig,
-  type KafkaSubscriberHooks,
-  type KafkaSubscription,
-} from '../adapters/kafka/kafka-subscriber.ts';
-import { PostgresInboxStore } from '../adapters/postgres/postgres-inbox-store.ts';
-import { parseConfig } from '../core/config.ts';
-import { type Envelope, HEADER, type IncomingRecord, type OutgoingRecord, readEnvelope } from '../core/envelope.ts';
-import { classifyError, errorSummary, ZerolossError } from '../core/errors.ts';
-import type { InboxStore } from '../ports/inbox-store.ts';
-import { Consumer, type ConsumerOptions } from './consumer.ts';
-import { DLQ_HEADER, deadLetterTopic } from './delivery.ts';
-import { abortableDelay } from './key-lanes.ts';
+import { parseConfig } from '../../core/config.ts';
+import { type Envelope, HEADER, type IncomingRecord, type OutgoingRecord, readEnvelope } from '../../core/envelope.ts';
+import { classifyError, errorSummary, ZerolossError } from '../../core/errors.ts';
+import { DLQ_HEADER, deadLetterTopic } from '../../core/retry-topics.ts';
+import { kafka } from './kafka-driver.ts';
+import { KafkaSubscriber, type KafkaSubscription } from './kafka-subscriber.ts';
 
 /**
- * P10, the two exactly-once variants beyond the inbox.
- *
- * 1. Positions in the business database (`createDatabaseOffsetConsumer`): the next offset of each
- *    partition commits in the same transaction as the effect, and the subscriber starts from it. The
- *    database alone then says what was applied and where to resume.
- *
- * 2. Kafka transactions (`KafkaTransactionalProcessor`): consume-transform-produce where the output
- *    records and the input offsets commit in one Kafka transaction, so a downstream consumer reading with
- *    read_committed (the KafkaSubscriber default) sees each output exactly once, and an aborted attempt never.
- *    This is exactly-once inside Kafka only: a side effect outside Kafka (a DB write, an HTTP call) made in
- *    `transform` is not covered, and is what the inbox consumer is for. Its dead letters go to
- *    `<topic>.dlq` inside the transaction; having no database, it writes no dead_letter row.
+ * Kafka transactions: consume-transform-produce where the output records and the input offsets commit in
+ * one Kafka transaction, so a downstream consumer reading with read_committed (the KafkaSubscriber default)
+ * sees each output exactly once, and an aborted attempt never. This is exactly-once inside Kafka only: a
+ * side effect outside Kafka (a DB write, an HTTP call) made in `transform` is not covered, and is what the
+ * inbox consumer is for (with `offsetStore: 'database'` when the positions must live with the effects).
+ * Its dead letters go to `<topic>.dlq` inside the transaction; having no database, it writes no
+ * dead_letter row.
  */
-
-/** The `startOffsets` hook that makes a KafkaSubscriber resume from positions stored with the effects. */
-export function databaseOffsets(store: InboxStore): NonNullable<KafkaSubscriberHooks['startOffsets']> {
-  return async (groupId, partitions) => {
-    const wanted = new Set(partitions.map((p) => `${p.topic}\u0000${p.partition}`));
-    const stored = await store.loadOffsets(groupId, [...new Set(partitions.map((p) => p.topic))]);
-    return stored.filter((p) => wanted.has(`${p.topic}\u0000${p.partition}`));
-  };
-}
-
-/** A consumer whose positions live in the business database, committed with each effect (P10). */
-export function createDatabaseOffsetConsumer(options: Omit<ConsumerOptions, 'subscriber'> & { kafka: KafkaSubscriberConfig }): {
-  consumer: Consumer;
-  subscriber: KafkaSubscriber;
-} {
-  const inbox = options.inbox ?? new PostgresInboxStore(options.db, { schema: options.config.schema ?? 'zeroloss' });
-  const subscriber = new KafkaSubscriber(options.kafka, { startOffsets: databaseOffsets(inbox) });
-  const consumer = new Consumer({ ...options, inbox, subscriber, config: { ...options.config, offsetStore: 'database' } });
-  return { consumer, subscriber };
-}
 
 export const transactionalProcessorConfigSchema = z
   .object({
@@ -92,7 +60,7 @@ export interface TransactionalProcessorEvents {
 
 type Queued = { record: IncomingRecord; generation: number };
 
-/** Consume-transform-produce in Kafka transactions (P10). Records of a partition are handled in offset order. */
+/** Consume-transform-produce in Kafka transactions. Records of a partition are handled in offset order. */
 export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProcessorEvents> {
   readonly config: Readonly<z.output<typeof transactionalProcessorConfigSchema>>;
   readonly #subscriber: KafkaSubscriber;
@@ -113,7 +81,7 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
     this.#subscriber =
       options.subscriber ??
       new KafkaSubscriber({ brokers: this.config.brokers, clientId: this.config.clientId, isolation: 'read_committed' });
-    this.#producer = new Producer({
+    this.#producer = new kafka.Producer({
       clientId: this.config.clientId,
       bootstrapBrokers: this.config.brokers,
       transactionalId: this.config.transactionalId,
@@ -122,8 +90,8 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       producerId: -1n,
       producerEpoch: -1,
       idempotent: true,
-      acks: ProduceAcks.ALL,
-      partitioner: compatibilityPartitioner,
+      acks: kafka.ProduceAcks.ALL,
+      partitioner: kafka.compatibilityPartitioner,
       serializers: {
         key: (key?: string) => (key === undefined ? undefined : Buffer.from(key, 'utf8')),
         headerKey: (key?: string) => (key === undefined ? undefined : Buffer.from(key, 'utf8')),
@@ -146,7 +114,7 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       },
       // A transaction in flight commits offsets as the current member: let it finish before the partitions move.
       onRevoke: async () => {
-        await Promise.race([this.#inFlight, abortableDelay(this.config.revokeTimeoutMs)]);
+        await Promise.race([this.#inFlight, delay(this.config.revokeTimeoutMs)]);
       },
     });
     this.#loop = this.#run();
@@ -183,7 +151,7 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
         // The offsets did not move: read the records again from the committed position.
         this.#queue = [];
         await subscription.rewind().catch((e: unknown) => this.emit('error', e as Error));
-        await abortableDelay(this.config.retryDelayMs);
+        await delay(this.config.retryDelayMs);
       });
       await this.#inFlight;
       this.#inFlight = undefined;
