@@ -34,6 +34,8 @@ export type ErrorCode =
   | 'ZL_PERMANENT'
   | 'ZL_TOPIC_UNAVAILABLE'
   | 'ZL_DRIVER_MISSING'
+  | 'ZL_KAFKA_AUTH'
+  | 'ZL_KAFKA_TLS'
   | 'ZL_UNKNOWN';
 
 export interface ZerolossErrorOptions {

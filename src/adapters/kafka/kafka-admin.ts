@@ -1,5 +1,6 @@
 import type { Admin } from '@platformatic/kafka';
 import { kafka } from './kafka-driver.ts';
+import { type KafkaConnectionOptions, kafkaClientConnection } from './kafka-connection.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { validateTopic } from '../../core/message.ts';
 
@@ -36,8 +37,10 @@ export interface ProducerSettings {
   deliveryTimeoutMs?: number;
 }
 
-export function createAdmin(brokers: string[], clientId = 'zeroloss-admin'): Admin {
-  return new kafka.Admin({ clientId, bootstrapBrokers: brokers, timeout: 10_000, retries: 2 });
+/** An admin client for the brokers, or for a connection with TLS and SASL. */
+export function createAdmin(connection: string[] | KafkaConnectionOptions, clientId = 'zeroloss-admin'): Admin {
+  const options = Array.isArray(connection) ? { brokers: connection } : connection;
+  return new kafka.Admin({ clientId, ...kafkaClientConnection(options, 'kafka admin'), timeout: 10_000, retries: 2 });
 }
 
 export interface EnsureTopicOptions {

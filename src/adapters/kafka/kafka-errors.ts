@@ -107,13 +107,71 @@ export function topicUnavailableError(topic: string, reason: TopicUnavailableRea
   return new ZerolossError('ZL_TOPIC_UNAVAILABLE', message, { retryable: true, cause, details: { topic, reason } });
 }
 
+/** SASL answers of the broker that mean the credentials, not the network, are wrong. */
+const SASL_API_ERRORS = new Set(['SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_SASL_MECHANISM', 'ILLEGAL_SASL_STATE']);
+
+/** Node's codes for a broker certificate this client does not accept (untrusted, expired, wrong name) or a TLS mismatch. */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_)|CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)|HOSTNAME_MISMATCH/;
+
+type AccessFailure = { kind: 'auth' | 'tls'; message: string };
+
+function findAccessFailure(error: unknown, depth = 0): AccessFailure | undefined {
+  if (error === null || typeof error !== 'object' || depth > 8) return undefined;
+  const e = error as ErrorLike;
+  if (typeof e.apiId === 'string' && SASL_API_ERRORS.has(e.apiId)) return { kind: 'auth', message: e.apiId };
+  if (typeof e.code === 'string' && TLS_CODE.test(e.code)) return { kind: 'tls', message: `${e.code}: ${e.message ?? ''}` };
+  // The client's own words for a TLS handshake that did not happen (plain text against a TLS listener or back).
+  if (e.code === 'PLT_KFK_USER' && /TLS/.test(e.message ?? '')) return { kind: 'tls', message: e.message ?? 'TLS handshake failed' };
+  for (const inner of [...(Array.isArray(e.errors) ? e.errors : []), e.cause]) {
+    const found = findAccessFailure(inner, depth + 1);
+    if (found) return found;
+  }
+  // An AuthenticationError without a broker answer inside: the broker dropped the handshake (e.g. a TLS
+  // listener spoken to in plain text, or a mechanism it does not offer).
+  if (e.code === 'PLT_KFK_AUTHENTICATION') return { kind: 'auth', message: e.message ?? 'SASL handshake failed' };
+  return undefined;
+}
+
 /**
- * Maps a @platformatic/kafka error to a typed one: ZL_TRANSPORT_UNAVAILABLE (no broker answered),
+ * ZL_KAFKA_AUTH (the broker refused the SASL credentials) or ZL_KAFKA_TLS (the broker's certificate is not
+ * trusted, has expired or names another host; or TLS is on at one end only), when the error says so;
+ * undefined otherwise. Neither is retryable: the same credentials and CA fail the same way until an
+ * operator changes them. The messages name what failed and what to check, never a credential (the client's
+ * errors carry none either: the acceptance test inspects them whole).
+ */
+export function kafkaAccessError(error: unknown): ZerolossError | undefined {
+  if (error instanceof ZerolossError) return error.code === 'ZL_KAFKA_AUTH' || error.code === 'ZL_KAFKA_TLS' ? error : undefined;
+  const found = findAccessFailure(error);
+  if (!found) return undefined;
+  if (found.kind === 'auth') {
+    return new ZerolossError(
+      'ZL_KAFKA_AUTH',
+      `Kafka refused the SASL authentication (${found.message}): check the mechanism, the username and the password or token, and that the listener speaks SASL${found.message.includes('SASL_') ? '' : ' (and TLS, if it is a SASL_SSL listener)'}`,
+      { retryable: false, cause: error },
+    );
+  }
+  return new ZerolossError(
+    'ZL_KAFKA_TLS',
+    `TLS with the Kafka broker failed (${found.message}): check the CA the client trusts (tls.ca), the server name (tls.servername) and that the listener speaks TLS`,
+    { retryable: false, cause: error },
+  );
+}
+
+/** The typed access error when there is one, else the error as it came (for clients outside the publisher). */
+export function kafkaClientError(error: unknown): Error {
+  return kafkaAccessError(error) ?? (error instanceof Error ? error : new Error(String(error)));
+}
+
+/**
+ * Maps a @platformatic/kafka error to a typed one: ZL_KAFKA_AUTH or ZL_KAFKA_TLS (the client may not connect
+ * at all), ZL_TRANSPORT_UNAVAILABLE (no broker answered),
  * ZL_TOPIC_UNAVAILABLE (the send went to `topic` alone, and the topic is missing or refused),
  * ZL_SEND_REJECTED (permanent) or ZL_SEND_FAILED (retryable).
  */
 export function kafkaSendError(error: unknown, topic?: string): ZerolossError {
   if (error instanceof ZerolossError) return error;
+  const access = kafkaAccessError(error);
+  if (access) return access;
   const reason = topic === undefined ? undefined : topicUnavailableReason(error, topic);
   if (topic !== undefined && reason) return topicUnavailableError(topic, reason, error);
   if (isConnectivity(error)) {

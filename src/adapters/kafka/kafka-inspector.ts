@@ -10,9 +10,9 @@ import type {
   ReadStats,
 } from '../../ports/broker-inspector.ts';
 import { createAdmin } from './kafka-admin.ts';
+import { type KafkaClientConnection, type KafkaConnectionOptions, kafkaClientConnection } from './kafka-connection.ts';
 
-export interface KafkaInspectorOptions {
-  brokers: string[];
+export interface KafkaInspectorOptions extends KafkaConnectionOptions {
   clientId?: string;
   /** A range whose next record has not arrived for this long is given up and reported incomplete. */
   idleMs?: number;
@@ -30,11 +30,15 @@ const LATEST = -1n;
  */
 export class KafkaInspector implements BrokerInspector {
   readonly #admin: Admin;
-  readonly #options: Required<KafkaInspectorOptions>;
+  readonly #options: Required<Omit<KafkaInspectorOptions, 'tls' | 'sasl'>>;
+  /** Brokers, TLS and SASL as the client takes them; private, so no echo of the options shows a secret. */
+  readonly #connection: KafkaClientConnection;
 
   constructor(options: KafkaInspectorOptions) {
-    this.#options = { clientId: 'zeroloss-inspector', idleMs: 10_000, fetchMaxBytes: 8 * 1_048_576, ...options };
-    this.#admin = createAdmin(options.brokers, this.#options.clientId);
+    const { tls, sasl, ...rest } = options;
+    this.#options = { clientId: 'zeroloss-inspector', idleMs: 10_000, fetchMaxBytes: 8 * 1_048_576, ...rest };
+    this.#connection = kafkaClientConnection({ brokers: rest.brokers, tls, sasl }, 'kafka inspector');
+    this.#admin = createAdmin({ brokers: rest.brokers, tls, sasl }, this.#options.clientId);
   }
 
   /** The admin client, for the backlog tools that change topics. */
@@ -96,7 +100,7 @@ export class KafkaInspector implements BrokerInspector {
     const consumer = new kafka.Consumer<string, Buffer, string, string>({
       clientId: this.#options.clientId,
       groupId: `zeroloss-inspect-${randomBytes(6).toString('hex')}`,
-      bootstrapBrokers: this.#options.brokers,
+      ...this.#connection,
       autocommit: false,
       maxWaitTime: 500,
       maxBytes: this.#options.fetchMaxBytes,

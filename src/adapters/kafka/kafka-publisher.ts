@@ -6,6 +6,7 @@ import type { OutgoingRecord } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { parseConfig } from '../../core/config.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
+import { type KafkaClientConnection, type KafkaConnectionOptions, kafkaClientConnection } from './kafka-connection.ts';
 import { kafkaSendError, writtenPartitions } from './kafka-errors.ts';
 
 export const kafkaPublisherConfigSchema = z
@@ -24,7 +25,11 @@ export const kafkaPublisherConfigSchema = z
   })
   .strict();
 
-export type KafkaPublisherConfig = z.input<typeof kafkaPublisherConfigSchema>;
+/** The producer settings, and how to connect (TLS, SASL: checked apart and kept out of `settings`). */
+export type KafkaPublisherConfig = z.input<typeof kafkaPublisherConfigSchema> & Pick<KafkaConnectionOptions, 'tls' | 'sasl'>;
+
+/** Failures of the connection, not of any record: no split per topic or per record can help. */
+const SHARED_FAILURES = new Set(['ZL_TRANSPORT_UNAVAILABLE', 'ZL_KAFKA_AUTH', 'ZL_KAFKA_TLS']);
 
 /**
  * Publisher over @platformatic/kafka with the durability profile (P6): acks=all and idempotence, which
@@ -38,10 +43,12 @@ export class KafkaPublisher implements Publisher {
   readonly #unavailable = new Map<string, { error: ZerolossError; until: number }>();
 
   constructor(config: KafkaPublisherConfig) {
-    this.#config = parseConfig(kafkaPublisherConfigSchema, config, 'kafka publisher');
+    const { tls, sasl, ...settings } = config;
+    this.#config = parseConfig(kafkaPublisherConfigSchema, settings, 'kafka publisher');
+    const connection: KafkaClientConnection = kafkaClientConnection({ brokers: this.#config.brokers, tls, sasl }, 'kafka publisher');
     this.#producer = new kafka.Producer({
       clientId: this.#config.clientId,
-      bootstrapBrokers: this.#config.brokers,
+      ...connection,
       idempotent: true,
       acks: kafka.ProduceAcks.ALL,
       compression: this.#config.compression,
@@ -105,8 +112,9 @@ export class KafkaPublisher implements Publisher {
       return records.map((_r, i) => ({ ok: true, partition: offsets[i]?.partition, offset: offsets[i]?.offset }));
     } catch (error) {
       const failure = kafkaSendError(error, topics.length === 1 ? topics[0] : undefined);
-      // The cluster is unreachable as a whole (down, timeout): every record shares the failure.
-      if (failure.code === 'ZL_TRANSPORT_UNAVAILABLE') return records.map(() => ({ ok: false, error: failure, attempted: true }));
+      // The cluster is unreachable as a whole (down, timeout), or refuses this client's credentials or
+      // certificate: every record shares the failure.
+      if (SHARED_FAILURES.has(failure.code)) return records.map(() => ({ ok: false, error: failure, attempted: true }));
       const written = writtenPartitions(error);
       if (topics.length > 1) return this.#publishPerTopic(records, written, deadline);
       return this.#settle(records, failure, written, deadline);
