@@ -26,8 +26,13 @@ export async function replayDeadLetters(
   const results: ReplayResult[] = [];
   for (const id of ids) {
     try {
-      const found = await queue.replay(id, actor, async (record) => {
-        const [outcome] = await publisher.publish([{ ...record, headers: { ...record.headers, [REPLAY_HEADER]: id } }]);
+      const found = await queue.replay(id, actor, async (record, tx) => {
+        const copy = [{ ...record, headers: { ...record.headers, [REPLAY_HEADER]: id } }];
+        // A log in the dead letters' own database takes the copy in the transaction that holds the row:
+        // the copy and the replayed mark commit together, and a single-connection database (PGlite)
+        // is not asked for a second transaction while this one waits on it.
+        const within = publisher.publishWithin !== undefined && publisher.database !== undefined && publisher.database === queue.database;
+        const [outcome] = within ? await publisher.publishWithin!(tx, copy) : await publisher.publish(copy);
         if (!outcome?.ok) throw outcome?.error ?? new ZerolossError('ZL_SEND_FAILED', 'publisher gave no outcome');
       });
       results.push(found ? { id, ok: true } : { id, ok: false, error: 'no such dead letter' });

@@ -1,3 +1,4 @@
+import type { Database, SqlExecutor } from './sql-executor.ts';
 /** A message that will not be retried any more, with its original bytes and why (C7, O7). */
 export interface DeadLetterInput {
   groupId: string;
@@ -85,13 +86,16 @@ export interface DeadLetterQueue {
   list(filter?: DeadLetterFilter): Promise<DeadLetterSummary[]>;
   get(id: string): Promise<DeadLetterDetail | undefined>;
   /**
-   * Hands the original record to `send` while holding the row, and marks it replayed only if `send`
-   * succeeded. Replays go back through the consumers' inboxes, so replaying twice applies nothing twice.
+   * Hands the original record to `send` while holding the row, in a transaction of `database` (`tx`), and
+   * marks it replayed only if `send` succeeded. Replays go back through the consumers' inboxes, so
+   * replaying twice applies nothing twice.
    */
   replay(
     id: string,
     actor: string,
-    send: (record: { topic: string; key: string; value: Buffer; headers: Record<string, string> }) => Promise<void>,
+    send: (record: { topic: string; key: string; value: Buffer; headers: Record<string, string> }, tx: SqlExecutor) => Promise<void>,
   ): Promise<boolean>;
+  /** The database the dead letters live in. */
+  readonly database?: Database;
   discard(id: string, actor: string): Promise<boolean>;
 }

@@ -28,9 +28,5 @@ storeConformance(
       'database: that failure is a retryable ZerolossError ZL_TRANSACTION_ROLLED_BACK':
         "pgliteDatabase passes on PGlite's own error (code 25P02, 'Transaction was rolled back instead of committed') unclassified",
     },
-    skip: {
-      "dead letters: replay's send may write to the store's own database (a transport in the same database)":
-        'deadlocks: replay holds a PGlite transaction while send waits for the same single connection (dlq replay over tableLog(pglite) hangs)',
-    },
   },
 );

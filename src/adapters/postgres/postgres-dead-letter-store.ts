@@ -8,7 +8,7 @@ import type {
   DeadLetterSummary,
   DeadLetterWriter,
 } from '../../ports/dead-letter-store.ts';
-import type { Database } from '../../ports/sql-executor.ts';
+import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { type InboxSql, inboxSql } from './inbox-sql.ts';
 
 type Row = Record<string, unknown>;
@@ -17,9 +17,11 @@ type Row = Record<string, unknown>;
 export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueue {
   readonly #db: Database;
   readonly #sql: InboxSql;
+  readonly database: Database;
 
   constructor(db: Database, options: { schema?: string } = {}) {
     this.#db = db;
+    this.database = db;
     this.#sql = inboxSql(quoteIdent(options.schema ?? 'zeroloss', 'schema'));
   }
 
@@ -98,7 +100,7 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
   async replay(
     id: string,
     actor: string,
-    send: (record: { topic: string; key: string; value: Buffer; headers: Record<string, string> }) => Promise<void>,
+    send: (record: { topic: string; key: string; value: Buffer; headers: Record<string, string> }, tx: SqlExecutor) => Promise<void>,
   ): Promise<boolean> {
     if (!/^\d{1,19}$/.test(id)) return false;
     // The row stays locked while the record is sent: a consumer dead-lettering the replayed copy again
@@ -107,12 +109,15 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
       const { rows } = await tx.query<Row>(this.#sql.deadLetterLock, [id]);
       const row = rows[0];
       if (!row) return false;
-      await send({
-        topic: String(row.topic),
-        key: String(row.msg_key),
-        value: Buffer.from(row.payload as Uint8Array),
-        headers: row.headers as Record<string, string>,
-      });
+      await send(
+        {
+          topic: String(row.topic),
+          key: String(row.msg_key),
+          value: Buffer.from(row.payload as Uint8Array),
+          headers: row.headers as Record<string, string>,
+        },
+        tx,
+      );
       await tx.query(this.#sql.deadLetterReplayed, [id, actor]);
       return true;
     });

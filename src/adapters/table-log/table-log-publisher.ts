@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import type { OutgoingRecord } from '../../core/envelope.ts';
 import { classifyError, ZerolossError } from '../../core/errors.ts';
-import type { Database } from '../../ports/sql-executor.ts';
+import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import type { PublishOutcome, Publisher } from '../../ports/transport.ts';
 import { checkOutgoingRecord, type OutgoingRecordRules } from '../shared/check-outgoing-record.ts';
 import { partitionFor } from '../../core/partition-for.ts';
@@ -65,32 +65,57 @@ export class TableLogPublisher implements Publisher {
     this.#channel = tableLogChannel(this.config.schema);
   }
 
+  /** The database the log lives in (see Publisher.publishWithin). */
+  get database(): Database {
+    return this.#db;
+  }
+
   async publish(records: OutgoingRecord[]): Promise<PublishOutcome[]> {
+    return this.#publish(this.#db, records, (fn) => this.#db.transaction(fn));
+  }
+
+  /**
+   * Writes the records inside the caller's transaction of the log's own database: they commit or roll
+   * back with whatever else it wrote (a dead letter marked replayed, say). A failed statement fails the
+   * caller's transaction, so this throws instead of reporting per-record failures it could not survive.
+   */
+  async publishWithin(tx: SqlExecutor, records: OutgoingRecord[]): Promise<PublishOutcome[]> {
+    return this.#publish(tx, records, (fn) => fn(tx), { rethrow: true });
+  }
+
+  async #publish(
+    executor: SqlExecutor,
+    records: OutgoingRecord[],
+    inTransaction: <T>(fn: (tx: SqlExecutor) => Promise<T>) => Promise<T>,
+    options: { rethrow?: boolean } = {},
+  ): Promise<PublishOutcome[]> {
     if (records.length === 0) return [];
     let counts: Map<string, number>;
     try {
       const topics = [...new Set(records.map((r) => r?.topic).filter((t): t is string => typeof t === 'string'))];
-      const { rows } = await this.#db.query<{ topic: string; partitions: number }>(this.#sql.topicPartitions, [topics]);
+      const { rows } = await executor.query<{ topic: string; partitions: number }>(this.#sql.topicPartitions, [topics]);
       counts = new Map(rows.map((r) => [r.topic, Number(r.partitions)]));
     } catch (error) {
+      if (options.rethrow) throw error;
       return records.map(() => ({ ok: false, error: unavailable(error), attempted: true }));
     }
     const { outcomes, planned } = planPublish(records, counts, this.config.maxRecordBytes);
     if (planned.length === 0) return outcomes as PublishOutcome[];
     try {
-      const offsets = await this.#write(planned);
+      const offsets = await inTransaction((tx) => this.#write(tx, planned));
       planned.forEach((p, i) => {
         outcomes[p.index] = { ok: true, partition: p.partition, offset: offsets[i]! };
       });
     } catch (error) {
+      if (options.rethrow) throw error;
       const failure = unavailable(error);
       for (const p of planned) outcomes[p.index] = { ok: false, error: failure, attempted: true };
     }
     return outcomes as PublishOutcome[];
   }
 
-  /** Writes the planned records in one transaction; returns each one's offset, in `planned` order. */
-  async #write(planned: PlannedRecord[]): Promise<bigint[]> {
+  /** Writes the planned records in the transaction `tx`; returns each one's offset, in `planned` order. */
+  async #write(tx: SqlExecutor, planned: PlannedRecord[]): Promise<bigint[]> {
     const perPartition = new Map<string, { topic: string; partition: number; n: number }>();
     for (const p of planned) {
       const slot = `${p.topic}\u0000${p.partition}`;
@@ -99,40 +124,38 @@ export class TableLogPublisher implements Publisher {
       perPartition.set(slot, entry);
     }
     const slots = [...perPartition.values()];
-    return this.#db.transaction(async (tx) => {
-      const { rows } = await tx.query<{ topic: string; partition: number; next_offset: string }>(this.#sql.lockPartitions, [
-        slots.map((s) => s.topic),
-        slots.map((s) => s.partition),
-      ]);
-      if (rows.length !== slots.length) {
-        throw new ZerolossError('ZL_UNKNOWN_TOPIC', 'a partition disappeared while publishing', { retryable: true });
-      }
-      const next = new Map(rows.map((r) => [`${r.topic}\u0000${Number(r.partition)}`, BigInt(r.next_offset)]));
-      await tx.query(this.#sql.advancePartitions, [slots.map((s) => s.topic), slots.map((s) => s.partition), slots.map((s) => s.n)]);
-      const offsets = planned.map((p) => {
-        const slot = `${p.topic}\u0000${p.partition}`;
-        const offset = next.get(slot)!;
-        next.set(slot, offset + 1n);
-        return offset;
-      });
-      // Several statements when the batch is big, so no single statement carries hundreds of megabytes
-      // (PGlite's memory is a WebAssembly heap); they are still one transaction.
-      for (const [from, to] of chunks(planned, INSERT_CHUNK_RECORDS, INSERT_CHUNK_BYTES)) {
-        const part = planned.slice(from, to);
-        await tx.query(this.#sql.insertRecords, [
-          part.map((p) => p.topic),
-          part.map((p) => p.partition),
-          offsets.slice(from, to).map(String),
-          part.map((p) => p.key),
-          part.map((p) => p.headersJson),
-          part.map((p) => p.value),
-        ]);
-      }
-      if (this.config.notify) {
-        for (const topic of new Set(planned.map((p) => p.topic))) await tx.query(this.#sql.notify, [this.#channel, `t:${topic}`]);
-      }
-      return offsets;
+    const { rows } = await tx.query<{ topic: string; partition: number; next_offset: string }>(this.#sql.lockPartitions, [
+      slots.map((s) => s.topic),
+      slots.map((s) => s.partition),
+    ]);
+    if (rows.length !== slots.length) {
+      throw new ZerolossError('ZL_UNKNOWN_TOPIC', 'a partition disappeared while publishing', { retryable: true });
+    }
+    const next = new Map(rows.map((r) => [`${r.topic}\u0000${Number(r.partition)}`, BigInt(r.next_offset)]));
+    await tx.query(this.#sql.advancePartitions, [slots.map((s) => s.topic), slots.map((s) => s.partition), slots.map((s) => s.n)]);
+    const offsets = planned.map((p) => {
+      const slot = `${p.topic}\u0000${p.partition}`;
+      const offset = next.get(slot)!;
+      next.set(slot, offset + 1n);
+      return offset;
     });
+    // Several statements when the batch is big, so no single statement carries hundreds of megabytes
+    // (PGlite's memory is a WebAssembly heap); they are still one transaction.
+    for (const [from, to] of chunks(planned, INSERT_CHUNK_RECORDS, INSERT_CHUNK_BYTES)) {
+      const part = planned.slice(from, to);
+      await tx.query(this.#sql.insertRecords, [
+        part.map((p) => p.topic),
+        part.map((p) => p.partition),
+        offsets.slice(from, to).map(String),
+        part.map((p) => p.key),
+        part.map((p) => p.headersJson),
+        part.map((p) => p.value),
+      ]);
+    }
+    if (this.config.notify) {
+      for (const topic of new Set(planned.map((p) => p.topic))) await tx.query(this.#sql.notify, [this.#channel, `t:${topic}`]);
+    }
+    return offsets;
   }
 
   /** The database belongs to the caller; there is nothing of the publisher's own to release. */
