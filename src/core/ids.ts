@@ -1,6 +1,6 @@
 import { randomBytes, randomFillSync } from 'node:crypto';
-import type { Clock } from '../ports/clock.ts';
-import { systemClock } from '../ports/clock.ts';
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
 import { ZerolossError } from './errors.ts';
 import { Snowflake, type SnowflakeOptions } from './snowflake.ts';
 

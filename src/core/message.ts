@@ -73,6 +73,12 @@ function checkText(
 }
 
 /**
+ * The default bound on an encoded payload: Kafka's default message.max.bytes is 1 MiB; stay under it with
+ * room for headers and batch overhead. The outbox and the state-column source both default to it.
+ */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 900 * 1024;
+
+/**
  * Validates a message and encodes its payload once. Every failure is a typed error raised before any SQL
  * runs (details.field names the field), so the caller's transaction is left exactly as it was.
  */

@@ -1,5 +1,5 @@
-import type { Clock } from '../ports/clock.ts';
-import { systemClock } from '../ports/clock.ts';
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
 import { ZerolossError } from './errors.ts';
 
 /**

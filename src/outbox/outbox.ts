@@ -2,15 +2,12 @@ import { z } from 'zod';
 import { parseConfig } from '../core/config.ts';
 import { type Envelope, envelopeHeaders } from '../core/envelope.ts';
 import { type IdGenerator, snowflakeIds, uuidv7Ids } from '../core/ids.ts';
-import { encodeMessage, type MessageInput, unstorableText } from '../core/message.ts';
+import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type MessageInput, unstorableText } from '../core/message.ts';
 import type { Clock } from '../ports/clock.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { Store } from '../ports/backends.ts';
 import type { SqlExecutor } from '../ports/sql-executor.ts';
 import { ZerolossError } from '../core/errors.ts';
-
-/** Kafka's default message.max.bytes is 1 MiB; stay under it with room for headers and batch overhead. */
-export const DEFAULT_MAX_PAYLOAD_BYTES = 900 * 1024;
 
 export const outboxConfigSchema = z
   .object({

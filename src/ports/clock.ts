@@ -1,6 +1,3 @@
-/** Time source, injectable so tests control it. */
-export interface Clock {
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
+// The Clock is pure (core's ids and snowflakes need it, and core imports only core); features and adapters
+// may keep importing it from here.
+export { type Clock, systemClock } from '../core/clock.ts';

@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import { type Envelope, envelopeHeaders } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
-import { encodeMessage, type MessageInput } from '../../core/message.ts';
+import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type MessageInput } from '../../core/message.ts';
 import type { BacklogStats, ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../ports/outbox-store.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../outbox/outbox.ts';
 import { stateColumnSql } from './state-column-sql.ts';
 
 export interface StateColumnSourceOptions<Row> {
