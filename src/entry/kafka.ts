@@ -7,3 +7,4 @@ export { kafka, type KafkaOptions, type KafkaTransport } from '../adapters/kafka
 export type { KafkaPublisherConfig } from '../adapters/kafka/kafka-publisher.ts';
 export type { KafkaSubscriberConfig } from '../adapters/kafka/kafka-subscriber.ts';
 export type { KafkaInspectorOptions } from '../adapters/kafka/kafka-inspector.ts';
+export type { KafkaSaslOptions, KafkaTlsOptions, Secret } from '../adapters/kafka/kafka-connection.ts';

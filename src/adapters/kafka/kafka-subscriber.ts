@@ -5,7 +5,8 @@ import { z } from 'zod';
 import type { IncomingRecord } from '../../core/envelope.ts';
 import { parseConfig } from '../../core/config.ts';
 import type { ReceivedBatch, SubscribeOptions, Subscriber, Subscription } from '../../ports/transport.ts';
-import { mentionsUnknownTopic, unknownTopicsError } from './kafka-errors.ts';
+import { type KafkaClientConnection, type KafkaConnectionOptions, kafkaClientConnection } from './kafka-connection.ts';
+import { kafkaAccessError, kafkaClientError, mentionsUnknownTopic, unknownTopicsError } from './kafka-errors.ts';
 
 export const kafkaSubscriberConfigSchema = z
   .object({
@@ -27,7 +28,8 @@ export const kafkaSubscriberConfigSchema = z
   })
   .strict();
 
-export type KafkaSubscriberConfig = z.input<typeof kafkaSubscriberConfigSchema>;
+/** The consumer-group settings, and how to connect (TLS, SASL: checked apart and kept out of `config`). */
+export type KafkaSubscriberConfig = z.input<typeof kafkaSubscriberConfigSchema> & Pick<KafkaConnectionOptions, 'tls' | 'sasl'>;
 type ResolvedConfig = Readonly<z.output<typeof kafkaSubscriberConfigSchema>>;
 
 export interface KafkaSubscriberEvents {
@@ -55,15 +57,18 @@ export interface GroupMetadata {
  */
 export class KafkaSubscriber extends EventEmitter<KafkaSubscriberEvents> implements Subscriber {
   readonly config: ResolvedConfig;
+  readonly #connection: KafkaClientConnection;
 
   constructor(config: KafkaSubscriberConfig) {
     super();
-    this.config = parseConfig(kafkaSubscriberConfigSchema, config, 'kafka subscriber');
+    const { tls, sasl, ...settings } = config;
+    this.config = parseConfig(kafkaSubscriberConfigSchema, settings, 'kafka subscriber');
+    this.#connection = kafkaClientConnection({ brokers: this.config.brokers, tls, sasl }, 'kafka subscriber');
     this.on('error', () => {});
   }
 
   async subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
-    const subscription = new KafkaSubscription(this.config, options, (error) => this.emit('error', error));
+    const subscription = new KafkaSubscription(this.config, this.#connection, options, (error) => this.emit('error', error));
     await subscription.start();
     return subscription;
   }
@@ -88,14 +93,16 @@ export class KafkaSubscription implements Subscription {
   #paused = false;
   #closed = false;
 
-  constructor(config: ResolvedConfig, options: SubscribeOptions, report: (error: Error) => void) {
+  constructor(config: ResolvedConfig, connection: KafkaClientConnection, options: SubscribeOptions, report: (error: Error) => void) {
     this.#config = config;
     this.#options = options;
-    this.#report = report;
+    // Refused credentials or an untrusted certificate are reported by their own codes, so a listener can
+    // tell them (an operator must act) from a broker that is away for a moment.
+    this.#report = (error) => report(kafkaClientError(error));
     this.#consumer = new kafka.Consumer<string, Buffer, string, string>({
       groupId: options.groupId,
       clientId: config.clientId,
-      bootstrapBrokers: config.brokers,
+      ...connection,
       autocommit: false,
       sessionTimeout: config.sessionTimeoutMs,
       heartbeatInterval: config.heartbeatIntervalMs,
@@ -131,7 +138,7 @@ export class KafkaSubscription implements Subscription {
       const missing = mentionsUnknownTopic(error) ? await this.#missingTopics() : [];
       this.#closed = true;
       await this.#consumer.close(true).catch(() => {});
-      throw missing.length > 0 ? unknownTopicsError(missing, error) : error;
+      throw missing.length > 0 ? unknownTopicsError(missing, error) : (kafkaAccessError(error) ?? error);
     }
   }
 

@@ -6,7 +6,9 @@ import { parseConfig } from '../../core/config.ts';
 import { type Envelope, HEADER, type IncomingRecord, type OutgoingRecord, readEnvelope } from '../../core/envelope.ts';
 import { classifyError, errorSummary, ZerolossError } from '../../core/errors.ts';
 import { DLQ_HEADER, deadLetterTopic } from '../../core/retry-topics.ts';
+import { type KafkaConnectionOptions, kafkaClientConnection } from './kafka-connection.ts';
 import { kafka } from './kafka-driver.ts';
+import { kafkaClientError } from './kafka-errors.ts';
 import { KafkaSubscriber, type KafkaSubscription } from './kafka-subscriber.ts';
 
 /**
@@ -40,7 +42,8 @@ export const transactionalProcessorConfigSchema = z
   })
   .strict();
 
-export type TransactionalProcessorConfig = z.input<typeof transactionalProcessorConfigSchema>;
+/** The processor's settings, and how to connect (TLS, SASL: checked apart and kept out of `config`). */
+export type TransactionalProcessorConfig = z.input<typeof transactionalProcessorConfigSchema> & Pick<KafkaConnectionOptions, 'tls' | 'sasl'>;
 
 export interface TransformInput {
   record: IncomingRecord;
@@ -76,14 +79,15 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
 
   constructor(options: { config: TransactionalProcessorConfig; transform: Transform; subscriber?: KafkaSubscriber }) {
     super();
-    this.config = parseConfig(transactionalProcessorConfigSchema, options.config, 'transactional processor');
+    const { tls, sasl, ...settings } = options.config;
+    this.config = parseConfig(transactionalProcessorConfigSchema, settings, 'transactional processor');
     this.#transform = options.transform;
     this.#subscriber =
       options.subscriber ??
-      new KafkaSubscriber({ brokers: this.config.brokers, clientId: this.config.clientId, isolation: 'read_committed' });
+      new KafkaSubscriber({ brokers: this.config.brokers, clientId: this.config.clientId, isolation: 'read_committed', tls, sasl });
     this.#producer = new kafka.Producer({
       clientId: this.config.clientId,
-      bootstrapBrokers: this.config.brokers,
+      ...kafkaClientConnection({ brokers: this.config.brokers, tls, sasl }, 'transactional processor'),
       transactionalId: this.config.transactionalId,
       // InitProducerId must say "no producer yet" (-1/-1); the client's default 0/0 is refused as fenced once
       // the transactional id has history, i.e. on every restart of the same instance.
@@ -147,7 +151,7 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       if (this.#queue.length < this.config.maxBatch * 5) subscription.resume();
       this.#inFlight = this.#transaction(subscription, batch).catch(async (error: unknown) => {
         this.emit('aborted', { records: batch.length, error: errorSummary(error) });
-        this.emit('error', error instanceof Error ? error : new Error(String(error)));
+        this.emit('error', kafkaClientError(error));
         // The offsets did not move: read the records again from the committed position.
         this.#queue = [];
         await subscription.rewind().catch((e: unknown) => this.emit('error', e as Error));

@@ -5,20 +5,33 @@ import { KafkaInspector, type KafkaInspectorOptions } from './kafka-inspector.ts
 import { type KafkaPublisherConfig, KafkaPublisher, kafkaPublisherConfigSchema } from './kafka-publisher.ts';
 import { type KafkaSubscriberConfig, KafkaSubscriber } from './kafka-subscriber.ts';
 import { KafkaTopicAdmin } from './kafka-topic-admin.ts';
+import { type KafkaSaslOptions, type KafkaTlsOptions, kafkaClientConnection } from './kafka-connection.ts';
 import { parseConfig } from '../../core/config.ts';
 
 export interface KafkaOptions {
   /** Bootstrap brokers, `host:port`; set once for every client of the bundle. */
   brokers: string[];
+  /**
+   * TLS towards the brokers, for every client of the bundle: `true` trusts the system CAs; an object sets the
+   * CA, a client certificate and key, the server name, or `rejectUnauthorized: false` (a lab only).
+   */
+  tls?: KafkaTlsOptions | boolean;
+  /**
+   * SASL for every client of the bundle: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with username and password
+   * (a string, or a function asked on each authentication), or OAUTHBEARER with a token function.
+   */
+  sasl?: KafkaSaslOptions;
   /** Producer settings of the relay and of retry and dead-letter copies (acks=all and idempotence are fixed). */
-  publisher?: Omit<KafkaPublisherConfig, 'brokers'>;
+  publisher?: Omit<KafkaPublisherConfig, 'brokers' | 'tls' | 'sasl'>;
   /** Consumer-group settings (session timeout, isolation, where a new group starts). */
-  subscriber?: Omit<KafkaSubscriberConfig, 'brokers'>;
+  subscriber?: Omit<KafkaSubscriberConfig, 'brokers' | 'tls' | 'sasl'>;
   /** The operations tools' reader. */
-  inspector?: Omit<KafkaInspectorOptions, 'brokers'>;
+  inspector?: Omit<KafkaInspectorOptions, 'brokers' | 'tls' | 'sasl'>;
 }
 
-const KEYS = new Set(['brokers', 'publisher', 'subscriber', 'inspector']);
+const KEYS = new Set(['brokers', 'tls', 'sasl', 'publisher', 'subscriber', 'inspector']);
+/** Connection settings belong to the bundle, once; inside a client's settings they would differ per client. */
+const CONNECTION_KEYS = ['brokers', 'tls', 'sasl'];
 
 export interface KafkaTransport extends Transport {
   readonly kind: 'kafka';
@@ -43,17 +56,26 @@ export function kafka(options: KafkaOptions): KafkaTransport {
       throw new ZerolossError('ZL_INVALID_CONFIG', `unknown kafka option '${key}' (known: ${[...KEYS].join(', ')})`, { details: { field: key } });
     }
   }
-  const brokers = options.brokers;
+  for (const part of ['publisher', 'subscriber', 'inspector'] as const) {
+    const key = CONNECTION_KEYS.find((k) => Object.hasOwn(options[part] ?? {}, k));
+    if (key) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', `kafka option ${part}.${key}: set ${key} once, at the top of kafka({ ... })`, {
+        details: { field: `${part}.${key}` },
+      });
+    }
+  }
+  const { brokers, tls, sasl } = options;
   // Validated now, so a bad setting fails where the bundle is made, not at the relay's first send.
+  kafkaClientConnection({ brokers, tls, sasl });
   const publisherConfig = parseConfig(kafkaPublisherConfigSchema, { ...options.publisher, brokers }, 'kafka publisher');
-  const subscriber = new KafkaSubscriber({ ...options.subscriber, brokers });
+  const subscriber = new KafkaSubscriber({ ...options.subscriber, brokers, tls, sasl });
   const parts = new LazyParts();
   const publisher = parts.part(
-    () => new KafkaPublisher(publisherConfig),
+    () => new KafkaPublisher({ ...publisherConfig, tls, sasl }),
     (p) => p.close(),
   );
   const inspector = parts.part(
-    () => new KafkaInspector({ ...options.inspector, brokers }),
+    () => new KafkaInspector({ ...options.inspector, brokers, tls, sasl }),
     (i) => i.close(),
   );
   let admin: KafkaTopicAdmin | undefined;
