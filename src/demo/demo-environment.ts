@@ -1,16 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { createAdmin, ensureTopic } from '../adapters/kafka/kafka-admin.ts';
-import { KafkaPublisher } from '../adapters/kafka/kafka-publisher.ts';
-import { migrate } from '../adapters/postgres/migrations.ts';
-import { pgDatabase } from '../adapters/postgres/pg-database.ts';
-import { pgliteDatabase } from '../adapters/postgres/pglite-database.ts';
-import { TableLogAdmin } from '../adapters/table-log/table-log-admin.ts';
-import { TableLogPublisher } from '../adapters/table-log/table-log-publisher.ts';
+import { kafka } from '../adapters/kafka/kafka-transport.ts';
+import { pglite } from '../adapters/postgres/pglite.ts';
+import { postgres } from '../adapters/postgres/postgres.ts';
+import { tableLog } from '../adapters/table-log/table-log-transport.ts';
 import { quoteIdent } from '../core/identifier.ts';
 import { deadLetterTopic } from '../consumer/delivery.ts';
+import type { Store, Transport } from '../ports/backends.ts';
+import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
 import type { TransportSpec } from './demo-role.ts';
@@ -18,7 +16,9 @@ import type { InstanceHost } from './demo-instances.ts';
 
 /** The database and transport of one demo run, private to it: a fresh PGlite directory or Postgres schema, fresh topics. */
 export interface DemoEnvironment {
-  /** The main thread's own access (workload, duplicates, progress, audit). */
+  /** The main thread's store (workload, duplicates, progress, audit); its schema holds the business tables too. */
+  store: Store;
+  /** `store.db`: the main thread's own access. */
   db: Database;
   host: InstanceHost;
   /** Holds the business tables and zeroloss's tables. */
@@ -49,109 +49,82 @@ export interface KeptData {
 
 export async function openEnvironment(options: { pgUrl?: string; kafka?: string[]; runId: string }): Promise<DemoEnvironment> {
   const schema = `zl_demo_${options.runId}`;
-  let db: Database;
+  let store: Store;
   let host: InstanceHost;
   let databaseLabel: string;
-  let closeDb: (keep: boolean) => Promise<KeptData | undefined>;
+  let closeStore: (keep: boolean) => Promise<KeptData | undefined>;
   if (options.pgUrl) {
     const url = options.pgUrl;
-    db = pgDatabase({ connectionString: url, max: 10 });
+    const pg = postgres(url, { schema, max: 10 });
+    store = pg;
     host = { kind: 'process', pgUrl: url };
     databaseLabel = `Postgres ${redact(url)}, schema ${schema}`;
-    closeDb = async (keep) => {
-      if (!keep) await db.query(`drop schema if exists ${quoteIdent(schema, 'schema')} cascade`).catch(() => {});
-      await db.close();
+    closeStore = async (keep) => {
+      if (!keep) await pg.db.query(`drop schema if exists ${quoteIdent(schema, 'schema')} cascade`).catch(() => {});
+      await pg.close();
       return keep ? { schema } : undefined;
     };
   } else {
     const dir = await mkdtemp(join(tmpdir(), 'zeroloss-demo-'));
-    const pglite = new PGlite(dir);
-    await pglite.waitReady;
-    db = pgliteDatabase(pglite);
-    host = { kind: 'thread', pglite };
+    const embedded = pglite(dir, { schema });
+    await embedded.pglite.waitReady;
+    store = embedded;
+    host = { kind: 'thread', pglite: embedded.pglite };
     databaseLabel = `PGlite (file-backed) in ${dir}`;
-    closeDb = async (keep) => {
-      await pglite.close();
+    closeStore = async (keep) => {
+      await embedded.close();
       if (!keep) await rm(dir, { recursive: true, force: true });
       return keep ? { directory: dir } : undefined;
     };
   }
-  await migrate(db, schema);
+  await store.migrate();
 
   const topics: string[] = [];
-  const partitionsOf = new Map<string, number>();
+  let transport: Transport & { inspector: BrokerInspector };
+  let transportLabel: string;
+  let deleteTopics: () => Promise<void> = async () => {};
   if (options.kafka) {
     const brokers = options.kafka;
-    const admin = createAdmin(brokers, 'zeroloss-demo');
-    const publisher = new KafkaPublisher({ brokers, clientId: `zl-demo-${options.runId}-duplicator`, deliveryTimeoutMs: 5_000 });
-    return {
-      db,
-      host,
-      schema,
-      transport: { kind: 'kafka', brokers },
-      databaseLabel,
-      transportLabel: `Kafka ${brokers.join(',')}`,
-      publisher,
-      async createTopic(topic, partitions) {
-        for (const t of [topic, deadLetterTopic(topic)]) {
-          await ensureTopic(admin, { topic: t, partitions });
-          topics.push(t);
-          partitionsOf.set(t, partitions);
-        }
-      },
-      async lag(groupId, topic) {
-        const [ends, groups] = await Promise.all([
-          // timestamp -1: the end of each partition (the next offset to be written)
-          admin.listOffsets({
-            topics: [
-              {
-                name: topic,
-                partitions: Array.from({ length: partitionsOf.get(topic) ?? 1 }, (_, i) => ({ partitionIndex: i, timestamp: -1n })),
-              },
-            ],
-          }),
-          admin.listConsumerGroupOffsets({ groups: [groupId] }),
-        ]);
-        const committed = new Map<number, bigint>();
-        for (const t of groups[0]?.topics ?? []) {
-          if (t.name !== topic) continue;
-          for (const p of t.partitions) committed.set(p.partitionIndex, p.committedOffset);
-        }
-        let lag = 0n;
-        for (const p of ends[0]?.partitions ?? []) {
-          const at = committed.get(p.partitionIndex) ?? -1n;
-          lag += p.offset - (at < 0n ? 0n : at);
-        }
-        return lag;
-      },
-      async close(keep) {
-        await publisher.close().catch(() => {});
-        if (!keep && topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {});
-        await admin.close().catch(() => {});
-        const kept = await closeDb(keep);
-        return kept ? { ...kept, topics } : undefined;
-      },
+    const k = kafka({ brokers, publisher: { clientId: `zl-demo-${options.runId}-duplicator`, deliveryTimeoutMs: 5_000 } });
+    transport = k;
+    transportLabel = `Kafka ${brokers.join(',')}`;
+    deleteTopics = async () => {
+      if (topics.length > 0) await k.inspector.admin.deleteTopics({ topics });
     };
+  } else {
+    // The log's tables are the store's own: dropping the schema or the directory removes its topics.
+    transport = tableLog(store);
+    transportLabel = 'table log (the embedded transport, in the same database)';
   }
-
-  const admin = new TableLogAdmin(db, { schema });
+  const inspector = transport.inspector;
   return {
-    db,
+    store,
+    db: store.db,
     host,
     schema,
-    transport: { kind: 'table-log' },
+    transport: options.kafka ? { kind: 'kafka', brokers: options.kafka } : { kind: 'table-log' },
     databaseLabel,
-    transportLabel: 'table log (the embedded transport, in the same database)',
-    publisher: new TableLogPublisher(db, { schema }),
+    transportLabel,
+    publisher: transport.publisher,
     async createTopic(topic, partitions) {
-      await admin.createTopic(topic, partitions);
-      await admin.createTopic(deadLetterTopic(topic), partitions);
+      for (const t of [topic, deadLetterTopic(topic)]) {
+        await transport.ensureTopic(t, partitions);
+        topics.push(t);
+      }
     },
     async lag(groupId, topic) {
-      const lags = await admin.lag(groupId, topic);
-      return lags.reduce((sum, p) => sum + p.lag, 0n);
+      const [marks, committed] = await Promise.all([inspector.watermarks(topic), inspector.committedOffsets(groupId)]);
+      const at = new Map(committed.filter((c) => c.topic === topic).map((c) => [c.partition, c.offset]));
+      let lag = 0n;
+      for (const m of marks ?? []) lag += m.high - (at.get(m.partition) ?? m.low);
+      return lag;
     },
-    close: (keep) => closeDb(keep),
+    async close(keep) {
+      if (!keep) await deleteTopics().catch(() => {});
+      await transport.close().catch(() => {});
+      const kept = await closeStore(keep);
+      return kept && options.kafka ? { ...kept, topics } : kept;
+    },
   };
 }
 

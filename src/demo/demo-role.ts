@@ -1,14 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { KafkaPublisher } from '../adapters/kafka/kafka-publisher.ts';
-import { KafkaSubscriber } from '../adapters/kafka/kafka-subscriber.ts';
-import { PostgresDeadLetterStore } from '../adapters/postgres/postgres-dead-letter-store.ts';
-import { PostgresInboxStore } from '../adapters/postgres/postgres-inbox-store.ts';
-import { TableLogPublisher } from '../adapters/table-log/table-log-publisher.ts';
-import { TableLogSubscriber } from '../adapters/table-log/table-log-subscriber.ts';
-import { Consumer } from '../consumer/consumer.ts';
-import { Relay } from '../outbox/relay.ts';
-import type { Database } from '../ports/sql-executor.ts';
-import type { Publisher, Subscriber } from '../ports/transport.ts';
+import { kafka } from '../adapters/kafka/kafka-transport.ts';
+import { tableLog } from '../adapters/table-log/table-log-transport.ts';
+import { createConsumer } from '../consumer/create-consumer.ts';
+import { createRelay } from '../outbox/create-relay.ts';
+import type { Store, Transport } from '../ports/backends.ts';
 import { type ScenarioContext, type ScenarioName, scenarios } from './scenarios.ts';
 
 export type TransportSpec = { kind: 'table-log' } | { kind: 'kafka'; brokers: string[] };
@@ -48,29 +43,31 @@ export interface RunningRole {
 const TABLE_LOG_GROUP = { heartbeatIntervalMs: 250, sessionTimeoutMs: 2_000, pollIntervalMs: 250, rebalanceTimeoutMs: 5_000 };
 const KAFKA_GROUP = { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, rebalanceTimeoutMs: 10_000, maxWaitMs: 100 };
 
-export async function startRole(config: RoleConfig, db: Database, report: (event: RoleEvent) => void): Promise<RunningRole> {
+export async function startRole(config: RoleConfig, store: Store, report: (event: RoleEvent) => void): Promise<RunningRole> {
   const scenario = scenarios[config.scenario];
-  const { ctx, transport } = config;
+  const { ctx } = config;
   const clientId = `zl-demo-${config.runId}-${config.name}`;
-  const publisher: Publisher =
-    transport.kind === 'kafka'
-      ? new KafkaPublisher({ brokers: transport.brokers, clientId, deliveryTimeoutMs: 3_000 })
-      : new TableLogPublisher(db, { schema: ctx.schema });
+  const transport: Transport =
+    config.transport.kind === 'kafka'
+      ? kafka({
+          brokers: config.transport.brokers,
+          publisher: { clientId, deliveryTimeoutMs: 3_000 },
+          subscriber: { clientId, groupInstanceId: clientId, ...KAFKA_GROUP },
+        })
+      : tableLog(store, { subscriber: { clientId, ...TABLE_LOG_GROUP } });
 
   if (config.role === 'relay') {
-    const relay = new Relay({
-      sources: scenario.relaySource(db, ctx),
-      publisher,
-      db,
-      config: {
-        instanceId: `${config.name}-${randomBytes(3).toString('hex')}`,
-        batchSize: 200,
-        // A killed relay's claims come back after the lease; it must outlast one send (3 s on Kafka).
-        leaseMs: transport.kind === 'kafka' ? 6_000 : 2_000,
-        backoff: { baseMs: 100, maxMs: 1_000, jitter: 0.5 },
-        idleIntervalMs: 1_000,
-        backlogIntervalMs: 500,
-      },
+    const relay = createRelay({
+      store,
+      transport,
+      sources: [scenario.relaySource(store, ctx)],
+      instanceId: `${config.name}-${randomBytes(3).toString('hex')}`,
+      batchSize: 200,
+      // A killed relay's claims come back after the lease; it must outlast one send (3 s on Kafka).
+      leaseMs: config.transport.kind === 'kafka' ? 6_000 : 2_000,
+      backoff: { baseMs: 100, maxMs: 1_000, jitter: 0.5 },
+      idleIntervalMs: 1_000,
+      backlogIntervalMs: 500,
     });
     relay.on('error', (e) => report({ kind: 'error', message: `relay: ${e.message}` }));
     relay.on('parked', (e) => report({ kind: 'error', message: `relay parked ${e.messageIds.length} message(s)` }));
@@ -78,38 +75,29 @@ export async function startRole(config: RoleConfig, db: Database, report: (event
     return {
       async stop() {
         await relay.stop();
-        await publisher.close();
+        await transport.close();
       },
     };
   }
 
-  const subscriber: Subscriber =
-    transport.kind === 'kafka'
-      ? new KafkaSubscriber({ brokers: transport.brokers, clientId, groupInstanceId: clientId, ...KAFKA_GROUP })
-      : new TableLogSubscriber(db, { schema: ctx.schema, clientId, ...TABLE_LOG_GROUP });
-  const consumer = new Consumer({
-    subscriber,
-    db,
-    inbox: new PostgresInboxStore(db, { schema: ctx.schema }),
-    deadLetters: new PostgresDeadLetterStore(db, { schema: ctx.schema }),
-    // Dead letters are also copied to <topic>.dlq.
-    publisher,
-    config: {
-      groupId: ctx.groupId,
-      topics: [ctx.topic],
-      concurrency: 16,
-      // The retry counts stay the source's (default 3, per type in the example); only the delay is the demo's.
-      retry: { delayMs: config.retryDelayMs },
-      commitIntervalMs: 200,
-      revokeTimeoutMs: 3_000,
-      stopTimeoutMs: 5_000,
-      lagIntervalMs: 0,
-      // Kills are the demo's, not the messages': a message in flight at several kills in a row is not poison.
-      poison: { maxStarts: 20 },
-      inbox: { cleanupIntervalMs: 0 },
-      // The state-column source does not number messages per key; the outbox does.
-      gapDetection: config.scenario === 'points',
-    },
+  // The transport's publisher also copies dead letters to <topic>.dlq.
+  const consumer = createConsumer({
+    store,
+    transport,
+    groupId: ctx.groupId,
+    topics: [ctx.topic],
+    concurrency: 16,
+    // The retry counts stay the source's (default 3, per type in the example); only the delay is the demo's.
+    retry: { delayMs: config.retryDelayMs },
+    commitIntervalMs: 200,
+    revokeTimeoutMs: 3_000,
+    stopTimeoutMs: 5_000,
+    lagIntervalMs: 0,
+    // Kills are the demo's, not the messages': a message in flight at several kills in a row is not poison.
+    poison: { maxStarts: 20 },
+    inbox: { cleanupIntervalMs: 0 },
+    // The state-column source does not number messages per key; the outbox does.
+    gapDetection: config.scenario === 'points',
   });
   scenario.register(consumer, ctx);
   consumer.on('processed', (e) => report({ kind: 'processed', type: e.type, duplicate: e.outcome === 'duplicate' }));
@@ -120,7 +108,7 @@ export async function startRole(config: RoleConfig, db: Database, report: (event
   return {
     async stop() {
       await consumer.stop();
-      await publisher.close();
+      await transport.close();
     },
   };
 }

@@ -5,13 +5,14 @@
  * ask for a graceful stop.
  */
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { pgDatabase } from '../adapters/postgres/pg-database.ts';
-import type { Database } from '../ports/sql-executor.ts';
+import { postgres } from '../adapters/postgres/postgres.ts';
+import { postgresStore } from '../adapters/postgres/postgres-store.ts';
+import type { Store } from '../ports/backends.ts';
 import { bridgedDatabase } from './bridged-database.ts';
 import { type RoleConfig, type RoleEvent, startRole } from './demo-role.ts';
 
 let config: RoleConfig;
-let db: Database;
+let store: Store;
 let report: (event: RoleEvent) => void;
 let onStop: (stop: () => void) => void;
 
@@ -19,8 +20,8 @@ if (isMainThread) {
   config = JSON.parse(process.env.ZL_DEMO_ROLE ?? 'null') as RoleConfig;
   const url = process.env.ZL_DEMO_PG_URL;
   if (!config || !url) throw new Error('demo-worker: ZL_DEMO_ROLE and ZL_DEMO_PG_URL must be set');
-  db = pgDatabase({
-    connectionString: url,
+  store = postgres(url, {
+    schema: config.ctx.schema,
     max: 10,
     onError: (e) => report({ kind: 'error', message: `${config.name}: database: ${e.message}` }),
   });
@@ -32,12 +33,13 @@ if (isMainThread) {
 } else {
   const data = workerData as { config: RoleConfig; port: MessagePort };
   config = data.config;
-  db = bridgedDatabase(data.port);
+  // The main thread's PGlite over the bridge: the store a `pglite()` bundle would make, notify on as it has it.
+  store = postgresStore(bridgedDatabase(data.port), { schema: config.ctx.schema, notify: true, kind: 'pglite' });
   report = (event) => parentPort?.postMessage(event);
   onStop = (stop) => parentPort?.on('message', (m) => m === 'stop' && stop());
 }
 
-const role = await startRole(config, db, report);
+const role = await startRole(config, store, report);
 report({ kind: 'ready' });
 let stopping = false;
 onStop(() => {

@@ -140,7 +140,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       users,
       o.units,
       o.rate,
-      scenario.producer(env.db, ctx, seeded(o.seed)),
+      scenario.producer(env.store, ctx, seeded(o.seed)),
       (error) => {
         state.workloadErrors++;
         events.error(`workload: ${(error as Error).message}`);

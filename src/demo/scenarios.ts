@@ -1,5 +1,3 @@
-import { postgresStore } from '../adapters/postgres/postgres-store.ts';
-import { PostgresOutboxStore } from '../adapters/postgres/postgres-outbox-store.ts';
 import type { OutgoingRecord } from '../core/envelope.ts';
 import { quoteIdent } from '../core/identifier.ts';
 import type { Consumer } from '../consumer/consumer.ts';
@@ -13,6 +11,7 @@ import { auditPoints, expectedOverdrafts, type PointsBalances, pointsProgress } 
 import { registerPointsService } from '../examples/points/points-service.ts';
 import { createPointsTables, openAccounts } from '../examples/points/points-tables.ts';
 import { createOutbox } from '../outbox/outbox.ts';
+import type { Store } from '../ports/backends.ts';
 import type { RelaySource } from '../ports/outbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import { type FaultRates, faultyHandler, plannedDeadLetter, plannedFault } from './fault-plan.ts';
@@ -61,9 +60,9 @@ export interface Scenario {
   /** Main thread: business tables, and seed data for `users` users. */
   prepare(db: Database, ctx: ScenarioContext, users: string[], units: number): Promise<void>;
   /** Main thread: one unit of business work (a draw, an order) for a user. */
-  producer(db: Database, ctx: ScenarioContext, random: () => number): (user: string) => Promise<void>;
+  producer(store: Store, ctx: ScenarioContext, random: () => number): (user: string) => Promise<void>;
   /** In a relay: where the messages come from. */
-  relaySource(db: Database, ctx: ScenarioContext): RelaySource;
+  relaySource(store: Store, ctx: ScenarioContext): RelaySource;
   /** In a consumer: the service's handlers, with the planned faults. */
   register(consumer: Consumer, ctx: ScenarioContext): void;
   progress(db: Database, ctx: ScenarioContext): Promise<Figures>;
@@ -85,13 +84,13 @@ const lottery: Scenario = {
   async prepare(db, ctx) {
     await createLotteryTables(db, ctx.schema);
   },
-  producer(db, ctx, random) {
-    const draws = new DrawService(db, { schema: ctx.schema, source: awardSource(db, ctx), random });
+  producer(store, ctx, random) {
+    const draws = new DrawService(store.db, { schema: ctx.schema, source: awardSource(store, ctx), random });
     return async (user) => {
       await draws.draw(user);
     };
   },
-  relaySource: (db, ctx) => awardSource(db, ctx),
+  relaySource: (store, ctx) => awardSource(store, ctx),
   register(consumer, ctx) {
     const retries = deliveryRetries(DEFAULT_RETRY_POLICY.maxRetries);
     registerDeliveryService(consumer, {
@@ -136,15 +135,15 @@ const points: Scenario = {
     const opening = Math.max(100, Math.round((perAccount * (POINTS_PER_ORDER.min + POINTS_PER_ORDER.max)) / 2 / 100) * 100);
     await openAccounts(db, ctx.schema, users, opening);
   },
-  producer(db, ctx, random) {
-    const outbox = createOutbox({ store: postgresStore(db, { schema: ctx.schema }), producerId: 'order-service' });
-    const orders = new OrderService(db, { schema: ctx.schema, outbox, topic: ctx.topic });
+  producer(store, ctx, random) {
+    const outbox = createOutbox({ store, producerId: 'order-service' });
+    const orders = new OrderService(store.db, { schema: ctx.schema, outbox, topic: ctx.topic });
     return async (account) => {
       const span = (POINTS_PER_ORDER.max - POINTS_PER_ORDER.min) / 10;
       await orders.placeOrder(account, POINTS_PER_ORDER.min + 10 * Math.floor(random() * (span + 1)));
     };
   },
-  relaySource: (db, ctx) => new PostgresOutboxStore(db, { schema: ctx.schema }),
+  relaySource: (store) => store.relaySource,
   register(consumer, ctx) {
     registerPointsService(consumer, {
       schema: ctx.schema,
