@@ -1,4 +1,5 @@
-import { databaseCheck, type ReadinessCheck } from '../operations/health-server.ts';
+import { databaseCheck } from '../operations/database-check.ts';
+import type { ReadinessCheck } from '../ports/readiness.ts';
 import type { SqlExecutor } from '../ports/sql-executor.ts';
 import type { Relay } from './relay.ts';
 

@@ -9,7 +9,7 @@ import { freshSchema, inTransaction, PG_URL } from '../helpers/pg.ts';
 import { rejected, ScriptedPublisher, transient } from '../helpers/scripted-publisher.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { ZerolossError } from '../../src/core/errors.ts';
-import { startHealthServer } from '../../src/operations/health-server.ts';
+import { startHealthServer } from '../../src/adapters/http/health-server.ts';
 import { testOutbox } from '../helpers/test-outbox.ts';
 
 const fast = { backoff: { baseMs: 20, maxMs: 100, jitter: 0 }, idleIntervalMs: 200, backlogIntervalMs: 50, minIntervalMs: 5 };

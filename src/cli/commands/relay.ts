@@ -1,7 +1,6 @@
-import { KafkaPublisher } from '../../adapters/kafka/kafka-publisher.ts';
-import { pgDatabase } from '../../adapters/postgres/pg-database.ts';
-import { PostgresOutboxStore } from '../../adapters/postgres/postgres-outbox-store.ts';
-import { Relay } from '../../outbox/relay.ts';
+import { kafka } from '../../adapters/kafka/kafka-transport.ts';
+import { postgres } from '../../adapters/postgres/postgres.ts';
+import { createRelay } from '../../outbox/create-relay.ts';
 import { connectionOptions, intOption, kafkaBrokers, parse, pgUrl } from '../args.ts';
 import { relayReadiness } from '../../outbox/relay-readiness.ts';
 import { startHealthServer } from '../../operations/health-server.ts';
@@ -57,31 +56,34 @@ export async function relayCommand(argv: string[]): Promise<number> {
     console.log(relayHelp);
     return 0;
   }
-  const schema = values.schema ?? 'zeroloss';
-  const db = pgDatabase({ connectionString: pgUrl(values.pg), onError: (e) => console.error(`relay: database: ${e.message}`) });
-  const publisher = new KafkaPublisher({
-    brokers: kafkaBrokers(values.kafka),
-    deliveryTimeoutMs: intOption(values['delivery-timeout-ms'], 'delivery-timeout-ms', 30_000),
-    compression: (values.compression ?? 'none') as 'none',
+  const brokers = kafkaBrokers(values.kafka);
+  // notify: true here only means "listen": producers that opt in to pg_notify wake this relay at commit.
+  const store = postgres(pgUrl(values.pg), {
+    schema: values.schema,
+    notify: true,
+    onError: (e) => console.error(`relay: database: ${e.message}`),
   });
-  const relay = new Relay({
-    // notify: true here only means "listen": producers that opt in to pg_notify wake this relay at commit.
-    sources: new PostgresOutboxStore(db, { schema, notify: true }),
-    publisher,
-    db,
-    config: {
-      batchSize: intOption(values['batch-size'], 'batch-size', 500),
-      concurrency: intOption(values.concurrency, 'concurrency', 2),
-      leaseMs: intOption(values['lease-ms'], 'lease-ms', 60_000),
-      maxAttempts: intOption(values['max-attempts'], 'max-attempts', 10),
-      backoff: {
-        baseMs: intOption(values['backoff-base-ms'], 'backoff-base-ms', 1_000),
-        maxMs: intOption(values['backoff-max-ms'], 'backoff-max-ms', 300_000),
-        jitter: 0.5,
-      },
-      pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 20),
-      idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
+  const transport = kafka({
+    brokers,
+    publisher: {
+      deliveryTimeoutMs: intOption(values['delivery-timeout-ms'], 'delivery-timeout-ms', 30_000),
+      compression: (values.compression ?? 'none') as 'none',
     },
+  });
+  const relay = createRelay({
+    store,
+    transport,
+    batchSize: intOption(values['batch-size'], 'batch-size', 500),
+    concurrency: intOption(values.concurrency, 'concurrency', 2),
+    leaseMs: intOption(values['lease-ms'], 'lease-ms', 60_000),
+    maxAttempts: intOption(values['max-attempts'], 'max-attempts', 10),
+    backoff: {
+      baseMs: intOption(values['backoff-base-ms'], 'backoff-base-ms', 1_000),
+      maxMs: intOption(values['backoff-max-ms'], 'backoff-max-ms', 300_000),
+      jitter: 0.5,
+    },
+    pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 20),
+    idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
   });
   relay.on('error', (e) => console.error(`relay: ${e.message}`));
   if (values.verbose) {
@@ -91,8 +93,8 @@ export async function relayCommand(argv: string[]): Promise<number> {
   }
   relay.on('parked', (e) => console.error(`relay: PARKED ${e.messageIds.length} message(s) from ${e.source}: ${e.messageIds.join(', ')}`));
   const close = async () => {
-    await publisher.close().catch(() => {});
-    await db.close().catch(() => {});
+    await transport.close().catch(() => {});
+    await store.close().catch(() => {});
   };
   if (values.once) {
     const n = await relay.drain();
@@ -102,9 +104,9 @@ export async function relayCommand(argv: string[]): Promise<number> {
   }
   const endpoint = httpEndpoint(values);
   await relay.start();
-  const server = endpoint && (await startHealthServer({ ...endpoint, registry: relay.registry, checks: relayReadiness(relay, db) }));
+  const server = endpoint && (await startHealthServer({ ...endpoint, registry: relay.registry, checks: relayReadiness(relay, store.db) }));
   console.error(
-    `relay ${relay.instanceId}: running on schema ${schema}${server ? `, probes and metrics on ${server.host}:${server.port}` : ''}`,
+    `relay ${relay.instanceId}: running on schema ${store.schema}${server ? `, probes and metrics on ${server.host}:${server.port}` : ''}`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

@@ -1,5 +1,6 @@
 import { Registry } from 'prom-client';
-import { databaseCheck, startHealthServer } from '../../operations/health-server.ts';
+import { startHealthServer } from '../../adapters/http/health-server.ts';
+import { databaseCheck } from '../../operations/database-check.ts';
 import { OpsCollector } from '../../operations/ops-collector.ts';
 import { createOpsMetrics } from '../../operations/ops-metrics.ts';
 import { ReconcileScheduler } from '../../operations/reconcile-scheduler.ts';

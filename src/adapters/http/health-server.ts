@@ -1,16 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { errorSummary } from '../core/errors.ts';
-import type { SqlExecutor } from '../ports/sql-executor.ts';
+import { errorSummary } from '../../core/errors.ts';
+import type { CheckResult, HealthServer, ReadinessCheck } from '../../ports/readiness.ts';
 
-/** One readiness condition: ok, or not with a short reason (never a URL, never a password). */
-export interface CheckResult {
-  ok: boolean;
-  detail?: string;
-}
-
-export type ReadinessCheck = () => Promise<CheckResult> | CheckResult;
+export type { CheckResult, HealthServer, ReadinessCheck } from '../../ports/readiness.ts';
 
 export interface HealthServerOptions {
   port: number;
@@ -26,19 +20,13 @@ export interface HealthServerOptions {
   cacheMs?: number;
 }
 
-export interface HealthServer {
-  readonly host: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
-
 interface Readiness {
   ready: boolean;
   checks: Record<string, CheckResult>;
 }
 
 /**
- * The orchestrator endpoints, and nothing else on that port: /healthz (200 while the event loop runs),
+ * The HTTP adapter for probes: the orchestrator endpoints, and nothing else on that port: /healthz (200 while the event loop runs),
  * /readyz (200, or 503 naming the failed checks) and /metrics. None shows or acts on messages, so none
  * needs a token.
  */
@@ -92,14 +80,6 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
         server.close(() => resolve());
         server.closeAllConnections();
       }),
-  };
-}
-
-/** `select 1` through the given executor: the database answers at all. */
-export function databaseCheck(db: SqlExecutor): ReadinessCheck {
-  return async () => {
-    await db.query('select 1');
-    return { ok: true };
   };
 }
 

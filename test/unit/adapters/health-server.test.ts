@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Counter, Registry } from 'prom-client';
-import { startHealthServer } from '../../../src/operations/health-server.ts';
+import { startHealthServer } from '../../../src/adapters/http/health-server.ts';
 
 async function get(port: number, path: string, method = 'GET') {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
