@@ -3,7 +3,7 @@ import { postgres } from '../../adapters/postgres/postgres.ts';
 import { createRelay } from '../../outbox/create-relay.ts';
 import { connectionOptions, intOption, kafkaBrokers, parse, pgUrl } from '../args.ts';
 import { relayReadiness } from '../../outbox/relay-readiness.ts';
-import { startHealthServer } from '../../operations/health-server.ts';
+import { startHealthServer } from '../../adapters/http/health-server.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
 
 export const relayHelp = `Usage: zeroloss relay --pg <url> --kafka <brokers> [options]
