@@ -73,6 +73,14 @@ export class PermanentError extends ZerolossError {
 }
 
 /**
+ * The broker refused this client itself (credentials, certificate), not a record: no record is at fault,
+ * and nothing changes until an operator fixes the configuration.
+ */
+export function isClientRefused(error: ZerolossError): boolean {
+  return error.code === 'ZL_KAFKA_AUTH' || error.code === 'ZL_KAFKA_TLS';
+}
+
+/**
  * Turns any thrown value into a ZerolossError. Never throws itself. Unknown errors are treated as
  * retryable: a transient infrastructure fault is far more common than a deterministic one, and the
  * retry policy's attempt limit bounds the cost of guessing wrong.

@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { backoffDelay } from '../core/backoff.ts';
 import { parseConfig } from '../core/config.ts';
-import { errorSummary, ZerolossError } from '../core/errors.ts';
+import { errorSummary, isClientRefused, ZerolossError } from '../core/errors.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../ports/outbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
@@ -68,7 +68,7 @@ export interface RelayHealth {
   loops: number;
   /** How long the longest-running turn in progress (a due check or claim, send and record) has taken so far. */
   longestTurnMs: number;
-  /** Sources whose last round found the broker unreachable for every record. */
+  /** Sources whose last round found the broker unreachable, or refusing this client, for every record. */
   brokerUnreachable: string[];
 }
 
@@ -328,7 +328,16 @@ export class Relay extends EventEmitter<RelayEvents> {
     // Every row failed because the broker was unreachable: an outage, not a fault of these rows. Back
     // off by the outage's length and do not charge the attempt, so an outage never parks rows.
     const outage = outcomes.length > 0 && outcomes.every((o) => !o.ok && o.attempted && o.error.code === 'ZL_TRANSPORT_UNAVAILABLE');
-    const outageRounds = outage ? (this.#outages.get(source.name) ?? 0) + 1 : 0;
+    // The broker refused this client (wrong password, untrusted certificate: ZL_KAFKA_AUTH, ZL_KAFKA_TLS).
+    // No row is at fault, so, as in an outage, none is charged or parked, and the relay keeps trying at
+    // its backoff rather than stopping: inside a service the secret may be fixed without a restart (a
+    // password or token function that starts returning the right one, a credential fixed on the broker).
+    // But unlike an outage it needs an operator, so every such round is reported as an 'error' event (the
+    // CLI exits non-zero on it) and readiness shows the broker as unreachable; never a silent retry loop.
+    const refused = outcomes.find((o) => !o.ok && o.attempted && isClientRefused(o.error));
+    const refusedAll = refused !== undefined && outcomes.every((o) => !o.ok && o.attempted && isClientRefused(o.error));
+    if (refused && !refused.ok) this.emit('error', refused.error);
+    const outageRounds = outage || refusedAll ? (this.#outages.get(source.name) ?? 0) + 1 : 0;
     this.#outages.set(source.name, outageRounds);
     const topicDelays = this.#unavailableTopicDelays(source, rows, outcomes);
     rows.forEach((row, i) => {
@@ -341,12 +350,12 @@ export class Relay extends EventEmitter<RelayEvents> {
         // The topic is missing or refused, which is no fault of the row: it waits with backoff, never
         // charged and never parked, so creating the topic or fixing the ACL lets it flow without a release.
         failed.push({ ref: row.ref, error: errorSummary(outcome.error), action: 'retry', delayMs: topicDelay, charge: false });
-      } else if (outage) {
+      } else if (outage || (outcome && !outcome.ok && isClientRefused(outcome.error))) {
         failed.push({
           ref: row.ref,
           error: errorSummary(outcome?.error),
           action: 'retry',
-          delayMs: this.#delay(outageRounds),
+          delayMs: this.#delay(Math.max(outageRounds, 1)),
           charge: false,
         });
       } else {
