@@ -1,25 +1,22 @@
-import { KafkaInspector } from '../adapters/kafka/kafka-inspector.ts';
-import { KafkaPublisher } from '../adapters/kafka/kafka-publisher.ts';
-import { KafkaTopicAdmin } from '../adapters/kafka/kafka-topic-admin.ts';
-import { TableLogInspector } from '../adapters/table-log/table-log-inspector.ts';
-import { TableLogPublisher } from '../adapters/table-log/table-log-publisher.ts';
-import type { BrokerInspector } from '../ports/broker-inspector.ts';
-import type { Publisher } from '../ports/transport.ts';
-import { pgDatabase } from '../adapters/postgres/pg-database.ts';
-import { PostgresDeadLetterStore } from '../adapters/postgres/postgres-dead-letter-store.ts';
-import { PostgresOperationsStore } from '../adapters/postgres/postgres-operations-store.ts';
+import { kafka } from '../adapters/kafka/kafka-transport.ts';
+import { postgres } from '../adapters/postgres/postgres.ts';
+import { tableLog } from '../adapters/table-log/table-log-transport.ts';
+import type { OperationsStore, Store, Transport } from '../ports/backends.ts';
+import type { BrokerInspector, TopicAdmin } from '../ports/broker-inspector.ts';
+import type { DeadLetterQueue, DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
+import type { Publisher } from '../ports/transport.ts';
 import { kafkaBrokers, pgUrl } from './args.ts';
 
 export interface OpsContext {
   schema: string;
   db: Database;
-  store: PostgresOperationsStore;
-  deadLetters: PostgresDeadLetterStore;
+  store: OperationsStore;
+  deadLetters: DeadLetterWriter & DeadLetterQueue;
   /** Kafka when it was named (--kafka or ZEROLOSS_KAFKA_BROKERS), the schema's table log with --table-log. */
   broker: BrokerInspector | undefined;
-  /** Kafka only. */
-  admin: KafkaTopicAdmin | undefined;
+  /** The broker's topic admin: Kafka's, or the table log's with --table-log. */
+  admin: TopicAdmin | undefined;
   /** Created on first use. */
   publisher(): Publisher;
 }
@@ -29,46 +26,48 @@ export const tableLogOption = { 'table-log': { type: 'boolean' } } as const;
 export const tableLogHelp = `  --table-log               the broker is the embedded table log in this schema (no Kafka)`;
 
 /**
- * Opens what the operations commands share — the database, the operations store, and the broker: Kafka
- * when it is named or `kafka: 'required'`, or the schema's table log with --table-log — runs `fn`, and
- * closes everything whatever happens.
+ * Opens what the operations commands share — the store of the schema, and the transport: Kafka when it is
+ * named or `kafka: 'required'`, or the schema's table log with --table-log — runs `fn`, and closes everything
+ * whatever happens.
  */
 export async function withOps<T>(
   values: { pg?: string; schema?: string; kafka?: string; 'table-log'?: boolean },
   kafka: 'required' | 'optional' | 'none',
   fn: (ctx: OpsContext) => Promise<T>,
 ): Promise<T> {
-  const schema = values.schema ?? 'zeroloss';
-  const tableLog = values['table-log'] === true;
-  const brokerList =
-    kafka === 'none' || tableLog
-      ? undefined
-      : kafka === 'required' || values.kafka || process.env.ZEROLOSS_KAFKA_BROKERS
-        ? kafkaBrokers(values.kafka)
-        : undefined;
-  const db = pgDatabase({ connectionString: pgUrl(values.pg), max: 4 });
-  const kafkaInspector = brokerList ? new KafkaInspector({ brokers: brokerList }) : undefined;
-  const broker: BrokerInspector | undefined = tableLog && kafka !== 'none' ? new TableLogInspector(db, { schema }) : kafkaInspector;
-  let publisher: Publisher | undefined;
+  const useTableLog = values['table-log'] === true;
+  const named = kafka === 'required' || Boolean(values.kafka || process.env.ZEROLOSS_KAFKA_BROKERS);
+  // Flags are checked before anything opens: a missing --kafka fails with nothing to close.
+  const brokers = kafka !== 'none' && !useTableLog && named ? kafkaBrokers(values.kafka) : undefined;
+  const store = postgres(pgUrl(values.pg), { schema: values.schema, max: 4 });
+  // The broker the commands inspect; with 'none' they read the database alone.
+  const inspected = kafka === 'none' ? undefined : useTableLog ? tableLog(store) : brokers ? opsKafka(brokers) : undefined;
+  // A publisher (repairs, resends, replays) may be asked for without a broker to inspect: Kafka then.
+  let publishing: Transport | undefined;
   const ctx: OpsContext = {
-    schema,
-    db,
-    store: new PostgresOperationsStore(db, { schema }),
-    deadLetters: new PostgresDeadLetterStore(db, { schema }),
-    broker,
-    admin: kafkaInspector ? new KafkaTopicAdmin(kafkaInspector.admin) : undefined,
+    schema: store.schema,
+    db: store.db,
+    store: store.operations,
+    deadLetters: store.deadLetters,
+    broker: inspected?.inspector,
+    admin: inspected?.admin,
     publisher() {
-      publisher ??= tableLog
-        ? new TableLogPublisher(db, { schema })
-        : new KafkaPublisher({ brokers: kafkaBrokers(values.kafka), clientId: 'zeroloss-ops' });
-      return publisher;
+      publishing ??= inspected ?? (useTableLog ? tableLog(store) : opsKafka(kafkaBrokers(values.kafka)));
+      return publishing.publisher;
     },
   };
   try {
     return await fn(ctx);
   } finally {
-    await publisher?.close().catch(() => {});
-    await kafkaInspector?.close().catch(() => {});
-    await db.close().catch(() => {});
+    await closeAll(store, [inspected, publishing]);
   }
+}
+
+function opsKafka(brokers: string[]): Transport {
+  return kafka({ brokers, publisher: { clientId: 'zeroloss-ops' } });
+}
+
+async function closeAll(store: Store, transports: Array<Transport | undefined>): Promise<void> {
+  for (const transport of new Set(transports)) await transport?.close().catch(() => {});
+  await store.close().catch(() => {});
 }

@@ -1,9 +1,9 @@
 import { userInfo } from 'node:os';
-import { KafkaPublisher } from '../../adapters/kafka/kafka-publisher.ts';
-import { pgDatabase } from '../../adapters/postgres/pg-database.ts';
-import { PostgresDeadLetterStore } from '../../adapters/postgres/postgres-dead-letter-store.ts';
+import { kafka } from '../../adapters/kafka/kafka-transport.ts';
+import { postgres } from '../../adapters/postgres/postgres.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { deadLetterIds, replayDeadLetters } from '../../consumer/dead-letters.ts';
+import type { Store } from '../../ports/backends.ts';
 import type { DeadLetterDetail, DeadLetterFilter, DeadLetterStatus, DeadLetterSummary } from '../../ports/dead-letter-store.ts';
 import { connectionOptions, intOption, kafkaBrokers, parse, pgUrl, print } from '../args.ts';
 
@@ -57,8 +57,8 @@ export async function dlqCommand(argv: string[]): Promise<number> {
   if (!(STATUSES as readonly string[]).includes(status)) {
     throw new ZerolossError('ZL_INVALID_CONFIG', `--status must be one of ${STATUSES.join(', ')}`);
   }
-  const db = pgDatabase({ connectionString: pgUrl(values.pg), max: 2 });
-  const queue = new PostgresDeadLetterStore(db, { schema: values.schema ?? 'zeroloss' });
+  const store = postgres(pgUrl(values.pg), { schema: values.schema, max: 2 });
+  const queue = store.deadLetters;
   const actor = values.actor ?? safeUser();
   const filter: DeadLetterFilter = {
     status: status === 'all' ? undefined : (status as DeadLetterStatus),
@@ -100,20 +100,20 @@ export async function dlqCommand(argv: string[]): Promise<number> {
         throw new ZerolossError('ZL_INVALID_CONFIG', `unknown dlq action ${JSON.stringify(action)}: use list, show, replay or discard`);
     }
   } finally {
-    await db.close();
+    await store.close();
   }
 }
 
-async function replay(queue: PostgresDeadLetterStore, ids: string[], actor: string, kafka: string | undefined) {
-  const publisher = new KafkaPublisher({ brokers: kafkaBrokers(kafka), clientId: 'zeroloss-dlq' });
+async function replay(queue: Store['deadLetters'], ids: string[], actor: string, brokers: string | undefined) {
+  const transport = kafka({ brokers: kafkaBrokers(brokers), publisher: { clientId: 'zeroloss-dlq' } });
   try {
-    return await replayDeadLetters(queue, publisher, ids, actor);
+    return await replayDeadLetters(queue, transport.publisher, ids, actor);
   } finally {
-    await publisher.close();
+    await transport.close();
   }
 }
 
-async function discard(queue: PostgresDeadLetterStore, ids: string[], actor: string) {
+async function discard(queue: Store['deadLetters'], ids: string[], actor: string) {
   const results: Array<{ id: string; ok: boolean; error?: string }> = [];
   for (const id of ids) {
     const ok = await queue.discard(id, actor);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createAdmin, type DoctorReport, doctor, type ProducerSettings } from '../../adapters/kafka/kafka-admin.ts';
+import { type DoctorReport, doctor, type ProducerSettings } from '../../adapters/kafka/kafka-admin.ts';
+import { kafka } from '../../adapters/kafka/kafka-transport.ts';
 import { checkRedisDurability, FSYNC_LEVELS, type FsyncLevel } from '../../adapters/redis-streams/redis-durability.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, kafkaBrokers, parse, print } from '../args.ts';
@@ -75,10 +76,10 @@ async function kafkaReport(values: { kafka?: string; topic?: string[]; 'producer
   const producer = values['producer-config']
     ? (JSON.parse(readFileSync(values['producer-config'], 'utf8')) as ProducerSettings)
     : undefined;
-  const admin = createAdmin(kafkaBrokers(values.kafka));
+  const transport = kafka({ brokers: kafkaBrokers(values.kafka), inspector: { clientId: 'zeroloss-admin' } });
   try {
-    return await doctor(admin, { topics: values.topic, producer });
+    return await doctor(transport.inspector.admin, { topics: values.topic, producer });
   } finally {
-    await admin.close();
+    await transport.close();
   }
 }

@@ -1,5 +1,4 @@
-import { pgDatabase } from '../../adapters/postgres/pg-database.ts';
-import { migrate } from '../../adapters/postgres/migrations.ts';
+import { postgres } from '../../adapters/postgres/postgres.ts';
 import { connectionOptions, parse, pgUrl, print } from '../args.ts';
 
 export const migrateHelp = `Usage: zeroloss migrate --pg <url> [--schema <name>] [--json]
@@ -17,9 +16,9 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     console.log(migrateHelp);
     return 0;
   }
-  const db = pgDatabase({ connectionString: pgUrl(values.pg), max: 1 });
+  const store = postgres(pgUrl(values.pg), { schema: values.schema, max: 1 });
   try {
-    const result = await migrate(db, values.schema ?? 'zeroloss');
+    const result = await store.migrate();
     print(values.json, result, () =>
       result.applied.length === 0
         ? `schema ${result.schema} is up to date (version ${result.current})`
@@ -27,6 +26,6 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     );
     return 0;
   } finally {
-    await db.close();
+    await store.close();
   }
 }

@@ -1,4 +1,5 @@
-import { createAdmin, ensureTopic } from '../../adapters/kafka/kafka-admin.ts';
+import { ensureTopic } from '../../adapters/kafka/kafka-admin.ts';
+import { kafka } from '../../adapters/kafka/kafka-transport.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, intOption, kafkaBrokers, parse, print } from '../args.ts';
 
@@ -25,9 +26,10 @@ export async function topicsCommand(argv: string[]): Promise<number> {
     if (eq < 1) throw new ZerolossError('ZL_INVALID_CONFIG', `--config takes key=value, got ${entry}`);
     configs[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
-  const admin = createAdmin(kafkaBrokers(values.kafka));
+  // The bundle's admin client; the transport's own ensureTopic takes no replication factor or topic configs.
+  const transport = kafka({ brokers: kafkaBrokers(values.kafka), inspector: { clientId: 'zeroloss-admin' } });
   try {
-    const result = await ensureTopic(admin, {
+    const result = await ensureTopic(transport.inspector.admin, {
       topic: positionals[1],
       partitions: intOption(values.partitions, 'partitions', 1),
       replicationFactor:
@@ -42,6 +44,6 @@ export async function topicsCommand(argv: string[]): Promise<number> {
     );
     return 0;
   } finally {
-    await admin.close();
+    await transport.close();
   }
 }
