@@ -12,6 +12,7 @@ import { globSync } from 'node:fs';
 import { constants } from 'node:os';
 import * as path from 'node:path';
 import { down, up } from '../infra/kafka/kafka.ts';
+import { downSecured, securedRunning } from '../infra/kafka/secured.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DEFAULT_GLOB = 'test/**/*.test.ts';
@@ -26,6 +27,8 @@ if (files.length === 0) {
 }
 
 let startedHere = false;
+/** The secured broker (TLS/SASL tests) is started by the tests that need it; stopped after the run if it was not running before. */
+const securedBefore = await securedRunning();
 let child: ChildProcess | undefined;
 let stopping: Promise<void> | undefined;
 let starting = false;
@@ -33,6 +36,11 @@ let interrupted: number | undefined;
 
 function stopKafka(): Promise<void> {
   stopping ??= (async () => {
+    if (!securedBefore && !process.env.ZL_KEEP_KAFKA && (await securedRunning())) {
+      await downSecured().catch((err: unknown) =>
+        process.stderr.write(`[test] stopping the secured Kafka failed: ${(err as Error).message}\n`),
+      );
+    }
     if (!startedHere) return;
     if (process.env.ZL_KEEP_KAFKA) {
       process.stderr.write('[test] ZL_KEEP_KAFKA is set: leaving Kafka running\n');

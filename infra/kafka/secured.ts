@@ -78,7 +78,12 @@ function javaBin(name = 'java'): string {
 }
 
 function jvmArgs(): string[] {
-  return [`-Dlog4j2.configurationFile=${path.join(HERE, 'log4j2.properties')}`, `-Dkafka.logs.dir=${path.join(DIR, 'logs')}`, '-cp', path.join(LIBS_DIR, '*')];
+  return [
+    `-Dlog4j2.configurationFile=${path.join(HERE, 'log4j2.properties')}`,
+    `-Dkafka.logs.dir=${path.join(DIR, 'logs')}`,
+    '-cp',
+    path.join(LIBS_DIR, '*'),
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -101,13 +106,70 @@ async function ensureCerts(): Promise<void> {
   await fsp.writeFile(path.join(tmp, 'broker.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   await fsp.writeFile(path.join(tmp, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
   for (const name of ['broker', 'client']) {
-    await ossl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name === 'broker' ? 'localhost' : 'zeroloss-client'}`);
-    await ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '3650', '-out', `${name}.pem`, '-extfile', `${name}.ext`);
+    await ossl(
+      'req',
+      ...ec,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/CN=${name === 'broker' ? 'localhost' : 'zeroloss-client'}`,
+    );
+    await ossl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '3650',
+      '-out',
+      `${name}.pem`,
+      '-extfile',
+      `${name}.ext`,
+    );
   }
   const pass = `pass:${STOREPASS}`;
-  await ossl('pkcs12', '-export', '-in', 'broker.pem', '-inkey', 'broker.key', '-certfile', 'ca.pem', '-name', 'broker', '-out', 'broker.p12', '-passout', pass);
+  await ossl(
+    'pkcs12',
+    '-export',
+    '-in',
+    'broker.pem',
+    '-inkey',
+    'broker.key',
+    '-certfile',
+    'ca.pem',
+    '-name',
+    'broker',
+    '-out',
+    'broker.p12',
+    '-passout',
+    pass,
+  );
   // keytool, not openssl: Java trusts a PKCS12 certificate entry only with its own trust attribute.
-  await run(javaBin('keytool'), ['-importcert', '-noprompt', '-alias', 'ca', '-file', 'ca.pem', '-keystore', 'truststore.p12', '-storetype', 'PKCS12', '-storepass', STOREPASS], tmp);
+  await run(
+    javaBin('keytool'),
+    [
+      '-importcert',
+      '-noprompt',
+      '-alias',
+      'ca',
+      '-file',
+      'ca.pem',
+      '-keystore',
+      'truststore.p12',
+      '-storetype',
+      'PKCS12',
+      '-storepass',
+      STOREPASS,
+    ],
+    tmp,
+  );
   await fsp.writeFile(path.join(tmp, 'done'), '');
   await fsp.rm(CERTS, { recursive: true, force: true });
   await fsp.rename(tmp, CERTS);
@@ -231,11 +293,14 @@ async function waitReady(deadline: number): Promise<void> {
   for (;;) {
     if ((await livePid()) === undefined) {
       const out = await fsp.readFile(OUT_FILE, 'utf8').catch(() => '');
-      throw new KafkaManagerError(`the secured broker exited during start-up; last lines of ${OUT_FILE}:\n${out.split('\n').slice(-40).join('\n')}`);
+      throw new KafkaManagerError(
+        `the secured broker exited during start-up; last lines of ${OUT_FILE}:\n${out.split('\n').slice(-40).join('\n')}`,
+      );
     }
     const out = await fsp.readFile(OUT_FILE, 'utf8').catch(() => '');
     if (out.includes(READY_LINE) && (await canConnect(PORTS.saslPlaintext)) && (await canConnect(PORTS.saslSsl))) return;
-    if (Date.now() > deadline) throw new KafkaManagerError(`the secured broker did not start within ${String(START_TIMEOUT_MS)} ms (see ${OUT_FILE})`);
+    if (Date.now() > deadline)
+      throw new KafkaManagerError(`the secured broker did not start within ${String(START_TIMEOUT_MS)} ms (see ${OUT_FILE})`);
     await sleep(200);
   }
 }
@@ -257,7 +322,8 @@ export async function upSecured(): Promise<{ startedHere: boolean }> {
       return { startedHere: false };
     }
     for (const port of Object.values(PORTS)) {
-      if (await canConnect(port)) throw new KafkaManagerError(`cannot start the secured broker: 127.0.0.1:${String(port)} is taken by another process`);
+      if (await canConnect(port))
+        throw new KafkaManagerError(`cannot start the secured broker: 127.0.0.1:${String(port)} is taken by another process`);
     }
     const t0 = Date.now();
     await fsp.mkdir(DIR, { recursive: true });
@@ -303,7 +369,10 @@ export async function securedRunning(): Promise<boolean> {
 if (import.meta.main) {
   const cmd = process.argv[2];
   const actions: Record<string, () => Promise<unknown>> = {
-    up: async () => process.stdout.write(`${SECURED.saslSsl[0]} ${SECURED.saslPlaintext[0]} (${(await upSecured()).startedHere ? 'started' : 'already running'})\n`),
+    up: async () =>
+      process.stdout.write(
+        `${SECURED.saslSsl[0]} ${SECURED.saslPlaintext[0]} (${(await upSecured()).startedHere ? 'started' : 'already running'})\n`,
+      ),
     down: downSecured,
     status: async () => process.stdout.write(`${(await securedRunning()) ? 'running' : 'stopped'}\n`),
   };

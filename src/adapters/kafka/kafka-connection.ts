@@ -43,7 +43,13 @@ export interface KafkaConnectionOptions {
 export interface KafkaClientConnection {
   bootstrapBrokers: string[];
   tls?: NodeTlsOptions;
-  sasl?: { mechanism: KafkaSaslOptions['mechanism']; username?: string; password?: Secret; token?: Secret; oauthBearerExtensions?: Record<string, string> };
+  sasl?: {
+    mechanism: KafkaSaslOptions['mechanism'];
+    username?: string;
+    password?: Secret;
+    token?: Secret;
+    oauthBearerExtensions?: Record<string, string>;
+  };
 }
 
 const TLS_KEYS = new Set(['ca', 'cert', 'key', 'passphrase', 'servername', 'rejectUnauthorized']);
@@ -78,19 +84,22 @@ function isPem(value: unknown): boolean {
 function checkTls(tls: KafkaConnectionOptions['tls'], where: string): NodeTlsOptions | undefined {
   if (tls === undefined || tls === false) return undefined;
   if (tls === true) return {};
-  if (tls === null || typeof tls !== 'object') throw invalid(where, 'tls', 'must be true or an object { ca?, cert?, key?, servername?, rejectUnauthorized? }');
+  if (tls === null || typeof tls !== 'object')
+    throw invalid(where, 'tls', 'must be true or an object { ca?, cert?, key?, servername?, rejectUnauthorized? }');
   for (const key of Object.keys(tls)) {
     if (!TLS_KEYS.has(key)) throw invalid(where, `tls.${key}`, `unknown (known: ${[...TLS_KEYS].join(', ')})`);
   }
   for (const key of ['ca', 'cert', 'key'] as const) {
     if (tls[key] !== undefined && !isPem(tls[key])) throw invalid(where, `tls.${key}`, 'must be PEM text or bytes (read the file first)');
   }
-  if ((tls.cert === undefined) !== (tls.key === undefined)) throw invalid(where, tls.cert ? 'tls.key' : 'tls.cert', 'a client certificate needs both cert and key');
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw invalid(where, tls.cert ? 'tls.key' : 'tls.cert', 'a client certificate needs both cert and key');
   if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string') throw invalid(where, 'tls.passphrase', 'must be a string');
   if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername.length === 0)) {
     throw invalid(where, 'tls.servername', 'must be a non-empty host name');
   }
-  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') throw invalid(where, 'tls.rejectUnauthorized', 'must be a boolean');
+  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean')
+    throw invalid(where, 'tls.rejectUnauthorized', 'must be a boolean');
   return { ...tls };
 }
 
@@ -107,12 +116,16 @@ function checkSasl(sasl: KafkaSaslOptions, where: string): NonNullable<KafkaClie
   }
   if (sasl.mechanism === 'OAUTHBEARER') {
     if (!isSecret(sasl.token)) throw invalid(where, 'sasl.token', 'OAUTHBEARER needs a token or a function returning one');
-    if (sasl.extensions !== undefined && (typeof sasl.extensions !== 'object' || Object.values(sasl.extensions).some((v) => typeof v !== 'string'))) {
+    if (
+      sasl.extensions !== undefined &&
+      (typeof sasl.extensions !== 'object' || Object.values(sasl.extensions).some((v) => typeof v !== 'string'))
+    ) {
       throw invalid(where, 'sasl.extensions', 'must map names to strings');
     }
     return { mechanism: sasl.mechanism, token: sasl.token, ...(sasl.extensions ? { oauthBearerExtensions: { ...sasl.extensions } } : {}) };
   }
-  if (typeof sasl.username !== 'string' || sasl.username.length === 0) throw invalid(where, 'sasl.username', `${sasl.mechanism} needs a username`);
+  if (typeof sasl.username !== 'string' || sasl.username.length === 0)
+    throw invalid(where, 'sasl.username', `${sasl.mechanism} needs a username`);
   if (!isSecret(sasl.password)) throw invalid(where, 'sasl.password', `${sasl.mechanism} needs a password or a function returning one`);
   return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password };
 }

@@ -43,7 +43,8 @@ export const transactionalProcessorConfigSchema = z
   .strict();
 
 /** The processor's settings, and how to connect (TLS, SASL: checked apart and kept out of `config`). */
-export type TransactionalProcessorConfig = z.input<typeof transactionalProcessorConfigSchema> & Pick<KafkaConnectionOptions, 'tls' | 'sasl'>;
+export type TransactionalProcessorConfig = z.input<typeof transactionalProcessorConfigSchema> &
+  Pick<KafkaConnectionOptions, 'tls' | 'sasl'>;
 
 export interface TransformInput {
   record: IncomingRecord;

@@ -53,7 +53,9 @@ export function kafka(options: KafkaOptions): KafkaTransport {
   }
   for (const key of Object.keys(options)) {
     if (!KEYS.has(key)) {
-      throw new ZerolossError('ZL_INVALID_CONFIG', `unknown kafka option '${key}' (known: ${[...KEYS].join(', ')})`, { details: { field: key } });
+      throw new ZerolossError('ZL_INVALID_CONFIG', `unknown kafka option '${key}' (known: ${[...KEYS].join(', ')})`, {
+        details: { field: key },
+      });
     }
   }
   for (const part of ['publisher', 'subscriber', 'inspector'] as const) {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import { downSecured, SECURED, upSecured } from '../../../infra/kafka/secured.ts';
 import { describeKafkaConnection } from '../../../src/adapters/kafka/kafka-connection.ts';
@@ -89,21 +89,32 @@ async function roundTrip(options: Omit<KafkaOptions, 'publisher' | 'subscriber' 
   }
 }
 
-test('SASL_SSL with SCRAM-SHA-512: 1,000 messages relayed and consumed once each', async () => {
-  await roundTrip({ brokers: [...SECURED.saslSsl], tls: { ca }, sasl: { mechanism: 'SCRAM-SHA-512', ...SECURED.users.scram512 } });
-});
+// Each round trip and each refusal has its own schema, topic and group: they run side by side to keep the file short.
+describe('1,000-message round trips', { concurrency: true }, () => {
+  test('SASL_SSL with SCRAM-SHA-512: 1,000 messages relayed and consumed once each', async () => {
+    await roundTrip({ brokers: [...SECURED.saslSsl], tls: { ca }, sasl: { mechanism: 'SCRAM-SHA-512', ...SECURED.users.scram512 } });
+  });
 
-test('SASL_SSL with SCRAM-SHA-256, the password from a function: 1,000 messages', async () => {
-  const { username, password } = SECURED.users.scram256;
-  await roundTrip({ brokers: [...SECURED.saslSsl], tls: { ca, servername: 'localhost' }, sasl: { mechanism: 'SCRAM-SHA-256', username, password: async () => password } });
-});
+  test('SASL_SSL with SCRAM-SHA-256, the password from a function: 1,000 messages', async () => {
+    const { username, password } = SECURED.users.scram256;
+    await roundTrip({
+      brokers: [...SECURED.saslSsl],
+      tls: { ca, servername: 'localhost' },
+      sasl: { mechanism: 'SCRAM-SHA-256', username, password: async () => password },
+    });
+  });
 
-test('SASL_PLAINTEXT with PLAIN: 1,000 messages', async () => {
-  await roundTrip({ brokers: [...SECURED.saslPlaintext], sasl: { mechanism: 'PLAIN', ...SECURED.users.plain } });
-});
+  test('SASL_PLAINTEXT with PLAIN: 1,000 messages', async () => {
+    await roundTrip({ brokers: [...SECURED.saslPlaintext], sasl: { mechanism: 'PLAIN', ...SECURED.users.plain } });
+  });
 
-test('OAUTHBEARER (SASL_SSL, a token function): 1,000 messages', async () => {
-  await roundTrip({ brokers: [...SECURED.saslSsl], tls: { ca }, sasl: { mechanism: 'OAUTHBEARER', token: () => unsecuredToken('zeroloss-oauth') } });
+  test('OAUTHBEARER (SASL_SSL, a token function): 1,000 messages', async () => {
+    await roundTrip({
+      brokers: [...SECURED.saslSsl],
+      tls: { ca },
+      sasl: { mechanism: 'OAUTHBEARER', token: () => unsecuredToken('zeroloss-oauth') },
+    });
+  });
 });
 
 /**
@@ -156,15 +167,28 @@ async function refused(options: Omit<KafkaOptions, 'publisher' | 'subscriber' | 
   }
 }
 
-test('a wrong password gives ZL_KAFKA_AUTH within 10 s, from the relay and the consumer', async () => {
-  await refused({ brokers: [...SECURED.saslSsl], tls: { ca }, sasl: { mechanism: 'SCRAM-SHA-512', username: SECURED.users.scram512.username, password: WRONG_PASSWORD } }, 'ZL_KAFKA_AUTH');
-});
+describe('refused connections', { concurrency: true }, () => {
+  test('a wrong password gives ZL_KAFKA_AUTH within 10 s, from the relay and the consumer', async () => {
+    await refused(
+      {
+        brokers: [...SECURED.saslSsl],
+        tls: { ca },
+        sasl: { mechanism: 'SCRAM-SHA-512', username: SECURED.users.scram512.username, password: WRONG_PASSWORD },
+      },
+      'ZL_KAFKA_AUTH',
+    );
+  });
 
-test('an untrusted CA gives ZL_KAFKA_TLS within 10 s, from the relay and the consumer', async () => {
-  await refused(
-    { brokers: [...SECURED.saslSsl], tls: { ca: readFileSync(SECURED.certs.otherCa) }, sasl: { mechanism: 'SCRAM-SHA-512', ...SECURED.users.scram512 } },
-    'ZL_KAFKA_TLS',
-  );
+  test('an untrusted CA gives ZL_KAFKA_TLS within 10 s, from the relay and the consumer', async () => {
+    await refused(
+      {
+        brokers: [...SECURED.saslSsl],
+        tls: { ca: readFileSync(SECURED.certs.otherCa) },
+        sasl: { mechanism: 'SCRAM-SHA-512', ...SECURED.users.scram512 },
+      },
+      'ZL_KAFKA_TLS',
+    );
+  });
 });
 
 test('a misspelt or misplaced secret is refused by the field name, never echoed', () => {
@@ -182,7 +206,11 @@ test('a misspelt or misplaced secret is refused by the field name, never echoed'
     );
   }
   assert.throws(
-    () => kafka({ brokers: [...SECURED.saslSsl], publisher: { sasl: { mechanism: 'PLAIN', username: 'u', password: WRONG_PASSWORD } } as never }),
+    () =>
+      kafka({
+        brokers: [...SECURED.saslSsl],
+        publisher: { sasl: { mechanism: 'PLAIN', username: 'u', password: WRONG_PASSWORD } } as never,
+      }),
     (error: ZerolossError) => {
       capture(error);
       return error.code === 'ZL_INVALID_CONFIG' && /publisher\.sasl/.test(error.message);
