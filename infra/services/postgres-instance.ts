@@ -1,6 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, chownSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, chownSync, chmodSync, writeFileSync } from 'node:fs';
 import { portOpen } from './port-open.ts';
+import { createTestCa, signTestCertificate, type TestCa } from './test-certificates.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +11,11 @@ import { promisify } from 'node:util';
  * machine's shared server on 5432 is never touched, so other test runs are not disturbed.
  *
  * Postgres refuses to run as root; when we are root the server runs as the `postgres` user.
+ *
+ * With `tls: true` the server runs with `ssl=on` and a certificate (CN and SAN 127.0.0.1 and localhost)
+ * signed by a CA made at start; the CA is also the one client certificates are checked against, and the
+ * user TLS_CERT_USER logs in only over TLS with such a certificate (`cert` authentication). Every other
+ * user stays `trust`, over TLS or not, so a test can compare the two on one server.
  */
 const run = promisify(execFile);
 
@@ -21,7 +27,19 @@ export interface PostgresInstance {
   restart(mode?: 'immediate' | 'fast'): Promise<void>;
   stop(mode?: 'immediate' | 'fast'): Promise<void>;
   start(): Promise<void>;
+  /** Present when started with `tls: true`; the files live in `dir`, beside the data directory. */
+  tls?: PostgresTls;
 }
+
+export interface PostgresTls {
+  dir: string;
+  /** The CA that signed the server certificate: pass it as `sslrootcert` to verify the server. */
+  ca: TestCa;
+  /** The only user that must log in with a client certificate (CN = user name) signed by `ca`. */
+  certUser: string;
+}
+
+export const TLS_CERT_USER = 'zeroloss_cert';
 
 function binDir(): string {
   const root = '/usr/lib/postgresql';
@@ -33,12 +51,53 @@ function binDir(): string {
 
 const asRoot = process.getuid?.() === 0;
 
+/** uid and gid of the user the server runs as: `postgres` when we are root, else ourselves. */
+function serverOwner(): { uid: number; gid: number } | undefined {
+  if (!asRoot) return undefined;
+  const uid = spawnSync('id', ['-u', 'postgres']).stdout.toString().trim();
+  const gid = spawnSync('id', ['-g', 'postgres']).stdout.toString().trim();
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
 async function asPostgres(command: string, args: string[]): Promise<void> {
   const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
   await run(file, argv, { timeout: 60_000 });
 }
 
-export async function startPostgresInstance(options: { port: number; name?: string }): Promise<PostgresInstance> {
+/**
+ * The server's key must be owned by the user the server runs as and not readable by others (0600), or
+ * Postgres refuses to start. Made once per data directory, reused by later starts of the same instance.
+ */
+async function ensureTls(dir: string, dataDir: string): Promise<PostgresTls> {
+  const tls = { dir, ca: { certFile: join(dir, 'ca.pem'), keyFile: join(dir, 'ca.key') }, certUser: TLS_CERT_USER };
+  if (!existsSync(join(dir, 'done'))) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const ca = await createTestCa(dir, 'ca', 'zeroloss test postgres CA');
+    const server = await signTestCertificate(dir, ca, 'server', { server: true });
+    chmodSync(server.keyFile, 0o600);
+    const owner = serverOwner();
+    if (owner) {
+      chownSync(dir, owner.uid, owner.gid);
+      chownSync(server.keyFile, owner.uid, owner.gid);
+    }
+    writeFileSync(join(dir, 'done'), '');
+  }
+  // First matching line wins: the certificate user is checked before initdb's trust lines.
+  const hba = join(dataDir, 'pg_hba.conf');
+  const rule = `hostssl all ${TLS_CERT_USER} 127.0.0.1/32 cert\n`;
+  const current = readFileSync(hba, 'utf8');
+  if (!current.startsWith(rule)) writeFileSync(hba, rule + current);
+  return tls;
+}
+
+function tlsSettings(tls: PostgresTls | undefined): string {
+  if (!tls) return '';
+  const file = (name: string) => join(tls.dir, name);
+  return ` -c ssl=on -c ssl_cert_file=${file('server.crt')} -c ssl_key_file=${file('server.key')} -c ssl_ca_file=${file('ca.pem')}`;
+}
+
+export async function startPostgresInstance(options: { port: number; name?: string; tls?: boolean }): Promise<PostgresInstance> {
   const bin = binDir();
   const dataDir = join(tmpdir(), `zeroloss-pg-${options.name ?? options.port}`);
   const pgCtl = join(bin, 'pg_ctl');
@@ -48,14 +107,14 @@ export async function startPostgresInstance(options: { port: number; name?: stri
     rmSync(dataDir, { recursive: true, force: true });
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(logFile, '');
-    if (asRoot) {
-      const pw = spawnSync('id', ['-u', 'postgres']).stdout.toString().trim();
-      const gid = spawnSync('id', ['-g', 'postgres']).stdout.toString().trim();
-      chownSync(dataDir, Number(pw), Number(gid));
-      chownSync(logFile, Number(pw), Number(gid));
+    const owner = serverOwner();
+    if (owner) {
+      chownSync(dataDir, owner.uid, owner.gid);
+      chownSync(logFile, owner.uid, owner.gid);
     }
     await asPostgres(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   }
+  const tls = options.tls ? await ensureTls(`${dataDir}-tls`, dataDir) : undefined;
 
   const start = async () => {
     if (await portOpen(options.port)) return;
@@ -68,7 +127,7 @@ export async function startPostgresInstance(options: { port: number; name?: stri
       '-t',
       '60',
       '-o',
-      `-p ${options.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200`,
+      `-p ${options.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200${tlsSettings(tls)}`,
       'start',
     ]);
   };
@@ -82,6 +141,7 @@ export async function startPostgresInstance(options: { port: number; name?: stri
     url: `postgres://postgres@127.0.0.1:${options.port}/postgres`,
     port: options.port,
     dataDir,
+    ...(tls ? { tls } : {}),
     start,
     stop,
     async restart(mode = 'immediate') {
