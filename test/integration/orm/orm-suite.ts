@@ -30,12 +30,12 @@ export interface OrmFixture {
  * a `pg` client would (payload bytes and headers compared) and the relay sends it; a rollback leaves no row
  * and sends nothing; a bad message fails with a typed error before any SQL, and the transaction goes on.
  */
-export function ormSuite(name: string, open: (fixture: OrmFixture) => Promise<OrmHarness>): void {
+export function ormSuite(name: string, open: (fixture: OrmFixture) => Promise<OrmHarness>, options: { notify?: boolean } = {}): void {
   const schema = uniqueName('zlorm');
   const topic = uniqueTopic(`orm-${name}`);
-  // notify on: the enqueue statement then also returns a pg_notify() column (type void), which every
-  // ORM's row decoding must accept.
-  const store = postgres(PG_URL, { schema, notify: true });
+  // notify on by default: the enqueue statement then also returns a pg_notify() column (type void), which
+  // the ORM's row decoding must accept.
+  const store = postgres(PG_URL, { schema, notify: options.notify ?? true });
   const transport = kafka({ brokers: KAFKA_BROKERS });
   const createdAt = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
   const outbox = createOutbox({ store, producerId: `orm-${name}`, clock: { now: () => createdAt }, maxPayloadBytes: 4096 });
