@@ -407,7 +407,3 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.emit('error', error instanceof Error ? error : new Error(String(error)));
   }
 }
-
-export function createConsumer(options: ConsumerOptions): Consumer {
-  return new Consumer(options);
-}

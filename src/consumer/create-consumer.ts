@@ -20,14 +20,22 @@ export type ConsumerOptions = ConsumerConfig & {
 export function createConsumer(options: ConsumerOptions): Consumer {
   const { store, transport, cache, registry, health, ...config } = options ?? ({} as ConsumerOptions);
   if (typeof store?.db?.query !== 'function' || store.inbox === undefined || store.deadLetters === undefined) {
-    throw new ZerolossError('ZL_INVALID_CONFIG', 'createConsumer needs a store: createConsumer({ store: postgres(…), transport: kafka(…), groupId, topics })', {
-      details: { field: 'store' },
-    });
+    throw new ZerolossError(
+      'ZL_INVALID_CONFIG',
+      'createConsumer needs a store: createConsumer({ store: postgres(…), transport: kafka(…), groupId, topics })',
+      {
+        details: { field: 'store' },
+      },
+    );
   }
   if (typeof transport?.subscriber?.subscribe !== 'function') {
-    throw new ZerolossError('ZL_INVALID_CONFIG', 'createConsumer needs a transport: createConsumer({ store, transport: kafka(…), groupId, topics })', {
-      details: { field: 'transport' },
-    });
+    throw new ZerolossError(
+      'ZL_INVALID_CONFIG',
+      'createConsumer needs a transport: createConsumer({ store, transport: kafka(…), groupId, topics })',
+      {
+        details: { field: 'transport' },
+      },
+    );
   }
   return new Consumer({
     subscriber: transport.subscriber,

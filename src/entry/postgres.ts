@@ -4,5 +4,10 @@
  *   const store = postgres('postgres://…')   or   postgres(pool, { schema: 'zeroloss' })
  */
 export { postgres, type PgPool, type PostgresOptions } from '../adapters/postgres/postgres.ts';
-export { postgresStore, type PostgresStore, type PostgresStoreOptions, type StateColumnOptions } from '../adapters/postgres/postgres-store.ts';
+export {
+  postgresStore,
+  type PostgresStore,
+  type PostgresStoreOptions,
+  type StateColumnOptions,
+} from '../adapters/postgres/postgres-store.ts';
 export { MIGRATIONS, type Migration } from '../adapters/postgres/migrations.ts';

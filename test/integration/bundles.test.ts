@@ -84,11 +84,12 @@ test('postgres(pool) leaves the application pool open on close; postgres(url) en
 });
 
 test('bundles and features refuse bad options with a typed error naming the field', () => {
-  const bad = (fn: () => unknown, field: string) => assert.throws(fn, (e: { code?: string; details?: { field?: string } }) => {
-    assert.equal(e.code, 'ZL_INVALID_CONFIG');
-    assert.equal(e.details?.field, field);
-    return true;
-  });
+  const bad = (fn: () => unknown, field: string) =>
+    assert.throws(fn, (e: { code?: string; details?: { field?: string } }) => {
+      assert.equal(e.code, 'ZL_INVALID_CONFIG');
+      assert.equal(e.details?.field, field);
+      return true;
+    });
   bad(() => kafka({ brokers: [] }), 'brokers');
   bad(() => kafka({ brokers: ['x:1'], brokerz: 1 } as never), 'brokerz');
   bad(() => postgres(''), 'pool');

@@ -28,13 +28,23 @@ export interface PostgresOptions extends PostgresStoreOptions {
 export function postgres(poolOrUrl: PgPool | string, options: PostgresOptions = {}): PostgresStore {
   const { max, onError, ...storeOptions } = options;
   if (typeof poolOrUrl === 'string') {
-    if (poolOrUrl.length === 0) throw new ZerolossError('ZL_INVALID_CONFIG', 'postgres needs a connection URL or a pg Pool', { details: { field: 'pool' } });
+    if (poolOrUrl.length === 0)
+      throw new ZerolossError('ZL_INVALID_CONFIG', 'postgres needs a connection URL or a pg Pool', { details: { field: 'pool' } });
     return postgresStore(pgDatabase({ connectionString: poolOrUrl, max, onError }), storeOptions);
   }
-  if (poolOrUrl === null || typeof poolOrUrl !== 'object' || typeof poolOrUrl.connect !== 'function' || typeof poolOrUrl.on !== 'function') {
-    throw new ZerolossError('ZL_INVALID_CONFIG', "postgres needs a connection URL or a pg Pool: postgres(new pg.Pool(…)) or postgres('postgres://…')", {
-      details: { field: 'pool' },
-    });
+  if (
+    poolOrUrl === null ||
+    typeof poolOrUrl !== 'object' ||
+    typeof poolOrUrl.connect !== 'function' ||
+    typeof poolOrUrl.on !== 'function'
+  ) {
+    throw new ZerolossError(
+      'ZL_INVALID_CONFIG',
+      "postgres needs a connection URL or a pg Pool: postgres(new pg.Pool(…)) or postgres('postgres://…')",
+      {
+        details: { field: 'pool' },
+      },
+    );
   }
   return postgresStore(pgDatabase({ pool: poolOrUrl as never, onError }), storeOptions);
 }

@@ -23,7 +23,9 @@ export interface RedisStreamsTransport extends Transport {
 /** Redis Streams as the transport: a stream per partition, consumer groups of our own with leases and offsets. */
 export function redisStreams(url: string, options: RedisStreamsOptions = {}): RedisStreamsTransport {
   if (typeof url !== 'string' || url.length === 0) {
-    throw new ZerolossError('ZL_INVALID_CONFIG', "redisStreams needs a URL: redisStreams('redis://127.0.0.1:6379')", { details: { field: 'url' } });
+    throw new ZerolossError('ZL_INVALID_CONFIG', "redisStreams needs a URL: redisStreams('redis://127.0.0.1:6379')", {
+      details: { field: 'url' },
+    });
   }
   const prefix = options.prefix ?? 'zl';
   const subscriber = new RedisStreamsSubscriber({ ...options.subscriber, url, prefix });

@@ -41,7 +41,10 @@ export function tableLog(store: Pick<Store, 'db' | 'schema'>, options: TableLogO
     },
     createPartitions: (topic, total) => logAdmin.addPartitions(topic, total),
     async alterGroupOffsets(groupId: string, _offsets: CommittedOffset[]) {
-      throw new ZerolossError('ZL_INVALID_CONFIG', `the table log cannot move the offsets of group ${groupId}: forward the backlog instead`);
+      throw new ZerolossError(
+        'ZL_INVALID_CONFIG',
+        `the table log cannot move the offsets of group ${groupId}: forward the backlog instead`,
+      );
     },
   };
   const publisher = new TableLogPublisher(db, { ...options.publisher, schema });
