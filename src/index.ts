@@ -6,7 +6,7 @@
 export { createOutbox, type Outbox, type OutboxOptions, type OutboxConfig } from './outbox/outbox.ts';
 export { createRelay, type RelayOptions } from './outbox/create-relay.ts';
 export type { Relay, RelayConfig, RelayEvents, RelayHealth } from './outbox/relay.ts';
-export { createConsumer, type ConsumerOptions } from './consumer/create-consumer.ts';
+export { createConsumer, type ConsumerOptions } from './entry/create-consumer.ts';
 export type { Consumer } from './consumer/consumer.ts';
 export type { ConsumerConfig } from './consumer/consumer-config.ts';
 export type { ConsumerEvents, DeadLetterEvent, ProcessedEvent, RetryEvent } from './consumer/consumer-events.ts';

@@ -3,8 +3,7 @@ import type { Registry } from 'prom-client';
 import { HEADER, type IncomingRecord } from '../core/envelope.ts';
 import { parseConfig } from '../core/config.ts';
 import { ZerolossError, errorSummary } from '../core/errors.ts';
-import { startHealthServer } from '../adapters/http/health-server.ts';
-import type { HealthServer } from '../ports/readiness.ts';
+import type { HealthServer, StartHealthServer } from '../ports/readiness.ts';
 import type { DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { InboxCache } from '../ports/inbox-cache.ts';
 import type { InboxStore, StartLog } from '../ports/inbox-store.ts';
@@ -40,6 +39,8 @@ export interface ConsumerOptions {
   deadLetters: DeadLetterWriter;
   /** Serve /healthz, /readyz and /metrics from `start` to `stop` (host default 0.0.0.0; port 0 picks one). */
   health?: { port: number; host?: string };
+  /** Serves `health`; `createConsumer` passes the HTTP probe server. */
+  startHealthServer?: StartHealthServer;
 }
 
 interface PartitionRun {
@@ -124,8 +125,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     if (this.#handlers.types.length === 0) throw new ZerolossError('ZL_INVALID_CONFIG', 'register at least one handler before start()');
     // Listening first: a taken port fails start before joining the group, and probes see the join.
     if (this.#options.health) {
+      const serve = this.#options.startHealthServer;
+      if (!serve) throw new ZerolossError('ZL_INVALID_CONFIG', 'the health option needs a probe server (createConsumer passes one)');
       const checks = consumerReadiness(this, this.#options.db);
-      this.#healthServer = await startHealthServer({ ...this.#options.health, registry: this.registry, checks });
+      this.#healthServer = await serve({ ...this.#options.health, registry: this.registry, checks });
     }
     this.#state = 'running';
     this.#chain = buildConsumerChain({

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { kafka } from '../adapters/kafka/kafka-transport.ts';
 import { tableLog } from '../adapters/table-log/table-log-transport.ts';
-import { createConsumer } from '../consumer/create-consumer.ts';
+import { createConsumer } from '../entry/create-consumer.ts';
 import { createRelay } from '../outbox/create-relay.ts';
 import type { Store, Transport } from '../ports/backends.ts';
 import { type ScenarioContext, type ScenarioName, scenarios } from './scenarios.ts';

@@ -1,3 +1,5 @@
+import type { Registry } from 'prom-client';
+
 /** One readiness condition: ok, or not with a short reason (never a URL, never a password). */
 export interface CheckResult {
   ok: boolean;
@@ -13,3 +15,14 @@ export interface HealthServer {
   readonly port: number;
   close(): Promise<void>;
 }
+
+/**
+ * Starts a probe server for a feature (its metrics and readiness checks) on the address it was given.
+ * Features take it as a port; the composition root passes the HTTP one (src/adapters/http).
+ */
+export type StartHealthServer = (options: {
+  port: number;
+  host?: string;
+  registry: Registry;
+  checks: Record<string, ReadinessCheck>;
+}) => Promise<HealthServer>;

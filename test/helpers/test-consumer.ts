@@ -1,3 +1,4 @@
+import { startHealthServer } from '../../src/adapters/http/health-server.ts';
 import { PostgresDeadLetterStore } from '../../src/adapters/postgres/postgres-dead-letter-store.ts';
 import { PostgresInboxStore } from '../../src/adapters/postgres/postgres-inbox-store.ts';
 import { Consumer, type ConsumerOptions } from '../../src/consumer/consumer.ts';
@@ -16,6 +17,7 @@ export type TestConsumerOptions = Omit<ConsumerOptions, 'inbox' | 'deadLetters'>
 export function testConsumer(options: TestConsumerOptions): Consumer {
   const { schema = 'zeroloss', inbox, deadLetters, ...rest } = options;
   return new Consumer({
+    startHealthServer,
     ...rest,
     inbox: inbox ?? new PostgresInboxStore(rest.db, { schema }),
     deadLetters: deadLetters ?? new PostgresDeadLetterStore(rest.db, { schema }),

@@ -1,8 +1,9 @@
 import type { Registry } from 'prom-client';
 import { ZerolossError } from '../core/errors.ts';
+import { startHealthServer } from '../adapters/http/health-server.ts';
 import type { Cache, Store, Transport } from '../ports/backends.ts';
-import { Consumer } from './consumer.ts';
-import type { ConsumerConfig } from './consumer-config.ts';
+import { Consumer } from '../consumer/consumer.ts';
+import type { ConsumerConfig } from '../consumer/consumer-config.ts';
 
 export type ConsumerOptions = ConsumerConfig & {
   /** The business database: effects, inbox rows and dead letters commit here. */
@@ -16,7 +17,10 @@ export type ConsumerOptions = ConsumerConfig & {
   health?: { port: number; host?: string };
 };
 
-/** The consumer runtime: each message's business effect applied once, on at-least-once delivery. */
+/**
+ * The consumer runtime: each message's business effect applied once, on at-least-once delivery. Wired
+ * here, in a composition root, because `health` needs the HTTP probe server, an adapter.
+ */
 export function createConsumer(options: ConsumerOptions): Consumer {
   const { store, transport, cache, registry, health, ...config } = options ?? ({} as ConsumerOptions);
   if (typeof store?.db?.query !== 'function' || store.inbox === undefined || store.deadLetters === undefined) {
@@ -46,6 +50,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     cache: cache?.inboxCache,
     registry,
     health,
+    startHealthServer,
     config,
   });
 }
