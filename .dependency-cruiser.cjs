@@ -24,6 +24,10 @@ const DRIVERS = [
   // The caller's-transaction adapters (zeroloss/kysely and friends): the same rule for the same reason.
   { name: 'kysely', file: 'src/adapters/orm/kysely-driver.ts', types: ['src/adapters/orm/'] },
   { name: 'postgres', file: undefined, types: ['src/adapters/orm/'] },
+  { name: 'drizzle-orm', file: 'src/adapters/orm/drizzle-driver.ts', types: ['src/adapters/orm/'] },
+  { name: 'knex', file: undefined, types: ['src/adapters/orm/'] },
+  { name: 'typeorm', file: undefined, types: ['src/adapters/orm/'] },
+  { name: '@prisma/client', file: undefined, types: ['src/adapters/orm/'] },
 ];
 
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { type Outbox } from '../src/outbox/outbox.ts';
+import type { Outbox } from '../src/outbox/outbox.ts';
 import type { SqlExecutor } from '../src/ports/sql-executor.ts';
 import { type BenchEnv, benchSchema, CUSTOMERS, orderPayload, placeOrder, pool } from './lib/env.ts';
 import { interleaved, type Reps, type RunResult, timed } from './lib/measure.ts';

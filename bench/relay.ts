@@ -1,7 +1,7 @@
 import type { Producer } from '@platformatic/kafka';
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
-import { type Outbox } from '../src/outbox/outbox.ts';
+import type { Outbox } from '../src/outbox/outbox.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import type { Publisher } from '../src/ports/transport.ts';
 import type { Database, SqlExecutor } from '../src/ports/sql-executor.ts';

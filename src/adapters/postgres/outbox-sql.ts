@@ -43,7 +43,8 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       returning key_seq
     )
     select (select key_seq from ins) as key_seq, (select seq from seq) as bumped${
-      options.notifyChannel ? `, pg_notify('${options.notifyChannel}', '') as notified` : ''
+      // A text column, not pg_notify's void: some drivers (Prisma) refuse to decode void.
+      options.notifyChannel ? `, pg_notify('${options.notifyChannel}', '')::text as notified` : ''
     }`;
 
   const unbumpSeq = `update ${s}.outbox_key_seq set seq = seq - 1 where producer_id = $1 and msg_key = $2`;

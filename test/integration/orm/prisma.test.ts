@@ -37,9 +37,8 @@ ormSuite(
         generated.remove();
       },
     };
-    // With notify on, the enqueue statement returns pg_notify()'s void column, which Prisma refuses to decode
-    // ("Failed to deserialize column of type 'void'") after the row is written; until outbox-sql.ts casts it
-    // (pg_notify(…)::text), Prisma needs a store without notify.
+    // The store notifies: the enqueue statement's notify column is text, since Prisma refuses to decode
+    // pg_notify()'s void ("Failed to deserialize column of type 'void'") after the row is written.
   },
-  { notify: false },
+  { notify: true },
 );
