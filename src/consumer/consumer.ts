@@ -152,6 +152,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         onRecords: (batch) => this.#onRecords(batch),
         onRevoke: (partitions) => this.#onRevoke(partitions),
         onAssign: (partitions) => this.#onAssign(partitions),
+        onError: (error) => this.#report(error),
         // Database offsets: each assigned partition starts where its effects say, not at the broker's offset.
         ...(this.#storesOffsets ? { startOffsets: (parts) => loadStored(this.#inbox, this.config.groupId, parts) } : {}),
       });

@@ -1,5 +1,5 @@
 import type { OutgoingRecord } from '../core/envelope.ts';
-import { errorSummary, ZerolossError } from '../core/errors.ts';
+import { type ErrorCode, errorSummary, ZerolossError } from '../core/errors.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { AbandonedError, type Delivery } from './delivery.ts';
 
@@ -9,20 +9,35 @@ import { AbandonedError, type Delivery } from './delivery.ts';
  * healthy messages to dead letters. The store adapter recognises its driver's failures and raises
  * ZL_STORE_UNAVAILABLE; here only that code is read, anywhere in the cause chain (a handler may wrap it).
  */
-export function isStoreUnavailable(error: unknown, depth = 0): boolean {
-  if (error === null || typeof error !== 'object' || depth > 5) return false;
-  const e = error as { code?: unknown; cause?: unknown };
-  if (e.code === 'ZL_STORE_UNAVAILABLE') return true;
-  if (error instanceof AggregateError && error.errors.some((inner) => isStoreUnavailable(inner, depth + 1))) return true;
-  return isStoreUnavailable(e.cause, depth + 1);
+export function isStoreUnavailable(error: unknown): boolean {
+  return storeRefusal(error) !== undefined;
 }
 
 /**
- * How a wait on the store (or, for steps that must not give up, on anything) is reported: one code for the
- * database being away, wherever in the pipeline it was noticed, so alerts and tests can count it.
+ * The database refusing everyone, not this message: away (ZL_STORE_UNAVAILABLE), or refusing the
+ * certificate or the login (ZL_STORE_TLS, ZL_STORE_AUTH: a rotated password or an expired certificate
+ * mid-run). All are waited out in place and reported under their own code, so healthy messages never
+ * reach dead letters because of a setting; an operator fixes it and the consumer carries on.
+ */
+function storeRefusal(error: unknown, depth = 0): ErrorCode | undefined {
+  if (error === null || typeof error !== 'object' || depth > 5) return undefined;
+  const e = error as { code?: unknown; cause?: unknown };
+  if (e.code === 'ZL_STORE_UNAVAILABLE' || e.code === 'ZL_STORE_TLS' || e.code === 'ZL_STORE_AUTH') return e.code;
+  if (error instanceof AggregateError) {
+    for (const inner of error.errors) {
+      const code = storeRefusal(inner, depth + 1);
+      if (code) return code;
+    }
+  }
+  return storeRefusal(e.cause, depth + 1);
+}
+
+/**
+ * How a wait on the store (or, for steps that must not give up, on anything) is reported: the store's own
+ * code when the database refused, wherever in the pipeline it was noticed, so alerts and tests can count it.
  */
 export function unavailableError(what: string, error: unknown): ZerolossError {
-  const code = isStoreUnavailable(error) ? 'ZL_STORE_UNAVAILABLE' : 'ZL_TRANSPORT_UNAVAILABLE';
+  const code = storeRefusal(error) ?? 'ZL_TRANSPORT_UNAVAILABLE';
   return new ZerolossError(code, `${what} failed, will retry: ${errorSummary(error)}`, { retryable: true, cause: error });
 }
 

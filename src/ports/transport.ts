@@ -45,6 +45,11 @@ export interface SubscribeOptions {
   onRevoke?: (partitions: Array<{ topic: string; partition: number }>) => Promise<void>;
   onAssign?: (partitions: Array<{ topic: string; partition: number }>) => void;
   /**
+   * Background trouble of this subscription (a lost connection, refused credentials, a throwing callback):
+   * reported, never thrown; the subscription keeps trying. Subscribers also emit it as their 'error' event.
+   */
+  onError?: (error: Error) => void;
+  /**
    * Where to start each assigned partition instead of the group's committed offset: positions the consumer
    * keeps in its own database, committed with the effects (`offsetStore: 'database'`). Asked on every
    * assignment; a partition it does not return starts from the committed offset as usual. A transport

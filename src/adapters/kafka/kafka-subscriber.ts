@@ -68,7 +68,10 @@ export class KafkaSubscriber extends EventEmitter<KafkaSubscriberEvents> impleme
   }
 
   async subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
-    const subscription = new KafkaSubscription(this.config, this.#connection, options, (error) => this.emit('error', error));
+    const subscription = new KafkaSubscription(this.config, this.#connection, options, (error) => {
+      this.emit('error', error);
+      options.onError?.(error);
+    });
     await subscription.start();
     return subscription;
   }

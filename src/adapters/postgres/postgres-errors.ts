@@ -34,6 +34,7 @@ const IN_FAILED_TRANSACTION = '25P02';
 /**
  * Turns what Postgres (node-postgres or PGlite) says into our codes, so callers decide from `code` and
  * `retryable` and never from SQLSTATEs or driver messages:
+ * - the login refused (28P01, 28000): ZL_STORE_AUTH, not retryable;
  * - TLS refused or a certificate not trusted (anywhere in the cause chain): ZL_STORE_TLS, not retryable:
  *   a wrong CA or certificate is a configuration to fix, not an outage to wait out;
  * - the server is unreachable or went away (anywhere in the cause chain): ZL_STORE_UNAVAILABLE;
@@ -52,7 +53,16 @@ export function classifyPostgresError(error: unknown): unknown {
 }
 
 function classify(error: unknown): unknown {
-  if (error instanceof ZerolossError && (error.code === 'ZL_STORE_UNAVAILABLE' || error.code === 'ZL_STORE_TLS')) return error;
+  if (error instanceof ZerolossError && ['ZL_STORE_UNAVAILABLE', 'ZL_STORE_TLS', 'ZL_STORE_AUTH'].includes(error.code)) return error;
+  const sqlstate = (error as { code?: unknown } | null)?.code;
+  if (sqlstate === '28P01' || sqlstate === '28000') {
+    // The server's message names the user, never the password; a wrong login is a setting to fix, not an outage.
+    return new ZerolossError('ZL_STORE_AUTH', `the database refused the login: ${messageOf(error)}`, {
+      retryable: false,
+      cause: error,
+      details: { sqlstate },
+    });
+  }
   if (inChain(error, isTls, 0)) {
     return new ZerolossError('ZL_STORE_TLS', `TLS to the database failed: ${messageOf(error)}`, { retryable: false, cause: error });
   }

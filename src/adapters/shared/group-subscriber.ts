@@ -49,7 +49,14 @@ export abstract class GroupSubscriber<Member extends Subscription & { start(): P
         { details: { field: 'startOffsets' } },
       );
     }
-    const member = this.newMember({ memberId: newMemberId(this.clientId), subscribe, onError: (error) => this.emit('error', error) });
+    const member = this.newMember({
+      memberId: newMemberId(this.clientId),
+      subscribe,
+      onError: (error) => {
+        this.emit('error', error);
+        subscribe.onError?.(error);
+      },
+    });
     await member.start();
     return member;
   }

@@ -54,3 +54,13 @@ test('anything else is returned as it is: a constraint violation keeps its SQLST
   assert.equal(classifyPostgresError('a string'), 'a string');
   assert.equal(classifyPostgresError(null), null);
 });
+
+test('a refused login (28P01, 28000) is ZL_STORE_AUTH, not retryable, and the message names no password', () => {
+  for (const sqlstate of ['28P01', '28000']) {
+    const driverError = Object.assign(new Error('password authentication failed for user "app"'), { code: sqlstate });
+    const classified = classifyPostgresError(driverError) as ZerolossError;
+    assert.equal(classified.code, 'ZL_STORE_AUTH');
+    assert.equal(classified.retryable, false);
+    assert.equal(classified.cause, driverError);
+  }
+});

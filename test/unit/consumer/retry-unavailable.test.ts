@@ -42,3 +42,41 @@ test('a database outage in the effect transaction is waited out in place, report
   );
   assert.equal(d.attempt, 1, 'the outage was not charged to the message');
 });
+
+test('a database refusing TLS or the login mid-run is waited out like an outage, reported under its own code, never charged', async () => {
+  for (const code of ['ZL_STORE_TLS', 'ZL_STORE_AUTH'] as const) {
+    const reported: ZerolossError[] = [];
+    let calls = 0;
+    const attempt = async () => {
+      calls++;
+      // A certificate that expired or a password rotated while the consumer runs: every message fails alike,
+      // so dead-lettering them would lose healthy messages to a configuration fault.
+      if (calls <= 2) throw new ZerolossError(code, 'refused by the database', { retryable: false });
+    };
+    const lane = {
+      sleep: async () => true,
+      wait: async () => true,
+      exclusive: <T>(fn: () => Promise<T>) => fn(),
+      ticket: new LaneTicket(undefined),
+    };
+    const d = newDelivery(
+      { topic: 't', partition: 0, offset: 0n, key: 'k', value: Buffer.from('{}'), headers: {} },
+      { groupId: 'g', signal: new AbortController().signal, lane, epoch: 1 },
+    );
+    setDecoded(d, { envelope: { id: 'm1' } as never, payload: {} });
+    setRouted(d, { route: { type: 'x', retry: retryPolicySchema.parse({ maxRetries: 0 }) } } as unknown as Routed);
+    const stage = retryStage({
+      publisher: undefined,
+      reporter: { emit: () => true } as never,
+      metrics: createConsumerMetrics(),
+      unavailable: { baseMs: 1, maxMs: 1, onError: (e) => reported.push(e as ZerolossError) },
+    });
+    await stage(d, attempt);
+    assert.equal(calls, 3, `${code}: retried in place until the database let it in`);
+    assert.deepEqual(
+      reported.map((e) => e.code),
+      [code, code],
+    );
+    assert.equal(d.attempt, 1, `${code}: not charged to the message`);
+  }
+});
