@@ -8,3 +8,9 @@ export type { KafkaPublisherConfig } from '../adapters/kafka/kafka-publisher.ts'
 export type { KafkaSubscriberConfig } from '../adapters/kafka/kafka-subscriber.ts';
 export type { KafkaInspectorOptions } from '../adapters/kafka/kafka-inspector.ts';
 export type { KafkaSaslOptions, KafkaTlsOptions, Secret } from '../adapters/kafka/kafka-connection.ts';
+export type {
+  KafkaTransactionalProcessor,
+  TransactionalProcessorConfig,
+  Transform,
+  TransformInput,
+} from '../adapters/kafka/kafka-transactional-processor.ts';

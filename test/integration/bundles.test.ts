@@ -91,6 +91,7 @@ test('bundles and features refuse bad options with a typed error naming the fiel
       return true;
     });
   bad(() => kafka({ brokers: [] }), 'brokers');
+  bad(() => kafka({ brokers: ['x:1'] }).transactionalProcessor({ tls: true } as never, async () => []), 'tls');
   bad(() => kafka({ brokers: ['x:1'], brokerz: 1 } as never), 'brokerz');
   bad(() => postgres(''), 'pool');
   bad(() => postgres({} as never), 'pool');

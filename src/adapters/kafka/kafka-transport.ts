@@ -5,6 +5,7 @@ import { KafkaInspector, type KafkaInspectorOptions } from './kafka-inspector.ts
 import { type KafkaPublisherConfig, KafkaPublisher, kafkaPublisherConfigSchema } from './kafka-publisher.ts';
 import { type KafkaSubscriberConfig, KafkaSubscriber } from './kafka-subscriber.ts';
 import { KafkaTopicAdmin } from './kafka-topic-admin.ts';
+import { KafkaTransactionalProcessor, type TransactionalProcessorConfig, type Transform } from './kafka-transactional-processor.ts';
 import { type KafkaSaslOptions, type KafkaTlsOptions, kafkaClientConnection } from './kafka-connection.ts';
 import { parseConfig } from '../../core/config.ts';
 
@@ -39,6 +40,15 @@ export interface KafkaTransport extends Transport {
   readonly subscriber: KafkaSubscriber;
   readonly inspector: KafkaInspector;
   readonly admin: KafkaTopicAdmin;
+  /**
+   * Consume-transform-produce inside Kafka transactions, on this bundle's brokers and security: outputs and
+   * input offsets commit together, exactly once within Kafka (a side effect outside Kafka is the inbox
+   * consumer's job). Each call makes a processor; `start` and `stop` it yourself.
+   */
+  transactionalProcessor(
+    config: Omit<TransactionalProcessorConfig, 'brokers' | 'tls' | 'sasl'>,
+    transform: Transform,
+  ): KafkaTransactionalProcessor;
 }
 
 /**
@@ -97,6 +107,15 @@ export function kafka(options: KafkaOptions): KafkaTransport {
     ensureTopic(topic, partitions) {
       admin ??= new KafkaTopicAdmin(inspector().admin);
       return admin.ensureTopic(topic, partitions);
+    },
+    transactionalProcessor(config, transform) {
+      const misplaced = CONNECTION_KEYS.find((k) => Object.hasOwn(config ?? {}, k));
+      if (misplaced) {
+        throw new ZerolossError('ZL_INVALID_CONFIG', `transactionalProcessor: ${misplaced} is the bundle's, set once in kafka({ ... })`, {
+          details: { field: misplaced },
+        });
+      }
+      return new KafkaTransactionalProcessor({ config: { ...config, brokers, tls, sasl }, transform });
     },
     close: () => parts.close(),
   };
