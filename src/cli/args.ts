@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ZerolossError } from '../core/errors.ts';
+import { kafkaSecurityOptions } from './kafka-connection-options.ts';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -10,6 +11,8 @@ export const connectionOptions = {
   kafka: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  // Every command that may reach Kafka reaches a secured one the same way (TLS, SASL, --config-file).
+  ...kafkaSecurityOptions,
 } as const satisfies Options;
 
 export function parse<O extends Options>(argv: string[], options: O) {

@@ -68,7 +68,7 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
 export const mainHelp = () => `zeroloss — no committed message lost; each message's effect applied exactly once
 (delivery is at-least-once; duplicates are absorbed by the consumer's inbox).
 
-Usage: zeroloss <command> [options]    (zeroloss <command> --help for details)
+Usage: zeroloss <command> [options]    (zeroloss <command> --help for details; zeroloss help kafka for TLS/SASL)
 
 ${Object.entries(commands)
   .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
@@ -80,6 +80,11 @@ export function registerCommand(name: string, run: Command, summary: string): vo
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === 'help' && rest[0] === 'kafka') {
+    const { kafkaSecurityHelp } = await import('./kafka-connection-options.ts');
+    console.log(`Reaching a secured Kafka (every command that takes --kafka):\n\n${kafkaSecurityHelp}`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(mainHelp());
     return name ? 0 : 2;

@@ -6,7 +6,8 @@ import type { BrokerInspector, TopicAdmin } from '../ports/broker-inspector.ts';
 import type { DeadLetterQueue, DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
-import { kafkaBrokers, pgUrl } from './args.ts';
+import { pgUrl } from './args.ts';
+import { kafkaSettings } from './kafka-connection-options.ts';
 
 export interface OpsContext {
   schema: string;
@@ -31,14 +32,14 @@ export const tableLogHelp = `  --table-log               the broker is the embed
  * whatever happens.
  */
 export async function withOps<T>(
-  values: { pg?: string; schema?: string; kafka?: string; 'table-log'?: boolean },
+  values: Parameters<typeof kafkaSettings>[0] & { pg?: string; schema?: string; 'table-log'?: boolean },
   kafka: 'required' | 'optional' | 'none',
   fn: (ctx: OpsContext) => Promise<T>,
 ): Promise<T> {
   const useTableLog = values['table-log'] === true;
   const named = kafka === 'required' || Boolean(values.kafka || process.env.ZEROLOSS_KAFKA_BROKERS);
   // Flags are checked before anything opens: a missing --kafka fails with nothing to close.
-  const brokers = kafka !== 'none' && !useTableLog && named ? kafkaBrokers(values.kafka) : undefined;
+  const brokers = kafka !== 'none' && !useTableLog && named ? kafkaSettings(values) : undefined;
   const store = postgres(pgUrl(values.pg), { schema: values.schema, max: 4 });
   // The broker the commands inspect; with 'none' they read the database alone.
   const inspected = kafka === 'none' ? undefined : useTableLog ? tableLog(store) : brokers ? opsKafka(brokers) : undefined;
@@ -52,7 +53,7 @@ export async function withOps<T>(
     broker: inspected?.inspector,
     admin: inspected?.admin,
     publisher() {
-      publishing ??= inspected ?? (useTableLog ? tableLog(store) : opsKafka(kafkaBrokers(values.kafka)));
+      publishing ??= inspected ?? (useTableLog ? tableLog(store) : opsKafka(kafkaSettings(values)));
       return publishing.publisher;
     },
   };
@@ -63,8 +64,8 @@ export async function withOps<T>(
   }
 }
 
-function opsKafka(brokers: string[]): Transport {
-  return kafka({ brokers, publisher: { clientId: 'zeroloss-ops' } });
+function opsKafka(connection: ReturnType<typeof kafkaSettings>): Transport {
+  return kafka({ ...connection, publisher: { clientId: 'zeroloss-ops' } });
 }
 
 async function closeAll(store: Store, transports: Array<Transport | undefined>): Promise<void> {

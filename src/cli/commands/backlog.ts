@@ -27,7 +27,10 @@ so each group's inbox still applies a message once whichever copy it sees. See '
   diverts                          list the divert rules
 
   --reason <text>, --actor <name>  recorded in the audit
-  --pg <url>, --schema <name>, --kafka <brokers>, --json`;
+  --pg <url>, --schema <name>, --kafka <brokers>, --json
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function backlogCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {

@@ -5,7 +5,8 @@ import { ZerolossError } from '../../core/errors.ts';
 import { deadLetterIds, replayDeadLetters } from '../../consumer/dead-letters.ts';
 import type { Store } from '../../ports/backends.ts';
 import type { DeadLetterDetail, DeadLetterFilter, DeadLetterStatus, DeadLetterSummary } from '../../ports/dead-letter-store.ts';
-import { connectionOptions, intOption, kafkaBrokers, parse, pgUrl, print } from '../args.ts';
+import { connectionOptions, intOption, parse, pgUrl, print } from '../args.ts';
+import { kafkaSettings } from '../kafka-connection-options.ts';
 
 export const dlqHelp = `Usage: zeroloss dlq <list|show|replay|discard> [options]
 
@@ -33,7 +34,10 @@ large), a copy of the original bytes on <topic>.dlq with the failure headers. Re
   --kafka <brokers>        comma-separated host:port, for replay (or ZEROLOSS_KAFKA_BROKERS)
   --json                   machine-readable output
 
-Exit status: 0 done, 1 some id failed or was not found, 2 bad usage.`;
+Exit status: 0 done, 1 some id failed or was not found, 2 bad usage.
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 const STATUSES = ['dead', 'replayed', 'discarded', 'all'] as const;
 
@@ -90,7 +94,7 @@ export async function dlqCommand(argv: string[]): Promise<number> {
           print(values.json, [], () => 'dlq: nothing to do');
           return 0;
         }
-        const results = action === 'replay' ? await replay(queue, targets, actor, values.kafka) : await discard(queue, targets, actor);
+        const results = action === 'replay' ? await replay(queue, targets, actor, values) : await discard(queue, targets, actor);
         print(values.json, results, () =>
           results.map((r) => `${r.id}: ${r.ok ? (action === 'replay' ? 'replayed' : 'discarded') : `FAILED ${r.error}`}`).join('\n'),
         );
@@ -104,8 +108,8 @@ export async function dlqCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function replay(queue: Store['deadLetters'], ids: string[], actor: string, brokers: string | undefined) {
-  const transport = kafka({ brokers: kafkaBrokers(brokers), publisher: { clientId: 'zeroloss-dlq' } });
+async function replay(queue: Store['deadLetters'], ids: string[], actor: string, values: Parameters<typeof kafkaSettings>[0]) {
+  const transport = kafka({ ...kafkaSettings(values), publisher: { clientId: 'zeroloss-dlq' } });
   try {
     return await replayDeadLetters(queue, transport.publisher, ids, actor);
   } finally {

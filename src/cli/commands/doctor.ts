@@ -3,7 +3,8 @@ import { type DoctorReport, doctor, type ProducerSettings } from '../../adapters
 import { kafka } from '../../adapters/kafka/kafka-transport.ts';
 import { checkRedisDurability, FSYNC_LEVELS, type FsyncLevel } from '../../adapters/redis-streams/redis-durability.ts';
 import { ZerolossError } from '../../core/errors.ts';
-import { connectionOptions, kafkaBrokers, parse, print } from '../args.ts';
+import { connectionOptions, parse, print } from '../args.ts';
+import { kafkaSettings } from '../kafka-connection-options.ts';
 
 export const doctorHelp = `Usage: zeroloss doctor --kafka <brokers> [--topic <name> ...] [--producer-config <file.json>] [--json]
        zeroloss doctor --redis <url> [--redis-fsync always|everysec|no] [--redis-prefix <prefix>] [--topic <name> ...] [--json]
@@ -27,7 +28,10 @@ The URL's password is never printed.
   --redis-fsync <level>     weakest appendfsync that passes (default always: Redis 7.0 has no WAITAOF,
                             and everysec loses up to ~1 s of acknowledged entries on an OS crash or
                             power loss; pass everysec to accept that)
-  --redis-prefix <prefix>   key prefix of the Redis Streams transport (default zl)`;
+  --redis-prefix <prefix>   key prefix of the Redis Streams transport (default zl)
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function doctorCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -72,11 +76,13 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   return ok ? 0 : 1;
 }
 
-async function kafkaReport(values: { kafka?: string; topic?: string[]; 'producer-config'?: string }): Promise<DoctorReport> {
+async function kafkaReport(
+  values: Parameters<typeof kafkaSettings>[0] & { topic?: string[]; 'producer-config'?: string },
+): Promise<DoctorReport> {
   const producer = values['producer-config']
     ? (JSON.parse(readFileSync(values['producer-config'], 'utf8')) as ProducerSettings)
     : undefined;
-  const transport = kafka({ brokers: kafkaBrokers(values.kafka), inspector: { clientId: 'zeroloss-admin' } });
+  const transport = kafka({ ...kafkaSettings(values), inspector: { clientId: 'zeroloss-admin' } });
   try {
     return await doctor(transport.inspector.admin, { topics: values.topic, producer });
   } finally {

@@ -32,7 +32,10 @@ up on. Every action is recorded in the audit with who, when and why.
   --actor <name>             who (default: the OS user)
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
-Exit status: 0 done, 1 some id was not parked / not found, 2 bad usage.`;
+Exit status: 0 done, 1 some id was not parked / not found, 2 bad usage.
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function parkedCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {

@@ -39,7 +39,10 @@ are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
 ${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
-Exit status: 0 clean or in-flight, 1 gaps or attention, 3 repaired, 2 bad usage.`;
+Exit status: 0 clean or in-flight, 1 gaps or attention, 3 repaired, 2 bad usage.
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function reconcileCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {

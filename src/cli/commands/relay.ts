@@ -1,7 +1,9 @@
 import { kafka } from '../../adapters/kafka/kafka-transport.ts';
 import { postgres } from '../../adapters/postgres/postgres.ts';
 import { createRelay } from '../../outbox/create-relay.ts';
-import { connectionOptions, intOption, kafkaBrokers, parse, pgUrl } from '../args.ts';
+import { isClientRefused, ZerolossError } from '../../core/errors.ts';
+import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
+import { kafkaSecurityHelp, kafkaSettings } from '../kafka-connection-options.ts';
 import { relayReadiness } from '../../outbox/relay-readiness.ts';
 import { startHealthServer } from '../../adapters/http/health-server.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
@@ -18,6 +20,7 @@ once the topic exists; \`zeroloss status\` lists such topics.
   --pg <url>               Postgres with the outbox (or ZEROLOSS_PG_URL)
   --schema <name>          zeroloss schema (default: zeroloss)
   --kafka <brokers>        comma-separated host:port (or ZEROLOSS_KAFKA_BROKERS)
+${kafkaSecurityHelp}
   --batch-size <n>         rows per claim (default 500)
   --concurrency <n>        claim rounds in flight (default 2)
   --lease-ms <n>           claim lease; must exceed --delivery-timeout-ms (default 60000)
@@ -33,6 +36,8 @@ ${httpHelp(27)}
                            the last send found no broker, or while a claim loop has been in one turn
                            longer than --lease-ms (stuck); without --http-port nothing is served
   --once                   send everything due, then exit
+                           exit status 78 when the broker refuses the credentials or certificate (ZL_KAFKA_AUTH,
+                           ZL_KAFKA_TLS); 2 for a bad setting
   --verbose                log every claim round to stderr`;
 
 export async function relayCommand(argv: string[]): Promise<number> {
@@ -56,7 +61,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
     console.log(relayHelp);
     return 0;
   }
-  const brokers = kafkaBrokers(values.kafka);
+  const connection = kafkaSettings(values);
   // notify: true here only means "listen": producers that opt in to pg_notify wake this relay at commit.
   const store = postgres(pgUrl(values.pg), {
     schema: values.schema,
@@ -64,7 +69,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
     onError: (e) => console.error(`relay: database: ${e.message}`),
   });
   const transport = kafka({
-    brokers,
+    ...connection,
     publisher: {
       deliveryTimeoutMs: intOption(values['delivery-timeout-ms'], 'delivery-timeout-ms', 30_000),
       compression: (values.compression ?? 'none') as 'none',
@@ -86,6 +91,19 @@ export async function relayCommand(argv: string[]): Promise<number> {
     idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
   });
   relay.on('error', (e) => console.error(`relay: ${e.message}`));
+  // The broker refusing this client (a wrong password, an untrusted certificate) will not pass by itself:
+  // the library keeps retrying for services that can fix it live, but this process exits so the
+  // orchestrator shows a failing relay with the reason instead of a healthy-looking one that sends nothing.
+  let refusedBy: ZerolossError | undefined;
+  const refused = new Promise<void>((resolve) => {
+    relay.on('error', (e) => {
+      if (refusedBy === undefined && e instanceof ZerolossError && isClientRefused(e)) {
+        refusedBy = e;
+        console.error(`zeroloss relay: ${e.code}: ${e.message}`);
+        resolve();
+      }
+    });
+  });
   if (values.verbose) {
     relay.on('round', (r) =>
       console.error(`relay: ${r.source} claimed ${r.claimed} in ${r.claimMs.toFixed(1)} ms, sent ${r.sent}, failed ${r.failed}`),
@@ -97,9 +115,13 @@ export async function relayCommand(argv: string[]): Promise<number> {
     await store.close().catch(() => {});
   };
   if (values.once) {
-    const n = await relay.drain();
-    console.log(`relay: processed ${n} row(s)`);
+    const draining = relay.drain();
+    // Left behind when the broker refused us; whatever it ends with, the answer is the refusal.
+    draining.catch(() => {});
+    const n = await Promise.race([draining, refused.then(() => 0)]);
     await close();
+    if (refusedBy) return EXIT_REFUSED;
+    console.log(`relay: processed ${n} row(s)`);
     return 0;
   }
   const endpoint = httpEndpoint(values);
@@ -108,12 +130,18 @@ export async function relayCommand(argv: string[]): Promise<number> {
   console.error(
     `relay ${relay.instanceId}: running on schema ${store.schema}${server ? `, probes and metrics on ${server.host}:${server.port}` : ''}`,
   );
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  await Promise.race([
+    refused,
+    new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    }),
+  ]);
   await relay.stop();
   await server?.close();
   await close();
-  return 0;
+  return refusedBy ? EXIT_REFUSED : 0;
 }
+
+/** EX_CONFIG (sysexits.h): the broker refused our credentials or certificate, a setting to fix. */
+const EXIT_REFUSED = 78;

@@ -27,7 +27,10 @@ relay, which is what sends them.
 ${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
-Exit status: 0 all resent, 1 some failed or were not found, 2 bad usage.`;
+Exit status: 0 all resent, 1 some failed or were not found, 2 bad usage.
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function resendCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {

@@ -32,7 +32,10 @@ ${httpHelp(30)}
   --repair                    re-publish missing messages automatically, up to --max-auto-repair per run
   --max-auto-repair <n>       default 100; larger gaps only alert
   --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
-  --pg <url>, --schema <name>, --kafka <brokers>`;
+  --pg <url>, --schema <name>, --kafka <brokers>
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {

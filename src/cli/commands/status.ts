@@ -19,7 +19,10 @@ creates them.
 ${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers> (for offsets and lag), --json
 
-Exit status: 0, or 1 when rows are parked or stuck, or wait for a missing or refused topic.`;
+Exit status: 0, or 1 when rows are parked or stuck, or wait for a missing or refused topic.
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {

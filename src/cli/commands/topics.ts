@@ -1,13 +1,17 @@
 import { ensureTopic } from '../../adapters/kafka/kafka-admin.ts';
 import { kafka } from '../../adapters/kafka/kafka-transport.ts';
 import { ZerolossError } from '../../core/errors.ts';
-import { connectionOptions, intOption, kafkaBrokers, parse, print } from '../args.ts';
+import { connectionOptions, intOption, parse, print } from '../args.ts';
+import { kafkaSettings } from '../kafka-connection-options.ts';
 
 export const topicsHelp = `Usage: zeroloss topics ensure <topic> --partitions <n> --kafka <brokers> [--replication-factor <n>] [--config k=v ...] [--json]
 
 Creates the topic with the durability profile (replication factor 3 or the broker count if smaller,
 min.insync.replicas 2, unclean leader election off), or checks an existing topic and reports how it
-differs. Never shrinks or silently changes an existing topic.`;
+differs. Never shrinks or silently changes an existing topic.
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function topicsCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
@@ -27,7 +31,7 @@ export async function topicsCommand(argv: string[]): Promise<number> {
     configs[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
   // The bundle's admin client; the transport's own ensureTopic takes no replication factor or topic configs.
-  const transport = kafka({ brokers: kafkaBrokers(values.kafka), inspector: { clientId: 'zeroloss-admin' } });
+  const transport = kafka({ ...kafkaSettings(values), inspector: { clientId: 'zeroloss-admin' } });
   try {
     const result = await ensureTopic(transport.inspector.admin, {
       topic: positionals[1],

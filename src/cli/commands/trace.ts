@@ -19,7 +19,10 @@ from which offset) and dead letters with their error — and where the trail sto
 ${tableLogHelp}
   --pg <url>, --schema <name>, --kafka <brokers> (optional), --json
 
-Exit status: 0 the message was applied by every group found, 1 the trail stops earlier, 2 bad usage.`;
+Exit status: 0 the message was applied by every group found, 1 the trail stops earlier, 2 bad usage.
+
+Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
+--kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
 export async function traceCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
