@@ -3,7 +3,8 @@ import { kafka } from '../adapters/kafka/kafka-transport.ts';
 import { tableLog } from '../adapters/table-log/table-log-transport.ts';
 import { createConsumer } from '../entry/create-consumer.ts';
 import { createRelay } from '../outbox/create-relay.ts';
-import type { Store, Transport } from '../ports/backends.ts';
+import type { PostgresStore as Store } from '../adapters/postgres/postgres-store.ts';
+import type { Transport } from '../ports/backends.ts';
 import { type ScenarioContext, type ScenarioName, scenarios } from './scenarios.ts';
 
 export type TransportSpec = { kind: 'table-log' } | { kind: 'kafka'; brokers: string[] };

@@ -7,7 +7,7 @@
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { postgres } from '../adapters/postgres/postgres.ts';
 import { postgresStore } from '../adapters/postgres/postgres-store.ts';
-import type { Store } from '../ports/backends.ts';
+import type { PostgresStore as Store } from '../adapters/postgres/postgres-store.ts';
 import { bridgedDatabase } from './bridged-database.ts';
 import { type RoleConfig, type RoleEvent, startRole } from './demo-role.ts';
 

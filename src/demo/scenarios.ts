@@ -11,7 +11,7 @@ import { auditPoints, expectedOverdrafts, type PointsBalances, pointsProgress } 
 import { registerPointsService } from '../examples/points/points-service.ts';
 import { createPointsTables, openAccounts } from '../examples/points/points-tables.ts';
 import { createOutbox } from '../outbox/outbox.ts';
-import type { Store } from '../ports/backends.ts';
+import type { PostgresStore as Store } from '../adapters/postgres/postgres-store.ts';
 import type { RelaySource } from '../ports/outbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import { type FaultRates, faultyHandler, plannedDeadLetter, plannedFault } from './fault-plan.ts';

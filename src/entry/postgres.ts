@@ -4,6 +4,7 @@
  *   const store = postgres('postgres://…')   or   postgres(pool, { schema: 'zeroloss' })
  */
 export { postgres, type PgPool, type PostgresOptions } from '../adapters/postgres/postgres.ts';
+export type { StateColumnSource } from '../adapters/postgres/state-column-source.ts';
 export {
   postgresStore,
   type PostgresStore,

@@ -1,7 +1,6 @@
 import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import type { Store } from '../../ports/backends.ts';
-import type { RelaySource } from '../../ports/outbox-store.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 import { migrate } from './migrations.ts';
 import { PostgresDeadLetterStore } from './postgres-dead-letter-store.ts';
@@ -27,7 +26,8 @@ export type StateColumnOptions<Row> = Omit<StateColumnSourceOptions<Row>, 'schem
 
 /** The Postgres-family store: the generic parts plus the state-column relay source, which needs SQL of its own. */
 export interface PostgresStore extends Store {
-  stateColumnSource<Row = Record<string, unknown>>(options: StateColumnOptions<Row>): RelaySource;
+  /** A relay source; its `notify(tx)` lets a producer wake listening relays at commit. */
+  stateColumnSource<Row = Record<string, unknown>>(options: StateColumnOptions<Row>): StateColumnSource<Row>;
 }
 
 const OPTION_KEYS = new Set(['schema', 'notify', 'preparedStatements']);

@@ -1,6 +1,7 @@
 import { quoteIdent } from '../../core/identifier.ts';
 import { randomWorkerId, snowflakeIds } from '../../core/ids.ts';
-import { StateColumnSource } from '../../adapters/postgres/state-column-source.ts';
+import type { StateColumnSource } from '../../adapters/postgres/state-column-source.ts';
+import type { PostgresStore } from '../../adapters/postgres/postgres-store.ts';
 import type { Store } from '../../ports/backends.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 
@@ -57,12 +58,14 @@ export function awardMessageType(type: AwardType): string {
  * ack (2 on a failed send, retried by the compensation scan; 3 when parked). `schema` is the award
  * table's; the source's bookkeeping lives in the store's schema.
  */
-export function awardSource(store: Pick<Store, 'db' | 'schema'>, options: { schema: string; topic: string }): StateColumnSource<AwardRow> {
-  return new StateColumnSource<AwardRow>(store.db, {
+export function awardSource(
+  store: Pick<PostgresStore, 'stateColumnSource'>,
+  options: { schema: string; topic: string },
+): StateColumnSource<AwardRow> {
+  return store.stateColumnSource<AwardRow>({
     name: 'lottery_award',
     table: 'user_strategy_export',
     tableSchema: options.schema,
-    schema: store.schema,
     idColumn: 'id',
     stateColumn: 'mq_state',
     modifiedColumn: 'modified_time',
