@@ -1,3 +1,4 @@
+import { classifyPostgresError } from '../adapters/postgres/postgres-errors.ts';
 import type { MessagePort } from 'node:worker_threads';
 import type { Database, SqlExecutor } from '../ports/sql-executor.ts';
 
@@ -42,7 +43,12 @@ export function bridgedDatabase(port: MessagePort): Database {
     if (!waiter) return;
     pending.delete(message.id);
     if (message.ok) waiter.resolve(message);
-    else waiter.reject(Object.assign(new Error(message.error.message), message.error.code ? { code: message.error.code } : {}));
+    // Classified as the host's own Database would (SQLSTATE 25P02 → ZL_TRANSACTION_ROLLED_BACK, …): the
+    // consumer reads codes, never SQLSTATEs.
+    else {
+      const raw = Object.assign(new Error(message.error.message), message.error.code ? { code: message.error.code } : {});
+      waiter.reject(classifyPostgresError(raw) as Error);
+    }
   });
 
   const request = (body: WithoutId<BridgeRequest>): Promise<BridgeReply> =>

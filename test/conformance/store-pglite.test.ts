@@ -17,16 +17,7 @@ after(async () => {
   if (shared) await (await shared).close();
 });
 
-storeConformance(
-  'PGlite',
-  async ({ schema, notify }) => {
-    const store = postgresStore(pgliteDatabase(await instance()), { schema, notify, kind: 'pglite' });
-    return { store, close: () => store.close() };
-  },
-  {
-    todo: {
-      'database: that failure is a retryable ZerolossError ZL_TRANSACTION_ROLLED_BACK':
-        "pgliteDatabase passes on PGlite's own error (code 25P02, 'Transaction was rolled back instead of committed') unclassified",
-    },
-  },
-);
+storeConformance('PGlite', async ({ schema, notify }) => {
+  const store = postgresStore(pgliteDatabase(await instance()), { schema, notify, kind: 'pglite' });
+  return { store, close: () => store.close() };
+});

@@ -11,8 +11,14 @@ import { classifyPostgresError } from './postgres-errors.ts';
 export function pgliteDatabase(db: PGlite, options: { closeOnClose?: boolean } = {}): Database {
   return {
     query: (sql, params) => pgliteExecutor(db).query(sql, params),
-    transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      return db.transaction((tx) => fn(pgliteExecutor(tx)));
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      try {
+        return await db.transaction((tx) => fn(pgliteExecutor(tx)));
+      } catch (error) {
+        // PGlite's own COMMIT of an aborted transaction (a failed statement whose error fn caught) rejects
+        // with 25P02; classified like node-postgres's, so callers see ZL_TRANSACTION_ROLLED_BACK on both.
+        throw classifyPostgresError(error);
+      }
     },
     async listen(channel, onNotify) {
       quoteIdent(channel, 'channel');
