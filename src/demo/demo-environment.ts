@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { kafka } from '../adapters/kafka/kafka-transport.ts';
 import { pglite } from '../adapters/postgres/pglite.ts';
 import { postgres } from '../adapters/postgres/postgres.ts';
+import { rabbitmq } from '../adapters/rabbitmq/rabbitmq-transport.ts';
+import { redisStreams } from '../adapters/redis-streams/redis-streams-transport.ts';
 import { tableLog } from '../adapters/table-log/table-log-transport.ts';
 import { quoteIdent } from '../core/identifier.ts';
 import { deadLetterTopic } from '../consumer/delivery.ts';
 import type { PostgresStore as Store } from '../adapters/postgres/postgres-store.ts';
 import type { Transport } from '../ports/backends.ts';
-import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
 import type { TransportSpec } from './demo-role.ts';
@@ -30,9 +31,9 @@ export interface DemoEnvironment {
   transportLabel: string;
   /** Publishes straight to the transport, bypassing the outbox: the duplicate injector's way in. */
   publisher: Publisher;
-  /** Creates the topic and its `.dlq`. */
-  createTopic(topic: string, partitions: number): Promise<void>;
-  /** Records of `topic` the group has not committed past yet. */
+  /** Creates the topic and its `.dlq`; `groupId` reads the topic (its broker-side offsets go with the topics). */
+  createTopic(topic: string, partitions: number, groupId: string): Promise<void>;
+  /** Records of `topic` the group has not committed past yet; 0 where the transport has no inspector to ask. */
   lag(groupId: string, topic: string): Promise<bigint>;
   /** Removes what the run created (unless `keep`); returns what was kept, if anything. */
   close(keep: boolean): Promise<KeptData | undefined>;
@@ -44,11 +45,22 @@ export interface KeptData {
   directory?: string;
   /** the Postgres schema (`--pg`). */
   schema?: string;
-  /** Kafka topics (`--kafka`). */
+  /** Broker topics (`--kafka`, `--redis`, `--rabbitmq`). */
   topics?: string[];
+  /** The Redis key prefix the run's topics live under (`--redis`). */
+  prefix?: string;
 }
 
-export async function openEnvironment(options: { pgUrl?: string; kafka?: string[]; runId: string }): Promise<DemoEnvironment> {
+export interface EnvironmentOptions {
+  pgUrl?: string;
+  /** At most one of kafka, redis and rabbitmq; none is the table log. */
+  kafka?: string[];
+  redis?: string;
+  rabbitmq?: string;
+  runId: string;
+}
+
+export async function openEnvironment(options: EnvironmentOptions): Promise<DemoEnvironment> {
   const schema = `zl_demo_${options.runId}`;
   let store: Store;
   let host: InstanceHost;
@@ -81,20 +93,52 @@ export async function openEnvironment(options: { pgUrl?: string; kafka?: string[
   await store.migrate();
 
   const topics: string[] = [];
-  let transport: Transport & { inspector: BrokerInspector };
+  const groups = new Set<string>();
+  let transport: Transport;
+  let spec: TransportSpec;
   let transportLabel: string;
   let deleteTopics: () => Promise<void> = async () => {};
+  let kept: KeptData = {};
   if (options.kafka) {
     const brokers = options.kafka;
     const k = kafka({ brokers, publisher: { clientId: `zl-demo-${options.runId}-duplicator`, deliveryTimeoutMs: 5_000 } });
     transport = k;
+    spec = { kind: 'kafka', brokers };
     transportLabel = `Kafka ${brokers.join(',')}`;
     deleteTopics = async () => {
       if (topics.length > 0) await k.inspector.admin.deleteTopics({ topics });
     };
+    kept = { topics };
+  } else if (options.redis) {
+    // A prefix of the run's own: its streams, leases and group keys never meet another run's.
+    const prefix = `zl-demo-${options.runId}`;
+    const r = redisStreams(options.redis, { prefix, publisher: { commandTimeoutMs: 5_000 } });
+    transport = r;
+    spec = { kind: 'redis-streams', url: options.redis, prefix };
+    transportLabel = `Redis Streams ${redact(options.redis)}, key prefix ${prefix}`;
+    // Streams, counts and leases go with the topic; the group's member keys expire with the last session.
+    deleteTopics = async () => {
+      for (const t of topics) await r.topicAdmin.deleteTopic(t);
+    };
+    kept = { topics, prefix };
+  } else if (options.rabbitmq) {
+    const r = rabbitmq(options.rabbitmq, { publisher: { deliveryTimeoutMs: 5_000 } });
+    transport = r;
+    spec = { kind: 'rabbitmq', url: options.rabbitmq };
+    transportLabel = `RabbitMQ ${redact(options.rabbitmq)}`;
+    // The stream queues and the group's offset queues; lock queues and the group exchange go with their connections.
+    deleteTopics = async () => {
+      for (const t of topics) {
+        const partitions = await r.topicAdmin.partitions(t).catch(() => 0);
+        for (const g of groups) await r.topicAdmin.deleteGroupOffsets(g, t, partitions).catch(() => {});
+        await r.topicAdmin.deleteTopic(t);
+      }
+    };
+    kept = { topics };
   } else {
     // The log's tables are the store's own: dropping the schema or the directory removes its topics.
     transport = tableLog(store);
+    spec = { kind: 'table-log' };
     transportLabel = 'table log (the embedded transport, in the same database)';
   }
   const inspector = transport.inspector;
@@ -103,17 +147,20 @@ export async function openEnvironment(options: { pgUrl?: string; kafka?: string[
     db: store.db,
     host,
     schema,
-    transport: options.kafka ? { kind: 'kafka', brokers: options.kafka } : { kind: 'table-log' },
+    transport: spec,
     databaseLabel,
     transportLabel,
     publisher: transport.publisher,
-    async createTopic(topic, partitions) {
+    async createTopic(topic, partitions, groupId) {
+      groups.add(groupId);
       for (const t of [topic, deadLetterTopic(topic)]) {
         await transport.ensureTopic(t, partitions);
         topics.push(t);
       }
     },
     async lag(groupId, topic) {
+      // Redis Streams and RabbitMQ bundles have no inspector yet: the audit's row counts are the whole settle test.
+      if (!inspector) return 0n;
       const [marks, committed] = await Promise.all([inspector.watermarks(topic), inspector.committedOffsets(groupId)]);
       const at = new Map(committed.filter((c) => c.topic === topic).map((c) => [c.partition, c.offset]));
       let lag = 0n;
@@ -123,8 +170,8 @@ export async function openEnvironment(options: { pgUrl?: string; kafka?: string[
     async close(keep) {
       if (!keep) await deleteTopics().catch(() => {});
       await transport.close().catch(() => {});
-      const kept = await closeStore(keep);
-      return kept && options.kafka ? { ...kept, topics } : kept;
+      const keptStore = await closeStore(keep);
+      return keptStore && kept.topics ? { ...keptStore, ...kept } : keptStore;
     },
   };
 }

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { kafka } from '../adapters/kafka/kafka-transport.ts';
+import { rabbitmq } from '../adapters/rabbitmq/rabbitmq-transport.ts';
+import { redisStreams } from '../adapters/redis-streams/redis-streams-transport.ts';
 import { tableLog } from '../adapters/table-log/table-log-transport.ts';
 import { createConsumer } from '../entry/create-consumer.ts';
 import { createRelay } from '../outbox/create-relay.ts';
@@ -7,7 +9,12 @@ import type { PostgresStore as Store } from '../adapters/postgres/postgres-store
 import type { Transport } from '../ports/backends.ts';
 import { type ScenarioContext, type ScenarioName, scenarios } from './scenarios.ts';
 
-export type TransportSpec = { kind: 'table-log' } | { kind: 'kafka'; brokers: string[] };
+export type TransportSpec =
+  | { kind: 'table-log' }
+  | { kind: 'kafka'; brokers: string[] }
+  /** `prefix` is fresh per run: the run's streams, leases and group keys live under it alone. */
+  | { kind: 'redis-streams'; url: string; prefix: string }
+  | { kind: 'rabbitmq'; url: string };
 
 /** Everything a relay or consumer instance of the demo needs; plain data, so it crosses to a thread or process. */
 export interface RoleConfig {
@@ -43,19 +50,35 @@ export interface RunningRole {
  */
 const TABLE_LOG_GROUP = { heartbeatIntervalMs: 250, sessionTimeoutMs: 2_000, pollIntervalMs: 250, rebalanceTimeoutMs: 5_000 };
 const KAFKA_GROUP = { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, rebalanceTimeoutMs: 10_000, maxWaitMs: 100 };
+const OWN_GROUP = { heartbeatIntervalMs: 250, sessionTimeoutMs: 2_000, rebalanceTimeoutMs: 5_000 };
+
+/** A relay or consumer instance's own transport bundle, with the demo's short timings. */
+function instanceTransport(spec: TransportSpec, store: Store, clientId: string): Transport {
+  switch (spec.kind) {
+    case 'kafka':
+      return kafka({
+        brokers: spec.brokers,
+        publisher: { clientId, deliveryTimeoutMs: 3_000 },
+        subscriber: { clientId, groupInstanceId: clientId, ...KAFKA_GROUP },
+      });
+    case 'redis-streams':
+      return redisStreams(spec.url, {
+        prefix: spec.prefix,
+        publisher: { commandTimeoutMs: 3_000 },
+        subscriber: { clientId, pollIntervalMs: 250, ...OWN_GROUP },
+      });
+    case 'rabbitmq':
+      return rabbitmq(spec.url, { publisher: { deliveryTimeoutMs: 3_000 }, subscriber: { clientId, ...OWN_GROUP } });
+    case 'table-log':
+      return tableLog(store, { subscriber: { clientId, ...TABLE_LOG_GROUP } });
+  }
+}
 
 export async function startRole(config: RoleConfig, store: Store, report: (event: RoleEvent) => void): Promise<RunningRole> {
   const scenario = scenarios[config.scenario];
   const { ctx } = config;
   const clientId = `zl-demo-${config.runId}-${config.name}`;
-  const transport: Transport =
-    config.transport.kind === 'kafka'
-      ? kafka({
-          brokers: config.transport.brokers,
-          publisher: { clientId, deliveryTimeoutMs: 3_000 },
-          subscriber: { clientId, groupInstanceId: clientId, ...KAFKA_GROUP },
-        })
-      : tableLog(store, { subscriber: { clientId, ...TABLE_LOG_GROUP } });
+  const transport = instanceTransport(config.transport, store, clientId);
 
   if (config.role === 'relay') {
     const relay = createRelay({
@@ -64,8 +87,8 @@ export async function startRole(config: RoleConfig, store: Store, report: (event
       sources: [scenario.relaySource(store, ctx)],
       instanceId: `${config.name}-${randomBytes(3).toString('hex')}`,
       batchSize: 200,
-      // A killed relay's claims come back after the lease; it must outlast one send (3 s on Kafka).
-      leaseMs: config.transport.kind === 'kafka' ? 6_000 : 2_000,
+      // A killed relay's claims come back after the lease; it must outlast one send (3 s on a broker).
+      leaseMs: config.transport.kind === 'table-log' ? 2_000 : 6_000,
       backoff: { baseMs: 100, maxMs: 1_000, jitter: 0.5 },
       idleIntervalMs: 1_000,
       backlogIntervalMs: 500,

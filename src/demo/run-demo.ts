@@ -15,8 +15,10 @@ export interface DemoOptions {
   rate: number;
   /** Postgres instead of the embedded PGlite; instances then run as child processes. */
   pgUrl?: string;
-  /** Kafka instead of the table log. */
+  /** Kafka, Redis Streams or RabbitMQ (at most one) instead of the table log. */
   kafka?: string[];
+  redis?: string;
+  rabbitmq?: string;
   seed: number;
   /** Keep the database (directory or schema) and topics afterwards. */
   keep: boolean;
@@ -95,7 +97,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const scenario = scenarios[o.scenario];
   const runId = randomBytes(4).toString('hex');
   const began = Date.now();
-  const env = await openEnvironment({ pgUrl: o.pgUrl, kafka: o.kafka, runId });
+  const env = await openEnvironment({ pgUrl: o.pgUrl, kafka: o.kafka, redis: o.redis, rabbitmq: o.rabbitmq, runId });
   let result: DemoResult | undefined;
   try {
     const ctx: ScenarioContext = {
@@ -111,7 +113,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       (_, i) => `${o.scenario === 'points' ? 'account' : 'user'}-${String(i + 1).padStart(4, '0')}`,
     );
     await scenario.prepare(env.db, ctx, users, o.units);
-    await env.createTopic(ctx.topic, scenario.partitions);
+    await env.createTopic(ctx.topic, scenario.partitions, ctx.groupId);
 
     const events = new EventCounts();
     const instances = new DemoInstances(env.host, (name, event) => events.add(name, event));

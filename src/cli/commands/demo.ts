@@ -24,6 +24,10 @@ Delivery is at-least-once; the business effect of each committed message is appl
                        and consumers then run as child processes (a URL without a user connects as
                        $PGUSER, else as postgres)
   --kafka <brokers>    Kafka instead of the table log: fresh topics, deleted afterwards
+  --redis <url>        Redis Streams instead of the table log (redis://127.0.0.1:6379): fresh topics under a
+                       fresh key prefix, deleted afterwards
+  --rabbitmq <url>     RabbitMQ instead of the table log (amqp://guest:guest@127.0.0.1:5672): fresh topics
+                       (stream queues) and the group's offset queues, deleted afterwards
   --seed <n>           seed of the workload and the fault plan (default: random, printed)
   --kill-every-ms <n>  mean time between two kills (default 2000)
   --retry-delay-ms <n> delay between a handler's retries (default 2000, the source's policy)
@@ -32,7 +36,8 @@ Delivery is at-least-once; the business effect of each committed message is appl
   --json               print the result as one JSON object (progress still goes to stderr)
 
 Without --pg the database is a file-backed PGlite in a fresh temporary directory and the relay and the
-two consumers run as worker threads; without --kafka the transport is the table log in that database.
+two consumers run as worker threads; without --kafka, --redis or --rabbitmq (at most one of them) the
+transport is the table log in that database.
 
 Faults: the relay, consumer-1 and consumer-2 are killed in turn, without warning (worker thread
 terminated and its database session dropped, or SIGKILL), and started again, until the workload is done
@@ -60,6 +65,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     rate: { type: 'string' },
     pg: { type: 'string' },
     kafka: { type: 'string' },
+    redis: { type: 'string' },
+    rabbitmq: { type: 'string' },
     seed: { type: 'string' },
     'kill-every-ms': { type: 'string' },
     'retry-delay-ms': { type: 'string' },
@@ -81,6 +88,16 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const units = intOption(values.draws, 'draws', 3_000);
   const rate = intOption(values.rate, 'rate', 250);
   if (users < 1 || units < 1 || rate < 1) throw new ZerolossError('ZL_INVALID_CONFIG', '--users, --draws and --rate must be at least 1');
+  const brokerFlags = (['kafka', 'redis', 'rabbitmq'] as const).filter((f) => values[f] !== undefined);
+  if (brokerFlags.length > 1) {
+    throw new ZerolossError(
+      'ZL_INVALID_CONFIG',
+      `demo takes at most one of --kafka, --redis and --rabbitmq, got ${brokerFlags.map((f) => `--${f}`).join(' and ')}`,
+    );
+  }
+  for (const f of ['redis', 'rabbitmq'] as const) {
+    if (values[f] !== undefined && values[f].trim() === '') throw new ZerolossError('ZL_INVALID_CONFIG', `--${f} needs a URL`);
+  }
   const kafka = values.kafka
     ?.split(',')
     .map((b) => b.trim())
@@ -103,6 +120,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     rate,
     pgUrl: values.pg === undefined ? undefined : withDefaultUser(values.pg),
     kafka: kafka && kafka.length > 0 ? kafka : undefined,
+    redis: values.redis,
+    rabbitmq: values.rabbitmq,
     seed: values.seed === undefined ? randomInt(1, 2 ** 31) : intOption(values.seed, 'seed', 0),
     keep: values.keep === true,
     killEveryMs: intOption(values['kill-every-ms'], 'kill-every-ms', 2_000),
@@ -114,7 +133,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
   if (tty) process.stderr.write('\n');
   const kept = result.kept;
   if (kept) {
-    const what = [kept.directory, kept.schema && `schema ${kept.schema}`, kept.topics?.length && `topics ${kept.topics.join(', ')}`];
+    const what = [
+      kept.directory,
+      kept.schema && `schema ${kept.schema}`,
+      kept.topics?.length && `topics ${kept.topics.join(', ')}`,
+      kept.prefix && `Redis key prefix ${kept.prefix}`,
+    ];
     info(`kept for inspection: ${what.filter(Boolean).join('; ')}`);
   }
   process.stdout.write(values.json ? `${JSON.stringify(summaryJson(result), null, 2)}\n` : `${summaryText(result)}\n`);
