@@ -6,7 +6,7 @@
  * shared machine are noise; the ratios are the result. Progress goes to stderr; with --json, stdout
  * carries only the JSON array of results.
  */
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { down, up } from '../infra/kafka/kafka.ts';
 import type { BenchEnv } from './lib/env.ts';
 import type { Reps } from './lib/measure.ts';
@@ -14,6 +14,8 @@ import { formatTable } from './lib/report.ts';
 import type { BenchResult } from './lib/result.ts';
 import { BENCHMARKS, type BenchName } from './benchmarks.ts';
 import { type RelayMemoryResult, relayMemoryBench } from './relay-memory.ts';
+import { rabbitmqConsumerBench, rabbitmqRelayBench } from './rabbitmq.ts';
+import { redisConsumerBench, redisRelayBench } from './redis.ts';
 
 /** Measurements against fixed targets rather than a baseline; minutes each, so they run only when named. */
 const MEASUREMENTS = {
@@ -21,9 +23,20 @@ const MEASUREMENTS = {
 } satisfies Record<string, { defaultMessages: number; run: (env: BenchEnv, messages: number) => Promise<unknown> }>;
 type MeasurementName = keyof typeof MEASUREMENTS;
 
+/** The other transports' relay and consumer against their raw clients; no Kafka needed, so only when named. */
+const TRANSPORTS = {
+  redis: { defaultMessages: 2_000, run: async (env, n, reps) => [await redisRelayBench(env, n, reps), await redisConsumerBench(env, n, reps)] },
+  rabbitmq: {
+    defaultMessages: 2_000,
+    run: async (env, n, reps) => [await rabbitmqRelayBench(env, n, reps), await rabbitmqConsumerBench(env, n, reps)],
+  },
+} satisfies Record<string, (typeof BENCHMARKS)[BenchName]>;
+type TransportName = keyof typeof TRANSPORTS;
+
 interface Args {
   names: BenchName[];
   measurements: MeasurementName[];
+  transports: TransportName[];
   messages: number | undefined;
   reps: Reps;
   json: boolean;
@@ -34,6 +47,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const names: BenchName[] = [];
   const measurements: MeasurementName[] = [];
+  const transports: TransportName[] = [];
   let messages: number | undefined;
   const reps: Reps = { warmup: 1, reps: 3 };
   let json = false;
@@ -53,20 +67,25 @@ function parseArgs(argv: string[]): Args {
     else if (arg === 'all') names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
     else if (arg in BENCHMARKS) names.push(arg as BenchName);
     else if (arg in MEASUREMENTS) measurements.push(arg as MeasurementName);
+    else if (arg in TRANSPORTS) transports.push(arg as TransportName);
     else {
-      throw new Error(`unknown argument ${arg}; benchmarks: all, ${[...Object.keys(BENCHMARKS), ...Object.keys(MEASUREMENTS)].join(', ')}`);
+      throw new Error(`unknown argument ${arg}; benchmarks: all, ${[...Object.keys(BENCHMARKS), ...Object.keys(MEASUREMENTS)].join(', ')}, ${Object.keys(TRANSPORTS).join(', ')}`);
     }
   }
-  if (names.length === 0 && measurements.length === 0) names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
-  return { names: [...new Set(names)], measurements: [...new Set(measurements)], messages, reps, json, rate };
+  if (names.length === 0 && measurements.length === 0 && transports.length === 0) names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
+  return {
+    names: [...new Set(names)],
+    measurements: [...new Set(measurements)],
+    transports: [...new Set(transports)],
+    messages, reps, json, rate };
 }
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const log = (line: string) => process.stderr.write(`${line}\n`);
   let startedKafka = false;
-  let brokers = process.env.ZL_KAFKA_BROKERS?.split(',');
-  if (!brokers) {
+  let brokers = process.env.ZL_KAFKA_BROKERS?.split(',') ?? [];
+  if (brokers.length === 0 && (args.names.length > 0 || args.measurements.length > 0)) {
     const kafka = await up({ mode: 'single' });
     startedKafka = kafka.startedHere;
     brokers = kafka.brokers;
@@ -78,13 +97,21 @@ async function main(): Promise<number> {
     ...(args.rate ? { e2eRate: args.rate } : {}),
   };
   log(`[bench] ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
-  log(`[bench] kafka ${brokers.join(',')}; postgres ${env.pgUrl}; warm-up ${args.reps.warmup}, reps ${args.reps.reps}`);
+  log(`[bench] load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  log(`[bench] kafka ${brokers.join(',') || '-'}; postgres ${env.pgUrl}; warm-up ${args.reps.warmup}, reps ${args.reps.reps}`);
   const results: BenchResult[] = [];
   const measured: RelayMemoryResult[] = [];
   const t0 = Date.now();
   try {
     for (const name of args.names) {
       const bench = BENCHMARKS[name];
+      const started = Date.now();
+      log(`[bench] ${name} (${args.messages ?? bench.defaultMessages} messages)`);
+      results.push(...(await bench.run(env, args.messages ?? bench.defaultMessages, args.reps)));
+      log(`[bench] ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    }
+    for (const name of args.transports) {
+      const bench = TRANSPORTS[name];
       const started = Date.now();
       log(`[bench] ${name} (${args.messages ?? bench.defaultMessages} messages)`);
       results.push(...(await bench.run(env, args.messages ?? bench.defaultMessages, args.reps)));
@@ -100,6 +127,7 @@ async function main(): Promise<number> {
   } finally {
     if (startedKafka && !process.env.ZL_KEEP_KAFKA) await down({ mode: 'single' }).catch(() => {});
   }
+  log(`[bench] load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   log(`[bench] all done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (args.json) process.stdout.write(`${JSON.stringify([...results, ...measured], null, 2)}\n`);
   else {

@@ -1,0 +1,222 @@
+/**
+ * The Redis Streams and RabbitMQ benchmarks share this driver: the zeroloss relay and consumer, built from
+ * the public bundles (postgres, redisStreams / rabbitmq, createRelay, createConsumer), each measured against
+ * the broker's raw client in the same run, repetitions interleaved. The raw side of each transport lives in
+ * bench/redis.ts and bench/rabbitmq.ts.
+ */
+import { createConsumer, createOutbox, createRelay } from '../src/index.ts';
+import type { IncomingRecord, OutgoingRecord, Subscriber, Transport } from '../src/index.ts';
+import { postgres } from '../src/entry/postgres.ts';
+import type { Database } from '../src/ports/sql-executor.ts';
+import { applyEffect, type BenchEnv, benchSchema, uniqueName, uniqueTopic, zeroRecord } from './lib/env.ts';
+import { interleaved, type Reps, type RunResult, rssSampler, timed, until } from './lib/measure.ts';
+import { type BenchResult, makeResult } from './lib/result.ts';
+import { TimedSource } from './lib/timed-source.ts';
+import { CONSUMER_CONCURRENCY } from './consumer.ts';
+import { fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY } from './relay.ts';
+
+export const PARTITIONS = 6;
+/** Connections of each side's pool in the consumer benchmark (the Kafka consumer bench uses 20 too). */
+const CONSUMER_POOL = 20;
+
+/** What one transport brings: its bundle and the raw client's two paths. */
+export interface TransportSide {
+  name: 'redis' | 'rabbitmq';
+  transport(): Transport & { topicAdmin: { deleteTopic(topic: string): Promise<void> } };
+  /** Sends the records with the raw client (batches of RELAY_BATCH, RELAY_CONCURRENCY in flight); per-record latencies. */
+  rawPublish(records: OutgoingRecord[]): Promise<number[]>;
+  /** Reads every record of the topic from the start with the raw client, applies `effect`, acks; stops after `messages`. */
+  rawConsume(topic: string, messages: number, clock: Clock, effect: (record: RawRecord) => Promise<void>): Promise<void>;
+  relayBaseline: string;
+  consumerBaseline: string;
+  close(): Promise<void>;
+}
+
+/** A record as the raw consumer sees it, decoded from the wire by hand. */
+export interface RawRecord {
+  id: string;
+  key: string;
+  value: Buffer;
+}
+
+/** First arrival to last committed effect; per message arrival to commit. */
+export class Clock {
+  readonly #arrived = new Map<string, number>();
+  readonly latenciesMs: number[] = [];
+  first = 0;
+  last = 0;
+  done = 0;
+
+  arrive(id: string): void {
+    const now = performance.now();
+    if (this.first === 0) this.first = now;
+    if (!this.#arrived.has(id)) this.#arrived.set(id, now);
+  }
+
+  finish(id: string): void {
+    const now = performance.now();
+    const at = this.#arrived.get(id);
+    if (at !== undefined) {
+      this.latenciesMs.push(now - at);
+      this.#arrived.delete(id);
+    }
+    this.last = now;
+    this.done++;
+  }
+
+  result(rssMb: number): RunResult {
+    return { messages: this.done, seconds: (this.last - this.first) / 1000, latenciesMs: this.latenciesMs, rssMb };
+  }
+}
+
+const recordId = (r: { topic: string; partition: number; offset: bigint }) => `${r.topic}\u0000${r.partition}\u0000${r.offset}`;
+
+function stamping(inner: Subscriber, clock: Clock): Subscriber {
+  return {
+    subscribe: (options) =>
+      inner.subscribe({
+        ...options,
+        onRecords: (batch) => {
+          for (const r of batch.records as IncomingRecord[]) clock.arrive(recordId(r));
+          return options.onRecords(batch);
+        },
+      }),
+  };
+}
+
+export async function transportRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps, keys = 100): Promise<BenchResult> {
+  const s = await benchSchema(env, `zlb_${side.name}_relay`);
+  const store = postgres(env.pgUrl, { schema: s.schema });
+  const transport = side.transport();
+  const topic = uniqueTopic(`zlb-${side.name}-relay`);
+  await transport.ensureTopic(topic, PARTITIONS);
+  const outbox = createOutbox({ store, producerId: 'bench' });
+  try {
+    const { a, b } = await interleaved(
+      reps,
+      async () => {
+        await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys });
+        const source = new TimedSource(store.relaySource);
+        const relay = createRelay({ store, transport, sources: [source], batchSize: RELAY_BATCH, concurrency: RELAY_CONCURRENCY });
+        const errors: Error[] = [];
+        relay.on('error', (e) => errors.push(e));
+        try {
+          return await timed(async () => {
+            await relay.start();
+            await until(() => source.sent >= messages || errors.length > 0, 'the relay to send every row');
+            if (errors.length > 0) throw errors[0];
+            return { messages: source.sent, latenciesMs: source.latenciesMs };
+          });
+        } finally {
+          await relay.stop();
+        }
+      },
+      async () => {
+        const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys));
+        return timed(async () => ({ messages, latenciesMs: await side.rawPublish(records) }));
+      },
+      env.log,
+    );
+    return makeResult({
+      name: `${side.name}-relay`,
+      messages,
+      zeroloss: a,
+      baseline: b,
+      baselineName: side.relayBaseline,
+      latencyOf: `batch of ${RELAY_BATCH}: claim to sent recorded (relay), send to last ack (raw)`,
+      reps: reps.reps,
+      target: { metric: 'ratio', op: '>=', value: 0.5 },
+    });
+  } finally {
+    await transport.topicAdmin.deleteTopic(topic).catch(() => {});
+    await transport.close().catch(() => {});
+    await store.close().catch(() => {});
+    await s.drop();
+  }
+}
+
+async function consumeWithZeroloss(
+  env: BenchEnv,
+  transport: Transport,
+  schema: string,
+  topic: string,
+  messages: number,
+): Promise<RunResult> {
+  const clock = new Clock();
+  const store = postgres(env.pgUrl, { schema, max: CONSUMER_POOL });
+  const consumer = createConsumer({
+    store,
+    transport: { subscriber: stamping(transport.subscriber, clock), publisher: transport.publisher },
+    groupId: uniqueName('zlb-g'),
+    topics: [topic],
+    concurrency: CONSUMER_CONCURRENCY,
+  });
+  consumer.handle<{ amount: number }>('order.placed', async (m, ctx) => {
+    await applyEffect(ctx.tx, schema, m.id, m.key, m.payload.amount);
+  });
+  consumer.on('processed', (e) => {
+    if (e.outcome === 'processed') clock.finish(recordId(e));
+  });
+  const rss = rssSampler();
+  try {
+    await consumer.start();
+    await until(() => clock.done >= messages, 'the zeroloss consumer to apply every message', 300_000);
+  } finally {
+    await consumer.stop();
+    await store.close().catch(() => {});
+  }
+  return clock.result(rss.stop());
+}
+
+async function consumeRaw(side: TransportSide, db: Database, schema: string, topic: string, messages: number): Promise<RunResult> {
+  const clock = new Clock();
+  const rss = rssSampler();
+  await side.rawConsume(topic, messages, clock, async (record) => {
+    const payload = JSON.parse(record.value.toString('utf8')) as { amount: number };
+    await db.transaction((tx) => applyEffect(tx, schema, record.id, record.key, payload.amount));
+  });
+  return clock.result(rss.stop());
+}
+
+export async function transportConsumerBench(
+  env: BenchEnv,
+  side: TransportSide,
+  messages: number,
+  reps: Reps,
+  keys = 100,
+): Promise<BenchResult> {
+  const s = await benchSchema(env, `zlb_${side.name}_consumer`, CONSUMER_POOL);
+  const transport = side.transport();
+  const topic = uniqueTopic(`zlb-${side.name}-consumer`);
+  await transport.ensureTopic(topic, PARTITIONS);
+  try {
+    // Filled once through the zeroloss publisher, so both consumers read the same bytes; each repetition
+    // reads the whole topic from the start under a new group.
+    const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys, Math.floor(i / keys) + 1));
+    for (let i = 0; i < records.length; i += RELAY_BATCH) {
+      const outcomes = await transport.publisher.publish(records.slice(i, i + RELAY_BATCH));
+      const failed = outcomes.find((o) => !o.ok);
+      if (failed && !failed.ok) throw failed.error;
+    }
+    const { a, b } = await interleaved(
+      reps,
+      () => consumeWithZeroloss(env, transport, s.schema, topic, messages),
+      () => consumeRaw(side, s.db, s.schema, topic, messages),
+      env.log,
+    );
+    return makeResult({
+      name: `${side.name}-consumer`,
+      messages,
+      zeroloss: a,
+      baseline: b,
+      baselineName: side.consumerBaseline,
+      latencyOf: 'message: arrival in the process to effect committed',
+      reps: reps.reps,
+      target: { metric: 'ratio', op: '>=', value: 0.6 },
+    });
+  } finally {
+    await transport.topicAdmin.deleteTopic(topic).catch(() => {});
+    await transport.close().catch(() => {});
+    await s.drop();
+  }
+}
