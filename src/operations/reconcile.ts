@@ -82,6 +82,12 @@ export interface ReconcileReport {
     unverified: number;
   };
   missing: { broker: string[]; groups: Record<string, string[]> };
+  /**
+   * Whether the broker stage was read. When it was not (a transport with no inspector, such as RabbitMQ),
+   * nothing is called missing on the broker, and a sent message no group applied counts as in flight:
+   * the outbox is compared with the inboxes alone.
+   */
+  brokerStage: { read: true } | { read: false; note: string };
   duplicates: Array<{ messageId: string; copies: number }>;
   /** P5: unsent rows the broker already held; marked sent unless `marked` is false. */
   ackedNotMarked: { ids: string[]; marked: boolean };
@@ -97,13 +103,18 @@ export interface ReconcileReport {
 
 export interface ReconcileDeps {
   store: ReconcileStore & ResendStore;
-  broker: BrokerInspector;
+  /** Undefined when the broker cannot be read without consuming (RabbitMQ): see `brokerStage` in the report. */
+  broker: BrokerInspector | undefined;
+  /** Says why the broker was not read, when `broker` is undefined. */
+  brokerNotRead?: string;
   /** Needed for `repair`. */
   publisher?: Publisher;
   metrics?: OpsMetrics;
 }
 
 const ID_CHUNK = 1_000;
+
+export const BROKER_NOT_READ = 'broker not read (the transport has no inspector: it cannot be read without consuming)';
 
 /**
  * Reconciliation (O2, P5): compares by message id what the outbox committed in a window, what the broker
@@ -153,16 +164,17 @@ async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof r
 
   // The broker, partition by partition; only the ids of this window are kept.
   const stats: ReadStats = { records: 0, incomplete: [] };
-  const allTopics = topics.length > 0 ? await deps.broker.listTopics() : [];
-  for (const topic of topics) {
+  const broker = deps.broker;
+  const allTopics = broker && topics.length > 0 ? await broker.listTopics() : [];
+  for (const topic of broker ? topics : []) {
     const from = window.from.getTime() - o.brokerSlackMs;
     const to = (readUntil.get(topic) as number) + o.brokerSlackMs;
-    for await (const record of readWindow(deps.broker, topic, from, to, stats)) {
+    for await (const record of readWindow(broker!, topic, from, to, stats)) {
       const m = expected.get(record.headers[HEADER.id] ?? '');
       if (m && m.topic === topic) m.copies.push({ partition: record.partition, offset: record.offset, timestampMs: record.timestamp });
     }
     for (const retry of retryTopicsOf(topic, allTopics)) {
-      for await (const record of readWindow(deps.broker, retry, from, now + o.brokerSlackMs, stats)) {
+      for await (const record of readWindow(broker!, retry, from, now + o.brokerSlackMs, stats)) {
         const m = expected.get(record.headers[HEADER.id] ?? '');
         if (m) m.retrying = true;
       }
@@ -181,6 +193,9 @@ async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof r
       }
     }
   }
+
+  // Unread, absence on the broker proves nothing: a sent message no group applied is in flight, not missing.
+  if (!broker) for (const m of expected.values()) m.unverified = true;
 
   // P5: unsent rows whose message the broker holds were acked; the ack was never recorded.
   const acked = [...expected.values()].filter((m) => m.state !== 1 && m.copies.length > 0);
@@ -295,6 +310,7 @@ async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof r
       unverified: all.filter((m) => m.unverified && m.copies.length === 0).length,
     },
     missing: { broker: cap(missingOnBroker), groups: Object.fromEntries(outcomes.map((g) => [g.groupId, cap(g.missing)])) },
+    brokerStage: broker ? { read: true } : { read: false, note: deps.brokerNotRead ?? BROKER_NOT_READ },
     duplicates: cap(duplicates),
     ackedNotMarked: { ids: cap(acked.map((m) => m.messageId)), marked },
     stuck: cap(stuck),
@@ -340,7 +356,7 @@ async function groupViews(deps: ReconcileDeps, expected: Map<string, ExpectedMes
   const stored = await deps.store.storedOffsets([...views.keys()]);
   for (const v of views.values()) {
     const commits = [
-      ...(await deps.broker.committedOffsets(v.groupId)),
+      ...(deps.broker ? await deps.broker.committedOffsets(v.groupId) : []),
       ...stored.filter((s) => s.groupId === v.groupId).map((s) => ({ topic: s.topic, partition: s.partition, offset: s.offset })),
     ];
     for (const c of commits) {

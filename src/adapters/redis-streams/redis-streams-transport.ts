@@ -2,6 +2,7 @@ import { ZerolossError } from '../../core/errors.ts';
 import type { Transport } from '../../ports/backends.ts';
 import { LazyParts } from '../shared/lazy-parts.ts';
 import { type RedisStreamsAdminConfig, RedisStreamsAdmin } from './redis-streams-admin.ts';
+import { type RedisStreamsInspectorConfig, RedisStreamsInspector } from './redis-streams-inspector.ts';
 import { type RedisStreamsPublisherConfig, RedisStreamsPublisher } from './redis-streams-publisher.ts';
 import { type RedisStreamsSubscriberConfig, RedisStreamsSubscriber } from './redis-streams-subscriber.ts';
 
@@ -11,6 +12,7 @@ export interface RedisStreamsOptions {
   publisher?: Omit<RedisStreamsPublisherConfig, 'url' | 'prefix'>;
   subscriber?: Omit<RedisStreamsSubscriberConfig, 'url' | 'prefix'>;
   admin?: Omit<RedisStreamsAdminConfig, 'url' | 'prefix'>;
+  inspector?: Omit<RedisStreamsInspectorConfig, 'url' | 'prefix'>;
 }
 
 export interface RedisStreamsTransport extends Transport {
@@ -18,6 +20,8 @@ export interface RedisStreamsTransport extends Transport {
   readonly publisher: RedisStreamsPublisher;
   readonly subscriber: RedisStreamsSubscriber;
   readonly topicAdmin: RedisStreamsAdmin;
+  /** Reads the streams with XRANGE (no consumer group), for reconcile, trace and status. */
+  readonly inspector: RedisStreamsInspector;
 }
 
 /** Redis Streams as the transport: a stream per partition, consumer groups of our own with leases and offsets. */
@@ -38,6 +42,10 @@ export function redisStreams(url: string, options: RedisStreamsOptions = {}): Re
     () => new RedisStreamsAdmin({ ...options.admin, url, prefix }),
     (a) => a.close(),
   );
+  const inspector = parts.part(
+    () => new RedisStreamsInspector({ ...options.inspector, url, prefix }),
+    (i) => i.close(),
+  );
   return {
     kind: 'redis-streams',
     get publisher() {
@@ -46,6 +54,9 @@ export function redisStreams(url: string, options: RedisStreamsOptions = {}): Re
     subscriber,
     get topicAdmin() {
       return admin();
+    },
+    get inspector() {
+      return inspector();
     },
     async ensureTopic(topic, partitions) {
       const before = (await admin().partitions([topic])).get(topic);
