@@ -36,8 +36,10 @@ function redisSide(): TransportSide {
           const t0 = performance.now();
           const pipeline = redis.pipeline();
           for (const r of batch) {
+            // Ids '0-<n>' as the transport writes them (the entry's offset is its sequence number); a
+            // time-based id would sort after them and make every later zeroloss XADD fail.
             const stream = keys.stream(r.topic, partitionFor(r.key, PARTITIONS));
-            pipeline.xadd(stream, 'NOMKSTREAM', '*', 'k', r.key, 'h', JSON.stringify(r.headers ?? {}), 'v', r.value as Buffer);
+            pipeline.xadd(stream, 'NOMKSTREAM', '0-*', 'k', r.key, 'h', JSON.stringify(r.headers ?? {}), 'v', r.value as Buffer);
           }
           const replies = (await pipeline.exec()) ?? [];
           for (const [error] of replies) if (error) throw error;
