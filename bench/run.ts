@@ -25,7 +25,10 @@ type MeasurementName = keyof typeof MEASUREMENTS;
 
 /** The other transports' relay and consumer against their raw clients; no Kafka needed, so only when named. */
 const TRANSPORTS = {
-  redis: { defaultMessages: 2_000, run: async (env, n, reps) => [await redisRelayBench(env, n, reps), await redisConsumerBench(env, n, reps)] },
+  redis: {
+    defaultMessages: 2_000,
+    run: async (env, n, reps) => [await redisRelayBench(env, n, reps), await redisConsumerBench(env, n, reps)],
+  },
   rabbitmq: {
     defaultMessages: 2_000,
     run: async (env, n, reps) => [await rabbitmqRelayBench(env, n, reps), await rabbitmqConsumerBench(env, n, reps)],
@@ -69,7 +72,9 @@ function parseArgs(argv: string[]): Args {
     else if (arg in MEASUREMENTS) measurements.push(arg as MeasurementName);
     else if (arg in TRANSPORTS) transports.push(arg as TransportName);
     else {
-      throw new Error(`unknown argument ${arg}; benchmarks: all, ${[...Object.keys(BENCHMARKS), ...Object.keys(MEASUREMENTS)].join(', ')}, ${Object.keys(TRANSPORTS).join(', ')}`);
+      throw new Error(
+        `unknown argument ${arg}; benchmarks: all, ${[...Object.keys(BENCHMARKS), ...Object.keys(MEASUREMENTS)].join(', ')}, ${Object.keys(TRANSPORTS).join(', ')}`,
+      );
     }
   }
   if (names.length === 0 && measurements.length === 0 && transports.length === 0) names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
@@ -77,7 +82,11 @@ function parseArgs(argv: string[]): Args {
     names: [...new Set(names)],
     measurements: [...new Set(measurements)],
     transports: [...new Set(transports)],
-    messages, reps, json, rate };
+    messages,
+    reps,
+    json,
+    rate,
+  };
 }
 
 async function main(): Promise<number> {
@@ -97,7 +106,11 @@ async function main(): Promise<number> {
     ...(args.rate ? { e2eRate: args.rate } : {}),
   };
   log(`[bench] ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
-  log(`[bench] load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  log(
+    `[bench] load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   log(`[bench] kafka ${brokers.join(',') || '-'}; postgres ${env.pgUrl}; warm-up ${args.reps.warmup}, reps ${args.reps.reps}`);
   const results: BenchResult[] = [];
   const measured: RelayMemoryResult[] = [];
@@ -127,7 +140,11 @@ async function main(): Promise<number> {
   } finally {
     if (startedKafka && !process.env.ZL_KEEP_KAFKA) await down({ mode: 'single' }).catch(() => {});
   }
-  log(`[bench] load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  log(
+    `[bench] load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   log(`[bench] all done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (args.json) process.stdout.write(`${JSON.stringify([...results, ...measured], null, 2)}\n`);
   else {

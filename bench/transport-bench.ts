@@ -84,7 +84,13 @@ function stamping(inner: Subscriber, clock: Clock): Subscriber {
   };
 }
 
-export async function transportRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps, keys = 100): Promise<BenchResult> {
+export async function transportRelayBench(
+  env: BenchEnv,
+  side: TransportSide,
+  messages: number,
+  reps: Reps,
+  keys = 100,
+): Promise<BenchResult> {
   const s = await benchSchema(env, `zlb_${side.name}_relay`);
   const store = postgres(env.pgUrl, { schema: s.schema });
   const transport = side.transport();
