@@ -26,11 +26,11 @@ type MeasurementName = keyof typeof MEASUREMENTS;
 /** The other transports' relay and consumer against their raw clients; no Kafka needed, so only when named. */
 const TRANSPORTS = {
   redis: {
-    defaultMessages: 2_000,
+    defaultMessages: 1_000,
     run: async (env, n, reps) => [await redisRelayBench(env, n, reps), await redisConsumerBench(env, n, reps)],
   },
   rabbitmq: {
-    defaultMessages: 2_000,
+    defaultMessages: 1_000,
     run: async (env, n, reps) => [await rabbitmqRelayBench(env, n, reps), await rabbitmqConsumerBench(env, n, reps)],
   },
 } satisfies Record<string, (typeof BENCHMARKS)[BenchName]>;
