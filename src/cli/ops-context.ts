@@ -1,6 +1,9 @@
 import { kafka } from '../adapters/kafka/kafka-transport.ts';
 import { postgres } from '../adapters/postgres/postgres.ts';
+import { rabbitmq } from '../adapters/rabbitmq/rabbitmq-transport.ts';
+import { redisStreams } from '../adapters/redis-streams/redis-streams-transport.ts';
 import { tableLog } from '../adapters/table-log/table-log-transport.ts';
+import { ZerolossError } from '../core/errors.ts';
 import type { OperationsStore, Store, Transport } from '../ports/backends.ts';
 import type { BrokerInspector, TopicAdmin } from '../ports/broker-inspector.ts';
 import type { DeadLetterQueue, DeadLetterWriter } from '../ports/dead-letter-store.ts';
@@ -14,17 +17,35 @@ export interface OpsContext {
   db: Database;
   store: OperationsStore;
   deadLetters: DeadLetterWriter & DeadLetterQueue;
-  /** Kafka when it was named (--kafka or ZEROLOSS_KAFKA_BROKERS), the schema's table log with --table-log. */
+  /**
+   * Kafka when it was named (--kafka or ZEROLOSS_KAFKA_BROKERS), the schema's table log with --table-log,
+   * Redis Streams with --redis-streams; undefined with --rabbitmq (see brokerNotRead).
+   */
   broker: BrokerInspector | undefined;
+  /** Set when a broker was named that cannot be read without consuming: what the reports say instead. */
+  brokerNotRead: string | undefined;
   /** The broker's topic admin: Kafka's, or the table log's with --table-log. */
   admin: TopicAdmin | undefined;
   /** Created on first use. */
   publisher(): Publisher;
 }
 
-/** The flag that points the broker-side commands at the embedded table log instead of Kafka. */
-export const tableLogOption = { 'table-log': { type: 'boolean' } } as const;
-export const tableLogHelp = `  --table-log               the broker is the embedded table log in this schema (no Kafka)`;
+/** The flags that point the broker-side commands at another broker than Kafka (at most one of them). */
+export const brokerOptions = {
+  'table-log': { type: 'boolean' },
+  'redis-streams': { type: 'string' },
+  'redis-prefix': { type: 'string' },
+  rabbitmq: { type: 'string' },
+} as const;
+export const brokerHelp = `  --table-log               the broker is the embedded table log in this schema (no Kafka)
+  --redis-streams <url>     the broker is Redis Streams (redis://host:port/db), read with XRANGE
+  --redis-prefix <prefix>   the Redis Streams key prefix (default zl)
+  --rabbitmq <url>          the broker is RabbitMQ (amqp://…): it publishes, but its queues cannot be read
+                            without consuming, so reports say the broker stage was not read`;
+
+export const RABBITMQ_NOT_READ = 'broker not read (RabbitMQ queues cannot be read without consuming)';
+
+type BrokerValues = { 'table-log'?: boolean; 'redis-streams'?: string; 'redis-prefix'?: string; rabbitmq?: string };
 
 /**
  * Opens what the operations commands share — the store of the schema, and the transport: Kafka when it is
@@ -32,17 +53,18 @@ export const tableLogHelp = `  --table-log               the broker is the embed
  * whatever happens.
  */
 export async function withOps<T>(
-  values: Parameters<typeof kafkaSettings>[0] & { pg?: string; schema?: string; 'table-log'?: boolean },
+  values: Parameters<typeof kafkaSettings>[0] & { pg?: string; schema?: string } & BrokerValues,
   kafka: 'required' | 'optional' | 'none',
   fn: (ctx: OpsContext) => Promise<T>,
 ): Promise<T> {
-  const useTableLog = values['table-log'] === true;
+  const other = otherBroker(values);
   const named = kafka === 'required' || Boolean(values.kafka || process.env.ZEROLOSS_KAFKA_BROKERS);
   // Flags are checked before anything opens: a missing --kafka fails with nothing to close.
-  const brokers = kafka !== 'none' && !useTableLog && named ? kafkaSettings(values) : undefined;
+  const brokers = kafka !== 'none' && !other && named ? kafkaSettings(values) : undefined;
   const store = postgres(pgUrl(values.pg), { schema: values.schema, max: 4 });
+  const open = (): Transport => (other ? other(store) : opsKafka(kafkaSettings(values)));
   // The broker the commands inspect; with 'none' they read the database alone.
-  const inspected = kafka === 'none' ? undefined : useTableLog ? tableLog(store) : brokers ? opsKafka(brokers) : undefined;
+  const inspected = kafka === 'none' ? undefined : other || brokers ? open() : undefined;
   // A publisher (repairs, resends, replays) may be asked for without a broker to inspect: Kafka then.
   let publishing: Transport | undefined;
   const ctx: OpsContext = {
@@ -51,9 +73,10 @@ export async function withOps<T>(
     store: store.operations,
     deadLetters: store.deadLetters,
     broker: inspected?.inspector,
+    brokerNotRead: inspected?.kind === 'rabbitmq' ? RABBITMQ_NOT_READ : undefined,
     admin: inspected?.admin,
     publisher() {
-      publishing ??= inspected ?? (useTableLog ? tableLog(store) : opsKafka(kafkaSettings(values)));
+      publishing ??= inspected ?? open();
       return publishing.publisher;
     },
   };
@@ -62,6 +85,26 @@ export async function withOps<T>(
   } finally {
     await closeAll(store, [inspected, publishing]);
   }
+}
+
+/** The transport named by --table-log, --redis-streams or --rabbitmq, if one is; refuses two brokers at once. */
+function otherBroker(values: Parameters<typeof kafkaSettings>[0] & BrokerValues): ((store: Store) => Transport) | undefined {
+  const given = [
+    values['table-log'] === true && '--table-log',
+    values['redis-streams'] !== undefined && '--redis-streams',
+    values.rabbitmq !== undefined && '--rabbitmq',
+    values.kafka !== undefined && '--kafka',
+  ].filter((f): f is string => typeof f === 'string');
+  if (given.length > 1) throw new ZerolossError('ZL_INVALID_CONFIG', `name one broker, not ${given.join(' and ')}`);
+  if (values['redis-prefix'] !== undefined && values['redis-streams'] === undefined) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', '--redis-prefix goes with --redis-streams <url>');
+  }
+  const redisUrl = values['redis-streams'];
+  if (redisUrl !== undefined) return () => redisStreams(redisUrl, { prefix: values['redis-prefix'] });
+  const amqpUrl = values.rabbitmq;
+  if (amqpUrl !== undefined) return () => rabbitmq(amqpUrl);
+  if (values['table-log'] === true) return (store) => tableLog(store);
+  return undefined;
 }
 
 function opsKafka(connection: ReturnType<typeof kafkaSettings>): Transport {

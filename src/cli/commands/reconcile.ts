@@ -2,14 +2,17 @@ import { reconcile, type ReconcileReport } from '../../operations/reconcile.ts';
 import { actorOf } from '../../operations/intervention.ts';
 import { parseDuration, parseWindow, sliceWindow } from '../../operations/time-window.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
-import { tableLogHelp, tableLogOption, withOps } from '../ops-context.ts';
+import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 
-export const reconcileHelp = `Usage: zeroloss reconcile --since <time> [--until <time>] --pg <url> --kafka <brokers> [options]
+export const reconcileHelp = `Usage: zeroloss reconcile --since <time> [--until <time>] --pg <url> (--kafka <brokers> | --table-log |
+       --redis-streams <url> | --rabbitmq <url>) [options]
 
-Compares, by message id, what the outbox committed in the window, what Kafka holds (read back partition
-by partition, from the offsets the window's timestamps map to) and what each consumer group's inbox
-applied. Reports counts per stage, ids missing at each stage, ids duplicated on the topic (expected now
-and then: delivery is at-least-once), stuck and parked rows, dead letters, and a verdict:
+Compares, by message id, what the outbox committed in the window, what the broker holds (read back
+partition by partition, from the offsets the window's timestamps map to) and what each consumer group's
+inbox applied. With --rabbitmq the broker stage is not read (its queues cannot be read without
+consuming): the report says so, calls nothing missing on the broker, and compares outbox with inboxes.
+Reports counts per stage, ids missing at each stage, ids duplicated on the topic (expected now and then:
+delivery is at-least-once), stuck and parked rows, dead letters, and a verdict:
 
   clean       every committed message is on the broker and applied by every group
   in-flight   nothing lost; some messages are still on their way (unsent, or not consumed yet)
@@ -17,7 +20,7 @@ and then: delivery is at-least-once), stuck and parked rows, dead letters, and a
   gaps        messages are missing at some stage
   repaired    gaps were found and every missing message was re-published (run again to confirm)
 
-Rows still pending whose message Kafka already holds (the relay died between the ack and recording it)
+Rows still pending whose message the broker already holds (the relay died between the ack and recording it)
 are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
 
   --since <time>            window start: ISO-8601, epoch ms, or a duration ago (15m, 2h, 1d)
@@ -36,7 +39,7 @@ are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
   --slice <duration>        reconcile a long window one slice at a time (memory holds one slice's ids);
                             prints one report per slice (a JSON array with --json)
   --actor <name>            recorded on repairs (default: the OS user)
-${tableLogHelp}
+${brokerHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
 Exit status: 0 clean or in-flight, 1 gaps or attention, 3 repaired, 2 bad usage.
@@ -47,7 +50,7 @@ Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>
 export async function reconcileCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     ...connectionOptions,
-    ...tableLogOption,
+    ...brokerOptions,
     since: { type: 'string' },
     until: { type: 'string' },
     topic: { type: 'string', multiple: true },
@@ -73,7 +76,15 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
     const out: ReconcileReport[] = [];
     for (const slice of slices) {
       out.push(
-        await reconcile({ store: ops.store, broker: ops.broker!, publisher: values.repair ? ops.publisher() : undefined }, slice, {
+        await reconcile(
+          {
+            store: ops.store,
+            broker: ops.broker,
+            brokerNotRead: ops.brokerNotRead,
+            publisher: values.repair ? ops.publisher() : undefined,
+          },
+          slice,
+          {
           topics: values.topic,
           groups: values.group,
           repair: values.repair ?? false,
@@ -100,7 +111,9 @@ export function formatReport(r: ReconcileReport): string {
   const lines = [
     `reconcile ${r.window.from} .. ${r.window.to}  topics: ${r.topics.join(', ') || '-'}  verdict: ${r.verdict.toUpperCase()}${r.runId ? `  (run ${r.runId})` : ''}`,
     `  outbox    committed ${c.committed}  sent ${c.sent}  pending ${c.pending}  failed ${c.failed}  parked ${c.parked}  stuck ${c.stuck}`,
-    `  broker    on broker ${c.onBroker} (${c.brokerCopies} copies)  missing ${c.missingOnBroker}  duplicated ${c.duplicatedOnBroker}  acked-not-marked ${c.ackedNotMarked}${c.unverified ? `  unverified ${c.unverified}` : ''}`,
+    !r.brokerStage.read
+      ? `  broker    ${r.brokerStage.note}`
+      : `  broker    on broker ${c.onBroker} (${c.brokerCopies} copies)  missing ${c.missingOnBroker}  duplicated ${c.duplicatedOnBroker}  acked-not-marked ${c.ackedNotMarked}${c.unverified ? `  unverified ${c.unverified}` : ''}`,
     ...r.groups.map(
       (g) =>
         `  group ${g.groupId}  expected ${g.expected}  applied ${g.applied}  in flight ${g.inFlight}  dead-lettered ${g.deadLettered}  discarded ${g.discarded}  missing ${g.missing}`,

@@ -5,9 +5,10 @@ import { resend } from '../../operations/resend.ts';
 import { parseWindow } from '../../operations/time-window.ts';
 import type { ResendSelector } from '../../ports/operations-store.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
-import { tableLogHelp, tableLogOption, withOps } from '../ops-context.ts';
+import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 
-export const resendHelp = `Usage: zeroloss resend (--since <time> [--until <time>] | --ids <id,...> | --ids-file <file>) --pg <url> --kafka <brokers> [options]
+export const resendHelp = `Usage: zeroloss resend (--since <time> [--until <time>] | --ids <id,...> | --ids-file <file>) --pg <url>
+       (--kafka <brokers> | --table-log | --redis-streams <url> | --rabbitmq <url>) [options]
 
 Re-publishes sent messages from the outbox, byte for byte and in commit order, when the broker lost them
 (retention, a full disk, deleted records). Safe to repeat: each consumer group's inbox applies a message
@@ -24,7 +25,7 @@ relay, which is what sends them.
   --actor <name>        who (default: the OS user)
   --batch-size <n>      messages per publish (default 500)
   --dry-run             only count what would be resent
-${tableLogHelp}
+${brokerHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
 Exit status: 0 all resent, 1 some failed or were not found, 2 bad usage.
@@ -35,7 +36,7 @@ Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>
 export async function resendCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     ...connectionOptions,
-    ...tableLogOption,
+    ...brokerOptions,
     since: { type: 'string' },
     until: { type: 'string' },
     topic: { type: 'string', multiple: true },

@@ -1,22 +1,23 @@
 import { type Status, status } from '../../operations/status.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { connectionOptions, parse, print } from '../args.ts';
-import { tableLogHelp, tableLogOption, withOps } from '../ops-context.ts';
+import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 
-export const statusHelp = `Usage: zeroloss status --pg <url> [--kafka <brokers>] [options]
+export const statusHelp = `Usage: zeroloss status --pg <url> [--kafka <brokers> | --table-log | --redis-streams <url> |
+       --rabbitmq <url>] [options]
 
 How far behind are we: outbox rows by state (pending, failed, parked, stuck), the oldest unsent age and the
 parked rows; per consumer group and partition the committed offset (Kafka's, or the one stored with the
 effects), the end offset, the lag and the effects applied per second; open dead letters; sequence gaps and
 duplicates the consumers recorded; the last reconciliation runs. Topics whose unsent rows wait because the
-broker lacks the topic (checked with --kafka) or refuses the relay access are listed with the command that
-creates them.
+broker lacks the topic (checked when a broker is named) or refuses the relay access are listed with the
+command that creates them.
 
   --group <group>             groups to report (repeatable; default the groups this schema knows: any
                               inbox rows, stored offsets, open dead letters)
   --stuck-after <duration>    unsent rows older than this count as stuck (default 5m)
   --throughput-window <dur>   applied/s is measured over this window (default 60s)
-${tableLogHelp}
+${brokerHelp}
   --pg <url>, --schema <name>, --kafka <brokers> (for offsets and lag), --json
 
 Exit status: 0, or 1 when rows are parked or stuck, or wait for a missing or refused topic.
@@ -27,7 +28,7 @@ Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     ...connectionOptions,
-    ...tableLogOption,
+    ...brokerOptions,
     group: { type: 'string', multiple: true },
     'stuck-after': { type: 'string' },
     'throughput-window': { type: 'string' },
@@ -36,24 +37,27 @@ export async function statusCommand(argv: string[]): Promise<number> {
     console.log(statusHelp);
     return 0;
   }
-  const result = await withOps(values, 'optional', (ops) =>
-    status(
+  let notRead: string | undefined;
+  const result = await withOps(values, 'optional', (ops) => {
+    notRead = ops.brokerNotRead;
+    return status(
       { store: ops.store, broker: ops.broker },
       {
         groups: values.group,
         stuckAfterMs: values['stuck-after'] ? parseDuration(values['stuck-after']) : undefined,
         throughputWindowMs: values['throughput-window'] ? parseDuration(values['throughput-window']) : undefined,
       },
-    ),
-  );
-  print(values.json, result, () => formatStatus(result));
+    );
+  });
+  print(values.json, notRead ? { ...result, brokerNotRead: notRead } : result, () => formatStatus(result, notRead));
   return result.outbox.parked + result.outbox.stuck + result.unavailableTopics.length > 0 ? 1 : 0;
 }
 
-function formatStatus(s: Status): string {
+function formatStatus(s: Status, brokerNotRead: string | undefined): string {
   const o = s.outbox;
   const lines = [
     `status at ${s.at}`,
+    ...(brokerNotRead ? [`  ${brokerNotRead}`] : []),
     `  outbox  pending ${o.pending}  failed ${o.failed}  parked ${o.parked}  stuck ${o.stuck}  oldest unsent ${Math.round(o.oldestUnsentAgeMs / 1000)} s`,
   ];
   for (const t of s.unavailableTopics) lines.push(`    waiting for topic ${t.topic} (${t.reason}): ${t.waiting} rows`);

@@ -2,21 +2,22 @@ import { ZerolossError } from '../../core/errors.ts';
 import { type MessageTrace, trace } from '../../operations/trace.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { connectionOptions, parse, print } from '../args.ts';
-import { tableLogHelp, tableLogOption, withOps } from '../ops-context.ts';
+import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 
-export const traceHelp = `Usage: zeroloss trace <message-id> --pg <url> [--kafka <brokers>] [options]
+export const traceHelp = `Usage: zeroloss trace <message-id> --pg <url> [--kafka <brokers> | --table-log | --redis-streams <url> |
+       --rabbitmq <url>] [options]
 
 Shows a message's whole life: its outbox row and every state change (with attempts, errors and who made
-them), audit entries (releases, resends, discards), the position the relay recorded read back from Kafka,
+them), audit entries (releases, resends, discards), the position the relay recorded read back from the broker,
 every copy on the topic and its retry and dead-letter topics, each consumer group's inbox record (when,
 from which offset) and dead letters with their error — and where the trail stops.
 
   --group <group>        also report this group (repeatable): one that never saw the message has no
                          inbox row to find it by, and shows its committed offset instead
-  --no-broker            skip Kafka (database only)
+  --no-broker            skip the broker (database only)
   --slack <duration>     broker time scanned around the known times (default 60s)
   --max-scan <duration>  retry and dead-letter topics are scanned this long after creation (default 15m)
-${tableLogHelp}
+${brokerHelp}
   --pg <url>, --schema <name>, --kafka <brokers> (optional), --json
 
 Exit status: 0 the message was applied by every group found, 1 the trail stops earlier, 2 bad usage.
@@ -27,7 +28,7 @@ Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>
 export async function traceCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     ...connectionOptions,
-    ...tableLogOption,
+    ...brokerOptions,
     group: { type: 'string', multiple: true },
     'no-broker': { type: 'boolean' },
     slack: { type: 'string' },
@@ -39,18 +40,20 @@ export async function traceCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new ZerolossError('ZL_INVALID_CONFIG', 'trace takes one message id');
   const id = positionals[0] as string;
-  const result = await withOps(values, values['no-broker'] ? 'none' : 'optional', (ops) =>
-    trace({ store: ops.store, broker: ops.broker }, id, {
+  let notRead: string | undefined;
+  const result = await withOps(values, values['no-broker'] ? 'none' : 'optional', (ops) => {
+    notRead = ops.brokerNotRead;
+    return trace({ store: ops.store, broker: ops.broker }, id, {
       groups: values.group,
       slackMs: values.slack ? parseDuration(values.slack) : undefined,
       maxScanMs: values['max-scan'] ? parseDuration(values['max-scan']) : undefined,
-    }),
-  );
-  print(values.json, result, () => formatTrace(result));
+    });
+  });
+  print(values.json, notRead ? { ...result, brokerNotRead: notRead } : result, () => formatTrace(result, notRead));
   return result.stop.stage === 'complete' ? 0 : 1;
 }
 
-export function formatTrace(t: MessageTrace): string {
+export function formatTrace(t: MessageTrace, brokerNotRead?: string): string {
   const lines = [`message ${t.messageId}`];
   const o = t.outbox;
   if (o) {
@@ -70,7 +73,7 @@ export function formatTrace(t: MessageTrace): string {
       lines.push(`             ${c.kind.padEnd(5)} ${c.topic} partition ${c.partition} offset ${c.offset} at ${c.timestamp}`);
     for (const i of t.broker.incomplete) lines.push(`             scan incomplete: ${i.topic}/${i.partition}: ${i.reason}`);
   } else {
-    lines.push('  broker     not checked');
+    lines.push(`  broker     ${brokerNotRead ?? 'not checked'}`);
   }
   for (const g of t.groups) {
     const detail = g.applied

@@ -8,7 +8,10 @@ import { rabbitmq } from '../../../src/entry/rabbitmq.ts';
 import { redisStreams } from '../../../src/entry/redis-streams.ts';
 import { reconcile, status, trace } from '../../../src/entry/operations.ts';
 import { createConsumer, createOutbox, createRelay } from '../../../src/index.ts';
+import type { ReconcileReport } from '../../../src/operations/reconcile.ts';
+import type { Status } from '../../../src/operations/status.ts';
 import type { Transport } from '../../../src/ports/backends.ts';
+import { zeroloss, zerolossJson } from '../../helpers/ops-cli.ts';
 import { PG_URL, uniqueName } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
@@ -89,6 +92,14 @@ test('Redis Streams: reconcile, trace and status read the streams with XRANGE', 
       BigInt(N),
     );
     assert.ok(group?.partitions.every((p) => p.lag === '0'), JSON.stringify(group?.partitions));
+
+    // The same from the command line, with the broker named by --redis-streams and --redis-prefix.
+    const cli = ['--pg', PG_URL, '--schema', store.schema, '--redis-streams', REDIS_URL, '--redis-prefix', prefix];
+    const r = await zerolossJson<ReconcileReport>(['reconcile', ...cli, '--since', window.from.toISOString(), '--until', window.to.toISOString(), '--group', groupId, '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.counts.onBroker, N);
+    const st = await zerolossJson<Status>(['status', ...cli, '--group', groupId]);
+    assert.equal(st.json.groups[0]?.partitions.length, 3);
   } finally {
     await transport.close();
     const admin = new RedisStreamsAdmin({ url: REDIS_URL, prefix });
@@ -116,6 +127,16 @@ test('RabbitMQ: reconcile says the broker was not read and still matches the out
     assert.equal(report.groups[0]?.applied, N);
     assert.equal(report.groups[0]?.missing, 0);
     assert.equal(report.verdict, 'clean');
+
+    const since = run.window.from.toISOString();
+    const until = run.window.to.toISOString();
+    const cli = ['--pg', PG_URL, '--schema', store.schema, '--rabbitmq', RABBITMQ_URL, '--since', since, '--until', until, '--group', groupId];
+    const text = await zeroloss(['reconcile', ...cli, '--dry-run']);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /broker {4}broker not read \(RabbitMQ queues cannot be read without consuming\)/);
+    assert.match(text.stdout, new RegExp(`group ${groupId} {2}expected ${N} {2}applied ${N} .* missing 0`));
+    const st = await zeroloss(['status', '--pg', PG_URL, '--schema', store.schema, '--rabbitmq', RABBITMQ_URL, '--group', groupId]);
+    assert.match(st.stdout, /^ {2}broker not read \(RabbitMQ queues cannot be read without consuming\)$/m, st.stderr);
   } finally {
     await transport.close();
     const admin = new RabbitMqAdmin({ url: RABBITMQ_URL });
