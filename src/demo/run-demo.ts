@@ -161,6 +161,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         if (records.length === 0) return;
         const outcomes = await env.publisher.publish(records);
         state.duplicatesInjected += outcomes.filter((r) => r.ok).length;
+        // A refused copy is no fault of the system under test, but a run that injected none proves less: say why.
+        const refused = outcomes.find((r) => !r.ok);
+        if (refused && !refused.ok) throw refused.error;
       },
       (error) => events.error(`fault injection: ${(error as Error).message}`),
     );

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { createAdmin } from '../../src/adapters/kafka/kafka-admin.ts';
+import { rabbitmq } from '../../src/adapters/rabbitmq/rabbitmq-transport.ts';
+import { redisStreams } from '../../src/adapters/redis-streams/redis-streams-transport.ts';
 import { DEFAULT_RETRY_POLICY } from '../../src/consumer/retry-policy.ts';
 import { plannedDeadLetter, plannedFault } from '../../src/demo/fault-plan.ts';
 import { LOTTERY_FAULTS } from '../../src/demo/scenarios.ts';
@@ -13,6 +15,10 @@ import { KAFKA_BROKERS } from '../helpers/kafka.ts';
 import { PG_URL } from '../helpers/pg.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const REDIS_URL = process.env.ZL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const RABBITMQ_URL = process.env.ZL_TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/** Short runs: few draws, short retry delays; the kills (each instance at least once) set the pace. */
+const SHORT = ['--users', '20', '--draws', '300', '--retry-delay-ms', '300', '--kill-every-ms', '1500'];
 
 interface DemoJson {
   committed: number;
@@ -39,6 +45,7 @@ interface DemoJson {
     reconciled: boolean;
   };
   seed: number;
+  transport: string;
   kept?: { schema?: string; topics?: string[] };
   ok: boolean;
 }
@@ -62,6 +69,13 @@ async function demo(args: string[]): Promise<{ code: number | null; json: DemoJs
     throw new Error(`demo printed no JSON (exit ${code}):\n${stdout}\n${stderr.slice(-3_000)}`);
   }
   return { code, json, stderr };
+}
+
+/** The run's topic, from the line the demo prints to stderr ("…, topic zl-demo-<run>-lottery (6 partitions…"). */
+function topicOf(stderr: string): string {
+  const topic = /, topic (\S+) \(/.exec(stderr)?.[1];
+  assert.ok(topic, `topic named on stderr:\n${stderr.slice(0, 2_000)}`);
+  return topic;
 }
 
 /** What every run must show, whatever the example and the infrastructure. */
@@ -144,5 +158,32 @@ describe('zeroloss demo', () => {
     assert.equal(p.committedPoints, p.appliedPoints + p.deadLetteredPoints, 'ordered = applied + dead-lettered');
     assert.equal(p.accountsOff, 0, 'every account matches its ledger');
     assert.equal(p.reconciled, true);
+  });
+
+  test('lottery on Postgres and Redis Streams (child processes, SIGKILL); its topics are deleted', { timeout: 120_000 }, async () => {
+    const r = await demo(['lottery', ...SHORT, '--pg', PG_URL, '--redis', REDIS_URL]);
+    assertNothingLostOrDoubled(r, 300);
+    const prefix = /key prefix (\S+)$/.exec(r.json.transport)?.[1];
+    assert.ok(prefix, r.json.transport);
+    const transport = redisStreams(REDIS_URL, { prefix });
+    try {
+      const topic = topicOf(r.stderr);
+      assert.deepEqual([...(await transport.topicAdmin.partitions([topic, `${topic}.dlq`])).keys()], []);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  test('points on Postgres and RabbitMQ (child processes, SIGKILL); its topics are deleted', { timeout: 120_000 }, async () => {
+    const r = await demo(['points', ...SHORT, '--pg', PG_URL, '--rabbitmq', RABBITMQ_URL]);
+    assertNothingLostOrDoubled(r, 300);
+    assert.equal(r.json.points?.reconciled, true, 'balances reconcile');
+    const transport = rabbitmq(RABBITMQ_URL);
+    try {
+      const topic = topicOf(r.stderr);
+      for (const t of [topic, `${topic}.dlq`]) assert.equal(await transport.topicAdmin.partitions(t).catch(() => 0), 0, t);
+    } finally {
+      await transport.close();
+    }
   });
 });
