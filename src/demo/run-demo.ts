@@ -156,6 +156,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       instances,
       roles,
       () => state.loadDone,
+      () => state.duplicatesInjected === 0,
       async () => {
         const records = await scenario.sentRecords(env.db, ctx, Math.max(1, Math.round(o.rate * 0.025)));
         if (records.length === 0) return;
@@ -289,8 +290,8 @@ async function runWorkload(
 
 /**
  * Kills relay, consumer-1, consumer-2, relay, … in turn (each restarted at once), and every 500 ms
- * publishes a few records the transport already holds once more. Runs until the workload is done and
- * every instance has been killed at least once. The two run apart, so a slow duplicate round never
+ * publishes a few records the transport already holds once more. Runs until the workload is done,
+ * every instance has been killed at least once and some copies went out. The two run apart, so a slow duplicate round never
  * delays a kill.
  */
 async function injectFaults(
@@ -298,6 +299,7 @@ async function injectFaults(
   instances: DemoInstances,
   roles: RoleConfig[],
   loadDone: () => boolean,
+  injectedNone: () => boolean,
   injectDuplicates: () => Promise<void>,
   onError: (error: unknown) => void,
 ): Promise<void> {
@@ -311,8 +313,12 @@ async function injectFaults(
       kills++;
     }
   })();
+  // Until at least one round of copies went out, too: on a slow machine the load and the kills can be
+  // over before the relay acknowledged anything to copy, and a run without copies proves less.
+  const giveUpAt = Date.now() + o.settleTimeoutMs;
+  const copiesDue = () => !over() || (injectedNone() && Date.now() < giveUpAt);
   const duplicating = (async () => {
-    while (!over()) {
+    while (copiesDue()) {
       await sleep(500);
       await injectDuplicates().catch(onError);
     }
