@@ -78,7 +78,10 @@ test('Redis Streams: reconcile, trace and status read the streams with XRANGE', 
     const t = await trace(deps, ids[3]!);
     assert.equal(t.broker?.recorded?.check, 'found');
     assert.equal(t.broker?.copies.length, 1);
-    assert.ok(t.steps.some((s) => s.stage === 'broker'), 'the trail passes the broker');
+    assert.ok(
+      t.steps.some((s) => s.stage === 'broker'),
+      'the trail passes the broker',
+    );
     assert.equal(t.stop.stage, 'complete');
 
     const s = await status(deps, { groups: [groupId] });
@@ -91,11 +94,24 @@ test('Redis Streams: reconcile, trace and status read the streams with XRANGE', 
       group?.partitions.reduce((n, p) => n + BigInt(p.end), 0n),
       BigInt(N),
     );
-    assert.ok(group?.partitions.every((p) => p.lag === '0'), JSON.stringify(group?.partitions));
+    assert.ok(
+      group?.partitions.every((p) => p.lag === '0'),
+      JSON.stringify(group?.partitions),
+    );
 
     // The same from the command line, with the broker named by --redis-streams and --redis-prefix.
     const cli = ['--pg', PG_URL, '--schema', store.schema, '--redis-streams', REDIS_URL, '--redis-prefix', prefix];
-    const r = await zerolossJson<ReconcileReport>(['reconcile', ...cli, '--since', window.from.toISOString(), '--until', window.to.toISOString(), '--group', groupId, '--dry-run']);
+    const r = await zerolossJson<ReconcileReport>([
+      'reconcile',
+      ...cli,
+      '--since',
+      window.from.toISOString(),
+      '--until',
+      window.to.toISOString(),
+      '--group',
+      groupId,
+      '--dry-run',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.json.counts.onBroker, N);
     const st = await zerolossJson<Status>(['status', ...cli, '--group', groupId]);
@@ -119,7 +135,10 @@ test('RabbitMQ: reconcile says the broker was not read and still matches the out
     const run = await pipeline(store, transport, topic);
     groupId = run.groupId;
     assert.equal(transport.inspector, undefined);
-    const report = await reconcile({ store: store.operations, broker: transport.inspector }, run.window, { groups: [groupId], dryRun: true });
+    const report = await reconcile({ store: store.operations, broker: transport.inspector }, run.window, {
+      groups: [groupId],
+      dryRun: true,
+    });
     assert.equal(report.brokerStage.read, false);
     assert.match(report.brokerStage.read ? '' : report.brokerStage.note, /broker not read/);
     assert.equal(report.counts.committed, N);
@@ -130,7 +149,20 @@ test('RabbitMQ: reconcile says the broker was not read and still matches the out
 
     const since = run.window.from.toISOString();
     const until = run.window.to.toISOString();
-    const cli = ['--pg', PG_URL, '--schema', store.schema, '--rabbitmq', RABBITMQ_URL, '--since', since, '--until', until, '--group', groupId];
+    const cli = [
+      '--pg',
+      PG_URL,
+      '--schema',
+      store.schema,
+      '--rabbitmq',
+      RABBITMQ_URL,
+      '--since',
+      since,
+      '--until',
+      until,
+      '--group',
+      groupId,
+    ];
     const text = await zeroloss(['reconcile', ...cli, '--dry-run']);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /broker {4}broker not read \(RabbitMQ queues cannot be read without consuming\)/);
