@@ -114,6 +114,11 @@ describe('retries and dead letters', () => {
     for (const outcome of await publisher.publish(Object.values(sent))) assert.ok(outcome.ok);
     await waitFor(() => deadLetters.length === 3, { what: 'three dead letters', timeoutMs: 60_000 });
     await waitFor(async () => (await effectsOf(sent.coupon?.headers['zl-id'] as string)) === 1, { what: 'coupon applied' });
+    // Physical's backoff (10+20+40+80 ms) outlasts the default policy's (3 × 30 ms): the dead letters can all be
+    // in before its fifth attempt ran, so wait for its effect (and virtual's) too before the tests look.
+    for (const name of ['physical', 'virtual'] as const) {
+      await waitFor(async () => (await effectsOf(sent[name]?.headers['zl-id'] as string)) === 1, { what: `${name} applied` });
+    }
   });
 
   after(async () => {
