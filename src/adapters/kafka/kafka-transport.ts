@@ -91,6 +91,11 @@ export function kafka(options: KafkaOptions): KafkaTransport {
     (i) => i.close(),
   );
   let admin: KafkaTopicAdmin | undefined;
+  // Over the inspector's admin client: one connection serves reads and topic changes.
+  const topicAdmin = () => {
+    admin ??= new KafkaTopicAdmin(inspector().admin);
+    return admin;
+  };
   return {
     kind: 'kafka',
     get publisher() {
@@ -101,13 +106,9 @@ export function kafka(options: KafkaOptions): KafkaTransport {
       return inspector();
     },
     get admin() {
-      admin ??= new KafkaTopicAdmin(inspector().admin);
-      return admin;
+      return topicAdmin();
     },
-    ensureTopic(topic, partitions) {
-      admin ??= new KafkaTopicAdmin(inspector().admin);
-      return admin.ensureTopic(topic, partitions);
-    },
+    ensureTopic: (topic, partitions) => topicAdmin().ensureTopic(topic, partitions),
     transactionalProcessor(config, transform) {
       const misplaced = CONNECTION_KEYS.find((k) => Object.hasOwn(config ?? {}, k));
       if (misplaced) {
