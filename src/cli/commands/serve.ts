@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { startHealthServer } from '../../adapters/http/health-server.ts';
 import { databaseCheck } from '../../operations/database-check.ts';
@@ -6,7 +7,8 @@ import { createOpsMetrics } from '../../operations/ops-metrics.ts';
 import { ReconcileScheduler } from '../../operations/reconcile-scheduler.ts';
 import { cleanup } from '../../operations/retention.ts';
 import { parseDuration } from '../../operations/time-window.ts';
-import { connectionOptions, intOption, parse } from '../args.ts';
+import { ZerolossError } from '../../core/errors.ts';
+import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
 import { withOps } from '../ops-context.ts';
 
@@ -34,6 +36,15 @@ ${httpHelp(30)}
   --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
   --pg <url>, --schema <name>, --kafka <brokers>
 
+Dashboard (docs/dashboard.md): overview with the last hour's plots, parked rows, dead letters, the outbox,
+a message's whole trail, and audited actions (release, discard, replay, resend, reconcile).
+  --dashboard                 serve it, on its own port
+  --dashboard-port <n>        default 9466
+  --host <addr>               the dashboard's bind address (default 127.0.0.1); any other needs a token
+  --token-file <file>         the token every dashboard request but /healthz, /readyz, /metrics must carry
+                              (Bearer, or Basic auth with the token as password); or ZEROLOSS_DASHBOARD_TOKEN
+  --redact <field>            payload field to mask in dashboard pages (repeatable)
+
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
 
@@ -50,12 +61,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
     repair: { type: 'boolean' },
     'max-auto-repair': { type: 'string' },
     'retention-every': { type: 'string' },
+    dashboard: { type: 'boolean' },
+    'dashboard-port': { type: 'string' },
+    host: { type: 'string' },
+    'token-file': { type: 'string' },
+    redact: { type: 'string', multiple: true },
   });
   if (values.help) {
     console.log(serveHelp);
     return 0;
   }
   const off = (v: string | undefined) => v === 'off';
+  const dashboard = dashboardSettings(values);
+  // A bind the dashboard must refuse fails before anything connects.
+  if (dashboard) (await import('../../dashboard/dashboard-security.ts')).checkBind(dashboard.host, dashboard.token);
   return withOps(values, 'required', async (ops) => {
     const metrics = createOpsMetrics(new Registry());
     const collector = new OpsCollector({ store: ops.store, broker: ops.broker, metrics }, { groups: values.group });
@@ -113,13 +132,62 @@ export async function serveCommand(argv: string[]): Promise<number> {
       },
     });
     console.error(`serve: probes and metrics on ${server.host}:${server.port} (/healthz, /readyz, /metrics), schema ${ops.schema}`);
+    // Loaded only when asked for: its HTTP framework and chart files cost nothing otherwise.
+    const board = dashboard
+      ? await (await import('../../dashboard/start-dashboard.ts')).startDashboard(
+          {
+            schema: ops.schema,
+            store: ops.store,
+            deadLetters: ops.deadLetters,
+            broker: ops.broker,
+            brokerNotRead: ops.brokerNotRead,
+            publisher: () => ops.publisher(),
+            checks: { database: databaseCheck(ops.db) },
+            registry: metrics.registry,
+            source: pgUrl(values.pg),
+          },
+          {
+            host: dashboard.host,
+            port: dashboard.port,
+            token: dashboard.token,
+            redactFields: values.redact,
+            groups: values.group,
+          },
+        )
+      : undefined;
+    if (board) console.error(`serve: dashboard on ${board.url}/${dashboard?.token ? ' (token required)' : ''}`);
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
     });
     for (const t of timers) clearInterval(t);
     await scheduler.stop();
+    await board?.close();
     await server.close();
     return 0;
   });
+}
+
+/** The dashboard flags, checked before anything connects; undefined without --dashboard. */
+function dashboardSettings(values: {
+  dashboard?: boolean;
+  'dashboard-port'?: string;
+  host?: string;
+  'token-file'?: string;
+  redact?: string[];
+}): { host: string; port: number; token: string | undefined } | undefined {
+  if (!values.dashboard) {
+    const stray = (['dashboard-port', 'host', 'token-file', 'redact'] as const).find((k) => values[k] !== undefined);
+    if (stray) throw new ZerolossError('ZL_INVALID_CONFIG', `--${stray} goes with --dashboard`);
+    return undefined;
+  }
+  let token = process.env.ZEROLOSS_DASHBOARD_TOKEN || undefined;
+  if (values['token-file'] !== undefined) {
+    try {
+      token = readFileSync(values['token-file'], 'utf8').trim();
+    } catch (error) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', `cannot read --token-file: ${(error as Error).message}`);
+    }
+  }
+  return { host: values.host ?? '127.0.0.1', port: intOption(values['dashboard-port'], 'dashboard-port', 9466), token };
 }
