@@ -12,6 +12,7 @@ import { EffectBatcher } from './effect-batcher.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
 import { deadLetterStage } from './middleware/dead-letter.ts';
 import { decodeStage } from './middleware/decode.ts';
+import { holdStage } from './middleware/hold.ts';
 import { dedupCacheStage } from './middleware/dedup-cache.ts';
 import { inboxTransactionStage } from './middleware/inbox-transaction.ts';
 import { laneOrderStage } from './middleware/lane-order.ts';
@@ -52,13 +53,15 @@ export interface ConsumerChainDeps {
  *   route            Decoded → Routed     handler by type, upcast, schema, idempotency key, content digest
  *   cache            Routed               optional Redis fast path: a remembered key is a duplicate; a lock
  *   retry            Routed               the type's retry policy; runs the rest once per attempt (`perAttempt`)
+ *   hold             Routed               a NotYetError (predecessor not landed) is held and rerun, uncharged,
+ *                                         up to the type's `hold.maxMs`; then dead letter (`perAttempt`)
  *   ── each attempt ──
  *   key order        Routed               starts an attempt only once the key's previous message allows it
  *   poison guard     Routed               marks the attempt durably; a suspect runs alone; too many starts: poison
  *   effect           Routed               one transaction: inbox row, handler, position (database offsets), commit
  *
- * Each stage calls `next` at most once, with the same delivery (chain.ts enforces it), except retry, which
- * calls it once per attempt. Why this order: the dead-letter stage must see every failure of decoding,
+ * Each stage calls `next` at most once, with the same delivery (chain.ts enforces it), except retry and hold,
+ * which call it once per attempt. Why this order: the dead-letter stage must see every failure of decoding,
  * routing and handling; decoding and routing run once per record, not per attempt; the cache runs before
  * retries so a known duplicate costs no database round trip; the poison guard marks only attempts, so a
  * record merely waiting (retry delay, its key's turn) when the process dies is not a suspect.
@@ -83,6 +86,7 @@ export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: D
     .add('route', routeStage(deps.handlers));
   const chain = (cache ? beforeRetry.add('cache', dedupCacheStage(cache, config.inbox)) : beforeRetry)
     .add('retry', retryStage({ publisher, reporter, metrics, unavailable }), { perAttempt: true })
+    .add('hold', holdStage(), { perAttempt: true })
     .add('key order', laneOrderStage())
     .add(
       'poison guard',

@@ -1,5 +1,6 @@
 import type { SqlExecutor } from '../ports/sql-executor.ts';
 import { ZerolossError } from '../core/errors.ts';
+import { type HoldPolicy, type HoldPolicyInput, resolveHoldPolicy } from './guards/hold-policy.ts';
 import { type RetryPolicy, type RetryPolicyInput, resolveRetryPolicy } from './retry-policy.ts';
 
 /** A message as a handler sees it: envelope fields plus the payload, upcast to the handler's version. */
@@ -49,6 +50,8 @@ export interface HandlerOptions<P = unknown> {
   idempotencyKey?: (message: ConsumedMessage<P>) => string;
   /** Overrides the consumer's default retry policy for this type. */
   retry?: RetryPolicyInput;
+  /** How long a message whose handler throws NotYetError is held for its predecessor (middleware/hold.ts). */
+  hold?: HoldPolicyInput;
 }
 
 export interface RegisteredHandler {
@@ -67,6 +70,7 @@ export interface RegisteredHandler {
    */
   keyIsMessageId: boolean;
   retry: RetryPolicy;
+  hold: HoldPolicy;
 }
 
 const MAX_KEY_LENGTH = 512;
@@ -122,6 +126,7 @@ export class HandlerRegistry {
       idempotencyKey: (options.idempotencyKey as ((m: ConsumedMessage) => string) | undefined) ?? ((m) => m.id),
       keyIsMessageId: options.idempotencyKey === undefined,
       retry: resolveRetryPolicy(this.#defaultRetry, options.retry),
+      hold: resolveHoldPolicy(type, options.hold),
     };
     this.#handlers.set(type, entry);
     return entry;

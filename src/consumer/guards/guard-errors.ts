@@ -47,12 +47,16 @@ export class NotYetError extends ZerolossError {
 
 /** A message held for its predecessor longer than its type's `hold.maxMs`: it goes to dead letters. */
 export class HoldExpiredError extends ZerolossError {
-  constructor(heldMs: number, cause: NotYetError) {
-    super('ZL_HOLD_EXPIRED', `held ${(heldMs / 1000).toFixed(1)} s for a predecessor that did not land: ${cause.message}`, {
-      retryable: false,
-      cause,
-      details: { heldMs, ...cause.details },
-    });
+  constructor(heldMs: number, checks: number, cause: NotYetError) {
+    super(
+      'ZL_HOLD_EXPIRED',
+      `held ${(heldMs / 1000).toFixed(1)} s (${checks} checks) for a predecessor that did not land: ${cause.message}`,
+      {
+        retryable: false,
+        cause,
+        details: { ...cause.details, heldMs, checks },
+      },
+    );
   }
 }
 

@@ -99,8 +99,8 @@ describe('consumer chain', () => {
     } as unknown as ConsumerChainDeps;
     const attempt = ['key order', 'poison guard', 'effect'];
     const once = ['offset progress', 'metrics', 'dead letter', 'decode', 'route'];
-    assert.deepEqual(buildConsumerChain(deps).stages, [...once, 'retry', ...attempt]);
-    assert.deepEqual(buildConsumerChain({ ...deps, cache: {} as never }).stages, [...once, 'cache', 'retry', ...attempt]);
+    assert.deepEqual(buildConsumerChain(deps).stages, [...once, 'retry', 'hold', ...attempt]);
+    assert.deepEqual(buildConsumerChain({ ...deps, cache: {} as never }).stages, [...once, 'cache', 'retry', 'hold', ...attempt]);
   });
 
   test('a retry copy carries its attempt and origin', () => {
