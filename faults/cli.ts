@@ -11,20 +11,25 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { type KafkaMode, startEnvironment } from './environment.ts';
+import { type KafkaMode, startEnvironment, TRANSPORTS, type TransportKind } from './environment.ts';
 import { killAllChildren } from './processes.ts';
 import { machine, type RunReport, table } from './report.ts';
-import { type Broken, runScenario, type ScenarioResult } from './run-scenario.ts';
+import { type Broken, DEFAULT_KEYS, runScenario, type ScenarioResult } from './run-scenario.ts';
 import { SCENARIOS, type Scenario } from './scenarios.ts';
 
 const USAGE = `usage: npm run faults -- <scenario[,scenario...]|all> [options]
+       npm run faults -- --transport redis|rabbitmq [<scenario[,scenario...]|all>]
 
-scenarios:
-${SCENARIOS.map((s) => `  ${s.name.padEnd(22)} ${s.summary}`).join('\n')}
-  all                    every scenario above, in this order
+scenarios (transports other than kafka in brackets):
+${SCENARIOS.map((s) => `  ${s.name.padEnd(22)} ${s.summary}${(s.transports ?? ['kafka']).some((t) => t !== 'kafka') ? ` [${(s.transports ?? []).join(', ')}]` : ''}`).join('\n')}
+  all                    every scenario above that runs on the transport, in this order (not transport-faults,
+                         the short version for npm test); the default with --transport
 
 options:
+  --transport T          kafka (default), redis (Redis Streams on a throwaway redis-server with appendonly yes,
+                         appendfsync always) or rabbitmq (a throwaway RabbitMQ node on its own ports)
   --messages N           committed messages per scenario (default 10000)
+  --keys N               keys the messages are spread over (default ${DEFAULT_KEYS} on kafka, 100 on redis and rabbitmq)
   --seed S               seed of the workload and the fault schedule (default: random, printed)
   --json                 print the report as JSON on stdout (progress goes to stderr)
   --rate R               target committed messages per second (default 400; slower if a scenario needs time)
@@ -50,12 +55,16 @@ const { values, positionals } = parseArgs({
     json: { type: 'boolean' },
     rate: { type: 'string' },
     kafka: { type: 'string' },
+    transport: { type: 'string' },
+    keys: { type: 'string' },
     'stall-seconds': { type: 'string' },
     broken: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
-if (values.help || positionals.length !== 1) {
+const transport = (values.transport ?? 'kafka') as TransportKind;
+if (!TRANSPORTS.includes(transport)) fail(`--transport must be one of ${TRANSPORTS.join(', ')}, got ${values.transport}`);
+if (values.help || positionals.length > 1 || (positionals.length === 0 && values.transport === undefined)) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(values.help ? 0 : 2);
 }
@@ -65,17 +74,24 @@ const positiveInt = (v: string | undefined, name: string, fallback: number) => {
   if (!Number.isSafeInteger(n) || n < 1) fail(`--${name} must be a positive integer, got ${v}`);
   return n;
 };
-const target = positionals[0] as string;
-const names = target === 'all' ? SCENARIOS.map((s) => s.name) : target.split(',');
+const runsOn = (s: Scenario) => (s.transports ?? ['kafka']).includes(transport);
+const target = positionals[0] ?? 'all';
+const names = target === 'all' ? SCENARIOS.filter((s) => runsOn(s) && s.name !== 'transport-faults').map((s) => s.name) : target.split(',');
 const selected: Scenario[] = names.map((name) => SCENARIOS.find((s) => s.name === name) ?? fail(`unknown scenario '${name}'\n${USAGE}`));
+const elsewhere = selected.filter((s) => !runsOn(s));
+if (elsewhere.length > 0) fail(`${elsewhere.map((s) => s.name).join(', ')} do not run on --transport ${transport}`);
 const messages = positiveInt(values.messages, 'messages', 10_000);
 const seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : positiveInt(values.seed, 'seed', 0);
 const rate = positiveInt(values.rate, 'rate', 400);
 const stallSeconds = positiveInt(values['stall-seconds'], 'stall-seconds', 45);
-const kafka = (values.kafka ?? 'cluster') as KafkaMode;
-if (kafka !== 'cluster' && kafka !== 'single') fail(`--kafka must be cluster or single, got ${values.kafka}`);
+const keys = positiveInt(values.keys, 'keys', transport === 'kafka' ? DEFAULT_KEYS : 100);
+if (transport !== 'kafka' && values.kafka !== undefined) fail('--kafka applies to --transport kafka only');
+const kafka = (transport === 'kafka' ? (values.kafka ?? 'cluster') : 'none') as KafkaMode;
+if (transport === 'kafka' && kafka !== 'cluster' && kafka !== 'single') fail(`--kafka must be cluster or single, got ${values.kafka}`);
 const broken = values.broken as Broken | undefined;
 if (broken !== undefined && !BROKEN.includes(broken)) fail(`--broken must be one of ${BROKEN.join(', ')}`);
+if (broken === 'relay-ack-before-send' && transport !== 'kafka')
+  fail('--broken relay-ack-before-send is a Kafka relay; use it with --transport kafka');
 const needCluster = selected.filter((s) => s.needsCluster);
 if (kafka === 'single' && needCluster.length > 0) {
   fail(`${needCluster.map((s) => s.name).join(', ')} need the 3-node cluster; drop --kafka single`);
@@ -134,8 +150,9 @@ process.on('SIGTERM', () => shutdown(143));
 
 let report: RunReport | undefined;
 try {
-  log(`${command}: seed ${seed}, ${messages} messages per scenario, Kafka ${kafka}${broken ? `, BROKEN BUILD: ${broken}` : ''}`);
-  const env = await startEnvironment({ kafka, log });
+  const over = transport === 'kafka' ? `Kafka ${kafka}` : `transport ${transport}`;
+  log(`${command}: seed ${seed}, ${messages} messages over ${keys} keys per scenario, ${over}${broken ? `, BROKEN BUILD: ${broken}` : ''}`);
+  const env = await startEnvironment({ kafka, transport, log });
   closeEnvironment = env.close;
   const versionPool = new pg.Pool({ connectionString: env.postgres.url, max: 1 });
   const pgVersion =
@@ -143,7 +160,7 @@ try {
   await versionPool.end();
   const results: ScenarioResult[] = [];
   for (const scenario of selected) {
-    const result = await runScenario(scenario, { env, messages, seed, rate, stallSeconds, broken, log });
+    const result = await runScenario(scenario, { env, messages, keys, seed, rate, stallSeconds, broken, log });
     results.push(result);
     log(
       `${scenario.name}: ${result.pass ? 'pass' : 'FAIL'} in ${result.durationSeconds} s — ` +
@@ -156,7 +173,20 @@ try {
     command,
     seed,
     messages,
-    kafka: kafka === 'cluster' ? '3-node KRaft cluster, replication factor 3, min.insync.replicas 2' : 'single node (shared)',
+    keys,
+    transport,
+    kafka:
+      kafka === 'cluster'
+        ? '3-node KRaft cluster, replication factor 3, min.insync.replicas 2'
+        : kafka === 'single'
+          ? 'single node (shared)'
+          : 'not used',
+    broker:
+      transport === 'redis'
+        ? 'throwaway redis-server, appendonly yes, appendfsync always'
+        : transport === 'rabbitmq'
+          ? 'throwaway RabbitMQ node (stream queues per partition), own ports'
+          : 'kafka',
     broken: broken ?? null,
     machine: machine(pgVersion),
     startedAt: new Date(startedAt).toISOString(),
@@ -178,7 +208,7 @@ if (values.json) {
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 } else {
   process.stdout.write(
-    `\n${table(report.scenarios)}\n\nseed ${seed}, ${messages} messages per scenario, ${report.totalSeconds} s in all\n`,
+    `\n${table(report.scenarios)}\n\n${transport}: seed ${seed}, ${messages} messages over ${keys} keys per scenario, ${report.totalSeconds} s in all\n`,
   );
 }
 log(`${report.pass ? 'PASS' : 'FAIL'}: ${report.scenarios.filter((r) => r.pass).length}/${report.scenarios.length} scenarios passed`);

@@ -1,12 +1,14 @@
 /**
  * One consumer process of the fault suite: the real Consumer runtime (inbox in the effect transaction,
  * key lanes, ordered commits, blocking retries, dead letters, poison guard, Redis fast path) on a real
- * Kafka consumer group. The harness starts several, SIGKILLs and restarts them. Configured by environment;
- * reports to the harness over IPC.
+ * consumer group on Kafka, Redis Streams or RabbitMQ. The harness starts several, SIGKILLs and restarts
+ * them. Configured by environment; reports to the harness over IPC.
  *
  *   ZL_FX_WORKER      name of this worker
  *   ZL_FX_PG_URL      Postgres (through the suite's proxy), ZL_FX_SCHEMA the schema
- *   ZL_FX_BROKERS     Kafka bootstrap (through the suite's proxies), ZL_FX_TOPIC, ZL_FX_GROUP
+ *   ZL_FX_TRANSPORT   kafka (default), redis or rabbitmq
+ *   ZL_FX_BROKERS     Kafka bootstrap (through the suite's proxies), or the redis:// / amqp:// URL
+ *   ZL_FX_TOPIC, ZL_FX_GROUP
  *   ZL_FX_REDIS_URL   Redis for the inbox fast path (optional)
  *   ZL_FX_BREAK       test-only broken handler, see `effect-outside-transaction` below; unset normally
  *
@@ -16,15 +18,16 @@
  * first `times` attempts, `fail: 'permanent'` throws a PermanentError (it must end as a dead letter),
  * `fail: 'poison'` kills this process every time it is handled (it must end as a dead letter too).
  */
-import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
-import { KafkaSubscriber } from '../src/adapters/kafka/kafka-subscriber.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 import { PostgresDeadLetterStore } from '../src/adapters/postgres/postgres-dead-letter-store.ts';
 import { PostgresInboxStore } from '../src/adapters/postgres/postgres-inbox-store.ts';
+import { rabbitmq } from '../src/adapters/rabbitmq/rabbitmq-transport.ts';
+import { redisStreams } from '../src/adapters/redis-streams/redis-streams-transport.ts';
 import { RedisInboxCache } from '../src/adapters/redis/redis-inbox-cache.ts';
 import { Consumer } from '../src/consumer/consumer.ts';
 import { PermanentError, RetryableError } from '../src/core/errors.ts';
 import type { SqlExecutor } from '../src/ports/sql-executor.ts';
+import type { Publisher, Subscriber } from '../src/ports/transport.ts';
 import { FX_TYPE, type FxPayload } from './workload.ts';
 
 export type WorkerReport = { kind: 'started'; worker: string } | { kind: 'error'; worker: string; message: string };
@@ -37,7 +40,8 @@ const env = (name: string): string => {
 
 const worker = env('ZL_FX_WORKER');
 const schema = env('ZL_FX_SCHEMA');
-const brokers = env('ZL_FX_BROKERS').split(',');
+const transportKind = process.env.ZL_FX_TRANSPORT || 'kafka';
+const brokers = env('ZL_FX_BROKERS');
 const redisUrl = process.env.ZL_FX_REDIS_URL;
 /**
  * TEST-ONLY broken build of the handler, read once here. `effect-outside-transaction` writes the effect
@@ -54,22 +58,42 @@ const reportError = (error: Error) => {
   if (errorsReported++ < 20) report({ kind: 'error', worker, message: error.message });
 };
 
-const db = pgDatabase({ connectionString: env('ZL_FX_PG_URL'), max: 12, onError: () => {} });
-const publisher = new KafkaPublisher({ brokers, clientId: `zl-fx-${worker}`, deliveryTimeoutMs: 5_000, requestTimeoutMs: 4_000 });
-const cache = redisUrl ? new RedisInboxCache({ url: redisUrl, prefix: `zl-${schema}`, commandTimeoutMs: 100 }) : undefined;
-const consumer = new Consumer({
-  subscriber: new KafkaSubscriber({
-    brokers,
-    clientId: `zl-fx-${worker}`,
+/**
+ * The group's transport, with short sessions so a killed member's partitions move in seconds. Redis
+ * Streams and RabbitMQ use the timings of the demo (src/demo/demo-role.ts); the publisher copies dead
+ * letters to <topic>.dlq.
+ */
+async function transport(): Promise<{ subscriber: Subscriber; publisher: Publisher; close(): Promise<void> }> {
+  const clientId = `zl-fx-${worker}`;
+  const ownGroup = { clientId, heartbeatIntervalMs: 250, sessionTimeoutMs: 2_000, rebalanceTimeoutMs: 10_000 };
+  if (transportKind === 'redis') {
+    return redisStreams(brokers, { publisher: { commandTimeoutMs: 5_000 }, subscriber: { ...ownGroup, pollIntervalMs: 250 } });
+  }
+  if (transportKind === 'rabbitmq') return rabbitmq(brokers, { publisher: { deliveryTimeoutMs: 5_000 }, subscriber: ownGroup });
+  // Loaded only for Kafka runs: the Kafka client takes seconds to load on a busy machine, paid at every restart.
+  const { KafkaPublisher } = await import('../src/adapters/kafka/kafka-publisher.ts');
+  const { KafkaSubscriber } = await import('../src/adapters/kafka/kafka-subscriber.ts');
+  const publisher = new KafkaPublisher({ brokers: brokers.split(','), clientId, deliveryTimeoutMs: 5_000, requestTimeoutMs: 4_000 });
+  const subscriber = new KafkaSubscriber({
+    brokers: brokers.split(','),
+    clientId,
     sessionTimeoutMs: 6_000,
     heartbeatIntervalMs: 500,
     rebalanceTimeoutMs: 20_000,
     maxWaitMs: 100,
-  }),
+  });
+  return { subscriber, publisher, close: () => publisher.close() };
+}
+
+const db = pgDatabase({ connectionString: env('ZL_FX_PG_URL'), max: 12, onError: () => {} });
+const broker = await transport();
+const cache = redisUrl ? new RedisInboxCache({ url: redisUrl, prefix: `zl-${schema}`, commandTimeoutMs: 100 }) : undefined;
+const consumer = new Consumer({
+  subscriber: broker.subscriber,
   db,
   inbox: new PostgresInboxStore(db, { schema }),
   deadLetters: new PostgresDeadLetterStore(db, { schema }),
-  publisher,
+  publisher: broker.publisher,
   cache,
   config: {
     groupId: env('ZL_FX_GROUP'),
@@ -119,7 +143,7 @@ process.on('SIGTERM', async () => {
   if (stopping) return;
   stopping = true;
   await consumer.stop().catch(() => {});
-  await publisher.close().catch(() => {});
+  await broker.close().catch(() => {});
   await cache?.close().catch(() => {});
   await db.close().catch(() => {});
   process.exit(0);

@@ -2,10 +2,23 @@ import { rmSync } from 'node:fs';
 import { freePort } from '../infra/services/port-open.ts';
 import { BROKERS, down, up } from '../infra/kafka/kafka.ts';
 import { startPostgresInstance, type PostgresInstance } from '../infra/services/postgres-instance.ts';
+import { startRabbitMqInstance, type RabbitMqInstance } from '../infra/services/rabbitmq-instance.ts';
 import { startRedisInstance, type RedisInstance } from '../infra/services/redis-instance.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
-export type KafkaMode = 'cluster' | 'single';
+/** 'none': the run's transport is not Kafka, and no Kafka is used at all. */
+export type KafkaMode = 'cluster' | 'single' | 'none';
+
+/** What carries the messages between relays and consumers. */
+export type TransportKind = 'kafka' | 'redis' | 'rabbitmq';
+export const TRANSPORTS: readonly TransportKind[] = ['kafka', 'redis', 'rabbitmq'];
+
+/**
+ * The broker of a Redis Streams or RabbitMQ run: a throwaway server on its own ports, which the nemesis
+ * may stop, restart and kill. Redis persists every write before it replies (appendonly yes, appendfsync
+ * always): the setting under which a reply to XADD is the promise (docs/transports.md).
+ */
+export type OwnBroker = { kind: 'redis'; redis: RedisInstance } | { kind: 'rabbitmq'; rabbitmq: RabbitMqInstance };
 
 /**
  * Everything one fault-suite run works on. Postgres and Redis are throwaway instances on free ports (the
@@ -22,8 +35,12 @@ export type KafkaMode = 'cluster' | 'single';
  * network fault separates clients from the cluster without also partitioning the cluster itself. The
  * checker reads through the plain listeners. The shared single node (9092) is never reconfigured: in
  * 'single' mode there are no Kafka proxies, and scenarios that need them or a cluster refuse to run.
+ *
+ * With `--transport redis|rabbitmq` no Kafka is used ('none'); the broker is a throwaway server of that
+ * kind (`broker`), reached directly: its faults are restarts and kills, not network ones.
  */
 export interface Environment {
+  transport: TransportKind;
   kafkaMode: KafkaMode;
   /** Direct (unproxied) bootstrap, for the harness's own admin and reads. */
   kafkaDirect: string[];
@@ -35,12 +52,20 @@ export interface Environment {
   /** Through the proxy: relays and consumers. */
   pgClientUrl: string;
   redis: RedisInstance;
+  /** The broker when the transport is not Kafka. */
+  broker?: OwnBroker;
   close(): Promise<void>;
 }
 
-export async function startEnvironment(options: { kafka: KafkaMode; log: (line: string) => void }): Promise<Environment> {
+export async function startEnvironment(options: {
+  kafka: KafkaMode;
+  transport?: TransportKind;
+  log: (line: string) => void;
+}): Promise<Environment> {
+  const transport = options.transport ?? 'kafka';
   const { log } = options;
   const cleanups: Array<() => Promise<unknown>> = [];
+  let brokerStarting: Promise<{ broker: OwnBroker; cleanup: () => Promise<void> } | undefined> | undefined;
   const close = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: Error) => log(`cleanup: ${error.message}`));
   };
@@ -66,11 +91,17 @@ export async function startEnvironment(options: { kafka: KafkaMode; log: (line: 
       }
       kafkaDirect = [...BROKERS.cluster];
       kafkaClients = kafkaProxies.map((p) => `127.0.0.1:${p.listenPort}`);
+    } else if (options.kafka === 'none') {
+      kafkaDirect = [];
+      kafkaClients = [];
     } else {
       kafkaDirect = (process.env.ZL_KAFKA_BROKERS ?? BROKERS.single.join(',')).split(',');
       kafkaClients = kafkaDirect;
     }
 
+    // The broker boots (RabbitMQ takes seconds) while Postgres does.
+    brokerStarting = startOwnBroker(transport, log);
+    brokerStarting.catch(() => {});
     const pgPort = await freePort();
     const t1 = Date.now();
     const postgres = await startPostgresInstance({ port: pgPort, name: `faults-${pgPort}` });
@@ -88,7 +119,13 @@ export async function startEnvironment(options: { kafka: KafkaMode; log: (line: 
     cleanups.push(() => redis.stop());
     log(`redis: throwaway instance on ${redis.port}`);
 
+    const started = await brokerStarting;
+    brokerStarting = undefined;
+    if (started) cleanups.push(started.cleanup);
+    const broker = started?.broker;
+
     return {
+      transport,
       kafkaMode: options.kafka,
       kafkaDirect,
       kafkaClients,
@@ -97,10 +134,34 @@ export async function startEnvironment(options: { kafka: KafkaMode; log: (line: 
       pgProxy,
       pgClientUrl: `postgres://postgres@127.0.0.1:${pgProxy.listenPort}/postgres`,
       redis,
+      ...(broker ? { broker } : {}),
       close,
     };
   } catch (error) {
+    await brokerStarting?.then((b) => b?.cleanup()).catch(() => {});
     await close();
     throw error;
   }
+}
+
+/** The run's own Redis or RabbitMQ broker, when the transport is one of those. */
+async function startOwnBroker(
+  transport: TransportKind,
+  log: (line: string) => void,
+): Promise<{ broker: OwnBroker; cleanup: () => Promise<void> } | undefined> {
+  const t0 = Date.now();
+  if (transport === 'redis') {
+    const redis = await startRedisInstance({ port: await freePort(), settings: { appendonly: 'yes', appendfsync: 'always' } });
+    log(`broker: throwaway Redis on ${redis.port} (appendonly yes, appendfsync always) in ${redis.dir}`);
+    return { broker: { kind: 'redis', redis }, cleanup: () => redis.remove() };
+  }
+  if (transport === 'rabbitmq') {
+    const port = await freePort();
+    let distPort = await freePort();
+    while (distPort === port) distPort = await freePort();
+    const rabbitmq = await startRabbitMqInstance({ port, distPort, name: `fx-${port}` });
+    log(`broker: throwaway RabbitMQ node ${rabbitmq.node} on ${port} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return { broker: { kind: 'rabbitmq', rabbitmq }, cleanup: () => rabbitmq.remove() };
+  }
+  return undefined;
 }

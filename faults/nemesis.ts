@@ -144,6 +144,35 @@ export async function redisOutage(ctx: NemesisContext, downMs: number): Promise<
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// the run's own Redis Streams or RabbitMQ broker (throwaway; never the shared servers)
+
+/**
+ * Takes the run's broker down and brings it back on the same data after `downMs`. 'clean': Redis
+ * `SHUTDOWN` (nosave: the append-only file is all that is kept), RabbitMQ `rabbitmqctl stop_app` /
+ * `start_app`. 'crash': SIGKILL of the server process (redis-server, RabbitMQ's Erlang VM), then a start
+ * on the same directory, so only what each had written to the OS before replying survives.
+ */
+export async function restartBroker(ctx: NemesisContext, mode: 'clean' | 'crash', downMs: number): Promise<void> {
+  const broker = ctx.env.broker;
+  if (!broker) throw new Error('restartBroker: the run has no broker of its own (Kafka faults are the kafka-* scenarios)');
+  const t0 = Date.now();
+  if (broker.kind === 'redis') {
+    if (mode === 'clean') await broker.redis.stop();
+    else await broker.redis.kill();
+    ctx.event(`redis broker ${mode === 'clean' ? 'SHUTDOWN' : 'SIGKILLed'} for ${downMs / 1000} s`);
+    await ctx.pause(downMs);
+    await broker.redis.start();
+  } else {
+    if (mode === 'clean') await broker.rabbitmq.stopApp();
+    else await broker.rabbitmq.kill();
+    ctx.event(`rabbitmq broker ${mode === 'clean' ? 'stop_app' : 'Erlang VM SIGKILLed'} for ${downMs / 1000} s`);
+    await ctx.pause(downMs);
+    await (mode === 'clean' ? broker.rabbitmq.startApp() : broker.rabbitmq.start());
+  }
+  ctx.event(`broker back on the same data (${((Date.now() - t0) / 1000).toFixed(1)} s after it went down)`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // network, through the suite's proxies
 
 export type NetworkFault = 'cut' | 'stall' | 'delay';
@@ -190,4 +219,6 @@ export async function healEverything(env: Environment): Promise<void> {
   }
   await env.postgres.start();
   await env.redis.start();
+  if (env.broker?.kind === 'redis') await env.broker.redis.start();
+  if (env.broker?.kind === 'rabbitmq') await env.broker.rabbitmq.start();
 }

@@ -8,6 +8,7 @@ import type { WorkerReport } from './consumer-worker.ts';
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const WORKER = fileURLToPath(new URL('./consumer-worker.ts', import.meta.url));
 const BROKEN_RELAY = fileURLToPath(new URL('./relay-ack-before-send.ts', import.meta.url));
+const RELAY_WORKER = fileURLToPath(new URL('./relay-worker.ts', import.meta.url));
 const COMPILE_CACHE = path.join(tmpdir(), 'zeroloss-faults-compile-cache');
 
 /** Every child started here, so a run that is interrupted or crashes leaves none behind. */
@@ -143,14 +144,12 @@ export class ProcessGroup {
  * back after it.
  */
 export function fastRelayArgs(options: { pgUrl: string; schema: string; brokers: string[]; leaseMs: number; deliveryTimeoutMs: number }) {
+  return ['relay', '--pg', options.pgUrl, '--schema', options.schema, '--kafka', options.brokers.join(','), ...relayTuningArgs(options)];
+}
+
+/** The timing and batch flags of fastRelayArgs, which faults/relay-worker.ts takes too. */
+export function relayTuningArgs(options: { leaseMs: number; deliveryTimeoutMs: number }): string[] {
   return [
-    'relay',
-    '--pg',
-    options.pgUrl,
-    '--schema',
-    options.schema,
-    '--kafka',
-    options.brokers.join(','),
     '--lease-ms',
     String(options.leaseMs),
     '--delivery-timeout-ms',
@@ -168,14 +167,38 @@ export function fastRelayArgs(options: { pgUrl: string; schema: string; brokers:
 
 /**
  * Relays: the real `zeroloss relay` command (fastRelayArgs), or with `ackBeforeSend` the suite's
- * deliberately broken relay (relay-ack-before-send.ts) taking the same flags.
+ * deliberately broken relay (relay-ack-before-send.ts) taking the same flags. On Redis Streams and
+ * RabbitMQ (`transport`), faults/relay-worker.ts: the same createRelay over that transport's bundle.
  */
-export function relayGroup(options: { count: number; pgUrl: string; schema: string; brokers: string[]; ackBeforeSend?: boolean }) {
+export function relayGroup(options: {
+  count: number;
+  pgUrl: string;
+  schema: string;
+  brokers: string[];
+  ackBeforeSend?: boolean;
+  transport?: { kind: 'redis' | 'rabbitmq'; url: string };
+}) {
+  const timing = { leaseMs: 5_000, deliveryTimeoutMs: 4_000 };
+  const { transport } = options;
+  const command = transport
+    ? [
+        RELAY_WORKER,
+        '--pg',
+        options.pgUrl,
+        '--schema',
+        options.schema,
+        '--transport',
+        transport.kind,
+        '--url',
+        transport.url,
+        ...relayTuningArgs(timing),
+      ]
+    : [options.ackBeforeSend ? BROKEN_RELAY : CLI, ...fastRelayArgs({ ...options, ...timing })];
   return new ProcessGroup({
     kind: 'relay',
     names: Array.from({ length: options.count }, (_, i) => `relay-${i + 1}`),
     env: {},
-    command: [options.ackBeforeSend ? BROKEN_RELAY : CLI, ...fastRelayArgs({ ...options, leaseMs: 5_000, deliveryTimeoutMs: 4_000 })],
+    command,
   });
 }
 

@@ -8,7 +8,11 @@ export interface RunReport {
   command: string;
   seed: number;
   messages: number;
+  keys: number;
+  transport: string;
   kafka: string;
+  /** The run's Redis or RabbitMQ broker, when the transport is not Kafka. */
+  broker: string;
   broken: string | null;
   machine: Record<string, string>;
   startedAt: string;
@@ -70,5 +74,6 @@ export function machine(postgresVersion: string): Record<string, string> {
     java: version('java', ['-version']),
     postgres: postgresVersion,
     redis: version('redis-server', ['--version']),
+    rabbitmq: version('dpkg-query', ['-W', 'rabbitmq-server']).replace(/^rabbitmq-server\s+/, ''),
   };
 }

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createAdmin, ensureTopic } from '../src/adapters/kafka/kafka-admin.ts';
 import { migrate } from '../src/adapters/postgres/migrations.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 
@@ -9,13 +8,15 @@ import { check, type CheckDetails, type Figures, failures, outstanding } from '.
 import type { Environment } from './environment.ts';
 import { healEverything, type NemesisContext } from './nemesis.ts';
 import { consumerGroup, relayGroup } from './processes.ts';
+import { scenarioBroker } from './scenario-broker.ts';
 import type { Scenario } from './scenarios.ts';
-import { readWholeTopic } from './topic-reader.ts';
+import type { TopicRecord } from './topic-reader.ts';
 import { businessSchemaSql, runWorkload } from './workload.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 export const PARTITIONS = 6;
-const KEYS = 200;
+/** Keys of the workload unless the run says otherwise (--keys). */
+export const DEFAULT_KEYS = 200;
 const RELAYS = 2;
 const CONSUMERS = 3;
 
@@ -24,6 +25,8 @@ export type Broken = 'relay-ack-before-send' | 'effect-outside-transaction';
 export interface RunOptions {
   env: Environment;
   messages: number;
+  /** Keys the messages are spread over (default DEFAULT_KEYS). */
+  keys?: number;
   seed: number;
   /** Committed messages per second the workload aims at; slower when a scenario needs a longer workload. */
   rate: number;
@@ -35,6 +38,7 @@ export interface RunOptions {
 
 export interface ScenarioResult {
   scenario: string;
+  transport: string;
   seed: number;
   messages: number;
   pass: boolean;
@@ -75,6 +79,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   const started = Date.now();
   const { env, log } = o;
   const seed = scenarioSeed(o.seed, scenario.name);
+  const keys = o.keys ?? DEFAULT_KEYS;
   const random = prng(seed);
   const suffix = randomBytes(3).toString('hex');
   const schema = `fx_${scenario.name.replaceAll('-', '_')}_${suffix}`;
@@ -91,13 +96,8 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   pool.on('error', () => {});
   await migrate(pgDatabase({ pool }), schema);
   await pool.query(businessSchemaSql(schema));
-  const admin = createAdmin(env.kafkaDirect, 'zl-fx-setup');
-  try {
-    await ensureTopic(admin, { topic, partitions: PARTITIONS });
-    await ensureTopic(admin, { topic: `${topic}.dlq`, partitions: 3 });
-  } finally {
-    await admin.close();
-  }
+  const broker = scenarioBroker(env);
+  await broker.createTopics(topic, PARTITIONS);
 
   let consumersStarted = 0;
   const consumers = consumerGroup({
@@ -105,7 +105,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     env: {
       ZL_FX_PG_URL: env.pgClientUrl,
       ZL_FX_SCHEMA: schema,
-      ZL_FX_BROKERS: env.kafkaClients.join(','),
+      ...broker.consumerEnv,
       ZL_FX_TOPIC: topic,
       ZL_FX_GROUP: `zl-fx-${suffix}`,
       ZL_FX_REDIS_URL: env.redis.url,
@@ -120,7 +120,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     count: RELAYS,
     pgUrl: env.pgClientUrl,
     schema,
-    brokers: env.kafkaClients,
+    ...broker.relay,
     ackBeforeSend: o.broken === 'relay-ack-before-send',
   });
 
@@ -144,7 +144,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
 
     const rate = Math.min(o.rate, o.messages / scenario.minWorkloadSeconds);
     t0 = Date.now();
-    log(`${scenario.name}: ${o.messages} messages over ${KEYS} keys at ${Math.round(rate)}/s; ${scenario.summary}`);
+    log(`${scenario.name}: ${o.messages} messages over ${keys} keys at ${Math.round(rate)}/s; ${scenario.summary}`);
     const ctx: NemesisContext = {
       env,
       relays,
@@ -164,7 +164,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
         schema,
         topic,
         messages: o.messages,
-        keys: KEYS,
+        keys,
         workers: 16,
         rollbackRate: 0.05,
         ratePerSecond: rate,
@@ -194,8 +194,13 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     const hardDeadline = Date.now() + Math.max(180, o.messages / 100) * 1_000;
     let last = { pending: -1, unsent: -1 };
     let lastMove = Date.now();
+    let lastReport = Date.now();
     for (;;) {
       const now = await outstanding(pool, schema).catch(() => last);
+      if (Date.now() - lastReport >= 5_000) {
+        lastReport = Date.now();
+        log(`${scenario.name}: draining, ${now.pending} committed messages without outcome, ${now.unsent} outbox rows unsent`);
+      }
       if (now.pending === 0 && now.unsent === 0) {
         drained = true;
         recoveredAt = Date.now();
@@ -220,15 +225,15 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     await healEverything(env).catch(() => {});
   }
 
-  let records: Awaited<ReturnType<typeof readWholeTopic>> = [];
+  let records: TopicRecord[] = [];
   try {
-    records = await readWholeTopic(topic, env.kafkaDirect);
+    records = await broker.readTopic(topic);
   } catch (e) {
     error ??= `reading the topic: ${(e as Error).message}`;
   }
   const checked = await check(pool, schema, records, workload ?? { committed: new Set(), rolledBack: new Set() });
   await pool.end().catch(() => {});
-  if (env.kafkaMode === 'single') await deleteTopics(env.kafkaDirect, [topic, `${topic}.dlq`]);
+  await broker.cleanup(topic);
 
   const settledAt = Math.max(healedAt, workloadDoneAt);
   const figures: Figures = {
@@ -244,6 +249,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     );
   return {
     scenario: scenario.name,
+    transport: env.transport,
     seed: o.seed,
     messages: o.messages,
     pass: why.length === 0,
@@ -264,10 +270,4 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     durationSeconds: Math.round((Date.now() - started) / 100) / 10,
     ...(error ? { error } : {}),
   };
-}
-
-async function deleteTopics(brokers: string[], topics: string[]): Promise<void> {
-  const admin = createAdmin(brokers, 'zl-fx-cleanup');
-  await admin.deleteTopics({ topics }).catch(() => {});
-  await admin.close().catch(() => {});
 }

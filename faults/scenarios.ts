@@ -7,15 +7,19 @@ import {
   pauseLeader,
   pick,
   redisOutage,
+  restartBroker,
   restartNodeCleanly,
   restartPostgres,
 } from './nemesis.ts';
+import type { TransportKind } from './environment.ts';
 
 export interface Scenario {
   name: string;
   summary: string;
   /** Needs the 3-node cluster (node faults, Kafka network faults). */
   needsCluster: boolean;
+  /** The transports it runs on (--transport); Kafka only when absent. */
+  transports?: readonly TransportKind[];
   /** The workload lasts at least this long (it is paced), so the faults meet live traffic. */
   minWorkloadSeconds: number;
   /** Shares of messages whose handler fails transiently or permanently; poison is an exact count per run. */
@@ -32,6 +36,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'baseline',
     summary: 'no fault: the control run',
     needsCluster: false,
+    transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 10,
     nemesis: async () => {},
   },
@@ -39,6 +44,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'relay-kill',
     summary: 'a random relay of two SIGKILLed every 0.3-2.5 s (at least 8 times), restarted at once',
     needsCluster: false,
+    transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 15,
     nemesis: (ctx) => killRepeatedly(ctx, ctx.relays, { minKills: 8, gapMs: [300, 2_500] }),
   },
@@ -46,6 +52,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'consumer-kill',
     summary: 'a random consumer of three SIGKILLed every 1-4 s (at least 6 times), restarted at once',
     needsCluster: false,
+    transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 15,
     nemesis: (ctx) => killRepeatedly(ctx, ctx.consumers, { minKills: 6, gapMs: [1_000, 4_000] }),
   },
@@ -81,6 +88,43 @@ export const SCENARIOS: readonly Scenario[] = [
     nemesis: async (ctx) => {
       await ctx.pause(3_000);
       await pauseLeader(ctx, 15_000);
+    },
+  },
+  {
+    name: 'broker-restart',
+    summary:
+      "the run's own Redis/RabbitMQ broker: stopped cleanly (Redis SHUTDOWN, RabbitMQ stop_app) for 5 s, later SIGKILLed for 4 s, each time started again on the same data",
+    needsCluster: false,
+    transports: ['redis', 'rabbitmq'],
+    minWorkloadSeconds: 25,
+    nemesis: async (ctx) => {
+      await ctx.pause(4_000);
+      await restartBroker(ctx, 'clean', 5_000);
+      await ctx.pause(6_000);
+      await restartBroker(ctx, 'crash', 4_000);
+    },
+  },
+  {
+    name: 'transport-faults',
+    summary:
+      'short version of the three above for `npm test`: two relay SIGKILLs, two consumer SIGKILLs, one broker crash restart (SIGKILL, 2 s down)',
+    needsCluster: false,
+    transports: ['redis', 'rabbitmq'],
+    minWorkloadSeconds: 8,
+    nemesis: async (ctx) => {
+      const kill = async (group: typeof ctx.relays) => {
+        const name = pick(ctx.random, group.names);
+        await group.killAndRestart(name);
+        ctx.event(`SIGKILL ${name}, restarted`);
+      };
+      await ctx.pause(1_000);
+      await kill(ctx.relays);
+      await kill(ctx.consumers);
+      await ctx.pause(1_500);
+      await restartBroker(ctx, 'crash', 2_000);
+      await ctx.pause(1_000);
+      await kill(ctx.consumers);
+      await kill(ctx.relays);
     },
   },
   {

@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Consumer } from '@platformatic/kafka';
+import type { ConsumeMessage } from 'amqplib';
+import { amqp } from '../src/adapters/rabbitmq/rabbitmq-driver.ts';
+import { toRecord } from '../src/adapters/rabbitmq/rabbitmq-message.ts';
+import { rabbitNames } from '../src/adapters/rabbitmq/rabbitmq-names.ts';
+import { probePartitions } from '../src/adapters/rabbitmq/rabbitmq-topology.ts';
+import { RedisStreamsInspector } from '../src/adapters/redis-streams/redis-streams-inspector.ts';
+import type { BrokerRecord, ReadStats } from '../src/ports/broker-inspector.ts';
 
 export interface TopicRecord {
   partition: number;
@@ -69,5 +76,99 @@ export async function readWholeTopic(topic: string, brokers: string[], timeoutMs
     return records;
   } finally {
     await consumer.close(true).catch(() => {});
+  }
+}
+
+const fromHeaders = (r: Pick<BrokerRecord, 'partition' | 'offset' | 'key' | 'headers'>): TopicRecord => ({
+  partition: r.partition,
+  offset: r.offset,
+  key: r.key,
+  id: r.headers['zl-id'] ?? '',
+  seq: Number(r.headers['zl-seq'] ?? Number.NaN),
+});
+
+/**
+ * Every entry of the topic's partition streams on Redis, from the first to the last at the time of the
+ * read, with XRANGE (no consumer group, so nothing is taken from one). A range it cannot finish is an
+ * error, not a shorter topic.
+ */
+export async function readWholeRedisTopic(topic: string, url: string): Promise<TopicRecord[]> {
+  const inspector = new RedisStreamsInspector({ url });
+  try {
+    const marks = (await inspector.watermarks(topic)) ?? [];
+    const stats: ReadStats = { records: 0, incomplete: [] };
+    const records: TopicRecord[] = [];
+    for await (const r of inspector.read(
+      marks.map((m) => ({ topic, partition: m.partition, from: m.low, to: m.high })),
+      stats,
+    )) {
+      records.push(fromHeaders(r));
+    }
+    if (stats.incomplete.length > 0)
+      throw new Error(`reading ${topic}: ${JSON.stringify(stats.incomplete, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+    return records;
+  } finally {
+    await inspector.close();
+  }
+}
+
+/** Header of the end marker readWholeRabbitTopic appends; no zeroloss record carries it. */
+const END_MARKER = 'x-zl-fx-end';
+
+/**
+ * Every message of the topic's partition streams on RabbitMQ. A stream has no watermark to ask for over
+ * AMQP, so the reader first appends an end marker to each partition (confirmed), then reads each stream
+ * from its first offset with a consumer of its own (stream reads take nothing away) until it meets its
+ * marker: everything published before the read started comes before it. Run it once relays and consumers
+ * have stopped; the markers stay in the (throwaway) streams and are never records.
+ */
+export async function readWholeRabbitTopic(topic: string, url: string, timeoutMs = 120_000): Promise<TopicRecord[]> {
+  const conn = await amqp.connect(url);
+  conn.on('error', () => {});
+  try {
+    const partitions = await probePartitions(conn, topic);
+    const confirm = await conn.createConfirmChannel();
+    const marker = randomBytes(6).toString('hex');
+    for (let p = 0; p < partitions; p++) {
+      confirm.publish('', rabbitNames.partition(topic, p), Buffer.alloc(0), { persistent: true, headers: { [END_MARKER]: marker } });
+    }
+    await confirm.waitForConfirms();
+    await confirm.close();
+    const records: TopicRecord[] = [];
+    const ch = await conn.createChannel();
+    await ch.prefetch(1_000);
+    const remaining = new Set(Array.from({ length: partitions }, (_, p) => p));
+    if (remaining.size === 0) return records;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`reading ${topic}: partitions ${[...remaining].join(',')} not read to their end marker in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const done = (p: number) => {
+        remaining.delete(p);
+        if (remaining.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      for (let p = 0; p < partitions; p++) {
+        const onMessage = (message: ConsumeMessage | null) => {
+          if (message === null || !remaining.has(p)) return;
+          ch.ack(message);
+          if (message.properties.headers?.[END_MARKER] === marker) return done(p);
+          const record = toRecord(topic, p, message);
+          if (record) records.push(fromHeaders({ ...record, headers: record.headers }));
+        };
+        ch.consume(rabbitNames.partition(topic, p), onMessage, { noAck: false, arguments: { 'x-stream-offset': 'first' } }).catch(
+          (error: Error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        );
+      }
+    });
+    return records;
+  } finally {
+    await conn.close().catch(() => {});
   }
 }

@@ -22,6 +22,8 @@ export interface RedisInstance {
   dir: string;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** SIGKILL of redis-server: a crash; what it had written to its files (AOF) is kept for the next start. */
+  kill(): Promise<void>;
   flush(): Promise<void>;
   /** Stops the instance and deletes its folder. */
   remove(): Promise<void>;
@@ -65,6 +67,14 @@ export async function startRedisInstance(options: RedisInstanceOptions): Promise
     await until(async () => !(await portOpen(port)), `redis on ${port} to stop`);
     if (ephemeral) rmSync(dir, { recursive: true, force: true });
   };
+  const kill = async () => {
+    if (!(await portOpen(port))) return;
+    const { stdout } = await cli('info', 'server');
+    const pid = Number(/process_id:(\d+)/.exec(stdout)?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`redis instance: no process_id in INFO of ${port}`);
+    process.kill(pid, 'SIGKILL');
+    await until(async () => !(await portOpen(port)), `redis on ${port} to die`);
+  };
   await start();
   return {
     url: password ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
@@ -72,6 +82,7 @@ export async function startRedisInstance(options: RedisInstanceOptions): Promise
     dir,
     start,
     stop,
+    kill,
     async flush() {
       await cli('flushall');
     },
