@@ -30,8 +30,9 @@ describe('out-of-order guards in the consumer', () => {
   const retries: RetryEvent[] = [];
 
   const s = () => `"${env.schema}"`;
-  const log = async (ctx: HandlerContext, kind: string, key: string, n = 0) =>
-    ctx.tx.query(`insert into ${s()}.applied (kind, order_id, n) values ($1, $2, $3)`, [kind, key, n]);
+  const log = async (ctx: HandlerContext, kind: string, key: string, n = 0): Promise<void> => {
+    await ctx.tx.query(`insert into ${s()}.applied (kind, order_id, n) values ($1, $2, $3)`, [kind, key, n]);
+  };
   const applied = async (where = 'true') =>
     (await env.pool.query(`select kind, order_id, n from ${s()}.applied where ${where} order by id`)).rows as Array<{
       kind: string;
@@ -45,7 +46,9 @@ describe('out-of-order guards in the consumer', () => {
   before(async () => {
     env = await freshSchema('zlgh');
     await env.pool.query(`create table ${s()}.orders (id text primary key, version int not null, status text not null)`);
-    await env.pool.query(`create table ${s()}.applied (id bigserial primary key, kind text not null, order_id text not null, n int not null)`);
+    await env.pool.query(
+      `create table ${s()}.applied (id bigserial primary key, kind text not null, order_id text not null, n int not null)`,
+    );
     await env.pool.query(`create table ${s()}.stale_log (message_id text primary key, order_id text not null, actual int)`);
     const admin = new TableLogAdmin(env.db, { schema: env.schema });
     for (const t of [topic, `${topic}.dlq`]) await admin.createTopic(t, 4);
@@ -53,7 +56,12 @@ describe('out-of-order guards in the consumer', () => {
     const orders = versionGuard({ schema: env.schema, table: 'orders', key: 'id' });
 
     consumer = testConsumer({
-      subscriber: new TableLogSubscriber(env.db, { schema: env.schema, heartbeatIntervalMs: 200, sessionTimeoutMs: 2_000, pollIntervalMs: 50 }),
+      subscriber: new TableLogSubscriber(env.db, {
+        schema: env.schema,
+        heartbeatIntervalMs: 200,
+        sessionTimeoutMs: 2_000,
+        pollIntervalMs: 50,
+      }),
       db: env.db,
       publisher,
       schema: env.schema,
