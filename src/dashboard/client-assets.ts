@@ -122,7 +122,7 @@ tr.done { opacity: .5; }
 .filters { display: flex; flex-wrap: wrap; gap: .8em; align-items: end; margin: .6em 0; }
 .filters h2 { width: 100%; margin: .4em 0 0; }
 .actions { margin: .6em 0; display: flex; gap: 1em; align-items: center; }
-.timeline { border-left: 3px solid #36c; padding-left: 1.2em; }
+.timeline { border-left: 3px solid #36c; padding-left: 1em; list-style: none; }
 .timeline li { margin: .3em 0; }
 .timeline .stage { display: inline-block; min-width: 6em; font-weight: 600; }
 .timeline time { color: #666; font-family: monospace; }

@@ -11,7 +11,7 @@ function auditDetails(a: AuditEntry, redaction: Redaction): string {
   const { payload_base64: payload, ...rest } = a.details as Record<string, unknown>;
   const shown: Record<string, unknown> = { ...rest };
   if (typeof payload === 'string') shown.payload = redactPayload(Buffer.from(payload, 'base64'), redaction);
-  return JSON.stringify(shown);
+  return Object.keys(shown).length === 0 ? '' : JSON.stringify(shown);
 }
 
 /** The whole trail of one message: outbox row and transitions, broker position, each group, dead letters, audit. */

@@ -16,7 +16,7 @@ export function overviewPage(s: Status, latest: SeriesPoint | undefined, seriesE
   ${figure('failed', 'failed (retrying)', s.outbox.failed, s.outbox.failed > 0)}
   ${figure('parked', 'parked', s.outbox.parked, s.outbox.parked > 0)}
   ${figure('stuck', 'stuck (> 5 min)', s.outbox.stuck, s.outbox.stuck > 0)}
-  ${figure('oldest-unsent', 'oldest unsent', s.outbox.pending + s.outbox.failed + s.outbox.parked > 0 ? ageText(s.outbox.oldestUnsentAgeMs) : '–')}
+  ${figure('oldest-unsent', 'oldest unsent', s.outbox.pending + s.outbox.failed > 0 ? ageText(s.outbox.oldestUnsentAgeMs) : '–')}
   ${figure('send-rate', 'sent/s', latest ? latest.sentPerSecond : '–')}
   ${figure('send-failures', 'send failures/s', latest ? latest.failedPerSecond : '–', (latest?.failedPerSecond ?? 0) > 0)}
   ${figure('dead-letters', 'open dead letters', open, open > 0)}
