@@ -97,3 +97,16 @@ describe('hold option', () => {
     assert.equal(new StaleVersionError('orders', 'o1', 3, 4).rowBehind, false);
   });
 });
+
+test('zeroloss/guards exports the guards and their errors', async () => {
+  const guards = await import('../../src/entry/guards.ts');
+  assert.deepEqual(Object.keys(guards).sort(), [
+    'HoldExpiredError',
+    'LockBusyError',
+    'NotYetError',
+    'StaleVersionError',
+    'onceUnderLock',
+    'stateColumns',
+    'versionGuard',
+  ]);
+});
