@@ -19,6 +19,7 @@ import { authenticate, requireActionRequest } from './dashboard-security.ts';
 import { listOutbox } from './outbox-listing.ts';
 import { type Redaction, safeUrl } from './payload-redaction.ts';
 import { deadLetterPage, deadLettersPage } from './pages/dead-letters-page.ts';
+import { inboxesPage } from './pages/inboxes-page.ts';
 import { errorPage, layout, type PageContext } from './pages/layout.ts';
 import { auditPage, messagePage } from './pages/message-page.ts';
 import { outboxPage } from './pages/outbox-page.ts';
@@ -203,6 +204,22 @@ export function dashboardApp(deps: DashboardDeps, options: DashboardAppOptions):
       cut: listing.cut,
     };
     return c.html(layout(page(c), 'Outbox', outboxPage(listing.rows, listing.next, shown)));
+  });
+
+  app.get('/inboxes', async (c) => {
+    const q = c.req.query();
+    const window = input.window(q.from, q.to, '1h');
+    const f = {
+      group: input.optional(q.group, (v) => input.name(v, 'group')),
+      topic: input.optional(q.topic, (v) => input.topic(v)),
+      limit: input.limit(q.limit, 100),
+    };
+    const before = input.optional(q.before, input.inboxCursor);
+    const rows = await deps.store.inboxRows({ window, groupId: f.group, topic: f.topic }, before, f.limit);
+    const last = rows.length === f.limit ? rows[rows.length - 1]?.cursor : undefined;
+    const next = last ? Buffer.from(JSON.stringify(last)).toString('base64url') : undefined;
+    const shown = { ...f, from: q.from || window.from.toISOString(), to: q.to || window.to.toISOString() };
+    return c.html(layout(page(c), 'Inboxes', inboxesPage(rows, next, shown)));
   });
 
   app.get('/messages', (c) => {

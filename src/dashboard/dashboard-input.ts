@@ -103,3 +103,25 @@ export function body(value: unknown): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BadInput('body', 'must be a JSON object');
   return value as Record<string, unknown>;
 }
+
+/** An inbox page cursor: base64url JSON of the last row's processed_at text (as Postgres printed it), group and key. */
+export function inboxCursor(value: string): { at: string; groupId: string; idempotencyKey: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+  } catch {
+    throw new BadInput('before', 'not a page cursor');
+  }
+  const c = parsed as Record<string, unknown>;
+  const at = c?.at;
+  const ok =
+    typeof at === 'string' &&
+    /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$/.test(at) &&
+    !Number.isNaN(Date.parse(at.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'))) &&
+    typeof c.groupId === 'string' &&
+    NAME.test(c.groupId) &&
+    typeof c.idempotencyKey === 'string' &&
+    /^\P{Cc}{1,1024}$/u.test(c.idempotencyKey);
+  if (!ok) throw new BadInput('before', 'not a page cursor');
+  return { at: at as string, groupId: c.groupId as string, idempotencyKey: c.idempotencyKey as string };
+}

@@ -127,8 +127,21 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/** Where a page of inbox rows ended: the database's own text of processed_at keeps its microseconds. */
+export interface InboxCursor {
+  at: string;
+  groupId: string;
+  idempotencyKey: string;
+}
+
 export interface TraceStore {
   outboxRow(messageId: string): Promise<OutboxRowView | undefined>;
+  /** Inbox rows processed in [from, to), of one group and topic if given, newest first, after `before`. */
+  inboxRows(
+    filter: { window: { from: Date; to: Date }; groupId?: string; topic?: string },
+    before: InboxCursor | undefined,
+    limit: number,
+  ): Promise<Array<InboxHit & { cursor: InboxCursor }>>;
   transitions(messageId: string): Promise<Transition[]>;
   auditForMessage(messageId: string): Promise<AuditEntry[]>;
   inboxByMessageIds(ids: string[]): Promise<InboxHit[]>;

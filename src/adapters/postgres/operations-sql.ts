@@ -27,6 +27,21 @@ export function operationsSql(s: string) {
       select consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset::text, processed_at
       from ${s}.inbox where message_id = any($1::text[])`,
 
+    /**
+     * Inbox rows processed in [$1, $2) of group $3 and topic $4 (null: any), newest first, before the keyset
+     * ($5 processed_at as this statement printed it, $6 group, $7 key), $8 at a time. Served by
+     * inbox_processed_at; processed_at::text round-trips its microseconds, a JS Date would not.
+     */
+    inboxRows: `
+      select consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset::text, processed_at,
+             processed_at::text as at_text
+      from ${s}.inbox i
+      where i.processed_at >= $1 and i.processed_at < $2
+        and ($3::text is null or i.consumer_group = $3) and ($4::text is null or i.topic = $4)
+        and ($5::timestamptz is null or (i.processed_at, i.consumer_group, i.idempotency_key) < ($5::timestamptz, $6::text, $7::text))
+      order by i.processed_at desc, i.consumer_group desc, i.idempotency_key desc
+      limit $8`,
+
     /** Dead letters of messages $1, open or resolved (dead_letter_message_id). */
     deadLettersByMessageIds: `
       select id::text, consumer_group, message_id, topic, msg_partition, msg_offset::text, status, error_code, error, attempts,

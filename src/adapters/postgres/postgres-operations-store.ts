@@ -8,6 +8,7 @@ import type {
   DeadLetterHit,
   DivertRule,
   DivertStore,
+  InboxCursor,
   InboxHit,
   InterventionStore,
   NewAuditEntry,
@@ -87,6 +88,33 @@ export class PostgresOperationsStore
       partition: Number(r.msg_partition),
       offset: BigInt(r.msg_offset as string),
       processedAt: date(r.processed_at),
+    }));
+  }
+
+  async inboxRows(
+    filter: { window: { from: Date; to: Date }; groupId?: string; topic?: string },
+    before: InboxCursor | undefined,
+    limit: number,
+  ): Promise<Array<InboxHit & { cursor: InboxCursor }>> {
+    const rows = await this.#rows(this.#sql.inboxRows, [
+      filter.window.from,
+      filter.window.to,
+      filter.groupId ?? null,
+      filter.topic ?? null,
+      before?.at ?? null,
+      before?.groupId ?? null,
+      before?.idempotencyKey ?? null,
+      limit,
+    ]);
+    return rows.map((r) => ({
+      groupId: String(r.consumer_group),
+      idempotencyKey: String(r.idempotency_key),
+      messageId: String(r.message_id),
+      topic: String(r.topic),
+      partition: Number(r.msg_partition),
+      offset: BigInt(r.msg_offset as string),
+      processedAt: date(r.processed_at),
+      cursor: { at: String(r.at_text), groupId: String(r.consumer_group), idempotencyKey: String(r.idempotency_key) },
     }));
   }
 

@@ -13,6 +13,7 @@ const NAV: Array<[string, string]> = [
   ['/outbox', 'Outbox'],
   ['/parked', 'Parked'],
   ['/dead-letters', 'Dead letters'],
+  ['/inboxes', 'Inboxes'],
   ['/audit', 'Audit'],
   ['/reconcile', 'Reconcile & resend'],
 ];

@@ -250,6 +250,25 @@ describe('dashboard in a browser', () => {
     await shot('audit');
   });
 
+  test("inboxes: a group's rows paged newest first, each once", async () => {
+    await page.goto(`${board.url}/inboxes?group=${group}&limit=2`);
+    const seen: string[] = [];
+    for (;;) {
+      seen.push(...(await page.locator('#inboxes tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id') ?? ''))));
+      if ((await page.locator('a[rel="next"]').count()) === 0) break;
+      await page.click('a[rel="next"]');
+    }
+    const expected = (
+      await store.db.query<{ message_id: string }>(
+        `select message_id from ${s}.inbox where consumer_group = $1 order by processed_at desc`,
+        [group],
+      )
+    ).rows.map((r) => r.message_id);
+    assert.equal(expected.length, 5, 'four applied and the replayed one');
+    assert.deepEqual([...seen].sort(), [...expected].sort());
+    await shot('inboxes');
+  });
+
   test('outbox list by state and a reconciliation run from the page', async () => {
     await page.goto(`${board.url}/outbox?state=parked`);
     assert.deepEqual(await page.locator('#outbox tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id'))), [

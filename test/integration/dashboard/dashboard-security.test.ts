@@ -131,6 +131,12 @@ describe('dashboard security', () => {
       ['/outbox?after=1.x', 'after'],
       ['/outbox?state=lost', 'state'],
       ['/audit?since=99999d', 'since'],
+      ['/inboxes?before=garbage', 'before'],
+      [
+        `/inboxes?before=${Buffer.from(JSON.stringify({ at: '2026-13-45 99:00:00+00', groupId: 'g', idempotencyKey: 'k' })).toString('base64url')}`,
+        'before',
+      ],
+      ['/inboxes?group=%07', 'group'],
     ];
     for (const [path, field] of pages) {
       const res = await fetch(`${base}${path}`, { headers: bearer });
