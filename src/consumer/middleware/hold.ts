@@ -19,11 +19,11 @@ import { HoldExpiredError, NotYetError } from '../guards/guard-errors.ts';
  *   a rebalance starts a new hold.
  */
 export function holdStage(): Stage<RoutedDelivery> {
-  const firstRefusal = new WeakMap<RoutedDelivery, number>();
+  // Per delivery, across this stage's runs (a retry in between runs it again): when the hold began, checks made.
+  const holds = new WeakMap<RoutedDelivery, { since: number; checks: number }>();
   return async (d, next) => {
     const policy = d.routed.route.hold;
     let delay = policy.delayMs;
-    let checks = 0;
     for (;;) {
       const runs = d.attemptsMade;
       try {
@@ -32,12 +32,12 @@ export function holdStage(): Stage<RoutedDelivery> {
       } catch (thrown) {
         if (!(thrown instanceof NotYetError)) throw thrown;
         const now = Date.now();
-        const since = firstRefusal.get(d) ?? now;
-        firstRefusal.set(d, since);
-        checks++;
-        const left = since + policy.maxMs - now;
+        const hold = holds.get(d) ?? { since: now, checks: 0 };
+        holds.set(d, hold);
+        hold.checks++;
+        const left = hold.since + policy.maxMs - now;
         // The last check is the one attempt a held message is charged: its dead letter says 1 attempt.
-        if (left <= 0) throw new HoldExpiredError(now - since, checks, thrown);
+        if (left <= 0) throw new HoldExpiredError(now - hold.since, hold.checks, thrown);
         d.attemptsMade = runs;
         if (!(await d.lane.sleep(Math.min(delay, left), d.signal))) throw new AbandonedError();
         delay = Math.min(policy.maxDelayMs, delay * 2);
