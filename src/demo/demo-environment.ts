@@ -11,6 +11,7 @@ import { quoteIdent } from '../core/identifier.ts';
 import { deadLetterTopic } from '../consumer/delivery.ts';
 import type { PostgresStore as Store } from '../adapters/postgres/postgres-store.ts';
 import type { Transport } from '../ports/backends.ts';
+import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
 import type { TransportSpec } from './demo-role.ts';
@@ -31,6 +32,8 @@ export interface DemoEnvironment {
   transportLabel: string;
   /** Publishes straight to the transport, bypassing the outbox: the duplicate injector's way in. */
   publisher: Publisher;
+  /** Reads the transport back (the dashboard's trail and lag); undefined where the transport has none. */
+  inspector: BrokerInspector | undefined;
   /** Creates the topic and its `.dlq`; `groupId` reads the topic (its broker-side offsets go with the topics). */
   createTopic(topic: string, partitions: number, groupId: string): Promise<void>;
   /** Records of `topic` the group has not committed past yet; 0 where the transport has no inspector to ask. */
@@ -151,6 +154,7 @@ export async function openEnvironment(options: EnvironmentOptions): Promise<Demo
     databaseLabel,
     transportLabel,
     publisher: transport.publisher,
+    inspector,
     async createTopic(topic, partitions, groupId) {
       groups.add(groupId);
       for (const t of [topic, deadLetterTopic(topic)]) {

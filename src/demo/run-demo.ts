@@ -30,6 +30,11 @@ export interface DemoOptions {
   settleTimeoutMs: number;
   onInfo?: (line: string) => void;
   onProgress?: (progress: DemoProgress) => void;
+  /**
+   * Serve the dashboard on this port (loopback) from the process that holds the database (PGlite is
+   * single-process), from setup until `hold` resolves after the run, so the result can be looked at.
+   */
+  dashboard?: { port: number; hold: (url: string, result: DemoResult) => Promise<void> };
 }
 
 export interface DemoProgress {
@@ -99,6 +104,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const began = Date.now();
   const env = await openEnvironment({ pgUrl: o.pgUrl, kafka: o.kafka, redis: o.redis, rabbitmq: o.rabbitmq, runId });
   let result: DemoResult | undefined;
+  let board: { url: string; close(): Promise<void> } | undefined;
   try {
     const ctx: ScenarioContext = {
       schema: env.schema,
@@ -114,6 +120,22 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     );
     await scenario.prepare(env.db, ctx, users, o.units);
     await env.createTopic(ctx.topic, scenario.partitions, ctx.groupId);
+    if (o.dashboard) {
+      // Loaded only when asked for.
+      const { startDashboard } = await import('../dashboard/start-dashboard.ts');
+      board = await startDashboard(
+        {
+          schema: env.schema,
+          store: env.store.operations,
+          deadLetters: env.store.deadLetters,
+          broker: env.inspector,
+          publisher: () => env.publisher,
+          source: env.databaseLabel,
+        },
+        { port: o.dashboard.port, groups: [ctx.groupId], sampleEveryMs: 2_000 },
+      );
+      o.onInfo?.(`dashboard: ${board.url}/`);
+    }
 
     const events = new EventCounts();
     const instances = new DemoInstances(env.host, (name, event) => events.add(name, event));
@@ -226,6 +248,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       ok,
     };
   } finally {
+    if (board) {
+      if (result) await o.dashboard?.hold(board.url, result);
+      await board.close();
+    }
     const kept = await env.close(o.keep);
     if (kept && result) result.kept = kept;
   }

@@ -34,6 +34,9 @@ Delivery is at-least-once; the business effect of each committed message is appl
   --timeout-ms <n>     how long to wait for every message to settle once the faults stop (default 120000)
   --keep               keep the database (directory or schema) and topics for inspection
   --json               print the result as one JSON object (progress still goes to stderr)
+  --dashboard          serve the dashboard (docs/dashboard.md) on 127.0.0.1 while the demo runs, and after
+                       it until Ctrl-C (then the demo's data is removed, unless --keep)
+  --dashboard-port <n> its port (default 9466)
 
 Without --pg the database is a file-backed PGlite in a fresh temporary directory and the relay and the
 two consumers run as worker threads; without --kafka, --redis or --rabbitmq (at most one of them) the
@@ -73,6 +76,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     'timeout-ms': { type: 'string' },
     keep: { type: 'boolean' },
     json: { type: 'boolean' },
+    dashboard: { type: 'boolean' },
+    'dashboard-port': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -113,6 +118,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
   };
 
   info(`zeroloss demo ${name}: ${scenario.title}`);
+  let printed = false;
+  const printSummary = (r: Awaited<ReturnType<typeof runDemo>>) => {
+    if (printed) return;
+    printed = true;
+    if (tty) process.stderr.write('\n');
+    process.stdout.write(values.json ? `${JSON.stringify(summaryJson(r), null, 2)}\n` : `${summaryText(r)}\n`);
+  };
   const result = await runDemo({
     scenario: scenario.name,
     users,
@@ -129,8 +141,22 @@ export async function demoCommand(argv: string[]): Promise<number> {
     settleTimeoutMs: intOption(values['timeout-ms'], 'timeout-ms', 120_000),
     onInfo: info,
     onProgress: progress,
+    dashboard: values.dashboard
+      ? {
+          port: intOption(values['dashboard-port'], 'dashboard-port', 9466),
+          hold: (url, done) => {
+            // The result first, then the page to look at it from.
+            printSummary(done);
+            info(`the dashboard stays up at ${url}/ until Ctrl-C`);
+            return new Promise<void>((resolve) => {
+              process.once('SIGINT', () => resolve());
+              process.once('SIGTERM', () => resolve());
+            });
+          },
+        }
+      : undefined,
   });
-  if (tty) process.stderr.write('\n');
+  if (tty && !printed) process.stderr.write('\n');
   const kept = result.kept;
   if (kept) {
     const what = [
@@ -141,6 +167,6 @@ export async function demoCommand(argv: string[]): Promise<number> {
     ];
     info(`kept for inspection: ${what.filter(Boolean).join('; ')}`);
   }
-  process.stdout.write(values.json ? `${JSON.stringify(summaryJson(result), null, 2)}\n` : `${summaryText(result)}\n`);
+  printSummary(result);
   return result.ok ? 0 : 1;
 }

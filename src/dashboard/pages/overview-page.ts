@@ -32,12 +32,12 @@ ${s.warnings.length > 0 ? html`<ul class="warnings">${s.warnings.map((w) => html
 </section>
 <h2>Consumer groups</h2>
 <table id="groups">
-<thead><tr><th>group</th><th>topic</th><th>partition</th><th>committed</th><th>end</th><th>lag</th><th>applied/s</th><th>open dead letters</th></tr></thead>
+<thead><tr><th>group</th><th>topic</th><th>partition</th><th>committed</th><th>end</th><th>lag</th><th>applied/s</th><th>open dead letters (group)</th></tr></thead>
 <tbody>
 ${s.groups.flatMap((g) =>
   (g.partitions.length > 0 ? g.partitions : [undefined]).map(
-    (p) =>
-      html`<tr data-group="${g.group}"><td>${g.group}</td><td>${p?.topic ?? '–'}</td><td>${p?.partition ?? '–'}</td><td>${p?.committed ?? '–'}</td><td>${p?.end ?? '–'}</td><td>${p?.lag ?? '–'}</td><td>${p?.appliedPerSecond ?? 0}</td><td>${g.openDeadLetters}</td></tr>`,
+    (p, i) =>
+      html`<tr data-group="${g.group}"><td>${g.group}</td><td>${p?.topic ?? '–'}</td><td>${p?.partition ?? '–'}</td><td>${p?.committed ?? '–'}</td><td>${p?.end ?? '–'}</td><td>${p?.lag ?? '–'}</td><td>${p?.appliedPerSecond ?? 0}</td><td>${i === 0 ? g.openDeadLetters : ''}</td></tr>`,
   ),
 )}
 </tbody>
