@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { postgres } from '../../../src/adapters/postgres/postgres.ts';
 import { tableLog } from '../../../src/adapters/table-log/table-log-transport.ts';
 import { createOutbox } from '../../../src/index.ts';
 import { type Dashboard, startDashboard } from '../../../src/dashboard/start-dashboard.ts';
+import { KAFKA_BROKERS } from '../../helpers/kafka.ts';
 import { zeroloss } from '../../helpers/ops-cli.ts';
 import { PG_URL, uniqueName } from '../../helpers/pg.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
@@ -174,6 +181,41 @@ describe('dashboard security', () => {
     assert.equal((await post('nothing/here', '{}')).status, 404);
     assert.equal(await stateOf(parkedId), 3, 'still parked');
     assert.deepEqual(logged, [], 'no request reached an internal error');
+  });
+
+  test('serve --dashboard on 0.0.0.0 with --token-file: pages need the token, probes do not, the URL shows no password', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zl-dash-'));
+    writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
+    const url = PG_URL.replace('postgres@', 'postgres:not-shown@');
+    const main = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
+    const args = ['serve', '--pg', url, '--schema', schema, '--kafka', KAFKA_BROKERS.join(','), '--http-port', '0'];
+    const child = spawn(
+      process.execPath,
+      [main, ...args, '--dashboard', '--dashboard-port', '0', '--host', '0.0.0.0', '--token-file', join(dir, 'token')],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    try {
+      const port = await waitFor(() => /dashboard on http:\/\/0\.0\.0\.0:(\d+)\/ \(token required\)/.exec(stderr)?.[1], {
+        what: `serve's dashboard line (stderr so far: ${stderr})`,
+      });
+      const at = `http://127.0.0.1:${port}`;
+      assert.equal((await fetch(`${at}/parked`)).status, 401);
+      assert.equal((await fetch(`${at}/healthz`)).status, 200);
+      assert.equal((await fetch(`${at}/metrics`)).status, 200);
+      const page = await (await fetch(`${at}/`, { headers: bearer })).text();
+      assert.match(page, /postgres:\*\*\*@/);
+      assert.doesNotMatch(page, /not-shown/);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('without a token, only loopback: a request naming another host (DNS rebinding) is refused', async () => {
