@@ -187,7 +187,19 @@ describe('producer over a real Kafka', () => {
           (v) => v.labels.topic === topic,
         )?.value ?? 0;
       await waitFor(async () => (await tries()) > 3, { what: 'more tries than maxAttempts', timeoutMs: 60_000 });
-      const { rows } = await env.pool.query(`select state, attempts, last_error from "${env.schema}".outbox where message_id = $1`, [id]);
+      // A claim counts its attempt up front and an uncharged failure takes it back: read the row between
+      // rounds (not leased), or a round in flight shows attempts 1 (the same race failed a table-log twin).
+      const row = async () =>
+        (await env.pool.query(`select state, attempts, last_error, lease_owner from "${env.schema}".outbox where message_id = $1`, [id]))
+          .rows[0];
+      const between = await waitFor(
+        async () => {
+          const r = await row();
+          return r.lease_owner === null ? r : undefined;
+        },
+        { what: 'the row between rounds', timeoutMs: 30_000 },
+      );
+      const rows = [between];
       assert.equal(rows[0].state, 2, 'failed, waiting for its topic; not parked');
       assert.equal(rows[0].attempts, 0, 'no attempt charged');
       assert.match(rows[0].last_error, /ZL_TOPIC_UNAVAILABLE.*zeroloss topics ensure/);
