@@ -169,12 +169,14 @@ describe('effect batching: shared transactions keep each message exactly once', 
       const sizes: number[] = [];
       const batcher = new EffectBatcher(db, new PostgresInboxStore(db, { schema: env.schema }), {
         maxMessages: 16,
-        maxMs: 20,
+        // The budget is far above what three small effects take even on a loaded machine (20 ms was not:
+        // a clean-clone run under load 20 split the batch), and the wait below is longer still.
+        maxMs: 1_000,
         onTransaction: (n) => sizes.push(n),
       });
       // The only connection is busy for longer than the budget when the batch asks for it.
       const busy = await pool.connect();
-      setTimeout(() => busy.release(), 100);
+      setTimeout(() => busy.release(), 1_500);
       await Promise.all(Array.from({ length: 3 }, (_, n) => batcher.run({ entry: entry(`i-${n}`, n), apply: effect(`i-${n}`, n) })));
       assert.deepEqual(sizes, [3], 'one shared transaction, not split by the wait');
       assert.deepEqual(await counts('i-'), { effects: 3, inbox: 3 });
