@@ -91,13 +91,31 @@ async function ensureTls(dir: string, dataDir: string): Promise<PostgresTls> {
   return tls;
 }
 
+function extraSettings(settings: Record<string, string | number> | undefined): string {
+  return Object.entries(settings ?? {})
+    .map(([name, value]) => {
+      if (!/^[a-z_.]+$/.test(name) || !/^[A-Za-z0-9_.-]+$/.test(String(value))) throw new Error(`bad server setting ${name}=${value}`);
+      return ` -c ${name}=${value}`;
+    })
+    .join('');
+}
+
 function tlsSettings(tls: PostgresTls | undefined): string {
   if (!tls) return '';
   const file = (name: string) => join(tls.dir, name);
   return ` -c ssl=on -c ssl_cert_file=${file('server.crt')} -c ssl_key_file=${file('server.key')} -c ssl_ca_file=${file('ca.pem')}`;
 }
 
-export async function startPostgresInstance(options: { port: number; name?: string; tls?: boolean }): Promise<PostgresInstance> {
+/**
+ * `settings` are extra server settings passed as `-c name=value` on every start (e.g. `wal_level: 'logical'`
+ * for the WAL relay's tests); names and values are checked, since they go onto a command line.
+ */
+export async function startPostgresInstance(options: {
+  port: number;
+  name?: string;
+  tls?: boolean;
+  settings?: Record<string, string | number>;
+}): Promise<PostgresInstance> {
   const bin = binDir();
   const dataDir = join(tmpdir(), `zeroloss-pg-${options.name ?? options.port}`);
   const pgCtl = join(bin, 'pg_ctl');
@@ -127,7 +145,7 @@ export async function startPostgresInstance(options: { port: number; name?: stri
       '-t',
       '60',
       '-o',
-      `-p ${options.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200${tlsSettings(tls)}`,
+      `-p ${options.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200${tlsSettings(tls)}${extraSettings(options.settings)}`,
       'start',
     ]);
   };

@@ -3,6 +3,8 @@ import { ZerolossError } from '../core/errors.ts';
 import type { Store, Transport } from '../ports/backends.ts';
 import type { RelaySource } from '../ports/outbox-store.ts';
 import { Relay, type RelayConfig } from './relay.ts';
+import { createWalRelay, type WalRelayOptions } from './wal-create-relay.ts';
+import type { WalRelay } from './wal-relay.ts';
 
 export interface RelayOptions extends RelayConfig {
   /** The database the rows are committed in: its outbox table is the default source, its connection wakes the relay. */
@@ -13,11 +15,20 @@ export interface RelayOptions extends RelayConfig {
   sources?: RelaySource[];
   /** Where the relay's metrics go; default a registry of its own (`relay.registry`). */
   registry?: Registry;
+  /** 'poll' (default): claim rows with leases. 'wal': read the log, see WalRelayOptions and docs/wal-relay.md. */
+  mode?: 'poll';
 }
 
-/** The relay: sends committed rows to the transport and records the answer, with leases, backoff and parking. */
-export function createRelay(options: RelayOptions): Relay {
-  const { store, transport, sources, registry, ...config } = options ?? ({} as RelayOptions);
+/**
+ * The relay: sends committed rows to the transport and records the answer, with leases, backoff and
+ * parking. With `mode: 'wal'` (Postgres with logical replication) it reads committed inserts from a
+ * replication slot instead, and polls only for the rows that failed (docs/wal-relay.md).
+ */
+export function createRelay(options: RelayOptions): Relay;
+export function createRelay(options: WalRelayOptions): WalRelay;
+export function createRelay(options: RelayOptions | WalRelayOptions): Relay | WalRelay {
+  if (options?.mode === 'wal') return createWalRelay(options);
+  const { store, transport, sources, registry, mode: _mode, ...config } = options ?? ({} as RelayOptions);
   if (typeof store?.db?.query !== 'function') {
     throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a store: createRelay({ store: postgres(…), transport: kafka(…) })', {
       details: { field: 'store' },

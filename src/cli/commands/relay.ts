@@ -1,5 +1,8 @@
 import { kafka } from '../../adapters/kafka/kafka-transport.ts';
 import { postgres } from '../../adapters/postgres/postgres.ts';
+import { postgresWal } from '../../adapters/postgres/wal/postgres-wal.ts';
+import type { WalRelay } from '../../outbox/wal-relay.ts';
+import type { Relay } from '../../outbox/relay.ts';
 import { createRelay } from '../../outbox/create-relay.ts';
 import { isClientRefused, ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
@@ -38,7 +41,20 @@ ${httpHelp(27)}
   --once                   send everything due, then exit
                            exit status 78 when the broker refuses the credentials or certificate (ZL_KAFKA_AUTH,
                            ZL_KAFKA_TLS); 2 for a bad setting
-  --verbose                log every claim round to stderr`;
+  --verbose                log every claim round to stderr
+
+WAL mode (PostgreSQL with wal_level=logical; docs/wal-relay.md): reads committed outbox inserts from a
+logical replication slot in commit order, sends them in batches and confirms a batch to the slot only
+after the broker took it and the outbox recorded it. Several relays may run: one reads the slot, the
+others stand by and take over when it dies. Rows that fail for their own reasons go to a polling path
+(the options above) that retries and parks them as usual, holding their key back meanwhile.
+
+  --mode <poll|wal>        poll (default) or wal
+  --slot <name>            replication slot (default zeroloss_<schema>)
+  --create-slot            create the publication and the slot if missing (never done otherwise), hand
+                           rows still unsent to the polling path, then run
+  --drop-slot              drop the slot and exit (the server stops keeping WAL for it)
+  --wal-batch-size <n>     rows per send, whole transactions (default 2000)`;
 
 export async function relayCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -56,11 +72,23 @@ export async function relayCommand(argv: string[]): Promise<number> {
     ...httpOptions,
     once: { type: 'boolean' },
     verbose: { type: 'boolean' },
+    mode: { type: 'string' },
+    slot: { type: 'string' },
+    'create-slot': { type: 'boolean' },
+    'drop-slot': { type: 'boolean' },
+    'wal-batch-size': { type: 'string' },
   });
   if (values.help) {
     console.log(relayHelp);
     return 0;
   }
+  const mode = values.mode ?? 'poll';
+  if (mode !== 'poll' && mode !== 'wal') throw new ZerolossError('ZL_INVALID_CONFIG', `--mode must be poll or wal, not ${mode}`);
+  if (mode === 'poll' && (values.slot || values['create-slot'] || values['drop-slot'] || values['wal-batch-size'])) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', '--slot, --create-slot, --drop-slot and --wal-batch-size need --mode wal');
+  }
+  if (mode === 'wal' && values.once) throw new ZerolossError('ZL_INVALID_CONFIG', '--once is for --mode poll');
+  if (values['drop-slot']) return dropSlot(values);
   const connection = kafkaSettings(values);
   // notify: true here only means "listen": producers that opt in to pg_notify wake this relay at commit.
   const store = postgres(pgUrl(values.pg), {
@@ -75,9 +103,16 @@ export async function relayCommand(argv: string[]): Promise<number> {
       compression: (values.compression ?? 'none') as 'none',
     },
   });
-  const relay = createRelay({
-    store,
-    transport,
+  const wal = mode === 'wal' ? postgresWal(store, { url: pgUrl(values.pg), slot: values.slot }) : undefined;
+  if (wal && values['create-slot']) {
+    const { created, handedOver } = await wal.createSlot();
+    console.error(
+      created
+        ? `relay: created slot ${wal.slot} and publication ${wal.publication}; ${handedOver} unsent row(s) handed to the polling path`
+        : `relay: slot ${wal.slot} exists already`,
+    );
+  }
+  const settings = {
     batchSize: intOption(values['batch-size'], 'batch-size', 500),
     concurrency: intOption(values.concurrency, 'concurrency', 2),
     leaseMs: intOption(values['lease-ms'], 'lease-ms', 60_000),
@@ -89,8 +124,33 @@ export async function relayCommand(argv: string[]): Promise<number> {
     },
     pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 20),
     idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
-  });
+  };
+  const walRelay: WalRelay | undefined = wal
+    ? createRelay({
+        mode: 'wal',
+        wal,
+        transport,
+        walBatchSize: intOption(values['wal-batch-size'], 'wal-batch-size', 2_000),
+        ...settings,
+        pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 500),
+      })
+    : undefined;
+  // In WAL mode the polling relay is the path for failed rows; its events and probes are this one's.
+  const relay: Relay = walRelay ? walRelay.retries : createRelay({ store, transport, ...settings });
+  const runner = walRelay ?? relay;
   relay.on('error', (e) => console.error(`relay: ${e.message}`));
+  walRelay?.on('error', (e) => {
+    console.error(`relay: wal: ${e.message}`);
+    if (e instanceof ZerolossError && isClientRefused(e)) relay.emit('error', e);
+  });
+  walRelay?.on('slot', (e) => console.error(`relay: slot ${e.slot}: ${e.state}`));
+  if (values.verbose) {
+    walRelay?.on('batch', (b) =>
+      console.error(
+        `relay: wal batch of ${b.rows}: sent ${b.sent}, resent ${b.resent}, failed ${b.failed}, held back ${b.heldBack}, up to ${b.endLsn}`,
+      ),
+    );
+  }
   // The broker refusing this client (a wrong password, an untrusted certificate) will not pass by itself:
   // the library keeps retrying for services that can fix it live, but this process exits so the
   // orchestrator shows a failing relay with the reason instead of a healthy-looking one that sends nothing.
@@ -109,7 +169,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
       console.error(`relay: ${r.source} claimed ${r.claimed} in ${r.claimMs.toFixed(1)} ms, sent ${r.sent}, failed ${r.failed}`),
     );
   }
-  relay.on('parked', (e) => console.error(`relay: PARKED ${e.messageIds.length} message(s) from ${e.source}: ${e.messageIds.join(', ')}`));
+  runner.on('parked', (e) => console.error(`relay: PARKED ${e.messageIds.length} message(s) from ${e.source}: ${e.messageIds.join(', ')}`));
   const close = async () => {
     await transport.close().catch(() => {});
     await store.close().catch(() => {});
@@ -125,7 +185,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const endpoint = httpEndpoint(values);
-  await relay.start();
+  await runner.start();
   const server = endpoint && (await startHealthServer({ ...endpoint, registry: relay.registry, checks: relayReadiness(relay, store.db) }));
   console.error(
     `relay ${relay.instanceId}: running on schema ${store.schema}${server ? `, probes and metrics on ${server.host}:${server.port}` : ''}`,
@@ -137,10 +197,23 @@ export async function relayCommand(argv: string[]): Promise<number> {
       process.once('SIGINT', resolve);
     }),
   ]);
-  await relay.stop();
+  await runner.stop();
   await server?.close();
   await close();
   return refusedBy ? EXIT_REFUSED : 0;
+}
+
+/** `relay --mode wal --drop-slot`: the one way to drop the slot, so a forgotten one stops holding WAL. */
+async function dropSlot(values: { pg?: string; schema?: string; slot?: string }): Promise<number> {
+  const store = postgres(pgUrl(values.pg), { schema: values.schema });
+  try {
+    const wal = postgresWal(store, { url: pgUrl(values.pg), slot: values.slot });
+    const dropped = await wal.dropSlot();
+    console.log(dropped ? `relay: dropped slot ${wal.slot}` : `relay: no slot ${wal.slot}`);
+    return 0;
+  } finally {
+    await store.close().catch(() => {});
+  }
 }
 
 /** EX_CONFIG (sysexits.h): the broker refused our credentials or certificate, a setting to fix. */

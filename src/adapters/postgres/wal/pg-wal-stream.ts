@@ -1,0 +1,182 @@
+import type { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
+import { errorSummary, ZerolossError } from '../../../core/errors.ts';
+import type { Database } from '../../../ports/sql-executor.ts';
+import type { WalCommit, WalRow, WalStream, WalStreamHandler, WalStreamSession } from '../../../ports/wal-stream.ts';
+import { libraryAcknowledgeArgument } from './lsn.ts';
+
+interface SlotRow {
+  slot_name: string;
+  plugin: string;
+  active: boolean;
+  confirmed_flush_lsn: string | null;
+}
+
+/** The pgoutput messages this stream reads; the library types them loosely. */
+type PgoutputMessage =
+  | { tag: 'begin' }
+  | { tag: 'insert'; relation: { schema: string; name: string }; new: Record<string, unknown> }
+  | { tag: 'commit'; commitEndLsn: string | null }
+  | { tag: string };
+
+export interface PgWalStreamOptions {
+  /** A connection string for the replication connection (the pool's connections cannot stream). */
+  url: string;
+  schema: string;
+  slot: string;
+  publication: string;
+  /** Reads the slot's state before each start. */
+  db: Database;
+  slotInfo: string;
+}
+
+/**
+ * The slot read through pg-logical-replication 2.5.0 (pgoutput, protocol 1), with its three pitfalls
+ * fenced off (docs/wal-relay.md): acknowledgements are never automatic and never on its timer
+ * (`auto: false, timeoutSeconds: 0`: its timer confirms the last *received* position), each acknowledgement
+ * passes `lsn − 1` because the library adds one, and every start asks for `0/0`, the slot's confirmed
+ * position, never the library's remembered last received one.
+ */
+export class PgWalStream implements WalStream {
+  readonly slot: string;
+  readonly #options: PgWalStreamOptions;
+
+  constructor(options: PgWalStreamOptions) {
+    this.#options = options;
+    this.slot = options.slot;
+  }
+
+  async open(handler: WalStreamHandler): Promise<WalStreamSession> {
+    const { rows } = await this.#options.db.query<SlotRow>(this.#options.slotInfo, [this.slot]);
+    const slot = rows[0];
+    if (!slot) {
+      throw new ZerolossError(
+        'ZL_INVALID_CONFIG',
+        `replication slot ${this.slot} does not exist: create it once with \`zeroloss relay --mode wal --create-slot\``,
+        { retryable: false, details: { slot: this.slot } },
+      );
+    }
+    if (slot.active) throw busy(this.slot);
+    const { LogicalReplicationService, PgoutputPlugin } = (await import('./logical-replication-driver.ts')).logicalReplication;
+    const service = new LogicalReplicationService(
+      { connectionString: this.#options.url },
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
+    );
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.#options.publication] });
+    return new PgWalSession(service, handler, this.#options.schema, slot.confirmed_flush_lsn ?? undefined).start(plugin, this.slot);
+  }
+}
+
+function busy(slot: string): ZerolossError {
+  return new ZerolossError('ZL_LOCK_BUSY', `replication slot ${slot} is being read by another relay`, {
+    retryable: true,
+    details: { slot },
+  });
+}
+
+class PgWalSession implements WalStreamSession {
+  readonly #service: LogicalReplicationService;
+  readonly #handler: WalStreamHandler;
+  readonly #schema: string;
+  /** What keepalives are answered with: the last acknowledged position (at start: the slot's confirmed one). */
+  #acknowledged: string | undefined;
+  #rows: WalRow[] = [];
+  #closed = false;
+  #ended = false;
+
+  constructor(service: LogicalReplicationService, handler: WalStreamHandler, schema: string, confirmed: string | undefined) {
+    this.#service = service;
+    this.#handler = handler;
+    this.#schema = schema;
+    this.#acknowledged = confirmed;
+  }
+
+  async start(plugin: PgoutputPlugin, slot: string): Promise<this> {
+    const service = this.#service;
+    service.on('error', () => {});
+    service.on('data', (_lsn: string, message: PgoutputMessage) => this.#onMessage(message));
+    service.on('heartbeat', (_lsn: string, _timestamp: number, shouldRespond: boolean) => {
+      if (shouldRespond && this.#acknowledged) void service.acknowledge(libraryAcknowledgeArgument(this.#acknowledged)).catch(() => {});
+    });
+    const started = new Promise<void>((resolve) => service.once('start', () => resolve()));
+    // Resolves or rejects when the stream ends; before 'start' it is the refusal to start.
+    const streaming = service.subscribe(plugin, slot, '0/0');
+    const first = await Promise.race([
+      started.then(() => undefined),
+      streaming.then(
+        () => new Error('stream ended at once'),
+        (e) => e,
+      ),
+    ]);
+    if (first !== undefined) {
+      await service.destroy().catch(() => {});
+      const text = errorSummary(first);
+      if (/is active for PID/i.test(text)) throw busy(slot);
+      throw new ZerolossError('ZL_STORE_UNAVAILABLE', `cannot read replication slot ${slot}: ${text}`, { retryable: true, cause: first });
+    }
+    streaming.then(
+      () => this.#end(undefined),
+      (error) => this.#end(error as Error),
+    );
+    return this;
+  }
+
+  #onMessage(message: PgoutputMessage): void {
+    if (message.tag === 'begin') {
+      this.#rows = [];
+    } else if (message.tag === 'insert') {
+      const insert = message as Extract<PgoutputMessage, { tag: 'insert' }>;
+      if (insert.relation.schema === this.#schema && insert.relation.name === 'outbox') this.#rows.push(decodeRow(insert.new));
+    } else if (message.tag === 'commit') {
+      const endLsn = (message as Extract<PgoutputMessage, { tag: 'commit' }>).commitEndLsn;
+      if (!endLsn) return;
+      const commit: WalCommit = { endLsn, rows: this.#rows };
+      this.#rows = [];
+      this.#handler.commit(commit);
+    }
+  }
+
+  #end(error: Error | undefined): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#handler.end(this.#closed ? undefined : (error ?? new Error('replication stream ended')));
+  }
+
+  async acknowledge(endLsn: string): Promise<void> {
+    this.#acknowledged = endLsn;
+    await this.#service.acknowledge(libraryAcknowledgeArgument(endLsn));
+  }
+
+  pause(): void {
+    this.#socket()?.pause?.();
+  }
+
+  resume(): void {
+    this.#socket()?.resume?.();
+  }
+
+  /** The library pauses this same socket for its own flow control; it has no public handle for it. */
+  #socket(): { pause?: () => void; resume?: () => void } | undefined {
+    return (this.#service as unknown as { _connection?: { stream?: { pause?: () => void; resume?: () => void } } })._connection?.stream;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#service.destroy().catch(() => {});
+    this.#end(undefined);
+  }
+}
+
+/** The inserted outbox row, decoded by node-postgres's type parsers (jsonb → object, bytea → Buffer). */
+function decodeRow(row: Record<string, unknown>): WalRow {
+  const payload = row.payload;
+  return {
+    ref: String(row.seq_id),
+    messageId: String(row.message_id),
+    record: {
+      topic: String(row.topic),
+      key: String(row.msg_key),
+      headers: (typeof row.headers === 'string' ? JSON.parse(row.headers) : row.headers) as Record<string, string>,
+      value: Buffer.isBuffer(payload) ? payload : Buffer.from(payload as Uint8Array),
+    },
+  };
+}

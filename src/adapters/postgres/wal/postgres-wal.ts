@@ -1,0 +1,143 @@
+import { ZerolossError } from '../../../core/errors.ts';
+import { quoteIdent } from '../../../core/identifier.ts';
+import type { ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../../ports/outbox-store.ts';
+import type { Database } from '../../../ports/sql-executor.ts';
+import type { WalFailure, WalLedger, WalStream } from '../../../ports/wal-stream.ts';
+import { PgWalStream } from './pg-wal-stream.ts';
+import { walSql } from './wal-sql.ts';
+
+export interface PostgresWalOptions {
+  /** Connection string of the database: the slot is read over a replication connection of its own. */
+  url: string;
+  /** Slot name; default `zeroloss_<schema>`. */
+  slot?: string;
+  /** Publication name; default `zeroloss_<schema>_outbox`. */
+  publication?: string;
+}
+
+/** The WAL side of a Postgres store: the slot stream, what the relay records, and the slot's setup. */
+export interface PostgresWal {
+  readonly slot: string;
+  readonly publication: string;
+  readonly stream: WalStream;
+  readonly ledger: WalLedger;
+  /**
+   * Creates the publication (when missing) and the slot, then hands the rows still pending to the polling
+   * path (they predate the slot). Only ever called when asked: nothing creates a slot silently.
+   */
+  createSlot(actor?: string): Promise<{ created: boolean; handedOver: number }>;
+  /** Drops the slot (the server stops keeping WAL for it); false when there was none. */
+  dropSlot(): Promise<boolean>;
+}
+
+interface ClaimRow {
+  ref: string;
+  message_id: string;
+  topic: string;
+  msg_key: string;
+  headers: Record<string, string>;
+  payload: Buffer | Uint8Array;
+  attempts: number;
+  state: number;
+}
+
+/**
+ * `store` is a Postgres store bundle (`postgres(…)`): its connection, schema and outbox relay source.
+ * The replication connection needs the URL, which a pool passed by the application does not reveal.
+ */
+export function postgresWal(
+  store: { db: Database; schema: string; relaySource: RelaySource; kind?: string },
+  options: PostgresWalOptions,
+): PostgresWal {
+  if (store.kind !== undefined && store.kind !== 'postgres') {
+    throw new ZerolossError('ZL_INVALID_CONFIG', `relay mode wal needs PostgreSQL (logical replication); this store is ${store.kind}`, {
+      details: { field: 'mode' },
+    });
+  }
+  if (typeof options?.url !== 'string' || options.url.length === 0) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', 'relay mode wal needs the database URL for its replication connection', {
+      details: { field: 'url' },
+    });
+  }
+  const schema = store.schema;
+  const s = quoteIdent(schema, 'schema');
+  const slot = options.slot ?? `zeroloss_${schema}`;
+  const publication = options.publication ?? `zeroloss_${schema}_outbox`;
+  quoteIdent(slot, 'slot');
+  quoteIdent(publication, 'publication');
+  const sql = walSql(s, { publication });
+  const db = store.db;
+  const stream = new PgWalStream({ url: options.url, schema, slot, publication, db, slotInfo: sql.slotInfo });
+
+  const retrySource: RelaySource = {
+    name: `${schema}.outbox (wal retries)`,
+    wakeChannel: undefined,
+    async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
+      const { rows } = await db.query<ClaimRow>(sql.retryClaim, [owner, limit, leaseMs]);
+      return rows
+        .map((r) => ({
+          ref: r.ref,
+          messageId: r.message_id,
+          attempt: Number(r.attempts),
+          state: Number(r.state) as MessageState,
+          record: {
+            topic: r.topic,
+            key: r.msg_key,
+            headers: r.headers,
+            value: Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload),
+          },
+        }))
+        .sort((a, b) => (BigInt(a.ref) < BigInt(b.ref) ? -1 : 1));
+    },
+    markSent: (owner: string, sent: SentOutcome[]) => store.relaySource.markSent(owner, sent),
+    markFailed: (owner: string, failed: FailedOutcome[]) => store.relaySource.markFailed(owner, failed),
+    backlog: () => store.relaySource.backlog(),
+    async anyDue() {
+      const { rows } = await db.query<{ due: boolean }>(sql.retryDue);
+      return rows[0]?.due === true;
+    },
+  };
+
+  const ledger: WalLedger = {
+    retrySource,
+    async record(sent, failed: WalFailure[]) {
+      if (sent.length === 0 && failed.length === 0) return { sent: 0 };
+      const { rows } = await db.query<{ sent: number }>(sql.record, [
+        sent.map((o) => o.ref),
+        sent.map((o) => o.partition ?? null),
+        sent.map((o) => (o.offset === undefined ? null : o.offset.toString())),
+        failed.map((f) => f.ref),
+        failed.map((f) => f.error),
+        failed.map((f) => f.delayMs),
+        failed.map((f) => f.charge),
+        `wal:${slot}`,
+      ]);
+      return { sent: Number(rows[0]?.sent ?? 0) };
+    },
+    async heldKeys() {
+      const { rows } = await db.query<{ topic: string; msg_key: string }>(sql.heldKeys);
+      return new Set(rows.map((r) => `${r.topic}\u0000${r.msg_key}`));
+    },
+  };
+
+  return {
+    slot,
+    publication,
+    stream,
+    ledger,
+    async createSlot(actor = 'zeroloss relay --create-slot') {
+      const { rows: existing } = await db.query(sql.slotInfo, [slot]);
+      if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
+      if (existing.length > 0) return { created: false, handedOver: 0 };
+      await db.query(sql.createSlot, [slot]);
+      const { rows } = await db.query<{ n: number }>(sql.handOver, [actor]);
+      return { created: true, handedOver: Number(rows[0]?.n ?? 0) };
+    },
+    async dropSlot() {
+      const { rows } = await db.query(sql.slotInfo, [slot]);
+      if (rows.length === 0) return false;
+      await db.query(sql.dropSlot, [slot]);
+      return true;
+    },
+  };
+}

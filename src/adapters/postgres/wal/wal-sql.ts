@@ -1,0 +1,131 @@
+/**
+ * Every statement of the WAL relay, in one place. `s` is the validated, quoted schema; `slot` and
+ * `publication` are validated names (they are also passed as values where Postgres takes a value).
+ */
+export function walSql(s: string, names: { publication: string }) {
+  const publication = `"${names.publication}"`;
+
+  // Insert-only: the relay's own state updates and retention's deletes never enter the stream, and a
+  // delete never needs a replica identity.
+  const publicationExists = 'select 1 from pg_publication where pubname = $1';
+  const createPublication = `create publication ${publication} for table ${s}.outbox with (publish = 'insert')`;
+
+  const slotInfo = `
+    select slot_name, plugin, active, active_pid, confirmed_flush_lsn::text as confirmed_flush_lsn
+    from pg_replication_slots where slot_name = $1`;
+  // Waits for transactions running now to end, then returns at the slot's consistent point: a transaction
+  // committing after it is in the stream, one committed before it is visible to the next statement.
+  const createSlot = `select lsn::text as lsn from pg_create_logical_replication_slot($1, 'pgoutput')`;
+  const dropSlot = 'select pg_drop_replication_slot($1)';
+
+  // Run right after the slot is created: rows committed before its consistent point are not in the stream,
+  // so the polling path sends them (state 2, uncharged, due now), and their keys are held back until it has.
+  const handOver = `
+    with moved as (
+      update ${s}.outbox set state = 2, next_attempt_at = now(), modified_time = now(),
+        last_error = 'handed to the polling path when the WAL slot was created'
+      where state = 0
+      returning message_id, attempts
+    ), tr as (
+      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
+      select message_id, 0, 2, attempts, 'handed to the polling path when the WAL slot was created', $1 from moved
+    )
+    select count(*)::int as n from moved`;
+
+  // One statement per batch. Sent rows: state 1 with where the broker put them; no transition row for a
+  // first send (the row says it all). Failed rows (their own failure, or held back behind one of their key)
+  // go to state 2 for the polling path, with a transition row each (rare). `state <> 1` / `state = 0`
+  // make a replayed batch (after a crash before the acknowledgement) change nothing twice.
+  const record = `
+    with s as (
+      select * from unnest($1::bigint[], $2::int[], $3::bigint[]) as s(id, part, off)
+    ), sent as (
+      update ${s}.outbox o
+      set state = 1, sent_at = now(), modified_time = now(), sent_partition = s.part, sent_offset = s.off,
+          attempts = o.attempts + 1
+      from s where o.seq_id = s.id and o.state <> 1
+      returning 1
+    ), f as (
+      select * from unnest($4::bigint[], $5::text[], $6::double precision[], $7::boolean[]) as f(id, err, delay_ms, charge)
+    ), failed as (
+      update ${s}.outbox o
+      set state = 2, last_error = f.err, modified_time = now(),
+          next_attempt_at = now() + f.delay_ms * interval '1 millisecond',
+          attempts = o.attempts + case when f.charge then 1 else 0 end
+      from f where o.seq_id = f.id and o.state = 0
+      returning o.message_id, o.attempts, f.err
+    ), tr as (
+      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
+      select message_id, 0, 2, attempts, err, $8 from failed
+    )
+    select (select count(*) from sent)::int as sent, (select count(*) from failed)::int as failed`;
+
+  // Rows the stream will not bring (again) and the polling path sends: failed ones (2), and pending ones an
+  // operator released from parked (`release` sets 0; a fresh insert has modified_time = created_at, both
+  // its transaction's now()). Parked rows (3) hold their key too, as in polling mode (holdKeyOnParked).
+  const waiting = '(state = 2 or (state = 0 and modified_time > created_at))';
+
+  // Keys whose later rows must not overtake an earlier one: every such row is unsent, so the scan stays
+  // inside the unsent rows' partial indexes, which in WAL mode hold little besides rows not yet streamed.
+  const heldKeys = `select distinct topic, msg_key from ${s}.outbox where state <> 1 and (${waiting} or state = 3)`;
+
+  // The polling path of WAL mode: the outbox claim (outbox-sql.ts) restricted to waiting rows; fresh rows
+  // belong to the stream. Any earlier unsent row of a key (parked ones included) holds its later ones back;
+  // a fresh row never comes before a waiting one of its key, since the stream records them in commit order.
+  const retryClaim = `
+    with cand as (
+      select seq_id, topic, msg_key from ${s}.outbox
+      where state <> 1 and state <> 3 and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+      order by seq_id
+      limit $2
+      for update skip locked
+    ), blocked as materialized (
+      select p.topic, p.msg_key, min(p.seq_id) as first_seq_id from ${s}.outbox p
+      where p.state <> 1 and p.seq_id < (select max(seq_id) from cand)
+        and (p.topic, p.msg_key) in (select topic, msg_key from cand)
+        and p.seq_id not in (select seq_id from cand)
+      group by p.topic, p.msg_key
+    ), ok as (
+      select c.seq_id from cand c
+      left join blocked b on b.topic = c.topic and b.msg_key = c.msg_key
+      where b.first_seq_id is null or c.seq_id < b.first_seq_id
+    )
+    update ${s}.outbox o
+    set lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond', attempts = o.attempts + 1
+    from ok where o.seq_id = ok.seq_id
+    returning o.seq_id::text as ref, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.attempts, o.state`;
+
+  const retryDue = `
+    select (
+      select 1 from ${s}.outbox
+      where state in (0, 2) and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+      order by next_attempt_at limit 1
+    ) is not null as due`;
+
+  // doctor: the server settings a slot depends on, and every logical slot with the WAL it holds back.
+  const serverSettings = `
+    select current_setting('wal_level') as wal_level,
+           current_setting('max_slot_wal_keep_size') as max_slot_wal_keep_size,
+           current_setting('server_version_num')::int as version`;
+  const slots = `
+    select slot_name, plugin, database, active,
+           pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 as retained_bytes,
+           pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 as lag_bytes,
+           wal_status
+    from pg_replication_slots where slot_type = 'logical' order by slot_name`;
+
+  return {
+    publicationExists,
+    createPublication,
+    slotInfo,
+    createSlot,
+    dropSlot,
+    handOver,
+    record,
+    heldKeys,
+    retryClaim,
+    retryDue,
+    serverSettings,
+    slots,
+  };
+}

@@ -1,0 +1,46 @@
+import type { Registry } from 'prom-client';
+import { ZerolossError } from '../core/errors.ts';
+import type { Transport } from '../ports/backends.ts';
+import type { WalLedger, WalStream } from '../ports/wal-stream.ts';
+import type { RelayConfig } from './relay.ts';
+import { WalRelay, type WalRelayConfig } from './wal-relay.ts';
+
+export interface WalRelayOptions extends RelayConfig, WalRelayConfig {
+  mode: 'wal';
+  /** The slot and the outbox records of the store: `postgresWal(store, { url })` from `zeroloss/postgres`. */
+  wal: { stream: WalStream; ledger: WalLedger };
+  /** Where the rows are sent. */
+  transport: Pick<Transport, 'publisher'>;
+  /** Where the relay's metrics go; default a registry of its own (`relay.registry`). */
+  registry?: Registry;
+}
+
+const WAL_KEYS = new Set(['walBatchSize', 'maxBufferedRows', 'standbyRetryMs', 'inPlaceAttempts', 'heldKeysRefreshMs']);
+
+/** The WAL relay (docs/wal-relay.md); the polling settings apply to its polling path for failed rows. */
+export function createWalRelay(options: WalRelayOptions & { store?: unknown }): WalRelay {
+  const { mode: _mode, wal, transport, registry, store: _store, ...rest } = options;
+  if (typeof wal?.stream?.open !== 'function' || typeof wal?.ledger?.record !== 'function') {
+    throw new ZerolossError(
+      'ZL_INVALID_CONFIG',
+      "relay mode 'wal' needs the store's slot: createRelay({ mode: 'wal', wal: postgresWal(store, { url }), transport })",
+      { details: { field: 'wal' } },
+    );
+  }
+  if (typeof transport?.publisher?.publish !== 'function') {
+    throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a transport: createRelay({ mode: "wal", wal, transport: kafka(…) })', {
+      details: { field: 'transport' },
+    });
+  }
+  const config: Record<string, unknown> = {};
+  const relay: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(rest)) (WAL_KEYS.has(key) ? config : relay)[key] = value;
+  return new WalRelay({
+    stream: wal.stream,
+    ledger: wal.ledger,
+    publisher: transport.publisher,
+    registry,
+    config: config as WalRelayConfig,
+    relay: relay as RelayConfig,
+  });
+}

@@ -1,0 +1,68 @@
+import type { OutgoingRecord } from '../core/envelope.ts';
+import type { RelaySource } from './outbox-store.ts';
+
+/** One outbox row as its insert was decoded from the log: the stored bytes, ready to send. */
+export interface WalRow {
+  /** The outbox row's handle (seq_id), as in `ClaimedRow.ref`. */
+  ref: string;
+  messageId: string;
+  record: OutgoingRecord;
+}
+
+/** One committed transaction's outbox inserts, in insert order. */
+export interface WalCommit {
+  /** Where the commit record ends: acknowledging it confirms this transaction and everything before it. */
+  endLsn: string;
+  rows: WalRow[];
+}
+
+export interface WalStreamHandler {
+  /** Called in commit order. */
+  commit(commit: WalCommit): void;
+  /** The stream ended (connection lost, server stopped): the relay starts it again from the confirmed position. */
+  end(error: Error | undefined): void;
+}
+
+/** A running read of the slot; only one exists per slot at a time (the server admits one reader). */
+export interface WalStreamSession {
+  /** Confirms every transaction up to the one whose commit ends at `endLsn`. */
+  acknowledge(endLsn: string): Promise<void>;
+  /** Stops reading from the socket (flow control) until `resume`. */
+  pause(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * The slot side of the WAL relay. `open` starts reading at the slot's confirmed position (never where a
+ * previous session stopped receiving); it rejects with ZL_LOCK_BUSY while another instance reads the
+ * slot and ZL_INVALID_CONFIG when the slot does not exist.
+ */
+export interface WalStream {
+  readonly slot: string;
+  open(handler: WalStreamHandler): Promise<WalStreamSession>;
+}
+
+export interface WalFailure {
+  ref: string;
+  error: string;
+  /** Due after this long; 0 for a row held back behind its key's failure. */
+  delayMs: number;
+  /** Whether this counts as an attempt of the row (not when a topic or an earlier row was at fault). */
+  charge: boolean;
+  /** Not sent at all: an earlier row of its key failed, now or before. */
+  heldBack: boolean;
+}
+
+/** What the WAL relay records in the outbox; each call is one statement. */
+export interface WalLedger {
+  /**
+   * Marks sent rows state 1 and failed rows state 2 (for the polling path), atomically. Resolves to how
+   * many sent rows changed state: the others were recorded as sent before (a replay: duplicates).
+   */
+  record(sent: Array<{ ref: string; partition?: number; offset?: bigint }>, failed: WalFailure[]): Promise<{ sent: number }>;
+  /** Keys (topic + NUL + key) that have a failed row: their later rows must not overtake it. */
+  heldKeys(): Promise<Set<string>>;
+  /** The outbox as a polling source that claims failed rows only. */
+  readonly retrySource: RelaySource;
+}

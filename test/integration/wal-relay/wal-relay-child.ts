@@ -1,0 +1,48 @@
+/**
+ * A WAL relay process for the kill tests: the library entry (createRelay mode 'wal') with the Kafka
+ * publisher, lighter to start than the whole CLI, so a kill loop spends its time relaying. It prints
+ * `streaming` when it holds the slot.
+ *
+ * With ZL_DIE_AFTER_BROKER_ACK=1 it dies between the broker's confirmation and the slot's: its publisher
+ * sends the first batch and, once the broker has confirmed it, kills its own process before the relay can
+ * record it or confirm it to the slot. The fault lives in this test-only wrapper of the Publisher port.
+ *
+ *   ZL_PG_URL, ZL_SCHEMA, ZL_KAFKA_BROKERS   where to work
+ */
+import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
+import { postgres } from '../../../src/adapters/postgres/postgres.ts';
+import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
+import type { OutgoingRecord } from '../../../src/core/envelope.ts';
+import { createRelay } from '../../../src/outbox/create-relay.ts';
+import type { Publisher } from '../../../src/ports/transport.ts';
+
+const env = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`wal-relay-child: ${name} is not set`);
+  return value;
+};
+
+const inner = new KafkaPublisher({ brokers: env('ZL_KAFKA_BROKERS').split(','), deliveryTimeoutMs: 10_000 });
+const diesAfterAck: Publisher = {
+  async publish(records: OutgoingRecord[]) {
+    const outcomes = await inner.publish(records);
+    if (outcomes.some((o) => o.ok)) {
+      process.stdout.write(`acked ${outcomes.filter((o) => o.ok).length}\n`);
+      process.kill(process.pid, 'SIGKILL');
+      await new Promise(() => {});
+    }
+    return outcomes;
+  },
+  close: () => inner.close(),
+};
+
+const store = postgres(env('ZL_PG_URL'), { schema: env('ZL_SCHEMA') });
+const relay = createRelay({
+  mode: 'wal',
+  wal: postgresWal(store, { url: env('ZL_PG_URL') }),
+  transport: { publisher: process.env.ZL_DIE_AFTER_BROKER_ACK === '1' ? diesAfterAck : inner },
+  walBatchSize: 200,
+});
+relay.on('slot', (e) => process.stdout.write(`${e.state}\n`));
+relay.on('error', (e) => process.stderr.write(`error: ${e.message}\n`));
+await relay.start();
