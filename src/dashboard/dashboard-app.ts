@@ -239,7 +239,7 @@ export function dashboardApp(deps: DashboardDeps, options: DashboardAppOptions):
     const sinceMs = Date.now() - from.getTime();
     if (sinceMs <= 0 || sinceMs > 31 * 86_400_000) throw new input.BadInput('since', 'must be in the last 31 days');
     const entries = await deps.store.recentAudit(sinceMs, 500);
-    return c.html(layout(page(c), 'Audit', auditPage(entries, since, options.redaction)));
+    return c.html(layout(page(c), 'Audit', auditPage(entries, since)));
   });
 
   app.get('/reconcile', async (c) => {

@@ -74,13 +74,14 @@ ${t.audit.map((a) => html`<tr><td>${a.at}</td><td>${a.actor}</td><td>${a.action}
 }`;
 }
 
-export function auditPage(entries: AuditEntry[], since: string, redaction: Redaction): Markup {
+export function auditPage(entries: AuditEntry[], since: string): Markup {
   return html`
 <form class="filters" method="get" action="/audit"><label>since <input name="since" value="${since}" size="6"></label><button>Show</button></form>
-<table id="audit"><thead><tr><th>at</th><th>actor</th><th>action</th><th>subject</th><th>message</th><th>reason</th><th>details</th></tr></thead><tbody>
+<p class="note">Details (a discarded row's content, a resend's new position) are on each message's page.</p>
+<table id="audit"><thead><tr><th>at</th><th>actor</th><th>action</th><th>subject</th><th>message</th><th>reason</th></tr></thead><tbody>
 ${entries.map(
   (a) =>
-    html`<tr data-action="${a.action}"><td>${a.at}</td><td>${a.actor}</td><td>${a.action}</td><td>${a.subject}</td><td>${a.messageId ? html`<a href="/messages/${encodeURIComponent(a.messageId)}">${a.messageId}</a>` : ''}</td><td>${a.reason ?? ''}</td><td><code>${auditDetails(a, redaction)}</code></td></tr>`,
+    html`<tr data-action="${a.action}"><td>${a.at}</td><td>${a.actor}</td><td>${a.action}</td><td>${a.subject}</td><td>${a.messageId ? html`<a href="/messages/${encodeURIComponent(a.messageId)}">${a.messageId}</a>` : ''}</td><td>${a.reason ?? ''}</td></tr>`,
 )}
 </tbody></table>
 ${entries.length === 0 ? html`<p>No audit entries.</p>` : ''}`;

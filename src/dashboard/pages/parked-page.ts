@@ -23,5 +23,5 @@ ${rows.map(
 )}
 </tbody>
 </table>
-${rows.length === 0 ? html`<p>No parked rows.</p>` : rows.length === f.limit ? html`<p>The first ${f.limit} shown; raise the limit or filter by topic.</p>` : ''}`;
+${rows.length === 0 ? html`<p>No parked rows.</p>` : rows.length === f.limit ? html`<p>The first ${f.limit} shown: <a href="/outbox?state=parked&amp;from=31d">page through every parked row</a> (last 31 days), or filter by topic.</p>` : ''}`;
 }
