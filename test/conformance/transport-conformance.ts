@@ -126,6 +126,40 @@ export function transportConformance(name: string, factory: () => Promise<Transp
       await second.waitForValues(10);
     });
 
+    run('a failed record holds back the later records of its key in the same call; other keys and later calls go', async (h) => {
+      const topic = await h.topic(2);
+      // Over every transport's record limit (1 MiB by default; Kafka's broker refuses it as too large).
+      const tooLarge = { ...h.record(topic, 'held', 'x'), value: Buffer.alloc(1_200_000, 0x61) };
+      const outcomes = await h.publisher.publish([
+        h.record(topic, 'held', 'before'),
+        tooLarge,
+        h.record(topic, 'held', 'after-1'),
+        h.record(topic, 'other', 'other-1'),
+        h.record(topic, 'held', 'after-2'),
+      ]);
+      assert.equal(outcomes.length, 5, 'one outcome per record');
+      const [before, failed, after1, other, after2] = outcomes;
+      assert.ok(before?.ok, 'the record before the failure is sent');
+      assert.ok(failed && !failed.ok && failed.attempted, 'the oversized record fails, attempted');
+      for (const [i, o] of [after1, after2].entries()) {
+        assert.ok(o && !o.ok, `later record ${i + 1} of the key is not sent`);
+        assert.equal(o.attempted, false, `later record ${i + 1} of the key is held back, never attempted`);
+        assert.ok(o.error instanceof ZerolossError, 'held back with a typed error');
+      }
+      assert.ok(other?.ok, 'a record of another key is not held back');
+      // The hold lasts one call: the key's next record in a new call goes, behind nothing of the failed ones.
+      await h.publishOk([h.record(topic, 'held', 'next-call')]);
+      const c = await h.consume(h.group(), [topic]);
+      await waitFor(() => ['before', 'other-1', 'next-call'].every((v) => c.records.some((r) => r.value.toString() === v)), {
+        timeoutMs: WAIT_MS,
+        what: 'the sent records',
+      });
+      const held = firstDeliveries(c.records)
+        .filter((r) => r.key === 'held')
+        .map((r) => r.value.toString().slice(0, 20));
+      assert.deepEqual(held, ['before', 'next-call'], "only the key's sent records reach the group, in order");
+    });
+
     run('delivers everything to each of two groups', async (h) => {
       const topic = await h.topic(3);
       const a = await h.consume(h.group(), [topic]);

@@ -85,13 +85,16 @@ export class RabbitMqPublisher implements Publisher {
     const rounds: Planned[][] = [];
     const depth = new Map<string, number>();
     const check = (record: OutgoingRecord) => checkOutgoingRecord(record, counts, this.config.maxRecordBytes, RULES);
-    const { outcomes, failed } = screenRecords(records, check, (record, index, slot) => {
+    // Screening already held back what follows a record it refused; a planned record of such a key came
+    // before the refused one, so it goes. Only failures while sending hold back later rounds' records.
+    const { outcomes } = screenRecords(records, check, (record, index, slot) => {
       const partition = partitionFor(record.key, counts.get(record.topic)!);
       const n = depth.get(slot) ?? 0;
       depth.set(slot, n + 1);
       rounds[n] ??= [];
       rounds[n].push({ index, slot, partition, queue: rabbitNames.partition(record.topic, partition), record });
     });
+    const failed = new Map<string, ZerolossError>();
     for (const round of rounds) {
       const send: Planned[] = [];
       for (const p of round) {

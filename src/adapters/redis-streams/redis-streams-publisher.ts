@@ -76,7 +76,9 @@ export class RedisStreamsPublisher implements Publisher {
     }
     const planned: Planned[] = [];
     const check = (record: OutgoingRecord) => checkOutgoingRecord(record, counts, this.config.maxRecordBytes, RULES);
-    const { outcomes, failed } = screenRecords(records, check, (record, index, slot) => {
+    // Screening already held back what follows a record it refused; a planned record of such a key came
+    // before the refused one, so it goes. Only failures while sending hold back later chunks' records.
+    const { outcomes } = screenRecords(records, check, (record, index, slot) => {
       const partition = partitionFor(record.key, counts.get(record.topic)!);
       planned.push({
         index,
@@ -88,6 +90,7 @@ export class RedisStreamsPublisher implements Publisher {
         value: Buffer.isBuffer(record.value) ? record.value : Buffer.from(record.value),
       });
     });
+    const failed = new Map<string, ZerolossError>();
     for (const chunk of chunks(planned)) await this.#append(chunk, outcomes, failed);
     return outcomes as PublishOutcome[];
   }
