@@ -109,7 +109,7 @@ describe('dashboard in a browser', () => {
         publisher: () => transport.publisher,
         source: PG_URL,
       },
-      { port: 0, sampleEveryMs: 300, commitDelayMs: 0, redactFields: ['card'] },
+      { port: 0, sampleEveryMs: 300, commitDelayMs: 1_000, redactFields: ['card'] },
     );
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
@@ -218,6 +218,17 @@ describe('dashboard in a browser', () => {
       { what: 'the group consumed the second replay' },
     );
     assert.equal(await count(`${s}.dead_letter where message_id = $1 and replay_count = 2`, [target]), 1);
+    // The plots saw the replayed effect: a point with an applied rate and its end-to-end latency.
+    const point = await waitFor(
+      async () => {
+        const r = (await (await fetch(`${board.url}/api/series`)).json()) as {
+          points: Array<{ appliedPerSecond: number; p50Ms: number | null; p99Ms: number | null }>;
+        };
+        return r.points.find((p) => p.appliedPerSecond > 0 && p.p50Ms !== null);
+      },
+      { what: 'a plot point with the replayed effect' },
+    );
+    assert.ok((point.p99Ms ?? 0) >= (point.p50Ms ?? 0) && (point.p50Ms ?? 0) > 0, JSON.stringify(point));
     assert.equal(await count(`${s}.effect where id = $1`, [target]), 1, 'applied once');
     assert.equal(await count(`${s}.inbox where message_id = $1`, [target]), 1);
     const audit = await store.db.query(
