@@ -12,3 +12,5 @@ export {
   type StateColumnOptions,
 } from '../adapters/postgres/postgres-store.ts';
 export { MIGRATIONS, type Migration } from '../adapters/postgres/migrations.ts';
+/** Relay mode 'wal' (docs/wal-relay.md): `createRelay({ mode: 'wal', wal: postgresWal(store, { url }), transport })`; needs `pg-logical-replication`, loaded only when the stream opens. */
+export { postgresWal, type PostgresWal, type PostgresWalOptions } from '../adapters/postgres/wal/postgres-wal.ts';

@@ -71,6 +71,8 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   #held = new Set<string>();
   #heldRefreshedAt = 0;
   #holding = false;
+  /** What was last said in a 'slot' event, so each change is said once. */
+  #slotState: 'streaming' | 'standby' | undefined;
 
   constructor(options: {
     stream: WalStream;
@@ -142,7 +144,8 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       } catch (error) {
         const busy = error instanceof ZerolossError && error.code === 'ZL_LOCK_BUSY';
         if (busy) {
-          if (this.#holding || errorDelay === 0) this.emit('slot', { slot: this.#stream.slot, state: 'standby' });
+          if (this.#slotState !== 'standby') this.emit('slot', { slot: this.#stream.slot, state: 'standby' });
+          this.#slotState = 'standby';
           this.#setHolding(false);
           errorDelay = this.config.standbyRetryMs;
         } else {
@@ -172,6 +175,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     });
     this.#session = session;
     this.#setHolding(true);
+    this.#slotState = 'streaming';
     this.emit('slot', { slot: this.#stream.slot, state: 'streaming' });
     let recording: Promise<void> | undefined;
     try {

@@ -11,7 +11,7 @@
  */
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { postgres } from '../../../src/adapters/postgres/postgres.ts';
-import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
+import { postgresWal } from '../../../src/entry/postgres.ts';
 import type { OutgoingRecord } from '../../../src/core/envelope.ts';
 import { createRelay } from '../../../src/outbox/create-relay.ts';
 import type { Publisher } from '../../../src/ports/transport.ts';
