@@ -17,8 +17,8 @@ import { testOutbox } from '../test/helpers/test-outbox.ts';
 export const PARTITIONS = 6;
 /** Keys of the workload unless the run says otherwise (--keys). */
 export const DEFAULT_KEYS = 200;
-const RELAYS = 2;
-const CONSUMERS = 3;
+const DEFAULT_RELAYS = 2;
+const DEFAULT_CONSUMERS = 3;
 
 export type Broken = 'relay-ack-before-send' | 'effect-outside-transaction';
 
@@ -80,6 +80,8 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   const { env, log } = o;
   const seed = scenarioSeed(o.seed, scenario.name);
   const keys = o.keys ?? DEFAULT_KEYS;
+  const relayCount = scenario.processes?.relays ?? DEFAULT_RELAYS;
+  const consumerCount = scenario.processes?.consumers ?? DEFAULT_CONSUMERS;
   const random = prng(seed);
   const suffix = randomBytes(3).toString('hex');
   const schema = `fx_${scenario.name.replaceAll('-', '_')}_${suffix}`;
@@ -101,7 +103,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
 
   let consumersStarted = 0;
   const consumers = consumerGroup({
-    count: CONSUMERS,
+    count: consumerCount,
     env: {
       ZL_FX_PG_URL: env.pgClientUrl,
       ZL_FX_SCHEMA: schema,
@@ -117,7 +119,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     },
   });
   const relays = relayGroup({
-    count: RELAYS,
+    count: relayCount,
     pgUrl: env.pgClientUrl,
     schema,
     ...broker.relay,
@@ -136,11 +138,11 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     consumers.startAll();
     relays.startAll();
     const startDeadline = Date.now() + 60_000;
-    while (consumersStarted < CONSUMERS) {
+    while (consumersStarted < consumerCount) {
       if (Date.now() > startDeadline) throw new Error(`consumers did not start within 60 s\n${consumers.logs()}`);
       await wait(100);
     }
-    log(`${scenario.name}: ${RELAYS} relays and ${CONSUMERS} consumers started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    log(`${scenario.name}: ${relayCount} relays and ${consumerCount} consumers started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     const rate = Math.min(o.rate, o.messages / scenario.minWorkloadSeconds);
     t0 = Date.now();

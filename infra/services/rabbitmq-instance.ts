@@ -47,7 +47,7 @@ export interface RabbitMqInstance {
   stop(): Promise<void>;
   /** SIGKILL of the node's Erlang VM: a crash. Data written before stays on disk (the OS has it). */
   kill(): Promise<void>;
-  /** Stops the node (a kill if a clean stop fails) and deletes its folder. */
+  /** Kills the node (its data is deleted with it, so a clean stop would buy nothing) and deletes its folder. */
   remove(): Promise<void>;
 }
 
@@ -175,6 +175,7 @@ export async function startRabbitMqInstance(options: RabbitMqInstanceOptions): P
     if (clean) await ctl('stop').catch(() => {});
     if (alive(p)) process.kill(p, 'SIGKILL');
     await until(async () => !alive(p), `${node} (pid ${p}) to exit`, 60_000);
+    await until(async () => !(await portOpen(port)), `${node} to release ${port}`, 30_000);
     // epmd forgets a node when its VM's connection closes; the next start registers the name again.
     rmSync(pidFile, { force: true });
   };
@@ -198,7 +199,7 @@ export async function startRabbitMqInstance(options: RabbitMqInstanceOptions): P
     stop: () => stopVm(true),
     kill: () => stopVm(false),
     async remove() {
-      await stopVm(true);
+      await stopVm(false);
       rmSync(dir, { recursive: true, force: true });
     },
   };
