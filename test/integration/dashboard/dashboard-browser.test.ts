@@ -295,6 +295,7 @@ describe('dashboard in a browser', () => {
     await page.click('#reconcile-form button');
     await page.waitForSelector('#result.ok');
     assert.match((await page.locator('#report').textContent()) ?? '', /"verdict"/);
+    assert.match((await page.locator('#result').textContent()) ?? '', /reconcile done: verdict [a-z-]+ \(committed 8, sent 6/);
     assert.equal(await count(`${s}.operation_audit where action = 'reconcile.run' and reason = 'after the replay'`), 1);
     await shot('reconcile');
   });
