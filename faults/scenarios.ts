@@ -190,6 +190,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'handler-faults',
     summary: '3% of messages fail transiently 1-2 times (then succeed), 0.5% fail permanently (must be exactly the dead letters)',
     needsCluster: false,
+    transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 10,
     failures: { transient: 0.03, permanent: 0.005, poison: 0 },
     nemesis: async () => {},
