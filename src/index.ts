@@ -36,3 +36,8 @@ export type {
   DeadLetterFilter,
 } from './ports/dead-letter-store.ts';
 export type { BrokerInspector, BrokerRecord, PartitionRange, TopicAdmin } from './ports/broker-inspector.ts';
+export type { Tracing, MessageSpan, SpanAttributes } from './ports/tracing.ts';
+export type { Logger, LogFields } from './ports/logger.ts';
+// Both load their package (an optional peer) on first call, not on import: `import 'zeroloss'` loads neither.
+export { otelTracing, type OtelTracingOptions } from './adapters/otel/otel-tracing.ts';
+export { defaultLogger, type DefaultLoggerOptions } from './adapters/log/default-logger.ts';

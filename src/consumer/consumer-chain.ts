@@ -2,10 +2,11 @@ import type { DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { InboxCache } from '../ports/inbox-cache.ts';
 import type { InboxStore, StartLog } from '../ports/inbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
+import { noTracing, type Tracing } from '../ports/tracing.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { Chain } from './chain.ts';
 import type { ResolvedConsumerConfig } from './consumer-config.ts';
-import type { ConsumerReporter } from './consumer-events.ts';
+import type { ConsumerEvents, ConsumerReporter } from './consumer-events.ts';
 import type { ConsumerMetrics } from './consumer-metrics.ts';
 import type { Delivery } from './delivery.ts';
 import { EffectBatcher } from './effect-batcher.ts';
@@ -20,6 +21,7 @@ import { metricsStage } from './middleware/metrics.ts';
 import { offsetProgressStage } from './middleware/offset-progress.ts';
 import { retryStage } from './middleware/retry.ts';
 import { routeStage } from './middleware/route.ts';
+import { tracingStage } from './middleware/tracing.ts';
 import type { OffsetTracker } from './offset-tracker.ts';
 import { poisonGuardStage } from './poison-guard.ts';
 
@@ -34,6 +36,10 @@ export interface ConsumerChainDeps {
   tracker: OffsetTracker;
   metrics: ConsumerMetrics;
   reporter: ConsumerReporter;
+  /** Process spans (`otelTracing()`); default none, and then the chain has no tracing stage. */
+  tracing?: Tracing;
+  /** The transport's kind (`kafka`, ...), for the spans' `messaging.system` and offset attributes. */
+  system?: string;
   /** Called after each finished record (the consumer resumes a paused subscription). */
   onFinished: () => void;
   report: (error: Error) => void;
@@ -47,6 +53,10 @@ export interface ConsumerChainDeps {
  *   offset progress  Delivery             on finish: marks the offset done (broker offsets); with database
  *                                         offsets, writes the position with the effect or, for other
  *                                         outcomes, after it. The one place the position moves.
+ *   tracing          Delivery             the process span, child of the trace context stored at enqueue; the
+ *                                         stages inside (handler included) run in it; retries and dead
+ *                                         letters are events on it. Only with tracing wired in, and a
+ *                                         no-op while no OpenTelemetry SDK is registered.
  *   metrics          Delivery             counts processed and duplicate records, emits `processed`
  *   dead letter      Delivery             catches what the stages inside gave up on: dead_letter row, `.dlq` copy
  *   decode           Delivery → Decoded   size limit, envelope headers, UTF-8, JSON
@@ -67,7 +77,10 @@ export interface ConsumerChainDeps {
  * record merely waiting (retry delay, its key's turn) when the process dies is not a suspect.
  */
 export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: Delivery) => Promise<void>; stages: string[] } {
-  const { config, metrics, reporter, publisher } = deps;
+  const { config, metrics, publisher } = deps;
+  const tracing = deps.tracing ?? noTracing;
+  const traced = tracing !== noTracing;
+  const reporter = traced ? tracedReporter(deps.reporter, tracing) : deps.reporter;
   const unavailable = { ...config.unavailableBackoff, onError: deps.report };
   const storeOffsets = config.offsetStore === 'database';
   const batcher = new EffectBatcher(deps.db, deps.inbox, {
@@ -75,8 +88,8 @@ export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: D
     onTransaction: (messages) => metrics.batchSize.observe({ group: config.groupId }, messages),
   });
   const { cache } = deps;
-  const beforeRetry = Chain.start()
-    .add('offset progress', offsetProgressStage({ ...deps, storeOffsets }))
+  const outer = Chain.start().add('offset progress', offsetProgressStage({ ...deps, storeOffsets }));
+  const beforeRetry = (traced ? outer.add('tracing', tracingStage(tracing, { system: deps.system })) : outer)
     .add('metrics', metricsStage(metrics, reporter))
     .add(
       'dead letter',
@@ -94,4 +107,25 @@ export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: D
     )
     .add('effect', inboxTransactionStage(batcher, metrics));
   return { run: chain.build(), stages: chain.names };
+}
+
+/**
+ * Reports retries also as events on the span active where they are reported: the retry stage runs inside
+ * the record's process span, so each retry lands on its message's span.
+ */
+function tracedReporter(reporter: ConsumerReporter, tracing: Tracing): ConsumerReporter {
+  return {
+    emit<K extends keyof ConsumerEvents>(event: K, ...args: ConsumerEvents[K]): boolean {
+      if (event === 'retry' && tracing.active()) {
+        const retry = args[0] as ConsumerEvents['retry'][0];
+        tracing.eventOnActiveSpan('zeroloss.retry', {
+          'zeroloss.attempt': retry.attempt,
+          'zeroloss.retry.mode': retry.mode,
+          'zeroloss.retry.delay_ms': retry.delayMs,
+          'error.message': retry.error,
+        });
+      }
+      return reporter.emit(event, ...args);
+    },
+  };
 }

@@ -8,6 +8,7 @@ import type { DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { InboxCache } from '../ports/inbox-cache.ts';
 import type { InboxStore, StartLog } from '../ports/inbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
+import type { Tracing } from '../ports/tracing.ts';
 import type { Publisher, ReceivedBatch, Subscriber, Subscription } from '../ports/transport.ts';
 import { type ConsumerConfig, consumerConfigSchema, type ResolvedConsumerConfig } from './consumer-config.ts';
 import type { ConsumerEvents } from './consumer-events.ts';
@@ -41,6 +42,9 @@ export interface ConsumerOptions {
   health?: { port: number; host?: string };
   /** Serves `health`; `createConsumer` passes the HTTP probe server. */
   startHealthServer?: StartHealthServer;
+  /** Process spans (`createConsumer` passes `otelTracing()`), and the transport's kind for their attributes. */
+  tracing?: Tracing;
+  transportKind?: string;
 }
 
 interface PartitionRun {
@@ -142,6 +146,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       tracker: this.#tracker,
       metrics: this.#metrics,
       reporter: this,
+      tracing: this.#options.tracing,
+      system: this.#options.transportKind,
       onFinished: () => this.#resumeBelowBatchSize(),
       report: (error) => this.#report(error),
     }).run;

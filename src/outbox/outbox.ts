@@ -7,6 +7,7 @@ import type { Clock } from '../ports/clock.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { Store } from '../ports/backends.ts';
 import type { SqlExecutor } from '../ports/sql-executor.ts';
+import { noTracing, type Tracing } from '../ports/tracing.ts';
 import { ZerolossError } from '../core/errors.ts';
 
 export const outboxConfigSchema = z
@@ -59,6 +60,11 @@ export type OutboxConfig = z.input<typeof outboxConfigSchema>;
 export interface OutboxOptions extends OutboxConfig {
   /** Where enqueue writes: a store bundle (`postgres(…)`, `pglite(…)`) or any object with its `outbox` writer. */
   store: Pick<Store, 'outbox'>;
+  /**
+   * Message tracing (`otelTracing()` from the OpenTelemetry adapter): an enqueue span, and the caller's
+   * trace context stored with the message as W3C `traceparent` / `tracestate` headers. Default: none.
+   */
+  tracing?: Tracing;
 }
 
 export interface Outbox {
@@ -76,7 +82,7 @@ export interface Outbox {
  * whether commits notify relays are the store's settings (set once, on the bundle); these are the producer's.
  */
 export function createOutbox(options: OutboxOptions): Outbox {
-  const { store: bundle, ...config } = options ?? ({} as OutboxOptions);
+  const { store: bundle, tracing = noTracing, ...config } = options ?? ({} as OutboxOptions);
   const writer = bundle?.outbox;
   if (typeof writer?.insert !== 'function') {
     throw new ZerolossError('ZL_INVALID_CONFIG', 'createOutbox needs a store: createOutbox({ store: postgres(…), producerId })', {
@@ -117,20 +123,31 @@ export function createOutbox(options: OutboxOptions): Outbox {
         createdAt: createdAt.toISOString(),
         headers: { ...(message.headers ?? {}) },
       };
-      const { seq } = await store.insert(
-        tx,
-        {
-          messageId: id,
-          topic: message.topic,
-          key: message.key,
-          type: message.type,
-          traceId: envelope.traceId,
-          producerId: cfg.producerId,
-          headers: envelopeHeaders(envelope, payload.contentType),
-          payload: payload.bytes,
-        },
-        cfg.sequencing,
-      );
+      // The trace context goes into the stored headers, so the relay resends it unchanged with the bytes.
+      const span = tracing.active()
+        ? tracing.create(message.topic, { 'messaging.message.id': id, 'messaging.kafka.message.key': message.key }, envelope.headers)
+        : undefined;
+      let seq: number;
+      try {
+        ({ seq } = await store.insert(
+          tx,
+          {
+            messageId: id,
+            topic: message.topic,
+            key: message.key,
+            type: message.type,
+            traceId: envelope.traceId,
+            producerId: cfg.producerId,
+            headers: envelopeHeaders(envelope, payload.contentType),
+            payload: payload.bytes,
+          },
+          cfg.sequencing,
+        ));
+      } catch (error) {
+        span?.end(error);
+        throw error;
+      }
+      span?.end();
       envelope.seq = seq;
       return envelope;
     },

@@ -7,8 +7,12 @@ import { backoffDelay } from '../core/backoff.ts';
 import { parseConfig } from '../core/config.ts';
 import { errorSummary, isClientRefused, ZerolossError } from '../core/errors.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../ports/outbox-store.ts';
+import type { Logger } from '../ports/logger.ts';
+import { silentLogger } from '../ports/logger.ts';
 import type { Database } from '../ports/sql-executor.ts';
+import { type MessageSpan, noTracing, type Tracing } from '../ports/tracing.ts';
 import type { Publisher } from '../ports/transport.ts';
+import { HEADER } from '../core/envelope.ts';
 import { createRelayMetrics, type RelayMetrics } from './relay-metrics.ts';
 
 export const relayConfigSchema = z
@@ -91,6 +95,8 @@ export class Relay extends EventEmitter<RelayEvents> {
   readonly #publisher: Publisher;
   readonly #db: Database | undefined;
   readonly #metrics: RelayMetrics;
+  readonly #tracing: Tracing;
+  readonly #log: Logger;
   #running = false;
   #loops: Promise<void>[] = [];
   #unlisten: Array<() => Promise<void>> = [];
@@ -114,6 +120,10 @@ export class Relay extends EventEmitter<RelayEvents> {
     db?: Database;
     registry?: Registry;
     config?: RelayConfig;
+    /** A send span per record, parented on the trace context stored with it (`otelTracing()`); default none. */
+    tracing?: Tracing;
+    /** Operational events (start, stop, failed and parked rows, errors); default silent. */
+    logger?: Logger;
   }) {
     super();
     this.config = parseConfig(relayConfigSchema, options.config ?? {}, 'relay');
@@ -122,6 +132,8 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#publisher = options.publisher;
     this.#db = options.db;
     this.#metrics = createRelayMetrics(options.registry);
+    this.#tracing = options.tracing ?? noTracing;
+    this.#log = (options.logger ?? silentLogger).child({ component: 'relay', instance: this.instanceId });
     // Publish every series at zero from the start, so rate() and absence alerts work before the first event.
     for (const source of this.#sources) {
       const labels = { source: source.name };
@@ -132,7 +144,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       this.#metrics.claimSeconds.zero(labels);
     }
     // An 'error' event without a listener would throw; the relay reports errors, it never dies of them.
-    this.on('error', () => {});
+    this.on('error', (error) => this.#log.error({ err: error, code: (error as { code?: unknown }).code }, error.message));
   }
 
   get registry(): Registry {
@@ -150,6 +162,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     for (const source of this.#sources) {
       for (let i = 0; i < this.config.concurrency; i++) this.#loops.push(this.#loop(source, i === 0));
     }
+    this.#log.info({ sources: this.#sources.map((s) => s.name), concurrency: this.config.concurrency }, 'relay started');
   }
 
   /** Finishes the rounds in flight (their results are recorded), then stops. */
@@ -161,6 +174,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#loops = [];
     await Promise.all(this.#unlisten.map((u) => u().catch(() => {})));
     this.#unlisten = [];
+    this.#log.info({}, 'relay stopped');
   }
 
   /** Makes every idle loop scan now (commit notification, or a caller that just enqueued). */
@@ -313,6 +327,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#metrics.rounds.inc({ source: source.name });
     if (rows.length === 0) return { claimed: 0 };
     const labels = { source: source.name };
+    const spans = this.#tracing.active() ? this.#sendSpans(rows) : undefined;
     const stopTimer = this.#metrics.sendSeconds.startTimer(labels);
     let outcomes: Awaited<ReturnType<Publisher['publish']>>;
     try {
@@ -323,6 +338,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       outcomes = rows.map(() => ({ ok: false, error: new ZerolossError('ZL_SEND_FAILED', failure, { retryable: true }), attempted: true }));
     }
     stopTimer();
+    if (spans) endSendSpans(spans, outcomes);
     const sent: SentOutcome[] = [];
     const failed: FailedOutcome[] = [];
     // Every row failed because the broker was unreachable: an outage, not a fault of these rows. Back
@@ -368,12 +384,56 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#metrics.sent.inc(labels, sent.length);
     const parked = await source.markFailed(this.instanceId, failed);
     this.#metrics.failed.inc(labels, failed.filter((f) => f.action !== 'release').length);
+    if (failed.length > 0) this.#logFailed(source, rows, outcomes, failed);
     if (parked.length > 0) {
       this.#metrics.parked.inc(labels, parked.length);
+      this.#log.warn({ source: source.name, messageIds: parked }, 'rows parked: a person must release or discard them');
       this.emit('parked', { source: source.name, messageIds: parked });
     }
     this.emit('round', { source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length, claimMs });
+    this.#log.debug({ source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length, claimMs }, 'relay round');
     return { claimed: rows.length };
+  }
+
+  /** One send span per record: its trace is the one stored with the row at enqueue. */
+  #sendSpans(rows: ClaimedRow[]): MessageSpan[] {
+    return rows.map((row) =>
+      this.#tracing.send(row.record.topic, row.record.headers, {
+        'messaging.message.id': row.record.headers[HEADER.id],
+        'messaging.kafka.message.key': row.record.key,
+        'zeroloss.attempt': row.attempt,
+      }),
+    );
+  }
+
+  /**
+   * A line per failed row (a warning: the relay retries it, or parks it once its attempts are spent), for
+   * the first FAILED_ROWS_LOGGED of a round; an outage fails the whole batch, and one line then says how many.
+   */
+  #logFailed(source: RelaySource, rows: ClaimedRow[], outcomes: Awaited<ReturnType<Publisher['publish']>>, failed: FailedOutcome[]): void {
+    const byRef = new Map(rows.map((row, i) => [row.ref, { row, outcome: outcomes[i] }]));
+    const charged = failed.filter((f) => f.action !== 'release');
+    if (charged.length > FAILED_ROWS_LOGGED) {
+      this.#log.warn({ source: source.name, failed: charged.length, error: charged[0]?.error }, `send failed for ${charged.length} rows`);
+    }
+    for (const f of charged.slice(0, FAILED_ROWS_LOGGED)) {
+      const entry = byRef.get(f.ref);
+      const outcome = entry?.outcome;
+      this.#log.warn(
+        {
+          source: source.name,
+          messageId: entry?.row.record.headers[HEADER.id],
+          topic: entry?.row.record.topic,
+          key: entry?.row.record.key,
+          attempt: entry?.row.attempt,
+          action: f.action,
+          delayMs: f.delayMs,
+          code: outcome && !outcome.ok ? outcome.error.code : undefined,
+          error: f.error,
+        },
+        f.action === 'park' ? 'send failed: parked' : 'send failed: will retry',
+      );
+    }
   }
 
   /**
@@ -432,4 +492,27 @@ export class Relay extends EventEmitter<RelayEvents> {
   #delay(attempt: number): number {
     return backoffDelay(attempt, this.config.backoff);
   }
+}
+
+/** Failed rows of one round logged one by one; beyond that, one line with the count. */
+const FAILED_ROWS_LOGGED = 10;
+
+/** Ends each record's send span with what the broker answered: where it landed, or why not. */
+function endSendSpans(spans: MessageSpan[], outcomes: Awaited<ReturnType<Publisher['publish']>>): void {
+  spans.forEach((span, i) => {
+    const outcome = outcomes[i];
+    if (outcome?.ok) {
+      span.setAttributes({
+        'messaging.destination.partition.id': outcome.partition === undefined ? undefined : String(outcome.partition),
+        'messaging.kafka.offset': outcome.offset === undefined ? undefined : Number(outcome.offset),
+      });
+      span.end();
+    } else if (outcome && !outcome.attempted) {
+      // Held back behind its key's failed record, never sent: not an error of its own.
+      span.event('zeroloss.held_back');
+      span.end();
+    } else {
+      span.end(outcome ? outcome.error : new Error('publisher gave no outcome for this record'));
+    }
+  });
 }

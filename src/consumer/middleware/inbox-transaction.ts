@@ -5,6 +5,7 @@ import type { ConsumerMetrics } from '../consumer-metrics.ts';
 import { AbandonedError, type RoutedDelivery } from '../delivery.ts';
 import type { EffectBatcher, EffectWork } from '../effect-batcher.ts';
 import { OutOfTurnError } from '../lane-ticket.ts';
+import { inDeliverySpan } from './tracing.ts';
 
 /**
  * The last stage, one per attempt: a transaction zeroloss opens, the inbox row first, then the handler's
@@ -40,7 +41,9 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
       },
       apply: async (tx, found) => {
         if (found.kind === 'claimed') {
-          await route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal });
+          await inDeliverySpan(d, () =>
+            route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal }),
+          );
         }
         await d.withEffect?.(tx, found);
       },
