@@ -79,7 +79,7 @@ const target = positionals[0] ?? 'all';
 const names = target === 'all' ? SCENARIOS.filter((s) => runsOn(s) && s.name !== 'transport-faults').map((s) => s.name) : target.split(',');
 const selected: Scenario[] = names.map((name) => SCENARIOS.find((s) => s.name === name) ?? fail(`unknown scenario '${name}'\n${USAGE}`));
 const elsewhere = selected.filter((s) => !runsOn(s));
-if (elsewhere.length > 0) fail(`${elsewhere.map((s) => s.name).join(', ')} do not run on --transport ${transport}`);
+if (elsewhere.length > 0) fail(`not on --transport ${transport} (yet): ${elsewhere.map((s) => s.name).join(', ')}`);
 const messages = positiveInt(values.messages, 'messages', 10_000);
 const seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : positiveInt(values.seed, 'seed', 0);
 const rate = positiveInt(values.rate, 'rate', 400);

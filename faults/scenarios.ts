@@ -109,7 +109,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'transport-faults',
     summary:
-      'short version of the three above for `npm test` (1 relay, 2 consumers): two relay and two consumer SIGKILLs around one broker crash restart (SIGKILL, 1.5 s down, started again on its data)',
+      'short version of relay-kill, consumer-kill and broker-restart for `npm test` (1 relay, 2 consumers): two relay and two consumer SIGKILLs around one broker crash restart (SIGKILL, 1.5 s down, started again on its data)',
     needsCluster: false,
     transports: ['redis', 'rabbitmq'],
     // One process fewer of each kind than the long scenarios: starting Node processes is most of the cost
