@@ -13,7 +13,6 @@ import { loadAssets } from './client-assets.ts';
 import * as input from './dashboard-input.ts';
 import { mountActions } from './dashboard-actions.ts';
 import { authenticate } from './dashboard-security.ts';
-import { listOutbox } from './outbox-listing.ts';
 import { type Redaction, safeUrl } from './payload-redaction.ts';
 import { deadLetterPage, deadLettersPage } from './pages/dead-letters-page.ts';
 import { inboxesPage } from './pages/inboxes-page.ts';
@@ -184,24 +183,16 @@ export function dashboardApp(deps: DashboardDeps, options: DashboardAppOptions):
       topic: input.optional(q.topic, (v) => input.topic(v)),
       key: input.optional(q.key, (v) => input.name(v, 'key')),
       limit: input.limit(q.limit, 100),
-      after: q.after || undefined,
     };
-    const listing = await listOutbox(deps.store, {
-      window,
-      topic: f.topic,
-      state: state === undefined ? undefined : STATES[state],
-      key: f.key,
-      after: f.after,
-      limit: f.limit,
-    });
-    const shown = {
-      ...f,
-      from: q.from || window.from.toISOString(),
-      to: q.to || window.to.toISOString(),
-      scanned: listing.scanned,
-      cut: listing.cut,
-    };
-    return c.html(layout(page(c), 'Outbox', outboxPage(listing.rows, listing.next, shown)));
+    const after = input.optional(q.after, input.outboxCursor);
+    const rows = await deps.store.outboxRows(
+      { window, topic: f.topic, state: state === undefined ? undefined : STATES[state], key: f.key },
+      after,
+      f.limit,
+    );
+    const last = rows.length === f.limit ? rows[rows.length - 1]?.cursor : undefined;
+    const shown = { ...f, from: q.from || window.from.toISOString(), to: q.to || window.to.toISOString() };
+    return c.html(layout(page(c), 'Outbox', outboxPage(rows, last ? input.encodeCursor(last) : undefined, shown)));
   });
 
   app.get('/inboxes', async (c) => {
@@ -215,7 +206,7 @@ export function dashboardApp(deps: DashboardDeps, options: DashboardAppOptions):
     const before = input.optional(q.before, input.inboxCursor);
     const rows = await deps.store.inboxRows({ window, groupId: f.group, topic: f.topic }, before, f.limit);
     const last = rows.length === f.limit ? rows[rows.length - 1]?.cursor : undefined;
-    const next = last ? Buffer.from(JSON.stringify(last)).toString('base64url') : undefined;
+    const next = last ? input.encodeCursor(last) : undefined;
     const shown = { ...f, from: q.from || window.from.toISOString(), to: q.to || window.to.toISOString() };
     return c.html(layout(page(c), 'Inboxes', inboxesPage(rows, next, shown)));
   });

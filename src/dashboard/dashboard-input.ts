@@ -104,24 +104,44 @@ export function body(value: unknown): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/** An inbox page cursor: base64url JSON of the last row's processed_at text (as Postgres printed it), group and key. */
-export function inboxCursor(value: string): { at: string; groupId: string; idempotencyKey: string } {
-  let parsed: unknown;
+/** A timestamptz as Postgres printed it (`2026-12-05 01:53:07.915123+00`), checked so its cast cannot fail. */
+function databaseTime(value: unknown): value is string {
+  return (
+    typeof value === 'string' &&
+    /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$/.test(value) &&
+    !Number.isNaN(Date.parse(value.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00')))
+  );
+}
+
+/** A page cursor: base64url JSON of an object, or a 400. */
+function cursorObject(value: string, field: string): Record<string, unknown> {
   try {
-    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-  } catch {
-    throw new BadInput('before', 'not a page cursor');
-  }
-  const c = parsed as Record<string, unknown>;
-  const at = c?.at;
+    const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+    if (typeof parsed === 'object' && parsed !== null) return parsed as Record<string, unknown>;
+  } catch {}
+  throw new BadInput(field, 'not a page cursor');
+}
+
+export function encodeCursor(cursor: object): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+/** An inbox page cursor: the last row's processed_at text (as Postgres printed it), group and key. */
+export function inboxCursor(value: string): { at: string; groupId: string; idempotencyKey: string } {
+  const c = cursorObject(value, 'before');
   const ok =
-    typeof at === 'string' &&
-    /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$/.test(at) &&
-    !Number.isNaN(Date.parse(at.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'))) &&
+    databaseTime(c.at) &&
     typeof c.groupId === 'string' &&
     NAME.test(c.groupId) &&
     typeof c.idempotencyKey === 'string' &&
     /^\P{Cc}{1,1024}$/u.test(c.idempotencyKey);
   if (!ok) throw new BadInput('before', 'not a page cursor');
-  return { at: at as string, groupId: c.groupId as string, idempotencyKey: c.idempotencyKey as string };
+  return { at: c.at as string, groupId: c.groupId as string, idempotencyKey: c.idempotencyKey as string };
+}
+
+/** An outbox page cursor: the last row's created_at text (as Postgres printed it) and seq id. */
+export function outboxCursor(value: string): { at: string; seqId: string } {
+  const c = cursorObject(value, 'after');
+  if (!databaseTime(c.at) || typeof c.seqId !== 'string' || !ROW_ID.test(c.seqId)) throw new BadInput('after', 'not a page cursor');
+  return { at: c.at, seqId: c.seqId };
 }

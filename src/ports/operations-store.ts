@@ -134,8 +134,20 @@ export interface InboxCursor {
   idempotencyKey: string;
 }
 
+/** Where a page of outbox rows ended: the database's own text of created_at keeps its microseconds. */
+export interface OutboxCursor {
+  at: string;
+  seqId: string;
+}
+
 export interface TraceStore {
   outboxRow(messageId: string): Promise<OutboxRowView | undefined>;
+  /** Outbox rows committed in [from, to), of one topic, state and key if given, in commit order, after `after`. */
+  outboxRows(
+    filter: { window: { from: Date; to: Date }; topic?: string; state?: MessageState; key?: string },
+    after: OutboxCursor | undefined,
+    limit: number,
+  ): Promise<Array<OutboxRowView & { cursor: OutboxCursor }>>;
   /** Inbox rows processed in [from, to), of one group and topic if given, newest first, after `before`. */
   inboxRows(
     filter: { window: { from: Date; to: Date }; groupId?: string; topic?: string },

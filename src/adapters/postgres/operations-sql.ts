@@ -28,6 +28,19 @@ export function operationsSql(s: string) {
       from ${s}.inbox where message_id = any($1::text[])`,
 
     /**
+     * Outbox rows committed in [$1, $2) of topic $3, state $4 and key $5 (null: any), in commit order, after the
+     * keyset ($6 created_at as this statement printed it, $7 seq_id), $8 at a time. Served by outbox_created;
+     * created_at::text round-trips its microseconds (rows of one transaction share it), a JS Date would not.
+     */
+    outboxRows: `
+      select ${outboxColumns}, o.created_at::text as at_text from ${s}.outbox o
+      where o.created_at >= $1 and o.created_at < $2
+        and ($3::text is null or o.topic = $3) and ($4::smallint is null or o.state = $4) and ($5::text is null or o.msg_key = $5)
+        and ($6::timestamptz is null or (o.created_at, o.seq_id) > ($6::timestamptz, $7::bigint))
+      order by o.created_at, o.seq_id
+      limit $8`,
+
+    /**
      * Inbox rows processed in [$1, $2) of group $3 and topic $4 (null: any), newest first, before the keyset
      * ($5 processed_at as this statement printed it, $6 group, $7 key), $8 at a time. Served by
      * inbox_processed_at; processed_at::text round-trips its microseconds, a JS Date would not.

@@ -9,6 +9,7 @@ import type {
   DivertRule,
   DivertStore,
   InboxCursor,
+  OutboxCursor,
   InboxHit,
   InterventionStore,
   NewAuditEntry,
@@ -89,6 +90,24 @@ export class PostgresOperationsStore
       offset: BigInt(r.msg_offset as string),
       processedAt: date(r.processed_at),
     }));
+  }
+
+  async outboxRows(
+    filter: { window: { from: Date; to: Date }; topic?: string; state?: MessageState; key?: string },
+    after: OutboxCursor | undefined,
+    limit: number,
+  ): Promise<Array<OutboxRowView & { cursor: OutboxCursor }>> {
+    const rows = await this.#rows(this.#sql.outboxRows, [
+      filter.window.from,
+      filter.window.to,
+      filter.topic ?? null,
+      filter.state ?? null,
+      filter.key ?? null,
+      after?.at ?? null,
+      after?.seqId ?? null,
+      limit,
+    ]);
+    return rows.map((r) => ({ ...outboxRow(r), cursor: { at: String(r.at_text), seqId: String(r.seq_id) } }));
   }
 
   async inboxRows(

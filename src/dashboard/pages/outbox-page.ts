@@ -8,11 +8,6 @@ export interface OutboxFilterView {
   from: string;
   to: string;
   limit: number;
-  after?: string;
-  /** Rows read to fill the page (state and key are matched on the rows read). */
-  scanned: number;
-  /** The scan stopped at its bound before the window's end. */
-  cut: boolean;
 }
 
 const STATE_NAMES = ['pending', 'sent', 'failed', 'parked'];
@@ -29,7 +24,7 @@ export function outboxPage(rows: OutboxRowView[], next: string | undefined, f: O
   <label>limit <input name="limit" value="${f.limit}" size="4"></label>
   <button>Filter</button>
 </form>
-<p class="note">Times: ISO-8601, epoch ms, now, or a duration ago (15m, 2h). ${f.scanned} rows read${f.cut ? '; the scan stopped at its bound: use Next or a narrower window' : ''}.</p>
+<p class="note">Times: ISO-8601, epoch ms, now, or a duration ago (15m, 2h).</p>
 <table id="outbox">
 <thead><tr><th>seq</th><th>message</th><th>topic</th><th>key</th><th>type</th><th>state</th><th>attempts</th><th>created</th><th>sent at</th><th>partition/offset</th><th>last error</th></tr></thead>
 <tbody>

@@ -285,10 +285,15 @@ describe('dashboard in a browser', () => {
     assert.deepEqual(await page.locator('#outbox tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id'))), [
       ids.parked[1],
     ]);
-    await page.goto(`${board.url}/outbox?state=sent&limit=3`);
-    assert.equal(await page.locator('#outbox tbody tr').count(), 3);
+    // Six sent rows committed in one transaction share created_at: pages of three must still be disjoint.
+    const idsOn = () => page.locator('#outbox tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id') ?? ''));
+    await page.goto(`${board.url}/outbox?state=sent&limit=4`);
+    const first = await idsOn();
     await page.click('a[rel="next"]');
-    assert.equal(await page.locator('#outbox tbody tr').count(), 3, 'six sent rows: the second page');
+    const second = await idsOn();
+    assert.equal(first.length, 4);
+    assert.deepEqual([...first, ...second].sort(), [...ids.applied, ...ids.dead].sort(), 'each sent row once, over two pages');
+    assert.equal(await page.locator('a[rel="next"]').count(), 0, 'the second page is the last');
     await shot('outbox');
     await page.goto(`${board.url}/reconcile`);
     await page.fill('#reason', 'after the replay');
