@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { context, SpanKind, trace } from '@opentelemetry/api';
+import { context, createTraceState, SpanKind, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createConsumer, createOutbox, otelTracing, PermanentError, RetryableError } from '../../src/index.ts';
@@ -155,4 +155,38 @@ test('enqueue inside a span: send and process spans continue its trace, with the
   const dead = doomedProcess?.events.find((e) => e.name === 'zeroloss.dead_letter');
   assert.equal(dead?.attributes?.['error.type'], 'ZL_PERMANENT');
   assert.equal(doomedProcess?.attributes['zeroloss.outcome'], 'dead-lettered');
+});
+
+test('trace headers: a malformed or foreign traceparent starts a new trace instead of failing; tracestate survives the trip', () => {
+  const tracing = otelTracing({ system: 'kafka' });
+  assert.equal(tracing.active(), true);
+  for (const traceparent of [
+    'garbage',
+    '00-00000000000000000000000000000000-b7ad6b7169203331-01',
+    'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    '',
+  ]) {
+    const span = tracing.process('t', { traceparent, tracestate: '=,,bad' }, {});
+    span.end();
+  }
+  const fresh = spans().filter((s) => s.name === 'process t');
+  assert.equal(fresh.length, 4);
+  for (const s of fresh) assert.equal(s.parentSpanContext, undefined, 'no parent from a bad header');
+
+  const carrier: Record<string, string> = {};
+  const parent = tracer.startSpan('with state');
+  context.with(trace.setSpan(context.active(), parent), () => {
+    const stated = trace.setSpanContext(context.active(), { ...parent.spanContext(), traceState: createTraceState('vendor=abc') });
+    context.with(stated, () => tracing.create('t', {}, carrier).end());
+  });
+  parent.end();
+  assert.equal(carrier.tracestate, 'vendor=abc');
+  const send = tracing.send('t', carrier, {});
+  send.end();
+  const sent = spans().find((s) => s.name === 'send t');
+  assert.equal(sent?.spanContext().traceState?.get('vendor'), 'abc');
+  // A traceparent the application set itself is kept, not replaced.
+  const own = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+  tracing.create('t', {}, own).end();
+  assert.equal(own.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
 });
