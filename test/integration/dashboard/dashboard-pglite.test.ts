@@ -67,6 +67,12 @@ describe('dashboard on PGlite', () => {
     assert.equal(overview.groups.find((g) => g.group === 'shipping')?.lag, '0');
     const inboxes = await (await fetch(`${board.url}/inboxes?group=shipping`)).text();
     for (const id of ids.slice(0, 5)) assert.match(inboxes, new RegExp(`data-id="${id}"`));
+    const outbox = await (await fetch(`${board.url}/outbox?state=sent&limit=3`)).text();
+    const next = /rel="next" href="([^"]+)"/.exec(outbox)?.[1]?.replaceAll('&#38;', '&');
+    assert.ok(next, 'a second page');
+    const rest = await (await fetch(`${board.url}${next}`)).text();
+    const listed = [...`${outbox}${rest}`.matchAll(/<tr data-id="([^"]+)" data-state="sent"/g)].map((m) => m[1]);
+    assert.deepEqual(listed.sort(), ids.slice(0, 5).sort(), 'the five sent rows, each once');
     const trail = await (await fetch(`${board.url}/messages/${ids[0]}`)).text();
     assert.match(trail, /data-stop="complete"/);
     const page = await (await fetch(`${board.url}/parked`)).text();
