@@ -38,8 +38,6 @@ export interface ConsumerChainDeps {
   reporter: ConsumerReporter;
   /** Process spans (`otelTracing()`); default none, and then the chain has no tracing stage. */
   tracing?: Tracing;
-  /** The transport's kind (`kafka`, ...), for the spans' `messaging.system` and offset attributes. */
-  system?: string;
   /** Called after each finished record (the consumer resumes a paused subscription). */
   onFinished: () => void;
   report: (error: Error) => void;
@@ -89,7 +87,7 @@ export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: D
   });
   const { cache } = deps;
   const outer = Chain.start().add('offset progress', offsetProgressStage({ ...deps, storeOffsets }));
-  const beforeRetry = (traced ? outer.add('tracing', tracingStage(tracing, { system: deps.system })) : outer)
+  const beforeRetry = (traced ? outer.add('tracing', tracingStage(tracing)) : outer)
     .add('metrics', metricsStage(metrics, reporter))
     .add(
       'dead letter',

@@ -42,9 +42,8 @@ export interface ConsumerOptions {
   health?: { port: number; host?: string };
   /** Serves `health`; `createConsumer` passes the HTTP probe server. */
   startHealthServer?: StartHealthServer;
-  /** Process spans (`createConsumer` passes `otelTracing()`), and the transport's kind for their attributes. */
+  /** Process spans; `createConsumer` passes `otelTracing()`. */
   tracing?: Tracing;
-  transportKind?: string;
 }
 
 interface PartitionRun {
@@ -147,7 +146,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       metrics: this.#metrics,
       reporter: this,
       tracing: this.#options.tracing,
-      system: this.#options.transportKind,
       onFinished: () => this.#resumeBelowBatchSize(),
       report: (error) => this.#report(error),
     }).run;

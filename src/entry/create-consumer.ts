@@ -64,7 +64,6 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     startHealthServer,
     config,
     tracing: tracing === false ? noTracing : (tracing ?? otelTracing({ system: kind })),
-    transportKind: kind,
   });
   if (logger) logConsumerEvents(consumer, logger.child({ component: 'consumer', group: consumer.config.groupId }));
   return consumer;

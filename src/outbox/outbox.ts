@@ -125,7 +125,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
       };
       // The trace context goes into the stored headers, so the relay resends it unchanged with the bytes.
       const span = tracing.active()
-        ? tracing.create(message.topic, { 'messaging.message.id': id, 'messaging.kafka.message.key': message.key }, envelope.headers)
+        ? tracing.create(message.topic, { 'messaging.message.id': id, 'zeroloss.key': message.key }, envelope.headers)
         : undefined;
       let seq: number;
       try {

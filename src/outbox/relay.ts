@@ -400,7 +400,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     return rows.map((row) =>
       this.#tracing.send(row.record.topic, row.record.headers, {
         'messaging.message.id': row.record.headers[HEADER.id],
-        'messaging.kafka.message.key': row.record.key,
+        'zeroloss.key': row.record.key,
         'zeroloss.attempt': row.attempt,
       }),
     );
@@ -504,7 +504,7 @@ function endSendSpans(spans: MessageSpan[], outcomes: Awaited<ReturnType<Publish
     if (outcome?.ok) {
       span.setAttributes({
         'messaging.destination.partition.id': outcome.partition === undefined ? undefined : String(outcome.partition),
-        'messaging.kafka.offset': outcome.offset === undefined ? undefined : Number(outcome.offset),
+        'zeroloss.offset': outcome.offset?.toString(),
       });
       span.end();
     } else if (outcome && !outcome.attempted) {

@@ -1,4 +1,8 @@
-/** Span attribute values, as OpenTelemetry takes them; undefined ones are left out. */
+/**
+ * Span attribute values, as OpenTelemetry takes them; undefined ones are left out. The record's key and
+ * offset go in as `zeroloss.key` / `zeroloss.offset` (a string): the adapter renames them where the
+ * transport has convention names (`messaging.kafka.message.key`, `messaging.kafka.offset`).
+ */
 export type SpanAttributes = Record<string, string | number | boolean | undefined>;
 
 /** One span around one message's step (enqueue, send, process). */

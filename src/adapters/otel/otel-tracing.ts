@@ -30,7 +30,16 @@ export function otelTracing(options: OtelTracingOptions = {}): Tracing {
       'messaging.operation.name': operation,
       'messaging.destination.name': topic,
     };
-    for (const [name, value] of Object.entries(attributes)) if (value !== undefined) out[name] = value;
+    return { ...out, ...translate(attributes) };
+  };
+  // Callers name the record's key and offset neutrally; Kafka has convention names for both.
+  const translate = (attributes: SpanAttributes): OtelApi.Attributes => {
+    const out = defined(attributes) ?? {};
+    if (system !== 'kafka') return out;
+    if (out['zeroloss.offset'] !== undefined) out['messaging.kafka.offset'] = Number(out['zeroloss.offset']);
+    if (out['zeroloss.key'] !== undefined) out['messaging.kafka.message.key'] = out['zeroloss.key'];
+    delete out['zeroloss.offset'];
+    delete out['zeroloss.key'];
     return out;
   };
   return {
@@ -41,7 +50,7 @@ export function otelTracing(options: OtelTracingOptions = {}): Tracing {
     create(topic, attributes, carrier) {
       const span = tracer.startSpan(`create ${topic}`, { kind: api.SpanKind.PRODUCER, attributes: base('create', topic, attributes) });
       if (carrier[TRACEPARENT] === undefined) writeTraceContext(api, span.spanContext(), carrier);
-      return wrap(api, span, api.context.active());
+      return wrap(api, span, api.context.active(), translate);
     },
     send(topic, headers, attributes) {
       // The relay runs outside any request: the stored context is the parent, so the send shows in the
@@ -53,7 +62,7 @@ export function otelTracing(options: OtelTracingOptions = {}): Tracing {
         { kind: api.SpanKind.PRODUCER, attributes: base('send', topic, attributes), links: stored ? [{ context: stored }] : [] },
         parent,
       );
-      return wrap(api, span, parent);
+      return wrap(api, span, parent, translate);
     },
     process(topic, headers, attributes) {
       const stored = readTraceContext(api, headers);
@@ -63,7 +72,7 @@ export function otelTracing(options: OtelTracingOptions = {}): Tracing {
         { kind: api.SpanKind.CONSUMER, attributes: base('process', topic, attributes) },
         parent,
       );
-      return wrap(api, span, parent);
+      return wrap(api, span, parent, translate);
     },
     eventOnActiveSpan(name, attributes) {
       api.trace.getActiveSpan()?.addEvent(name, defined(attributes));
@@ -85,11 +94,16 @@ function defined(attributes: SpanAttributes | undefined): OtelApi.Attributes | u
   return out;
 }
 
-function wrap(api: typeof OtelApi, span: OtelApi.Span, parent: OtelApi.Context): MessageSpan {
+function wrap(
+  api: typeof OtelApi,
+  span: OtelApi.Span,
+  parent: OtelApi.Context,
+  translate: (attributes: SpanAttributes) => OtelApi.Attributes,
+): MessageSpan {
   return {
     run: (fn) => api.context.with(api.trace.setSpan(parent, span), fn),
     setAttributes: (attributes) => {
-      span.setAttributes(defined(attributes) ?? {});
+      span.setAttributes(translate(attributes));
     },
     event: (name, attributes) => {
       span.addEvent(name, defined(attributes));

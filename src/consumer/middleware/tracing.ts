@@ -13,8 +13,7 @@ const spans = new WeakMap<Delivery, MessageSpan>();
  * reports) and the handler, whose own spans nest under it. It sits outside the dead-letter stage so a dead
  * letter is an event on the span, not an error that escaped it.
  */
-export function tracingStage(tracing: Tracing, deps: { system: string | undefined }): Stage<Delivery> {
-  const kafka = deps.system === 'kafka';
+export function tracingStage(tracing: Tracing): Stage<Delivery> {
   return async (d, next) => {
     if (!tracing.active()) return next(d);
     const { record } = d;
@@ -22,9 +21,8 @@ export function tracingStage(tracing: Tracing, deps: { system: string | undefine
       'messaging.message.id': record.headers[HEADER.id],
       'messaging.destination.partition.id': String(record.partition),
       'messaging.consumer.group.name': d.groupId,
-      'messaging.kafka.message.key': kafka ? record.key : undefined,
-      'messaging.kafka.offset': kafka ? Number(record.offset) : undefined,
-      'zeroloss.offset': kafka ? undefined : record.offset.toString(),
+      'zeroloss.key': record.key,
+      'zeroloss.offset': record.offset.toString(),
     });
     spans.set(d, span);
     try {
