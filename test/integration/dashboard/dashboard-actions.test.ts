@@ -115,6 +115,17 @@ describe('dashboard actions', () => {
     assert.equal(marks?.[0]?.high, 6n, 'three first copies and three resent');
   });
 
+  test('run a reconciliation: its report, the run listed on the page, audited with the reason', async () => {
+    const r = await act(board, 'reconcile', { from: '1h', to: 'now', reason: 'after the resend' });
+    assert.equal(r.status, 200, r.body.error);
+    const counts = r.body.result.counts as Record<string, number>;
+    assert.deepEqual([counts.committed, counts.sent, counts.onBroker], [3, 3, 3]);
+    assert.equal(r.body.result.verdict, 'clean');
+    assert.deepEqual(await audit('reconcile.run'), [{ actor: 'dashboard:local', reason: 'after the resend', message_id: null }]);
+    const page = await (await fetch(`${board.url}/reconcile`)).text();
+    assert.match(page, /<td>manual<\/td>.*<td>clean<\/td>/s, 'listed under recent runs');
+  });
+
   test('without a broker to publish to, replay and resend answer 409 and change nothing', async () => {
     const replay = await act(readOnly, 'dead-letters/replay', { ids: [deadLetter], reason: 'r' });
     assert.equal(replay.status, 409);
