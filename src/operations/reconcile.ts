@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseConfig } from '../core/config.ts';
 import { HEADER } from '../core/envelope.ts';
 import type { BrokerInspector, ReadStats } from '../ports/broker-inspector.ts';
-import type { OutboxRowView, ReconcileStore, ResendStore } from '../ports/operations-store.ts';
+import type { OutboxCursor, OutboxRowView, ReconcileStore, ResendStore } from '../ports/operations-store.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { readWindow, retryTopicsOf } from './broker-window.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
@@ -145,7 +145,7 @@ async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof r
   const rows = new Map<string, Pick<OutboxRowView, 'state' | 'attempts' | 'lastError' | 'createdAt' | 'sentPartition' | 'sentOffset'>>();
   // Per topic, how far past the window the broker scan must read to see the copies of these rows.
   const readUntil = new Map<string, number>();
-  let after: { createdAt: Date; seqId: string } | undefined;
+  let after: OutboxCursor | undefined;
   for (;;) {
     const page = await deps.store.outboxWindow(window, o.topics, after, o.pageSize);
     for (const r of page) {
@@ -157,8 +157,7 @@ async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof r
       readUntil.set(r.topic, Math.max(readUntil.get(r.topic) ?? 0, last));
     }
     if (page.length < o.pageSize) break;
-    const lastRow = page[page.length - 1] as OutboxRowView;
-    after = { createdAt: lastRow.createdAt, seqId: lastRow.seqId };
+    after = page[page.length - 1]?.cursor;
   }
   const topics = [...readUntil.keys()].sort();
 

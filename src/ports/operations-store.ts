@@ -73,9 +73,9 @@ export interface ReconcileStore {
   outboxWindow(
     window: { from: Date; to: Date },
     topics: string[] | undefined,
-    after: { createdAt: Date; seqId: string } | undefined,
+    after: OutboxCursor | undefined,
     limit: number,
-  ): Promise<OutboxRowView[]>;
+  ): Promise<Array<OutboxRowView & { cursor: OutboxCursor }>>;
   inboxByMessageIds(ids: string[]): Promise<InboxHit[]>;
   deadLettersByMessageIds(ids: string[]): Promise<DeadLetterHit[]>;
   storedOffsets(groups: string[]): Promise<StoredOffset[]>;

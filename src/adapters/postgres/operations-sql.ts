@@ -12,11 +12,12 @@ export function operationsSql(s: string) {
   return {
     // ---- reconcile ---------------------------------------------------------------------------------
     /**
-     * Outbox rows committed in [$1, $2), optionally of topics $3, after the keyset ($4 created_at, $5 seq_id),
-     * $6 at a time. Served by outbox_created.
+     * Outbox rows committed in [$1, $2), optionally of topics $3, after the keyset ($4 created_at as this
+     * statement printed it, $5 seq_id), $6 at a time. Served by outbox_created. created_at::text keeps the
+     * microseconds that the rows of one transaction share; a JS Date cursor restarted every page there.
      */
     outboxWindow: `
-      select ${outboxColumns} from ${s}.outbox o
+      select ${outboxColumns}, o.created_at::text as at_text from ${s}.outbox o
       where o.created_at >= $1 and o.created_at < $2 and ($3::text[] is null or o.topic = any($3::text[]))
         and ($4::timestamptz is null or (o.created_at, o.seq_id) > ($4::timestamptz, $5::bigint))
       order by o.created_at, o.seq_id

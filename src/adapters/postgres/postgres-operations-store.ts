@@ -65,18 +65,18 @@ export class PostgresOperationsStore
   async outboxWindow(
     window: { from: Date; to: Date },
     topics: string[] | undefined,
-    after: { createdAt: Date; seqId: string } | undefined,
+    after: OutboxCursor | undefined,
     limit: number,
-  ): Promise<OutboxRowView[]> {
+  ): Promise<Array<OutboxRowView & { cursor: OutboxCursor }>> {
     const rows = await this.#rows(this.#sql.outboxWindow, [
       window.from,
       window.to,
       topics ?? null,
-      after?.createdAt ?? null,
+      after?.at ?? null,
       after?.seqId ?? null,
       limit,
     ]);
-    return rows.map(outboxRow);
+    return rows.map((r) => ({ ...outboxRow(r), cursor: { at: String(r.at_text), seqId: String(r.seq_id) } }));
   }
 
   async inboxByMessageIds(ids: string[]): Promise<InboxHit[]> {
