@@ -6,7 +6,7 @@ import type { BenchEnv } from './lib/env.ts';
 import type { Reps } from './lib/measure.ts';
 import type { BenchResult } from './lib/result.ts';
 import { peerBench } from './peer.ts';
-import { relayBench } from './relay.ts';
+import { relayBench, walRelayBench } from './relay.ts';
 import { scaleBench } from './scale.ts';
 
 export interface Benchmark {
@@ -17,7 +17,7 @@ export interface Benchmark {
 
 /** Every benchmark, in the order `all` runs them. */
 export const BENCHMARKS = {
-  relay: { defaultMessages: 10_000, run: async (env, n, reps) => [await relayBench(env, n, reps)] },
+  relay: { defaultMessages: 10_000, run: async (env, n, reps) => [await relayBench(env, n, reps), ...(await walRelayBench(env, n, reps))] },
   enqueue: { defaultMessages: 3_000, run: async (env, n, reps) => [await enqueueBench(env, n, reps)] },
   consumer: { defaultMessages: 6_000, run: async (env, n, reps) => [await consumerBench(env, n, reps)] },
   e2e: { defaultMessages: 8_000, run: async (env, n, reps) => [await e2eBench(env, n, reps)] },

@@ -15,7 +15,14 @@ export interface WalRelayOptions extends RelayConfig, WalRelayConfig {
   registry?: Registry;
 }
 
-const WAL_KEYS = new Set(['walBatchSize', 'maxBufferedRows', 'standbyRetryMs', 'inPlaceAttempts', 'heldKeysRefreshMs']);
+const WAL_KEYS = new Set([
+  'walBatchSize',
+  'maxBufferedRows',
+  'standbyRetryMs',
+  'inPlaceAttempts',
+  'heldKeysRefreshMs',
+  'publishConcurrency',
+]);
 
 /** The WAL relay (docs/wal-relay.md); the polling settings apply to its polling path for failed rows. */
 export function createWalRelay(options: WalRelayOptions & { store?: unknown }): WalRelay {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { backoffDelay } from '../core/backoff.ts';
 import { parseConfig } from '../core/config.ts';
 import { errorSummary, isClientRefused, ZerolossError } from '../core/errors.ts';
+import { partitionFor } from '../core/partition-for.ts';
 import type { PublishOutcome, Publisher } from '../ports/transport.ts';
 import type { WalCommit, WalFailure, WalLedger, WalRow, WalStream, WalStreamSession } from '../ports/wal-stream.ts';
 import { Relay, type RelayConfig } from './relay.ts';
@@ -19,6 +20,11 @@ export const walRelayConfigSchema = z
     standbyRetryMs: z.number().int().positive().default(1_000),
     /** Sends of a record retried in place (retryable, not an outage) before it goes to the polling path. */
     inPlaceAttempts: z.number().int().positive().default(3),
+    /**
+     * Sends in flight per batch: the batch's rows are split by key into this many groups, published at
+     * once. A key lives in one group, so its order and its hold-back hold; batches still go one at a time.
+     */
+    publishConcurrency: z.number().int().positive().max(16).default(2),
     /** How often, between batches, keys whose failed rows the polling path has sent rejoin the stream. */
     heldKeysRefreshMs: z.number().int().positive().default(1_000),
   })
@@ -71,6 +77,8 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   #held = new Set<string>();
   #heldRefreshedAt = 0;
   #holding = false;
+  /** Batches taken from the queue and not yet confirmed to the slot. */
+  #unconfirmed = 0;
   /** What was last said in a 'slot' event, so each change is said once. */
   #slotState: 'streaming' | 'standby' | undefined;
 
@@ -139,7 +147,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     let errorDelay = 0;
     while (this.#running) {
       try {
-        await this.#session_();
+        await this.#readSlot();
         errorDelay = 0;
       } catch (error) {
         const busy = error instanceof ZerolossError && error.code === 'ZL_LOCK_BUSY';
@@ -161,13 +169,15 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   }
 
   /** One reading of the slot: from its confirmed position until the stream ends or the relay stops. */
-  async #session_(): Promise<void> {
+  async #readSlot(): Promise<void> {
     this.#queue = [];
     this.#queuedRows = 0;
+    this.#unconfirmed = 0;
     this.#paused = false;
     this.#ended = null;
     const session = await this.#stream.open({
       commit: (commit) => this.#enqueue(commit),
+      caughtUp: () => this.#queue.length === 0 && this.#unconfirmed === 0,
       end: (error) => {
         this.#ended = error;
         this.#wakeSleepers(true);
@@ -183,6 +193,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       this.#heldRefreshedAt = Date.now();
       while (this.#running && this.#ended === null) {
         const batch = this.#take();
+        if (batch) this.#unconfirmed++;
         if (!batch) {
           await this.#sleep(1_000, true);
           continue;
@@ -195,6 +206,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
           await previous;
           await this.#record(batch, sent, failed);
           await session.acknowledge(batch.endLsn);
+          this.#unconfirmed--;
           this.#metrics.acknowledged.inc(this.#labels, batch.commits.length);
         })();
         // A batch that cannot be recorded or confirmed ends this reading; the next one replays from the slot.
@@ -316,7 +328,26 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     return error.retryable && error.code !== 'ZL_TOPIC_UNAVAILABLE' && attempt < this.config.inPlaceAttempts;
   }
 
+  /** One publish per group of keys, at once; outcomes in `rows` order. */
   async #publish(rows: WalRow[]): Promise<PublishOutcome[]> {
+    const lanes = Math.min(this.config.publishConcurrency, rows.length);
+    if (lanes <= 1) return this.#publishGroup(rows);
+    const groups: number[][] = Array.from({ length: lanes }, () => []);
+    rows.forEach((row, i) => groups[partitionFor(keyOf(row), lanes)]?.push(i));
+    const outcomes: PublishOutcome[] = new Array(rows.length);
+    await Promise.all(
+      groups.map(async (indexes) => {
+        if (indexes.length === 0) return;
+        const result = await this.#publishGroup(indexes.map((i) => rows[i] as WalRow));
+        indexes.forEach((index, j) => {
+          outcomes[index] = result[j] as PublishOutcome;
+        });
+      }),
+    );
+    return outcomes;
+  }
+
+  async #publishGroup(rows: WalRow[]): Promise<PublishOutcome[]> {
     try {
       return await this.#publisher.publish(rows.map((r) => r.record));
     } catch (error) {

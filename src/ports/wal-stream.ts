@@ -21,6 +21,8 @@ export interface WalStreamHandler {
   commit(commit: WalCommit): void;
   /** The stream ended (connection lost, server stopped): the relay starts it again from the confirmed position. */
   end(error: Error | undefined): void;
+  /** Whether every commit handed over so far is sent, recorded and confirmed (nothing queued or in flight). */
+  caughtUp(): boolean;
 }
 
 /** A running read of the slot; only one exists per slot at a time (the server admits one reader). */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { PostgresInstance } from '../../../infra/services/postgres-instance.ts';
 import { formatLsn, libraryAcknowledgeArgument, parseLsn } from '../../../src/adapters/postgres/wal/lsn.ts';
+import { createRelay } from '../../../src/outbox/create-relay.ts';
 import type { WalCommit } from '../../../src/ports/wal-stream.ts';
 import { testOutbox } from '../../helpers/test-outbox.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
@@ -12,6 +13,7 @@ import { startWalPostgres, walSchema } from './wal-postgres.ts';
  * one. pg-logical-replication 2.5.0 adds 1 to the position it is given, so confirming a commit's end LSN as
  * it is skips a transaction whose commit record starts exactly there (the next record when the end is
  * 8-byte aligned): here T2 inserts first and commits right after T1, so its commit record follows T1's.
+ * And an idle relay confirms the keepalive's position, so other tables' writes do not pile up behind it.
  */
 let instance: PostgresInstance;
 before(async () => {
@@ -37,7 +39,8 @@ test('confirming a transaction replays the next one after a restart, whatever it
   try {
     for (let trial = 0; trial < 16; trial++) {
       let commits: WalCommit[] = [];
-      const handler = { commit: (c: WalCommit) => commits.push(c), end: () => {} };
+      // The test confirms by hand; an idle relay's confirmations of keepalive positions are off here.
+      const handler = { commit: (c: WalCommit) => commits.push(c), end: () => {}, caughtUp: () => false };
       let session = await s.wal.stream.open(handler);
       const t1 = await s.pool.connect();
       const t2 = await s.pool.connect();
@@ -81,6 +84,36 @@ test('confirming a transaction replays the next one after a restart, whatever it
     }
     assert.equal(skipped, 0, `transactions skipped on resume in 16 trials: ${skipped}`);
   } finally {
+    await s.cleanup();
+  }
+});
+
+test('an idle relay confirms past the writes of other tables, so the slot holds back no WAL for them', async () => {
+  const s = await walSchema(instance.url);
+  const relay = createRelay({
+    mode: 'wal',
+    wal: s.wal,
+    transport: { publisher: { publish: async (r) => r.map(() => ({ ok: true })), close: async () => {} } },
+  });
+  const streaming = new Promise<void>((resolve) => relay.on('slot', (e) => e.state === 'streaming' && resolve()));
+  try {
+    await relay.start();
+    await streaming;
+    await s.pool.query(`create table "${s.schema}".other (id int, note text)`);
+    await s.pool.query(`insert into "${s.schema}".other select g, repeat('x', 200) from generate_series(1, 5000) g`);
+    const written = (await s.pool.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn as string;
+    await waitFor(
+      async () =>
+        (
+          await s.pool.query('select confirmed_flush_lsn >= $2::pg_lsn as past from pg_replication_slots where slot_name = $1', [
+            s.wal.slot,
+            written,
+          ])
+        ).rows[0]?.past === true,
+      { what: "the slot confirmed past the other table's writes", timeoutMs: 10_000 },
+    );
+  } finally {
+    await relay.stop();
     await s.cleanup();
   }
 });

@@ -2,7 +2,7 @@ import type { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-repli
 import { errorSummary, ZerolossError } from '../../../core/errors.ts';
 import type { Database } from '../../../ports/sql-executor.ts';
 import type { WalCommit, WalRow, WalStream, WalStreamHandler, WalStreamSession } from '../../../ports/wal-stream.ts';
-import { libraryAcknowledgeArgument } from './lsn.ts';
+import { libraryAcknowledgeArgument, parseLsn } from './lsn.ts';
 
 interface SlotRow {
   slot_name: string;
@@ -80,6 +80,8 @@ class PgWalSession implements WalStreamSession {
   /** What keepalives are answered with: the last acknowledged position (at start: the slot's confirmed one). */
   #acknowledged: string | undefined;
   #rows: WalRow[] = [];
+  /** Between a BEGIN and its COMMIT: the transaction is only partly received. */
+  #inTransaction = false;
   #closed = false;
   #ended = false;
 
@@ -94,9 +96,7 @@ class PgWalSession implements WalStreamSession {
     const service = this.#service;
     service.on('error', () => {});
     service.on('data', (_lsn: string, message: PgoutputMessage) => this.#onMessage(message));
-    service.on('heartbeat', (_lsn: string, _timestamp: number, shouldRespond: boolean) => {
-      if (shouldRespond && this.#acknowledged) void service.acknowledge(libraryAcknowledgeArgument(this.#acknowledged)).catch(() => {});
-    });
+    service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => this.#onKeepalive(lsn, shouldRespond));
     const started = new Promise<void>((resolve) => service.once('start', () => resolve()));
     // Resolves or rejects when the stream ends; before 'start' it is the refusal to start.
     const streaming = service.subscribe(plugin, slot, '0/0');
@@ -122,6 +122,7 @@ class PgWalSession implements WalStreamSession {
 
   #onMessage(message: PgoutputMessage): void {
     if (message.tag === 'begin') {
+      this.#inTransaction = true;
       this.#rows = [];
     } else if (message.tag === 'insert') {
       const insert = message as Extract<PgoutputMessage, { tag: 'insert' }>;
@@ -131,7 +132,27 @@ class PgWalSession implements WalStreamSession {
       if (!endLsn) return;
       const commit: WalCommit = { endLsn, rows: this.#rows };
       this.#rows = [];
+      this.#inTransaction = false;
       this.#handler.commit(commit);
+    }
+  }
+
+  /**
+   * A keepalive carries the position up to which the server has decoded and sent the log. Once every
+   * commit received is recorded and confirmed (and none is half received), nothing before that position
+   * is left to send, so it is confirmed: the slot then moves on past other tables' writes while no outbox
+   * row commits, instead of holding their WAL back and showing as lag (pg_recvlogical does the same).
+   * Otherwise a keepalive that asks for an answer gets the last confirmed position.
+   */
+  #onKeepalive(lsn: string, shouldRespond: boolean): void {
+    const acknowledged = this.#acknowledged;
+    if (acknowledged === undefined) return;
+    const idle = !this.#inTransaction && this.#handler.caughtUp();
+    if (idle && parseLsn(lsn) > parseLsn(acknowledged)) {
+      this.#acknowledged = lsn;
+      void this.#service.acknowledge(libraryAcknowledgeArgument(lsn)).catch(() => {});
+    } else if (shouldRespond) {
+      void this.#service.acknowledge(libraryAcknowledgeArgument(acknowledged)).catch(() => {});
     }
   }
 
@@ -142,6 +163,8 @@ class PgWalSession implements WalStreamSession {
   }
 
   async acknowledge(endLsn: string): Promise<void> {
+    // Never backwards: a keepalive may have confirmed a later position already.
+    if (this.#acknowledged !== undefined && parseLsn(endLsn) <= parseLsn(this.#acknowledged)) return;
     this.#acknowledged = endLsn;
     await this.#service.acknowledge(libraryAcknowledgeArgument(endLsn));
   }
