@@ -30,6 +30,9 @@ export interface PostgresWal {
   dropSlot(): Promise<boolean>;
 }
 
+/** How long a batch waits for its rows to become visible before the relay gives the batch up (and replays it). */
+const RECORD_VISIBILITY_MS = 10_000;
+
 interface ClaimRow {
   ref: string;
   message_id: string;
@@ -101,8 +104,9 @@ export function postgresWal(
   const ledger: WalLedger = {
     retrySource,
     async record(sent, failed: WalFailure[]) {
-      if (sent.length === 0 && failed.length === 0) return { sent: 0 };
-      const { rows } = await db.query<{ sent: number }>(sql.record, [
+      const total = sent.length + failed.length;
+      if (total === 0) return { sent: 0 };
+      const params = [
         sent.map((o) => o.ref),
         sent.map((o) => o.partition ?? null),
         sent.map((o) => (o.offset === undefined ? null : o.offset.toString())),
@@ -111,8 +115,28 @@ export function postgresWal(
         failed.map((f) => f.delayMs),
         failed.map((f) => f.charge),
         `wal:${slot}`,
-      ]);
-      return { sent: Number(rows[0]?.sent ?? 0) };
+      ];
+      // Rows of a commit streamed a moment before it is visible here are skipped by the UPDATE: repeat
+      // (each pass changes only what is still unchanged) until the statement saw every row of the batch.
+      let changed = 0;
+      const deadline = Date.now() + RECORD_VISIBILITY_MS;
+      for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+        const { rows } = await db.query<{ sent: number; visible: number }>(sql.record, params);
+        changed += Number(rows[0]?.sent ?? 0);
+        const visible = Number(rows[0]?.visible ?? 0);
+        if (visible >= total) return { sent: changed };
+        if (Date.now() > deadline) {
+          throw new ZerolossError(
+            'ZL_STORE_CONFLICT',
+            `${total - visible} row(s) of a streamed commit are still not visible after ${RECORD_VISIBILITY_MS} ms`,
+            {
+              retryable: true,
+              details: { slot },
+            },
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
     },
     async heldKeys() {
       const { rows } = await db.query<{ topic: string; msg_key: string }>(sql.heldKeys);

@@ -36,6 +36,9 @@ export function walSql(s: string, names: { publication: string }) {
   // first send (the row says it all). Failed rows (their own failure, or held back behind one of their key)
   // go to state 2 for the polling path, with a transition row each (rare). `state <> 1` / `state = 0`
   // make a replayed batch (after a crash before the acknowledgement) change nothing twice.
+  // `visible` counts the batch's rows this statement could see: the slot may stream a transaction as soon
+  // as its commit record is flushed, a moment before the commit is visible to other sessions, and an
+  // UPDATE silently skips a row it cannot see yet. The caller repeats the statement until all are seen.
   const record = `
     with s as (
       select * from unnest($1::bigint[], $2::int[], $3::bigint[]) as s(id, part, off)
@@ -58,7 +61,8 @@ export function walSql(s: string, names: { publication: string }) {
       insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
       select message_id, 0, 2, attempts, err, $8 from failed
     )
-    select (select count(*) from sent)::int as sent, (select count(*) from failed)::int as failed`;
+    select (select count(*) from sent)::int as sent, (select count(*) from failed)::int as failed,
+      (select count(*) from ${s}.outbox where seq_id = any($1::bigint[]) or seq_id = any($4::bigint[]))::int as visible`;
 
   // Rows the stream will not bring (again) and the polling path sends: failed ones (2), and pending ones an
   // operator released from parked (`release` sets 0; a fresh insert has modified_time = created_at, both
