@@ -333,7 +333,9 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     const lanes = Math.min(this.config.publishConcurrency, rows.length);
     if (lanes <= 1) return this.#publishGroup(rows);
     const groups: number[][] = Array.from({ length: lanes }, () => []);
-    rows.forEach((row, i) => groups[partitionFor(keyOf(row), lanes)]?.push(i));
+    rows.forEach((row, i) => {
+      groups[partitionFor(keyOf(row), lanes)]?.push(i);
+    });
     const outcomes: PublishOutcome[] = new Array(rows.length);
     await Promise.all(
       groups.map(async (indexes) => {

@@ -201,7 +201,9 @@ describe('WAL relay', () => {
           (await s.pool.query(`select count(*)::int as n from "${s.schema}".outbox where msg_key = 'a' and state = 2`)).rows[0].n === 4,
         { what: 'the new row of key a held back', timeoutMs: 10_000 },
       ).catch(async (error) => {
-        const { rows: now } = await s.pool.query(`select seq_id, state, attempts, last_error from "${s.schema}".outbox where msg_key = 'a' order by seq_id`);
+        const { rows: now } = await s.pool.query(
+          `select seq_id, state, attempts, last_error from "${s.schema}".outbox where msg_key = 'a' order by seq_id`,
+        );
         throw new Error(`${(error as Error).message}; rows of key a: ${JSON.stringify(now)}`);
       });
     } finally {
