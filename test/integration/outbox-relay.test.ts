@@ -225,7 +225,15 @@ describe('outbox + relay on Postgres', () => {
     await relay.start();
     try {
       await waitFor(() => publisher.sent.length === 2, { what: 'both sent after the outage' });
-      const { rows } = await pool.query(`select state, attempts from "${schema}".outbox`);
+      // The publisher saw the records before the relay recorded the acks: wait for the record, or the rows
+      // still show the failed state of the outage (seen once in a clean-clone run under load).
+      const rows = await waitFor(
+        async () => {
+          const { rows } = await pool.query(`select state, attempts from "${schema}".outbox order by seq_id`);
+          return rows.every((r) => r.state !== 2) ? rows : undefined;
+        },
+        { what: 'both acks recorded' },
+      );
       assert.deepEqual(
         rows.map((r) => [r.state, r.attempts]),
         [
