@@ -1,0 +1,32 @@
+import { z } from 'zod';
+
+/** The WAL relay's own settings (docs/wal-relay.md); its polling path takes the relay's. */
+export const walRelayConfigSchema = z
+  .object({
+    /** Rows per publish; whole transactions, so a larger transaction goes alone. */
+    walBatchSize: z.number().int().positive().default(2_000),
+    /** Decoded rows waiting to be sent before the socket is paused. */
+    maxBufferedRows: z.number().int().positive().default(20_000),
+    /** How often a standby tries to take the slot. */
+    standbyRetryMs: z.number().int().positive().default(1_000),
+    /** Sends of a record retried in place (retryable, not an outage) before it goes to the polling path. */
+    inPlaceAttempts: z.number().int().positive().default(3),
+    /**
+     * Sends in flight per batch: the batch's rows are split by key into this many groups, published at
+     * once. A key lives in one group, so its order and its hold-back hold; batches still go one at a time.
+     */
+    publishConcurrency: z.number().int().positive().max(16).default(2),
+    /** How often, between batches, keys whose failed rows the polling path has sent rejoin the stream. */
+    heldKeysRefreshMs: z.number().int().positive().default(1_000),
+  })
+  .strict();
+
+export type WalRelayConfig = z.input<typeof walRelayConfigSchema>;
+
+export interface WalRelayEvents {
+  error: [Error];
+  parked: [{ source: string; messageIds: string[] }];
+  /** This instance took the slot ('streaming') or found it held by another ('standby'). */
+  slot: [{ slot: string; state: 'streaming' | 'standby' }];
+  batch: [{ rows: number; sent: number; resent: number; failed: number; heldBack: number; endLsn: string }];
+}
