@@ -1,7 +1,9 @@
 import type { Registry } from 'prom-client';
 import { ZerolossError } from '../core/errors.ts';
 import type { Store, Transport } from '../ports/backends.ts';
+import type { Logger } from '../ports/logger.ts';
 import type { RelaySource } from '../ports/outbox-store.ts';
+import type { Tracing } from '../ports/tracing.ts';
 import { Relay, type RelayConfig } from './relay.ts';
 import { createWalRelay, type WalRelayOptions } from './wal-create-relay.ts';
 import type { WalRelay } from './wal-relay.ts';
@@ -17,6 +19,10 @@ export interface RelayOptions extends RelayConfig {
   registry?: Registry;
   /** 'poll' (default): claim rows with leases. 'wal': read the log, see WalRelayOptions and docs/wal-relay.md. */
   mode?: 'poll';
+  /** Send spans, parented on the trace context stored at enqueue: `otelTracing({ system: 'kafka' })`; default none. */
+  tracing?: Tracing;
+  /** Where the relay logs (start/stop, failed and parked rows, errors): `defaultLogger()` or your pino; default silent. */
+  logger?: Logger;
 }
 
 /**
@@ -28,7 +34,7 @@ export function createRelay(options: RelayOptions): Relay;
 export function createRelay(options: WalRelayOptions): WalRelay;
 export function createRelay(options: RelayOptions | WalRelayOptions): Relay | WalRelay {
   if (options?.mode === 'wal') return createWalRelay(options);
-  const { store, transport, sources, registry, mode: _mode, ...config } = options ?? ({} as RelayOptions);
+  const { store, transport, sources, registry, mode: _mode, tracing, logger, ...config } = options ?? ({} as RelayOptions);
   if (typeof store?.db?.query !== 'function') {
     throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a store: createRelay({ store: postgres(…), transport: kafka(…) })', {
       details: { field: 'store' },
@@ -39,5 +45,13 @@ export function createRelay(options: RelayOptions | WalRelayOptions): Relay | Wa
       details: { field: 'transport' },
     });
   }
-  return new Relay({ sources: sources ?? [store.relaySource], publisher: transport.publisher, db: store.db, registry, config });
+  return new Relay({
+    sources: sources ?? [store.relaySource],
+    publisher: transport.publisher,
+    db: store.db,
+    registry,
+    config,
+    tracing,
+    logger,
+  });
 }

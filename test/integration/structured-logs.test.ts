@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { defaultLogger } from '../../src/adapters/log/default-logger.ts';
 import { jsonLogger } from '../../src/adapters/log/json-logger.ts';
-import { createConsumer, createOutbox, PermanentError } from '../../src/index.ts';
+import { createConsumer, createOutbox, createRelay, PermanentError } from '../../src/index.ts';
 import { postgres } from '../../src/entry/postgres.ts';
 import { tableLog } from '../../src/entry/table-log.ts';
-import { Relay } from '../../src/outbox/relay.ts';
 import { PG_URL, uniqueName } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -38,13 +37,8 @@ test('relay and consumer write JSON lines with level, component, message id, top
   const outbox = createOutbox({ store, producerId: 'logs' });
   const first = await store.transaction((tx) => outbox.enqueue(tx, { topic, key: 'p-1', type: 'payment.failed', payload: {} }));
 
-  const relay = new Relay({
-    sources: [store.relaySource],
-    publisher: transport.publisher,
-    db: store.db,
-    logger,
-    config: { pollIntervalMs: 20 },
-  });
+  // Through createRelay, as a user wires it: the logger option must reach the relay.
+  const relay = createRelay({ store, transport, logger, pollIntervalMs: 20 });
   await relay.start();
   try {
     // The topic does not exist yet: the row waits, and the relay says so with the message's id and topic.
