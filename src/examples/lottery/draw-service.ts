@@ -2,7 +2,6 @@ import { quoteIdent } from '../../core/identifier.ts';
 import { randomWorkerId, snowflakeIds } from '../../core/ids.ts';
 import type { StateColumnSource } from '../../adapters/postgres/state-column-source.ts';
 import type { PostgresStore } from '../../adapters/postgres/postgres-store.ts';
-import type { Store } from '../../ports/backends.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 
 export const AWARD_TYPES = ['physical', 'virtual', 'coupon'] as const;
