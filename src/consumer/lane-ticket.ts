@@ -9,9 +9,8 @@
  * - `settled`: finished (applied, duplicate, dead-lettered, retried on a topic, or abandoned).
  *
  * A record's effect may share a transaction with its predecessor's only when it follows it in the same
- * flush; otherwise it waits for the predecessor to settle. A record starts an attempt only while its
- * predecessor is settled or 'active', so a key whose message is in a retry delay, or whose message's
- * transaction runs, holds its later messages unmarked.
+ * flush; otherwise it waits for the predecessor to settle. A record never starts an attempt while its
+ * predecessor waits, so a key whose message is in a retry delay holds its later messages unmarked.
  */
 export type TicketState = 'waiting' | 'active' | 'submitted' | 'running' | 'settled';
 
@@ -54,16 +53,10 @@ export class LaneTicket {
     return ticket;
   }
 
-  /**
-   * Whether an attempt may start: the predecessor settled, or is itself starting an attempt that has not
-   * failed and whose effect has not gone to the batcher yet ('active'), so this one can still follow it into
-   * its flush. Not behind a submitted or running effect: this one could no longer join that transaction and
-   * would only wait for it to end, holding a start mark, and a crash meanwhile (a hanging handler ahead of
-   * it) would make it a poison suspect though it never ran. It waits here, unmarked, instead.
-   */
+  /** Whether an attempt may start: the predecessor settled, or is itself in an attempt that has not failed. */
   get mayStart(): boolean {
     const p = this.previous;
-    return p === undefined || (p.state === 'active' && !p.failed);
+    return p === undefined || (p.state !== 'waiting' && !p.failed);
   }
 
   set(state: TicketState): void {

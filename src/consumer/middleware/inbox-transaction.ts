@@ -52,13 +52,8 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
     try {
       while (claim === undefined) {
         await untilJoinable(d).catch((error: unknown) => {
-          if (error instanceof OutOfTurnError) {
-            // Out of turn before anything ran: not an attempt. It is waiting again from here on, so the key's
-            // next messages (following it, marked) leave their attempts now, their marks taken back together
-            // with its own, not each one round trip after the one ahead of it.
-            d.attemptsMade--;
-            ticket.set('waiting');
-          }
+          // Out of turn before anything ran: not an attempt.
+          if (error instanceof OutOfTurnError) d.attemptsMade--;
           throw error;
         });
         ticket.set('submitted');
@@ -92,17 +87,14 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
 /**
  * Waits, holding no slot, until the message's effect may go to the batcher: its key's previous message is
  * applied (settled), or queued in the batcher's coming flush (this one then follows it into its
- * transaction). While that one is still on its way to the batcher ('active'), this one waits here. If that
- * one went back to waiting (its attempt failed, or it is a suspect about to run alone), or its transaction
- * already runs (a flush this one missed, or a rerun alone after a failed batch), this attempt is out of
- * turn: it waits for its turn in the key order stage, without a start mark, since it cannot run before
- * that transaction ends and a crash meanwhile must not make it a poison suspect.
+ * transaction). While that one's transaction runs, this one waits here; if that one went back to waiting
+ * (its attempt failed, or it is a suspect about to run alone), this attempt is out of turn.
  */
 async function untilJoinable(d: RoutedDelivery): Promise<void> {
   for (;;) {
     const previous = d.lane.ticket.previous;
     if (previous === undefined) return;
-    if (previous.state === 'waiting' || previous.state === 'running' || previous.failed) throw new OutOfTurnError();
+    if (previous.state === 'waiting' || previous.failed) throw new OutOfTurnError();
     if (previous.state === 'submitted') return;
     if (!(await d.lane.wait(previous.changed(), d.signal))) throw new AbandonedError();
   }

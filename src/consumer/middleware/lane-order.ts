@@ -4,10 +4,9 @@ import { OutOfTurnError } from '../lane-ticket.ts';
 
 /**
  * The first stage of each attempt: keeps a key's messages in order while several of them are in progress
- * (see lane-ticket.ts). An attempt starts only once the key's previous message is applied or is itself
- * starting an attempt that has not failed (so this one can follow it into its transaction), so a message
- * queued behind a retry delay or a running transaction waits here, unmarked by the poison guard and
- * holding no slot. An attempt that turns out to be out of turn (OutOfTurnError) is not
+ * (see lane-ticket.ts). An attempt starts only once the key's previous message is applied or is itself in
+ * an attempt that has not failed, so a message queued behind a retry delay waits here, unmarked by the
+ * poison guard and holding no slot. An attempt that turns out to be out of turn (OutOfTurnError) is not
  * an attempt: the retry stage starts it again at once, and it waits here for its turn.
  */
 export function laneOrderStage(): Stage<RoutedDelivery> {
