@@ -32,7 +32,7 @@ export function outboxChannel(schema: string): string {
   return `${schema}_outbox`;
 }
 
-interface ClaimRow {
+export interface ClaimRow {
   ref: string;
   message_id: string;
   topic: string;
@@ -99,20 +99,7 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
 
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
     const { rows } = await this.#database().query<ClaimRow>(this.#sql.claim, [owner, limit, leaseMs]);
-    return rows
-      .map((r) => ({
-        ref: r.ref,
-        messageId: r.message_id,
-        attempt: Number(r.attempts),
-        state: Number(r.state) as MessageState,
-        record: {
-          topic: r.topic,
-          key: r.msg_key,
-          headers: r.headers,
-          value: Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload),
-        },
-      }))
-      .sort((a, b) => compareRefs(a.ref, b.ref));
+    return claimedRows(rows);
   }
 
   async markSent(owner: string, sent: SentOutcome[]): Promise<void> {
@@ -166,6 +153,24 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
     if (!this.#db) throw new Error('this outbox store was built for enqueue only; give it a Database to relay');
     return this.#db;
   }
+}
+
+/** Claimed outbox rows as the relay takes them, in outbox order (the claim statement returns them unordered). */
+export function claimedRows(rows: ClaimRow[]): ClaimedRow[] {
+  return rows
+    .map((r) => ({
+      ref: r.ref,
+      messageId: r.message_id,
+      attempt: Number(r.attempts),
+      state: Number(r.state) as MessageState,
+      record: {
+        topic: r.topic,
+        key: r.msg_key,
+        headers: r.headers,
+        value: Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload),
+      },
+    }))
+    .sort((a, b) => compareRefs(a.ref, b.ref));
 }
 
 function compareRefs(a: string, b: string): number {

@@ -1,8 +1,9 @@
 import { ZerolossError } from '../../../core/errors.ts';
 import { quoteIdent } from '../../../core/identifier.ts';
-import type { ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../../ports/outbox-store.ts';
+import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../../../ports/outbox-store.ts';
 import type { Database } from '../../../ports/sql-executor.ts';
 import type { WalFailure, WalLedger, WalStream } from '../../../ports/wal-stream.ts';
+import { type ClaimRow, claimedRows } from '../postgres-outbox-store.ts';
 import { PgWalStream } from './pg-wal-stream.ts';
 import { walSql } from './wal-sql.ts';
 
@@ -32,17 +33,6 @@ export interface PostgresWal {
 
 /** How long a batch waits for its rows to become visible before the relay gives the batch up (and replays it). */
 const RECORD_VISIBILITY_MS = 10_000;
-
-interface ClaimRow {
-  ref: string;
-  message_id: string;
-  topic: string;
-  msg_key: string;
-  headers: Record<string, string>;
-  payload: Buffer | Uint8Array;
-  attempts: number;
-  state: number;
-}
 
 /**
  * `store` is a Postgres store bundle (`postgres(…)`): its connection, schema and outbox relay source.
@@ -77,20 +67,7 @@ export function postgresWal(
     wakeChannel: undefined,
     async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
       const { rows } = await db.query<ClaimRow>(sql.retryClaim, [owner, limit, leaseMs]);
-      return rows
-        .map((r) => ({
-          ref: r.ref,
-          messageId: r.message_id,
-          attempt: Number(r.attempts),
-          state: Number(r.state) as MessageState,
-          record: {
-            topic: r.topic,
-            key: r.msg_key,
-            headers: r.headers,
-            value: Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload),
-          },
-        }))
-        .sort((a, b) => (BigInt(a.ref) < BigInt(b.ref) ? -1 : 1));
+      return claimedRows(rows);
     },
     markSent: (owner: string, sent: SentOutcome[]) => store.relaySource.markSent(owner, sent),
     markFailed: (owner: string, failed: FailedOutcome[]) => store.relaySource.markFailed(owner, failed),
