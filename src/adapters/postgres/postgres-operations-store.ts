@@ -81,15 +81,7 @@ export class PostgresOperationsStore
 
   async inboxByMessageIds(ids: string[]): Promise<InboxHit[]> {
     if (ids.length === 0) return [];
-    return (await this.#rows(this.#sql.inboxByMessageIds, [ids])).map((r) => ({
-      groupId: String(r.consumer_group),
-      idempotencyKey: String(r.idempotency_key),
-      messageId: String(r.message_id),
-      topic: String(r.topic),
-      partition: Number(r.msg_partition),
-      offset: BigInt(r.msg_offset as string),
-      processedAt: date(r.processed_at),
-    }));
+    return (await this.#rows(this.#sql.inboxByMessageIds, [ids])).map(inboxHit);
   }
 
   async outboxRows(
@@ -126,13 +118,7 @@ export class PostgresOperationsStore
       limit,
     ]);
     return rows.map((r) => ({
-      groupId: String(r.consumer_group),
-      idempotencyKey: String(r.idempotency_key),
-      messageId: String(r.message_id),
-      topic: String(r.topic),
-      partition: Number(r.msg_partition),
-      offset: BigInt(r.msg_offset as string),
-      processedAt: date(r.processed_at),
+      ...inboxHit(r),
       cursor: { at: String(r.at_text), groupId: String(r.consumer_group), idempotencyKey: String(r.idempotency_key) },
     }));
   }
@@ -441,6 +427,18 @@ function date(v: unknown): Date {
 
 function nullableDate(v: unknown): Date | null {
   return v === null || v === undefined ? null : date(v);
+}
+
+function inboxHit(r: Row): InboxHit {
+  return {
+    groupId: String(r.consumer_group),
+    idempotencyKey: String(r.idempotency_key),
+    messageId: String(r.message_id),
+    topic: String(r.topic),
+    partition: Number(r.msg_partition),
+    offset: BigInt(r.msg_offset as string),
+    processedAt: date(r.processed_at),
+  };
 }
 
 function outboxRow(r: Row): OutboxRowView {
