@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import { ZerolossError } from '../core/errors.ts';
 import type { Transport } from '../ports/backends.ts';
+import type { Logger } from '../ports/logger.ts';
 import type { WalLedger, WalStream } from '../ports/wal-stream.ts';
 import type { RelayConfig } from './relay.ts';
 import { WalRelay, type WalRelayConfig } from './wal-relay.ts';
@@ -13,6 +14,8 @@ export interface WalRelayOptions extends RelayConfig, WalRelayConfig {
   transport: Pick<Transport, 'publisher'>;
   /** Where the relay's metrics go; default a registry of its own (`relay.registry`). */
   registry?: Registry;
+  /** Where both paths log: `defaultLogger()` or your pino; default silent. */
+  logger?: Logger;
 }
 
 const WAL_KEYS = new Set([
@@ -26,7 +29,7 @@ const WAL_KEYS = new Set([
 
 /** The WAL relay (docs/wal-relay.md); the polling settings apply to its polling path for failed rows. */
 export function createWalRelay(options: WalRelayOptions & { store?: unknown }): WalRelay {
-  const { mode: _mode, wal, transport, registry, store: _store, ...rest } = options;
+  const { mode: _mode, wal, transport, registry, logger, store: _store, ...rest } = options;
   if (typeof wal?.stream?.open !== 'function' || typeof wal?.ledger?.record !== 'function') {
     throw new ZerolossError(
       'ZL_INVALID_CONFIG',
@@ -47,6 +50,7 @@ export function createWalRelay(options: WalRelayOptions & { store?: unknown }): 
     ledger: wal.ledger,
     publisher: transport.publisher,
     registry,
+    logger,
     config: config as WalRelayConfig,
     relay: relay as RelayConfig,
   });

@@ -5,6 +5,7 @@ import { backoffDelay } from '../core/backoff.ts';
 import { parseConfig } from '../core/config.ts';
 import { errorSummary, isClientRefused, ZerolossError } from '../core/errors.ts';
 import { partitionFor } from '../core/partition-for.ts';
+import { type Logger, silentLogger } from '../ports/logger.ts';
 import type { PublishOutcome, Publisher } from '../ports/transport.ts';
 import type { WalCommit, WalFailure, WalLedger, WalRow, WalStream, WalStreamSession } from '../ports/wal-stream.ts';
 import { Relay, type RelayConfig } from './relay.ts';
@@ -54,6 +55,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   #unconfirmed = 0;
   /** What was last said in a 'slot' event, so each change is said once. */
   #slotState: 'streaming' | 'standby' | undefined;
+  readonly #log: Logger;
 
   constructor(options: {
     stream: WalStream;
@@ -63,6 +65,8 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     config?: WalRelayConfig;
     /** Settings of the polling relay that sends failed rows (maxAttempts, backoff, instanceId...). */
     relay?: RelayConfig;
+    /** Where both paths log (slot changes, batches at debug, errors, failed and parked rows); default silent. */
+    logger?: Logger;
   }) {
     super();
     this.config = parseConfig(walRelayConfigSchema, options.config ?? {}, 'wal relay');
@@ -75,7 +79,11 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       publisher: options.publisher,
       registry: options.registry,
       config: { pollIntervalMs: 500, concurrency: 1, ...options.relay },
+      logger: options.logger,
     });
+    this.#log = (options.logger ?? silentLogger).child({ component: 'relay', instance: this.retries.instanceId, slot: options.stream.slot });
+    this.on('slot', (e) => this.#log.info({ state: e.state }, e.state === 'streaming' ? 'reading the slot' : 'standing by: another instance holds the slot'));
+    this.on('batch', (b) => this.#log.debug({ ...b }, 'wal batch'));
     this.retries.on('error', (e) => this.emit('error', e));
     this.retries.on('parked', (e) => this.emit('parked', e));
     this.#metrics = createWalRelayMetrics(this.retries.registry);
@@ -85,6 +93,12 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     }
     this.#metrics.holding.set(this.#labels, 0);
     this.on('error', () => {});
+  }
+
+  /** Logged and emitted; the polling path's errors are logged by it and only re-emitted here. */
+  #error(error: Error): void {
+    this.#log.error({ err: error, code: (error as { code?: unknown }).code }, error.message);
+    this.emit('error', error);
   }
 
   get registry(): Registry {
@@ -130,7 +144,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
           this.#setHolding(false);
           errorDelay = this.config.standbyRetryMs;
         } else {
-          this.emit('error', error as Error);
+          this.#error(error as Error);
           this.#setHolding(false);
           errorDelay = Math.min(Math.max(errorDelay * 2, 200), 5_000);
           // A missing slot needs a person: keep trying slowly, saying why each time.
@@ -254,7 +268,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       const outcomes = await this.#publish(pending);
       // A refusal needs a person (credentials, certificate): said every round, while the stream waits.
       const refused = outcomes.find((o) => !o.ok && o.attempted && isClientRefused(o.error));
-      if (refused && !refused.ok) this.emit('error', refused.error);
+      if (refused && !refused.ok) this.#error(refused.error);
       const retry: WalRow[] = [];
       /** Per key whose row failed in this call: retry its later rows in place too, or hold them back. */
       const keyFate = new Map<string, 'retry' | 'held'>();
@@ -354,7 +368,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
         });
         return;
       } catch (error) {
-        this.emit('error', error as Error);
+        this.#error(error as Error);
         if (!this.#running || this.#ended !== null) throw error;
         await this.#sleep(delay);
         delay = Math.min(delay * 2, 5_000);
