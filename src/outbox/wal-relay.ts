@@ -81,8 +81,14 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       config: { pollIntervalMs: 500, concurrency: 1, ...options.relay },
       logger: options.logger,
     });
-    this.#log = (options.logger ?? silentLogger).child({ component: 'relay', instance: this.retries.instanceId, slot: options.stream.slot });
-    this.on('slot', (e) => this.#log.info({ state: e.state }, e.state === 'streaming' ? 'reading the slot' : 'standing by: another instance holds the slot'));
+    this.#log = (options.logger ?? silentLogger).child({
+      component: 'relay',
+      instance: this.retries.instanceId,
+      slot: options.stream.slot,
+    });
+    this.on('slot', (e) =>
+      this.#log.info({ state: e.state }, e.state === 'streaming' ? 'reading the slot' : 'standing by: another instance holds the slot'),
+    );
     this.on('batch', (b) => this.#log.debug({ ...b }, 'wal batch'));
     this.retries.on('error', (e) => this.emit('error', e));
     this.retries.on('parked', (e) => this.emit('parked', e));
