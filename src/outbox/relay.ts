@@ -10,10 +10,11 @@ import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../por
 import type { Logger } from '../ports/logger.ts';
 import { silentLogger } from '../ports/logger.ts';
 import type { Database } from '../ports/sql-executor.ts';
-import { type MessageSpan, noTracing, type Tracing } from '../ports/tracing.ts';
+import { noTracing, type Tracing } from '../ports/tracing.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { HEADER } from '../core/envelope.ts';
 import { createRelayMetrics, type RelayMetrics } from './relay-metrics.ts';
+import { startSendSpans } from './send-spans.ts';
 
 export const relayConfigSchema = z
   .object({
@@ -327,18 +328,18 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#metrics.rounds.inc({ source: source.name });
     if (rows.length === 0) return { claimed: 0 };
     const labels = { source: source.name };
-    const spans = this.#tracing.active() ? this.#sendSpans(rows) : undefined;
+    const spans = this.#tracing.active() ? startSendSpans(this.#tracing, rows) : undefined;
     const stopTimer = this.#metrics.sendSeconds.startTimer(labels);
     let outcomes: Awaited<ReturnType<Publisher['publish']>>;
     try {
-      outcomes = await this.#publisher.publish(rows.map((r) => r.record));
+      outcomes = await this.#publisher.publish(spans ? spans.records : rows.map((r) => r.record));
     } catch (error) {
       // A publisher must not throw, but if one does every row failed this attempt.
       const failure = errorSummary(error);
       outcomes = rows.map(() => ({ ok: false, error: new ZerolossError('ZL_SEND_FAILED', failure, { retryable: true }), attempted: true }));
     }
     stopTimer();
-    if (spans) endSendSpans(spans, outcomes);
+    spans?.end(outcomes);
     const sent: SentOutcome[] = [];
     const failed: FailedOutcome[] = [];
     // Every row failed because the broker was unreachable: an outage, not a fault of these rows. Back
@@ -393,17 +394,6 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.emit('round', { source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length, claimMs });
     this.#log.debug({ source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length, claimMs }, 'relay round');
     return { claimed: rows.length };
-  }
-
-  /** One send span per record: its trace is the one stored with the row at enqueue. */
-  #sendSpans(rows: ClaimedRow[]): MessageSpan[] {
-    return rows.map((row) =>
-      this.#tracing.send(row.record.topic, row.record.headers, {
-        'messaging.message.id': row.record.headers[HEADER.id],
-        'zeroloss.key': row.record.key,
-        'zeroloss.attempt': row.attempt,
-      }),
-    );
   }
 
   /**
@@ -496,23 +486,3 @@ export class Relay extends EventEmitter<RelayEvents> {
 
 /** Failed rows of one round logged one by one; beyond that, one line with the count. */
 const FAILED_ROWS_LOGGED = 10;
-
-/** Ends each record's send span with what the broker answered: where it landed, or why not. */
-function endSendSpans(spans: MessageSpan[], outcomes: Awaited<ReturnType<Publisher['publish']>>): void {
-  spans.forEach((span, i) => {
-    const outcome = outcomes[i];
-    if (outcome?.ok) {
-      span.setAttributes({
-        'messaging.destination.partition.id': outcome.partition === undefined ? undefined : String(outcome.partition),
-        'zeroloss.offset': outcome.offset?.toString(),
-      });
-      span.end();
-    } else if (outcome && !outcome.attempted) {
-      // Held back behind its key's failed record, never sent: not an error of its own.
-      span.event('zeroloss.held_back');
-      span.end();
-    } else {
-      span.end(outcome ? outcome.error : new Error('publisher gave no outcome for this record'));
-    }
-  });
-}

@@ -2,6 +2,7 @@ import type { Registry } from 'prom-client';
 import { ZerolossError } from '../core/errors.ts';
 import type { Transport } from '../ports/backends.ts';
 import type { Logger } from '../ports/logger.ts';
+import type { Tracing } from '../ports/tracing.ts';
 import type { WalLedger, WalStream } from '../ports/wal-stream.ts';
 import type { RelayConfig } from './relay.ts';
 import { WalRelay, type WalRelayConfig } from './wal-relay.ts';
@@ -16,6 +17,8 @@ export interface WalRelayOptions extends RelayConfig, WalRelayConfig {
   registry?: Registry;
   /** Where both paths log: `defaultLogger()` or your pino; default silent. */
   logger?: Logger;
+  /** Send spans, parented on the trace context stored at enqueue: `otelTracing({ system: 'kafka' })`; default none. */
+  tracing?: Tracing;
 }
 
 const WAL_KEYS = new Set([
@@ -29,7 +32,7 @@ const WAL_KEYS = new Set([
 
 /** The WAL relay (docs/wal-relay.md); the polling settings apply to its polling path for failed rows. */
 export function createWalRelay(options: WalRelayOptions & { store?: unknown }): WalRelay {
-  const { mode: _mode, wal, transport, registry, logger, store: _store, ...rest } = options;
+  const { mode: _mode, wal, transport, registry, logger, tracing, store: _store, ...rest } = options;
   if (typeof wal?.stream?.open !== 'function' || typeof wal?.ledger?.record !== 'function') {
     throw new ZerolossError(
       'ZL_INVALID_CONFIG',
@@ -51,6 +54,7 @@ export function createWalRelay(options: WalRelayOptions & { store?: unknown }): 
     publisher: transport.publisher,
     registry,
     logger,
+    tracing,
     config: config as WalRelayConfig,
     relay: relay as RelayConfig,
   });

@@ -6,9 +6,11 @@ import { parseConfig } from '../core/config.ts';
 import { errorSummary, isClientRefused, ZerolossError } from '../core/errors.ts';
 import { partitionFor } from '../core/partition-for.ts';
 import { type Logger, silentLogger } from '../ports/logger.ts';
+import { noTracing, type Tracing } from '../ports/tracing.ts';
 import type { PublishOutcome, Publisher } from '../ports/transport.ts';
 import type { WalCommit, WalFailure, WalLedger, WalRow, WalStream, WalStreamSession } from '../ports/wal-stream.ts';
 import { Relay, type RelayConfig } from './relay.ts';
+import { startSendSpans } from './send-spans.ts';
 import { type WalRelayConfig, type WalRelayEvents, walRelayConfigSchema } from './wal-relay-config.ts';
 import { createWalRelayMetrics, type WalRelayMetrics } from './wal-relay-metrics.ts';
 
@@ -36,6 +38,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   readonly #stream: WalStream;
   readonly #ledger: WalLedger;
   readonly #publisher: Publisher;
+  readonly #tracing: Tracing;
   readonly #metrics: WalRelayMetrics;
   readonly #labels: { slot: string };
   #running = false;
@@ -67,12 +70,15 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     relay?: RelayConfig;
     /** Where both paths log (slot changes, batches at debug, errors, failed and parked rows); default silent. */
     logger?: Logger;
+    /** A send span per record sent, here and on the polling path (`otelTracing()`); default none. */
+    tracing?: Tracing;
   }) {
     super();
     this.config = parseConfig(walRelayConfigSchema, options.config ?? {}, 'wal relay');
     this.#stream = options.stream;
     this.#ledger = options.ledger;
     this.#publisher = options.publisher;
+    this.#tracing = options.tracing ?? noTracing;
     // Failed rows are few: the polling path needs no tight poll.
     this.retries = new Relay({
       sources: [options.ledger.retrySource],
@@ -80,6 +86,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       registry: options.registry,
       config: { pollIntervalMs: 500, concurrency: 1, ...options.relay },
       logger: options.logger,
+      tracing: options.tracing,
     });
     this.#log = (options.logger ?? silentLogger).child({
       component: 'relay',
@@ -271,7 +278,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     let attempt = 0;
     while (pending.length > 0) {
       attempt++;
-      const outcomes = await this.#publish(pending);
+      const outcomes = await this.#publish(pending, attempt);
       // A refusal needs a person (credentials, certificate): said every round, while the stream waits.
       const refused = outcomes.find((o) => !o.ok && o.attempted && isClientRefused(o.error));
       if (refused && !refused.ok) this.#error(refused.error);
@@ -322,9 +329,9 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   }
 
   /** One publish per group of keys, at once; outcomes in `rows` order. */
-  async #publish(rows: WalRow[]): Promise<PublishOutcome[]> {
+  async #publish(rows: WalRow[], attempt: number): Promise<PublishOutcome[]> {
     const lanes = Math.min(this.config.publishConcurrency, rows.length);
-    if (lanes <= 1) return this.#publishGroup(rows);
+    if (lanes <= 1) return this.#publishGroup(rows, attempt);
     const groups: number[][] = Array.from({ length: lanes }, () => []);
     rows.forEach((row, i) => {
       groups[partitionFor(keyOf(row), lanes)]?.push(i);
@@ -333,7 +340,10 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     await Promise.all(
       groups.map(async (indexes) => {
         if (indexes.length === 0) return;
-        const result = await this.#publishGroup(indexes.map((i) => rows[i] as WalRow));
+        const result = await this.#publishGroup(
+          indexes.map((i) => rows[i] as WalRow),
+          attempt,
+        );
         indexes.forEach((index, j) => {
           outcomes[index] = result[j] as PublishOutcome;
         });
@@ -342,14 +352,24 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     return outcomes;
   }
 
-  async #publishGroup(rows: WalRow[]): Promise<PublishOutcome[]> {
+  /** `attempt` counts this batch's sends in place; the polling path counts its own. */
+  async #publishGroup(rows: WalRow[], attempt: number): Promise<PublishOutcome[]> {
+    const spans = this.#tracing.active()
+      ? startSendSpans(
+          this.#tracing,
+          rows.map((r) => ({ record: r.record, attempt })),
+        )
+      : undefined;
+    let outcomes: PublishOutcome[];
     try {
-      return await this.#publisher.publish(rows.map((r) => r.record));
+      outcomes = await this.#publisher.publish(spans ? spans.records : rows.map((r) => r.record));
     } catch (error) {
       // A publisher must not throw; if one does, every record failed this attempt.
       const failure = new ZerolossError('ZL_SEND_FAILED', errorSummary(error), { retryable: true });
-      return rows.map(() => ({ ok: false, error: failure, attempted: true }));
+      outcomes = rows.map(() => ({ ok: false, error: failure, attempted: true }));
     }
+    spans?.end(outcomes);
+    return outcomes;
   }
 
   /** Retries until recorded (the database may be restarting): a batch is confirmed only once recorded. */

@@ -16,6 +16,20 @@ export interface MessageSpan {
 }
 
 /**
+ * The header that carries the relay's send span to the consumer, in W3C `traceparent` format. It belongs
+ * to one send: the relay puts it on the copy of the record it hands the publisher, never on the stored
+ * record, which stays byte for byte what was enqueued, so each resend carries its own. Consumers link
+ * their process span to it and leave it out of anything they store or send on (dead letters, retry copies).
+ */
+export const SEND_TRACEPARENT_HEADER = 'zl-send-traceparent';
+
+/** The relay's span around one send of a record. */
+export interface SendSpan extends MessageSpan {
+  /** Writes this send's context into `carrier` (the headers of the record handed to the publisher) as SEND_TRACEPARENT_HEADER. */
+  inject(carrier: Record<string, string>): void;
+}
+
+/**
  * Message tracing, following the OpenTelemetry messaging conventions. The trace context travels with the
  * message as W3C `traceparent` / `tracestate` headers written at enqueue, so they are part of the stored
  * record and the relay resends it byte for byte.
@@ -33,8 +47,11 @@ export interface Tracing {
    */
   create(topic: string, attributes: SpanAttributes, carrier: Record<string, string>): MessageSpan;
   /** The relay's send span for one stored record (kind producer): parented on its stored context and linked to it. */
-  send(topic: string, headers: Readonly<Record<string, string>>, attributes: SpanAttributes): MessageSpan;
-  /** The consumer's process span for one record (kind consumer): a child of the record's stored context. */
+  send(topic: string, headers: Readonly<Record<string, string>>, attributes: SpanAttributes): SendSpan;
+  /**
+   * The consumer's process span for one record (kind consumer): a child of the record's stored context,
+   * linked to the send span named by SEND_TRACEPARENT_HEADER when the record carries a valid one.
+   */
   process(topic: string, headers: Readonly<Record<string, string>>, attributes: SpanAttributes): MessageSpan;
   /** Adds an event to the span active in the calling context (a retry reported from inside a process span). */
   eventOnActiveSpan(name: string, attributes?: SpanAttributes): void;
@@ -47,11 +64,13 @@ const noSpan: MessageSpan = {
   end: () => {},
 };
 
+const noSendSpan: SendSpan = { ...noSpan, inject: () => {} };
+
 /** Tracing switched off: what features use when no tracing was wired in. */
 export const noTracing: Tracing = {
   active: () => false,
   create: () => noSpan,
-  send: () => noSpan,
+  send: () => noSendSpan,
   process: () => noSpan,
   eventOnActiveSpan: () => {},
 };

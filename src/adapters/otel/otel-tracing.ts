@@ -1,6 +1,13 @@
-import { type MessageSpan, noTracing, type SpanAttributes, type Tracing } from '../../ports/tracing.ts';
+import {
+  type MessageSpan,
+  noTracing,
+  SEND_TRACEPARENT_HEADER,
+  type SendSpan,
+  type SpanAttributes,
+  type Tracing,
+} from '../../ports/tracing.ts';
 import { loadOtelApi, type OtelApi } from './otel-driver.ts';
-import { readTraceContext, TRACEPARENT, writeTraceContext } from './trace-headers.ts';
+import { formatTraceparent, parseTraceparent, readTraceContext, TRACEPARENT, writeTraceContext } from './trace-headers.ts';
 
 export interface OtelTracingOptions {
   /** `messaging.system` of the spans: the transport's kind (`kafka`, `rabbitmq`, ...). */
@@ -62,14 +69,22 @@ export function otelTracing(options: OtelTracingOptions = {}): Tracing {
         { kind: api.SpanKind.PRODUCER, attributes: base('send', topic, attributes), links: stored ? [{ context: stored }] : [] },
         parent,
       );
-      return wrap(api, span, parent, translate);
+      const inject = (carrier: Record<string, string>) => {
+        const own = span.spanContext();
+        if (api.isSpanContextValid(own)) carrier[SEND_TRACEPARENT_HEADER] = formatTraceparent(own);
+      };
+      const sendSpan: SendSpan = { ...wrap(api, span, parent, translate), inject };
+      return sendSpan;
     },
     process(topic, headers, attributes) {
+      // A child of the stored context (the producer's trace), linked to the send that delivered this copy:
+      // a message resent after a lost acknowledgement reaches the consumer twice, each copy from its own send.
       const stored = readTraceContext(api, headers);
       const parent = stored ? api.trace.setSpanContext(api.ROOT_CONTEXT, stored) : api.ROOT_CONTEXT;
+      const sent = parseTraceparent(api, headers[SEND_TRACEPARENT_HEADER]);
       const span = tracer.startSpan(
         `process ${topic}`,
-        { kind: api.SpanKind.CONSUMER, attributes: base('process', topic, attributes) },
+        { kind: api.SpanKind.CONSUMER, attributes: base('process', topic, attributes), links: sent ? [{ context: sent }] : [] },
         parent,
       );
       return wrap(api, span, parent, translate);
