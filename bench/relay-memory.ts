@@ -132,10 +132,11 @@ export async function relayMemoryBench(env: BenchEnv, messages: number): Promise
     child.stderr?.on('data', (chunk: Buffer) => {
       const lines = (tail + chunk.toString()).split('\n');
       tail = lines.pop() ?? '';
+      // The relay logs JSON lines (stderr is a pipe here); with --verbose each round is one at debug.
       for (const line of lines) {
         if (line.includes('running on schema')) started = true;
-        const m = /claimed (\d+) in ([\d.]+) ms, sent (\d+)/.exec(line);
-        if (m) rounds.push({ at: Date.now(), claimed: Number(m[1]), claimMs: Number(m[2]), sent: Number(m[3]) });
+        const round = parseRound(line);
+        if (round) rounds.push({ at: Date.now(), ...round });
         else if (line.trim()) env.log(`[relay] ${line}`);
       }
     });
@@ -275,5 +276,16 @@ async function explainMs(pool: pg.Pool, claimSql: string): Promise<number | unde
   } finally {
     await client.query('rollback').catch(() => {});
     client.release();
+  }
+}
+
+/** A `relay round` log line's figures, or undefined for any other line. */
+function parseRound(line: string): { claimed: number; claimMs: number; sent: number } | undefined {
+  if (!line.includes('"relay round"')) return undefined;
+  try {
+    const r = JSON.parse(line) as { claimed: number; claimMs: number; sent: number };
+    return { claimed: r.claimed, claimMs: r.claimMs, sent: r.sent };
+  } catch {
+    return undefined;
   }
 }

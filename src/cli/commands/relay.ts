@@ -6,6 +6,7 @@ import type { Relay } from '../../outbox/relay.ts';
 import { createRelay } from '../../outbox/create-relay.ts';
 import { isClientRefused, ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
+import { cliLogger, logHelp } from '../cli-logger.ts';
 import { kafkaSecurityHelp, kafkaSettings } from '../kafka-connection-options.ts';
 import { relayReadiness } from '../../outbox/relay-readiness.ts';
 import { startHealthServer } from '../../adapters/http/health-server.ts';
@@ -41,7 +42,8 @@ ${httpHelp(27)}
   --once                   send everything due, then exit
                            exit status 78 when the broker refuses the credentials or certificate (ZL_KAFKA_AUTH,
                            ZL_KAFKA_TLS); 2 for a bad setting
-  --verbose                log every claim round to stderr
+  --verbose                log every claim round (and WAL batch): level debug
+${logHelp}
 
 WAL mode (PostgreSQL with wal_level=logical; docs/wal-relay.md): reads committed outbox inserts from a
 logical replication slot in commit order, sends them in batches and confirms a batch to the slot only
@@ -90,11 +92,12 @@ export async function relayCommand(argv: string[]): Promise<number> {
   if (mode === 'wal' && values.once) throw new ZerolossError('ZL_INVALID_CONFIG', '--once is for --mode poll');
   if (values['drop-slot']) return dropSlot(values);
   const connection = kafkaSettings(values);
+  const log = cliLogger('relay', { verbose: values.verbose });
   // notify: true here only means "listen": producers that opt in to pg_notify wake this relay at commit.
   const store = postgres(pgUrl(values.pg), {
     schema: values.schema,
     notify: true,
-    onError: (e) => console.error(`relay: database: ${e.message}`),
+    onError: (e) => log.error({ err: e, code: (e as { code?: unknown }).code }, `database: ${e.message}`),
   });
   const transport = kafka({
     ...connection,
@@ -106,11 +109,12 @@ export async function relayCommand(argv: string[]): Promise<number> {
   const wal = mode === 'wal' ? postgresWal(store, { url: pgUrl(values.pg), slot: values.slot }) : undefined;
   if (wal && values['create-slot']) {
     const { created, handedOver } = await wal.createSlot();
-    console.error(
-      created
-        ? `relay: created slot ${wal.slot} and publication ${wal.publication}; ${handedOver} unsent row(s) handed to the polling path`
-        : `relay: slot ${wal.slot} exists already`,
-    );
+    if (created) {
+      log.info(
+        { slot: wal.slot, publication: wal.publication, handedOver },
+        `created slot ${wal.slot} and publication ${wal.publication}; ${handedOver} unsent row(s) handed to the polling path`,
+      );
+    } else log.info({ slot: wal.slot }, `slot ${wal.slot} exists already`);
   }
   const settings = {
     batchSize: intOption(values['batch-size'], 'batch-size', 500),
@@ -131,26 +135,19 @@ export async function relayCommand(argv: string[]): Promise<number> {
         wal,
         transport,
         walBatchSize: intOption(values['wal-batch-size'], 'wal-batch-size', 2_000),
+        logger: log,
         ...settings,
         pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 500),
       })
     : undefined;
   // In WAL mode the polling relay is the path for failed rows; its events and probes are this one's.
-  const relay: Relay = walRelay ? walRelay.retries : createRelay({ store, transport, ...settings });
+  // Both relays log through `log` themselves: errors, failed and parked rows, slot changes, and every round
+  // or batch at debug (--verbose).
+  const relay: Relay = walRelay ? walRelay.retries : createRelay({ store, transport, ...settings, logger: log });
   const runner = walRelay ?? relay;
-  relay.on('error', (e) => console.error(`relay: ${e.message}`));
   walRelay?.on('error', (e) => {
-    console.error(`relay: wal: ${e.message}`);
     if (e instanceof ZerolossError && isClientRefused(e)) relay.emit('error', e);
   });
-  walRelay?.on('slot', (e) => console.error(`relay: slot ${e.slot}: ${e.state}`));
-  if (values.verbose) {
-    walRelay?.on('batch', (b) =>
-      console.error(
-        `relay: wal batch of ${b.rows}: sent ${b.sent}, resent ${b.resent}, failed ${b.failed}, held back ${b.heldBack}, up to ${b.endLsn}`,
-      ),
-    );
-  }
   // The broker refusing this client (a wrong password, an untrusted certificate) will not pass by itself:
   // the library keeps retrying for services that can fix it live, but this process exits so the
   // orchestrator shows a failing relay with the reason instead of a healthy-looking one that sends nothing.
@@ -159,17 +156,11 @@ export async function relayCommand(argv: string[]): Promise<number> {
     relay.on('error', (e) => {
       if (refusedBy === undefined && e instanceof ZerolossError && isClientRefused(e)) {
         refusedBy = e;
-        console.error(`zeroloss relay: ${e.code}: ${e.message}`);
+        log.error({ code: e.code }, `the broker refused this client, exiting: ${e.code}: ${e.message}`);
         resolve();
       }
     });
   });
-  if (values.verbose) {
-    relay.on('round', (r) =>
-      console.error(`relay: ${r.source} claimed ${r.claimed} in ${r.claimMs.toFixed(1)} ms, sent ${r.sent}, failed ${r.failed}`),
-    );
-  }
-  runner.on('parked', (e) => console.error(`relay: PARKED ${e.messageIds.length} message(s) from ${e.source}: ${e.messageIds.join(', ')}`));
   const close = async () => {
     await transport.close().catch(() => {});
     await store.close().catch(() => {});
@@ -187,7 +178,8 @@ export async function relayCommand(argv: string[]): Promise<number> {
   const endpoint = httpEndpoint(values);
   await runner.start();
   const server = endpoint && (await startHealthServer({ ...endpoint, registry: relay.registry, checks: relayReadiness(relay, store.db) }));
-  console.error(
+  log.info(
+    { schema: store.schema, mode, ...(server ? { http: `${server.host}:${server.port}` } : {}) },
     `relay ${relay.instanceId}: running on schema ${store.schema}${server ? `, probes and metrics on ${server.host}:${server.port}` : ''}`,
   );
   await Promise.race([

@@ -9,6 +9,7 @@ import { cleanup } from '../../operations/retention.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
+import { cliLogger, logHelp } from '../cli-logger.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
 import { withOps } from '../ops-context.ts';
 
@@ -35,6 +36,7 @@ ${httpHelp(30)}
   --max-auto-repair <n>       default 100; larger gaps only alert
   --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
   --pg <url>, --schema <name>, --kafka <brokers>
+${logHelp}
 
 Dashboard (docs/dashboard.md): overview with the last hour's plots, parked rows, dead letters, the outbox,
 a message's whole trail, and audited actions (release, discard, replay, resend, reconcile).
@@ -75,6 +77,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const dashboard = dashboardSettings(values);
   // A bind the dashboard must refuse fails before anything connects.
   if (dashboard) (await import('../../dashboard/dashboard-security.ts')).checkBind(dashboard.host, dashboard.token);
+  const log = cliLogger('serve');
   return withOps(values, 'required', async (ops) => {
     const metrics = createOpsMetrics(new Registry());
     const collector = new OpsCollector({ store: ops.store, broker: ops.broker, metrics }, { groups: values.group });
@@ -94,21 +97,31 @@ export async function serveCommand(argv: string[]): Promise<number> {
         groups: values.group,
       },
     );
-    scheduler.on('gap', (r) =>
-      console.error(
-        `serve: GAP in ${r.kind} window ${r.window.from}..${r.window.to}: ${r.counts.missingOnBroker} missing on the broker, ${r.groups.reduce((n, g) => n + g.missing, 0)} in groups; verdict ${r.verdict}`,
-      ),
-    );
-    scheduler.on('error', (e) => console.error(`serve: reconcile: ${e.message}`));
+    scheduler.on('gap', (r) => {
+      const missingInGroups = r.groups.reduce((n, g) => n + g.missing, 0);
+      log.warn(
+        {
+          window: r.kind,
+          from: r.window.from,
+          to: r.window.to,
+          missingOnBroker: r.counts.missingOnBroker,
+          missingInGroups,
+          verdict: r.verdict,
+        },
+        `GAP in ${r.kind} window ${r.window.from}..${r.window.to}: ${r.counts.missingOnBroker} missing on the broker, ${missingInGroups} in groups; verdict ${r.verdict}`,
+      );
+    });
+    scheduler.on('error', (e) => log.error({ err: e, task: 'reconcile' }, `reconcile: ${e.message}`));
 
     const timers: NodeJS.Timeout[] = [];
-    const collect = () => collector.collect().catch((e: Error) => console.error(`serve: metrics: ${e.message}`));
+    const collect = () => collector.collect().catch((e: Error) => log.error({ err: e, task: 'metrics' }, `metrics: ${e.message}`));
     await collect();
     timers.push(setInterval(collect, parseDuration(values['collect-every'] ?? '15s')));
     if (values['retention-every'] && !off(values['retention-every'])) {
       timers.push(
         setInterval(
-          () => cleanup({ store: ops.store, metrics }).catch((e: Error) => console.error(`serve: retention: ${e.message}`)),
+          () =>
+            cleanup({ store: ops.store, metrics }).catch((e: Error) => log.error({ err: e, task: 'retention' }, `retention: ${e.message}`)),
           parseDuration(values['retention-every']),
         ),
       );
@@ -131,7 +144,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
           : {}),
       },
     });
-    console.error(`serve: probes and metrics on ${server.host}:${server.port} (/healthz, /readyz, /metrics), schema ${ops.schema}`);
+    log.info(
+      { http: `${server.host}:${server.port}`, schema: ops.schema },
+      `probes and metrics on ${server.host}:${server.port} (/healthz, /readyz, /metrics), schema ${ops.schema}`,
+    );
     // Loaded only when asked for: its HTTP framework and chart files cost nothing otherwise.
     const board = dashboard
       ? await (await import('../../dashboard/start-dashboard.ts')).startDashboard(
@@ -152,10 +168,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
             token: dashboard.token,
             redactFields: values.redact,
             groups: values.group,
+            log: (line) => log.error({}, line),
           },
         )
       : undefined;
-    if (board) console.error(`serve: dashboard on ${board.url}/${dashboard?.token ? ' (token required)' : ''}`);
+    if (board) {
+      log.info(
+        { url: `${board.url}/`, token: dashboard?.token !== undefined },
+        `dashboard on ${board.url}/${dashboard?.token ? ' (token required)' : ''}`,
+      );
+    }
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
