@@ -1,6 +1,7 @@
 import type { Envelope, IncomingRecord } from '../core/envelope.ts';
 import type { Claim } from '../ports/inbox-store.ts';
 import type { SqlExecutor } from '../ports/sql-executor.ts';
+import { SEND_TRACEPARENT_HEADER } from '../ports/tracing.ts';
 import type { ConsumedMessage, RegisteredHandler } from './handler-registry.ts';
 import type { LaneControl } from './key-lanes.ts';
 import { isRetryTopic, RETRY_HEADER } from '../core/retry-topics.ts';
@@ -141,10 +142,13 @@ export function newDelivery(
   };
 }
 
-/** The original headers of a record, without what retry copies added. */
+/**
+ * The original headers of a record, without what retry copies added and without the relay's per-send
+ * header: a retry copy or a dead letter is not that send, so its process span must not link to it.
+ */
 export function originalHeaders(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  const added = new Set<string>(Object.values(RETRY_HEADER));
+  const added = new Set<string>([...Object.values(RETRY_HEADER), SEND_TRACEPARENT_HEADER]);
   for (const [name, value] of Object.entries(headers)) if (!added.has(name)) out[name] = value;
   return out;
 }

@@ -6,7 +6,10 @@ import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpa
 import { createConsumer, createOutbox, otelTracing, PermanentError, RetryableError } from '../../src/index.ts';
 import { postgres } from '../../src/entry/postgres.ts';
 import { tableLog } from '../../src/entry/table-log.ts';
+import type { OutgoingRecord } from '../../src/core/envelope.ts';
+import { ZerolossError } from '../../src/core/errors.ts';
 import { Relay } from '../../src/outbox/relay.ts';
+import type { Publisher } from '../../src/ports/transport.ts';
 import { PG_URL, uniqueName } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -22,11 +25,15 @@ const schema = uniqueName('zltrace');
 const store = postgres(PG_URL, { schema });
 const transport = tableLog(store);
 const topic = 'orders';
+/** Its own topic, so the resend test's consumer reads only its two messages. */
+const resendTopic = 'payments';
 
 before(async () => {
   await store.migrate();
   await transport.ensureTopic(topic, 2);
   await transport.ensureTopic(`${topic}.dlq`, 1);
+  await transport.ensureTopic(resendTopic, 1);
+  await transport.ensureTopic(`${resendTopic}.dlq`, 1);
 });
 after(async () => {
   await transport.close();
@@ -114,6 +121,17 @@ test('enqueue inside a span: send and process spans continue its trace, with the
     [create.spanContext().spanId],
   );
   assert.equal(processSpan.parentSpanContext?.spanId, create.spanContext().spanId);
+  // ... and linked to the send that delivered it, through the relay's per-send header.
+  assert.deepEqual(
+    processSpan.links.map((l) => [l.context.traceId, l.context.spanId]),
+    [[traceId, send.spanContext().spanId]],
+  );
+  // That header went to the broker only: the stored row keeps the bytes enqueued.
+  const stored = await store.db.query<{ headers: Record<string, string> }>(`select headers from "${schema}".outbox where message_id = $1`, [
+    id,
+  ]);
+  assert.equal(stored.rows[0]?.headers.traceparent, ok.envelope.headers.traceparent);
+  assert.equal(stored.rows[0]?.headers['zl-send-traceparent'], undefined);
   assert.equal(create.kind, SpanKind.PRODUCER);
   assert.equal(send.kind, SpanKind.PRODUCER);
   assert.equal(processSpan.kind, SpanKind.CONSUMER);
@@ -158,6 +176,99 @@ test('enqueue inside a span: send and process spans continue its trace, with the
   assert.equal(doomedProcess?.attributes['zeroloss.outcome'], 'dead-lettered');
 });
 
+test('a resent message links each copy to its own send; a malformed send header is ignored', async () => {
+  const outbox = createOutbox({ store, producerId: 'shop', tracing: otelTracing() });
+  const enqueue = (key: string) =>
+    tracer.startActiveSpan('checkout', async (request) => {
+      try {
+        return await store.transaction((tx) => outbox.enqueue(tx, { topic: resendTopic, key, type: 'order.created', payload: { key } }));
+      } finally {
+        request.end();
+      }
+    });
+  const resent = await enqueue('r-1');
+  const mangled = await enqueue('r-2');
+  // The broker takes the first send of `resent` but its acknowledgement is lost: the relay sends it again,
+  // and the consumer gets two copies. `mangled` reaches the broker with a send header that is not a traceparent.
+  let resentSends = 0;
+  const lossy: Publisher = {
+    close: () => transport.publisher.close(),
+    async publish(records: OutgoingRecord[]) {
+      const out = records.map((r) =>
+        r.headers['zl-id'] === mangled.id ? { ...r, headers: { ...r.headers, 'zl-send-traceparent': '00-not-a-traceparent' } } : r,
+      );
+      const outcomes = await transport.publisher.publish(out);
+      return outcomes.map((o, i) => {
+        if (records[i]?.headers['zl-id'] !== resent.id || ++resentSends > 1) return o;
+        return {
+          ok: false as const,
+          error: new ZerolossError('ZL_SEND_FAILED', 'acknowledgement lost (test)', { retryable: true }),
+          attempted: true,
+        };
+      });
+    },
+  };
+  const relay = new Relay({
+    sources: [store.relaySource],
+    publisher: lossy,
+    db: store.db,
+    config: { backoff: { baseMs: 1, maxMs: 1, jitter: 0 } },
+    tracing: otelTracing({ system: transport.kind }),
+  });
+  await waitFor(
+    async () => {
+      await relay.drain();
+      return resentSends >= 2;
+    },
+    { what: 'the second send' },
+  );
+
+  const consumer = createConsumer({ store, transport, groupId: uniqueName('g'), topics: [resendTopic] });
+  consumer.handle('order.created', async () => {});
+  const deadLetters: string[] = [];
+  consumer.on('dead-letter', (e) => deadLetters.push(e.messageId ?? ''));
+  const processSpans = (messageId: string) =>
+    spans().filter((s) => s.name === `process ${resendTopic}` && s.attributes['messaging.message.id'] === messageId);
+  await consumer.start();
+  try {
+    await waitFor(() => processSpans(resent.id).length === 2 && processSpans(mangled.id).length === 1, {
+      what: 'process spans',
+      timeoutMs: 20_000,
+    });
+  } finally {
+    await consumer.stop();
+  }
+
+  const create = named(`create ${resendTopic}`, resent.id);
+  const sends = spans().filter((s) => s.name === `send ${resendTopic}` && s.attributes['messaging.message.id'] === resent.id);
+  const first = sends.find((s) => s.attributes['zeroloss.attempt'] === 1);
+  const second = sends.find((s) => s.attributes['zeroloss.attempt'] === 2);
+  assert.ok(create && first && second && sends.length === 2, 'two send spans, attempts 1 and 2');
+  // The first copy is processed and linked to the first send; the second is a duplicate (the per-send header
+  // is no part of the message's identity, so no ZL_MESSAGE_ID_CONFLICT) linked to the second send.
+  const byOutcome = new Map(processSpans(resent.id).map((s) => [s.attributes['zeroloss.outcome'], s]));
+  assert.deepEqual([...byOutcome.keys()].sort(), ['duplicate', 'processed']);
+  assert.deepEqual(
+    byOutcome.get('processed')?.links.map((l) => l.context.spanId),
+    [first.spanContext().spanId],
+  );
+  assert.deepEqual(
+    byOutcome.get('duplicate')?.links.map((l) => l.context.spanId),
+    [second.spanContext().spanId],
+  );
+  for (const s of processSpans(resent.id)) {
+    assert.equal(s.spanContext().traceId, create.spanContext().traceId);
+    assert.equal(s.parentSpanContext?.spanId, create.spanContext().spanId, 'still a child of the stored context');
+  }
+  assert.deepEqual(deadLetters, []);
+
+  // A malformed send header: processed as usual, no link, still in the producer's trace.
+  const [mangledProcess] = processSpans(mangled.id);
+  assert.equal(mangledProcess?.attributes['zeroloss.outcome'], 'processed');
+  assert.deepEqual(mangledProcess?.links, []);
+  assert.equal(mangledProcess?.parentSpanContext?.spanId, named(`create ${resendTopic}`, mangled.id)?.spanContext().spanId);
+});
+
 test('trace headers: a malformed or foreign traceparent starts a new trace instead of failing; tracestate survives the trip', () => {
   const tracing = otelTracing({ system: 'kafka' });
   assert.equal(tracing.active(), true);
@@ -173,6 +284,18 @@ test('trace headers: a malformed or foreign traceparent starts a new trace inste
   const fresh = spans().filter((s) => s.name === 'process t');
   assert.equal(fresh.length, 4);
   for (const s of fresh) assert.equal(s.parentSpanContext, undefined, 'no parent from a bad header');
+  // The send header: a valid one becomes the process span's link; a bad one is left out.
+  const stored = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  const sendHeader = '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01';
+  for (const value of [sendHeader, 'garbage', '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01', '']) {
+    tracing.process('linked', { traceparent: stored, 'zl-send-traceparent': value }, {}).end();
+  }
+  const linked = spans().filter((s) => s.name === 'process linked');
+  assert.deepEqual(
+    linked.map((s) => s.links.map((l) => l.context.spanId)),
+    [['00f067aa0ba902b7'], [], [], []],
+  );
+  for (const s of linked) assert.equal(s.parentSpanContext?.spanId, 'b7ad6b7169203331');
 
   const carrier: Record<string, string> = {};
   const parent = tracer.startSpan('with state');
@@ -183,9 +306,15 @@ test('trace headers: a malformed or foreign traceparent starts a new trace inste
   parent.end();
   assert.equal(carrier.tracestate, 'vendor=abc');
   const send = tracing.send('t', carrier, {});
+  const onTheWire = { ...carrier };
+  send.inject(onTheWire);
   send.end();
+
   const sent = spans().find((s) => s.name === 'send t');
   assert.equal(sent?.spanContext().traceState?.get('vendor'), 'abc');
+  // The send writes its own context for the consumer into the copy it sends, never into the stored headers.
+  assert.equal(onTheWire['zl-send-traceparent'], `00-${sent?.spanContext().traceId}-${sent?.spanContext().spanId}-01`);
+  assert.equal(carrier['zl-send-traceparent'], undefined);
   // On Kafka the key and offset take the conventions' Kafka names.
   const onKafka = tracing.process('k', {}, { 'zeroloss.offset': '42', 'zeroloss.key': 'order-7' });
   onKafka.setAttributes({ 'zeroloss.offset': '43' });
