@@ -11,9 +11,10 @@ import { ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
 import { cliLogger, logHelp } from '../cli-logger.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
-import { withOps } from '../ops-context.ts';
+import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 
-export const serveHelp = `Usage: zeroloss serve --pg <url> --kafka <brokers> [--http-port <n>] [options]
+export const serveHelp = `Usage: zeroloss serve --pg <url> (--kafka <brokers> | --table-log | --redis-streams <url> | --rabbitmq <url>)
+                     [--http-port <n>] [options]
 
 The operations daemon: one Prometheus endpoint (/metrics) for the whole schema — producer (unsent rows by
 state, oldest unsent age, send successes and failures, compensation resends, commit-to-ack latency),
@@ -25,8 +26,9 @@ Ready-made alert rules: ops/alert-rules.yml.
 
 ${httpHelp(30)}
                               port default 9465; /readyz is 503 while the database does not answer
-                              \`select 1\` or Kafka does not list its topics, each within 2 s
-  --collect-every <duration>  how often the metrics are refreshed from Postgres and Kafka (default 15s)
+                              \`select 1\` or the broker does not list its topics, each within 2 s
+                              (RabbitMQ: the database alone)
+  --collect-every <duration>  how often the metrics are refreshed from Postgres and the broker (default 15s)
   --group <group>             groups to report lag for (repeatable; default the groups the schema knows)
   --reconcile-every <dur>     recent-window reconciliation interval, or 'off' (default 5m)
   --reconcile-window <dur>    the recent window's length (default 15m)
@@ -36,6 +38,7 @@ ${httpHelp(30)}
   --max-auto-repair <n>       default 100; larger gaps only alert
   --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
   --pg <url>, --schema <name>, --kafka <brokers>
+${brokerHelp}
 ${logHelp}
 
 Dashboard (docs/dashboard.md): overview with the last hour's plots, parked rows, dead letters, the outbox,
@@ -68,6 +71,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     host: { type: 'string' },
     'token-file': { type: 'string' },
     redact: { type: 'string', multiple: true },
+    ...brokerOptions,
   });
   if (values.help) {
     console.log(serveHelp);
@@ -82,7 +86,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     const metrics = createOpsMetrics(new Registry());
     const collector = new OpsCollector({ store: ops.store, broker: ops.broker, metrics }, { groups: values.group });
     const scheduler = new ReconcileScheduler(
-      { store: ops.store, broker: ops.broker!, publisher: values.repair ? ops.publisher() : undefined, metrics },
+      { store: ops.store, broker: ops.broker, brokerNotRead: ops.brokerNotRead, publisher: values.repair ? ops.publisher() : undefined, metrics },
       {
         recent: off(values['reconcile-every'])
           ? false
