@@ -86,7 +86,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     const metrics = createOpsMetrics(new Registry());
     const collector = new OpsCollector({ store: ops.store, broker: ops.broker, metrics }, { groups: values.group });
     const scheduler = new ReconcileScheduler(
-      { store: ops.store, broker: ops.broker, brokerNotRead: ops.brokerNotRead, publisher: values.repair ? ops.publisher() : undefined, metrics },
+      {
+        store: ops.store,
+        broker: ops.broker,
+        brokerNotRead: ops.brokerNotRead,
+        publisher: values.repair ? ops.publisher() : undefined,
+        metrics,
+      },
       {
         recent: off(values['reconcile-every'])
           ? false
