@@ -8,7 +8,9 @@ const spans = new WeakMap<Delivery, MessageSpan>();
 
 /**
  * The consumer's process span (OpenTelemetry messaging conventions): a child of the trace context stored
- * with the message at enqueue, so producer, relay and consumer show as one trace. Everything inside runs
+ * with the message at enqueue, so producer, relay and consumer show as one trace, and linked to the send
+ * that delivered this copy when the record carries the relay's per-send header (SEND_TRACEPARENT_HEADER;
+ * a missing or malformed one means no link). Everything inside runs
  * with it active: dead-lettering, retries (their `zeroloss.retry` events come from the retry stage's
  * reports) and the handler, whose own spans nest under it. It sits outside the dead-letter stage so a dead
  * letter is an event on the span, not an error that escaped it.
