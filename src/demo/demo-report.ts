@@ -24,10 +24,15 @@ export function summaryText(r: DemoResult): string {
   const byType = Object.entries(r.deliveredByType)
     .map(([type, count]) => `${type} ${n(count)}`)
     .join(' · ');
-  const what =
-    r.scenario === 'lottery'
-      ? { committed: 'award rows in user_strategy_export', published: 'award rows with mq_state = 1', delivered: byType }
-      : { committed: 'orders in shop_order', published: 'outbox rows in state 1', delivered: 'orders with a ledger row' };
+  const what = {
+    lottery: { committed: 'award rows in user_strategy_export', published: 'award rows with mq_state = 1', delivered: byType },
+    points: { committed: 'orders in shop_order', published: 'outbox rows in state 1', delivered: 'orders with a ledger row' },
+    orders: {
+      committed: 'orders in customer_order',
+      published: 'outbox rows in state 1',
+      delivered: `orders deducted by every service (${byType})`,
+    },
+  }[r.scenario];
   const rows: Array<[string, string, string]> = [
     ['committed', n(r.committed), what.committed],
     ['published', n(r.published), `${what.published} (acknowledged by the transport)`],
@@ -38,7 +43,9 @@ export function summaryText(r: DemoResult): string {
       'dead-lettered',
       n(r.deadLettered),
       `${r.checks.unexpectedDeadLetters === 0 && r.checks.missingDeadLetters === 0 ? '✓' : '✗'} expected ${n(r.expectedDeadLettered)}: ${
-        r.scenario === 'lottery' ? 'failing permanently or beyond their policy' : 'the overdrafts'
+        { lottery: 'failing permanently or beyond their policy', points: 'the overdrafts', orders: 'none: every fault is transient' }[
+          r.scenario
+        ]
       }`,
     ],
     ['lost', n(r.lost), `${mark(r.lost)} committed but neither delivered nor dead-lettered`],
@@ -71,6 +78,8 @@ export function summaryText(r: DemoResult): string {
       }; accounts off their ledger: ${b.accountsOff} ${mark(b.accountsOff)}`,
     );
   }
+  if (r.services) lines.push('', ...serviceLines(r.services));
+  if (r.reconciliation) lines.push('', ...reconciliationLines(r.reconciliation));
   lines.push(
     '',
     `faults: relay killed ${r.faults.relayKills}×, consumers killed ${r.faults.consumerKills}× (no graceful stop), ` +
@@ -114,6 +123,8 @@ export function summaryJson(r: DemoResult): Record<string, unknown> {
     faults: r.faults,
     checks: r.checks,
     ...(r.points ? { points: r.points } : {}),
+    ...(r.services ? { services: r.services } : {}),
+    ...(r.reconciliation ? { reconciliation: r.reconciliation } : {}),
     database: r.database,
     transport: r.transport,
     seed: r.seed,
@@ -122,6 +133,37 @@ export function summaryJson(r: DemoResult): Record<string, unknown> {
     ...(r.kept ? { kept: r.kept } : {}),
     ok: r.ok,
   };
+}
+
+/** Orders: one line per consuming service, each in its own group. */
+function serviceLines(services: NonNullable<DemoResult['services']>): string[] {
+  const mark = (n: number) => (n === 0 ? '✓' : '✗');
+  return Object.entries(services).map(
+    ([name, s]) =>
+      `  ${name.padEnd(9)}  applied ${s.applied} (${s.repaired} by the reconciliation) · lost ${s.lost} ${mark(s.lost)} · ` +
+      `applied twice ${s.appliedTwice} ${mark(s.appliedTwice)} · out of order ${s.orderViolations} ${mark(s.orderViolations)} · ` +
+      `dead-lettered ${s.deadLettered} · deducted ${s.deducted} · rows off their entries ${s.holdersOff} ${mark(s.holdersOff)}`,
+  );
+}
+
+/** Orders: what the business reconciliation (orders vs each service's entries, by order id) found and repaired. */
+function reconciliationLines(c: NonNullable<DemoResult['reconciliation']>): string[] {
+  const ids = (list: string[]) =>
+    list.length === 0 ? 'none' : `${list.length}: ${list.slice(0, 10).join(', ')}${list.length > 10 ? ', …' : ''}`;
+  const lines = [`  business reconciliation of ${c.orders} orders (orders vs stock movements, budget entries, points ledger):`];
+  for (const service of Object.keys(c.found)) {
+    lines.push(
+      `    ${service.padEnd(9)}  placed but not deducted: ${ids(c.found[service] ?? [])}; repaired ${(c.repaired[service] ?? []).length}` +
+        ((c.skipped[service] ?? []).length > 0 ? `; skipped on purpose ${(c.skipped[service] ?? []).length}` : ''),
+    );
+  }
+  lines.push(
+    `    found ${c.foundExactlySkipped ? 'exactly the skipped deductions ✓' : 'other than the skipped deductions ✗'}; second pass ${
+      c.secondPassClean ? 'clean ✓' : 'not clean ✗'
+    }`,
+  );
+  for (const f of c.failed.slice(0, 5)) lines.push(`    repair failed: ${f.service} ${f.orderId}: ${f.reason}`);
+  return lines;
 }
 
 function capitalise(text: string): string {

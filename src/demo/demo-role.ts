@@ -104,34 +104,39 @@ export async function startRole(config: RoleConfig, store: Store, report: (event
     };
   }
 
-  // The transport's publisher also copies dead letters to <topic>.dlq.
-  const consumer = createConsumer({
-    store,
-    transport,
-    groupId: ctx.groupId,
-    topics: [ctx.topic],
-    concurrency: 16,
-    // The retry counts stay the source's (default 3, per type in the example); only the delay is the demo's.
-    retry: { delayMs: config.retryDelayMs },
-    commitIntervalMs: 200,
-    revokeTimeoutMs: 3_000,
-    stopTimeoutMs: 5_000,
-    lagIntervalMs: 0,
-    // Kills are the demo's, not the messages': a message in flight at several kills in a row is not poison.
-    poison: { maxStarts: 20 },
-    inbox: { cleanupIntervalMs: 0 },
-    // The state-column source does not number messages per key; the outbox does.
-    gapDetection: config.scenario === 'points',
+  // One consumer per group (orders: inventory, budget and points each read in their own group), all on
+  // this instance's transport, so a kill takes all of them down at once.
+  const consumers = (scenario.groups ?? [ctx.groupId]).map((groupId) => {
+    // The transport's publisher also copies dead letters to <topic>.dlq.
+    const consumer = createConsumer({
+      store,
+      transport,
+      groupId,
+      topics: [ctx.topic],
+      concurrency: 16,
+      // The retry counts stay the source's (default 3, per type in the example); only the delay is the demo's.
+      retry: { delayMs: config.retryDelayMs },
+      commitIntervalMs: 200,
+      revokeTimeoutMs: 3_000,
+      stopTimeoutMs: 5_000,
+      lagIntervalMs: 0,
+      // Kills are the demo's, not the messages': a message in flight at several kills in a row is not poison.
+      poison: { maxStarts: 20 },
+      inbox: { cleanupIntervalMs: 0 },
+      // The state-column source does not number messages per key; the outbox does.
+      gapDetection: config.scenario !== 'lottery',
+    });
+    scenario.register(consumer, ctx, groupId);
+    consumer.on('processed', (e) => report({ kind: 'processed', type: e.type, duplicate: e.outcome === 'duplicate' }));
+    consumer.on('retry', (e) => report({ kind: 'retry', type: e.type }));
+    consumer.on('dead-letter', (e) => report({ kind: 'dead-letter', type: e.type ?? '', recorded: e.recorded }));
+    consumer.on('error', (e) => report({ kind: 'error', message: `${config.name}: ${e.message}` }));
+    return consumer;
   });
-  scenario.register(consumer, ctx);
-  consumer.on('processed', (e) => report({ kind: 'processed', type: e.type, duplicate: e.outcome === 'duplicate' }));
-  consumer.on('retry', (e) => report({ kind: 'retry', type: e.type }));
-  consumer.on('dead-letter', (e) => report({ kind: 'dead-letter', type: e.type ?? '', recorded: e.recorded }));
-  consumer.on('error', (e) => report({ kind: 'error', message: `${config.name}: ${e.message}` }));
-  await consumer.start();
+  await Promise.all(consumers.map((c) => c.start()));
   return {
     async stop() {
-      await consumer.stop();
+      await Promise.all(consumers.map((c) => c.stop()));
       await transport.close();
     },
   };

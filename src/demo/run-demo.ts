@@ -4,7 +4,15 @@ import type { PointsBalances } from '../examples/points/points-audit.ts';
 import { type DemoEnvironment, type KeptData, openEnvironment } from './demo-environment.ts';
 import { DemoInstances } from './demo-instances.ts';
 import type { RoleConfig, RoleEvent } from './demo-role.ts';
-import { type Figures, type Scenario, type ScenarioContext, type ScenarioName, scenarios } from './scenarios.ts';
+import {
+  type BusinessReconciliation,
+  type Figures,
+  type Scenario,
+  type ScenarioContext,
+  type ScenarioName,
+  type ServiceFigures,
+  scenarios,
+} from './scenarios.ts';
 
 export interface DemoOptions {
   scenario: ScenarioName;
@@ -28,6 +36,8 @@ export interface DemoOptions {
   retryDelayMs: number;
   /** Give up waiting for every message to settle after this long. */
   settleTimeoutMs: number;
+  /** Orders: the points service skips this many deductions on purpose, for the business reconciliation to find. */
+  skipPoints?: number;
   onInfo?: (line: string) => void;
   onProgress?: (progress: DemoProgress) => void;
   /**
@@ -83,6 +93,9 @@ export interface DemoResult {
     missingDeadLetters: number;
   };
   points?: PointsBalances;
+  /** Orders: each service's figures, and the business reconciliation after the run. */
+  services?: Record<string, ServiceFigures>;
+  reconciliation?: BusinessReconciliation;
   examples: { lost: string[]; appliedTwice: string[]; outOfOrder: string[] };
   errors: { count: number; sample: string[] };
   /** Where the data was kept (`--keep`). */
@@ -111,12 +124,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       topic: `zl-demo-${runId}-${scenario.name}`,
       groupId: scenario.groupId,
       seed: o.seed,
+      ...(o.skipPoints ? { skipPoints: o.skipPoints } : {}),
     };
     o.onInfo?.(`database: ${env.databaseLabel}`);
     o.onInfo?.(`transport: ${env.transportLabel}, topic ${ctx.topic} (${scenario.partitions} partitions, keyed by user)`);
     const users = Array.from(
       { length: o.users },
-      (_, i) => `${o.scenario === 'points' ? 'account' : 'user'}-${String(i + 1).padStart(4, '0')}`,
+      (_, i) => `${{ lottery: 'user', points: 'account', orders: 'customer' }[o.scenario]}-${String(i + 1).padStart(4, '0')}`,
     );
     await scenario.prepare(env.db, ctx, users, o.units);
     await env.createTopic(ctx.topic, scenario.partitions, ctx.groupId);
@@ -132,7 +146,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
           publisher: () => env.publisher,
           source: env.databaseLabel,
         },
-        { port: o.dashboard.port, groups: [ctx.groupId], sampleEveryMs: 2_000 },
+        { port: o.dashboard.port, groups: [...(scenario.groups ?? [ctx.groupId])], sampleEveryMs: 2_000 },
       );
       o.onInfo?.(`dashboard: ${board.url}/`);
     }
@@ -198,6 +212,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const elapsedMs = Date.now() - t0;
     await progress?.stop();
     await instances.stopAll();
+    // Before the audit, so that the audit counts what the repair applied (tagged as such in the rows).
+    const reconciliation = await scenario.reconcile?.(env.db, ctx);
     const audit = await scenario.audit(env.db, ctx);
 
     const checks = {
@@ -212,7 +228,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       audit.appliedTwice === 0 &&
       audit.orderViolations === 0 &&
       Object.values(checks).every((v) => v === true || v === 0) &&
-      (audit.points?.reconciled ?? true);
+      (audit.points?.reconciled ?? true) &&
+      Object.values(audit.services ?? {}).every((s) => s.holdersOff === 0) &&
+      (reconciliation?.ok ?? true);
     result = {
       scenario: scenario.name,
       title: scenario.title,
@@ -243,6 +261,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       },
       checks,
       ...(audit.points ? { points: audit.points } : {}),
+      ...(audit.services ? { services: audit.services } : {}),
+      ...(reconciliation ? { reconciliation } : {}),
       examples: audit.examples,
       errors: { count: events.errors, sample: events.errorSample },
       ok,
@@ -358,8 +378,11 @@ async function settle(env: DemoEnvironment, scenario: Scenario, ctx: ScenarioCon
   while (Date.now() < deadline) {
     const f = await scenario.progress(env.db, ctx);
     if (f.published === f.committed && f.delivered + f.deadLettered >= f.committed) {
-      const lag = await env.lag(ctx.groupId, ctx.topic).catch(() => -1n);
-      if (lag === 0n) return true;
+      let caughtUp = true;
+      for (const groupId of scenario.groups ?? [ctx.groupId]) {
+        if ((await env.lag(groupId, ctx.topic).catch(() => -1n)) !== 0n) caughtUp = false;
+      }
+      if (caughtUp) return true;
     }
     await sleep(250);
   }

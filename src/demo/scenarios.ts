@@ -15,8 +15,9 @@ import type { PostgresStore as Store } from '../adapters/postgres/postgres-store
 import type { RelaySource } from '../ports/outbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import { type FaultRates, faultyHandler, plannedDeadLetter, plannedFault } from './fault-plan.ts';
+import { orders } from './orders-scenario.ts';
 
-export const SCENARIOS = ['lottery', 'points'] as const;
+export const SCENARIOS = ['lottery', 'points', 'orders'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** Where one demo run keeps everything: one schema holds the business tables and zeroloss's own. */
@@ -25,6 +26,8 @@ export interface ScenarioContext {
   topic: string;
   groupId: string;
   seed: number;
+  /** Orders: how many points deductions the points service skips on purpose (`--skip-points`). */
+  skipPoints?: number;
 }
 
 export interface Figures {
@@ -48,6 +51,40 @@ export interface ScenarioAudit extends Figures {
   missingDeadLetters: number;
   examples: { lost: string[]; appliedTwice: string[]; outOfOrder: string[] };
   points?: PointsBalances;
+  /** Orders: the figures of each service (inventory, budget, points). */
+  services?: Record<string, ServiceFigures>;
+}
+
+/** One consuming service's figures (orders: each service reads in its own group). */
+export interface ServiceFigures {
+  applied: number;
+  repaired: number;
+  deadLettered: number;
+  lost: number;
+  appliedTwice: number;
+  deliveredAndDeadLettered: number;
+  orderViolations: number;
+  deducted: number;
+  holdersOff: number;
+}
+
+/** Orders: the business-level reconciliation after the run, by order id, per service. */
+export interface BusinessReconciliation {
+  orders: number;
+  /** First pass: orders placed but not deducted by the service. */
+  found: Record<string, string[]>;
+  /** First pass: of those, the ones it applied. */
+  repaired: Record<string, string[]>;
+  /** Deductions the demo skipped on purpose (`--skip-points`): what `found` must be. */
+  skipped: Record<string, string[]>;
+  appliedTwice: Record<string, string[]>;
+  orphans: Record<string, number>;
+  failed: Array<{ service: string; orderId: string; reason: string }>;
+  firstPassClean: boolean;
+  secondPassClean: boolean;
+  foundExactlySkipped: boolean;
+  /** Found exactly the skipped ones, repaired all it found, and the second pass is clean. */
+  ok: boolean;
 }
 
 export interface Scenario {
@@ -56,6 +93,8 @@ export interface Scenario {
   /** What one unit of workload is called. */
   unit: string;
   groupId: string;
+  /** Consumer groups, each its own consumer in every consumer instance; default `[groupId]`. */
+  groups?: readonly string[];
   partitions: number;
   /** Main thread: business tables, and seed data for `users` users. */
   prepare(db: Database, ctx: ScenarioContext, users: string[], units: number): Promise<void>;
@@ -63,12 +102,14 @@ export interface Scenario {
   producer(store: Store, ctx: ScenarioContext, random: () => number): (user: string) => Promise<void>;
   /** In a relay: where the messages come from. */
   relaySource(store: Store, ctx: ScenarioContext): RelaySource;
-  /** In a consumer: the service's handlers, with the planned faults. */
-  register(consumer: Consumer, ctx: ScenarioContext): void;
+  /** In a consumer of `groupId`: the service's handlers, with the planned faults. */
+  register(consumer: Consumer, ctx: ScenarioContext, groupId: string): void;
   progress(db: Database, ctx: ScenarioContext): Promise<Figures>;
   audit(db: Database, ctx: ScenarioContext): Promise<ScenarioAudit>;
   /** Records the transport already acknowledged, byte for byte, to publish again as broker-level duplicates. */
   sentRecords(db: Database, ctx: ScenarioContext, limit: number): Promise<OutgoingRecord[]>;
+  /** Main thread, after the instances stopped and before the audit: a business-level reconciliation. */
+  reconcile?(db: Database, ctx: ScenarioContext): Promise<BusinessReconciliation>;
 }
 
 export const LOTTERY_FAULTS: FaultRates = { permanent: 0.005, beyondPolicy: 0.01, transient: 0.04 };
@@ -173,7 +214,7 @@ const points: Scenario = {
   },
 };
 
-export const scenarios: Record<ScenarioName, Scenario> = { lottery, points };
+export const scenarios: Record<ScenarioName, Scenario> = { lottery, points, orders };
 
 function compareDeadLetters(expected: Set<string>, actual: string[]) {
   const dead = new Set(actual);

@@ -5,7 +5,7 @@ import { SCENARIOS, type ScenarioName, scenarios } from '../../demo/scenarios.ts
 import { ZerolossError } from '../../core/errors.ts';
 import { intOption, parse, withDefaultUser } from '../args.ts';
 
-export const demoHelp = `Usage: zeroloss demo [lottery|points] [options]
+export const demoHelp = `Usage: zeroloss demo [lottery|points|orders] [options]
 
 Runs one of the example systems end to end while killing its relay and consumers, failing handlers and
 duplicating messages, then counts from the database rows whether anything was lost or applied twice.
@@ -16,9 +16,14 @@ Delivery is at-least-once; the business effect of each committed message is appl
                      coupon the default 3, 2 s apart), idempotent by order id, in order per user
   points             E2: an order and its "deduct N points" message commit together (outbox table); the
                      points service applies it once (balance + ledger + inbox); overdrafts are dead-lettered
+  orders             E3: an order and one "order placed" message commit together (outbox table); inventory,
+                     budget and points each consume it in their own consumer group with their own inbox
+                     rows and deduct once (stock movement, budget entry, points ledger row); after the run a
+                     business-level reconciliation compares orders with the three services' rows by order id,
+                     repairs "order placed but X not deducted", and runs again, which must find nothing
 
-  --users <n>          users (points: accounts) (default 200)
-  --draws <n>          draws (points: orders) in total, spread over the users (default 3000)
+  --users <n>          users (points: accounts, orders: customers) (default 200)
+  --draws <n>          draws (points, orders: orders) in total, spread over the users (default 3000)
   --rate <n>           at most this many draws or orders per second (default 250)
   --pg <url>           Postgres instead of the embedded PGlite: a fresh schema, dropped afterwards; the relay
                        and consumers then run as child processes (a URL without a user connects as
@@ -32,6 +37,9 @@ Delivery is at-least-once; the business effect of each committed message is appl
   --kill-every-ms <n>  mean time between two kills (default 2000)
   --retry-delay-ms <n> delay between a handler's retries (default 2000, the source's policy)
   --timeout-ms <n>     how long to wait for every message to settle once the faults stop (default 120000)
+  --skip-points <n>    orders: the points service acknowledges n orders without deducting (a deliberate
+                       defect the messaging cannot see); the business reconciliation must find and repair
+                       exactly those orders, named in the result (default 0)
   --keep               keep the database (directory or schema) and topics for inspection
   --json               print the result as one JSON object (progress still goes to stderr)
   --dashboard          serve the dashboard (docs/dashboard.md) on 127.0.0.1 while the demo runs, and after
@@ -47,7 +55,8 @@ terminated and its database session dropped, or SIGKILL), and started again, unt
 and each was killed at least once. Every 500 ms a few records the transport already holds are
 published to it again, as broker-level duplicates. Handlers fail by a plan fixed by the seed: about 4%
 fail 1..N times and then succeed within their type's policy; in the lottery 1% fail once more than their
-policy allows and 0.5% fail permanently; in points an overdraft is a permanent failure.
+policy allows and 0.5% fail permanently; in points an overdraft is a permanent failure; in orders each
+service's deduction fails transiently by its own plan and nothing is dead-lettered.
 
 The retry counts and the 2 s between retries are the source's. Retries block their user's lane (a
 user's awards are applied in order), so a user whose prize fails 5 times holds that user's later awards
@@ -59,7 +68,9 @@ Counting: committed, published, delivered, dead-lettered, lost, applied twice an
 counted from the rows (award rows or orders, delivery or ledger rows, dead letters). Duplicates skipped
 and retried come from the consumers' events (a killed consumer's last few may be missing). Exit code 0
 only when lost, applied twice and order violations are 0, the dead letters are exactly the expected ones,
-(points) the balances reconcile, and everything settled before the timeout; 1 otherwise.`;
+(points) the balances reconcile, (orders) every stock item and account matches its entries and the business
+reconciliation found exactly the skipped deductions, repaired them and then found nothing, and everything
+settled before the timeout; 1 otherwise. In orders, lost and applied twice are counted per service.`;
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
@@ -74,6 +85,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     'kill-every-ms': { type: 'string' },
     'retry-delay-ms': { type: 'string' },
     'timeout-ms': { type: 'string' },
+    'skip-points': { type: 'string' },
     keep: { type: 'boolean' },
     json: { type: 'boolean' },
     dashboard: { type: 'boolean' },
@@ -93,6 +105,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const units = intOption(values.draws, 'draws', 3_000);
   const rate = intOption(values.rate, 'rate', 250);
   if (users < 1 || units < 1 || rate < 1) throw new ZerolossError('ZL_INVALID_CONFIG', '--users, --draws and --rate must be at least 1');
+  const skipPoints = intOption(values['skip-points'], 'skip-points', 0);
+  if (skipPoints > 0 && name !== 'orders') throw new ZerolossError('ZL_INVALID_CONFIG', '--skip-points applies to the orders demo only');
+  if (skipPoints > units) throw new ZerolossError('ZL_INVALID_CONFIG', `--skip-points ${skipPoints} exceeds the ${units} orders`);
   const brokerFlags = (['kafka', 'redis', 'rabbitmq'] as const).filter((f) => values[f] !== undefined);
   if (brokerFlags.length > 1) {
     throw new ZerolossError(
@@ -139,6 +154,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     killEveryMs: intOption(values['kill-every-ms'], 'kill-every-ms', 2_000),
     retryDelayMs: intOption(values['retry-delay-ms'], 'retry-delay-ms', 2_000),
     settleTimeoutMs: intOption(values['timeout-ms'], 'timeout-ms', 120_000),
+    skipPoints,
     onInfo: info,
     onProgress: progress,
     dashboard: values.dashboard
