@@ -108,6 +108,29 @@ export async function interleaved(
   return { a: summarise(as), b: summarise(bs) };
 }
 
+/**
+ * `interleaved` for more than two paths: each round runs every path once, rotating which goes first, so
+ * drift in the machine's load falls on all of them alike.
+ */
+export async function interleavedPaths<K extends string>(
+  reps: Reps,
+  paths: Record<K, (rep: number) => Promise<RunResult>>,
+  log: (line: string) => void,
+): Promise<Record<K, PathSummary>> {
+  const names = Object.keys(paths) as K[];
+  const results = new Map<K, RunResult[]>(names.map((n) => [n, []]));
+  for (let i = 0; i < reps.warmup + reps.reps; i++) {
+    const warm = i < reps.warmup;
+    const shift = i % names.length;
+    for (const name of [...names.slice(shift), ...names.slice(0, shift)]) {
+      const result = await paths[name](i);
+      log(`  ${warm ? 'warm-up' : `rep ${i - reps.warmup + 1}`} ${name}: ${describe(result)}`);
+      if (!warm) results.get(name)?.push(result);
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, summarise(results.get(n) ?? [])])) as Record<K, PathSummary>;
+}
+
 export function describe(r: RunResult): string {
   return `${r.messages} in ${r.seconds.toFixed(2)} s = ${Math.round(r.messages / r.seconds)}/s, p50 ${percentile(r.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(1)} ms, rss ${r.rssMb.toFixed(0)} MiB`;
 }
