@@ -4,6 +4,7 @@
  * `zeroloss/redis`, `zeroloss/redis-streams`, `zeroloss/rabbitmq`), operations from `zeroloss/operations`.
  */
 export { createOutbox, type Outbox, type OutboxOptions, type OutboxConfig } from './outbox/outbox.ts';
+export type { SentMessage, WhenSentOptions } from './outbox/when-sent.ts';
 export { createRelay, type RelayOptions } from './outbox/create-relay.ts';
 export type { Relay, RelayConfig, RelayEvents, RelayHealth } from './outbox/relay.ts';
 export { createConsumer, type ConsumerOptions } from './entry/create-consumer.ts';
@@ -25,7 +26,7 @@ export { uuidv7 } from './core/ids.ts';
 export type { Store, Transport, Cache, OperationsStore, MigrateResult } from './ports/backends.ts';
 export type { SqlExecutor, Database } from './ports/sql-executor.ts';
 export type { Publisher, PublishOutcome, Subscriber, Subscription, SubscribeOptions, ReceivedBatch } from './ports/transport.ts';
-export { MESSAGE_STATE, type MessageState, type RelaySource, type OutboxWriter } from './ports/outbox-store.ts';
+export { MESSAGE_STATE, type MessageState, type RelaySource, type OutboxWriter, type SendStatus } from './ports/outbox-store.ts';
 export type { InboxStore, StartLog, InboxEntry } from './ports/inbox-store.ts';
 export type { InboxCache } from './ports/inbox-cache.ts';
 export type {

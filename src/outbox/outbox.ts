@@ -9,6 +9,7 @@ import type { Store } from '../ports/backends.ts';
 import type { SqlExecutor } from '../ports/sql-executor.ts';
 import { noTracing, type Tracing } from '../ports/tracing.ts';
 import { ZerolossError } from '../core/errors.ts';
+import { SendWaiters, type SentMessage, type WhenSentOptions } from './when-sent.ts';
 
 export const outboxConfigSchema = z
   .object({
@@ -74,6 +75,14 @@ export interface Outbox {
    * transaction untouched.
    */
   enqueue<P>(tx: SqlExecutor, message: MessageInput<P>): Promise<Envelope>;
+  /**
+   * The synchronous send mode: call it after the caller's commit with the id `enqueue` returned; resolves
+   * when the relay (in any process) has recorded the broker's ack, with the partition and offset it gave.
+   * Rejects with ZL_SEND_TIMEOUT (retryable) after `timeoutMs` (default 30 s), which cancels nothing: the
+   * row stays in the outbox and the relay still sends it; with ZL_MESSAGE_PARKED when the send failed for
+   * good; with ZL_MESSAGE_NOT_FOUND when no such row was committed (the transaction rolled back).
+   */
+  whenSent(id: string | Pick<Envelope, 'id'>, options?: WhenSentOptions): Promise<SentMessage>;
   readonly config: Readonly<z.output<typeof outboxConfigSchema>>;
 }
 
@@ -101,8 +110,23 @@ export function createOutbox(options: OutboxOptions): Outbox {
           clock: cfg.clock,
         });
 
+  const readStatus = writer.sendStatus;
+  const outboxName = 'name' in writer && typeof writer.name === 'string' ? writer.name : 'outbox';
+  let waiters: SendWaiters | undefined;
+
   return {
     config: cfg,
+    whenSent(id, options) {
+      if (readStatus === undefined) {
+        return Promise.reject(
+          new ZerolossError('ZL_INVALID_CONFIG', 'whenSent needs a store that can read the outbox: createOutbox({ store: postgres(…) })', {
+            details: { field: 'store' },
+          }),
+        );
+      }
+      waiters ??= new SendWaiters((ids) => readStatus.call(writer, ids), outboxName);
+      return waiters.whenSent(typeof id === 'object' && id !== null ? id.id : id, options);
+    },
     async enqueue(tx, message) {
       if (tx === null || typeof tx !== 'object' || typeof (tx as SqlExecutor).query !== 'function') {
         throw new ZerolossError('ZL_INVALID_CONFIG', 'enqueue needs the transaction to write through (an object with query())');

@@ -76,7 +76,28 @@ export interface RelaySource {
   readonly wakeChannel: string | undefined;
 }
 
+/** Where one committed message stands, as the outbox row records it. */
+export interface SendStatus {
+  messageId: string;
+  state: MessageState;
+  /** The topic the row is (or was) sent to: a divert rule may have changed it at enqueue. */
+  topic: string;
+  /** What the broker acknowledged; undefined until sent, and for a transport that reports none. */
+  partition: number | undefined;
+  offset: bigint | undefined;
+  sentAt: Date | undefined;
+  /** The last failed attempt's error, kept after a later success. */
+  lastError: string | undefined;
+  attempts: number;
+}
+
 /** The write half the application calls inside its own transaction. */
 export interface OutboxWriter {
   insert(tx: SqlExecutor, row: OutboxRow, sequencing: boolean): Promise<{ seq: number }>;
+  /**
+   * Reads the committed rows of these message ids in one statement, outside any transaction; ids with no
+   * row are absent from the result. What `outbox.whenSent` polls. A writer with no connection of its own
+   * (built for enqueue only) omits it or rejects with ZL_INVALID_CONFIG.
+   */
+  sendStatus?(messageIds: string[]): Promise<SendStatus[]>;
 }

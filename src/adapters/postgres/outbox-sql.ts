@@ -152,5 +152,11 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       (select extract(epoch from min(next_attempt_at) - now()) * 1000 from ${s}.outbox where state in (0, 2))::float8 as next_due_ms
     from ${s}.outbox where state <> 1`;
 
-  return { insert, unbumpSeq, writeTables, claim, markSent, markFailed, backlog, anyDue };
+  // The synchronous send mode's poll: every waiter of one outbox shares it, so it takes all their ids at
+  // once; each is a probe of the unique message_id index. Offsets as text: a bigint past 2^53 stays exact.
+  const sendStatus = `
+    select message_id, state, topic, sent_partition, sent_offset::text as sent_offset, sent_at, last_error, attempts
+    from ${s}.outbox where message_id = any($1::text[])`;
+
+  return { insert, unbumpSeq, writeTables, claim, markSent, markFailed, backlog, anyDue, sendStatus };
 }

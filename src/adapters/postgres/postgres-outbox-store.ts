@@ -8,6 +8,7 @@ import type {
   OutboxRow,
   OutboxWriter,
   RelaySource,
+  SendStatus,
   SentOutcome,
 } from '../../ports/outbox-store.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
@@ -41,6 +42,17 @@ export interface ClaimRow {
   payload: Buffer | Uint8Array;
   attempts: number;
   state: number;
+}
+
+interface SendStatusRow {
+  message_id: string;
+  state: number;
+  topic: string;
+  sent_partition: number | null;
+  sent_offset: string | null;
+  sent_at: Date | string | null;
+  last_error: string | null;
+  attempts: number;
 }
 
 /** The dedicated outbox table on Postgres or PGlite: writer for enqueue, relay source for the relay. */
@@ -95,6 +107,26 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
       });
     }
     return { seq: Number(inserted.key_seq) };
+  }
+
+  async sendStatus(messageIds: string[]): Promise<SendStatus[]> {
+    if (messageIds.length === 0) return [];
+    if (!this.#db) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', 'this outbox store was built for enqueue only; give it a Database to wait for sends', {
+        details: { field: 'store' },
+      });
+    }
+    const { rows } = await this.#db.query<SendStatusRow>(this.#sql.sendStatus, [messageIds]);
+    return rows.map((r) => ({
+      messageId: r.message_id,
+      state: Number(r.state) as MessageState,
+      topic: r.topic,
+      partition: r.sent_partition === null ? undefined : Number(r.sent_partition),
+      offset: r.sent_offset === null ? undefined : BigInt(r.sent_offset),
+      sentAt: r.sent_at === null ? undefined : new Date(r.sent_at),
+      lastError: r.last_error ?? undefined,
+      attempts: Number(r.attempts),
+    }));
   }
 
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
