@@ -239,6 +239,47 @@ export function outboxTests(run: Run): void {
     { notify: true },
   );
 
+  run(
+    'outbox: sendStatus reads many ids in one call: pending, sent with the partition and offset recorded, parked with its error; unknown ids absent',
+    async (h) => {
+      const read = h.store.outbox.sendStatus;
+      assert.ok(read, 'the outbox writer reads send states (outbox.whenSent polls it)');
+      const status = (ids: string[]) => read.call(h.store.outbox, ids);
+      const [pending, sent, parked] = [h.row('a'), h.row('b'), h.row('c')];
+      await h.enqueue(pending, sent, parked);
+      await assert.rejects(
+        h.store.transaction(async (tx) => {
+          await h.store.outbox.insert(tx, h.row('d', { messageId: 'rolled-back' }), true);
+          throw new Rollback();
+        }),
+        Rollback,
+      );
+      const claimed = await h.claim('relay-a');
+      const ref = (id: string) => claimed.find((c) => c.messageId === id)!.ref;
+      await h.store.relaySource.markSent('relay-a', [{ ref: ref(sent.messageId), partition: 4, offset: 2n ** 62n }]);
+      await h.store.relaySource.markFailed('relay-a', [
+        { ref: ref(parked.messageId), error: 'MESSAGE_TOO_LARGE', action: 'park', delayMs: 0, charge: true },
+        { ref: ref(pending.messageId), error: 'broker away', action: 'retry', delayMs: 60_000, charge: false },
+      ]);
+
+      const byId = new Map(
+        (await status([pending.messageId, sent.messageId, parked.messageId, 'rolled-back', 'never'])).map((s) => [s.messageId, s]),
+      );
+      assert.deepEqual([...byId.keys()].sort(), [pending.messageId, sent.messageId, parked.messageId].sort());
+      const s = byId.get(sent.messageId)!;
+      assert.deepEqual([s.state, s.topic, s.partition, s.offset], [MESSAGE_STATE.sent, 'orders', 4, 2n ** 62n]);
+      assert.ok(s.sentAt instanceof Date);
+      const p = byId.get(parked.messageId)!;
+      assert.deepEqual(
+        [p.state, p.lastError, p.partition, p.offset, p.sentAt],
+        [MESSAGE_STATE.parked, 'MESSAGE_TOO_LARGE', undefined, undefined, undefined],
+      );
+      const f = byId.get(pending.messageId)!;
+      assert.deepEqual([f.state, f.lastError], [MESSAGE_STATE.failed, 'broker away']);
+      assert.deepEqual(await status([]), []);
+    },
+  );
+
   run('outbox: with notify off, the relay source has no wake channel', async (h) => {
     assert.equal(h.store.relaySource.wakeChannel, undefined);
   });
