@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { KafkaSaslOptions, KafkaTlsOptions } from '../adapters/kafka/kafka-connection.ts';
 import { ZerolossError } from '../core/errors.ts';
 import type { Options } from './args.ts';
+import { readSettingsFile } from './settings-file.ts';
 
 /**
  * How every command reaches a secured Kafka: flags, then environment variables, then the `kafka` section of
@@ -27,7 +28,9 @@ export const kafkaSecurityOptions = {
 export const kafkaSecurityHelp = `  --config-file <f.json>   settings file; its "kafka" section: { brokers, tls: { ca, cert, key,
                            servername, rejectUnauthorized }, sasl: { mechanism, username, password |
                            passwordFile, tokenFile } } (paths relative to the file); flags and
-                           environment variables take precedence
+                           environment variables take precedence. Its "sources" section declares
+                           business tables with their own send-state column (relay, status, parked;
+                           docs/operations.md)
   --kafka-tls              connect with TLS, trusting the system CAs (or ZL_KAFKA_TLS=1)
   --kafka-ca <file>        PEM CA bundle to trust (implies TLS; or ZL_KAFKA_CA)
   --kafka-cert <file>      PEM client certificate (or ZL_KAFKA_CERT); --kafka-key <file> its key (ZL_KAFKA_KEY)
@@ -41,12 +44,6 @@ export const kafkaSecurityHelp = `  --config-file <f.json>   settings file; its 
 
 type Values = { [K in keyof typeof kafkaSecurityOptions]?: (typeof kafkaSecurityOptions)[K]['type'] extends 'boolean' ? boolean : string };
 
-interface FileKafka {
-  brokers?: string[] | string;
-  tls?: boolean | { ca?: string; cert?: string; key?: string; servername?: string; rejectUnauthorized?: boolean };
-  sasl?: { mechanism?: string; username?: string; password?: string; passwordFile?: string; token?: string; tokenFile?: string };
-}
-
 export interface KafkaConnection {
   brokers: string[] | undefined;
   tls: KafkaTlsOptions | boolean | undefined;
@@ -55,33 +52,13 @@ export interface KafkaConnection {
 
 const MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512', 'OAUTHBEARER'] as const;
 
-/** The config file's `kafka` section, with paths made absolute against the file's folder. */
-export function readConfigFile(file: string | undefined): { kafka: FileKafka; dir: string } {
-  if (!file) return { kafka: {}, dir: process.cwd() };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    // The file's text may hold secrets: name the file and the problem, never echo its content.
-    const reason = (error as NodeJS.ErrnoException).code ?? (error instanceof SyntaxError ? 'not valid JSON' : 'unreadable');
-    throw new ZerolossError('ZL_INVALID_CONFIG', `--config-file ${file}: ${reason}`, { details: { field: 'config-file' } });
-  }
-  const kafka = (parsed as { kafka?: unknown } | null)?.kafka ?? {};
-  if (typeof kafka !== 'object' || kafka === null) {
-    throw new ZerolossError('ZL_INVALID_CONFIG', `--config-file ${file}: "kafka" must be an object`, {
-      details: { field: 'config-file.kafka' },
-    });
-  }
-  return { kafka: kafka as FileKafka, dir: path.dirname(path.resolve(file)) };
-}
-
 /**
  * Resolves brokers, TLS and SASL for `kafka({ … })`. Certificates are read now (a missing file is a clear
  * error at start, not at the first connection); a token file is re-read at every authentication so an
  * external refresher can rotate it.
  */
 export function kafkaConnection(values: Values, env: NodeJS.ProcessEnv = process.env): KafkaConnection {
-  const { kafka: file, dir } = readConfigFile(values['config-file']);
+  const { kafka: file, dir } = readSettingsFile(values['config-file']);
   const fromFile = (p: string | undefined) => (p === undefined ? undefined : path.resolve(dir, p));
   const fileTls = typeof file.tls === 'object' ? file.tls : {};
   const ca = values['kafka-ca'] ?? env.ZL_KAFKA_CA ?? fromFile(fileTls.ca);

@@ -16,6 +16,10 @@ export interface StateColumnSourceOptions<Row> {
   idColumn: string;
   stateColumn: string;
   modifiedColumn: string;
+  /** The row's creation time: sent as the message's createdAt. Omitted, createdAt is the time of the first claim. */
+  createdColumn?: string;
+  /** Further columns `toMessage` reads; `verify()` checks they exist, so a typo fails at start, not per row. */
+  columns?: readonly string[];
   /** Column holding the message key: rows of one key are sent in id order. Omit for no ordering. */
   keyColumn?: string;
   /** Builds the message from a row. Called once per row: the bytes are stored and resent unchanged. */
@@ -88,7 +92,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       throw new ZerolossError('ZL_UNKNOWN_TABLE', `state-column source ${o.name}: table ${this.#tableName} does not exist`);
     }
     const have = new Set(rows.map((r) => r.column_name));
-    for (const column of [o.idColumn, o.stateColumn, o.modifiedColumn, o.keyColumn]) {
+    for (const column of [o.idColumn, o.stateColumn, o.modifiedColumn, o.keyColumn, o.createdColumn, ...(o.columns ?? [])]) {
       if (column !== undefined && !have.has(column)) {
         throw new ZerolossError('ZL_UNKNOWN_TABLE', `state-column source ${o.name}: column ${column} not in ${this.#tableName}`);
       }
@@ -147,7 +151,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
             key: message.key,
             producerId: this.#options.producerId ?? this.name,
             seq: 0,
-            createdAt: new Date().toISOString(),
+            createdAt: createdAt(r.row, this.#options.createdColumn),
             headers: message.headers ?? {},
           };
           headers = envelopeHeaders(envelope, encoded.contentType);
@@ -230,6 +234,13 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       nextDueInMs: r?.next_due_ms === null || r?.next_due_ms === undefined ? undefined : Math.max(0, Number(r.next_due_ms)),
     };
   }
+}
+
+/** The row's own creation time when the source names its column and the value is a time; else now. */
+function createdAt(row: unknown, column: string | undefined): string {
+  const value = column === undefined ? undefined : (row as Record<string, unknown>)[column];
+  const time = typeof value === 'string' || typeof value === 'number' ? new Date(value) : undefined;
+  return time && !Number.isNaN(time.getTime()) ? time.toISOString() : new Date().toISOString();
 }
 
 /** A row's message id when the mapping gives none: stable across attempts, 63 bits, decimal like Snowflake ids. */

@@ -8,6 +8,8 @@ import { isClientRefused, ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
 import { cliLogger, logHelp } from '../cli-logger.ts';
 import { kafkaSecurityHelp, kafkaSettings } from '../kafka-connection-options.ts';
+import { configuredSources } from '../config-sources.ts';
+import { readSettingsFile } from '../settings-file.ts';
 import { relayReadiness } from '../../outbox/relay-readiness.ts';
 import { startHealthServer } from '../../adapters/http/health-server.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
@@ -25,6 +27,9 @@ once the topic exists; \`zeroloss status\` lists such topics.
   --schema <name>          zeroloss schema (default: zeroloss)
   --kafka <brokers>        comma-separated host:port (or ZEROLOSS_KAFKA_BROKERS)
 ${kafkaSecurityHelp}
+  --only-sources           relay only the "sources" of --config-file, not the outbox table (when another
+                           relay serves the outbox). Without it both are relayed: the outbox and every
+                           business table declared there with its own send-state column (docs/operations.md)
   --batch-size <n>         rows per claim (default 500)
   --concurrency <n>        claim rounds in flight (default 2)
   --lease-ms <n>           claim lease; must exceed --delivery-timeout-ms (default 60000)
@@ -79,6 +84,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
     'create-slot': { type: 'boolean' },
     'drop-slot': { type: 'boolean' },
     'wal-batch-size': { type: 'string' },
+    'only-sources': { type: 'boolean' },
   });
   if (values.help) {
     console.log(relayHelp);
@@ -91,6 +97,19 @@ export async function relayCommand(argv: string[]): Promise<number> {
   }
   if (mode === 'wal' && values.once) throw new ZerolossError('ZL_INVALID_CONFIG', '--once is for --mode poll');
   if (values['drop-slot']) return dropSlot(values);
+  const declared = readSettingsFile(values['config-file']).sources;
+  if (values['only-sources'] && declared.length === 0) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', '--only-sources needs a "sources" section in --config-file', {
+      details: { field: 'only-sources' },
+    });
+  }
+  // Refused rather than ignored: a WAL relay reads the outbox table's log only, and a source silently left
+  // unrelayed would look healthy while its rows pile up.
+  if (mode === 'wal' && declared.length > 0) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', 'the "sources" of --config-file are relayed by --mode poll; run a second relay for them', {
+      details: { field: 'sources' },
+    });
+  }
   const connection = kafkaSettings(values);
   const log = cliLogger('relay', { verbose: values.verbose });
   // notify: true here only means "listen": producers that opt in to pg_notify wake this relay at commit.
@@ -143,7 +162,22 @@ export async function relayCommand(argv: string[]): Promise<number> {
   // In WAL mode the polling relay is the path for failed rows; its events and probes are this one's.
   // Both relays log through `log` themselves: errors, failed and parked rows, slot changes, and every round
   // or batch at debug (--verbose).
-  const relay: Relay = walRelay ? walRelay.retries : createRelay({ store, transport, ...settings, logger: log });
+  const sources = walRelay
+    ? []
+    : await configuredSources(store, values['config-file']).catch(async (error: unknown) => {
+        await transport.close().catch(() => {});
+        await store.close().catch(() => {});
+        throw error;
+      });
+  const relay: Relay = walRelay
+    ? walRelay.retries
+    : createRelay({
+        store,
+        transport,
+        sources: [...(values['only-sources'] ? [] : [store.relaySource]), ...sources],
+        ...settings,
+        logger: log,
+      });
   const runner = walRelay ?? relay;
   walRelay?.on('error', (e) => {
     if (e instanceof ZerolossError && isClientRefused(e)) relay.emit('error', e);
