@@ -106,6 +106,10 @@ export class SendWaiters {
     this.#timerAt = Number.POSITIVE_INFINITY;
     this.#polling = true;
     const polled = [...this.#waiters];
+    if (polled.length === 0) {
+      this.#polling = false;
+      return;
+    }
     try {
       const ids = [...new Set(polled.map((w) => w.id))];
       const found = new Map<string, SendStatus>();
