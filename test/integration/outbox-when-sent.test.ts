@@ -13,6 +13,7 @@ import type { Database } from '../../src/ports/sql-executor.ts';
 import type { Publisher } from '../../src/ports/transport.ts';
 import { KAFKA_BROKERS, uniqueTopic } from '../helpers/kafka.ts';
 import { PG_URL, uniqueName } from '../helpers/pg.ts';
+import { RelayProcess } from '../helpers/relay-process.ts';
 import { testOutbox } from '../helpers/test-outbox.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -176,7 +177,28 @@ for (const backend of [postgresTableLog, pgliteTableLog, postgresKafka]) {
       });
     });
 
-    if (backend === postgresKafka) return; // the rest is about the outbox row, not the broker: the table log is enough
+    if (backend === postgresKafka) {
+      test('the relay in another process (`zeroloss relay`): whenSent reads only the outbox row, and resolves with what that relay recorded', async () => {
+        await withEnv(backend, async (env) => {
+          const ids = await enqueue(env, 'remote', 3);
+          const relay = new RelayProcess({ pgUrl: PG_URL, schema: env.schema, brokers: KAFKA_BROKERS });
+          relay.start();
+          try {
+            const sent = await Promise.all(ids.map((id) => env.outbox.whenSent(id, { timeoutMs: 25_000 })));
+            for (const s of sent) {
+              const row = await outboxRow(env, s.id);
+              assert.deepEqual([row?.state, row?.sent_partition, row?.sent_offset], [1, s.partition, s.offset?.toString()]);
+              assert.equal((await recordAt(env, s.partition!, s.offset!))?.headers['zl-id'], s.id);
+            }
+          } catch (error) {
+            throw new Error(`${(error as Error).message}\nrelay output:\n${relay.output}`, { cause: error });
+          } finally {
+            await relay.stop();
+          }
+        });
+      });
+      return; // the rest is about the outbox row, not the broker: the table log is enough
+    }
 
     test('a timeout with no relay running rejects with ZL_SEND_TIMEOUT (retryable), and a relay started later still sends the row', async () => {
       await withEnv(backend, async (env) => {
