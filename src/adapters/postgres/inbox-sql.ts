@@ -76,10 +76,19 @@ export function inboxSql(s: string) {
       do update set started = ${s}.consumer_attempt.started + 1, last_started_at = now()
       returning started`,
 
-    /** Takes back a start that ended without a crash (abandoned on revoke or stop). $1..$4 as above. */
+    /**
+     * Takes back starts that ended without a crash (a failed attempt, an attempt out of turn, abandoned on
+     * revoke or stop), many in one statement; a record listed twice is taken back twice. $1 group, $2 topics,
+     * $3 partitions, $4 offsets.
+     */
     attemptRelease: `
-      update ${s}.consumer_attempt set started = greatest(started - 1, 0)
-      where consumer_group = $1 and topic = $2 and msg_partition = $3 and msg_offset = $4`,
+      update ${s}.consumer_attempt a set started = greatest(a.started - r.n, 0)
+      from (
+        select topic, part, off, count(*)::int as n
+        from unnest($2::text[], $3::int[], $4::bigint[]) as u(topic, part, off)
+        group by topic, part, off
+      ) r
+      where a.consumer_group = $1 and a.topic = r.topic and a.msg_partition = r.part and a.msg_offset = r.off`,
 
     /** Marks below a committed offset can never be delivered again: $1 group, $2 topic, $3 partition, $4 committed offset. */
     attemptCleanup: `

@@ -9,6 +9,7 @@ export class PostgresInboxStore implements InboxStore, StartLog {
   readonly #db: Database;
   readonly #sql: InboxSql;
   readonly #askStart = turnBatch<PendingStart>((pending) => this.#flushStarts(pending));
+  readonly #askRelease = turnBatch<PendingRelease>((pending) => this.#flushReleases(pending));
 
   constructor(db: Database, options: { schema?: string } = {}) {
     this.#db = db;
@@ -137,8 +138,42 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     return Number(rows[0]?.started ?? 1);
   }
 
-  async release(ref: StartRef): Promise<void> {
-    await this.#db.query(this.#sql.attemptRelease, startParams(ref).slice(0, 4));
+  /**
+   * Releases asked for in the same turn of the event loop are written by one statement. Besides the round
+   * trips saved, this orders them: when a shared effect transaction fails, the failed message and the key's
+   * next messages that followed it into it leave their attempts in the same turn, so the failed message's
+   * release returns only once its followers' marks are gone too. By the time it is seen waiting for a retry,
+   * a crash no longer finds them marked (they would be poison suspects though they never ran).
+   */
+  release(ref: StartRef): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#askRelease({ ref, resolve, reject });
+    });
+  }
+
+  #flushReleases(pending: PendingRelease[]): void {
+    const byGroup = new Map<string, PendingRelease[]>();
+    for (const p of pending) {
+      const list = byGroup.get(p.ref.groupId);
+      if (list) list.push(p);
+      else byGroup.set(p.ref.groupId, [p]);
+    }
+    for (const [groupId, list] of byGroup) void this.#writeReleases(groupId, list);
+  }
+
+  async #writeReleases(groupId: string, list: PendingRelease[]): Promise<void> {
+    const refs = list.map((p) => p.ref);
+    try {
+      await this.#db.query(this.#sql.attemptRelease, [
+        groupId,
+        refs.map((r) => r.topic),
+        refs.map((r) => r.partition),
+        refs.map((r) => r.offset.toString()),
+      ]);
+      for (const p of list) p.resolve();
+    } catch (error) {
+      for (const p of list) p.reject(error);
+    }
   }
 
   async forget(groupId: string, topic: string, partition: number, committedOffset: bigint): Promise<void> {
@@ -152,6 +187,12 @@ const DUPLICATE: Claim = Object.freeze({ kind: 'duplicate' });
 interface PendingStart {
   ref: StartRef;
   resolve: (first: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+interface PendingRelease {
+  ref: StartRef;
+  resolve: () => void;
   reject: (error: unknown) => void;
 }
 
