@@ -6,7 +6,10 @@ import { type LaneTicket, OutOfTurnError } from './lane-ticket.ts';
 export interface EffectBatcherOptions {
   /** Most messages whose effects share one database transaction; 1 turns batching off. */
   maxMessages: number;
-  /** Once a shared transaction has run this long, its members not yet started run in transactions of their own. */
+  /**
+   * Once a shared transaction has run this long, its members not yet started run in transactions of their
+   * own, one per key (a key's members stay together, in order).
+   */
   maxMs: number;
   /** Called with the number of messages of every effect transaction run (for metrics). */
   onTransaction?: (messages: number) => void;
@@ -76,12 +79,18 @@ export class EffectBatcher {
     this.#options = options;
   }
 
-  /** Resolves after the commit with the inbox's answer: 'claimed' when the effect was applied. */
+  /**
+   * Resolves after the commit with the inbox's answer: 'claimed' when the effect was applied. Marks the
+   * work's ticket 'submitted' once it is queued, not before: a follower of its key waiting for that goes in
+   * at once, synchronously, and must be queued behind it to share its flush.
+   */
   run(work: EffectWork): Promise<Claim> {
     if (this.#options.maxMessages <= 1) return this.#alone(work);
-    return new Promise<Claim>((resolve, reject) => {
+    const claim = new Promise<Claim>((resolve, reject) => {
       this.#enqueue({ ...work, resolve, reject });
     });
+    work.ticket?.set('submitted');
+    return claim;
   }
 
   #flush(ready: Member[]): void {
@@ -194,9 +203,29 @@ export class EffectBatcher {
     }
     this.#options.onTransaction?.(started);
     for (let i = 0; i < started; i++) batch[i]?.resolve(claimOf(claims, i));
-    // Members left out by the time budget: their inbox rows were taken back in the shared transaction.
-    await Promise.all(batch.slice(started).map((m) => this.#again(m)));
+    // Members left out by the time budget: their inbox rows were taken back in the shared transaction. Each
+    // key's chain of them goes on in a transaction of its own, in parallel with the others: what is ahead of
+    // its first member has just committed, so its turn has come, though that one has not settled yet (sent
+    // back out of turn, it would take back its start mark and take it again, for nothing).
+    await Promise.all(chainsOf(batch.slice(started)).map((chain) => this.#together(chain)));
   }
+}
+
+/** Splits members into their keys' chains, each in key order (a member's predecessor, if any, is before it). */
+function chainsOf(members: Member[]): Member[][] {
+  const chains: Member[][] = [];
+  const chainOf = new Map<LaneTicket, Member[]>();
+  for (const m of members) {
+    const previous = m.ticket?.previous;
+    let chain = previous ? chainOf.get(previous) : undefined;
+    if (chain) chain.push(m);
+    else {
+      chain = [m];
+      chains.push(chain);
+    }
+    if (m.ticket) chainOf.set(m.ticket, chain);
+  }
+  return chains;
 }
 
 function claimOf(claims: Claim[], i: number): Claim {

@@ -3,24 +3,30 @@
  * (group commit along a key) while their effects still apply in key order.
  *
  * - `waiting`: not in an attempt (not started yet, or between attempts: a retry delay, an outage backoff).
- * - `active`: in an attempt, before its effect is handed to the batcher (marking its start, say).
+ * - `active`: starting an attempt: past the key order stage, its poison start mark being taken.
+ * - `ready`: marked; its effect waits to go to the batcher right behind its predecessor's.
  * - `submitted`: its effect is queued in the batcher, whose next flush has not happened yet.
  * - `running`: its effect transaction has started.
  * - `settled`: finished (applied, duplicate, dead-lettered, retried on a topic, or abandoned).
  *
  * A record's effect may share a transaction with its predecessor's only when it follows it in the same
- * flush; otherwise it waits for the predecessor to settle. A record never starts an attempt while its
- * predecessor waits, so a key whose message is in a retry delay holds its later messages unmarked.
+ * flush; it never waits for a transaction holding a start mark. So a record takes its mark only behind a
+ * predecessor that is itself starting (`active` or `ready`: this one can still follow it into its flush)
+ * or settled; behind a retry delay, a submitted or a running transaction it waits unmarked: a crash while
+ * a long or hanging handler runs ahead of it must not make it a poison suspect that never ran.
  */
-export type TicketState = 'waiting' | 'active' | 'submitted' | 'running' | 'settled';
+export type TicketState = 'waiting' | 'active' | 'ready' | 'submitted' | 'running' | 'settled';
 
 export class LaneTicket {
   #state: TicketState = 'waiting';
   #previous: LaneTicket | undefined;
+  #next: LaneTicket | undefined;
   #failed = false;
+  #alone = false;
   #watchers: Array<() => void> = [];
 
   constructor(previous: LaneTicket | undefined) {
+    if (previous) previous.#next = this;
     this.#previous = previous?.unsettledSelfOrBefore();
   }
 
@@ -35,6 +41,15 @@ export class LaneTicket {
   /** Whether an attempt of this record failed: its successors then wait for it to settle, one at a time. */
   get failed(): boolean {
     return this.#failed;
+  }
+
+  /** Whether this record is a poison suspect, whose attempts run alone in the process (poison-guard.ts). */
+  get alone(): boolean {
+    return this.#alone;
+  }
+
+  runAlone(): void {
+    this.#alone = true;
   }
 
   /**
@@ -53,10 +68,28 @@ export class LaneTicket {
     return ticket;
   }
 
-  /** Whether an attempt may start: the predecessor settled, or is itself in an attempt that has not failed. */
+  /**
+   * Whether an attempt may start (and take a start mark): the predecessor settled, or is itself starting an
+   * attempt that has not failed and whose effect has not gone to the batcher yet, so this one can follow it
+   * into its flush.
+   */
   get mayStart(): boolean {
     const p = this.previous;
-    return p === undefined || (p.state !== 'waiting' && !p.failed);
+    return p === undefined || ((p.state === 'active' || p.state === 'ready') && !p.failed);
+  }
+
+  /**
+   * The first of the records following this one into its flush that is still taking its start mark: this
+   * one's effect waits for it (one round trip at most) rather than leave it behind, marked, behind a
+   * transaction it can no longer join. Followers are the unbroken run of `active` and `ready` records after
+   * this one; the run is bounded by the lane's depth.
+   */
+  get followerStarting(): LaneTicket | undefined {
+    for (let t = this.#next; t; t = t.#next) {
+      if (t.settled || t.state === 'ready') continue;
+      return t.state === 'active' && !t.failed ? t : undefined;
+    }
+    return undefined;
   }
 
   set(state: TicketState): void {
@@ -79,12 +112,21 @@ export class LaneTicket {
     if (this.settled) return Promise.resolve();
     return new Promise((resolve) => this.#watchers.push(resolve));
   }
+
+  /**
+   * Calls `fn` synchronously at the next change of state (at once if settled): a follower's effect then
+   * reaches the batcher in the very turn its predecessor's did, whatever the process's slots are doing.
+   */
+  onChange(fn: () => void): void {
+    if (this.settled) fn();
+    else this.#watchers.push(fn);
+  }
 }
 
 /**
- * Thrown to a record whose effect reached the batcher out of turn (its predecessor's transaction failed, or
- * it was not in the predecessor's flush): nothing of it ran; it waits for its turn and tries again. Not an
- * attempt, so it costs the record no retry.
+ * Thrown to a record that cannot follow its predecessor into its transaction (that one's transaction runs
+ * already, or failed, or that one went back to waiting): nothing of it ran; it takes back its start mark,
+ * waits for its turn unmarked, and tries again. Not an attempt, so it costs the record no retry.
  */
 export class OutOfTurnError extends Error {
   constructor() {

@@ -63,6 +63,7 @@ export function poisonGuardStage(
       }
     }
     // Until it runs alone, the key's next messages must not join or queue behind it holding slots.
+    d.lane.ticket.runAlone();
     d.lane.ticket.set('waiting');
     await d.lane.exclusive(async () => {
       if (d.signal.aborted) throw new AbandonedError();

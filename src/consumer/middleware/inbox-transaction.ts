@@ -26,7 +26,6 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
     if (d.signal.aborted) throw new AbandonedError();
     const { route, message, idempotencyKey: key, contentDigest } = d.routed;
     d.attemptsMade++;
-    const stopTimer = metrics.handlerSeconds.startTimer({ group: d.groupId, type: route.type });
     const ticket = d.lane.ticket;
     const work: EffectWork = {
       ticket,
@@ -48,24 +47,22 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
         await d.withEffect?.(tx, found);
       },
     };
-    let claim: Claim | undefined;
+    let claim: Claim;
     try {
-      while (claim === undefined) {
-        await untilJoinable(d).catch((error: unknown) => {
-          // Out of turn before anything ran: not an attempt.
-          if (error instanceof OutOfTurnError) d.attemptsMade--;
-          throw error;
-        });
-        ticket.set('submitted');
-        claim = await batcher.run(work).catch((error: unknown) => {
-          if (!(error instanceof OutOfTurnError)) throw error;
-          // Nothing of it ran: wait for the key's previous message and hand the effect over again.
-          ticket.set('active');
-          return undefined;
-        });
+      claim = await submitInTurn(d, () => {
+        // The effect transaction, not the wait for the key's turn ahead of it.
+        const stopTimer = metrics.handlerSeconds.startTimer({ group: d.groupId, type: route.type });
+        return batcher.run(work).finally(stopTimer);
+      });
+    } catch (error) {
+      if (error instanceof OutOfTurnError) {
+        // Nothing of it ran: not an attempt. It waits again from here on (unmarked, in the key order stage),
+        // and in this very turn, so the key's next messages following it leave their attempts with it and
+        // their start marks are taken back together with its own, not one round trip after the other.
+        d.attemptsMade--;
+        ticket.set('waiting');
       }
-    } finally {
-      stopTimer();
+      throw error;
     }
     if (claim.kind === 'claimed') {
       d.outcome = { kind: 'processed', committedAt: Date.now() };
@@ -85,17 +82,78 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
 }
 
 /**
- * Waits, holding no slot, until the message's effect may go to the batcher: its key's previous message is
- * applied (settled), or queued in the batcher's coming flush (this one then follows it into its
- * transaction). While that one's transaction runs, this one waits here; if that one went back to waiting
- * (its attempt failed, or it is a suspect about to run alone), this attempt is out of turn.
+ * Hands the effect to the batcher (`submit`) once it may go: its key's previous message is applied
+ * (settled), or its effect went to the batcher in this turn (this one then follows it into its flush and
+ * transaction). Waits, holding no slot, while that one is itself starting ('active', 'ready'). It goes in
+ * synchronously at that one's change of state, not when this task next gets a slot: a slot can take longer
+ * than the turn in which the batcher collects a flush, and this one, marked, would then miss it.
+ *
+ * Before going first (nothing ahead, or nothing ahead still to come), it waits for the followers still
+ * taking their start marks (one round trip): they started behind it to share its transaction, and left
+ * behind, marked, they could only wait for it to end.
+ *
+ * If that previous message's transaction already runs (a flush this one missed), or it went back to
+ * waiting (its attempt failed, it was out of turn itself, or it is a suspect about to run alone), this
+ * attempt is out of turn: it cannot run before that one settles, and it must not wait for that holding a
+ * start mark, since a crash meanwhile (a long or hanging handler ahead of it) would make it a poison suspect
+ * though it never ran.
  */
-async function untilJoinable(d: RoutedDelivery): Promise<void> {
-  for (;;) {
-    const previous = d.lane.ticket.previous;
-    if (previous === undefined) return;
-    if (previous.state === 'waiting' || previous.failed) throw new OutOfTurnError();
-    if (previous.state === 'submitted') return;
-    if (!(await d.lane.wait(previous.changed(), d.signal))) throw new AbandonedError();
-  }
+function submitInTurn(d: RoutedDelivery, submit: () => Promise<Claim>): Promise<Claim> {
+  const ticket = d.lane.ticket;
+  ticket.set('ready');
+  let gone = false;
+  let submitted: Promise<Claim> | undefined;
+  let outOfTurn = false;
+  let inTurn: () => void = () => {};
+  let notInTurn: (error: Error) => void = () => {};
+  const decide = (): void => {
+    if (gone) return;
+    if (d.signal.aborted) {
+      notInTurn(new AbandonedError());
+      return;
+    }
+    const previous = ticket.previous;
+    if (previous && (previous.failed || previous.state === 'waiting' || previous.state === 'running')) {
+      outOfTurn = true;
+      notInTurn(new OutOfTurnError());
+      return;
+    }
+    if (previous && previous.state !== 'submitted') {
+      previous.onChange(decide);
+      return;
+    }
+    // A suspect runs alone: nothing follows it, and it holds every slot a follower would need to go on.
+    const follower = previous || ticket.alone ? undefined : ticket.followerStarting;
+    if (follower) {
+      follower.onChange(decide);
+      return;
+    }
+    submitted = submit();
+    // Awaited below; this keeps a rejection meanwhile from being reported as unhandled.
+    submitted.catch(() => {});
+    inTurn();
+  };
+  decide();
+  // Decided at once (the common case): no wait, so the slot is kept.
+  if (submitted) return submitted;
+  if (outOfTurn) return Promise.reject(new OutOfTurnError());
+  const turn = new Promise<void>((resolve, reject) => {
+    inTurn = resolve;
+    notInTurn = reject;
+  });
+  return d.lane.wait(turn, d.signal).then(
+    (waited) => {
+      if (!waited && submitted === undefined) {
+        gone = true;
+        throw new AbandonedError();
+      }
+      // Once submitted, the effect's outcome is awaited even when the delivery was abandoned meanwhile: it
+      // may commit, and what committed must be reported as such.
+      return submitted as Promise<Claim>;
+    },
+    (error: unknown) => {
+      gone = true;
+      throw error;
+    },
+  );
 }

@@ -4,10 +4,12 @@ import { OutOfTurnError } from '../lane-ticket.ts';
 
 /**
  * The first stage of each attempt: keeps a key's messages in order while several of them are in progress
- * (see lane-ticket.ts). An attempt starts only once the key's previous message is applied or is itself in
- * an attempt that has not failed, so a message queued behind a retry delay waits here, unmarked by the
- * poison guard and holding no slot. An attempt that turns out to be out of turn (OutOfTurnError) is not
- * an attempt: the retry stage starts it again at once, and it waits here for its turn.
+ * (see lane-ticket.ts). An attempt starts only once the key's previous message is applied or is itself
+ * starting an attempt that has not failed (this one can then follow it into its transaction). Behind a
+ * retry delay, a submitted or a running transaction, a message waits here for the previous one to change,
+ * unmarked by the poison guard and holding no slot: a crash meanwhile leaves it no suspect. An attempt that
+ * turns out to be out of turn (OutOfTurnError) is not an attempt: the retry stage starts it again at once,
+ * and it waits here for its turn.
  */
 export function laneOrderStage(): Stage<RoutedDelivery> {
   return async (d, next) => {
