@@ -17,6 +17,8 @@ export interface WhenSentOptions {
 }
 
 export const DEFAULT_WHEN_SENT_TIMEOUT_MS = 30_000;
+/** setTimeout's limit (about 24.8 days): a longer delay fires at once. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
 /** The first poll comes this soon after a waiter arrives (a relay on the same database acks in milliseconds)… */
 const FIRST_POLL_MS = 5;
 /** …and the interval doubles per waiter up to this, so a slow relay costs at most five reads a second. */
@@ -67,11 +69,15 @@ export class SendWaiters {
         }),
       );
     }
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
       return Promise.reject(
-        new ZerolossError('ZL_INVALID_CONFIG', `whenSent timeoutMs must be a positive integer, got ${String(timeoutMs)}`, {
-          details: { field: 'timeoutMs' },
-        }),
+        new ZerolossError(
+          'ZL_INVALID_CONFIG',
+          `whenSent timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS}, got ${String(timeoutMs)}`,
+          {
+            details: { field: 'timeoutMs' },
+          },
+        ),
       );
     }
     return new Promise<SentMessage>((resolve, reject) => {
@@ -85,14 +91,17 @@ export class SendWaiters {
         timeout: setTimeout(() => this.#settle(waiter, undefined, this.#timeoutError(waiter, timeoutMs)), timeoutMs),
       };
       this.#waiters.add(waiter);
-      this.#schedule();
+      this.#schedule(waiter.dueAt);
     });
   }
 
-  #schedule(): void {
+  /** Sets the poll timer to `dueAt` if that is sooner; without it, to the earliest waiter's (after a poll). */
+  #schedule(dueAt?: number): void {
     if (this.#polling) return; // the running poll schedules the next one when it ends
-    let dueAt = Number.POSITIVE_INFINITY;
-    for (const w of this.#waiters) dueAt = Math.min(dueAt, w.dueAt);
+    if (dueAt === undefined) {
+      dueAt = Number.POSITIVE_INFINITY;
+      for (const w of this.#waiters) dueAt = Math.min(dueAt, w.dueAt);
+    }
     if (dueAt >= this.#timerAt) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;

@@ -332,6 +332,7 @@ test('whenSent refuses a bad id or timeout, and an enqueue-only outbox, with ZL_
     const full = createOutbox({ store });
     await assert.rejects(full.whenSent(''), { code: 'ZL_INVALID_CONFIG' });
     await assert.rejects(full.whenSent('x', { timeoutMs: 0 }), { code: 'ZL_INVALID_CONFIG' });
+    await assert.rejects(full.whenSent('x', { timeoutMs: 2 ** 31 }), { code: 'ZL_INVALID_CONFIG' });
   } finally {
     await store.close();
   }
