@@ -63,6 +63,12 @@ export async function confirmedFlush(pool: pg.Pool, slot: string): Promise<bigin
   return BigInt(rows[0]?.lsn?.split('.')[0] ?? '0');
 }
 
+/** The server's current WAL insert position, as a number (same scale as `confirmedFlush`). */
+export async function currentLsn(pool: pg.Pool): Promise<bigint> {
+  const { rows } = await pool.query<{ lsn: string }>("select (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text as lsn");
+  return BigInt(rows[0]?.lsn.split('.')[0] ?? '0');
+}
+
 /** Ids of committed outbox rows (the database is the authority for what must reach the topic). */
 export async function outboxIds(pool: pg.Pool, schema: string): Promise<Set<string>> {
   const { rows } = await pool.query<{ message_id: string }>(`select message_id from "${schema}".outbox`);
