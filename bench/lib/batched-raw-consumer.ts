@@ -1,18 +1,10 @@
 import type { IncomingRecord } from '../../src/core/envelope.ts';
 import type { Database, SqlExecutor } from '../../src/ports/sql-executor.ts';
 import type { Subscriber, Subscription } from '../../src/ports/transport.ts';
-
-interface Part {
-  topic: string;
-  partition: number;
-  offsets: bigint[];
-  done: Set<bigint>;
-  next: number;
-}
+import { Watermarks } from './watermarks.ts';
 
 interface Queued {
   record: IncomingRecord;
-  part: Part;
   lane: string;
 }
 
@@ -30,7 +22,7 @@ export class BatchedRawConsumer {
   readonly #maxMessages: number;
   readonly #maxTransactions: number;
   readonly #maxInFlight: number;
-  readonly #parts = new Map<string, Part>();
+  readonly #watermarks = new Watermarks();
   #queue: Queued[] = [];
   readonly #busyLanes = new Set<string>();
   #running = 0;
@@ -64,15 +56,9 @@ export class BatchedRawConsumer {
       topics,
       onRecords: (batch) => {
         this.onReceived(batch.records);
-        const id = `${batch.topic}\u0000${batch.partition}`;
-        let part = this.#parts.get(id);
-        if (!part) {
-          part = { topic: batch.topic, partition: batch.partition, offsets: [], done: new Set(), next: 0 };
-          this.#parts.set(id, part);
-        }
+        this.#watermarks.arrived(batch.records);
         for (const record of batch.records) {
-          part.offsets.push(record.offset);
-          this.#queue.push({ record, part, lane: `${record.topic}\u0000${record.partition}\u0000${record.key}` });
+          this.#queue.push({ record, lane: `${record.topic}\u0000${record.partition}\u0000${record.key}` });
           this.#inFlight++;
         }
         if (!this.#paused && this.#inFlight >= this.#maxInFlight) {
@@ -114,7 +100,7 @@ export class BatchedRawConsumer {
     this.#running--;
     for (const q of taken) {
       this.#busyLanes.delete(q.lane);
-      q.part.done.add(q.record.offset);
+      this.#watermarks.finished(q.record);
       this.#inFlight--;
       this.onDone(q.record);
     }
@@ -127,16 +113,7 @@ export class BatchedRawConsumer {
   }
 
   async #commit(): Promise<void> {
-    const offsets: Array<{ topic: string; partition: number; offset: bigint }> = [];
-    for (const part of this.#parts.values()) {
-      const before = part.next;
-      while (part.next < part.offsets.length && part.done.has(part.offsets[part.next] as bigint)) {
-        part.done.delete(part.offsets[part.next] as bigint);
-        part.next++;
-      }
-      if (part.next > before)
-        offsets.push({ topic: part.topic, partition: part.partition, offset: (part.offsets[part.next - 1] as bigint) + 1n });
-    }
+    const offsets = this.#watermarks.committable();
     if (offsets.length > 0) await this.#subscription?.commit(offsets);
   }
 

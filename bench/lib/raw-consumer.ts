@@ -2,6 +2,7 @@ import { KeyLanes } from '../../src/consumer/key-lanes.ts';
 import type { IncomingRecord } from '../../src/core/envelope.ts';
 import type { Database, SqlExecutor } from '../../src/ports/sql-executor.ts';
 import type { Subscriber, Subscription } from '../../src/ports/transport.ts';
+import { Watermarks } from './watermarks.ts';
 
 /**
  * The baseline consumer: at-least-once, no inbox. Records run with the same concurrency and per-key
@@ -14,7 +15,7 @@ export class RawConsumer {
   readonly #db: Database;
   readonly #effect: (tx: SqlExecutor, record: IncomingRecord) => Promise<void>;
   readonly #lanes: KeyLanes;
-  readonly #parts = new Map<string, { topic: string; partition: number; offsets: bigint[]; done: Set<bigint>; next: number }>();
+  readonly #watermarks = new Watermarks();
   #subscription: Subscription | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight = 0;
@@ -45,19 +46,12 @@ export class RawConsumer {
       topics,
       onRecords: (batch) => {
         this.onReceived(batch.records);
-        const id = `${batch.topic}\u0000${batch.partition}`;
-        let part = this.#parts.get(id);
-        if (!part) {
-          part = { topic: batch.topic, partition: batch.partition, offsets: [], done: new Set(), next: 0 };
-          this.#parts.set(id, part);
-        }
+        this.#watermarks.arrived(batch.records);
         for (const record of batch.records) {
-          part.offsets.push(record.offset);
-          const owner = part;
           this.#inFlight++;
           this.#lanes.push(`${record.topic}\u0000${record.partition}\u0000${record.key}`, async () => {
             await this.#db.transaction((tx) => this.#effect(tx, record));
-            owner.done.add(record.offset);
+            this.#watermarks.finished(record);
             this.#inFlight--;
             this.onDone(record);
             if (this.#paused && this.#inFlight < this.#maxInFlight) {
@@ -76,16 +70,7 @@ export class RawConsumer {
   }
 
   async #commit(): Promise<void> {
-    const offsets: Array<{ topic: string; partition: number; offset: bigint }> = [];
-    for (const part of this.#parts.values()) {
-      const before = part.next;
-      while (part.next < part.offsets.length && part.done.has(part.offsets[part.next] as bigint)) {
-        part.done.delete(part.offsets[part.next] as bigint);
-        part.next++;
-      }
-      if (part.next > before)
-        offsets.push({ topic: part.topic, partition: part.partition, offset: (part.offsets[part.next - 1] as bigint) + 1n });
-    }
+    const offsets = this.#watermarks.committable();
     if (offsets.length > 0) await this.#subscription?.commit(offsets);
   }
 
