@@ -59,6 +59,14 @@ describe('serve without Kafka', () => {
   const store = postgres(PG_URL, { schema });
   const transport = tableLog(store);
   let served: Served | undefined;
+  // Reconciliation every second over everything committed so far, so a run shows up within the test.
+  const common = () => ['--pg', PG_URL, '--schema', schema, '--reconcile-every', '1s', '--reconcile-settle', '0s'];
+  /** /readyz answers 200; the names of the checks it ran. */
+  const readyChecks = async (s: Served) => {
+    const ready = await getJson(`http://127.0.0.1:${s.http}/readyz`);
+    assert.equal(ready.status, 200, JSON.stringify(ready.body));
+    return Object.keys(ready.body.checks as object).sort();
+  };
 
   before(async () => {
     await store.migrate();
@@ -91,22 +99,8 @@ describe('serve without Kafka', () => {
   });
 
   test('--table-log: ready with the table log as its broker, lag per partition read from it, reconciliation clean', async () => {
-    served = await serve([
-      '--pg',
-      PG_URL,
-      '--schema',
-      schema,
-      '--table-log',
-      '--group',
-      group,
-      '--reconcile-every',
-      '1s',
-      '--reconcile-settle',
-      '0s',
-    ]);
-    const ready = await getJson(`http://127.0.0.1:${served.http}/readyz`);
-    assert.equal(ready.status, 200, JSON.stringify(ready.body));
-    assert.deepEqual(Object.keys(ready.body.checks as object).sort(), ['broker', 'database']);
+    served = await serve([...common(), '--table-log', '--group', group]);
+    assert.deepEqual(await readyChecks(served), ['broker', 'database']);
     const overview = await waitFor(
       async () => {
         const o = (await getJson(`${served?.board}/api/overview`)).body as {
@@ -125,21 +119,8 @@ describe('serve without Kafka', () => {
   });
 
   test('--rabbitmq: ready on the database alone, the dashboard serves, reconciliation says the broker was not read', async () => {
-    served = await serve([
-      '--pg',
-      PG_URL,
-      '--schema',
-      schema,
-      '--rabbitmq',
-      'amqp://guest:guest@127.0.0.1:5672',
-      '--reconcile-every',
-      '1s',
-      '--reconcile-settle',
-      '0s',
-    ]);
-    const ready = await getJson(`http://127.0.0.1:${served.http}/readyz`);
-    assert.equal(ready.status, 200, JSON.stringify(ready.body));
-    assert.deepEqual(Object.keys(ready.body.checks as object), ['database']);
+    served = await serve([...common(), '--rabbitmq', 'amqp://guest:guest@127.0.0.1:5672']);
+    assert.deepEqual(await readyChecks(served), ['database']);
     const page = await fetch(`${served.board}/`, { signal: AbortSignal.timeout(5_000) });
     assert.equal(page.status, 200);
     const startedAt = Date.now();
