@@ -49,11 +49,14 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
     };
     let claim: Claim;
     try {
-      claim = await submitInTurn(d, () => {
+      const { effect } = await submitInTurn(d, () => {
         // The effect transaction, not the wait for the key's turn ahead of it.
         const stopTimer = metrics.handlerSeconds.startTimer({ group: d.groupId, type: route.type });
         return batcher.run(work).finally(stopTimer);
       });
+      // Awaited here, the same way by every member, however long each waited for its turn: members of one
+      // transaction then go on in the order the batcher settles them, their key's order.
+      claim = await effect;
     } catch (error) {
       if (error instanceof OutOfTurnError) {
         // Nothing of it ran: not an attempt. It waits again from here on (unmarked, in the key order stage),
@@ -82,7 +85,7 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
 }
 
 /**
- * Hands the effect to the batcher (`submit`) once it may go: its key's previous message is applied
+ * Hands the effect to the batcher (`submit`) once it may go, and gives back its outcome, to be awaited: its key's previous message is applied
  * (settled), or its effect went to the batcher in this turn (this one then follows it into its flush and
  * transaction). Waits, holding no slot, while that one is itself starting ('active', 'ready'). It goes in
  * synchronously at that one's change of state, not when this task next gets a slot: a slot can take longer
@@ -98,7 +101,7 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
  * start mark, since a crash meanwhile (a long or hanging handler ahead of it) would make it a poison suspect
  * though it never ran.
  */
-function submitInTurn(d: RoutedDelivery, submit: () => Promise<Claim>): Promise<Claim> {
+function submitInTurn(d: RoutedDelivery, submit: () => Promise<Claim>): Promise<{ effect: Promise<Claim> }> {
   const ticket = d.lane.ticket;
   ticket.set('ready');
   let gone = false;
@@ -135,7 +138,7 @@ function submitInTurn(d: RoutedDelivery, submit: () => Promise<Claim>): Promise<
   };
   decide();
   // Decided at once (the common case): no wait, so the slot is kept.
-  if (submitted) return submitted;
+  if (submitted) return Promise.resolve({ effect: submitted });
   if (outOfTurn) return Promise.reject(new OutOfTurnError());
   const turn = new Promise<void>((resolve, reject) => {
     inTurn = resolve;
@@ -149,7 +152,7 @@ function submitInTurn(d: RoutedDelivery, submit: () => Promise<Claim>): Promise<
       }
       // Once submitted, the effect's outcome is awaited even when the delivery was abandoned meanwhile: it
       // may commit, and what committed must be reported as such.
-      return submitted as Promise<Claim>;
+      return { effect: submitted as Promise<Claim> };
     },
     (error: unknown) => {
       gone = true;
