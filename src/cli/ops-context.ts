@@ -11,6 +11,8 @@ import type { Database } from '../ports/sql-executor.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { pgUrl } from './args.ts';
 import { kafkaSettings } from './kafka-connection-options.ts';
+import type { StateColumnSource } from '../adapters/postgres/state-column-source.ts';
+import { configuredSources } from './config-sources.ts';
 
 export interface OpsContext {
   schema: string;
@@ -28,6 +30,8 @@ export interface OpsContext {
   admin: TopicAdmin | undefined;
   /** Created on first use. */
   publisher(): Publisher;
+  /** The state-column sources of --config-file, verified against the database on first use. */
+  sources(): Promise<StateColumnSource[]>;
 }
 
 /** The flags that point the broker-side commands at another broker than Kafka (at most one of them). */
@@ -67,6 +71,7 @@ export async function withOps<T>(
   const inspected = kafka === 'none' ? undefined : other || brokers ? open() : undefined;
   // A publisher (repairs, resends, replays) may be asked for without a broker to inspect: Kafka then.
   let publishing: Transport | undefined;
+  let sources: Promise<StateColumnSource[]> | undefined;
   const ctx: OpsContext = {
     schema: store.schema,
     db: store.db,
@@ -78,6 +83,10 @@ export async function withOps<T>(
     publisher() {
       publishing ??= inspected ?? open();
       return publishing.publisher;
+    },
+    sources() {
+      sources ??= configuredSources(store, values['config-file']);
+      return sources;
     },
   };
   try {

@@ -3,6 +3,7 @@ import { ZerolossError } from '../core/errors.ts';
 import { type ReplayResult, replayDeadLetters } from '../consumer/dead-letters.ts';
 import type { DeadLetterQueue, DeadLetterSummary } from '../ports/dead-letter-store.ts';
 import type { InterventionStore, OutboxRowView } from '../ports/operations-store.ts';
+import type { ParkedSource, SourceRowView } from '../ports/parked-source.ts';
 import type { Publisher } from '../ports/transport.ts';
 
 /**
@@ -20,46 +21,63 @@ export interface Actor {
 
 export interface StuckWork {
   parked: OutboxRowView[];
+  /** Parked rows of the state-column sources given (business tables with their own send state). */
+  sourceRows: SourceRowView[];
   deadLetters: DeadLetterSummary[];
 }
 
 export async function listStuckWork(
-  deps: { store: InterventionStore; deadLetters?: DeadLetterQueue },
+  deps: { store: InterventionStore; deadLetters?: DeadLetterQueue; sources?: readonly ParkedSource[] },
   options: { limit?: number; topic?: string } = {},
 ): Promise<StuckWork> {
   const limit = options.limit ?? 50;
-  const [parked, deadLetters] = await Promise.all([
+  const [parked, deadLetters, sourceRows] = await Promise.all([
     deps.store.parkedRows(limit, options.topic),
     deps.deadLetters ? deps.deadLetters.list({ status: 'dead', topic: options.topic, limit }) : Promise.resolve([]),
+    Promise.all((deps.sources ?? []).map((s) => s.parkedRows(limit))).then((all) => all.flat()),
   ]);
-  return { parked, deadLetters };
+  return { parked, sourceRows, deadLetters };
 }
 
 /**
  * Parked rows back to pending with attempts reset to 0, so the relay sends them again with a full set of
- * attempts; relays are woken at once. Returns what was released and the ids that were not parked.
+ * attempts; relays are woken at once. An id not parked in the outbox is looked for in each source in turn
+ * (message ids, or `<source>:<row id>`). Returns what was released and the ids that were not parked.
  */
 export async function releaseParked(
   store: InterventionStore,
   ids: string[],
   who: Actor = {},
+  sources: readonly ParkedSource[] = [],
 ): Promise<{ released: string[]; notParked: string[] }> {
-  const released = await store.release(ids, actorOf(who), who.reason);
+  const actor = actorOf(who);
+  const released = await store.release(ids, actor, who.reason);
   if (released.length > 0) await store.wakeRelays();
+  for (const source of sources) {
+    const left = ids.filter((id) => !released.includes(id));
+    if (left.length > 0) released.push(...(await source.release(left, actor, who.reason)));
+  }
   return { released, notParked: ids.filter((id) => !released.includes(id)) };
 }
 
 /**
  * Removes parked rows from the outbox for good (a discarded row no longer holds its key's later messages
- * back). The row's whole content, payload included, stays in the audit row. A reason is required.
+ * back). The row's whole content, payload included, stays in the audit row. A reason is required. A
+ * source's parked row is given up without touching the business row (see ParkedSource.discard).
  */
 export async function discardParked(
   store: InterventionStore,
   ids: string[],
   who: Actor,
+  sources: readonly ParkedSource[] = [],
 ): Promise<{ discarded: string[]; notParked: string[] }> {
   const reason = requireReason(who);
-  const discarded = await store.discard(ids, actorOf(who), reason);
+  const actor = actorOf(who);
+  const discarded = await store.discard(ids, actor, reason);
+  for (const source of sources) {
+    const left = ids.filter((id) => !discarded.includes(id));
+    if (left.length > 0) discarded.push(...(await source.discard(left, actor, reason)));
+  }
   return { discarded, notParked: ids.filter((id) => !discarded.includes(id)) };
 }
 

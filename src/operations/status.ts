@@ -1,4 +1,6 @@
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
+import type { ParkedSource, SourceRowView } from '../ports/parked-source.ts';
+import type { BacklogStats } from '../ports/outbox-store.ts';
 import type { OutboxSummary, ReconcileRunSummary, SequenceAlarm, StatusStore, TopicBacklog } from '../ports/operations-store.ts';
 import { partKey } from './reconcile-classify.ts';
 
@@ -46,9 +48,23 @@ export interface UnavailableTopic {
   lastError: string | null;
 }
 
+/** A business table relayed from its own send-state column: its unsent rows and the parked ones. */
+export interface SourceStatus {
+  name: string;
+  pending: number;
+  failed: number;
+  parked: number;
+  oldestUnsentAgeMs: number;
+  /** The oldest unsent row is older than the stuck threshold. */
+  stuck: boolean;
+  parkedRows: SourceRowView[];
+}
+
 export interface Status {
   at: string;
   outbox: OutboxSummary;
+  /** The state-column sources asked about (declared in the settings file for the CLI). */
+  sources: SourceStatus[];
   /** Alarm: topics whose rows wait because the broker lacks the topic or refuses the relay access. */
   unavailableTopics: UnavailableTopic[];
   parked: Array<{ messageId: string; topic: string; type: string; attempts: number; lastError: string | null; parkedSince: string }>;
@@ -64,10 +80,28 @@ export interface Status {
  * and partition the committed offset, end offset, lag and throughput; recent sequence alarms and the last
  * reconciliation runs.
  */
-export async function status(deps: { store: StatusStore; broker?: BrokerInspector }, options: StatusOptions = {}): Promise<Status> {
+export async function status(
+  deps: { store: StatusStore; broker?: BrokerInspector; sources?: ReadonlyArray<ParkedSource & { backlog(): Promise<BacklogStats> }> },
+  options: StatusOptions = {},
+): Promise<Status> {
   const windowMs = options.throughputWindowMs ?? 60_000;
+  const stuckAfterMs = options.stuckAfterMs ?? 300_000;
+  const sources = await Promise.all(
+    (deps.sources ?? []).map(async (source): Promise<SourceStatus> => {
+      const [b, parkedRows] = await Promise.all([source.backlog(), source.parkedRows(options.parkedLimit ?? 20)]);
+      return {
+        name: source.name,
+        pending: b.pending,
+        failed: b.failed,
+        parked: b.parked,
+        oldestUnsentAgeMs: b.oldestUnsentAgeMs,
+        stuck: b.pending + b.failed > 0 && b.oldestUnsentAgeMs > stuckAfterMs,
+        parkedRows,
+      };
+    }),
+  );
   const [outbox, byTopic, parkedRows, known, openDead, alarms, lastReconcile] = await Promise.all([
-    deps.store.outboxSummary(options.stuckAfterMs ?? 300_000),
+    deps.store.outboxSummary(stuckAfterMs),
     deps.store.unsentByTopic(),
     deps.store.parkedRows(options.parkedLimit ?? 20),
     options.groups ? Promise.resolve(options.groups) : deps.store.knownGroups(),
@@ -142,6 +176,7 @@ export async function status(deps: { store: StatusStore; broker?: BrokerInspecto
   return {
     at: new Date().toISOString(),
     outbox,
+    sources,
     unavailableTopics,
     parked: parkedRows.map((r) => ({
       messageId: r.messageId,

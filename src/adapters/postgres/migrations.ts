@@ -9,6 +9,7 @@ import { writePathMigration } from './migrations/005-write-path.ts';
 import { keyLockMigration } from './migrations/006-key-lock.ts';
 import { contentDigestMigration } from './migrations/007-content-digest.ts';
 import { outboxAutovacuumMigration } from './migrations/008-outbox-autovacuum.ts';
+import { sourceRowDiscardedMigration } from './migrations/009-source-row-discarded.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -31,6 +32,7 @@ export const MIGRATIONS: Migration[] = [
   keyLockMigration,
   contentDigestMigration,
   outboxAutovacuumMigration,
+  sourceRowDiscardedMigration,
 ];
 
 export interface MigrateResult {

@@ -4,6 +4,7 @@ import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type MessageInput } from '../../core/message.ts';
 import type { BacklogStats, ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../ports/outbox-store.ts';
+import type { ParkedSource, SourceRowView } from '../../ports/parked-source.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { stateColumnSql } from './state-column-sql.ts';
 
@@ -37,7 +38,7 @@ export interface StateColumnSourceOptions<Row> {
  * Relays a business table that carries its own send-state column (P1, second shape): 0 pending,
  * 1 sent, 2 failed, 3 parked. Same leases, backoff, parking and per-key order as the outbox table.
  */
-export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource {
+export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource, ParkedSource {
   readonly name: string;
   readonly wakeChannel: string;
   readonly #db: Database;
@@ -214,6 +215,56 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       failed.map((f) => f.action === 'release'),
     ]);
     return rows.filter((r) => Number(r.to_state) === 3).map((r) => r.message_id ?? '');
+  }
+
+  /** Parked rows (the relay gave up; no person discarded them yet), in id order. */
+  async parkedRows(limit: number): Promise<SourceRowView[]> {
+    await this.verify();
+    const { rows } = await this.#db.query<{
+      row_id: string;
+      message_id: string | null;
+      attempts: number;
+      last_error: string | null;
+      type: string | null;
+      modified_at: Date;
+      key: string | null;
+      state: number;
+    }>(this.#sql.parkedRows, [this.name, limit]);
+    return rows.map((r) => ({
+      source: this.name,
+      rowId: r.row_id,
+      messageId: r.message_id,
+      key: r.key,
+      type: r.type,
+      state: Number(r.state),
+      attempts: Number(r.attempts),
+      lastError: r.last_error,
+      modifiedAt: new Date(r.modified_at),
+    }));
+  }
+
+  /**
+   * Parked rows back to pending with a full set of attempts, and relays woken. `ids` are message ids or
+   * `<source>:<row id>`; returns the ids it released, as given.
+   */
+  async release(ids: string[], actor: string, reason: string | undefined): Promise<string[]> {
+    await this.verify();
+    const done = await this.#intervene(this.#sql.release, ids, actor, reason ?? null);
+    if (done.length > 0) await this.#db.query('select pg_notify($1, $2)', [this.wakeChannel, '']);
+    return done;
+  }
+
+  /** Gives parked rows up for good; the business row stays as it is (see the discard statement). */
+  async discard(ids: string[], actor: string, reason: string): Promise<string[]> {
+    await this.verify();
+    return this.#intervene(this.#sql.discard, ids, actor, reason);
+  }
+
+  async #intervene(statement: string, ids: string[], actor: string, reason: string | null): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.#db.query<{ row_id: string; message_id: string | null }>(statement, [this.name, ids, actor, reason]);
+    const named = new Set(rows.flatMap((r) => [r.message_id, `${this.name}:${r.row_id}`]));
+    return ids.filter((id) => named.has(id));
   }
 
   async backlog(): Promise<BacklogStats> {

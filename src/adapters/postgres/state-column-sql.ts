@@ -22,6 +22,10 @@ export function stateColumnSql(n: StateColumnNames) {
         select 1 from ${n.table} p
         where p.${n.key} = c.k and p.${n.id} < c.row_id and ${blocking}
           and not exists (select 1 from cand c2 where c2.row_id = p.${n.id})
+          -- a row a person discarded no longer holds its key back
+          and not exists (
+            select 1 from ${n.z}.source_row d where d.source = $1 and d.row_id = p.${n.id}::text and d.discarded_at is not null
+          )
       )`
     : '';
 
@@ -138,7 +142,69 @@ export function stateColumnSql(n: StateColumnNames) {
       (extract(epoch from min(coalesce(r.next_attempt_at, now())) filter (where not coalesce(r.parked, false)) - now()) * 1000)::float8 as next_due_ms
     from ${n.table} b
     left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
-    where b.${n.state} <> 1`;
+    where b.${n.state} <> 1 and r.discarded_at is null`;
 
-  return { lock, claim, storeEncoded, markSent, markFailed, backlog };
+  // Parked rows: the relay gave up on them (source_row.parked) and no person discarded them yet.
+  const parkedWhere = `r.source = $1 and r.parked and r.discarded_at is null`;
+  const view = `r.row_id, r.message_id, r.attempts, r.last_error, r.headers ->> 'zl-type' as type,
+      b.${n.modified} as modified_at, ${n.key ? `b.${n.key}::text` : 'null::text'} as key, b.${n.state} as state`;
+
+  // $1 source, $2 limit
+  const parkedRows = `
+    select ${view}
+    from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
+    where ${parkedWhere}
+    order by b.${n.id}
+    limit $2`;
+
+  // Rows are named by message id, or by '<source>:<row id>' for a row parked before it could be encoded.
+  const target = `
+    select r.row_id from ${n.z}.source_row r
+    where ${parkedWhere} and (r.message_id = any($2::text[]) or ($1 || ':' || r.row_id) = any($2::text[]))
+    order by r.row_id
+    for update`;
+
+  // $1 source, $2 ids, $3 actor, $4 reason. Back to pending with attempts 0 (a full set of attempts), due
+  // now; the business row's state goes back to 0 so the source's own readers see it pending again.
+  const release = `
+    with t as (${target}),
+    book as (
+      update ${n.z}.source_row s set parked = false, attempts = 0, next_attempt_at = now(), lease_owner = null, lease_until = null
+      from t where s.source = $1 and s.row_id = t.row_id
+      returning s.row_id, s.message_id
+    ),
+    biz as (
+      update ${n.table} b set ${n.state} = 0, ${n.modified} = now()
+      from book where b.${n.id}::text = book.row_id and b.${n.state} <> 1
+    ),
+    tr as (
+      insert into ${n.z}.outbox_transition (message_id, from_state, to_state, attempt, actor)
+      select message_id, 3, 0, 0, $3 from book where message_id is not null
+    ),
+    au as (
+      insert into ${n.z}.operation_audit (actor, action, subject, message_id, reason, details)
+      select $3, 'source.release', 'source:' || $1 || ':' || row_id, message_id, $4, jsonb_build_object('source', $1, 'row_id', row_id)
+      from book
+    )
+    select row_id, message_id from book`;
+
+  // $1 source, $2 ids, $3 actor, $4 reason. The business row is never deleted or changed: the decision is
+  // kept in source_row (never claimed again, no longer holding its key back) and the audit keeps the message.
+  const discard = `
+    with t as (${target}),
+    book as (
+      update ${n.z}.source_row s set discarded_at = now(), lease_owner = null, lease_until = null
+      from t where s.source = $1 and s.row_id = t.row_id
+      returning s.row_id, s.message_id, s.headers, s.payload, s.attempts, s.last_error
+    ),
+    au as (
+      insert into ${n.z}.operation_audit (actor, action, subject, message_id, reason, details)
+      select $3, 'source.discard', 'source:' || $1 || ':' || row_id, message_id, $4,
+             jsonb_build_object('source', $1, 'row_id', row_id, 'headers', headers, 'payload_base64', encode(payload, 'base64'),
+                                'attempts', attempts, 'last_error', last_error)
+      from book
+    )
+    select row_id, message_id from book`;
+
+  return { lock, claim, storeEncoded, markSent, markFailed, backlog, parkedRows, release, discard };
 }

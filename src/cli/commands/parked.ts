@@ -16,12 +16,17 @@ Manual intervention: what keeps failing, for a person to fix and release. Parked
 the relay gave up on (too many attempts, or rejected for good); dead letters are messages a consumer gave
 up on. Every action is recorded in the audit with who, when and why.
 
-  list                       parked outbox rows and open dead letters, with their reasons
-      --topic <topic>        only this topic
+  list                       parked outbox rows, parked rows of the state-column sources declared in
+                             --config-file, and open dead letters, with their reasons
+      --topic <topic>        only this topic (outbox rows and dead letters)
       --limit <n>            rows per kind (default 50)
   release <message-id>...    parked rows back to pending with attempts 0; the relay sends them again
+                             (a source's row: its message id, or <source>:<row id>; its state column
+                             goes back to 0)
   discard <message-id>...    remove parked rows from the outbox for good (content kept in the audit);
-                             they stop holding back later messages of their key. Needs --reason
+                             they stop holding back later messages of their key. Needs --reason. A
+                             source's business row is never deleted or changed: it is only given up
+                             (never sent, no longer parked nor holding its key back)
   replay-dlq <dead-letter-id>...   send dead letters back to their topic (needs --kafka); the inbox
                              makes a replay of something applied a skipped duplicate
   discard-dlq <dead-letter-id>...  mark dead letters handled without replaying. Needs --reason
@@ -30,6 +35,7 @@ up on. Every action is recorded in the audit with who, when and why.
 
   --reason <text>            why (required for discard and discard-dlq)
   --actor <name>             who (default: the OS user)
+  --config-file <f.json>     its "sources": state-column tables whose parked rows are listed and acted on
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
 Exit status: 0 done, 1 some id was not parked / not found, 2 bad usage.
@@ -59,7 +65,7 @@ export async function parkedCommand(argv: string[]): Promise<number> {
     switch (action) {
       case 'list': {
         const work = await listStuckWork(
-          { store: ops.store, deadLetters: ops.deadLetters },
+          { store: ops.store, deadLetters: ops.deadLetters, sources: await ops.sources() },
           { limit: intOption(values.limit, 'limit', 50), topic: values.topic },
         );
         print(values.json, work, () =>
@@ -68,6 +74,11 @@ export async function parkedCommand(argv: string[]): Promise<number> {
             ...work.parked.map(
               (p) =>
                 `  ${p.messageId}  ${p.topic}  ${p.type}  key ${p.key}  attempts ${p.attempts}  since ${p.modifiedAt.toISOString()}  ${p.lastError ?? '-'}`,
+            ),
+            ...(work.sourceRows.length > 0 ? [`parked source rows: ${work.sourceRows.length}`] : []),
+            ...work.sourceRows.map(
+              (p) =>
+                `  ${p.messageId ?? `${p.source}:${p.rowId}`}  source ${p.source} row ${p.rowId}  ${p.type ?? '-'}  key ${p.key ?? '-'}  attempts ${p.attempts}  since ${p.modifiedAt.toISOString()}  ${p.lastError ?? '-'}`,
             ),
             `open dead letters: ${work.deadLetters.length}`,
             ...work.deadLetters.map(
@@ -80,7 +91,7 @@ export async function parkedCommand(argv: string[]): Promise<number> {
       }
       case 'release': {
         needIds();
-        const r = await releaseParked(ops.store, ids, who);
+        const r = await releaseParked(ops.store, ids, who, await ops.sources());
         print(values.json, r, () =>
           [...r.released.map((id) => `${id}: released`), ...r.notParked.map((id) => `${id}: not parked`)].join('\n'),
         );
@@ -88,7 +99,7 @@ export async function parkedCommand(argv: string[]): Promise<number> {
       }
       case 'discard': {
         needIds();
-        const r = await discardParked(ops.store, ids, who);
+        const r = await discardParked(ops.store, ids, who, await ops.sources());
         print(values.json, r, () =>
           [...r.discarded.map((id) => `${id}: discarded`), ...r.notParked.map((id) => `${id}: not parked`)].join('\n'),
         );

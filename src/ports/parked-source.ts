@@ -1,0 +1,27 @@
+/**
+ * What the intervention tools need from a relay source other than the outbox table — a business table
+ * carrying its own send-state column (`StateColumnSource`): its parked rows, and a person's release or
+ * discard of them. Every action is audited by the source in the same statement.
+ */
+export interface ParkedSource {
+  readonly name: string;
+  parkedRows(limit: number): Promise<SourceRowView[]>;
+  /** Parked → pending with a full set of attempts; `ids` are message ids or `<source>:<row id>`; returns those released. */
+  release(ids: string[], actor: string, reason: string | undefined): Promise<string[]>;
+  /** Given up for good; the business row is never deleted. Returns the ids discarded. */
+  discard(ids: string[], actor: string, reason: string): Promise<string[]>;
+}
+
+/** A parked row of a state-column source. */
+export interface SourceRowView {
+  source: string;
+  rowId: string;
+  /** Null when the row was parked before it could be encoded (its mapping failed): name it `<source>:<rowId>`. */
+  messageId: string | null;
+  key: string | null;
+  type: string | null;
+  state: number;
+  attempts: number;
+  lastError: string | null;
+  modifiedAt: Date;
+}

@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { postgres } from '../../src/entry/postgres.ts';
+import { createLotteryTables } from '../../src/examples/lottery/lottery-tables.ts';
+import { BROKERS, createTopics, readTopic, uniqueId } from '../helpers/consumer-fixtures.ts';
+import { zeroloss, zerolossJson } from '../helpers/ops-cli.ts';
+import { PG_URL, uniqueName } from '../helpers/pg.ts';
+
+/**
+ * Issue 16, the operations tools on a state-column source declared in the settings file: `status` counts
+ * its unsent and parked rows, `parked list|release|discard` act on its parked rows (audited), a discarded
+ * row stops holding its key back without its business row being touched, and `cleanup` never deletes
+ * business rows.
+ */
+describe('status and parked on a state-column source from --config-file', () => {
+  const schema = uniqueName('zlclisrcops');
+  const topic = uniqueId('zl-cli-src-ops');
+  const store = postgres(PG_URL, { schema });
+  const dir = mkdtempSync(path.join(tmpdir(), 'zl-cli-sources-ops-'));
+  const config = path.join(dir, 'zeroloss.json');
+  const base = ['--pg', PG_URL, '--schema', schema, '--config-file', config];
+  const declaration = {
+    name: 'lottery_award',
+    table: 'user_strategy_export',
+    tableSchema: schema,
+    idColumn: 'id',
+    keyColumn: 'u_id',
+    stateColumn: 'mq_state',
+    createdColumn: 'create_time',
+    modifiedColumn: 'modified_time',
+    topic,
+    type: 'lottery.award.{award_type}',
+    payload: { orderId: 'order_id', userId: 'u_id' },
+  };
+  // The relay's own path to a parked row: claimed, encoded and stored, then parked by the relay's decision.
+  const source = store.stateColumnSource<Record<string, unknown>>({
+    name: declaration.name,
+    table: declaration.table,
+    tableSchema: schema,
+    idColumn: 'id',
+    keyColumn: 'u_id',
+    stateColumn: 'mq_state',
+    modifiedColumn: 'modified_time',
+    toMessage: (row) => ({ topic, key: String(row.u_id), type: 'lottery.award.coupon', payload: { orderId: row.order_id } }),
+  });
+  const insert = async (u: string, order: string) => {
+    const { rows } = await store.db.query<{ id: string }>(
+      `insert into "${schema}".user_strategy_export (u_id, activity_id, order_id, strategy_id, award_id, award_type, award_name)
+       values ($1, 1, $2, 7, 'A003', 'coupon', '50-off coupon') returning id::text`,
+      [u, order],
+    );
+    return rows[0]?.id as string;
+  };
+  /** Claims everything due as the test relay and parks the rows of `park` (row ids); the rest go back unsent. */
+  const parkRows = async (park: string[]) => {
+    const claimed = await source.claim('test-relay', 100, 60_000);
+    await source.markFailed(
+      'test-relay',
+      claimed.map((c) => ({
+        ref: c.ref,
+        error: park.includes(c.ref) ? 'rejected for good: test' : 'not this time',
+        action: park.includes(c.ref) ? ('park' as const) : ('release' as const),
+        delayMs: 0,
+        charge: park.includes(c.ref),
+      })),
+    );
+    return new Map(claimed.map((c) => [c.ref, c.messageId]));
+  };
+  const stateOf = async () =>
+    new Map(
+      (await store.db.query<{ id: string; mq_state: number }>(`select id::text, mq_state from "${schema}".user_strategy_export`)).rows.map(
+        (r) => [r.id, Number(r.mq_state)],
+      ),
+    );
+  const relayOnce = () => zeroloss(['relay', ...base, '--kafka', BROKERS.join(','), '--only-sources', '--once']);
+
+  before(async () => {
+    await store.migrate();
+    await createLotteryTables(store.db, schema);
+    await createTopics([topic], 1);
+    writeFileSync(config, JSON.stringify({ sources: [declaration] }));
+  });
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await store.db.query(`drop schema if exists "${schema}" cascade`).catch(() => {});
+    await store.close();
+  });
+
+  test('status counts, list shows, release sends again in key order; discard gives up without touching the business row', async () => {
+    const a = await insert('u-1', 'order-a');
+    const b = await insert('u-1', 'order-b');
+    const c = await insert('u-2', 'order-c');
+    const ids = await parkRows([a]);
+    const aId = ids.get(a) as string;
+    assert.ok(aId);
+
+    type StatusJson = {
+      sources: Array<{ name: string; pending: number; failed: number; parked: number; parkedRows: Array<{ messageId: string }> }>;
+    };
+    const s1 = await zerolossJson<StatusJson>(['status', ...base]);
+    assert.equal(s1.code, 1, 'a parked source row makes status exit 1');
+    assert.deepEqual(
+      s1.json.sources.map((x) => [x.name, x.pending, x.failed, x.parked, x.parkedRows.map((p) => p.messageId)]),
+      [['lottery_award', 2, 0, 1, [aId]]],
+    );
+    const list = await zerolossJson<{ sourceRows: Array<{ messageId: string; rowId: string; key: string; lastError: string }> }>([
+      'parked',
+      'list',
+      ...base,
+    ]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(
+      list.json.sourceRows.map((r) => [r.messageId, r.rowId, r.key, r.lastError]),
+      [[aId, a, 'u-1', 'rejected for good: test']],
+    );
+
+    // The parked row holds its key: u-1's later award waits, u-2's goes.
+    assert.equal((await relayOnce()).code, 0);
+    assert.deepEqual(
+      [...(await stateOf())].sort(),
+      [
+        [a, 3],
+        [b, 0],
+        [c, 1],
+      ].sort(),
+    );
+
+    const unknown = await zeroloss(['parked', 'release', 'no-such-id', ...base]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stdout, /no-such-id: not parked/);
+    const released = await zerolossJson<{ released: string[] }>([
+      'parked',
+      'release',
+      aId,
+      ...base,
+      '--actor',
+      'ops-test',
+      '--reason',
+      'fixed',
+    ]);
+    assert.equal(released.code, 0, released.stderr);
+    assert.deepEqual(released.json.released, [aId]);
+    assert.equal((await stateOf()).get(a), 0, 'its state column back to pending');
+
+    assert.equal((await relayOnce()).code, 0);
+    assert.deepEqual(
+      [...(await stateOf())].sort(),
+      [
+        [a, 1],
+        [b, 1],
+        [c, 1],
+      ].sort(),
+    );
+    const records = await readTopic(topic, 3, 30_000);
+    assert.deepEqual(
+      records.map((r) => JSON.parse(r.value.toString()).orderId),
+      ['order-c', 'order-a', 'order-b'],
+      'u-1 in id order: the released row first',
+    );
+    assert.equal(records[1]?.headers['zl-id'], aId, 'sent under the message id it was parked with');
+
+    // Discard: the row is given up, its business row untouched, its key's later row free to go.
+    const d = await insert('u-3', 'order-d');
+    const e = await insert('u-3', 'order-e');
+    const dId = (await parkRows([d])).get(d) as string;
+    const noReason = await zeroloss(['parked', 'discard', dId, ...base]);
+    assert.equal(noReason.code, 2);
+    assert.match(noReason.stderr, /a reason is required/);
+    const discarded = await zerolossJson<{ discarded: string[] }>(['parked', 'discard', dId, ...base, '--reason', 'handed out by hand']);
+    assert.equal(discarded.code, 0, discarded.stderr);
+    assert.deepEqual(discarded.json.discarded, [dId]);
+    assert.equal((await stateOf()).get(d), 3, 'the business row is kept as it was');
+
+    assert.equal((await relayOnce()).code, 0);
+    assert.equal((await stateOf()).get(e), 1, 'the discarded row no longer holds its key back');
+    assert.equal((await stateOf()).get(d), 3, 'a discarded row is never sent');
+    const after = await readTopic(topic, 4, 30_000);
+    assert.deepEqual(
+      after.map((r) => JSON.parse(r.value.toString()).orderId),
+      ['order-c', 'order-a', 'order-b', 'order-e'],
+    );
+    const s2 = await zerolossJson<StatusJson>(['status', ...base]);
+    assert.equal(s2.code, 0, JSON.stringify(s2.json.sources));
+    assert.deepEqual(
+      s2.json.sources.map((x) => [x.pending, x.failed, x.parked]),
+      [[0, 0, 0]],
+    );
+
+    const { rows: audit } = await store.db.query<{ action: string; actor: string; message_id: string; reason: string; payload: string }>(
+      `select action, actor, message_id, reason, details ->> 'payload_base64' as payload from "${schema}".operation_audit order by id`,
+    );
+    assert.deepEqual(
+      audit.map((r) => [r.action, r.message_id, r.reason]),
+      [
+        ['source.release', aId, 'fixed'],
+        ['source.discard', dId, 'handed out by hand'],
+      ],
+    );
+    assert.equal(audit[0]?.actor, 'ops-test');
+    assert.deepEqual(JSON.parse(Buffer.from(audit[1]?.payload ?? '', 'base64').toString()), { orderId: 'order-d' });
+  });
+
+  test('cleanup never deletes business rows nor their bookkeeping', async () => {
+    const before = await store.db.query<{ n: number; book: number }>(
+      `select (select count(*) from "${schema}".user_strategy_export)::int as n, (select count(*) from "${schema}".source_row)::int as book`,
+    );
+    assert.ok((before.rows[0]?.n ?? 0) >= 5);
+    const r = await zeroloss([
+      'cleanup',
+      '--pg',
+      PG_URL,
+      '--schema',
+      schema,
+      '--outbox',
+      '1ms',
+      '--inbox',
+      '2ms',
+      '--replay-horizon',
+      '1ms',
+      '--dead-letters',
+      '1ms',
+      '--history',
+      '1ms',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const afterCleanup = await store.db.query<{ n: number; book: number }>(
+      `select (select count(*) from "${schema}".user_strategy_export)::int as n, (select count(*) from "${schema}".source_row)::int as book`,
+    );
+    assert.deepEqual(afterCleanup.rows[0], before.rows[0]);
+  });
+});
