@@ -4,8 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const ORDERS = 100;
 /** Short runs: few orders, short retry delays; the kills (each instance at least once) set the pace. */
-const SHORT = ['--users', '20', '--draws', '200', '--retry-delay-ms', '200', '--kill-every-ms', '1000'];
+const SHORT = ['--users', '20', '--draws', String(ORDERS), '--retry-delay-ms', '200', '--kill-every-ms', '800'];
 const SERVICES = ['inventory', 'budget', 'points'] as const;
 
 interface ServiceJson {
@@ -66,12 +67,12 @@ async function demoOrders(args: string[]): Promise<{ code: number | null; json: 
 /** Every run, skipped deductions or not: nothing lost or applied twice in any service, under real faults. */
 function assertEachServiceOnce(r: { code: number | null; json: OrdersJson; context: string }) {
   const { json: j, context } = r;
-  assert.equal(j.committed, 200, context);
-  assert.equal(j.published, 200, context);
+  assert.equal(j.committed, ORDERS, context);
+  assert.equal(j.published, ORDERS, context);
   assert.equal(j.checks.settled, true, context);
   for (const s of SERVICES) {
     const f = j.services[s];
-    assert.equal(f.applied, 200, `${s} deducted every order${context}`);
+    assert.equal(f.applied, ORDERS, `${s} deducted every order${context}`);
     assert.equal(f.lost, 0, `${s} lost${context}`);
     assert.equal(f.appliedTwice, 0, `${s} applied twice${context}`);
     assert.equal(f.deadLettered, 0, `${s} dead letters${context}`);
