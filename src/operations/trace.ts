@@ -1,6 +1,7 @@
 import { HEADER } from '../core/envelope.ts';
 import type { BrokerInspector, ReadStats } from '../ports/broker-inspector.ts';
 import type { AuditEntry, DeadLetterHit, InboxHit, OutboxRowView, TraceStore, Transition } from '../ports/operations-store.ts';
+import type { SourceMessageLookup } from '../ports/parked-source.ts';
 import { readWindow, retryTopicsOf } from './broker-window.ts';
 
 export interface TraceOptions {
@@ -35,6 +36,8 @@ export interface GroupTrail {
 
 export interface MessageTrace {
   messageId: string;
+  /** Set when the message is a row of a state-column source: `outbox` then shows that row. */
+  source: string | undefined;
   outbox: (Omit<OutboxRowView, 'sentOffset'> & { sentOffset: string | null; stateName: string }) | undefined;
   transitions: Transition[];
   audit: AuditEntry[];
@@ -63,19 +66,20 @@ const STATE_NAMES = ['pending', 'sent', 'failed', 'parked'] as const;
  * trail stops.
  */
 export async function trace(
-  deps: { store: TraceStore; broker?: BrokerInspector },
+  deps: { store: TraceStore; broker?: BrokerInspector; sources?: readonly SourceMessageLookup[] },
   messageId: string,
   options: TraceOptions = {},
 ): Promise<MessageTrace> {
   const slack = options.slackMs ?? 60_000;
-  const [row, transitions, audit, inbox, dead] = await Promise.all([
-    deps.store.outboxRow(messageId),
+  const [found, transitions, audit, inbox, dead] = await Promise.all([
+    outboxOrSourceRow(deps, messageId),
     deps.store.transitions(messageId),
     deps.store.auditForMessage(messageId),
     deps.store.inboxByMessageIds([messageId]),
     deps.store.deadLettersByMessageIds([messageId]),
   ]);
-  const topic = row?.topic ?? inbox[0]?.topic ?? dead[0]?.topic;
+  const row = found?.row;
+  const topic = row?.topic || (inbox[0]?.topic ?? dead[0]?.topic);
   const now = Date.now();
 
   let broker: MessageTrace['broker'];
@@ -134,14 +138,29 @@ export async function trace(
     : undefined;
   return {
     messageId,
+    source: found?.source,
     outbox,
     transitions,
     audit,
     broker,
     groups,
-    steps: steps(row, transitions, audit, broker, inbox, dead),
+    steps: steps(row, transitions, audit, broker, inbox, dead, found?.source),
     stop: stopOf(row, audit, broker, groups),
   };
+}
+
+/** The outbox row of the message, else the row of the first source that holds it. */
+async function outboxOrSourceRow(
+  deps: { store: TraceStore; sources?: readonly SourceMessageLookup[] },
+  messageId: string,
+): Promise<{ row: OutboxRowView; source: string | undefined } | undefined> {
+  const row = await deps.store.outboxRow(messageId);
+  if (row) return { row, source: undefined };
+  for (const source of deps.sources ?? []) {
+    const found = await source.messageRow(messageId);
+    if (found) return { row: found, source: source.name };
+  }
+  return undefined;
 }
 
 async function checkPosition(
@@ -211,11 +230,13 @@ function steps(
   broker: MessageTrace['broker'],
   inbox: InboxHit[],
   dead: DeadLetterHit[],
+  source: string | undefined,
 ): MessageTrace['steps'] {
   const out: Array<{ at: Date; stage: TraceStage; text: string }> = [];
   const name = (s: number) => STATE_NAMES[s] ?? String(s);
+  const where = source ? `source ${source} (row ${row?.seqId})` : 'the outbox';
   if (row)
-    out.push({ at: row.createdAt, stage: 'outbox', text: `committed to the outbox: topic ${row.topic}, key ${row.key}, type ${row.type}` });
+    out.push({ at: row.createdAt, stage: 'outbox', text: `committed to ${where}: topic ${row.topic}, key ${row.key}, type ${row.type}` });
   for (const t of transitions) {
     const what = t.from === 1 && t.to === 1 ? 're-published (resend)' : `${name(t.from)} → ${name(t.to)}`;
     out.push({ at: t.at, stage: 'relay', text: `${what}, attempt ${t.attempt}, by ${t.actor}${t.error ? `: ${t.error}` : ''}` });

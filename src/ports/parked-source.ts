@@ -1,3 +1,5 @@
+import type { OutboxRowView } from './operations-store.ts';
+
 /**
  * What the intervention tools need from a relay source other than the outbox table — a business table
  * carrying its own send-state column (`StateColumnSource`): its parked rows, and a person's release or
@@ -24,4 +26,13 @@ export interface SourceRowView {
   attempts: number;
   lastError: string | null;
   modifiedAt: Date;
+}
+
+/**
+ * Finds a message of a state-column source by its id, in the outbox row's shape (trace, resend): the row's
+ * send state and bookkeeping, the envelope stored at its first claim, and the topic its mapping gives.
+ */
+export interface SourceMessageLookup {
+  readonly name: string;
+  messageRow(messageId: string): Promise<OutboxRowView | undefined>;
 }

@@ -75,6 +75,7 @@ describe('status and parked on a state-column source from --config-file', () => 
         (r) => [r.id, Number(r.mq_state)],
       ),
     );
+  let aId = '';
   const relayOnce = () => zeroloss(['relay', ...base, '--kafka', BROKERS.join(','), '--only-sources', '--once']);
 
   before(async () => {
@@ -94,7 +95,7 @@ describe('status and parked on a state-column source from --config-file', () => 
     const b = await insert('u-1', 'order-b');
     const c = await insert('u-2', 'order-c');
     const ids = await parkRows([a]);
-    const aId = ids.get(a) as string;
+    aId = ids.get(a) as string;
     assert.ok(aId);
 
     type StatusJson = {
@@ -201,6 +202,39 @@ describe('status and parked on a state-column source from --config-file', () => 
     );
     assert.equal(audit[0]?.actor, 'ops-test');
     assert.deepEqual(JSON.parse(Buffer.from(audit[1]?.payload ?? '', 'base64').toString()), { orderId: 'order-d' });
+  });
+
+  test('trace finds a source row by message id: its state changes, audit, and its copy at the recorded position', async () => {
+    type TraceJson = {
+      source: string;
+      outbox: { stateName: string; topic: string; key: string; seqId: string; sentPartition: number };
+      transitions: Array<{ from: number; to: number; actor: string }>;
+      broker: { recorded: { check: string }; copies: Array<{ kind: string }> };
+      steps: Array<{ text: string }>;
+      stop: { stage: string };
+    };
+    const t = await zerolossJson<TraceJson>(['trace', aId, ...base, '--kafka', BROKERS.join(',')]);
+    assert.equal(t.code, 1, 'no consumer group applied it: the trail stops at the broker');
+    assert.equal(t.json.source, 'lottery_award');
+    assert.deepEqual([t.json.outbox.stateName, t.json.outbox.topic, t.json.outbox.key], ['sent', topic, 'u-1']);
+    assert.deepEqual(
+      t.json.transitions.map((x) => [x.from, x.to, x.actor]),
+      [
+        [0, 3, 'test-relay'],
+        [3, 0, 'ops-test'],
+        [0, 1, t.json.transitions[2]?.actor],
+      ],
+    );
+    assert.equal(t.json.broker.recorded.check, 'found');
+    assert.deepEqual(
+      t.json.broker.copies.map((c) => c.kind),
+      ['main'],
+    );
+    assert.match(t.json.steps[0]?.text ?? '', /committed to source lottery_award \(row \d+\)/);
+    assert.ok(t.json.steps.some((x) => x.text.startsWith('source.release by ops-test')));
+    assert.equal(t.json.stop.stage, 'broker');
+    const text = await zeroloss(['trace', aId, ...base, '--no-broker']);
+    assert.match(text.stdout, /source {5}lottery_award, row \d+/);
   });
 
   test('cleanup never deletes business rows nor their bookkeeping', async () => {

@@ -4,7 +4,8 @@ import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type MessageInput } from '../../core/message.ts';
 import type { BacklogStats, ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../ports/outbox-store.ts';
-import type { ParkedSource, SourceRowView } from '../../ports/parked-source.ts';
+import type { OutboxRowView } from '../../ports/operations-store.ts';
+import type { ParkedSource, SourceMessageLookup, SourceRowView } from '../../ports/parked-source.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { stateColumnSql } from './state-column-sql.ts';
 
@@ -38,7 +39,7 @@ export interface StateColumnSourceOptions<Row> {
  * Relays a business table that carries its own send-state column (P1, second shape): 0 pending,
  * 1 sent, 2 failed, 3 parked. Same leases, backoff, parking and per-key order as the outbox table.
  */
-export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource, ParkedSource {
+export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource, ParkedSource, SourceMessageLookup {
   readonly name: string;
   readonly wakeChannel: string;
   readonly #db: Database;
@@ -265,6 +266,62 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
     const { rows } = await this.#db.query<{ row_id: string; message_id: string | null }>(statement, [this.name, ids, actor, reason]);
     const named = new Set(rows.flatMap((r) => [r.message_id, `${this.name}:${r.row_id}`]));
     return ids.filter((id) => named.has(id));
+  }
+
+  /**
+   * The message `messageId` of this source in the outbox row's shape, or undefined. The topic and key are
+   * the mapping's for the row as it is now; the rest is what the relay stored at the first claim.
+   */
+  async messageRow(messageId: string): Promise<OutboxRowView | undefined> {
+    await this.verify();
+    const { rows } = await this.#db.query<{
+      row: Row;
+      row_id: string;
+      message_id: string;
+      attempts: number;
+      last_error: string | null;
+      next_attempt_at: Date;
+      lease_owner: string | null;
+      lease_until: Date | null;
+      parked: boolean;
+      headers: Record<string, string> | null;
+      sent_partition: number | null;
+      sent_offset: string | null;
+      state: number;
+      modified_at: Date;
+    }>(this.#sql.messageRow, [this.name, messageId]);
+    const r = rows[0];
+    if (!r) return undefined;
+    let mapped: { topic: string; key: string } | undefined;
+    try {
+      mapped = this.#options.toMessage(r.row);
+    } catch {
+      mapped = undefined;
+    }
+    const h = r.headers ?? {};
+    const state = Number(r.state);
+    return {
+      seqId: r.row_id,
+      messageId: r.message_id,
+      topic: mapped?.topic ?? '',
+      key: mapped?.key ?? '',
+      type: h['zl-type'] ?? '',
+      traceId: h['zl-trace-id'] ?? r.message_id,
+      producerId: h['zl-producer-id'] ?? this.name,
+      keySeq: Number(h['zl-seq'] ?? 0),
+      // The relay's view: a parked row is parked whatever value the business table keeps for it.
+      state: (r.parked ? 3 : state === 1 ? 1 : state === 0 ? 0 : 2) as OutboxRowView['state'],
+      attempts: Number(r.attempts),
+      lastError: r.last_error,
+      createdAt: new Date(h['zl-created-at'] ?? r.modified_at),
+      modifiedAt: new Date(r.modified_at),
+      nextAttemptAt: new Date(r.next_attempt_at),
+      leaseOwner: r.lease_owner,
+      leaseUntil: r.lease_until === null ? null : new Date(r.lease_until),
+      sentAt: state === 1 ? new Date(r.modified_at) : null,
+      sentPartition: r.sent_partition,
+      sentOffset: r.sent_offset === null ? null : BigInt(r.sent_offset),
+    };
   }
 
   async backlog(): Promise<BacklogStats> {

@@ -206,5 +206,13 @@ export function stateColumnSql(n: StateColumnNames) {
     )
     select row_id, message_id from book`;
 
-  return { lock, claim, storeEncoded, markSent, markFailed, backlog, parkedRows, release, discard };
+  // $1 source, $2 message id: the row and its bookkeeping, for trace and resend.
+  const messageRow = `
+    select to_jsonb(b) as row, r.row_id, r.message_id, r.attempts, r.last_error, r.next_attempt_at, r.lease_owner, r.lease_until,
+           r.parked, r.discarded_at, r.headers, r.sent_partition, r.sent_offset::text as sent_offset,
+           b.${n.state} as state, b.${n.modified} as modified_at
+    from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
+    where r.source = $1 and r.message_id = $2`;
+
+  return { lock, claim, storeEncoded, markSent, markFailed, backlog, parkedRows, release, discard, messageRow };
 }

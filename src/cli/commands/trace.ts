@@ -7,7 +7,8 @@ import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 export const traceHelp = `Usage: zeroloss trace <message-id> --pg <url> [--kafka <brokers> | --table-log | --redis-streams <url> |
        --rabbitmq <url>] [options]
 
-Shows a message's whole life: its outbox row and every state change (with attempts, errors and who made
+Shows a message's whole life: its outbox row (or its row in a state-column source declared in --config-file)
+and every state change (with attempts, errors and who made
 them), audit entries (releases, resends, discards), the position the relay recorded read back from the broker,
 every copy on the topic and its retry and dead-letter topics, each consumer group's inbox record (when,
 from which offset) and dead letters with their error — and where the trail stops.
@@ -41,9 +42,9 @@ export async function traceCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new ZerolossError('ZL_INVALID_CONFIG', 'trace takes one message id');
   const id = positionals[0] as string;
   let notRead: string | undefined;
-  const result = await withOps(values, values['no-broker'] ? 'none' : 'optional', (ops) => {
+  const result = await withOps(values, values['no-broker'] ? 'none' : 'optional', async (ops) => {
     notRead = ops.brokerNotRead;
-    return trace({ store: ops.store, broker: ops.broker }, id, {
+    return trace({ store: ops.store, broker: ops.broker, sources: await ops.sources() }, id, {
       groups: values.group,
       slackMs: values.slack ? parseDuration(values.slack) : undefined,
       maxScanMs: values['max-scan'] ? parseDuration(values['max-scan']) : undefined,
@@ -56,6 +57,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
 export function formatTrace(t: MessageTrace, brokerNotRead?: string): string {
   const lines = [`message ${t.messageId}`];
   const o = t.outbox;
+  if (o && t.source) lines.push(`  source     ${t.source}, row ${o.seqId} (a business table with its own send state)`);
   if (o) {
     lines.push(
       `  outbox     ${o.stateName} after ${o.attempts} attempt(s); topic ${o.topic}, key ${o.key}, type ${o.type}, producer ${o.producerId} seq ${o.keySeq}`,
