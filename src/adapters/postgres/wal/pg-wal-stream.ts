@@ -1,22 +1,26 @@
-import type { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
+import type { LogicalReplicationService } from 'pg-logical-replication';
 import { errorSummary, ZerolossError } from '../../../core/errors.ts';
 import type { Database } from '../../../ports/sql-executor.ts';
 import type { WalCommit, WalRow, WalStream, WalStreamHandler, WalStreamSession } from '../../../ports/wal-stream.ts';
 import { libraryAcknowledgeArgument, parseLsn } from './lsn.ts';
+import { type PgoutputEvent, PgoutputDecoder } from './pgoutput-decoder.ts';
 
 interface SlotRow {
   slot_name: string;
   plugin: string;
   active: boolean;
   confirmed_flush_lsn: string | null;
+  server_version: number;
 }
 
-/** The pgoutput messages this stream reads; the library types them loosely. */
-type PgoutputMessage =
-  | { tag: 'begin' }
-  | { tag: 'insert'; relation: { schema: string; name: string }; new: Record<string, unknown> }
-  | { tag: 'commit'; commitEndLsn: string | null }
-  | { tag: string };
+/** What the plugin's parse hands to the 'data' listener: a decoded message, or why one could not be. */
+type ParsedMessage = PgoutputEvent | { tag: 'error'; error: Error } | undefined;
+
+/** What `subscribe` takes; the library does not export its Plugin type from its entry point. */
+type Plugin = Parameters<LogicalReplicationService['subscribe']>[0];
+
+/** pgoutput's values in each type's send format (bytea as bytes, not hex; no timestamp formatting): PostgreSQL 14+. */
+const BINARY_SINCE = 140000;
 
 export interface PgWalStreamOptions {
   /** A connection string for the replication connection (the pool's connections cannot stream). */
@@ -56,14 +60,40 @@ export class PgWalStream implements WalStream {
       );
     }
     if (slot.active) throw busy(this.slot);
-    const { LogicalReplicationService, PgoutputPlugin } = (await import('./logical-replication-driver.ts')).logicalReplication;
+    const { LogicalReplicationService } = (await import('./logical-replication-driver.ts')).logicalReplication;
     const service = new LogicalReplicationService(
       { connectionString: this.#options.url },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.#options.publication] });
-    return new PgWalSession(service, handler, this.#options.schema, slot.confirmed_flush_lsn ?? undefined).start(plugin, this.slot);
+    const plugin = leanPgoutputPlugin(this.#options.schema, this.#options.publication, Number(slot.server_version) >= BINARY_SINCE);
+    return new PgWalSession(service, handler, slot.confirmed_flush_lsn ?? undefined).start(plugin, this.slot);
   }
+}
+
+/**
+ * The library's replication protocol with our decoder in place of its pgoutput parser: the service calls
+ * `parse` on each XLogData payload and emits what it returns as 'data'. A message that cannot be decoded
+ * becomes an error message, so the session ends (and replays from the confirmed position) instead of
+ * throwing inside the connection's event handler.
+ */
+function leanPgoutputPlugin(schema: string, publication: string, binary: boolean): Plugin {
+  const decoder = new PgoutputDecoder(schema);
+  const options = [`proto_version '1'`, `publication_names '${publication}'`, ...(binary ? [`binary 'true'`] : [])].join(', ');
+  const plugin = {
+    name: 'pgoutput',
+    options: {},
+    parse(buffer: Buffer): ParsedMessage {
+      try {
+        return decoder.decode(buffer);
+      } catch (error) {
+        return { tag: 'error', error: error as Error };
+      }
+    },
+    // Slot and publication names are checked identifiers (quoteIdent in postgresWal).
+    start: (client: { query(sql: string): Promise<unknown> }, slot: string, lsn: string) =>
+      client.query(`START_REPLICATION SLOT "${slot}" LOGICAL ${lsn} (${options})`),
+  };
+  return plugin as unknown as Plugin;
 }
 
 function busy(slot: string): ZerolossError {
@@ -76,7 +106,6 @@ function busy(slot: string): ZerolossError {
 class PgWalSession implements WalStreamSession {
   readonly #service: LogicalReplicationService;
   readonly #handler: WalStreamHandler;
-  readonly #schema: string;
   /** What keepalives are answered with: the last acknowledged position (at start: the slot's confirmed one). */
   #acknowledged: string | undefined;
   #rows: WalRow[] = [];
@@ -85,17 +114,16 @@ class PgWalSession implements WalStreamSession {
   #closed = false;
   #ended = false;
 
-  constructor(service: LogicalReplicationService, handler: WalStreamHandler, schema: string, confirmed: string | undefined) {
+  constructor(service: LogicalReplicationService, handler: WalStreamHandler, confirmed: string | undefined) {
     this.#service = service;
     this.#handler = handler;
-    this.#schema = schema;
     this.#acknowledged = confirmed;
   }
 
-  async start(plugin: PgoutputPlugin, slot: string): Promise<this> {
+  async start(plugin: Plugin, slot: string): Promise<this> {
     const service = this.#service;
     service.on('error', () => {});
-    service.on('data', (_lsn: string, message: PgoutputMessage) => this.#onMessage(message));
+    service.on('data', (_lsn: string, message: ParsedMessage) => this.#onMessage(message));
     service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => this.#onKeepalive(lsn, shouldRespond));
     const started = new Promise<void>((resolve) => service.once('start', () => resolve()));
     // Resolves or rejects when the stream ends; before 'start' it is the refusal to start.
@@ -120,15 +148,19 @@ class PgWalSession implements WalStreamSession {
     return this;
   }
 
-  #onMessage(message: PgoutputMessage): void {
+  #onMessage(message: ParsedMessage): void {
+    // After an undecodable message nothing more is handed over: a later commit would skip its rows.
+    if (message === undefined || this.#ended) return;
     if (message.tag === 'begin') {
       this.#inTransaction = true;
       this.#rows = [];
     } else if (message.tag === 'insert') {
-      const insert = message as Extract<PgoutputMessage, { tag: 'insert' }>;
-      if (insert.relation.schema === this.#schema && insert.relation.name === 'outbox') this.#rows.push(decodeRow(insert.new));
+      this.#rows.push(message.row);
+    } else if (message.tag === 'error') {
+      this.#end(message.error);
+      void this.#service.destroy().catch(() => {});
     } else if (message.tag === 'commit') {
-      const endLsn = (message as Extract<PgoutputMessage, { tag: 'commit' }>).commitEndLsn;
+      const endLsn = message.endLsn;
       if (!endLsn) return;
       const commit: WalCommit = { endLsn, rows: this.#rows };
       this.#rows = [];
@@ -187,19 +219,4 @@ class PgWalSession implements WalStreamSession {
     await this.#service.destroy().catch(() => {});
     this.#end(undefined);
   }
-}
-
-/** The inserted outbox row, decoded by node-postgres's type parsers (jsonb → object, bytea → Buffer). */
-function decodeRow(row: Record<string, unknown>): WalRow {
-  const payload = row.payload;
-  return {
-    ref: String(row.seq_id),
-    messageId: String(row.message_id),
-    record: {
-      topic: String(row.topic),
-      key: String(row.msg_key),
-      headers: (typeof row.headers === 'string' ? JSON.parse(row.headers) : row.headers) as Record<string, string>,
-      value: Buffer.isBuffer(payload) ? payload : Buffer.from(payload as Uint8Array),
-    },
-  };
 }

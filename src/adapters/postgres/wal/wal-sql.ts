@@ -11,7 +11,8 @@ export function walSql(s: string, names: { publication: string }) {
   const createPublication = `create publication ${publication} for table ${s}.outbox with (publish = 'insert')`;
 
   const slotInfo = `
-    select slot_name, plugin, active, active_pid, confirmed_flush_lsn::text as confirmed_flush_lsn
+    select slot_name, plugin, active, active_pid, confirmed_flush_lsn::text as confirmed_flush_lsn,
+      current_setting('server_version_num')::int as server_version
     from pg_replication_slots where slot_name = $1`;
   // Waits for transactions running now to end, then returns at the slot's consistent point: a transaction
   // committing after it is in the stream, one committed before it is visible to the next statement.
