@@ -34,8 +34,8 @@ export interface DemoEnvironment {
   publisher: Publisher;
   /** Reads the transport back (the dashboard's trail and lag); undefined where the transport has none. */
   inspector: BrokerInspector | undefined;
-  /** Creates the topic and its `.dlq`; `groupId` reads the topic (its broker-side offsets go with the topics). */
-  createTopic(topic: string, partitions: number, groupId: string): Promise<void>;
+  /** Creates the topic and its `.dlq`; `groupIds` read the topic (their broker-side offsets go with the topics). */
+  createTopic(topic: string, partitions: number, groupIds: readonly string[]): Promise<void>;
   /** Records of `topic` the group has not committed past yet; 0 where the transport has no inspector to ask. */
   lag(groupId: string, topic: string): Promise<bigint>;
   /** Removes what the run created (unless `keep`); returns what was kept, if anything. */
@@ -155,8 +155,8 @@ export async function openEnvironment(options: EnvironmentOptions): Promise<Demo
     transportLabel,
     publisher: transport.publisher,
     inspector,
-    async createTopic(topic, partitions, groupId) {
-      groups.add(groupId);
+    async createTopic(topic, partitions, groupIds) {
+      for (const g of groupIds) groups.add(g);
       for (const t of [topic, deadLetterTopic(topic)]) {
         await transport.ensureTopic(t, partitions);
         topics.push(t);

@@ -133,7 +133,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       (_, i) => `${{ lottery: 'user', points: 'account', orders: 'customer' }[o.scenario]}-${String(i + 1).padStart(4, '0')}`,
     );
     await scenario.prepare(env.db, ctx, users, o.units);
-    await env.createTopic(ctx.topic, scenario.partitions, ctx.groupId);
+    await env.createTopic(ctx.topic, scenario.partitions, scenario.groups ?? [ctx.groupId]);
     if (o.dashboard) {
       // Loaded only when asked for.
       const { startDashboard } = await import('../dashboard/start-dashboard.ts');
