@@ -80,3 +80,26 @@ export async function resend(
   if ('ids' in selector) result.notFound = selector.ids.filter((id) => !seen.has(id));
   return result;
 }
+
+/**
+ * `resend` over the outbox and then each state-column source (ResendStore each): the same selector, the
+ * results merged. An id is not found only when no store holds it.
+ */
+export async function resendEverywhere(
+  deps: { stores: readonly ResendStore[]; publisher: Publisher; metrics?: OpsMetrics },
+  selector: ResendSelector,
+  options: ResendOptions,
+): Promise<ResendResult> {
+  const merged: ResendResult = { selected: 0, resent: [], skipped: [], failed: [], notFound: [] };
+  let notFound: string[] | undefined;
+  for (const store of deps.stores) {
+    const r = await resend({ store, publisher: deps.publisher, metrics: deps.metrics }, selector, options);
+    merged.selected += r.selected;
+    merged.resent.push(...r.resent);
+    merged.skipped.push(...r.skipped);
+    merged.failed.push(...r.failed);
+    notFound = notFound === undefined ? r.notFound : notFound.filter((id) => r.notFound.includes(id));
+  }
+  merged.notFound = notFound ?? [];
+  return merged;
+}

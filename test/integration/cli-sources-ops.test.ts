@@ -237,6 +237,68 @@ describe('status and parked on a state-column source from --config-file', () => 
     assert.match(text.stdout, /source {5}lottery_award, row \d+/);
   });
 
+  test('resend re-publishes a sent source row byte for byte, records it, and selects by window in id order', async () => {
+    type ResendJson = { selected: number; resent: string[]; skipped: Array<{ messageId: string }>; notFound: string[] };
+    const dry = await zerolossJson<ResendJson>([
+      'resend',
+      '--since',
+      '1h',
+      '--topic',
+      topic,
+      '--dry-run',
+      ...base,
+      '--kafka',
+      BROKERS.join(','),
+    ]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const ids = new Map(
+      (await store.db.query<{ row_id: string; message_id: string }>(`select row_id, message_id from "${schema}".source_row`)).rows.map(
+        (r) => [r.row_id, r.message_id],
+      ),
+    );
+    const byOrder = (
+      await store.db.query<{ id: string; order_id: string }>(`select id::text, order_id from "${schema}".user_strategy_export order by id`)
+    ).rows;
+    const idOf = (order: string) => ids.get(byOrder.find((r) => r.order_id === order)?.id ?? '') as string;
+    assert.deepEqual(dry.json.resent, ['order-a', 'order-b', 'order-c', 'order-e'].map(idOf), 'sent rows, in id order');
+    assert.deepEqual(
+      dry.json.skipped.map((x) => x.messageId),
+      [idOf('order-d')],
+      'the discarded row is not sent',
+    );
+
+    const r = await zerolossJson<ResendJson>([
+      'resend',
+      '--ids',
+      `${aId},no-such-id`,
+      '--reason',
+      'broker lost it',
+      ...base,
+      '--kafka',
+      BROKERS.join(','),
+    ]);
+    assert.equal(r.code, 1, 'one id not found');
+    assert.deepEqual([r.json.resent, r.json.notFound], [[aId], ['no-such-id']]);
+    const records = await readTopic(topic, 5, 30_000);
+    const copies = records.filter((x) => x.headers['zl-id'] === aId);
+    assert.equal(copies.length, 2);
+    assert.deepEqual(copies[1]?.value, copies[0]?.value, 'byte for byte');
+    assert.deepEqual(copies[1]?.headers, copies[0]?.headers);
+    const { rows } = await store.db.query<{ sent_offset: string }>(
+      `select sent_offset::text from "${schema}".source_row where message_id = $1`,
+      [aId],
+    );
+    assert.equal(rows[0]?.sent_offset, copies[1]?.offset.toString(), 'the new position recorded');
+    const { rows: audit } = await store.db.query<{ reason: string }>(
+      `select reason from "${schema}".operation_audit where action = 'source.resend' and message_id = $1`,
+      [aId],
+    );
+    assert.deepEqual(
+      audit.map((a) => a.reason),
+      ['broker lost it'],
+    );
+  });
+
   test('cleanup never deletes business rows nor their bookkeeping', async () => {
     const before = await store.db.query<{ n: number; book: number }>(
       `select (select count(*) from "${schema}".user_strategy_export)::int as n, (select count(*) from "${schema}".source_row)::int as book`,

@@ -4,7 +4,7 @@ import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type MessageInput } from '../../core/message.ts';
 import type { BacklogStats, ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../ports/outbox-store.ts';
-import type { OutboxRowView } from '../../ports/operations-store.ts';
+import type { OutboxRowView, ResendRow, ResendSelector, ResendStore } from '../../ports/operations-store.ts';
 import type { ParkedSource, SourceMessageLookup, SourceRowView } from '../../ports/parked-source.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { stateColumnSql } from './state-column-sql.ts';
@@ -39,7 +39,7 @@ export interface StateColumnSourceOptions<Row> {
  * Relays a business table that carries its own send-state column (P1, second shape): 0 pending,
  * 1 sent, 2 failed, 3 parked. Same leases, backoff, parking and per-key order as the outbox table.
  */
-export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource, ParkedSource, SourceMessageLookup {
+export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource, ParkedSource, SourceMessageLookup, ResendStore {
   readonly name: string;
   readonly wakeChannel: string;
   readonly #db: Database;
@@ -71,6 +71,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       id: quoteIdent(options.idColumn, 'column'),
       state: quoteIdent(options.stateColumn, 'column'),
       modified: quoteIdent(options.modifiedColumn, 'column'),
+      created: options.createdColumn === undefined ? undefined : quoteIdent(options.createdColumn, 'column'),
       key: options.keyColumn === undefined ? undefined : quoteIdent(options.keyColumn, 'column'),
       parkedState: parked ?? undefined,
       holdKeyOnParked: options.holdKeyOnParked ?? true,
@@ -322,6 +323,69 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       sentPartition: r.sent_partition,
       sentOffset: r.sent_offset === null ? null : BigInt(r.sent_offset),
     };
+  }
+
+  /**
+   * Sent rows to re-publish, byte for byte as first encoded, in id order after the row `afterSeqId`: by
+   * message id, or by the window on the creation-time column (the modified time when none is declared).
+   * A topic filter applies the mapping's topic for the row as it is now.
+   */
+  async resendRows(selector: ResendSelector, afterSeqId: string, limit: number): Promise<ResendRow[]> {
+    await this.verify();
+    const ids = 'ids' in selector ? selector.ids : null;
+    const window = 'window' in selector ? selector.window : { from: new Date(0), to: new Date(0) };
+    let after = afterSeqId;
+    for (;;) {
+      const { rows } = await this.#db.query<{
+        row: Row;
+        row_id: string;
+        message_id: string;
+        headers: Record<string, string>;
+        payload: Uint8Array;
+        state: number;
+      }>(this.#sql.resendRows, [this.name, ids, window.from, window.to, after, limit]);
+      if (rows.length === 0) return [];
+      const out: ResendRow[] = [];
+      for (const r of rows) {
+        let mapped: { topic: string; key: string };
+        try {
+          mapped = this.#options.toMessage(r.row);
+        } catch {
+          continue;
+        }
+        if (selector.topics && selector.topics.length > 0 && !selector.topics.includes(mapped.topic)) continue;
+        const state = Number(r.state);
+        out.push({
+          seqId: r.row_id,
+          messageId: r.message_id,
+          topic: mapped.topic,
+          key: mapped.key,
+          headers: r.headers,
+          payload: Buffer.from(r.payload),
+          state: (state === 1 ? 1 : state === 0 ? 0 : 2) as ResendRow['state'],
+        });
+      }
+      // A page the topic filter emptied is not the end: the caller stops at an empty answer.
+      if (out.length > 0) return out;
+      after = rows[rows.length - 1]?.row_id ?? after;
+    }
+  }
+
+  async recordResent(
+    sent: Array<{ messageId: string; partition: number | null; offset: bigint | null }>,
+    actor: string,
+    reason: string,
+  ): Promise<string[]> {
+    if (sent.length === 0) return [];
+    const { rows } = await this.#db.query<{ message_id: string }>(this.#sql.recordResent, [
+      this.name,
+      sent.map((s) => s.messageId),
+      sent.map((s) => s.partition),
+      sent.map((s) => (s.offset === null ? null : s.offset.toString())),
+      actor,
+      reason,
+    ]);
+    return rows.map((r) => r.message_id);
   }
 
   async backlog(): Promise<BacklogStats> {

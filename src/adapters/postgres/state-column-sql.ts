@@ -10,6 +10,8 @@ export interface StateColumnNames {
   id: string;
   state: string;
   modified: string;
+  /** The creation-time column, when declared: resend's time window is on it (else on the modified time). */
+  created?: string | undefined;
   key: string | undefined;
   parkedState: number | undefined;
   holdKeyOnParked: boolean;
@@ -214,5 +216,54 @@ export function stateColumnSql(n: StateColumnNames) {
     from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
     where r.source = $1 and r.message_id = $2`;
 
-  return { lock, claim, storeEncoded, markSent, markFailed, backlog, parkedRows, release, discard, messageRow };
+  // $1 source, $2 message ids (null: by window), $3 from, $4 to, $5 after row id (text; '0' = from the
+  // start), $6 limit. Keyset on the id column's own type: the row named by $5 is looked up, so text order
+  // (10 < 9) never decides. Rows are returned in id order, so one key's resent messages keep their order.
+  const when = `b.${n.created ?? n.modified}`;
+  const resendRows = `
+    select to_jsonb(b) as row, r.row_id, r.message_id, r.headers, r.payload, b.${n.state} as state
+    from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
+    where r.source = $1 and r.message_id is not null and r.payload is not null
+      and (case when $2::text[] is null then ${when} >= $3 and ${when} < $4 else r.message_id = any($2::text[]) end)
+      and ($5 = '0' or b.${n.id} > (select x.${n.id} from ${n.table} x where x.${n.id}::text = $5))
+    order by b.${n.id}
+    limit $6`;
+
+  // $1 source, $2 message ids, $3 partitions, $4 offsets, $5 actor, $6 reason: the new position of resent
+  // sent rows, a 1→1 transition and an audit row each.
+  const recordResent = `
+    with s as (select * from unnest($2::text[], $3::int[], $4::bigint[]) as s(id, part, off)),
+    upd as (
+      update ${n.z}.source_row r
+      set sent_partition = coalesce(s.part, r.sent_partition), sent_offset = coalesce(s.off, r.sent_offset)
+      from s, ${n.table} b
+      where r.source = $1 and r.message_id = s.id and b.${n.id}::text = r.row_id and b.${n.state} = 1
+      returning r.message_id, r.row_id, r.attempts, s.part, s.off
+    ),
+    tr as (
+      insert into ${n.z}.outbox_transition (message_id, from_state, to_state, attempt, actor)
+      select message_id, 1, 1, attempts, $5 from upd
+    ),
+    au as (
+      insert into ${n.z}.operation_audit (actor, action, subject, message_id, reason, details)
+      select $5, 'source.resend', 'source:' || $1 || ':' || row_id, message_id, $6,
+             jsonb_build_object('source', $1, 'row_id', row_id, 'partition', part, 'offset', off::text)
+      from upd
+    )
+    select message_id from upd`;
+
+  return {
+    lock,
+    claim,
+    storeEncoded,
+    markSent,
+    markFailed,
+    backlog,
+    parkedRows,
+    release,
+    discard,
+    messageRow,
+    resendRows,
+    recordResent,
+  };
 }

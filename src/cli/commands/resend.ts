@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ZerolossError } from '../../core/errors.ts';
 import { actorOf } from '../../operations/intervention.ts';
-import { resend } from '../../operations/resend.ts';
+import { resendEverywhere } from '../../operations/resend.ts';
 import { parseWindow } from '../../operations/time-window.ts';
 import type { ResendSelector } from '../../ports/operations-store.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
@@ -10,7 +10,8 @@ import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 export const resendHelp = `Usage: zeroloss resend (--since <time> [--until <time>] | --ids <id,...> | --ids-file <file>) --pg <url>
        (--kafka <brokers> | --table-log | --redis-streams <url> | --rabbitmq <url>) [options]
 
-Re-publishes sent messages from the outbox, byte for byte and in commit order, when the broker lost them
+Re-publishes sent messages from the outbox (and from the state-column sources declared in --config-file:
+rows whose state column says sent, by the creation-time column's window), byte for byte and in commit order, when the broker lost them
 (retention, a full disk, deleted records). Safe to repeat: each consumer group's inbox applies a message
 once, so a copy of something already applied is skipped. Each resend is recorded on the row (a sent→sent
 transition with the new position) and in the audit with who and why. Rows not sent yet are left to the
@@ -61,8 +62,8 @@ export async function resendCommand(argv: string[]): Promise<number> {
   if (ids.length === 0 && !values.since) throw new ZerolossError('ZL_INVALID_CONFIG', 'resend needs --since/--until or --ids');
   const selector: ResendSelector =
     ids.length > 0 ? { ids, topics: values.topic } : { window: parseWindow(values.since, values.until), topics: values.topic };
-  const result = await withOps(values, 'required', (ops) =>
-    resend({ store: ops.store, publisher: ops.publisher() }, selector, {
+  const result = await withOps(values, 'required', async (ops) =>
+    resendEverywhere({ stores: [ops.store, ...(await ops.sources())], publisher: ops.publisher() }, selector, {
       actor: `resend:${actorOf({ actor: values.actor })}`,
       reason: values.reason ?? 'resend',
       batchSize: intOption(values['batch-size'], 'batch-size', 500) || 500,
