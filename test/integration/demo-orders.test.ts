@@ -86,9 +86,9 @@ function assertEachServiceOnce(r: { code: number | null; json: OrdersJson; conte
   assert.equal(r.code, 0, `exit code${context}`);
 }
 
-// The two runs go side by side. The timeouts are deadlines, not speed targets: a run takes about 25 s on
-// an idle 2-core machine, most of it start-up (PGlite, migrations, three worker threads), and a few times
-// that under load.
+// The two runs go side by side. The timeouts are deadlines, not speed targets: one run took 22 s on a
+// lightly loaded 2-core machine and 92 s at a load average of 14, most of it start-up (PGlite,
+// migrations, three worker threads).
 describe('zeroloss demo orders', { concurrency: 2 }, () => {
   test('every service deducts each order once; the business reconciliation is clean', { timeout: 300_000 }, async () => {
     const r = await demoOrders(['--seed', '3131']);
