@@ -11,8 +11,12 @@ import type { WalRelay } from './wal-relay.ts';
 export interface RelayOptions extends RelayConfig {
   /** The database the rows are committed in: its outbox table is the default source, its connection wakes the relay. */
   store: Pick<Store, 'relaySource' | 'db'>;
-  /** Where the rows are sent. */
-  transport: Pick<Transport, 'publisher'>;
+  /**
+   * Where the rows are sent. Its `inspector`, when it has one (Kafka, the table log, Redis Streams), lets
+   * the relay find on the broker a row a dead relay sent but never recorded, and mark it sent instead of
+   * sending it again; without one (RabbitMQ) such a row is resent (a duplicate the inbox absorbs).
+   */
+  transport: Pick<Transport, 'publisher'> & Partial<Pick<Transport, 'inspector'>>;
   /** What to relay; default the store's outbox table. Add `store.stateColumnSource({…})` for a business table with a send-state column. */
   sources?: RelaySource[];
   /** Where the relay's metrics go; default a registry of its own (`relay.registry`). */
@@ -48,6 +52,7 @@ export function createRelay(options: RelayOptions | WalRelayOptions): Relay | Wa
   return new Relay({
     sources: sources ?? [store.relaySource],
     publisher: transport.publisher,
+    inspector: transport.inspector,
     db: store.db,
     registry,
     config,

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { backoffDelay } from '../core/backoff.ts';
 import { parseConfig } from '../core/config.ts';
 import { errorSummary, isClientRefused, ZerolossError } from '../core/errors.ts';
+import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../ports/outbox-store.ts';
 import type { Logger } from '../ports/logger.ts';
 import { silentLogger } from '../ports/logger.ts';
@@ -13,6 +14,7 @@ import type { Database } from '../ports/sql-executor.ts';
 import { noTracing, type Tracing } from '../ports/tracing.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { HEADER } from '../core/envelope.ts';
+import { BrokerSentCheck } from './broker-sent-check.ts';
 import { createRelayMetrics, type RelayMetrics } from './relay-metrics.ts';
 import { startSendSpans } from './send-spans.ts';
 
@@ -53,6 +55,11 @@ export const relayConfigSchema = z
      * or its ACL fixed.
      */
     unavailableTopicMaxDelayMs: z.number().int().positive().default(30_000),
+    /**
+     * With a broker inspector: how far before an earlier claim the broker check starts reading, for the
+     * skew between the database's clock (leases) and the producer's record timestamps.
+     */
+    brokerCheckSlackMs: z.number().int().nonnegative().default(10_000),
   })
   .strict();
 
@@ -98,6 +105,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   readonly #metrics: RelayMetrics;
   readonly #tracing: Tracing;
   readonly #log: Logger;
+  readonly #brokerCheck: BrokerSentCheck | undefined;
   #running = false;
   #loops: Promise<void>[] = [];
   #unlisten: Array<() => Promise<void>> = [];
@@ -125,6 +133,12 @@ export class Relay extends EventEmitter<RelayEvents> {
     tracing?: Tracing;
     /** Operational events (start, stop, failed and parked rows, errors); default silent. */
     logger?: Logger;
+    /**
+     * The broker's read-only view. With it, a row an earlier claim left without an outcome (that relay died
+     * or hung, perhaps after the broker's ack) is looked for on the broker first and, when found, marked
+     * sent with the broker's position instead of sent again. Without it (RabbitMQ) such rows are resent.
+     */
+    inspector?: BrokerInspector;
   }) {
     super();
     this.config = parseConfig(relayConfigSchema, options.config ?? {}, 'relay');
@@ -135,6 +149,13 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#metrics = createRelayMetrics(options.registry);
     this.#tracing = options.tracing ?? noTracing;
     this.#log = (options.logger ?? silentLogger).child({ component: 'relay', instance: this.instanceId });
+    this.#brokerCheck = options.inspector
+      ? new BrokerSentCheck(options.inspector, {
+          leaseMs: this.config.leaseMs,
+          slackMs: this.config.brokerCheckSlackMs,
+          registry: this.#metrics.registry,
+        })
+      : undefined;
     // Publish every series at zero from the start, so rate() and absence alerts work before the first event.
     for (const source of this.#sources) {
       const labels = { source: source.name };
@@ -322,17 +343,19 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   async #round(source: RelaySource): Promise<{ claimed: number }> {
     const claimStarted = performance.now();
-    const rows = await source.claim(this.instanceId, this.config.batchSize, this.config.leaseMs);
+    const claimedRows = await source.claim(this.instanceId, this.config.batchSize, this.config.leaseMs);
     const claimMs = performance.now() - claimStarted;
     this.#metrics.claimSeconds.observe({ source: source.name }, claimMs / 1000);
     this.#metrics.rounds.inc({ source: source.name });
-    if (rows.length === 0) return { claimed: 0 };
+    if (claimedRows.length === 0) return { claimed: 0 };
     const labels = { source: source.name };
-    const spans = this.#tracing.active() ? startSendSpans(this.#tracing, rows) : undefined;
-    const stopTimer = this.#metrics.sendSeconds.startTimer(labels);
-    let outcomes: Awaited<ReturnType<Publisher['publish']>>;
+    const sent: SentOutcome[] = [];
+    const rows = await this.#withoutHeldByBroker(source, claimedRows, sent);
+    const spans = rows.length > 0 && this.#tracing.active() ? startSendSpans(this.#tracing, rows) : undefined;
+    const stopTimer = rows.length > 0 ? this.#metrics.sendSeconds.startTimer(labels) : () => 0;
+    let outcomes: Awaited<ReturnType<Publisher['publish']>> = [];
     try {
-      outcomes = await this.#publisher.publish(spans ? spans.records : rows.map((r) => r.record));
+      if (rows.length > 0) outcomes = await this.#publisher.publish(spans ? spans.records : rows.map((r) => r.record));
     } catch (error) {
       // A publisher must not throw, but if one does every row failed this attempt.
       const failure = errorSummary(error);
@@ -340,7 +363,6 @@ export class Relay extends EventEmitter<RelayEvents> {
     }
     stopTimer();
     spans?.end(outcomes);
-    const sent: SentOutcome[] = [];
     const failed: FailedOutcome[] = [];
     // Every row failed because the broker was unreachable: an outage, not a fault of these rows. Back
     // off by the outage's length and do not charge the attempt, so an outage never parks rows.
@@ -391,9 +413,37 @@ export class Relay extends EventEmitter<RelayEvents> {
       this.#log.warn({ source: source.name, messageIds: parked }, 'rows parked: a person must release or discard them');
       this.emit('parked', { source: source.name, messageIds: parked });
     }
-    this.emit('round', { source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length, claimMs });
-    this.#log.debug({ source: source.name, claimed: rows.length, sent: sent.length, failed: failed.length, claimMs }, 'relay round');
-    return { claimed: rows.length };
+    const claimed = claimedRows.length;
+    this.emit('round', { source: source.name, claimed, sent: sent.length, failed: failed.length, claimMs });
+    this.#log.debug({ source: source.name, claimed, sent: sent.length, failed: failed.length, claimMs }, 'relay round');
+    return { claimed };
+  }
+
+  /**
+   * The rows to send: those an earlier claim left without an outcome are first looked for on the broker
+   * (with an inspector), and the ones it holds go to `sent` with the broker's position instead. A check
+   * that fails sends them all (a duplicate at worst, never a loss); rows claimed for the first time never
+   * wait for it.
+   */
+  async #withoutHeldByBroker(source: RelaySource, rows: ClaimedRow[], sent: SentOutcome[]): Promise<ClaimedRow[]> {
+    if (!this.#brokerCheck || !rows.some((r) => r.previousLeaseUntilMs !== undefined)) return rows;
+    const started = performance.now();
+    const check = await this.#brokerCheck.find(source.name, rows);
+    const ms = Math.round(performance.now() - started);
+    if (check.error !== undefined) {
+      this.#log.warn(
+        { source: source.name, err: check.error, rows: rows.filter((r) => r.previousLeaseUntilMs !== undefined).length, ms },
+        'broker check failed: rows an earlier claim left without an outcome are sent again',
+      );
+    }
+    if (check.found.length === 0) return rows;
+    sent.push(...check.found);
+    this.#log.info(
+      { source: source.name, found: check.found.length, recordsRead: check.recordsRead, ms },
+      'rows an earlier claim sent were found on the broker: marked sent without a resend',
+    );
+    const found = new Set(check.found.map((f) => f.ref));
+    return rows.filter((r) => !found.has(r.ref));
   }
 
   /**

@@ -25,6 +25,12 @@ export interface ClaimedRow {
   /** Attempt number of this send, 1-based. */
   attempt: number;
   state: MessageState;
+  /**
+   * Set when an earlier claim of this row recorded no outcome (its holder died or hung, perhaps after the
+   * broker acknowledged the send): when that claim's lease ended, in ms since the epoch. The relay then
+   * asks the broker for the message before sending it again. Sources that cannot tell leave it unset.
+   */
+  previousLeaseUntilMs?: number;
 }
 
 export interface SentOutcome {

@@ -70,9 +70,12 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // only the indexes of unsent rows, and the planner walks outbox_unsent in seq_id order and stops after
   // the batch (8 ms). `blocked` is materialized so that a claim the planner thinks is one row (statistics
   // from before a burst) cannot rerun it once per candidate: 1.5 s -> 0.2 s per claim (docs/benchmarks.md).
+  // `prev_lease_until_ms`: recording an outcome (sent, failed, released) clears the lease, so a lease still
+  // set on a claimable row is an earlier claim that recorded nothing: its holder died or hung, perhaps after
+  // the broker acknowledged the send. The relay then asks the broker before it sends the row again.
   const claim = `
     with cand as (
-      select seq_id, topic, msg_key from ${s}.outbox
+      select seq_id, topic, msg_key, lease_until from ${s}.outbox
       where state <> 1 and state <> 3 and next_attempt_at <= now() and (lease_until is null or lease_until < now())
       order by seq_id
       limit $2
@@ -84,14 +87,15 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
         and p.seq_id not in (select seq_id from cand)
       group by p.topic, p.msg_key
     ), ok as (
-      select c.seq_id from cand c
+      select c.seq_id, c.lease_until as prev_lease_until from cand c
       left join blocked b on b.topic = c.topic and b.msg_key = c.msg_key
       where b.first_seq_id is null or c.seq_id < b.first_seq_id
     )
     update ${s}.outbox o
     set lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond', attempts = o.attempts + 1
     from ok where o.seq_id = ok.seq_id
-    returning o.seq_id::text as ref, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.attempts, o.state`;
+    returning o.seq_id::text as ref, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.attempts, o.state,
+      (extract(epoch from ok.prev_lease_until) * 1000)::float8 as prev_lease_until_ms`;
 
   const markSent = `
     with r as (select * from unnest($1::bigint[], $2::int[], $3::bigint[]) as r(id, part, off)),

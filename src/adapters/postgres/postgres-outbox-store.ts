@@ -42,6 +42,8 @@ export interface ClaimRow {
   payload: Buffer | Uint8Array;
   attempts: number;
   state: number;
+  /** Set when an earlier claim recorded no outcome: when its lease ended (ms since the epoch). */
+  prev_lease_until_ms?: number | null;
 }
 
 interface SendStatusRow {
@@ -195,6 +197,9 @@ export function claimedRows(rows: ClaimRow[]): ClaimedRow[] {
       messageId: r.message_id,
       attempt: Number(r.attempts),
       state: Number(r.state) as MessageState,
+      ...(r.prev_lease_until_ms === null || r.prev_lease_until_ms === undefined
+        ? {}
+        : { previousLeaseUntilMs: Number(r.prev_lease_until_ms) }),
       record: {
         topic: r.topic,
         key: r.msg_key,

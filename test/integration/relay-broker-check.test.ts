@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { KafkaInspector } from '../../src/adapters/kafka/kafka-inspector.ts';
+import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
+import { tableLog } from '../../src/adapters/table-log/table-log-transport.ts';
+import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../helpers/kafka.ts';
+import { freshSchema } from '../helpers/pg.ts';
+import { type CrashScenarioSummary, crashScenario } from '../helpers/relay-crash-after-ack.ts';
+
+/**
+ * A relay that dies between the broker's ack and recording it leaves its rows leased; once the lease ends
+ * the next relay claims them. With the broker's inspector it finds them on the broker and marks them sent
+ * with the broker's position instead of resending them: no second copy of an acknowledged message, none
+ * lost, each key in order. Crash points are injected in-process (test/helpers/relay-crash-after-ack.ts);
+ * `node faults/relay-broker-check.ts` runs 1,000 of them on each transport.
+ */
+describe('relay broker check: no resend of a message the broker already holds', () => {
+  let env: Awaited<ReturnType<typeof freshSchema>>;
+  before(async () => {
+    env = await freshSchema('zlbchk');
+  });
+  after(async () => {
+    await env.cleanup();
+  });
+
+  function check(summary: CrashScenarioSummary, crashes: number) {
+    process.stdout.write(`# ${JSON.stringify(summary)}\n`);
+    assert.equal(summary.crashes, crashes, 'every crash point reached');
+    assert.equal(summary.resendsOfAcked, 0, `resends of messages the broker had acknowledged: ${JSON.stringify(summary)}`);
+    assert.equal(summary.lost, 0, 'none lost');
+    assert.equal(summary.duplicated, 0, 'one copy of each on the topic');
+    assert.equal(summary.outOfOrder, 0, 'each key in order');
+    assert.equal(summary.sentRows, summary.total, 'every row recorded sent');
+    assert.equal(summary.noPosition, 0, 'every row has the broker position recorded');
+  }
+
+  test('table log: 300 crash points after the ack, 0 resends', async () => {
+    const transport = tableLog({ db: env.db, schema: env.schema });
+    const topic = 'zl-bchk-log';
+    await transport.ensureTopic(topic, 3);
+    const summary = await crashScenario({
+      ...env,
+      topic,
+      publisher: transport.publisher,
+      inspector: transport.inspector,
+      crashes: 300,
+      batchSize: 2,
+    });
+    check(summary, 300);
+  });
+
+  test('Kafka: 50 crash points after the ack, 0 resends', async () => {
+    const topic = uniqueTopic('zl-bchk');
+    await createTopic(topic, 3);
+    const publisher = new KafkaPublisher({ brokers: KAFKA_BROKERS, deliveryTimeoutMs: 10_000 });
+    const inspector = new KafkaInspector({ brokers: KAFKA_BROKERS });
+    try {
+      check(await crashScenario({ ...env, topic, publisher, inspector, crashes: 50, batchSize: 5 }), 50);
+    } finally {
+      await publisher.close();
+      await inspector.close();
+    }
+  });
+});
