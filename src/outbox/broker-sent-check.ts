@@ -1,8 +1,9 @@
 import type { Registry } from 'prom-client';
 import { HEADER } from '../core/envelope.ts';
 import { metricFactory } from '../metrics/metric-factory.ts';
-import { windowRanges } from '../operations/broker-window.ts';
-import type { BrokerInspector, ReadStats } from '../ports/broker-inspector.ts';
+import { partitionFor } from '../core/partition-for.ts';
+import { maxBig } from '../operations/broker-window.ts';
+import type { BrokerInspector, PartitionRange, ReadStats } from '../ports/broker-inspector.ts';
 import type { ClaimedRow, SentOutcome } from '../ports/outbox-store.ts';
 
 /** What the check found and what it cost; `error` set when the broker could not be read (every row is then resent). */
@@ -18,10 +19,10 @@ export interface BrokerSentCheckResult {
  * resend would put a second copy on the topic. Only rows with `previousLeaseUntilMs` are looked for, so
  * the first send of a row never reads the broker.
  *
- * Where: every partition of the row's topic, from the first record written at or after the earlier claim
+ * Where: the partition the row's key maps to, from the first record written at or after the earlier claim
  * (its lease end minus `leaseMs`, minus `slackMs` for the skew between the database's clock and the
- * producer's timestamps) to the end, matched by the message-id header. Reading every partition keeps the
- * check free of the publisher's partitioner; the window is one lease long, so it stays small.
+ * producer's timestamps) to the end, matched by the message-id header. The window is about one lease
+ * long, and the read stops once every row looked for is found.
  *
  * Never loses and never blocks: a read that fails or cannot finish leaves the rows it did not find to be
  * sent again (a duplicate, which the consumer's inbox absorbs). A claim made with a longer lease than this
@@ -58,8 +59,7 @@ export class BrokerSentCheck {
       for (const [topic, topicRows] of byTopic) {
         const wanted = new Map(topicRows.map((r) => [r.record.headers[HEADER.id] ?? r.messageId, r]));
         const fromMs = Math.min(...topicRows.map((r) => (r.previousLeaseUntilMs as number) - this.#leaseMs)) - this.#slackMs;
-        // Per partition, from the first record at or after `fromMs` to the current end.
-        const ranges = await windowRanges(this.#inspector, topic, fromMs, Number.POSITIVE_INFINITY);
+        const ranges = await this.#ranges(topic, fromMs, topicRows);
         if (ranges.length === 0) continue;
         for await (const record of this.#inspector.read(ranges, stats)) {
           const row = wanted.get(record.headers[HEADER.id] ?? '');
@@ -79,6 +79,25 @@ export class BrokerSentCheck {
     this.#metrics.checked.inc(labels, checked);
     this.#metrics.found.inc(labels, found.length);
     return { found, recordsRead: stats.records, error };
+  }
+
+  /**
+   * The partitions the rows' keys map to, from the first record at or after `fromMs` to the current end.
+   * Every partitioned transport places a key with `partitionFor` over the topic's partition count; if the
+   * count grew since the send, the key may have moved, the check misses it and the row is resent.
+   */
+  async #ranges(topic: string, fromMs: number, rows: ClaimedRow[]): Promise<PartitionRange[]> {
+    const marks = await this.#inspector.watermarks(topic);
+    if (!marks || marks.length === 0) return [];
+    const partitions = new Set(rows.map((r) => partitionFor(r.record.key, marks.length)));
+    const start = new Map((await this.#inspector.offsetsForTime(topic, fromMs)).map((p) => [p.partition, p.offset]));
+    const ranges: PartitionRange[] = [];
+    for (const m of marks) {
+      if (!partitions.has(m.partition)) continue;
+      const from = maxBig(start.get(m.partition) ?? m.low, m.low);
+      if (from < m.high) ranges.push({ topic, partition: m.partition, from, to: m.high });
+    }
+    return ranges;
   }
 }
 

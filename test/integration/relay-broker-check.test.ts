@@ -2,10 +2,36 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { KafkaInspector } from '../../src/adapters/kafka/kafka-inspector.ts';
 import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
+import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
 import { tableLog } from '../../src/adapters/table-log/table-log-transport.ts';
+import { Relay } from '../../src/outbox/relay.ts';
+import type { BrokerInspector } from '../../src/ports/broker-inspector.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../helpers/kafka.ts';
-import { freshSchema } from '../helpers/pg.ts';
+import { freshSchema, inTransaction } from '../helpers/pg.ts';
 import { type CrashScenarioSummary, crashScenario } from '../helpers/relay-crash-after-ack.ts';
+import { testOutbox } from '../helpers/test-outbox.ts';
+
+/** The inspector with every call counted, and every call failing when `fail` is set. */
+function watchedInspector(inner: BrokerInspector, fail: boolean): BrokerInspector & { calls: number } {
+  const watched = {
+    calls: 0,
+    listTopics: () => call(() => inner.listTopics()),
+    watermarks: (topic: string) => call(() => inner.watermarks(topic)),
+    offsetsForTime: (topic: string, atMs: number) => call(() => inner.offsetsForTime(topic, atMs)),
+    committedOffsets: (groupId: string) => call(() => inner.committedOffsets(groupId)),
+    read: (...args: Parameters<BrokerInspector['read']>) => {
+      watched.calls++;
+      if (fail) throw new Error('broker read failed (injected)');
+      return inner.read(...args);
+    },
+  };
+  async function call<T>(fn: () => Promise<T>): Promise<T> {
+    watched.calls++;
+    if (fail) throw new Error('broker read failed (injected)');
+    return fn();
+  }
+  return watched;
+}
 
 /**
  * A relay that dies between the broker's ack and recording it leaves its rows leased; once the lease ends
@@ -60,5 +86,48 @@ describe('relay broker check: no resend of a message the broker already holds', 
       await publisher.close();
       await inspector.close();
     }
+  });
+
+  test('a first claim never reads the broker', async () => {
+    const transport = tableLog({ db: env.db, schema: env.schema });
+    const topic = 'zl-bchk-first';
+    await transport.ensureTopic(topic, 3);
+    const outbox = testOutbox({ schema: env.schema });
+    await inTransaction(env.pool, async (tx) => {
+      for (let i = 0; i < 100; i++) await outbox.enqueue(tx, { topic, key: `k${i % 5}`, type: 't', payload: { i } });
+    });
+    const inspector = watchedInspector(transport.inspector, false);
+    const relay = new Relay({
+      sources: new PostgresOutboxStore(env.db, { schema: env.schema }),
+      publisher: transport.publisher,
+      inspector,
+      config: { batchSize: 10 },
+    });
+    assert.equal(await relay.drain(), 100);
+    assert.equal(inspector.calls, 0, 'no broker read on the normal path');
+  });
+
+  test('a check that cannot read the broker resends: duplicates, none lost, order kept', async () => {
+    const transport = tableLog({ db: env.db, schema: env.schema });
+    const topic = 'zl-bchk-fail';
+    await transport.ensureTopic(topic, 3);
+    const failing = watchedInspector(transport.inspector, true);
+    const summary = await crashScenario({
+      ...env,
+      topic,
+      publisher: transport.publisher,
+      inspector: transport.inspector,
+      relayInspector: failing,
+      crashes: 20,
+      batchSize: 2,
+    });
+    process.stdout.write(`# ${JSON.stringify(summary)}\n`);
+    assert.ok(failing.calls > 0, 'the check was tried');
+    assert.equal(summary.crashes, 20);
+    assert.ok(summary.resendsOfAcked > 0, 'the rows were sent again');
+    assert.equal(summary.foundOnBroker, 0);
+    assert.equal(summary.lost, 0, 'none lost');
+    assert.equal(summary.outOfOrder, 0, 'each key in order');
+    assert.equal(summary.sentRows, summary.total, 'every row recorded sent');
   });
 });
