@@ -12,7 +12,9 @@ import { LOTTERY_FAULTS } from '../../src/demo/scenarios.ts';
 import { deliveryRetries } from '../../src/examples/lottery/delivery-service.ts';
 import type { AwardType } from '../../src/examples/lottery/draw-service.ts';
 import { KAFKA_BROKERS } from '../helpers/kafka.ts';
+import { freePort } from '../helpers/consumer-workload.ts';
 import { PG_URL } from '../helpers/pg.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const REDIS_URL = process.env.ZL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -69,6 +71,62 @@ async function demo(args: string[]): Promise<{ code: number | null; json: DemoJs
     throw new Error(`demo printed no JSON (exit ${code}):\n${stdout}\n${stderr.slice(-3_000)}`);
   }
   return { code, json, stderr };
+}
+
+/**
+ * `zeroloss demo … --dashboard`: the dashboard's overview is read while the demo runs and again after its
+ * result is printed (the page stays up until Ctrl-C), then SIGINT ends it.
+ */
+async function demoWithDashboard(
+  args: string[],
+): Promise<{ code: number | null; json: DemoJson; stderr: string; during: Overview; after: Overview; page: string }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, 'demo', ...args, '--json', '--dashboard', '--dashboard-port', String(port)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  try {
+    const url = await waitFor(() => /dashboard: (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr)?.[1], {
+      what: `the dashboard URL printed (stderr: ${stderr.slice(-1_000)})`,
+      timeoutMs: 120_000,
+    });
+    const overview = async () => {
+      const res = await fetch(`${url}/api/overview`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(res.status, 200);
+      return (await res.json()) as Overview;
+    };
+    const during = await overview();
+    const page = await (await fetch(`${url}/`, { signal: AbortSignal.timeout(10_000) })).text();
+    // Served while the demo runs: its result is not printed yet.
+    assert.equal(stdout, '', 'the overview was read before the demo finished');
+    const json = await waitFor(() => parsed(stdout), { what: 'the result printed', timeoutMs: 180_000 });
+    const after = await overview();
+    child.kill('SIGINT');
+    return { code: await exited, json, stderr, during, after, page };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+interface Overview {
+  outbox: { pending: number; failed: number; parked: number };
+  groups: Array<{ group: string; lag: string }>;
+}
+
+function parsed(text: string): DemoJson | undefined {
+  try {
+    return JSON.parse(text) as DemoJson;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The run's topic, from the line the demo prints to stderr ("…, topic zl-demo-<run>-lottery (6 partitions…"). */
@@ -148,9 +206,19 @@ describe('zeroloss demo', () => {
     }
   });
 
-  test('points on the embedded default: overdrafts dead-lettered, balances reconcile', { timeout: 180_000 }, async () => {
-    const r = await demo(['points', '--users', '30', '--draws', '500']);
+  test('points on the embedded default: overdrafts dead-lettered, balances reconcile; --dashboard serves the overview while it runs', {
+    timeout: 240_000,
+  }, async () => {
+    const r = await demoWithDashboard(['points', '--users', '30', '--draws', '500']);
     assertNothingLostOrDoubled(r, 500);
+    // Issue 17, acceptance 4: the dashboard of the embedded default, from the process that holds the PGlite.
+    assert.match(r.page, /Overview/);
+    assert.equal(typeof r.during.outbox.pending, 'number', JSON.stringify(r.during));
+    assert.equal(r.after.outbox.pending + r.after.outbox.failed + r.after.outbox.parked, 0, JSON.stringify(r.after));
+    assert.ok(
+      r.after.groups.every((g) => g.lag === '0'),
+      JSON.stringify(r.after.groups),
+    );
     const p = r.json.points;
     assert.ok(p, 'points balances reported');
     assert.ok(r.json.deadLettered > 0, 'some orders overdraw their account');
