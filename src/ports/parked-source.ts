@@ -1,4 +1,4 @@
-import type { OutboxRowView } from './operations-store.ts';
+import type { OutboxRowView, ReconcileStore, ResendStore } from './operations-store.ts';
 
 /**
  * What the intervention tools need from a relay source other than the outbox table — a business table
@@ -35,4 +35,12 @@ export interface SourceRowView {
 export interface SourceMessageLookup {
   readonly name: string;
   messageRow(messageId: string): Promise<OutboxRowView | undefined>;
+}
+
+/**
+ * What reconcile needs from a state-column source: its window of messages and the ack-vs-state repair (the
+ * same shapes as the outbox's), and resend for the repair of what the broker lost.
+ */
+export interface SourceReconcile extends Pick<ReconcileStore, 'outboxWindow' | 'markSentFromBroker'>, ResendStore {
+  readonly name: string;
 }

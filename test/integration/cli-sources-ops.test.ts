@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { kafka } from '../../src/adapters/kafka/kafka-transport.ts';
 import { postgres } from '../../src/entry/postgres.ts';
 import { createLotteryTables } from '../../src/examples/lottery/lottery-tables.ts';
 import { BROKERS, createTopics, readTopic, uniqueId } from '../helpers/consumer-fixtures.ts';
@@ -297,6 +298,57 @@ describe('status and parked on a state-column source from --config-file', () => 
       audit.map((a) => a.reason),
       ['broker lost it'],
     );
+  });
+
+  test('reconcile on the source: a row the broker holds but whose ack was never recorded is marked sent, not resent', async () => {
+    const f = await insert('u-9', 'order-f');
+    // The relay claims the row and the broker takes the message, then the relay dies before recording it.
+    const [claimed] = await source.claim('dying-relay', 10, 60_000);
+    assert.equal(claimed?.ref, f);
+    const transport = kafka({ brokers: BROKERS });
+    try {
+      const [outcome] = await transport.publisher.publish([claimed.record]);
+      assert.ok(outcome?.ok);
+    } finally {
+      await transport.close();
+    }
+    type Report = { source?: string; verdict: string; ackedNotMarked: { ids: string[]; marked: boolean }; counts: { committed: number } };
+    const r = await zerolossJson<Report[]>(['reconcile', '--since', '1h', ...base, '--kafka', BROKERS.join(',')]);
+    assert.equal(r.code, 0, `${r.stderr} ${JSON.stringify(r.json)}`);
+    assert.deepEqual(
+      r.json.map((x) => x.source ?? 'outbox'),
+      ['outbox', 'lottery_award'],
+    );
+    const src = r.json[1] as Report;
+    assert.deepEqual(src.ackedNotMarked, { ids: [claimed.messageId], marked: true });
+    assert.equal(src.counts.committed, 5, 'a, b, c, e and f: the discarded row is no longer expected');
+    assert.equal((await stateOf()).get(f), 1, 'marked sent');
+    const records = await readTopic(topic, 6, 30_000);
+    assert.equal(records.filter((x) => x.headers['zl-id'] === claimed.messageId).length, 1, 'never resent');
+    const again = await zerolossJson<Report[]>(['reconcile', '--since', '1h', ...base, '--kafka', BROKERS.join(',')]);
+    assert.deepEqual(
+      again.json.map((x) => x.verdict),
+      ['clean', 'clean'],
+    );
+  });
+
+  test('reconcile --repair re-publishes a sent source row the broker does not hold', async () => {
+    const g = await insert('u-10', 'order-g');
+    // Recorded as sent, but the broker never got it (or lost it): what retention or a deleted record leaves.
+    const [claimed] = await source.claim('test-relay', 10, 60_000);
+    assert.equal(claimed?.ref, g);
+    await source.markSent('test-relay', [{ ref: g, partition: 0, offset: 999_999n }]);
+    type Report = { source?: string; verdict: string; missing: { broker: string[] }; repair?: { resent: string[] } };
+    const r = await zerolossJson<Report[]>(['reconcile', '--since', '1h', '--repair', ...base, '--kafka', BROKERS.join(',')]);
+    const src = r.json[1] as Report;
+    assert.deepEqual(
+      [src.source, src.missing.broker, src.repair?.resent, src.verdict],
+      ['lottery_award', [claimed.messageId], [claimed.messageId], 'repaired'],
+    );
+    assert.equal(r.code, 3, 'exit 3: repaired');
+    const records = await readTopic(topic, 7, 30_000);
+    const copy = records.find((x) => x.headers['zl-id'] === claimed.messageId);
+    assert.deepEqual(copy?.value, claimed.record.value, 'the stored bytes');
   });
 
   test('cleanup never deletes business rows nor their bookkeeping', async () => {

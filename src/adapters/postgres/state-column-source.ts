@@ -4,8 +4,8 @@ import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type MessageInput } from '../../core/message.ts';
 import type { BacklogStats, ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../ports/outbox-store.ts';
-import type { OutboxRowView, ResendRow, ResendSelector, ResendStore } from '../../ports/operations-store.ts';
-import type { ParkedSource, SourceMessageLookup, SourceRowView } from '../../ports/parked-source.ts';
+import type { BrokerPosition, OutboxCursor, OutboxRowView, ResendRow, ResendSelector } from '../../ports/operations-store.ts';
+import type { ParkedSource, SourceMessageLookup, SourceReconcile, SourceRowView } from '../../ports/parked-source.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { stateColumnSql } from './state-column-sql.ts';
 
@@ -39,7 +39,7 @@ export interface StateColumnSourceOptions<Row> {
  * Relays a business table that carries its own send-state column (P1, second shape): 0 pending,
  * 1 sent, 2 failed, 3 parked. Same leases, backoff, parking and per-key order as the outbox table.
  */
-export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource, ParkedSource, SourceMessageLookup, ResendStore {
+export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource, ParkedSource, SourceMessageLookup, SourceReconcile {
   readonly name: string;
   readonly wakeChannel: string;
   readonly #db: Database;
@@ -275,24 +275,51 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
    */
   async messageRow(messageId: string): Promise<OutboxRowView | undefined> {
     await this.verify();
-    const { rows } = await this.#db.query<{
-      row: Row;
-      row_id: string;
-      message_id: string;
-      attempts: number;
-      last_error: string | null;
-      next_attempt_at: Date;
-      lease_owner: string | null;
-      lease_until: Date | null;
-      parked: boolean;
-      headers: Record<string, string> | null;
-      sent_partition: number | null;
-      sent_offset: string | null;
-      state: number;
-      modified_at: Date;
-    }>(this.#sql.messageRow, [this.name, messageId]);
-    const r = rows[0];
-    if (!r) return undefined;
+    const { rows } = await this.#db.query<BookRow<Row>>(this.#sql.messageRow, [this.name, messageId]);
+    return rows[0] && this.#view(rows[0]);
+  }
+
+  /**
+   * Rows of a window (on the creation-time column, else the modified time) that have a message, in id order
+   * after `after` (its seqId is the row id), as reconcile reads them. A topic filter applies the mapping.
+   */
+  async outboxWindow(
+    window: { from: Date; to: Date },
+    topics: string[] | undefined,
+    after: OutboxCursor | undefined,
+    limit: number,
+  ): Promise<Array<OutboxRowView & { cursor: OutboxCursor }>> {
+    await this.verify();
+    let from = after?.seqId ?? '0';
+    for (;;) {
+      const { rows } = await this.#db.query<BookRow<Row>>(this.#sql.windowRows, [this.name, window.from, window.to, from, limit]);
+      if (rows.length === 0) return [];
+      const out = rows
+        .map((r) => this.#view(r))
+        .filter((v) => !topics || topics.length === 0 || topics.includes(v.topic))
+        .map((v) => ({ ...v, cursor: { at: v.createdAt.toISOString(), seqId: v.seqId } }));
+      // A page the topic filter emptied is not the end: the caller stops at a short page.
+      if (out.length > 0 || rows.length < limit) return out;
+      from = rows[rows.length - 1]?.row_id ?? from;
+    }
+  }
+
+  /** Ack-vs-state repair: rows the broker holds become sent without a resend; returns their message ids. */
+  async markSentFromBroker(found: BrokerPosition[], actor: string): Promise<string[]> {
+    if (found.length === 0) return [];
+    const { rows } = await this.#db.query<{ message_id: string }>(this.#sql.markSentFromBroker, [
+      this.name,
+      found.map((f) => f.messageId),
+      found.map((f) => f.partition),
+      found.map((f) => f.offset.toString()),
+      found.map((f) => f.timestampMs),
+      actor,
+    ]);
+    return rows.map((r) => r.message_id);
+  }
+
+  /** A bookkeeping row in the outbox row's shape: topic and key by the mapping, the rest as stored. */
+  #view(r: BookRow<Row>): OutboxRowView {
     let mapped: { topic: string; key: string } | undefined;
     try {
       mapped = this.#options.toMessage(r.row);
@@ -406,6 +433,24 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       nextDueInMs: r?.next_due_ms === null || r?.next_due_ms === undefined ? undefined : Math.max(0, Number(r.next_due_ms)),
     };
   }
+}
+
+/** A source_row joined with its business row, as messageRow and windowRows read it. */
+interface BookRow<Row> {
+  row: Row;
+  row_id: string;
+  message_id: string;
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: Date;
+  lease_owner: string | null;
+  lease_until: Date | null;
+  parked: boolean;
+  headers: Record<string, string> | null;
+  sent_partition: number | null;
+  sent_offset: string | null;
+  state: number;
+  modified_at: Date;
 }
 
 /** The row's own creation time when the source names its column and the value is a time; else now. */

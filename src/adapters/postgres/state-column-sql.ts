@@ -252,7 +252,53 @@ export function stateColumnSql(n: StateColumnNames) {
     )
     select message_id from upd`;
 
+  // $1 source, $2 from, $3 to, $4 after row id ('0' = from the start), $5 limit: the rows of a window that
+  // have a message (encoded at a first claim; a row never claimed has nothing the broker could hold), for
+  // reconcile. A discarded row is no longer expected anywhere.
+  const windowRows = `
+    select to_jsonb(b) as row, r.row_id, r.message_id, r.attempts, r.last_error, r.next_attempt_at, r.lease_owner, r.lease_until,
+           r.parked, r.headers, r.sent_partition, r.sent_offset::text as sent_offset, b.${n.state} as state, b.${n.modified} as modified_at
+    from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
+    where r.source = $1 and r.message_id is not null and r.discarded_at is null and ${when} >= $2 and ${when} < $3
+      and ($4 = '0' or b.${n.id} > (select x.${n.id} from ${n.table} x where x.${n.id}::text = $4))
+    order by b.${n.id}
+    limit $5`;
+
+  // $1 source, $2 ids, $3 partitions, $4 offsets, $5 broker timestamps (ms), $6 actor. Ack-vs-state repair:
+  // rows not marked sent whose message the broker holds become sent without a resend, the position the
+  // broker holds recorded, a transition and an audit row each.
+  const markSentFromBroker = `
+    with f as (select * from unnest($2::text[], $3::int[], $4::bigint[], $5::float8[]) as f(id, part, off, ts)),
+    old as (
+      select r.row_id, r.message_id, r.attempts, case when r.parked then 3 else b.${n.state} end as from_state, f.part, f.off
+      from ${n.z}.source_row r join f on r.message_id = f.id join ${n.table} b on b.${n.id}::text = r.row_id
+      where r.source = $1 and b.${n.state} <> 1 and r.discarded_at is null
+      order by r.row_id
+      for update of b, r
+    ),
+    biz as (
+      update ${n.table} b set ${n.state} = 1, ${n.modified} = now() from old where b.${n.id}::text = old.row_id
+    ),
+    book as (
+      update ${n.z}.source_row s
+      set parked = false, lease_owner = null, lease_until = null, sent_partition = old.part, sent_offset = old.off, last_error = null
+      from old where s.source = $1 and s.row_id = old.row_id
+    ),
+    tr as (
+      insert into ${n.z}.outbox_transition (message_id, from_state, to_state, attempt, actor)
+      select message_id, from_state, 1, attempts, $6 from old
+    ),
+    au as (
+      insert into ${n.z}.operation_audit (actor, action, subject, message_id, reason, details)
+      select $6, 'source.mark-sent', 'source:' || $1 || ':' || row_id, message_id, 'the broker holds the message (ack-vs-state repair)',
+             jsonb_build_object('source', $1, 'row_id', row_id, 'from_state', from_state, 'partition', part, 'offset', off::text)
+      from old
+    )
+    select message_id from old`;
+
   return {
+    windowRows,
+    markSentFromBroker,
     lock,
     claim,
     storeEncoded,

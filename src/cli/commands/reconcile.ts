@@ -3,6 +3,7 @@ import { actorOf } from '../../operations/intervention.ts';
 import { parseDuration, parseWindow, sliceWindow } from '../../operations/time-window.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
 import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
+import { sourceReconcileStore } from '../../operations/source-reconcile-store.ts';
 
 export const reconcileHelp = `Usage: zeroloss reconcile --since <time> [--until <time>] --pg <url> (--kafka <brokers> | --table-log |
        --redis-streams <url> | --rabbitmq <url>) [options]
@@ -38,6 +39,9 @@ are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
   --list-limit <n>          ids listed per category (default 1000; counts are complete)
   --slice <duration>        reconcile a long window one slice at a time (memory holds one slice's ids);
                             prints one report per slice (a JSON array with --json)
+  --config-file <f.json>    its "sources" (state-column tables) are reconciled too, each on its own rows
+                            after the outbox: one report each (a JSON array, each with "source"); the
+                            ack-vs-state repair marks their rows sent, --repair re-publishes from them
   --actor <name>            recorded on repairs (default: the OS user)
 ${brokerHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
@@ -72,13 +76,21 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
   }
   const window = parseWindow(values.since, values.until);
   const slices = values.slice ? sliceWindow(window, parseDuration(values.slice)) : [window];
+  let withSources = false;
   const reports = await withOps(values, 'required', async (ops) => {
-    const out: ReconcileReport[] = [];
+    const sources = await ops.sources();
+    withSources = sources.length > 0;
+    // The outbox, then each state-column source of --config-file on its own rows (the consuming side is shared).
+    const stores = [
+      { name: undefined, store: ops.store },
+      ...sources.map((source) => ({ name: source.name, store: sourceReconcileStore(ops.store, source) })),
+    ];
+    const out: Array<ReconcileReport & { source?: string }> = [];
     for (const slice of slices) {
-      out.push(
-        await reconcile(
+      for (const target of stores) {
+        const report = await reconcile(
           {
-            store: ops.store,
+            store: target.store,
             broker: ops.broker,
             brokerNotRead: ops.brokerNotRead,
             publisher: values.repair ? ops.publisher() : undefined,
@@ -97,12 +109,15 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
             listLimit: intOption(values['list-limit'], 'list-limit', 1000) || 1000,
             actor: `reconcile:${actorOf({ actor: values.actor })}`,
           },
-        ),
-      );
+        );
+        out.push(target.name === undefined ? report : { ...report, source: target.name });
+      }
     }
     return out;
   });
-  print(values.json, values.slice ? reports : reports[0], () => reports.map(formatReport).join('\n'));
+  print(values.json, values.slice || withSources ? reports : reports[0], () =>
+    reports.map((r) => `${r.source ? `source ${r.source}:\n` : ''}${formatReport(r)}`).join('\n'),
+  );
   const codes = reports.map((r) => ({ clean: 0, 'in-flight': 0, repaired: 3, attention: 1, gaps: 1 })[r.verdict]);
   return codes.includes(1) ? 1 : codes.includes(3) ? 3 : 0;
 }
