@@ -260,7 +260,7 @@ export async function walRelayBench(env: BenchEnv, messages: number, reps: Reps,
         reps: reps.reps,
         target: { metric: 'ratio', op: '>=', value: 0.75 },
         notes:
-          'throwaway PostgreSQL, wal_level=logical; pgoutput through pg-logical-replication 2.5.0; one UPDATE per batch records the rows sent',
+          'throwaway PostgreSQL, wal_level=logical; replication protocol through pg-logical-replication 2.5.0, pgoutput read by the lean decoder (binary values on PG 14+); one UPDATE per batch records the rows sent',
       }),
       makeResult({
         name: 'relay-wal-unrecorded',
