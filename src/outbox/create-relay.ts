@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import { ZerolossError } from '../core/errors.ts';
 import type { Store, Transport } from '../ports/backends.ts';
+import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { RelaySource } from '../ports/outbox-store.ts';
 import type { Tracing } from '../ports/tracing.ts';
@@ -52,11 +53,31 @@ export function createRelay(options: RelayOptions | WalRelayOptions): Relay | Wa
   return new Relay({
     sources: sources ?? [store.relaySource],
     publisher: transport.publisher,
-    inspector: transport.inspector,
+    inspector: lazyInspector(transport),
     db: store.db,
     registry,
     config,
     tracing,
     logger,
   });
+}
+
+/**
+ * The transport's inspector, taken from the bundle at the first broker check instead of with the relay:
+ * bundles build their parts on first use, and most relays never need a broker read (it opens a client).
+ */
+function lazyInspector(transport: Partial<Pick<Transport, 'inspector'>>): BrokerInspector | undefined {
+  if (!('inspector' in transport)) return undefined;
+  const inspector = (): BrokerInspector => {
+    const found = transport.inspector;
+    if (!found) throw new ZerolossError('ZL_INVALID_CONFIG', 'the transport has no inspector: rows a dead relay left are resent');
+    return found;
+  };
+  return {
+    listTopics: () => inspector().listTopics(),
+    watermarks: (topic) => inspector().watermarks(topic),
+    offsetsForTime: (topic, atMs) => inspector().offsetsForTime(topic, atMs),
+    read: (ranges, stats) => inspector().read(ranges, stats),
+    committedOffsets: (groupId) => inspector().committedOffsets(groupId),
+  };
 }

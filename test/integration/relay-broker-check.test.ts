@@ -4,11 +4,12 @@ import { KafkaInspector } from '../../src/adapters/kafka/kafka-inspector.ts';
 import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
 import { tableLog } from '../../src/adapters/table-log/table-log-transport.ts';
+import { createRelay } from '../../src/outbox/create-relay.ts';
 import { Relay } from '../../src/outbox/relay.ts';
 import type { BrokerInspector } from '../../src/ports/broker-inspector.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../helpers/kafka.ts';
 import { freshSchema, inTransaction } from '../helpers/pg.ts';
-import { type CrashScenarioSummary, crashScenario } from '../helpers/relay-crash-after-ack.ts';
+import { type CrashScenarioSummary, type CrashTally, countingPublisher, crashScenario } from '../helpers/relay-crash-after-ack.ts';
 import { testOutbox } from '../helpers/test-outbox.ts';
 
 /** The inspector with every call counted, and every call failing when `fail` is set. */
@@ -129,5 +130,45 @@ describe('relay broker check: no resend of a message the broker already holds', 
     assert.equal(summary.lost, 0, 'none lost');
     assert.equal(summary.outOfOrder, 0, 'each key in order');
     assert.equal(summary.sentRows, summary.total, 'every row recorded sent');
+  });
+
+  test('createRelay takes the inspector from the transport bundle; a transport without one resends', async () => {
+    const transport = tableLog({ db: env.db, schema: env.schema });
+    const outbox = testOutbox({ schema: env.schema });
+    const source = new PostgresOutboxStore(env.db, { schema: env.schema });
+    const resends: Record<string, number> = {};
+    for (const [topic, withInspector] of [
+      ['zl-bchk-bundle', true],
+      ['zl-bchk-no-inspector', false],
+    ] as const) {
+      await transport.ensureTopic(topic, 3);
+      await inTransaction(env.pool, async (tx) => {
+        for (let i = 0; i < 3; i++) await outbox.enqueue(tx, { topic, key: `k${i}`, type: 't', payload: { i } });
+      });
+      const tally: CrashTally = { acked: new Set(), resendsOfAcked: 0, crashes: 0 };
+      let acked!: () => void;
+      const crashed = new Promise<void>((resolve) => {
+        acked = resolve;
+      });
+      // Abandoned at the crash point: this drain never settles.
+      void new Relay({ sources: source, publisher: countingPublisher(transport.publisher, tally, acked), config: { leaseMs: 1 } }).drain();
+      await crashed;
+      const publisher = countingPublisher(transport.publisher, tally);
+      const relay = createRelay({
+        store: { db: env.db, relaySource: source },
+        // A bundle's parts are getters, built on first use; RabbitMQ's bundle has no inspector at all.
+        transport: withInspector
+          ? {
+              publisher,
+              get inspector() {
+                return transport.inspector;
+              },
+            }
+          : { publisher },
+      });
+      assert.equal(await relay.drain(), 3);
+      resends[topic] = tally.resendsOfAcked;
+    }
+    assert.deepEqual(resends, { 'zl-bchk-bundle': 0, 'zl-bchk-no-inspector': 3 });
   });
 });
