@@ -16,11 +16,19 @@ export const connectionOptions = {
 } as const satisfies Options;
 
 export function parse<O extends Options>(argv: string[], options: O) {
+  // `--config <file>` is what people type (and what the issue and docs of peers say) for the settings file;
+  // where a command has no `--config` of its own (topics does: topic configs), it means `--config-file`.
+  const args = 'config-file' in options && !('config' in options) ? argv.map(configAlias) : argv;
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
     throw new ZerolossError('ZL_INVALID_CONFIG', (error as Error).message);
   }
+}
+
+function configAlias(arg: string): string {
+  if (arg === '--config') return '--config-file';
+  return arg.startsWith('--config=') ? `--config-file=${arg.slice('--config='.length)}` : arg;
 }
 
 export function pgUrl(value: string | undefined): string {

@@ -25,8 +25,8 @@ export const kafkaSecurityOptions = {
   'kafka-token-file': { type: 'string' },
 } as const satisfies Options;
 
-export const kafkaSecurityHelp = `  --config-file <f.json>   settings file; its "kafka" section: { brokers, tls: { ca, cert, key,
-                           servername, rejectUnauthorized }, sasl: { mechanism, username, password |
+export const kafkaSecurityHelp = `  --config-file <f.json>   settings file (--config for short); its "kafka" section: { brokers, tls:
+                           { ca, cert, key, servername, rejectUnauthorized }, sasl: { mechanism, username, password |
                            passwordFile, tokenFile } } (paths relative to the file); flags and
                            environment variables take precedence. Its "sources" section declares
                            business tables with their own send-state column (relay, status, parked;
