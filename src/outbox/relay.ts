@@ -422,8 +422,9 @@ export class Relay extends EventEmitter<RelayEvents> {
   /**
    * The rows to send: those an earlier claim left without an outcome are first looked for on the broker
    * (with an inspector), and the ones it holds go to `sent` with the broker's position instead. A check
-   * that fails sends them all (a duplicate at worst, never a loss); rows claimed for the first time never
-   * wait for it.
+   * that fails sends them all (a duplicate at worst, never a loss). A round of rows claimed for the first
+   * time never reads the broker; one with such a row waits for the check (milliseconds on the table log,
+   * tens of milliseconds on Kafka, longer with a busy partition: docs/reliability.md), inside its lease.
    */
   async #withoutHeldByBroker(source: RelaySource, rows: ClaimedRow[], sent: SentOutcome[]): Promise<ClaimedRow[]> {
     if (!this.#brokerCheck || !rows.some((r) => r.previousLeaseUntilMs !== undefined)) return rows;
