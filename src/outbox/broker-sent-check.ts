@@ -24,20 +24,23 @@ export interface BrokerSentCheckResult {
  * producer's timestamps) to the end, matched by the message-id header. The window is about one lease
  * long, and the read stops once every row looked for is found.
  *
- * Never loses and never blocks: a read that fails or cannot finish leaves the rows it did not find to be
- * sent again (a duplicate, which the consumer's inbox absorbs). A claim made with a longer lease than this
- * relay's starts before the window: the check then misses it and the row is resent, never lost.
+ * Never loses and never blocks: a read that fails, cannot finish, or runs past half the lease (at least
+ * 5 s; checked as records arrive) leaves the rows it did not find to be sent again (a duplicate, which the
+ * consumer's inbox absorbs). A claim made with a longer lease than this relay's starts before the window:
+ * the check then misses it and the row is resent, never lost.
  */
 export class BrokerSentCheck {
   readonly #inspector: BrokerInspector;
   readonly #leaseMs: number;
   readonly #slackMs: number;
+  readonly #budgetMs: number;
   readonly #metrics: ReturnType<typeof checkMetrics>;
 
   constructor(inspector: BrokerInspector, options: { leaseMs: number; slackMs: number; registry: Registry }) {
     this.#inspector = inspector;
     this.#leaseMs = options.leaseMs;
     this.#slackMs = options.slackMs;
+    this.#budgetMs = Math.max(options.leaseMs / 2, 5_000);
     this.#metrics = checkMetrics(options.registry);
   }
 
@@ -49,6 +52,8 @@ export class BrokerSentCheck {
     const found: SentOutcome[] = [];
     let error: unknown;
     let checked = 0;
+    // Half the lease (at least 5 s): the whole claimed batch waits for the check inside its lease.
+    const deadline = performance.now() + this.#budgetMs;
     try {
       const byTopic = new Map<string, ClaimedRow[]>();
       for (const row of rows) {
@@ -57,11 +62,16 @@ export class BrokerSentCheck {
         byTopic.set(row.record.topic, [...(byTopic.get(row.record.topic) ?? []), row]);
       }
       for (const [topic, topicRows] of byTopic) {
+        if (error !== undefined) break;
         const wanted = new Map(topicRows.map((r) => [r.record.headers[HEADER.id] ?? r.messageId, r]));
         const fromMs = Math.min(...topicRows.map((r) => (r.previousLeaseUntilMs as number) - this.#leaseMs)) - this.#slackMs;
         const ranges = await this.#ranges(topic, fromMs, topicRows);
         if (ranges.length === 0) continue;
         for await (const record of this.#inspector.read(ranges, stats)) {
+          if (performance.now() > deadline) {
+            error = new Error(`broker check gave up after ${Math.round(this.#budgetMs)} ms, ${stats.records} records read`);
+            break;
+          }
           const row = wanted.get(record.headers[HEADER.id] ?? '');
           if (!row) continue;
           wanted.delete(record.headers[HEADER.id] ?? '');
@@ -73,8 +83,8 @@ export class BrokerSentCheck {
     } catch (cause) {
       // What was found before the failure is on the broker all the same; the rest are sent again.
       error = cause;
-      this.#metrics.errors.inc(labels);
     }
+    if (error !== undefined) this.#metrics.errors.inc(labels);
     stopTimer();
     this.#metrics.checked.inc(labels, checked);
     this.#metrics.found.inc(labels, found.length);
