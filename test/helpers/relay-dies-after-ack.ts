@@ -6,37 +6,20 @@
  *   ZL_PG_URL, ZL_SCHEMA, ZL_KAFKA_BROKERS   where to work
  *   ZL_LEASE_MS                              the claim lease (default 1000)
  */
+import { diesAfterAck, requiredEnv } from '../../faults/dies-after-ack.ts';
 import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
 import { pgDatabase } from '../../src/adapters/postgres/pg-database.ts';
 import { PostgresOutboxStore } from '../../src/adapters/postgres/postgres-outbox-store.ts';
-import type { OutgoingRecord } from '../../src/core/envelope.ts';
 import { Relay } from '../../src/outbox/relay.ts';
-import type { Publisher } from '../../src/ports/transport.ts';
 
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`relay-dies-after-ack: ${name} is not set`);
-  return value;
-};
+const env = requiredEnv('relay-dies-after-ack');
 
 const inner = new KafkaPublisher({ brokers: env('ZL_KAFKA_BROKERS').split(','), deliveryTimeoutMs: 10_000 });
-const diesAfterAck: Publisher = {
-  async publish(records: OutgoingRecord[]) {
-    const outcomes = await inner.publish(records);
-    if (outcomes.some((o) => o.ok)) {
-      process.stdout.write(`acked ${outcomes.filter((o) => o.ok).length}\n`);
-      process.kill(process.pid, 'SIGKILL');
-      await new Promise(() => {});
-    }
-    return outcomes;
-  },
-  close: () => inner.close(),
-};
 
 const db = pgDatabase({ connectionString: env('ZL_PG_URL'), max: 2 });
 const relay = new Relay({
   sources: new PostgresOutboxStore(db, { schema: env('ZL_SCHEMA') }),
-  publisher: diesAfterAck,
+  publisher: diesAfterAck(inner),
   config: { leaseMs: Number(process.env.ZL_LEASE_MS ?? 1_000) },
 });
 await relay.drain();

@@ -9,38 +9,21 @@
  *
  *   ZL_PG_URL, ZL_SCHEMA, ZL_KAFKA_BROKERS   where to work
  */
+import { diesAfterAck, requiredEnv } from '../../../faults/dies-after-ack.ts';
 import { KafkaPublisher } from '../../../src/adapters/kafka/kafka-publisher.ts';
 import { postgres } from '../../../src/adapters/postgres/postgres.ts';
 import { postgresWal } from '../../../src/entry/postgres.ts';
-import type { OutgoingRecord } from '../../../src/core/envelope.ts';
 import { createRelay } from '../../../src/outbox/create-relay.ts';
-import type { Publisher } from '../../../src/ports/transport.ts';
 
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`wal-relay-child: ${name} is not set`);
-  return value;
-};
+const env = requiredEnv('wal-relay-child');
 
 const inner = new KafkaPublisher({ brokers: env('ZL_KAFKA_BROKERS').split(','), deliveryTimeoutMs: 10_000 });
-const diesAfterAck: Publisher = {
-  async publish(records: OutgoingRecord[]) {
-    const outcomes = await inner.publish(records);
-    if (outcomes.some((o) => o.ok)) {
-      process.stdout.write(`acked ${outcomes.filter((o) => o.ok).length}\n`);
-      process.kill(process.pid, 'SIGKILL');
-      await new Promise(() => {});
-    }
-    return outcomes;
-  },
-  close: () => inner.close(),
-};
 
 const store = postgres(env('ZL_PG_URL'), { schema: env('ZL_SCHEMA') });
 const relay = createRelay({
   mode: 'wal',
   wal: postgresWal(store, { url: env('ZL_PG_URL') }),
-  transport: { publisher: process.env.ZL_DIE_AFTER_BROKER_ACK === '1' ? diesAfterAck : inner },
+  transport: { publisher: process.env.ZL_DIE_AFTER_BROKER_ACK === '1' ? diesAfterAck(inner) : inner },
   walBatchSize: 200,
   // Dying after the first ack must mean one batch acked: with two groups in flight (the default) the other
   // one can be acked by the broker too before the kill lands, unprinted, and the test would count too few.
