@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { runDemo } from '../helpers/demo-cli.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const ORDERS = 100;
 /** Short runs: few orders, short retry delays; the kills (each instance at least once) set the pace. */
 const SHORT = ['--users', '20', '--draws', String(ORDERS), '--retry-delay-ms', '200', '--kill-every-ms', '800'];
@@ -45,22 +43,7 @@ interface OrdersJson {
 
 /** Runs `zeroloss demo orders … --json` through the CLI; returns its exit code and parsed JSON. */
 async function demoOrders(args: string[]): Promise<{ code: number | null; json: OrdersJson; context: string }> {
-  const child = spawn(process.execPath, [MAIN, 'demo', 'orders', ...SHORT, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  let json: OrdersJson;
-  try {
-    json = JSON.parse(stdout) as OrdersJson;
-  } catch {
-    throw new Error(`demo printed no JSON (exit ${code}):\n${stdout}\n${stderr.slice(-3_000)}`);
-  }
+  const { code, json, stderr } = await runDemo<OrdersJson>(['orders', ...SHORT, ...args]);
   return { code, json, context: `\n${JSON.stringify(json, null, 2)}\n${stderr.slice(-2_000)}` };
 }
 

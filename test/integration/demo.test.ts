@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { createAdmin } from '../../src/adapters/kafka/kafka-admin.ts';
@@ -13,10 +11,10 @@ import { deliveryRetries } from '../../src/examples/lottery/delivery-service.ts'
 import type { AwardType } from '../../src/examples/lottery/draw-service.ts';
 import { KAFKA_BROKERS } from '../helpers/kafka.ts';
 import { freePort } from '../helpers/consumer-workload.ts';
+import { DemoProcess, runDemo } from '../helpers/demo-cli.ts';
 import { PG_URL } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const REDIS_URL = process.env.ZL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const RABBITMQ_URL = process.env.ZL_TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 /** Short runs: few draws, short retry delays; the kills (each instance at least once) set the pace. */
@@ -52,25 +50,9 @@ interface DemoJson {
   ok: boolean;
 }
 
-/** Runs `zeroloss demo …` through the CLI, as a newcomer would; returns its exit code and parsed JSON. */
-async function demo(args: string[]): Promise<{ code: number | null; json: DemoJson; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, 'demo', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  let json: DemoJson;
-  try {
-    json = JSON.parse(stdout) as DemoJson;
-  } catch {
-    throw new Error(`demo printed no JSON (exit ${code}):\n${stdout}\n${stderr.slice(-3_000)}`);
-  }
-  return { code, json, stderr };
+/** Runs `zeroloss demo … --json` through the CLI, as a newcomer would; returns its exit code and parsed JSON. */
+function demo(args: string[]): Promise<{ code: number | null; json: DemoJson; stderr: string }> {
+  return runDemo<DemoJson>(args);
 }
 
 /**
@@ -81,21 +63,10 @@ async function demoWithDashboard(
   args: string[],
 ): Promise<{ code: number | null; json: DemoJson; stderr: string; during: Overview; after: Overview; page: string }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, 'demo', ...args, '--json', '--dashboard', '--dashboard-port', String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const run = new DemoProcess([...args, '--json', '--dashboard', '--dashboard-port', String(port)]);
   try {
-    const url = await waitFor(() => /dashboard: (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr)?.[1], {
-      what: `the dashboard URL printed (stderr: ${stderr.slice(-1_000)})`,
+    const url = await waitFor(() => /dashboard: (http:\/\/127\.0\.0\.1:\d+)\//.exec(run.stderr)?.[1], {
+      what: `the dashboard URL printed (stderr: ${run.stderr.slice(-1_000)})`,
       timeoutMs: 120_000,
     });
     const overview = async () => {
@@ -106,27 +77,19 @@ async function demoWithDashboard(
     const during = await overview();
     const page = await (await fetch(`${url}/`, { signal: AbortSignal.timeout(10_000) })).text();
     // Served while the demo runs: its result is not printed yet.
-    assert.equal(stdout, '', 'the overview was read before the demo finished');
-    const json = await waitFor(() => parsed(stdout), { what: 'the result printed', timeoutMs: 180_000 });
+    assert.equal(run.stdout, '', 'the overview was read before the demo finished');
+    const json = await waitFor(() => run.result<DemoJson>(), { what: 'the result printed', timeoutMs: 180_000 });
     const after = await overview();
-    child.kill('SIGINT');
-    return { code: await exited, json, stderr, during, after, page };
+    run.child.kill('SIGINT');
+    return { code: await run.exited, json, stderr: run.stderr, during, after, page };
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (run.child.exitCode === null) run.child.kill('SIGKILL');
   }
 }
 
 interface Overview {
   outbox: { pending: number; failed: number; parked: number };
   groups: Array<{ group: string; lag: string }>;
-}
-
-function parsed(text: string): DemoJson | undefined {
-  try {
-    return JSON.parse(text) as DemoJson;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The run's topic, from the line the demo prints to stderr ("…, topic zl-demo-<run>-lottery (6 partitions…"). */
