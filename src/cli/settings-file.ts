@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { configProblems } from '../core/config.ts';
 import { ZerolossError } from '../core/errors.ts';
 
 /**
@@ -129,15 +130,8 @@ export function readSettingsFile(file: string | undefined): Settings {
   }
   const result = settingsSchema.safeParse(parsed);
   if (!result.success) {
-    // Every problem at once, each naming its field; unknown keys are reported by the object that holds
-    // them, so the key itself is appended.
-    const problems = result.error.issues.map((issue) => {
-      const at = fieldPath(issue.path);
-      if (issue.code === 'unrecognized_keys') {
-        return { field: issue.keys.map((k) => (at ? `${at}.${k}` : k)).join(', '), message: 'unknown key' };
-      }
-      return { field: at || 'config-file', message: issue.message };
-    });
+    // Every problem at once, each naming its field; a problem of the whole file names the flag.
+    const problems = configProblems(result.error.issues).map((p) => (p.field === '(root)' ? { ...p, field: 'config-file' } : p));
     throw new ZerolossError('ZL_INVALID_CONFIG', `--config-file ${file}: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, {
       details: { field: problems[0]?.field ?? 'config-file', problems },
     });
@@ -149,12 +143,4 @@ export function readSettingsFile(file: string | undefined): Settings {
   });
   cache.set(file, settings);
   return settings;
-}
-
-/** `["sources", 0, "stateColumn"]` → `sources[0].stateColumn`. */
-function fieldPath(parts: readonly PropertyKey[]): string {
-  return parts.reduce<string>(
-    (out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)),
-    '',
-  );
 }
