@@ -59,7 +59,9 @@ export class BrokerSentCheck {
       for (const row of rows) {
         if (row.previousLeaseUntilMs === undefined) continue;
         checked++;
-        byTopic.set(row.record.topic, [...(byTopic.get(row.record.topic) ?? []), row]);
+        const topicRows = byTopic.get(row.record.topic);
+        if (topicRows) topicRows.push(row);
+        else byTopic.set(row.record.topic, [row]);
       }
       for (const [topic, topicRows] of byTopic) {
         if (error !== undefined) break;
