@@ -14,11 +14,10 @@ import { parseArgs } from 'node:util';
 import { KafkaInspector } from '../src/adapters/kafka/kafka-inspector.ts';
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
-import { HEADER } from '../src/core/envelope.ts';
 import { Relay } from '../src/outbox/relay.ts';
-import type { BrokerRecord } from '../src/ports/broker-inspector.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../test/helpers/kafka.ts';
 import { PG_URL, freshSchema, inTransaction } from '../test/helpers/pg.ts';
+import { brokerCopies } from '../test/helpers/relay-crash-after-ack.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
 
 const { values } = parseArgs({
@@ -73,25 +72,14 @@ try {
   });
   // The last child's lease (50 ms) is over long before this claim.
   await healthy.drain();
-  const records: BrokerRecord[] = [];
-  const marks = (await inspector.watermarks(topic)) ?? [];
-  for await (const r of inspector.read(marks.map((m) => ({ topic, partition: m.partition, from: m.low, to: m.high })))) records.push(r);
-  const copies = new Map<string, number>();
-  for (const r of records) copies.set(r.headers[HEADER.id] ?? '', (copies.get(r.headers[HEADER.id] ?? '') ?? 0) + 1);
-  const seqs = new Map<string, number[]>();
-  const seen = new Set<string>();
-  for (const r of records.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset))) {
-    if (seen.has(r.headers[HEADER.id] ?? '')) continue;
-    seen.add(r.headers[HEADER.id] ?? '');
-    seqs.set(r.key, [...(seqs.get(r.key) ?? []), Number(r.headers['zl-seq'])]);
-  }
+  const { records, copies, seqs } = await brokerCopies(inspector, topic);
   const { rows } = await env.pool.query(`select count(*) filter (where state = 1)::int as sent from "${env.schema}".outbox`);
   const summary = {
     withCheck,
     kills: killed,
     total,
-    onTopic: records.length,
-    resendsOfAcked: records.length - copies.size,
+    onTopic: records,
+    resendsOfAcked: records - copies.size,
     lost: ids.filter((id) => !copies.has(id)).length,
     outOfOrder: [...seqs.values()].filter((s) => s.some((v, i) => i > 0 && v <= (s[i - 1] as number))).length,
     sentRows: rows[0].sent,

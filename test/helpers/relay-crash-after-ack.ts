@@ -163,23 +163,7 @@ export async function crashScenario(options: {
   });
   const elapsedMs = performance.now() - started;
 
-  const records: BrokerRecord[] = [];
-  const marks = (await options.inspector.watermarks(options.topic)) ?? [];
-  for await (const r of options.inspector.read(
-    marks.map((m) => ({ topic: options.topic, partition: m.partition, from: m.low, to: m.high })),
-  )) {
-    records.push(r);
-  }
-  const copies = new Map<string, number>();
-  for (const r of records) copies.set(r.headers[HEADER.id] ?? '', (copies.get(r.headers[HEADER.id] ?? '') ?? 0) + 1);
-  // Per key, the sequence numbers of first copies in broker order: 1, 2, 3… with no step back.
-  const seqs = new Map<string, number[]>();
-  const seen = new Set<string>();
-  for (const r of records.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset))) {
-    if (seen.has(r.headers[HEADER.id] ?? '')) continue;
-    seen.add(r.headers[HEADER.id] ?? '');
-    seqs.set(r.key, [...(seqs.get(r.key) ?? []), Number(r.headers['zl-seq'])]);
-  }
+  const { copies, seqs } = await brokerCopies(options.inspector, options.topic);
   const { rows } = await options.pool.query(
     `select count(*) filter (where state = 1)::int as sent, count(*) filter (where state = 1 and sent_offset is null)::int as no_position
      from "${options.schema}".outbox where topic = $1`,
@@ -200,4 +184,30 @@ export async function crashScenario(options: {
     foundOnBroker: result.check.found,
     checkMsMean: Math.round((result.check.seconds * 10_000) / Math.max(1, result.check.rounds)) / 10,
   };
+}
+
+/**
+ * What a topic holds, read through the inspector: copies per message id, and per key the sequence numbers
+ * of first copies in broker order (1, 2, 3… with no step back when key order held).
+ */
+export async function brokerCopies(
+  inspector: BrokerInspector,
+  topic: string,
+): Promise<{ records: number; copies: Map<string, number>; seqs: Map<string, number[]> }> {
+  const records: BrokerRecord[] = [];
+  const marks = (await inspector.watermarks(topic)) ?? [];
+  for await (const r of inspector.read(marks.map((m) => ({ topic, partition: m.partition, from: m.low, to: m.high })))) records.push(r);
+  const copies = new Map<string, number>();
+  for (const r of records) copies.set(r.headers[HEADER.id] ?? '', (copies.get(r.headers[HEADER.id] ?? '') ?? 0) + 1);
+  const seqs = new Map<string, number[]>();
+  const seen = new Set<string>();
+  for (const r of records.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset))) {
+    const id = r.headers[HEADER.id] ?? '';
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const keySeqs = seqs.get(r.key);
+    if (keySeqs) keySeqs.push(Number(r.headers['zl-seq']));
+    else seqs.set(r.key, [Number(r.headers['zl-seq'])]);
+  }
+  return { records: records.length, copies, seqs };
 }
