@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CONTROL_HEADER, CONTROL_TOPIC, decodeControl, encodeControl } from '../../src/core/control-message.ts';
+import { ZerolossError } from '../../src/core/errors.ts';
+
+const at = '2026-12-05T08:00:00.000Z';
+
+test('a control message round-trips, keyed by its producer (receipts: by group)', () => {
+  const request = { kind: 'resend-request', group: 'g', topic: 't', producerId: 'p1', key: 'k', fromSeq: 3, toSeq: 5, at } as const;
+  const record = encodeControl(request);
+  assert.equal(record.topic, CONTROL_TOPIC);
+  assert.equal(record.key, 'p1');
+  assert.equal(record.headers[CONTROL_HEADER], 'resend-request');
+  assert.deepEqual(decodeControl(record), request);
+  const r = encodeControl({ kind: 'receipts', group: 'points', at, applied: [{ messageId: 'm1', producerId: 'p1', topic: 't' }] });
+  assert.equal(r.key, 'points');
+});
+
+test('bad control records are typed, non-retryable errors', () => {
+  const bad = [
+    Buffer.from([0xff, 0xfe]),
+    Buffer.from('not json'),
+    Buffer.from('{"kind":"launch"}'),
+    Buffer.from(JSON.stringify({ kind: 'resend-request', group: 'g', topic: 't', producerId: 'p', key: 'k', fromSeq: 5, toSeq: 3, at })),
+    Buffer.from(JSON.stringify({ kind: 'resend-request', group: 'g', topic: 't', producerId: 'p', key: 'k', fromSeq: 0, toSeq: 3, at })),
+    Buffer.from(JSON.stringify({ kind: 'receipts', group: 'g', at, applied: [], extra: 1 })),
+  ];
+  for (const value of bad) {
+    assert.throws(
+      () => decodeControl({ value }),
+      (e: unknown) => e instanceof ZerolossError && e.code === 'ZL_INVALID_MESSAGE' && !e.retryable,
+    );
+  }
+  assert.throws(() => encodeControl({ kind: 'producer-marks', producerId: '', at, marks: [] }));
+});
