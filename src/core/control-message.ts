@@ -61,9 +61,7 @@ const receipts = z
     group: name,
     at: z.iso.datetime(),
     /** Messages whose effect this group committed (or found already committed), by producer. */
-    applied: z
-      .array(z.object({ messageId: name, producerId: z.string().max(512), topic: name }).strict())
-      .max(10_000),
+    applied: z.array(z.object({ messageId: name, producerId: z.string().max(512), topic: name }).strict()).max(10_000),
   })
   .strict();
 
