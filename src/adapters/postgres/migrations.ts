@@ -10,6 +10,7 @@ import { keyLockMigration } from './migrations/006-key-lock.ts';
 import { contentDigestMigration } from './migrations/007-content-digest.ts';
 import { outboxAutovacuumMigration } from './migrations/008-outbox-autovacuum.ts';
 import { sourceRowDiscardedMigration } from './migrations/009-source-row-discarded.ts';
+import { sourceRowMessageMigration } from './migrations/012-source-row-message.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -33,6 +34,7 @@ export const MIGRATIONS: Migration[] = [
   contentDigestMigration,
   outboxAutovacuumMigration,
   sourceRowDiscardedMigration,
+  sourceRowMessageMigration,
 ];
 
 export interface MigrateResult {
