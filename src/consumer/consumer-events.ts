@@ -75,6 +75,8 @@ export interface ProcessedEvent {
   groupId: string;
   type: string;
   messageId: string;
+  /** The producer the envelope names ('' when the record carried none). */
+  producerId: string;
   key: string;
   topic: string;
   partition: number;

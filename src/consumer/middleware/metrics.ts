@@ -28,6 +28,7 @@ export function metricsStage(metrics: ConsumerMetrics, reporter: ConsumerReporte
       groupId: d.groupId,
       type,
       messageId: envelope?.id ?? '',
+      producerId: envelope?.producerId ?? '',
       key: d.record.key,
       topic: d.record.topic,
       partition: d.record.partition,
