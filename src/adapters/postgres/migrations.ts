@@ -11,6 +11,7 @@ import { contentDigestMigration } from './migrations/007-content-digest.ts';
 import { outboxAutovacuumMigration } from './migrations/008-outbox-autovacuum.ts';
 import { sourceRowDiscardedMigration } from './migrations/009-source-row-discarded.ts';
 import { sourceRowMessageMigration } from './migrations/012-source-row-message.ts';
+import { reconcileHoldMigration } from './migrations/013-reconcile-hold.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -35,6 +36,7 @@ export const MIGRATIONS: Migration[] = [
   outboxAutovacuumMigration,
   sourceRowDiscardedMigration,
   sourceRowMessageMigration,
+  reconcileHoldMigration,
 ];
 
 export interface MigrateResult {
