@@ -12,6 +12,7 @@ import { outboxAutovacuumMigration } from './migrations/008-outbox-autovacuum.ts
 import { sourceRowDiscardedMigration } from './migrations/009-source-row-discarded.ts';
 import { sourceRowMessageMigration } from './migrations/012-source-row-message.ts';
 import { reconcileHoldMigration } from './migrations/013-reconcile-hold.ts';
+import { degradeAndForwardMigration } from './migrations/014-degrade-and-forward.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -37,6 +38,7 @@ export const MIGRATIONS: Migration[] = [
   sourceRowDiscardedMigration,
   sourceRowMessageMigration,
   reconcileHoldMigration,
+  degradeAndForwardMigration,
 ];
 
 export interface MigrateResult {
