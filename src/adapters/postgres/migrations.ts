@@ -10,6 +10,7 @@ import { keyLockMigration } from './migrations/006-key-lock.ts';
 import { contentDigestMigration } from './migrations/007-content-digest.ts';
 import { outboxAutovacuumMigration } from './migrations/008-outbox-autovacuum.ts';
 import { sourceRowDiscardedMigration } from './migrations/009-source-row-discarded.ts';
+import { sequenceMarksMigration } from './migrations/010-sequence-marks.ts';
 import { sourceRowMessageMigration } from './migrations/012-source-row-message.ts';
 import { reconcileHoldMigration } from './migrations/013-reconcile-hold.ts';
 import { degradeAndForwardMigration } from './migrations/014-degrade-and-forward.ts';
@@ -36,6 +37,7 @@ export const MIGRATIONS: Migration[] = [
   contentDigestMigration,
   outboxAutovacuumMigration,
   sourceRowDiscardedMigration,
+  sequenceMarksMigration,
   sourceRowMessageMigration,
   reconcileHoldMigration,
   degradeAndForwardMigration,
