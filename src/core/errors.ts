@@ -39,6 +39,7 @@ export type ErrorCode =
   | 'ZL_NOT_YET'
   | 'ZL_HOLD_EXPIRED'
   | 'ZL_LOCK_BUSY'
+  | 'ZL_RUN_NOT_HELD'
   | 'ZL_RETRYABLE'
   | 'ZL_PERMANENT'
   | 'ZL_TOPIC_UNAVAILABLE'

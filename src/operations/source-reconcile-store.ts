@@ -17,6 +17,6 @@ export function sourceReconcileStore(store: ReconcileStore & ResendStore, source
     deadLettersByMessageIds: (ids) => store.deadLettersByMessageIds(ids),
     storedOffsets: (groups) => store.storedOffsets(groups),
     startRun: (kind, window) => store.startRun(kind, window),
-    finishRun: (id, verdict, report) => store.finishRun(id, verdict, report),
+    finishRun: (id, verdict, report, held) => store.finishRun(id, verdict, report, held),
   };
 }

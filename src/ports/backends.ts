@@ -6,6 +6,7 @@ import type {
   AlarmStore,
   CollectorStore,
   DivertStore,
+  HeldRunStore,
   InterventionStore,
   ReconcileStore,
   ResendStore,
@@ -26,7 +27,8 @@ export type OperationsStore = ReconcileStore &
   RetentionStore &
   DivertStore &
   AlarmStore &
-  CollectorStore;
+  CollectorStore &
+  HeldRunStore;
 
 export interface MigrateResult {
   schema: string;

@@ -82,7 +82,34 @@ export interface ReconcileStore {
   /** P5: rows not yet marked sent whose message the broker holds become sent, without a resend. */
   markSentFromBroker(found: BrokerPosition[], actor: string): Promise<string[]>;
   startRun(kind: string, window: { from: Date; to: Date }): Promise<string>;
-  finishRun(id: string, verdict: string, report: unknown): Promise<void>;
+  /** With `held`, the run is stored held (O8): every id it would have re-published, for a person to approve. */
+  finishRun(id: string, verdict: string, report: unknown, held?: string[]): Promise<void>;
+}
+
+/** A reconciliation run held for a person (O8): too many missing messages to re-publish automatically. */
+export interface HeldRun {
+  id: string;
+  kind: string;
+  windowFrom: Date;
+  windowTo: Date;
+  finishedAt: Date;
+  verdict: string;
+  /** How many ids the run holds. */
+  held: number;
+}
+
+export interface HeldRunStore {
+  /** Runs still held, oldest first, at most `limit`. */
+  heldRuns(limit: number): Promise<HeldRun[]>;
+  /**
+   * Takes a held run for re-publishing: 'held' becomes 'approved' (with who, when, why, and an audit row) in
+   * one statement, so of two approvals only one gets the ids. Undefined when the run is not held.
+   */
+  approveHeld(id: string, actor: string, reason: string): Promise<string[] | undefined>;
+  /** Why a run is not held: undefined (no such run), or its status and approval. */
+  runHold(id: string): Promise<{ status: string | null; approvedBy: string | null; approvedAt: Date | null } | undefined>;
+  /** Records the approval's outcome, or with `undefined` gives the run back to 'held' (nothing was re-published). */
+  settleApproval(id: string, outcome: Record<string, unknown> | undefined): Promise<void>;
 }
 
 export interface ResendRow {

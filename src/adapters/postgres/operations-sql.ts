@@ -97,8 +97,41 @@ export function operationsSql(s: string) {
 
     /** $1 kind, $2 window from, $3 window to. Returns the run id. */
     runStart: `insert into ${s}.reconcile_run (kind, window_from, window_to) values ($1, $2, $3) returning id::text`,
-    /** $1 run id, $2 verdict, $3 report. */
-    runFinish: `update ${s}.reconcile_run set finished_at = now(), verdict = $2, report = $3::jsonb where id = $1`,
+    /** $1 run id, $2 verdict, $3 report, $4 the ids held for a person (O8), or null. */
+    runFinish: `
+      update ${s}.reconcile_run set finished_at = now(), verdict = $2, report = $3::jsonb,
+        held_ids = $4::text[], status = case when $4::text[] is null then null else 'held' end
+      where id = $1`,
+
+    // ---- escalation (O8) ---------------------------------------------------------------------------
+    /** Held runs, oldest first, at most $1. */
+    heldRuns: `
+      select id::text, kind, window_from, window_to, finished_at, verdict, cardinality(held_ids) as held
+      from ${s}.reconcile_run where status = 'held' order by id limit $1`,
+    /**
+     * Run $1 from held to approved by actor $2 for reason $3, with an audit row; returns its ids. The status
+     * test in the update's where clause is what makes an approval happen once: a concurrent second one
+     * waits on the row lock, then finds it approved and returns nothing.
+     */
+    approveHeld: `
+      with run as (
+        update ${s}.reconcile_run set status = 'approved', approved_at = now(), approved_by = $2,
+          approval = jsonb_build_object('reason', $3::text)
+        where id = $1::bigint and status = 'held'
+        returning id, held_ids
+      ),
+      au as (
+        insert into ${s}.operation_audit (actor, action, subject, reason, details)
+        select $2, 'reconcile.approve', 'reconcile_run:' || id, $3, jsonb_build_object('ids', cardinality(held_ids)) from run
+      )
+      select held_ids from run`,
+    runHold: `select status, approved_by, approved_at from ${s}.reconcile_run where id = $1::bigint`,
+    /** $1 run id, $2 the approval's outcome, merged into its record. */
+    approvalOutcome: `update ${s}.reconcile_run set approval = approval || $2::jsonb where id = $1::bigint`,
+    /** Nothing was re-published: the run is held again. */
+    approvalUndo: `
+      update ${s}.reconcile_run set status = 'held', approved_at = null, approved_by = null, approval = null
+      where id = $1::bigint and status = 'approved'`,
 
     // ---- resend (O5) -------------------------------------------------------------------------------
     /** Rows to resend: committed in [$1, $2) of topics $3, or ids $4; in seq order after $5, $6 at a time. */
@@ -285,7 +318,11 @@ export function operationsSql(s: string) {
       select count(*)::int as deleted from del`,
 
     deleteRuns: `
-      with doomed as (select id from ${s}.reconcile_run where started_at < now() - $1 * interval '1 millisecond' limit $2),
+      with doomed as (
+        -- A held run waits for a person however old it is.
+        select id from ${s}.reconcile_run
+        where started_at < now() - $1 * interval '1 millisecond' and status is distinct from 'held' limit $2
+      ),
       del as (delete from ${s}.reconcile_run r using doomed x where r.id = x.id returning 1)
       select count(*)::int as deleted from del`,
 

@@ -8,6 +8,8 @@ import type {
   DeadLetterHit,
   DivertRule,
   DivertStore,
+  HeldRun,
+  HeldRunStore,
   InboxCursor,
   OutboxCursor,
   InboxHit,
@@ -46,7 +48,8 @@ export class PostgresOperationsStore
     RetentionStore,
     DivertStore,
     AlarmStore,
-    CollectorStore
+    CollectorStore,
+    HeldRunStore
 {
   readonly schema: string;
   readonly #db: Database;
@@ -170,8 +173,40 @@ export class PostgresOperationsStore
     return String(rows[0]?.id);
   }
 
-  async finishRun(id: string, verdict: string, report: unknown): Promise<void> {
-    await this.#db.query(this.#sql.runFinish, [id, verdict, JSON.stringify(report, jsonReplacer)]);
+  async finishRun(id: string, verdict: string, report: unknown, held?: string[]): Promise<void> {
+    await this.#db.query(this.#sql.runFinish, [id, verdict, JSON.stringify(report, jsonReplacer), held ?? null]);
+  }
+
+  async heldRuns(limit: number): Promise<HeldRun[]> {
+    return (await this.#rows(this.#sql.heldRuns, [limit])).map((r) => ({
+      id: String(r.id),
+      kind: String(r.kind),
+      windowFrom: date(r.window_from),
+      windowTo: date(r.window_to),
+      finishedAt: date(r.finished_at),
+      verdict: String(r.verdict),
+      held: Number(r.held),
+    }));
+  }
+
+  async approveHeld(id: string, actor: string, reason: string): Promise<string[] | undefined> {
+    const [r] = await this.#rows(this.#sql.approveHeld, [id, actor, reason]);
+    return r ? (r.held_ids as string[]) : undefined;
+  }
+
+  async runHold(id: string): Promise<{ status: string | null; approvedBy: string | null; approvedAt: Date | null } | undefined> {
+    const [r] = await this.#rows(this.#sql.runHold, [id]);
+    if (!r) return undefined;
+    return {
+      status: (r.status as string | null) ?? null,
+      approvedBy: (r.approved_by as string | null) ?? null,
+      approvedAt: r.approved_at ? date(r.approved_at) : null,
+    };
+  }
+
+  async settleApproval(id: string, outcome: Record<string, unknown> | undefined): Promise<void> {
+    if (outcome) await this.#db.query(this.#sql.approvalOutcome, [id, JSON.stringify(outcome, jsonReplacer)]);
+    else await this.#db.query(this.#sql.approvalUndo, [id]);
   }
 
   async resendRows(selector: ResendSelector, afterSeqId: string, limit: number): Promise<ResendRow[]> {
