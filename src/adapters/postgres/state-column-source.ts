@@ -28,6 +28,11 @@ export interface StateColumnSourceOptions<Row> {
   toMessage: (row: Row) => MessageInput & { id?: string };
   /** zeroloss's own schema (bookkeeping tables). */
   schema?: string;
+  /**
+   * Producer id of this source's messages (zl-producer-id), which names their per-key sequence (zl-seq,
+   * gapless from 1 per (producer id, message key), shared with outbox messages of the same producer id).
+   * Default: the source's name.
+   */
   producerId?: string;
   /** Value written to the state column when a row is parked; default 3. `null` keeps it at 2. */
   parkedState?: number | null;
@@ -42,6 +47,8 @@ export interface StateColumnSourceOptions<Row> {
 export class StateColumnSource<Row = Record<string, unknown>> implements RelaySource, ParkedSource, SourceMessageLookup, SourceReconcile {
   readonly name: string;
   readonly wakeChannel: string;
+  /** Names the per-key sequence of this source's messages: the declared producer id, else the source's name. */
+  readonly producerId: string;
   readonly #db: Database;
   readonly #options: StateColumnSourceOptions<Row>;
   readonly #sql: ReturnType<typeof stateColumnSql>;
@@ -52,6 +59,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
     this.#db = db;
     this.#options = options;
     this.name = options.name;
+    this.producerId = options.producerId ?? options.name;
     if (!/^[a-z0-9_.:-]{1,100}$/.test(options.name)) {
       throw new ZerolossError(
         'ZL_INVALID_CONFIG',
@@ -106,44 +114,59 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
     await this.verify();
     // Two statements in one transaction: the decision must run on a snapshot taken after the row locks
-    // are held (see stateColumnSql). The ids go back in the driver's own form of the id column.
+    // are held (see stateColumnSql). The ids go back in the driver's own form of the id column. Rows
+    // claimed for the first time get their message built in the same transaction, so its sequence number
+    // is drawn while the claim holds the row, and rolled back with it.
     const refused = new Error('a claimable row changed under the claim');
-    const rows = await this.#db
+    const { claimed, broken } = await this.#db
       .transaction(async (tx) => {
         const locked = await tx.query<{ row_id: unknown }>(this.#sql.lock, [this.name, limit]);
-        if (locked.rows.length === 0) return [];
-        const result = await tx.query<{
-          row: Row;
-          zl_ref: string;
-          zl_attempts: number;
-          zl_message_id: string | null;
-          zl_headers: Record<string, string> | null;
-          zl_payload: Uint8Array | null;
-          zl_state: number;
-          zl_refused: number | string;
-        }>(this.#sql.claim, [this.name, owner, locked.rows.map((r) => r.row_id), leaseMs]);
+        if (locked.rows.length === 0) return { claimed: [], broken: [] };
+        const result = await tx.query<ClaimRow<Row>>(this.#sql.claim, [this.name, owner, locked.rows.map((r) => r.row_id), leaseMs]);
         // A refused row may be an earlier row of a claimed row's key: claim nothing this round instead.
         if (result.rows.some((r) => Number(r.zl_refused) > 0)) throw refused;
-        return result.rows;
+        return this.#build(tx, result.rows);
       })
       .catch((error: unknown) => {
-        if (error === refused) return [];
+        if (error === refused) return { claimed: [], broken: [] };
         throw error;
       });
+    if (broken.length > 0) await this.markFailed(owner, broken);
+    return claimed;
+  }
+
+  /**
+   * The claimed rows as records: a row claimed before resends what was stored then (topic, key, bytes);
+   * a new one is built by the mapping and stored with its sequence number and its topic after divert rules.
+   * A row the mapping cannot turn into a message comes back in `broken`, to be parked with the reason.
+   */
+  async #build(tx: SqlExecutor, rows: Array<ClaimRow<Row>>): Promise<{ claimed: ClaimedRow[]; broken: FailedOutcome[] }> {
     const claimed: ClaimedRow[] = [];
-    const fresh: Array<{ ref: string; id: string; headers: Record<string, string>; payload: Buffer }> = [];
+    const fresh: Array<{
+      ref: string;
+      id: string;
+      headers: Record<string, string>;
+      payload: Buffer;
+      topic: string;
+      key: string;
+      type: string;
+    }> = [];
     const broken: FailedOutcome[] = [];
     for (const r of rows) {
+      let record: ClaimedRow['record'];
       let messageId = r.zl_message_id;
-      let headers = r.zl_headers;
-      let payload: Buffer | null = r.zl_payload ? Buffer.from(r.zl_payload) : null;
-      let topic: string;
-      let key: string;
       try {
-        const message = this.#options.toMessage(r.row);
-        topic = message.topic;
-        key = message.key;
-        if (messageId === null || headers === null || payload === null) {
+        if (messageId !== null && r.zl_headers !== null && r.zl_payload !== null) {
+          // Rows built before migration 012 kept no topic or key: the mapping gives them, as it did then.
+          const mapped = r.zl_topic === null || r.zl_key === null ? this.#options.toMessage(r.row) : undefined;
+          record = {
+            topic: r.zl_topic ?? mapped?.topic ?? '',
+            key: r.zl_key ?? mapped?.key ?? '',
+            headers: r.zl_headers,
+            value: Buffer.from(r.zl_payload),
+          };
+        } else {
+          const message = this.#options.toMessage(r.row);
           const encoded = encodeMessage(message, this.#options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
           messageId = message.id ?? stableId(this.name, r.zl_ref);
           const envelope: Envelope = {
@@ -152,14 +175,22 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
             type: message.type,
             version: message.version ?? 1,
             key: message.key,
-            producerId: this.#options.producerId ?? this.name,
-            seq: 0,
+            producerId: this.producerId,
+            seq: 0, // drawn by storeEncoded
             createdAt: createdAt(r.row, this.#options.createdColumn),
             headers: message.headers ?? {},
           };
-          headers = envelopeHeaders(envelope, encoded.contentType);
-          payload = encoded.bytes;
-          fresh.push({ ref: r.zl_ref, id: messageId, headers, payload });
+          const headers = envelopeHeaders(envelope, encoded.contentType);
+          fresh.push({
+            ref: r.zl_ref,
+            id: messageId,
+            headers,
+            payload: encoded.bytes,
+            topic: message.topic,
+            key: message.key,
+            type: message.type,
+          });
+          record = { topic: message.topic, key: message.key, headers, value: encoded.bytes };
         }
       } catch (error) {
         // A row the mapping cannot turn into a message is parked with the reason, never retried blindly.
@@ -172,25 +203,27 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
         });
         continue;
       }
-      claimed.push({
-        ref: r.zl_ref,
-        messageId,
-        attempt: Number(r.zl_attempts),
-        state: Number(r.zl_state) as MessageState,
-        record: { topic, key, headers, value: payload },
-      });
+      claimed.push({ ref: r.zl_ref, messageId, attempt: Number(r.zl_attempts), state: Number(r.zl_state) as MessageState, record });
     }
     if (fresh.length > 0) {
-      await this.#db.query(this.#sql.storeEncoded, [
+      const { rows: built } = await tx.query<{ row_id: string; topic: string; headers: Record<string, string> }>(this.#sql.storeEncoded, [
         this.name,
         fresh.map((f) => f.ref),
         fresh.map((f) => f.id),
         fresh.map((f) => JSON.stringify(f.headers)),
         fresh.map((f) => f.payload),
+        fresh.map((f) => f.topic),
+        fresh.map((f) => f.key),
+        fresh.map((f) => f.type),
+        this.producerId,
       ]);
+      const byRef = new Map(built.map((b) => [b.row_id, b]));
+      for (const c of claimed) {
+        const b = byRef.get(c.ref);
+        if (b) c.record = { ...c.record, topic: b.topic, headers: b.headers };
+      }
     }
-    if (broken.length > 0) await this.markFailed(owner, broken);
-    return claimed;
+    return { claimed, broken };
   }
 
   async markSent(owner: string, sent: SentOutcome[]): Promise<void> {
@@ -270,8 +303,8 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
   }
 
   /**
-   * The message `messageId` of this source in the outbox row's shape, or undefined. The topic and key are
-   * the mapping's for the row as it is now; the rest is what the relay stored at the first claim.
+   * The message `messageId` of this source in the outbox row's shape, or undefined: what the relay stored
+   * at the first claim (topic after divert rules, key, sequence, envelope) and the row's send state.
    */
   async messageRow(messageId: string): Promise<OutboxRowView | undefined> {
     await this.verify();
@@ -281,7 +314,8 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
 
   /**
    * Rows of a window (on the creation-time column, else the modified time) that have a message, in id order
-   * after `after` (its seqId is the row id), as reconcile reads them. A topic filter applies the mapping.
+   * after `after` (its seqId is the row id), as reconcile reads them. A topic filter applies the topic
+   * stored at the first claim.
    */
   async outboxWindow(
     window: { from: Date; to: Date },
@@ -321,22 +355,24 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
   /** A bookkeeping row in the outbox row's shape: topic and key by the mapping, the rest as stored. */
   #view(r: BookRow<Row>): OutboxRowView {
     let mapped: { topic: string; key: string } | undefined;
-    try {
-      mapped = this.#options.toMessage(r.row);
-    } catch {
-      mapped = undefined;
+    if (r.topic === null || r.msg_key === null) {
+      try {
+        mapped = this.#options.toMessage(r.row);
+      } catch {
+        mapped = undefined;
+      }
     }
     const h = r.headers ?? {};
     const state = Number(r.state);
     return {
       seqId: r.row_id,
       messageId: r.message_id,
-      topic: mapped?.topic ?? '',
-      key: mapped?.key ?? '',
+      topic: r.topic ?? mapped?.topic ?? '',
+      key: r.msg_key ?? mapped?.key ?? '',
       type: h['zl-type'] ?? '',
       traceId: h['zl-trace-id'] ?? r.message_id,
       producerId: h['zl-producer-id'] ?? this.name,
-      keySeq: Number(h['zl-seq'] ?? 0),
+      keySeq: Number(r.key_seq ?? h['zl-seq'] ?? 0),
       // The relay's view: a parked row is parked whatever value the business table keeps for it.
       state: (r.parked ? 3 : state === 1 ? 1 : state === 0 ? 0 : 2) as OutboxRowView['state'],
       attempts: Number(r.attempts),
@@ -355,7 +391,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
   /**
    * Sent rows to re-publish, byte for byte as first encoded, in id order after the row `afterSeqId`: by
    * message id, or by the window on the creation-time column (the modified time when none is declared).
-   * A topic filter applies the mapping's topic for the row as it is now.
+   * A topic filter applies the topic stored at the first claim.
    */
   async resendRows(selector: ResendSelector, afterSeqId: string, limit: number): Promise<ResendRow[]> {
     await this.verify();
@@ -369,6 +405,8 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
         message_id: string;
         headers: Record<string, string>;
         payload: Uint8Array;
+        topic: string | null;
+        msg_key: string | null;
         state: number;
       }>(this.#sql.resendRows, [this.name, ids, window.from, window.to, after, limit]);
       if (rows.length === 0) return [];
@@ -376,7 +414,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       for (const r of rows) {
         let mapped: { topic: string; key: string };
         try {
-          mapped = this.#options.toMessage(r.row);
+          mapped = r.topic !== null && r.msg_key !== null ? { topic: r.topic, key: r.msg_key } : this.#options.toMessage(r.row);
         } catch {
           continue;
         }
@@ -435,6 +473,20 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
   }
 }
 
+/** A row the claim statement returns: the business row and its bookkeeping. */
+interface ClaimRow<Row> {
+  row: Row;
+  zl_ref: string;
+  zl_attempts: number;
+  zl_message_id: string | null;
+  zl_headers: Record<string, string> | null;
+  zl_payload: Uint8Array | null;
+  zl_topic: string | null;
+  zl_key: string | null;
+  zl_state: number;
+  zl_refused: number | string;
+}
+
 /** A source_row joined with its business row, as messageRow and windowRows read it. */
 interface BookRow<Row> {
   row: Row;
@@ -449,6 +501,10 @@ interface BookRow<Row> {
   headers: Record<string, string> | null;
   sent_partition: number | null;
   sent_offset: string | null;
+  /** As built at the first claim (migration 012); null for rows built before it. */
+  topic: string | null;
+  msg_key: string | null;
+  key_seq: string | null;
   state: number;
   modified_at: Date;
 }

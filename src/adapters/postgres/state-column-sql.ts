@@ -60,8 +60,7 @@ export function stateColumnSql(n: StateColumnNames) {
     ), up as (
       insert into ${n.z}.source_row (source, row_id, attempts, lease_owner, lease_until)
       select $1, row_id::text, 1, $2, now() + $4 * interval '1 millisecond' from ok
-      -- bookkeeping rows are locked in row_id order here and in storeEncoded, so concurrent claimers
-      -- cannot deadlock on them
+      -- bookkeeping rows are locked in row_id order, so concurrent claimers cannot deadlock on them
       order by row_id::text
       on conflict (source, row_id) do update
         set attempts = ${n.z}.source_row.attempts + 1, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
@@ -69,10 +68,10 @@ export function stateColumnSql(n: StateColumnNames) {
         where not ${n.z}.source_row.parked
           and (${n.z}.source_row.lease_until is null or ${n.z}.source_row.lease_until < now())
           and ${n.z}.source_row.next_attempt_at <= now()
-      returning row_id, attempts, message_id, headers, payload
+      returning row_id, attempts, message_id, headers, payload, topic, msg_key
     )
     select to_jsonb(b) as row, up.row_id as zl_ref, up.attempts as zl_attempts, up.message_id as zl_message_id,
-           up.headers as zl_headers, up.payload as zl_payload, b.${n.state} as zl_state,
+           up.headers as zl_headers, up.payload as zl_payload, up.topic as zl_topic, up.msg_key as zl_key, b.${n.state} as zl_state,
            -- ok rows the upsert refused (changed after this snapshot: a lease holder releasing a row whose
            -- lease had expired); the caller then rolls the claim back rather than risk a later row of their key
            (select count(*) from ok) - (select count(*) from up) as zl_refused
@@ -81,14 +80,45 @@ export function stateColumnSql(n: StateColumnNames) {
     -- physical order, which concurrent inserts leave different from id order: one key's rows went out of order.
     order by b.${n.id}`;
 
-  // $1 source, $2 refs, $3 message ids, $4 headers (json text), $5 payloads
+  // Runs in the claim's transaction, which holds every row named here (business and bookkeeping), so the
+  // rows still without a message are exactly the ones this claim builds. Each message gets, in one go:
+  // - its key's next numbers in the per-(producer, key) sequence shared with the outbox (outbox_key_seq),
+  //   in claim order, which is id order; a key's earlier rows were built at earlier claims (a later row is
+  //   claimed only once they are sent, or together with them), so the numbers follow the key's id order.
+  //   The bump is rolled back with the claim, so the sequence stays gapless. Keys are bumped in key order,
+  //   so two claims cannot deadlock on them.
+  // - the topic after a divert rule (O4) for its topic and type, or for all its types ('*'), as the
+  //   outbox's enqueue applies them.
+  // $1 source, $2 refs (in claim order), $3 message ids, $4 headers (json text), $5 payloads, $6 topics,
+  // $7 keys, $8 types, $9 producer id. Returns each built row's topic, sequence and headers.
   const storeEncoded = `
-    with locked as (
-      select row_id from ${n.z}.source_row where source = $1 and row_id = any($2::text[]) order by row_id for update
+    with e as (
+      select * from unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[])
+        with ordinality as e(ref, mid, h, p, topic, k, typ, n)
+    ), fresh as (
+      select e.* from e join ${n.z}.source_row r on r.source = $1 and r.row_id = e.ref where r.message_id is null
+    ), counts as (
+      select k, count(*) as c from fresh group by k
+    ), seq as (
+      insert into ${n.z}.outbox_key_seq (producer_id, msg_key, seq)
+      select $9, k, c from counts order by k
+      on conflict (producer_id, msg_key) do update set seq = ${n.z}.outbox_key_seq.seq + excluded.seq
+      returning msg_key, seq
+    ), numbered as (
+      select f.ref, f.mid, f.h, f.p, f.k,
+             s.seq - c.c + row_number() over (partition by f.k order by f.n) as key_seq,
+             coalesce((
+               select dr.target_topic from ${n.z}.topic_divert dr
+               where dr.topic = f.topic and dr.msg_type in (f.typ, '*') order by (dr.msg_type = '*') limit 1
+             ), f.topic) as topic
+      from fresh f join counts c on c.k = f.k join seq s on s.msg_key = f.k
     )
-    update ${n.z}.source_row r set message_id = e.mid, headers = e.h::jsonb, payload = e.p
-    from unnest($2::text[], $3::text[], $4::text[], $5::bytea[]) as e(ref, mid, h, p), locked l
-    where r.source = $1 and r.row_id = e.ref and l.row_id = r.row_id and r.message_id is null`;
+    update ${n.z}.source_row r
+    set message_id = x.mid, headers = x.h::jsonb || jsonb_build_object('zl-seq', x.key_seq::text), payload = x.p,
+        topic = x.topic, msg_key = x.k, key_seq = x.key_seq
+    from numbered x
+    where r.source = $1 and r.row_id = x.ref and r.message_id is null
+    returning r.row_id, r.topic, r.headers`;
 
   // $1 source, $2 refs, $3 partitions, $4 offsets, $5 owner
   const markSent = `
@@ -211,7 +241,7 @@ export function stateColumnSql(n: StateColumnNames) {
   // $1 source, $2 message id: the row and its bookkeeping, for trace and resend.
   const messageRow = `
     select to_jsonb(b) as row, r.row_id, r.message_id, r.attempts, r.last_error, r.next_attempt_at, r.lease_owner, r.lease_until,
-           r.parked, r.discarded_at, r.headers, r.sent_partition, r.sent_offset::text as sent_offset,
+           r.parked, r.discarded_at, r.headers, r.sent_partition, r.sent_offset::text as sent_offset, r.topic, r.msg_key, r.key_seq::text as key_seq,
            b.${n.state} as state, b.${n.modified} as modified_at
     from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
     where r.source = $1 and r.message_id = $2`;
@@ -221,7 +251,7 @@ export function stateColumnSql(n: StateColumnNames) {
   // (10 < 9) never decides. Rows are returned in id order, so one key's resent messages keep their order.
   const when = `b.${n.created ?? n.modified}`;
   const resendRows = `
-    select to_jsonb(b) as row, r.row_id, r.message_id, r.headers, r.payload, b.${n.state} as state
+    select to_jsonb(b) as row, r.row_id, r.message_id, r.headers, r.payload, r.topic, r.msg_key, b.${n.state} as state
     from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
     where r.source = $1 and r.message_id is not null and r.payload is not null
       and (case when $2::text[] is null then ${when} >= $3 and ${when} < $4 else r.message_id = any($2::text[]) end)
@@ -257,7 +287,8 @@ export function stateColumnSql(n: StateColumnNames) {
   // reconcile. A discarded row is no longer expected anywhere.
   const windowRows = `
     select to_jsonb(b) as row, r.row_id, r.message_id, r.attempts, r.last_error, r.next_attempt_at, r.lease_owner, r.lease_until,
-           r.parked, r.headers, r.sent_partition, r.sent_offset::text as sent_offset, b.${n.state} as state, b.${n.modified} as modified_at
+           r.parked, r.headers, r.sent_partition, r.sent_offset::text as sent_offset, r.topic, r.msg_key, r.key_seq::text as key_seq,
+           b.${n.state} as state, b.${n.modified} as modified_at
     from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
     where r.source = $1 and r.message_id is not null and r.discarded_at is null and ${when} >= $2 and ${when} < $3
       and ($4 = '0' or b.${n.id} > (select x.${n.id} from ${n.table} x where x.${n.id}::text = $4))
