@@ -4,6 +4,7 @@
  */
 export { reconcile, type ReconcileOptions, type ReconcileReport } from '../operations/reconcile.ts';
 export { ReconcileScheduler, type ReconcileSchedule } from '../operations/reconcile-scheduler.ts';
+export { approveHeldRun, type ApproveResult } from '../operations/approve-held-run.ts';
 export { resend, type ResendOptions, type ResendResult } from '../operations/resend.ts';
 export { trace, type MessageTrace, type TraceOptions } from '../operations/trace.ts';
 export { status, type Status, type StatusOptions } from '../operations/status.ts';

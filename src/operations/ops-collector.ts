@@ -1,5 +1,5 @@
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
-import type { CollectorStore, StatusStore } from '../ports/operations-store.ts';
+import type { CollectorStore, HeldRunStore, StatusStore } from '../ports/operations-store.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
 import { status } from './status.ts';
 
@@ -24,14 +24,14 @@ const STATE = ['pending', 'sent', 'failed', 'parked'] as const;
  * collector's start (history is not replayed).
  */
 export class OpsCollector {
-  readonly #store: CollectorStore & StatusStore;
+  readonly #store: CollectorStore & StatusStore & HeldRunStore;
   readonly #broker: BrokerInspector | undefined;
   readonly #metrics: OpsMetrics;
   readonly #options: OpsCollectorOptions;
   #cursor: { transition: string; alarm: string; applied: Date } | undefined;
 
   constructor(
-    deps: { store: CollectorStore & StatusStore; broker?: BrokerInspector; metrics: OpsMetrics },
+    deps: { store: CollectorStore & StatusStore & HeldRunStore; broker?: BrokerInspector; metrics: OpsMetrics },
     options: OpsCollectorOptions = {},
   ) {
     this.#store = deps.store;
@@ -102,6 +102,8 @@ export class OpsCollector {
     m.outboxRows.set({ state: 'parked' }, s.outbox.parked);
     m.outboxRows.set({ state: 'stuck' }, s.outbox.stuck);
     m.outboxOldest.set(s.outbox.oldestUnsentAgeMs / 1000);
+    // Held runs wait for a person however many processes reconcile or approve (O8).
+    m.reconcileHeld.set((await this.#store.heldRuns(10_000)).length);
     m.groupLag.reset();
     for (const g of s.groups) {
       m.groupLagTotal.set({ group: g.group }, Number(g.lag));

@@ -27,6 +27,18 @@ export function createOpsMetrics(registry: Registry = new Registry()) {
       'kind',
     ] as const),
     reconcileFailures: counter('zeroloss_reconcile_failures_total', 'Reconciliation runs that failed to complete', ['kind'] as const),
+    // escalation (O8)
+    reconcileEscalations: counter(
+      'zeroloss_reconcile_escalations_total',
+      'Runs that found more missing messages than the automatic repair limit and were held for a person',
+      ['kind'] as const,
+    ),
+    reconcileHeld: gauge('zeroloss_reconcile_held_reports', 'Held reconciliation runs waiting for a person to approve them', []),
+    escalationHookFailures: counter(
+      'zeroloss_reconcile_escalation_hook_failures_total',
+      'Escalation hooks (the emergency plan) that failed or ran out of time',
+      ['kind'] as const,
+    ),
     // repairs and resends (P5, O5)
     markedSent: counter('zeroloss_ops_marked_sent_total', 'Rows marked sent because the broker already held the message (P5)', []),
     resent: counter('zeroloss_ops_resent_total', 'Messages re-published from the outbox by resend or reconcile --repair', [

@@ -25,9 +25,20 @@ export const reconcileScheduleSchema = z
     nightly: z
       .union([z.literal(false), z.object({ atUtcHour: z.number().int().min(0).max(23).default(2) }).strict()])
       .default({ atUtcHour: 2 }),
-    /** Re-publish missing messages automatically, up to `maxAutoRepair` per run (O2); larger gaps only alert. */
+    /** Re-publish missing messages automatically, up to `maxAutoRepair` per run (O2). */
     repair: z.boolean().default(false),
-    maxAutoRepair: z.number().int().nonnegative().default(100),
+    /**
+     * The escalation threshold (O8; 1,000 in the source). A run that finds more missing messages escalates:
+     * nothing is re-published, the run is stored held for a person, 'escalated' is emitted, the escalation
+     * metric rises, and `onEscalate` runs.
+     */
+    maxAutoRepair: z.number().int().nonnegative().default(1_000),
+    /**
+     * The emergency plan: called with the held report. Its failure (a throw, a rejection, or running past
+     * `escalateTimeoutMs`) is emitted as 'hookFailed' and counted; it never stops the scheduler.
+     */
+    onEscalate: z.custom<(report: ReconcileReport) => unknown>((v) => typeof v === 'function', 'must be a function').optional(),
+    escalateTimeoutMs: z.number().int().positive().default(30_000),
     topics: z.array(z.string().min(1)).optional(),
     groups: z.array(z.string().min(1)).optional(),
   })
@@ -39,13 +50,18 @@ export interface ReconcileSchedulerEvents {
   report: [ReconcileReport];
   /** A run found missing messages (whether or not it re-published them). */
   gap: [ReconcileReport];
+  /** A run found more than `maxAutoRepair` missing and was held for a person (O8). */
+  escalated: [ReconcileReport];
+  /** `onEscalate` failed or ran out of time. */
+  hookFailed: [Error, ReconcileReport];
   error: [Error];
 }
 
 /**
  * Scheduled reconciliation (O2): the recent window every few minutes and the previous day every night.
  * Emits 'gap' (and counts it in the metrics) whenever a run finds a message missing at any stage; with
- * `repair`, small gaps are re-published from the outbox at once.
+ * `repair`, gaps up to `maxAutoRepair` are re-published from the outbox at once. Larger ones escalate (O8):
+ * held for a person, 'escalated', and the `onEscalate` hook.
  */
 export class ReconcileScheduler extends EventEmitter<ReconcileSchedulerEvents> {
   readonly config: Readonly<z.output<typeof reconcileScheduleSchema>>;
@@ -99,13 +115,44 @@ export class ReconcileScheduler extends EventEmitter<ReconcileSchedulerEvents> {
       actor: `reconcile:${kind}`,
     };
     // One run at a time: a slow nightly run delays the next recent one rather than racing it.
-    const next = this.#running.catch(() => {}).then(() => reconcile(this.#deps, window, options));
+    // The hook is part of the run: stop() waits for it, and a slow one delays the next run (bounded).
+    const next = this.#running
+      .catch(() => {})
+      .then(() => reconcile(this.#deps, window, options))
+      .then(async (report) => {
+        this.emit('report', report);
+        if (report.counts.missingOnBroker > 0 || report.groups.some((g) => g.missing > 0)) this.emit('gap', report);
+        if (report.held) {
+          this.emit('escalated', report);
+          await this.#escalate(report);
+        }
+        return report;
+      });
     this.#running = next;
-    return next.then((report) => {
-      this.emit('report', report);
-      if (report.counts.missingOnBroker > 0 || report.groups.some((g) => g.missing > 0)) this.emit('gap', report);
-      return report;
-    });
+    return next;
+  }
+
+  /** Runs the emergency plan, bounded in time; its failure is reported and counted, never thrown. */
+  async #escalate(report: ReconcileReport): Promise<void> {
+    const hook = this.config.onEscalate;
+    if (!hook) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.resolve().then(() => hook(report)),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`escalation hook still running after ${this.config.escalateTimeoutMs} ms`)),
+            this.config.escalateTimeoutMs,
+          );
+        }),
+      ]);
+    } catch (error) {
+      this.#deps.metrics?.escalationHookFailures.inc({ kind: report.kind });
+      this.emit('hookFailed', error instanceof Error ? error : new Error(String(error)), report);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #every(ms: number, fn: () => Promise<unknown>): void {

@@ -39,8 +39,12 @@ export const reconcileOptionsSchema = z
     markAcked: z.boolean().default(true),
     /** Re-publish missing messages from the outbox (needs a publisher). */
     repair: z.boolean().default(false),
-    /** Repair at most this many messages without confirmation; above it only with `confirmed`. */
-    maxAutoRepair: z.number().int().nonnegative().default(100),
+    /**
+     * The escalation threshold (O8; 1,000 in the source): up to this many missing messages are re-published
+     * automatically. Above it the run escalates: nothing is re-published, and the run is stored held with
+     * every missing id until a person approves it (`approveHeldRun`) — unless `confirmed`.
+     */
+    maxAutoRepair: z.number().int().nonnegative().default(1_000),
     confirmed: z.boolean().default(false),
     /** Write nothing: no repair, no run record. */
     dryRun: z.boolean().default(false),
@@ -97,6 +101,11 @@ export interface ReconcileReport {
   deadLettered: Array<{ group: string; messageId: string }>;
   scan: { records: number; incomplete: ReadStats['incomplete'] };
   repair: (Omit<ResendResult, 'skipped'> & { skipped?: string }) | undefined;
+  /**
+   * Set when the run escalated (O8): more messages were missing than `limit`, so none was re-published and
+   * the run is stored held with all `count` ids, for a person to approve (`zeroloss reconcile --approve`).
+   */
+  held: { count: number; limit: number } | undefined;
   /** Some id list was cut at `listLimit`. */
   truncated: boolean;
 }
@@ -127,9 +136,9 @@ export async function reconcile(deps: ReconcileDeps, window: TimeWindow, options
   const o = parseConfig(reconcileOptionsSchema, options, 'reconcile');
   const runId = o.dryRun ? undefined : await deps.store.startRun(o.kind, window);
   try {
-    const report = await run(deps, window, o);
+    const { report, held } = await run(deps, window, o, runId);
     report.runId = runId;
-    if (runId) await deps.store.finishRun(runId, report.verdict, report);
+    if (runId) await deps.store.finishRun(runId, report.verdict, report, held);
     record(deps.metrics, report);
     return report;
   } catch (error) {
@@ -139,7 +148,12 @@ export async function reconcile(deps: ReconcileDeps, window: TimeWindow, options
   }
 }
 
-async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof reconcileOptionsSchema>): Promise<ReconcileReport> {
+async function run(
+  deps: ReconcileDeps,
+  window: TimeWindow,
+  o: z.output<typeof reconcileOptionsSchema>,
+  runId: string | undefined,
+): Promise<{ report: ReconcileReport; held: string[] | undefined }> {
   const now = Date.now();
   const expected = new Map<string, ExpectedMessage>();
   const rows = new Map<string, Pick<OutboxRowView, 'state' | 'attempts' | 'lastError' | 'createdAt' | 'sentPartition' | 'sentOffset'>>();
@@ -243,20 +257,23 @@ async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof r
 
   // Repair: re-publish what the broker lost, and what a group passed without an effect.
   const targets = [...new Set([...missingOnBroker, ...outcomes.flatMap((g) => g.missing)])];
+  // Escalation (O8): a loss this large is an incident, not drift; a person decides, with every id kept. It
+  // does not depend on `repair`: without it nothing is re-published either, but the loss is still held.
+  const held = runId !== undefined && !o.confirmed && targets.length > o.maxAutoRepair ? targets : undefined;
   let repair: ReconcileReport['repair'];
   if (o.repair && targets.length > 0) {
-    if (!deps.publisher) {
-      repair = { selected: 0, resent: [], failed: [], notFound: [], skipped: 'no publisher to re-publish with' };
-    } else if (o.dryRun) {
-      repair = { selected: targets.length, resent: [], failed: [], notFound: [], skipped: 'dry run' };
-    } else if (targets.length > o.maxAutoRepair && !o.confirmed) {
+    if (held) {
       repair = {
         selected: targets.length,
         resent: [],
         failed: [],
         notFound: [],
-        skipped: `${targets.length} missing messages exceed the automatic repair limit of ${o.maxAutoRepair}: confirm to re-publish them`,
+        skipped: `${targets.length} missing messages exceed the automatic repair limit of ${o.maxAutoRepair}: held for approval (zeroloss reconcile --approve ${runId} --reason …)`,
       };
+    } else if (!deps.publisher) {
+      repair = { selected: 0, resent: [], failed: [], notFound: [], skipped: 'no publisher to re-publish with' };
+    } else if (o.dryRun) {
+      repair = { selected: targets.length, resent: [], failed: [], notFound: [], skipped: 'dry run' };
     } else {
       const result = await resend(
         { store: deps.store, publisher: deps.publisher, metrics: deps.metrics },
@@ -288,7 +305,7 @@ async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof r
     return list.slice(0, o.listLimit);
   };
   const count = (state: number) => all.filter((m) => rows.get(m.messageId)?.state === state).length;
-  return {
+  const report: ReconcileReport = {
     runId: undefined,
     kind: o.kind,
     window: { from: window.from.toISOString(), to: window.to.toISOString() },
@@ -318,8 +335,10 @@ async function run(deps: ReconcileDeps, window: TimeWindow, o: z.output<typeof r
     deadLettered: cap(deadLettered),
     scan: { records: stats.records, incomplete: stats.incomplete },
     repair: repair ? { ...repair, resent: cap(repair.resent), failed: cap(repair.failed) } : undefined,
+    held: held ? { count: held.length, limit: o.maxAutoRepair } : undefined,
     truncated,
   };
+  return { report, held };
 }
 
 /** Each group's applied ids, dead letters, topics and committed offsets (broker commit or stored with the effect). */
@@ -381,4 +400,9 @@ function record(metrics: OpsMetrics | undefined, r: ReconcileReport): void {
   for (const g of r.groups) metrics.reconcileMissing.set({ kind: r.kind, stage: `group:${g.groupId}` }, g.missing);
   metrics.reconcileGaps.inc({ kind: r.kind }, r.counts.missingOnBroker + r.groups.reduce((n, g) => n + g.missing, 0));
   metrics.reconcileLastRun.set({ kind: r.kind }, Date.now() / 1000);
+  if (r.held) {
+    metrics.reconcileEscalations.inc({ kind: r.kind });
+    // At once, for the alert; the collector sets the true count (approvals elsewhere) on its next round.
+    metrics.reconcileHeld.inc();
+  }
 }
