@@ -10,6 +10,7 @@ import { parseDuration } from '../../operations/time-window.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
 import { cliLogger, logHelp } from '../cli-logger.ts';
+import { escalationCommand } from '../escalation-command.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
 import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 
@@ -35,7 +36,16 @@ ${httpHelp(30)}
   --reconcile-settle <dur>    how old a message must be to be reconciled (default 2m)
   --nightly-hour <h>          UTC hour of the nightly run over the previous day, or 'off' (default 2)
   --repair                    re-publish missing messages automatically, up to --max-auto-repair per run
-  --max-auto-repair <n>       default 100; larger gaps only alert
+  --max-auto-repair <n>       the escalation threshold (default 1000). A run that finds more missing
+                              messages escalates, with or without --repair: nothing is re-published, the
+                              run is held for a person (zeroloss reconcile --held, --approve <run>), an
+                              error is logged, zeroloss_reconcile_escalations_total rises and
+                              zeroloss_reconcile_held_reports counts the runs waiting
+  --on-escalate <command>     the emergency plan: a shell command run on each escalation with the held
+                              report as JSON on stdin and ZEROLOSS_RUN_ID set. A non-zero exit or a
+                              timeout is logged and counted (zeroloss_reconcile_escalation_hook_failures_total);
+                              serve goes on
+  --on-escalate-timeout <dur> the command is killed after this long (default 30s)
   --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
   --pg <url>, --schema <name>, --kafka <brokers>
 ${brokerHelp}
@@ -65,6 +75,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'nightly-hour': { type: 'string' },
     repair: { type: 'boolean' },
     'max-auto-repair': { type: 'string' },
+    'on-escalate': { type: 'string' },
+    'on-escalate-timeout': { type: 'string' },
     'retention-every': { type: 'string' },
     dashboard: { type: 'boolean' },
     'dashboard-port': { type: 'string' },
@@ -82,6 +94,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // A bind the dashboard must refuse fails before anything connects.
   if (dashboard) (await import('../../dashboard/dashboard-security.ts')).checkBind(dashboard.host, dashboard.token);
   const log = cliLogger('serve');
+  const escalateTimeoutMs = parseDuration(values['on-escalate-timeout'] ?? '30s');
   return withOps(values, 'required', async (ops) => {
     const metrics = createOpsMetrics(new Registry());
     const collector = new OpsCollector({ store: ops.store, broker: ops.broker, metrics }, { groups: values.group });
@@ -103,9 +116,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
             },
         nightly: off(values['nightly-hour']) ? false : { atUtcHour: intOption(values['nightly-hour'], 'nightly-hour', 2) },
         repair: values.repair ?? false,
-        maxAutoRepair: intOption(values['max-auto-repair'], 'max-auto-repair', 100),
+        maxAutoRepair: intOption(values['max-auto-repair'], 'max-auto-repair', 1000),
         groups: values.group,
+        ...(values['on-escalate'] !== undefined ? { onEscalate: escalationCommand(values['on-escalate'], escalateTimeoutMs) } : {}),
+        escalateTimeoutMs,
       },
+    );
+    scheduler.on('escalated', (r) =>
+      log.error(
+        { window: r.kind, from: r.window.from, to: r.window.to, runId: r.runId, held: r.held?.count, limit: r.held?.limit },
+        `ESCALATED: ${r.held?.count} missing messages in the ${r.kind} window ${r.window.from}..${r.window.to} exceed the automatic repair limit of ${r.held?.limit}; run ${r.runId} is held: zeroloss reconcile --approve ${r.runId} --reason …`,
+      ),
+    );
+    scheduler.on('hookFailed', (e, r) =>
+      log.error({ err: e, task: 'on-escalate', runId: r.runId }, `escalation hook failed for run ${r.runId}: ${e.message}`),
     );
     scheduler.on('gap', (r) => {
       const missingInGroups = r.groups.reduce((n, g) => n + g.missing, 0);
