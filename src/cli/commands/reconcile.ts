@@ -1,3 +1,5 @@
+import { ZerolossError } from '../../core/errors.ts';
+import { approveHeldRun } from '../../operations/approve-held-run.ts';
 import { reconcile, type ReconcileReport } from '../../operations/reconcile.ts';
 import { actorOf } from '../../operations/intervention.ts';
 import { parseDuration, parseWindow, sliceWindow } from '../../operations/time-window.ts';
@@ -7,6 +9,8 @@ import { sourceReconcileStore } from '../../operations/source-reconcile-store.ts
 
 export const reconcileHelp = `Usage: zeroloss reconcile --since <time> [--until <time>] --pg <url> (--kafka <brokers> | --table-log |
        --redis-streams <url> | --rabbitmq <url>) [options]
+       zeroloss reconcile --held --pg <url>
+       zeroloss reconcile --approve <run> --reason <text> --pg <url> (--kafka <brokers> | --table-log | …)
 
 Compares, by message id, what the outbox committed in the window, what the broker holds (read back
 partition by partition, from the offsets the window's timestamps map to) and what each consumer group's
@@ -30,8 +34,10 @@ are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
   --group <group>           consumer groups to check (repeatable; default the groups whose inbox or dead
                             letters hold a message of the window)
   --repair                  re-publish missing messages from the outbox; consumers apply them once
-  --max-auto-repair <n>     repair at most this many without --yes (default 100)
-  --yes                     confirm a repair above --max-auto-repair
+  --max-auto-repair <n>     the escalation threshold (default 1000). A run that finds more missing
+                            messages escalates, with or without --repair: nothing is re-published and
+                            the run is held, with every missing id, for a person (see --held, --approve)
+  --yes                     re-publish above --max-auto-repair at once (no hold)
   --dry-run                 write nothing (no marking, no repair, no run record)
   --no-mark-acked           do not mark acked-but-pending rows sent
   --slack <duration>        extra broker time read around the window, for clock skew (default 60s)
@@ -42,11 +48,20 @@ are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
   --config-file <f.json>    its "sources" (state-column tables) are reconciled too, each on its own rows
                             after the outbox: one report each (a JSON array, each with "source"); the
                             ack-vs-state repair marks their rows sent, --repair re-publishes from them
-  --actor <name>            recorded on repairs (default: the OS user)
+  --actor <name>            recorded on repairs and approvals (default: the OS user)
+
+Held runs (escalation, O8):
+  --held                    list the runs held for approval (id, window, how many ids); needs only --pg
+  --approve <run>           re-publish exactly the ids run <run> holds, once, through the audited resend
+                            path (as zeroloss resend: rows of the outbox and of --config-file's sources);
+                            a second approval is refused (ZL_RUN_NOT_HELD). If the broker takes none of
+                            them the run is held again. Needs --reason
+  --reason <text>           why (recorded in the run, the audit and each message's resend)
 ${brokerHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
-Exit status: 0 clean or in-flight, 1 gaps or attention, 3 repaired, 2 bad usage.
+Exit status: 0 clean or in-flight, 1 gaps or attention (a held run included), 3 repaired, 2 bad usage.
+--held: 0. --approve: 0 all re-published, 1 some failed or were not found, or the run is not held.
 
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
@@ -69,11 +84,17 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
     'list-limit': { type: 'string' },
     actor: { type: 'string' },
     slice: { type: 'string' },
+    held: { type: 'boolean' },
+    approve: { type: 'string' },
+    reason: { type: 'string' },
   });
   if (values.help) {
     console.log(reconcileHelp);
     return 0;
   }
+  if (values.held) return heldCommand(values);
+  if (values.approve !== undefined) return approveCommand(values, values.approve);
+  if (values.reason !== undefined) throw new ZerolossError('ZL_INVALID_CONFIG', '--reason goes with --approve <run>');
   const window = parseWindow(values.since, values.until);
   const slices = values.slice ? sliceWindow(window, parseDuration(values.slice)) : [window];
   let withSources = false;
@@ -100,7 +121,7 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
             topics: values.topic,
             groups: values.group,
             repair: values.repair ?? false,
-            maxAutoRepair: intOption(values['max-auto-repair'], 'max-auto-repair', 100),
+            maxAutoRepair: intOption(values['max-auto-repair'], 'max-auto-repair', 1000),
             confirmed: values.yes ?? false,
             dryRun: values['dry-run'] ?? false,
             markAcked: !values['no-mark-acked'],
@@ -157,6 +178,50 @@ export function formatReport(r: ReconcileReport): string {
         : `  repair: re-published ${r.repair.resent.length} of ${r.repair.selected}${r.repair.failed.length ? `, FAILED ${r.repair.failed.length}: ${r.repair.failed.map((f) => `${f.messageId} (${f.error})`).join(', ')}` : ''}`,
     );
   }
+  if (r.held) {
+    lines.push(
+      `  ESCALATED: ${r.held.count} missing messages exceed the automatic repair limit of ${r.held.limit}; run ${r.runId} is held: zeroloss reconcile --approve ${r.runId} --reason …`,
+    );
+  }
   if (r.truncated) lines.push(`  (id lists cut at the list limit; counts are complete)`);
   return lines.join('\n');
+}
+
+type Values = Parameters<typeof withOps>[0] & { json?: boolean; reason?: string; actor?: string };
+
+async function heldCommand(values: Values): Promise<number> {
+  const runs = await withOps(values, 'none', (ops) => ops.store.heldRuns(1_000));
+  print(values.json, runs, () =>
+    runs.length === 0
+      ? 'no reconcile run is held'
+      : [
+          'held reconcile runs (approve one with: zeroloss reconcile --approve <run> --reason …)',
+          ...runs.map(
+            (r) =>
+              `  run ${r.id}  ${r.kind}  ${r.windowFrom.toISOString()} .. ${r.windowTo.toISOString()}  held ${r.held} ids  (finished ${r.finishedAt.toISOString()})`,
+          ),
+        ].join('\n'),
+  );
+  return 0;
+}
+
+async function approveCommand(values: Values, runId: string): Promise<number> {
+  if (!values.reason?.trim()) throw new ZerolossError('ZL_INVALID_CONFIG', '--approve needs --reason <text>');
+  const reason = values.reason;
+  const result = await withOps(values, 'required', async (ops) =>
+    approveHeldRun({ store: ops.store, stores: [ops.store, ...(await ops.sources())], publisher: ops.publisher() }, runId, {
+      actor: `reconcile:${actorOf({ actor: values.actor })}`,
+      reason,
+    }),
+  );
+  const r = result.resend;
+  print(values.json, result, () =>
+    [
+      `approved run ${result.runId}: re-published ${r.resent.length} of ${result.held} held`,
+      ...r.skipped.map((s) => `  skipped ${s.messageId}: ${s.reason}`),
+      ...r.failed.map((f) => `  FAILED ${f.messageId}: ${f.error}`),
+      ...r.notFound.map((id) => `  not found: ${id}`),
+    ].join('\n'),
+  );
+  return r.failed.length + r.notFound.length > 0 ? 1 : 0;
 }
