@@ -12,6 +12,7 @@ import type { Delivery } from './delivery.ts';
 import { EffectBatcher } from './effect-batcher.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
 import { deadLetterStage } from './middleware/dead-letter.ts';
+import { type DeferRules, deferStage } from './middleware/defer.ts';
 import { decodeStage } from './middleware/decode.ts';
 import { holdStage } from './middleware/hold.ts';
 import { dedupCacheStage } from './middleware/dedup-cache.ts';
@@ -38,6 +39,8 @@ export interface ConsumerChainDeps {
   reporter: ConsumerReporter;
   /** Process spans (`otelTracing()`); default none, and then the chain has no tracing stage. */
   tracing?: Tracing;
+  /** Non-core types set aside to a standby topic while a degrade switch is on; default none. */
+  defer?: DeferRules;
   /** Called after each finished record (the consumer resumes a paused subscription). */
   onFinished: () => void;
   report: (error: Error) => void;
@@ -59,6 +62,8 @@ export interface ConsumerChainDeps {
  *   dead letter      Delivery             catches what the stages inside gave up on: dead_letter row, `.dlq` copy
  *   decode           Delivery → Decoded   size limit, envelope headers, UTF-8, JSON
  *   route            Decoded → Routed     handler by type, upcast, schema, idempotency key, content digest
+ *   defer            Routed               only with `defer` rules: a listed type whose switch is on goes to its
+ *                                         standby topic, unapplied, to be drained later (middleware/defer.ts)
  *   cache            Routed               optional Redis fast path: a remembered key is a duplicate; a lock
  *   retry            Routed               the type's retry policy; runs the rest once per attempt (`perAttempt`)
  *   hold             Routed               a NotYetError (predecessor not landed) is held and rerun, uncharged,
@@ -85,7 +90,7 @@ export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: D
     ...config.batch,
     onTransaction: (messages) => metrics.batchSize.observe({ group: config.groupId }, messages),
   });
-  const { cache } = deps;
+  const { cache, defer } = deps;
   const outer = Chain.start().add('offset progress', offsetProgressStage({ ...deps, storeOffsets }));
   const beforeRetry = (traced ? outer.add('tracing', tracingStage(tracing)) : outer)
     .add('metrics', metricsStage(metrics, reporter))
@@ -95,7 +100,8 @@ export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: D
     )
     .add('decode', decodeStage({ maxPayloadBytes: config.maxPayloadBytes }))
     .add('route', routeStage(deps.handlers));
-  const chain = (cache ? beforeRetry.add('cache', dedupCacheStage(cache, config.inbox)) : beforeRetry)
+  const routed = defer ? beforeRetry.add('defer', deferStage(defer, publisher, deps.report)) : beforeRetry;
+  const chain = (cache ? routed.add('cache', dedupCacheStage(cache, config.inbox)) : routed)
     .add('retry', retryStage({ publisher, reporter, metrics, unavailable }), { perAttempt: true })
     .add('hold', holdStage(), { perAttempt: true })
     .add('key order', laneOrderStage())

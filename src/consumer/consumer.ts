@@ -19,6 +19,7 @@ import { AbandonedError, type Delivery, RETRY_HEADER, isRetryTopic, newDelivery,
 import { GapDetector } from './gap-detector.ts';
 import { type Handler, type HandlerOptions, HandlerRegistry } from './handler-registry.ts';
 import { type LaneControl, KeyLanes } from './key-lanes.ts';
+import type { DeferRules } from './middleware/defer.ts';
 import { type PartitionRef, OffsetTracker, partitionId } from './offset-tracker.ts';
 import { settleWithin, within } from './time-bounds.ts';
 import { loadStored } from './stored-offsets.ts';
@@ -44,6 +45,8 @@ export interface ConsumerOptions {
   startHealthServer?: StartHealthServer;
   /** Process spans; `createConsumer` passes `otelTracing()`. */
   tracing?: Tracing;
+  /** Non-core types set aside to a standby topic while a degrade switch is on (middleware/defer.ts); needs `publisher`. */
+  defer?: DeferRules;
 }
 
 interface PartitionRun {
@@ -87,6 +90,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   constructor(options: ConsumerOptions) {
     super();
     this.config = parseConfig(consumerConfigSchema, options.config, 'consumer');
+    if (options.defer && !options.publisher) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', 'defer needs a publisher to send deferred records to their standby topic');
+    }
     this.#options = options;
     this.#handlers = new HandlerRegistry(this.config.retry, this.config.minAcceptedVersions);
     this.#metrics = createConsumerMetrics(options.registry);
@@ -146,6 +152,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       metrics: this.#metrics,
       reporter: this,
       tracing: this.#options.tracing,
+      defer: this.#options.defer,
       onFinished: () => this.#resumeBelowBatchSize(),
       report: (error) => this.#report(error),
     }).run;

@@ -38,7 +38,9 @@ export type Outcome =
   /** Recorded as a dead letter (the dead_letter row, and the `.dlq` copy where there is one). */
   | { readonly kind: 'dead-lettered'; readonly code: string }
   /** Handed to `topic` (`<topic>.retry.<n>`), which now carries it. */
-  | { readonly kind: 'retry-scheduled'; readonly topic: string };
+  | { readonly kind: 'retry-scheduled'; readonly topic: string }
+  /** Set aside while a degrade switch is on: `topic` (the type's standby topic) now carries it, unapplied. */
+  | { readonly kind: 'deferred'; readonly topic: string };
 
 /** What the decode stage learnt from the record. */
 export interface Decoded {

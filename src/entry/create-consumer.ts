@@ -7,6 +7,7 @@ import type { Logger } from '../ports/logger.ts';
 import { noTracing, type Tracing } from '../ports/tracing.ts';
 import { Consumer } from '../consumer/consumer.ts';
 import type { ConsumerConfig } from '../consumer/consumer-config.ts';
+import type { DeferRules } from '../consumer/middleware/defer.ts';
 
 export type ConsumerOptions = ConsumerConfig & {
   /** The business database: effects, inbox rows and dead letters commit here. */
@@ -25,6 +26,13 @@ export type ConsumerOptions = ConsumerConfig & {
   tracing?: Tracing | false;
   /** Where operational events go as structured lines (a pino logger is one); default none. */
   logger?: Logger;
+  /**
+   * Non-core types set aside while a degrade switch is on (docs/operations.md, "Degrading at peak"): each
+   * listed type goes, unapplied, to its standby topic while its switch is on, to be drained later. Needs a
+   * transport with a publisher. `{ switches: new DegradeSwitches(store), types: { 'points.bonus': { switch:
+   * 'non-core', topic: 'orders.standby' } } }`.
+   */
+  defer?: DeferRules;
 };
 
 /**
@@ -32,7 +40,7 @@ export type ConsumerOptions = ConsumerConfig & {
  * here, in a composition root, because `health` needs the HTTP probe server, an adapter.
  */
 export function createConsumer(options: ConsumerOptions): Consumer {
-  const { store, transport, cache, registry, health, tracing, logger, ...config } = options ?? ({} as ConsumerOptions);
+  const { store, transport, cache, registry, health, tracing, logger, defer, ...config } = options ?? ({} as ConsumerOptions);
   if (typeof store?.db?.query !== 'function' || store.inbox === undefined || store.deadLetters === undefined) {
     throw new ZerolossError(
       'ZL_INVALID_CONFIG',
@@ -64,6 +72,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     startHealthServer,
     config,
     tracing: tracing === false ? noTracing : (tracing ?? otelTracing({ system: kind })),
+    defer,
   });
   if (logger) logConsumerEvents(consumer, logger.child({ component: 'consumer', group: consumer.config.groupId }));
   return consumer;

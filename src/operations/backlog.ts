@@ -1,6 +1,7 @@
 import { ZerolossError, errorSummary } from '../core/errors.ts';
 import { validateTopic } from '../core/message.ts';
 import type { BrokerInspector, CommittedOffset, PartitionRange, TopicAdmin } from '../ports/broker-inspector.ts';
+import type { ForwardLog, ForwardRange } from '../ports/backlog-store.ts';
 import type { DivertRule, DivertStore } from '../ports/operations-store.ts';
 import type { OutgoingRecord } from '../core/envelope.ts';
 import type { Publisher } from '../ports/transport.ts';
@@ -61,13 +62,24 @@ export interface ForwardOptions {
 }
 
 export interface ForwardResult {
+  /** The run's id in the forward record (`backlog forwards`); undefined without a record. */
+  run: string | undefined;
   from: string;
   to: string;
   created: boolean;
   forwarded: number;
-  ranges: Array<{ partition: number; from: string; to: string }>;
+  ranges: ForwardRange[];
   advanced: boolean;
   error: string | undefined;
+}
+
+interface ForwardDeps {
+  broker: BrokerInspector;
+  admin: TopicAdmin;
+  publisher: Publisher;
+  audit?: DivertStore['audit'];
+  /** Where each run records what it copies, before copying (so a run that dies midway is on record too). */
+  log?: ForwardLog;
 }
 
 /**
@@ -76,13 +88,10 @@ export interface ForwardResult {
  * plus `zl-forwarded-from`. Run the group's consumers on both topics: more partitions drain the backlog in
  * parallel, and the inbox makes whichever copy comes second a skipped duplicate. Per-key order holds within
  * each topic, not between the copies and new records on `from`; stop or divert the producers first where
- * that order matters.
+ * that order matters. With a `log`, the run is recorded (ranges, target, count), so `forwardAgain` can copy
+ * the same ranges again if the target loses them.
  */
-export async function forwardBacklog(
-  deps: { broker: BrokerInspector; admin: TopicAdmin; publisher: Publisher; audit?: DivertStore['audit'] },
-  options: ForwardOptions,
-  who: Actor = {},
-): Promise<ForwardResult> {
+export async function forwardBacklog(deps: ForwardDeps, options: ForwardOptions, who: Actor = {}): Promise<ForwardResult> {
   validateTopic(options.to);
   if (options.from === options.to) throw new ZerolossError('ZL_INVALID_CONFIG', 'forward needs two different topics');
   const marks = await deps.broker.watermarks(options.from);
@@ -98,32 +107,18 @@ export async function forwardBacklog(
     })
     .filter((r) => r.from < r.to);
 
-  const batchSize = options.batchSize ?? 500;
-  let forwarded = 0;
-  let error: string | undefined;
-  let batch: OutgoingRecord[] = [];
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const outcomes = await deps.publisher.publish(batch);
-    const failed = outcomes.find((o) => !o.ok);
-    if (failed && !failed.ok) throw failed.error;
-    forwarded += batch.length;
-    batch = [];
-  };
-  try {
-    for await (const r of deps.broker.read(ranges)) {
-      batch.push({
-        topic: options.to,
-        key: r.key,
-        value: r.value,
-        headers: { ...r.headers, [FORWARDED_HEADER]: `${r.topic}/${r.partition}/${r.offset}` },
-      });
-      if (batch.length >= batchSize) await flush();
-    }
-    await flush();
-  } catch (e) {
-    error = `forwarding stopped after ${forwarded} record(s): ${errorSummary(e)}`;
-  }
+  const run = await deps.log?.startForward({
+    from: options.from,
+    to: options.to,
+    group: options.group,
+    toPartitions: options.partitions,
+    ranges: ranges.map(rangeText),
+    planned: Number(ranges.reduce((n, r) => n + (r.to - r.from), 0n)),
+    againOf: null,
+    actor: actorOf(who),
+    reason: who.reason ?? null,
+  });
+  let { forwarded, error } = await copyRanges(deps.broker, deps.publisher, ranges, options.to, options.batchSize ?? 500);
 
   let advanced = false;
   if (options.advance && error === undefined && ranges.length > 0) {
@@ -135,22 +130,134 @@ export async function forwardBacklog(
       error = `copied, but the group's offsets on ${options.from} were not moved (stop its consumers first): ${errorSummary(e)}`;
     }
   }
+  if (run !== undefined) await deps.log?.finishForward(run, forwarded, error);
   await deps.audit?.({
     actor: actorOf(who),
     action: 'backlog.forward',
     subject: `topic:${options.from}`,
     reason: who.reason,
-    details: { to: options.to, group: options.group, forwarded, advanced, error },
+    details: { run, to: options.to, group: options.group, forwarded, advanced, error, ranges: ranges.map(rangeText) },
   });
   return {
+    run,
     from: options.from,
     to: options.to,
     created: target.created,
     forwarded,
-    ranges: ranges.map((r) => ({ partition: r.partition, from: r.from.toString(), to: r.to.toString() })),
+    ranges: ranges.map(rangeText),
     advanced,
     error,
   };
+}
+
+export interface ForwardAgainResult extends ForwardResult {
+  againOf: string;
+  /** Records of the recorded ranges the source no longer holds (retention deleted them): resend those from the outbox. */
+  goneAtSource: number;
+}
+
+/**
+ * Forwards a recorded run's ranges again — to its target, or to `to` — for when the target lost what was
+ * copied (retention, a deleted topic, a broken disk). The consumers' inboxes make every record that was
+ * applied before a skipped duplicate, so repeating a range is harmless. The new run is recorded too, naming
+ * the one it repeats. Records the source itself no longer holds are counted in `goneAtSource`: those can
+ * only come back from the outbox (`zeroloss resend`).
+ */
+export async function forwardAgain(
+  deps: ForwardDeps & { log: ForwardLog },
+  runId: string,
+  options: { to?: string; batchSize?: number } = {},
+  who: Actor = {},
+): Promise<ForwardAgainResult> {
+  const earlier = await deps.log.forwardRun(runId);
+  if (!earlier) throw new ZerolossError('ZL_INVALID_CONFIG', `no forward run ${runId} on record (see: zeroloss backlog forwards)`);
+  const to = options.to ?? earlier.to;
+  validateTopic(to);
+  if (to === earlier.from) throw new ZerolossError('ZL_INVALID_CONFIG', 'forward needs two different topics');
+  const marks = await deps.broker.watermarks(earlier.from);
+  if (!marks) throw new ZerolossError('ZL_UNKNOWN_TOPIC', `topic ${earlier.from} does not exist`);
+  const target = await deps.admin.ensureTopic(to, earlier.toPartitions);
+  const low = new Map(marks.map((m) => [m.partition, m.low]));
+  let goneAtSource = 0n;
+  const ranges: PartitionRange[] = [];
+  for (const r of earlier.ranges) {
+    const from = BigInt(r.from);
+    const end = BigInt(r.to);
+    const start = maxBig(from, low.get(r.partition) ?? end);
+    goneAtSource += (start < end ? start : end) - from;
+    if (start < end) ranges.push({ topic: earlier.from, partition: r.partition, from: start, to: end });
+  }
+  const run = await deps.log.startForward({
+    from: earlier.from,
+    to,
+    group: earlier.group,
+    toPartitions: earlier.toPartitions,
+    ranges: ranges.map(rangeText),
+    planned: Number(ranges.reduce((n, r) => n + (r.to - r.from), 0n)),
+    againOf: earlier.id,
+    actor: actorOf(who),
+    reason: who.reason ?? null,
+  });
+  const { forwarded, error } = await copyRanges(deps.broker, deps.publisher, ranges, to, options.batchSize ?? 500);
+  await deps.log.finishForward(run, forwarded, error);
+  await deps.audit?.({
+    actor: actorOf(who),
+    action: 'backlog.forward',
+    subject: `topic:${earlier.from}`,
+    reason: who.reason,
+    details: { run, againOf: earlier.id, to, group: earlier.group, forwarded, goneAtSource: Number(goneAtSource), error },
+  });
+  return {
+    run,
+    againOf: earlier.id,
+    from: earlier.from,
+    to,
+    created: target.created,
+    forwarded,
+    ranges: ranges.map(rangeText),
+    advanced: false,
+    error,
+    goneAtSource: Number(goneAtSource),
+  };
+}
+
+/** Copies the records of `ranges` to topic `to`, `batchSize` at a time; a failure stops the copy and is returned. */
+async function copyRanges(
+  broker: BrokerInspector,
+  publisher: Publisher,
+  ranges: PartitionRange[],
+  to: string,
+  batchSize: number,
+): Promise<{ forwarded: number; error: string | undefined }> {
+  let forwarded = 0;
+  let batch: OutgoingRecord[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const outcomes = await publisher.publish(batch);
+    const failed = outcomes.find((o) => !o.ok);
+    if (failed && !failed.ok) throw failed.error;
+    forwarded += batch.length;
+    batch = [];
+  };
+  try {
+    for await (const r of broker.read(ranges)) {
+      batch.push({
+        topic: to,
+        key: r.key,
+        value: r.value,
+        headers: { ...r.headers, [FORWARDED_HEADER]: `${r.topic}/${r.partition}/${r.offset}` },
+      });
+      if (batch.length >= batchSize) await flush();
+    }
+    await flush();
+    return { forwarded, error: undefined };
+  } catch (e) {
+    return { forwarded, error: `forwarding stopped after ${forwarded} record(s): ${errorSummary(e)}` };
+  }
+}
+
+function rangeText(r: PartitionRange): ForwardRange {
+  return { partition: r.partition, from: r.from.toString(), to: r.to.toString() };
 }
 
 /**
