@@ -11,6 +11,7 @@ import { contentDigestMigration } from './migrations/007-content-digest.ts';
 import { outboxAutovacuumMigration } from './migrations/008-outbox-autovacuum.ts';
 import { sourceRowDiscardedMigration } from './migrations/009-source-row-discarded.ts';
 import { sequenceMarksMigration } from './migrations/010-sequence-marks.ts';
+import { deliveryReceiptMigration } from './migrations/011-delivery-receipt.ts';
 import { sourceRowMessageMigration } from './migrations/012-source-row-message.ts';
 import { reconcileHoldMigration } from './migrations/013-reconcile-hold.ts';
 import { degradeAndForwardMigration } from './migrations/014-degrade-and-forward.ts';
@@ -38,6 +39,7 @@ export const MIGRATIONS: Migration[] = [
   outboxAutovacuumMigration,
   sourceRowDiscardedMigration,
   sequenceMarksMigration,
+  deliveryReceiptMigration,
   sourceRowMessageMigration,
   reconcileHoldMigration,
   degradeAndForwardMigration,
