@@ -12,6 +12,7 @@ import { isResourceLocked, rabbitError } from './rabbitmq-errors.ts';
 import { RabbitMembership } from './rabbitmq-membership.ts';
 import { toRecord } from './rabbitmq-message.ts';
 import { rabbitNames } from './rabbitmq-names.ts';
+import { peekOffset } from './rabbitmq-offset-peek.ts';
 import { probePartitions } from './rabbitmq-topology.ts';
 
 export interface RabbitMqSettings {
@@ -362,14 +363,13 @@ export class RabbitMqSubscription implements Subscription {
     }
   }
 
-  /** The group's committed offset of the partition, if any. The message is put back: it is the record. */
+  /**
+   * The group's committed offset of the partition, if any. The message is put back: it is the record. Read
+   * under the peek queue, so an inspector reading it at the same moment cannot make it look absent.
+   */
   async #readOffset(session: Session, topic: string, partition: number): Promise<bigint | undefined> {
-    const queue = await this.#declareOffsetQueue(session, topic, partition);
-    const message = await session.control.get(queue, { noAck: false });
-    if (message === false) return undefined;
-    session.control.nack(message, false, true);
-    const text = message.content.toString();
-    return /^\d+$/.test(text) ? BigInt(text) : undefined;
+    await this.#declareOffsetQueue(session, topic, partition);
+    return peekOffset(session.conn, session.control, { groupId: this.#groupId, topic, partition });
   }
 
   async #writeOffset(session: Session, owned: OwnedPartition, offset: bigint): Promise<void> {

@@ -1,6 +1,7 @@
 import type { ChannelModel } from 'amqplib';
 import { isNotFound } from './rabbitmq-errors.ts';
 import { rabbitNames } from './rabbitmq-names.ts';
+import { registerTopic } from './rabbitmq-topic-registry.ts';
 
 /**
  * Topic layout on RabbitMQ: one durable stream queue per partition. Streams, not classic or quorum
@@ -26,6 +27,8 @@ export async function declareTopic(conn: ChannelModel, topic: string, partitions
   } finally {
     await ch.close().catch(() => {});
   }
+  // After the partitions: a listed topic always has them.
+  await registerTopic(conn, topic);
 }
 
 /**
@@ -59,4 +62,5 @@ export async function deleteTopic(conn: ChannelModel, topic: string): Promise<vo
   } finally {
     await ch.close().catch(() => {});
   }
+  await registerTopic(conn, topic, 'deleted');
 }

@@ -2,6 +2,7 @@ import { ZerolossError } from '../../core/errors.ts';
 import type { Transport } from '../../ports/backends.ts';
 import { LazyParts } from '../shared/lazy-parts.ts';
 import { type RabbitMqAdminConfig, RabbitMqAdmin } from './rabbitmq-admin.ts';
+import { type RabbitMqInspectorConfig, RabbitMqInspector } from './rabbitmq-inspector.ts';
 import { type RabbitMqPublisherConfig, RabbitMqPublisher } from './rabbitmq-publisher.ts';
 import { type RabbitMqSubscriberConfig, RabbitMqSubscriber } from './rabbitmq-subscriber.ts';
 
@@ -9,6 +10,7 @@ export interface RabbitMqOptions {
   publisher?: Omit<RabbitMqPublisherConfig, 'url'>;
   subscriber?: Omit<RabbitMqSubscriberConfig, 'url'>;
   admin?: Omit<RabbitMqAdminConfig, 'url'>;
+  inspector?: Omit<RabbitMqInspectorConfig, 'url'>;
 }
 
 export interface RabbitMqTransport extends Transport {
@@ -16,6 +18,8 @@ export interface RabbitMqTransport extends Transport {
   readonly publisher: RabbitMqPublisher;
   readonly subscriber: RabbitMqSubscriber;
   readonly topicAdmin: RabbitMqAdmin;
+  /** Reads the partition streams with consumers of its own (nothing is taken), for reconcile, trace, status and the relay's broker check. */
+  readonly inspector: RabbitMqInspector;
 }
 
 /** RabbitMQ as the transport: a stream queue per partition, publisher confirms, offsets tracked per group. */
@@ -35,6 +39,10 @@ export function rabbitmq(url: string, options: RabbitMqOptions = {}): RabbitMqTr
     () => new RabbitMqAdmin({ ...options.admin, url }),
     (a) => a.close(),
   );
+  const inspector = parts.part(
+    () => new RabbitMqInspector({ ...options.inspector, url }),
+    (i) => i.close(),
+  );
   return {
     kind: 'rabbitmq',
     get publisher() {
@@ -43,6 +51,9 @@ export function rabbitmq(url: string, options: RabbitMqOptions = {}): RabbitMqTr
     subscriber,
     get topicAdmin() {
       return admin();
+    },
+    get inspector() {
+      return inspector();
     },
     async ensureTopic(topic, partitions) {
       const before = await admin()
