@@ -1,7 +1,7 @@
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { CollectorStore, HeldRunStore, StatusStore } from '../ports/operations-store.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
-import { status } from './status.ts';
+import { type StatusSource, status } from './status.ts';
 
 export interface OpsCollectorOptions {
   /** Groups to report lag for; default the groups the schema knows. */
@@ -27,16 +27,24 @@ export class OpsCollector {
   readonly #store: CollectorStore & StatusStore & HeldRunStore;
   readonly #broker: BrokerInspector | undefined;
   readonly #metrics: OpsMetrics;
+  readonly #sources: ReadonlyArray<StatusSource>;
   readonly #options: OpsCollectorOptions;
   #cursor: { transition: string; alarm: string; applied: Date } | undefined;
 
   constructor(
-    deps: { store: CollectorStore & StatusStore & HeldRunStore; broker?: BrokerInspector; metrics: OpsMetrics },
+    deps: {
+      store: CollectorStore & StatusStore & HeldRunStore;
+      broker?: BrokerInspector;
+      metrics: OpsMetrics;
+      /** State-column sources whose rows the producer gauges report beside the outbox's (label source). */
+      sources?: ReadonlyArray<StatusSource>;
+    },
     options: OpsCollectorOptions = {},
   ) {
     this.#store = deps.store;
     this.#broker = deps.broker;
     this.#metrics = deps.metrics;
+    this.#sources = deps.sources ?? [];
     this.#options = options;
   }
 
@@ -94,7 +102,7 @@ export class OpsCollector {
     }
 
     const s = await status(
-      { store: this.#store, broker: this.#broker },
+      { store: this.#store, broker: this.#broker, sources: this.#sources },
       { groups: this.#options.groups, stuckAfterMs: this.#options.stuckAfterMs, parkedLimit: 1 },
     );
     m.outboxRows.set({ state: 'pending' }, s.outbox.pending);
@@ -102,6 +110,14 @@ export class OpsCollector {
     m.outboxRows.set({ state: 'parked' }, s.outbox.parked);
     m.outboxRows.set({ state: 'stuck' }, s.outbox.stuck);
     m.outboxOldest.set(s.outbox.oldestUnsentAgeMs / 1000);
+    for (const src of s.sources) {
+      const source = src.name;
+      m.outboxRows.set({ state: 'pending', source }, src.pending);
+      m.outboxRows.set({ state: 'failed', source }, src.failed);
+      m.outboxRows.set({ state: 'parked', source }, src.parked);
+      m.outboxRows.set({ state: 'stuck', source }, src.stuckRows);
+      m.outboxOldest.set({ source }, src.oldestUnsentAgeMs / 1000);
+    }
     // Held runs wait for a person however many processes reconcile or approve (O8).
     m.reconcileHeld.set((await this.#store.heldRuns(10_000)).length);
     m.groupLag.reset();

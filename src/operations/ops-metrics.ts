@@ -49,8 +49,18 @@ export function createOpsMetrics(registry: Registry = new Registry()) {
     retentionRuns: counter('zeroloss_retention_runs_total', 'Retention runs', []),
     retentionLastRun: gauge('zeroloss_retention_last_run_timestamp_seconds', 'When retention last finished', []),
     // producer, as the database shows it across all relays (O1)
-    outboxRows: gauge('zeroloss_outbox_rows', 'Unsent outbox rows by state (pending, failed, parked, stuck)', ['state'] as const),
-    outboxOldest: gauge('zeroloss_outbox_oldest_unsent_seconds', 'Age of the oldest unsent (pending or failed) row', []),
+    // The outbox table's series carry no source label (alerts written for it keep matching); a state-column
+    // source's carry source="<its name>", so the same alerts cover it.
+    outboxRows: gauge(
+      'zeroloss_outbox_rows',
+      'Unsent rows by state (pending, failed, parked, stuck): the outbox table, and each state-column source (label source)',
+      ['state', 'source'] as const,
+    ),
+    outboxOldest: gauge(
+      'zeroloss_outbox_oldest_unsent_seconds',
+      'Age of the oldest unsent (pending or failed) row: the outbox table, and each state-column source (label source)',
+      ['source'] as const,
+    ),
     transitions: counter(
       'zeroloss_outbox_transitions_total',
       'Outbox state changes recorded by any relay or tool (to: sent, failed, parked, pending; kind: first, compensation, resend, repair)',

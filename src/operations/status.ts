@@ -55,10 +55,15 @@ export interface SourceStatus {
   failed: number;
   parked: number;
   oldestUnsentAgeMs: number;
-  /** The oldest unsent row is older than the stuck threshold. */
+  /** Some unsent row is older than the stuck threshold. */
   stuck: boolean;
+  /** Unsent rows older than the stuck threshold (by the creation-time column, else the modified time). */
+  stuckRows: number;
   parkedRows: SourceRowView[];
 }
+
+/** A state-column source as status asks it: its backlog, with rows unsent for longer than the threshold. */
+export type StatusSource = ParkedSource & { backlog(stuckAfterMs: number): Promise<BacklogStats & { stuck: number }> };
 
 export interface Status {
   at: string;
@@ -81,21 +86,22 @@ export interface Status {
  * reconciliation runs.
  */
 export async function status(
-  deps: { store: StatusStore; broker?: BrokerInspector; sources?: ReadonlyArray<ParkedSource & { backlog(): Promise<BacklogStats> }> },
+  deps: { store: StatusStore; broker?: BrokerInspector; sources?: ReadonlyArray<StatusSource> },
   options: StatusOptions = {},
 ): Promise<Status> {
   const windowMs = options.throughputWindowMs ?? 60_000;
   const stuckAfterMs = options.stuckAfterMs ?? 300_000;
   const sources = await Promise.all(
     (deps.sources ?? []).map(async (source): Promise<SourceStatus> => {
-      const [b, parkedRows] = await Promise.all([source.backlog(), source.parkedRows(options.parkedLimit ?? 20)]);
+      const [b, parkedRows] = await Promise.all([source.backlog(stuckAfterMs), source.parkedRows(options.parkedLimit ?? 20)]);
       return {
         name: source.name,
         pending: b.pending,
         failed: b.failed,
         parked: b.parked,
         oldestUnsentAgeMs: b.oldestUnsentAgeMs,
-        stuck: b.pending + b.failed > 0 && b.oldestUnsentAgeMs > stuckAfterMs,
+        stuck: b.stuck > 0,
+        stuckRows: b.stuck,
         parkedRows,
       };
     }),

@@ -453,20 +453,23 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
     return rows.map((r) => r.message_id);
   }
 
-  async backlog(): Promise<BacklogStats> {
+  /** Unsent, failed and parked rows; `stuck` counts unsent rows created more than `stuckAfterMs` ago. */
+  async backlog(stuckAfterMs = 300_000): Promise<BacklogStats & { stuck: number }> {
     await this.verify();
     const { rows } = await this.#db.query<{
       pending: number;
+      stuck: number;
       failed: number;
       parked: number;
       oldest_ms: number;
       next_due_ms: number | null;
-    }>(this.#sql.backlog, [this.name]);
+    }>(this.#sql.backlog, [this.name, stuckAfterMs]);
     const r = rows[0];
     return {
       pending: Number(r?.pending ?? 0),
       failed: Number(r?.failed ?? 0),
       parked: Number(r?.parked ?? 0),
+      stuck: Number(r?.stuck ?? 0),
       oldestUnsentAgeMs: Math.max(0, Number(r?.oldest_ms ?? 0)),
       nextDueInMs: r?.next_due_ms === null || r?.next_due_ms === undefined ? undefined : Math.max(0, Number(r.next_due_ms)),
     };

@@ -164,10 +164,13 @@ export function stateColumnSql(n: StateColumnNames) {
     )
     select message_id, to_state from book where not keep`;
 
-  // $1 source
+  // $1 source, $2 ms after which an unsent row (by its creation time, else its modified time) is stuck
   const backlog = `
     select
       count(*) filter (where b.${n.state} = 0 and not coalesce(r.parked, false))::int as pending,
+      count(*) filter (
+        where b.${n.state} in (0, 2) and not coalesce(r.parked, false) and b.${n.created ?? n.modified} < now() - $2 * interval '1 millisecond'
+      )::int as stuck,
       count(*) filter (where b.${n.state} = 2 and not coalesce(r.parked, false))::int as failed,
       count(*) filter (where coalesce(r.parked, false) or b.${n.state} = ${n.parkedState ?? -1})::int as parked,
       coalesce(extract(epoch from now() - min(b.${n.modified}) filter (where not coalesce(r.parked, false))) * 1000, 0)::float8 as oldest_ms,

@@ -47,6 +47,8 @@ ${httpHelp(30)}
                               serve goes on
   --on-escalate-timeout <dur> the command is killed after this long (default 30s)
   --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
+  --config-file <f.json>      its "sources": state-column tables whose unsent, parked and stuck rows the
+                              producer gauges report beside the outbox's (label source="<name>")
   --pg <url>, --schema <name>, --kafka <brokers>
 ${brokerHelp}
 ${logHelp}
@@ -97,7 +99,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const escalateTimeoutMs = parseDuration(values['on-escalate-timeout'] ?? '30s');
   return withOps(values, 'required', async (ops) => {
     const metrics = createOpsMetrics(new Registry());
-    const collector = new OpsCollector({ store: ops.store, broker: ops.broker, metrics }, { groups: values.group });
+    const collector = new OpsCollector(
+      { store: ops.store, broker: ops.broker, metrics, sources: await ops.sources() },
+      { groups: values.group },
+    );
     const scheduler = new ReconcileScheduler(
       {
         store: ops.store,
