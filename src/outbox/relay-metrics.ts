@@ -13,6 +13,11 @@ export function createRelayMetrics(registry: Registry = new Registry()) {
     resent: counter('zeroloss_relay_resent_total', 'Messages acknowledged on a second or later attempt (compensation)', source),
     parked: counter('zeroloss_relay_parked_total', 'Messages parked after their last attempt or a permanent rejection', source),
     rounds: counter('zeroloss_relay_claim_rounds_total', 'Claim rounds run (fast path and compensation)', source),
+    recordFailures: counter(
+      'zeroloss_relay_record_failures_total',
+      "Broker answers (acks or failures) the relay could not record in the database (P3's failed callback update)",
+      source,
+    ),
     sendSeconds: histogram(
       'zeroloss_relay_send_seconds',
       'Time from handing a batch to the broker client to its answer',

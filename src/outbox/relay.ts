@@ -159,7 +159,14 @@ export class Relay extends EventEmitter<RelayEvents> {
     // Publish every series at zero from the start, so rate() and absence alerts work before the first event.
     for (const source of this.#sources) {
       const labels = { source: source.name };
-      for (const counter of [this.#metrics.sent, this.#metrics.failed, this.#metrics.resent, this.#metrics.parked, this.#metrics.rounds]) {
+      for (const counter of [
+        this.#metrics.sent,
+        this.#metrics.failed,
+        this.#metrics.resent,
+        this.#metrics.parked,
+        this.#metrics.rounds,
+        this.#metrics.recordFailures,
+      ]) {
         counter.inc(labels, 0);
       }
       this.#metrics.sendSeconds.zero(labels);
@@ -341,6 +348,26 @@ export class Relay extends EventEmitter<RelayEvents> {
     return stats;
   }
 
+  /**
+   * P3: the broker answered, but its answer could not be written to the database (the source's failed
+   * "callback update"). Logged as an error and counted (an alert rule watches the counter), then thrown on
+   * to the loop, which backs off; the rows stay leased, and the broker check or reconciliation finds acked
+   * ones without a resend (P5).
+   */
+  async #recording<T>(source: RelaySource, what: 'acks' | 'failures', rows: number, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (error) {
+      if (rows === 0) throw error;
+      this.#metrics.recordFailures.inc({ source: source.name }, rows);
+      this.#log.error(
+        { source: source.name, rows, err: error },
+        `the broker answered ${rows} messages but recording its ${what} failed: they stay leased until checked or resent`,
+      );
+      throw error;
+    }
+  }
+
   async #round(source: RelaySource): Promise<{ claimed: number }> {
     const claimStarted = performance.now();
     const claimedRows = await source.claim(this.instanceId, this.config.batchSize, this.config.leaseMs);
@@ -403,9 +430,9 @@ export class Relay extends EventEmitter<RelayEvents> {
     });
     // Record acks first: they are the facts we must not lose. If this write fails the rows stay leased
     // and are resent after the lease (a duplicate on the topic, never a loss).
-    await source.markSent(this.instanceId, sent);
+    await this.#recording(source, 'acks', sent.length, () => source.markSent(this.instanceId, sent));
     this.#metrics.sent.inc(labels, sent.length);
-    const parked = await source.markFailed(this.instanceId, failed);
+    const parked = await this.#recording(source, 'failures', failed.length, () => source.markFailed(this.instanceId, failed));
     this.#metrics.failed.inc(labels, failed.filter((f) => f.action !== 'release').length);
     if (failed.length > 0) this.#logFailed(source, rows, outcomes, failed);
     if (parked.length > 0) {

@@ -15,6 +15,11 @@ export function createWalRelayMetrics(registry: Registry) {
       slot,
     ),
     acknowledged: counter('zeroloss_wal_relay_acknowledged_total', 'Transactions confirmed to the slot', slot),
+    recordFailures: counter(
+      'zeroloss_wal_relay_record_failures_total',
+      "Broker answers the WAL relay could not record in the database on a try (P3's failed callback update; retried)",
+      slot,
+    ),
     holding: gauge('zeroloss_wal_relay_holding_slot', '1 while this instance reads the slot, 0 while it stands by', slot),
     buffered: gauge('zeroloss_wal_relay_buffered_rows', 'Rows decoded and waiting to be sent', slot),
   };

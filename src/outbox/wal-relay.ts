@@ -101,7 +101,14 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     this.retries.on('parked', (e) => this.emit('parked', e));
     this.#metrics = createWalRelayMetrics(this.retries.registry);
     this.#labels = { slot: this.#stream.slot };
-    for (const c of [this.#metrics.sent, this.#metrics.resent, this.#metrics.failed, this.#metrics.heldBack, this.#metrics.acknowledged]) {
+    for (const c of [
+      this.#metrics.sent,
+      this.#metrics.resent,
+      this.#metrics.failed,
+      this.#metrics.heldBack,
+      this.#metrics.acknowledged,
+      this.#metrics.recordFailures,
+    ]) {
       c.inc(this.#labels, 0);
     }
     this.#metrics.holding.set(this.#labels, 0);
@@ -394,7 +401,15 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
         });
         return;
       } catch (error) {
-        this.#error(error as Error);
+        // P3: the broker answered but the answer is not recorded: an alert (counter and error log), then a
+        // retry; the slot is confirmed only once this batch is recorded.
+        const rows = sent.length + failed.length;
+        this.#metrics.recordFailures.inc(this.#labels, rows);
+        this.#log.error(
+          { err: error, code: (error as { code?: unknown }).code, rows },
+          `the broker answered ${rows} messages but recording them failed (retrying): ${(error as Error).message}`,
+        );
+        this.emit('error', error as Error);
         if (!this.#running || this.#ended !== null) throw error;
         await this.#sleep(delay);
         delay = Math.min(delay * 2, 5_000);
