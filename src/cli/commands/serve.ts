@@ -12,6 +12,7 @@ import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
 import { cliLogger, logHelp } from '../cli-logger.ts';
 import { escalationCommand } from '../escalation-command.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
+import { backlogPolicyHelp, backlogPolicyOptions, startBacklogPolicy } from '../backlog-policy-options.ts';
 import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 
 export const serveHelp = `Usage: zeroloss serve --pg <url> (--kafka <brokers> | --table-log | --redis-streams <url> | --rabbitmq <url>)
@@ -53,6 +54,8 @@ ${httpHelp(30)}
 ${brokerHelp}
 ${logHelp}
 
+${backlogPolicyHelp}
+
 Dashboard (docs/dashboard.md): overview with the last hour's plots, parked rows, dead letters, the outbox,
 a message's whole trail, and audited actions (release, discard, replay, resend, reconcile).
   --dashboard                 serve it, on its own port
@@ -86,6 +89,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'token-file': { type: 'string' },
     redact: { type: 'string', multiple: true },
     ...brokerOptions,
+    ...backlogPolicyOptions,
   });
   if (values.help) {
     console.log(serveHelp);
@@ -166,6 +170,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       );
     }
     scheduler.start();
+    const stopPolicy = await startBacklogPolicy(values, ops, log);
     const broker = ops.broker;
     const server = await startHealthServer({
       ...(httpEndpoint(values, 9465) as { host: string; port: number }),
@@ -222,6 +227,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       process.once('SIGINT', resolve);
     });
     for (const t of timers) clearInterval(t);
+    stopPolicy?.();
     await scheduler.stop();
     await board?.close();
     await server.close();
