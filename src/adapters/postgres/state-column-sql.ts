@@ -159,8 +159,11 @@ export function stateColumnSql(n: StateColumnNames) {
       returning b.${n.id}::text as ref
     ),
     tr as (
+      -- A row parked because its mapping failed has no message id yet: it is named '<source>:<row id>', as
+      -- parked list names it. (A null here failed the whole statement, so the claim that found such a row
+      -- threw and its batch was never sent, again at every lease expiry.)
       insert into ${n.z}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
-      select book.message_id, 0, book.to_state, book.attempts, book.err, $7 from book where not book.keep
+      select coalesce(book.message_id, $1 || ':' || book.row_id), 0, book.to_state, book.attempts, book.err, $7 from book where not book.keep
     )
     select message_id, to_state from book where not keep`;
 
