@@ -9,6 +9,16 @@ export { resend, type ResendOptions, type ResendResult } from '../operations/res
 export { trace, type MessageTrace, type TraceOptions } from '../operations/trace.ts';
 export { status, type Status, type StatusOptions } from '../operations/status.ts';
 export {
+  confirmations,
+  confirmationStatus,
+  type Confirmation,
+  type ConfirmationStatusOptions,
+  type GroupConfirmations,
+} from '../operations/confirmations.ts';
+export { storeReceipts, listenReceipts } from '../operations/store-receipts.ts';
+export { ReceiptReporter, type ReceiptReporterOptions } from '../consumer/receipt-reporter.ts';
+export type { ReceiptStore, MessageConfirmation, GroupConfirmationSummary } from '../ports/receipt-store.ts';
+export {
   listStuckWork,
   releaseParked,
   discardParked,

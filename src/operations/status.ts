@@ -1,7 +1,10 @@
+import type { DegradeSwitch } from '../ports/backlog-store.ts';
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { ParkedSource, SourceRowView } from '../ports/parked-source.ts';
 import type { BacklogStats } from '../ports/outbox-store.ts';
-import type { OutboxSummary, ReconcileRunSummary, SequenceAlarm, StatusStore, TopicBacklog } from '../ports/operations-store.ts';
+import type { DivertRule, OutboxSummary, ReconcileRunSummary, SequenceAlarm, StatusStore, TopicBacklog } from '../ports/operations-store.ts';
+import type { ReceiptStore } from '../ports/receipt-store.ts';
+import { type ConfirmationStatusOptions, type GroupConfirmations, confirmationStatus } from './confirmations.ts';
 import { partKey } from './reconcile-classify.ts';
 
 export interface StatusOptions {
@@ -15,6 +18,8 @@ export interface StatusOptions {
   alarmsSinceMs?: number;
   /** Parked rows listed. Default 20. */
   parkedLimit?: number;
+  /** Two-way confirmation (with a receipt store): expected groups, window and grace; see confirmationStatus. */
+  confirmations?: ConfirmationStatusOptions;
 }
 
 export interface PartitionStatus {
@@ -76,6 +81,13 @@ export interface Status {
   groups: GroupStatus[];
   alarms: SequenceAlarm[];
   lastReconcile: ReconcileRunSummary[];
+  /**
+   * Two-way confirmation, per expected consumer group: recently sent messages it confirmed by receipt, and
+   * the oldest it did not. Empty without a receipt store.
+   */
+  confirmations: GroupConfirmations[];
+  /** What is degraded now (O10): the switches that are on and the divert rules in force. Empty without `degrade`. */
+  degraded: { switches: DegradeSwitch[]; diverts: DivertRule[] };
   /** Problems found while asking (a group the broker does not know, a topic gone). */
   warnings: string[];
 }
@@ -86,7 +98,14 @@ export interface Status {
  * reconciliation runs.
  */
 export async function status(
-  deps: { store: StatusStore; broker?: BrokerInspector; sources?: ReadonlyArray<StatusSource> },
+  deps: {
+    store: StatusStore;
+    /** The degrade switches and divert rules, for `degraded`. */
+    degrade?: { switches(): Promise<DegradeSwitch[]>; divertRules(): Promise<DivertRule[]> };
+    broker?: BrokerInspector;
+    sources?: ReadonlyArray<StatusSource>;
+    receipts?: Pick<ReceiptStore, 'receiptGroups' | 'groupConfirmations'>;
+  },
   options: StatusOptions = {},
 ): Promise<Status> {
   const windowMs = options.throughputWindowMs ?? 60_000;
@@ -116,6 +135,10 @@ export async function status(
     deps.store.lastRuns(3),
   ]);
   const groups = [...new Set(known)].sort();
+  const degraded = deps.degrade
+    ? { switches: (await deps.degrade.switches()).filter((x) => x.on), diverts: await deps.degrade.divertRules() }
+    : { switches: [], diverts: [] };
+  const confirmations = deps.receipts ? await confirmationStatus({ store: deps.receipts }, options.confirmations) : [];
   const [throughput, stored] = await Promise.all([deps.store.throughput(windowMs, groups), deps.store.storedOffsets(groups)]);
   const warnings: string[] = [];
   const unavailableTopics = await findUnavailableTopics(byTopic, deps.broker);
@@ -195,6 +218,8 @@ export async function status(
     groups: groupStatus,
     alarms,
     lastReconcile,
+    confirmations,
+    degraded,
     warnings,
   };
 }

@@ -2,6 +2,8 @@ import { HEADER } from '../core/envelope.ts';
 import type { BrokerInspector, ReadStats } from '../ports/broker-inspector.ts';
 import type { AuditEntry, DeadLetterHit, InboxHit, OutboxRowView, TraceStore, Transition } from '../ports/operations-store.ts';
 import type { SourceMessageLookup } from '../ports/parked-source.ts';
+import type { ReceiptStore } from '../ports/receipt-store.ts';
+import { type Confirmation, confirmationOf } from './confirmations.ts';
 import { readWindow, retryTopicsOf } from './broker-window.ts';
 
 export interface TraceOptions {
@@ -52,6 +54,11 @@ export interface MessageTrace {
       }
     | undefined;
   groups: GroupTrail[];
+  /**
+   * Two-way confirmation: the groups whose receipts this producer stored, and the expected ones (named with
+   * `groups`, or that confirmed its topic before) without one. Undefined without a receipt store.
+   */
+  confirmations: Confirmation | undefined;
   /** The message's life in time order. */
   steps: Array<{ at: string; stage: TraceStage; text: string }>;
   /** Where the trail ends, and why. */
@@ -66,7 +73,12 @@ const STATE_NAMES = ['pending', 'sent', 'failed', 'parked'] as const;
  * trail stops.
  */
 export async function trace(
-  deps: { store: TraceStore; broker?: BrokerInspector; sources?: readonly SourceMessageLookup[] },
+  deps: {
+    store: TraceStore;
+    broker?: BrokerInspector;
+    sources?: readonly SourceMessageLookup[];
+    receipts?: Pick<ReceiptStore, 'confirmations'>;
+  },
   messageId: string,
   options: TraceOptions = {},
 ): Promise<MessageTrace> {
@@ -133,6 +145,9 @@ export async function trace(
   }
 
   const groups = await groupTrails(deps.broker, options.groups ?? [], inbox, dead, topic, broker?.copies ?? []);
+  const confirmations = deps.receipts
+    ? confirmationOf(messageId, (await deps.receipts.confirmations([messageId]))[0], options.groups ?? [])
+    : undefined;
   const outbox = row
     ? { ...row, sentOffset: row.sentOffset?.toString() ?? null, stateName: STATE_NAMES[row.state] ?? String(row.state) }
     : undefined;
@@ -144,8 +159,9 @@ export async function trace(
     audit,
     broker,
     groups,
-    steps: steps(row, transitions, audit, broker, inbox, dead, found?.source),
-    stop: stopOf(row, audit, broker, groups),
+    confirmations,
+    steps: steps(row, transitions, audit, broker, inbox, dead, found?.source, confirmations),
+    stop: stopOf(row, audit, broker, groups, confirmations),
   };
 }
 
@@ -231,6 +247,7 @@ function steps(
   inbox: InboxHit[],
   dead: DeadLetterHit[],
   source: string | undefined,
+  confirmations: Confirmation | undefined,
 ): MessageTrace['steps'] {
   const out: Array<{ at: Date; stage: TraceStage; text: string }> = [];
   const name = (s: number) => STATE_NAMES[s] ?? String(s);
@@ -259,6 +276,9 @@ function steps(
       text: `applied by group ${i.groupId} from ${i.topic} partition ${i.partition} offset ${i.offset}`,
     });
   }
+  for (const a of confirmations?.applied ?? []) {
+    out.push({ at: new Date(a.appliedAt), stage: 'consumer', text: `receipt from group ${a.group}: applied (stored ${a.receivedAt})` });
+  }
   return out.sort((a, b) => a.at.getTime() - b.at.getTime()).map((s) => ({ ...s, at: s.at.toISOString() }));
 }
 
@@ -267,6 +287,7 @@ function stopOf(
   audit: AuditEntry[],
   broker: MessageTrace['broker'],
   groups: GroupTrail[],
+  confirmations: Confirmation | undefined,
 ): MessageTrace['stop'] {
   const discarded = audit.find((a) => a.action === 'outbox.discard');
   if (!row && discarded) {
@@ -275,7 +296,7 @@ function stopOf(
       reason: `discarded from the outbox by ${discarded.actor} at ${discarded.at.toISOString()}: ${discarded.reason ?? ''}`,
     };
   }
-  if (!row && groups.length === 0) {
+  if (!row && groups.length === 0 && !confirmations?.applied.length) {
     return { stage: 'outbox', reason: 'no trace: never committed in this schema, or removed by retention' };
   }
   if (row && row.state !== 1) {
@@ -304,6 +325,16 @@ function stopOf(
     return { stage: 'consumer', reason: `dead-lettered by ${dead.map((g) => g.group).join(', ')}: ${d?.errorCode}: ${d?.error}` };
   }
   const waiting = groups.filter((g) => g.status !== 'applied' && g.status !== 'discarded');
+  // The producer's own database has no consumer inbox to read (separate services): the receipts speak for them.
+  if (groups.length === 0 && confirmations && confirmations.applied.length + confirmations.notConfirmed.length > 0) {
+    const confirmed = confirmations.applied.map((a) => a.group).join(', ');
+    return confirmations.notConfirmed.length > 0
+      ? {
+          stage: 'consumer',
+          reason: `not confirmed by ${confirmations.notConfirmed.join(', ')}${confirmed ? `; confirmed by ${confirmed}` : ''}`,
+        }
+      : { stage: 'complete', reason: `confirmed by ${confirmed} (receipts)` };
+  }
   if (groups.length === 0) return { stage: 'broker', reason: 'on the broker; no consumer group has applied or dead-lettered it yet' };
   if (waiting.length > 0) {
     return {

@@ -284,8 +284,9 @@ export function operationsSql(s: string) {
 
     // ---- retention ---------------------------------------------------------------------------------
     /**
-     * Up to $2 sent rows committed and sent more than $1 ms ago, with their transitions. Unsent rows (pending,
-     * failed, parked) are never touched. Rows a concurrent statement holds are skipped, not waited for.
+     * Up to $2 sent rows committed and sent more than $1 ms ago, with their transitions and delivery receipts.
+     * Unsent rows (pending, failed, parked) are never touched. Rows a concurrent statement holds are skipped,
+     * not waited for. A receipt that arrives after its row went is not stored (the insert joins the outbox).
      */
     deleteSentOutbox: `
       with doomed as (
@@ -294,6 +295,7 @@ export function operationsSql(s: string) {
         order by created_at limit $2 for update skip locked
       ),
       tr as (delete from ${s}.outbox_transition t using doomed d where t.message_id = d.message_id),
+      rc as (delete from ${s}.delivery_receipt r using doomed d where r.message_id = d.message_id),
       del as (delete from ${s}.outbox o using doomed d where o.seq_id = d.seq_id returning 1)
       select count(*)::int as deleted from del`,
 

@@ -1,11 +1,5 @@
 import { quoteIdent } from '../../core/identifier.ts';
-import type {
-  GroupConfirmationSummary,
-  GroupReceipt,
-  MessageConfirmation,
-  ReceiptInput,
-  ReceiptStore,
-} from '../../ports/receipt-store.ts';
+import type { GroupConfirmationSummary, GroupReceipt, MessageConfirmation, ReceiptInput, ReceiptStore } from '../../ports/receipt-store.ts';
 import type { SqlExecutor } from '../../ports/sql-executor.ts';
 import { type ReceiptSql, receiptSql } from './receipt-sql.ts';
 

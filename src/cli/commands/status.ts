@@ -1,3 +1,5 @@
+import { PostgresReceiptStore } from '../../adapters/postgres/postgres-receipt-store.ts';
+import { PostgresBacklogStore } from '../../adapters/postgres/postgres-backlog-store.ts';
 import { type Status, status } from '../../operations/status.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { connectionOptions, parse, print } from '../args.ts';
@@ -9,7 +11,10 @@ export const statusHelp = `Usage: zeroloss status --pg <url> [--kafka <brokers> 
 How far behind are we: outbox rows by state (pending, failed, parked, stuck), the oldest unsent age and the
 parked rows, and the same for each state-column source declared in --config-file (docs/operations.md); per consumer group and partition the committed offset (Kafka's, or the one stored with the
 effects), the end offset, the lag and the effects applied per second; open dead letters; sequence gaps and
-duplicates the consumers recorded; the last reconciliation runs. Topics whose unsent rows wait because the
+duplicates the consumers recorded; the last reconciliation runs; what is degraded now (switches on, divert
+rules in force: 'zeroloss backlog switches|diverts'); two-way confirmation: per consumer group
+expected to apply this producer's messages, how many of those sent recently it confirmed by receipt and the
+oldest it did not (docs/operations.md, "Two-way confirmation"). Topics whose unsent rows wait because the
 broker lacks the topic (checked when a broker is named) or refuses the relay access are listed with the
 command that creates them.
 
@@ -17,12 +22,16 @@ command that creates them.
                               inbox rows, stored offsets, open dead letters)
   --stuck-after <duration>    unsent rows older than this count as stuck (default 5m)
   --throughput-window <dur>   applied/s is measured over this window (default 60s)
+  --expect-groups <a,b>       consumer groups expected to confirm every message of the topics they read
+                              (default: the groups that sent a receipt in the last 7 days)
+  --confirm-window <dur>      confirmations are counted over messages committed this recently (default 15m)
+  --unconfirmed-after <dur>   a message sent less than this ago is not counted yet (default 60s)
 ${brokerHelp}
   --config-file <f.json>      its "sources": state-column tables reported beside the outbox
   --pg <url>, --schema <name>, --kafka <brokers> (for offsets and lag), --json
 
 Exit status: 0, or 1 when rows (of the outbox or a source) are parked or stuck, or wait for a missing or
-refused topic.
+refused topic, or a group named with --expect-groups left a message of the window unconfirmed.
 
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
@@ -34,6 +43,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
     group: { type: 'string', multiple: true },
     'stuck-after': { type: 'string' },
     'throughput-window': { type: 'string' },
+    'expect-groups': { type: 'string', multiple: true },
+    'confirm-window': { type: 'string' },
+    'unconfirmed-after': { type: 'string' },
   });
   if (values.help) {
     console.log(statusHelp);
@@ -42,18 +54,29 @@ export async function statusCommand(argv: string[]): Promise<number> {
   let notRead: string | undefined;
   const result = await withOps(values, 'optional', async (ops) => {
     notRead = ops.brokerNotRead;
+    const receipts = new PostgresReceiptStore(ops.db, { schema: ops.schema });
+    const expect = values['expect-groups']?.flatMap((g) => g.split(',')).filter((g) => g !== '');
+    const switches = new PostgresBacklogStore(ops.db, { schema: ops.schema });
+    const degrade = { switches: () => switches.switches(), divertRules: () => ops.store.divertRules() };
     return status(
-      { store: ops.store, broker: ops.broker, sources: await ops.sources() },
+      { store: ops.store, degrade, broker: ops.broker, sources: await ops.sources(), receipts },
       {
         groups: values.group,
         stuckAfterMs: values['stuck-after'] ? parseDuration(values['stuck-after']) : undefined,
         throughputWindowMs: values['throughput-window'] ? parseDuration(values['throughput-window']) : undefined,
+        confirmations: {
+          groups: expect,
+          windowMs: values['confirm-window'] ? parseDuration(values['confirm-window']) : undefined,
+          unconfirmedAfterMs: values['unconfirmed-after'] ? parseDuration(values['unconfirmed-after']) : undefined,
+        },
       },
     );
   });
   print(values.json, notRead ? { ...result, brokerNotRead: notRead } : result, () => formatStatus(result, notRead));
   const sourcesBehind = result.sources.filter((x) => x.parked > 0 || x.stuck).length;
-  return result.outbox.parked + result.outbox.stuck + result.unavailableTopics.length + sourcesBehind > 0 ? 1 : 0;
+  // Only groups named with --expect-groups count: a group merely seen in receipts may have been retired.
+  const unconfirmed = values['expect-groups'] ? result.confirmations.filter((c) => c.unconfirmed > 0).length : 0;
+  return result.outbox.parked + result.outbox.stuck + result.unavailableTopics.length + sourcesBehind + unconfirmed > 0 ? 1 : 0;
 }
 
 function formatStatus(s: Status, brokerNotRead: string | undefined): string {
@@ -83,6 +106,16 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
       );
     }
   }
+  for (const c of s.confirmations) {
+    const oldest = c.oldestUnconfirmed;
+    lines.push(
+      `  confirmations ${c.group}  ${c.confirmed} of ${c.sent} confirmed${c.topics ? ` (${c.topics.join(', ')})` : ''}` +
+        `${oldest ? `  oldest unconfirmed ${oldest.messageId} ${oldest.topic} sent ${Math.round(oldest.ageMs / 1000)} s ago` : ''}` +
+        `  last receipt ${c.lastReceiptAt ?? 'never'}`,
+    );
+  }
+  for (const x of s.degraded.switches) lines.push(`  degraded ${x.name}  since ${x.since.toISOString()} by ${x.by}${x.reason ? `: ${x.reason}` : ''}`);
+  for (const d of s.degraded.diverts) lines.push(`  diverted ${d.topic} [${d.type}] → ${d.target}  by ${d.createdBy}${d.reason ? `: ${d.reason}` : ''}`);
   if (s.alarms.length > 0) {
     lines.push(`  sequence alarms (${s.alarms.length})`);
     for (const a of s.alarms.slice(0, 20)) {

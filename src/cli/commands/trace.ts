@@ -1,3 +1,4 @@
+import { PostgresReceiptStore } from '../../adapters/postgres/postgres-receipt-store.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { type MessageTrace, trace } from '../../operations/trace.ts';
 import { parseDuration } from '../../operations/time-window.ts';
@@ -11,10 +12,13 @@ Shows a message's whole life: its outbox row (or its row in a state-column sourc
 and every state change (with attempts, errors and who made
 them), audit entries (releases, resends, discards), the position the relay recorded read back from the broker,
 every copy on the topic and its retry and dead-letter topics, each consumer group's inbox record (when,
-from which offset) and dead letters with their error — and where the trail stops.
+from which offset) and dead letters with their error, the receipts the consumer groups sent back (two-way
+confirmation: per group "applied" with its time, or "not confirmed" for a group expected on the topic) — and
+where the trail stops.
 
   --group <group>        also report this group (repeatable): one that never saw the message has no
-                         inbox row to find it by, and shows its committed offset instead
+                         inbox row to find it by, and shows its committed offset instead; it is also
+                         expected to confirm the message
   --no-broker            skip the broker (database only)
   --slack <duration>     broker time scanned around the known times (default 60s)
   --max-scan <duration>  retry and dead-letter topics are scanned this long after creation (default 15m)
@@ -44,7 +48,8 @@ export async function traceCommand(argv: string[]): Promise<number> {
   let notRead: string | undefined;
   const result = await withOps(values, values['no-broker'] ? 'none' : 'optional', async (ops) => {
     notRead = ops.brokerNotRead;
-    return trace({ store: ops.store, broker: ops.broker, sources: await ops.sources() }, id, {
+    const receipts = new PostgresReceiptStore(ops.db, { schema: ops.schema });
+    return trace({ store: ops.store, broker: ops.broker, sources: await ops.sources(), receipts }, id, {
       groups: values.group,
       slackMs: values.slack ? parseDuration(values.slack) : undefined,
       maxScanMs: values['max-scan'] ? parseDuration(values['max-scan']) : undefined,
@@ -89,6 +94,13 @@ export function formatTrace(t: MessageTrace, brokerNotRead?: string): string {
         `             dead letter ${d.id} (${d.status}${d.resolvedBy ? ` by ${d.resolvedBy}` : ''}): ${d.errorCode}: ${d.error}, ${d.attempts} attempt(s)`,
       );
     }
+  }
+  const c = t.confirmations;
+  if (c && (c.applied.length > 0 || c.notConfirmed.length > 0)) {
+    for (const a of c.applied) lines.push(`  confirmed  ${a.group}: applied ${a.appliedAt} (receipt stored ${a.receivedAt})`);
+    for (const g of c.notConfirmed) lines.push(`  confirmed  ${g}: not confirmed`);
+  } else if (c) {
+    lines.push('  confirmed  no receipts (no consumer group reports back for this topic)');
   }
   lines.push('  life');
   for (const s of t.steps) lines.push(`    ${s.at}  ${s.stage.padEnd(8)} ${s.text}`);
