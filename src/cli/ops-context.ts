@@ -21,7 +21,7 @@ export interface OpsContext {
   deadLetters: DeadLetterWriter & DeadLetterQueue;
   /**
    * Kafka when it was named (--kafka or ZEROLOSS_KAFKA_BROKERS), the schema's table log with --table-log,
-   * Redis Streams with --redis-streams; undefined with --rabbitmq (see brokerNotRead).
+   * Redis Streams with --redis-streams, RabbitMQ's streams with --rabbitmq.
    */
   broker: BrokerInspector | undefined;
   /** Set when a broker was named that cannot be read without consuming: what the reports say instead. */
@@ -47,7 +47,7 @@ export const brokerHelp = `  --table-log               the broker is the embedde
   --rabbitmq <url>          the broker is RabbitMQ (amqp://…): it publishes, but its queues cannot be read
                             without consuming, so reports say the broker stage was not read`;
 
-export const RABBITMQ_NOT_READ = 'broker not read (RabbitMQ queues cannot be read without consuming)';
+export const NO_INSPECTOR = 'broker not read (the transport has no inspector)';
 
 type BrokerValues = { 'table-log'?: boolean; 'redis-streams'?: string; 'redis-prefix'?: string; rabbitmq?: string };
 
@@ -78,7 +78,7 @@ export async function withOps<T>(
     store: store.operations,
     deadLetters: store.deadLetters,
     broker: inspected?.inspector,
-    brokerNotRead: inspected?.kind === 'rabbitmq' ? RABBITMQ_NOT_READ : undefined,
+    brokerNotRead: inspected && !inspected.inspector ? NO_INSPECTOR : undefined,
     admin: inspected?.admin,
     publisher() {
       publishing ??= inspected ?? open();

@@ -118,9 +118,17 @@ describe('serve without Kafka', () => {
     await stop(served);
   });
 
-  test('--rabbitmq: ready on the database alone, the dashboard serves, reconciliation says the broker was not read', async () => {
-    served = await serve([...common(), '--rabbitmq', 'amqp://guest:guest@127.0.0.1:5672']);
-    assert.deepEqual(await readyChecks(served), ['database']);
+  test('--rabbitmq: ready with the streams as its broker, the dashboard serves, reconciliation clean', async (t) => {
+    // A schema of its own: the messages above went over the table log, and RabbitMQ, read now, has none of them.
+    const own = postgres(PG_URL, { schema: uniqueName('zlserverm') });
+    t.after(async () => {
+      await own.transaction((tx) => tx.query(`drop schema if exists "${own.schema}" cascade`)).catch(() => {});
+      await own.close();
+    });
+    await own.migrate();
+    const args = common().map((a) => (a === schema ? own.schema : a));
+    served = await serve([...args, '--rabbitmq', 'amqp://guest:guest@127.0.0.1:5672']);
+    assert.deepEqual(await readyChecks(served), ['broker', 'database']);
     const page = await fetch(`${served.board}/`, { signal: AbortSignal.timeout(5_000) });
     assert.equal(page.status, 200);
     const startedAt = Date.now();
