@@ -2,7 +2,14 @@ import type { DegradeSwitch } from '../ports/backlog-store.ts';
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { ParkedSource, SourceRowView } from '../ports/parked-source.ts';
 import type { BacklogStats } from '../ports/outbox-store.ts';
-import type { DivertRule, OutboxSummary, ReconcileRunSummary, SequenceAlarm, StatusStore, TopicBacklog } from '../ports/operations-store.ts';
+import type {
+  DivertRule,
+  OutboxSummary,
+  ReconcileRunSummary,
+  SequenceAlarm,
+  StatusStore,
+  TopicBacklog,
+} from '../ports/operations-store.ts';
 import type { ReceiptStore } from '../ports/receipt-store.ts';
 import { type ConfirmationStatusOptions, type GroupConfirmations, confirmationStatus } from './confirmations.ts';
 import { partKey } from './reconcile-classify.ts';

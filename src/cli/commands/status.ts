@@ -114,8 +114,10 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
         `  last receipt ${c.lastReceiptAt ?? 'never'}`,
     );
   }
-  for (const x of s.degraded.switches) lines.push(`  degraded ${x.name}  since ${x.since.toISOString()} by ${x.by}${x.reason ? `: ${x.reason}` : ''}`);
-  for (const d of s.degraded.diverts) lines.push(`  diverted ${d.topic} [${d.type}] → ${d.target}  by ${d.createdBy}${d.reason ? `: ${d.reason}` : ''}`);
+  for (const x of s.degraded.switches)
+    lines.push(`  degraded ${x.name}  since ${x.since.toISOString()} by ${x.by}${x.reason ? `: ${x.reason}` : ''}`);
+  for (const d of s.degraded.diverts)
+    lines.push(`  diverted ${d.topic} [${d.type}] → ${d.target}  by ${d.createdBy}${d.reason ? `: ${d.reason}` : ''}`);
   if (s.alarms.length > 0) {
     lines.push(`  sequence alarms (${s.alarms.length})`);
     for (const a of s.alarms.slice(0, 20)) {
