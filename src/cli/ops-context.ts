@@ -8,7 +8,8 @@ import type { OperationsStore, Store, Transport } from '../ports/backends.ts';
 import type { BrokerInspector, TopicAdmin } from '../ports/broker-inspector.ts';
 import type { DeadLetterQueue, DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
-import type { Publisher } from '../ports/transport.ts';
+import type { ProducerSequenceStore } from '../ports/sequence-store.ts';
+import type { Publisher, Subscriber } from '../ports/transport.ts';
 import { pgUrl } from './args.ts';
 import { kafkaSettings } from './kafka-connection-options.ts';
 import type { StateColumnSource } from '../adapters/postgres/state-column-source.ts';
@@ -30,6 +31,10 @@ export interface OpsContext {
   admin: TopicAdmin | undefined;
   /** Created on first use. */
   publisher(): Publisher;
+  /** The same broker's subscriber (the control channel's listener); created on first use. */
+  subscriber(): Subscriber;
+  /** The outbox reads of the control channel (resend requests, producer marks). */
+  sequences: ProducerSequenceStore;
   /** The state-column sources of --config-file, verified against the database on first use. */
   sources(): Promise<StateColumnSource[]>;
 }
@@ -84,6 +89,11 @@ export async function withOps<T>(
       publishing ??= inspected ?? open();
       return publishing.publisher;
     },
+    subscriber() {
+      publishing ??= inspected ?? open();
+      return publishing.subscriber;
+    },
+    sequences: store.sequences,
     sources() {
       sources ??= configuredSources(store, values['config-file']);
       return sources;

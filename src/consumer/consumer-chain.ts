@@ -3,6 +3,7 @@ import type { InboxCache } from '../ports/inbox-cache.ts';
 import type { InboxStore, StartLog } from '../ports/inbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import { noTracing, type Tracing } from '../ports/tracing.ts';
+import type { SequenceStore } from '../ports/sequence-store.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { Chain } from './chain.ts';
 import type { ResolvedConsumerConfig } from './consumer-config.ts';
@@ -24,6 +25,7 @@ import { retryStage } from './middleware/retry.ts';
 import { routeStage } from './middleware/route.ts';
 import { tracingStage } from './middleware/tracing.ts';
 import type { OffsetTracker } from './offset-tracker.ts';
+import { withSequenceMarks } from './sequence-marks.ts';
 import { poisonGuardStage } from './poison-guard.ts';
 
 export interface ConsumerChainDeps {
@@ -34,6 +36,8 @@ export interface ConsumerChainDeps {
   deadLetters: DeadLetterWriter;
   publisher: Publisher | undefined;
   cache: InboxCache | undefined;
+  /** Persistent sequence marks (C9, `control`): written in each effect transaction, after the inbox rows. */
+  sequences?: SequenceStore;
   tracker: OffsetTracker;
   metrics: ConsumerMetrics;
   reporter: ConsumerReporter;
@@ -71,7 +75,8 @@ export interface ConsumerChainDeps {
  *   ── each attempt ──
  *   key order        Routed               starts an attempt only once the key's previous message allows it
  *   poison guard     Routed               marks the attempt durably; a suspect runs alone; too many starts: poison
- *   effect           Routed               one transaction: inbox row, handler, position (database offsets), commit
+ *   effect           Routed               one transaction: inbox row, sequence marks (`control`), handler, position
+ *                                         (database offsets), commit
  *
  * Each stage calls `next` at most once, with the same delivery (chain.ts enforces it), except retry and hold,
  * which call it once per attempt. Why this order: the dead-letter stage must see every failure of decoding,
@@ -86,7 +91,8 @@ export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: D
   const reporter = traced ? tracedReporter(deps.reporter, tracing) : deps.reporter;
   const unavailable = { ...config.unavailableBackoff, onError: deps.report };
   const storeOffsets = config.offsetStore === 'database';
-  const batcher = new EffectBatcher(deps.db, deps.inbox, {
+  const batchInbox = deps.sequences ? withSequenceMarks(deps.inbox, deps.sequences) : deps.inbox;
+  const batcher = new EffectBatcher(deps.db, batchInbox, {
     ...config.batch,
     onTransaction: (messages) => metrics.batchSize.observe({ group: config.groupId }, messages),
   });

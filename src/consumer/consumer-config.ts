@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CONTROL_TOPIC } from '../core/control-message.ts';
 import { retryPolicySchema } from './retry-policy.ts';
 
 const DAY = 86_400_000;
@@ -95,6 +96,28 @@ export const consumerConfigSchema = z
     offsetStore: z.enum(['broker', 'database']).default('broker'),
     /** Report producer sequence gaps and duplicates (C9). */
     gapDetection: z.boolean().default(true),
+    /**
+     * Persistent loss detection that heals (C9) and the control channel (docs/consumer.md). When set: the
+     * highest applied sequence per (topic, producer, key) is written with each effect transaction (one
+     * statement per transaction), gaps are kept in sequence_gap across restarts and rebalances, a gap open
+     * past `gapAlarmAfterMs` raises an alarm, and with `autoRepair` the producing side is asked to resend it
+     * (again after `repairBackoffMs`, doubling, at most `maxRepairRequests` times). The producer marks on
+     * the channel reveal a loss at the tail. Needs the store's `sequences`; `autoRepair` needs a publisher.
+     */
+    control: z
+      .object({
+        topic: z.string().min(1).default(CONTROL_TOPIC),
+        gapAlarmAfterMs: z.number().int().positive().default(30_000),
+        autoRepair: z.boolean().default(false),
+        /** How often open gaps are looked at. */
+        checkEveryMs: z.number().int().positive().default(5_000),
+        repairBackoffMs: z.number().int().positive().default(30_000),
+        maxRepairRequests: z.number().int().min(1).default(5),
+        /** Read the producer marks (tail loss) from the channel, in the group `<groupId>.control`. */
+        listen: z.boolean().default(true),
+      })
+      .strict()
+      .optional(),
     /** Copy dead letters to `<topic>.dlq` (needs a publisher); the dead_letter table is written either way. */
     deadLetterTopic: z.boolean().default(true),
     /** How often lag per partition is refreshed (when the subscription can tell); 0 turns it off. */

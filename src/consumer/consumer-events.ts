@@ -1,4 +1,5 @@
 import type { SequenceEvent } from './gap-detector.ts';
+import type { SequenceGap } from '../ports/sequence-store.ts';
 
 export interface DeadLetterEvent {
   id: string;
@@ -95,6 +96,10 @@ export interface ConsumerEvents {
   'poison-suspect': [PoisonSuspectEvent];
   'sequence-gap': [SequenceEvent];
   'sequence-duplicate': [SequenceEvent];
+  /** A persistent gap (C9, `control`) open past `control.gapAlarmAfterMs`; once per gap. */
+  'sequence-gap-alarm': [SequenceGap];
+  /** A resend of a persistent gap was asked for on the control channel (`control.autoRepair`). */
+  'sequence-repair-requested': [SequenceGap];
   assigned: [Array<{ topic: string; partition: number }>];
   revoked: [Array<{ topic: string; partition: number }>];
   committed: [Array<{ topic: string; partition: number; offset: bigint }>];

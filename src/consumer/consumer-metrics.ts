@@ -72,6 +72,24 @@ export function createConsumerMetrics(registry: Registry = new Registry()) {
       'Producer sequence numbers seen again (duplicates on the topic)',
       ['group', 'topic'] as const,
     ),
+    sequenceGapAlarms: counter(
+      'zeroloss_consumer_sequence_gap_alarms_total',
+      'Persistent sequence gaps open past the alarm threshold (control.gapAlarmAfterMs)',
+      ['group', 'topic'] as const,
+    ),
+    sequenceRepairRequests: counter(
+      'zeroloss_consumer_sequence_repair_requests_total',
+      'Resend requests sent on the control channel for open sequence gaps',
+      ['group', 'topic'] as const,
+    ),
+    sequenceOpenGaps: gauge('zeroloss_consumer_sequence_open_gaps', 'Persistent sequence gaps open, as of the last check', [
+      'group',
+    ] as const),
+    controlInvalid: counter(
+      'zeroloss_consumer_control_invalid_total',
+      'Records on the control topic that were not control messages (skipped)',
+      ['group'] as const,
+    ),
     inFlight: gauge('zeroloss_consumer_in_flight', 'Records received and not finished', ['group'] as const),
   };
 }

@@ -9,7 +9,9 @@ import type { InboxCache } from '../ports/inbox-cache.ts';
 import type { InboxStore, StartLog } from '../ports/inbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { Tracing } from '../ports/tracing.ts';
+import type { SequenceStore } from '../ports/sequence-store.ts';
 import type { Publisher, ReceivedBatch, Subscriber, Subscription } from '../ports/transport.ts';
+import { type ControlListener, ControlSender, listenControl } from '../operations/control-channel.ts';
 import { type ConsumerConfig, consumerConfigSchema, type ResolvedConsumerConfig } from './consumer-config.ts';
 import type { ConsumerEvents } from './consumer-events.ts';
 import { consumerReadiness } from './consumer-readiness.ts';
@@ -17,6 +19,7 @@ import { type ConsumerMetrics, createConsumerMetrics } from './consumer-metrics.
 import { buildConsumerChain } from './consumer-chain.ts';
 import { AbandonedError, type Delivery, RETRY_HEADER, isRetryTopic, newDelivery, retryTopic } from './delivery.ts';
 import { GapDetector } from './gap-detector.ts';
+import { GapWatcher } from './gap-watcher.ts';
 import { type Handler, type HandlerOptions, HandlerRegistry } from './handler-registry.ts';
 import { type LaneControl, KeyLanes } from './key-lanes.ts';
 import type { DeferRules } from './middleware/defer.ts';
@@ -47,6 +50,8 @@ export interface ConsumerOptions {
   tracing?: Tracing;
   /** Non-core types set aside to a standby topic while a degrade switch is on (middleware/defer.ts); needs `publisher`. */
   defer?: DeferRules;
+  /** Sequence marks and gaps (C9), in the same database as `db`; needed with `config.control`. */
+  sequences?: SequenceStore;
 }
 
 interface PartitionRun {
@@ -86,6 +91,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   #paused = false;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   #healthServer: HealthServer | undefined;
+  #controlSender: ControlSender | undefined;
+  #controlListener: ControlListener | undefined;
+  #gapWatcher: GapWatcher | undefined;
 
   constructor(options: ConsumerOptions) {
     super();
@@ -103,6 +111,17 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.#lanes = new KeyLanes(this.config.concurrency, (error) => this.#report(error), {
       depth: this.#storesOffsets ? 1 : this.config.batch.maxMessages,
     });
+    const control = this.config.control;
+    if (control && !options.sequences) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', "control needs the store's sequence marks (createConsumer passes store.sequences)", {
+        details: { field: 'control' },
+      });
+    }
+    if (control?.autoRepair && !options.publisher) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', 'control.autoRepair needs a publisher to send resend requests on', {
+        details: { field: 'control.autoRepair' },
+      });
+    }
     // An 'error' event without a listener would throw: the consumer reports trouble, it never dies of it.
     this.on('error', () => {});
   }
@@ -112,6 +131,23 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     if (this.#state !== 'new') throw new ZerolossError('ZL_INVALID_CONFIG', 'register handlers before start()');
     this.#handlers.register(type, handler, options);
     return this;
+  }
+
+  /**
+   * Sends on the control channel (C9, O9) while the consumer runs with `control` and a publisher; other
+   * features (receipts) send through it too.
+   */
+  get controlSender(): ControlSender | undefined {
+    return this.#controlSender;
+  }
+
+  /** Looks at the open sequence gaps now (the consumer does every `control.checkEveryMs`): alarms, repair requests. */
+  async checkGaps(): Promise<{ open: number; alarmed: number; requested: number }> {
+    const watcher = this.#gapWatcher;
+    if (!watcher) return { open: 0, alarmed: 0, requested: 0 };
+    const result = await watcher.tick();
+    this.#metrics.sequenceOpenGaps.set({ group: this.config.groupId }, result.open);
+    return result;
   }
 
   get registry(): Registry {
@@ -148,6 +184,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       deadLetters: this.#deadLetters,
       publisher: this.#options.publisher,
       cache: this.#options.cache,
+      sequences: this.config.control ? this.#options.sequences : undefined,
       tracker: this.#tracker,
       metrics: this.#metrics,
       reporter: this,
@@ -177,6 +214,57 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.#every(this.config.commitIntervalMs, () => this.#commitInBackground());
     if (this.config.lagIntervalMs > 0 && this.#subscription.lag) this.#every(this.config.lagIntervalMs, () => this.#refreshLag());
     if (this.config.inbox.cleanupIntervalMs > 0) this.#every(this.config.inbox.cleanupIntervalMs, () => this.cleanupInbox());
+    await this.#startControl();
+  }
+
+  /**
+   * The consumer's side of the control channel (C9): a sender for resend requests, the watcher of open gaps
+   * and, reading the channel in the group `<groupId>.control`, the producer marks that reveal a loss at the
+   * tail. A channel that cannot be read is reported, never fatal: gaps between records are still found.
+   */
+  async #startControl(): Promise<void> {
+    const control = this.config.control;
+    const sequences = this.#options.sequences;
+    if (!control || !sequences) return;
+    const groupId = this.config.groupId;
+    const publisher = this.#options.publisher;
+    if (publisher) {
+      this.#controlSender = new ControlSender({ publisher, topic: control.topic, onError: (error) => this.#report(error) });
+    }
+    const sender = this.#controlSender;
+    const watcher = new GapWatcher({
+      store: sequences,
+      groupId,
+      topics: this.config.topics,
+      settings: control,
+      send: sender && ((message) => sender.send(message)),
+      finishedBelow: (topic, partition) => this.#tracker.commitPoint(topic, partition),
+      onAlarm: (gap) => {
+        this.#metrics.sequenceGapAlarms.inc({ group: groupId, topic: gap.topic });
+        this.emit('sequence-gap-alarm', gap);
+      },
+      onRepairRequested: (gap) => {
+        this.#metrics.sequenceRepairRequests.inc({ group: groupId, topic: gap.topic });
+        this.emit('sequence-repair-requested', gap);
+      },
+    });
+    this.#gapWatcher = watcher;
+    this.#every(control.checkEveryMs, () => this.checkGaps());
+    if (!control.listen) return;
+    this.#controlListener = await listenControl({
+      subscriber: this.#options.subscriber,
+      groupId: `${groupId}.control`,
+      topic: control.topic,
+      handlers: { 'producer-marks': async (message) => watcher.onProducerMarks(message) },
+      onInvalid: (error) => {
+        this.#metrics.controlInvalid.inc({ group: groupId });
+        this.#report(error);
+      },
+      onError: (error) => this.#report(error),
+    }).catch((error: unknown) => {
+      this.#report(new ZerolossError('ZL_UNKNOWN', `control channel not read: ${errorSummary(error)}`, { cause: error }));
+      return undefined;
+    });
   }
 
   /** Read-only state for probes, and where the `health` option's server listens. */
@@ -207,6 +295,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     await this.#committing;
     await this.#commit(undefined, this.config.commitTimeoutMs).catch((error) => this.#report(error));
     await this.#subscription?.close().catch((error: unknown) => this.#report(error));
+    await this.#controlListener?.close().catch((error: unknown) => this.#report(error));
+    await this.#controlSender?.close().catch((error: unknown) => this.#report(error));
     this.#state = 'stopped';
     await this.#healthServer?.close();
   }

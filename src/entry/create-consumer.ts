@@ -8,10 +8,14 @@ import { noTracing, type Tracing } from '../ports/tracing.ts';
 import { Consumer } from '../consumer/consumer.ts';
 import type { ConsumerConfig } from '../consumer/consumer-config.ts';
 import type { DeferRules } from '../consumer/middleware/defer.ts';
+import type { SequenceStore } from '../ports/sequence-store.ts';
 
 export type ConsumerOptions = ConsumerConfig & {
   /** The business database: effects, inbox rows and dead letters commit here. */
-  store: Pick<Store, 'db' | 'inbox' | 'deadLetters'>;
+  store: Pick<Store, 'db' | 'inbox' | 'deadLetters'> & {
+    /** Sequence marks and gaps (C9): `postgres(…)` and `pglite(…)` have them; needed with `control`. */
+    sequences?: SequenceStore;
+  };
   /** Where records come from; its publisher (when it has one) sends retry copies and `.dlq` copies. */
   transport: Pick<Transport, 'subscriber'> & Partial<Pick<Transport, 'publisher'>>;
   /** Optional fast path for duplicates (`redis(url)`); correctness never depends on it. */
@@ -66,6 +70,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     db: store.db,
     inbox: store.inbox,
     deadLetters: store.deadLetters,
+    sequences: config.control ? store.sequences : undefined,
     cache: cache?.inboxCache,
     registry,
     health,
@@ -115,6 +120,18 @@ function logConsumerEvents(consumer: Consumer, log: Logger): void {
   );
   consumer.on('poison-suspect', (e) => log.warn({ messageId: e.messageId, ...at(e), crashes: e.crashes }, 'poison suspect: runs alone'));
   consumer.on('sequence-gap', (e) => log.warn({ ...e }, 'sequence gap'));
+  consumer.on('sequence-gap-alarm', (g) =>
+    log.error(
+      { topic: g.topic, partition: g.partition, producerId: g.producerId, key: g.key, fromSeq: g.fromSeq, toSeq: g.toSeq, tail: g.tail },
+      'sequence gap still open',
+    ),
+  );
+  consumer.on('sequence-repair-requested', (g) =>
+    log.warn(
+      { topic: g.topic, producerId: g.producerId, key: g.key, fromSeq: g.fromSeq, toSeq: g.toSeq, request: g.repairRequests + 1 },
+      'resend requested',
+    ),
+  );
   consumer.on('assigned', (partitions) => log.info({ partitions }, 'partitions assigned'));
   consumer.on('revoked', (partitions) => log.info({ partitions }, 'partitions revoked'));
 }

@@ -14,6 +14,8 @@ export interface InboxEntry {
    * known id, not a duplicate. Absent for handler-chosen keys, which legitimately span messages.
    */
   contentDigest?: string;
+  /** The producer's sequence of the message (C9), when it has one; the inbox itself does not store it. */
+  sequence?: { producerId: string; key: string; seq: number };
 }
 
 /**

@@ -7,6 +7,7 @@ import { PostgresDeadLetterStore } from './postgres-dead-letter-store.ts';
 import { PostgresInboxStore } from './postgres-inbox-store.ts';
 import { PostgresOperationsStore } from './postgres-operations-store.ts';
 import { PostgresOutboxStore } from './postgres-outbox-store.ts';
+import { PostgresSequenceStore } from './postgres-sequence-store.ts';
 import { StateColumnSource, type StateColumnSourceOptions } from './state-column-source.ts';
 
 export interface PostgresStoreOptions {
@@ -28,6 +29,8 @@ export type StateColumnOptions<Row> = Omit<StateColumnSourceOptions<Row>, 'schem
 export interface PostgresStore extends Store {
   /** A relay source; its `notify(tx)` lets a producer wake listening relays at commit. */
   stateColumnSource<Row = Record<string, unknown>>(options: StateColumnOptions<Row>): StateColumnSource<Row>;
+  /** Sequence marks and gaps (C9, consumer side) and the outbox reads of the control channel (producer side). */
+  readonly sequences: PostgresSequenceStore;
 }
 
 const OPTION_KEYS = new Set(['schema', 'notify', 'preparedStatements']);
@@ -54,6 +57,7 @@ export function postgresStore(db: Database, options: PostgresStoreOptions & { ki
   let inbox: PostgresInboxStore | undefined;
   let deadLetters: PostgresDeadLetterStore | undefined;
   let operations: PostgresOperationsStore | undefined;
+  let sequences: PostgresSequenceStore | undefined;
   return {
     kind: options.kind ?? 'postgres',
     schema,
@@ -71,6 +75,10 @@ export function postgresStore(db: Database, options: PostgresStoreOptions & { ki
     get operations() {
       operations ??= new PostgresOperationsStore(db, { schema });
       return operations;
+    },
+    get sequences() {
+      sequences ??= new PostgresSequenceStore(db, { schema });
+      return sequences;
     },
     stateColumnSource: (sourceOptions) => new StateColumnSource(db, { ...sourceOptions, schema }),
     migrate: () => migrate(db, schema),

@@ -3,6 +3,9 @@ import { Registry } from 'prom-client';
 import { startHealthServer } from '../../adapters/http/health-server.ts';
 import { databaseCheck } from '../../operations/database-check.ts';
 import { OpsCollector } from '../../operations/ops-collector.ts';
+import type { ControlHandlers } from '../../operations/control-channel.ts';
+import { startProducerControl } from '../../operations/producer-control.ts';
+import { CONTROL_TOPIC } from '../../core/control-message.ts';
 import { createOpsMetrics } from '../../operations/ops-metrics.ts';
 import { ReconcileScheduler } from '../../operations/reconcile-scheduler.ts';
 import { cleanup } from '../../operations/retention.ts';
@@ -50,6 +53,13 @@ ${httpHelp(30)}
   --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
   --config-file <f.json>      its "sources": state-column tables whose unsent, parked and stuck rows the
                               producer gauges report beside the outbox's (label source="<name>")
+
+Control channel (docs/consumer.md, C9): serve reads the control topic in the group zeroloss-serve.<schema>
+and answers consumers' resend requests for this outbox's producers (resent as 'zeroloss resend' does, audited
+as control:<group>); it publishes the producer marks (newest sent sequence per key) so consumers find a loss
+at the tail. Bad control records are skipped and counted (zeroloss_control_invalid_total).
+  --control <topic>           the control topic, or 'off' (default ${CONTROL_TOPIC})
+  --marks-every <dur>         how often the producer marks go out, or 'off' (default 10s)
   --pg <url>, --schema <name>, --kafka <brokers>
 ${brokerHelp}
 ${logHelp}
@@ -83,6 +93,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'on-escalate': { type: 'string' },
     'on-escalate-timeout': { type: 'string' },
     'retention-every': { type: 'string' },
+    control: { type: 'string' },
+    'marks-every': { type: 'string' },
     dashboard: { type: 'boolean' },
     'dashboard-port': { type: 'string' },
     host: { type: 'string' },
@@ -171,6 +183,37 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
     scheduler.start();
     const stopPolicy = await startBacklogPolicy(values, ops, log);
+    // Handlers of the control channel beyond the built-in resend-request answer (receipts, O9: one line each).
+    const controlHandlers: ControlHandlers = {};
+    const controlTopic = values.control ?? CONTROL_TOPIC;
+    const startControl = async () => {
+      await ops.admin?.ensureTopic(controlTopic, 3).catch(() => undefined);
+      return startProducerControl({
+        subscriber: ops.subscriber(),
+        publisher: ops.publisher(),
+        sequences: ops.sequences,
+        outbox: ops.store,
+        groupId: `zeroloss-serve.${ops.schema}`,
+        topic: controlTopic,
+        handlers: controlHandlers,
+        marksEveryMs: off(values['marks-every']) ? 0 : parseDuration(values['marks-every'] ?? '10s'),
+        registry: metrics.registry,
+        metrics,
+        onError: (e, task) => log.warn({ err: e, task }, `${task}: ${e.message}`),
+        onResend: (r, result) =>
+          log.info(
+            { group: r.group, producer: r.producerId, key: r.key, from: r.fromSeq, to: r.toSeq, resent: result.resent.length },
+            `resend request of ${r.group}: ${result.resent.length} resent`,
+          ),
+      });
+    };
+    // Without the control channel serve still does everything else: a broker that refuses the topic is logged.
+    const control = off(values.control)
+      ? undefined
+      : await startControl().catch((e: Error) => {
+          log.error({ err: e, task: 'control' }, `control channel not started: ${e.message}`);
+          return undefined;
+        });
     const broker = ops.broker;
     const server = await startHealthServer({
       ...(httpEndpoint(values, 9465) as { host: string; port: number }),
@@ -228,6 +271,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     });
     for (const t of timers) clearInterval(t);
     stopPolicy?.();
+    await control?.close();
     await scheduler.stop();
     await board?.close();
     await server.close();

@@ -37,6 +37,8 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
         partition: d.origin.partition,
         offset: d.origin.offset,
         contentDigest,
+        sequence:
+          message.seq > 0 && message.producerId !== '' ? { producerId: message.producerId, key: message.key, seq: message.seq } : undefined,
       },
       apply: async (tx, found) => {
         if (found.kind === 'claimed') {

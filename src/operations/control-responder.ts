@@ -1,0 +1,89 @@
+import type { ResendRequest } from '../core/control-message.ts';
+import { ZerolossError } from '../core/errors.ts';
+import type { ResendStore } from '../ports/operations-store.ts';
+import type { ProducerSequenceStore } from '../ports/sequence-store.ts';
+import type { Publisher } from '../ports/transport.ts';
+import type { ControlSender } from './control-channel.ts';
+import type { OpsMetrics } from './ops-metrics.ts';
+import { type ResendResult, resend } from './resend.ts';
+
+/** Most sequence numbers one resend request is answered for; the consumer asks again for the rest. */
+export const MAX_RESEND_RANGE = 1_000;
+
+export interface ResendAnswerDeps {
+  sequences: ProducerSequenceStore;
+  /** The outbox (the same store `zeroloss resend` uses). */
+  outbox: ResendStore;
+  publisher: Publisher;
+  metrics?: OpsMetrics;
+}
+
+/**
+ * Answers a consumer group's resend request (C9) from this outbox: the rows of the producer, topic and key
+ * whose sequence is in the range are resent through `resend`, the audited path of `zeroloss resend`, as
+ * `control:<group>`. A request for a producer this outbox does not hold finds no rows and is left alone
+ * (another producing service answers it). Answering twice is harmless: the consumer's inbox applies a
+ * message once. A publish that fails throws, so the listener tries the request again.
+ */
+export function resendRequestHandler(
+  deps: ResendAnswerDeps,
+  onAnswered: (request: ResendRequest, result: ResendResult) => void = () => {},
+): (request: ResendRequest) => Promise<void> {
+  return async (request) => {
+    const toSeq = Math.min(request.toSeq, request.fromSeq + MAX_RESEND_RANGE - 1);
+    const ids = await deps.sequences.idsInRange({ ...request, toSeq });
+    if (ids.length === 0) return;
+    const result = await resend(
+      { store: deps.outbox, publisher: deps.publisher, metrics: deps.metrics },
+      { ids, topics: [request.topic] },
+      {
+        actor: `control:${request.group}`,
+        reason: `resend request of group ${request.group}: ${request.producerId}/${request.key} seq ${request.fromSeq}..${toSeq}`,
+        metricReason: 'control',
+      },
+    );
+    onAnswered(request, result);
+    if (result.failed.length > 0) {
+      throw new ZerolossError('ZL_SEND_FAILED', `resend request of ${request.group}: ${result.failed.length} message(s) not resent`, {
+        retryable: true,
+      });
+    }
+  };
+}
+
+export interface ProducerMarksOptions {
+  /** How far back rows count as recently sent (by creation time); default 60 s. */
+  withinMs?: number;
+  /** Most marks read per round; default 10,000 (one message's worth). */
+  limit?: number;
+}
+
+/**
+ * Publishes the producer marks (C9, tail loss): for each producer of this outbox, the newest sent sequence
+ * of each (topic, key) sent recently, with the partition and offset the broker acknowledged it at. A
+ * consumer group that has read past that offset without applying that sequence has lost the tail of the
+ * key. Returns how many marks went out. Keys quiet for longer than `withinMs` are not repeated: their last
+ * marks went out while they were recent.
+ */
+export async function publishProducerMarks(
+  deps: { sequences: ProducerSequenceStore; sender: ControlSender },
+  options: ProducerMarksOptions = {},
+): Promise<number> {
+  const marks = await deps.sequences.recentSentMarks(options.withinMs ?? 60_000, options.limit ?? 10_000);
+  const byProducer = new Map<string, typeof marks>();
+  for (const m of marks) {
+    const list = byProducer.get(m.producerId) ?? [];
+    list.push(m);
+    byProducer.set(m.producerId, list);
+  }
+  const at = new Date().toISOString();
+  for (const [producerId, list] of byProducer) {
+    deps.sender.send({
+      kind: 'producer-marks',
+      producerId,
+      at,
+      marks: list.map((m) => ({ topic: m.topic, key: m.key, seq: m.seq, partition: m.partition, offset: m.offset.toString() })),
+    });
+  }
+  return marks.length;
+}
