@@ -30,7 +30,7 @@ export const rabbitMqInspectorConfigSchema = z
      */
     emptyWaitMs: z.number().int().positive().default(250),
     /** After a message of the last chunk, how long without another before the end counts as reached. */
-    quietMs: z.number().int().positive().default(100),
+    quietMs: z.number().int().positive().default(50),
     /** A range whose next record has not arrived for this long is given up and reported incomplete. */
     idleMs: z.number().int().positive().default(5_000),
     /** Messages in flight per stream read (consumer prefetch): what a read holds in memory at a time. */
@@ -80,7 +80,7 @@ export class RabbitMqInspector implements BrokerInspector {
     return this.#run(`reading the watermarks of ${topic}`, async (conn) => {
       const count = await probePartitions(conn, topic);
       if (count === 0) return undefined;
-      const timing = { ...this.config, maxMs: this.config.idleMs, prefetch: this.config.batchRecords };
+      const timing = this.#timing;
       return Promise.all(
         Array.from({ length: count }, async (_, partition) => ({
           partition,
@@ -94,27 +94,26 @@ export class RabbitMqInspector implements BrokerInspector {
    * Per partition, the first record RabbitMQ appended at or after `atMs` (a read attached at that time);
    * the high watermark when none was. Stream chunks carry the time they were written, in whole seconds
    * here, so the answer may be up to a second early, never late: a window read from it holds every record
-   * written from `atMs` on.
+   * written from `atMs` on. Only a partition with nothing after `atMs` costs a watermark read.
    */
   async offsetsForTime(topic: string, atMs: number): Promise<Array<{ partition: number; offset: bigint }>> {
-    const marks = (await this.watermarks(topic)) ?? [];
-    return this.#run(`finding ${topic} at ${new Date(atMs).toISOString()}`, (conn) =>
-      Promise.all(
-        marks.map(async (m) => {
-          const cursor = await StreamCursor.open(conn, rabbitNames.partition(topic, m.partition), { atMs }, 1);
+    validateTopic(topic);
+    return this.#run(`finding ${topic} at ${new Date(atMs).toISOString()}`, async (conn) => {
+      const count = await probePartitions(conn, topic);
+      return Promise.all(
+        Array.from({ length: count }, async (_, partition) => {
+          const queue = rabbitNames.partition(topic, partition);
+          const cursor = await StreamCursor.open(conn, queue, { atMs }, 1);
+          let got: Awaited<ReturnType<StreamCursor['next']>>;
           try {
-            const got = await cursor.next(this.config.emptyWaitMs);
-            // Clamped to the watermarks: a chunk appended since they were read lies past `high`.
-            let offset = got?.offset ?? m.high;
-            if (offset > m.high) offset = m.high;
-            if (offset < m.low) offset = m.low;
-            return { partition: m.partition, offset };
+            got = await cursor.next(this.config.emptyWaitMs);
           } finally {
             await cursor.close();
           }
+          return { partition, offset: got ? got.offset : (await streamBounds(conn, queue, this.#timing)).high };
         }),
-      ),
-    );
+      );
+    });
   }
 
   async *read(ranges: PartitionRange[], stats: ReadStats = { records: 0, incomplete: [] }): AsyncIterable<BrokerRecord> {
@@ -211,6 +210,10 @@ export class RabbitMqInspector implements BrokerInspector {
     } finally {
       await ch.close().catch(() => {});
     }
+  }
+
+  get #timing() {
+    return { ...this.config, maxMs: this.config.idleMs, prefetch: this.config.batchRecords };
   }
 
   #connection(): Promise<ChannelModel> {

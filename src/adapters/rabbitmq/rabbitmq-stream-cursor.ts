@@ -55,6 +55,9 @@ export class StreamCursor {
       });
       clearTimeout(timer);
       this.#wake = undefined;
+      // Timers run before socket reads in Node's loop: after a busy spell the timer can fire with deliveries
+      // already waiting in the socket. One turn of the loop reads them before "nothing arrived" is believed.
+      if (this.#buffer.length === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     const taken = this.#buffer.shift();
     if (taken) {
