@@ -57,20 +57,22 @@ export function receiptSql(s: string) {
     /**
      * For group $1: outbox messages of topics $4 (null: all) committed in the last $2 ms and sent at least
      * $3 ms ago, how many of them the group confirmed, and the oldest it did not. The window keeps this to
-     * recent rows (outbox_created); each row costs one primary-key probe of delivery_receipt.
+     * recent rows (outbox_created). A receipt is stored after its message was committed, both on this
+     * database's clock, so only the group's receipts received within the window can match: the join reads
+     * those (delivery_receipt_group_received), not the group's whole history.
      */
     groupWindow: `
       with m as (
-        select o.message_id, o.topic, o.created_at, o.sent_at,
-          exists (select 1 from ${s}.delivery_receipt r where r.message_id = o.message_id and r.consumer_group = $1) as confirmed
+        select o.message_id, o.topic, o.created_at, o.sent_at, r.message_id is not null as confirmed
         from ${s}.outbox o
+        left join ${s}.delivery_receipt r
+          on r.message_id = o.message_id and r.consumer_group = $1 and r.received_at > now() - $2 * interval '1 millisecond'
         where o.created_at > now() - $2 * interval '1 millisecond' and o.state = 1
           and o.sent_at <= now() - $3 * interval '1 millisecond'
           and ($4::text[] is null or o.topic = any($4::text[]))
       )
-      select (select count(*)::int from m) as sent, (select count(*)::int from m where confirmed) as confirmed,
-        u.message_id, u.topic, u.created_at, u.sent_at
-      from (select 1) as one
+      select c.sent, c.confirmed, u.message_id, u.topic, u.created_at, u.sent_at
+      from (select count(*)::int as sent, (count(*) filter (where confirmed))::int as confirmed from m) as c
       left join lateral (select * from m where not confirmed order by created_at limit 1) as u on true`,
   };
 }

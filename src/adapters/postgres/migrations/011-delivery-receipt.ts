@@ -19,8 +19,8 @@ export const deliveryReceiptMigration: Migration = {
       received_at    timestamptz not null default now(),
       primary key (message_id, consumer_group)
     );
-    -- status: confirmations per group over a recent window
-    create index if not exists delivery_receipt_group_applied on ${s}.delivery_receipt (consumer_group, applied_at);
+    -- status: a group's receipts stored within a recent window
+    create index if not exists delivery_receipt_group_received on ${s}.delivery_receipt (consumer_group, received_at);
 
     create table if not exists ${s}.receipt_group (
       consumer_group text not null,
