@@ -3,6 +3,7 @@ import { parseConfig } from '../core/config.ts';
 import { HEADER } from '../core/envelope.ts';
 import type { BrokerInspector, ReadStats } from '../ports/broker-inspector.ts';
 import type { OutboxCursor, OutboxRowView, ReconcileStore, ResendStore } from '../ports/operations-store.ts';
+import type { UnbuiltRows, UnbuiltStore } from '../ports/parked-source.ts';
 import type { Publisher } from '../ports/transport.ts';
 import { readWindow, retryTopicsOf } from './broker-window.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
@@ -87,7 +88,7 @@ export interface ReconcileReport {
   };
   missing: { broker: string[]; groups: Record<string, string[]> };
   /**
-   * Whether the broker stage was read. When it was not (a transport with no inspector, such as RabbitMQ),
+   * Whether the broker stage was read. When it was not (a transport with no inspector),
    * nothing is called missing on the broker, and a sent message no group applied counts as in flight:
    * the outbox is compared with the inboxes alone.
    */
@@ -97,6 +98,12 @@ export interface ReconcileReport {
   ackedNotMarked: { ids: string[]; marked: boolean };
   stuck: UnsentRow[];
   parked: UnsentRow[];
+  /**
+   * A state-column source's rows of the window that have no message to check by id (never claimed, parked
+   * unbuilt, or their topic unknown): stuck ones need a person, the others are on their way. Empty for the
+   * outbox, whose rows have their message from the commit.
+   */
+  unbuilt: UnbuiltRows;
   groups: Array<Omit<GroupOutcome, 'missing' | 'deadLettered'> & { missing: number; deadLettered: number }>;
   deadLettered: Array<{ group: string; messageId: string }>;
   scan: { records: number; incomplete: ReadStats['incomplete'] };
@@ -111,8 +118,9 @@ export interface ReconcileReport {
 }
 
 export interface ReconcileDeps {
-  store: ReconcileStore & ResendStore;
-  /** Undefined when the broker cannot be read without consuming (RabbitMQ): see `brokerStage` in the report. */
+  /** `unbuiltRows`: a state-column source's (see sourceReconcileStore). */
+  store: ReconcileStore & ResendStore & Partial<UnbuiltStore>;
+  /** Undefined when the transport has no inspector: see `brokerStage` in the report. */
   broker: BrokerInspector | undefined;
   /** Says why the broker was not read, when `broker` is undefined. */
   brokerNotRead?: string;
@@ -254,6 +262,9 @@ async function run(
   const stuck = unsent.filter((m) => m.state !== 3 && now - (rows.get(m.messageId)?.createdAt.getTime() ?? now) > o.stuckAfterMs).map(view);
   const parked = unsent.filter((m) => m.state === 3).map(view);
   const duplicates = all.filter((m) => m.copies.length > 1).map((m) => ({ messageId: m.messageId, copies: m.copies.length }));
+  const unbuilt = deps.store.unbuiltRows
+    ? await deps.store.unbuiltRows(window, o.stuckAfterMs, o.listLimit)
+    : { count: 0, stuck: 0, rows: [] };
 
   // Repair: re-publish what the broker lost, and what a group passed without an effect.
   const targets = [...new Set([...missingOnBroker, ...outcomes.flatMap((g) => g.missing)])];
@@ -294,8 +305,8 @@ async function run(
     missingOnBroker: missingOnBroker.length,
     missingInGroups,
     repairedAll: repair !== undefined && repair.skipped === undefined && repair.resent.length === targets.length,
-    needsPerson: stuck.length + parked.length + deadLettered.length + stats.incomplete.length + (marked ? 0 : acked.length),
-    inFlight: outcomes.reduce((n, g) => n + g.inFlight, 0) + unsent.length,
+    needsPerson: stuck.length + parked.length + deadLettered.length + stats.incomplete.length + (marked ? 0 : acked.length) + unbuilt.stuck,
+    inFlight: outcomes.reduce((n, g) => n + g.inFlight, 0) + unsent.length + unbuilt.count - unbuilt.stuck,
   });
 
   let truncated = false;
@@ -331,12 +342,13 @@ async function run(
     ackedNotMarked: { ids: cap(acked.map((m) => m.messageId)), marked },
     stuck: cap(stuck),
     parked: cap(parked),
+    unbuilt,
     groups: outcomes.map((g) => ({ ...g, missing: g.missing.length, deadLettered: g.deadLettered.length })),
     deadLettered: cap(deadLettered),
     scan: { records: stats.records, incomplete: stats.incomplete },
     repair: repair ? { ...repair, resent: cap(repair.resent), failed: cap(repair.failed) } : undefined,
     held: held ? { count: held.length, limit: o.maxAutoRepair } : undefined,
-    truncated,
+    truncated: truncated || unbuilt.rows.length < unbuilt.count,
   };
   return { report, held };
 }

@@ -1,5 +1,5 @@
 import type { ReconcileStore, ResendStore } from '../ports/operations-store.ts';
-import type { SourceReconcile } from '../ports/parked-source.ts';
+import type { SourceReconcile, UnbuiltStore } from '../ports/parked-source.ts';
 
 /**
  * The store reconcile runs on for a state-column source: the source's rows stand where the outbox rows
@@ -7,8 +7,12 @@ import type { SourceReconcile } from '../ports/parked-source.ts';
  * letters, stored offsets) and the run record come from the schema's store, since consumers record a
  * source's messages by message id like any other.
  */
-export function sourceReconcileStore(store: ReconcileStore & ResendStore, source: SourceReconcile): ReconcileStore & ResendStore {
+export function sourceReconcileStore(
+  store: ReconcileStore & ResendStore,
+  source: SourceReconcile,
+): ReconcileStore & ResendStore & UnbuiltStore {
   return {
+    unbuiltRows: (window, stuckAfterMs, limit) => source.unbuiltRows(window, stuckAfterMs, limit),
     outboxWindow: (window, topics, after, limit) => source.outboxWindow(window, topics, after, limit),
     markSentFromBroker: (found, actor) => source.markSentFromBroker(found, actor),
     resendRows: (selector, after, limit) => source.resendRows(selector, after, limit),

@@ -5,7 +5,14 @@ import { quoteIdent } from '../../core/identifier.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type MessageInput } from '../../core/message.ts';
 import type { BacklogStats, ClaimedRow, FailedOutcome, MessageState, RelaySource, SentOutcome } from '../../ports/outbox-store.ts';
 import type { BrokerPosition, OutboxCursor, OutboxRowView, ResendRow, ResendSelector } from '../../ports/operations-store.ts';
-import type { ParkedSource, SourceMessageLookup, SourceReconcile, SourceRowView } from '../../ports/parked-source.ts';
+import type {
+  ParkedSource,
+  SourceMessageLookup,
+  SourceReconcile,
+  SourceRowView,
+  UnbuiltRow,
+  UnbuiltRows,
+} from '../../ports/parked-source.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { stateColumnSql } from './state-column-sql.ts';
 
@@ -328,14 +335,74 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
     for (;;) {
       const { rows } = await this.#db.query<BookRow<Row>>(this.#sql.windowRows, [this.name, window.from, window.to, from, limit]);
       if (rows.length === 0) return [];
+      // A row whose topic is unknown (built before migration 012, its mapping failing now) cannot be looked
+      // for on the broker: unbuiltRows names it instead.
       const out = rows
         .map((r) => this.#view(r))
-        .filter((v) => !topics || topics.length === 0 || topics.includes(v.topic))
+        .filter((v) => v.topic !== '' && (!topics || topics.length === 0 || topics.includes(v.topic)))
         .map((v) => ({ ...v, cursor: { at: v.createdAt.toISOString(), seqId: v.seqId } }));
       // A page the topic filter emptied is not the end: the caller stops at a short page.
       if (out.length > 0 || rows.length < limit) return out;
       from = rows[rows.length - 1]?.row_id ?? from;
     }
+  }
+
+  /**
+   * Rows of the window reconcile cannot check by message id, whatever their topic (they have none yet):
+   * never claimed, parked unbuilt, or built before migration 012 with a mapping that fails now.
+   */
+  async unbuiltRows(window: { from: Date; to: Date }, stuckAfterMs: number, limit: number): Promise<UnbuiltRows> {
+    await this.verify();
+    const { rows } = await this.#db.query<{
+      row_id: string;
+      state: number;
+      parked: boolean;
+      last_error: string | null;
+      age_ms: number;
+      total: number;
+      stuck: number;
+    }>(this.#sql.unbuiltRows, [this.name, window.from, window.to, stuckAfterMs, limit]);
+    const found: UnbuiltRow[] = rows.map((r) => ({
+      id: `${this.name}:${r.row_id}`,
+      rowId: r.row_id,
+      messageId: null,
+      kind: r.parked ? 'unencodable' : 'unclaimed',
+      state: Number(r.state),
+      ageMs: Math.max(0, Number(r.age_ms)),
+      error: r.last_error,
+      stuck: r.parked || Number(r.age_ms) > stuckAfterMs,
+    }));
+    let count = Number(rows[0]?.total ?? 0);
+    let stuck = Number(rows[0]?.stuck ?? 0);
+    const unmappable: UnbuiltRow[] = [];
+    for (let after = '0'; ; ) {
+      const { rows: legacy } = await this.#db.query<{ row: Row; row_id: string; message_id: string; state: number; age_ms: number }>(
+        this.#sql.legacyRows,
+        [this.name, window.from, window.to, after, 1_000],
+      );
+      for (const r of legacy) {
+        try {
+          this.#options.toMessage(r.row);
+        } catch (error) {
+          unmappable.push({
+            id: r.message_id,
+            rowId: r.row_id,
+            messageId: r.message_id,
+            kind: 'unmappable',
+            state: Number(r.state),
+            ageMs: Math.max(0, Number(r.age_ms)),
+            error: `the mapping fails: ${(error as Error).message}`,
+            stuck: true,
+          });
+        }
+      }
+      if (legacy.length < 1_000) break;
+      after = legacy[legacy.length - 1]?.row_id ?? after;
+    }
+    count += unmappable.length;
+    stuck += unmappable.length;
+    const all = [...found, ...unmappable].sort((a, b) => compareIds(a.rowId, b.rowId)).slice(0, limit);
+    return { count, stuck, rows: all };
   }
 
   /** Ack-vs-state repair: rows the broker holds become sent without a resend; returns their message ids. */
@@ -517,6 +584,15 @@ function createdAt(row: unknown, column: string | undefined): string {
   const value = column === undefined ? undefined : (row as Record<string, unknown>)[column];
   const time = typeof value === 'string' || typeof value === 'number' ? new Date(value) : undefined;
   return time && !Number.isNaN(time.getTime()) ? time.toISOString() : new Date().toISOString();
+}
+
+/** Row ids in the id column's order: numeric ids as numbers (9 < 10), any other id as text. */
+function compareIds(a: string, b: string): number {
+  if (/^-?\d+$/.test(a) && /^-?\d+$/.test(b)) {
+    const d = BigInt(a) - BigInt(b);
+    return d < 0n ? -1 : d > 0n ? 1 : 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** A row's message id when the mapping gives none: stable across attempts, 63 bits, decimal like Snowflake ids. */

@@ -333,7 +333,35 @@ export function stateColumnSql(n: StateColumnNames) {
     )
     select message_id from old`;
 
+  // $1 source, $2 from, $3 to, $4 stuck after (ms), $5 limit: rows of a window without a message (never
+  // claimed, or parked because the mapping failed at the first claim), with their counts over the window.
+  // A row someone else marked sent (state 1) without the relay has nothing to check and is left out.
+  const age = `extract(epoch from now() - ${when}) * 1000`;
+  const unbuiltRows = `
+    select b.${n.id}::text as row_id, b.${n.state} as state, coalesce(r.parked, false) as parked, r.last_error,
+           ${age}::float8 as age_ms,
+           count(*) over ()::int as total,
+           count(*) filter (where coalesce(r.parked, false) or ${age} > $4) over ()::int as stuck
+    from ${n.table} b
+    left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
+    where ${when} >= $2 and ${when} < $3 and r.message_id is null and r.discarded_at is null and b.${n.state} <> 1
+    order by b.${n.id}
+    limit $5`;
+
+  // $1 source, $2 from, $3 to, $4 after row id ('0' = from the start), $5 limit: rows of a window built
+  // before migration 012 stored the topic and key, which only the mapping can give.
+  const legacyRows = `
+    select to_jsonb(b) as row, r.row_id, r.message_id, b.${n.state} as state, ${age}::float8 as age_ms
+    from ${n.z}.source_row r join ${n.table} b on b.${n.id}::text = r.row_id
+    where r.source = $1 and r.message_id is not null and (r.topic is null or r.msg_key is null) and r.discarded_at is null
+      and ${when} >= $2 and ${when} < $3
+      and ($4 = '0' or b.${n.id} > (select x.${n.id} from ${n.table} x where x.${n.id}::text = $4))
+    order by b.${n.id}
+    limit $5`;
+
   return {
+    unbuiltRows,
+    legacyRows,
     windowRows,
     markSentFromBroker,
     lock,

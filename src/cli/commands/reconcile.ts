@@ -14,8 +14,9 @@ export const reconcileHelp = `Usage: zeroloss reconcile --since <time> [--until 
 
 Compares, by message id, what the outbox committed in the window, what the broker holds (read back
 partition by partition, from the offsets the window's timestamps map to) and what each consumer group's
-inbox applied. With --rabbitmq the broker stage is not read (its queues cannot be read without
-consuming): the report says so, calls nothing missing on the broker, and compares outbox with inboxes.
+inbox applied. On RabbitMQ the partition streams are read without consuming; a transport with no
+inspector is not read: the report says so, calls nothing missing on the broker, and compares outbox with
+inboxes.
 Reports counts per stage, ids missing at each stage, ids duplicated on the topic (expected now and then:
 delivery is at-least-once), stuck and parked rows, dead letters, and a verdict:
 
@@ -168,6 +169,11 @@ export function formatReport(r: ReconcileReport): string {
   for (const p of r.parked) lines.push(`  parked ${p.messageId} (${p.topic}, ${p.attempts} attempts): ${p.lastError ?? '-'}`);
   for (const s of r.stuck)
     lines.push(`  stuck ${s.messageId} (${s.topic}, state ${s.state}, ${Math.round(s.ageMs / 1000)} s old): ${s.lastError ?? '-'}`);
+  if (r.unbuilt.count > 0) lines.push(`  no message yet (source rows): ${r.unbuilt.count}, ${r.unbuilt.stuck} need a person`);
+  for (const u of r.unbuilt.rows)
+    lines.push(
+      `  ${u.kind} ${u.id} (state ${u.state}, ${Math.round(u.ageMs / 1000)} s old${u.stuck ? ', STUCK' : ''})${u.error ? `: ${u.error}` : ''}`,
+    );
   for (const d of r.deadLettered) lines.push(`  dead-lettered in ${d.group}: ${d.messageId}`);
   for (const i of r.scan.incomplete)
     lines.push(`  scan incomplete: ${i.topic}/${i.partition} reached ${i.reached} of ${i.to}: ${i.reason}`);
