@@ -115,6 +115,14 @@ export const consumerConfigSchema = z
         maxRepairRequests: z.number().int().min(1).default(5),
         /** Read the producer marks (tail loss) from the channel, in the group `<groupId>.control`. */
         listen: z.boolean().default(true),
+        /**
+         * Two-way confirmation (O9, docs/operations.md): after each effect commits (or is found committed),
+         * report its message id to the producer in a `receipts` message, at most `receiptBatch` ids or
+         * `receiptIntervalMs` after the first. Advisory, never in the effect path; needs a publisher.
+         */
+        receipts: z.boolean().default(false),
+        receiptBatch: z.number().int().min(1).max(10_000).default(500),
+        receiptIntervalMs: z.number().int().positive().default(1_000),
       })
       .strict()
       .optional(),

@@ -24,6 +24,7 @@ import { type Handler, type HandlerOptions, HandlerRegistry } from './handler-re
 import { type LaneControl, KeyLanes } from './key-lanes.ts';
 import type { DeferRules } from './middleware/defer.ts';
 import { type PartitionRef, OffsetTracker, partitionId } from './offset-tracker.ts';
+import { ReceiptReporter } from './receipt-reporter.ts';
 import { settleWithin, within } from './time-bounds.ts';
 import { loadStored } from './stored-offsets.ts';
 
@@ -94,6 +95,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   #controlSender: ControlSender | undefined;
   #controlListener: ControlListener | undefined;
   #gapWatcher: GapWatcher | undefined;
+  #receipts: ReceiptReporter | undefined;
 
   constructor(options: ConsumerOptions) {
     super();
@@ -115,6 +117,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     if (control && !options.sequences) {
       throw new ZerolossError('ZL_INVALID_CONFIG', "control needs the store's sequence marks (createConsumer passes store.sequences)", {
         details: { field: 'control' },
+      });
+    }
+    if (control?.receipts && !options.publisher) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', 'control.receipts needs a publisher to send receipts on', {
+        details: { field: 'control.receipts' },
       });
     }
     if (control?.autoRepair && !options.publisher) {
@@ -232,6 +239,17 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.#controlSender = new ControlSender({ publisher, topic: control.topic, onError: (error) => this.#report(error) });
     }
     const sender = this.#controlSender;
+    if (sender && control.receipts) {
+      const reporter = new ReceiptReporter({
+        sender,
+        groupId,
+        maxBatch: control.receiptBatch,
+        intervalMs: control.receiptIntervalMs,
+        onError: (error) => this.#report(error),
+      });
+      this.#receipts = reporter;
+      this.on('processed', reporter.processed);
+    }
     const watcher = new GapWatcher({
       store: sequences,
       groupId,
@@ -296,6 +314,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     await this.#commit(undefined, this.config.commitTimeoutMs).catch((error) => this.#report(error));
     await this.#subscription?.close().catch((error: unknown) => this.#report(error));
     await this.#controlListener?.close().catch((error: unknown) => this.#report(error));
+    if (this.#receipts) this.off('processed', this.#receipts.processed);
+    this.#receipts?.close();
     await this.#controlSender?.close().catch((error: unknown) => this.#report(error));
     this.#state = 'stopped';
     await this.#healthServer?.close();

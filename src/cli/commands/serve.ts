@@ -5,6 +5,8 @@ import { databaseCheck } from '../../operations/database-check.ts';
 import { OpsCollector } from '../../operations/ops-collector.ts';
 import type { ControlHandlers } from '../../operations/control-channel.ts';
 import { startProducerControl } from '../../operations/producer-control.ts';
+import { storeReceipts } from '../../operations/store-receipts.ts';
+import { PostgresReceiptStore } from '../../adapters/postgres/postgres-receipt-store.ts';
 import { CONTROL_TOPIC } from '../../core/control-message.ts';
 import { createOpsMetrics } from '../../operations/ops-metrics.ts';
 import { ReconcileScheduler } from '../../operations/reconcile-scheduler.ts';
@@ -57,7 +59,9 @@ ${httpHelp(30)}
 Control channel (docs/consumer.md, C9): serve reads the control topic in the group zeroloss-serve.<schema>
 and answers consumers' resend requests for this outbox's producers (resent as 'zeroloss resend' does, audited
 as control:<group>); it publishes the producer marks (newest sent sequence per key) so consumers find a loss
-at the tail. Bad control records are skipped and counted (zeroloss_control_invalid_total).
+at the tail. It stores the receipts consumers send of what they applied, for this outbox's messages
+(two-way confirmation: shown by trace and status, docs/operations.md). Bad control records are skipped and
+counted (zeroloss_control_invalid_total).
   --control <topic>           the control topic, or 'off' (default ${CONTROL_TOPIC})
   --marks-every <dur>         how often the producer marks go out, or 'off' (default 10s)
   --pg <url>, --schema <name>, --kafka <brokers>
@@ -184,7 +188,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     scheduler.start();
     const stopPolicy = await startBacklogPolicy(values, ops, log);
     // Handlers of the control channel beyond the built-in resend-request answer (receipts, O9: one line each).
-    const controlHandlers: ControlHandlers = {};
+    const controlHandlers: ControlHandlers = {
+      receipts: storeReceipts(new PostgresReceiptStore(ops.db, { schema: ops.schema })),
+    };
     const controlTopic = values.control ?? CONTROL_TOPIC;
     const startControl = async () => {
       await ops.admin?.ensureTopic(controlTopic, 3).catch(() => undefined);
