@@ -25,7 +25,7 @@ export interface OpsContext {
    * Redis Streams with --redis-streams, RabbitMQ's streams with --rabbitmq.
    */
   broker: BrokerInspector | undefined;
-  /** Set when a broker was named that cannot be read without consuming: what the reports say instead. */
+  /** Set when the named broker's transport has no inspector: what the reports say instead. */
   brokerNotRead: string | undefined;
   /** The broker's topic admin: Kafka's, or the table log's with --table-log. */
   admin: TopicAdmin | undefined;
@@ -49,8 +49,8 @@ export const brokerOptions = {
 export const brokerHelp = `  --table-log               the broker is the embedded table log in this schema (no Kafka)
   --redis-streams <url>     the broker is Redis Streams (redis://host:port/db), read with XRANGE
   --redis-prefix <prefix>   the Redis Streams key prefix (default zl)
-  --rabbitmq <url>          the broker is RabbitMQ (amqp://…): it publishes, but its queues cannot be read
-                            without consuming, so reports say the broker stage was not read`;
+  --rabbitmq <url>          the broker is RabbitMQ (amqp://…), its partition streams read without
+                            consuming`;
 
 export const NO_INSPECTOR = 'broker not read (the transport has no inspector)';
 

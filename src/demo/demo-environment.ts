@@ -163,7 +163,7 @@ export async function openEnvironment(options: EnvironmentOptions): Promise<Demo
       }
     },
     async lag(groupId, topic) {
-      // Redis Streams and RabbitMQ bundles have no inspector yet: the audit's row counts are the whole settle test.
+      // A bundle without an inspector: the audit's row counts are the whole settle test.
       if (!inspector) return 0n;
       const [marks, committed] = await Promise.all([inspector.watermarks(topic), inspector.committedOffsets(groupId)]);
       const at = new Map(committed.filter((c) => c.topic === topic).map((c) => [c.partition, c.offset]));

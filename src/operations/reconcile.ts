@@ -88,7 +88,7 @@ export interface ReconcileReport {
   };
   missing: { broker: string[]; groups: Record<string, string[]> };
   /**
-   * Whether the broker stage was read. When it was not (a transport with no inspector, such as RabbitMQ),
+   * Whether the broker stage was read. When it was not (a transport with no inspector),
    * nothing is called missing on the broker, and a sent message no group applied counts as in flight:
    * the outbox is compared with the inboxes alone.
    */
@@ -120,7 +120,7 @@ export interface ReconcileReport {
 export interface ReconcileDeps {
   /** `unbuiltRows`: a state-column source's (see sourceReconcileStore). */
   store: ReconcileStore & ResendStore & Partial<UnbuiltStore>;
-  /** Undefined when the broker cannot be read without consuming (RabbitMQ): see `brokerStage` in the report. */
+  /** Undefined when the transport has no inspector: see `brokerStage` in the report. */
   broker: BrokerInspector | undefined;
   /** Says why the broker was not read, when `broker` is undefined. */
   brokerNotRead?: string;

@@ -13,9 +13,9 @@ export interface RelayOptions extends RelayConfig {
   /** The database the rows are committed in: its outbox table is the default source, its connection wakes the relay. */
   store: Pick<Store, 'relaySource' | 'db'>;
   /**
-   * Where the rows are sent. Its `inspector`, when it has one (Kafka, the table log, Redis Streams), lets
-   * the relay find on the broker a row a dead relay sent but never recorded, and mark it sent instead of
-   * sending it again; without one (RabbitMQ) such a row is resent (a duplicate the inbox absorbs).
+   * Where the rows are sent. Its `inspector`, when it has one (Kafka, the table log, Redis Streams,
+   * RabbitMQ), lets the relay find on the broker a row a dead relay sent but never recorded, and mark it
+   * sent instead of sending it again; without one such a row is resent (a duplicate the inbox absorbs).
    */
   transport: Pick<Transport, 'publisher'> & Partial<Pick<Transport, 'inspector'>>;
   /** What to relay; default the store's outbox table. Add `store.stateColumnSource({…})` for a business table with a send-state column. */

@@ -14,8 +14,9 @@ export const reconcileHelp = `Usage: zeroloss reconcile --since <time> [--until 
 
 Compares, by message id, what the outbox committed in the window, what the broker holds (read back
 partition by partition, from the offsets the window's timestamps map to) and what each consumer group's
-inbox applied. With --rabbitmq the broker stage is not read (its queues cannot be read without
-consuming): the report says so, calls nothing missing on the broker, and compares outbox with inboxes.
+inbox applied. On RabbitMQ the partition streams are read without consuming; a transport with no
+inspector is not read: the report says so, calls nothing missing on the broker, and compares outbox with
+inboxes.
 Reports counts per stage, ids missing at each stage, ids duplicated on the topic (expected now and then:
 delivery is at-least-once), stuck and parked rows, dead letters, and a verdict:
 
