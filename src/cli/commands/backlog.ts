@@ -28,7 +28,8 @@ so each group's inbox still applies a message once whichever copy it sees. See '
                                    list recorded forward runs, newest first (default 20)
   divert --topic <topic> --type <type,...|*> --to <topic> [--move-unsent]
                                    send messages of these types enqueued for --topic to --to from now on
-                                   (applied in the enqueue transaction; --to is created if missing);
+                                   (applied in the enqueue transaction; --to is created if missing); a
+                                   state-column source's messages follow it when built at their first claim;
                                    --move-unsent moves the unsent outbox rows too. Consumers of --topic
                                    will report sequence gaps for diverted keys; reconcile shows they are not losses
   undivert --topic <topic> --type <type,...|*>

@@ -18,7 +18,8 @@ inbox applied. On RabbitMQ the partition streams are read without consuming; a t
 inspector is not read: the report says so, calls nothing missing on the broker, and compares outbox with
 inboxes.
 Reports counts per stage, ids missing at each stage, ids duplicated on the topic (expected now and then:
-delivery is at-least-once), stuck and parked rows, dead letters, and a verdict:
+delivery is at-least-once), stuck and parked rows, a state-column source's rows with no message to check
+yet (never claimed, or unbuildable: "unbuilt"), dead letters, and a verdict:
 
   clean       every committed message is on the broker and applied by every group
   in-flight   nothing lost; some messages are still on their way (unsent, or not consumed yet)
