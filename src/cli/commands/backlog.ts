@@ -3,7 +3,7 @@ import { ZerolossError } from '../../core/errors.ts';
 import { divert, type ForwardResult, forwardAgain, forwardBacklog, raisePartitions, undivert } from '../../operations/backlog.ts';
 import { setDegrade } from '../../operations/degrade-switches.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
-import { withOps } from '../ops-context.ts';
+import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 
 export const backlogHelp = `Usage: zeroloss backlog <action> [options] --pg <url> --kafka <brokers>
 
@@ -46,6 +46,7 @@ so each group's inbox still applies a message once whichever copy it sees. See '
 
   --reason <text>, --actor <name>  recorded in the audit
   --pg <url>, --schema <name>, --kafka <brokers>, --json
+${brokerHelp}
 
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
@@ -53,6 +54,7 @@ Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>
 export async function backlogCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     ...connectionOptions,
+    ...brokerOptions,
     count: { type: 'string' },
     from: { type: 'string' },
     to: { type: 'string' },
