@@ -34,7 +34,6 @@ Ready-made alert rules: ops/alert-rules.yml.
 ${httpHelp(30)}
                               port default 9465; /readyz is 503 while the database does not answer
                               \`select 1\` or the broker does not list its topics, each within 2 s
-                              (RabbitMQ: the database alone)
   --collect-every <duration>  how often the metrics are refreshed from Postgres and the broker (default 15s)
   --group <group>             groups to report lag for (repeatable; default the groups the schema knows)
   --reconcile-every <dur>     recent-window reconciliation interval, or 'off' (default 5m)
