@@ -88,7 +88,7 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
   ];
   for (const src of s.sources) {
     lines.push(
-      `  source ${src.name}  pending ${src.pending}  failed ${src.failed}  parked ${src.parked}${src.stuck ? '  STUCK' : ''}  oldest unsent ${Math.round(src.oldestUnsentAgeMs / 1000)} s`,
+      `  source ${src.name}  pending ${src.pending}  failed ${src.failed}  parked ${src.parked}  stuck ${src.stuckRows}  oldest unsent ${Math.round(src.oldestUnsentAgeMs / 1000)} s`,
     );
     for (const p of src.parkedRows)
       lines.push(
