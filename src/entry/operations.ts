@@ -26,7 +26,10 @@ export {
   discardDeadLettersAudited,
 } from '../operations/intervention.ts';
 export { cleanup, type RetentionConfig } from '../operations/retention.ts';
-export { raisePartitions, forwardBacklog, divert, undivert } from '../operations/backlog.ts';
+export { raisePartitions, forwardBacklog, forwardAgain, divert, undivert, FORWARDED_HEADER } from '../operations/backlog.ts';
+export { DegradeSwitches, setDegrade, type SwitchReader } from '../operations/degrade-switches.ts';
+export { BacklogPolicy, groupLag, type BacklogPolicyOptions } from '../operations/backlog-policy.ts';
+export { DEFERRED_HEADER, type DeferRules } from '../consumer/middleware/defer.ts';
 export { createOpsMetrics, type OpsMetrics } from '../operations/ops-metrics.ts';
 export { OpsCollector } from '../operations/ops-collector.ts';
 export { recordSequenceAlarms } from '../operations/sequence-alarms.ts';

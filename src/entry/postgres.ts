@@ -12,6 +12,8 @@ export {
   type StateColumnOptions,
 } from '../adapters/postgres/postgres-store.ts';
 export { MIGRATIONS, type Migration } from '../adapters/postgres/migrations.ts';
+/** Degrade switches and the forward record (`DegradeSwitches`, `BacklogPolicy`, `forwardBacklog` in zeroloss/operations). */
+export { PostgresBacklogStore } from '../adapters/postgres/postgres-backlog-store.ts';
 /** Two-way confirmation's receipts on the producer's database: `confirmations({ store: new PostgresReceiptStore(store.db, { schema }) }, ids)`. */
 export { PostgresReceiptStore } from '../adapters/postgres/postgres-receipt-store.ts';
 /** Relay mode 'wal' (docs/wal-relay.md): `createRelay({ mode: 'wal', wal: postgresWal(store, { url }), transport })`; needs `pg-logical-replication`, loaded only when the stream opens. */
