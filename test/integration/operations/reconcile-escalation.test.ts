@@ -245,5 +245,15 @@ describe('reconcile escalation', () => {
     assert.equal(failures[0], 'pager unreachable');
     assert.match(failures[1] ?? '', /still running after 200 ms/);
     assert.ok((await counter(metrics, 'zeroloss_reconcile_escalation_hook_failures_total')) >= 2);
+
+    // Retention never deletes a run that still waits for a person.
+    const held = (await store.heldRuns(1_000)).length;
+    assert.ok(held >= 2);
+    await store.deleteBatch('reconcile_run', 0, 10_000);
+    assert.equal((await store.heldRuns(1_000)).length, held);
+    const { rows } = await env.pool.query(
+      `select count(*)::int as n from "${env.schema}".reconcile_run where status is distinct from 'held'`,
+    );
+    assert.equal(rows[0].n, 0, 'the other runs are gone');
   });
 });
