@@ -17,7 +17,8 @@ export const backlogPolicyOptions = {
   'degrade-every': { type: 'string' },
 } as const;
 
-export const backlogPolicyHelp = `Degrading at peak, and restoring (docs/operations.md, "Degrading at peak"; off unless --degrade-group):
+export const backlogPolicyHelp = `Degrading at peak, and restoring (off unless --degrade-group; docs/operations.md, "Backlog and degrading
+at peak"):
   --degrade-group <group>     watch this group's total lag
   --degrade-topic <topic>     count only these topics' lag (repeatable; default all the group reads)
   --degrade-at <n>            at this lag or more, turn the switches on and apply the diverts

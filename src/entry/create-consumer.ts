@@ -31,9 +31,9 @@ export type ConsumerOptions = ConsumerConfig & {
   /** Where operational events go as structured lines (a pino logger is one); default none. */
   logger?: Logger;
   /**
-   * Non-core types set aside while a degrade switch is on (docs/operations.md, "Degrading at peak"): each
-   * listed type goes, unapplied, to its standby topic while its switch is on, to be drained later. Needs a
-   * transport with a publisher. `{ switches: new DegradeSwitches(store), types: { 'points.bonus': { switch:
+   * Non-core types set aside while a degrade switch is on: each listed type goes, unapplied, to its standby
+   * topic while its switch is on, to be drained later (docs/operations.md, "Backlog and degrading at peak").
+   * Needs a transport with a publisher. `{ switches: new DegradeSwitches(store), types: { 'points.bonus': { switch:
    * 'non-core', topic: 'orders.standby' } } }`.
    */
   defer?: DeferRules;

@@ -40,7 +40,7 @@ so each group's inbox still applies a message once whichever copy it sees. See '
                                    turn a named degrade switch on or off (audited). Handlers read switches
                                    through DegradeSwitches to skip optional work; consumers with 'defer'
                                    rules send listed non-core types to a standby topic while a switch is on,
-                                   to be drained later (docs/operations.md, "Degrading at peak")
+                                   to be drained later (docs/operations.md, "Backlog and degrading at peak")
   switches                         list the switches, who set them, when and why
                                    ('zeroloss serve --degrade-group …' turns them on and off by lag)
 
