@@ -8,7 +8,7 @@ import type { OperationsStore, Store, Transport } from '../ports/backends.ts';
 import type { BrokerInspector, TopicAdmin } from '../ports/broker-inspector.ts';
 import type { DeadLetterQueue, DeadLetterWriter } from '../ports/dead-letter-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
-import type { ProducerSequenceStore } from '../ports/sequence-store.ts';
+import type { ProducerSequenceStore, SequenceStore } from '../ports/sequence-store.ts';
 import type { Publisher, Subscriber } from '../ports/transport.ts';
 import { pgUrl } from './args.ts';
 import { kafkaSettings } from './kafka-connection-options.ts';
@@ -33,8 +33,8 @@ export interface OpsContext {
   publisher(): Publisher;
   /** The same broker's subscriber (the control channel's listener); created on first use. */
   subscriber(): Subscriber;
-  /** The outbox reads of the control channel (resend requests, producer marks). */
-  sequences: ProducerSequenceStore;
+  /** The outbox reads of the control channel (resend requests, producer marks), and the groups' open gaps. */
+  sequences: ProducerSequenceStore & Pick<SequenceStore, 'gapSummary'>;
   /** The state-column sources of --config-file, verified against the database on first use. */
   sources(): Promise<StateColumnSource[]>;
 }

@@ -13,6 +13,7 @@ import type {
 import type { ReceiptStore } from '../ports/receipt-store.ts';
 import { type ConfirmationStatusOptions, type GroupConfirmations, confirmationStatus } from './confirmations.ts';
 import { partKey } from './reconcile-classify.ts';
+import type { GapSummary, SequenceStore } from '../ports/sequence-store.ts';
 
 export interface StatusOptions {
   /** Groups to report; default the groups this schema knows (inbox rows, stored offsets, open dead letters). */
@@ -95,6 +96,8 @@ export interface Status {
   confirmations: GroupConfirmations[];
   /** What is degraded now (O10): the switches that are on and the divert rules in force. Empty without `degrade`. */
   degraded: { switches: DegradeSwitch[]; diverts: DivertRule[] };
+  /** Open sequence gaps per consumer group (C9, consumers with `control`); empty without `gaps`. */
+  sequenceGaps: GapSummary[];
   /** Problems found while asking (a group the broker does not know, a topic gone). */
   warnings: string[];
 }
@@ -112,6 +115,8 @@ export async function status(
     broker?: BrokerInspector;
     sources?: ReadonlyArray<StatusSource>;
     receipts?: Pick<ReceiptStore, 'receiptGroups' | 'groupConfirmations'>;
+    /** The consumer groups' persistent sequence gaps (C9). */
+    gaps?: Pick<SequenceStore, 'gapSummary'>;
   },
   options: StatusOptions = {},
 ): Promise<Status> {
@@ -227,6 +232,7 @@ export async function status(
     lastReconcile,
     confirmations,
     degraded,
+    sequenceGaps: (await deps.gaps?.gapSummary(options.groups)) ?? [],
     warnings,
   };
 }

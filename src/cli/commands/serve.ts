@@ -212,10 +212,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
           ),
       });
     };
-    // Without the control channel serve still does everything else: a broker that refuses the topic is logged.
+    // In the background: joining the channel's group must not hold up the probes. Without the control channel
+    // serve still does everything else: a broker that refuses the topic is logged.
     const control = off(values.control)
       ? undefined
-      : await startControl().catch((e: Error) => {
+      : startControl().catch((e: Error) => {
           log.error({ err: e, task: 'control' }, `control channel not started: ${e.message}`);
           return undefined;
         });
@@ -276,7 +277,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     });
     for (const t of timers) clearInterval(t);
     stopPolicy?.();
-    await control?.close();
+    await (await control)?.close();
     await scheduler.stop();
     await board?.close();
     await server.close();

@@ -59,7 +59,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     const switches = new PostgresBacklogStore(ops.db, { schema: ops.schema });
     const degrade = { switches: () => switches.switches(), divertRules: () => ops.store.divertRules() };
     return status(
-      { store: ops.store, degrade, broker: ops.broker, sources: await ops.sources(), receipts },
+      { store: ops.store, degrade, broker: ops.broker, sources: await ops.sources(), receipts, gaps: ops.sequences },
       {
         groups: values.group,
         stuckAfterMs: values['stuck-after'] ? parseDuration(values['stuck-after']) : undefined,
@@ -76,7 +76,10 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const sourcesBehind = result.sources.filter((x) => x.parked > 0 || x.stuck).length;
   // Only groups named with --expect-groups count: a group merely seen in receipts may have been retired.
   const unconfirmed = values['expect-groups'] ? result.confirmations.filter((c) => c.unconfirmed > 0).length : 0;
-  return result.outbox.parked + result.outbox.stuck + result.unavailableTopics.length + sourcesBehind + unconfirmed > 0 ? 1 : 0;
+  const alarmedGaps = result.sequenceGaps.filter((g) => g.alarmed > 0).length;
+  return result.outbox.parked + result.outbox.stuck + result.unavailableTopics.length + sourcesBehind + unconfirmed + alarmedGaps > 0
+    ? 1
+    : 0;
 }
 
 function formatStatus(s: Status, brokerNotRead: string | undefined): string {
@@ -118,6 +121,11 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
     lines.push(`  degraded ${x.name}  since ${x.since.toISOString()} by ${x.by}${x.reason ? `: ${x.reason}` : ''}`);
   for (const d of s.degraded.diverts)
     lines.push(`  diverted ${d.topic} [${d.type}] → ${d.target}  by ${d.createdBy}${d.reason ? `: ${d.reason}` : ''}`);
+  for (const g of s.sequenceGaps)
+    lines.push(
+      `  sequence gaps ${g.groupId}  open ${g.open} (alarmed ${g.alarmed}, at the tail ${g.tail})  missing ${g.missing}` +
+        `  oldest ${g.oldest?.toISOString() ?? '-'}  resend requests ${g.repairRequests}`,
+    );
   if (s.alarms.length > 0) {
     lines.push(`  sequence alarms (${s.alarms.length})`);
     for (const a of s.alarms.slice(0, 20)) {

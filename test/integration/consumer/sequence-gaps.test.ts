@@ -8,6 +8,10 @@ import { tableLog } from '../../../src/entry/table-log.ts';
 import { createConsumer, createOutbox, createRelay } from '../../../src/index.ts';
 import { type ProducerControl, startProducerControl } from '../../../src/operations/producer-control.ts';
 import type { SequenceGap } from '../../../src/ports/sequence-store.ts';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { zerolossJson } from '../../helpers/ops-cli.ts';
+import { freePort } from '../../helpers/consumer-workload.ts';
 import { PG_URL, uniqueName } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
@@ -23,6 +27,9 @@ describe('persistent sequence gaps that heal (C9)', () => {
   const resendLog: string[] = [];
   const control = { gapAlarmAfterMs: 150, checkEveryMs: 50, repairBackoffMs: 300 };
   const running: Consumer[] = [];
+  let producerClosed = false;
+  let served: { child: ChildProcess; output: () => string } | undefined;
+  const serve = async () => spawnServe(schema);
 
   before(async () => {
     await store.migrate();
@@ -43,7 +50,12 @@ describe('persistent sequence gaps that heal (C9)', () => {
   });
   after(async () => {
     for (const c of running) await c.stop();
-    await producer?.close();
+    if (served && served.child.exitCode === null) {
+      const exited = new Promise((resolve) => served?.child.once('exit', resolve));
+      served.child.kill('SIGTERM');
+      await exited;
+    }
+    if (!producerClosed) await producer?.close();
     await relay.stop();
     await transport.close();
     await store.db.query(`drop schema if exists "${schema}" cascade`).catch(() => {});
@@ -133,6 +145,20 @@ describe('persistent sequence gaps that heal (C9)', () => {
     );
     assert.equal(resendLog.filter((l) => l.startsWith(group)).length, 0, 'no repair without autoRepair');
     await second.stop();
+    const cli = await zerolossJson<{ sequenceGaps: Array<{ groupId: string; open: number; alarmed: number; missing: number }> }>([
+      'status',
+      '--pg',
+      PG_URL,
+      '--schema',
+      schema,
+      '--group',
+      group,
+    ]);
+    assert.equal(cli.code, 1, 'an alarmed gap makes status exit 1');
+    assert.deepEqual(
+      cli.json.sequenceGaps.map((g) => [g.groupId, g.open, g.alarmed, g.missing]),
+      [[group, 1, 1, 1]],
+    );
   });
 
   test('a deleted broker record is found, resent through the audited path and applied once; bad control records are skipped', async () => {
@@ -171,7 +197,10 @@ describe('persistent sequence gaps that heal (C9)', () => {
     assert.equal(Number(invalid?.[1]), 1, 'the bad record was counted once by the producing side');
   });
 
-  test('a loss at the tail of a key is found from the producer marks, and repaired', async () => {
+  test('zeroloss serve publishes the producer marks: a loss at the tail of a key is found and repaired', async () => {
+    // serve takes over the producing side (same listener group): the in-process one leaves first.
+    await producer.close();
+    producerClosed = true;
     const group = uniqueName('g');
     const topic = await newTopic();
     await produce(topic, 't', 2);
@@ -183,12 +212,30 @@ describe('persistent sequence gaps that heal (C9)', () => {
     await c.start();
     await waitFor(async () => (await applied('z')).length === 1, { what: 'z applied: the consumer read past t 2' });
     assert.deepEqual(await applied('t'), [1], 'no later record of t reveals the loss');
-    await producer.publishMarks();
+    served = await serve();
     await waitFor(async () => (await applied('t')).length === 2, { what: 't 2 found at the tail, resent and applied', timeoutMs: 15_000 });
     assert.deepEqual(
       alarms.map((g) => [g.key, g.fromSeq, g.toSeq, g.tail]),
       [['t', 2, 2, true]],
     );
     await waitFor(async () => (await store.sequences.openGaps(group, 10)).length === 0, { what: 'the tail gap healed' });
+    await waitFor(() => served?.output().includes(`resend request of ${group}: 1 resent`), { what: "serve's resend log line" });
   });
 });
+
+const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
+
+/** `zeroloss serve` on the test's schema and table log, producer marks every 200 ms; its stderr kept. */
+async function spawnServe(schema: string): Promise<{ child: ChildProcess; output: () => string }> {
+  const port = await freePort();
+  const args = ['serve', '--pg', PG_URL, '--schema', schema, '--table-log', '--http-host', '127.0.0.1', '--http-port', String(port)];
+  const child = spawn(process.execPath, [MAIN, ...args, '--marks-every', '200ms', '--reconcile-every', 'off', '--nightly-hour', 'off'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ZEROLOSS_LOG_FORMAT: 'json' },
+  });
+  let output = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  return { child, output: () => output };
+}
