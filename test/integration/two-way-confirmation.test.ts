@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PostgresReceiptStore } from '../../src/adapters/postgres/postgres-receipt-store.ts';
-import { ReceiptReporter } from '../../src/consumer/receipt-reporter.ts';
 import { CONTROL_HEADER } from '../../src/core/control-message.ts';
 import { kafka } from '../../src/entry/kafka.ts';
 import { postgres } from '../../src/entry/postgres.ts';
 import { PermanentError, createConsumer, createOutbox, createRelay } from '../../src/index.ts';
 import { confirmations } from '../../src/operations/confirmations.ts';
-import { ControlSender } from '../../src/operations/control-channel.ts';
 import { listenReceipts } from '../../src/operations/store-receipts.ts';
 import { trace } from '../../src/operations/trace.ts';
 import { KAFKA_BROKERS, createTopic, uniqueTopic } from '../helpers/kafka.ts';
@@ -62,18 +60,18 @@ test('two groups, one dead-letters a message: trace and the API show A applied a
 
     // Two consuming services; shipping refuses messages marked fail (dead letter, no receipt).
     const consumerOf = (groupId: string, refuse: boolean) => {
-      const consumer = createConsumer({ store: services, transport, groupId, topics: [topic], deadLetterTopic: false });
+      const consumer = createConsumer({
+        store: services,
+        transport,
+        groupId,
+        topics: [topic],
+        deadLetterTopic: false,
+        control: { topic: control, receipts: true, receiptIntervalMs: 50, listen: false },
+      });
       consumer.handle<{ fail: boolean }>('order.placed', async (message) => {
         if (refuse && message.payload.fail) throw new PermanentError('no shipping address');
       });
-      const sender = new ControlSender({ publisher: transport.publisher, topic: control, retryDelayMs: 100 });
-      const reporter = new ReceiptReporter({ sender, groupId, intervalMs: 50 });
-      consumer.on('processed', reporter.processed);
-      closers.push(async () => {
-        await consumer.stop();
-        reporter.close();
-        await sender.close();
-      });
+      closers.push(() => consumer.stop());
       return consumer;
     };
     const relay = createRelay({ store: producer, transport });

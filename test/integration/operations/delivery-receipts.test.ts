@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
+import { postgresStore } from '../../../src/adapters/postgres/postgres-store.ts';
 import { PostgresReceiptStore } from '../../../src/adapters/postgres/postgres-receipt-store.ts';
 import { ReceiptReporter } from '../../../src/consumer/receipt-reporter.ts';
 import type { Receipts } from '../../../src/core/control-message.ts';
+import type { ZerolossError } from '../../../src/core/errors.ts';
+import { createConsumer } from '../../../src/entry/create-consumer.ts';
 import { confirmationStatus, confirmations } from '../../../src/operations/confirmations.ts';
 import { cleanup } from '../../../src/operations/retention.ts';
 import { storeReceipts } from '../../../src/operations/store-receipts.ts';
-import { freshSchema, inTransaction } from '../../helpers/pg.ts';
+import { zeroloss, zerolossJson } from '../../helpers/ops-cli.ts';
+import { PG_URL, freshSchema, inTransaction } from '../../helpers/pg.ts';
 import { testOutbox } from '../../helpers/test-outbox.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
@@ -94,6 +98,25 @@ describe('delivery receipts', () => {
     assert.deepEqual([named[0]?.topics, named[0]?.sent, named[0]?.confirmed], [null, 4, 0], 'a group never seen: every topic counts');
   });
 
+  test('zeroloss status: per expected group confirmed of sent and the oldest unconfirmed; exit 1 only for named groups', async () => {
+    const [, m2, m3] = ids as [string, string, string];
+    const args = ['status', '--pg', PG_URL, '--schema', env.schema, '--confirm-window', '1h', '--unconfirmed-after', '30s'];
+    type Out = { confirmations: Array<{ group: string; confirmed: number; sent: number; oldestUnconfirmed?: { messageId: string } }> };
+    // Two CLI processes at once: each spends most of its time starting.
+    const [text, named] = await Promise.all([zeroloss(args), zerolossJson<Out>([...args, '--expect-groups', 'billing,archive'])]);
+    assert.equal(text.code, 0, `groups merely seen in receipts do not fail status: ${text.stderr}`);
+    assert.match(text.stdout, new RegExp(`confirmations billing {2}2 of 3 confirmed \\(orders\\) {2}oldest unconfirmed ${m3} `));
+    assert.match(text.stdout, new RegExp(`confirmations shipping {2}1 of 3 confirmed \\(orders\\) {2}oldest unconfirmed ${m2} `));
+    assert.equal(named.code, 1, 'an expected group left messages unconfirmed');
+    assert.deepEqual(
+      named.json.confirmations.map((c) => [c.group, c.confirmed, c.sent]),
+      [
+        ['archive', 0, 4],
+        ['billing', 2, 3],
+      ],
+    );
+  });
+
   test('the reporter batches by count and by time, and never throws into the effect path', async () => {
     const sent: Receipts[] = [];
     const reporter = new ReceiptReporter({ sender: { send: (m) => sent.push(m) }, groupId: 'billing', maxBatch: 2, intervalMs: 20 });
@@ -136,6 +159,20 @@ describe('delivery receipts', () => {
     });
     assert.doesNotThrow(() => failing.processed(event('d')));
     reporter.close();
+  });
+
+  test('control.receipts is validated: it needs a publisher, and a batch the control schema can carry', () => {
+    const store = postgresStore(env.db, { schema: env.schema });
+    const subscriber = { subscribe: async () => assert.fail('not started') };
+    const options = { store, groupId: 'g', topics: ['orders'] };
+    assert.throws(
+      () => createConsumer({ ...options, transport: { subscriber }, control: { receipts: true } }),
+      (e: ZerolossError) => e.code === 'ZL_INVALID_CONFIG' && /control\.receipts needs a publisher/.test(e.message),
+    );
+    assert.throws(
+      () => createConsumer({ ...options, transport: { subscriber }, control: { receipts: true, receiptBatch: 10_001 } }),
+      /receiptBatch/,
+    );
   });
 
   test('retention deletes receipts with their outbox rows', async () => {
