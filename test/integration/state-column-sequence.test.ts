@@ -88,6 +88,59 @@ test('two relays give a state-column key a gapless sequence in id order, startin
   }
 });
 
+// The same at the claim level, with more claimers and failed sends retried: a key's numbers still follow
+// its id order, and a row keeps its number on every attempt.
+test('racing claimers with retries number each key in id order, once per row', async () => {
+  const table = await awardTable('seq_race');
+  await env.db.query(`insert into "${env.schema}".${table} (u_id) select 'u' || (g % 10) from generate_series(1, 300) g`);
+  const s = source(table, 'awards');
+  const seqs = new Map<string, { key: string; seq: string }>();
+  let changed = 0;
+  const deadline = Date.now() + 15_000;
+  const unsent = async () =>
+    (await env.db.query<{ n: number }>(`select count(*)::int as n from "${env.schema}".${table} where mq_state <> 1`)).rows[0]?.n ?? -1;
+  await Promise.all(
+    Array.from({ length: 4 }, (_, w) =>
+      (async () => {
+        const owner = `relay-${w}`;
+        while (Date.now() < deadline) {
+          const rows = await s.claim(owner, 7, 60_000);
+          if (rows.length === 0) {
+            if ((await unsent()) === 0) return;
+            continue;
+          }
+          for (const r of rows) {
+            const seen = seqs.get(r.ref);
+            const now = { key: r.record.key, seq: r.record.headers['zl-seq'] ?? '' };
+            if (seen && seen.seq !== now.seq) changed++;
+            seqs.set(r.ref, now);
+          }
+          // Every seventh row fails its first attempt and is retried.
+          const fail = rows.filter((r) => Number(r.ref) % 7 === 0 && r.attempt === 1);
+          await s.markFailed(
+            owner,
+            fail.map((r) => ({ ref: r.ref, error: 'broker said no', action: 'retry' as const, delayMs: 0, charge: true })),
+          );
+          await s.markSent(
+            owner,
+            rows.filter((r) => !fail.includes(r)).map((r) => ({ ref: r.ref })),
+          );
+        }
+      })(),
+    ),
+  );
+  assert.equal(await unsent(), 0, 'every row sent');
+  assert.equal(changed, 0, 'a retry carries the number of the first attempt');
+  for (let k = 0; k < 10; k++) {
+    const ofKey = [...seqs.entries()].filter(([, v]) => v.key === `u${k}`).sort(([a], [b]) => Number(a) - Number(b));
+    assert.deepEqual(
+      ofKey.map(([, v]) => Number(v.seq)),
+      Array.from({ length: 30 }, (_, i) => i + 1),
+      `key u${k}: numbers in id order`,
+    );
+  }
+});
+
 // The number is drawn once, when the message is first built, and kept with the row: a retry and a resend
 // carry the same number, and a declared producer id names the sequence.
 test('a state-column message keeps its sequence number across retries and resends', async () => {
