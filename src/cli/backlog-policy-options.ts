@@ -60,13 +60,20 @@ export async function startBacklogPolicy(values: PolicyValues, ops: OpsContext, 
       diverts: (values['degrade-divert'] ?? []).map(parseDivert),
     },
   );
-  const check = () =>
-    policy
-      .check()
-      .then((r) => {
-        if (r.changed) log.warn({ group, lag: r.lag, changed: r.changed }, `backlog policy: ${r.changed} (group ${group} lag ${r.lag})`);
-      })
-      .catch((e: Error) => log.error({ err: e, task: 'backlog-policy' }, `backlog policy: ${e.message}`));
+  let running = false;
+  // A check slower than the interval skips ticks rather than queueing them.
+  const check = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const r = await policy.check();
+      if (r.changed) log.warn({ group, lag: r.lag, changed: r.changed }, `backlog policy: ${r.changed} (group ${group} lag ${r.lag})`);
+    } catch (e) {
+      log.error({ err: e as Error, task: 'backlog-policy' }, `backlog policy: ${(e as Error).message}`);
+    } finally {
+      running = false;
+    }
+  };
   await check();
   const timer = setInterval(check, parseDuration(values['degrade-every'] ?? '10s'));
   return () => clearInterval(timer);

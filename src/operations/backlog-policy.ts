@@ -52,6 +52,7 @@ export interface PolicyCheck {
  */
 export class BacklogPolicy {
   readonly #deps: BacklogPolicyDeps;
+  #last: Promise<unknown> = Promise.resolve();
   readonly #options: Required<Omit<BacklogPolicyOptions, 'topics'>> & { topics: string[] | undefined };
 
   constructor(deps: BacklogPolicyDeps, options: BacklogPolicyOptions) {
@@ -69,8 +70,17 @@ export class BacklogPolicy {
     this.#options = { ...options, topics: options.topics, actor: options.actor ?? 'backlog-policy' };
   }
 
-  /** Measures the group's lag and degrades or restores when it crossed a threshold. Call it on a timer. */
-  async check(): Promise<PolicyCheck> {
+  /**
+   * Measures the group's lag and degrades or restores when it crossed a threshold. Call it on a timer; a call
+   * made while one runs waits for it and then checks again, so overlapping ticks never act twice.
+   */
+  check(): Promise<PolicyCheck> {
+    const run = this.#last.catch(() => undefined).then(() => this.#check());
+    this.#last = run;
+    return run;
+  }
+
+  async #check(): Promise<PolicyCheck> {
     const o = this.#options;
     const lag = await groupLag(this.#deps, o.group, o.topics);
     const owned = await this.#owned();
@@ -78,22 +88,32 @@ export class BacklogPolicy {
     if (!active && lag >= o.degradeAt) {
       const reason = `group ${o.group} lag ${lag} >= ${o.degradeAt}`;
       const who = { actor: o.actor, reason };
-      for (const name of o.switches) await setDegrade(this.#deps.switches, name, true, who, { group: o.group, lag });
-      for (const d of o.diverts) {
-        await divert({ store: this.#deps.store, admin: this.#deps.admin, broker: this.#deps.broker }, d, who);
+      let changed = 0;
+      for (const name of o.switches) {
+        if ((await setDegrade(this.#deps.switches, name, true, who, { group: o.group, lag })).changed) changed++;
       }
+      const present = await this.#deps.store.divertRules();
+      for (const d of o.diverts) {
+        const missing = d.types.filter((t) => !present.some((r) => r.topic === d.topic && r.type === t && r.target === d.target));
+        if (missing.length === 0) continue;
+        await divert({ store: this.#deps.store, admin: this.#deps.admin, broker: this.#deps.broker }, { ...d, types: missing }, who);
+        changed++;
+      }
+      // Another process's policy may have acted between our read and our writes: then nothing changed here.
+      if (changed === 0) return { lag, active: true, changed: undefined };
       await this.#audit('backlog.policy.degrade', reason, lag, { switches: o.switches, diverts: o.diverts });
       return { lag, active: true, changed: 'degraded' };
     }
     if (active && lag <= o.restoreAt) {
       const reason = `group ${o.group} lag ${lag} <= ${o.restoreAt}`;
       const who = { actor: o.actor, reason };
-      for (const name of owned.switches) await setDegrade(this.#deps.switches, name, false, who, { group: o.group, lag });
-      for (const d of owned.diverts) await undivert({ store: this.#deps.store }, d.topic, [d.type], who);
-      await this.#audit('backlog.policy.restore', reason, lag, {
-        switches: owned.switches,
-        diverts: owned.diverts,
-      });
+      let changed = 0;
+      for (const name of owned.switches) {
+        if ((await setDegrade(this.#deps.switches, name, false, who, { group: o.group, lag })).changed) changed++;
+      }
+      for (const d of owned.diverts) changed += (await undivert({ store: this.#deps.store }, d.topic, [d.type], who)).length;
+      if (changed === 0) return { lag, active: false, changed: undefined };
+      await this.#audit('backlog.policy.restore', reason, lag, { switches: owned.switches, diverts: owned.diverts });
       return { lag, active: false, changed: 'restored' };
     }
     return { lag, active, changed: undefined };

@@ -127,7 +127,10 @@ describe('degrading at peak', () => {
     await setDegrade(backlog, 'verbose-logging', true, { actor: 'ann' });
 
     await at(5);
-    assert.deepEqual(await policy.check(), { lag: 15, active: true, changed: 'degraded' });
+    // Two checks at once (a slow check overlapping the next tick, or two serve processes): one change, audited once.
+    const twice = await Promise.all([policy.check(), policy.check()]);
+    assert.deepEqual(twice.map((c) => c.changed).sort(), ['degraded', undefined]);
+    assert.deepEqual(await policy.check(), { lag: 15, active: true, changed: undefined });
     assert.equal((await backlog.switches()).find((s) => s.name === 'non-core')?.on, true);
     assert.deepEqual(
       (await ops.divertRules()).map((r) => [r.topic, r.type, r.target, r.createdBy]),
@@ -143,7 +146,6 @@ describe('degrading at peak', () => {
       ['points.bonus'],
     );
 
-    assert.deepEqual(await policy.check(), { lag: 15, active: true, changed: undefined }, 'no second change while high');
     await at(15);
     assert.deepEqual(await policy.check(), { lag: 5, active: true, changed: undefined }, 'between the thresholds nothing flips');
     await at(19);
