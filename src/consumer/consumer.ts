@@ -68,7 +68,7 @@ interface PartitionRun {
  * manually, only up to the smallest unfinished offset of each partition (C1, C2). Each record goes through
  * the consumer chain, whose stages and order are listed in consumer-chain.ts:
  *
- *   offset progress → metrics → dead letter → decode → route → cache (optional) → retry
+ *   offset progress → metrics → dead letter → decode → route → defer (optional) → cache (optional) → retry
  *     → each attempt: key order → poison guard → effect (transaction: inbox row, handler, commit)
  *
  * Sequence gaps (C9) are checked as records arrive, in partition order, before any of that.
