@@ -29,6 +29,7 @@ export class ReceiptReporter {
   readonly #intervalMs: number;
   #waiting: Receipts['applied'] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #soon: ReturnType<typeof setImmediate> | undefined;
   #closed = false;
 
   constructor(options: ReceiptReporterOptions) {
@@ -42,20 +43,25 @@ export class ReceiptReporter {
     if (this.#closed || event.messageId === '') return;
     if (event.messageId.length > MAX_NAME || event.producerId.length > MAX_NAME || event.topic.length > MAX_NAME) return;
     this.#waiting.push({ messageId: event.messageId, producerId: event.producerId, topic: event.topic });
-    if (this.#waiting.length >= this.#maxBatch) this.flush();
+    // A full batch goes on the next turn, not inside the emit: encoding it is no part of the effect's path.
+    if (this.#waiting.length >= this.#maxBatch) this.#soon ??= setImmediate(() => this.flush());
     else this.#timer ??= setTimeout(() => this.flush(), this.#intervalMs).unref();
   };
 
-  /** Hands what waits to the sender now. */
+  /** Hands what waits to the sender now, in messages of at most `maxBatch` ids. */
   flush(): void {
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#soon) clearImmediate(this.#soon);
     this.#timer = undefined;
-    const applied = this.#waiting.splice(0);
-    if (applied.length === 0) return;
-    try {
-      this.#options.sender.send({ kind: 'receipts', group: this.#options.groupId, at: new Date().toISOString(), applied });
-    } catch (error) {
-      this.#options.onError?.(error as Error);
+    this.#soon = undefined;
+    const at = new Date().toISOString();
+    while (this.#waiting.length > 0) {
+      const applied = this.#waiting.splice(0, this.#maxBatch);
+      try {
+        this.#options.sender.send({ kind: 'receipts', group: this.#options.groupId, at, applied });
+      } catch (error) {
+        this.#options.onError?.(error as Error);
+      }
     }
   }
 

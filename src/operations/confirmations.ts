@@ -5,8 +5,8 @@ export interface Confirmation {
   /** False when this outbox has no row for the id (never committed here, or removed by retention). */
   found: boolean;
   topic: string | undefined;
-  /** Where the broker acknowledged it; undefined while unsent. */
-  sent: { partition: number; offset: string; at: string } | undefined;
+  /** Sent: when, and where the broker acknowledged it (null where the broker gives no position); undefined while unsent. */
+  sent: { partition: number | null; offset: string | null; at: string | null } | undefined;
   /** Groups that reported applying it. */
   applied: Array<{ group: string; appliedAt: string; receivedAt: string }>;
   /** Expected groups (given, or those that confirmed any message of its topic) without a receipt for it. */
@@ -42,8 +42,8 @@ export function confirmationOf(id: string, row: MessageConfirmation | undefined,
     found: true,
     topic: row.topic,
     sent:
-      row.state === 1 && row.sentPartition !== null && row.sentOffset !== null
-        ? { partition: row.sentPartition, offset: row.sentOffset.toString(), at: row.sentAt?.toISOString() ?? '' }
+      row.state === 1
+        ? { partition: row.sentPartition, offset: row.sentOffset?.toString() ?? null, at: row.sentAt?.toISOString() ?? null }
         : undefined,
     applied,
     notConfirmed: expected.filter((g) => !done.has(g)),

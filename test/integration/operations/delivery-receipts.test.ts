@@ -133,17 +133,20 @@ describe('delivery receipts', () => {
     });
     reporter.processed(event('a'));
     reporter.processed(event('b'));
+    reporter.processed(event('b2'));
+    assert.equal(sent.length, 0, 'nothing is encoded inside the emit');
+    await waitFor(() => sent.length === 2, { timeoutMs: 5_000, intervalMs: 1, what: 'the full batch' });
     assert.deepEqual(
       sent.map((m) => m.applied.map((a) => a.messageId)),
-      [['a', 'b']],
-      'a full batch goes at once',
+      [['a', 'b'], ['b2']],
+      'a full batch goes on the next turn, in messages of at most maxBatch ids',
     );
     reporter.processed(event('c'));
     reporter.processed(event('x'.repeat(600)));
     reporter.processed(event(''));
-    await waitFor(() => sent.length === 2, { timeoutMs: 5_000, intervalMs: 5, what: 'the timed batch' });
+    await waitFor(() => sent.length === 3, { timeoutMs: 5_000, intervalMs: 5, what: 'the timed batch' });
     assert.deepEqual(
-      sent[1]?.applied.map((a) => a.messageId),
+      sent[2]?.applied.map((a) => a.messageId),
       ['c'],
       'sent after the interval; ids past the schema limits skipped',
     );
