@@ -15,6 +15,11 @@ export function createConsumerMetrics(registry: Registry = new Registry()) {
       'Deliveries skipped because their effect was applied before (via: cache or inbox)',
       ['group', 'via'] as const,
     ),
+    deferred: counter(
+      'zeroloss_consumer_deferred_total',
+      'Messages of a non-core type set aside to their standby topic while a degrade switch was on',
+      ['group', 'type'] as const,
+    ),
     retries: counter('zeroloss_consumer_retries_total', 'Handler failures that were retried (mode: blocking or topic)', [
       'group',
       'type',

@@ -4,14 +4,15 @@ import type { ConsumerMetrics } from '../consumer-metrics.ts';
 import type { Delivery } from '../delivery.ts';
 
 /**
- * Counts what happened to each processed or duplicate delivery and reports it (`processed` event). Dead
- * letters and retries are counted where they happen; end-to-end latency runs from the producer's creation
- * time to the commit.
+ * Counts what happened to each processed, duplicate or deferred delivery and reports the first two (`processed`
+ * event). Dead letters and retries are counted where they happen; end-to-end latency runs from the
+ * producer's creation time to the commit.
  */
 export function metricsStage(metrics: ConsumerMetrics, reporter: ConsumerReporter): Stage<Delivery> {
   return async (d, next) => {
     await next(d);
     const outcome = d.outcome;
+    if (outcome?.kind === 'deferred') metrics.deferred.inc({ group: d.groupId, type: d.decoded?.envelope.type ?? '' });
     if (outcome?.kind !== 'processed' && outcome?.kind !== 'duplicate') return;
     const envelope = d.decoded?.envelope;
     const type = envelope?.type ?? '';

@@ -193,6 +193,8 @@ describe('degrading at peak', () => {
       });
       assert.deepEqual(await effects('points.bonus'), { n: 0, d: 0 }, 'deferred, not applied, not dropped');
       assert.equal(seen.processed, 5);
+      const deferred = (await consumer.registry.getSingleMetric('zeroloss_consumer_deferred_total')?.get())?.values ?? [];
+      assert.equal(deferred.find((v) => v.labels.type === 'points.bonus')?.value, 6, 'deferred records counted');
       const copies = [];
       for await (const r of transport.inspector.read(
         ((await transport.inspector.watermarks(standby)) ?? []).map((m) => ({
