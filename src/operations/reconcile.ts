@@ -113,6 +113,8 @@ export interface ReconcileReport {
    * the run is stored held with all `count` ids, for a person to approve (`zeroloss reconcile --approve`).
    */
   held: { count: number; limit: number } | undefined;
+  /** Missing ids an earlier held run holds: left to its approval (neither held again nor re-published). */
+  awaitingApproval: number;
   /** Some id list was cut at `listLimit`. */
   truncated: boolean;
 }
@@ -267,7 +269,11 @@ async function run(
     : { count: 0, stuck: 0, rows: [] };
 
   // Repair: re-publish what the broker lost, and what a group passed without an effect.
-  const targets = [...new Set([...missingOnBroker, ...outcomes.flatMap((g) => g.missing)])];
+  const missing = [...new Set([...missingOnBroker, ...outcomes.flatMap((g) => g.missing)])];
+  // Ids an earlier run holds wait for that run's approval: overlapping windows (the recent window every few
+  // minutes, then the nightly) must neither hold them again nor re-publish them behind the person's back.
+  const waiting = new Set(missing.length > 0 ? await inChunks(missing, (ids) => deps.store.heldIds(ids)) : []);
+  const targets = missing.filter((id) => !waiting.has(id));
   // Escalation (O8): a loss this large is an incident, not drift; a person decides, with every id kept. It
   // does not depend on `repair`: without it nothing is re-published either, but the loss is still held.
   const held = runId !== undefined && !o.confirmed && targets.length > o.maxAutoRepair ? targets : undefined;
@@ -348,6 +354,7 @@ async function run(
     scan: { records: stats.records, incomplete: stats.incomplete },
     repair: repair ? { ...repair, resent: cap(repair.resent), failed: cap(repair.failed) } : undefined,
     held: held ? { count: held.length, limit: o.maxAutoRepair } : undefined,
+    awaitingApproval: waiting.size,
     truncated: truncated || unbuilt.rows.length < unbuilt.count,
   };
   return { report, held };

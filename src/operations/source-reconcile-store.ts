@@ -22,5 +22,6 @@ export function sourceReconcileStore(
     storedOffsets: (groups) => store.storedOffsets(groups),
     startRun: (kind, window) => store.startRun(kind, window),
     finishRun: (id, verdict, report, held) => store.finishRun(id, verdict, report, held),
+    heldIds: (ids) => store.heldIds(ids),
   };
 }

@@ -84,6 +84,8 @@ export interface ReconcileStore {
   startRun(kind: string, window: { from: Date; to: Date }): Promise<string>;
   /** With `held`, the run is stored held (O8): every id it would have re-published, for a person to approve. */
   finishRun(id: string, verdict: string, report: unknown, held?: string[]): Promise<void>;
+  /** Those of `ids` a held run holds (O8), waiting for a person's approval. */
+  heldIds(ids: string[]): Promise<string[]>;
 }
 
 /** A reconciliation run held for a person (O8): too many missing messages to re-publish automatically. */

@@ -104,6 +104,10 @@ export function operationsSql(s: string) {
       where id = $1`,
 
     // ---- escalation (O8) ---------------------------------------------------------------------------
+    /** Those of ids $1 a held run holds. Held runs are few (each is an incident); a hash join keeps it linear. */
+    heldIds: `
+      select h.id from (select distinct unnest(r.held_ids) as id from ${s}.reconcile_run r where r.status = 'held') h
+      join unnest($1::text[]) as x(id) on x.id = h.id`,
     /** Held runs, oldest first, at most $1. */
     heldRuns: `
       select id::text, kind, window_from, window_to, finished_at, verdict, cardinality(held_ids) as held

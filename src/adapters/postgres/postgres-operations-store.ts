@@ -177,6 +177,11 @@ export class PostgresOperationsStore
     await this.#db.query(this.#sql.runFinish, [id, verdict, JSON.stringify(report, jsonReplacer), held ?? null]);
   }
 
+  async heldIds(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return (await this.#rows(this.#sql.heldIds, [ids])).map((r) => String(r.id));
+  }
+
   async heldRuns(limit: number): Promise<HeldRun[]> {
     return (await this.#rows(this.#sql.heldRuns, [limit])).map((r) => ({
       id: String(r.id),

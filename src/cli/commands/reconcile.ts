@@ -190,6 +190,9 @@ export function formatReport(r: ReconcileReport): string {
       `  ESCALATED: ${r.held.count} missing messages exceed the automatic repair limit of ${r.held.limit}; run ${r.runId} is held: zeroloss reconcile --approve ${r.runId} --reason …`,
     );
   }
+  if (r.awaitingApproval > 0) {
+    lines.push(`  ${r.awaitingApproval} missing messages are held by an earlier run, awaiting approval (zeroloss reconcile --held)`);
+  }
   if (r.truncated) lines.push(`  (id lists cut at the list limit; counts are complete)`);
   return lines.join('\n');
 }

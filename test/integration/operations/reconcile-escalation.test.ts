@@ -43,8 +43,7 @@ describe('reconcile escalation', () => {
   });
 
   /** `total` messages on a fresh topic, relayed; the first `lost` deleted from the log. Returns the lost ids. */
-  async function topicWithLoss(total: number, lost: number): Promise<{ topic: string; lostIds: string[] }> {
-    const topic = uniqueId('esc');
+  async function topicWithLoss(total: number, lost: number, topic = uniqueId('esc')): Promise<{ topic: string; lostIds: string[] }> {
     await new TableLogAdmin(env.db, { schema: env.schema }).createTopic(topic, 1);
     const outbox = testOutbox({ schema: env.schema });
     for (let i = 0; i < total; i++)
@@ -119,6 +118,14 @@ describe('reconcile escalation', () => {
     const row = (await env.pool.query(`select status, held_ids from "${env.schema}".reconcile_run where id = $1`, [report.runId])).rows[0];
     assert.equal(row.status, 'held');
     assert.deepEqual([...row.held_ids].sort(), lostIds, 'every missing id kept');
+
+    // The next run over an overlapping window finds the same loss: it waits for the first run's approval.
+    const overlap = await s.runRecent();
+    assert.equal(overlap.held, undefined);
+    assert.equal(overlap.awaitingApproval, 5);
+    assert.equal(overlap.verdict, 'gaps', 'still missing');
+    assert.equal(overlap.repair?.resent.length ?? 0, 0, 'not re-published behind the person');
+    assert.equal(escalated.length + hooked.length, 2, 'no second escalation');
 
     const held = await zerolossJson<HeldRun[]>(['reconcile', '--held', '--pg', PG_URL, '--schema', env.schema]);
     assert.equal(held.code, 0, held.stderr);
@@ -220,9 +227,13 @@ describe('reconcile escalation', () => {
   });
 
   test('a failing or hanging hook is counted and reported; the scheduler keeps running', async () => {
+    // Two losses, the second only after the first hook failed: each escalates once (a held loss is not
+    // escalated again by the next runs).
     const { topic } = await topicWithLoss(3, 2);
+    const later = uniqueId('esc');
     let calls = 0;
     const { scheduler: s, metrics } = scheduler(topic, {
+      topics: [topic, later],
       recent: { everyMs: 30, windowMs: 600_000, settleMs: 0 },
       maxAutoRepair: 1,
       escalateTimeoutMs: 200,
@@ -238,17 +249,22 @@ describe('reconcile escalation', () => {
     s.on('report', () => reports++);
     s.start();
     try {
-      await waitFor(() => failures.length >= 2 && reports >= 3, { what: 'two hook failures and a later run', timeoutMs: 15_000 });
+      await waitFor(() => failures.length === 1, { what: 'the first hook failure' });
+      await topicWithLoss(3, 2, later);
+      await waitFor(() => failures.length === 2, { what: 'the second hook failure' });
+      const seen = reports;
+      await waitFor(() => reports > seen, { what: 'a run after both failures' });
     } finally {
       await s.stop();
     }
     assert.equal(failures[0], 'pager unreachable');
     assert.match(failures[1] ?? '', /still running after 200 ms/);
-    assert.ok((await counter(metrics, 'zeroloss_reconcile_escalation_hook_failures_total')) >= 2);
+    assert.equal(await counter(metrics, 'zeroloss_reconcile_escalation_hook_failures_total'), 2);
+    assert.equal(await counter(metrics, 'zeroloss_reconcile_escalations_total'), 2);
 
     // Retention never deletes a run that still waits for a person.
     const held = (await store.heldRuns(1_000)).length;
-    assert.ok(held >= 2);
+    assert.equal(held, 2);
     await store.deleteBatch('reconcile_run', 0, 10_000);
     assert.equal((await store.heldRuns(1_000)).length, held);
     const { rows } = await env.pool.query(
