@@ -77,7 +77,7 @@ export function postgresStore(db: Database, options: PostgresStoreOptions & { ki
       return operations;
     },
     get sequences() {
-      sequences ??= new PostgresSequenceStore(db, { schema });
+      sequences ??= new PostgresSequenceStore(db, { schema, preparedStatements: options.preparedStatements ?? true });
       return sequences;
     },
     stateColumnSource: (sourceOptions) => new StateColumnSource(db, { ...sourceOptions, schema }),
