@@ -7,7 +7,7 @@ import {
   decodeControl,
   encodeControl,
 } from '../core/control-message.ts';
-import type { IncomingRecord } from '../core/envelope.ts';
+import type { IncomingRecord, OutgoingRecord } from '../core/envelope.ts';
 import { ZerolossError } from '../core/errors.ts';
 import type { Publisher, Subscriber, Subscription } from '../ports/transport.ts';
 
@@ -140,7 +140,7 @@ export class ControlSender {
   readonly #maxQueued: number;
   readonly #retryDelayMs: number;
   readonly #onError: (error: Error) => void;
-  #queue: ControlMessage[] = [];
+  #queue: OutgoingRecord[] = [];
   #sending: Promise<void> | undefined;
   #closed = false;
   #dropped = 0;
@@ -160,8 +160,8 @@ export class ControlSender {
 
   send(message: ControlMessage): void {
     if (this.#closed) return;
-    encodeControl(message, this.#topic); // a malformed message is the caller's bug: throw here, not later
-    this.#queue.push(message);
+    // Encoded now: a malformed message is the caller's bug and throws here, not in the background.
+    this.#queue.push(encodeControl(message, this.#topic));
     if (this.#queue.length > this.#maxQueued) {
       this.#dropped += this.#queue.length - this.#maxQueued;
       this.#queue.splice(0, this.#queue.length - this.#maxQueued);
@@ -175,9 +175,17 @@ export class ControlSender {
     while (this.#sending) await this.#sending;
   }
 
-  async close(): Promise<void> {
-    await this.flush();
+  /**
+   * Sends what is queued, waiting at most `timeoutMs` (the broker may be down: a stopping consumer must not
+   * hang on an advisory channel); what is still queued then is dropped and counted.
+   */
+  async close(timeoutMs = 5_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
     this.#closed = true;
+    this.#dropped += this.#queue.length;
+    this.#queue = [];
   }
 
   async #drain(): Promise<void> {
@@ -185,7 +193,7 @@ export class ControlSender {
       const batch = this.#queue.splice(0, 500);
       let failed = batch;
       try {
-        const outcomes = await this.#publisher.publish(batch.map((m) => encodeControl(m, this.#topic)));
+        const outcomes = await this.#publisher.publish(batch);
         failed = batch.filter((_, i) => !outcomes[i]?.ok);
         if (failed.length === 0) continue;
         throw new ZerolossError('ZL_SEND_FAILED', `${failed.length} control message(s) not sent`, { retryable: true });

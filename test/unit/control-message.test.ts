@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CONTROL_HEADER, CONTROL_TOPIC, decodeControl, encodeControl } from '../../src/core/control-message.ts';
 import { ZerolossError } from '../../src/core/errors.ts';
+import { ControlSender } from '../../src/operations/control-channel.ts';
 
 const at = '2026-12-05T08:00:00.000Z';
 
@@ -32,4 +33,44 @@ test('bad control records are typed, non-retryable errors', () => {
     );
   }
   assert.throws(() => encodeControl({ kind: 'producer-marks', producerId: '', at, marks: [] }));
+});
+
+test('ControlSender: a failing broker never hangs close(); what is queued is counted as dropped', async () => {
+  let calls = 0;
+  const publisher = {
+    publish: async (records: unknown[]) => {
+      calls++;
+      return records.map(() => ({ ok: false as const, attempted: true, error: new ZerolossError('ZL_SEND_FAILED', 'down') }));
+    },
+    close: async () => {},
+  };
+  const errors: Error[] = [];
+  const sender = new ControlSender({ publisher, retryDelayMs: 10, onError: (e) => errors.push(e) });
+  sender.send({ kind: 'receipts', group: 'g', at, applied: [{ messageId: 'm1', producerId: 'p', topic: 't' }] });
+  const started = Date.now();
+  await sender.close(200);
+  assert.ok(Date.now() - started < 2_000, 'close returned after its timeout');
+  assert.ok(calls >= 1 && errors.length >= 1);
+  assert.equal(sender.dropped, 1);
+});
+
+test('ControlSender: a partly refused batch sends only the refused messages again', async () => {
+  const seen: string[] = [];
+  let refused = false;
+  const publisher = {
+    publish: async (records: Array<{ key: string }>) => {
+      seen.push(...records.map((r) => r.key));
+      return records.map((r) => {
+        if (r.key !== 'b' || refused) return { ok: true as const };
+        refused = true;
+        return { ok: false as const, attempted: true, error: new ZerolossError('ZL_SEND_FAILED', 'no') };
+      });
+    },
+    close: async () => {},
+  };
+  const sender = new ControlSender({ publisher, retryDelayMs: 1 });
+  for (const p of ['a', 'b', 'c']) sender.send({ kind: 'producer-marks', producerId: p, at, marks: [] });
+  await sender.flush();
+  assert.deepEqual(seen.sort(), ['a', 'b', 'b', 'c']);
+  await sender.close();
 });
