@@ -10,8 +10,9 @@ export const statusHelp = `Usage: zeroloss status --pg <url> [--kafka <brokers> 
 
 How far behind are we: outbox rows by state (pending, failed, parked, stuck), the oldest unsent age and the
 parked rows, and the same for each state-column source declared in --config-file (docs/operations.md); per consumer group and partition the committed offset (Kafka's, or the one stored with the
-effects), the end offset, the lag and the effects applied per second; open dead letters; sequence gaps and
-duplicates the consumers recorded; the last reconciliation runs; what is degraded now (switches on, divert
+effects), the end offset, the lag and the effects applied per second; open dead letters; the open sequence
+gaps of consumers with the control option (docs/consumer.md, "Loss detection that heals (C9)"), and the
+sequence alarms recorded; the last reconciliation runs; what is degraded now (switches on, divert
 rules in force: 'zeroloss backlog switches|diverts'); two-way confirmation: per consumer group
 expected to apply this producer's messages, how many of those sent recently it confirmed by receipt and the
 oldest it did not (docs/operations.md, "Two-way confirmation"). Topics whose unsent rows wait because the
@@ -31,7 +32,8 @@ ${brokerHelp}
   --pg <url>, --schema <name>, --kafka <brokers> (for offsets and lag), --json
 
 Exit status: 0, or 1 when rows (of the outbox or a source) are parked or stuck, or wait for a missing or
-refused topic, or a group named with --expect-groups left a message of the window unconfirmed.
+refused topic, or a group named with --expect-groups left a message of the window unconfirmed, or a
+consumer group has a sequence gap open past its alarm threshold.
 
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
