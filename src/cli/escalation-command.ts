@@ -4,7 +4,7 @@ import type { ReconcileReport } from '../operations/reconcile.ts';
 /**
  * `serve --on-escalate <command>`: the emergency plan as a shell command. It gets the held report as JSON
  * on stdin and ZEROLOSS_RUN_ID in its environment. A non-zero exit, or still running after `timeoutMs`
- * (then it is killed), is a failure whose message carries the end of its stderr. Its stdout is discarded.
+ * (then it is killed, with whatever it started), is a failure whose message carries the end of its stderr. Its stdout is discarded.
  */
 export function escalationCommand(command: string, timeoutMs: number): (report: ReconcileReport) => Promise<void> {
   return (report) =>
@@ -12,13 +12,19 @@ export function escalationCommand(command: string, timeoutMs: number): (report: 
       const child = spawn('/bin/sh', ['-c', command], {
         stdio: ['pipe', 'ignore', 'pipe'],
         env: { ...process.env, ZEROLOSS_RUN_ID: report.runId ?? '' },
+        // A group of its own, so a timeout kills what the shell started too, not the shell alone.
+        detached: true,
       });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => {
         stderr = (stderr + chunk.toString()).slice(-2_000);
       });
       const timer = setTimeout(() => {
-        child.kill('SIGKILL');
+        try {
+          process.kill(-(child.pid as number), 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
         reject(new Error(`--on-escalate command killed after ${timeoutMs} ms`));
       }, timeoutMs);
       child.on('error', (error) => {
