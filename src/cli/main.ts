@@ -37,7 +37,7 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
   },
   reconcile: {
     load: async () => (await import('./commands/reconcile.ts')).reconcileCommand,
-    summary: 'compare outbox, broker and consumer inboxes by message id; --repair',
+    summary: 'compare outbox, broker and consumer inboxes by message id; --repair; --held, --approve <run>',
   },
   trace: {
     load: async () => (await import('./commands/trace.ts')).traceCommand,
