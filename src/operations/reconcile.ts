@@ -310,7 +310,8 @@ async function run(
   const verdict = verdictOf({
     missingOnBroker: missingOnBroker.length,
     missingInGroups,
-    repairedAll: repair !== undefined && repair.skipped === undefined && repair.resent.length === targets.length,
+    // Ids waiting for a held run's approval are still missing: not repaired.
+    repairedAll: repair !== undefined && repair.skipped === undefined && repair.resent.length === targets.length && waiting.size === 0,
     needsPerson: stuck.length + parked.length + deadLettered.length + stats.incomplete.length + (marked ? 0 : acked.length) + unbuilt.stuck,
     inFlight: outcomes.reduce((n, g) => n + g.inFlight, 0) + unsent.length + unbuilt.count - unbuilt.stuck,
   });

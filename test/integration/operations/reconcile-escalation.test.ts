@@ -119,12 +119,19 @@ describe('reconcile escalation', () => {
     assert.equal(row.status, 'held');
     assert.deepEqual([...row.held_ids].sort(), lostIds, 'every missing id kept');
 
-    // The next run over an overlapping window finds the same loss: it waits for the first run's approval.
+    // The next run over an overlapping window finds the same loss, and one more message lost since: the
+    // held five wait for the first run's approval; the new one, below the threshold, is repaired at once.
+    const more = (
+      await env.pool.query(`delete from "${env.schema}".log_record where topic = $1 and log_offset = 5 returning headers->>'zl-id' as id`, [
+        topic,
+      ])
+    ).rows.map((r) => r.id as string);
+    assert.equal(more.length, 1);
     const overlap = await s.runRecent();
     assert.equal(overlap.held, undefined);
     assert.equal(overlap.awaitingApproval, 5);
-    assert.equal(overlap.verdict, 'gaps', 'still missing');
-    assert.equal(overlap.repair?.resent.length ?? 0, 0, 'not re-published behind the person');
+    assert.deepEqual(overlap.repair?.resent, more, 'only the new loss re-published, not the held ones behind the person');
+    assert.equal(overlap.verdict, 'gaps', 'the held five are still missing: not "repaired"');
     assert.equal(escalated.length + hooked.length, 2, 'no second escalation');
 
     const held = await zerolossJson<HeldRun[]>(['reconcile', '--held', '--pg', PG_URL, '--schema', env.schema]);
