@@ -11,6 +11,7 @@ import { reconcileHelp } from '../../../src/cli/commands/reconcile.ts';
 import { serveHelp } from '../../../src/cli/commands/serve.ts';
 import { type ApproveResult, approveHeldRun } from '../../../src/operations/approve-held-run.ts';
 import type { ZerolossError } from '../../../src/core/errors.ts';
+import { OpsCollector } from '../../../src/operations/ops-collector.ts';
 import { createOpsMetrics } from '../../../src/operations/ops-metrics.ts';
 import { reconcileOptionsSchema, type ReconcileReport } from '../../../src/operations/reconcile.ts';
 import { ReconcileScheduler, reconcileScheduleSchema } from '../../../src/operations/reconcile-scheduler.ts';
@@ -179,6 +180,9 @@ describe('reconcile escalation', () => {
       'the refused approval sent nothing',
     );
     assert.deepEqual(await store.heldRuns(10), []);
+    // serve's collector sets the gauge from the database: the approval happened in another process.
+    await new OpsCollector({ store, metrics }, { commitDelayMs: 0 }).collect();
+    assert.equal(await counter(metrics, 'zeroloss_reconcile_held_reports'), 0);
     const audit = await env.pool.query(
       `select actor, reason from "${env.schema}".operation_audit where action = 'reconcile.approve' and subject = $1`,
       [`reconcile_run:${report.runId}`],
