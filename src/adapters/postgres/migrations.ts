@@ -15,6 +15,7 @@ import { deliveryReceiptMigration } from './migrations/011-delivery-receipt.ts';
 import { sourceRowMessageMigration } from './migrations/012-source-row-message.ts';
 import { reconcileHoldMigration } from './migrations/013-reconcile-hold.ts';
 import { degradeAndForwardMigration } from './migrations/014-degrade-and-forward.ts';
+import { sourceRowControlMigration } from './migrations/015-source-row-control.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -43,6 +44,7 @@ export const MIGRATIONS: Migration[] = [
   sourceRowMessageMigration,
   reconcileHoldMigration,
   degradeAndForwardMigration,
+  sourceRowControlMigration,
 ];
 
 export interface MigrateResult {
