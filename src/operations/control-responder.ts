@@ -1,11 +1,14 @@
 import type { ResendRequest } from '../core/control-message.ts';
 import { ZerolossError } from '../core/errors.ts';
 import type { ResendStore } from '../ports/operations-store.ts';
-import type { ProducerSequenceStore } from '../ports/sequence-store.ts';
+import type { ProducerSequenceStore, SequenceSource } from '../ports/sequence-store.ts';
 import type { Publisher } from '../ports/transport.ts';
 import type { ControlSender } from './control-channel.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
-import { type ResendResult, resend } from './resend.ts';
+import { type ResendResult, resendEverywhere } from './resend.ts';
+
+/** A state-column source the control channel answers for: named, with its producer id, resent as `zeroloss resend` does. */
+export type ControlSource = SequenceSource & ResendStore;
 
 /** Most sequence numbers one resend request is answered for; the consumer asks again for the rest. */
 export const MAX_RESEND_RANGE = 1_000;
@@ -14,14 +17,18 @@ export interface ResendAnswerDeps {
   sequences: ProducerSequenceStore;
   /** The outbox (the same store `zeroloss resend` uses). */
   outbox: ResendStore;
+  /** State-column sources (`--config-file`): their rows are answered for too, by their producer id. */
+  sources?: readonly ControlSource[];
   publisher: Publisher;
   metrics?: OpsMetrics;
 }
 
 /**
- * Answers a consumer group's resend request (C9) from this outbox: the rows of the producer, topic and key
- * whose sequence is in the range are resent through `resend`, the audited path of `zeroloss resend`, as
- * `control:<group>`. A request for a producer this outbox does not hold finds no rows and is left alone
+ * Answers a consumer group's resend request (C9) from this outbox and its state-column sources: the rows of
+ * the producer, topic and key whose sequence is in the range are resent through `resendEverywhere`, the
+ * audited path of `zeroloss resend`, as `control:<group>`. A source answers for its producer id (default its
+ * name), which it may share with the outbox: one key's numbers then span both, and both are read. A request
+ * for a producer this service does not hold finds no rows and is left alone
  * (another producing service answers it). Answering twice is harmless: the consumer's inbox applies a
  * message once. A publish that fails throws, so the listener tries the request again.
  */
@@ -31,10 +38,11 @@ export function resendRequestHandler(
 ): (request: ResendRequest) => Promise<void> {
   return async (request) => {
     const toSeq = Math.min(request.toSeq, request.fromSeq + MAX_RESEND_RANGE - 1);
-    const ids = await deps.sequences.idsInRange({ ...request, toSeq });
+    const sources = (deps.sources ?? []).filter((s) => s.producerId === request.producerId);
+    const ids = await deps.sequences.idsInRange({ ...request, toSeq, sources: sources.map((s) => s.name) });
     if (ids.length === 0) return;
-    const result = await resend(
-      { store: deps.outbox, publisher: deps.publisher, metrics: deps.metrics },
+    const result = await resendEverywhere(
+      { stores: [deps.outbox, ...sources], publisher: deps.publisher, metrics: deps.metrics },
       { ids, topics: [request.topic] },
       {
         actor: `control:${request.group}`,
@@ -59,17 +67,18 @@ export interface ProducerMarksOptions {
 }
 
 /**
- * Publishes the producer marks (C9, tail loss): for each producer of this outbox, the newest sent sequence
+ * Publishes the producer marks (C9, tail loss): for each producer of this outbox and of `sources`, the newest sent sequence
  * of each (topic, key) sent recently, with the partition and offset the broker acknowledged it at. A
  * consumer group that has read past that offset without applying that sequence has lost the tail of the
  * key. Returns how many marks went out. Keys quiet for longer than `withinMs` are not repeated: their last
  * marks went out while they were recent.
  */
 export async function publishProducerMarks(
-  deps: { sequences: ProducerSequenceStore; sender: ControlSender },
+  deps: { sequences: ProducerSequenceStore; sender: ControlSender; sources?: readonly SequenceSource[] },
   options: ProducerMarksOptions = {},
 ): Promise<number> {
-  const marks = await deps.sequences.recentSentMarks(options.withinMs ?? 60_000, options.limit ?? 10_000);
+  const sources = (deps.sources ?? []).map((s) => ({ name: s.name, producerId: s.producerId }));
+  const marks = await deps.sequences.recentSentMarks(options.withinMs ?? 60_000, options.limit ?? 10_000, sources);
   const byProducer = new Map<string, typeof marks>();
   for (const m of marks) {
     const list = byProducer.get(m.producerId) ?? [];

@@ -5,7 +5,7 @@ import type { ProducerSequenceStore } from '../ports/sequence-store.ts';
 import type { Publisher, Subscriber } from '../ports/transport.ts';
 import { type ControlHandlers, ControlSender, listenControl } from './control-channel.ts';
 import { createControlMetrics } from './control-metrics.ts';
-import { publishProducerMarks, resendRequestHandler } from './control-responder.ts';
+import { type ControlSource, publishProducerMarks, resendRequestHandler } from './control-responder.ts';
 import type { ResendResult } from './resend.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
 import type { ResendRequest } from '../core/control-message.ts';
@@ -16,6 +16,11 @@ export interface ProducerControlOptions {
   sequences: ProducerSequenceStore;
   /** The outbox, as `zeroloss resend` uses it. */
   outbox: ResendStore;
+  /**
+   * State-column sources (`--config-file`): resend requests for their producer ids are answered from their
+   * rows, and the marks include their keys.
+   */
+  sources?: readonly ControlSource[];
   /** The listener's group: every producing service (schema) reads the channel in a group of its own. */
   groupId: string;
   topic?: string;
@@ -43,7 +48,7 @@ export interface ProducerControl {
 
 /**
  * The producing side of the control channel (`zeroloss serve`): answers resend requests from this outbox
- * and publishes the producer marks on a timer. Bad records are skipped and counted
+ * and its state-column sources, and publishes the producer marks on a timer. Bad records are skipped and counted
  * (zeroloss_control_invalid_total); a failing handler is retried and counted, and the listener keeps going.
  */
 export async function startProducerControl(options: ProducerControlOptions): Promise<ProducerControl> {
@@ -53,7 +58,13 @@ export async function startProducerControl(options: ProducerControlOptions): Pro
   const sender = new ControlSender({ publisher: options.publisher, topic, onError: (e) => onError(e, 'control send') });
   const handlers: ControlHandlers = {
     'resend-request': resendRequestHandler(
-      { sequences: options.sequences, outbox: options.outbox, publisher: options.publisher, metrics: options.metrics },
+      {
+        sequences: options.sequences,
+        outbox: options.outbox,
+        sources: options.sources,
+        publisher: options.publisher,
+        metrics: options.metrics,
+      },
       options.onResend,
     ),
     ...options.handlers,
@@ -82,7 +93,7 @@ export async function startProducerControl(options: ProducerControlOptions): Pro
   const everyMs = options.marksEveryMs ?? 10_000;
   const withinMs = options.marksWithinMs ?? Math.max(60_000, 3 * everyMs);
   const publishMarks = async () => {
-    const n = await publishProducerMarks({ sequences: options.sequences, sender }, { withinMs });
+    const n = await publishProducerMarks({ sequences: options.sequences, sender, sources: options.sources }, { withinMs });
     if (n > 0) metrics.sent.inc({ side: 'producer', kind: 'producer-marks' });
     return n;
   };

@@ -5,8 +5,8 @@ import { type ControlListener, type ControlListenerOptions, listenControl } from
 
 /**
  * The producer's `receipts` handler for the control channel: stores what a consumer group reports it applied
- * (two-way confirmation). Receipts of messages not in this outbox are dropped by the store, so every producer
- * can read the whole channel. The listener commits the record's offset only after this resolves: a crash
+ * (two-way confirmation). Receipts of messages neither in this outbox nor of its state-column sources are
+ * dropped by the store, so every producer can read the whole channel. The listener commits the record's offset only after this resolves: a crash
  * before the insert committed re-reads the record, and a repeated receipt is kept once.
  */
 export function storeReceipts(

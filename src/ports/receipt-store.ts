@@ -20,7 +20,7 @@ export interface GroupReceipt {
 export interface MessageConfirmation {
   messageId: string;
   topic: string;
-  /** Outbox state: 0 pending, 1 sent, 2 failed, 3 parked. */
+  /** Outbox state: 0 pending, 1 sent, 2 failed, 3 parked (a state-column source's message: the same, from its bookkeeping). */
   state: number;
   sentAt: Date | null;
   sentPartition: number | null;
@@ -46,11 +46,12 @@ export interface GroupConfirmationSummary {
 
 export interface ReceiptStore {
   /**
-   * Stores receipts of messages in this outbox (others are another producer's, or gone by retention, and are
-   * dropped); a repeated receipt keeps the first. Returns how many were new.
+   * Stores receipts of messages in this outbox or of this service's state-column sources (others are another
+   * producer's, or gone by retention, and are dropped); a repeated receipt keeps the first. Returns how many
+   * were new.
    */
   recordReceipts(receipts: ReceiptInput[]): Promise<number>;
-  /** The outbox rows of `ids` (ids not in the outbox are left out) with the groups that applied each. */
+  /** The outbox or source rows of `ids` (ids in neither are left out) with the groups that applied each. */
   confirmations(ids: string[]): Promise<MessageConfirmation[]>;
   /** Groups that sent receipts since `seenWithinMs` ago, by name. */
   receiptGroups(seenWithinMs: number): Promise<string[]>;

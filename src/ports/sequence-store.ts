@@ -100,17 +100,36 @@ export interface GapSummary {
   repairRequests: number;
 }
 
+/** A state-column source as the control channel names it: its rows' messages carry `producerId`. */
+export interface SequenceSource {
+  readonly name: string;
+  readonly producerId: string;
+}
+
 /** The producing side of the control channel: what a resend request and the producer marks read. */
 export interface ProducerSequenceStore {
-  /** Message ids of the outbox rows of (producer, topic, key) with sequence numbers in [fromSeq, toSeq]. */
-  idsInRange(range: { producerId: string; topic: string; key: string; fromSeq: number; toSeq: number }): Promise<string[]>;
   /**
-   * Per (producer, topic, key) of the rows sent and created in the last `withinMs`, the newest sequence with
-   * the partition and offset it was acknowledged at.
+   * Message ids of the rows of (producer, topic, key) with sequence numbers in [fromSeq, toSeq], in sequence
+   * order: outbox rows, and rows of the state-column sources named in `sources` (whose producer id is
+   * `producerId`: the sequence is shared).
+   */
+  idsInRange(range: {
+    producerId: string;
+    topic: string;
+    key: string;
+    fromSeq: number;
+    toSeq: number;
+    sources?: readonly string[];
+  }): Promise<string[]>;
+  /**
+   * Per (producer, topic, key) of the rows sent and created (a source's row: first claimed) in the last
+   * `withinMs`, the newest sequence with the partition and offset it was acknowledged at; the outbox's rows
+   * and those of `sources`.
    */
   recentSentMarks(
     withinMs: number,
     limit: number,
+    sources?: readonly SequenceSource[],
   ): Promise<Array<{ producerId: string; topic: string; key: string; seq: number; partition: number; offset: bigint }>>;
 }
 

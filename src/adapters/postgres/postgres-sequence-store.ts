@@ -5,6 +5,7 @@ import {
   type SequenceChanges,
   type SequenceGap,
   type SequenceRun,
+  type SequenceSource,
   type SequenceStore,
   type TailGap,
   sequenceKey,
@@ -15,7 +16,7 @@ import { type SequenceSql, sequenceSql } from './sequence-sql.ts';
 
 type Row = Record<string, unknown>;
 
-/** Sequence marks and gaps (consumer side) and the outbox reads of the control channel (producer side). */
+/** Sequence marks and gaps (consumer side) and the outbox and source_row reads of the control channel (producer side). */
 export class PostgresSequenceStore implements SequenceStore, ProducerSequenceStore {
   readonly #db: Database;
   readonly #sql: SequenceSql;
@@ -105,13 +106,21 @@ export class PostgresSequenceStore implements SequenceStore, ProducerSequenceSto
     }));
   }
 
-  async idsInRange(range: { producerId: string; topic: string; key: string; fromSeq: number; toSeq: number }): Promise<string[]> {
+  async idsInRange(range: {
+    producerId: string;
+    topic: string;
+    key: string;
+    fromSeq: number;
+    toSeq: number;
+    sources?: readonly string[];
+  }): Promise<string[]> {
     const { rows } = await this.#db.query<Row>(this.#sql.idsInRange, [
       range.producerId,
       range.topic,
       range.key,
       range.fromSeq,
       range.toSeq,
+      [...(range.sources ?? [])],
     ]);
     return rows.map((r) => String(r.message_id));
   }
@@ -119,8 +128,10 @@ export class PostgresSequenceStore implements SequenceStore, ProducerSequenceSto
   async recentSentMarks(
     withinMs: number,
     limit: number,
+    sources: readonly SequenceSource[] = [],
   ): Promise<Array<{ producerId: string; topic: string; key: string; seq: number; partition: number; offset: bigint }>> {
-    return (await this.#db.query<Row>(this.#sql.recentSentMarks, [withinMs, limit])).rows.map((r) => ({
+    const params = [withinMs, limit, sources.map((s) => s.name), sources.map((s) => s.producerId)];
+    return (await this.#db.query<Row>(this.#sql.recentSentMarks, params)).rows.map((r) => ({
       producerId: String(r.producer_id),
       topic: String(r.topic),
       key: String(r.msg_key),

@@ -119,26 +119,45 @@ export function sequenceSql(s: string) {
 
     // ---- the producing side ------------------------------------------------------------------------
     /**
-     * Ids of outbox rows of producer $1, topic $2, key $3 with sequence in [$4, $5]. No index covers this
-     * (an extra outbox index would cost every enqueue); resend requests are rare and bounded, and the row
-     * is found by its key among the rows of its topic.
+     * Ids of the rows of producer $1, topic $2, key $3 with sequence in [$4, $5]: outbox rows, and rows of the
+     * state-column sources $6 (those whose producer id is $1; an empty array reads none), which draw their
+     * numbers from the same per-(producer, key) sequence. No index covers this (an extra outbox index would
+     * cost every enqueue; a source's rows are read through its primary key's source prefix); resend requests
+     * are rare and bounded. A discarded source row is no longer sent anywhere and is left out.
      */
     idsInRange: `
-      select o.message_id from ${s}.outbox o
-      where o.producer_id = $1 and o.topic = $2 and o.msg_key = $3 and o.key_seq between $4 and $5
-      order by o.key_seq`,
+      select x.message_id from (
+        select o.message_id, o.key_seq from ${s}.outbox o
+        where o.producer_id = $1 and o.topic = $2 and o.msg_key = $3 and o.key_seq between $4 and $5
+        union all
+        select r.message_id, r.key_seq from ${s}.source_row r
+        where r.source = any($6::text[]) and r.topic = $2 and r.msg_key = $3 and r.key_seq between $4 and $5
+          and r.message_id is not null and r.discarded_at is null
+      ) x
+      order by x.key_seq`,
 
     /**
-     * The producer marks: per (producer, topic, key) of rows created in the last $1 ms (the created_at index)
-     * and sent, the newest sequence and where the broker acknowledged it; at most $2.
+     * The producer marks: per (producer, topic, key) of rows created in the last $1 ms and sent, the newest
+     * sequence and where the broker acknowledged it; at most $2. Outbox rows by their creation (the
+     * created_at index), and rows of the state-column sources $3 (names) with producer ids $4 by their first
+     * claim, when their message and number were made (source_row_claimed, migration 15). A source row
+     * counts as sent once the broker acknowledged it (its position is recorded).
      */
     recentSentMarks: `
-      select distinct on (o.producer_id, o.topic, o.msg_key) o.producer_id, o.topic, o.msg_key, o.key_seq::text,
-             o.sent_partition, o.sent_offset::text
-      from ${s}.outbox o
-      where o.created_at > now() - $1 * interval '1 millisecond' and o.state = 1 and o.key_seq > 0
-        and o.sent_partition is not null and o.sent_offset is not null
-      order by o.producer_id, o.topic, o.msg_key, o.key_seq desc
+      select distinct on (x.producer_id, x.topic, x.msg_key) x.producer_id, x.topic, x.msg_key, x.key_seq::text,
+             x.sent_partition, x.sent_offset::text
+      from (
+        select o.producer_id, o.topic, o.msg_key, o.key_seq, o.sent_partition, o.sent_offset
+        from ${s}.outbox o
+        where o.created_at > now() - $1 * interval '1 millisecond' and o.state = 1 and o.key_seq > 0
+          and o.sent_partition is not null and o.sent_offset is not null
+        union all
+        select p.producer_id, r.topic, r.msg_key, r.key_seq, r.sent_partition, r.sent_offset
+        from ${s}.source_row r join unnest($3::text[], $4::text[]) as p(source, producer_id) on r.source = p.source
+        where r.claimed_at > now() - $1 * interval '1 millisecond' and r.key_seq > 0 and r.topic is not null
+          and r.msg_key is not null and r.sent_partition is not null and r.sent_offset is not null and r.discarded_at is null
+      ) x
+      order by x.producer_id, x.topic, x.msg_key, x.key_seq desc
       limit $2`,
   };
 }

@@ -53,13 +53,15 @@ ${httpHelp(30)}
   --on-escalate-timeout <dur> the command is killed after this long (default 30s)
   --retention-every <dur>     run 'zeroloss cleanup' with its defaults this often, or 'off' (default off)
   --config-file <f.json>      its "sources": state-column tables whose unsent, parked and stuck rows the
-                              producer gauges report beside the outbox's (label source="<name>")
+                              producer gauges report beside the outbox's (label source="<name>"), and
+                              whose messages the control channel answers for like the outbox's
 
 Control channel (docs/consumer.md, C9): serve reads the control topic in the group zeroloss-serve.<schema>
-and answers consumers' resend requests for this outbox's producers (resent as 'zeroloss resend' does, audited
-as control:<group>); it publishes the producer marks (newest sent sequence per key) so consumers find a loss
-at the tail. It stores the receipts consumers send of what they applied, for this outbox's messages
-(two-way confirmation: shown by trace and status, docs/operations.md). Bad control records are skipped and
+and answers consumers' resend requests for this outbox's producers and the --config-file sources' (by their
+producer id; resent as 'zeroloss resend' does, audited as control:<group>); it publishes the producer marks
+(newest sent sequence per key, sources' included) so consumers find a loss at the tail. It stores the
+receipts consumers send of what they applied, for the outbox's and the sources' messages (two-way
+confirmation: shown by trace and status, docs/operations.md). Bad control records are skipped and
 counted (zeroloss_control_invalid_total).
   --control <topic>           the control topic, or 'off' (default ${CONTROL_TOPIC})
   --marks-every <dur>         how often the producer marks go out, or 'off' (default 10s)
@@ -198,6 +200,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         publisher: ops.publisher(),
         sequences: ops.sequences,
         outbox: ops.store,
+        sources: await ops.sources(),
         groupId: `zeroloss-serve.${ops.schema}`,
         topic: controlTopic,
         handlers: controlHandlers,
