@@ -5,7 +5,7 @@ import type { ProducerSequenceStore, SequenceSource } from '../ports/sequence-st
 import type { Publisher } from '../ports/transport.ts';
 import type { ControlSender } from './control-channel.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
-import { type ResendResult, resendEverywhere } from './resend.ts';
+import { type ResendResult, resend } from './resend.ts';
 
 /** A state-column source the control channel answers for: named, with its producer id, resent as `zeroloss resend` does. */
 export type ControlSource = SequenceSource & ResendStore;
@@ -25,10 +25,11 @@ export interface ResendAnswerDeps {
 
 /**
  * Answers a consumer group's resend request (C9) from this outbox and its state-column sources: the rows of
- * the producer, topic and key whose sequence is in the range are resent through `resendEverywhere`, the
- * audited path of `zeroloss resend`, as `control:<group>`. A source answers for its producer id (default its
- * name), which it may share with the outbox: one key's numbers then span both, and both are read. A request
- * for a producer this service does not hold finds no rows and is left alone
+ * the producer, topic and key whose sequence is in the range are resent through `resend`, the audited path
+ * of `zeroloss resend`, as `control:<group>`. A source answers for its producer id (default its name), which
+ * it may share with the outbox: one key's numbers then interleave over both, so the rows go out in sequence
+ * order, one run of one store after the other, and a run that failed stops the rest (a later number must
+ * not overtake it). A request for a producer this service does not hold finds no rows and is left alone
  * (another producing service answers it). Answering twice is harmless: the consumer's inbox applies a
  * message once. A publish that fails throws, so the listener tries the request again.
  */
@@ -39,17 +40,29 @@ export function resendRequestHandler(
   return async (request) => {
     const toSeq = Math.min(request.toSeq, request.fromSeq + MAX_RESEND_RANGE - 1);
     const sources = (deps.sources ?? []).filter((s) => s.producerId === request.producerId);
-    const ids = await deps.sequences.idsInRange({ ...request, toSeq, sources: sources.map((s) => s.name) });
-    if (ids.length === 0) return;
-    const result = await resendEverywhere(
-      { stores: [deps.outbox, ...sources], publisher: deps.publisher, metrics: deps.metrics },
-      { ids, topics: [request.topic] },
-      {
-        actor: `control:${request.group}`,
-        reason: `resend request of group ${request.group}: ${request.producerId}/${request.key} seq ${request.fromSeq}..${toSeq}`,
-        metricReason: 'control',
-      },
-    );
+    const rows = await deps.sequences.idsInRange({ ...request, toSeq, sources: sources.map((s) => s.name) });
+    if (rows.length === 0) return;
+    const options = {
+      actor: `control:${request.group}`,
+      reason: `resend request of group ${request.group}: ${request.producerId}/${request.key} seq ${request.fromSeq}..${toSeq}`,
+      metricReason: 'control',
+    };
+    const result: ResendResult = { selected: 0, resent: [], skipped: [], failed: [], notFound: [] };
+    for (const run of runsOfOneStore(rows)) {
+      const store = run.source === null ? deps.outbox : sources.find((s) => s.name === run.source);
+      if (!store) continue;
+      const r = await resend(
+        { store, publisher: deps.publisher, metrics: deps.metrics },
+        { ids: run.ids, topics: [request.topic] },
+        options,
+      );
+      result.selected += r.selected;
+      result.resent.push(...r.resent);
+      result.skipped.push(...r.skipped);
+      result.failed.push(...r.failed);
+      result.notFound.push(...r.notFound);
+      if (r.failed.length > 0) break;
+    }
     onAnswered(request, result);
     if (result.failed.length > 0) {
       throw new ZerolossError('ZL_SEND_FAILED', `resend request of ${request.group}: ${result.failed.length} message(s) not resent`, {
@@ -57,6 +70,19 @@ export function resendRequestHandler(
       });
     }
   };
+}
+
+/** Consecutive rows held by one store (source null: the outbox), in the order given. */
+function runsOfOneStore(
+  rows: ReadonlyArray<{ messageId: string; source: string | null }>,
+): Array<{ source: string | null; ids: string[] }> {
+  const runs: Array<{ source: string | null; ids: string[] }> = [];
+  for (const row of rows) {
+    const last = runs[runs.length - 1];
+    if (last && last.source === row.source) last.ids.push(row.messageId);
+    else runs.push({ source: row.source, ids: [row.messageId] });
+  }
+  return runs;
 }
 
 export interface ProducerMarksOptions {

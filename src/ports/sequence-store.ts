@@ -110,8 +110,8 @@ export interface SequenceSource {
 export interface ProducerSequenceStore {
   /**
    * Message ids of the rows of (producer, topic, key) with sequence numbers in [fromSeq, toSeq], in sequence
-   * order: outbox rows, and rows of the state-column sources named in `sources` (whose producer id is
-   * `producerId`: the sequence is shared).
+   * order: outbox rows (`source` null), and rows of the state-column sources named in `sources` (whose
+   * producer id is `producerId`: the sequence is shared), each with its source's name.
    */
   idsInRange(range: {
     producerId: string;
@@ -120,7 +120,7 @@ export interface ProducerSequenceStore {
     fromSeq: number;
     toSeq: number;
     sources?: readonly string[];
-  }): Promise<string[]>;
+  }): Promise<Array<{ messageId: string; source: string | null }>>;
   /**
    * Per (producer, topic, key) of the rows sent and created (a source's row: first claimed) in the last
    * `withinMs`, the newest sequence with the partition and offset it was acknowledged at; the outbox's rows

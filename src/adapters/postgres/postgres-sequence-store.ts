@@ -113,7 +113,7 @@ export class PostgresSequenceStore implements SequenceStore, ProducerSequenceSto
     fromSeq: number;
     toSeq: number;
     sources?: readonly string[];
-  }): Promise<string[]> {
+  }): Promise<Array<{ messageId: string; source: string | null }>> {
     const { rows } = await this.#db.query<Row>(this.#sql.idsInRange, [
       range.producerId,
       range.topic,
@@ -122,7 +122,7 @@ export class PostgresSequenceStore implements SequenceStore, ProducerSequenceSto
       range.toSeq,
       [...(range.sources ?? [])],
     ]);
-    return rows.map((r) => String(r.message_id));
+    return rows.map((r) => ({ messageId: String(r.message_id), source: r.source === null ? null : String(r.source) }));
   }
 
   async recentSentMarks(

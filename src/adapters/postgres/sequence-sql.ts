@@ -119,18 +119,19 @@ export function sequenceSql(s: string) {
 
     // ---- the producing side ------------------------------------------------------------------------
     /**
-     * Ids of the rows of producer $1, topic $2, key $3 with sequence in [$4, $5]: outbox rows, and rows of the
-     * state-column sources $6 (those whose producer id is $1; an empty array reads none), which draw their
-     * numbers from the same per-(producer, key) sequence. No index covers this (an extra outbox index would
-     * cost every enqueue; a source's rows are read through its primary key's source prefix); resend requests
-     * are rare and bounded. A discarded source row is no longer sent anywhere and is left out.
+     * Ids of the rows of producer $1, topic $2, key $3 with sequence in [$4, $5], in sequence order: outbox
+     * rows (source null), and rows of the state-column sources $6 (those whose producer id is $1; an empty
+     * array reads none), which draw their numbers from the same per-(producer, key) sequence. No index
+     * covers this (an extra outbox index would cost every enqueue; a source's rows are read through its
+     * primary key's source prefix); resend requests are rare and bounded. A discarded source row is no
+     * longer sent anywhere and is left out.
      */
     idsInRange: `
-      select x.message_id from (
-        select o.message_id, o.key_seq from ${s}.outbox o
+      select x.message_id, x.source from (
+        select o.message_id, o.key_seq, null::text as source from ${s}.outbox o
         where o.producer_id = $1 and o.topic = $2 and o.msg_key = $3 and o.key_seq between $4 and $5
         union all
-        select r.message_id, r.key_seq from ${s}.source_row r
+        select r.message_id, r.key_seq, r.source from ${s}.source_row r
         where r.source = any($6::text[]) and r.topic = $2 and r.msg_key = $3 and r.key_seq between $4 and $5
           and r.message_id is not null and r.discarded_at is null
       ) x

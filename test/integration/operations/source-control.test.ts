@@ -9,8 +9,9 @@ import { PostgresReceiptStore } from '../../../src/adapters/postgres/postgres-re
 import { CONTROL_TOPIC } from '../../../src/core/control-message.ts';
 import { postgres } from '../../../src/entry/postgres.ts';
 import { tableLog } from '../../../src/entry/table-log.ts';
-import { createConsumer, createRelay } from '../../../src/index.ts';
+import { createConsumer, createOutbox, createRelay } from '../../../src/index.ts';
 import { confirmations } from '../../../src/operations/confirmations.ts';
+import { resendRequestHandler } from '../../../src/operations/control-responder.ts';
 import type { Consumer } from '../../../src/consumer/consumer.ts';
 import type { SequenceGap } from '../../../src/ports/sequence-store.ts';
 import { freePort } from '../../helpers/consumer-workload.ts';
@@ -93,9 +94,13 @@ const idOf = async (key: string, seq: number) =>
 test('a lost source message is found, resent by zeroloss serve from source_row and applied once; so is a lost tail (producer marks)', async () => {
   // b: four rows, the second lost in the middle (a later record reveals it); t: two rows, the last lost
   // (only the producer marks reveal it); z after them, so the consumer reads past t 2's offset.
-  await store.db.query(
-    `insert into "${schema}".award (u_id) select k from unnest(array['b','b','b','b','t','t','z']) with ordinality as x(k, n) order by n`,
-  );
+  // The application's write wakes the relay (source.notify) in its transaction, as a state-column source asks.
+  await store.transaction(async (tx) => {
+    await tx.query(
+      `insert into "${schema}".award (u_id) select k from unnest(array['b','b','b','b','t','t','z']) with ordinality as x(k, n) order by n`,
+    );
+    await source.notify(tx);
+  });
   await waitFor(async () => (await store.db.query(`select 1 from "${schema}".award where mq_state <> 1`)).rows.length === 0, {
     what: 'the rows relayed',
   });
@@ -193,6 +198,80 @@ test("serve stores the consumer's receipts of source messages: confirmations, st
     );
   } catch (error) {
     throw new Error(`${(error as Error).message}\nserve said:\n${serve?.output()}`, { cause: error });
+  }
+});
+
+test("a source sharing the outbox's producer id: a request spanning both is resent in sequence order, the marks take the newest of both", async () => {
+  await store.db.query(
+    `create table "${schema}".parcel (id bigserial primary key, u_id text not null, mq_state smallint not null default 0,
+       modified_time timestamptz not null default now())`,
+  );
+  const parcels = uniqueName('parcels');
+  await transport.ensureTopic(parcels, 1);
+  const parcel = store.stateColumnSource<{ u_id: string }>({
+    name: 'parcel',
+    table: 'parcel',
+    tableSchema: schema,
+    idColumn: 'id',
+    keyColumn: 'u_id',
+    stateColumn: 'mq_state',
+    modifiedColumn: 'modified_time',
+    producerId: 'shop',
+    toMessage: (row) => ({ topic: parcels, key: row.u_id, type: 'parcel', payload: {} }),
+  });
+  const outbox = createOutbox({ store, producerId: 'shop' });
+  const shopRelay = createRelay({ store, transport, sources: [store.relaySource, parcel], pollIntervalMs: 50 });
+  const allSent = async () =>
+    (
+      await store.db.query(
+        `select 1 from "${schema}".outbox where state <> 1 union all select 1 from "${schema}".parcel where mq_state <> 1`,
+      )
+    ).rows.length === 0;
+  await shopRelay.start();
+  try {
+    // Key p numbered 1 (outbox), 2 (source), 3 (outbox), 4 (source): each sent before the next is written,
+    // so the source's number (drawn at its claim) falls between the outbox's.
+    for (const from of ['outbox', 'source', 'outbox', 'source']) {
+      if (from === 'outbox') await store.transaction((tx) => outbox.enqueue(tx, { topic: parcels, key: 'p', type: 'parcel', payload: {} }));
+      else
+        await store.transaction(async (tx) => {
+          await tx.query(`insert into "${schema}".parcel (u_id) values ('p')`);
+          await parcel.notify(tx);
+        });
+      await waitFor(allSent, { what: `the ${from} row sent` });
+    }
+    const range = { producerId: 'shop', topic: parcels, key: 'p', fromSeq: 1, toSeq: 4 };
+    const rows = await store.sequences.idsInRange({ ...range, sources: ['parcel'] });
+    assert.deepEqual(
+      rows.map((r) => r.source),
+      [null, 'parcel', null, 'parcel'],
+    );
+    const marks = await store.sequences.recentSentMarks(60_000, 1_000, [{ name: 'parcel', producerId: 'shop' }]);
+    assert.deepEqual(
+      marks.filter((m) => m.topic === parcels).map((m) => [m.producerId, m.key, m.seq, m.partition, m.offset]),
+      [['shop', 'p', 4, 0, 3n]],
+    );
+
+    const published: string[] = [];
+    const publisher = {
+      publish: (records: Parameters<typeof transport.publisher.publish>[0]) => {
+        published.push(...records.map((r) => r.headers['zl-seq'] ?? '?'));
+        return transport.publisher.publish(records);
+      },
+      close: async () => {},
+    };
+    const answer = resendRequestHandler({ sequences: store.sequences, outbox: store.operations, sources: [parcel], publisher });
+    await answer({ kind: 'resend-request', group: 'g-shop', ...range, at: new Date().toISOString() });
+    assert.deepEqual(published, ['1', '2', '3', '4'], "one key's messages resent in sequence order");
+    const audit = await store.db.query(
+      `select action, count(*)::int as n from "${schema}".operation_audit where actor = 'control:g-shop' group by action order by action`,
+    );
+    assert.deepEqual(audit.rows, [
+      { action: 'outbox.resend', n: 2 },
+      { action: 'source.resend', n: 2 },
+    ]);
+  } finally {
+    await shopRelay.stop();
   }
 });
 
