@@ -16,6 +16,9 @@ export {
   type GroupConfirmations,
 } from '../operations/confirmations.ts';
 export { storeReceipts, listenReceipts } from '../operations/store-receipts.ts';
+export { startProducerControl, type ProducerControl, type ProducerControlOptions } from '../operations/producer-control.ts';
+export { listenControl, ControlSender, type ControlHandlers, type ControlListener } from '../operations/control-channel.ts';
+export { CONTROL_TOPIC, type ControlMessage } from '../core/control-message.ts';
 export { ReceiptReporter, type ReceiptReporterOptions } from '../consumer/receipt-reporter.ts';
 export type { ReceiptStore, MessageConfirmation, GroupConfirmationSummary } from '../ports/receipt-store.ts';
 export {

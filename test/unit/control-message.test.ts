@@ -74,3 +74,10 @@ test('ControlSender: a partly refused batch sends only the refused messages agai
   assert.deepEqual(seen.sort(), ['a', 'b', 'b', 'c']);
   await sender.close();
 });
+
+test('zeroloss/operations exports the control channel that docs/operations.md shows in code', async () => {
+  const ops = await import('../../src/entry/operations.ts');
+  for (const name of ['startProducerControl', 'listenControl', 'ControlSender', 'CONTROL_TOPIC', 'storeReceipts', 'confirmations']) {
+    assert.ok(name in ops, `${name} exported`);
+  }
+});
