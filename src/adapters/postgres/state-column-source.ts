@@ -210,7 +210,17 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
         });
         continue;
       }
-      claimed.push({ ref: r.zl_ref, messageId, attempt: Number(r.zl_attempts), state: Number(r.zl_state) as MessageState, record });
+      claimed.push({
+        ref: r.zl_ref,
+        messageId,
+        attempt: Number(r.zl_attempts),
+        state: Number(r.zl_state) as MessageState,
+        // Only a row built at an earlier claim can have been sent: its stored message id is looked for.
+        ...(r.zl_prev_lease_until_ms === null || r.zl_message_id === null
+          ? {}
+          : { previousLeaseUntilMs: Number(r.zl_prev_lease_until_ms) }),
+        record,
+      });
     }
     if (fresh.length > 0) {
       const { rows: built } = await tx.query<{ row_id: string; topic: string; headers: Record<string, string> }>(this.#sql.storeEncoded, [
@@ -555,6 +565,8 @@ interface ClaimRow<Row> {
   zl_key: string | null;
   zl_state: number;
   zl_refused: number | string;
+  /** When an earlier claim that recorded no outcome had its lease end (ms since the epoch); null otherwise. */
+  zl_prev_lease_until_ms: number | null;
 }
 
 /** A source_row joined with its business row, as messageRow and windowRows read it. */

@@ -50,9 +50,14 @@ export function stateColumnSql(n: StateColumnNames) {
     for update of b skip locked`;
 
   // $1 source, $2 owner, $3 ids locked by `lock` (in the id column's own type), $4 lease ms
+  // `zl_prev_lease_until_ms`: recording an outcome (sent, failed, released, discarded) clears the lease, so a
+  // lease still set on a claimable row is an earlier claim that recorded nothing: its holder died or hung,
+  // perhaps after the broker acknowledged the send, and the relay asks the broker before sending it again.
+  // The upsert cannot return the value it replaced, so `cand` reads it; a lease taken after this snapshot
+  // makes the upsert refuse the row (the claim then rolls back), and one cleared after it only costs a check.
   const claim = `
     with cand as (
-      select b.${n.id} as row_id${n.key ? `, b.${n.key} as k` : ''} from ${n.table} b
+      select b.${n.id} as row_id${n.key ? `, b.${n.key} as k` : ''}, r.lease_until as prev_lease_until from ${n.table} b
       left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
       where b.${n.id} = any($3) and b.${n.state} in (0, 2) and ${free}
     ), ok as (
@@ -72,10 +77,11 @@ export function stateColumnSql(n: StateColumnNames) {
     )
     select to_jsonb(b) as row, up.row_id as zl_ref, up.attempts as zl_attempts, up.message_id as zl_message_id,
            up.headers as zl_headers, up.payload as zl_payload, up.topic as zl_topic, up.msg_key as zl_key, b.${n.state} as zl_state,
+           (extract(epoch from c.prev_lease_until) * 1000)::float8 as zl_prev_lease_until_ms,
            -- ok rows the upsert refused (changed after this snapshot: a lease holder releasing a row whose
            -- lease had expired); the caller then rolls the claim back rather than risk a later row of their key
            (select count(*) from ok) - (select count(*) from up) as zl_refused
-    from up join ${n.table} b on b.${n.id}::text = up.row_id
+    from up join ${n.table} b on b.${n.id}::text = up.row_id join cand c on c.row_id = b.${n.id}
     -- The relay publishes rows in the order returned. Without this a hash join returns them in the table's
     -- physical order, which concurrent inserts leave different from id order: one key's rows went out of order.
     order by b.${n.id}`;
