@@ -129,15 +129,17 @@ export class GapWatcher {
     if (ready.length === 0) return;
     const applied = await this.#o.store.appliedSeqs(this.#o.groupId, ready);
     for (const m of ready) {
-      // A key the group never applied a message of starts at 1: producers number from 1.
-      const last = applied.get(sequenceKey(m.topic, m.producerId, m.key)) ?? 0;
-      if (last >= m.seq) continue;
+      const last = applied.get(sequenceKey(m.topic, m.producerId, m.key));
+      if (last !== undefined && last >= m.seq) continue;
+      // A key the group never applied a message of: it cannot tell its earlier messages lost from never
+      // meant for it (the group joined later, or started at the latest offset), so it asks only for the
+      // marked one. Asking from 1 made a group that turns `control` on ask every active key's history back.
       await this.#o.store.recordTailGap(this.#o.groupId, {
         topic: m.topic,
         partition: m.partition,
         producerId: m.producerId,
         key: m.key,
-        fromSeq: last + 1,
+        fromSeq: last === undefined ? m.seq : last + 1,
         toSeq: m.seq,
         atOffset: m.offset,
       });
