@@ -95,6 +95,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   #controlSender: ControlSender | undefined;
   #controlListener: ControlListener | undefined;
   #gapWatcher: GapWatcher | undefined;
+  #gapCheck: Promise<{ open: number; alarmed: number; requested: number }> | undefined;
   #receipts: ReceiptReporter | undefined;
 
   constructor(options: ConsumerOptions) {
@@ -152,7 +153,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   async checkGaps(): Promise<{ open: number; alarmed: number; requested: number }> {
     const watcher = this.#gapWatcher;
     if (!watcher) return { open: 0, alarmed: 0, requested: 0 };
-    const result = await watcher.tick();
+    // One check at a time: the timer fires every checkEveryMs whether or not the last check has finished.
+    this.#gapCheck ??= watcher.tick().finally(() => {
+      this.#gapCheck = undefined;
+    });
+    const result = await this.#gapCheck;
     this.#metrics.sequenceOpenGaps.set({ group: this.config.groupId }, result.open);
     return result;
   }

@@ -89,14 +89,17 @@ export class GapWatcher {
     const setAside = new Set((await store.healDeadLettered(groupId)).map((g) => g.id));
     open = open.filter((g) => !setAside.has(g.id));
     const due = open.filter((g) => g.ageMs >= settings.gapAlarmAfterMs);
-    const newlyAlarmed = due.filter((g) => g.alarmedAt === null);
-    await store.markAlarmed(newlyAlarmed.map((g) => g.id));
+    // The store decides who alarms a gap (another member of the group may watch the same gaps).
+    const won = new Set(await store.markAlarmed(due.filter((g) => g.alarmedAt === null).map((g) => g.id)));
+    const newlyAlarmed = due.filter((g) => won.has(g.id));
     for (const g of newlyAlarmed) this.#o.onAlarm?.(g);
     let requested = 0;
     const send = this.#o.send;
     if (settings.autoRepair && send) {
       for (const g of due) {
         if (g.repairRequests >= settings.maxRepairRequests || !g.repairDue) continue;
+        // Counted first, sent only by the watcher whose count went in: one request per due gap.
+        if (!(await store.markRepairRequested(g.id, settings.repairBackoffMs * 2 ** g.repairRequests, g.repairRequests))) continue;
         send({
           kind: 'resend-request',
           group: groupId,
@@ -107,7 +110,6 @@ export class GapWatcher {
           toSeq: g.toSeq,
           at: new Date().toISOString(),
         });
-        await store.markRepairRequested(g.id, settings.repairBackoffMs * 2 ** g.repairRequests);
         requested++;
         this.#o.onRepairRequested?.(g);
       }

@@ -62,10 +62,13 @@ export interface SequenceStore {
   openGaps(groupId: string, limit: number): Promise<SequenceGap[]>;
   /** Heals open gaps every missing number of which this group dead-lettered (not lost: set aside). */
   healDeadLettered(groupId: string): Promise<SequenceGap[]>;
-  /** Marks gaps alarmed and records each in the sequence_alarm trail (kind 'gap'), once. */
-  markAlarmed(ids: string[]): Promise<void>;
-  /** Counts one more repair request for a gap; the next may go `backoffMs` later. */
-  markRepairRequested(id: string, backoffMs: number): Promise<void>;
+  /** Marks gaps alarmed and records each in the sequence_alarm trail (kind 'gap'), once; returns the ids it alarmed. */
+  markAlarmed(ids: string[]): Promise<string[]>;
+  /**
+   * Counts one more repair request for a gap if its count is still `requestsSeen` (nobody requested since);
+   * the next may go `backoffMs` later. True when this call counted it: only then is the request sent.
+   */
+  markRepairRequested(id: string, backoffMs: number, requestsSeen: number): Promise<boolean>;
   /** The highest applied sequences of (topic, producer, key) triples; absent when the group never applied one. */
   appliedSeqs(groupId: string, keys: Array<{ topic: string; producerId: string; key: string }>): Promise<Map<string, number>>;
   /**

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { PostgresSequenceStore } from '../../src/adapters/postgres/postgres-sequence-store.ts';
-import type { SequenceRun } from '../../src/ports/sequence-store.ts';
+import type { ControlMessage } from '../../src/core/control-message.ts';
+import { GapWatcher } from '../../src/consumer/gap-watcher.ts';
+import type { SequenceGap, SequenceRun, SequenceStore } from '../../src/ports/sequence-store.ts';
 import { freshSchema } from '../helpers/pg.ts';
 
 // The statements behind persistent gap detection (C9), on the real Postgres: what each effect transaction
@@ -83,14 +85,15 @@ test('alarms are recorded once in sequence_alarm; repair requests counted with a
   await record(g, [run('a', 4, 4)]);
   const [gap] = await store.openGaps(g, 10);
   assert.ok(gap);
-  await store.markAlarmed([gap.id]);
-  await store.markAlarmed([gap.id]);
+  assert.deepEqual(await store.markAlarmed([gap.id]), [gap.id]);
+  assert.deepEqual(await store.markAlarmed([gap.id]), [], 'a second watcher does not alarm it again');
   const alarms = await env.db.query(
     `select kind, expected::int, received::int, missing::int from "${env.schema}".sequence_alarm where consumer_group = $1`,
     [g],
   );
   assert.deepEqual(alarms.rows, [{ kind: 'gap', expected: 2, received: 4, missing: 2 }]);
-  await store.markRepairRequested(gap.id, 60_000);
+  assert.equal(await store.markRepairRequested(gap.id, 60_000, 0), true);
+  assert.equal(await store.markRepairRequested(gap.id, 60_000, 0), false, 'a watcher that read the same count does not request again');
   const [after1] = await store.openGaps(g, 10);
   assert.equal(after1?.repairRequests, 1);
   assert.equal(after1?.repairDue, false, 'the next request waits for the backoff');
@@ -107,4 +110,41 @@ test('alarms are recorded once in sequence_alarm; repair requests counted with a
     [[2, 3]],
   );
   assert.deepEqual(await open(g), []);
+});
+
+test('two watchers of one group (two checks at once, or two members) alarm a gap once and send one resend request', async () => {
+  const g = 'g5';
+  await record(g, [run('w', 1, 1)]);
+  await record(g, [run('w', 3, 3)]);
+  const sent: ControlMessage[] = [];
+  const alarms: SequenceGap[] = [];
+  // Both members read the open gaps before either acts on them (the race of two processes): each read
+  // waits until the other has read too.
+  let reads = 0;
+  let bothRead: () => void = () => {};
+  const barrier = new Promise<void>((resolve) => (bothRead = resolve));
+  const openGaps: SequenceStore['openGaps'] = async (group, limit) => {
+    const gaps = await store.openGaps(group, limit);
+    if (++reads === 2) bothRead();
+    await barrier;
+    return gaps;
+  };
+  const racing = new Proxy(store, {
+    get: (target, name) => (name === 'openGaps' ? openGaps : Reflect.get(target, name).bind(target)),
+  });
+  const watcher = () =>
+    new GapWatcher({
+      store: racing,
+      groupId: g,
+      topics: ['t'],
+      settings: { gapAlarmAfterMs: 0, autoRepair: true, repairBackoffMs: 60_000, maxRepairRequests: 5 },
+      send: (m) => sent.push(m),
+      finishedBelow: () => undefined,
+      onAlarm: (gap) => alarms.push(gap),
+    });
+  const [a, b] = [watcher(), watcher()];
+  await Promise.all([a.tick(), b.tick()]);
+  assert.equal(alarms.length, 1, 'one alarm');
+  assert.equal(sent.length, 1, 'one resend request');
+  assert.equal((await store.openGaps(g, 10))[0]?.repairRequests, 1);
 });

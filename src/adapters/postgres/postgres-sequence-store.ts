@@ -60,12 +60,15 @@ export class PostgresSequenceStore implements SequenceStore, ProducerSequenceSto
     return (await this.#db.query<Row>(this.#sql.healDeadLettered, [groupId])).rows.map(gapOf);
   }
 
-  async markAlarmed(ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.#db.query(this.#sql.markAlarmed, [ids]);
+  async markAlarmed(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.#db.query<{ id: string }>(this.#sql.markAlarmed, [ids]);
+    return rows.map((r) => String(r.id));
   }
 
-  async markRepairRequested(id: string, backoffMs: number): Promise<void> {
-    await this.#db.query(this.#sql.markRepairRequested, [id, backoffMs]);
+  async markRepairRequested(id: string, backoffMs: number, requestsSeen: number): Promise<boolean> {
+    const { rows } = await this.#db.query(this.#sql.markRepairRequested, [id, backoffMs, requestsSeen]);
+    return rows.length > 0;
   }
 
   async appliedSeqs(groupId: string, keys: Array<{ topic: string; producerId: string; key: string }>): Promise<Map<string, number>> {

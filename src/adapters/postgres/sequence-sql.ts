@@ -80,21 +80,29 @@ export function sequenceSql(s: string) {
 
     /**
      * $1 gap ids: marks them alarmed and writes the alarm trail (sequence_alarm, read by status and the
-     * metrics collector) in the same statement; a gap alarmed before is left alone.
+     * metrics collector) in the same statement; a gap alarmed before is left alone. Returns the ids this
+     * statement alarmed: of two watchers (two checks of one process, or two members of a group) one wins.
      */
     markAlarmed: `
       with a as (
         update ${s}.sequence_gap set alarmed_at = now() where id = any($1::bigint[]) and alarmed_at is null
-        returning consumer_group, topic, msg_partition, producer_id, msg_key, from_seq, to_seq
+        returning id, consumer_group, topic, msg_partition, producer_id, msg_key, from_seq, to_seq
+      ), trail as (
+        insert into ${s}.sequence_alarm (consumer_group, kind, topic, msg_partition, producer_id, msg_key, expected, received, missing)
+        select consumer_group, 'gap', topic, msg_partition, producer_id, msg_key, from_seq, to_seq + 1, to_seq - from_seq + 1 from a
       )
-      insert into ${s}.sequence_alarm (consumer_group, kind, topic, msg_partition, producer_id, msg_key, expected, received, missing)
-      select consumer_group, 'gap', topic, msg_partition, producer_id, msg_key, from_seq, to_seq + 1, to_seq - from_seq + 1 from a`,
+      select id::text from a`,
 
-    /** $1 gap id, $2 ms until the next request may go (database time, like the gap's age). */
+    /**
+     * $1 gap id, $2 ms until the next request may go (database time, like the gap's age), $3 the request
+     * count the caller read: it counts the request only if nobody counted one since (returns the id then),
+     * so a request goes out once however many watchers saw the gap due.
+     */
     markRepairRequested: `
       update ${s}.sequence_gap
       set repair_requests = repair_requests + 1, repair_requested_at = now(), next_repair_at = now() + $2 * interval '1 millisecond'
-      where id = $1`,
+      where id = $1 and repair_requests = $3 and healed_at is null
+      returning id::text`,
 
     /** $1 group, $2 topics, $3 producers, $4 keys: the highest applied sequence of each that has one. */
     appliedSeqs: `

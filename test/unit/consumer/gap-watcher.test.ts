@@ -12,12 +12,16 @@ function fakeStore(gaps: SequenceGap[], applied = new Map<string, number>()) {
     openGaps: async () => gaps.filter((g) => g.healedAt === null).map((g) => ({ ...g })),
     healDeadLettered: async () => [],
     markAlarmed: async (ids) => {
-      for (const g of gaps) if (ids.includes(g.id)) g.alarmedAt = new Date();
+      const won = gaps.filter((g) => ids.includes(g.id) && g.alarmedAt === null);
+      for (const g of won) g.alarmedAt = new Date();
+      return won.map((g) => g.id);
     },
-    markRepairRequested: async (id) => {
+    markRepairRequested: async (id, _backoff, seen) => {
       const g = gaps.find((x) => x.id === id) as SequenceGap;
+      if (g.repairRequests !== seen) return false;
       g.repairRequests++;
       g.repairDue = false;
+      return true;
     },
     appliedSeqs: async () => applied,
     recordTailGap: async (_group, gap) => {
@@ -103,7 +107,11 @@ test('producer marks: checked once this process finished past their offset; othe
   assert.deepEqual(tails, [], 'not owned (or nothing received yet): kept');
   below = 20n;
   await w.tick();
-  assert.deepEqual(tails, [{ topic: 't', partition: 0, producerId: 'p', key: 'behind', fromSeq: 2, toSeq: 4, atOffset: 19n }], 'offset 20 not finished yet');
+  assert.deepEqual(
+    tails,
+    [{ topic: 't', partition: 0, producerId: 'p', key: 'behind', fromSeq: 2, toSeq: 4, atOffset: 19n }],
+    'offset 20 not finished yet',
+  );
   below = 22n;
   await w.tick();
   // A key the group never applied: only the marked message is asked for, not its history from 1.
