@@ -1,4 +1,4 @@
-import type { Receipts } from '../core/control-message.ts';
+import { CONTROL_NAME_MAX, type Receipts } from '../core/control-message.ts';
 import type { ProcessedEvent } from './consumer-events.ts';
 
 export interface ReceiptReporterOptions {
@@ -12,9 +12,6 @@ export interface ReceiptReporterOptions {
   /** Sender trouble (a receipt that could not be queued); never thrown to the effect path. */
   onError?: (error: Error) => void;
 }
-
-/** Limits of the control message schema (core/control-message.ts); an entry past them is skipped, not sent. */
-const MAX_NAME = 512;
 
 /**
  * The consuming side of two-way confirmation: each message whose effect committed (the consumer's
@@ -41,7 +38,8 @@ export class ReceiptReporter {
   /** For `consumer.on('processed', reporter.processed)`. */
   readonly processed = (event: ProcessedEvent): void => {
     if (this.#closed || event.messageId === '') return;
-    if (event.messageId.length > MAX_NAME || event.producerId.length > MAX_NAME || event.topic.length > MAX_NAME) return;
+    // Past the control schema's limit an entry would fail the whole receipts message: skipped, not sent.
+    if ([event.messageId, event.producerId, event.topic].some((v) => v.length > CONTROL_NAME_MAX)) return;
     this.#waiting.push({ messageId: event.messageId, producerId: event.producerId, topic: event.topic });
     // A full batch goes on the next turn, not inside the emit: encoding it is no part of the effect's path.
     if (this.#waiting.length >= this.#maxBatch) this.#soon ??= setImmediate(() => this.flush());

@@ -14,7 +14,10 @@ export const CONTROL_TOPIC = 'zeroloss.control';
 export const CONTROL_HEADER = 'zl-control';
 
 const seq = z.number().int().positive();
-const name = z.string().min(1).max(512);
+/** Longest group, topic, producer id or message id a control message carries. */
+export const CONTROL_NAME_MAX = 512;
+
+const name = z.string().min(1).max(CONTROL_NAME_MAX);
 
 const resendRequest = z
   .object({
@@ -61,7 +64,7 @@ const receipts = z
     group: name,
     at: z.iso.datetime(),
     /** Messages whose effect this group committed (or found already committed), by producer. */
-    applied: z.array(z.object({ messageId: name, producerId: z.string().max(512), topic: name }).strict()).max(10_000),
+    applied: z.array(z.object({ messageId: name, producerId: z.string().max(CONTROL_NAME_MAX), topic: name }).strict()).max(10_000),
   })
   .strict();
 
