@@ -46,6 +46,7 @@ export type ErrorCode =
   | 'ZL_DRIVER_MISSING'
   | 'ZL_KAFKA_AUTH'
   | 'ZL_KAFKA_TLS'
+  | 'ZL_CONTROL_SKIPPED'
   | 'ZL_UNKNOWN';
 
 export interface ZerolossErrorOptions {

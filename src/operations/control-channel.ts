@@ -8,7 +8,7 @@ import {
   encodeControl,
 } from '../core/control-message.ts';
 import type { IncomingRecord, OutgoingRecord } from '../core/envelope.ts';
-import { ZerolossError } from '../core/errors.ts';
+import { classifyError, errorSummary, ZerolossError } from '../core/errors.ts';
 import type { Publisher, Subscriber, Subscription } from '../ports/transport.ts';
 
 /**
@@ -31,9 +31,26 @@ export interface ControlListenerOptions {
   handlers: ControlHandlers;
   /** A record that is not a valid control message: skipped (and counted by the caller), never retried. */
   onInvalid?: (error: ZerolossError, record: IncomingRecord) => void;
-  /** A handler failed: the record is tried again after `retryDelayMs` (its offset is not committed). */
+  /**
+   * A handler failed: the record is tried again after a delay doubling from `retryDelayMs` up to
+   * `maxRetryDelayMs` (its offset is not committed), and so are the later records of its partition.
+   */
   onError?: (error: Error) => void;
   retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  /**
+   * Attempts of a record whose handler keeps failing for a reason of its own (not an outage of the store or
+   * broker, which is waited out however long it lasts). After that many, or at once for a non-retryable
+   * error, the record is skipped: `onError` gets a ZL_CONTROL_SKIPPED error and its offset is committed.
+   * Skipping is safe because the channel is advisory (see above); retrying forever would hold back every
+   * later control message of its partition. Default 10.
+   */
+  maxAttempts?: number;
+}
+
+/** The store or broker is not there: waited out however long it lasts, never a reason to skip. */
+function isOutage(error: ZerolossError): boolean {
+  return error.code === 'ZL_STORE_UNAVAILABLE' || error.code === 'ZL_TRANSPORT_UNAVAILABLE';
 }
 
 export interface ControlListener {
@@ -48,11 +65,25 @@ export interface ControlListener {
  */
 export async function listenControl(options: ControlListenerOptions): Promise<ControlListener> {
   const retryDelayMs = options.retryDelayMs ?? 1_000;
+  const maxRetryDelayMs = Math.max(options.maxRetryDelayMs ?? 30_000, retryDelayMs);
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 10);
   const chains = new Map<string, Promise<void>>();
   let pending = 0;
   let closed = false;
   let subscription: Subscription | undefined;
   const backlog: Array<{ topic: string; partition: number; records: IncomingRecord[] }> = [];
+  /** Retry waits in progress: close ends them, so it never waits out a 30 s backoff. */
+  const waits = new Set<() => void>();
+  const wait = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        waits.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waits.add(done);
+    });
 
   const handle = async (record: IncomingRecord): Promise<void> => {
     let message: ControlMessage;
@@ -64,14 +95,29 @@ export async function listenControl(options: ControlListenerOptions): Promise<Co
     }
     const handler = options.handlers[message.kind] as ((m: ControlMessage, r: IncomingRecord) => Promise<void>) | undefined;
     if (!handler) return;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
         await handler(message, record);
         return;
-      } catch (error) {
-        options.onError?.(error as Error);
-        if (closed) throw error;
-        await new Promise((resolve) => setTimeout(resolve, retryDelayMs).unref());
+      } catch (thrown) {
+        options.onError?.(thrown as Error);
+        if (closed) throw thrown;
+        const error = classifyError(thrown);
+        if (!isOutage(error) && (!error.retryable || attempt >= maxAttempts)) {
+          options.onError?.(
+            new ZerolossError(
+              'ZL_CONTROL_SKIPPED',
+              `control ${message.kind} at ${record.topic}[${record.partition}]@${record.offset} skipped after ${attempt} attempt(s): ${errorSummary(error)}`,
+              {
+                cause: thrown,
+                details: { kind: message.kind, partition: record.partition, offset: record.offset.toString(), attempts: attempt },
+              },
+            ),
+          );
+          return;
+        }
+        await wait(Math.min(retryDelayMs * 2 ** Math.min(attempt - 1, 20), maxRetryDelayMs));
+        if (closed) throw thrown;
       }
     }
   };
@@ -114,6 +160,7 @@ export async function listenControl(options: ControlListenerOptions): Promise<Co
   return {
     async close() {
       closed = true;
+      for (const done of [...waits]) done();
       await Promise.all(chains.values());
       await subscription?.close();
     },

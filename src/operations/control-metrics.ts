@@ -10,6 +10,11 @@ export function createControlMetrics(registry: Registry) {
       'side',
     ] as const),
     failures: counter('zeroloss_control_handler_failures_total', 'Control message handlers that failed (tried again)', ['side'] as const),
+    skipped: counter(
+      'zeroloss_control_skipped_total',
+      'Control messages skipped after their handler kept failing (the channel is advisory: the sender repeats)',
+      ['side'] as const,
+    ),
     sent: counter('zeroloss_control_sent_total', 'Control messages queued to send, by side and kind', ['side', 'kind'] as const),
   };
 }

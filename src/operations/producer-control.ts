@@ -49,7 +49,8 @@ export interface ProducerControl {
 /**
  * The producing side of the control channel (`zeroloss serve`): answers resend requests from this outbox
  * and its state-column sources, and publishes the producer marks on a timer. Bad records are skipped and counted
- * (zeroloss_control_invalid_total); a failing handler is retried and counted, and the listener keeps going.
+ * (zeroloss_control_invalid_total); a failing handler is retried and counted, and skipped (zeroloss_control_skipped_total) when it keeps failing for
+ * a reason of its own; the listener keeps going.
  */
 export async function startProducerControl(options: ProducerControlOptions): Promise<ProducerControl> {
   const metrics = createControlMetrics(options.registry);
@@ -86,7 +87,8 @@ export async function startProducerControl(options: ProducerControlOptions): Pro
       onError(error, 'control record skipped');
     },
     onError: (error) => {
-      metrics.failures.inc({ side: 'producer' });
+      if ((error as { code?: unknown }).code === 'ZL_CONTROL_SKIPPED') metrics.skipped.inc({ side: 'producer' });
+      else metrics.failures.inc({ side: 'producer' });
       onError(error, 'control');
     },
   });
