@@ -4,6 +4,7 @@ import type { ParkedSource, SourceRowView } from '../ports/parked-source.ts';
 import type { BacklogStats } from '../ports/outbox-store.ts';
 import type {
   DivertRule,
+  HeldRun,
   OutboxSummary,
   ReconcileRunSummary,
   SequenceAlarm,
@@ -90,6 +91,11 @@ export interface Status {
   alarms: SequenceAlarm[];
   lastReconcile: ReconcileRunSummary[];
   /**
+   * Reconciliation runs that found more missing messages than the automatic repair limit (O8): nothing was
+   * re-published, and they wait for a person (`zeroloss reconcile --approve <run>`).
+   */
+  heldRuns: HeldRun[];
+  /**
    * Two-way confirmation, per expected consumer group: recently sent messages it confirmed by receipt, and
    * the oldest it did not. Empty without a receipt store.
    */
@@ -137,7 +143,7 @@ export async function status(
       };
     }),
   );
-  const [outbox, byTopic, parkedRows, known, openDead, alarms, lastReconcile] = await Promise.all([
+  const [outbox, byTopic, parkedRows, known, openDead, alarms, lastReconcile, heldRuns] = await Promise.all([
     deps.store.outboxSummary(stuckAfterMs),
     deps.store.unsentByTopic(),
     deps.store.parkedRows(options.parkedLimit ?? 20),
@@ -145,6 +151,7 @@ export async function status(
     deps.store.openDeadLetters(),
     deps.store.recentAlarms(options.alarmsSinceMs ?? 86_400_000, 100),
     deps.store.lastRuns(3),
+    deps.store.heldRuns(20),
   ]);
   const groups = [...new Set(known)].sort();
   const degraded = deps.degrade
@@ -230,6 +237,7 @@ export async function status(
     groups: groupStatus,
     alarms,
     lastReconcile,
+    heldRuns,
     confirmations,
     degraded,
     sequenceGaps: (await deps.gaps?.gapSummary(options.groups)) ?? [],

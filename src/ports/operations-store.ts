@@ -243,6 +243,8 @@ export interface StatusStore {
   openDeadLetters(): Promise<Array<{ groupId: string; open: number }>>;
   recentAlarms(sinceMs: number, limit: number): Promise<SequenceAlarm[]>;
   lastRuns(limit: number): Promise<ReconcileRunSummary[]>;
+  /** Reconciliation runs held for a person (O8), oldest first. */
+  heldRuns(limit: number): Promise<HeldRun[]>;
 }
 
 export interface NewAuditEntry {

@@ -12,7 +12,8 @@ How far behind are we: outbox rows by state (pending, failed, parked, stuck), th
 parked rows, and the same for each state-column source declared in --config-file (docs/operations.md); per consumer group and partition the committed offset (Kafka's, or the one stored with the
 effects), the end offset, the lag and the effects applied per second; open dead letters; the open sequence
 gaps of consumers with the control option (docs/consumer.md, "Loss detection that heals (C9)"), and the
-sequence alarms recorded; the last reconciliation runs; what is degraded now (switches on, divert
+sequence alarms recorded; the last reconciliation runs, and the runs held for a person to approve (more
+missing messages than the automatic repair limit: 'zeroloss reconcile --held|--approve'); what is degraded now (switches on, divert
 rules in force: 'zeroloss backlog switches|diverts'); two-way confirmation: per consumer group
 expected to apply this producer's messages, how many of those sent recently it confirmed by receipt and the
 oldest it did not (docs/operations.md, "Two-way confirmation"). Topics whose unsent rows wait because the
@@ -33,7 +34,7 @@ ${brokerHelp}
 
 Exit status: 0, or 1 when rows (of the outbox or a source) are parked or stuck, or wait for a missing or
 refused topic, or a group named with --expect-groups left a message of the window unconfirmed, or a
-consumer group has a sequence gap open past its alarm threshold.
+consumer group has a sequence gap open past its alarm threshold, or a reconciliation run is held.
 
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
@@ -79,7 +80,15 @@ export async function statusCommand(argv: string[]): Promise<number> {
   // Only groups named with --expect-groups count: a group merely seen in receipts may have been retired.
   const unconfirmed = values['expect-groups'] ? result.confirmations.filter((c) => c.unconfirmed > 0).length : 0;
   const alarmedGaps = result.sequenceGaps.filter((g) => g.alarmed > 0).length;
-  return result.outbox.parked + result.outbox.stuck + result.unavailableTopics.length + sourcesBehind + unconfirmed + alarmedGaps > 0
+  const needsPerson = result.heldRuns.length;
+  return result.outbox.parked +
+    result.outbox.stuck +
+    result.unavailableTopics.length +
+    sourcesBehind +
+    unconfirmed +
+    alarmedGaps +
+    needsPerson >
+    0
     ? 1
     : 0;
 }
@@ -139,6 +148,10 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
   for (const r of s.lastReconcile)
     lines.push(
       `  reconcile ${r.kind} ${r.windowFrom.toISOString()}..${r.windowTo.toISOString()}: ${r.verdict} (${r.finishedAt.toISOString()})`,
+    );
+  for (const r of s.heldRuns)
+    lines.push(
+      `  reconcile run ${r.id} HELD: ${r.held} missing messages not re-published (${r.kind} ${r.windowFrom.toISOString()}..${r.windowTo.toISOString()}); approve: zeroloss reconcile --approve ${r.id} --reason …`,
     );
   for (const w of s.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');

@@ -21,6 +21,7 @@ export function overviewPage(s: Status, latest: SeriesPoint | undefined, seriesE
   ${figure('send-failures', 'send failures/s', latest ? latest.failedPerSecond : '–', (latest?.failedPerSecond ?? 0) > 0)}
   ${figure('dead-letters', 'open dead letters', open, open > 0)}
   ${figure('alarms', 'sequence alarms (24 h)', s.alarms.length, s.alarms.length > 0)}
+  ${figure('held-runs', 'reconciliations held for approval', s.heldRuns.length, s.heldRuns.length > 0)}
   ${figure('reconcile', 'last reconciliation', last ? last.verdict : 'none', last !== undefined && last.verdict !== 'clean' && last.verdict !== 'in-flight')}
 </section>
 ${s.warnings.length > 0 ? html`<ul class="warnings">${s.warnings.map((w) => html`<li>${w}</li>`)}</ul>` : ''}
@@ -54,6 +55,15 @@ ${
     ? html`<p>None.</p>`
     : html`<table><thead><tr><th>at</th><th>group</th><th>kind</th><th>topic/partition</th><th>producer</th><th>key</th><th>expected</th><th>received</th></tr></thead><tbody>
 ${s.alarms.map((a) => html`<tr><td>${a.at}</td><td>${a.groupId}</td><td>${a.kind}</td><td>${a.topic}/${a.partition}</td><td>${a.producerId}</td><td>${a.key}</td><td>${a.expected}</td><td>${a.received}</td></tr>`)}
+</tbody></table>`
+}
+${
+  s.heldRuns.length === 0
+    ? ''
+    : html`<h2>Reconciliations held for approval</h2>
+<p>More missing messages than the automatic repair limit: nothing was re-published. Approve a run with <code>zeroloss reconcile --approve &lt;run&gt; --reason …</code>.</p>
+<table id="held-runs"><thead><tr><th>run</th><th>kind</th><th>window</th><th>finished</th><th>missing</th></tr></thead><tbody>
+${s.heldRuns.map((r) => html`<tr><td>${r.id}</td><td>${r.kind}</td><td>${r.windowFrom} – ${r.windowTo}</td><td>${r.finishedAt}</td><td>${r.held}</td></tr>`)}
 </tbody></table>`
 }
 <h2>Last reconciliations</h2>

@@ -141,6 +141,13 @@ describe('reconcile escalation', () => {
       held.json.map((r) => [r.id, r.held]),
       [[report.runId, 5]],
     );
+    // status names the held run and exits 1 while it waits for a person.
+    const held1 = await zerolossJson<{ heldRuns: HeldRun[] }>(['status', '--table-log', '--pg', PG_URL, '--schema', env.schema, '--json']);
+    assert.equal(held1.code, 1, held1.stderr);
+    assert.deepEqual(
+      held1.json.heldRuns.map((r) => [r.id, r.held]),
+      [[report.runId, 5]],
+    );
 
     const approved = await zerolossJson<ApproveResult>([
       'reconcile',
@@ -180,6 +187,8 @@ describe('reconcile escalation', () => {
       'the refused approval sent nothing',
     );
     assert.deepEqual(await store.heldRuns(10), []);
+    const held2 = await zerolossJson<{ heldRuns: HeldRun[] }>(['status', '--table-log', '--pg', PG_URL, '--schema', env.schema, '--json']);
+    assert.deepEqual(held2.json.heldRuns, [], held2.stderr);
     // serve's collector sets the gauge from the database: the approval happened in another process.
     await new OpsCollector({ store, metrics }, { commitDelayMs: 0 }).collect();
     assert.equal(await counter(metrics, 'zeroloss_reconcile_held_reports'), 0);
