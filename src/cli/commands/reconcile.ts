@@ -4,6 +4,7 @@ import { reconcile, type ReconcileReport } from '../../operations/reconcile.ts';
 import { actorOf } from '../../operations/intervention.ts';
 import { parseDuration, parseWindow, sliceWindow } from '../../operations/time-window.ts';
 import { connectionOptions, intOption, parse, print } from '../args.ts';
+import { escalationCommand } from '../escalation-command.ts';
 import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
 import { sourceReconcileStore } from '../../operations/source-reconcile-store.ts';
 
@@ -40,6 +41,10 @@ are marked sent, without a resend, unless --dry-run or --no-mark-acked (P5).
                             messages escalates, with or without --repair: nothing is re-published and
                             the run is held, with every missing id, for a person (see --held, --approve)
   --yes                     re-publish above --max-auto-repair at once (no hold)
+  --on-escalate <command>   the emergency plan, as with serve: a shell command run once per held run, with
+                            the held report as JSON on stdin and ZEROLOSS_RUN_ID set; its failure (non-zero
+                            exit, or still running after --on-escalate-timeout, default 30s) is printed on
+                            stderr and the run stays held
   --dry-run                 write nothing (no marking, no repair, no run record)
   --no-mark-acked           do not mark acked-but-pending rows sent
   --slack <duration>        extra broker time read around the window, for clock skew (default 60s)
@@ -89,6 +94,8 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
     held: { type: 'boolean' },
     approve: { type: 'string' },
     reason: { type: 'string' },
+    'on-escalate': { type: 'string' },
+    'on-escalate-timeout': { type: 'string' },
   });
   if (values.help) {
     console.log(reconcileHelp);
@@ -97,6 +104,7 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
   if (values.held) return heldCommand(values);
   if (values.approve !== undefined) return approveCommand(values, values.approve);
   if (values.reason !== undefined) throw new ZerolossError('ZL_INVALID_CONFIG', '--reason goes with --approve <run>');
+  const hookTimeoutMs = parseDuration(values['on-escalate-timeout'] ?? '30s');
   const window = parseWindow(values.since, values.until);
   const slices = values.slice ? sliceWindow(window, parseDuration(values.slice)) : [window];
   let withSources = false;
@@ -141,6 +149,17 @@ export async function reconcileCommand(argv: string[]): Promise<number> {
   print(values.json, values.slice || withSources ? reports : reports[0], () =>
     reports.map((r) => `${r.source ? `source ${r.source}:\n` : ''}${formatReport(r)}`).join('\n'),
   );
+  // The hook runs after the reports are out, once per held run (the run is stored held before that, so a
+  // person can act on it even if the hook fails); as with serve, its failure leaves the run held.
+  const onEscalate = values['on-escalate'];
+  if (onEscalate !== undefined) {
+    for (const r of reports.filter((x) => x.held && x.runId)) {
+      await escalationCommand(
+        onEscalate,
+        hookTimeoutMs,
+      )(r).catch((e: Error) => console.error(`zeroloss reconcile: escalation hook failed for run ${r.runId}: ${e.message}`));
+    }
+  }
   const codes = reports.map((r) => ({ clean: 0, 'in-flight': 0, repaired: 3, attention: 1, gaps: 1 })[r.verdict]);
   return codes.includes(1) ? 1 : codes.includes(3) ? 3 : 0;
 }

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
@@ -246,9 +249,64 @@ describe('reconcile escalation', () => {
     assert.equal(row.status, null);
   });
 
+  test('the reconcile CLI runs --on-escalate once for the run it held; a failing hook is reported, the run stays held', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'zl-esc-'));
+    try {
+      const { topic, lostIds } = await topicWithLoss(4, 3);
+      const out = path.join(dir, 'report.json');
+      const hook = `cat > '${out}' && echo "$ZEROLOSS_RUN_ID" > '${out}.id'`;
+      const r = await zerolossJson<ReconcileReport>([
+        'reconcile',
+        ...conn(),
+        '--since',
+        '10m',
+        '--topic',
+        topic,
+        '--max-auto-repair',
+        '2',
+        '--on-escalate',
+        hook,
+        '--json',
+      ]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.deepEqual(r.json.held, { count: 3, limit: 2 });
+      const got = JSON.parse(await readFile(out, 'utf8')) as ReconcileReport;
+      assert.equal(got.runId, r.json.runId);
+      assert.deepEqual([...got.missing.broker].sort(), lostIds);
+      assert.equal((await readFile(`${out}.id`, 'utf8')).trim(), r.json.runId);
+
+      const second = await topicWithLoss(3, 2);
+      const failing = await zerolossJson<ReconcileReport>([
+        'reconcile',
+        ...conn(),
+        '--since',
+        '10m',
+        '--topic',
+        second.topic,
+        '--max-auto-repair',
+        '1',
+        '--on-escalate',
+        'echo pager down >&2; exit 4',
+        '--json',
+      ]);
+      assert.equal(failing.code, 1);
+      assert.match(
+        failing.stderr,
+        new RegExp(`escalation hook failed for run ${failing.json.runId}: --on-escalate command exited with 4: pager down`),
+      );
+      assert.ok(
+        (await store.heldRuns(100)).some((h) => h.id === failing.json.runId),
+        'still held',
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a failing or hanging hook is counted and reported; the scheduler keeps running', async () => {
     // Two losses, the second only after the first hook failed: each escalates once (a held loss is not
     // escalated again by the next runs).
+    const heldBefore = (await store.heldRuns(1_000)).length;
     const { topic } = await topicWithLoss(3, 2);
     const later = uniqueId('esc');
     let calls = 0;
@@ -284,7 +342,7 @@ describe('reconcile escalation', () => {
 
     // Retention never deletes a run that still waits for a person.
     const held = (await store.heldRuns(1_000)).length;
-    assert.equal(held, 2);
+    assert.equal(held, heldBefore + 2);
     await store.deleteBatch('reconcile_run', 0, 10_000);
     assert.equal((await store.heldRuns(1_000)).length, held);
     const { rows } = await env.pool.query(
