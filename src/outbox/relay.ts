@@ -72,6 +72,12 @@ interface LoopState {
   interrupt: (() => void) | undefined;
   /** performance.now() when the turn in progress began; undefined while the loop sleeps. */
   turnStartedAt: number | undefined;
+  /**
+   * performance.now() of this loop's last claim that came back empty while another loop of its source was
+   * mid-turn: the due rows were then most likely held back by that loop's rows of the same keys (a backlog
+   * of few keys), and claiming again before that round ends would find them held back again.
+   */
+  heldBackAt: number | undefined;
 }
 
 /** What a readiness probe needs to know about the claim loops (see `Relay.health`). */
@@ -255,7 +261,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   async #loop(source: RelaySource, poller: boolean): Promise<void> {
     // Per loop, so one loop starting a round cannot swallow a wake meant for another mid-round.
-    const state: LoopState = { source, woken: false, interrupt: undefined, turnStartedAt: undefined };
+    const state: LoopState = { source, woken: false, interrupt: undefined, turnStartedAt: undefined, heldBackAt: undefined };
     this.#loopStates.add(state);
     let errorDelay = 0;
     // After a round that found less than a batch, a polled source is asked its cheap check before a claim.
@@ -268,12 +274,13 @@ export class Relay extends EventEmitter<RelayEvents> {
         state.turnStartedAt = performance.now();
         let waitMs: number;
         try {
-          if (idle && !woken && polled && !(await source.anyDue?.())) {
+          if (idle && !woken && polled && (this.#heldBack(state) || !(await source.anyDue?.()))) {
             await this.#refreshBacklogOlderThan(source, this.config.backlogIntervalMs);
             waitMs = this.#pollWait(poller);
           } else {
             const { claimed } = await this.#round(source);
             errorDelay = 0;
+            state.heldBackAt = claimed === 0 && this.#siblingMidTurn(state) ? performance.now() : undefined;
             const full = claimed >= this.config.batchSize;
             // A full batch: more is waiting, so the other loops should claim too instead of sleeping.
             if (full) this.#wakeOthers(state);
@@ -307,6 +314,27 @@ export class Relay extends EventEmitter<RelayEvents> {
     }
   }
 
+  /**
+   * Whether the loop's last claim came back empty while another loop of its source was mid-turn, less than
+   * HELD_BACK_MS ago, and a loop of its source is still mid-turn: it then neither claims on a poll nor is woken
+   * by a full round. After HELD_BACK_MS it claims again, so a backlog of many keys gets its concurrency back.
+   */
+  #heldBack(state: LoopState): boolean {
+    if (state.heldBackAt === undefined) return false;
+    if (performance.now() - state.heldBackAt >= HELD_BACK_MS || !this.#siblingMidTurn(state)) {
+      state.heldBackAt = undefined;
+      return false;
+    }
+    return true;
+  }
+
+  #siblingMidTurn(self: LoopState): boolean {
+    for (const state of this.#loopStates) {
+      if (state !== self && state.source === self.source && state.turnStartedAt !== undefined) return true;
+    }
+    return false;
+  }
+
   /** The poller checks every pollIntervalMs; the other loops of a polled source wait to be woken (idleIntervalMs as a fallback). */
   #pollWait(poller: boolean): number {
     return poller ? this.config.pollIntervalMs : this.config.idleIntervalMs;
@@ -316,10 +344,17 @@ export class Relay extends EventEmitter<RelayEvents> {
     if (Date.now() - (this.#backlogRefreshedAt.get(source.name) ?? 0) >= ms) await this.#refreshBacklog(source);
   }
 
-  /** Wakes the sleeping loops of the same source. */
+  /**
+   * Wakes the sleeping loops of the same source, except those held back by a round of this relay (see
+   * `#heldBack`): on a backlog of few keys every row after this round's is blocked by it until it is
+   * recorded, so a second loop's claim found nothing and cost a full claim's scan and locks each round,
+   * competing with the round that does the work (measured: 72 empty claims for 46 useful ones over 20,000
+   * messages of 100 keys, concurrency 2). Rows of keys this round does not hold are claimed by the next round
+   * anyway, or by the held-back loop once its hold has lapsed.
+   */
   #wakeOthers(self: LoopState): void {
     for (const state of this.#loopStates) {
-      if (state === self || state.source !== self.source || !state.interrupt) continue;
+      if (state === self || state.source !== self.source || !state.interrupt || this.#heldBack(state)) continue;
       state.woken = true;
       state.interrupt();
     }
@@ -561,6 +596,9 @@ export class Relay extends EventEmitter<RelayEvents> {
     return backoffDelay(attempt, this.config.backoff);
   }
 }
+
+/** How long a loop whose claim found every due row held back by a sibling's round stays out of the way. */
+const HELD_BACK_MS = 1_000;
 
 /** Failed rows of one round logged one by one; beyond that, one line with the count. */
 const FAILED_ROWS_LOGGED = 10;

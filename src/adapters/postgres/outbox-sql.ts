@@ -97,16 +97,22 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
     returning o.seq_id::text as ref, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.attempts, o.state,
       (extract(epoch from ok.prev_lease_until) * 1000)::float8 as prev_lease_until_ms`;
 
+  // The state before (for the transition) is read from the statement's snapshot (`old`), not from a
+  // `select ... for update` first: locking wrote a lock record per row before the update wrote its own
+  // (EXPLAIN ANALYZE, 500 rows: 26 KB of WAL, 0.5-9 ms on a busy machine). The update itself waits for a
+  // concurrent writer and rechecks `state <> 1` on the row's newest version, so a row another writer marked
+  // sent meanwhile (reconcile, a relay that took the row after this one's lease ran out) is still skipped.
+  // What this gives up: if such a writer recorded a failure on the row during this statement, the sent
+  // transition names the state this statement saw (pending or failed) as its `from_state`; the row's state
+  // and every column are the same as before.
   const markSent = `
     with r as (select * from unnest($1::bigint[], $2::int[], $3::bigint[]) as r(id, part, off)),
-    old as (
-      select o.seq_id, o.state from ${s}.outbox o join r on o.seq_id = r.id where o.state <> 1 for update of o
-    ),
     upd as (
       update ${s}.outbox o
       set state = 1, sent_at = now(), modified_time = now(), lease_owner = null, lease_until = null,
           sent_partition = r.part, sent_offset = r.off
-      from r, old where o.seq_id = r.id and old.seq_id = o.seq_id
+      from r join ${s}.outbox old on old.seq_id = r.id
+      where o.seq_id = r.id and o.state <> 1
       returning o.message_id, old.state as from_state, o.attempts
     )
     insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, actor)
