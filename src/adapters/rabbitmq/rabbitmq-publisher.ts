@@ -21,7 +21,7 @@ export const rabbitMqPublisherConfigSchema = z
     /** amqp://user:password@host:port/vhost */
     url: z.string().min(1),
     ...publisherConfigFields,
-    /** Upper bound on one round of confirms. Keep it below the relay lease. */
+    /** Longest wait for the next confirm while records are outstanding. Keep it below the relay lease. */
     deliveryTimeoutMs: z.number().int().positive().default(30_000),
   })
   .strict();
@@ -53,9 +53,13 @@ interface Planned {
  * (basic.return) and counts as failed instead of vanishing. A record counts as sent only on its confirm.
  *
  * Confirms are per message, so a key's later record cannot be made to wait on an earlier one's fate in
- * one pipeline. A call is therefore sent in rounds: round n carries the n-th record of every key, and a
- * key whose record failed sits out the rounds after. Usually a relay batch holds a few records per key,
- * so a call costs a few round trips.
+ * one pipeline, and a later record already on its way cannot be called back: if its predecessor were
+ * lost (a stream writer restarting drops what was cast to it, and the records after go to the new one),
+ * it would be in the stream ahead of the predecessor's resend, an order violation, not a duplicate. So a
+ * key's next record is published only after its predecessor's confirm. Keys do not wait for each other:
+ * each key is a chain that moves on as soon as its own confirm is in, with no barrier between a batch's
+ * first records and its second ones. A batch of 500 records over 100 keys still costs five confirm
+ * round trips for its deepest key, but they overlap with the other keys' sends.
  */
 export class RabbitMqPublisher implements Publisher {
   readonly config: Readonly<z.output<typeof rabbitMqPublisherConfigSchema>>;
@@ -82,86 +86,95 @@ export class RabbitMqPublisher implements Publisher {
       const failure = rabbitError(error, 'reading topic metadata');
       return records.map(() => ({ ok: false, error: failure, attempted: true }));
     }
-    const rounds: Planned[][] = [];
-    const depth = new Map<string, number>();
+    const chains = new Map<string, Planned[]>();
     const check = (record: OutgoingRecord) => checkOutgoingRecord(record, counts, this.config.maxRecordBytes, RULES);
     // Screening already held back what follows a record it refused; a planned record of such a key came
-    // before the refused one, so it goes. Only failures while sending hold back later rounds' records.
+    // before the refused one, so it goes. Only failures while sending hold back the rest of a chain.
     const { outcomes } = screenRecords(records, check, (record, index, slot) => {
       const partition = partitionFor(record.key, counts.get(record.topic)!);
-      const n = depth.get(slot) ?? 0;
-      depth.set(slot, n + 1);
-      rounds[n] ??= [];
-      rounds[n].push({ index, slot, partition, queue: rabbitNames.partition(record.topic, partition), record });
-    });
-    const failed = new Map<string, ZerolossError>();
-    for (const round of rounds) {
-      const send: Planned[] = [];
-      for (const p of round) {
-        const held = failed.get(p.slot);
-        if (held) outcomes[p.index] = { ok: false, error: held, attempted: false };
-        else send.push(p);
+      let chain = chains.get(slot);
+      if (!chain) {
+        chain = [];
+        chains.set(slot, chain);
       }
-      if (send.length === 0) continue;
-      const results = await this.#sendRound(send);
-      send.forEach((p, i) => {
-        const error = results[i];
-        if (error) {
-          failed.set(p.slot, error);
-          outcomes[p.index] = { ok: false, error, attempted: true };
-        } else {
-          outcomes[p.index] = { ok: true, partition: p.partition };
-        }
-      });
-    }
+      chain.push({ index, slot, partition, queue: rabbitNames.partition(record.topic, partition), record });
+    });
+    if (chains.size > 0) await this.#sendChains([...chains.values()], outcomes);
     return outcomes as PublishOutcome[];
   }
 
-  /** Publishes every record of the round and waits for each confirm; per record undefined or its failure. */
-  async #sendRound(send: Planned[]): Promise<Array<ZerolossError | undefined>> {
-    let timer: NodeJS.Timeout | undefined;
+  /**
+   * Sends every key's chain: the first record of each at once, then a key's next record as soon as its
+   * predecessor's confirm is in, so no key waits on other keys' confirms. A failed record ends its chain;
+   * the rest of it is held back, never published. Once no confirm has come for deliveryTimeoutMs, what is
+   * outstanding fails.
+   */
+  async #sendChains(chains: Planned[][], outcomes: Array<PublishOutcome | undefined>): Promise<void> {
+    let ch: ConfirmChannel;
     try {
-      const ch = await this.#confirmChannel();
-      const confirms: Array<Promise<ZerolossError | undefined>> = [];
-      for (const p of send) {
-        const messageId = `${this.instance}-${++this.#seq}`;
-        confirms.push(
-          new Promise((resolve) => {
-            // publish() returning false (socket buffer full) is not waited on: amqplib keeps the bytes, and
-            // a round is at most one relay batch.
-            ch.publish(
-              '',
-              p.queue,
-              Buffer.isBuffer(p.record.value) ? p.record.value : Buffer.from(p.record.value),
-              { persistent: true, mandatory: true, messageId, headers: { ...p.record.headers, [KEY_HEADER]: p.record.key } },
-              (error) => {
-                // RabbitMQ sends basic.return before the confirm of the same message.
-                const returned = this.#returned.delete(messageId);
-                if (error) resolve(rabbitError(error, `publishing to ${p.queue}`));
-                else if (returned) resolve(unroutable(p));
-                else resolve(undefined);
-              },
-            );
-          }),
+      ch = await this.#confirmChannel();
+    } catch (error) {
+      this.#reset();
+      const failure = rabbitError(error, 'publishing to RabbitMQ');
+      for (const chain of chains) holdBack(chain, 0, failure, outcomes);
+      return;
+    }
+    let open = chains.length;
+    /** Per chain, the position of its record in flight; -1 once the chain ended. */
+    const inFlight = chains.map(() => -1);
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const settle = (c: number, at: number, error: ZerolossError | undefined) => {
+      if (inFlight[c] !== at) return;
+      const chain = chains[c]!;
+      inFlight[c] = -1;
+      if (error) holdBack(chain, at, error, outcomes);
+      else outcomes[chain[at]!.index] = { ok: true, partition: chain[at]!.partition };
+      if (!error && at + 1 < chain.length) send(c, at + 1);
+      else if (--open === 0) finish();
+    };
+    const send = (c: number, at: number) => {
+      const p = chains[c]![at]!;
+      const messageId = `${this.instance}-${++this.#seq}`;
+      inFlight[c] = at;
+      try {
+        // publish() returning false (socket buffer full) is not waited on: amqplib keeps the bytes, and a
+        // call is at most one relay batch.
+        ch.publish(
+          '',
+          p.queue,
+          Buffer.isBuffer(p.record.value) ? p.record.value : Buffer.from(p.record.value),
+          { persistent: true, mandatory: true, messageId, headers: { ...p.record.headers, [KEY_HEADER]: p.record.key } },
+          (error) => {
+            timer.refresh();
+            // RabbitMQ sends basic.return before the confirm of the same message.
+            const returned = this.#returned.delete(messageId);
+            if (error) settle(c, at, rabbitError(error, `publishing to ${p.queue}`));
+            else settle(c, at, returned ? unroutable(p) : undefined);
+          },
         );
+      } catch (error) {
+        // The channel closed under the call: the record may or may not have gone out, so it failed attempted.
+        this.#reset();
+        settle(c, at, rabbitError(error, `publishing to ${p.queue}`));
       }
-      const deadline = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), this.config.deliveryTimeoutMs);
-      });
-      const all = Promise.all(confirms);
-      const result = await Promise.race([all, deadline]);
-      if (result !== 'timeout') return result;
+    };
+    const timer = setTimeout(() => {
       // No confirm in time: whatever is outstanding may or may not be in the stream. A fresh channel keeps
       // late confirms from landing on the next call's records.
       this.#reset();
       const failure = new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `no confirm within ${this.config.deliveryTimeoutMs} ms`, {
         retryable: true,
       });
-      return send.map(() => failure);
-    } catch (error) {
-      this.#reset();
-      const failure = rabbitError(error, 'publishing to RabbitMQ');
-      return send.map(() => failure);
+      inFlight.forEach((at, c) => {
+        if (at >= 0) settle(c, at, failure);
+      });
+    }, this.config.deliveryTimeoutMs);
+    try {
+      for (let c = 0; c < chains.length; c++) send(c, 0);
+      await done;
     } finally {
       clearTimeout(timer);
     }
@@ -230,6 +243,12 @@ export class RabbitMqPublisher implements Publisher {
     this.#channel = undefined;
     if (conn) await (await conn.catch(() => undefined))?.close().catch(() => {});
   }
+}
+
+/** The chain's record at `at` failed with `error` (attempted); every later one is held back, never published. */
+function holdBack(chain: Planned[], at: number, error: ZerolossError, outcomes: Array<PublishOutcome | undefined>): void {
+  outcomes[chain[at]!.index] = { ok: false, error, attempted: true };
+  for (let i = at + 1; i < chain.length; i++) outcomes[chain[i]!.index] = { ok: false, error, attempted: false };
 }
 
 function unroutable(p: Planned): ZerolossError {
