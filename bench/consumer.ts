@@ -74,6 +74,34 @@ class Clock {
   }
 }
 
+/** Counts the transactions and autocommit statements run through `db` (each is one commit). */
+function countingDatabase(inner: Database): {
+  db: Database;
+  counts: { transactions: number; statements: number; inTransactions: number };
+} {
+  const counts = { transactions: 0, statements: 0, inTransactions: 0 };
+  const db: Database = {
+    query: (sql, params) => {
+      counts.statements++;
+      return inner.query(sql, params);
+    },
+    transaction: (fn) => {
+      counts.transactions++;
+      return inner.transaction((tx) =>
+        fn({
+          query: (sql, params) => {
+            counts.inTransactions++;
+            return tx.query(sql, params);
+          },
+        }),
+      );
+    },
+    listen: (channel, onNotify) => inner.listen(channel, onNotify),
+    close: () => inner.close(),
+  };
+  return { db, counts };
+}
+
 /** Consumes `messages` already on the topics with the zeroloss consumer (inbox + effect in one transaction). */
 export async function consumeWithZeroloss(options: {
   subscriber: Subscriber;
@@ -85,14 +113,18 @@ export async function consumeWithZeroloss(options: {
   config?: Partial<ConsumerOptions['config']>;
   /** Puts the messages on the topics once every instance holds partitions (for scale runs), instead of before. */
   fill?: { partitions: number; send: () => Promise<void> };
+  /** Receives one line with the run's transactions and autocommit statements per message. */
+  log?: (line: string) => void;
 }): Promise<RunResult> {
   const clock = new Clock();
+  const counted = countingDatabase(options.db);
+  const db = counted.db;
   const groupId = uniqueName('zlb-g');
   const held = new Map<number, number>();
   const consumers = Array.from({ length: options.instances ?? 1 }, (_, n) => {
     const consumer = testConsumer({
       subscriber: stamping(options.subscriber, (records) => clock.arrive(records)),
-      db: options.db,
+      db,
       schema: options.schema,
       config: { groupId, topics: options.topics, concurrency: CONSUMER_CONCURRENCY, ...options.config },
     });
@@ -118,6 +150,11 @@ export async function consumeWithZeroloss(options: {
       await send();
     }
     await until(() => clock.done >= options.messages, 'the zeroloss consumer to apply every message', 300_000);
+    const { transactions, statements, inTransactions } = counted.counts;
+    const perMessage = (n: number) => (n / clock.done).toFixed(2);
+    options.log?.(
+      `  zeroloss: ${transactions} transactions (${(clock.done / transactions).toFixed(1)} msgs each), per message: ${perMessage(transactions + statements)} commits, ${perMessage(statements)} autocommit and ${perMessage(inTransactions)} in-transaction statements (${clock.done} messages)`,
+    );
   } finally {
     await Promise.all(consumers.map((c) => c.stop()));
   }
@@ -217,7 +254,11 @@ export async function consumerBench(env: BenchEnv, messages: number, reps: Reps,
     const args = () => ({ subscriber: kafkaSubscriber(env), db: s.db, schema: s.schema, topics: [topic], messages });
     const r = await interleavedPaths(
       reps,
-      { zeroloss: () => consumeWithZeroloss(args()), batched: () => consumeBatchedRaw(args()), naive: () => consumeRaw(args()) },
+      {
+        zeroloss: () => consumeWithZeroloss({ ...args(), log: env.log }),
+        batched: () => consumeBatchedRaw(args()),
+        naive: () => consumeRaw(args()),
+      },
       env.log,
     );
     const common = { messages, zeroloss: r.zeroloss, latencyOf: 'message: arrival in the process to effect committed', reps: reps.reps };

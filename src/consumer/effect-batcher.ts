@@ -11,6 +11,14 @@ export interface EffectBatcherOptions {
    * own, one per key (a key's members stay together, in order).
    */
   maxMs: number;
+  /**
+   * Most shared transactions running at once (undefined: no limit). Messages that become ready while that
+   * many run wait in the batcher, and the next free transaction takes them together (up to `maxMessages`).
+   * Without it, each wave of readiness (the members of one commit, freed at once, taking their start marks
+   * together) made a transaction of its own, and waves stayed as small as they began. A member's own
+   * reruns (after a failed shared transaction, or past the time budget) are not held back by it.
+   */
+  maxTransactions?: number;
   /** Called with the number of messages of every effect transaction run (for metrics). */
   onTransaction?: (messages: number) => void;
 }
@@ -52,8 +60,9 @@ function batchCaused(error: unknown): boolean {
 /**
  * Group commit for effect transactions. Messages that become ready in the same turn of the event loop share
  * one database transaction: one statement records all their inbox rows, then each handler runs, then one
- * commit. Ready messages beyond `maxMessages` form further transactions that run in parallel, so both the
- * commit count and the round trips per message drop without serialising everything on one connection.
+ * commit. Ready messages beyond `maxMessages` form further transactions that run in parallel (up to
+ * `maxTransactions`; the rest wait for the next free one), so both the commit count and the round trips per
+ * message drop without serialising everything on one connection.
  *
  * Consecutive messages of one key (a hot key) join too: a message whose lane predecessor is in the same
  * flush follows it into its transaction, right after it, so handlers run in key order. A message whose
@@ -72,6 +81,10 @@ export class EffectBatcher {
   readonly #inbox: BatchInbox;
   readonly #options: EffectBatcherOptions;
   readonly #enqueue = turnBatch<Member>((ready) => this.#flush(ready));
+  /** Submitted members no transaction has taken yet, in the order they came (a key's in key order). */
+  #queue: Member[] = [];
+  /** Shared transactions running (the members' own reruns after a failure are not counted). */
+  #running = 0;
 
   constructor(db: Database, inbox: BatchInbox, options: EffectBatcherOptions) {
     this.#db = db;
@@ -94,12 +107,23 @@ export class EffectBatcher {
   }
 
   #flush(ready: Member[]): void {
-    // A key's messages form one chain, in key order (a successor is queued after its predecessor), and a
-    // chain is never split between transactions.
+    this.#queue.push(...ready);
+    this.#dispatch();
+  }
+
+  /**
+   * Starts transactions from the queue while fewer than `maxTransactions` run. A key's queued messages form
+   * one chain, in key order (a successor is queued after its predecessor), and a chain is never split
+   * between transactions. While every transaction runs, the queue fills: the next one takes the messages of
+   * several waves of readiness at once, so a busy consumer commits less often per message.
+   */
+  #dispatch(): void {
+    const free = (this.#options.maxTransactions ?? Number.POSITIVE_INFINITY) - this.#running;
+    if (free <= 0 || this.#queue.length === 0) return;
     const chains: Member[][] = [];
     const chainOf = new Map<LaneTicket, Member[]>();
     let members = 0;
-    for (const m of ready) {
+    for (const m of this.#queue) {
       const previous = m.ticket?.previous;
       let chain = previous ? chainOf.get(previous) : undefined;
       if (previous && !chain) {
@@ -111,23 +135,34 @@ export class EffectBatcher {
         chain = [m];
         chains.push(chain);
       }
-      if (m.ticket) {
-        chainOf.set(m.ticket, chain);
-        m.ticket.set('running');
-      }
+      if (m.ticket) chainOf.set(m.ticket, chain);
       members++;
     }
+    this.#queue = [];
     // Even shares, so 20 ready with a limit of 16 make two transactions of 10, not 16 and 4.
+    const count = Math.min(free, Math.ceil(members / this.#options.maxMessages));
     const size = Math.ceil(members / Math.ceil(members / this.#options.maxMessages));
+    const batches: Member[][] = [];
     let batch: Member[] = [];
     for (const chain of chains) {
       if (batch.length > 0 && batch.length + chain.length > size) {
-        void this.#together(batch);
+        batches.push(batch);
         batch = [];
       }
-      batch.push(...chain);
+      if (batches.length >= count) this.#queue.push(...chain);
+      else batch.push(...chain);
     }
-    if (batch.length > 0) void this.#together(batch);
+    if (batch.length > 0) batches.push(batch);
+    for (const taken of batches) {
+      for (const m of taken) m.ticket?.set('running');
+      this.#running++;
+      void this.#together(taken).finally(() => {
+        this.#running--;
+        // After the flushes already due: a key's next message queued behind one still waiting here (turn-batch.ts
+        // hands it over on the next turn) must go with it, not find it running and be sent back out of turn.
+        setImmediate(() => this.#dispatch());
+      });
+    }
   }
 
   /** A member of a batch that did not commit: alone, if its turn has come; else it waits for it. */
