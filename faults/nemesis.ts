@@ -48,6 +48,24 @@ export async function killRepeatedly(
   }
 }
 
+/**
+ * SIGSTOPs a random member for `frozenMs` (longer than its lease or session, so the others take its work
+ * over), SIGCONTs it, `times` times with `gapMs` between: the zombie wakes up with its old batch or
+ * transaction in hand and must not lose, reorder or apply twice anything by finishing it.
+ */
+export async function freezeRepeatedly(
+  ctx: NemesisContext,
+  group: ProcessGroup,
+  options: { times: number; frozenMs: number; gapMs: [number, number] },
+): Promise<void> {
+  for (let i = 0; i < options.times; i++) {
+    await ctx.pause(between(ctx.random, ...options.gapMs));
+    const name = pick(ctx.random, group.names);
+    ctx.event(`SIGSTOP ${name} for ${options.frozenMs} ms`);
+    if (await group.freeze(name, options.frozenMs, (ms) => ctx.pause(ms))) ctx.event(`SIGCONT ${name}`);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Kafka nodes (the cluster's own nodes; never the shared single node)
 

@@ -117,6 +117,25 @@ export class ProcessGroup {
     this.#start(m);
   }
 
+  /**
+   * SIGSTOP one member and SIGCONT it after `frozenMs` (a zombie: a GC pause, a VM migration, a debugger):
+   * it keeps its connections and whatever it held when stopped, and wakes up believing no time has passed.
+   * Returns false when the member was not running.
+   */
+  async freeze(name: string, frozenMs: number, pause: (ms: number) => Promise<void>): Promise<boolean> {
+    const m = this.#members.get(name);
+    if (!m) throw new Error(`no ${this.kind} ${name}`);
+    const child = m.child;
+    if (!this.#alive(child)) return false;
+    child.kill('SIGSTOP');
+    try {
+      await pause(frozenMs);
+    } finally {
+      if (this.#alive(child)) child.kill('SIGCONT');
+    }
+    return true;
+  }
+
   /** SIGTERM everyone (graceful stop), SIGKILL whoever takes longer than `timeoutMs`. */
   async stopAll(timeoutMs = 15_000): Promise<void> {
     this.#closed = true;

@@ -1,5 +1,6 @@
 import {
   between,
+  freezeRepeatedly,
   killLeaderAndRestart,
   killRepeatedly,
   type NemesisContext,
@@ -57,6 +58,23 @@ export const SCENARIOS: readonly Scenario[] = [
     transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 15,
     nemesis: (ctx) => killRepeatedly(ctx, ctx.consumers, { minKills: 6, gapMs: [1_000, 4_000] }),
+  },
+  {
+    name: 'relay-zombie',
+    summary: 'a random relay of two SIGSTOPped for 8 s (its lease is 5 s: the other takes its rows), then SIGCONT, three times',
+    needsCluster: false,
+    transports: ['kafka', 'redis', 'rabbitmq'],
+    minWorkloadSeconds: 30,
+    nemesis: (ctx) => freezeRepeatedly(ctx, ctx.relays, { times: 3, frozenMs: 8_000, gapMs: [1_500, 3_000] }),
+  },
+  {
+    name: 'consumer-zombie',
+    summary:
+      'a random consumer of three SIGSTOPped for 12 s (past its session: its partitions move, its open effect transaction waits), then SIGCONT, three times',
+    needsCluster: false,
+    transports: ['kafka', 'redis', 'rabbitmq'],
+    minWorkloadSeconds: 45,
+    nemesis: (ctx) => freezeRepeatedly(ctx, ctx.consumers, { times: 3, frozenMs: 12_000, gapMs: [1_500, 3_000] }),
   },
   {
     name: 'kafka-leader-kill',
