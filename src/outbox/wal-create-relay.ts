@@ -28,6 +28,7 @@ const WAL_KEYS = new Set([
   'inPlaceAttempts',
   'heldKeysRefreshMs',
   'publishConcurrency',
+  'batchesInFlight',
 ]);
 
 /** The WAL relay (docs/wal-relay.md); the polling settings apply to its polling path for failed rows. */

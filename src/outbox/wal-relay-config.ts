@@ -12,10 +12,16 @@ export const walRelayConfigSchema = z
     /** Sends of a record retried in place (retryable, not an outage) before it goes to the polling path. */
     inPlaceAttempts: z.number().int().positive().default(3),
     /**
-     * Sends in flight per batch: the batch's rows are split by key into this many groups, published at
-     * once. A key lives in one group, so its order and its hold-back hold; batches still go one at a time.
+     * Lanes of publishes: a batch's rows are split by key into this many groups, each published by its
+     * lane. A key lives in one lane, which publishes its parts batch after batch, so the key's order and
+     * its hold-back hold; lanes do not wait for each other.
      */
     publishConcurrency: z.number().int().positive().max(16).default(2),
+    /**
+     * Batches taken from the stream and not yet recorded and confirmed: while one is recorded, or a slow lane
+     * finishes its part of it, the other lanes publish the next ones. Recording and confirming stay in order.
+     */
+    batchesInFlight: z.number().int().positive().max(16).default(3),
     /** How often, between batches, keys whose failed rows the polling path has sent rejoin the stream. */
     heldKeysRefreshMs: z.number().int().positive().default(1_000),
   })

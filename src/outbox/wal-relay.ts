@@ -16,7 +16,7 @@ import { createWalRelayMetrics, type WalRelayMetrics } from './wal-relay-metrics
 
 export { type WalRelayConfig, type WalRelayEvents, walRelayConfigSchema };
 
-/** What a batch sends: a key's rows in commit order; `held` rows are recorded for the polling path unsent. */
+/** Whole transactions taken from the queue together: published, recorded and confirmed as one. */
 interface Batch {
   commits: WalCommit[];
   rows: WalRow[];
@@ -24,6 +24,30 @@ interface Batch {
 }
 
 const keyOf = (row: WalRow) => `${row.record.topic}\u0000${row.record.key}`;
+
+type SentRow = { ref: string; partition?: number; offset?: bigint };
+
+/** What one lane made of its part of a batch; `abandoned`: stopped in an outage, nothing of it may be recorded. */
+interface LaneOutcome {
+  sent: SentRow[];
+  failed: WalFailure[];
+  abandoned: boolean;
+}
+
+/**
+ * One sequence of publishes for a fixed share of the keys (`partitionFor(key, lanes)`), batch after batch.
+ * `tail` ends when the lane has settled its part of the last batch handed to it: the next batch's part
+ * starts only then, so a key's rows are published in commit order, and a row failing in batch N has put
+ * its key in the held set before the key's rows of batch N+1 are looked at (they are then held back,
+ * never published ahead of it). Lanes do not wait for each other: that is what lets batches overlap.
+ */
+interface Lane {
+  tail: Promise<void>;
+  /** Gave up a part (stopping in an outage): every later part of this lane is given up unsent too. */
+  abandoned: boolean;
+}
+
+const NOTHING: LaneOutcome = { sent: [], failed: [], abandoned: false };
 
 /**
  * The WAL relay (docs/wal-relay.md): sends committed outbox inserts in commit order as the slot streams
@@ -141,7 +165,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     this.#main = this.#run();
   }
 
-  /** Finishes the batch in flight (recorded and confirmed), then closes the stream. */
+  /** Finishes the batches in flight (published, recorded and confirmed), then closes the stream. */
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
@@ -194,43 +218,80 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     this.#setHolding(true);
     this.#slotState = 'streaming';
     this.emit('slot', { slot: this.#stream.slot, state: 'streaming' });
-    let recording: Promise<void> | undefined;
+    const lanes: Lane[] = Array.from({ length: this.config.publishConcurrency }, () => ({ tail: Promise.resolve(), abandoned: false }));
+    /** Batches taken and not yet settled (confirmed, or given up); each leaves the set as it settles. */
+    const inFlight = new Set<Promise<void>>();
+    /** The confirmation of the last batch taken: it waits for every batch before it. */
+    let confirming: Promise<void> | undefined;
+    /** A batch was given up unsent (stopping in an outage): neither it nor any later batch is confirmed. */
+    let gaveUp = false;
     try {
       this.#held = await this.#ledger.heldKeys();
       this.#heldRefreshedAt = Date.now();
-      while (this.#running && this.#ended === null) {
+      while (this.#running && this.#ended === null && !gaveUp) {
+        // With batches in flight, wait for a full batch (or one settling) rather than send a small one:
+        // each batch costs a record statement. With none in flight, whatever is queued goes at once.
+        const full = this.#queuedRows >= this.config.walBatchSize;
+        if (inFlight.size >= this.config.batchesInFlight || (inFlight.size > 0 && !full)) {
+          await Promise.race([...inFlight, ...(full ? [] : [this.#sleep(1_000, true)])]).catch(() => {});
+          continue;
+        }
         const batch = this.#take();
-        if (batch) this.#unconfirmed++;
         if (!batch) {
           await this.#sleep(1_000, true);
           continue;
         }
-        const { sent, failed } = await this.#send(batch);
-        if (!this.#running && sent.length === 0 && failed.length === 0 && batch.rows.length > 0) break;
-        // Record and confirm in batch order; the next batch is published while this one is recorded.
-        const previous = recording;
-        recording = (async () => {
-          await previous;
+        this.#unconfirmed++;
+        const sending = this.#send(batch, lanes);
+        // Batches are recorded as soon as their lanes are done, alongside one another (each updates its own
+        // rows); a batch whose lanes gave up is not recorded: its rows were not all sent.
+        const recorded = (async () => {
+          const { sent, failed, abandoned } = await sending;
+          if (abandoned) return false;
           await this.#record(batch, sent, failed);
+          return true;
+        })();
+        // Confirmed in batch order: a batch's position covers every commit before it, so it is confirmed
+        // only once every earlier batch is recorded and confirmed (record-before-acknowledge, per batch).
+        const previous = confirming;
+        const current = (async () => {
+          const ok = await recorded;
+          await previous;
+          if (gaveUp) return;
+          // Stopping in an outage: what was not sent is neither recorded nor confirmed; the next holder resends it.
+          if (!ok) {
+            gaveUp = true;
+            return;
+          }
           await session.acknowledge(batch.endLsn);
           this.#unconfirmed--;
           this.#metrics.acknowledged.inc(this.#labels, batch.commits.length);
         })();
+        confirming = current;
+        inFlight.add(current);
         // A batch that cannot be recorded or confirmed ends this reading; the next one replays from the slot.
-        recording.catch((error) => {
-          this.#ended ??= error as Error;
-          this.#wakeSleepers(true);
-        });
-        // Keys leave the held set only while no record is in flight, so a refresh cannot miss a key
-        // this relay is recording as failed right now.
+        current.then(
+          () => inFlight.delete(current),
+          (error) => {
+            inFlight.delete(current);
+            this.#ended ??= error as Error;
+            this.#wakeSleepers(true);
+          },
+        );
+        // Keys leave the held set only while nothing is published or recorded (the last confirmation waits
+        // for every batch's lanes and records), so a refresh cannot miss a key a lane is failing or a
+        // record is storing as failed right now.
         if (this.#held.size > 0 && Date.now() - this.#heldRefreshedAt >= this.config.heldKeysRefreshMs) {
-          await recording;
+          await confirming;
           await this.#refreshHeld();
         }
       }
-      await recording;
+      await confirming;
     } finally {
-      await recording?.catch(() => {});
+      await confirming?.catch(() => {});
+      // A broken chain leaves later batches' lanes running: let them end (they stop retrying once the
+      // reading has ended) before the stream closes under them.
+      await Promise.all(lanes.map((lane) => lane.tail));
       this.#session = undefined;
       await session.close();
     }
@@ -270,22 +331,50 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   }
 
   /**
-   * Publishes the batch's rows of keys not held. An outage (no broker, or this client refused) and other
-   * retryable failures are retried in place, the latter `inPlaceAttempts` times; a row that still fails,
-   * or fails for good, goes to the polling path, and every later row of its key with it.
+   * Hands each lane its keys' rows of the batch (a lane starts on them once its part of the previous batch
+   * is settled) and gathers what the lanes made of them.
    */
-  async #send(batch: Batch): Promise<{ sent: Array<{ ref: string; partition?: number; offset?: bigint }>; failed: WalFailure[] }> {
-    const sent: Array<{ ref: string; partition?: number; offset?: bigint }> = [];
+  async #send(batch: Batch, lanes: Lane[]): Promise<LaneOutcome> {
+    const parts: WalRow[][] = lanes.map(() => []);
+    for (const row of batch.rows) (parts[lanes.length === 1 ? 0 : partitionFor(keyOf(row), lanes.length)] as WalRow[]).push(row);
+    const outcomes = await Promise.all(
+      parts.map((rows, i) => {
+        if (rows.length === 0) return NOTHING;
+        const lane = lanes[i] as Lane;
+        const part = lane.tail.then(() => this.#sendPart(lane, rows));
+        lane.tail = part.then(
+          () => {},
+          () => {},
+        );
+        return part;
+      }),
+    );
+    if (outcomes.length === 1) return outcomes[0] as LaneOutcome;
+    return {
+      sent: outcomes.flatMap((o) => o.sent),
+      failed: outcomes.flatMap((o) => o.failed),
+      abandoned: outcomes.some((o) => o.abandoned),
+    };
+  }
+
+  /**
+   * Publishes one lane's rows of a batch, those of keys not held. An outage (no broker, or this client
+   * refused) and other retryable failures are retried in place, the latter `inPlaceAttempts` times; a row
+   * that still fails, or fails for good, goes to the polling path, and every later row of its key with it.
+   */
+  async #sendPart(lane: Lane, rows: WalRow[]): Promise<LaneOutcome> {
+    if (lane.abandoned) return { sent: [], failed: [], abandoned: true };
+    const sent: SentRow[] = [];
     const failed: WalFailure[] = [];
     let pending: WalRow[] = [];
-    for (const row of batch.rows) {
+    for (const row of rows) {
       if (this.#held.has(keyOf(row))) failed.push(heldBack(row));
       else pending.push(row);
     }
     let attempt = 0;
     while (pending.length > 0) {
       attempt++;
-      const outcomes = await this.#publish(pending, attempt);
+      const outcomes = await this.#publishGroup(pending, attempt);
       // A refusal needs a person (credentials, certificate): said every round, while the stream waits.
       const refused = outcomes.find((o) => !o.ok && o.attempted && isClientRefused(o.error));
       if (refused && !refused.ok) this.#error(refused.error);
@@ -317,14 +406,18 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       });
       pending = retry;
       if (pending.length > 0) {
-        if (!this.#running) break;
+        // Stopping, or this reading ended (a record failed): give up what is unsent, and with it every
+        // later part of this lane, whose rows must not go out ahead of these.
+        if (!this.#running || this.#ended !== null) break;
         await this.#sleep(Math.min(200 * 2 ** Math.min(attempt, 5), 5_000));
-        if (!this.#running) break;
+        if (!this.#running || this.#ended !== null) break;
       }
     }
-    // Stopping in an outage: what was not sent is neither recorded nor confirmed; the next holder resends it.
-    if (pending.length > 0) return { sent: [], failed: [] };
-    return { sent, failed };
+    if (pending.length > 0) {
+      lane.abandoned = true;
+      return { sent: [], failed: [], abandoned: true };
+    }
+    return { sent, failed, abandoned: false };
   }
 
   #retryInPlace(outcome: PublishOutcome | undefined, attempt: number): boolean {
@@ -333,30 +426,6 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     const error = outcome.error;
     if (error.code === 'ZL_TRANSPORT_UNAVAILABLE' || isClientRefused(error)) return true;
     return error.retryable && error.code !== 'ZL_TOPIC_UNAVAILABLE' && attempt < this.config.inPlaceAttempts;
-  }
-
-  /** One publish per group of keys, at once; outcomes in `rows` order. */
-  async #publish(rows: WalRow[], attempt: number): Promise<PublishOutcome[]> {
-    const lanes = Math.min(this.config.publishConcurrency, rows.length);
-    if (lanes <= 1) return this.#publishGroup(rows, attempt);
-    const groups: number[][] = Array.from({ length: lanes }, () => []);
-    rows.forEach((row, i) => {
-      groups[partitionFor(keyOf(row), lanes)]?.push(i);
-    });
-    const outcomes: PublishOutcome[] = new Array(rows.length);
-    await Promise.all(
-      groups.map(async (indexes) => {
-        if (indexes.length === 0) return;
-        const result = await this.#publishGroup(
-          indexes.map((i) => rows[i] as WalRow),
-          attempt,
-        );
-        indexes.forEach((index, j) => {
-          outcomes[index] = result[j] as PublishOutcome;
-        });
-      }),
-    );
-    return outcomes;
   }
 
   /** `attempt` counts this batch's sends in place; the polling path counts its own. */
@@ -380,7 +449,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   }
 
   /** Retries until recorded (the database may be restarting): a batch is confirmed only once recorded. */
-  async #record(batch: Batch, sent: Array<{ ref: string; partition?: number; offset?: bigint }>, failed: WalFailure[]): Promise<void> {
+  async #record(batch: Batch, sent: SentRow[], failed: WalFailure[]): Promise<void> {
     let delay = 100;
     for (;;) {
       try {

@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ZerolossError } from '../../../src/core/errors.ts';
+import { partitionFor } from '../../../src/core/partition-for.ts';
+import { WalRelay } from '../../../src/outbox/wal-relay.ts';
+import type { RelaySource } from '../../../src/ports/outbox-store.ts';
+import type { PublishOutcome, Publisher } from '../../../src/ports/transport.ts';
+import type { WalCommit, WalFailure, WalLedger, WalStream, WalStreamHandler } from '../../../src/ports/wal-stream.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
+
+/**
+ * The WAL relay's pipelining, with the slot, the outbox and the broker faked in memory: batches overlap
+ * (a lane publishes the next batch's part while another lane still waits on the broker), yet a key's rows
+ * never overtake one another, a failure holds back its key's rows of later batches, and batches are
+ * confirmed in order, each only once it and every batch before it is recorded.
+ */
+const TOPIC = 'orders';
+
+/** Two keys that land in different lanes of two, so one lane can run ahead of the other. */
+function keysInTwoLanes(): [string, string] {
+  const lane = (key: string) => partitionFor(`${TOPIC}\u0000${key}`, 2);
+  const a = 'k-0';
+  for (let i = 1; i < 100; i++) if (lane(`k-${i}`) !== lane(a)) return [a, `k-${i}`];
+  throw new Error('no two keys in different lanes');
+}
+
+function row(ref: number, key: string) {
+  return { ref: String(ref), messageId: `m-${ref}`, record: { topic: TOPIC, key, headers: {}, value: Buffer.from(`${key}#${ref}`) } };
+}
+
+/** A record's name in the log below: `key#ref`. */
+const nameOf = (value: Buffer | null | undefined) => String(value);
+
+interface Fake {
+  handler: WalStreamHandler | undefined;
+  /** Everything that happened, in order: `publish key#ref`, `record [refs]`, `ack lsn`. */
+  log: string[];
+  recorded: Array<{ sent: string[]; failed: WalFailure[] }>;
+  /** Publishes of these `key#ref` names wait until `release(name, outcome)`. */
+  gates: Map<string, { outcome?: PublishOutcome; waiters: Array<() => void> }>;
+}
+
+function fakes(): { fake: Fake; stream: WalStream; ledger: WalLedger; publisher: Publisher } {
+  const fake: Fake = { handler: undefined, log: [], recorded: [], gates: new Map() };
+  const stream: WalStream = {
+    slot: 'test_slot',
+    async open(handler) {
+      fake.handler = handler;
+      return {
+        acknowledge: async (lsn) => {
+          fake.log.push(`ack ${lsn}`);
+        },
+        pause: () => {},
+        resume: () => {},
+        close: async () => handler.end(undefined),
+      };
+    },
+  };
+  const retrySource: RelaySource = {
+    name: 'fake (wal retries)',
+    wakeChannel: undefined,
+    claim: async () => [],
+    markSent: async () => {},
+    markFailed: async () => [],
+    backlog: async () => ({ pending: 0, failed: 0, parked: 0, oldestPendingAgeMs: 0 }) as never,
+    anyDue: async () => false,
+  };
+  const ledger: WalLedger = {
+    retrySource,
+    async record(sent, failed) {
+      fake.log.push(`record ${[...sent.map((s) => s.ref), ...failed.map((f) => f.ref)].sort().join(',')}`);
+      fake.recorded.push({ sent: sent.map((s) => s.ref), failed });
+      return { sent: sent.length };
+    },
+    heldKeys: async () => new Set(),
+  };
+  const publisher: Publisher = {
+    async publish(records) {
+      return Promise.all(
+        records.map(async (record, i): Promise<PublishOutcome> => {
+          const name = nameOf(record.value);
+          fake.log.push(`publish ${name}`);
+          const gate = fake.gates.get(name);
+          if (gate && !gate.outcome) await new Promise<void>((resolve) => gate.waiters.push(resolve));
+          return gate?.outcome ?? { ok: true, partition: 0, offset: BigInt(i) };
+        }),
+      );
+    },
+    close: async () => {},
+  };
+  return { fake, stream, ledger, publisher };
+}
+
+function gate(fake: Fake, name: string): (outcome: PublishOutcome) => void {
+  const g: { outcome?: PublishOutcome; waiters: Array<() => void> } = { waiters: [] };
+  fake.gates.set(name, g);
+  return (outcome) => {
+    g.outcome = outcome;
+    for (const w of g.waiters) w();
+  };
+}
+
+/** Lets every publish still waiting go, so a failed assertion does not leave the relay stuck in stop(). */
+function openGates(fake: Fake): void {
+  for (const g of fake.gates.values()) {
+    g.outcome ??= { ok: true, partition: 0, offset: 0n };
+    for (const w of g.waiters) w();
+  }
+}
+
+function commit(endLsn: string, rows: ReturnType<typeof row>[]): WalCommit {
+  return { endLsn, rows };
+}
+
+function relayOf(parts: ReturnType<typeof fakes>): WalRelay {
+  return new WalRelay({
+    stream: parts.stream,
+    ledger: parts.ledger,
+    publisher: parts.publisher,
+    config: { walBatchSize: 2, publishConcurrency: 2, batchesInFlight: 3 },
+    relay: { pollIntervalMs: 60_000 },
+  });
+}
+
+test('a row failing in one batch holds back its key in the batches published after it, while other keys run ahead', async () => {
+  const parts = fakes();
+  const { fake } = parts;
+  const [a, b] = keysInTwoLanes();
+  // a#1 waits on the broker, then fails for good; b's lane goes on to the next batches meanwhile.
+  const failA1 = gate(fake, `${a}#1`);
+  const relay = relayOf(parts);
+  await relay.start();
+  try {
+    await waitFor(() => fake.handler, { what: 'the stream to open' });
+    const handler = fake.handler as WalStreamHandler;
+    handler.commit(commit('0/10', [row(1, a), row(2, b)]));
+    await waitFor(() => fake.log.includes(`publish ${a}#1`), { what: 'a#1 to be published' });
+    handler.commit(commit('0/20', [row(3, a), row(4, b)]));
+    handler.commit(commit('0/30', [row(5, a), row(6, b)]));
+    // The batches overlap: b's lane has published both later batches while a#1 is still out.
+    await waitFor(() => fake.log.includes(`publish ${b}#6`), { what: "b's lane to run ahead into the third batch" });
+    assert.ok(!fake.log.some((e) => e.startsWith('ack')), 'nothing is confirmed while the first batch is unsettled');
+    // The ordering guard: a's later rows were not published ahead of a#1.
+    assert.deepEqual(
+      fake.log.filter((e) => e.startsWith(`publish ${a}#`)),
+      [`publish ${a}#1`],
+    );
+    failA1({ ok: false, error: new ZerolossError('ZL_SEND_REJECTED', 'MESSAGE_TOO_LARGE (test)', { retryable: false }), attempted: true });
+    await waitFor(() => fake.log.includes('ack 0/30'), { what: 'the third batch to be confirmed' });
+    // a's later rows were never published: held back behind a#1, handed to the polling path.
+    assert.deepEqual(
+      fake.log.filter((e) => e.startsWith(`publish ${a}#`)),
+      [`publish ${a}#1`],
+    );
+    const failed = fake.recorded.flatMap((r) => r.failed);
+    assert.deepEqual(
+      failed.map((f) => [f.ref, f.heldBack]),
+      [
+        ['1', false],
+        ['3', true],
+        ['5', true],
+      ],
+    );
+    assert.deepEqual(fake.recorded.flatMap((r) => r.sent).sort(), ['2', '4', '6']);
+    // b's rows went out in commit order.
+    assert.deepEqual(
+      fake.log.filter((e) => e.startsWith(`publish ${b}#`)),
+      [`publish ${b}#2`, `publish ${b}#4`, `publish ${b}#6`],
+    );
+  } finally {
+    openGates(fake);
+    await relay.stop();
+  }
+});
+
+test('batches are confirmed in order, each once it and every batch before it is recorded, whichever lane finishes first', async () => {
+  const parts = fakes();
+  const { fake } = parts;
+  const [a, b] = keysInTwoLanes();
+  const releaseA1 = gate(fake, `${a}#1`);
+  const relay = relayOf(parts);
+  await relay.start();
+  try {
+    await waitFor(() => fake.handler, { what: 'the stream to open' });
+    const handler = fake.handler as WalStreamHandler;
+    handler.commit(commit('0/10', [row(1, a)]));
+    await waitFor(() => fake.log.includes(`publish ${a}#1`), { what: 'a#1 to be published' });
+    handler.commit(commit('0/20', [row(2, b), row(3, b)]));
+    // The second batch is published and recorded while the first still waits on the broker...
+    await waitFor(() => fake.log.includes('record 2,3'), { what: 'the second batch to be recorded' });
+    // ...but not confirmed: its position would confirm the first batch's commit too.
+    assert.ok(!fake.log.some((e) => e.startsWith('ack')), 'no confirmation before the first batch is recorded');
+    releaseA1({ ok: true, partition: 0, offset: 7n });
+    await waitFor(() => fake.log.includes('ack 0/20'), { what: 'the second batch to be confirmed' });
+    const order = fake.log.filter((e) => e.startsWith('ack') || e === 'record 1');
+    assert.deepEqual(order, ['record 1', 'ack 0/10', 'ack 0/20']);
+  } finally {
+    openGates(fake);
+    await relay.stop();
+  }
+});
