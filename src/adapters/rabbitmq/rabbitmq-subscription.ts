@@ -36,7 +36,11 @@ interface OwnedPartition {
   topic: string;
   partition: number;
   state: 'active' | 'revoked' | 'lost';
-  consumerTag: string | undefined;
+  /**
+   * The partition's own channel for its stream consumer: its delivery tags are this partition's alone, so
+   * one multiple ack per batch returns the credit of exactly the records handed on.
+   */
+  channel: Channel | undefined;
   buffer: Array<{ record: IncomingRecord; message: ConsumeMessage }>;
   /** The offset after the last one delivered in this ownership; a stream re-read never repeats inside it. */
   next: bigint;
@@ -49,8 +53,6 @@ interface Session {
   conn: ChannelModel;
   /** Membership, offsets (read and confirmed writes). */
   control: ConfirmChannel;
-  /** Stream consumers. */
-  consume: Channel;
   /** Lock declarations; a refused one closes its channel, so it is replaced then. */
   lock: Channel | undefined;
   membership: RabbitMembership;
@@ -192,7 +194,10 @@ export class RabbitMqSubscription implements Subscription {
     const lost = [...this.#owned.values()].filter((p) => p.state === 'lost');
     if (lost.length > 0) {
       await this.#revoke(lost);
-      for (const p of lost) this.#owned.delete(partitionSlot(p));
+      for (const p of lost) {
+        this.#owned.delete(partitionSlot(p));
+        closeQuietly(p.channel);
+      }
     }
     const session = this.#session ?? (await this.#connect());
     session.membership.announce();
@@ -202,7 +207,7 @@ export class RabbitMqSubscription implements Subscription {
     await this.#revoke(giveBack);
     for (const p of giveBack) {
       this.#owned.delete(partitionSlot(p));
-      if (p.consumerTag) await session.consume.cancel(p.consumerTag);
+      closeQuietly(p.channel);
       await session.control.deleteQueue(rabbitNames.lock(this.#groupId, p.topic, p.partition));
     }
     if (this.#closing) return;
@@ -226,9 +231,6 @@ export class RabbitMqSubscription implements Subscription {
     try {
       const control = await conn.createConfirmChannel();
       control.on('error', () => {});
-      const consume = await conn.createChannel();
-      consume.on('error', () => {});
-      await consume.prefetch(this.#settings.prefetch);
       const membership = new RabbitMembership({
         channel: control,
         groupId: this.#groupId,
@@ -237,10 +239,10 @@ export class RabbitMqSubscription implements Subscription {
         sessionMs: this.#settings.sessionTimeoutMs,
       });
       await membership.join();
-      const session: Session = { conn, control, consume, lock: undefined, membership };
+      const session: Session = { conn, control, lock: undefined, membership };
       conn.on('close', () => this.#connectionLost(session));
       // A channel the broker closed takes its consumers or confirms with it: start the session over.
-      for (const ch of [control, consume]) ch.on('close', () => void conn.close().catch(() => {}));
+      control.on('close', () => void conn.close().catch(() => {}));
       this.#session = session;
       return session;
     } catch (error) {
@@ -292,7 +294,7 @@ export class RabbitMqSubscription implements Subscription {
       topic,
       partition,
       state: 'active',
-      consumerTag: undefined,
+      channel: undefined,
       buffer: [],
       next: committed ?? 0n,
       declaredAt: Date.now(),
@@ -300,12 +302,20 @@ export class RabbitMqSubscription implements Subscription {
     this.#owned.set(partitionSlot(owned), owned);
     const from =
       committed !== undefined ? { '!': 'long', value: Number(committed) } : this.#settings.startFrom === 'latest' ? 'next' : 'first';
-    const { consumerTag } = await session.consume.consume(
-      rabbitNames.partition(topic, partition),
-      (message) => this.#received(owned, message),
-      { noAck: false, arguments: { 'x-stream-offset': from } },
-    );
-    owned.consumerTag = consumerTag;
+    const channel = await session.conn.createChannel();
+    channel.on('error', () => {});
+    // A channel the broker closed under a partition still held takes its consumer with it: start the session
+    // over. One this member closed (the partition given back or lost) is no longer in #owned.
+    channel.on('close', () => {
+      if (!this.#closing && this.#session === session && this.#owned.get(partitionSlot(owned)) === owned)
+        void session.conn.close().catch(() => {});
+    });
+    owned.channel = channel;
+    await channel.prefetch(this.#settings.prefetch);
+    await channel.consume(rabbitNames.partition(topic, partition), (message) => this.#received(owned, message), {
+      noAck: false,
+      arguments: { 'x-stream-offset': from },
+    });
   }
 
   #received(owned: OwnedPartition, message: ConsumeMessage | null): void {
@@ -318,7 +328,7 @@ export class RabbitMqSubscription implements Subscription {
     if (owned.state !== 'active') return;
     const record = toRecord(owned.topic, owned.partition, message);
     if (!record) {
-      this.#session?.consume.ack(message);
+      ackQuietly(owned.channel, message, false);
       return;
     }
     owned.buffer.push({ record, message });
@@ -347,7 +357,6 @@ export class RabbitMqSubscription implements Subscription {
         if (this.#paused || this.#closing) return;
         const take = p.buffer.splice(0, this.#settings.maxBatchRecords);
         const fresh = take.filter((t) => t.record.offset >= p.next);
-        const consume = this.#session?.consume;
         if (fresh.length > 0) {
           const records = fresh.map((t) => t.record);
           try {
@@ -358,7 +367,8 @@ export class RabbitMqSubscription implements Subscription {
           }
           p.next = records[records.length - 1]!.offset + 1n;
         }
-        for (const t of take) consume?.ack(t.message);
+        // Every earlier delivery of this channel is in this batch or was acked before it.
+        ackQuietly(p.channel, take[take.length - 1]!.message, true);
       }
     }
   }
@@ -426,4 +436,20 @@ export class RabbitMqSubscription implements Subscription {
     }
     return counts;
   }
+}
+
+/** Stream acks are credit only: on a channel already gone there is nothing left to give it to. */
+function ackQuietly(channel: Channel | undefined, message: ConsumeMessage, allUpTo: boolean): void {
+  try {
+    channel?.ack(message, allUpTo);
+  } catch {
+    // The channel closed (its close handler starts the session over, or the partition was let go).
+  }
+}
+
+function closeQuietly(channel: Channel | undefined): void {
+  if (!channel) return;
+  Promise.resolve()
+    .then(() => channel.close())
+    .catch(() => {});
 }
