@@ -158,15 +158,42 @@ export class KeyLanes {
   }
 }
 
-/** A promise that resolves false when `signal` aborts; `dispose` removes the listener. */
+/** Callbacks waiting on each signal's abort, behind one listener per signal. */
+const abortWaiters = new WeakMap<AbortSignal, Set<() => void>>();
+
+/**
+ * A promise that resolves false when `signal` aborts; `dispose` forgets it. One listener per signal fans
+ * out to every wait on it: a partition's signal has hundreds of waits at once, and an EventTarget checks
+ * each new listener against all those it holds (measured: 5% of the consumer's JavaScript time).
+ */
 function untilAborted(signal: AbortSignal): { promise: Promise<boolean>; dispose: () => void } {
   let onAbort: () => void = () => {};
   const promise = new Promise<boolean>((resolve) => {
     onAbort = () => resolve(false);
-    if (signal.aborted) resolve(false);
-    else signal.addEventListener('abort', onAbort, { once: true });
   });
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
+  if (signal.aborted) {
+    onAbort();
+    return { promise, dispose: () => {} };
+  }
+  let waiters = abortWaiters.get(signal);
+  if (!waiters) {
+    const set = new Set<() => void>();
+    waiters = set;
+    abortWaiters.set(signal, set);
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortWaiters.delete(signal);
+        for (const wake of set) wake();
+        set.clear();
+      },
+      { once: true },
+    );
+  }
+  const entry = onAbort;
+  waiters.add(entry);
+  const own = waiters;
+  return { promise, dispose: () => own.delete(entry) };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Stage } from '../chain.ts';
 import { AbandonedError, type RoutedDelivery } from '../delivery.ts';
-import { OutOfTurnError } from '../lane-ticket.ts';
+import { type LaneTicket, OutOfTurnError } from '../lane-ticket.ts';
 
 /**
  * The first stage of each attempt: keeps a key's messages in order while several of them are in progress
@@ -15,8 +15,7 @@ export function laneOrderStage(): Stage<RoutedDelivery> {
   return async (d, next) => {
     const ticket = d.lane.ticket;
     while (!ticket.mayStart) {
-      const previous = ticket.previous;
-      if (previous && !(await d.lane.wait(previous.changed(), d.signal))) throw new AbandonedError();
+      if (!(await d.lane.wait(turnCome(ticket), d.signal))) throw new AbandonedError();
     }
     ticket.set('active');
     try {
@@ -28,4 +27,22 @@ export function laneOrderStage(): Stage<RoutedDelivery> {
       throw error;
     }
   };
+}
+
+/**
+ * Resolves at the first moment the ticket may start, following its predecessors' changes synchronously.
+ * Waiting on each change instead woke the record, and took a slot, at every step of the message ahead
+ * (active, ready, submitted, running) only to find it still could not start: with a key's 16 messages in
+ * progress, most slot grants went to such checks. Checked again once the slot is back (it may have
+ * passed meanwhile).
+ */
+function turnCome(ticket: LaneTicket): Promise<void> {
+  return new Promise((resolve) => {
+    const check = (): void => {
+      const previous = ticket.previous;
+      if (ticket.mayStart || !previous) resolve();
+      else previous.onChange(check);
+    };
+    check();
+  });
 }
