@@ -1,7 +1,7 @@
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { CollectorStore, HeldRunStore, StatusStore } from '../ports/operations-store.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
-import { type StatusSource, status } from './status.ts';
+import { type ReplicationSlotView, type StatusSource, status } from './status.ts';
 
 export interface OpsCollectorOptions {
   /** Groups to report lag for; default the groups the schema knows. */
@@ -28,6 +28,7 @@ export class OpsCollector {
   readonly #broker: BrokerInspector | undefined;
   readonly #metrics: OpsMetrics;
   readonly #sources: ReadonlyArray<StatusSource>;
+  readonly #walSlots: (() => Promise<ReplicationSlotView[]>) | undefined;
   readonly #options: OpsCollectorOptions;
   #cursor: { transition: string; alarm: string; applied: Date } | undefined;
 
@@ -38,6 +39,8 @@ export class OpsCollector {
       metrics: OpsMetrics;
       /** State-column sources whose rows the producer gauges report beside the outbox's (label source). */
       sources?: ReadonlyArray<StatusSource>;
+      /** The WAL relay's replication slots, for the slot gauges (retained WAL, lag, read or not, lost). */
+      walSlots?: () => Promise<ReplicationSlotView[]>;
     },
     options: OpsCollectorOptions = {},
   ) {
@@ -45,6 +48,7 @@ export class OpsCollector {
     this.#broker = deps.broker;
     this.#metrics = deps.metrics;
     this.#sources = deps.sources ?? [];
+    this.#walSlots = deps.walSlots;
     this.#options = options;
   }
 
@@ -102,7 +106,7 @@ export class OpsCollector {
     }
 
     const s = await status(
-      { store: this.#store, broker: this.#broker, sources: this.#sources },
+      { store: this.#store, broker: this.#broker, sources: this.#sources, walSlots: this.#walSlots },
       { groups: this.#options.groups, stuckAfterMs: this.#options.stuckAfterMs, parkedLimit: 1 },
     );
     m.outboxRows.set({ state: 'pending' }, s.outbox.pending);
@@ -120,6 +124,14 @@ export class OpsCollector {
     }
     // Held runs wait for a person however many processes reconcile or approve (O8).
     m.reconcileHeld.set((await this.#store.heldRuns(10_000)).length);
+    // A dropped slot's series go with it.
+    for (const g of [m.walSlotRetained, m.walSlotLag, m.walSlotActive, m.walSlotLost]) g.reset();
+    for (const x of s.walSlots) {
+      m.walSlotRetained.set({ slot: x.slot }, x.retainedBytes);
+      m.walSlotLag.set({ slot: x.slot }, x.lagBytes);
+      m.walSlotActive.set({ slot: x.slot }, x.active ? 1 : 0);
+      m.walSlotLost.set({ slot: x.slot }, x.walStatus === 'lost' ? 1 : 0);
+    }
     m.groupLag.reset();
     for (const g of s.groups) {
       m.groupLagTotal.set({ group: g.group }, Number(g.lag));

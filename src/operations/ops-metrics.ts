@@ -91,6 +91,16 @@ export function createOpsMetrics(registry: Registry = new Registry()) {
       'group',
       'kind',
     ] as const),
+    walSlotRetained: gauge('zeroloss_wal_slot_retained_bytes', 'WAL the server keeps for a logical replication slot (WAL relay)', [
+      'slot',
+    ] as const),
+    walSlotLag: gauge('zeroloss_wal_slot_lag_bytes', 'WAL written since the slot confirmed position: what its relay has not confirmed', [
+      'slot',
+    ] as const),
+    walSlotActive: gauge('zeroloss_wal_slot_active', '1 while a relay reads the slot; 0 while nobody does', ['slot'] as const),
+    walSlotLost: gauge('zeroloss_wal_slot_lost', '1 when the slot lost the WAL it needs (max_slot_wal_keep_size): recreate it', [
+      'slot',
+    ] as const),
     collectorErrors: counter('zeroloss_ops_collector_errors_total', 'Metric collection rounds that failed', []),
   };
 }

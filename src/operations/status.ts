@@ -76,6 +76,19 @@ export interface SourceStatus {
   parkedRows: SourceRowView[];
 }
 
+/** A logical replication slot on the outbox's database (the WAL relay's, docs/wal-relay.md). */
+export interface ReplicationSlotView {
+  slot: string;
+  /** A relay reads it now. */
+  active: boolean;
+  /** WAL the server keeps for it: what an abandoned slot costs the primary's disk. */
+  retainedBytes: number;
+  /** WAL written since its confirmed position: what the relay has not confirmed yet. */
+  lagBytes: number;
+  /** pg_replication_slots.wal_status: 'lost' means the WAL it needs is gone (the relay must rebuild). */
+  walStatus: string;
+}
+
 /** A state-column source as status asks it: its backlog, with rows unsent for longer than the threshold. */
 export type StatusSource = ParkedSource & { backlog(stuckAfterMs: number): Promise<BacklogStats & { stuck: number }> };
 
@@ -104,6 +117,8 @@ export interface Status {
   degraded: { switches: DegradeSwitch[]; diverts: DivertRule[] };
   /** Open sequence gaps per consumer group (C9, consumers with `control`); empty without `gaps`. */
   sequenceGaps: GapSummary[];
+  /** Logical replication slots of the database (WAL relay): retained WAL and lag. Empty without `walSlots`. */
+  walSlots: ReplicationSlotView[];
   /** Problems found while asking (a group the broker does not know, a topic gone). */
   warnings: string[];
 }
@@ -123,6 +138,8 @@ export async function status(
     receipts?: Pick<ReceiptStore, 'receiptGroups' | 'groupConfirmations'>;
     /** The consumer groups' persistent sequence gaps (C9). */
     gaps?: Pick<SequenceStore, 'gapSummary'>;
+    /** Logical replication slots to report (the WAL relay's). A failure to read them is a warning. */
+    walSlots?: () => Promise<ReplicationSlotView[]>;
   },
   options: StatusOptions = {},
 ): Promise<Status> {
@@ -160,6 +177,24 @@ export async function status(
   const confirmations = deps.receipts ? await confirmationStatus({ store: deps.receipts }, options.confirmations) : [];
   const [throughput, stored] = await Promise.all([deps.store.throughput(windowMs, groups), deps.store.storedOffsets(groups)]);
   const warnings: string[] = [];
+  let walSlots: ReplicationSlotView[] = [];
+  if (deps.walSlots) {
+    try {
+      walSlots = await deps.walSlots();
+    } catch (error) {
+      warnings.push(`replication slots not read: ${(error as Error).message}`);
+    }
+  }
+  for (const slot of walSlots) {
+    if (slot.walStatus === 'lost')
+      warnings.push(
+        `replication slot ${slot.slot} lost the WAL it needs: create it again with 'zeroloss relay --mode wal --create-slot': the outbox is the safe point (docs/wal-relay.md)`,
+      );
+    else if (!slot.active)
+      warnings.push(
+        `no relay reads replication slot ${slot.slot}; it holds back ${(slot.retainedBytes / 1024 / 1024).toFixed(1)} MB of WAL (drop it with 'zeroloss relay --mode wal --drop-slot --slot ${slot.slot}' if it is abandoned)`,
+      );
+  }
   const unavailableTopics = await findUnavailableTopics(byTopic, deps.broker);
   for (const t of unavailableTopics) {
     warnings.push(
@@ -241,6 +276,7 @@ export async function status(
     confirmations,
     degraded,
     sequenceGaps: (await deps.gaps?.gapSummary(options.groups)) ?? [],
+    walSlots,
     warnings,
   };
 }

@@ -15,6 +15,7 @@ import { parseDuration } from '../../operations/time-window.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { connectionOptions, intOption, parse, pgUrl } from '../args.ts';
 import { cliLogger, logHelp } from '../cli-logger.ts';
+import { databaseWalSlots } from '../wal-slots.ts';
 import { escalationCommand } from '../escalation-command.ts';
 import { httpEndpoint, httpHelp, httpOptions } from '../http-options.ts';
 import { backlogPolicyHelp, backlogPolicyOptions, startBacklogPolicy } from '../backlog-policy-options.ts';
@@ -121,7 +122,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   return withOps(values, 'required', async (ops) => {
     const metrics = createOpsMetrics(new Registry());
     const collector = new OpsCollector(
-      { store: ops.store, broker: ops.broker, metrics, sources: await ops.sources() },
+      { store: ops.store, broker: ops.broker, metrics, sources: await ops.sources(), walSlots: databaseWalSlots(ops.db) },
       { groups: values.group },
     );
     const scheduler = new ReconcileScheduler(

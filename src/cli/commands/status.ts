@@ -4,6 +4,7 @@ import { type Status, status } from '../../operations/status.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { connectionOptions, parse, print } from '../args.ts';
 import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
+import { databaseWalSlots } from '../wal-slots.ts';
 
 export const statusHelp = `Usage: zeroloss status --pg <url> [--kafka <brokers> | --table-log | --redis-streams <url> |
        --rabbitmq <url>] [options]
@@ -16,9 +17,10 @@ sequence alarms recorded; the last reconciliation runs, and the runs held for a 
 missing messages than the automatic repair limit: 'zeroloss reconcile --held|--approve'); what is degraded now (switches on, divert
 rules in force: 'zeroloss backlog switches|diverts'); two-way confirmation: per consumer group
 expected to apply this producer's messages, how many of those sent recently it confirmed by receipt and the
-oldest it did not (docs/operations.md, "Two-way confirmation"). Topics whose unsent rows wait because the
-broker lacks the topic (checked when a broker is named) or refuses the relay access are listed with the
-command that creates them.
+oldest it did not (docs/operations.md, "Two-way confirmation"); the WAL relay's replication slots on this
+database: whether a relay reads each, the WAL it holds back and its lag (docs/wal-relay.md). Topics whose
+unsent rows wait because the broker lacks the topic (checked when a broker is named) or refuses the relay
+access are listed with the command that creates them.
 
   --group <group>             groups to report (repeatable; default the groups this schema knows: any
                               inbox rows, stored offsets, open dead letters)
@@ -34,7 +36,8 @@ ${brokerHelp}
 
 Exit status: 0, or 1 when rows (of the outbox or a source) are parked or stuck, or wait for a missing or
 refused topic, or a group named with --expect-groups left a message of the window unconfirmed, or a
-consumer group has a sequence gap open past its alarm threshold, or a reconciliation run is held.
+consumer group has a sequence gap open past its alarm threshold, or a reconciliation run is held, or a
+replication slot lost the WAL it needs.
 
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
@@ -61,8 +64,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
     const expect = values['expect-groups']?.flatMap((g) => g.split(',')).filter((g) => g !== '');
     const switches = new PostgresBacklogStore(ops.db, { schema: ops.schema });
     const degrade = { switches: () => switches.switches(), divertRules: () => ops.store.divertRules() };
+    const walSlots = databaseWalSlots(ops.db);
     return status(
-      { store: ops.store, degrade, broker: ops.broker, sources: await ops.sources(), receipts, gaps: ops.sequences },
+      { store: ops.store, degrade, broker: ops.broker, sources: await ops.sources(), receipts, gaps: ops.sequences, walSlots },
       {
         groups: values.group,
         stuckAfterMs: values['stuck-after'] ? parseDuration(values['stuck-after']) : undefined,
@@ -80,7 +84,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   // Only groups named with --expect-groups count: a group merely seen in receipts may have been retired.
   const unconfirmed = values['expect-groups'] ? result.confirmations.filter((c) => c.unconfirmed > 0).length : 0;
   const alarmedGaps = result.sequenceGaps.filter((g) => g.alarmed > 0).length;
-  const needsPerson = result.heldRuns.length;
+  const needsPerson = result.heldRuns.length + result.walSlots.filter((x) => x.walStatus === 'lost').length;
   return result.outbox.parked +
     result.outbox.stuck +
     result.unavailableTopics.length +
@@ -153,6 +157,14 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
     lines.push(
       `  reconcile run ${r.id} HELD: ${r.held} missing messages not re-published (${r.kind} ${r.windowFrom.toISOString()}..${r.windowTo.toISOString()}); approve: zeroloss reconcile --approve ${r.id} --reason …`,
     );
+  for (const x of s.walSlots)
+    lines.push(
+      `  wal slot ${x.slot}  ${x.active ? 'read' : 'NOT READ'}  retained ${mib(x.retainedBytes)}  lag ${mib(x.lagBytes)}  wal ${x.walStatus}`,
+    );
   for (const w of s.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
