@@ -16,6 +16,7 @@ import { sourceRowMessageMigration } from './migrations/012-source-row-message.t
 import { reconcileHoldMigration } from './migrations/013-reconcile-hold.ts';
 import { degradeAndForwardMigration } from './migrations/014-degrade-and-forward.ts';
 import { sourceRowControlMigration } from './migrations/015-source-row-control.ts';
+import { sentBatchMigration } from './migrations/016-sent-batch.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -45,6 +46,7 @@ export const MIGRATIONS: Migration[] = [
   reconcileHoldMigration,
   degradeAndForwardMigration,
   sourceRowControlMigration,
+  sentBatchMigration,
 ];
 
 export interface MigrateResult {

@@ -172,7 +172,15 @@ export function operationsSql(s: string) {
 
     // ---- trace (O3) --------------------------------------------------------------------------------
     outboxRow: `select ${outboxColumns} from ${s}.outbox where message_id = $1`,
-    transitions: `select from_state, to_state, attempt, error, actor, at from ${s}.outbox_transition where message_id = $1 order by id`,
+    // A first-attempt send recorded by a polling relay round is that round's one batch row (migration 016),
+    // found through the outbox row's sent_batch; every other transition is the message's own row.
+    transitions: `
+      select from_state, to_state, attempt, error, actor, at from (
+        select t.id, t.from_state, t.to_state, t.attempt, t.error, t.actor, t.at from ${s}.outbox_transition t where t.message_id = $1
+        union all
+        select t.id, t.from_state, t.to_state, t.attempt, t.error, t.actor, t.at
+        from ${s}.outbox o join ${s}.outbox_transition t on t.id = o.sent_batch where o.message_id = $1
+      ) x order by id`,
     auditForMessage: `
       select a.id::text, a.at, a.actor, a.action, a.subject, a.reason, a.details from ${s}.operation_audit a
       where a.message_id = $1 order by a.id`,
@@ -299,6 +307,13 @@ export function operationsSql(s: string) {
         order by created_at limit $2 for update skip locked
       ),
       tr as (delete from ${s}.outbox_transition t using doomed d where t.message_id = d.message_id),
+      -- a round's batch row (migration 016) goes once past the age: its rows were sent when it was written
+      bt as (
+        delete from ${s}.outbox_transition t where t.id in (
+          select id from ${s}.outbox_transition where message_id is null and at < now() - $1 * interval '1 millisecond'
+          order by at limit $2
+        )
+      ),
       rc as (delete from ${s}.delivery_receipt r using doomed d where r.message_id = d.message_id),
       del as (delete from ${s}.outbox o using doomed d where o.seq_id = d.seq_id returning 1)
       select count(*)::int as deleted from del`,
@@ -369,14 +384,23 @@ export function operationsSql(s: string) {
     maxAlarmId: `select coalesce(max(id), 0)::text as id from ${s}.sequence_alarm`,
 
     /**
-     * Transitions after id $1, at most $2, with the seconds from the row's commit to the transition (null
-     * when the row is gone).
+     * Transitions after id $1, at most $2 transition rows, with the seconds from the row's commit to the
+     * transition (null when the row is gone). A batch row (a polling relay round's first-attempt sends,
+     * migration 016) comes back once per row it lists, all with its id, so a page may hold more than $2.
      */
     transitionsSince: `
-      select t.id::text, t.from_state, t.to_state, t.attempt, t.actor,
-             extract(epoch from t.at - o.created_at)::float8 as since_commit_s
-      from ${s}.outbox_transition t left join ${s}.outbox o on o.message_id = t.message_id
-      where t.id > $1 order by t.id limit $2`,
+      with t as (select * from ${s}.outbox_transition where id > $1 order by id limit $2)
+      select id::text, from_state, to_state, attempt, actor, since_commit_s from (
+        select t.id, t.from_state, t.to_state, t.attempt, t.actor,
+               extract(epoch from t.at - o.created_at)::float8 as since_commit_s
+        from t left join ${s}.outbox o on o.message_id = t.message_id
+        where t.message_id is not null
+        union all
+        select t.id, t.from_state, t.to_state, t.attempt, t.actor,
+               extract(epoch from t.at - o.created_at)::float8
+        from t cross join lateral unnest(t.seq_ids) as b(seq_id) left join ${s}.outbox o on o.seq_id = b.seq_id
+        where t.message_id is null
+      ) x order by x.id`,
 
     /**
      * Effects applied in ($1, $2], with the seconds from the message's commit in this outbox (null when the

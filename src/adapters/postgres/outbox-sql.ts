@@ -105,18 +105,29 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // What this gives up: if such a writer recorded a failure on the row during this statement, the sent
   // transition names the state this statement saw (pending or failed) as its `from_state`; the row's state
   // and every column are the same as before.
+  // First-attempt sends (pending to sent at attempt 1, nearly every row) share one transition row, `batch`:
+  // no message_id, the rows' seq_ids, and each row points at it with sent_batch (migration 016); trace and
+  // the metrics collector read it as one 0 -> 1 transition per row (operations-sql.ts). Any other send
+  // (a retry, a row an earlier claim left, a released row's later attempt) keeps its own transition row.
   const markSent = `
     with r as (select * from unnest($1::bigint[], $2::int[], $3::bigint[]) as r(id, part, off)),
+    b as (select nextval('${s}.outbox_transition_id_seq') as id),
     upd as (
       update ${s}.outbox o
       set state = 1, sent_at = now(), modified_time = now(), lease_owner = null, lease_until = null,
-          sent_partition = r.part, sent_offset = r.off
+          sent_partition = r.part, sent_offset = r.off,
+          sent_batch = case when old.state = 0 and o.attempts = 1 then (select id from b) end
       from r join ${s}.outbox old on old.seq_id = r.id
       where o.seq_id = r.id and o.state <> 1
-      returning o.message_id, old.state as from_state, o.attempts
+      returning o.seq_id, o.message_id, old.state as from_state, o.attempts, o.sent_batch
+    ),
+    batch as (
+      insert into ${s}.outbox_transition (id, message_id, from_state, to_state, attempt, actor, seq_ids)
+      select (select id from b), null, 0, 1, 1, $4, array_agg(seq_id order by seq_id) from upd
+      where sent_batch is not null having count(*) > 0
     )
     insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, actor)
-    select message_id, from_state, 1, attempts, $4 from upd`;
+    select message_id, from_state, 1, attempts, $4 from upd where sent_batch is null`;
 
   // Only the lease holder records a failure, and never over a row already marked sent by someone else.
   const markFailed = `
