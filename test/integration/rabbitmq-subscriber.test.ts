@@ -57,3 +57,39 @@ test("the subscriber returns a batch's credit with one ack, and reads on past it
     await admin.close();
   }
 });
+
+test('records that arrive within maxBatchWaitMs go to onRecords in one batch', { timeout: 60_000 }, async () => {
+  const topic = `zl-it-${randomBytes(4).toString('hex')}`;
+  const group = `${topic}-group`;
+  const admin = new RabbitMqAdmin({ url: RABBITMQ_URL });
+  await admin.createTopic(topic, 1);
+  const publisher = new RabbitMqPublisher({ url: RABBITMQ_URL });
+  // 1,500 records are several socket reads (amqplib reads up to 64 KiB at a time); the wait gathers them.
+  const subscriber = new RabbitMqSubscriber({
+    url: RABBITMQ_URL,
+    maxBatchWaitMs: 2_000,
+    maxBatchRecords: 2_000,
+    prefetch: 2_000,
+    heartbeatIntervalMs: 100,
+    sessionTimeoutMs: 2_000,
+  });
+  const batches: number[] = [];
+  let sub: Awaited<ReturnType<RabbitMqSubscriber['subscribe']>> | undefined;
+  try {
+    for (let round = 0; round < 3; round++) {
+      const outcomes = await publisher.publish(
+        Array.from({ length: 500 }, (_, i) => ({ topic, key: `k${i % 50}`, value: Buffer.alloc(100, round), headers: {} })),
+      );
+      assert.ok(outcomes.every((o) => o.ok));
+    }
+    sub = await subscriber.subscribe({ groupId: group, topics: [topic], onRecords: (batch) => void batches.push(batch.records.length) });
+    await waitFor(() => batches.reduce((a, b) => a + b, 0) === 1_500, { timeoutMs: 30_000, what: 'all 1,500 records' });
+    assert.ok((batches[0] ?? 0) > 1_000, `the first batch holds the records that came within the wait (batches: ${batches.join(', ')})`);
+  } finally {
+    await sub?.close();
+    await publisher.close();
+    await admin.deleteTopic(topic);
+    await admin.deleteGroupOffsets(group, topic, 1);
+    await admin.close();
+  }
+});

@@ -20,6 +20,7 @@ export interface RabbitMqSettings {
   heartbeatIntervalMs: number;
   sessionTimeoutMs: number;
   maxBatchRecords: number;
+  maxBatchWaitMs: number;
   prefetch: number;
   startFrom: 'earliest' | 'latest';
   rebalanceTimeoutMs: number;
@@ -338,7 +339,7 @@ export class RabbitMqSubscription implements Subscription {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.#flushScheduled = false;
       try {
         this.#flush();
@@ -346,7 +347,9 @@ export class RabbitMqSubscription implements Subscription {
         this.#onError(classifyError(error));
         setTimeout(() => this.#scheduleFlush(), 100);
       }
-    });
+    };
+    if (this.#settings.maxBatchWaitMs > 0) setTimeout(run, this.#settings.maxBatchWaitMs);
+    else setImmediate(run);
   }
 
   /** Hands each partition's buffered records to onRecords in batches; acks (credit) what was taken. */
