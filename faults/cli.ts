@@ -36,6 +36,9 @@ options:
   --kafka cluster|single the 3-node cluster this run owns (default), or the shared single node on 9092
                          (scenarios that need the cluster are then refused)
   --stall-seconds N      stop draining when nothing moved for N s (default 45)
+  --offsets broker|database
+                         where consumers keep their offsets: the broker's group (default), or their own
+                         database, committed with the effects (P10, offsetStore: 'database'; Kafka only)
   --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
                            relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts)
                            effect-outside-transaction  the handler writes its effect outside the inbox transaction`;
@@ -59,6 +62,7 @@ const { values, positionals } = parseArgs({
     keys: { type: 'string' },
     'stall-seconds': { type: 'string' },
     broken: { type: 'string' },
+    offsets: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -88,6 +92,9 @@ const keys = positiveInt(values.keys, 'keys', transport === 'kafka' ? DEFAULT_KE
 if (transport !== 'kafka' && values.kafka !== undefined) fail('--kafka applies to --transport kafka only');
 const kafka = (transport === 'kafka' ? (values.kafka ?? 'cluster') : 'none') as KafkaMode;
 if (transport === 'kafka' && kafka !== 'cluster' && kafka !== 'single') fail(`--kafka must be cluster or single, got ${values.kafka}`);
+const offsets = (values.offsets ?? 'broker') as 'broker' | 'database';
+if (offsets !== 'broker' && offsets !== 'database') fail(`--offsets must be broker or database, got ${values.offsets}`);
+if (offsets === 'database' && transport !== 'kafka') fail('--offsets database is for --transport kafka');
 const broken = values.broken as Broken | undefined;
 if (broken !== undefined && !BROKEN.includes(broken)) fail(`--broken must be one of ${BROKEN.join(', ')}`);
 if (broken === 'relay-ack-before-send' && transport !== 'kafka')
@@ -160,7 +167,7 @@ try {
   await versionPool.end();
   const results: ScenarioResult[] = [];
   for (const scenario of selected) {
-    const result = await runScenario(scenario, { env, messages, keys, seed, rate, stallSeconds, broken, log });
+    const result = await runScenario(scenario, { env, messages, keys, seed, rate, stallSeconds, broken, offsets, log });
     results.push(result);
     log(
       `${scenario.name}: ${result.pass ? 'pass' : 'FAIL'} in ${result.durationSeconds} s — ` +

@@ -10,6 +10,7 @@
  *   ZL_FX_BROKERS     Kafka bootstrap (through the suite's proxies), or the redis:// / amqp:// URL
  *   ZL_FX_TOPIC, ZL_FX_GROUP
  *   ZL_FX_REDIS_URL   Redis for the inbox fast path (optional)
+ *   ZL_FX_OFFSETS     broker (default) or database: where the group's offsets live (P10)
  *   ZL_FX_BREAK       test-only broken handler, see `effect-outside-transaction` below; unset normally
  *
  * The handler of 'fx.order' is the business effect: it adds to the key's account row and appends the
@@ -107,6 +108,7 @@ const consumer = new Consumer({
     retry: { maxRetries: 3, delayMs: 100, mode: 'blocking' },
     unavailableBackoff: { baseMs: 50, maxMs: 1_000 },
     lagIntervalMs: 0,
+    offsetStore: process.env.ZL_FX_OFFSETS === 'database' ? 'database' : 'broker',
   },
 });
 consumer.on('error', reportError);

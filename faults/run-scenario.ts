@@ -33,6 +33,8 @@ export interface RunOptions {
   /** Give up draining when nothing moved for this long (everything that could arrive has). */
   stallSeconds: number;
   broken?: Broken;
+  /** Where consumers keep their offsets (P10): the broker's group (default) or their own database. */
+  offsets?: 'broker' | 'database';
   log: (line: string) => void;
 }
 
@@ -111,6 +113,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       ZL_FX_TOPIC: topic,
       ZL_FX_GROUP: `zl-fx-${suffix}`,
       ZL_FX_REDIS_URL: env.redis.url,
+      ZL_FX_OFFSETS: o.offsets ?? 'broker',
       // Set either way, so a switch left in the caller's environment never breaks a normal run.
       ZL_FX_BREAK: o.broken === 'effect-outside-transaction' ? o.broken : '',
     },
