@@ -199,3 +199,35 @@ test('batches are confirmed in order, each once it and every batch before it is 
     await relay.stop();
   }
 });
+
+test('stopped during an outage: the batches out are neither recorded nor confirmed, and stop() returns', async () => {
+  const parts = fakes();
+  const { fake } = parts;
+  const [a, b] = keysInTwoLanes();
+  let attempts = 0;
+  // The broker is unreachable: every record of every call, retried in place until the relay stops.
+  parts.publisher.publish = async (records) => {
+    attempts++;
+    for (const r of records) fake.log.push(`publish ${nameOf(r.value)}`);
+    const error = new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', 'no broker (test)', { retryable: true });
+    return records.map(() => ({ ok: false, error, attempted: true }));
+  };
+  const relay = relayOf(parts);
+  await relay.start();
+  let stopped = false;
+  try {
+    await waitFor(() => fake.handler, { what: 'the stream to open' });
+    const handler = fake.handler as WalStreamHandler;
+    handler.commit(commit('0/10', [row(1, a), row(2, b)]));
+    handler.commit(commit('0/20', [row(3, a), row(4, b)]));
+    // Both lanes retry their part of the first batch in place; neither goes on to the second.
+    await waitFor(() => attempts >= 4, { what: 'both lanes retrying through the outage' });
+    await relay.stop();
+    stopped = true;
+    assert.deepEqual(fake.recorded, []);
+    assert.ok(!fake.log.some((e) => e.startsWith('ack')), 'nothing confirmed');
+    assert.ok(!fake.log.includes(`publish ${a}#3`) && !fake.log.includes(`publish ${b}#4`), 'no lane went past the batch it gave up');
+  } finally {
+    if (!stopped) await relay.stop();
+  }
+});
