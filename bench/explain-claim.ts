@@ -1,5 +1,5 @@
 /**
- * `node bench/explain-claim.ts [sent] [pending] [--analyze]`: EXPLAIN (ANALYZE, BUFFERS) of the relay's
+ * `node bench/explain-claim.ts [sent] [pending] [--analyze]`: EXPLAIN (ANALYZE, BUFFERS, WAL) of the relay's
  * claim and markSent statements on an outbox holding `sent` sent rows and `pending` unsent ones (100
  * keys), in a scratch schema that is dropped afterwards. Each statement runs in a transaction that is
  * rolled back. Without --analyze the table has no statistics yet, as a fresh or busy table may not.
@@ -24,13 +24,13 @@ try {
   const client = await s.pool.connect();
   try {
     await client.query('begin');
-    const claim = await client.query(`explain (analyze, buffers) ${sql.claim}`, ['bench', 500, 60_000]);
+    const claim = await client.query(`explain (analyze, buffers, wal) ${sql.claim}`, ['bench', 500, 60_000]);
     console.log(`--- claim of 500\n${claim.rows.map((r) => r['QUERY PLAN']).join('\n')}`);
     await client.query('rollback');
     await client.query('begin');
     const claimed = await client.query(sql.claim, ['bench', 500, 60_000]);
     const ids = claimed.rows.map((r) => r.ref as string);
-    const mark = await client.query(`explain (analyze, buffers) ${sql.markSent}`, [
+    const mark = await client.query(`explain (analyze, buffers, wal) ${sql.markSent}`, [
       ids,
       ids.map(() => 0),
       ids.map((_, i) => String(i)),
