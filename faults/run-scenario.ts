@@ -165,7 +165,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     const [workloadOutcome, nemesisOutcome] = await Promise.allSettled([
       runWorkload({
         pool,
-        outbox: testOutbox({ schema, producerId: 'fx-orders' }),
+        outboxes: Array.from({ length: scenario.producers ?? 1 }, (_, i) =>
+          testOutbox({ schema, producerId: i === 0 ? 'fx-orders' : `fx-orders-${i + 1}` }),
+        ),
         schema,
         topic,
         messages: o.messages,

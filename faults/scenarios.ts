@@ -19,6 +19,8 @@ export interface Scenario {
   summary: string;
   /** Needs the 3-node cluster (node faults, Kafka network faults). */
   needsCluster: boolean;
+  /** Producers (outboxes with their own producer id) writing the same keys; default 1. */
+  producers?: number;
   /** Relay and consumer processes (default 2 and 3). */
   processes?: { relays: number; consumers: number };
   /** The transports it runs on (--transport); Kafka only when absent. */
@@ -58,6 +60,16 @@ export const SCENARIOS: readonly Scenario[] = [
     transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 15,
     nemesis: (ctx) => killRepeatedly(ctx, ctx.consumers, { minKills: 6, gapMs: [1_000, 4_000] }),
+  },
+  {
+    name: 'two-producers',
+    summary:
+      'two producers (own producer ids) write the same keys in concurrent transactions; a relay SIGKILLed every 1-3 s: each key in commit order',
+    needsCluster: false,
+    transports: ['kafka', 'redis', 'rabbitmq'],
+    producers: 2,
+    minWorkloadSeconds: 15,
+    nemesis: (ctx) => killRepeatedly(ctx, ctx.relays, { minKills: 4, gapMs: [1_000, 3_000] }),
   },
   {
     name: 'relay-zombie',

@@ -48,7 +48,8 @@ export function businessSchemaSql(schema: string): string {
 
 export interface WorkloadOptions {
   pool: pg.Pool;
-  outbox: Outbox;
+  /** One outbox per producer; each transaction enqueues through one of them, picked at random. */
+  outboxes: Outbox[];
   schema: string;
   topic: string;
   /** Messages to commit (rolled-back ones are extra). */
@@ -79,7 +80,8 @@ export interface WorkloadResult {
 }
 
 /**
- * Concurrent business transactions, each writing 1-3 orders of one key with their outbox messages, paced
+ * Concurrent business transactions, each writing 1-3 orders of one key with their outbox messages (through
+ * one of the producers' outboxes), paced
  * at `ratePerSecond`. Transactions that fail (database restarting, connections cut) are retried with new
  * messages until `messages` have committed.
  */
@@ -124,9 +126,10 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
           ...(fail === 'transient' ? { times: 1 + Math.floor(o.random() * 2) } : {}),
         });
       }
+      const outbox = o.outboxes[Math.floor(o.random() * o.outboxes.length)] as Outbox;
       const { outcome, ids } = await businessTransaction(o.pool, rollback, async (client, ids) => {
         for (const payload of payloads) {
-          const envelope = await o.outbox.enqueue(client, { topic: o.topic, key, type: FX_TYPE, payload });
+          const envelope = await outbox.enqueue(client, { topic: o.topic, key, type: FX_TYPE, payload });
           await client.query(`insert into ${s}.fx_order (message_id, msg_key, fail) values ($1, $2, $3)`, [
             envelope.id,
             key,
