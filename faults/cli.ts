@@ -41,9 +41,11 @@ options:
                          database, committed with the effects (P10, offsetStore: 'database'; Kafka only)
   --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
                            relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts)
-                           effect-outside-transaction  the handler writes its effect outside the inbox transaction`;
+                           effect-outside-transaction  the handler writes its effect outside the inbox transaction
+                           producer-without-key-lock   producers number a key's messages without its lock
+                                                       (faults/outbox-without-key-lock.ts; two-producers)`;
 
-const BROKEN: readonly Broken[] = ['relay-ack-before-send', 'effect-outside-transaction'];
+const BROKEN: readonly Broken[] = ['relay-ack-before-send', 'effect-outside-transaction', 'producer-without-key-lock'];
 
 function fail(message: string): never {
   process.stderr.write(`faults: ${message}\n`);

@@ -13,6 +13,8 @@ import type { Scenario } from './scenarios.ts';
 import type { TopicRecord } from './topic-reader.ts';
 import { businessSchemaSql, runWorkload } from './workload.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
+import { createOutbox } from '../src/outbox/outbox.ts';
+import { OutboxWithoutKeyLock } from './outbox-without-key-lock.ts';
 
 export const PARTITIONS = 6;
 /** Keys of the workload unless the run says otherwise (--keys). */
@@ -20,7 +22,7 @@ export const DEFAULT_KEYS = 200;
 const DEFAULT_RELAYS = 2;
 const DEFAULT_CONSUMERS = 3;
 
-export type Broken = 'relay-ack-before-send' | 'effect-outside-transaction';
+export type Broken = 'relay-ack-before-send' | 'effect-outside-transaction' | 'producer-without-key-lock';
 
 export interface RunOptions {
   env: Environment;
@@ -165,9 +167,12 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     const [workloadOutcome, nemesisOutcome] = await Promise.allSettled([
       runWorkload({
         pool,
-        outboxes: Array.from({ length: scenario.producers ?? 1 }, (_, i) =>
-          testOutbox({ schema, producerId: i === 0 ? 'fx-orders' : `fx-orders-${i + 1}` }),
-        ),
+        outboxes: Array.from({ length: scenario.producers ?? 1 }, (_, i) => {
+          const producerId = i === 0 ? 'fx-orders' : `fx-orders-${i + 1}`;
+          return o.broken === 'producer-without-key-lock'
+            ? createOutbox({ store: { outbox: new OutboxWithoutKeyLock(schema) }, producerId })
+            : testOutbox({ schema, producerId });
+        }),
         schema,
         topic,
         messages: o.messages,
