@@ -274,7 +274,9 @@ export class Relay extends EventEmitter<RelayEvents> {
         state.turnStartedAt = performance.now();
         let waitMs: number;
         try {
-          if (idle && !woken && polled && (this.#heldBack(state) || !(await source.anyDue?.()))) {
+          if (idle && !woken && this.#heldBack(state)) {
+            waitMs = polled ? this.#pollWait(poller) : this.config.minIntervalMs;
+          } else if (idle && !woken && polled && !(await source.anyDue?.())) {
             await this.#refreshBacklogOlderThan(source, this.config.backlogIntervalMs);
             waitMs = this.#pollWait(poller);
           } else {
