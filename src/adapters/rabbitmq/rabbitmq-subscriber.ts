@@ -14,7 +14,7 @@ export const rabbitMqSubscriberConfigSchema = z
     /**
      * How long records that arrived wait for more before they go to the consumer together. The broker sends
      * what one socket read holds, a few dozen records, and the consumer groups the effects of what it gets
-     * in one turn; 3 ms made batches larger and the benchmark consumer faster (issue 15).
+     * in one turn; 3 ms made batches larger and the benchmark consumer faster (docs/transports.md, "Offsets and acks").
      * 0 hands on every read at once.
      */
     maxBatchWaitMs: z.number().int().nonnegative().default(3),
