@@ -20,9 +20,17 @@ export const PARTITIONS = 6;
 const CONSUMER_POOL = 20;
 
 /** What one transport brings: its bundle and the raw client's two paths. */
+/** The bundle plus what the bench cleans up with: its topics, and (RabbitMQ) each group's offset queues. */
+type TransportWithAdmin = Transport & {
+  topicAdmin: {
+    deleteTopic(topic: string): Promise<void>;
+    deleteGroupOffsets?(groupId: string, topic: string, partitions: number): Promise<void>;
+  };
+};
+
 export interface TransportSide {
   name: 'redis' | 'rabbitmq';
-  transport(): Transport & { topicAdmin: { deleteTopic(topic: string): Promise<void> } };
+  transport(): TransportWithAdmin;
   /** Sends the records with the raw client (batches of RELAY_BATCH, RELAY_CONCURRENCY in flight); per-record latencies. */
   rawPublish(records: OutgoingRecord[]): Promise<number[]>;
   /** Reads every record of the topic from the start with the raw client, applies `effect`, acks; stops after `messages`. */
@@ -170,7 +178,7 @@ export async function transportRelayBench(
 
 async function consumeWithZeroloss(
   env: BenchEnv,
-  transport: Transport,
+  transport: TransportWithAdmin,
   schema: string,
   topic: string,
   messages: number,
@@ -178,10 +186,11 @@ async function consumeWithZeroloss(
 ): Promise<RunResult> {
   const clock = new Clock();
   const store = postgres(env.pgUrl, { schema, max: CONSUMER_POOL });
+  const groupId = uniqueName('zlb-g');
   const consumer = createConsumer({
     store,
     transport: { subscriber: stamping(transport.subscriber, clock, batchSizes), publisher: transport.publisher },
-    groupId: uniqueName('zlb-g'),
+    groupId,
     topics: [topic],
     concurrency: CONSUMER_CONCURRENCY,
   });
@@ -198,6 +207,9 @@ async function consumeWithZeroloss(
   } finally {
     await consumer.stop();
     await store.close().catch(() => {});
+    // A new group per repetition: on RabbitMQ each leaves a quorum offset queue per partition, kept 7 days
+    // unused; hundreds of them left by earlier runs made the shared broker unresponsive (docs/benchmarks.md).
+    await transport.topicAdmin.deleteGroupOffsets?.(groupId, topic, PARTITIONS).catch(() => {});
   }
   return clock.result(rss.stop());
 }
