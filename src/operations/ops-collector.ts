@@ -1,5 +1,5 @@
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
-import type { CollectorStore, HeldRunStore, StatusStore } from '../ports/operations-store.ts';
+import type { CollectorStore, StatusStore } from '../ports/operations-store.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
 import { type ReplicationSlotView, type StatusSource, status } from './status.ts';
 
@@ -24,7 +24,7 @@ const STATE = ['pending', 'sent', 'failed', 'parked'] as const;
  * collector's start (history is not replayed).
  */
 export class OpsCollector {
-  readonly #store: CollectorStore & StatusStore & HeldRunStore;
+  readonly #store: CollectorStore & StatusStore;
   readonly #broker: BrokerInspector | undefined;
   readonly #metrics: OpsMetrics;
   readonly #sources: ReadonlyArray<StatusSource>;
@@ -34,7 +34,7 @@ export class OpsCollector {
 
   constructor(
     deps: {
-      store: CollectorStore & StatusStore & HeldRunStore;
+      store: CollectorStore & StatusStore;
       broker?: BrokerInspector;
       metrics: OpsMetrics;
       /** State-column sources whose rows the producer gauges report beside the outbox's (label source). */
@@ -107,7 +107,7 @@ export class OpsCollector {
 
     const s = await status(
       { store: this.#store, broker: this.#broker, sources: this.#sources, walSlots: this.#walSlots },
-      { groups: this.#options.groups, stuckAfterMs: this.#options.stuckAfterMs, parkedLimit: 1 },
+      { groups: this.#options.groups, stuckAfterMs: this.#options.stuckAfterMs, parkedLimit: 1, heldRunsLimit: 10_000 },
     );
     m.outboxRows.set({ state: 'pending' }, s.outbox.pending);
     m.outboxRows.set({ state: 'failed' }, s.outbox.failed);
@@ -123,7 +123,7 @@ export class OpsCollector {
       m.outboxOldest.set({ source }, src.oldestUnsentAgeMs / 1000);
     }
     // Held runs wait for a person however many processes reconcile or approve (O8).
-    m.reconcileHeld.set((await this.#store.heldRuns(10_000)).length);
+    m.reconcileHeld.set(s.heldRuns.length);
     // A dropped slot's series go with it.
     for (const g of [m.walSlotRetained, m.walSlotLag, m.walSlotActive, m.walSlotLost]) g.reset();
     for (const x of s.walSlots) {

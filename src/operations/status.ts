@@ -27,6 +27,8 @@ export interface StatusOptions {
   alarmsSinceMs?: number;
   /** Parked rows listed. Default 20. */
   parkedLimit?: number;
+  /** Held reconciliation runs listed. Default 20. */
+  heldRunsLimit?: number;
   /** Two-way confirmation (with a receipt store): expected groups, window and grace; see confirmationStatus. */
   confirmations?: ConfirmationStatusOptions;
 }
@@ -168,7 +170,7 @@ export async function status(
     deps.store.openDeadLetters(),
     deps.store.recentAlarms(options.alarmsSinceMs ?? 86_400_000, 100),
     deps.store.lastRuns(3),
-    deps.store.heldRuns(20),
+    deps.store.heldRuns(options.heldRunsLimit ?? 20),
   ]);
   const groups = [...new Set(known)].sort();
   const degraded = deps.degrade
@@ -192,7 +194,7 @@ export async function status(
       );
     else if (!slot.active)
       warnings.push(
-        `no relay reads replication slot ${slot.slot}; it holds back ${(slot.retainedBytes / 1024 / 1024).toFixed(1)} MB of WAL (drop it with 'zeroloss relay --mode wal --drop-slot --slot ${slot.slot}' if it is abandoned)`,
+        `no relay reads replication slot ${slot.slot}; it holds back ${mib(slot.retainedBytes)} of WAL (drop it with 'zeroloss relay --mode wal --drop-slot --slot ${slot.slot}' if it is abandoned)`,
       );
   }
   const unavailableTopics = await findUnavailableTopics(byTopic, deps.broker);
@@ -302,4 +304,9 @@ async function findUnavailableTopics(byTopic: TopicBacklog[], broker: BrokerInsp
 
 function round(n: number): number {
   return Math.round(n * 100) / 100;
+}
+
+/** Bytes as MiB with one decimal, as status prints WAL sizes. */
+export function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }

@@ -1,6 +1,6 @@
 import { PostgresReceiptStore } from '../../adapters/postgres/postgres-receipt-store.ts';
 import { PostgresBacklogStore } from '../../adapters/postgres/postgres-backlog-store.ts';
-import { type Status, status } from '../../operations/status.ts';
+import { mib, type Status, status } from '../../operations/status.ts';
 import { parseDuration } from '../../operations/time-window.ts';
 import { connectionOptions, parse, print } from '../args.ts';
 import { brokerHelp, brokerOptions, withOps } from '../ops-context.ts';
@@ -163,8 +163,4 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
     );
   for (const w of s.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
