@@ -15,7 +15,7 @@ import { type KafkaMode, startEnvironment, TRANSPORTS, type TransportKind } from
 import { killAllChildren } from './processes.ts';
 import { machine, type RunReport, table } from './report.ts';
 import { type Broken, DEFAULT_KEYS, runScenario, type ScenarioResult } from './run-scenario.ts';
-import { SCENARIOS, type Scenario } from './scenarios.ts';
+import { inRelayMode, type RelayMode, SCENARIOS, type Scenario } from './scenarios.ts';
 
 const USAGE = `usage: npm run faults -- <scenario[,scenario...]|all> [options]
        npm run faults -- --transport redis|rabbitmq [<scenario[,scenario...]|all>]
@@ -36,6 +36,10 @@ options:
   --kafka cluster|single the 3-node cluster this run owns (default), or the shared single node on 9092
                          (scenarios that need the cluster are then refused)
   --stall-seconds N      stop draining when nothing moved for N s (default 45)
+  --relay-mode poll|wal   the polling relay (default), or the WAL relay (\`zeroloss relay --mode wal\`, docs/wal-relay.md):
+                         Postgres runs with wal_level=logical, relay-1 of three creates the slot
+                         (--create-slot), the others stand by; Kafka only. Scenarios that make no sense
+                         there are refused with the reason; wal-slot-lost runs only there
   --offsets broker|database
                          where consumers keep their offsets: the broker's group (default), or their own
                          database, committed with the effects (P10, offsetStore: 'database'; Kafka only)
@@ -43,9 +47,17 @@ options:
                            relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts)
                            effect-outside-transaction  the handler writes its effect outside the inbox transaction
                            producer-without-key-lock   producers number a key's messages without its lock
-                                                       (faults/outbox-without-key-lock.ts; two-producers)`;
+                                                       (faults/outbox-without-key-lock.ts; two-producers)
+                           wal-confirm-before-send     WAL relays confirm each commit to the slot as it
+                                                       arrives, before sending it
+                                                       (faults/wal-relay-confirm-before-send.ts; --relay-mode wal)`;
 
-const BROKEN: readonly Broken[] = ['relay-ack-before-send', 'effect-outside-transaction', 'producer-without-key-lock'];
+const BROKEN: readonly Broken[] = [
+  'relay-ack-before-send',
+  'effect-outside-transaction',
+  'producer-without-key-lock',
+  'wal-confirm-before-send',
+];
 
 function fail(message: string): never {
   process.stderr.write(`faults: ${message}\n`);
@@ -65,6 +77,7 @@ const { values, positionals } = parseArgs({
     'stall-seconds': { type: 'string' },
     broken: { type: 'string' },
     offsets: { type: 'string' },
+    'relay-mode': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -80,12 +93,24 @@ const positiveInt = (v: string | undefined, name: string, fallback: number) => {
   if (!Number.isSafeInteger(n) || n < 1) fail(`--${name} must be a positive integer, got ${v}`);
   return n;
 };
-const runsOn = (s: Scenario) => (s.transports ?? ['kafka']).includes(transport);
+const relayMode = (values['relay-mode'] ?? 'poll') as RelayMode;
+if (relayMode !== 'poll' && relayMode !== 'wal') fail(`--relay-mode must be poll or wal, got ${values['relay-mode']}`);
+// The WAL relay is wired to Kafka here (the CLI's --mode wal takes --kafka); the fault processes for Redis
+// Streams and RabbitMQ are polling relays.
+if (relayMode === 'wal' && transport !== 'kafka')
+  fail('--relay-mode wal runs on --transport kafka only (zeroloss relay --mode wal sends to Kafka)');
+const runsOn = (s: Scenario) => (s.transports ?? ['kafka']).includes(transport) && !('refused' in inRelayMode(s, relayMode));
 const target = positionals[0] ?? 'all';
 const names = target === 'all' ? SCENARIOS.filter((s) => runsOn(s) && s.name !== 'transport-faults').map((s) => s.name) : target.split(',');
-const selected: Scenario[] = names.map((name) => SCENARIOS.find((s) => s.name === name) ?? fail(`unknown scenario '${name}'\n${USAGE}`));
-const elsewhere = selected.filter((s) => !runsOn(s));
+const chosen: Scenario[] = names.map((name) => SCENARIOS.find((s) => s.name === name) ?? fail(`unknown scenario '${name}'\n${USAGE}`));
+const elsewhere = chosen.filter((s) => !(s.transports ?? ['kafka']).includes(transport));
 if (elsewhere.length > 0) fail(`not on --transport ${transport} (yet): ${elsewhere.map((s) => s.name).join(', ')}`);
+const refusals = chosen.flatMap((s) => {
+  const version = inRelayMode(s, relayMode);
+  return 'refused' in version ? [`  ${s.name}: ${version.refused}`] : [];
+});
+if (refusals.length > 0) fail(`not with --relay-mode ${relayMode}:\n${refusals.join('\n')}`);
+const selected = chosen.map((s) => inRelayMode(s, relayMode) as Scenario);
 const messages = positiveInt(values.messages, 'messages', 10_000);
 const seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : positiveInt(values.seed, 'seed', 0);
 const rate = positiveInt(values.rate, 'rate', 400);
@@ -101,6 +126,10 @@ const broken = values.broken as Broken | undefined;
 if (broken !== undefined && !BROKEN.includes(broken)) fail(`--broken must be one of ${BROKEN.join(', ')}`);
 if (broken === 'relay-ack-before-send' && transport !== 'kafka')
   fail('--broken relay-ack-before-send is a Kafka relay; use it with --transport kafka');
+if (broken === 'relay-ack-before-send' && relayMode === 'wal')
+  fail('--broken relay-ack-before-send is a polling relay; with --relay-mode wal use wal-confirm-before-send');
+if (broken === 'wal-confirm-before-send' && relayMode !== 'wal')
+  fail('--broken wal-confirm-before-send is a WAL relay; add --relay-mode wal');
 const needCluster = selected.filter((s) => s.needsCluster);
 if (kafka === 'single' && needCluster.length > 0) {
   fail(`${needCluster.map((s) => s.name).join(', ')} need the 3-node cluster; drop --kafka single`);
@@ -160,8 +189,11 @@ process.on('SIGTERM', () => shutdown(143));
 let report: RunReport | undefined;
 try {
   const over = transport === 'kafka' ? `Kafka ${kafka}` : `transport ${transport}`;
-  log(`${command}: seed ${seed}, ${messages} messages over ${keys} keys per scenario, ${over}${broken ? `, BROKEN BUILD: ${broken}` : ''}`);
-  const env = await startEnvironment({ kafka, transport, log });
+  const relays = relayMode === 'wal' ? ', WAL relays' : '';
+  log(
+    `${command}: seed ${seed}, ${messages} messages over ${keys} keys per scenario, ${over}${relays}${broken ? `, BROKEN BUILD: ${broken}` : ''}`,
+  );
+  const env = await startEnvironment({ kafka, transport, logicalDecoding: relayMode === 'wal', log });
   closeEnvironment = env.close;
   const versionPool = new pg.Pool({ connectionString: env.postgres.url, max: 1 });
   const pgVersion =
@@ -169,13 +201,15 @@ try {
   await versionPool.end();
   const results: ScenarioResult[] = [];
   for (const scenario of selected) {
-    const result = await runScenario(scenario, { env, messages, keys, seed, rate, stallSeconds, broken, offsets, log });
+    const result = await runScenario(scenario, { env, messages, keys, seed, rate, stallSeconds, broken, offsets, relayMode, log });
     results.push(result);
+    const takeovers = result.details.takeoversMs ?? [];
     log(
       `${scenario.name}: ${result.pass ? 'pass' : 'FAIL'} in ${result.durationSeconds} s — ` +
         Object.entries(result.figures)
           .map(([k, v]) => `${k} ${v}`)
-          .join(', '),
+          .join(', ') +
+        (takeovers.length > 0 ? `; ${takeovers.length} slot takeovers, max ${Math.max(...takeovers)} ms` : ''),
     );
   }
   report = {
@@ -184,6 +218,7 @@ try {
     messages,
     keys,
     transport,
+    relayMode,
     kafka:
       kafka === 'cluster'
         ? '3-node KRaft cluster, replication factor 3, min.insync.replicas 2'

@@ -57,9 +57,23 @@ export interface Environment {
   close(): Promise<void>;
 }
 
+/**
+ * Settings of the suite's Postgres for `--relay-mode wal`: logical decoding on, room for every relay's
+ * replication connection, and a wal_sender_timeout short enough that a SIGSTOPped slot holder loses the
+ * slot within a scenario (relay-zombie freezes it for twice as long).
+ */
+export const WAL_POSTGRES_SETTINGS = {
+  wal_level: 'logical',
+  max_wal_senders: 20,
+  max_replication_slots: 20,
+  wal_sender_timeout: '5s',
+} as const;
+
 export async function startEnvironment(options: {
   kafka: KafkaMode;
   transport?: TransportKind;
+  /** Start Postgres with logical decoding (WAL_POSTGRES_SETTINGS), for WAL relays. */
+  logicalDecoding?: boolean;
   log: (line: string) => void;
 }): Promise<Environment> {
   const transport = options.transport ?? 'kafka';
@@ -104,7 +118,11 @@ export async function startEnvironment(options: {
     brokerStarting.catch(() => {});
     const pgPort = await freePort();
     const t1 = Date.now();
-    const postgres = await startPostgresInstance({ port: pgPort, name: `faults-${pgPort}` });
+    const postgres = await startPostgresInstance({
+      port: pgPort,
+      name: `faults-${pgPort}`,
+      ...(options.logicalDecoding ? { settings: WAL_POSTGRES_SETTINGS } : {}),
+    });
     cleanups.push(async () => {
       await postgres.stop('immediate');
       rmSync(postgres.dataDir, { recursive: true, force: true });
@@ -113,7 +131,9 @@ export async function startEnvironment(options: {
     const pgProxy = new TcpProxy({ name: 'postgres', listenPort: await freePort(), targetPort: pgPort });
     await pgProxy.start();
     cleanups.push(() => pgProxy.close());
-    log(`postgres: throwaway instance on ${pgPort} (proxy ${pgProxy.listenPort}) in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    log(
+      `postgres: throwaway instance on ${pgPort}${options.logicalDecoding ? ' (wal_level=logical)' : ''} (proxy ${pgProxy.listenPort}) in ${((Date.now() - t1) / 1000).toFixed(1)} s`,
+    );
 
     const redis = await startRedisInstance({ port: await freePort() });
     cleanups.push(() => redis.stop());

@@ -2,6 +2,7 @@ import { Admin } from '@platformatic/kafka';
 import { killNode, nodePid, pauseNode, resumeNode, startNode, stopNode } from '../infra/kafka/kafka.ts';
 import type { Environment } from './environment.ts';
 import type { ProcessGroup } from './processes.ts';
+import type { SlotHolders } from './slot-holders.ts';
 
 /** What a fault schedule acts on, and its clock. */
 export interface NemesisContext {
@@ -9,7 +10,11 @@ export interface NemesisContext {
   relays: ProcessGroup;
   consumers: ProcessGroup;
   topic: string;
+  /** The scenario's zeroloss schema (its slot is zeroloss_<schema> in WAL mode). */
+  schema: string;
   partitions: number;
+  /** WAL mode (--relay-mode wal): which relay reads the slot, and the takeover times. */
+  slot?: SlotHolders;
   random: () => number;
   workloadRunning(): boolean;
   /**

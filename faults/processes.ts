@@ -9,6 +9,7 @@ const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const WORKER = fileURLToPath(new URL('./consumer-worker.ts', import.meta.url));
 const BROKEN_RELAY = fileURLToPath(new URL('./relay-ack-before-send.ts', import.meta.url));
 const RELAY_WORKER = fileURLToPath(new URL('./relay-worker.ts', import.meta.url));
+const BROKEN_WAL_RELAY = fileURLToPath(new URL('./wal-relay-confirm-before-send.ts', import.meta.url));
 const COMPILE_CACHE = path.join(tmpdir(), 'zeroloss-faults-compile-cache');
 
 /** Every child started here, so a run that is interrupted or crashes leaves none behind. */
@@ -34,7 +35,7 @@ interface Member {
  */
 export class ProcessGroup {
   readonly kind: string;
-  readonly #command: string[];
+  readonly #command: (name: string) => string[];
   readonly #env: Record<string, string>;
   readonly #members = new Map<string, Member>();
   readonly #killing = new Set<ChildProcess>();
@@ -45,19 +46,29 @@ export class ProcessGroup {
   deaths = 0;
   readonly errors: string[] = [];
   readonly #onReport: ((report: WorkerReport) => void) | undefined;
+  readonly #onStart: ((name: string) => void) | undefined;
+  readonly #onLine: ((name: string, line: string) => void) | undefined;
 
   constructor(options: {
     kind: string;
-    command: string[];
+    /** The same for every member, or per member (the one WAL relay that creates the slot). */
+    command: string[] | ((name: string) => string[]);
     env: Record<string, string>;
     names: string[];
     ipc?: boolean;
     onReport?: (report: WorkerReport) => void;
+    /** A member was (re)started: whatever it said before is no longer true. */
+    onStart?: (name: string) => void;
+    /** Each whole line a member writes (stdout or stderr). */
+    onLine?: (name: string, line: string) => void;
   }) {
     this.kind = options.kind;
-    this.#command = options.command;
+    const command = options.command;
+    this.#command = typeof command === 'function' ? command : () => command;
     this.#env = options.env;
     this.#onReport = options.onReport;
+    this.#onStart = options.onStart;
+    this.#onLine = options.onLine;
     for (const name of options.names) this.#members.set(name, { name, child: undefined, log: '' });
   }
 
@@ -75,16 +86,24 @@ export class ProcessGroup {
 
   #start(m: Member): void {
     if (this.#closed || this.#alive(m.child)) return;
-    const child = spawn(process.execPath, this.#command, {
+    const child = spawn(process.execPath, this.#command(m.name), {
       // The compile cache makes the many restarts of a kill scenario cheaper on a busy machine.
       env: { NODE_COMPILE_CACHE: COMPILE_CACHE, ...process.env, ...this.#env, ZL_FX_WORKER: m.name },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
-    const keep = (chunk: Buffer) => {
-      m.log = (m.log + chunk.toString()).slice(-8_000);
+    const lineReader = () => {
+      let partial = '';
+      return (chunk: Buffer) => {
+        const text = chunk.toString();
+        m.log = (m.log + text).slice(-8_000);
+        if (!this.#onLine) return;
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) this.#onLine(m.name, line);
+      };
     };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
+    child.stdout?.on('data', lineReader());
+    child.stderr?.on('data', lineReader());
     child.on('message', (report: WorkerReport) => {
       if (report.kind === 'error' && this.errors.length < 100) this.errors.push(`${m.name}: ${report.message}`);
       this.#onReport?.(report);
@@ -100,6 +119,7 @@ export class ProcessGroup {
     });
     m.child = child;
     this.starts++;
+    this.#onStart?.(m.name);
   }
 
   /** SIGKILL one member, wait until it is gone, and start it again. */
@@ -152,6 +172,12 @@ export class ProcessGroup {
     );
   }
 
+  /** The member's process id while it runs. */
+  pid(name: string): number | undefined {
+    const child = this.#members.get(name)?.child;
+    return this.#alive(child) ? child.pid : undefined;
+  }
+
   logs(): string {
     return [...this.#members.values()].map((m) => `--- ${this.kind} ${m.name}\n${m.log.slice(-3_000)}`).join('\n');
   }
@@ -188,6 +214,11 @@ export function relayTuningArgs(options: { leaseMs: number; deliveryTimeoutMs: n
  * Relays: the real `zeroloss relay` command (fastRelayArgs), or with `ackBeforeSend` the suite's
  * deliberately broken relay (relay-ack-before-send.ts) taking the same flags. On Redis Streams and
  * RabbitMQ (`transport`), faults/relay-worker.ts: the same createRelay over that transport's bundle.
+ *
+ * With `wal`, `zeroloss relay --mode wal` (or with `confirmBeforeSend` the deliberately broken
+ * wal-relay-confirm-before-send.ts, same flags): relay-1 runs with `--create-slot`, as the operator's one
+ * instance that creates the slot (it finds it there after a restart); the others only ever wait for it
+ * and stand by while another reads it.
  */
 export function relayGroup(options: {
   count: number;
@@ -196,9 +227,24 @@ export function relayGroup(options: {
   brokers: string[];
   ackBeforeSend?: boolean;
   transport?: { kind: 'redis' | 'rabbitmq'; url: string };
+  wal?: { confirmBeforeSend: boolean };
+  onStart?: (name: string) => void;
+  onLine?: (name: string, line: string) => void;
 }) {
   const timing = { leaseMs: 5_000, deliveryTimeoutMs: 4_000 };
-  const { transport } = options;
+  const { transport, wal } = options;
+  const names = Array.from({ length: options.count }, (_, i) => `relay-${i + 1}`);
+  const hooks = { onStart: options.onStart, onLine: options.onLine };
+  if (wal) {
+    const base = [wal.confirmBeforeSend ? BROKEN_WAL_RELAY : CLI, ...fastRelayArgs({ ...options, ...timing }), '--mode', 'wal'];
+    return new ProcessGroup({
+      kind: 'relay',
+      names,
+      env: {},
+      command: (name) => (name === names[0] ? [...base, '--create-slot'] : base),
+      ...hooks,
+    });
+  }
   const command = transport
     ? [
         RELAY_WORKER,
@@ -213,12 +259,7 @@ export function relayGroup(options: {
         ...relayTuningArgs(timing),
       ]
     : [options.ackBeforeSend ? BROKEN_RELAY : CLI, ...fastRelayArgs({ ...options, ...timing })];
-  return new ProcessGroup({
-    kind: 'relay',
-    names: Array.from({ length: options.count }, (_, i) => `relay-${i + 1}`),
-    env: {},
-    command,
-  });
+  return new ProcessGroup({ kind: 'relay', names, env: {}, command, ...hooks });
 }
 
 /** Consumers: faults/consumer-worker.ts processes in one consumer group. */

@@ -10,6 +10,8 @@ export interface RunReport {
   messages: number;
   keys: number;
   transport: string;
+  /** 'poll' (the polling relay) or 'wal' (the WAL relay). */
+  relayMode: string;
   kafka: string;
   /** The run's Redis or RabbitMQ broker, when the transport is not Kafka. */
   broker: string;

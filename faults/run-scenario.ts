@@ -9,7 +9,8 @@ import type { Environment } from './environment.ts';
 import { healEverything, type NemesisContext } from './nemesis.ts';
 import { consumerGroup, relayGroup } from './processes.ts';
 import { scenarioBroker } from './scenario-broker.ts';
-import type { Scenario } from './scenarios.ts';
+import type { RelayMode, Scenario } from './scenarios.ts';
+import { SlotHolders } from './slot-holders.ts';
 import type { TopicRecord } from './topic-reader.ts';
 import { businessSchemaSql, runWorkload } from './workload.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
@@ -22,7 +23,7 @@ export const DEFAULT_KEYS = 200;
 const DEFAULT_RELAYS = 2;
 const DEFAULT_CONSUMERS = 3;
 
-export type Broken = 'relay-ack-before-send' | 'effect-outside-transaction' | 'producer-without-key-lock';
+export type Broken = 'relay-ack-before-send' | 'effect-outside-transaction' | 'producer-without-key-lock' | 'wal-confirm-before-send';
 
 export interface RunOptions {
   env: Environment;
@@ -37,6 +38,8 @@ export interface RunOptions {
   broken?: Broken;
   /** Where consumers keep their offsets (P10): the broker's group (default) or their own database. */
   offsets?: 'broker' | 'database';
+  /** The polling relay (default) or the WAL relay; `scenario` is already its version for this mode. */
+  relayMode?: RelayMode;
   log: (line: string) => void;
 }
 
@@ -59,6 +62,8 @@ export interface ScenarioResult {
     /** Consumer exits the suite did not cause (poison messages kill their process). */
     consumerDeaths: number;
     relayDeaths: number;
+    /** WAL mode: each takeover of the slot, ms from the holder's death or freeze to another relay reading it. */
+    takeoversMs?: number[];
   };
   /** The fault timeline: seconds since the workload started, and what happened. */
   faults: Array<{ at: number; what: string }>;
@@ -123,12 +128,14 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       if (r.kind === 'started') consumersStarted++;
     },
   });
+  const slot = o.relayMode === 'wal' ? new SlotHolders() : undefined;
   const relays = relayGroup({
     count: relayCount,
     pgUrl: env.pgClientUrl,
     schema,
     ...broker.relay,
     ackBeforeSend: o.broken === 'relay-ack-before-send',
+    ...(slot ? { wal: { confirmBeforeSend: o.broken === 'wal-confirm-before-send' }, onStart: slot.started, onLine: slot.line } : {}),
   });
 
   let error: string | undefined;
@@ -147,6 +154,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       if (Date.now() > startDeadline) throw new Error(`consumers did not start within 60 s\n${consumers.logs()}`);
       await wait(100);
     }
+    // Rows committed before the slot exists are handed to the polling path when it is made: the stream is
+    // the path under test, so the workload starts once a relay reads the slot.
+    if (slot) await slot.holder(60_000, { standby: false });
     log(`${scenario.name}: ${relayCount} relays and ${consumerCount} consumers started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     const rate = Math.min(o.rate, o.messages / scenario.minWorkloadSeconds);
@@ -157,7 +167,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       relays,
       consumers,
       topic,
+      schema,
       partitions: PARTITIONS,
+      ...(slot ? { slot } : {}),
       random: prng(seed ^ 0x5bd1e995),
       workloadRunning: () => workloadRunning,
       pause: wait,
@@ -244,6 +256,15 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     error ??= `reading the topic: ${(e as Error).message}`;
   }
   const checked = await check(pool, schema, records, workload ?? { committed: new Set(), rolledBack: new Set() });
+  // The slot would hold WAL back for the rest of the run: every relay has stopped, so it is free to drop.
+  if (slot) {
+    await pool
+      .query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active', [
+        `zeroloss_${schema}`,
+      ])
+      .catch((e: Error) => log(`${scenario.name}: dropping the slot: ${e.message}`));
+    await pool.query(`drop publication if exists "zeroloss_${schema}_outbox"`).catch(() => {});
+  }
   await pool.end().catch(() => {});
   await broker.cleanup(topic);
 
@@ -277,6 +298,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       consumerKills: consumers.kills,
       consumerDeaths: consumers.deaths,
       relayDeaths: relays.deaths,
+      ...(slot ? { takeoversMs: slot.takeoversMs } : {}),
     },
     faults: timeline,
     durationSeconds: Math.round((Date.now() - started) / 100) / 10,

@@ -13,6 +13,10 @@ import {
   restartPostgres,
 } from './nemesis.ts';
 import type { TransportKind } from './environment.ts';
+import { freezeSlotHolder, killSlotHolder, loseSlot } from './wal-nemesis.ts';
+
+/** Which relay the run uses: the polling relay (default), or the WAL relay (`--relay-mode wal`). */
+export type RelayMode = 'poll' | 'wal';
 
 export interface Scenario {
   name: string;
@@ -31,7 +35,29 @@ export interface Scenario {
   failures?: { transient: number; permanent: number; poison: number };
   /** The fault schedule; runs beside the workload and heals what it broke before it returns. */
   nemesis(ctx: NemesisContext): Promise<void>;
+  /**
+   * How it runs with `--relay-mode wal` (what is given replaces the polling version's), or why it does not
+   * (a string). Absent: it does not run in WAL mode.
+   */
+  wal?: string | Partial<Pick<Scenario, 'summary' | 'processes' | 'minWorkloadSeconds' | 'nemesis'>>;
+  /** Only with `--relay-mode wal`: the reason it is refused otherwise. */
+  walOnly?: string;
 }
+
+/**
+ * The scenario as it runs in `mode`, or why it does not run there. WAL mode uses three relays unless the
+ * scenario says otherwise: the slot holder, and two standbys so that one is always waiting to take over
+ * while the other restarts after a kill.
+ */
+export function inRelayMode(scenario: Scenario, mode: RelayMode): Scenario | { refused: string } {
+  if (mode === 'poll') return scenario.walOnly ? { refused: scenario.walOnly } : scenario;
+  if (scenario.wal === undefined) return { refused: 'not adapted to the WAL relay (yet)' };
+  if (typeof scenario.wal === 'string') return { refused: scenario.wal };
+  return { ...scenario, processes: { relays: 3, consumers: 3 }, ...scenario.wal };
+}
+
+/** Consumer-side scenarios: the relay mode changes nothing they test. */
+const CONSUMER_SIDE = 'its faults are on the consumer side, which the relay mode does not change: run it without --relay-mode wal';
 
 /** Mixed runs every handler fault at once: transient and permanent failures and poison messages. */
 const HANDLER_FAULTS = { transient: 0.03, permanent: 0.005, poison: 2 };
@@ -43,6 +69,7 @@ export const SCENARIOS: readonly Scenario[] = [
     needsCluster: false,
     transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 10,
+    wal: {},
     nemesis: async () => {},
   },
   {
@@ -51,6 +78,12 @@ export const SCENARIOS: readonly Scenario[] = [
     needsCluster: false,
     transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 15,
+    wal: {
+      summary:
+        'the WAL slot holder of three relays SIGKILLed every 0.3-1.5 s once another stands by (at least 20 times), restarted at once; takeover timed',
+      minWorkloadSeconds: 45,
+      nemesis: (ctx) => killSlotHolder(ctx, { minKills: 20, gapMs: [300, 1_500] }),
+    },
     nemesis: (ctx) => killRepeatedly(ctx, ctx.relays, { minKills: 8, gapMs: [300, 2_500] }),
   },
   {
@@ -59,6 +92,7 @@ export const SCENARIOS: readonly Scenario[] = [
     needsCluster: false,
     transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 15,
+    wal: CONSUMER_SIDE,
     nemesis: (ctx) => killRepeatedly(ctx, ctx.consumers, { minKills: 6, gapMs: [1_000, 4_000] }),
   },
   {
@@ -69,6 +103,7 @@ export const SCENARIOS: readonly Scenario[] = [
     transports: ['kafka', 'redis', 'rabbitmq'],
     producers: 2,
     minWorkloadSeconds: 15,
+    wal: 'its kills pick a random relay, most often a standby in WAL mode; relay-kill covers the slot holder',
     nemesis: (ctx) => killRepeatedly(ctx, ctx.relays, { minKills: 4, gapMs: [1_000, 3_000] }),
   },
   {
@@ -77,6 +112,12 @@ export const SCENARIOS: readonly Scenario[] = [
     needsCluster: false,
     transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 30,
+    wal: {
+      summary:
+        'the WAL slot holder SIGSTOPped for 10 s (wal_sender_timeout 5 s, lease 5 s: a standby takes the slot), then SIGCONT, three times',
+      minWorkloadSeconds: 45,
+      nemesis: (ctx) => freezeSlotHolder(ctx, { times: 3, frozenMs: 10_000, gapMs: [1_500, 3_000] }),
+    },
     nemesis: (ctx) => freezeRepeatedly(ctx, ctx.relays, { times: 3, frozenMs: 8_000, gapMs: [1_500, 3_000] }),
   },
   {
@@ -86,6 +127,7 @@ export const SCENARIOS: readonly Scenario[] = [
     needsCluster: false,
     transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 45,
+    wal: CONSUMER_SIDE,
     nemesis: (ctx) => freezeRepeatedly(ctx, ctx.consumers, { times: 3, frozenMs: 12_000, gapMs: [1_500, 3_000] }),
   },
   {
@@ -93,6 +135,7 @@ export const SCENARIOS: readonly Scenario[] = [
     summary: 'twice: SIGKILL the node leading a random partition, restart it 8 s later, wait for full ISR',
     needsCluster: true,
     minWorkloadSeconds: 30,
+    wal: 'not run in WAL mode yet; kafka-pause covers a Kafka outage for the WAL relay',
     nemesis: async (ctx) => {
       await ctx.pause(3_000);
       await killLeaderAndRestart(ctx, 8_000);
@@ -105,6 +148,7 @@ export const SCENARIOS: readonly Scenario[] = [
     summary: 'each node in turn stopped cleanly (SIGTERM), restarted 3 s later, full ISR before the next',
     needsCluster: true,
     minWorkloadSeconds: 40,
+    wal: 'not run in WAL mode yet; kafka-pause covers a Kafka outage for the WAL relay',
     nemesis: async (ctx) => {
       for (const node of [1, 2, 3]) {
         await ctx.pause(2_000);
@@ -117,6 +161,14 @@ export const SCENARIOS: readonly Scenario[] = [
     summary: 'the leader of a random partition SIGSTOPped for 15 s (broker session 4 s, consumer session 6 s), then SIGCONT',
     needsCluster: true,
     minWorkloadSeconds: 25,
+    wal: {
+      summary: 'the leader of a random partition SIGSTOPped for 20 s (the WAL relay retries in place and buffers), then SIGCONT',
+      minWorkloadSeconds: 35,
+      nemesis: async (ctx) => {
+        await ctx.pause(3_000);
+        await pauseLeader(ctx, 20_000);
+      },
+    },
     nemesis: async (ctx) => {
       await ctx.pause(3_000);
       await pauseLeader(ctx, 15_000);
@@ -129,6 +181,7 @@ export const SCENARIOS: readonly Scenario[] = [
     needsCluster: false,
     transports: ['redis', 'rabbitmq'],
     minWorkloadSeconds: 25,
+    wal: 'Redis Streams and RabbitMQ only; the WAL relay runs on Kafka here',
     nemesis: async (ctx) => {
       await ctx.pause(4_000);
       await restartBroker(ctx, 'clean', 5_000);
@@ -146,6 +199,7 @@ export const SCENARIOS: readonly Scenario[] = [
     // on a busy machine, and a kill still moves work (the relay's leased rows, the consumer's partitions).
     processes: { relays: 1, consumers: 2 },
     minWorkloadSeconds: 6,
+    wal: 'Redis Streams and RabbitMQ only; the WAL relay runs on Kafka here',
     nemesis: async (ctx) => {
       const kill = async (group: typeof ctx.relays) => {
         const name = pick(ctx.random, group.names);
@@ -168,6 +222,7 @@ export const SCENARIOS: readonly Scenario[] = [
     summary: 'Postgres restarted with -m immediate (crash restart), twice, while enqueuing, relaying and consuming',
     needsCluster: false,
     minWorkloadSeconds: 20,
+    wal: {},
     nemesis: async (ctx) => {
       await ctx.pause(4_000);
       await restartPostgres(ctx);
@@ -176,10 +231,26 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    name: 'wal-slot-lost',
+    summary:
+      'the WAL slot dropped under load while the relays run, twice; 6 s later the --create-slot relay is restarted: it creates the slot again and hands every unsent row to the polling path',
+    needsCluster: false,
+    walOnly: "it drops the WAL relay's slot: run it with --relay-mode wal",
+    minWorkloadSeconds: 35,
+    wal: {},
+    nemesis: async (ctx) => {
+      await ctx.pause(4_000);
+      await loseSlot(ctx, 6_000);
+      await ctx.pause(6_000);
+      await loseSlot(ctx, 6_000);
+    },
+  },
+  {
     name: 'redis-outage',
     summary: "Redis (the consumers' fast path) stopped for 8 s, started empty (flushed); flushed again 4 s later",
     needsCluster: false,
     minWorkloadSeconds: 20,
+    wal: CONSUMER_SIDE,
     nemesis: async (ctx) => {
       await ctx.pause(4_000);
       await redisOutage(ctx, 8_000);
@@ -193,6 +264,7 @@ export const SCENARIOS: readonly Scenario[] = [
     summary: 'relays/consumers <-> Kafka: all connections cut and refused 6 s; one broker partitioned 10 s; 150 ms delay 8 s',
     needsCluster: true,
     minWorkloadSeconds: 40,
+    wal: 'not run in WAL mode yet',
     nemesis: async (ctx) => {
       await ctx.pause(3_000);
       await networkFault(ctx, 'kafka', 'cut', 6_000);
@@ -207,6 +279,7 @@ export const SCENARIOS: readonly Scenario[] = [
     summary: 'relays/consumers <-> Postgres: connections cut and refused 5 s; partitioned 8 s; 50 ms delay 8 s',
     needsCluster: false,
     minWorkloadSeconds: 35,
+    wal: 'not run in WAL mode yet',
     nemesis: async (ctx) => {
       await ctx.pause(3_000);
       await networkFault(ctx, 'postgres', 'cut', 5_000);
@@ -223,6 +296,7 @@ export const SCENARIOS: readonly Scenario[] = [
     transports: ['kafka', 'redis', 'rabbitmq'],
     minWorkloadSeconds: 10,
     failures: { transient: 0.03, permanent: 0.005, poison: 0 },
+    wal: CONSUMER_SIDE,
     nemesis: async () => {},
   },
   {
@@ -231,6 +305,7 @@ export const SCENARIOS: readonly Scenario[] = [
     needsCluster: false,
     minWorkloadSeconds: 15,
     failures: { transient: 0, permanent: 0, poison: 2 },
+    wal: CONSUMER_SIDE,
     nemesis: async () => {},
   },
   {
@@ -239,6 +314,7 @@ export const SCENARIOS: readonly Scenario[] = [
     needsCluster: true,
     minWorkloadSeconds: 60,
     failures: HANDLER_FAULTS,
+    wal: 'its relay faults pick a random relay and it has no slot faults: not adapted to the WAL relay yet',
     nemesis: mixedNemesis,
   },
 ];
