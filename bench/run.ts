@@ -13,6 +13,7 @@ import type { Reps } from './lib/measure.ts';
 import { formatTable } from './lib/report.ts';
 import type { BenchResult } from './lib/result.ts';
 import { BENCHMARKS, type BenchName } from './benchmarks.ts';
+import { debeziumPeerBench } from './peer-debezium.ts';
 import { type RelayMemoryResult, relayMemoryBench } from './relay-memory.ts';
 import { rabbitmqConsumerBench, rabbitmqRelayBench } from './rabbitmq.ts';
 import { redisConsumerBench, redisRelayBench } from './redis.ts';
@@ -40,12 +41,23 @@ const TRANSPORTS = {
 } satisfies Record<string, (typeof BENCHMARKS)[BenchName]>;
 type TransportName = keyof typeof TRANSPORTS;
 
+/**
+ * Another product's process side by side with zeroloss (a JVM fetched with Maven on first use, warmed a
+ * minute); minutes each, so only when named. Five reps unless --reps says otherwise.
+ */
+const PEERS = {
+  'peer-debezium': { defaultMessages: 20_000, defaultReps: 5, run: async (env, n, reps) => [await debeziumPeerBench(env, n, reps)] },
+} satisfies Record<string, (typeof BENCHMARKS)[BenchName] & { defaultReps: number }>;
+type PeerName = keyof typeof PEERS;
+
 interface Args {
   names: BenchName[];
   measurements: MeasurementName[];
   transports: TransportName[];
+  peers: PeerName[];
   messages: number | undefined;
   reps: Reps;
+  repsGiven: boolean;
   json: boolean;
   /** Offered rate of the e2e benchmark (default 1,000 msg/s). */
   rate: number | undefined;
@@ -55,6 +67,8 @@ function parseArgs(argv: string[]): Args {
   const names: BenchName[] = [];
   const measurements: MeasurementName[] = [];
   const transports: TransportName[] = [];
+  const peers: PeerName[] = [];
+  let repsGiven = false;
   let messages: number | undefined;
   const reps: Reps = { warmup: 1, reps: 3 };
   let json = false;
@@ -68,26 +82,32 @@ function parseArgs(argv: string[]): Args {
     };
     if (arg === '--json') json = true;
     else if (arg === '--messages') messages = value();
-    else if (arg === '--reps') reps.reps = Math.max(1, value());
-    else if (arg === '--warmup') reps.warmup = value();
+    else if (arg === '--reps') {
+      reps.reps = Math.max(1, value());
+      repsGiven = true;
+    } else if (arg === '--warmup') reps.warmup = value();
     else if (arg === '--rate') rate = Math.max(1, value());
     else if (arg === 'all') names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
     else if (arg in BENCHMARKS) names.push(arg as BenchName);
     else if (arg in MEASUREMENTS) measurements.push(arg as MeasurementName);
     else if (arg in TRANSPORTS) transports.push(arg as TransportName);
+    else if (arg in PEERS) peers.push(arg as PeerName);
     else {
       throw new Error(
-        `unknown argument ${arg}; benchmarks: all, ${[...Object.keys(BENCHMARKS), ...Object.keys(MEASUREMENTS)].join(', ')}, ${Object.keys(TRANSPORTS).join(', ')}`,
+        `unknown argument ${arg}; benchmarks: all, ${[...Object.keys(BENCHMARKS), ...Object.keys(MEASUREMENTS)].join(', ')}, ${[...Object.keys(TRANSPORTS), ...Object.keys(PEERS)].join(', ')}`,
       );
     }
   }
-  if (names.length === 0 && measurements.length === 0 && transports.length === 0) names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
+  if (names.length === 0 && measurements.length === 0 && transports.length === 0 && peers.length === 0)
+    names.push(...(Object.keys(BENCHMARKS) as BenchName[]));
   return {
     names: [...new Set(names)],
     measurements: [...new Set(measurements)],
     transports: [...new Set(transports)],
+    peers: [...new Set(peers)],
     messages,
     reps,
+    repsGiven,
     json,
     rate,
   };
@@ -98,7 +118,7 @@ async function main(): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   let startedKafka = false;
   let brokers = process.env.ZL_KAFKA_BROKERS?.split(',') ?? [];
-  if (brokers.length === 0 && (args.names.length > 0 || args.measurements.length > 0)) {
+  if (brokers.length === 0 && (args.names.length > 0 || args.measurements.length > 0 || args.peers.length > 0)) {
     const kafka = await up({ mode: 'single' });
     startedKafka = kafka.startedHere;
     brokers = kafka.brokers;
@@ -132,6 +152,14 @@ async function main(): Promise<number> {
       const started = Date.now();
       log(`[bench] ${name} (${args.messages ?? bench.defaultMessages} messages)`);
       results.push(...(await bench.run(env, args.messages ?? bench.defaultMessages, args.reps)));
+      log(`[bench] ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    }
+    for (const name of args.peers) {
+      const bench = PEERS[name];
+      const started = Date.now();
+      const reps = args.repsGiven ? args.reps : { ...args.reps, reps: bench.defaultReps };
+      log(`[bench] ${name} (${args.messages ?? bench.defaultMessages} messages, ${reps.reps} reps)`);
+      results.push(...(await bench.run(env, args.messages ?? bench.defaultMessages, reps)));
       log(`[bench] ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     }
     for (const name of args.measurements) {
