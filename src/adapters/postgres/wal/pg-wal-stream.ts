@@ -31,6 +31,8 @@ export interface PgWalStreamOptions {
   /** Reads the slot's state before each start. */
   db: Database;
   slotInfo: string;
+  /** Whether the slot's creation (and its hand-over of older rows) has committed; see wal-sql.ts. */
+  slotCreationDone: string;
 }
 
 /**
@@ -60,6 +62,15 @@ export class PgWalStream implements WalStream {
       );
     }
     if (slot.active) throw busy(this.slot);
+    // Asked after the slot was found: its creator takes the lock before creating it, so a slot seen here
+    // with the lock free has its hand-over committed.
+    const { rows: creation } = await this.#options.db.query<{ done: boolean }>(this.#options.slotCreationDone, [this.slot]);
+    if (creation[0]?.done !== true) {
+      throw new ZerolossError('ZL_LOCK_BUSY', `replication slot ${this.slot} is being created: its older rows are being handed over`, {
+        retryable: true,
+        details: { slot: this.slot },
+      });
+    }
     const { LogicalReplicationService } = (await import('./logical-replication-driver.ts')).logicalReplication;
     const service = new LogicalReplicationService(
       { connectionString: this.#options.url },

@@ -60,7 +60,15 @@ export function postgresWal(
   quoteIdent(publication, 'publication');
   const sql = walSql(s, { publication });
   const db = store.db;
-  const stream = new PgWalStream({ url: options.url, schema, slot, publication, db, slotInfo: sql.slotInfo });
+  const stream = new PgWalStream({
+    url: options.url,
+    schema,
+    slot,
+    publication,
+    db,
+    slotInfo: sql.slotInfo,
+    slotCreationDone: sql.slotCreationDone,
+  });
 
   const retrySource: RelaySource = {
     name: `${schema}.outbox (wal retries)`,
@@ -130,9 +138,23 @@ export function postgresWal(
       const { rows: existing } = await db.query(sql.slotInfo, [slot]);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
       if (existing.length > 0) return { created: false, handedOver: 0 };
-      await db.query(sql.createSlot, [slot]);
-      const { rows } = await db.query<{ n: number }>(sql.handOver, [actor]);
-      return { created: true, handedOver: Number(rows[0]?.n ?? 0) };
+      // One transaction under the creation lock: a relay finding the slot waits until the rows it cannot
+      // stream are handed over (wal-sql.ts slotCreationLock). The slot itself is not transactional: if the
+      // hand-over fails, it is dropped again so that the next --create-slot starts over instead of leaving
+      // those rows unsent behind an existing slot.
+      let created = false;
+      try {
+        return await db.transaction(async (tx) => {
+          await tx.query(sql.slotCreationLock, [slot]);
+          await tx.query(sql.createSlot, [slot]);
+          created = true;
+          const { rows } = await tx.query<{ n: number }>(sql.handOver, [actor]);
+          return { created: true, handedOver: Number(rows[0]?.n ?? 0) };
+        });
+      } catch (error) {
+        if (created) await db.query(sql.dropSlot, [slot]).catch(() => {});
+        throw error;
+      }
     },
     async dropSlot() {
       const { rows } = await db.query(sql.slotInfo, [slot]);

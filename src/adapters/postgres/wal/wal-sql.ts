@@ -18,6 +18,11 @@ export function walSql(s: string, names: { publication: string }) {
   // committing after it is in the stream, one committed before it is visible to the next statement.
   const createSlot = `select lsn::text as lsn from pg_create_logical_replication_slot($1, 'pgoutput')`;
   const dropSlot = 'select pg_drop_replication_slot($1)';
+  // Held by createSlot's transaction from before the slot exists until its hand-over commits. A relay that
+  // finds the slot tries the shared lock (autocommit: released at once) and stands by while it cannot get
+  // it: streaming before the hand-over commits would send a key's new rows ahead of its handed-over ones.
+  const slotCreationLock = `select pg_advisory_xact_lock(hashtext('zeroloss wal slot'), hashtext($1))`;
+  const slotCreationDone = `select pg_try_advisory_xact_lock_shared(hashtext('zeroloss wal slot'), hashtext($1)) as done`;
 
   // Run right after the slot is created: rows committed before its consistent point are not in the stream,
   // so the polling path sends them (state 2, uncharged, due now), and their keys are held back until it has.
@@ -125,6 +130,8 @@ export function walSql(s: string, names: { publication: string }) {
     slotInfo,
     createSlot,
     dropSlot,
+    slotCreationLock,
+    slotCreationDone,
     handOver,
     record,
     heldKeys,
