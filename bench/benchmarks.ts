@@ -7,7 +7,7 @@ import type { Reps } from './lib/measure.ts';
 import type { BenchResult } from './lib/result.ts';
 import { peerBench } from './peer.ts';
 import { relayBench, walRelayBench } from './relay.ts';
-import { scaleBench } from './scale.ts';
+import { scaleBench, scaleIoBench } from './scale.ts';
 
 export interface Benchmark {
   /** Messages per path and repetition when --messages is not given. */
@@ -21,7 +21,8 @@ export const BENCHMARKS = {
   enqueue: { defaultMessages: 3_000, run: async (env, n, reps) => [await enqueueBench(env, n, reps)] },
   consumer: { defaultMessages: 6_000, run: (env, n, reps) => consumerBench(env, n, reps) },
   e2e: { defaultMessages: 8_000, run: async (env, n, reps) => [await e2eBench(env, n, reps)] },
-  scale: { defaultMessages: 3_000, run: (env, n, reps) => scaleBench(env, n, { warmup: 1, reps: Math.min(reps.reps, 2) }) },
+  scale: { defaultMessages: 20_000, run: (env, n, reps) => scaleBench(env, n, reps) },
+  'scale-io': { defaultMessages: 10_000, run: (env, n, reps) => scaleIoBench(env, n, reps) },
   peer: { defaultMessages: 1_000, run: async (env, n, reps) => [await peerBench(env, n, reps)] },
   embedded: { defaultMessages: 2_000, run: (env, n, reps) => embeddedBench(env, n, reps, env.log) },
 } satisfies Record<string, Benchmark>;

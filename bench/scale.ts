@@ -1,102 +1,294 @@
-import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
-
-import type { Publisher } from '../src/ports/transport.ts';
-import { consumeWithZeroloss, kafkaSubscriber } from './consumer.ts';
-import { type BenchEnv, benchSchema, createTopic, deleteTopics, rawProducer, rawSend, uniqueTopic, zeroRecord } from './lib/env.ts';
-import { describe, type Reps, type RunResult, summarise } from './lib/measure.ts';
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Database } from '../src/ports/sql-executor.ts';
+import {
+  type BenchEnv,
+  benchSchema,
+  createTopic,
+  deleteTopics,
+  rawProducer,
+  rawSend,
+  uniqueName,
+  uniqueTopic,
+  zeroRecord,
+} from './lib/env.ts';
+import { describe, type Reps, type RunResult, summarise, until } from './lib/measure.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
-import { drainWithRelay, fillOutbox } from './relay.ts';
+import { fillOutbox } from './relay.ts';
+import type { ScaleWorkerConfig, WorkerMessage } from './scale-worker.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
 
-const PARTITIONS = 6;
+/** 12 partitions: 4 instances hold 3 each, so an even split exists for every instance count of the grid. */
+const PARTITIONS = 12;
+const KEYS = 100;
+const INSTANCES = [1, 2, 4] as const;
+/** Per-instance settings, the same for every instance count: what one process is allowed to use. */
+const CONSUMER_CONCURRENCY = 64;
+const CONSUMER_POOL = 10;
+const RELAY_BATCH = 500;
+const RELAY_CONCURRENCY = 2;
+const RELAY_POOL = 4;
+/** The steady window: from the moment this share of the messages is applied (or sent) to this share. */
+const WINDOW = [0.1, 0.9] as const;
 
-/** The scale grid: instances at 100 keys, keys at one instance. The first entry is the reference. */
-const GRID = [
-  { instances: 1, keys: 100 },
-  { instances: 2, keys: 100 },
-  { instances: 4, keys: 100 },
-  { instances: 1, keys: 10 },
-  { instances: 1, keys: 1 },
-] as const;
+const WORKER = fileURLToPath(new URL('./scale-worker.ts', import.meta.url));
 
-type Cell = (typeof GRID)[number];
+interface Worker {
+  child: ChildProcess;
+  ready: boolean;
+  partitions: number;
+  revokes: number;
+  errors: string[];
+  transactions: number;
+  members: number;
+}
 
-/**
- * Runs every cell of the grid `reps` times, rotating the order each round so no cell always runs first,
- * and reports each cell against the reference cell (1 instance, 100 keys) of the same run.
- */
-async function grid(
-  env: BenchEnv,
-  path: 'relay' | 'consumer',
-  messages: number,
-  reps: Reps,
-  run: (cell: Cell) => Promise<RunResult>,
-): Promise<BenchResult[]> {
-  const results = new Map<Cell, RunResult[]>(GRID.map((c) => [c, []]));
-  await run(GRID[0]).then((r) => env.log(`  warm-up ${path} 1 instance, 100 keys: ${describe(r)}`));
-  for (let rep = 0; rep < reps.reps; rep++) {
-    for (let j = 0; j < GRID.length; j++) {
-      const cell = GRID[(j + rep) % GRID.length] as Cell;
-      const r = await run(cell);
-      env.log(`  rep ${rep + 1} ${path} ${cell.instances} instance(s), ${cell.keys} key(s): ${describe(r)}`);
-      results.get(cell)?.push(r);
-    }
-  }
-  const reference = summarise(results.get(GRID[0]) ?? []);
-  return GRID.map((cell) =>
-    makeResult({
-      name: `scale-${path}-${cell.instances}i-${cell.keys}k`,
-      messages,
-      zeroloss: summarise(results.get(cell) ?? []),
-      baseline: reference,
-      baselineName: `zeroloss ${path}, 1 instance, 100 keys (same run)`,
-      latencyOf: path === 'relay' ? 'batch: claim to sent recorded' : 'message: arrival to effect committed',
-      reps: reps.reps,
-      notes: `${cell.instances} ${path} instance(s) in this process (own pool connections and Kafka clients), ${cell.keys} key(s), ${PARTITIONS} partitions; ratio = speed-up over 1 instance, 100 keys`,
-    }),
+/** Starts `n` instances, each a process of its own (own pg pool, own Kafka client, own CPU scheduling). */
+function spawnWorkers(env: BenchEnv, n: number, config: (index: number) => ScaleWorkerConfig): Worker[] {
+  return Array.from({ length: n }, (_, index) => {
+    const child = fork(WORKER, [JSON.stringify(config(index))], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const w: Worker = { child, ready: false, partitions: 0, revokes: 0, errors: [], transactions: 0, members: 0 };
+    child.on('message', (m: WorkerMessage) => {
+      if (m.type === 'ready') w.ready = true;
+      else if (m.type === 'stats') {
+        w.transactions = m.transactions;
+        w.members = m.messages;
+      } else if (m.type === 'assigned') w.partitions = m.partitions;
+      else if (m.type === 'revoked') {
+        w.partitions = 0;
+        w.revokes++;
+      } else if (m.type === 'error') {
+        w.errors.push(m.message);
+        env.log(`  instance ${index}: ${m.message.split('\n')[0]}`);
+      }
+    });
+    return w;
+  });
+}
+
+async function stopWorkers(workers: Worker[]): Promise<void> {
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.child.exitCode !== null) return resolve();
+          const timer = setTimeout(() => {
+            w.child.kill('SIGKILL');
+            resolve();
+          }, 40_000);
+          w.child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          w.child.send({ type: 'stop' });
+        }),
+    ),
   );
 }
 
-export async function scaleBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
-  const s = await benchSchema(env, 'zlb_scale', 30);
-  const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
-  const publishers: Publisher[] = Array.from(
-    { length: 4 },
-    (_, i) => new KafkaPublisher({ brokers: env.brokers, clientId: `zl-bench-scale-${i}` }),
-  );
-  const topics: string[] = [];
+/**
+ * Throughput over the steady window, from the database: the time stamps of the rows that finished (effects
+ * applied, outbox rows sent), from the one at WINDOW[0] of the run to the one at WINDOW[1]. Start-up (first
+ * fetch, first claim) and the tail (the last partitions draining alone) fall outside it.
+ */
+async function steadyWindow(db: Database, sql: string, messages: number): Promise<{ messages: number; seconds: number }> {
+  const from = Math.floor(messages * WINDOW[0]);
+  const to = Math.floor(messages * WINDOW[1]) - 1;
+  const at = async (i: number) => {
+    const { rows } = await db.query<{ t: string }>(`${sql} offset $1 limit 1`, [i]);
+    return Number(rows[0]?.t);
+  };
+  const [t0, t1] = [await at(from), await at(to)];
+  return { messages: to - from, seconds: (t1 - t0) / 1000 };
+}
+
+/** Waits for every instance to be ready and, for consumers, for the group to hold every partition, each instance some. */
+async function settle(workers: Worker[], consumers: boolean): Promise<void> {
+  const settled = () =>
+    workers.every((w) => w.ready) &&
+    (!consumers || (workers.reduce((n, w) => n + w.partitions, 0) === PARTITIONS && workers.every((w) => w.partitions > 0)));
+  const failed = () => workers.some((w) => w.child.exitCode !== null);
+  await until(() => settled() || failed(), 'every instance to be ready and the group settled', 120_000, 20);
+  if (failed()) throw new Error(`a scale instance exited: ${workers.flatMap((w) => w.errors).join('; ')}`);
+  // Settled means the same for a while: a member that joined late would still trigger one more rebalance.
+  const revokes = workers.reduce((n, w) => n + w.revokes, 0);
+  await new Promise((r) => setTimeout(r, 1_000));
+  if (workers.reduce((n, w) => n + w.revokes, 0) !== revokes || !settled()) return settle(workers, consumers);
+}
+
+interface ScaleRun extends RunResult {
+  /** Rebalances (revokes, summed over instances) while the messages were being consumed: 0 in a clean run. */
+  revokesInRun: number;
+  split: string;
+}
+
+/** One consumer run: a topic with a backlog, `instances` processes joined and settled, then all read at once. */
+async function consumerRun(env: BenchEnv, instances: number, messages: number, ioMs: number): Promise<ScaleRun> {
+  const s = await benchSchema(env, 'zlb_scale', 4);
+  const topic = uniqueTopic('zlb-scale-consumer');
+  const producer = rawProducer(env, 'zl-bench-scale-fill');
+  let workers: Worker[] = [];
   try {
-    const relayTopic = uniqueTopic('zlb-scale-relay');
-    topics.push(relayTopic);
-    await createTopic(env, relayTopic, PARTITIONS);
-    const relay = await grid(env, 'relay', messages, reps, async (cell) => {
-      await fillOutbox({ transaction: (fn) => s.db.transaction(fn), outbox, topic: relayTopic, messages, keys: cell.keys });
-      return drainWithRelay({ db: s.db, schema: s.schema, publishers: publishers.slice(0, cell.instances), messages });
-    });
-    const producer = rawProducer(env, 'zl-bench-scale-fill');
-    try {
-      const consumer = await grid(env, 'consumer', messages, reps, async (cell) => {
-        const topic = uniqueTopic('zlb-scale-consumer');
-        topics.push(topic);
-        await createTopic(env, topic, PARTITIONS);
-        const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, cell.keys, Math.floor(i / cell.keys) + 1));
-        return consumeWithZeroloss({
-          subscriber: kafkaSubscriber(env),
-          db: s.db,
-          schema: s.schema,
-          topics: [topic],
-          messages,
-          instances: cell.instances,
-          fill: { partitions: PARTITIONS, send: async () => void (await rawSend(producer, records, 500, 2)) },
-        });
-      });
-      return [...relay, ...consumer];
-    } finally {
-      await producer.close(true).catch(() => {});
-    }
+    await createTopic(env, topic, PARTITIONS);
+    const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, KEYS, Math.floor(i / KEYS) + 1));
+    await rawSend(producer, records, 500, 2);
+    const groupId = uniqueName('zlb-scale-g');
+    workers = spawnWorkers(env, instances, (index) => ({
+      role: 'consumer',
+      index,
+      pgUrl: env.pgUrl,
+      brokers: env.brokers,
+      schema: s.schema,
+      poolSize: CONSUMER_POOL,
+      groupId,
+      topic,
+      concurrency: CONSUMER_CONCURRENCY,
+      ioMs,
+    }));
+    await settle(workers, true);
+    const split = workers.map((w) => w.partitions).join('/');
+    const revokes = workers.reduce((n, w) => n + w.revokes, 0);
+    const started = performance.now();
+    for (const w of workers) w.child.send({ type: 'go' });
+    const applied = async () => Number((await s.db.query<{ n: string }>(`select count(*) n from "${s.schema}".effect`)).rows[0]?.n);
+    await until(
+      async () => (await applied()) >= messages || workers.some((w) => w.child.exitCode !== null),
+      'every message applied',
+      600_000,
+      250,
+    );
+    const total = (performance.now() - started) / 1000;
+    if ((await applied()) < messages) throw new Error(`a consumer instance exited: ${workers.flatMap((w) => w.errors).join('; ')}`);
+    const window = await steadyWindow(
+      s.db,
+      `select extract(epoch from applied_at) * 1000 t from "${s.schema}".effect order by applied_at`,
+      messages,
+    );
+    env.log(
+      `    ${instances} consumer(s), partitions ${split}: all ${messages} in ${total.toFixed(1)} s (${Math.round(messages / total)}/s overall)`,
+    );
+    return { ...window, latenciesMs: [], rssMb: Number.NaN, revokesInRun: workers.reduce((n, w) => n + w.revokes, 0) - revokes, split };
   } finally {
-    await Promise.all(publishers.map((p) => p.close().catch(() => {})));
-    await deleteTopics(env, topics);
+    await stopWorkers(workers);
+    const tx = workers.reduce((n, w) => n + w.transactions, 0);
+    if (tx > 0) env.log(`    effect transactions: ${tx}, ${(workers.reduce((n, w) => n + w.members, 0) / tx).toFixed(1)} messages each`);
+    await producer.close(true).catch(() => {});
+    await deleteTopics(env, [topic]);
     await s.drop();
   }
+}
+
+/** One relay run: an outbox of `messages` committed rows, `instances` relay processes started at once. */
+async function relayRun(env: BenchEnv, instances: number, messages: number, topic: string): Promise<ScaleRun> {
+  const s = await benchSchema(env, 'zlb_scale', 8);
+  let workers: Worker[] = [];
+  try {
+    const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
+    await fillOutbox({ transaction: (fn) => s.db.transaction(fn), outbox, topic, messages, keys: KEYS });
+    workers = spawnWorkers(env, instances, (index) => ({
+      role: 'relay',
+      index,
+      pgUrl: env.pgUrl,
+      brokers: env.brokers,
+      schema: s.schema,
+      poolSize: RELAY_POOL,
+      batchSize: RELAY_BATCH,
+      relayConcurrency: RELAY_CONCURRENCY,
+    }));
+    await settle(workers, false);
+    const started = performance.now();
+    for (const w of workers) w.child.send({ type: 'go' });
+    const sent = async () =>
+      Number((await s.db.query<{ n: string }>(`select count(*) n from "${s.schema}".outbox where state = 1`)).rows[0]?.n);
+    await until(async () => (await sent()) >= messages || workers.some((w) => w.child.exitCode !== null), 'every row sent', 600_000, 250);
+    const total = (performance.now() - started) / 1000;
+    if ((await sent()) < messages) throw new Error(`a relay instance exited: ${workers.flatMap((w) => w.errors).join('; ')}`);
+    const window = await steadyWindow(
+      s.db,
+      `select extract(epoch from sent_at) * 1000 t from "${s.schema}".outbox where state = 1 order by sent_at`,
+      messages,
+    );
+    env.log(`    ${instances} relay(s): all ${messages} in ${total.toFixed(1)} s (${Math.round(messages / total)}/s overall)`);
+    return { ...window, latenciesMs: [], rssMb: Number.NaN, revokesInRun: 0, split: '-' };
+  } finally {
+    await stopWorkers(workers);
+    await s.drop();
+  }
+}
+
+/**
+ * Runs each instance count `reps` times after one discarded warm-up, rotating the order every round so no
+ * count always runs first, and reports each against 1 instance of the same run.
+ */
+async function grid(
+  env: BenchEnv,
+  name: string,
+  messages: number,
+  reps: Reps,
+  targets: Record<number, number>,
+  notes: string,
+  run: (instances: number) => Promise<ScaleRun>,
+): Promise<BenchResult[]> {
+  const results = new Map<number, ScaleRun[]>(INSTANCES.map((n) => [n, []]));
+  for (let i = 0; i < reps.warmup; i++) await run(1).then((r) => env.log(`  warm-up ${name} 1 instance: ${describe(r)}`));
+  for (let rep = 0; rep < reps.reps; rep++) {
+    for (let j = 0; j < INSTANCES.length; j++) {
+      const n = INSTANCES[(j + rep) % INSTANCES.length] as number;
+      const r = await run(n);
+      env.log(
+        `  rep ${rep + 1} ${name} ${n} instance(s): steady ${r.messages} in ${r.seconds.toFixed(2)} s = ${Math.round(r.messages / r.seconds)}/s, rebalances in run ${r.revokesInRun}`,
+      );
+      results.get(n)?.push(r);
+    }
+  }
+  const reference = summarise(results.get(1) ?? []);
+  return INSTANCES.map((n) => {
+    const target = targets[n];
+    return makeResult({
+      name: `${name}-${n}i`,
+      messages,
+      zeroloss: summarise(results.get(n) ?? []),
+      baseline: reference,
+      baselineName: `${name}, 1 instance (same run)`,
+      latencyOf: 'none: steady-state throughput only',
+      reps: reps.reps,
+      ...(target !== undefined && n > 1 ? { target: { metric: 'ratio' as const, op: '>=' as const, value: target } } : {}),
+      notes: `${n} instance(s), each a process of its own; ${notes}; throughput over the steady window (${WINDOW[0] * 100}% to ${WINDOW[1] * 100}% of the messages finished, time stamps from the database); ratio = speed-up over 1 instance`,
+    });
+  });
+}
+
+const consumerNotes = (ioMs: number) =>
+  `${KEYS} keys, ${PARTITIONS} partitions, per instance ${CONSUMER_CONCURRENCY} lanes, pool ${CONSUMER_POOL}, default group commit; the group settled (every instance holding partitions, no rebalance for 1 s) before reading starts; handler: one insert${ioMs > 0 ? ` after awaiting ${ioMs} ms (a call to another service)` : ''}`;
+
+/** The relay and consumer at 1, 2 and 4 instances, steady state (issue #18: 2 and 4 instances >= 0.9x of one). */
+export async function scaleBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
+  const topic = uniqueTopic('zlb-scale-relay');
+  try {
+    await createTopic(env, topic, PARTITIONS);
+    const relay = await grid(
+      env,
+      'scale-relay',
+      messages,
+      reps,
+      { 2: 0.9, 4: 0.9 },
+      `${KEYS} keys, ${PARTITIONS} partitions, per instance batches of ${RELAY_BATCH}, ${RELAY_CONCURRENCY} claim loops, pool ${RELAY_POOL}; all start at once on a filled outbox`,
+      (n) => relayRun(env, n, messages, topic),
+    );
+    const consumer = await grid(env, 'scale-consumer', messages, reps, { 2: 0.9, 4: 0.9 }, consumerNotes(0), (n) =>
+      consumerRun(env, n, messages, 0),
+    );
+    return [...relay, ...consumer];
+  } finally {
+    await deleteTopics(env, [topic]);
+  }
+}
+
+export const IO_MS = 10;
+
+/** The consumer with a handler that awaits 10 ms: more instances must add (issue #18: 2 >= 1.7x, 4 >= 2.5x). */
+export async function scaleIoBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
+  return grid(env, 'scale-io-consumer', messages, reps, { 2: 1.7, 4: 2.5 }, consumerNotes(IO_MS), (n) =>
+    consumerRun(env, n, messages, IO_MS),
+  );
 }
