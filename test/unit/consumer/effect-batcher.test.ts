@@ -106,7 +106,86 @@ describe('EffectBatcher', () => {
     const claims = await Promise.all(done);
     assert.ok(claims.every((c) => c.kind === 'claimed'));
     assert.deepEqual(sizes, [1, 5], 'the five that waited shared one transaction');
-    assert.deepEqual(transactions[1], ['b-1', 'b-3', 'b-5', 'c-2', 'd-4'], "a key's effects together, in key order");
+    assert.deepEqual([...(transactions[1] ?? [])].sort(), ['b-1', 'b-3', 'b-5', 'c-2', 'd-4']);
+    assert.deepEqual(
+      transactions[1]?.filter((id) => id.startsWith('b-')),
+      ['b-1', 'b-3', 'b-5'],
+      "a key's effects in key order",
+    );
+  });
+
+  test('handlers of different keys in one shared transaction run side by side: waiting handlers do not split it', async () => {
+    const sizes: number[] = [];
+    const db: Database = {
+      query: async () => ({ rows: [] }),
+      transaction: async <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> => fn({ query: async () => ({ rows: [] }) }),
+      listen: async () => async () => {},
+      close: async () => {},
+    };
+    // The budget is far above the test's deadline: only handlers run one after another could exceed it.
+    const batcher = new EffectBatcher(db, inbox, { maxMessages: 16, maxMs: 60_000, onTransaction: (n) => sizes.push(n) });
+    // Each handler waits (a call to another service) until all eight are waiting at once, or fails after 2 s.
+    const everyoneWaiting = deferred();
+    let waiting = 0;
+    const apply = async () => {
+      if (++waiting === 8) everyoneWaiting.resolve();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        everyoneWaiting.promise,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('handlers of the batch did not wait side by side')), 2_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    };
+    const claims = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => batcher.run({ entry: entry(`k${i}`, i), apply })));
+    assert.deepEqual(
+      claims.map((c) => c.status),
+      Array(8).fill('fulfilled'),
+    );
+    assert.deepEqual(sizes, [8], 'one shared transaction for all eight');
+  });
+
+  test("past the time budget, a key's later members go to a transaction of their own; other keys are not held back", async () => {
+    const sizes: number[] = [];
+    const transactions: string[][] = [];
+    const db: Database = {
+      query: async () => ({ rows: [] }),
+      transaction: async <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> => {
+        const applied: string[] = [];
+        transactions.push(applied);
+        return fn({
+          query: async (_sql: string, params?: unknown[]) => {
+            applied.push(String(params?.[0]));
+            return { rows: [] };
+          },
+        });
+      },
+      listen: async () => async () => {},
+      close: async () => {},
+    };
+    const batcher = new EffectBatcher(db, inbox, { maxMessages: 16, maxMs: 5, onTransaction: (n) => sizes.push(n) });
+    const slowDone = deferred();
+    // a-0 holds the shared transaction past the budget; a-1 follows it in key order; b-2 is another key.
+    const first = new LaneTicket(undefined);
+    const runs = [
+      batcher.run({
+        entry: entry('a', 0),
+        ticket: first,
+        apply: async (tx) => {
+          const started = performance.now();
+          while (performance.now() - started < 20) await new Promise((r) => setImmediate(r));
+          await tx.query('effect', ['a-0']);
+          slowDone.resolve();
+        },
+      }),
+      batcher.run({ entry: entry('a', 1), ticket: new LaneTicket(first), apply: async (tx) => void (await tx.query('effect', ['a-1'])) }),
+      batcher.run({ entry: entry('b', 2), apply: async (tx) => void (await tx.query('effect', ['b-2'])) }),
+    ];
+    const claims = await Promise.all(runs);
+    assert.ok(claims.every((c) => c.kind === 'claimed'));
+    assert.deepEqual(sizes, [2, 1], 'a-0 and b-2 shared the transaction; a-1, past the budget, went alone');
+    assert.deepEqual([...(transactions[0] ?? [])].sort(), ['a-0', 'b-2']);
+    assert.deepEqual(transactions[1], ['a-1']);
   });
 
   test('without a limit on transactions, each wave of readiness makes its own', async () => {
