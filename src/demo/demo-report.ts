@@ -56,6 +56,15 @@ export function summaryText(r: DemoResult): string {
       `${(r.elapsedMs / 1000).toFixed(1)} s`,
       `first ${r.scenario === 'lottery' ? 'draw' : 'order'} to last message settled (+ ${(r.setupMs / 1000).toFixed(1)} s start-up)`,
     ],
+    ...(r.retryFloorMs === undefined
+      ? []
+      : [
+          [
+            'retry floor',
+            `${(r.retryFloorMs / 1000).toFixed(1)} s`,
+            `earliest the last message could settle: publish times and the plan's retries ${r.retryDelayMs} ms apart, in each user's order, all else free; elapsed beyond it ${((r.elapsedMs - r.retryFloorMs) / 1000).toFixed(1)} s`,
+          ] as [string, string, string],
+        ]),
     ['throughput', n(r.throughputPerSec), 'messages settled per second'],
   ];
   const w0 = Math.max(...rows.map((x) => x[0].length));
@@ -83,7 +92,8 @@ export function summaryText(r: DemoResult): string {
   lines.push(
     '',
     `faults: relay killed ${r.faults.relayKills}×, consumers killed ${r.faults.consumerKills}× (no graceful stop), ` +
-      `${n(r.faults.duplicatesInjected)} duplicate records published straight to the transport, handlers failing per the fault plan (seed ${r.seed})`,
+      `${n(r.faults.duplicatesInjected)} duplicate records published straight to the transport, handlers failing per the fault plan (seed ${r.seed}); ` +
+      `${n(r.poisonSuspects)} record(s) whose handler was running at a kill rerun alone as poison suspects`,
   );
   const problems = [
     !r.checks.settled && 'not everything settled before the timeout',
@@ -119,8 +129,11 @@ export function summaryJson(r: DemoResult): Record<string, unknown> {
     orderViolations: r.orderViolations,
     elapsedMs: r.elapsedMs,
     setupMs: r.setupMs,
+    ...(r.retryFloorMs === undefined ? {} : { retryFloorMs: r.retryFloorMs }),
+    retryDelayMs: r.retryDelayMs,
     throughputPerSec: r.throughputPerSec,
     faults: r.faults,
+    poisonSuspects: r.poisonSuspects,
     checks: r.checks,
     ...(r.points ? { points: r.points } : {}),
     ...(r.services ? { services: r.services } : {}),

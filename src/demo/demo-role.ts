@@ -37,6 +37,10 @@ export type RoleEvent =
   | { kind: 'processed'; type: string; duplicate: boolean }
   | { kind: 'retry'; type: string }
   | { kind: 'dead-letter'; type: string; recorded: boolean }
+  /** A record whose handler was running when an instance died, now rerun alone (poison-guard.ts). */
+  | { kind: 'poison-suspect' }
+  /** Partitions this instance gained or gave up (a rebalance after a kill or a restart). */
+  | { kind: 'assigned' | 'revoked'; partitions: number[] }
   | { kind: 'error'; message: string };
 
 export interface RunningRole {
@@ -130,6 +134,9 @@ export async function startRole(config: RoleConfig, store: Store, report: (event
     consumer.on('processed', (e) => report({ kind: 'processed', type: e.type, duplicate: e.outcome === 'duplicate' }));
     consumer.on('retry', (e) => report({ kind: 'retry', type: e.type }));
     consumer.on('dead-letter', (e) => report({ kind: 'dead-letter', type: e.type ?? '', recorded: e.recorded }));
+    consumer.on('poison-suspect', () => report({ kind: 'poison-suspect' }));
+    consumer.on('assigned', (p) => report({ kind: 'assigned', partitions: p.map((x) => x.partition) }));
+    consumer.on('revoked', (p) => report({ kind: 'revoked', partitions: p.map((x) => x.partition) }));
     consumer.on('error', (e) => report({ kind: 'error', message: `${config.name}: ${e.message}` }));
     return consumer;
   });

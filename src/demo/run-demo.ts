@@ -4,6 +4,7 @@ import type { PointsBalances } from '../examples/points/points-audit.ts';
 import { type DemoEnvironment, type KeptData, openEnvironment } from './demo-environment.ts';
 import { DemoInstances } from './demo-instances.ts';
 import type { RoleConfig, RoleEvent } from './demo-role.ts';
+import { retryFloor } from './retry-floor.ts';
 import {
   type BusinessReconciliation,
   type Figures,
@@ -83,8 +84,19 @@ export interface DemoResult {
   elapsedMs: number;
   /** Start-up before that: database, migrations, topics, instances. */
   setupMs: number;
+  /**
+   * Lottery: from the first unit of work to the earliest the last message could have settled given when
+   * each was published and the retries its planned failures cost at this run's retry delay, with handling,
+   * kills and rebalances free (retry-floor.ts). `elapsedMs` minus this is what the run cost beyond its own
+   * deliberate retries.
+   */
+  retryFloorMs?: number;
+  /** The delay between a handler's retries in this run. */
+  retryDelayMs: number;
   throughputPerSec: number;
   faults: { relayKills: number; consumerKills: number; duplicatesInjected: number; unexpectedExits: number };
+  /** Records rerun alone after an instance died while their handler ran (from the consumers' events). */
+  poisonSuspects: number;
   checks: {
     settled: boolean;
     parked: number;
@@ -171,6 +183,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const setupMs = Date.now() - began;
 
     const t0 = Date.now();
+    // Where a run's time goes after a kill: when each consumer lost and regained its partitions.
+    events.onMove = (name, kind, partitions) => {
+      if (partitions.length > 0)
+        o.onInfo?.(`${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s ${name}: ${kind} partitions ${partitions.join(',')}`);
+    };
     const state = { produced: 0, workloadErrors: 0, loadDone: false, duplicatesInjected: 0, phase: 'load' as 'load' | 'settle' };
     const progress = o.onProgress ? startProgress(o.onProgress, env, scenario, ctx, t0, o.units, state, events, instances) : undefined;
 
@@ -210,6 +227,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     state.phase = 'settle';
     const settled = await settle(env, scenario, ctx, o.settleTimeoutMs);
     const elapsedMs = Date.now() - t0;
+    const waits = await scenario.plannedWaits?.(env.db, ctx);
+    const floor = waits && retryFloor(waits, o.retryDelayMs);
     await progress?.stop();
     await instances.stopAll();
     // Before the audit, so that the audit counts what the repair applied (tagged as such in the rows).
@@ -252,6 +271,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       orderViolations: audit.orderViolations,
       elapsedMs,
       setupMs,
+      ...(floor === undefined ? {} : { retryFloorMs: Math.max(0, Math.round(floor - t0)) }),
+      retryDelayMs: o.retryDelayMs,
       throughputPerSec: Math.round(((audit.delivered + audit.deadLettered) / Math.max(1, elapsedMs)) * 1000),
       faults: {
         relayKills: instances.kills.relay,
@@ -260,6 +281,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         unexpectedExits: instances.unexpectedExits,
       },
       checks,
+      poisonSuspects: events.poisonSuspects,
       ...(audit.points ? { points: audit.points } : {}),
       ...(audit.services ? { services: audit.services } : {}),
       ...(reconciliation ? { reconciliation } : {}),
@@ -283,13 +305,18 @@ class EventCounts {
   duplicates = 0;
   retries = 0;
   deadLetters = 0;
+  poisonSuspects = 0;
   errors = 0;
   readonly errorSample: string[] = [];
+  /** Told of each partition move (a consumer's assignment changing after a kill or a restart). */
+  onMove: ((name: string, kind: 'assigned' | 'revoked', partitions: number[]) => void) | undefined;
 
-  add(_name: string, event: RoleEvent): void {
+  add(name: string, event: RoleEvent): void {
     if (event.kind === 'processed' && event.duplicate) this.duplicates++;
     else if (event.kind === 'retry') this.retries++;
     else if (event.kind === 'dead-letter' && event.recorded) this.deadLetters++;
+    else if (event.kind === 'poison-suspect') this.poisonSuspects++;
+    else if (event.kind === 'assigned' || event.kind === 'revoked') this.onMove?.(name, event.kind, event.partitions);
     else if (event.kind === 'error') this.error(event.message);
   }
 

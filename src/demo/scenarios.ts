@@ -4,7 +4,7 @@ import type { Consumer } from '../consumer/consumer.ts';
 import { DEFAULT_RETRY_POLICY } from '../consumer/retry-policy.ts';
 import { auditLottery, lotteryProgress } from '../examples/lottery/lottery-audit.ts';
 import { deliveryRetries, registerDeliveryService } from '../examples/lottery/delivery-service.ts';
-import { awardSource, DrawService } from '../examples/lottery/draw-service.ts';
+import { type AwardType, awardSource, DrawService } from '../examples/lottery/draw-service.ts';
 import { createLotteryTables } from '../examples/lottery/lottery-tables.ts';
 import { OrderService } from '../examples/points/order-service.ts';
 import { auditPoints, expectedOverdrafts, type PointsBalances, pointsProgress } from '../examples/points/points-audit.ts';
@@ -16,6 +16,7 @@ import type { RelaySource } from '../ports/outbox-store.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import { type FaultRates, faultyHandler, plannedDeadLetter, plannedFault } from './fault-plan.ts';
 import { orders } from './orders-scenario.ts';
+import type { PlannedWait } from './retry-floor.ts';
 
 export const SCENARIOS = ['lottery', 'points', 'orders'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -110,6 +111,8 @@ export interface Scenario {
   sentRecords(db: Database, ctx: ScenarioContext, limit: number): Promise<OutgoingRecord[]>;
   /** Main thread, after the instances stopped and before the audit: a business-level reconciliation. */
   reconcile?(db: Database, ctx: ScenarioContext): Promise<BusinessReconciliation>;
+  /** Lottery: every published message with its planned retries, in each key's order (retry-floor.ts). */
+  plannedWaits?(db: Database, ctx: ScenarioContext): Promise<PlannedWait[]>;
 }
 
 export const LOTTERY_FAULTS: FaultRates = { permanent: 0.005, beyondPolicy: 0.01, transient: 0.04 };
@@ -159,6 +162,19 @@ const lottery: Scenario = {
       [limit],
     );
     return rows.map((r) => ({ topic: ctx.topic, key: r.u_id, headers: r.headers, value: Buffer.from(r.payload) }));
+  },
+  async plannedWaits(db, ctx) {
+    const s = quoteIdent(ctx.schema, 'schema');
+    const retries = deliveryRetries(DEFAULT_RETRY_POLICY.maxRetries);
+    // modified_time is when the relay marked the row sent (mq_state 1): the message's publish time.
+    const { rows } = await db.query<{ u_id: string; order_id: string; award_type: AwardType; sent_ms: number }>(
+      `select u_id, order_id, award_type, (extract(epoch from modified_time) * 1000)::float8 as sent_ms
+       from ${s}.user_strategy_export where mq_state = 1 order by u_id, id`,
+    );
+    return rows.map((r) => {
+      const fault = plannedFault(ctx.seed, r.order_id, retries[r.award_type], LOTTERY_FAULTS);
+      return { key: r.u_id, sentAtMs: Number(r.sent_ms), retries: fault.permanent ? 0 : Math.min(fault.failures, retries[r.award_type]) };
+    });
   },
 };
 
