@@ -1,19 +1,21 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { KafkaInspector } from '../src/adapters/kafka/kafka-inspector.ts';
 import { createAdmin, ensureTopic } from '../src/adapters/kafka/kafka-admin.ts';
-import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { HEADER } from '../src/core/envelope.ts';
 import { postgres } from '../src/adapters/postgres/postgres.ts';
 import { postgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
 import type { Outbox } from '../src/outbox/outbox.ts';
-import { WalRelay } from '../src/outbox/wal-relay.ts';
 import type { PartitionWatermarks } from '../src/ports/broker-inspector.ts';
-import { type ConnectWorker, fetchJars, startConnect } from '../infra/debezium/connect.ts';
+import { fetchJars, startConnect } from '../infra/debezium/connect.ts';
 import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
 import { freePort } from '../infra/services/port-open.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
 import { type BenchEnv, type BenchSchema, benchSchema, deleteTopics, keyOf, orderPayload, uniqueTopic } from './lib/env.ts';
-import { describe, interleaved, type PathSummary, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
+import { describe, interleaved, type PathSummary, type Reps, type RunResult, until } from './lib/measure.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { fillOutbox, WAL_BATCH } from './relay.ts';
 
@@ -72,15 +74,79 @@ async function createAppendTimeTopic(env: BenchEnv, topic: string): Promise<void
   }
 }
 
-/** Peak RSS of the Connect JVM while a run lasts, read from /proc every 50 ms. */
-function jvmRssSampler(connect: ConnectWorker): { stop: () => number } {
-  let peak = connect.rssMb();
-  const timer = setInterval(() => (peak = Math.max(peak, connect.rssMb())), 50);
+function rssMbOf(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0; // exited between two samples
+  }
+}
+
+/** Peak RSS of another process (the relay's, the Connect JVM's) while a run lasts, read from /proc every 50 ms. */
+function rssSamplerOf(pid: number): { stop: () => number } {
+  let peak = rssMbOf(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, rssMbOf(pid))), 50);
   timer.unref();
   return {
     stop() {
       clearInterval(timer);
-      return Math.max(peak, connect.rssMb());
+      return Math.max(peak, rssMbOf(pid));
+    },
+  };
+}
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/**
+ * zeroloss's relay as users run it, `zeroloss relay --mode wal` (src/cli/main.ts on this Node, types
+ * stripped), in a process of its own like Debezium's JVM: its RSS is its own and it shares no event loop
+ * with the bench's writers and readers. Logs are kept only for an error message.
+ */
+async function startCliRelay(options: { url: string; schema: string; brokers: string[] }) {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, 'src', 'cli', 'main.ts'),
+      'relay',
+      '--mode',
+      'wal',
+      '--pg',
+      options.url,
+      '--schema',
+      options.schema,
+      '--kafka',
+      options.brokers.join(','),
+      '--wal-batch-size',
+      String(WAL_BATCH),
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  const keep = (d: Buffer) => (log = `${log}${d.toString('utf8')}`.slice(-4_000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  await once(child, 'spawn');
+  return {
+    pid: child.pid as number,
+    /** Throws with the relay's last log lines if it has exited. */
+    async check() {
+      if (exited) throw new Error(`the zeroloss relay exited; its last output:\n${log}`);
+    },
+    /** SIGTERM: the relay finishes and records what is in flight, then exits. */
+    async stop() {
+      process.off('exit', killOnExit);
+      if (exited) return;
+      const gone = once(child, 'exit');
+      child.kill('SIGTERM');
+      const timeout = new Promise((resolve) => setTimeout(resolve, 30_000).unref()).then(() => 'timeout');
+      if ((await Promise.race([gone, timeout])) === 'timeout') {
+        child.kill('SIGKILL');
+        await gone;
+      }
     },
   };
 }
@@ -92,17 +158,29 @@ function jvmRssSampler(connect: ConnectWorker): { stop: () => number } {
  * outbox table, publication (inserts only), slot and topic, so neither reads the other's rows; each
  * still decodes the other's WAL, as it would on a shared server.
  *
- * Throughput: a backlog of `messages` committed rows on a fresh slot, from the moment the side's slot is
- * active (`pg_replication_slots.active`, polled every 5 ms) to the broker append time of its last record.
- * Latency: `DEBEZIUM_LATENCY_RATE` msg/s offered open-loop with both readers running, from the moment the
- * application saw its COMMIT return to the record's LogAppendTime on the topic (read back afterwards).
+ * Both readers are processes of their own, started once and kept running: `zeroloss relay --mode wal` and
+ * the Connect JVM; RSS is each one's VmRSS.
+ *
+ * Throughput: a backlog of `messages` rows committed while the side's process is frozen (SIGSTOP), from its
+ * SIGCONT to the broker append time (LogAppendTime) of its last record.
+ * Latency: `DEBEZIUM_LATENCY_RATE` msg/s offered open-loop with both readers running, from the transaction's
+ * commit timestamp on the server (track_commit_timestamp) to the record's LogAppendTime on the topic (read
+ * back afterwards; whole milliseconds, so a sample reads up to 1 ms short).
  */
 export async function debeziumPeerBench(env: BenchEnv, messages: number, reps: Reps, keys = 100): Promise<BenchResult> {
   await fetchJars(env.log);
   const instance = await startPostgresInstance({
     port: await freePort(),
     name: 'bench-debezium',
-    settings: { wal_level: 'logical', max_wal_senders: 10, max_replication_slots: 10 },
+    // Commit timestamps: the latency phase times each message from its transaction's commit on the server.
+    // A reader frozen for a drain's fill must not be dropped by its walsender (default 60 s).
+    settings: {
+      wal_level: 'logical',
+      max_wal_senders: 10,
+      max_replication_slots: 10,
+      track_commit_timestamp: 'on',
+      wal_sender_timeout: '600s',
+    },
   });
   const walEnv = { ...env, pgUrl: instance.url };
   const schemas: BenchSchema[] = [];
@@ -128,8 +206,6 @@ export async function debeziumPeerBench(env: BenchEnv, messages: number, reps: R
     await createAppendTimeTopic(env, dTopic);
     const zOutbox = testOutbox({ schema: zs.schema, producerId: 'bench' });
     const dOutbox = testOutbox({ schema: ds.schema, producerId: 'bench' });
-    const publisher = new KafkaPublisher({ brokers: env.brokers, clientId: 'zl-bench-peer-debezium' });
-    cleanups.push(() => publisher.close());
     const inspector = new KafkaInspector({ brokers: env.brokers, idleMs: 10_000 });
     cleanups.push(() => inspector.close());
     const connect = await startConnect({ brokers: env.brokers, port: await freePort() });
@@ -140,11 +216,6 @@ export async function debeziumPeerBench(env: BenchEnv, messages: number, reps: R
     const slotActive = async (slot: string) =>
       (await zs.pool.query<{ active: boolean }>('select active from pg_replication_slots where slot_name = $1', [slot])).rows[0]?.active ??
       false;
-    /** Resolves with Date.now() at the first poll that sees the slot read by a session. */
-    const activeAt = async (slot: string) => {
-      await until(() => slotActive(slot), `slot ${slot} to become active`, 120_000, 5);
-      return Date.now();
-    };
     const released = (slot: string) => until(async () => !(await slotActive(slot)), `slot ${slot} to be released`, 60_000, 20);
     /** The records put on `topic` since `before`: their count, latest append time, and append time per message id. */
     const readSince = async (topic: string, before: PartitionWatermarks[], idHeader: string) => {
@@ -181,8 +252,23 @@ export async function debeziumPeerBench(env: BenchEnv, messages: number, reps: R
 
     let zOffset = 0;
     let dOffset = 0;
-    let connectorCount = 0;
-    const connectorConfig = (slot: string, prefix: string): Record<string, string> => ({
+    const connectorName = 'zlb-dbz';
+    const slot = 'zlb_dbz';
+    /** A failed connector shows in its status; checked about once a second while waiting. */
+    let lastStatus = 0;
+    const connectorCheck = async () => {
+      if (Date.now() - lastStatus < 1_000) return;
+      lastStatus = Date.now();
+      const state = await connect.connectorState(connectorName);
+      if (state.states.includes('FAILED')) throw new Error(`the Debezium connector failed: ${state.trace ?? state.states.join(',')}`);
+    };
+
+    // Both readers run for the whole bench, each on its own slot made before any row it is to send.
+    await wal.createSlot('bench');
+    const relay = await startCliRelay({ url: instance.url, schema: zs.schema, brokers: env.brokers });
+    cleanups.unshift(() => relay.stop());
+    await ds.pool.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    await connect.createConnector(connectorName, {
       'connector.class': 'io.debezium.connector.postgresql.PostgresConnector',
       'tasks.max': '1',
       'database.hostname': '127.0.0.1',
@@ -190,119 +276,90 @@ export async function debeziumPeerBench(env: BenchEnv, messages: number, reps: R
       'database.user': 'postgres',
       'database.password': 'unused',
       'database.dbname': new URL(instance.url).pathname.slice(1),
-      'topic.prefix': prefix,
+      'topic.prefix': 'zlbdbz',
       'slot.name': slot,
       'publication.name': publication,
       'table.include.list': `${ds.schema}.outbox`,
       ...CONNECTOR_SETTINGS,
     });
-    /** Creates a connector on a slot made beforehand; throws with the task's trace if it fails. */
-    const runConnector = async (slot: string) => {
-      const name = `zlb-dbz-${++connectorCount}`;
-      await connect.createConnector(name, connectorConfig(slot, `zlbdbz${connectorCount}`));
-      const failed = async () => {
-        const state = await connect.connectorState(name);
-        if (state.states.includes('FAILED')) throw new Error(`Debezium connector ${name} failed: ${state.trace ?? state.states.join(',')}`);
-      };
-      return {
-        name,
-        failed,
-        async stop() {
-          await connect.deleteConnector(name);
-          await released(slot);
-          await ds.pool.query('select pg_drop_replication_slot($1)', [slot]);
+    cleanups.unshift(async () => {
+      await connect.deleteConnector(connectorName);
+      await released(slot);
+      await ds.pool.query('select pg_drop_replication_slot($1)', [slot]);
+    });
+    await until(
+      async () => (await slotActive(wal.slot)) && (await slotActive(slot)),
+      'both readers to stream from their slots',
+      120_000,
+      20,
+    );
+
+    /**
+     * A backlog: the reader's process is frozen (SIGSTOP) while `messages` rows commit, then let go
+     * (SIGCONT) and timed from that moment to its last record's LogAppendTime. Both processes stay up and
+     * warm, as a relay that fell behind is; each slot's walsender decodes ahead only as far as the socket
+     * buffers take while its reader is frozen (wal_sender_timeout is raised so it does not give up on it).
+     */
+    const drain = async (side: {
+      name: string;
+      pid: number;
+      fill: () => Promise<void>;
+      topic: string;
+      idHeader: string;
+      check: () => Promise<void>;
+    }): Promise<RunResult> => {
+      process.kill(side.pid, 'SIGSTOP');
+      let stopped = true;
+      try {
+        await side.fill();
+        const before = await marks(side.topic);
+        const rss = rssSamplerOf(side.pid);
+        const startMs = Date.now();
+        process.kill(side.pid, 'SIGCONT');
+        stopped = false;
+        await onTopic(side.topic, before, messages, side.check);
+        const rssMb = rss.stop();
+        const { count, firstMs, lastMs } = await readSince(side.topic, before, side.idHeader);
+        env.log(`    ${side.name}: first record ${firstMs - startMs} ms after SIGCONT`);
+        return { messages: count, seconds: (lastMs - startMs) / 1000, latenciesMs: [], rssMb };
+      } finally {
+        if (stopped) process.kill(side.pid, 'SIGCONT');
+      }
+    };
+    const zDrain = () =>
+      drain({
+        name: 'zeroloss',
+        pid: relay.pid,
+        topic: zTopic,
+        idHeader: HEADER.id,
+        check: relay.check,
+        fill: async () => {
+          await fillOutbox({ transaction: (fn) => zs.db.transaction(fn), outbox: zOutbox, topic: zTopic, messages, keys, offset: zOffset });
+          zOffset += messages;
         },
-      };
-    };
-    /** A failed connector shows in its status, checked about once a second while waiting. */
-    const everySecond = (check: () => Promise<void>) => {
-      let last = 0;
-      return async () => {
-        if (Date.now() - last < 1_000) return;
-        last = Date.now();
-        await check();
-      };
-    };
+      });
+    const dDrain = () =>
+      drain({
+        name: 'debezium',
+        pid: connect.pid,
+        topic: dTopic,
+        idHeader: 'id',
+        check: connectorCheck,
+        fill: async () => {
+          await fillOutbox({ transaction: (fn) => ds.db.transaction(fn), outbox: dOutbox, topic: dTopic, messages, keys, offset: dOffset });
+          dOffset += messages;
+        },
+      });
 
-    const zDrain = async (): Promise<RunResult> => {
-      await zs.pool.query(`update "${zs.schema}".outbox set state = 1 where state <> 1`);
-      await released(wal.slot);
-      await wal.dropSlot();
-      await wal.createSlot('bench');
-      await fillOutbox({ transaction: (fn) => zs.db.transaction(fn), outbox: zOutbox, topic: zTopic, messages, keys, offset: zOffset });
-      zOffset += messages;
-      const before = await marks(zTopic);
-      const rss = rssSampler();
-      const relay = new WalRelay({ stream: wal.stream, ledger: wal.ledger, publisher, config: { walBatchSize: WAL_BATCH } });
-      const errors: Error[] = [];
-      relay.on('error', (e) => errors.push(e));
-      try {
-        const active = activeAt(wal.slot);
-        active.catch(() => {});
-        await relay.start();
-        const startMs = await active;
-        await onTopic(zTopic, before, messages, async () => {
-          if (errors.length > 0) throw errors[0];
-        });
-        const rssMb = rss.stop();
-        const { count, firstMs, lastMs } = await readSince(zTopic, before, HEADER.id);
-        env.log(`    zeroloss: first record ${firstMs - startMs} ms after the slot became active`);
-        return { messages: count, seconds: (lastMs - startMs) / 1000, latenciesMs: [], rssMb };
-      } finally {
-        await relay.stop();
-      }
-    };
-
-    const dDrain = async (): Promise<RunResult> => {
-      // The slot exists before the rows are committed, so the connector (no snapshot, no stored offset)
-      // streams them from the slot's position, as zeroloss's relay does from its fresh slot.
-      const slot = `zlb_dbz_${connectorCount + 1}`;
-      await ds.pool.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
-      await fillOutbox({ transaction: (fn) => ds.db.transaction(fn), outbox: dOutbox, topic: dTopic, messages, keys, offset: dOffset });
-      dOffset += messages;
-      const before = await marks(dTopic);
-      const rss = jvmRssSampler(connect);
-      const active = activeAt(slot);
-      active.catch(() => {});
-      const connector = await runConnector(slot);
-      try {
-        const startMs = await active;
-        await onTopic(dTopic, before, messages, everySecond(connector.failed));
-        const rssMb = rss.stop();
-        const { count, firstMs, lastMs } = await readSince(dTopic, before, 'id');
-        env.log(`    debezium: first record ${firstMs - startMs} ms after the slot became active`);
-        return { messages: count, seconds: (lastMs - startMs) / 1000, latenciesMs: [], rssMb };
-      } finally {
-        rss.stop();
-        await connector.stop();
-      }
-    };
-
-    // Throughput phase: drain rounds until the JVM has run a minute (and at least the asked warm-up), then the reps.
+    // Throughput: drain rounds until the JVM has run a minute (and at least the asked warm-up), then the reps.
     let round = 0;
     while (round < reps.warmup || Date.now() - connect.startedAt < JVM_WARMUP_MS) {
       env.log(`  warm-up zeroloss: ${describe(await zDrain())}`);
       env.log(`  warm-up debezium: ${describe(await dDrain())}`);
       round++;
     }
-    env.log(`[debezium] JVM warm for ${((Date.now() - connect.startedAt) / 1000).toFixed(0)} s; measuring the drain`);
-    const drain = await interleaved({ warmup: 0, reps: reps.reps }, zDrain, dDrain, env.log);
-
-    // Latency phase: both readers run throughout, each on a fresh slot; the load goes to one side at a time.
-    await zs.pool.query(`update "${zs.schema}".outbox set state = 1 where state <> 1`);
-    await released(wal.slot);
-    await wal.dropSlot();
-    await wal.createSlot('bench');
-    const relay = new WalRelay({ stream: wal.stream, ledger: wal.ledger, publisher, config: { walBatchSize: WAL_BATCH } });
-    const relayErrors: Error[] = [];
-    relay.on('error', (e) => relayErrors.push(e));
-    await relay.start();
-    cleanups.unshift(() => relay.stop());
-    const liveSlot = 'zlb_dbz_live';
-    await ds.pool.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [liveSlot]);
-    const live = await runConnector(liveSlot);
-    cleanups.unshift(() => live.stop());
-    await until(() => slotActive(liveSlot), 'the live connector to read its slot', 120_000, 20);
+    env.log(`[debezium] JVM up for ${((Date.now() - connect.startedAt) / 1000).toFixed(0)} s; measuring the drain`);
+    const drained = await interleaved({ warmup: 0, reps: reps.reps }, zDrain, dDrain, env.log);
 
     const window = async (
       outbox: Outbox,
@@ -310,36 +367,43 @@ export async function debeziumPeerBench(env: BenchEnv, messages: number, reps: R
       topic: string,
       idHeader: string,
       seconds: number,
-      rssOf: () => { stop: () => number },
+      pid: number,
       check: () => Promise<void>,
     ): Promise<RunResult> => {
       const count = Math.round(DEBEZIUM_LATENCY_RATE * seconds);
       const before = await marks(topic);
-      const rss = rssOf();
-      const committed = new Map<string, number>();
+      const rss = rssSamplerOf(pid);
+      const xids = new Map<string, string>();
       await openLoop(count, DEBEZIUM_LATENCY_RATE, async (k) => {
         const id = randomUUID();
         const key = keyOf(k, keys);
-        await db.db.transaction((tx) => outbox.enqueue(tx, { id, topic, key, type: 'order.placed', payload: orderPayload(k, key) }));
-        committed.set(id, Date.now());
+        const xid = await db.db.transaction(async (tx) => {
+          await outbox.enqueue(tx, { id, topic, key, type: 'order.placed', payload: orderPayload(k, key) });
+          return (await tx.query<{ xid: string }>('select pg_current_xact_id()::xid::text as xid')).rows[0]?.xid ?? '';
+        });
+        xids.set(id, xid);
       });
       await onTopic(topic, before, count, check);
       const rssMb = rss.stop();
+      // The server's commit time (track_commit_timestamp), not when the bench's event loop saw COMMIT return:
+      // under load that came late enough to put some records on the topic "before" their commit.
+      const { rows } = await db.pool.query<{ xid: string; ms: number }>(
+        'select x as xid, extract(epoch from pg_xact_commit_timestamp(x::xid))::float8 * 1000 as ms from unnest($1::text[]) x',
+        [[...xids.values()]],
+      );
+      const committedMs = new Map(rows.map((r) => [r.xid, r.ms]));
       const { appended } = await readSince(topic, before, idHeader);
       const latenciesMs: number[] = [];
-      for (const [id, at] of committed) {
+      for (const [id, xid] of xids) {
         const on = appended.get(id);
-        if (on !== undefined) latenciesMs.push(on - at);
+        const at = committedMs.get(xid);
+        if (on !== undefined && at !== undefined) latenciesMs.push(on - at);
       }
       if (latenciesMs.length < count) throw new Error(`${count - latenciesMs.length} of ${count} committed messages not found on ${topic}`);
       return { messages: count, seconds, latenciesMs, rssMb };
     };
-    const relayCheck = async () => {
-      if (relayErrors.length > 0) throw relayErrors[0];
-    };
-    const zWindow = (seconds: number) => () => window(zOutbox, zs, zTopic, HEADER.id, seconds, () => rssSampler(), relayCheck);
-    const dWindow = (seconds: number) => () =>
-      window(dOutbox, ds, dTopic, 'id', seconds, () => jvmRssSampler(connect), everySecond(live.failed));
+    const zWindow = (seconds: number) => () => window(zOutbox, zs, zTopic, HEADER.id, seconds, relay.pid, relay.check);
+    const dWindow = (seconds: number) => () => window(dOutbox, ds, dTopic, 'id', seconds, connect.pid, connectorCheck);
     env.log(`[debezium] latency at ${DEBEZIUM_LATENCY_RATE} msg/s, ${WINDOW_SECONDS} s per side and rep`);
     env.log(`  warm-up zeroloss: ${describe(await zWindow(3)())}`);
     env.log(`  warm-up debezium: ${describe(await dWindow(3)())}`);
@@ -355,14 +419,14 @@ export async function debeziumPeerBench(env: BenchEnv, messages: number, reps: R
     return makeResult({
       name: 'peer-debezium',
       messages,
-      zeroloss: combine(drain.a, latency.a),
-      baseline: combine(drain.b, latency.b),
+      zeroloss: combine(drained.a, latency.a),
+      baseline: combine(drained.b, latency.b),
       baselineName: 'Debezium 3.6.1.Final PostgreSQL connector + outbox EventRouter on Kafka Connect 4.1.1 standalone (JVM -Xmx2g)',
-      latencyOf: `one message, ${DEBEZIUM_LATENCY_RATE} msg/s offered (1 per transaction, open loop): COMMIT returned to the record's LogAppendTime on the topic`,
+      latencyOf: `one message, ${DEBEZIUM_LATENCY_RATE} msg/s offered (1 per transaction, open loop): the transaction's commit timestamp on the server to the record's LogAppendTime on the topic`,
       reps: reps.reps,
       notes:
-        `throughput: backlog of ${messages} committed rows on a fresh slot, slot active to last record's LogAppendTime; ` +
-        `RSS: peak of the bench process (zeroloss relay, in-process with the bench's pools) and of the Connect JVM (/proc VmRSS); ` +
+        `throughput: backlog of ${messages} rows committed while the reader's process was SIGSTOPped, SIGCONT to the last record's LogAppendTime; ` +
+        `RSS: peak VmRSS (/proc) of the relay's process (zeroloss relay --mode wal, Node ${process.version}) and of the Connect JVM; ` +
         `Debezium warmed >= ${JVM_WARMUP_MS / 1000} s; connector: poll.interval.ms=10, max.batch.size=2048, max.queue.size=16384, ` +
         `snapshot.mode=no_data, pgoutput, publication (insert only) made beforehand, EventRouter on message_id/msg_key/payload, route by topic, headers column as header; ` +
         `worker: producer acks=all, enable.idempotence=true, max.in.flight=5, linger.ms=5, batch.size=256 KiB, offset.flush.interval.ms=1000, ` +

@@ -79,8 +79,6 @@ export interface ConnectWorker {
   url: string;
   /** When the JVM was spawned (Date.now()), for the bench's warm-up. */
   startedAt: number;
-  /** Resident set of the JVM in MiB, from /proc. */
-  rssMb(): number;
   createConnector(name: string, config: Record<string, string>): Promise<void>;
   deleteConnector(name: string): Promise<void>;
   /** The connector's and its tasks' states, e.g. ['RUNNING', 'RUNNING']; a failed task's trace in `trace`. */
@@ -169,11 +167,6 @@ export async function startConnect(options: { brokers: string[]; port: number; t
     pid,
     url,
     startedAt,
-    rssMb() {
-      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-      return kb / 1024;
-    },
     async createConnector(name, config) {
       const res = await rest(`${url}/connectors`, 'POST', { name, config });
       if (res.status !== 201) throw new ConnectError(`creating connector ${name}: HTTP ${res.status} ${res.text}`);
