@@ -38,7 +38,15 @@ export function summaryText(r: DemoResult): string {
     ['published', n(r.published), `${what.published} (acknowledged by the transport)`],
     ['delivered', n(r.delivered), what.delivered],
     ['duplicates skipped', n(r.duplicatesSkipped), 'copies the inbox absorbed (relay resends after kills, injected copies, redeliveries)'],
-    ['retried', n(r.retried), 'failed attempts retried under the type’s policy'],
+    [
+      'retried',
+      n(r.retried),
+      `failed attempts retried under the type’s policy${
+        r.plannedRetries === undefined
+          ? ''
+          : ` (the fault plan calls for ${n(r.plannedRetries)}; more: restarted from the first after a kill or rebalance)`
+      }`,
+    ],
     [
       'dead-lettered',
       n(r.deadLettered),
@@ -131,6 +139,7 @@ export function summaryJson(r: DemoResult): Record<string, unknown> {
     setupMs: r.setupMs,
     ...(r.retryFloorMs === undefined ? {} : { retryFloorMs: r.retryFloorMs }),
     retryDelayMs: r.retryDelayMs,
+    ...(r.plannedRetries === undefined ? {} : { plannedRetries: r.plannedRetries }),
     throughputPerSec: r.throughputPerSec,
     faults: r.faults,
     poisonSuspects: r.poisonSuspects,

@@ -93,6 +93,11 @@ export interface DemoResult {
   retryFloorMs?: number;
   /** The delay between a handler's retries in this run. */
   retryDelayMs: number;
+  /**
+   * Lottery: the retries the fault plan calls for, counted over the published messages. `retried` above
+   * it are retries run again because a kill or a rebalance restarted a record's retries from the first.
+   */
+  plannedRetries?: number;
   throughputPerSec: number;
   faults: { relayKills: number; consumerKills: number; duplicatesInjected: number; unexpectedExits: number };
   /** Records rerun alone after an instance died while their handler ran (from the consumers' events). */
@@ -273,6 +278,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       setupMs,
       ...(floor === undefined ? {} : { retryFloorMs: Math.max(0, Math.round(floor - t0)) }),
       retryDelayMs: o.retryDelayMs,
+      ...(waits ? { plannedRetries: waits.reduce((sum, w) => sum + w.retries, 0) } : {}),
       throughputPerSec: Math.round(((audit.delivered + audit.deadLettered) / Math.max(1, elapsedMs)) * 1000),
       faults: {
         relayKills: instances.kills.relay,
