@@ -149,14 +149,15 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   try {
     consumers.startAll();
     relays.startAll();
-    const startDeadline = Date.now() + 60_000;
+    // Node processes start slowly on a loaded 2-core machine (seven at once in WAL mode).
+    const startDeadline = Date.now() + 120_000;
     while (consumersStarted < consumerCount) {
-      if (Date.now() > startDeadline) throw new Error(`consumers did not start within 60 s\n${consumers.logs()}`);
+      if (Date.now() > startDeadline) throw new Error(`consumers did not start within 120 s\n${consumers.logs()}`);
       await wait(100);
     }
     // Rows committed before the slot exists are handed to the polling path when it is made: the stream is
     // the path under test, so the workload starts once a relay reads the slot.
-    if (slot) await slot.holder(60_000, { standby: false });
+    if (slot) await slot.holder(120_000, { standby: false });
     log(`${scenario.name}: ${relayCount} relays and ${consumerCount} consumers started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     const rate = Math.min(o.rate, o.messages / scenario.minWorkloadSeconds);

@@ -80,8 +80,11 @@ export const SCENARIOS: readonly Scenario[] = [
     minWorkloadSeconds: 15,
     wal: {
       summary:
-        'the WAL slot holder of three relays SIGKILLed every 0.3-1.5 s once another stands by (at least 20 times), restarted at once; takeover timed',
-      minWorkloadSeconds: 45,
+        'the WAL slot holder of four relays SIGKILLed every 0.3-1.5 s once another stands by (at least 20 times), restarted at once; takeover timed',
+      // A killed relay takes 5-25 s to start again on a loaded 2-core machine: four relays and a longer
+      // workload keep a standby waiting, so that most kills land while messages flow.
+      processes: { relays: 4, consumers: 3 },
+      minWorkloadSeconds: 90,
       nemesis: (ctx) => killSlotHolder(ctx, { minKills: 20, gapMs: [300, 1_500] }),
     },
     nemesis: (ctx) => killRepeatedly(ctx, ctx.relays, { minKills: 8, gapMs: [300, 2_500] }),
@@ -236,7 +239,9 @@ export const SCENARIOS: readonly Scenario[] = [
       'the WAL slot dropped under load while the relays run, twice; 6 s later the --create-slot relay is restarted: it creates the slot again and hands every unsent row to the polling path',
     needsCluster: false,
     walOnly: "it drops the WAL relay's slot: run it with --relay-mode wal",
-    minWorkloadSeconds: 35,
+    // The --create-slot relay's restart takes 10-40 s on a loaded machine: long enough a workload that
+    // both losses, and the restarts that repair them, meet live traffic.
+    minWorkloadSeconds: 90,
     wal: {},
     nemesis: async (ctx) => {
       await ctx.pause(4_000);

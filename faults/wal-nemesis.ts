@@ -87,14 +87,18 @@ export async function loseSlot(ctx: NemesisContext, lostMs: number): Promise<voi
     for (const s of slot.in('streaming')) slot.gone(s.name);
     ctx.event(`slot ${name} dropped under load (its reader terminated); commits from now on are in no stream for ${lostMs / 1000} s`);
     await ctx.pause(lostMs);
+    const handedOver = async () =>
+      (
+        await pool.query<{ n: number }>(
+          `select count(*)::int as n from "${ctx.schema}".outbox_transition where actor = 'zeroloss relay --create-slot' and error like 'handed to the polling path%'`,
+        )
+      ).rows[0]?.n ?? 0;
+    const before = await handedOver();
     const recreatedAt = Date.now();
     await ctx.relays.killAndRestart('relay-1');
     const next = await slot.takeover(recreatedAt, HOLDER_TIMEOUT_MS);
-    const { rows } = await pool.query<{ n: number }>(
-      `select count(*)::int as n from "${ctx.schema}".outbox_transition where actor = 'zeroloss relay --create-slot' and error like 'handed to the polling path%'`,
-    );
     ctx.event(
-      `relay-1 restarted with --create-slot: slot created again, ${rows[0]?.n ?? '?'} unsent rows handed to the polling path so far; ${next.name} reads it ${next.ms} ms after the restart`,
+      `relay-1 restarted with --create-slot: slot created again, ${(await handedOver()) - before} unsent rows handed to the polling path; ${next.name} reads it ${next.ms} ms after the restart`,
     );
   } finally {
     await pool.end().catch(() => {});
