@@ -11,6 +11,7 @@ import { KafkaSubscriber } from '../src/adapters/kafka/kafka-subscriber.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 import { Relay } from '../src/outbox/relay.ts';
+import type { Database } from '../src/ports/sql-executor.ts';
 import { testConsumer } from '../test/helpers/test-consumer.ts';
 import { GatedSubscriber } from './lib/gated-subscriber.ts';
 
@@ -36,16 +37,44 @@ export type WorkerMessage =
   | { type: 'assigned'; partitions: number }
   | { type: 'revoked' }
   | { type: 'error'; message: string }
-  | { type: 'stats'; transactions: number; messages: number }
+  | { type: 'stats'; transactions: number; messages: number; cpuMs: number }
   | { type: 'stopped' };
 
 const send = (m: WorkerMessage) => process.send?.(m);
+
+/** Statements by their first words, counted when ZL_SCALE_METRICS asks for a breakdown of what a run cost. */
+const statementCounts = new Map<string, number>();
+function countingStatements(inner: Database): Database {
+  const count = (sql: string) => {
+    const head = sql.replace(/\s+/g, ' ').trim().slice(0, 60);
+    statementCounts.set(head, (statementCounts.get(head) ?? 0) + 1);
+  };
+  return {
+    query: (sql, params) => {
+      count(sql);
+      return inner.query(sql, params);
+    },
+    transaction: (fn) => {
+      count('BEGIN');
+      return inner.transaction((tx) =>
+        fn({
+          query: (sql, params) => {
+            count(sql);
+            return tx.query(sql, params);
+          },
+        }),
+      );
+    },
+    listen: (channel, onNotify) => inner.listen(channel, onNotify),
+    close: () => inner.close(),
+  };
+}
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as ScaleWorkerConfig;
   const pool = new pg.Pool({ connectionString: config.pgUrl, max: config.poolSize });
   pool.on('error', () => {});
-  const db = pgDatabase({ pool });
+  const db = countingStatements(pgDatabase({ pool }));
   let go: () => void = () => {};
   let stop: () => Promise<void> = async () => {};
   let errors = 0;
@@ -83,10 +112,16 @@ async function main(): Promise<void> {
     stop = async () => {
       // Group commit as it ran: how many effect transactions the messages took.
       const m = await consumer.metrics();
+      // Every consumer metric of the run, to stderr, when asked (diagnosing what bounds a configuration).
+      if (process.env.ZL_SCALE_METRICS) {
+        process.stderr.write(`instance ${config.index} metrics ${JSON.stringify(m)}\n`);
+        process.stderr.write(`instance ${config.index} statements ${JSON.stringify(Object.fromEntries(statementCounts))}\n`);
+      }
       send({
         type: 'stats',
         transactions: m.zeroloss_consumer_transaction_messages_count ?? 0,
         messages: m.zeroloss_consumer_transaction_messages_sum ?? 0,
+        cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
       });
       await consumer.stop();
     };
