@@ -26,6 +26,10 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
     load: async () => (await import('./commands/topics.ts')).topicsCommand,
     summary: 'topics ensure <topic> --partitions N: create with the durability profile',
   },
+  groups: {
+    load: async () => (await import('./commands/groups.ts')).groupsCommand,
+    summary: "groups delete <group> --topic T: delete a finished group's offsets (broker and schema)",
+  },
   doctor: {
     load: async () => (await import('./commands/doctor.ts')).doctorCommand,
     summary: 'check topics and producer settings against the durability profile',

@@ -7,6 +7,7 @@ import { ZerolossError } from '../core/errors.ts';
 import type { OperationsStore, Store, Transport } from '../ports/backends.ts';
 import type { BrokerInspector, TopicAdmin } from '../ports/broker-inspector.ts';
 import type { DeadLetterQueue, DeadLetterWriter } from '../ports/dead-letter-store.ts';
+import type { GroupAdmin } from '../ports/group-admin.ts';
 import type { Database } from '../ports/sql-executor.ts';
 import type { ProducerSequenceStore, SequenceStore } from '../ports/sequence-store.ts';
 import type { Publisher, Subscriber } from '../ports/transport.ts';
@@ -29,6 +30,8 @@ export interface OpsContext {
   brokerNotRead: string | undefined;
   /** The broker's topic admin: Kafka's, or the table log's with --table-log. */
   admin: TopicAdmin | undefined;
+  /** The named broker's group admin (`groups delete`). */
+  groups: GroupAdmin | undefined;
   /** Created on first use. */
   publisher(): Publisher;
   /** The same broker's subscriber (the control channel's listener); created on first use. */
@@ -85,6 +88,7 @@ export async function withOps<T>(
     broker: inspected?.inspector,
     brokerNotRead: inspected && !inspected.inspector ? NO_INSPECTOR : undefined,
     admin: inspected?.admin,
+    groups: inspected?.groups,
     publisher() {
       publishing ??= inspected ?? open();
       return publishing.publisher;

@@ -47,6 +47,7 @@ export type ErrorCode =
   | 'ZL_KAFKA_AUTH'
   | 'ZL_KAFKA_TLS'
   | 'ZL_CONTROL_SKIPPED'
+  | 'ZL_GROUP_ACTIVE'
   | 'ZL_UNKNOWN';
 
 export interface ZerolossErrorOptions {

@@ -1,6 +1,7 @@
 import type { BrokerInspector, TopicAdmin } from './broker-inspector.ts';
 import type { DeadLetterQueue, DeadLetterWriter } from './dead-letter-store.ts';
 import type { InboxCache } from './inbox-cache.ts';
+import type { GroupAdmin } from './group-admin.ts';
 import type { InboxStore, StartLog } from './inbox-store.ts';
 import type {
   AlarmStore,
@@ -78,6 +79,8 @@ export interface Transport {
   readonly inspector?: BrokerInspector;
   /** Topic and group changes of the backlog tools; absent where a broker has none yet. */
   readonly admin?: TopicAdmin;
+  /** Deletes the committed positions of groups nobody runs any more (`zeroloss groups delete`). */
+  readonly groups?: GroupAdmin;
   /** Creates the topic with the durability profile when missing; resolves to its partition count. */
   ensureTopic(topic: string, partitions: number): Promise<{ created: boolean; partitions: number }>;
   /** Closes every client the bundle opened. */

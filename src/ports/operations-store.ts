@@ -264,6 +264,8 @@ export interface InterventionStore {
   discard(ids: string[], actor: string, reason: string): Promise<string[]>;
   audit(entry: NewAuditEntry): Promise<void>;
   recentAudit(sinceMs: number, limit: number): Promise<AuditEntry[]>;
+  /** Deletes the positions a group stored with its effects (P10) on `topics`; returns what went. */
+  deleteStoredOffsets(groupId: string, topics: string[]): Promise<StoredOffset[]>;
   /** Wakes relays listening on the outbox channel. */
   wakeRelays(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import { LazyParts } from '../shared/lazy-parts.ts';
 import { KafkaInspector, type KafkaInspectorOptions } from './kafka-inspector.ts';
 import { type KafkaPublisherConfig, KafkaPublisher, kafkaPublisherConfigSchema } from './kafka-publisher.ts';
 import { type KafkaSubscriberConfig, KafkaSubscriber } from './kafka-subscriber.ts';
+import { KafkaGroupAdmin } from './kafka-group-admin.ts';
 import { KafkaTopicAdmin } from './kafka-topic-admin.ts';
 import { KafkaTransactionalProcessor, type TransactionalProcessorConfig, type Transform } from './kafka-transactional-processor.ts';
 import { type KafkaSaslOptions, type KafkaTlsOptions, kafkaClientConnection } from './kafka-connection.ts';
@@ -91,6 +92,7 @@ export function kafka(options: KafkaOptions): KafkaTransport {
     (i) => i.close(),
   );
   let admin: KafkaTopicAdmin | undefined;
+  let groupAdmin: KafkaGroupAdmin | undefined;
   // Over the inspector's admin client: one connection serves reads and topic changes.
   const topicAdmin = () => {
     admin ??= new KafkaTopicAdmin(inspector().admin);
@@ -107,6 +109,10 @@ export function kafka(options: KafkaOptions): KafkaTransport {
     },
     get admin() {
       return topicAdmin();
+    },
+    get groups() {
+      groupAdmin ??= new KafkaGroupAdmin(inspector().admin);
+      return groupAdmin;
     },
     ensureTopic: (topic, partitions) => topicAdmin().ensureTopic(topic, partitions),
     transactionalProcessor(config, transform) {

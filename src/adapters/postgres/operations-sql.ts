@@ -66,6 +66,11 @@ export function operationsSql(s: string) {
     storedOffsets: `
       select consumer_group, topic, msg_partition, next_offset::text from ${s}.consumer_offset where consumer_group = any($1::text[])`,
 
+    /** `zeroloss groups delete`: the positions group $1 stored (P10) on topics $2. */
+    deleteStoredOffsets: `
+      delete from ${s}.consumer_offset where consumer_group = $1 and topic = any($2::text[])
+      returning consumer_group, topic, msg_partition, next_offset::text`,
+
     /**
      * Ack-vs-state repair (P5): rows $1 not yet marked sent, whose record the broker holds at partition $2,
      * offset $3, written at $4 (epoch ms), become sent without a resend. Actor $5. A relay still holding the

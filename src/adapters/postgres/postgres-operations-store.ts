@@ -148,12 +148,11 @@ export class PostgresOperationsStore
 
   async storedOffsets(groups: string[]): Promise<StoredOffset[]> {
     if (groups.length === 0) return [];
-    return (await this.#rows(this.#sql.storedOffsets, [groups])).map((r) => ({
-      groupId: String(r.consumer_group),
-      topic: String(r.topic),
-      partition: Number(r.msg_partition),
-      offset: BigInt(r.next_offset as string),
-    }));
+    return (await this.#rows(this.#sql.storedOffsets, [groups])).map(storedOffset);
+  }
+
+  async deleteStoredOffsets(groupId: string, topics: string[]): Promise<StoredOffset[]> {
+    return (await this.#rows(this.#sql.deleteStoredOffsets, [groupId, topics])).map(storedOffset);
   }
 
   async markSentFromBroker(found: BrokerPosition[], actor: string): Promise<string[]> {
@@ -520,4 +519,13 @@ function auditEntry(r: Row): AuditEntry {
 
 export function jsonReplacer(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
+}
+
+function storedOffset(r: Record<string, unknown>): StoredOffset {
+  return {
+    groupId: String(r.consumer_group),
+    topic: String(r.topic),
+    partition: Number(r.msg_partition),
+    offset: BigInt(r.next_offset as string),
+  };
 }

@@ -1,10 +1,11 @@
-import type { ChannelModel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import { amqp } from './rabbitmq-driver.ts';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { validateTopic } from '../../core/message.ts';
-import { rabbitError } from './rabbitmq-errors.ts';
+import type { GroupAdmin, GroupDeletion } from '../../ports/group-admin.ts';
+import { isNotFound, rabbitError } from './rabbitmq-errors.ts';
 import { rabbitNames } from './rabbitmq-names.ts';
 import { declareTopic, deleteTopic, probePartitions } from './rabbitmq-topology.ts';
 
@@ -22,7 +23,7 @@ export type RabbitMqAdminConfig = z.input<typeof rabbitMqAdminConfigSchema>;
 const MAX_PARTITIONS = 1_000;
 
 /** Creates, counts and deletes topics (one stream queue per partition), and deletes a group's offsets. */
-export class RabbitMqAdmin {
+export class RabbitMqAdmin implements GroupAdmin {
   readonly config: Readonly<z.output<typeof rabbitMqAdminConfigSchema>>;
   #conn: Promise<ChannelModel> | undefined;
 
@@ -62,6 +63,39 @@ export class RabbitMqAdmin {
     });
   }
 
+  /**
+   * `zeroloss groups delete`: the group's offset queue of every partition of `topics`. A live group has
+   * its members' fanout exchange (auto-deleted with the last member), so that exchange's existence is the
+   * refusal; the offset queues' own 7-day expiry stays the fallback for groups nobody deletes.
+   */
+  async deleteGroup(groupId: string, topics: string[]): Promise<GroupDeletion> {
+    for (const topic of topics) validateTopic(topic);
+    return this.#run(`deleting group ${groupId}`, async (conn) => {
+      if (await exists(conn, (ch) => ch.checkExchange(rabbitNames.group(groupId)))) {
+        throw new ZerolossError('ZL_GROUP_ACTIVE', `group ${groupId} has live members; stop its consumers first`, {
+          details: { groupId },
+        });
+      }
+      const deleted: string[] = [];
+      for (const topic of topics) {
+        const partitions = await probePartitions(conn, topic);
+        for (let p = 0; p < partitions; p++) {
+          const queue = rabbitNames.offset(groupId, topic, p);
+          if (!(await exists(conn, (ch) => ch.checkQueue(queue)))) continue;
+          const ch = await conn.createChannel();
+          ch.on('error', () => {});
+          try {
+            await ch.deleteQueue(queue);
+          } finally {
+            await ch.close().catch(() => {});
+          }
+          deleted.push(queue);
+        }
+      }
+      return { groupId, deleted };
+    });
+  }
+
   async close(): Promise<void> {
     const conn = this.#conn;
     this.#conn = undefined;
@@ -79,8 +113,27 @@ export class RabbitMqAdmin {
       });
       return await fn(await this.#conn);
     } catch (error) {
+      // Whatever failed, the next call starts on a fresh connection; this one is closed, not just
+      // forgotten: an open one left behind kept the process alive after the command had answered.
+      const conn = this.#conn;
       this.#conn = undefined;
+      if (conn) await (await conn.catch(() => undefined))?.close().catch(() => {});
       throw rabbitError(error, what);
     }
+  }
+}
+
+/** Whether a passive check finds the entity; a channel of its own, since a failed check closes it. */
+async function exists(conn: ChannelModel, check: (ch: Channel) => Promise<unknown>): Promise<boolean> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => {});
+  try {
+    await check(ch);
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  } finally {
+    await ch.close().catch(() => {});
   }
 }

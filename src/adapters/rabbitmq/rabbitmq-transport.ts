@@ -52,6 +52,9 @@ export function rabbitmq(url: string, options: RabbitMqOptions = {}): RabbitMqTr
     get topicAdmin() {
       return admin();
     },
+    get groups() {
+      return admin();
+    },
     get inspector() {
       return inspector();
     },

@@ -3,10 +3,11 @@ import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { validateTopic } from '../../core/message.ts';
+import type { GroupAdmin, GroupDeletion } from '../../ports/group-admin.ts';
 import { connectRedis } from './redis-streams-connection.ts';
 import { redisError } from './redis-streams-errors.ts';
 import { redisStreamsKeys } from './redis-streams-keys.ts';
-import { CREATE_TOPIC, runScript } from './redis-streams-scripts.ts';
+import { CREATE_TOPIC, DELETE_GROUP, runScript } from './redis-streams-scripts.ts';
 
 export const redisStreamsAdminConfigSchema = z
   .object({
@@ -23,7 +24,7 @@ export type RedisStreamsAdminConfig = z.input<typeof redisStreamsAdminConfigSche
 const MAX_PARTITIONS = 10_000;
 
 /** Creates, lists and deletes topics (a partition count plus one stream per partition). */
-export class RedisStreamsAdmin {
+export class RedisStreamsAdmin implements GroupAdmin {
   readonly config: Readonly<z.output<typeof redisStreamsAdminConfigSchema>>;
   readonly #redis: Redis;
   readonly #keys: ReturnType<typeof redisStreamsKeys>;
@@ -66,6 +67,37 @@ export class RedisStreamsAdmin {
     } catch (error) {
       throw redisError(error, `deleting topic ${topic}`);
     }
+  }
+
+  /** `zeroloss groups delete`: the group on every partition stream of `topics`, with its leases. */
+  async deleteGroup(groupId: string, topics: string[]): Promise<GroupDeletion> {
+    for (const topic of topics) validateTopic(topic);
+    const counts = await this.partitions(topics);
+    const streams: string[] = [];
+    const leases: string[] = [];
+    for (const topic of topics) {
+      for (let p = 0; p < (counts.get(topic) ?? 0); p++) {
+        streams.push(this.#keys.stream(topic, p));
+        leases.push(this.#keys.lease(groupId, topic, p));
+      }
+    }
+    let reply: unknown;
+    try {
+      reply = await runScript(
+        this.#redis,
+        DELETE_GROUP,
+        [this.#keys.members(groupId), this.#keys.memberTopics(groupId), ...streams, ...leases],
+        [groupId, streams.length],
+      );
+    } catch (error) {
+      throw redisError(error, `deleting group ${groupId}`);
+    }
+    if (reply === -1) {
+      throw new ZerolossError('ZL_GROUP_ACTIVE', `group ${groupId} has live members; stop its consumers first`, {
+        details: { groupId },
+      });
+    }
+    return { groupId, deleted: (reply as Array<string | Buffer>).map(String) };
   }
 
   async close(): Promise<void> {

@@ -148,6 +148,28 @@ end
 redis.call('SET', KEYS[1], wanted)
 return wanted`);
 
+/**
+ * `zeroloss groups delete`: refuses while the group has a live member (by the server's clock, as
+ * HEARTBEAT counts them), otherwise destroys the group on each stream that has it and drops its
+ * membership and lease keys, all in one step so no member can join half-way.
+ * KEYS[1] members sorted set, KEYS[2] member topics hash, then ARGV[2] streams, then the leases.
+ * ARGV[1] group id, ARGV[2] stream count. Reply: -1 when a member is live, else the streams whose group went.
+ */
+export const DELETE_GROUP = script(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf') > 0 then return -1 end
+local gone = {}
+local streams = tonumber(ARGV[2])
+for i = 3, 2 + streams do
+  if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('XGROUP', 'DESTROY', KEYS[i], ARGV[1]) == 1 then
+    gone[#gone + 1] = KEYS[i]
+  end
+end
+for i = 3 + streams, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('DEL', KEYS[1], KEYS[2])
+return gone`);
+
 export async function runScript(
   redis: Redis,
   s: Script,

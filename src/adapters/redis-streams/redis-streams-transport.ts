@@ -55,6 +55,9 @@ export function redisStreams(url: string, options: RedisStreamsOptions = {}): Re
     get topicAdmin() {
       return admin();
     },
+    get groups() {
+      return admin();
+    },
     get inspector() {
       return inspector();
     },

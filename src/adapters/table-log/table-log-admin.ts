@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { validateTopic } from '../../core/message.ts';
+import type { GroupDeletion } from '../../ports/group-admin.ts';
 import type { Database } from '../../ports/sql-executor.ts';
 import { tableLogSql } from './table-log-sql.ts';
 
@@ -160,6 +161,17 @@ export class TableLogAdmin {
   }
 
   /** Forgets a group entirely (offsets, owners, members); it stops holding back retention. */
+  /** `zeroloss groups delete`: the group's offsets and owners on `topics`; refused while a member is live. */
+  async deleteGroupOn(groupId: string, topics: string[]): Promise<GroupDeletion> {
+    const { rows } = await this.#db.query<{ live: number; deleted: string[] }>(this.#sql.deleteGroupTopics, [groupId, topics]);
+    if (Number(rows[0]?.live ?? 0) > 0) {
+      throw new ZerolossError('ZL_GROUP_ACTIVE', `group ${groupId} has live members; stop its consumers first`, {
+        details: { groupId },
+      });
+    }
+    return { groupId, deleted: rows[0]?.deleted ?? [] };
+  }
+
   async deleteGroup(groupId: string): Promise<void> {
     await this.#db.transaction(async (tx) => {
       await tx.query(this.#sql.deleteGroupOffsets, [groupId]);

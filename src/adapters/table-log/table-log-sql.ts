@@ -250,6 +250,23 @@ export function tableLogSql(schema: string) {
     deleteGroupOwners: `delete from ${s}.log_group_owner where group_id = $1`,
     deleteGroupMembers: `delete from ${s}.log_group_member where group_id = $1`,
     /**
+     * $1 group, $2 topics: `zeroloss groups delete`. Deletes the group's offsets and owners on the topics
+     * unless a member's lease is live (then \`live\` > 0 and nothing changes); \`deleted\` names what went.
+     */
+    deleteGroupTopics: `
+      with live as (
+        select 1 from ${s}.log_group_member where group_id = $1 and lease_until > now() limit 1
+      ), off as (
+        delete from ${s}.log_group_offset
+        where group_id = $1 and topic = any($2::text[]) and not exists (select 1 from live)
+        returning topic, partition
+      ), own as (
+        delete from ${s}.log_group_owner
+        where group_id = $1 and topic = any($2::text[]) and not exists (select 1 from live)
+      )
+      select (select count(*) from live)::int as live,
+        coalesce((select json_agg(topic || '[' || partition || ']' order by topic, partition) from off), '[]'::json) as deleted`,
+    /**
      * $1 min age ms, $2 batch size, $3 topic or null. Deletes one batch of records that every group with
      * offsets on the topic has committed past (a group with no offset for a partition holds all of it)
      * and that are older than the age. A topic no group has ever committed on keeps everything.

@@ -1,6 +1,7 @@
 import { ZerolossError } from '../../core/errors.ts';
 import type { Store, Transport } from '../../ports/backends.ts';
 import type { CommittedOffset, TopicAdmin } from '../../ports/broker-inspector.ts';
+import type { GroupAdmin } from '../../ports/group-admin.ts';
 import { TableLogAdmin } from './table-log-admin.ts';
 import { TableLogInspector } from './table-log-inspector.ts';
 import { type TableLogPublisherConfig, TableLogPublisher } from './table-log-publisher.ts';
@@ -19,6 +20,7 @@ export interface TableLogTransport extends Transport {
   readonly admin: TopicAdmin;
   /** Group offsets, lag and retention of the log. */
   readonly logAdmin: TableLogAdmin;
+  readonly groups: GroupAdmin;
 }
 
 /**
@@ -55,6 +57,7 @@ export function tableLog(store: Pick<Store, 'db' | 'schema'>, options: TableLogO
     inspector: new TableLogInspector(db, { schema }),
     admin,
     logAdmin,
+    groups: { deleteGroup: (groupId, topics) => logAdmin.deleteGroupOn(groupId, topics) },
     ensureTopic: (topic, partitions) => admin.ensureTopic(topic, partitions),
     // The log's clients are the store's connection, which the store closes.
     close: () => publisher.close(),
