@@ -101,7 +101,7 @@ export function summaryText(r: DemoResult): string {
     '',
     `faults: relay killed ${r.faults.relayKills}×, consumers killed ${r.faults.consumerKills}× (no graceful stop), ` +
       `${n(r.faults.duplicatesInjected)} duplicate records published straight to the transport, handlers failing per the fault plan (seed ${r.seed}); ` +
-      `${n(r.poisonSuspects)} record(s) whose handler was running at a kill rerun alone as poison suspects`,
+      `${n(r.poisonSuspects)} attempt(s) run alone as poison suspects (records whose handler was running at a kill)`,
   );
   const problems = [
     !r.checks.settled && 'not everything settled before the timeout',

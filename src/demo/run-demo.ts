@@ -100,7 +100,10 @@ export interface DemoResult {
   plannedRetries?: number;
   throughputPerSec: number;
   faults: { relayKills: number; consumerKills: number; duplicatesInjected: number; unexpectedExits: number };
-  /** Records rerun alone after an instance died while their handler ran (from the consumers' events). */
+  /**
+   * Attempts run alone as poison suspects: of records whose handler was running when an instance died, each
+   * attempt after that (from the consumers' `poison-suspect` events; a killed consumer's last few may be missing).
+   */
   poisonSuspects: number;
   checks: {
     settled: boolean;
