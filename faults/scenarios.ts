@@ -117,9 +117,9 @@ export const SCENARIOS: readonly Scenario[] = [
     minWorkloadSeconds: 30,
     wal: {
       summary:
-        'the WAL slot holder SIGSTOPped for 10 s (wal_sender_timeout 5 s, lease 5 s: a standby takes the slot), then SIGCONT, three times',
+        'the WAL slot holder SIGSTOPped for 15 s (wal_sender_timeout 10 s, lease 5 s: a standby takes the slot), then SIGCONT, three times',
       minWorkloadSeconds: 45,
-      nemesis: (ctx) => freezeSlotHolder(ctx, { times: 3, frozenMs: 10_000, gapMs: [1_500, 3_000] }),
+      nemesis: (ctx) => freezeSlotHolder(ctx, { times: 3, frozenMs: 15_000, gapMs: [1_500, 3_000] }),
     },
     nemesis: (ctx) => freezeRepeatedly(ctx, ctx.relays, { times: 3, frozenMs: 8_000, gapMs: [1_500, 3_000] }),
   },
