@@ -27,11 +27,11 @@ const WINDOW_SECONDS = 10;
 const JVM_WARMUP_MS = 60_000;
 
 /**
- * Debezium's connector, configured as its documentation advises for low latency at a moderate rate:
- * `poll.interval.ms` bounds how long Connect's poll waits for a fuller batch (default 500 ms, which alone
- * would put up to half a second on a trickle), batches and queue sized for a backlog, and the outbox
- * EventRouter mapped onto zeroloss's own outbox columns. The worker's producer settings are in
- * infra/debezium/worker.properties (acks=all, idempotence, linger 5 ms).
+ * Debezium's connector, set for low latency at a moderate rate: `poll.interval.ms` is how long the task
+ * waits for new change events before it hands a batch to Connect (default 500 ms), batch and queue sized
+ * for a backlog (defaults 2,048 and 8,192), and the outbox EventRouter mapped onto zeroloss's own outbox
+ * columns. The worker's producer settings are in infra/debezium/worker.properties (acks=all, idempotence,
+ * linger 5 ms).
  */
 export const CONNECTOR_SETTINGS = {
   'poll.interval.ms': '10',
