@@ -7,8 +7,11 @@ import type { SlotHolders } from './slot-holders.ts';
  * what the relays log, faults/slot-holders.ts) and on the slot itself, and time each takeover.
  */
 
-/** Long enough for a relay process to start on a loaded 2-core machine and say what it is. */
-const HOLDER_TIMEOUT_MS = 60_000;
+/**
+ * Long enough for a relay process to start on a loaded 2-core machine and say what it is: at load 30 (two
+ * runs at once beside other jobs) 60 s was not, and a run failed waiting for a standby.
+ */
+const HOLDER_TIMEOUT_MS = 180_000;
 
 function slotOf(ctx: NemesisContext): SlotHolders {
   if (!ctx.slot) throw new Error('this fault needs --relay-mode wal');
