@@ -27,9 +27,9 @@ const INSTANCES = (process.env.ZL_SCALE_INSTANCES?.split(',').map(Number) ?? [1,
  * Per-instance settings, the same for every instance count: what one process is allowed to use. 16 lanes,
  * not the default 64: a key's messages run one after another, so with 100 keys and 64 lanes two instances
  * could add at most 100 / 64 = 1.56x however well they scale; with 16, 1, 2 and 4 instances have 16, 32
- * and 64 keys in progress.
+ * and 64 keys in progress. ZL_SCALE_LANES sets another count (the same for every instance).
  */
-const CONSUMER_CONCURRENCY = 16;
+const CONSUMER_CONCURRENCY = Number(process.env.ZL_SCALE_LANES ?? 16);
 const CONSUMER_POOL = 10;
 const RELAY_BATCH = 500;
 const RELAY_CONCURRENCY = 2;
