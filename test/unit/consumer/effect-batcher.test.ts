@@ -185,6 +185,92 @@ describe('EffectBatcher', () => {
     for (let i = 0; i < 4; i++) assert.ok(statements.indexOf(`k${i}-a`) < statements.indexOf(`k${i}-b`), "a key's statements in order");
   });
 
+  test('a member that opens a savepoint has the shared transaction to itself until its handler returns', async () => {
+    // Without this, k1's effect would run between k0's SAVEPOINT and ROLLBACK TO and be undone with k0's
+    // work, while k1's inbox row (claimed before the savepoint) commits: applied, without its effect.
+    const statements: string[] = [];
+    const db: Database = {
+      query: async () => ({ rows: [] }),
+      transaction: async <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> =>
+        fn({
+          query: async (sql: string, params?: unknown[]) => {
+            statements.push(params?.[0] === undefined ? sql : `${sql} ${String(params[0])}`);
+            return { rows: [] };
+          },
+        }),
+      listen: async () => async () => {},
+      close: async () => {},
+    };
+    const opened = deferred();
+    const gate = deferred();
+    let k1Issued = false;
+    const batcher = new EffectBatcher(db, inbox, { maxMessages: 16, maxMs: 60_000 });
+    const k0 = batcher.run({
+      entry: entry('k0', 0),
+      apply: async (tx) => {
+        await tx.query('  /* nested */ SAVEPOINT s1');
+        opened.resolve();
+        await gate.promise;
+        await tx.query('effect', ['k0']);
+        await tx.query('ROLLBACK TO SAVEPOINT s1');
+      },
+    });
+    const k1 = batcher.run({
+      entry: entry('k1', 1),
+      apply: async (tx) => {
+        await opened.promise;
+        k1Issued = true;
+        await tx.query('effect', ['k1']);
+      },
+    });
+    await turnsUntil(() => k1Issued, "k1's statement to be issued");
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.ok(!statements.includes('effect k1'), "k1's statement waits while k0 holds its savepoint");
+    gate.resolve();
+    await Promise.all([k0, k1]);
+    const at = (s: string) => statements.indexOf(s);
+    assert.ok(at('ROLLBACK TO SAVEPOINT s1') >= 0 && at('effect k1') > at('ROLLBACK TO SAVEPOINT s1'), statements.join(' | '));
+  });
+
+  test('two members failing in one shared transaction: neither is blamed, each runs again alone', async () => {
+    // k1 fails because of k0 (a statement after k0's error), with its error wrapped past recognition, and
+    // before k0 reports its own: blaming the first failure would charge k1's retry policy for k0's fault.
+    const db: Database = {
+      query: async () => ({ rows: [] }),
+      transaction: async <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> => fn({ query: async () => ({ rows: [] }) }),
+      listen: async () => async () => {},
+      close: async () => {},
+    };
+    const k1Failed = deferred();
+    const runs = { k0: 0, k1: 0 };
+    const batcher = new EffectBatcher(db, inbox, { maxMessages: 16, maxMs: 60_000 });
+    const k0 = batcher.run({
+      entry: entry('k0', 0),
+      apply: async (tx) => {
+        runs.k0++;
+        await tx.query('bad statement');
+        if (runs.k0 === 1) await k1Failed.promise;
+        throw new Error('k0: its own failure');
+      },
+    });
+    const k1 = batcher.run({
+      entry: entry('k1', 1),
+      apply: async (tx) => {
+        runs.k1++;
+        await tx.query('effect', ['k1']);
+        if (runs.k1 === 1) {
+          k1Failed.resolve();
+          throw new Error('crediting failed: current transaction is aborted');
+        }
+      },
+    });
+    const [r0, r1] = await Promise.allSettled([k0, k1]);
+    assert.equal(r1.status, 'fulfilled', 'k1 ran again alone and succeeded');
+    assert.equal(r0.status, 'rejected');
+    assert.match(String((r0 as PromiseRejectedResult).reason), /k0: its own failure/);
+    assert.deepEqual(runs, { k0: 2, k1: 2 });
+  });
+
   test("past the time budget, a key's later members go to a transaction of their own; other keys are not held back", async () => {
     const sizes: number[] = [];
     const transactions: string[][] = [];
