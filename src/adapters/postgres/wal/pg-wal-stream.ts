@@ -114,8 +114,18 @@ function busy(slot: string): ZerolossError {
   });
 }
 
+/**
+ * How often the session repeats its last confirmed position to the server on its own, as `pg_recvlogical
+ * --status-interval` does. The server ends a reader it has not heard from for `wal_sender_timeout`, and
+ * its keepalive requests wait unread in the socket while flow control holds it paused and batches are out:
+ * a relay starved of CPU then saw every reading ended after 10 s before its first batch was confirmed,
+ * and replayed the same backlog again and again (fault suite, relay-zombie at load 18-24).
+ */
+const STATUS_INTERVAL_MS = 1_000;
+
 class PgWalSession implements WalStreamSession {
   readonly #service: LogicalReplicationService;
+  #status: ReturnType<typeof setInterval> | undefined;
   readonly #handler: WalStreamHandler;
   /** What keepalives are answered with: the last acknowledged position (at start: the slot's confirmed one). */
   #acknowledged: string | undefined;
@@ -156,6 +166,11 @@ class PgWalSession implements WalStreamSession {
       () => this.#end(undefined),
       (error) => this.#end(error as Error),
     );
+    this.#status = setInterval(() => {
+      const acknowledged = this.#acknowledged;
+      if (acknowledged !== undefined && !this.#ended) void service.acknowledge(libraryAcknowledgeArgument(acknowledged)).catch(() => {});
+    }, STATUS_INTERVAL_MS);
+    this.#status.unref();
     return this;
   }
 
@@ -202,6 +217,7 @@ class PgWalSession implements WalStreamSession {
   #end(error: Error | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
+    clearInterval(this.#status);
     this.#handler.end(this.#closed ? undefined : (error ?? new Error('replication stream ended')));
   }
 
