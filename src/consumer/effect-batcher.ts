@@ -195,11 +195,9 @@ export class EffectBatcher {
     const started = new Set<number>();
     let failedAt = -1;
     let failure: unknown;
-    let failures = 0;
     try {
-      await this.#db.transaction(async (connection) => {
-        const shared = new SharedTransaction(connection);
-        const tx = shared.view();
+      await this.#db.transaction(async (shared) => {
+        const tx = oneStatementAtATime(shared);
         // The budget runs from the transaction's start: time spent waiting for a pooled connection is not
         // the members' doing, and counting it would split batches exactly when connections are scarce.
         const t0 = performance.now();
@@ -213,7 +211,7 @@ export class EffectBatcher {
         // another service) would otherwise hold the shared transaction for all of them in turn, the budget
         // would split it, and group commit would fall back to a transaction per message (scale benchmark,
         // 10 ms handlers: 1.7 messages per transaction). Their statements go to the one connection one at a
-        // time (SharedTransaction), interleaved between keys, never within one.
+        // time (oneStatementAtATime), interleaved between keys, never within one.
         await Promise.all(
           chainsOf(batch).map(async (chain) => {
             for (const member of chain) {
@@ -225,16 +223,13 @@ export class EffectBatcher {
               const i = index.get(member) as number;
               started.add(i);
               try {
-                await member.apply(shared.view(member), claimOf(claims, i));
+                await member.apply(tx, claimOf(claims, i));
               } catch (error) {
-                failures++;
                 if (failedAt < 0) {
                   failedAt = i;
                   failure = error;
                 }
                 return;
-              } finally {
-                shared.done(member);
               }
             }
           }),
@@ -248,12 +243,10 @@ export class EffectBatcher {
           );
       });
     } catch {
-      // Rolled back: nothing of the batch committed. The member whose own work failed gets its error;
+      // Rolled back: nothing of the batch committed. The member whose own work failed first gets its error;
       // everyone else (all, when the failure came from the grouping or from the commit) runs again alone,
-      // or, behind a key's earlier member, waits for its turn. With keys side by side, a second failure may
-      // be the first one's doing (a statement after another key's error fails too, and a handler may wrap
-      // that error past recognition): then nobody is blamed, and each finds out alone.
-      const own = failedAt >= 0 && failures === 1 && !batchCaused(failure) ? failedAt : -1;
+      // or, behind a key's earlier member, waits for its turn.
+      const own = failedAt >= 0 && !batchCaused(failure) ? failedAt : -1;
       if (own >= 0) batch[own]?.reject(failure);
       this.#options.onTransaction?.(batch.length);
       await Promise.all(batch.map((m, i) => (i === own ? undefined : this.#again(m))));
@@ -269,54 +262,20 @@ export class EffectBatcher {
   }
 }
 
-/** A statement that opens a savepoint (comments before it allowed). */
-const SAVEPOINT = /^\s*(?:(?:--[^\n]*\n|\/\*[\s\S]*?\*\/)\s*)*savepoint\b/i;
-
 /**
  * The shared transaction as its members see it: statements handed to the connection one after another, in
  * the order they were issued, however many members issue them at once (node-postgres queues overlapping
  * queries on a client only as a deprecated convenience, and other drivers may not queue at all).
- *
- * A member that opens a savepoint (a handler's own nested transaction, as ORMs make them) has the
- * transaction to itself until its handler returns. Otherwise its ROLLBACK TO would also undo what other
- * keys ran after the SAVEPOINT, whose inbox rows were claimed before it: those messages would commit as
- * applied without their effects.
  */
-class SharedTransaction {
-  readonly #tx: SqlExecutor;
-  #last: Promise<unknown> = Promise.resolve();
-  #holder: Member | undefined;
-  #free: Promise<void> = Promise.resolve();
-  #release: () => void = () => {};
-
-  constructor(tx: SqlExecutor) {
-    this.#tx = tx;
-  }
-
-  /** What `member` (or the batcher itself, with none) sends its statements through. */
-  view(member?: Member): SqlExecutor {
-    return { query: (sql, params) => this.#query(member, sql, params) };
-  }
-
-  /** The member's handler returned: a savepoint it opened no longer holds the others back. */
-  done(member: Member): void {
-    if (this.#holder !== member) return;
-    this.#holder = undefined;
-    this.#release();
-  }
-
-  async #query<R>(member: Member | undefined, sql: string, params?: unknown[]): Promise<{ rows: R[] }> {
-    while (this.#holder !== undefined && this.#holder !== member) await this.#free;
-    if (member !== undefined && this.#holder === undefined && SAVEPOINT.test(sql)) {
-      this.#holder = member;
-      this.#free = new Promise((resolve) => {
-        this.#release = resolve;
-      });
-    }
-    const run = this.#last.then(() => this.#tx.query<R>(sql, params));
-    this.#last = run.catch(() => {});
-    return run;
-  }
+function oneStatementAtATime(tx: SqlExecutor): SqlExecutor {
+  let last: Promise<unknown> = Promise.resolve();
+  return {
+    query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }> {
+      const run = last.then(() => tx.query<R>(sql, params));
+      last = run.catch(() => {});
+      return run;
+    },
+  };
 }
 
 /** Splits members into their keys' chains, each in key order (a member's predecessor, if any, is before it). */

@@ -8,6 +8,7 @@ import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts
 import type { Consumer } from '../../../src/consumer/consumer.ts';
 import { RetryableError } from '../../../src/core/errors.ts';
 import type { OutgoingRecord } from '../../../src/core/envelope.ts';
+import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
 import {
   BROKERS,
   createEffectTable,
@@ -82,13 +83,11 @@ describe('one hot key: group commit along the key', () => {
     const topic = uniqueId('zl-hot');
     const key = uniqueId('hot');
     const failing = new Set([100, 250, 400]);
-    const txs: Array<{ n: number; attempt: number; tx: string }> = [];
+    const txs: Array<{ n: number; attempt: number; tx: SqlExecutor }> = [];
     const sizes: number[] = [];
     const c = consumer(topic, uniqueId('g'), 'hot-a');
     c.handle<{ n: number }>('credit', async (m, ctx) => {
-      // The database's own transaction id: each member of a shared transaction has its own view of it.
-      const { rows } = await ctx.tx.query<{ id: string }>('select txid_current()::text as id');
-      txs.push({ n: m.payload.n, attempt: ctx.attempt, tx: String(rows[0]?.id) });
+      txs.push({ n: m.payload.n, attempt: ctx.attempt, tx: ctx.tx });
       // The effect is written first: the failure must roll it back with the rest of the shared transaction.
       await insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type });
       if (failing.has(m.payload.n) && ctx.attempt === 1) throw new RetryableError('downstream hiccup');
