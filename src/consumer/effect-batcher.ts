@@ -196,8 +196,7 @@ export class EffectBatcher {
     let failedAt = -1;
     let failure: unknown;
     try {
-      await this.#db.transaction(async (shared) => {
-        const tx = oneStatementAtATime(shared);
+      await this.#db.transaction(async (tx) => {
         // The budget runs from the transaction's start: time spent waiting for a pooled connection is not
         // the members' doing, and counting it would split batches exactly when connections are scarce.
         const t0 = performance.now();
@@ -210,8 +209,8 @@ export class EffectBatcher {
         // lasts about as long as its longest key, not the sum of its handlers. Handlers that wait (a call to
         // another service) would otherwise hold the shared transaction for all of them in turn, the budget
         // would split it, and group commit would fall back to a transaction per message (scale benchmark,
-        // 10 ms handlers: 1.7 messages per transaction). Their statements go to the one connection one at a
-        // time (oneStatementAtATime), interleaved between keys, never within one.
+        // 10 ms handlers: 1.7 messages per transaction). The driver queues the statements on the one
+        // connection, so they interleave between keys, never within one.
         await Promise.all(
           chainsOf(batch).map(async (chain) => {
             for (const member of chain) {
@@ -260,22 +259,6 @@ export class EffectBatcher {
     // back out of turn, it would take back its start mark and take it again, for nothing).
     await Promise.all(chainsOf(batch.filter((_, i) => !started.has(i))).map((chain) => this.#together(chain)));
   }
-}
-
-/**
- * The shared transaction as its members see it: statements handed to the connection one after another, in
- * the order they were issued, however many members issue them at once (node-postgres queues overlapping
- * queries on a client only as a deprecated convenience, and other drivers may not queue at all).
- */
-function oneStatementAtATime(tx: SqlExecutor): SqlExecutor {
-  let last: Promise<unknown> = Promise.resolve();
-  return {
-    query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }> {
-      const run = last.then(() => tx.query<R>(sql, params));
-      last = run.catch(() => {});
-      return run;
-    },
-  };
 }
 
 /** Splits members into their keys' chains, each in key order (a member's predecessor, if any, is before it). */

@@ -145,46 +145,6 @@ describe('EffectBatcher', () => {
     assert.deepEqual(sizes, [8], 'one shared transaction for all eight');
   });
 
-  test('the statements of a shared transaction reach the connection one at a time, though its keys run side by side', async () => {
-    let inFlight = 0;
-    let overlapped = 0;
-    const statements: string[] = [];
-    const db: Database = {
-      query: async () => ({ rows: [] }),
-      transaction: async <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> =>
-        fn({
-          // A connection that takes one statement at a time (node-postgres only queues overlapping ones as a
-          // deprecated convenience): count any statement issued while another is still running.
-          query: async (_sql: string, params?: unknown[]) => {
-            if (inFlight > 0) overlapped++;
-            inFlight++;
-            await new Promise((r) => setImmediate(r));
-            statements.push(String(params?.[0]));
-            inFlight--;
-            return { rows: [] };
-          },
-        }),
-      listen: async () => async () => {},
-      close: async () => {},
-    };
-    const sizes: number[] = [];
-    const batcher = new EffectBatcher(db, inbox, { maxMessages: 16, maxMs: 60_000, onTransaction: (n) => sizes.push(n) });
-    await Promise.all(
-      Array.from({ length: 4 }, (_, i) =>
-        batcher.run({
-          entry: entry(`k${i}`, i),
-          apply: async (tx) => {
-            await tx.query('effect', [`k${i}-a`]);
-            await tx.query('effect', [`k${i}-b`]);
-          },
-        }),
-      ),
-    );
-    assert.deepEqual(sizes, [4]);
-    assert.equal(overlapped, 0, 'no statement was issued while another ran');
-    for (let i = 0; i < 4; i++) assert.ok(statements.indexOf(`k${i}-a`) < statements.indexOf(`k${i}-b`), "a key's statements in order");
-  });
-
   test("past the time budget, a key's later members go to a transaction of their own; other keys are not held back", async () => {
     const sizes: number[] = [];
     const transactions: string[][] = [];
