@@ -23,9 +23,8 @@ export const consumerConfigSchema = z
      * Group commit: effects of different keys that are ready at the same moment share one database
      * transaction (one inbox statement, one commit); more ready than `maxMessages` make several such
      * transactions in parallel. Each effect still commits or rolls back with its inbox row; a member of a
-     * failed batch runs again alone. The keys of one batch run side by side on one connection, each key's
-     * handlers one after another, so `maxMs` bounds how long a key's later messages queue: past it, they run
-     * in a transaction of their own, in parallel.
+     * failed batch runs again alone. Handlers of one batch run one after another on one connection, so
+     * `maxMs` bounds how long they queue: past it, the rest run in transactions of their own, in parallel.
      * At most `maxTransactions` shared transactions run at once: messages that become ready meanwhile wait
      * and go together into the next one (consumer benchmark: a median of 3 messages per transaction without
      * the limit, 4-6 with it). `maxMessages: 1` turns it off.

@@ -7,8 +7,8 @@ export interface EffectBatcherOptions {
   /** Most messages whose effects share one database transaction; 1 turns batching off. */
   maxMessages: number;
   /**
-   * Once a shared transaction has run this long, a key's members not yet started run in a transaction of
-   * their own (a key's members stay together, in order). Members of different keys start at once.
+   * Once a shared transaction has run this long, its members not yet started run in transactions of their
+   * own, one per key (a key's members stay together, in order).
    */
   maxMs: number;
   /**
@@ -59,8 +59,8 @@ function batchCaused(error: unknown): boolean {
 
 /**
  * Group commit for effect transactions. Messages that become ready in the same turn of the event loop share
- * one database transaction: one statement records all their inbox rows, then the handlers run (keys side
- * by side, a key's handlers in key order), then one commit. Ready messages beyond `maxMessages` form further transactions that run in parallel (up to
+ * one database transaction: one statement records all their inbox rows, then each handler runs, then one
+ * commit. Ready messages beyond `maxMessages` form further transactions that run in parallel (up to
  * `maxTransactions`; the rest wait for the next free one), so both the commit count and the round trips per
  * message drop without serialising everything on one connection.
  *
@@ -192,7 +192,7 @@ export class EffectBatcher {
       return;
     }
     let claims: Claim[] = [];
-    const started = new Set<number>();
+    let started = 0;
     let failedAt = -1;
     let failure: unknown;
     try {
@@ -204,45 +204,30 @@ export class EffectBatcher {
           tx,
           batch.map((m) => m.entry),
         );
-        const index = new Map(batch.map((m, i) => [m, i]));
-        // Keys run side by side, each key's members one after another in key order: a transaction then
-        // lasts about as long as its longest key, not the sum of its handlers. Handlers that wait (a call to
-        // another service) would otherwise hold the shared transaction for all of them in turn, the budget
-        // would split it, and group commit would fall back to a transaction per message (scale benchmark,
-        // 10 ms handlers: 1.7 messages per transaction). The driver queues the statements on the one
-        // connection, so they interleave between keys, never within one.
-        await Promise.all(
-          chainsOf(batch).map(async (chain) => {
-            for (const member of chain) {
-              // A failure anywhere ends the transaction: start nothing more in it.
-              if (failedAt >= 0) return;
-              // Past the budget, a key's later members go to a transaction of their own instead of queueing
-              // here; their inbox rows are taken back below, or their own claim would find them.
-              if (member !== chain[0] && performance.now() - t0 > this.#options.maxMs) return;
-              const i = index.get(member) as number;
-              started.add(i);
-              try {
-                await member.apply(tx, claimOf(claims, i));
-              } catch (error) {
-                if (failedAt < 0) {
-                  failedAt = i;
-                  failure = error;
-                }
-                return;
-              }
-            }
-          }),
-        );
-        if (failedAt >= 0) throw failure;
-        const rest = batch.filter((_, i) => !started.has(i) && claims[i]?.kind === 'claimed');
-        if (rest.length > 0)
-          await this.#inbox.unclaimMany(
-            tx,
-            rest.map((m) => m.entry),
-          );
+        for (const [i, member] of batch.entries()) {
+          // Past the budget, the rest go to transactions of their own (in parallel) instead of queueing here;
+          // the inbox rows claimed for them are taken back first, or their own claim would find them.
+          if (started > 0 && performance.now() - t0 > this.#options.maxMs) {
+            const rest = batch.slice(i).filter((_, j) => claims[i + j]?.kind === 'claimed');
+            if (rest.length > 0)
+              await this.#inbox.unclaimMany(
+                tx,
+                rest.map((m) => m.entry),
+              );
+            break;
+          }
+          started++;
+          try {
+            await member.apply(tx, claimOf(claims, i));
+          } catch (error) {
+            failedAt = i;
+            failure = error;
+            throw error;
+          }
+        }
       });
     } catch {
-      // Rolled back: nothing of the batch committed. The member whose own work failed first gets its error;
+      // Rolled back: nothing of the batch committed. The member whose own work failed gets its error;
       // everyone else (all, when the failure came from the grouping or from the commit) runs again alone,
       // or, behind a key's earlier member, waits for its turn.
       const own = failedAt >= 0 && !batchCaused(failure) ? failedAt : -1;
@@ -251,13 +236,13 @@ export class EffectBatcher {
       await Promise.all(batch.map((m, i) => (i === own ? undefined : this.#again(m))));
       return;
     }
-    this.#options.onTransaction?.(started.size);
-    for (const i of started) batch[i]?.resolve(claimOf(claims, i));
+    this.#options.onTransaction?.(started);
+    for (let i = 0; i < started; i++) batch[i]?.resolve(claimOf(claims, i));
     // Members left out by the time budget: their inbox rows were taken back in the shared transaction. Each
     // key's chain of them goes on in a transaction of its own, in parallel with the others: what is ahead of
     // its first member has just committed, so its turn has come, though that one has not settled yet (sent
     // back out of turn, it would take back its start mark and take it again, for nothing).
-    await Promise.all(chainsOf(batch.filter((_, i) => !started.has(i))).map((chain) => this.#together(chain)));
+    await Promise.all(chainsOf(batch.slice(started)).map((chain) => this.#together(chain)));
   }
 }
 
