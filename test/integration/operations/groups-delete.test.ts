@@ -192,8 +192,12 @@ for (const side of sides) {
         assert.equal(await applied(), MESSAGES);
       } finally {
         await second.stop();
-        // The second life committed again: leave nothing behind on the shared broker.
-        await transport.groups?.deleteGroup(groupId, [topic]).catch(() => {});
+        // The second life committed again: leave nothing behind on the shared broker (once it has seen
+        // the member leave).
+        await waitFor(() => transport.groups?.deleteGroup(groupId, [topic]).then(() => true), {
+          timeoutMs: 30_000,
+          what: 'the restarted group to be deleted',
+        });
       }
     });
   });
