@@ -20,33 +20,13 @@ import {
   uniqueTopic,
   zeroRecord,
 } from './lib/env.ts';
-import { interleaved, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
+import { interleaved, openLoop, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
 import { RawConsumer } from './lib/raw-consumer.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
 import { testConsumer } from '../test/helpers/test-consumer.ts';
 
 export const E2E_RATE = 1_000;
-
-/**
- * Open-loop load: starts transaction k at t0 + k / rate seconds whether or not earlier ones finished, so
- * a slow path shows up as latency instead of quietly lowering the offered rate.
- */
-async function openLoop(count: number, rate: number, run: (k: number) => Promise<void>): Promise<void> {
-  const t0 = performance.now();
-  const running: Promise<void>[] = [];
-  let k = 0;
-  await new Promise<void>((resolve, reject) => {
-    const tick = () => {
-      const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1);
-      for (; k < due; k++) running.push(run(k).catch(reject));
-      if (k >= count) resolve();
-      else setTimeout(tick, 2);
-    };
-    tick();
-  });
-  await Promise.all(running);
-}
 
 /** Latency from the business commit to the committed effect, per message id. */
 class Stopwatch {

@@ -15,7 +15,7 @@ import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
 import { freePort } from '../infra/services/port-open.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
 import { type BenchEnv, type BenchSchema, benchSchema, deleteTopics, keyOf, orderPayload, uniqueTopic } from './lib/env.ts';
-import { describe, interleaved, type PathSummary, type Reps, type RunResult, until } from './lib/measure.ts';
+import { describe, interleaved, openLoop, type PathSummary, type Reps, type RunResult, until } from './lib/measure.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { fillOutbox, WAL_BATCH } from './relay.ts';
 
@@ -438,24 +438,4 @@ export async function debeziumPeerBench(env: BenchEnv, messages: number, reps: R
     for (const s of schemas) await s.drop();
     await instance.stop('fast').catch(() => {});
   }
-}
-
-/**
- * Open-loop load: starts transaction k at t0 + k / rate seconds whether or not earlier ones finished, so a
- * slow path shows up as latency instead of a lower offered rate (as bench/e2e.ts).
- */
-async function openLoop(count: number, rate: number, run: (k: number) => Promise<void>): Promise<void> {
-  const t0 = performance.now();
-  const running: Promise<void>[] = [];
-  let k = 0;
-  await new Promise<void>((resolve, reject) => {
-    const tick = () => {
-      const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1);
-      for (; k < due; k++) running.push(run(k).catch(reject));
-      if (k >= count) resolve();
-      else setTimeout(tick, 2);
-    };
-    tick();
-  });
-  await Promise.all(running);
 }

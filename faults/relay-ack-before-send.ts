@@ -15,6 +15,7 @@ import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import type { RelaySource } from '../src/ports/outbox-store.ts';
+import { deliveryTimeoutMs, relayOptions, relaySettings } from './relay-options.ts';
 
 /** The source whose claim marks what it claimed as sent before the relay sends it. */
 function ackBeforeSend(inner: RelaySource): RelaySource {
@@ -41,37 +42,24 @@ function ackBeforeSend(inner: RelaySource): RelaySource {
 const { values } = parseArgs({
   allowPositionals: true,
   options: {
-    pg: { type: 'string' },
-    schema: { type: 'string' },
+    ...relayOptions,
     kafka: { type: 'string' },
-    'lease-ms': { type: 'string' },
-    'delivery-timeout-ms': { type: 'string' },
-    'backoff-base-ms': { type: 'string' },
-    'backoff-max-ms': { type: 'string' },
-    'idle-interval-ms': { type: 'string' },
-    'batch-size': { type: 'string' },
     verbose: { type: 'boolean' },
   },
 });
-const number = (value: string | undefined, fallback: number): number => (value === undefined ? fallback : Number(value));
 if (!values.pg || !values.kafka) throw new Error('relay-ack-before-send: --pg and --kafka are required');
 
 process.emitWarning('relay-ack-before-send: this relay is deliberately broken and loses messages');
 const db = pgDatabase({ connectionString: values.pg, onError: (e) => console.error(`relay: database: ${e.message}`) });
 const publisher = new KafkaPublisher({
   brokers: values.kafka.split(','),
-  deliveryTimeoutMs: number(values['delivery-timeout-ms'], 30_000),
+  deliveryTimeoutMs: deliveryTimeoutMs(values),
 });
 const relay = new Relay({
   sources: ackBeforeSend(new PostgresOutboxStore(db, { schema: values.schema ?? 'zeroloss', notify: true })),
   publisher,
   db,
-  config: {
-    batchSize: number(values['batch-size'], 500),
-    leaseMs: number(values['lease-ms'], 60_000),
-    backoff: { baseMs: number(values['backoff-base-ms'], 1_000), maxMs: number(values['backoff-max-ms'], 300_000), jitter: 0.5 },
-    idleIntervalMs: number(values['idle-interval-ms'], 60_000),
-  },
+  config: relaySettings(values),
 });
 relay.on('error', (e) => console.error(`relay: ${e.message}`));
 await relay.start();

@@ -11,27 +11,20 @@
 import { parseArgs } from 'node:util';
 import { postgres } from '../src/adapters/postgres/postgres.ts';
 import { createRelay } from '../src/outbox/create-relay.ts';
+import { deliveryTimeoutMs, relayOptions, relaySettings } from './relay-options.ts';
 
 const { values } = parseArgs({
   options: {
-    pg: { type: 'string' },
-    schema: { type: 'string' },
+    ...relayOptions,
     transport: { type: 'string' },
     url: { type: 'string' },
-    'lease-ms': { type: 'string' },
-    'delivery-timeout-ms': { type: 'string' },
-    'backoff-base-ms': { type: 'string' },
-    'backoff-max-ms': { type: 'string' },
-    'idle-interval-ms': { type: 'string' },
-    'batch-size': { type: 'string' },
   },
 });
-const number = (value: string | undefined, fallback: number): number => (value === undefined ? fallback : Number(value));
 if (!values.pg || !values.url || (values.transport !== 'redis' && values.transport !== 'rabbitmq')) {
   throw new Error('relay-worker: --pg, --url and --transport redis|rabbitmq are required');
 }
 
-const deliveryTimeoutMs = number(values['delivery-timeout-ms'], 30_000);
+const timeoutMs = deliveryTimeoutMs(values);
 const store = postgres(values.pg, {
   schema: values.schema ?? 'zeroloss',
   notify: true,
@@ -41,16 +34,15 @@ const store = postgres(values.pg, {
 const transport =
   values.transport === 'redis'
     ? (await import('../src/adapters/redis-streams/redis-streams-transport.ts')).redisStreams(values.url, {
-        publisher: { commandTimeoutMs: deliveryTimeoutMs },
+        publisher: { commandTimeoutMs: timeoutMs },
       })
-    : (await import('../src/adapters/rabbitmq/rabbitmq-transport.ts')).rabbitmq(values.url, { publisher: { deliveryTimeoutMs } });
+    : (await import('../src/adapters/rabbitmq/rabbitmq-transport.ts')).rabbitmq(values.url, {
+        publisher: { deliveryTimeoutMs: timeoutMs },
+      });
 const relay = createRelay({
   store,
   transport,
-  batchSize: number(values['batch-size'], 500),
-  leaseMs: number(values['lease-ms'], 60_000),
-  backoff: { baseMs: number(values['backoff-base-ms'], 1_000), maxMs: number(values['backoff-max-ms'], 300_000), jitter: 0.5 },
-  idleIntervalMs: number(values['idle-interval-ms'], 60_000),
+  ...relaySettings(values),
 });
 relay.on('error', (e) => console.error(`relay: ${e.message}`));
 relay.on('parked', (e) => console.error(`relay: PARKED ${e.messageIds.length} message(s): ${e.messageIds.join(', ')}`));

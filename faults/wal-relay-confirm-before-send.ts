@@ -16,6 +16,7 @@ import { postgres } from '../src/adapters/postgres/postgres.ts';
 import { postgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
 import { createRelay } from '../src/outbox/create-relay.ts';
 import type { WalStream, WalStreamSession } from '../src/ports/wal-stream.ts';
+import { deliveryTimeoutMs, relayOptions, relaySettings } from './relay-options.ts';
 
 /** The stream whose sessions confirm each commit as it arrives, before the relay has sent it. */
 function confirmOnReceipt(inner: WalStream): WalStream {
@@ -38,20 +39,12 @@ function confirmOnReceipt(inner: WalStream): WalStream {
 const { values } = parseArgs({
   allowPositionals: true,
   options: {
-    pg: { type: 'string' },
-    schema: { type: 'string' },
+    ...relayOptions,
     kafka: { type: 'string' },
     mode: { type: 'string' },
     'create-slot': { type: 'boolean' },
-    'lease-ms': { type: 'string' },
-    'delivery-timeout-ms': { type: 'string' },
-    'backoff-base-ms': { type: 'string' },
-    'backoff-max-ms': { type: 'string' },
-    'idle-interval-ms': { type: 'string' },
-    'batch-size': { type: 'string' },
   },
 });
-const number = (value: string | undefined, fallback: number): number => (value === undefined ? fallback : Number(value));
 if (!values.pg || !values.kafka || values.mode !== 'wal')
   throw new Error('wal-relay-confirm-before-send: --pg, --kafka and --mode wal are required');
 
@@ -66,16 +59,13 @@ if (values['create-slot']) {
 }
 const publisher = new KafkaPublisher({
   brokers: values.kafka.split(','),
-  deliveryTimeoutMs: number(values['delivery-timeout-ms'], 30_000),
+  deliveryTimeoutMs: deliveryTimeoutMs(values),
 });
 const relay = createRelay({
   mode: 'wal',
   wal: { stream: confirmOnReceipt(wal.stream), ledger: wal.ledger },
   transport: { publisher },
-  batchSize: number(values['batch-size'], 500),
-  leaseMs: number(values['lease-ms'], 60_000),
-  backoff: { baseMs: number(values['backoff-base-ms'], 1_000), maxMs: number(values['backoff-max-ms'], 300_000), jitter: 0.5 },
-  idleIntervalMs: number(values['idle-interval-ms'], 60_000),
+  ...relaySettings(values),
 });
 // The lines faults/slot-holders.ts reads, as the CLI logs them.
 relay.on('slot', (e) => console.error(e.state === 'streaming' ? 'reading the slot' : 'standing by: another instance holds the slot'));

@@ -143,3 +143,23 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Open-loop load: starts transaction k at t0 + k / rate seconds whether or not earlier ones finished, so
+ * a slow path shows up as latency instead of quietly lowering the offered rate.
+ */
+export async function openLoop(count: number, rate: number, run: (k: number) => Promise<void>): Promise<void> {
+  const t0 = performance.now();
+  const running: Promise<void>[] = [];
+  let k = 0;
+  await new Promise<void>((resolve, reject) => {
+    const tick = () => {
+      const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1);
+      for (; k < due; k++) running.push(run(k).catch(reject));
+      if (k >= count) resolve();
+      else setTimeout(tick, 2);
+    };
+    tick();
+  });
+  await Promise.all(running);
+}

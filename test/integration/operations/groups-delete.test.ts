@@ -135,18 +135,8 @@ for (const side of sides) {
       await waitFor(async () => (await applied()) === MESSAGES, { timeoutMs: 60_000, what: 'every record applied' });
       await waitFor(async () => (await side.committed(groupId, topic)).length > 0, { timeoutMs: 30_000, what: 'offsets committed' });
 
-      const refused = await zeroloss([
-        'groups',
-        'delete',
-        groupId,
-        '--topic',
-        topic,
-        '--pg',
-        PG_URL,
-        '--schema',
-        env.schema,
-        ...side.flags,
-      ]);
+      const args = ['groups', 'delete', groupId, '--topic', topic, '--pg', PG_URL, '--schema', env.schema, ...side.flags];
+      const refused = await zeroloss(args);
       assert.equal(refused.code, 1, refused.stderr);
       assert.match(refused.stderr, /ZL_GROUP_ACTIVE/);
       assert.ok((await side.committed(groupId, topic)).length > 0, 'a refused delete deletes nothing');
@@ -154,21 +144,7 @@ for (const side of sides) {
       await first.stop();
       const done = await waitFor(
         async () => {
-          const r = await zeroloss([
-            'groups',
-            'delete',
-            groupId,
-            '--topic',
-            topic,
-            '--pg',
-            PG_URL,
-            '--schema',
-            env.schema,
-            ...side.flags,
-            '--reason',
-            'test',
-            '--json',
-          ]);
+          const r = await zeroloss([...args, '--reason', 'test', '--json']);
           return r.code === 0 ? r : undefined;
         },
         { timeoutMs: 30_000, what: 'the stopped group to be deletable' },
