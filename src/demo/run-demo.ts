@@ -95,8 +95,7 @@ export interface DemoResult {
   retryDelayMs: number;
   /**
    * Lottery: the retries the fault plan calls for, counted over the published messages. `retried` above
-   * it are attempts run again because a kill or a rebalance cut them short (a record that waited for its
-   * retry goes on from its next attempt).
+   * it are retries run again because a kill or a rebalance restarted a record's retries from the first.
    */
   plannedRetries?: number;
   throughputPerSec: number;
