@@ -4,7 +4,6 @@ import type { ConsumerReporter } from './consumer-events.ts';
 import type { ConsumerMetrics } from './consumer-metrics.ts';
 import type { Next, Stage } from './chain.ts';
 import { AbandonedError, type RoutedDelivery } from './delivery.ts';
-import { NotYetError } from './guards/guard-errors.ts';
 import { OutOfTurnError } from './lane-ticket.ts';
 import { isStoreUnavailable, type StoreRetryOptions, untilAvailable } from './store-retry.ts';
 
@@ -30,8 +29,6 @@ export function poisonGuardStage(
   // Deliveries whose mark could not be taken back after a failed attempt (the store was away): the mark is
   // still theirs, so their next attempt must not read it as a crash.
   const stillMarked = new WeakMap<RoutedDelivery, 'first' | 'suspect'>();
-  // Deliveries this process has started before: a redelivery after a crash is a new delivery.
-  const seen = new WeakSet<RoutedDelivery>();
 
   const attempt = async (d: RoutedDelivery, ref: StartRef, kind: 'first' | 'suspect', next: Next<RoutedDelivery>) => {
     try {
@@ -61,11 +58,8 @@ export function poisonGuardStage(
       if (first) {
         // Redelivered after its consumer died while it waited for a retry: its failed attempts count (the
         // policy's budget spans the crash), and it runs at once rather than from its first attempt again.
-        // Only on a delivery's first pass here: later passes in this process (a retry, a hold's re-check)
-        // follow the retry stage's own count.
         const failed = typeof first === 'object' ? first.failed : 0;
-        if (!seen.has(d) && failed >= d.attempt) d.attempt = failed + 1;
-        seen.add(d);
+        if (failed >= d.attempt) d.attempt = failed + 1;
         return attempt(d, ref, 'first', next);
       }
       // A redelivery whose effect did commit (the crash came after it) needs no isolation.
@@ -107,10 +101,7 @@ export function poisonGuardStage(
   };
 }
 
-/**
- * Whether a failed attempt counts against the record: not when it never ran its handler, was called off, or
- * was refused as early (a hold's re-check is not an attempt).
- */
+/** Whether a failed attempt counts against the record: not when it never ran its handler or was called off. */
 function charged(error: unknown): boolean {
-  return !(error instanceof AbandonedError || error instanceof OutOfTurnError || error instanceof NotYetError || isStoreUnavailable(error));
+  return !(error instanceof AbandonedError || error instanceof OutOfTurnError || isStoreUnavailable(error));
 }
