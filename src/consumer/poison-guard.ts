@@ -4,8 +4,7 @@ import type { ConsumerReporter } from './consumer-events.ts';
 import type { ConsumerMetrics } from './consumer-metrics.ts';
 import type { Next, Stage } from './chain.ts';
 import { AbandonedError, type RoutedDelivery } from './delivery.ts';
-import { OutOfTurnError } from './lane-ticket.ts';
-import { isStoreUnavailable, type StoreRetryOptions, untilAvailable } from './store-retry.ts';
+import { type StoreRetryOptions, untilAvailable } from './store-retry.ts';
 
 /**
  * Detects a message that kills the process whenever it is handled (poison, C7) by counting handler starts
@@ -35,9 +34,7 @@ export function poisonGuardStage(
       await next(d);
     } catch (error) {
       // Not running any more, and not crashed: whatever the record waits for next is not held against it.
-      // A failure of its own is kept with the mark, so a redelivery after a crash goes on from the next attempt.
-      const failedAttempt = charged(error) ? d.attempt : undefined;
-      await starts.release({ ...ref, failedAttempt }).catch(() => stillMarked.set(d, kind));
+      await starts.release(ref).catch(() => stillMarked.set(d, kind));
       throw error;
     }
   };
@@ -55,13 +52,7 @@ export function poisonGuardStage(
     if (held === 'first') return attempt(d, ref, 'first', next);
     if (held === undefined) {
       const first = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.firstStart(ref));
-      if (first) {
-        // Redelivered after its consumer died while it waited for a retry: its failed attempts count (the
-        // policy's budget spans the crash), and it runs at once rather than from its first attempt again.
-        const failed = typeof first === 'object' ? first.failed : 0;
-        if (failed >= d.attempt) d.attempt = failed + 1;
-        return attempt(d, ref, 'first', next);
-      }
+      if (first) return attempt(d, ref, 'first', next);
       // A redelivery whose effect did commit (the crash came after it) needs no isolation.
       const applied = await untilAvailable(d, 'checking the inbox', options.retry, () =>
         inbox.contains(d.groupId, d.routed.idempotencyKey),
@@ -99,9 +90,4 @@ export function poisonGuardStage(
       await attempt(d, ref, 'suspect', next);
     });
   };
-}
-
-/** Whether a failed attempt counts against the record: not when it never ran its handler or was called off. */
-function charged(error: unknown): boolean {
-  return !(error instanceof AbandonedError || error instanceof OutOfTurnError || isStoreUnavailable(error));
 }

@@ -17,7 +17,6 @@ import { reconcileHoldMigration } from './migrations/013-reconcile-hold.ts';
 import { degradeAndForwardMigration } from './migrations/014-degrade-and-forward.ts';
 import { sourceRowControlMigration } from './migrations/015-source-row-control.ts';
 import { sentBatchMigration } from './migrations/016-sent-batch.ts';
-import { attemptResumeMigration } from './migrations/017-attempt-resume.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -48,7 +47,6 @@ export const MIGRATIONS: Migration[] = [
   degradeAndForwardMigration,
   sourceRowControlMigration,
   sentBatchMigration,
-  attemptResumeMigration,
 ];
 
 export interface MigrateResult {

@@ -19,7 +19,6 @@ export type RecoveryMessage =
   | { kind: 'started' }
   | { kind: 'blocking'; messageId: string }
   | { kind: 'retry'; messageId: string }
-  | { kind: 'attempt'; messageId: string; attempt: number }
   | { kind: 'suspect'; messageId: string; crashes: number }
   | { kind: 'error'; message: string };
 
@@ -66,7 +65,6 @@ consumer.handle<{ n: number }>('credit', async (m, ctx) => {
   await effect(ctx.tx, m);
 });
 consumer.handle<{ n: number }>('flaky', async (m, ctx) => {
-  send({ kind: 'attempt', messageId: m.id, attempt: ctx.attempt });
   await effect(ctx.tx, m);
   if (life === '1') throw new RetryableError('downstream is failing');
 });
