@@ -76,21 +76,21 @@ export class RabbitMqAdmin implements GroupAdmin {
           details: { groupId },
         });
       }
+      // Checked one by one (a failed check closes its channel) to say what went; deleted on one channel.
       const deleted: string[] = [];
       for (const topic of topics) {
         const partitions = await probePartitions(conn, topic);
         for (let p = 0; p < partitions; p++) {
           const queue = rabbitNames.offset(groupId, topic, p);
-          if (!(await exists(conn, (ch) => ch.checkQueue(queue)))) continue;
-          const ch = await conn.createChannel();
-          ch.on('error', () => {});
-          try {
-            await ch.deleteQueue(queue);
-          } finally {
-            await ch.close().catch(() => {});
-          }
-          deleted.push(queue);
+          if (await exists(conn, (ch) => ch.checkQueue(queue))) deleted.push(queue);
         }
+      }
+      const ch = await conn.createChannel();
+      ch.on('error', () => {});
+      try {
+        for (const queue of deleted) await ch.deleteQueue(queue);
+      } finally {
+        await ch.close().catch(() => {});
       }
       return { groupId, deleted };
     });
