@@ -116,7 +116,8 @@ describe('zeroloss relay --config-file relays declared state-column sources', ()
         `${key}'s rows in their order`,
       );
     const rows = await states();
-    const byOrder = (a: { value: { orderId: string } }, b: { value: { orderId: string } }) => a.value.orderId.localeCompare(b.value.orderId);
+    const byOrder = (a: { value: { orderId: string } }, b: { value: { orderId: string } }) =>
+      a.value.orderId.localeCompare(b.value.orderId);
     assert.deepEqual(
       [...sent].sort(byOrder).map((s) => s.value),
       rows.map((r, i) => ({ orderId: r.order_id, userId: ['u-1', 'u-2', 'u-1', 'u-3'][i], awardId: 'A003', awardName: '50-off coupon' })),
