@@ -83,7 +83,8 @@ export interface ProcessedEvent {
   partition: number;
   offset: bigint;
   outcome: 'processed' | 'duplicate';
-  via?: 'cache' | 'inbox';
+  /** Why a duplicate was skipped: applied before (cache, inbox), or parked behind its open dead letter. */
+  via?: 'cache' | 'inbox' | 'dead-letter';
 }
 
 /** Everything a consumer reports. 'error' is for infrastructure trouble it survives (it never dies of it). */

@@ -33,8 +33,12 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 export type Outcome =
   /** The effect transaction committed with the handler's writes (`committedAt`, epoch ms). */
   | { readonly kind: 'processed'; readonly committedAt: number }
-  /** Applied before: the cache remembered it, or the inbox row was already there. Nothing ran. */
-  | { readonly kind: 'duplicate'; readonly via: 'cache' | 'inbox' }
+  /**
+   * Nothing ran: applied before (the cache remembered it, or the inbox row was already there), or parked
+   * behind its own open dead letter (a resent copy or a redelivery of a dead-lettered message), where only
+   * a replay applies it.
+   */
+  | { readonly kind: 'duplicate'; readonly via: 'cache' | 'inbox' | 'dead-letter' }
   /** Recorded as a dead letter (the dead_letter row, and the `.dlq` copy where there is one). */
   | { readonly kind: 'dead-lettered'; readonly code: string }
   /** Handed to `topic` (`<topic>.retry.<n>`), which now carries it. */

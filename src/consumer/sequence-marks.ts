@@ -7,7 +7,7 @@ import type { BatchInbox } from './effect-batcher.ts';
  * same transaction, one statement moves the group's marks up to the sequences of this transaction's
  * messages and records or heals gaps. So a mark commits if and only if the effects it stands for commit,
  * and a restart or a rebalance resumes from what was applied. Duplicates count (applied before); a
- * message-id conflict does not (its effect was not applied).
+ * message-id conflict or a message parked behind its dead letter does not (its effect was not applied).
  */
 export function withSequenceMarks(inbox: BatchInbox, store: SequenceStore): BatchInbox {
   return {
@@ -27,7 +27,7 @@ export function sequenceRuns(entries: InboxEntry[], claims: Claim[]): SequenceRu
   const lastOf = new Map<string, SequenceRun>();
   entries.forEach((entry, i) => {
     const s = entry.sequence;
-    if (!s || claims[i]?.kind === 'conflict') return;
+    if (!s || claims[i]?.kind === 'conflict' || claims[i]?.kind === 'dead-lettered') return;
     const id = `${entry.topic}\u0000${s.producerId}\u0000${s.key}`;
     const last = lastOf.get(id);
     if (last && last.lastSeq + 1 === s.seq) {

@@ -16,14 +16,24 @@ export interface InboxEntry {
   contentDigest?: string;
   /** The producer's sequence of the message (C9), when it has one; the inbox itself does not store it. */
   sequence?: { producerId: string; key: string; seq: number };
+  /**
+   * The key the message's dead letter is recorded under (the dead-letter stage's; default `idempotencyKey`).
+   * An open dead letter under it parks the message; null for an operator's replay of that dead letter
+   * (`zl-replay-of`), which is applied though the row is still open: the replay marks it only once the
+   * copy is on the broker.
+   */
+  deadLetterKey?: string | null;
 }
 
 /**
  * What the inbox found for one entry: the key is new (apply the effect), applied before by this very
- * message (a duplicate: write nothing), or applied before by a message with other content under the same
- * message id (a conflict: write nothing, and never count it as a duplicate).
+ * message (a duplicate: write nothing), applied before by a message with other content under the same
+ * message id (a conflict: write nothing, and never count it as a duplicate), or parked: the key has an open
+ * dead letter (a resent copy, or a redelivery after the dead letter committed and the offset did not). A
+ * parked message is not applied behind its dead letter, where it would also come after its key's later
+ * messages; a replay of the dead letter applies it.
  */
-export type Claim = { kind: 'claimed' } | { kind: 'duplicate' } | { kind: 'conflict'; appliedDigest: string };
+export type Claim = { kind: 'claimed' } | { kind: 'duplicate' } | { kind: 'conflict'; appliedDigest: string } | { kind: 'dead-lettered' };
 
 /** The dedup authority (C4): a unique row per (consumer group, idempotency key), written with the effect. */
 export interface InboxStore {

@@ -34,6 +34,19 @@ export function inboxTests(run: Run): void {
     assert.deepEqual(await claim(h, h.entry('billing', 'business-key', digest())), DUPLICATE);
   });
 
+  run('inbox: a key with an open dead letter is parked (in a batch too); a replay of it is claimed, once', async (h) => {
+    const parkedKey = 'm-dead#d1';
+    await h.store.deadLetters.record(h.deadLetter({ groupId: 'billing', idempotencyKey: parkedKey }));
+    const parked = { ...h.entry('billing', 'm-dead'), deadLetterKey: parkedKey };
+    assert.deepEqual(await claim(h, parked), { kind: 'dead-lettered' });
+    assert.deepEqual(await claim(h, { ...parked, groupId: 'shipping' }), CLAIMED, "another group's dead letter parks nothing");
+    const batch = await h.store.transaction((tx) => h.store.inbox.claimMany(tx, [parked, h.entry('billing', 'm-live'), parked]));
+    assert.deepEqual(batch, [{ kind: 'dead-lettered' }, CLAIMED, { kind: 'dead-lettered' }]);
+    assert.equal(await h.store.inbox.contains('billing', 'm-dead'), false);
+    assert.deepEqual(await claim(h, { ...parked, deadLetterKey: null }), CLAIMED, 'a replay (no dead-letter key) is applied');
+    assert.deepEqual(await claim(h, parked), DUPLICATE, 'applied now: a later copy is a plain duplicate');
+  });
+
   run('inbox: a claim rolled back with its transaction leaves no trace', async (h) => {
     const entry = h.entry('billing', 'm-1', digest());
     await assert.rejects(

@@ -8,26 +8,35 @@ export function inboxSql(s: string) {
      * The dedup authority. Runs first in the effect transaction: a concurrent copy of the same key blocks on
      * the primary key until this transaction ends, then sees the row (duplicate) or inserts it (we rolled back).
      * Several messages at once (group commit): $1 group, then arrays $2 keys (distinct), $3 message ids,
-     * $4 topics, $5 partitions, $6 offsets, $7 content digests (hex or null). Inserted in key order (a fixed
-     * lock order between concurrent batches); returns the keys inserted. Digests go as hex text, which every
-     * driver (node-postgres, PGlite) passes in an array the same way, and are stored as 16 bytes.
+     * $4 topics, $5 partitions, $6 offsets, $7 content digests (hex or null), $8 the keys their dead letters
+     * would have (null: a replay, not parked by its open dead letter). Inserted in key order (a fixed lock order between
+     * concurrent batches); returns the keys inserted. Digests go as hex text, which every driver
+     * (node-postgres, PGlite) passes in an array the same way, and are stored as 16 bytes. The dead-letter
+     * probe is one lookup in the partial unique index dead_letter_open.
      */
     inboxInsertMany: `
       insert into ${s}.inbox (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset, content_digest)
       select $1, r.k, r.id, r.topic, r.part, r.off, decode(r.digest, 'hex')
-      from unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::text[]) as r(k, id, topic, part, off, digest)
+      from unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::text[], $8::text[])
+        as r(k, id, topic, part, off, digest, dead_key)
+      where r.dead_key is null
+         or not exists (select 1 from ${s}.dead_letter d where d.consumer_group = $1 and d.idempotency_key = r.dead_key and d.status = 'dead')
       order by r.k
       on conflict (consumer_group, idempotency_key) do nothing
       returning idempotency_key`,
 
     /**
-     * Digests of keys the insert above found present: $1 group, $2 keys. Only run when some key conflicted,
-     * so new messages never pay for it. A statement of its own, after the insert: it sees a row a concurrent
-     * transaction committed while the insert waited on it, which the insert's own snapshot would not.
+     * Why the insert above left keys out: $1 group, $2 keys, $3 their dead-letter keys (or null). The digest
+     * applied under a key found present (dead = false), or an open dead letter of a key (dead = true). Only run when some key was
+     * left out, so new messages never pay for it. A statement of its own, after the insert: it sees a row a
+     * concurrent transaction committed while the insert waited on it, which the insert's own snapshot would not.
      */
     inboxDigests: `
-      select idempotency_key, encode(content_digest, 'hex') as digest from ${s}.inbox
-      where consumer_group = $1 and idempotency_key = any($2::text[])`,
+      select idempotency_key, encode(content_digest, 'hex') as digest, false as dead from ${s}.inbox
+      where consumer_group = $1 and idempotency_key = any($2::text[])
+      union all
+      select r.k, null, true from unnest($2::text[], $3::text[]) as r(k, dead_key)
+      where exists (select 1 from ${s}.dead_letter d where d.consumer_group = $1 and d.idempotency_key = r.dead_key and d.status = 'dead')`,
 
     /** $1 group, $2 keys: rows claimed earlier in the same transaction whose effect will not be applied. */
     inboxDeleteMany: `delete from ${s}.inbox where consumer_group = $1 and idempotency_key = any($2::text[])`,

@@ -37,21 +37,30 @@ export class PostgresInboxStore implements InboxStore, StartLog {
       unique.map((e) => e.partition),
       unique.map((e) => e.offset.toString()),
       unique.map((e) => e.contentDigest ?? null),
+      unique.map(deadKeyOf),
     ]);
     const inserted = new Set(rows.map((r) => r.idempotency_key));
-    // Keys found present are told apart from duplicates by the digest applied under them; only keys that
-    // carry a digest are asked about, so a batch of new messages (or of business keys) costs no statement more.
-    const present = new Set(
-      entries.filter((e) => e.contentDigest !== undefined && !inserted.has(e.idempotencyKey)).map((e) => e.idempotencyKey),
-    );
+    // Keys left out were applied before (told apart from conflicts by the digest applied under them) or are
+    // parked behind an open dead letter; a batch of new messages costs no statement more.
+    const left = unique.filter((e) => !inserted.has(e.idempotencyKey));
     const applied = new Map<string, string | null>();
-    if (present.size > 0) {
-      const found = await tx.query<{ idempotency_key: string; digest: string | null }>(this.#sql.inboxDigests, [groupId, [...present]]);
-      for (const r of found.rows) applied.set(r.idempotency_key, r.digest);
+    const parked = new Set<string>();
+    if (left.length > 0) {
+      const found = await tx.query<{ idempotency_key: string; digest: string | null; dead: boolean }>(this.#sql.inboxDigests, [
+        groupId,
+        left.map((e) => e.idempotencyKey),
+        left.map(deadKeyOf),
+      ]);
+      for (const r of found.rows) {
+        if (!r.dead) applied.set(r.idempotency_key, r.digest);
+        else parked.add(r.idempotency_key);
+      }
     }
     return entries.map((e): Claim => {
       const first = firsts.get(e.idempotencyKey) as InboxEntry;
       if (first === e && inserted.has(e.idempotencyKey)) return CLAIMED;
+      // Applied wins over parked: a dead letter of a key already applied (a conflict's) parks nothing.
+      if (!applied.has(e.idempotencyKey) && parked.has(e.idempotencyKey)) return DEAD_LETTERED;
       // A later copy in this batch is compared with the first one, whose digest is the row's (or will be).
       const digest = inserted.has(e.idempotencyKey) ? first.contentDigest : applied.get(e.idempotencyKey);
       // No digest on either side (a row from before migration 7, a business key, a row since cleaned up): a duplicate, as before.
@@ -183,6 +192,9 @@ export class PostgresInboxStore implements InboxStore, StartLog {
 
 const CLAIMED: Claim = Object.freeze({ kind: 'claimed' });
 const DUPLICATE: Claim = Object.freeze({ kind: 'duplicate' });
+const DEAD_LETTERED: Claim = Object.freeze({ kind: 'dead-lettered' });
+
+const deadKeyOf = (e: InboxEntry): string | null => (e.deadLetterKey === undefined ? e.idempotencyKey : e.deadLetterKey);
 
 interface PendingStart {
   ref: StartRef;

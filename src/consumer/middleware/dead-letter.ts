@@ -118,6 +118,15 @@ async function copyToTopic(d: Delivery, deps: Parameters<typeof deadLetterStage>
   await untilAvailable(d, 'marking a dead letter published', { ...deps.unavailable, anyError: true }, () => deps.writer.markPublished(id));
 }
 
+/**
+ * The key a message's dead letter is recorded under. Under a message id the digest is part of it: another
+ * message under the same id is another dead letter. The effect stage probes it, so a copy of a
+ * dead-lettered message stays parked behind it.
+ */
+export function deadLetterKey(idempotencyKey: string, contentDigest: string | undefined): string {
+  return contentDigest ? `${idempotencyKey}#${contentDigest}` : idempotencyKey;
+}
+
 function deadLetterInput(d: Delivery, error: ZerolossError): DeadLetterInput {
   const now = new Date();
   const started = error.details.started;
@@ -132,8 +141,7 @@ function deadLetterInput(d: Delivery, error: ZerolossError): DeadLetterInput {
   return {
     groupId: d.groupId,
     // Duplicate copies of one bad message share its key; an unreadable record is known by its position only.
-    // Under a message id the digest is part of it: another message under the same id is another dead letter.
-    idempotencyKey: digest ? `${key}#${digest}` : key,
+    idempotencyKey: deadLetterKey(key, digest),
     messageId: envelope?.id ?? d.record.headers['zl-id'],
     topic: d.origin.topic,
     partition: d.origin.partition,

@@ -2,6 +2,8 @@ import { ZerolossError } from '../../core/errors.ts';
 import type { Claim } from '../../ports/inbox-store.ts';
 import type { Stage } from '../chain.ts';
 import type { ConsumerMetrics } from '../consumer-metrics.ts';
+import { REPLAY_HEADER } from '../dead-letters.ts';
+import { deadLetterKey } from './dead-letter.ts';
 import { AbandonedError, type RoutedDelivery } from '../delivery.ts';
 import type { EffectBatcher, EffectWork } from '../effect-batcher.ts';
 import { OutOfTurnError } from '../lane-ticket.ts';
@@ -15,7 +17,8 @@ import { inDeliverySpan } from './tracing.ts';
  *
  * A different message under a message id already applied (same id, other content digest) is not a
  * duplicate: nothing is written, and it is thrown on as ZL_MESSAGE_ID_CONFLICT (permanent) to be
- * dead-lettered with both digests, never skipped in silence.
+ * dead-lettered with both digests, never skipped in silence. A message whose key has an open dead letter
+ * (a resent copy, a redelivery) is parked there: nothing runs, and only a replay (`zl-replay-of`) applies it.
  *
  * The transaction may be shared with other messages (EffectBatcher), this key's next ones included: it
  * commits or rolls back as one, and a member of a rolled-back batch runs again alone. A message joins a
@@ -39,6 +42,7 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
         contentDigest,
         sequence:
           message.seq > 0 && message.producerId !== '' ? { producerId: message.producerId, key: message.key, seq: message.seq } : undefined,
+        deadLetterKey: d.record.headers[REPLAY_HEADER] === undefined ? deadLetterKey(key, contentDigest) : null,
       },
       apply: async (tx, found) => {
         if (found.kind === 'claimed') {
@@ -82,7 +86,7 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
         { retryable: false, details: { messageId: message.id, digest: contentDigest, appliedDigest: claim.appliedDigest } },
       );
     }
-    d.outcome = { kind: 'duplicate', via: 'inbox' };
+    d.outcome = { kind: 'duplicate', via: claim.kind === 'dead-lettered' ? 'dead-letter' : 'inbox' };
   };
 }
 
