@@ -64,6 +64,29 @@ export function failures(figures: Figures, details: CheckDetails): string[] {
   return out;
 }
 
+/**
+ * The effects of the Kafka-transactions variant (`--exactly-once kafka-transactions`): the output topic and
+ * the input's dead-letter topic as a read_committed reader sees them (faults/committed-topic-reader.ts).
+ * They replace the effect log and the dead_letter table; a record committed twice is an effect applied twice.
+ */
+export interface EffectsOnTopic {
+  outputs: TopicRecord[];
+  deadLettered: TopicRecord[];
+}
+
+/** Partition by partition, in offset order: a key lives in one partition, so this is each key's order. */
+function inTopicOrder(records: TopicRecord[]): TopicRecord[] {
+  return [...records].sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+}
+
+/** Committed messages with neither an output nor a dead letter on the topics, and unsent outbox rows. */
+export async function outstandingOnTopic(pool: pg.Pool, schema: string, seen: Set<string>): Promise<{ pending: number; unsent: number }> {
+  const s = `"${schema}"`;
+  const orders = (await pool.query<{ message_id: string }>(`select message_id from ${s}.fx_order`)).rows;
+  const { rows } = await pool.query<{ unsent: number }>(`select count(*)::int as unsent from ${s}.outbox where state <> 1`);
+  return { pending: orders.filter((o) => !seen.has(o.message_id)).length, unsent: rows[0]?.unsent ?? -1 };
+}
+
 /** How many committed messages have no outcome yet, and how many outbox rows are unsent: the drain condition. */
 export async function outstanding(pool: pg.Pool, schema: string): Promise<{ pending: number; unsent: number }> {
   const s = `"${schema}"`;
@@ -86,6 +109,7 @@ export async function check(
   schema: string,
   topic: TopicRecord[],
   workload: { committed: Set<string>; rolledBack: Set<string> },
+  effectsOnTopic?: EffectsOnTopic,
 ): Promise<CheckResult> {
   const { rolledBack } = workload;
   const s = `"${schema}"`;
@@ -106,17 +130,24 @@ export async function check(
       // Not in the outbox: a phantom, counted as such.
       return seq === undefined ? [] : [{ key: x.key, id: x.id, seq }];
     });
-  const effectLog = (
-    await pool.query<{ message_id: string; msg_key: string; seq: number }>(
-      `select message_id, msg_key, seq from ${s}.fx_effect_log order by id`,
-    )
-  ).rows;
-  const dead = new Set(
-    (await pool.query<{ message_id: string | null }>(`select distinct message_id from ${s}.dead_letter`)).rows
-      .map((r) => r.message_id)
-      .filter((id): id is string => id !== null),
-  );
-  const accounts = (await pool.query<{ applied: string }>(`select coalesce(sum(applied), 0)::text as applied from ${s}.fx_account`)).rows;
+  const effectLog = effectsOnTopic
+    ? inTopicOrder(effectsOnTopic.outputs).map((r) => ({ message_id: r.id, msg_key: r.key, seq: r.seq }))
+    : (
+        await pool.query<{ message_id: string; msg_key: string; seq: number }>(
+          `select message_id, msg_key, seq from ${s}.fx_effect_log order by id`,
+        )
+      ).rows;
+  const dead = effectsOnTopic
+    ? new Set(effectsOnTopic.deadLettered.map((r) => r.id))
+    : new Set(
+        (await pool.query<{ message_id: string | null }>(`select distinct message_id from ${s}.dead_letter`)).rows
+          .map((r) => r.message_id)
+          .filter((id): id is string => id !== null),
+      );
+  // Output records have no effect row to disagree with: their sum is the log itself.
+  const accounts = effectsOnTopic
+    ? [{ applied: String(effectLog.length) }]
+    : (await pool.query<{ applied: string }>(`select coalesce(sum(applied), 0)::text as applied from ${s}.fx_account`)).rows;
 
   const samples: Record<string, string[]> = {};
   const sample = (kind: string, id: string) => {
@@ -180,7 +211,7 @@ export async function check(
   );
   const orderViolationsOnTopic = inversions(
     // A key lives in one partition, so the partition's offset order is the key's order on the topic.
-    inCommitOrder([...topic].sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0))),
+    inCommitOrder(inTopicOrder(topic)),
     (id) => sample('orderOnTopic', id),
   );
 

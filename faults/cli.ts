@@ -14,7 +14,8 @@ import pg from 'pg';
 import { type KafkaMode, startEnvironment, TRANSPORTS, type TransportKind } from './environment.ts';
 import { killAllChildren } from './processes.ts';
 import { machine, type RunReport, table } from './report.ts';
-import { type Broken, DEFAULT_KEYS, runScenario, type ScenarioResult } from './run-scenario.ts';
+import { type Broken, DEFAULT_KEYS, EXACTLY_ONCE, type ExactlyOnce, runScenario, type ScenarioResult } from './run-scenario.ts';
+import { refusedWith } from './exactly-once.ts';
 import { inRelayMode, type RelayMode, SCENARIOS, type Scenario } from './scenarios.ts';
 
 const USAGE = `usage: npm run faults -- <scenario[,scenario...]|all> [options]
@@ -43,6 +44,13 @@ options:
   --offsets broker|database
                          where consumers keep their offsets: the broker's group (default), or their own
                          database, committed with the effects (P10, offsetStore: 'database'; Kafka only)
+  --exactly-once inbox|kafka-transactions
+                         how consumers make effects exactly once: the inbox consumer (default; effect and
+                         inbox row in one Postgres transaction), or Kafka transactions (P10,
+                         KafkaTransactionalProcessor, faults/transactional-worker.ts): each order becomes
+                         one record on <topic>.out, committed with the input offsets in one Kafka
+                         transaction; the checker reads <topic>.out and <topic>.dlq with read_committed.
+                         Kafka only; handler-faults, poison, mixed and redis-outage are refused (reason given)
   --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
                            relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts)
                            effect-outside-transaction  the handler writes its effect outside the inbox transaction
@@ -50,13 +58,19 @@ options:
                                                        (faults/outbox-without-key-lock.ts; two-producers)
                            wal-confirm-before-send     WAL relays confirm each commit to the slot as it
                                                        arrives, before sending it
-                                                       (faults/wal-relay-confirm-before-send.ts; --relay-mode wal)`;
+                                                       (faults/wal-relay-confirm-before-send.ts; --relay-mode wal)
+                           offsets-outside-transaction the Kafka-transactions processors' input offsets are
+                                                       committed through the group as records are handed over,
+                                                       outside (before) the transaction with their outputs
+                                                       (faults/offsets-outside-transaction.ts;
+                                                       --exactly-once kafka-transactions)`;
 
 const BROKEN: readonly Broken[] = [
   'relay-ack-before-send',
   'effect-outside-transaction',
   'producer-without-key-lock',
   'wal-confirm-before-send',
+  'offsets-outside-transaction',
 ];
 
 function fail(message: string): never {
@@ -77,6 +91,7 @@ const { values, positionals } = parseArgs({
     'stall-seconds': { type: 'string' },
     broken: { type: 'string' },
     offsets: { type: 'string' },
+    'exactly-once': { type: 'string' },
     'relay-mode': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -99,7 +114,10 @@ if (relayMode !== 'poll' && relayMode !== 'wal') fail(`--relay-mode must be poll
 // Streams and RabbitMQ are polling relays.
 if (relayMode === 'wal' && transport !== 'kafka')
   fail('--relay-mode wal runs on --transport kafka only (zeroloss relay --mode wal sends to Kafka)');
-const runsOn = (s: Scenario) => (s.transports ?? ['kafka']).includes(transport) && !('refused' in inRelayMode(s, relayMode));
+const runsOn = (s: Scenario) =>
+  (s.transports ?? ['kafka']).includes(transport) &&
+  !('refused' in inRelayMode(s, relayMode)) &&
+  !refusedWith((values['exactly-once'] ?? 'inbox') as ExactlyOnce, s);
 const target = positionals[0] ?? 'all';
 const names = target === 'all' ? SCENARIOS.filter((s) => runsOn(s) && s.name !== 'transport-faults').map((s) => s.name) : target.split(',');
 const chosen: Scenario[] = names.map((name) => SCENARIOS.find((s) => s.name === name) ?? fail(`unknown scenario '${name}'\n${USAGE}`));
@@ -122,6 +140,11 @@ if (transport === 'kafka' && kafka !== 'cluster' && kafka !== 'single') fail(`--
 const offsets = (values.offsets ?? 'broker') as 'broker' | 'database';
 if (offsets !== 'broker' && offsets !== 'database') fail(`--offsets must be broker or database, got ${values.offsets}`);
 if (offsets === 'database' && transport !== 'kafka') fail('--offsets database is for --transport kafka');
+const exactlyOnce = (values['exactly-once'] ?? 'inbox') as ExactlyOnce;
+if (!EXACTLY_ONCE.includes(exactlyOnce)) fail(`--exactly-once must be one of ${EXACTLY_ONCE.join(', ')}, got ${values['exactly-once']}`);
+if (exactlyOnce === 'kafka-transactions' && transport !== 'kafka') fail('--exactly-once kafka-transactions is for --transport kafka');
+if (exactlyOnce === 'kafka-transactions' && offsets === 'database')
+  fail('--exactly-once kafka-transactions commits the offsets in the Kafka transaction; drop --offsets database');
 const broken = values.broken as Broken | undefined;
 if (broken !== undefined && !BROKEN.includes(broken)) fail(`--broken must be one of ${BROKEN.join(', ')}`);
 if (broken === 'relay-ack-before-send' && transport !== 'kafka')
@@ -130,6 +153,13 @@ if (broken === 'relay-ack-before-send' && relayMode === 'wal')
   fail('--broken relay-ack-before-send is a polling relay; with --relay-mode wal use wal-confirm-before-send');
 if (broken === 'wal-confirm-before-send' && relayMode !== 'wal')
   fail('--broken wal-confirm-before-send is a WAL relay; add --relay-mode wal');
+if (broken === 'offsets-outside-transaction' && exactlyOnce !== 'kafka-transactions')
+  fail('--broken offsets-outside-transaction breaks the Kafka-transactions processors; add --exactly-once kafka-transactions');
+const notWithVariant = selected.flatMap((s) => {
+  const reason = refusedWith(exactlyOnce, s);
+  return reason ? [`  ${s.name}: ${reason}`] : [];
+});
+if (notWithVariant.length > 0) fail(`not with --exactly-once ${exactlyOnce}:\n${notWithVariant.join('\n')}`);
 const needCluster = selected.filter((s) => s.needsCluster);
 if (kafka === 'single' && needCluster.length > 0) {
   fail(`${needCluster.map((s) => s.name).join(', ')} need the 3-node cluster; drop --kafka single`);
@@ -189,7 +219,7 @@ process.on('SIGTERM', () => shutdown(143));
 let report: RunReport | undefined;
 try {
   const over = transport === 'kafka' ? `Kafka ${kafka}` : `transport ${transport}`;
-  const relays = relayMode === 'wal' ? ', WAL relays' : '';
+  const relays = `${relayMode === 'wal' ? ', WAL relays' : ''}${exactlyOnce === 'kafka-transactions' ? ', Kafka-transactions processors' : ''}`;
   log(
     `${command}: seed ${seed}, ${messages} messages over ${keys} keys per scenario, ${over}${relays}${broken ? `, BROKEN BUILD: ${broken}` : ''}`,
   );
@@ -201,7 +231,19 @@ try {
   await versionPool.end();
   const results: ScenarioResult[] = [];
   for (const scenario of selected) {
-    const result = await runScenario(scenario, { env, messages, keys, seed, rate, stallSeconds, broken, offsets, relayMode, log });
+    const result = await runScenario(scenario, {
+      env,
+      messages,
+      keys,
+      seed,
+      rate,
+      stallSeconds,
+      broken,
+      offsets,
+      exactlyOnce,
+      relayMode,
+      log,
+    });
     results.push(result);
     const takeovers = result.details.takeoversMs ?? [];
     log(

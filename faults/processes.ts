@@ -7,6 +7,7 @@ import type { WorkerReport } from './consumer-worker.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const WORKER = fileURLToPath(new URL('./consumer-worker.ts', import.meta.url));
+const TRANSACTIONAL_WORKER = fileURLToPath(new URL('./transactional-worker.ts', import.meta.url));
 const BROKEN_RELAY = fileURLToPath(new URL('./relay-ack-before-send.ts', import.meta.url));
 const RELAY_WORKER = fileURLToPath(new URL('./relay-worker.ts', import.meta.url));
 const BROKEN_WAL_RELAY = fileURLToPath(new URL('./wal-relay-confirm-before-send.ts', import.meta.url));
@@ -228,6 +229,8 @@ export function relayGroup(options: {
   ackBeforeSend?: boolean;
   transport?: { kind: 'redis' | 'rabbitmq'; url: string };
   wal?: { confirmBeforeSend: boolean };
+  /** The state-column source: the relays relay the settings file's declared sources only (Kafka, polling). */
+  settingsFile?: string;
   onStart?: (name: string) => void;
   onLine?: (name: string, line: string) => void;
 }) {
@@ -258,17 +261,29 @@ export function relayGroup(options: {
         transport.url,
         ...relayTuningArgs(timing),
       ]
-    : [options.ackBeforeSend ? BROKEN_RELAY : CLI, ...fastRelayArgs({ ...options, ...timing })];
+    : [
+        options.ackBeforeSend ? BROKEN_RELAY : CLI,
+        ...fastRelayArgs({ ...options, ...timing }),
+        ...(options.settingsFile ? ['--config-file', options.settingsFile, '--only-sources'] : []),
+      ];
   return new ProcessGroup({ kind: 'relay', names, env: {}, command, ...hooks });
 }
 
-/** Consumers: faults/consumer-worker.ts processes in one consumer group. */
-export function consumerGroup(options: { count: number; env: Record<string, string>; onReport?: (report: WorkerReport) => void }) {
+/**
+ * Consumers: faults/consumer-worker.ts processes in one consumer group, or with `transactional` the
+ * Kafka-transactions processors of faults/transactional-worker.ts.
+ */
+export function consumerGroup(options: {
+  count: number;
+  env: Record<string, string>;
+  transactional?: boolean;
+  onReport?: (report: WorkerReport) => void;
+}) {
   return new ProcessGroup({
     kind: 'consumer',
     names: Array.from({ length: options.count }, (_, i) => `consumer-${i + 1}`),
     env: options.env,
-    command: [WORKER],
+    command: [options.transactional ? TRANSACTIONAL_WORKER : WORKER],
     onReport: options.onReport,
   });
 }

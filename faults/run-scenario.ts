@@ -4,7 +4,8 @@ import { migrate } from '../src/adapters/postgres/migrations.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 
 import { prng } from '../test/helpers/prng.ts';
-import { check, type CheckDetails, type Figures, failures, outstanding } from './checker.ts';
+import { check, type CheckDetails, type EffectsOnTopic, type Figures, failures, outstanding, outstandingOnTopic } from './checker.ts';
+import { readCommittedTopic } from './committed-topic-reader.ts';
 import type { Environment } from './environment.ts';
 import { healEverything, type NemesisContext } from './nemesis.ts';
 import { consumerGroup, relayGroup } from './processes.ts';
@@ -23,7 +24,20 @@ export const DEFAULT_KEYS = 200;
 const DEFAULT_RELAYS = 2;
 const DEFAULT_CONSUMERS = 3;
 
-export type Broken = 'relay-ack-before-send' | 'effect-outside-transaction' | 'producer-without-key-lock' | 'wal-confirm-before-send';
+export type Broken =
+  | 'relay-ack-before-send'
+  | 'effect-outside-transaction'
+  | 'producer-without-key-lock'
+  | 'wal-confirm-before-send'
+  | 'offsets-outside-transaction';
+
+/**
+ * How the consumers make their effects exactly once: the inbox consumer (effect and inbox row in one
+ * Postgres transaction; the default), or zeroloss's KafkaTransactionalProcessor, whose effect is an output
+ * record committed with the input offsets in one Kafka transaction (faults/transactional-worker.ts).
+ */
+export type ExactlyOnce = 'inbox' | 'kafka-transactions';
+export const EXACTLY_ONCE: readonly ExactlyOnce[] = ['inbox', 'kafka-transactions'];
 
 export interface RunOptions {
   env: Environment;
@@ -38,6 +52,8 @@ export interface RunOptions {
   broken?: Broken;
   /** Where consumers keep their offsets (P10): the broker's group (default) or their own database. */
   offsets?: 'broker' | 'database';
+  /** The inbox consumer (default) or the Kafka-transactions processor. */
+  exactlyOnce?: ExactlyOnce;
   /** The polling relay (default) or the WAL relay; `scenario` is already its version for this mode. */
   relayMode?: RelayMode;
   log: (line: string) => void;
@@ -109,10 +125,20 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   await pool.query(businessSchemaSql(schema));
   const broker = scenarioBroker(env);
   await broker.createTopics(topic, PARTITIONS);
+  const transactional = o.exactlyOnce === 'kafka-transactions';
+  // The processors' effects: one output record per order (its .dlq twin is made too, and stays empty).
+  const outputTopic = `${topic}.out`;
+  if (transactional) await broker.createTopics(outputTopic, PARTITIONS);
+  const effectsOnTopic = async (timeoutMs?: number): Promise<EffectsOnTopic> => ({
+    outputs: await readCommittedTopic(outputTopic, PARTITIONS, env.kafkaDirect, timeoutMs),
+    // The processor dead-letters to the input's <topic>.dlq, inside its transaction.
+    deadLettered: await readCommittedTopic(`${topic}.dlq`, 3, env.kafkaDirect, timeoutMs),
+  });
 
   let consumersStarted = 0;
   const consumers = consumerGroup({
     count: consumerCount,
+    transactional,
     env: {
       ZL_FX_PG_URL: env.pgClientUrl,
       ZL_FX_SCHEMA: schema,
@@ -122,7 +148,8 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       ZL_FX_REDIS_URL: env.redis.url,
       ZL_FX_OFFSETS: o.offsets ?? 'broker',
       // Set either way, so a switch left in the caller's environment never breaks a normal run.
-      ZL_FX_BREAK: o.broken === 'effect-outside-transaction' ? o.broken : '',
+      ZL_FX_BREAK: o.broken === 'effect-outside-transaction' || o.broken === 'offsets-outside-transaction' ? o.broken : '',
+      ZL_FX_OUTPUT_TOPIC: outputTopic,
     },
     onReport: (r) => {
       if (r.kind === 'started') consumersStarted++;
@@ -218,10 +245,19 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     // nothing moved for stallSeconds (what is missing then is not coming), or the hard bound.
     const hardDeadline = Date.now() + Math.max(180, o.messages / 100) * 1_000;
     let last = { pending: -1, unsent: -1 };
+    // The processors' outcomes are records on topics: read back whole (read_committed) every few seconds.
+    let lastTopicRead = 0;
+    const progress = async () => {
+      if (!transactional) return outstanding(pool, schema);
+      if (Date.now() - lastTopicRead < 3_000) return last;
+      lastTopicRead = Date.now();
+      const seen = await effectsOnTopic(20_000);
+      return outstandingOnTopic(pool, schema, new Set([...seen.outputs, ...seen.deadLettered].map((r) => r.id)));
+    };
     let lastMove = Date.now();
     let lastReport = Date.now();
     for (;;) {
-      const now = await outstanding(pool, schema).catch(() => last);
+      const now = await progress().catch(() => last);
       if (Date.now() - lastReport >= 5_000) {
         lastReport = Date.now();
         log(`${scenario.name}: draining, ${now.pending} committed messages without outcome, ${now.unsent} outbox rows unsent`);
@@ -251,12 +287,20 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   }
 
   let records: TopicRecord[] = [];
+  let effects: EffectsOnTopic | undefined;
   try {
     records = await broker.readTopic(topic);
+    if (transactional) effects = await effectsOnTopic();
   } catch (e) {
     error ??= `reading the topic: ${(e as Error).message}`;
   }
-  const checked = await check(pool, schema, records, workload ?? { committed: new Set(), rolledBack: new Set() });
+  const checked = await check(
+    pool,
+    schema,
+    records,
+    workload ?? { committed: new Set(), rolledBack: new Set() },
+    transactional ? (effects ?? { outputs: [], deadLettered: [] }) : undefined,
+  );
   // The slot would hold WAL back for the rest of the run: every relay has stopped, so it is free to drop.
   if (slot) {
     await pool
@@ -268,6 +312,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   }
   await pool.end().catch(() => {});
   await broker.cleanup(topic);
+  if (transactional) await broker.cleanup(outputTopic);
 
   const settledAt = Math.max(healedAt, workloadDoneAt);
   const figures: Figures = {
