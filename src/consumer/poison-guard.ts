@@ -4,7 +4,9 @@ import type { ConsumerReporter } from './consumer-events.ts';
 import type { ConsumerMetrics } from './consumer-metrics.ts';
 import type { Next, Stage } from './chain.ts';
 import { AbandonedError, type RoutedDelivery } from './delivery.ts';
-import { type StoreRetryOptions, untilAvailable } from './store-retry.ts';
+import { NotYetError } from './guards/guard-errors.ts';
+import { OutOfTurnError } from './lane-ticket.ts';
+import { isStoreUnavailable, type StoreRetryOptions, untilAvailable } from './store-retry.ts';
 
 /**
  * Detects a message that kills the process whenever it is handled (poison, C7) by counting handler starts
@@ -28,13 +30,17 @@ export function poisonGuardStage(
   // Deliveries whose mark could not be taken back after a failed attempt (the store was away): the mark is
   // still theirs, so their next attempt must not read it as a crash.
   const stillMarked = new WeakMap<RoutedDelivery, 'first' | 'suspect'>();
+  // Deliveries this process has started before: a redelivery after a crash is a new delivery.
+  const seen = new WeakSet<RoutedDelivery>();
 
   const attempt = async (d: RoutedDelivery, ref: StartRef, kind: 'first' | 'suspect', next: Next<RoutedDelivery>) => {
     try {
       await next(d);
     } catch (error) {
       // Not running any more, and not crashed: whatever the record waits for next is not held against it.
-      await starts.release(ref).catch(() => stillMarked.set(d, kind));
+      // A failure of its own is kept with the mark, so a redelivery after a crash goes on from the next attempt.
+      const failedAttempt = charged(error) ? d.attempt : undefined;
+      await starts.release({ ...ref, failedAttempt }).catch(() => stillMarked.set(d, kind));
       throw error;
     }
   };
@@ -52,7 +58,22 @@ export function poisonGuardStage(
     if (held === 'first') return attempt(d, ref, 'first', next);
     if (held === undefined) {
       const first = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.firstStart(ref));
-      if (first) return attempt(d, ref, 'first', next);
+      if (first) {
+        // Redelivered after its consumer died while it waited for a retry: its failed attempts count (the
+        // policy's budget spans the crash), and it runs at once rather than from its first attempt again.
+        // Only on a delivery's first pass here: later passes in this process (a retry, a hold's re-check)
+        // follow the retry stage's own count.
+        const failed = typeof first === 'object' ? first.failed : 0;
+        if (!seen.has(d) && failed >= d.attempt) {
+          d.attempt = failed + 1;
+          d.attemptsMade = Math.max(d.attemptsMade, failed);
+        }
+        seen.add(d);
+        // Its last allowed attempt failed before the crash (and its dead letter may not have committed): it
+        // is not run beyond its policy; the retry stage gives up on it and the dead-letter stage records it.
+        if (d.attempt > d.routed.route.retry.maxRetries + 1) return attempt(d, ref, 'first', () => Promise.reject(exhausted(failed)));
+        return attempt(d, ref, 'first', next);
+      }
       // A redelivery whose effect did commit (the crash came after it) needs no isolation.
       const applied = await untilAvailable(d, 'checking the inbox', options.retry, () =>
         inbox.contains(d.groupId, d.routed.idempotencyKey),
@@ -90,4 +111,19 @@ export function poisonGuardStage(
       await attempt(d, ref, 'suspect', next);
     });
   };
+}
+
+/**
+ * Whether a failed attempt counts against the record: not when it never ran its handler, was called off, or
+ * was refused as early (a hold's re-check is not an attempt).
+ */
+function charged(error: unknown): boolean {
+  return !(error instanceof AbandonedError || error instanceof OutOfTurnError || error instanceof NotYetError || isStoreUnavailable(error));
+}
+
+function exhausted(failed: number): ZerolossError {
+  return new ZerolossError('ZL_RETRIES_EXHAUSTED', `its ${failed} allowed attempts failed before the consumer restarted`, {
+    retryable: true,
+    details: { attempts: failed },
+  });
 }

@@ -44,7 +44,7 @@ export function summaryText(r: DemoResult): string {
       `failed attempts retried under the type’s policy${
         r.plannedRetries === undefined
           ? ''
-          : ` (the fault plan calls for ${n(r.plannedRetries)}; more: restarted from the first after a kill or rebalance)`
+          : ` (the fault plan calls for ${n(r.plannedRetries)}; more: attempts cut short by a kill or rebalance, run again)`
       }`,
     ],
     [

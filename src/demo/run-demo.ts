@@ -95,7 +95,8 @@ export interface DemoResult {
   retryDelayMs: number;
   /**
    * Lottery: the retries the fault plan calls for, counted over the published messages. `retried` above
-   * it are retries run again because a kill or a rebalance restarted a record's retries from the first.
+   * it are attempts run again because a kill or a rebalance cut them short (a record that waited for its
+   * retry goes on from its next attempt).
    */
   plannedRetries?: number;
   throughputPerSec: number;

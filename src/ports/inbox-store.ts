@@ -67,6 +67,13 @@ export interface StartRef {
   partition: number;
   offset: bigint;
   messageId: string | undefined;
+  /** On release: the number of the attempt that failed (charged to the retry policy), kept with the mark. */
+  failedAttempt?: number;
+}
+
+/** A first start: how many attempts of the record failed before (it was redelivered after a crash). */
+export interface FirstStart {
+  failed: number;
 }
 
 /**
@@ -74,11 +81,17 @@ export interface StartRef {
  * offset is committed; a record started again before that crashed or lost its process the previous time.
  */
 export interface StartLog {
-  /** Records a first start and returns true; returns false, counting nothing, when an earlier start never finished. */
-  firstStart(ref: StartRef): Promise<boolean>;
+  /**
+   * Records a first start and returns it (a store that keeps no failure counts may return true); returns
+   * false, counting nothing, when an earlier start never finished.
+   */
+  firstStart(ref: StartRef): Promise<FirstStart | boolean>;
   /** Counts one more start (of a suspect, run alone) and returns the total. */
   countStart(ref: StartRef): Promise<number>;
-  /** Takes back a start that ended cleanly without finishing (abandoned on revoke or stop). */
+  /**
+   * Takes back a start that ended without a crash (failed, out of turn, abandoned on revoke or stop); with
+   * `failedAttempt`, keeps that the attempt failed, for the next first start after a crash.
+   */
   release(ref: StartRef): Promise<void>;
   /** Forgets the marks below a committed offset. */
   forget(groupId: string, topic: string, partition: number, committedOffset: bigint): Promise<void>;

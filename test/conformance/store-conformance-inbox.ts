@@ -141,23 +141,30 @@ export function inboxTests(run: Run): void {
 
   run('inbox: the start log notices unfinished starts, takes released ones back and forgets below a committed offset', async (h) => {
     const log = h.store.inbox;
-    assert.equal(await log.firstStart(startRef(5n)), true);
+    const first = { failed: 0 };
+    assert.deepEqual(await log.firstStart(startRef(5n)), first);
     assert.equal(await log.firstStart(startRef(5n)), false, 'an unfinished start went unnoticed');
     assert.equal(await log.countStart(startRef(5n)), 2);
     assert.equal(await log.countStart(startRef(5n)), 3);
 
-    assert.equal(await log.firstStart(startRef(6n)), true);
+    assert.deepEqual(await log.firstStart(startRef(6n)), first);
     await log.release(startRef(6n));
-    assert.equal(await log.firstStart(startRef(6n)), true, 'a released start counted as a crash');
+    assert.deepEqual(await log.firstStart(startRef(6n)), first, 'a released start counted as a crash');
+
+    // A failed attempt leaves its number: the record's next first start (after a crash) goes on from there.
+    await log.release({ ...startRef(6n), failedAttempt: 2 });
+    assert.deepEqual(await log.firstStart(startRef(6n)), { failed: 2 });
+    await log.release(startRef(6n));
+    assert.deepEqual(await log.firstStart(startRef(6n)), { failed: 2 }, 'a release without a failure forgot the failed attempts');
 
     // Asked for twice in one turn (two lanes), a record starts once.
-    assert.deepEqual(await Promise.all([log.firstStart(startRef(7n)), log.firstStart(startRef(7n))]), [true, false]);
-    assert.equal(await log.firstStart(startRef(1n, 1)), true);
-    assert.equal(await log.firstStart(startRef(8n)), true);
+    assert.deepEqual(await Promise.all([log.firstStart(startRef(7n)), log.firstStart(startRef(7n))]), [first, false]);
+    assert.deepEqual(await log.firstStart(startRef(1n, 1)), first);
+    assert.deepEqual(await log.firstStart(startRef(8n)), first);
 
     await log.forget('billing', 'orders', 0, 8n);
-    assert.equal(await log.firstStart(startRef(5n)), true, 'a mark below the committed offset was kept');
-    assert.equal(await log.firstStart(startRef(7n)), true, 'a mark below the committed offset was kept');
+    assert.deepEqual(await log.firstStart(startRef(5n)), first, 'a mark below the committed offset was kept');
+    assert.deepEqual(await log.firstStart(startRef(7n)), first, 'a mark below the committed offset was kept');
     assert.equal(await log.firstStart(startRef(8n)), false, 'the mark at the committed offset was forgotten');
     assert.equal(await log.firstStart(startRef(1n, 1)), false, "another partition's mark was forgotten");
   });

@@ -60,9 +60,10 @@ export function inboxSql(s: string) {
 
     /**
      * First starts of delivered records, many in one statement: inserts a mark with count 1, or reuses a
-     * mark left at 0 by an abandoned start. Returns the rows marked; a record missing from the answer already
-     * has an unfinished start (it is a suspect). $1 group, $2 topics, $3 partitions, $4 offsets, $5 message ids;
-     * no (topic, partition, offset) twice.
+     * mark left at 0 by an abandoned or failed start. Returns the rows marked, with the attempts of each that
+     * failed before (a record redelivered after a crash goes on from there); a record missing from the answer
+     * already has an unfinished start (it is a suspect). $1 group, $2 topics, $3 partitions, $4 offsets, $5
+     * message ids; no (topic, partition, offset) twice.
      *
      * Committed without waiting for the WAL flush (synchronous_commit off for this statement's own
      * transaction): a mark exists to survive the consumer process dying, which it does once Postgres has
@@ -75,7 +76,7 @@ export function inboxSql(s: string) {
            (select set_config('synchronous_commit', 'off', true)) as async_commit
       on conflict (consumer_group, topic, msg_partition, msg_offset)
       do update set started = 1, last_started_at = now() where ${s}.consumer_attempt.started = 0
-      returning topic, msg_partition, msg_offset::text`,
+      returning topic, msg_partition, msg_offset::text, failed`,
 
     /** Counts one more start of a suspect; returns the new count. $1 group, $2 topic, $3 partition, $4 offset, $5 message id. */
     attemptStart: `
@@ -87,14 +88,15 @@ export function inboxSql(s: string) {
 
     /**
      * Takes back starts that ended without a crash (a failed attempt, an attempt out of turn, abandoned on
-     * revoke or stop), many in one statement; a record listed twice is taken back twice. $1 group, $2 topics,
-     * $3 partitions, $4 offsets.
+     * revoke or stop), many in one statement; a record listed twice is taken back twice. A failed attempt
+     * also leaves its number ($5, 0 for the others), the most a record has failed. $1 group, $2 topics, $3
+     * partitions, $4 offsets.
      */
     attemptRelease: `
-      update ${s}.consumer_attempt a set started = greatest(a.started - r.n, 0)
+      update ${s}.consumer_attempt a set started = greatest(a.started - r.n, 0), failed = greatest(a.failed, r.failed)
       from (
-        select topic, part, off, count(*)::int as n
-        from unnest($2::text[], $3::int[], $4::bigint[]) as u(topic, part, off)
+        select topic, part, off, count(*)::int as n, max(failed)::int as failed
+        from unnest($2::text[], $3::int[], $4::bigint[], $5::int[]) as u(topic, part, off, failed)
         group by topic, part, off
       ) r
       where a.consumer_group = $1 and a.topic = r.topic and a.msg_partition = r.part and a.msg_offset = r.off`,

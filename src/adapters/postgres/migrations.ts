@@ -17,6 +17,8 @@ import { reconcileHoldMigration } from './migrations/013-reconcile-hold.ts';
 import { degradeAndForwardMigration } from './migrations/014-degrade-and-forward.ts';
 import { sourceRowControlMigration } from './migrations/015-source-row-control.ts';
 import { sentBatchMigration } from './migrations/016-sent-batch.ts';
+import { attemptResumeMigration } from './migrations/017-attempt-resume.ts';
+import { walShardsMigration } from './migrations/018-wal-shards.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -47,6 +49,8 @@ export const MIGRATIONS: Migration[] = [
   degradeAndForwardMigration,
   sourceRowControlMigration,
   sentBatchMigration,
+  attemptResumeMigration,
+  walShardsMigration,
 ];
 
 export interface MigrateResult {

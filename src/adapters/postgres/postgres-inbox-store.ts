@@ -1,6 +1,6 @@
 import { quoteIdent } from '../../core/identifier.ts';
 import { turnBatch } from '../../core/turn-batch.ts';
-import type { Claim, InboxEntry, InboxStore, StartLog, StartRef } from '../../ports/inbox-store.ts';
+import type { Claim, FirstStart, InboxEntry, InboxStore, StartLog, StartRef } from '../../ports/inbox-store.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { type InboxSql, inboxSql } from './inbox-sql.ts';
 
@@ -100,8 +100,8 @@ export class PostgresInboxStore implements InboxStore, StartLog {
    * Starts asked for in the same turn of the event loop (the lanes of different keys) are written by one
    * statement: one round trip and one commit for the lot instead of one each.
    */
-  firstStart(ref: StartRef): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
+  firstStart(ref: StartRef): Promise<FirstStart | false> {
+    return new Promise<FirstStart | false>((resolve, reject) => {
       this.#askStart({ ref, resolve, reject });
     });
   }
@@ -125,17 +125,21 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     }
     const refs = [...unique.values()].map((p) => p.ref);
     try {
-      const { rows } = await this.#db.query<{ topic: string; msg_partition: number; msg_offset: string }>(this.#sql.attemptFirstStarts, [
-        groupId,
-        refs.map((r) => r.topic),
-        refs.map((r) => r.partition),
-        refs.map((r) => r.offset.toString()),
-        refs.map((r) => r.messageId ?? null),
-      ]);
-      const marked = new Set(rows.map((r) => recordId(r.topic, Number(r.msg_partition), BigInt(r.msg_offset))));
+      const { rows } = await this.#db.query<{ topic: string; msg_partition: number; msg_offset: string; failed: number }>(
+        this.#sql.attemptFirstStarts,
+        [
+          groupId,
+          refs.map((r) => r.topic),
+          refs.map((r) => r.partition),
+          refs.map((r) => r.offset.toString()),
+          refs.map((r) => r.messageId ?? null),
+        ],
+      );
+      const marked = new Map(rows.map((r) => [recordId(r.topic, Number(r.msg_partition), BigInt(r.msg_offset)), Number(r.failed ?? 0)]));
       for (const p of list) {
         const id = recordId(p.ref.topic, p.ref.partition, p.ref.offset);
-        p.resolve(unique.get(id) === p && marked.has(id));
+        const failed = marked.get(id);
+        p.resolve(unique.get(id) === p && failed !== undefined ? { failed } : false);
       }
     } catch (error) {
       for (const p of list) p.reject(error);
@@ -178,6 +182,7 @@ export class PostgresInboxStore implements InboxStore, StartLog {
         refs.map((r) => r.topic),
         refs.map((r) => r.partition),
         refs.map((r) => r.offset.toString()),
+        refs.map((r) => r.failedAttempt ?? 0),
       ]);
       for (const p of list) p.resolve();
     } catch (error) {
@@ -198,7 +203,7 @@ const deadKeyOf = (e: InboxEntry): string | null => (e.deadLetterKey === undefin
 
 interface PendingStart {
   ref: StartRef;
-  resolve: (first: boolean) => void;
+  resolve: (first: FirstStart | false) => void;
   reject: (error: unknown) => void;
 }
 

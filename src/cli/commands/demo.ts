@@ -62,7 +62,7 @@ The retry counts and the 2 s between retries are the source's. Retries block the
 user's awards are applied in order), so a user whose prize fails 5 times holds that user's later awards
 for 10 s; a shorter --retry-delay-ms settles sooner. After a consumer is killed, only the records whose
 handler was running come back as poison suspects and run alone; those that were waiting for a retry
-start again at once, with their type's retries counted from the start. The lottery's summary gives the
+start again at once and go on from their next attempt. The lottery's summary gives the
 retry floor: the earliest the last message could settle given when each was published and the retries
 its planned failures cost at this delay, one after another per user, all else free. The time beyond it
 is what throughput and recovery from the kills cost; compare that between two retry delays, not the

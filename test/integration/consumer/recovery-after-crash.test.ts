@@ -145,6 +145,13 @@ describe('recovery after a crash', () => {
     );
     const suspects = second.messages.filter((m) => m.kind === 'suspect').map((m) => (m as { messageId: string }).messageId);
     assert.deepEqual(suspects, [block], 'records that waited in a retry delay or behind their key are not suspects');
+    // Their first attempt failed before the crash: the second life goes on with the second, at once.
+    const attempts = second.messages.filter((m) => m.kind === 'attempt').map((m) => (m as { attempt: number }).attempt);
+    assert.deepEqual(
+      attempts,
+      FLAKY_KEYS.map(() => 2),
+      'a record that waited for its retry resumes at its next attempt',
+    );
     const applied = await effects(records);
     assert.equal(new Set(applied.map((e) => e.message_id)).size, applied.length, 'each effect applied once');
     for (const key of FLAKY_KEYS) {
@@ -179,5 +186,40 @@ describe('recovery after a crash', () => {
     const suspects = second.messages.filter((m) => m.kind === 'suspect');
     assert.deepEqual(suspects, [{ kind: 'suspect', messageId: block, crashes: 1 }]);
     assert.deepEqual(await deadLetters(records), []);
+  });
+
+  test('a record whose last allowed attempt failed before the crash is dead-lettered, not run beyond its policy', async () => {
+    const topic = uniqueId('zl-recover');
+    const group = uniqueId('g');
+    await createTopics(topicFamily(topic), 1);
+    const flaky = zlRecord({ topic, key: 'k0', type: 'flaky', payload: { n: 1 } });
+    const credit = zlRecord({ topic, key: 'k0', type: 'credit', payload: { n: 2 } });
+    const publisher = new KafkaPublisher({ brokers: BROKERS });
+    for (const outcome of await publisher.publish([flaky, credit])) assert.ok(outcome.ok);
+    await publisher.close();
+    const flakyId = flaky.headers['zl-id'] as string;
+    // maxRetries 0: the first attempt is the last. It fails, and the kill comes before its dead letter commits.
+    const first = start(topic, group, { ZL_LIFE: '1', ZL_MAX_STARTS: '3', ZL_MAX_RETRIES: '0', ZL_DL_HANGS: '1' });
+    await waitFor(() => first.messages.some((m) => m.kind === 'dead-lettering' && m.messageId === flakyId), {
+      what: 'the flaky message failing its only attempt and being dead-lettered',
+      timeoutMs: 30_000,
+    });
+    const exited = once(first.child, 'exit');
+    first.child.kill('SIGKILL');
+    await exited;
+    // The second life would let it succeed: it must not get an attempt the policy does not allow.
+    const second = start(topic, group, { ZL_LIFE: '2', ZL_MAX_STARTS: '3', ZL_MAX_RETRIES: '0' });
+    await waitFor(async () => (await effects([credit])).length === 1 && (await deadLetters([flaky])).length === 1, {
+      what: 'the credit applied and the flaky message dead-lettered',
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+    assert.deepEqual(await deadLetters([flaky]), [{ message_id: flakyId, error_code: 'ZL_RETRIES_EXHAUSTED' }]);
+    assert.deepEqual(await effects([flaky]), [], 'not applied in the second life');
+    assert.deepEqual(
+      second.messages.filter((m) => m.kind === 'attempt'),
+      [],
+      'no attempt beyond the policy',
+    );
   });
 });

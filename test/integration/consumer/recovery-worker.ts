@@ -8,9 +8,12 @@
  *   ZL_MAX_STARTS     poison threshold
  *   ZL_RETRY_DELAY_MS delay between retries
  *   ZL_CREDIT_MS      how long 'credit' waits before writing its effect (default 0)
+ *   ZL_MAX_RETRIES    the retry policy's maxRetries (default 3)
+ *   ZL_DL_HANGS       '1': recording a dead letter never returns (the process is killed before it commits)
  */
 import { KafkaSubscriber } from '../../../src/adapters/kafka/kafka-subscriber.ts';
 import { pgDatabase } from '../../../src/adapters/postgres/pg-database.ts';
+import { PostgresDeadLetterStore } from '../../../src/adapters/postgres/postgres-dead-letter-store.ts';
 import { RetryableError } from '../../../src/core/errors.ts';
 import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
 import { testConsumer } from '../../helpers/test-consumer.ts';
@@ -19,7 +22,9 @@ export type RecoveryMessage =
   | { kind: 'started' }
   | { kind: 'blocking'; messageId: string }
   | { kind: 'retry'; messageId: string }
+  | { kind: 'attempt'; messageId: string; attempt: number }
   | { kind: 'suspect'; messageId: string; crashes: number }
+  | { kind: 'dead-lettering'; messageId: string }
   | { kind: 'error'; message: string };
 
 const env = (name: string): string => {
@@ -33,7 +38,16 @@ const life = env('ZL_LIFE');
 const send = (message: RecoveryMessage) => process.send?.(message);
 const db = pgDatabase({ connectionString: env('ZL_PG_URL'), max: 10, onError: () => {} });
 const worker = env('ZL_WORKER');
+const deadLetters = new PostgresDeadLetterStore(db, { schema });
+if (process.env.ZL_DL_HANGS === '1') {
+  // The dead letter's row never commits in this life: the kill comes between the last failed attempt and it.
+  deadLetters.record = (input) => {
+    send({ kind: 'dead-lettering', messageId: input.messageId ?? '' });
+    return new Promise(() => {});
+  };
+}
 const consumer = testConsumer({
+  deadLetters,
   subscriber: new KafkaSubscriber({
     brokers: env('ZL_KAFKA_BROKERS').split(','),
     clientId: `zl-recovery-${worker}`,
@@ -50,7 +64,7 @@ const consumer = testConsumer({
     topics: [env('ZL_TOPIC')],
     concurrency: 8,
     commitIntervalMs: 100,
-    retry: { delayMs: Number(env('ZL_RETRY_DELAY_MS')), maxRetries: 3 },
+    retry: { delayMs: Number(env('ZL_RETRY_DELAY_MS')), maxRetries: Number(process.env.ZL_MAX_RETRIES ?? 3) },
     poison: { maxStarts: Number(env('ZL_MAX_STARTS')) },
     lagIntervalMs: 0,
   },
@@ -65,6 +79,7 @@ consumer.handle<{ n: number }>('credit', async (m, ctx) => {
   await effect(ctx.tx, m);
 });
 consumer.handle<{ n: number }>('flaky', async (m, ctx) => {
+  send({ kind: 'attempt', messageId: m.id, attempt: ctx.attempt });
   await effect(ctx.tx, m);
   if (life === '1') throw new RetryableError('downstream is failing');
 });
