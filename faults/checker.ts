@@ -40,6 +40,12 @@ export interface CheckDetails {
   effectRowMismatch: number;
   orderViolationsOnTopic: number;
   orderViolationsInEffects: number;
+  /**
+   * Committed messages whose zl-seq on the topic is not their place in their (producer, key)'s commit order
+   * counted from 1 (a gap, a number used twice, numbers out of order), or whose copies carry different
+   * numbers. Messages missing from the topic are counted as lost, not here.
+   */
+  sequenceViolations: number;
   rolledBackOnPurpose: number;
   phantomOfRolledBack: number;
   effectRows: number;
@@ -61,6 +67,7 @@ export function failures(figures: Figures, details: CheckDetails): string[] {
   if (details.deadLetterMismatch > 0) out.push(`deadLetterMismatch ${details.deadLetterMismatch}`);
   if (details.outboxMismatch > 0) out.push(`outboxMismatch ${details.outboxMismatch}`);
   if (details.effectRowMismatch !== 0) out.push(`effectRowMismatch ${details.effectRowMismatch}`);
+  if (details.sequenceViolations > 0) out.push(`sequenceViolations ${details.sequenceViolations}`);
   return out;
 }
 
@@ -87,6 +94,56 @@ export async function outstandingOnTopic(pool: pg.Pool, schema: string, seen: Se
   return { pending: orders.filter((o) => !seen.has(o.message_id)).length, unsent: rows[0]?.unsent ?? -1 };
 }
 
+/**
+ * What was committed, read from the source the relays relay: the business rows (the authority on what
+ * committed), each message's place in its key's commit order and the producer whose per-key sequence
+ * (zl-seq) it carries, and the rows not sent yet.
+ */
+export interface CommitLedger {
+  /** Committed message id → its failure mark (null: none). */
+  committed: Map<string, string | null>;
+  /** Message id → its key, its key's commit order (higher is later) and its producer id. */
+  order: Map<string, { key: string; seq: number; producer: string }>;
+  /** Messages and business rows that did not commit together (outbox: one without the other). */
+  outboxMismatch: number;
+  /** Rows never marked sent (parked ones included). */
+  unsent: number;
+}
+
+/** How a scenario's source is read: the ledger for the check, and the drain condition. */
+export interface LedgerReader {
+  ledger(pool: pg.Pool, schema: string): Promise<CommitLedger>;
+  /** How many committed messages have no outcome yet, and how many rows are unsent. */
+  outstanding(pool: pg.Pool, schema: string): Promise<{ pending: number; unsent: number }>;
+}
+
+/** The outbox table: fx_order rows are the business rows, the outbox's seq_id is a key's commit order. */
+export const outboxLedger: LedgerReader = {
+  async ledger(pool, schema) {
+    const s = `"${schema}"`;
+    const orders = (await pool.query<{ message_id: string; fail: string | null }>(`select message_id, fail from ${s}.fx_order`)).rows;
+    const committed = new Map(orders.map((o) => [o.message_id, o.fail]));
+    const outbox = (
+      await pool.query<{ message_id: string; state: number; seq_id: string; producer_id: string; msg_key: string }>(
+        `select message_id, state, seq_id::text as seq_id, producer_id, msg_key from ${s}.outbox`,
+      )
+    ).rows;
+    const outboxIds = new Set(outbox.map((r) => r.message_id));
+    let outboxMismatch = 0;
+    for (const id of committed.keys()) if (!outboxIds.has(id)) outboxMismatch++;
+    for (const id of outboxIds) if (!committed.has(id)) outboxMismatch++;
+    return {
+      committed,
+      // A key's order is its commit order: the outbox's seq_id, drawn under the key's lock, so it orders the
+      // messages of every producer writing the key (a producer's own zl-seq orders only its own).
+      order: new Map(outbox.map((r) => [r.message_id, { key: r.msg_key, seq: Number(r.seq_id), producer: r.producer_id }])),
+      outboxMismatch,
+      unsent: outbox.filter((r) => r.state !== 1).length,
+    };
+  },
+  outstanding: (pool, schema) => outstanding(pool, schema),
+};
+
 /** How many committed messages have no outcome yet, and how many outbox rows are unsent: the drain condition. */
 export async function outstanding(pool: pg.Pool, schema: string): Promise<{ pending: number; unsent: number }> {
   const s = `"${schema}"`;
@@ -110,20 +167,12 @@ export async function check(
   topic: TopicRecord[],
   workload: { committed: Set<string>; rolledBack: Set<string> },
   effectsOnTopic?: EffectsOnTopic,
+  reader: LedgerReader = outboxLedger,
 ): Promise<CheckResult> {
   const { rolledBack } = workload;
   const s = `"${schema}"`;
-  const orders = (await pool.query<{ message_id: string; fail: string | null }>(`select message_id, fail from ${s}.fx_order`)).rows;
-  const committed = new Map(orders.map((o) => [o.message_id, o.fail]));
-  const outbox = (
-    await pool.query<{ message_id: string; state: number; seq_id: string }>(
-      `select message_id, state, seq_id::text as seq_id from ${s}.outbox`,
-    )
-  ).rows;
-  const outboxIds = new Set(outbox.map((r) => r.message_id));
-  // A key's order is its commit order: the outbox's seq_id, drawn under the key's lock, so it orders the
-  // messages of every producer writing the key (a producer's own zl-seq orders only its own).
-  const commitOrder = new Map(outbox.map((r) => [r.message_id, Number(r.seq_id)]));
+  const { committed, order, outboxMismatch, unsent } = await reader.ledger(pool, schema);
+  const commitOrder = new Map([...order].map(([id, at]) => [id, at.seq]));
   const inCommitOrder = (items: Array<{ key: string; id: string }>) =>
     items.flatMap((x) => {
       const seq = commitOrder.get(x.id);
@@ -202,10 +251,6 @@ export async function check(
   for (const id of phantoms) sample('phantom', id);
   const phantomOfRolledBack = [...phantoms].filter((id) => rolledBack.has(id)).length;
 
-  let outboxMismatch = 0;
-  for (const id of committed.keys()) if (!outboxIds.has(id)) outboxMismatch++;
-  for (const id of outboxIds) if (!committed.has(id)) outboxMismatch++;
-
   const orderViolationsInEffects = inversions(inCommitOrder(effectLog.map((e) => ({ key: e.msg_key, id: e.message_id }))), (id) =>
     sample('orderInEffects', id),
   );
@@ -232,8 +277,9 @@ export async function check(
       expectedDeadLetters,
       deadLetterMismatch,
       outboxMismatch,
-      unsent: outbox.filter((r) => r.state !== 1).length,
+      unsent,
       notOnTopic,
+      sequenceViolations: sequenceViolations(committed, order, topic, (id) => sample('sequence', id)),
       effectRowMismatch: effectRowSum - effectLog.length,
       orderViolationsOnTopic,
       orderViolationsInEffects,
@@ -263,6 +309,48 @@ function inversions(items: Array<{ key: string; id: string; seq: number }>, onVi
       onViolation(item.id);
     }
     highest.set(item.key, Math.max(top, item.seq));
+  }
+  return count;
+}
+
+/**
+ * zl-seq is gapless from 1 per (producer id, message key), in the key's commit order (a transaction or a
+ * claim that rolls back takes its numbers back): the n-th committed message of a (producer, key) must carry
+ * n on the topic, in every copy.
+ */
+function sequenceViolations(
+  committed: Map<string, string | null>,
+  order: Map<string, { key: string; seq: number; producer: string }>,
+  topic: TopicRecord[],
+  onViolation: (id: string) => void,
+): number {
+  const onTopic = new Map<string, Set<number>>();
+  for (const r of topic) {
+    const seqs = onTopic.get(r.id) ?? new Set<number>();
+    onTopic.set(r.id, seqs);
+    seqs.add(r.seq);
+  }
+  const lanes = new Map<string, Array<{ id: string; at: number; seqs: Set<number> }>>();
+  for (const id of committed.keys()) {
+    const at = order.get(id);
+    // Not in the ledger's order: an outbox mismatch, counted as such.
+    if (at === undefined) continue;
+    const lane = `${at.producer}\u0000${at.key}`;
+    const list = lanes.get(lane) ?? [];
+    lanes.set(lane, list);
+    // Not on the topic: counted as lost (or dead) elsewhere, but its number is taken all the same.
+    list.push({ id, at: at.seq, seqs: onTopic.get(id) ?? new Set() });
+  }
+  let count = 0;
+  for (const list of lanes.values()) {
+    list.sort((a, b) => a.at - b.at);
+    list.forEach((m, i) => {
+      if (m.seqs.size === 0) return;
+      if (m.seqs.size !== 1 || !m.seqs.has(i + 1)) {
+        count++;
+        onViolation(m.id);
+      }
+    });
   }
   return count;
 }

@@ -17,6 +17,7 @@ import { machine, type RunReport, table } from './report.ts';
 import { type Broken, DEFAULT_KEYS, EXACTLY_ONCE, type ExactlyOnce, runScenario, type ScenarioResult } from './run-scenario.ts';
 import { refusedWith } from './exactly-once.ts';
 import { inRelayMode, type RelayMode, SCENARIOS, type Scenario } from './scenarios.ts';
+import { refusedWithStateColumn, SOURCE_KINDS, type SourceKind } from './state-column.ts';
 
 const USAGE = `usage: npm run faults -- <scenario[,scenario...]|all> [options]
        npm run faults -- --transport redis|rabbitmq [<scenario[,scenario...]|all>]
@@ -37,6 +38,12 @@ options:
   --kafka cluster|single the 3-node cluster this run owns (default), or the shared single node on 9092
                          (scenarios that need the cluster are then refused)
   --stall-seconds N      stop draining when nothing moved for N s (default 45)
+  --source outbox|state-column
+                         what the workload writes and the relays relay: the outbox table (default), or a
+                         business table with its own send state (the lottery's user_strategy_export with
+                         mq_state, declared in a settings file: zeroloss relay --config-file f --only-sources);
+                         Kafka, polling relay and the inbox consumer only; relay, Postgres and Kafka faults
+                         (consumer-side scenarios and two-producers are refused, reason given)
   --relay-mode poll|wal   the polling relay (default), or the WAL relay (\`zeroloss relay --mode wal\`, docs/wal-relay.md):
                          Postgres runs with wal_level=logical, relay-1 of three creates the slot
                          (--create-slot), the others stand by; Kafka only. Scenarios that make no sense
@@ -52,7 +59,8 @@ options:
                          transaction; the checker reads <topic>.out and <topic>.dlq with read_committed.
                          Kafka only; handler-faults, poison, mixed and redis-outage are refused (reason given)
   --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
-                           relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts)
+                           relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts;
+                                                       with --source state-column, the award table's rows)
                            effect-outside-transaction  the handler writes its effect outside the inbox transaction
                            producer-without-key-lock   producers number a key's messages without its lock
                                                        (faults/outbox-without-key-lock.ts; two-producers)
@@ -89,6 +97,7 @@ const { values, positionals } = parseArgs({
     transport: { type: 'string' },
     keys: { type: 'string' },
     'stall-seconds': { type: 'string' },
+    source: { type: 'string' },
     broken: { type: 'string' },
     offsets: { type: 'string' },
     'exactly-once': { type: 'string' },
@@ -118,8 +127,14 @@ const runsOn = (s: Scenario) =>
   (s.transports ?? ['kafka']).includes(transport) &&
   !('refused' in inRelayMode(s, relayMode)) &&
   !refusedWith((values['exactly-once'] ?? 'inbox') as ExactlyOnce, s);
+const source = (values.source ?? 'outbox') as SourceKind;
+if (!SOURCE_KINDS.includes(source)) fail(`--source must be one of ${SOURCE_KINDS.join(', ')}, got ${values.source}`);
+const withSource = (s: Scenario) => source === 'outbox' || refusedWithStateColumn(s.name) === undefined;
 const target = positionals[0] ?? 'all';
-const names = target === 'all' ? SCENARIOS.filter((s) => runsOn(s) && s.name !== 'transport-faults').map((s) => s.name) : target.split(',');
+const names =
+  target === 'all'
+    ? SCENARIOS.filter((s) => runsOn(s) && withSource(s) && s.name !== 'transport-faults').map((s) => s.name)
+    : target.split(',');
 const chosen: Scenario[] = names.map((name) => SCENARIOS.find((s) => s.name === name) ?? fail(`unknown scenario '${name}'\n${USAGE}`));
 const elsewhere = chosen.filter((s) => !(s.transports ?? ['kafka']).includes(transport));
 if (elsewhere.length > 0) fail(`not on --transport ${transport} (yet): ${elsewhere.map((s) => s.name).join(', ')}`);
@@ -128,6 +143,15 @@ const refusals = chosen.flatMap((s) => {
   return 'refused' in version ? [`  ${s.name}: ${version.refused}`] : [];
 });
 if (refusals.length > 0) fail(`not with --relay-mode ${relayMode}:\n${refusals.join('\n')}`);
+if (source === 'state-column') {
+  // `zeroloss relay --mode wal` refuses declared sources; the Redis/RabbitMQ relay workers take none.
+  if (transport !== 'kafka' || relayMode !== 'poll') fail('--source state-column runs on --transport kafka with the polling relay');
+  const notHere = chosen.flatMap((s) => {
+    const why = refusedWithStateColumn(s.name);
+    return why === undefined ? [] : [`  ${s.name}: ${why}`];
+  });
+  if (notHere.length > 0) fail(`not with --source state-column:\n${notHere.join('\n')}`);
+}
 const selected = chosen.map((s) => inRelayMode(s, relayMode) as Scenario);
 const messages = positiveInt(values.messages, 'messages', 10_000);
 const seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : positiveInt(values.seed, 'seed', 0);
@@ -145,6 +169,7 @@ if (!EXACTLY_ONCE.includes(exactlyOnce)) fail(`--exactly-once must be one of ${E
 if (exactlyOnce === 'kafka-transactions' && transport !== 'kafka') fail('--exactly-once kafka-transactions is for --transport kafka');
 if (exactlyOnce === 'kafka-transactions' && offsets === 'database')
   fail('--exactly-once kafka-transactions commits the offsets in the Kafka transaction; drop --offsets database');
+if (source === 'state-column' && exactlyOnce !== 'inbox') fail('--source state-column runs with the inbox consumer (--exactly-once inbox)');
 const broken = values.broken as Broken | undefined;
 if (broken !== undefined && !BROKEN.includes(broken)) fail(`--broken must be one of ${BROKEN.join(', ')}`);
 if (broken === 'relay-ack-before-send' && transport !== 'kafka')
@@ -221,7 +246,7 @@ try {
   const over = transport === 'kafka' ? `Kafka ${kafka}` : `transport ${transport}`;
   const relays = `${relayMode === 'wal' ? ', WAL relays' : ''}${exactlyOnce === 'kafka-transactions' ? ', Kafka-transactions processors' : ''}`;
   log(
-    `${command}: seed ${seed}, ${messages} messages over ${keys} keys per scenario, ${over}${relays}${broken ? `, BROKEN BUILD: ${broken}` : ''}`,
+    `${command}: seed ${seed}, ${messages} messages over ${keys} keys per scenario, ${over}${relays}${source === 'outbox' ? '' : `, source ${source}`}${broken ? `, BROKEN BUILD: ${broken}` : ''}`,
   );
   const env = await startEnvironment({ kafka, transport, logicalDecoding: relayMode === 'wal', log });
   closeEnvironment = env.close;
@@ -242,6 +267,7 @@ try {
       offsets,
       exactlyOnce,
       relayMode,
+      source,
       log,
     });
     results.push(result);

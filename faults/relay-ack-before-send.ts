@@ -6,13 +6,17 @@
  * sent). A send that fails, or a relay killed mid-send, loses committed messages, and a key's next row
  * can be claimed while its earlier one is still in flight, so order breaks too.
  *
- * Takes the flags of `zeroloss relay` that the suite passes (fastRelayArgs); the fault lives here, never
+ * Takes the flags of `zeroloss relay` that the suite passes (fastRelayArgs), and `--config-file <f>
+ * --only-sources` as `zeroloss relay` does: then the sources it breaks are the state-column sources the
+ * settings file declares (built by the CLI's own code), not the outbox table. The fault lives here, never
  * in src/.
  */
 import { parseArgs } from 'node:util';
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
+import { postgres } from '../src/adapters/postgres/postgres.ts';
+import { configuredSources } from '../src/cli/config-sources.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import type { RelaySource } from '../src/ports/outbox-store.ts';
 import { deliveryTimeoutMs, relayOptions, relaySettings } from './relay-options.ts';
@@ -45,6 +49,8 @@ const { values } = parseArgs({
     ...relayOptions,
     kafka: { type: 'string' },
     verbose: { type: 'boolean' },
+    'config-file': { type: 'string' },
+    'only-sources': { type: 'boolean' },
   },
 });
 if (!values.pg || !values.kafka) throw new Error('relay-ack-before-send: --pg and --kafka are required');
@@ -55,8 +61,13 @@ const publisher = new KafkaPublisher({
   brokers: values.kafka.split(','),
   deliveryTimeoutMs: deliveryTimeoutMs(values),
 });
+const schema = values.schema ?? 'zeroloss';
+// The declared sources are built on a store bundle of their own, as `zeroloss relay` builds them.
+const store = values['config-file'] ? postgres(values.pg, { schema }) : undefined;
+const declared = store ? await configuredSources(store, values['config-file']) : [];
+const outbox = values['only-sources'] ? [] : [new PostgresOutboxStore(db, { schema, notify: true })];
 const relay = new Relay({
-  sources: ackBeforeSend(new PostgresOutboxStore(db, { schema: values.schema ?? 'zeroloss', notify: true })),
+  sources: [...outbox, ...declared].map(ackBeforeSend),
   publisher,
   db,
   config: relaySettings(values),
@@ -71,3 +82,4 @@ await new Promise<void>((resolve) => {
 await relay.stop();
 await publisher.close().catch(() => {});
 await db.close().catch(() => {});
+await store?.close().catch(() => {});

@@ -4,7 +4,7 @@ import { migrate } from '../src/adapters/postgres/migrations.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 
 import { prng } from '../test/helpers/prng.ts';
-import { check, type CheckDetails, type EffectsOnTopic, type Figures, failures, outstanding, outstandingOnTopic } from './checker.ts';
+import { check, type CheckDetails, type EffectsOnTopic, type Figures, failures, outstandingOnTopic } from './checker.ts';
 import { readCommittedTopic } from './committed-topic-reader.ts';
 import type { Environment } from './environment.ts';
 import { healEverything, type NemesisContext } from './nemesis.ts';
@@ -13,10 +13,14 @@ import { scenarioBroker } from './scenario-broker.ts';
 import type { RelayMode, Scenario } from './scenarios.ts';
 import { SlotHolders } from './slot-holders.ts';
 import type { TopicRecord } from './topic-reader.ts';
-import { businessSchemaSql, runWorkload } from './workload.ts';
+import { businessSchemaSql, type FxPayload, runWorkload } from './workload.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
 import { createOutbox } from '../src/outbox/outbox.ts';
 import { OutboxWithoutKeyLock } from './outbox-without-key-lock.ts';
+import { rmSync } from 'node:fs';
+import { createLotteryTables } from '../src/examples/lottery/lottery-tables.ts';
+import { outboxLedger } from './checker.ts';
+import { type SourceKind, stateColumnLedger, writeAwards, writeSettingsFile } from './state-column.ts';
 
 export const PARTITIONS = 6;
 /** Keys of the workload unless the run says otherwise (--keys). */
@@ -56,6 +60,8 @@ export interface RunOptions {
   exactlyOnce?: ExactlyOnce;
   /** The polling relay (default) or the WAL relay; `scenario` is already its version for this mode. */
   relayMode?: RelayMode;
+  /** What the workload writes and the relays relay: the outbox (default) or a state-column table. */
+  source?: SourceKind;
   log: (line: string) => void;
 }
 
@@ -123,6 +129,10 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   pool.on('error', () => {});
   await migrate(pgDatabase({ pool }), schema);
   await pool.query(businessSchemaSql(schema));
+  const stateColumn = o.source === 'state-column';
+  const reader = stateColumn ? stateColumnLedger : outboxLedger;
+  if (stateColumn) await createLotteryTables(pgDatabase({ pool }), schema);
+  const settingsFile = stateColumn ? writeSettingsFile(schema, topic) : undefined;
   const broker = scenarioBroker(env);
   await broker.createTopics(topic, PARTITIONS);
   const transactional = o.exactlyOnce === 'kafka-transactions';
@@ -161,6 +171,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     pgUrl: env.pgClientUrl,
     schema,
     ...broker.relay,
+    ...(settingsFile ? { settingsFile } : {}),
     ackBeforeSend: o.broken === 'relay-ack-before-send',
     ...(slot ? { wal: { confirmBeforeSend: o.broken === 'wal-confirm-before-send' }, onStart: slot.started, onLine: slot.line } : {}),
   });
@@ -223,6 +234,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
         failures: failuresOf,
         random,
         signal: abort.signal,
+        ...(stateColumn
+          ? { write: (client: pg.PoolClient, key: string, payloads: FxPayload[]) => writeAwards(client, schema, key, payloads) }
+          : {}),
       }).finally(() => {
         workloadRunning = false;
         workloadDoneAt = Date.now();
@@ -248,7 +262,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     // The processors' outcomes are records on topics: read back whole (read_committed) every few seconds.
     let lastTopicRead = 0;
     const progress = async () => {
-      if (!transactional) return outstanding(pool, schema);
+      if (!transactional) return reader.outstanding(pool, schema);
       if (Date.now() - lastTopicRead < 3_000) return last;
       lastTopicRead = Date.now();
       const seen = await effectsOnTopic(20_000);
@@ -300,7 +314,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     records,
     workload ?? { committed: new Set(), rolledBack: new Set() },
     transactional ? (effects ?? { outputs: [], deadLettered: [] }) : undefined,
+    reader,
   );
+  if (settingsFile) rmSync(settingsFile, { force: true });
   // The slot would hold WAL back for the rest of the run: every relay has stopped, so it is free to drop.
   if (slot) {
     await pool

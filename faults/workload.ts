@@ -66,6 +66,11 @@ export interface WorkloadOptions {
   random: () => number;
   /** Stops early (the run is being torn down). */
   signal?: AbortSignal;
+  /**
+   * The business writes of one transaction, returning its messages' ids in order; default: each order
+   * enqueued through one of `outboxes` with its fx_order row (the state-column source writes award rows).
+   */
+  write?: (client: pg.PoolClient, key: string, payloads: FxPayload[]) => Promise<string[]>;
 }
 
 export interface WorkloadResult {
@@ -128,6 +133,10 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
       }
       const outbox = o.outboxes[Math.floor(o.random() * o.outboxes.length)] as Outbox;
       const { outcome, ids } = await businessTransaction(o.pool, rollback, async (client, ids) => {
+        if (o.write) {
+          ids.push(...(await o.write(client, key, payloads)));
+          return;
+        }
         for (const payload of payloads) {
           const envelope = await outbox.enqueue(client, { topic: o.topic, key, type: FX_TYPE, payload });
           await client.query(`insert into ${s}.fx_order (message_id, msg_key, fail) values ($1, $2, $3)`, [
