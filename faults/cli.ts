@@ -71,7 +71,10 @@ options:
                                                        committed through the group as records are handed over,
                                                        outside (before) the transaction with their outputs
                                                        (faults/offsets-outside-transaction.ts;
-                                                       --exactly-once kafka-transactions)`;
+                                                       --exactly-once kafka-transactions)
+                           ids-follow-clock            the producer gives each message a UUIDv7 of its clock's
+                                                       reading, not the outbox's generator, so ids go back with
+                                                       the clock (faults/ids-follow-clock.ts; clock-step)`;
 
 const BROKEN: readonly Broken[] = [
   'relay-ack-before-send',
@@ -79,6 +82,7 @@ const BROKEN: readonly Broken[] = [
   'producer-without-key-lock',
   'wal-confirm-before-send',
   'offsets-outside-transaction',
+  'ids-follow-clock',
 ];
 
 function fail(message: string): never {
@@ -176,6 +180,8 @@ if (broken === 'relay-ack-before-send' && transport !== 'kafka')
   fail('--broken relay-ack-before-send is a Kafka relay; use it with --transport kafka');
 if (broken === 'relay-ack-before-send' && relayMode === 'wal')
   fail('--broken relay-ack-before-send is a polling relay; with --relay-mode wal use wal-confirm-before-send');
+if (broken === 'ids-follow-clock' && !selected.some((s) => s.steppedClock))
+  fail('--broken ids-follow-clock breaks the ids of a producer whose clock steps back: run it with clock-step');
 if (broken === 'wal-confirm-before-send' && relayMode !== 'wal')
   fail('--broken wal-confirm-before-send is a WAL relay; add --relay-mode wal');
 if (broken === 'offsets-outside-transaction' && exactlyOnce !== 'kafka-transactions')

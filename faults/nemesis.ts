@@ -3,6 +3,7 @@ import { killNode, nodePid, pauseNode, resumeNode, startNode, stopNode } from '.
 import type { Environment } from './environment.ts';
 import type { ProcessGroup } from './processes.ts';
 import type { SlotHolders } from './slot-holders.ts';
+import type { SteppedClock } from './stepped-clock.ts';
 
 /** What a fault schedule acts on, and its clock. */
 export interface NemesisContext {
@@ -15,6 +16,8 @@ export interface NemesisContext {
   partitions: number;
   /** WAL mode (--relay-mode wal): which relay reads the slot, and the takeover times. */
   slot?: SlotHolders;
+  /** clock-step: the clock the producers' outboxes read, which the schedule steps back. */
+  producerClock?: SteppedClock;
   random: () => number;
   workloadRunning(): boolean;
   /**

@@ -21,6 +21,9 @@ import { rmSync } from 'node:fs';
 import { createLotteryTables } from '../src/examples/lottery/lottery-tables.ts';
 import { outboxLedger } from './checker.ts';
 import { type SourceKind, stateColumnLedger, writeAwards, writeSettingsFile } from './state-column.ts';
+import { SteppedClock } from './stepped-clock.ts';
+import { idChecks, type IdLog, loggingIds } from './id-order.ts';
+import { idsFollowClock } from './ids-follow-clock.ts';
 
 export const PARTITIONS = 6;
 /** Keys of the workload unless the run says otherwise (--keys). */
@@ -33,7 +36,8 @@ export type Broken =
   | 'effect-outside-transaction'
   | 'producer-without-key-lock'
   | 'wal-confirm-before-send'
-  | 'offsets-outside-transaction';
+  | 'offsets-outside-transaction'
+  | 'ids-follow-clock';
 
 /**
  * How the consumers make their effects exactly once: the inbox consumer (effect and inbox row in one
@@ -86,6 +90,15 @@ export interface ScenarioResult {
     relayDeaths: number;
     /** WAL mode: each takeover of the slot, ms from the holder's death or freeze to another relay reading it. */
     takeoversMs?: number[];
+    /**
+     * Ids the producers drew (enqueues that returned), those drawn twice, and those not above every id their
+     * producer drew before (faults/id-order.ts).
+     */
+    idsChecked: number;
+    duplicateIds: number;
+    idsOutOfOrder: number;
+    /** clock-step: how far behind the system clock the producers' clock ended. */
+    clockBehindMs?: number;
   };
   /** The fault timeline: seconds since the workload started, and what happened. */
   faults: Array<{ at: number; what: string }>;
@@ -166,6 +179,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     },
   });
   const slot = o.relayMode === 'wal' ? new SlotHolders() : undefined;
+  // clock-step: the producers' outboxes read a clock the nemesis steps back. Every run logs the ids drawn.
+  const producerClock = scenario.steppedClock ? new SteppedClock() : undefined;
+  const idLogs: IdLog[] = [];
   const relays = relayGroup({
     count: relayCount,
     pgUrl: env.pgClientUrl,
@@ -209,6 +225,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       schema,
       partitions: PARTITIONS,
       ...(slot ? { slot } : {}),
+      ...(producerClock ? { producerClock } : {}),
       random: prng(seed ^ 0x5bd1e995),
       workloadRunning: () => workloadRunning,
       pause: wait,
@@ -220,9 +237,14 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
         pool,
         outboxes: Array.from({ length: scenario.producers ?? 1 }, (_, i) => {
           const producerId = i === 0 ? 'fx-orders' : `fx-orders-${i + 1}`;
-          return o.broken === 'producer-without-key-lock'
-            ? createOutbox({ store: { outbox: new OutboxWithoutKeyLock(schema) }, producerId })
-            : testOutbox({ schema, producerId });
+          const clock = producerClock ? { clock: producerClock } : {};
+          const outbox =
+            o.broken === 'producer-without-key-lock'
+              ? createOutbox({ store: { outbox: new OutboxWithoutKeyLock(schema) }, producerId, ...clock })
+              : testOutbox({ schema, producerId, ...clock });
+          const logged = loggingIds(o.broken === 'ids-follow-clock' && producerClock ? idsFollowClock(outbox, producerClock) : outbox);
+          idLogs.push(logged.log);
+          return logged.outbox;
         }),
         schema,
         topic,
@@ -336,6 +358,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     recoverySeconds: Math.round(Math.max(0, recoveredAt - settledAt) / 100) / 10,
   };
   const why = failures(figures, checked.details);
+  const ids = idChecks(idLogs);
+  if (ids.duplicateIds > 0) why.push(`duplicateIds ${ids.duplicateIds}`);
+  if (ids.idsOutOfOrder > 0) why.push(`idsOutOfOrder ${ids.idsOutOfOrder} (${ids.samples.slice(0, 2).join('; ')})`);
   if (!drained && why.length === 0) why.push('did not drain');
   if (error) why.push(`error: ${error.split('\n')[0]}`);
   if (why.length > 0)
@@ -361,6 +386,10 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       consumerDeaths: consumers.deaths,
       relayDeaths: relays.deaths,
       ...(slot ? { takeoversMs: slot.takeoversMs } : {}),
+      idsChecked: ids.idsChecked,
+      duplicateIds: ids.duplicateIds,
+      idsOutOfOrder: ids.idsOutOfOrder,
+      ...(producerClock ? { clockBehindMs: producerClock.behindMs } : {}),
     },
     faults: timeline,
     durationSeconds: Math.round((Date.now() - started) / 100) / 10,

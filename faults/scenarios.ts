@@ -25,6 +25,8 @@ export interface Scenario {
   needsCluster: boolean;
   /** Producers (outboxes with their own producer id) writing the same keys; default 1. */
   producers?: number;
+  /** The producers' outboxes read a clock the nemesis steps back (ctx.producerClock; faults/stepped-clock.ts). */
+  steppedClock?: boolean;
   /** Relay and consumer processes (default 2 and 3). */
   processes?: { relays: number; consumers: number };
   /** The transports it runs on (--transport); Kafka only when absent. */
@@ -108,6 +110,22 @@ export const SCENARIOS: readonly Scenario[] = [
     minWorkloadSeconds: 15,
     wal: 'its kills pick a random relay, most often a standby in WAL mode; relay-kill covers the slot holder',
     nemesis: (ctx) => killRepeatedly(ctx, ctx.relays, { minKills: 4, gapMs: [1_000, 3_000] }),
+  },
+  {
+    name: 'clock-step',
+    summary:
+      "the producer's clock (injected into its outbox) stepped back 5 s four times while it writes: ids unique and increasing per producer, zl-seq gapless, nothing lost",
+    needsCluster: false,
+    steppedClock: true,
+    minWorkloadSeconds: 25,
+    wal: "its fault is the producer's clock, which the relay mode does not change: run it without --relay-mode wal",
+    nemesis: async (ctx) => {
+      for (let step = 0; step < 4; step++) {
+        await ctx.pause(between(ctx.random, 2_000, 4_000));
+        ctx.producerClock?.stepBack(5_000);
+        ctx.event(`producer clock stepped back 5 s (now ${(ctx.producerClock?.behindMs ?? 0) / 1_000} s behind)`);
+      }
+    },
   },
   {
     name: 'relay-zombie',

@@ -43,6 +43,7 @@ const REFUSED: Record<string, string> = {
   'handler-faults': `${CONSUMER_SIDE}; and the award table carries no failure marks for the handler`,
   poison: `${CONSUMER_SIDE}; and the award table carries no failure marks for the handler`,
   mixed: 'it includes handler faults, which the award table cannot mark',
+  'clock-step': "its fault is the outbox producer's clock; award rows are written by plain SQL and the relay builds their messages",
   'two-producers': 'its producers are outboxes with their own producer ids; a declared table is one source with one producer id',
 };
 
