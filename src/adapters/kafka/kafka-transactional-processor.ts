@@ -140,6 +140,9 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       const generation = subscription.generation;
       // Records handed over before the last revoke, join or rewind are stale: they will be read again.
       this.#queue = this.#queue.filter((q) => q.generation === generation);
+      // Resumed here, not only after taking a batch: an abort or a rebalance may empty the queue of a
+      // paused subscription, and nothing would ever fill it again.
+      if (this.#queue.length < this.config.maxBatch * 5) subscription.resume();
       if (this.#queue.length === 0) {
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
@@ -149,7 +152,6 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
         continue;
       }
       const batch = this.#queue.splice(0, this.config.maxBatch).map((q) => q.record);
-      if (this.#queue.length < this.config.maxBatch * 5) subscription.resume();
       this.#inFlight = this.#transaction(subscription, batch).catch(async (error: unknown) => {
         this.emit('aborted', { records: batch.length, error: errorSummary(error) });
         this.emit('error', kafkaClientError(error));
