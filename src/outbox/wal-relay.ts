@@ -221,6 +221,8 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     const lanes: Lane[] = Array.from({ length: this.config.publishConcurrency }, () => ({ tail: Promise.resolve(), abandoned: false }));
     /** Batches taken and not yet settled (confirmed, or given up); each leaves the set as it settles. */
     const inFlight = new Set<Promise<void>>();
+    /** Batches whose lanes are still publishing them (not yet at their record statement). */
+    const publishing = new Set<Promise<LaneOutcome>>();
     /** The confirmation of the last batch taken: it waits for every batch before it. */
     let confirming: Promise<void> | undefined;
     /** A batch was given up unsent (stopping in an outage): neither it nor any later batch is confirmed. */
@@ -229,11 +231,13 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       this.#held = await this.#ledger.heldKeys();
       this.#heldRefreshedAt = Date.now();
       while (this.#running && this.#ended === null && !gaveUp) {
-        // With batches in flight, wait for a full batch (or one settling) rather than send a small one:
-        // each batch costs a record statement. With none in flight, whatever is queued goes at once.
+        // While a batch is being published, wait for a full batch (or that publish to end) rather than send
+        // a small one: each batch costs a record statement. Once none is being published, whatever is queued
+        // goes at once, while earlier batches are still recorded and confirmed: at a moderate rate a row then
+        // waits for one publish ahead of it, not for a publish, a record statement and a confirmation.
         const full = this.#queuedRows >= this.config.walBatchSize;
-        if (inFlight.size >= this.config.batchesInFlight || (inFlight.size > 0 && !full)) {
-          await Promise.race([...inFlight, ...(full ? [] : [this.#sleep(1_000, true)])]).catch(() => {});
+        if (inFlight.size >= this.config.batchesInFlight || (publishing.size > 0 && !full)) {
+          await Promise.race([...inFlight, ...publishing, ...(full ? [] : [this.#sleep(1_000, true)])]).catch(() => {});
           continue;
         }
         const batch = this.#take();
@@ -243,6 +247,9 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
         }
         this.#unconfirmed++;
         const sending = this.#send(batch, lanes);
+        publishing.add(sending);
+        const published = () => publishing.delete(sending);
+        sending.then(published, published);
         // Batches are recorded as soon as their lanes are done, alongside one another (each updates its own
         // rows); a batch whose lanes gave up is not recorded: its rows were not all sent.
         const recorded = (async () => {

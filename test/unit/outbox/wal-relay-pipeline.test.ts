@@ -38,6 +38,8 @@ interface Fake {
   recorded: Array<{ sent: string[]; failed: WalFailure[] }>;
   /** Publishes of these `key#ref` names wait until `release(name, outcome)`. */
   gates: Map<string, { outcome?: PublishOutcome; waiters: Array<() => void> }>;
+  /** While set, record statements wait for it (a slow database). */
+  recordsHeld?: Promise<void>;
 }
 
 function fakes(): { fake: Fake; stream: WalStream; ledger: WalLedger; publisher: Publisher } {
@@ -69,6 +71,7 @@ function fakes(): { fake: Fake; stream: WalStream; ledger: WalLedger; publisher:
     retrySource,
     async record(sent, failed) {
       fake.log.push(`record ${[...sent.map((s) => s.ref), ...failed.map((f) => f.ref)].sort().join(',')}`);
+      await fake.recordsHeld;
       fake.recorded.push({ sent: sent.map((s) => s.ref), failed });
       return { sent: sent.length };
     },
@@ -229,5 +232,40 @@ test('stopped during an outage: the batches out are neither recorded nor confirm
     assert.ok(!fake.log.includes(`publish ${a}#3`) && !fake.log.includes(`publish ${b}#4`), 'no lane went past the batch it gave up');
   } finally {
     if (!stopped) await relay.stop();
+  }
+});
+
+test('a small batch is published once the batch before it is on the broker, without waiting for its record statement', async () => {
+  const parts = fakes();
+  const { fake } = parts;
+  const [a, b] = keysInTwoLanes();
+  let releaseRecords: () => void = () => {};
+  fake.recordsHeld = new Promise<void>((resolve) => {
+    releaseRecords = resolve;
+  });
+  const relay = relayOf(parts);
+  await relay.start();
+  try {
+    await waitFor(() => fake.handler, { what: 'the stream to open' });
+    const handler = fake.handler as WalStreamHandler;
+    // One row at a time, as at a moderate rate: no batch is full.
+    handler.commit(commit('0/10', [row(1, a)]));
+    await waitFor(() => fake.log.includes('record 1'), { what: "the first batch's record statement to start" });
+    handler.commit(commit('0/20', [row(2, b)]));
+    // The first batch is on the broker and its record statement is slow: the second row goes meanwhile
+    // (it waited for the whole first batch to settle before, a publish, a record and a confirmation).
+    await waitFor(() => fake.log.includes(`publish ${b}#2`), { what: 'the second row published while the first batch is recorded' });
+    assert.ok(!fake.log.includes('ack 0/10'), 'the first batch is not confirmed yet');
+    releaseRecords();
+    await waitFor(() => fake.log.includes('ack 0/20'), { what: 'both batches confirmed' });
+    assert.deepEqual(
+      fake.log.filter((l) => l.startsWith('ack')),
+      ['ack 0/10', 'ack 0/20'],
+      'confirmed in batch order',
+    );
+  } finally {
+    releaseRecords();
+    openGates(fake);
+    await relay.stop();
   }
 });
