@@ -89,6 +89,8 @@ export interface ReplicationSlotView {
   lagBytes: number;
   /** pg_replication_slots.wal_status: 'lost' means the WAL it needs is gone (the relay must rebuild). */
   walStatus: string;
+  /** Which relay reads it (its replication connection's application_name: a sharded relay's instance id). */
+  holder?: string | null;
 }
 
 /** A state-column source as status asks it: its backlog, with rows unsent for longer than the threshold. */

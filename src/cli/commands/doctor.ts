@@ -5,6 +5,7 @@ import { checkRedisDurability, FSYNC_LEVELS, type FsyncLevel } from '../../adapt
 import { walDoctor } from '../../adapters/postgres/wal/wal-doctor.ts';
 import { pgDatabase } from '../../adapters/postgres/pg-database.ts';
 import { ZerolossError } from '../../core/errors.ts';
+import { mib } from '../../operations/status.ts';
 import { connectionOptions, parse, pgUrl, print } from '../args.ts';
 import { kafkaSettings } from '../kafka-connection-options.ts';
 
@@ -83,7 +84,14 @@ export async function doctorCommand(argv: string[]): Promise<number> {
       ...(kafka ? [`brokers: ${kafka.brokers}, topics checked: ${kafka.topics.length}`] : []),
       ...(redis ? [`redis: ${redis.url} ${redis.version} ${redis.role}, streams checked: ${redis.streams.length}`] : []),
       ...(wal
-        ? [`postgres: wal_level ${wal.walLevel}, max_slot_wal_keep_size ${wal.maxSlotWalKeepSize}, logical slots: ${wal.slots.length}`]
+        ? [
+            `postgres: wal_level ${wal.walLevel}, max_slot_wal_keep_size ${wal.maxSlotWalKeepSize}, logical slots: ${wal.slots.length}`,
+            // Every slot, a sharded outbox's one per shard: who reads it, what it holds back.
+            ...wal.slots.map(
+              (x) =>
+                `  slot ${x.slot} (${x.database}): ${x.active ? `read${x.holder ? ` by ${x.holder}` : ''}` : 'NOT READ'}, retained ${mib(x.retainedBytes)}, lag ${mib(x.lagBytes)}, wal ${x.walStatus}`,
+            ),
+          ]
         : []),
       ...findings.map((f) => `${f.severity.toUpperCase()} ${f.subject} ${f.setting}=${f.actual} (expected ${f.expected}): ${f.message}`),
       ok ? 'OK: durability profile holds' : 'FAIL: the durability profile is broken (see errors above)',

@@ -159,7 +159,7 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
     );
   for (const x of s.walSlots)
     lines.push(
-      `  wal slot ${x.slot}  ${x.active ? 'read' : 'NOT READ'}  retained ${mib(x.retainedBytes)}  lag ${mib(x.lagBytes)}  wal ${x.walStatus}`,
+      `  wal slot ${x.slot}  ${x.active ? `read${x.holder ? ` by ${x.holder}` : ''}` : 'NOT READ'}  retained ${mib(x.retainedBytes)}  lag ${mib(x.lagBytes)}  wal ${x.walStatus}`,
     );
   for (const w of s.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');

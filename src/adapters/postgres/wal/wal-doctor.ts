@@ -22,6 +22,8 @@ export interface WalSlotReport {
   /** WAL written since the slot's confirmed position: what its reader has not confirmed yet. */
   lagBytes: number;
   walStatus: string;
+  /** The reader's application_name (a sharded relay's instance id), while one reads it. */
+  holder: string | null;
 }
 
 export interface WalDoctorReport {
@@ -53,6 +55,7 @@ export async function walDoctor(db: SqlExecutor, options: { maxLagBytes?: number
       retained_bytes: number | null;
       lag_bytes: number | null;
       wal_status: string | null;
+      holder: string | null;
     }>(sql.slots)
   ).rows;
   const slots: WalSlotReport[] = rows.map((r) => ({
@@ -63,6 +66,7 @@ export async function walDoctor(db: SqlExecutor, options: { maxLagBytes?: number
     retainedBytes: Number(r.retained_bytes ?? 0),
     lagBytes: Number(r.lag_bytes ?? 0),
     walStatus: r.wal_status ?? 'unknown',
+    holder: r.active ? (r.holder ?? null) : null,
   }));
   const findings: DoctorFinding[] = [];
   if (settings.wal_level !== 'logical') {

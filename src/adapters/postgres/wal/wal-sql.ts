@@ -121,7 +121,9 @@ export function walSql(s: string, names: { publication: string }) {
     select slot_name, plugin, database, active,
            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 as retained_bytes,
            pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 as lag_bytes,
-           wal_status
+           wal_status,
+           -- Who reads it: a shard's reader names its relay instance in application_name.
+           (select nullif(a.application_name, '') from pg_stat_activity a where a.pid = active_pid) as holder
     from pg_replication_slots where slot_type = 'logical' order by slot_name`;
 
   return {
