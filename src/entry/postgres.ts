@@ -18,3 +18,5 @@ export { PostgresBacklogStore } from '../adapters/postgres/postgres-backlog-stor
 export { PostgresReceiptStore } from '../adapters/postgres/postgres-receipt-store.ts';
 /** Relay mode 'wal' (docs/wal-relay.md): `createRelay({ mode: 'wal', wal: postgresWal(store, { url }), transport })`; needs `pg-logical-replication`, loaded only when the stream opens. */
 export { postgresWal, type PostgresWal, type PostgresWalOptions } from '../adapters/postgres/wal/postgres-wal.ts';
+/** A sharded outbox for relay mode 'wal' (docs/wal-relay.md, Shards): `createRelay({ mode: 'wal', wal: postgresWalShards(store, { url }), transport })`. */
+export { postgresWalShards, type PostgresWalShards } from '../adapters/postgres/wal/postgres-wal-shards.ts';

@@ -6,8 +6,9 @@ import type { Logger } from '../ports/logger.ts';
 import type { RelaySource } from '../ports/outbox-store.ts';
 import type { Tracing } from '../ports/tracing.ts';
 import { Relay, type RelayConfig } from './relay.ts';
-import { createWalRelay, type WalRelayOptions } from './wal-create-relay.ts';
+import { createShardedWalRelay, createWalRelay, type ShardedWalRelayOptions, type WalRelayOptions } from './wal-create-relay.ts';
 import type { WalRelay } from './wal-relay.ts';
+import type { ShardedWalRelay } from './wal-sharded-relay.ts';
 
 export interface RelayOptions extends RelayConfig {
   /** The database the rows are committed in: its outbox table is the default source, its connection wakes the relay. */
@@ -37,8 +38,14 @@ export interface RelayOptions extends RelayConfig {
  */
 export function createRelay(options: RelayOptions): Relay;
 export function createRelay(options: WalRelayOptions): WalRelay;
-export function createRelay(options: RelayOptions | WalRelayOptions): Relay | WalRelay {
-  if (options?.mode === 'wal') return createWalRelay(options);
+/** `wal: postgresWalShards(store, { url })`: a sharded outbox (docs/wal-relay.md, Shards). */
+export function createRelay(options: ShardedWalRelayOptions): ShardedWalRelay;
+export function createRelay(options: RelayOptions | WalRelayOptions | ShardedWalRelayOptions): Relay | WalRelay | ShardedWalRelay {
+  if (options?.mode === 'wal') {
+    const wal: unknown = options.wal;
+    if (typeof (wal as { heartbeat?: unknown })?.heartbeat === 'function') return createShardedWalRelay(options as ShardedWalRelayOptions);
+    return createWalRelay(options as WalRelayOptions);
+  }
   const { store, transport, sources, registry, mode: _mode, tracing, logger, ...config } = options ?? ({} as RelayOptions);
   if (typeof store?.db?.query !== 'function') {
     throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a store: createRelay({ store: postgres(…), transport: kafka(…) })', {

@@ -3,9 +3,11 @@ import { ZerolossError } from '../core/errors.ts';
 import type { Transport } from '../ports/backends.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { Tracing } from '../ports/tracing.ts';
+import type { WalShardSet } from '../ports/wal-shards.ts';
 import type { WalLedger, WalStream } from '../ports/wal-stream.ts';
 import type { RelayConfig } from './relay.ts';
 import { WalRelay, type WalRelayConfig } from './wal-relay.ts';
+import { ShardedWalRelay, type WalShardingConfig } from './wal-sharded-relay.ts';
 
 export interface WalRelayOptions extends RelayConfig, WalRelayConfig {
   mode: 'wal';
@@ -30,6 +32,32 @@ const WAL_KEYS = new Set([
   'publishConcurrency',
   'batchesInFlight',
 ]);
+
+/** A sharded outbox (docs/wal-relay.md, Shards): `wal` is `postgresWalShards(store, { url })`. */
+export interface ShardedWalRelayOptions extends Omit<WalRelayOptions, 'wal'> {
+  wal: WalShardSet;
+  /** How the relays share the shards: membership timeout, orphan grace, check interval. */
+  sharding?: WalShardingConfig;
+}
+
+/** The WAL relay over a sharded outbox; settings as `createWalRelay`'s, each applied to every shard. */
+export function createShardedWalRelay(options: ShardedWalRelayOptions & { store?: unknown }): ShardedWalRelay {
+  const { mode: _mode, wal, transport, registry, logger, tracing, store: _store, sharding, ...rest } = options;
+  if (typeof transport?.publisher?.publish !== 'function') {
+    throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a transport: createRelay({ mode: "wal", wal, transport: kafka(…) })', {
+      details: { field: 'transport' },
+    });
+  }
+  const { config, relay } = splitSettings(rest);
+  return new ShardedWalRelay({ shards: wal, publisher: transport.publisher, registry, logger, tracing, config, relay, sharding });
+}
+
+function splitSettings(rest: Record<string, unknown>): { config: WalRelayConfig; relay: RelayConfig } {
+  const config: Record<string, unknown> = {};
+  const relay: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(rest)) (WAL_KEYS.has(key) ? config : relay)[key] = value;
+  return { config: config as WalRelayConfig, relay: relay as RelayConfig };
+}
 
 /** The WAL relay (docs/wal-relay.md); the polling settings apply to its polling path for failed rows. */
 export function createWalRelay(options: WalRelayOptions & { store?: unknown }): WalRelay {

@@ -83,6 +83,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   /** What was last said in a 'slot' event, so each change is said once. */
   #slotState: 'streaming' | 'standby' | undefined;
   readonly #log: Logger;
+  readonly #ownsRetries: boolean;
 
   constructor(options: {
     stream: WalStream;
@@ -96,6 +97,11 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     logger?: Logger;
     /** A send span per record sent, here and on the polling path (`otelTracing()`); default none. */
     tracing?: Tracing;
+    /**
+     * A polling path for failed rows run by the caller (one for all of a process's shards, which share the
+     * outbox); the relay then neither starts nor stops it, nor repeats its events. Default: its own.
+     */
+    retries?: Relay;
   }) {
     super();
     this.config = parseConfig(walRelayConfigSchema, options.config ?? {}, 'wal relay');
@@ -104,14 +110,17 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     this.#publisher = options.publisher;
     this.#tracing = options.tracing ?? noTracing;
     // Failed rows are few: the polling path needs no tight poll.
-    this.retries = new Relay({
-      sources: [options.ledger.retrySource],
-      publisher: options.publisher,
-      registry: options.registry,
-      config: { pollIntervalMs: 500, concurrency: 1, ...options.relay },
-      logger: options.logger,
-      tracing: options.tracing,
-    });
+    this.#ownsRetries = options.retries === undefined;
+    this.retries =
+      options.retries ??
+      new Relay({
+        sources: [options.ledger.retrySource],
+        publisher: options.publisher,
+        registry: options.registry,
+        config: { pollIntervalMs: 500, concurrency: 1, ...options.relay },
+        logger: options.logger,
+        tracing: options.tracing,
+      });
     this.#log = (options.logger ?? silentLogger).child({
       component: 'relay',
       instance: this.retries.instanceId,
@@ -121,8 +130,10 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       this.#log.info({ state: e.state }, e.state === 'streaming' ? 'reading the slot' : 'standing by: another instance holds the slot'),
     );
     this.on('batch', (b) => this.#log.debug({ ...b }, 'wal batch'));
-    this.retries.on('error', (e) => this.emit('error', e));
-    this.retries.on('parked', (e) => this.emit('parked', e));
+    if (this.#ownsRetries) {
+      this.retries.on('error', (e) => this.emit('error', e));
+      this.retries.on('parked', (e) => this.emit('parked', e));
+    }
     this.#metrics = createWalRelayMetrics(this.retries.registry);
     this.#labels = { slot: this.#stream.slot };
     for (const c of [
@@ -161,7 +172,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    await this.retries.start();
+    if (this.#ownsRetries) await this.retries.start();
     this.#main = this.#run();
   }
 
@@ -171,7 +182,8 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     this.#running = false;
     this.#wakeSleepers(false);
     await this.#main;
-    await this.retries.stop();
+    this.#setHolding(false);
+    if (this.#ownsRetries) await this.retries.stop();
   }
 
   async #run(): Promise<void> {

@@ -2,6 +2,8 @@ import { setFlagsFromString } from 'node:v8';
 import { kafka } from '../../adapters/kafka/kafka-transport.ts';
 import { postgres } from '../../adapters/postgres/postgres.ts';
 import { postgresWal } from '../../adapters/postgres/wal/postgres-wal.ts';
+import { postgresWalShards } from '../../adapters/postgres/wal/postgres-wal-shards.ts';
+import type { ShardedWalRelay } from '../../outbox/wal-sharded-relay.ts';
 import type { WalRelay } from '../../outbox/wal-relay.ts';
 import type { Relay } from '../../outbox/relay.ts';
 import { createRelay } from '../../outbox/create-relay.ts';
@@ -61,8 +63,17 @@ others stand by and take over when it dies. Rows that fail for their own reasons
   --slot <name>            replication slot (default zeroloss_<schema>)
   --create-slot            create the publication and the slot if missing (never done otherwise), hand
                            rows still unsent to the polling path, then run
-  --drop-slot              drop the slot and exit (the server stops keeping WAL for it)
-  --wal-batch-size <n>     rows per send, whole transactions (default 2000)`;
+  --drop-slot              drop the slot and every shard's slot and publication, and exit (the server
+                           stops keeping WAL for them)
+  --wal-batch-size <n>     rows per send, whole transactions (default 2000)
+  --shards <n>             with --create-slot: split the outbox into n shards by key hash (PostgreSQL 15+),
+                           each streamed through a slot of its own (zeroloss_<schema>_s<i>), so n relays can
+                           read at once. n is stored in the database and every relay reads it from there:
+                           later runs need no --shards. Relays share the shards as a group: each reads its
+                           fair share, a newcomer is handed shards once their reader finished its batches
+                           in flight, and a dead relay's shards are taken over after 3 s unread. A key always
+                           maps to one shard, so its order holds. Changing n is refused unless the outbox is
+                           drained (nothing unsent or failed) and no relay runs`;
 
 export async function relayCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -85,6 +96,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
     'create-slot': { type: 'boolean' },
     'drop-slot': { type: 'boolean' },
     'wal-batch-size': { type: 'string' },
+    shards: { type: 'string' },
     'only-sources': { type: 'boolean' },
   });
   if (values.help) {
@@ -93,8 +105,8 @@ export async function relayCommand(argv: string[]): Promise<number> {
   }
   const mode = values.mode ?? 'poll';
   if (mode !== 'poll' && mode !== 'wal') throw new ZerolossError('ZL_INVALID_CONFIG', `--mode must be poll or wal, not ${mode}`);
-  if (mode === 'poll' && (values.slot || values['create-slot'] || values['drop-slot'] || values['wal-batch-size'])) {
-    throw new ZerolossError('ZL_INVALID_CONFIG', '--slot, --create-slot, --drop-slot and --wal-batch-size need --mode wal');
+  if (mode === 'poll' && (values.slot || values['create-slot'] || values['drop-slot'] || values['wal-batch-size'] || values.shards)) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', '--slot, --create-slot, --drop-slot, --wal-batch-size and --shards need --mode wal');
   }
   if (mode === 'wal' && values.once) throw new ZerolossError('ZL_INVALID_CONFIG', '--once is for --mode poll');
   // main.ts sets V8's --optimize-for-size for every long-running command, before anything allocates. The
@@ -132,7 +144,16 @@ export async function relayCommand(argv: string[]): Promise<number> {
       compression: (values.compression ?? 'none') as 'none',
     },
   });
-  const wal = mode === 'wal' ? postgresWal(store, { url: pgUrl(values.pg), slot: values.slot }) : undefined;
+  const shardSet = mode === 'wal' ? postgresWalShards(store, { url: pgUrl(values.pg) }) : undefined;
+  const shards = shardSet
+    ? await walShards(shardSet, values, log).catch(async (error: unknown) => {
+        // Closed here, or the pool's idle connections keep a refused run alive for their timeout.
+        await transport.close().catch(() => {});
+        await store.close().catch(() => {});
+        throw error;
+      })
+    : 0;
+  const wal = mode === 'wal' && shards === 0 ? postgresWal(store, { url: pgUrl(values.pg), slot: values.slot }) : undefined;
   if (wal && values['create-slot']) {
     const { created, handedOver } = await wal.createSlot();
     if (created) {
@@ -155,17 +176,28 @@ export async function relayCommand(argv: string[]): Promise<number> {
     pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 20),
     idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
   };
-  const walRelay: WalRelay | undefined = wal
-    ? createRelay({
-        mode: 'wal',
-        wal,
-        transport,
-        walBatchSize: intOption(values['wal-batch-size'], 'wal-batch-size', 2_000),
-        logger: log,
-        ...settings,
-        pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 500),
-      })
-    : undefined;
+  const walRelay: WalRelay | ShardedWalRelay | undefined =
+    shardSet && shards > 0
+      ? createRelay({
+          mode: 'wal',
+          wal: shardSet,
+          transport,
+          walBatchSize: intOption(values['wal-batch-size'], 'wal-batch-size', 2_000),
+          logger: log,
+          ...settings,
+          pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 500),
+        })
+      : wal
+        ? createRelay({
+            mode: 'wal',
+            wal,
+            transport,
+            walBatchSize: intOption(values['wal-batch-size'], 'wal-batch-size', 2_000),
+            logger: log,
+            ...settings,
+            pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 500),
+          })
+        : undefined;
   // In WAL mode the polling relay is the path for failed rows; its events and probes are this one's.
   // Both relays log through `log` themselves: errors, failed and parked rows, slot changes, and every round
   // or batch at debug (--verbose).
@@ -236,13 +268,55 @@ export async function relayCommand(argv: string[]): Promise<number> {
   return refusedBy ? EXIT_REFUSED : 0;
 }
 
-/** `relay --mode wal --drop-slot`: the one way to drop the slot, so a forgotten one stops holding WAL. */
+/**
+ * In WAL mode: how many shards the outbox has (0: one slot for all of it), after creating them when asked
+ * (`--create-slot --shards N`, or `--create-slot` alone when shards exist: their missing slots are made
+ * again). The count lives in the database; `--shards` without `--create-slot` must agree with it.
+ */
+async function walShards(
+  set: ReturnType<typeof postgresWalShards>,
+  values: { shards?: string; 'create-slot'?: boolean; slot?: string },
+  log: ReturnType<typeof cliLogger>,
+): Promise<number> {
+  const requested = values.shards === undefined ? undefined : intOption(values.shards, 'shards', 1);
+  let existing = await set.list();
+  if (values['create-slot'] && (requested !== undefined || existing.length > 0)) {
+    const { created, handedOver, dropped } = await set.createShards(requested ?? (existing[0]?.shards as number));
+    if (dropped.length > 0) log.info({ dropped }, `dropped the previous shards' slots: ${dropped.join(', ')}`);
+    log.info(
+      { created, handedOver },
+      created.length > 0
+        ? `created slot(s) ${created.join(', ')}; ${handedOver} unsent row(s) handed to the polling path`
+        : 'every shard has its slot already',
+    );
+    existing = await set.list();
+  } else if (requested !== undefined && existing[0]?.shards !== requested) {
+    throw new ZerolossError(
+      'ZL_INVALID_CONFIG',
+      existing.length === 0
+        ? '--shards creates shards only with --create-slot'
+        : `the outbox has ${existing[0]?.shards} shard(s), not ${requested}: the count is fixed when the shards are created (see --help)`,
+      { details: { field: 'shards' } },
+    );
+  }
+  if (existing.length > 0 && values.slot) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', '--slot names the one slot of an unsharded outbox; this outbox has shards', {
+      details: { field: 'slot' },
+    });
+  }
+  return existing.length;
+}
+
+/** `relay --mode wal --drop-slot`: the one way to drop the slots, so a forgotten one stops holding WAL. */
 async function dropSlot(values: { pg?: string; schema?: string; slot?: string }): Promise<number> {
   const store = postgres(pgUrl(values.pg), { schema: values.schema });
   try {
     const wal = postgresWal(store, { url: pgUrl(values.pg), slot: values.slot });
     const dropped = await wal.dropSlot();
-    console.log(dropped ? `relay: dropped slot ${wal.slot}` : `relay: no slot ${wal.slot}`);
+    const shards = await postgresWalShards(store, { url: pgUrl(values.pg) }).dropShards();
+    if (shards.length > 0) console.log(`relay: dropped shard slot(s) ${shards.join(', ')}`);
+    else console.log(dropped ? `relay: dropped slot ${wal.slot}` : `relay: no slot ${wal.slot}`);
+    if (dropped && shards.length > 0) console.log(`relay: dropped slot ${wal.slot}`);
     return 0;
   } finally {
     await store.close().catch(() => {});

@@ -33,6 +33,8 @@ export interface PgWalStreamOptions {
   slotInfo: string;
   /** Whether the slot's creation (and its hand-over of older rows) has committed; see wal-sql.ts. */
   slotCreationDone: string;
+  /** The replication connection's application_name: a shard's reader shows as its relay instance. */
+  applicationName?: string;
 }
 
 /**
@@ -73,7 +75,10 @@ export class PgWalStream implements WalStream {
     }
     const { LogicalReplicationService } = (await import('./logical-replication-driver.ts')).logicalReplication;
     const service = new LogicalReplicationService(
-      { connectionString: this.#options.url },
+      {
+        connectionString: this.#options.url,
+        ...(this.#options.applicationName === undefined ? {} : { application_name: this.#options.applicationName }),
+      },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
     const plugin = leanPgoutputPlugin(this.#options.schema, this.#options.publication, Number(slot.server_version) >= BINARY_SINCE);

@@ -14,6 +14,8 @@ export interface PostgresWalOptions {
   slot?: string;
   /** Publication name; default `zeroloss_<schema>_outbox`. */
   publication?: string;
+  /** application_name of the replication connection (a shard's reader names its relay instance); default pg's. */
+  applicationName?: string;
 }
 
 /** The WAL side of a Postgres store: the slot stream, what the relay records, and the slot's setup. */
@@ -68,6 +70,7 @@ export function postgresWal(
     db,
     slotInfo: sql.slotInfo,
     slotCreationDone: sql.slotCreationDone,
+    applicationName: options.applicationName,
   });
 
   const retrySource: RelaySource = {

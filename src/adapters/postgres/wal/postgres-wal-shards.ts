@@ -1,0 +1,200 @@
+import { ZerolossError } from '../../../core/errors.ts';
+import { quoteIdent } from '../../../core/identifier.ts';
+import type { RelaySource } from '../../../ports/outbox-store.ts';
+import type { Database } from '../../../ports/sql-executor.ts';
+import type { WalShard, WalShardSet } from '../../../ports/wal-shards.ts';
+import { postgresWal } from './postgres-wal.ts';
+import { walShardSql } from './wal-shard-sql.ts';
+import { walSql } from './wal-sql.ts';
+
+/** More shards than this would mean as many walsenders, each decoding the whole WAL. */
+export const MAX_WAL_SHARDS = 64;
+
+export interface PostgresWalShards extends WalShardSet {
+  /**
+   * Creates N shards (publications with a row filter, one slot each, their rows in `wal_shard`) and hands
+   * each shard's still-unsent rows to the polling path, or creates again the slots of existing shards that
+   * are missing. A different N than the existing one is refused unless nothing is left to stream and no
+   * relay reads a shard. Only ever called when asked.
+   */
+  createShards(shards: number, actor?: string): Promise<{ created: string[]; handedOver: number; dropped: string[] }>;
+  /** Drops every shard's slot and publication and forgets the shards; resolves to the slots dropped. */
+  dropShards(): Promise<string[]>;
+}
+
+interface ShardRow {
+  shard: number;
+  shards: number;
+  slot: string;
+  publication: string;
+}
+
+/** `store` is a Postgres store bundle (`postgres(…)`), as for `postgresWal`. */
+export function postgresWalShards(
+  store: { db: Database; schema: string; relaySource: RelaySource; kind?: string },
+  options: { url: string },
+): PostgresWalShards {
+  const schema = store.schema;
+  const s = quoteIdent(schema, 'schema');
+  const sql = walShardSql(s);
+  const single = walSql(s, { publication: `zeroloss_${schema}_outbox` });
+  const db = store.db;
+  const names = (shard: number) => {
+    const slot = `zeroloss_${schema}_s${shard}`;
+    const publication = `zeroloss_${schema}_outbox_s${shard}`;
+    quoteIdent(slot, 'slot');
+    quoteIdent(publication, 'publication');
+    return { slot, publication };
+  };
+  // The shards' polling path is the single slot's: it claims failed rows of the whole outbox.
+  const retrySource = postgresWal(store, { url: options.url }).ledger.retrySource;
+
+  async function rows(): Promise<ShardRow[]> {
+    try {
+      return (await db.query<ShardRow>(sql.shards)).rows.map((r) => ({ ...r, shard: Number(r.shard), shards: Number(r.shards) }));
+    } catch (error) {
+      // Before migration 18 there are no shards.
+      if ((error as { code?: unknown }).code === '42P01') return [];
+      throw error;
+    }
+  }
+
+  async function list(): Promise<WalShard[]> {
+    const known = await rows();
+    if (known.length === 0) return [];
+    const slots = new Map(
+      (await db.query<{ shard: number; exists: boolean; lost: boolean; active: boolean; holder: string | null }>(sql.shardSlots)).rows.map(
+        (r) => [Number(r.shard), r],
+      ),
+    );
+    return known.map((r) => ({
+      ...r,
+      exists: slots.get(r.shard)?.exists === true,
+      lost: slots.get(r.shard)?.lost === true,
+      active: slots.get(r.shard)?.active === true,
+      holder: slots.get(r.shard)?.holder || null,
+    }));
+  }
+
+  async function dropShards(): Promise<string[]> {
+    const dropped: string[] = [];
+    for (const r of await rows()) {
+      if ((await db.query(single.slotInfo, [r.slot])).rows.length > 0) {
+        await db.query(single.dropSlot, [r.slot]);
+        dropped.push(r.slot);
+      }
+      await db.query(sql.dropPublication(quoted(r.publication)));
+    }
+    await db.query(sql.deleteShards).catch((error: { code?: unknown }) => {
+      if (error.code !== '42P01') throw error;
+    });
+    return dropped;
+  }
+
+  return {
+    retrySource,
+    list,
+    open(shard, holder) {
+      const wal = postgresWal(store, { url: options.url, slot: shard.slot, publication: shard.publication, applicationName: holder });
+      return { stream: wal.stream, ledger: wal.ledger };
+    },
+    async heartbeat(member, timeoutMs) {
+      const { rows: live } = await db.query<{ member: string | null; seen_ms: number | null; now_ms: number }>(sql.heartbeat, [
+        member,
+        timeoutMs,
+      ]);
+      const now = Number(live[0]?.now_ms);
+      const members = new Map<string, number>([[member, now]]);
+      for (const r of live) if (r.member !== null) members.set(r.member, Number(r.seen_ms));
+      return { now, members };
+    },
+    async leave(member) {
+      await db.query(sql.leave, [member]);
+    },
+    dropShards,
+    async createShards(shards, actor = 'zeroloss relay --create-slot') {
+      if (!Number.isInteger(shards) || shards < 1 || shards > MAX_WAL_SHARDS) {
+        throw new ZerolossError('ZL_INVALID_CONFIG', `--shards must be an integer from 1 to ${MAX_WAL_SHARDS}, not ${shards}`, {
+          details: { field: 'shards' },
+        });
+      }
+      if ((await db.query(single.slotInfo, [`zeroloss_${schema}`])).rows.length > 0) {
+        throw new ZerolossError(
+          'ZL_INVALID_CONFIG',
+          `slot zeroloss_${schema} (one slot for the whole outbox) exists: drop it first (relay --mode wal --drop-slot), or both would stream the same rows`,
+          { details: { field: 'shards' } },
+        );
+      }
+      let dropped: string[] = [];
+      const existing = await list();
+      if (existing.length > 0 && existing[0]?.shards !== shards) {
+        // Another N moves keys between slots: a key's rows not yet streamed by its old slot would race its
+        // new rows in another one. Only with nothing unsent and no reader is there nothing to race.
+        const unsent = Number((await db.query<{ n: number }>(sql.unsent)).rows[0]?.n ?? 0);
+        const read = existing.filter((x) => x.active).map((x) => x.slot);
+        if (unsent > 0 || read.length > 0) {
+          throw new ZerolossError(
+            'ZL_INVALID_CONFIG',
+            `the outbox has ${existing[0]?.shards} shard(s); changing to ${shards} needs a drained outbox and no relay running ` +
+              `(now: ${unsent} unsent or failed row(s), slot(s) read: ${read.join(', ') || 'none'}). Stop the relays, let the ` +
+              'polling path finish, then run --create-slot --shards again',
+            { details: { field: 'shards' } },
+          );
+        }
+        dropped = await dropShards();
+      }
+      const current = existing.length > 0 && existing[0]?.shards === shards ? existing : [];
+      const wanted = Array.from({ length: shards }, (_, i) => {
+        const known = current.find((x) => x.shard === i);
+        return { shard: i, ...names(i), missing: known === undefined || !known.exists || known.lost, known, lost: known?.lost === true };
+      }).filter((x) => x.missing);
+      if (wanted.length === 0) return { created: [], handedOver: 0, dropped };
+      // A lost slot cannot stream again: it is dropped and made anew, its shard's unsent rows handed over.
+      for (const w of wanted.filter((x) => x.lost)) {
+        await db.query(single.dropSlot, [w.slot]);
+        dropped.push(w.slot);
+      }
+      // Publications first, outside the transaction: a slot only sees publications that existed at its start.
+      for (const w of wanted) {
+        if ((await db.query(single.publicationExists, [w.publication])).rows.length === 0) {
+          await db.query(sql.createPublication(w.publication, w.shard, shards));
+        }
+      }
+      const made: string[] = [];
+      try {
+        return await db.transaction(async (tx) => {
+          await tx.query(sql.lockShards);
+          // Another --create-slot may have committed the same shards while this one waited for the lock.
+          if (current.length === 0 && (await tx.query(sql.shards)).rows.length > 0) return { created: [], handedOver: 0, dropped };
+          // Every slot is created before the first write: a transaction that wrote cannot create a slot.
+          for (const w of wanted) await tx.query(single.slotCreationLock, [w.slot]);
+          for (const w of wanted) {
+            if ((await tx.query(single.slotInfo, [w.slot])).rows.length > 0) {
+              throw new ZerolossError('ZL_INVALID_CONFIG', `slot ${w.slot} exists but is not a recorded shard: drop it first`, {
+                details: { slot: w.slot },
+              });
+            }
+            await tx.query(single.createSlot, [w.slot]);
+            made.push(w.slot);
+          }
+          let handedOver = 0;
+          for (const w of wanted) {
+            if (w.known === undefined) await tx.query(sql.insertShard, [w.shard, shards, w.slot, w.publication]);
+            const { rows: moved } = await tx.query<{ n: number }>(sql.handOver(w.shard, shards), [actor]);
+            handedOver += Number(moved[0]?.n ?? 0);
+          }
+          return { created: [...made], handedOver, dropped };
+        });
+      } catch (error) {
+        for (const slot of made) await db.query(single.dropSlot, [slot]).catch(() => {});
+        throw error;
+      }
+    },
+  };
+}
+
+/** A publication name read back from wal_shard, checked again before it is spliced. */
+function quoted(name: string): string {
+  quoteIdent(name, 'publication');
+  return name;
+}
