@@ -49,6 +49,11 @@ export interface CheckDetails {
   rolledBackOnPurpose: number;
   phantomOfRolledBack: number;
   effectRows: number;
+  /**
+   * --exactly-once kafka-transactions: messages with more than one committed output, whether from one input
+   * record (applied twice) or from copies the relay put on the topic (at-least-once, allowed).
+   */
+  messagesOutputTwice?: number;
   /** A few ids of each kind of failure, to start an investigation from. */
   samples: Record<string, string[]>;
 }
@@ -77,7 +82,8 @@ export function failures(figures: Figures, details: CheckDetails): string[] {
  * They replace the effect log and the dead_letter table; a record committed twice is an effect applied twice.
  */
 export interface EffectsOnTopic {
-  outputs: TopicRecord[];
+  /** `input`: the input record (partition:offset) the output was made from. */
+  outputs: Array<TopicRecord & { input: string }>;
   deadLettered: TopicRecord[];
 }
 
@@ -236,7 +242,24 @@ export async function check(
       sample(mustDie ? 'expectedDeadLetterMissingOrApplied' : 'unexpectedDeadLetter', id);
     }
   }
+  // The Kafka-transactions processor is exactly once per input record, not per message id: a message the
+  // relay put on the topic twice has two outputs by design (the inbox consumer is what dedupes by id).
+  // Applied twice there is one input record with two committed outputs; the rest is counted apart.
+  const outputsPerInput = new Map<string, { id: string; times: number }>();
+  for (const r of effectsOnTopic?.outputs ?? []) {
+    const input = outputsPerInput.get(r.input) ?? { id: r.id, times: 0 };
+    input.times++;
+    outputsPerInput.set(r.input, input);
+  }
+  let messagesOutputTwice = 0;
   for (const [id, times] of applied) {
+    if (times > 1 && effectsOnTopic) messagesOutputTwice++;
+    else if (times > 1) {
+      appliedTwice++;
+      sample('appliedTwice', id);
+    }
+  }
+  for (const { id, times } of outputsPerInput.values()) {
     if (times > 1) {
       appliedTwice++;
       sample('appliedTwice', id);
@@ -286,6 +309,7 @@ export async function check(
       rolledBackOnPurpose: rolledBack.size,
       phantomOfRolledBack,
       effectRows: effectLog.length,
+      ...(effectsOnTopic ? { messagesOutputTwice } : {}),
       samples,
     },
   };

@@ -20,7 +20,7 @@ import { inRelayMode, type RelayMode, SCENARIOS, type Scenario } from './scenari
 import { refusedWithStateColumn, SOURCE_KINDS, type SourceKind } from './state-column.ts';
 
 const USAGE = `usage: npm run faults -- <scenario[,scenario...]|all> [options]
-       npm run faults -- --transport redis|rabbitmq [<scenario[,scenario...]|all>]
+       npm run faults -- --transport redis|rabbitmq|table-log [<scenario[,scenario...]|all>]
 
 scenarios (transports other than kafka in brackets):
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(22)} ${s.summary}${(s.transports ?? ['kafka']).some((t) => t !== 'kafka') ? ` [${(s.transports ?? []).join(', ')}]` : ''}`).join('\n')}
@@ -29,7 +29,9 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(22)} ${s.summary}${(s.transports ?? ['
 
 options:
   --transport T          kafka (default), redis (Redis Streams on a throwaway redis-server with appendonly yes,
-                         appendfsync always) or rabbitmq (a throwaway RabbitMQ node on its own ports)
+                         appendfsync always), rabbitmq (a throwaway RabbitMQ node on its own ports) or
+                         table-log (the log in tables of the scenario's schema in the run's Postgres,
+                         src/adapters/table-log; the checker reads log_record itself)
   --messages N           committed messages per scenario (default 10000)
   --keys N               keys the messages are spread over (default ${DEFAULT_KEYS} on kafka, 100 on redis and rabbitmq)
   --seed S               seed of the workload and the fault schedule (default: random, printed)
@@ -72,6 +74,9 @@ options:
                                                        outside (before) the transaction with their outputs
                                                        (faults/offsets-outside-transaction.ts;
                                                        --exactly-once kafka-transactions)
+                           log-offsets-before-effect   consumers commit each batch's offsets in the table log as
+                                                       it is handed over, before its effects
+                                                       (faults/commit-on-handover.ts; --transport table-log)
                            ids-follow-clock            the producer gives each message a UUIDv7 of its clock's
                                                        reading, not the outbox's generator, so ids go back with
                                                        the clock (faults/ids-follow-clock.ts; clock-step)`;
@@ -82,6 +87,7 @@ const BROKEN: readonly Broken[] = [
   'producer-without-key-lock',
   'wal-confirm-before-send',
   'offsets-outside-transaction',
+  'log-offsets-before-effect',
   'ids-follow-clock',
 ];
 
@@ -184,6 +190,8 @@ if (broken === 'ids-follow-clock' && !selected.some((s) => s.steppedClock))
   fail('--broken ids-follow-clock breaks the ids of a producer whose clock steps back: run it with clock-step');
 if (broken === 'wal-confirm-before-send' && relayMode !== 'wal')
   fail('--broken wal-confirm-before-send is a WAL relay; add --relay-mode wal');
+if (broken === 'log-offsets-before-effect' && transport !== 'table-log')
+  fail('--broken log-offsets-before-effect breaks the table log consumers; add --transport table-log');
 if (broken === 'offsets-outside-transaction' && exactlyOnce !== 'kafka-transactions')
   fail('--broken offsets-outside-transaction breaks the Kafka-transactions processors; add --exactly-once kafka-transactions');
 const notWithVariant = selected.flatMap((s) => {
@@ -304,7 +312,9 @@ try {
         ? 'throwaway redis-server, appendonly yes, appendfsync always'
         : transport === 'rabbitmq'
           ? 'throwaway RabbitMQ node (stream queues per partition), own ports'
-          : 'kafka',
+          : transport === 'table-log'
+            ? "tables of the scenario's schema in the run's Postgres (log_record, log_group_offset)"
+            : 'kafka',
     broken: broken ?? null,
     machine: machine(pgVersion),
     startedAt: new Date(startedAt).toISOString(),

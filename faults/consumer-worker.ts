@@ -30,6 +30,7 @@ import { PermanentError, RetryableError } from '../src/core/errors.ts';
 import type { SqlExecutor } from '../src/ports/sql-executor.ts';
 import type { Publisher, Subscriber } from '../src/ports/transport.ts';
 import { FX_TYPE, type FxPayload } from './workload.ts';
+import { commitsOnHandover } from './commit-on-handover.ts';
 
 export type WorkerReport = { kind: 'started'; worker: string } | { kind: 'error'; worker: string; message: string };
 
@@ -51,6 +52,8 @@ const redisUrl = process.env.ZL_FX_REDIS_URL;
  * twice. Never set outside the fault suite's own checks.
  */
 const broken = process.env.ZL_FX_BREAK === 'effect-outside-transaction';
+/** TEST-ONLY: the subscriber commits offsets as it hands records over (faults/commit-on-handover.ts). */
+const commitOnHandover = process.env.ZL_FX_BREAK === 'log-offsets-before-effect';
 
 const report = (message: WorkerReport) => process.send?.(message);
 let errorsReported = 0;
@@ -71,6 +74,16 @@ async function transport(): Promise<{ subscriber: Subscriber; publisher: Publish
     return redisStreams(brokers, { publisher: { commandTimeoutMs: 5_000 }, subscriber: { ...ownGroup, pollIntervalMs: 250 } });
   }
   if (transportKind === 'rabbitmq') return rabbitmq(brokers, { publisher: { deliveryTimeoutMs: 5_000 }, subscriber: ownGroup });
+  if (transportKind === 'table-log') {
+    // The log lives in the scenario's schema, next to the inbox: one database, one connection pool.
+    const { tableLog } = await import('../src/adapters/table-log/table-log-transport.ts');
+    const log = tableLog({ db, schema }, { subscriber: { ...ownGroup, pollIntervalMs: 250 } });
+    return {
+      subscriber: commitOnHandover ? commitsOnHandover(log.subscriber) : log.subscriber,
+      publisher: log.publisher,
+      close: () => log.close(),
+    };
+  }
   // Loaded only for Kafka runs: the Kafka client takes seconds to load on a busy machine, paid at every restart.
   const { KafkaPublisher } = await import('../src/adapters/kafka/kafka-publisher.ts');
   const { KafkaSubscriber } = await import('../src/adapters/kafka/kafka-subscriber.ts');

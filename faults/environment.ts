@@ -10,8 +10,8 @@ import { TcpProxy } from './tcp-proxy.ts';
 export type KafkaMode = 'cluster' | 'single' | 'none';
 
 /** What carries the messages between relays and consumers. */
-export type TransportKind = 'kafka' | 'redis' | 'rabbitmq';
-export const TRANSPORTS: readonly TransportKind[] = ['kafka', 'redis', 'rabbitmq'];
+export type TransportKind = 'kafka' | 'redis' | 'rabbitmq' | 'table-log';
+export const TRANSPORTS: readonly TransportKind[] = ['kafka', 'redis', 'rabbitmq', 'table-log'];
 
 /**
  * The broker of a Redis Streams or RabbitMQ run: a throwaway server on its own ports, which the nemesis
@@ -37,7 +37,9 @@ export type OwnBroker = { kind: 'redis'; redis: RedisInstance } | { kind: 'rabbi
  * 'single' mode there are no Kafka proxies, and scenarios that need them or a cluster refuse to run.
  *
  * With `--transport redis|rabbitmq` no Kafka is used ('none'); the broker is a throwaway server of that
- * kind (`broker`), reached directly: its faults are restarts and kills, not network ones.
+ * kind (`broker`), reached directly: its faults are restarts and kills, not network ones. With
+ * `--transport table-log` there is no broker at all: the log is tables of the scenario's schema in the
+ * throwaway Postgres, so a Postgres fault is a fault of the transport too.
  */
 export interface Environment {
   transport: TransportKind;

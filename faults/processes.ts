@@ -213,8 +213,8 @@ export function relayTuningArgs(options: { leaseMs: number; deliveryTimeoutMs: n
 
 /**
  * Relays: the real `zeroloss relay` command (fastRelayArgs), or with `ackBeforeSend` the suite's
- * deliberately broken relay (relay-ack-before-send.ts) taking the same flags. On Redis Streams and
- * RabbitMQ (`transport`), faults/relay-worker.ts: the same createRelay over that transport's bundle.
+ * deliberately broken relay (relay-ack-before-send.ts) taking the same flags. On Redis Streams, RabbitMQ
+ * and the table log (`transport`), faults/relay-worker.ts: the same createRelay over that transport's bundle.
  *
  * With `wal`, `zeroloss relay --mode wal` (or with `confirmBeforeSend` the deliberately broken
  * wal-relay-confirm-before-send.ts, same flags): relay-1 runs with `--create-slot`, as the operator's one
@@ -227,7 +227,7 @@ export function relayGroup(options: {
   schema: string;
   brokers: string[];
   ackBeforeSend?: boolean;
-  transport?: { kind: 'redis' | 'rabbitmq'; url: string };
+  transport?: { kind: 'redis' | 'rabbitmq' | 'table-log'; url: string };
   wal?: { confirmBeforeSend: boolean };
   /** The state-column source: the relays relay the settings file's declared sources only (Kafka, polling). */
   settingsFile?: string;

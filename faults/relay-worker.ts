@@ -4,7 +4,9 @@
  * run until SIGTERM. `zeroloss relay` takes only --kafka, so this stands in for it with the same flags
  * (faults/processes.ts relayTuningArgs) plus the transport:
  *
- *   --transport redis|rabbitmq   --url <redis:// or amqp:// URL>
+ *   --transport redis|rabbitmq|table-log   --url <redis:// or amqp:// URL; for table-log, the --pg URL>
+ *
+ * The table log's send is an insert into the log tables of the store's own schema (tableLog(store)).
  *
  * No fault lives here: the nemesis SIGKILLs this process from outside.
  */
@@ -20,8 +22,8 @@ const { values } = parseArgs({
     url: { type: 'string' },
   },
 });
-if (!values.pg || !values.url || (values.transport !== 'redis' && values.transport !== 'rabbitmq')) {
-  throw new Error('relay-worker: --pg, --url and --transport redis|rabbitmq are required');
+if (!values.pg || !values.url || (values.transport !== 'redis' && values.transport !== 'rabbitmq' && values.transport !== 'table-log')) {
+  throw new Error('relay-worker: --pg, --url and --transport redis|rabbitmq|table-log are required');
 }
 
 const timeoutMs = deliveryTimeoutMs(values);
@@ -32,13 +34,15 @@ const store = postgres(values.pg, {
 });
 // Only the transport in use is loaded: a killed relay restarts faster.
 const transport =
-  values.transport === 'redis'
-    ? (await import('../src/adapters/redis-streams/redis-streams-transport.ts')).redisStreams(values.url, {
-        publisher: { commandTimeoutMs: timeoutMs },
-      })
-    : (await import('../src/adapters/rabbitmq/rabbitmq-transport.ts')).rabbitmq(values.url, {
-        publisher: { deliveryTimeoutMs: timeoutMs },
-      });
+  values.transport === 'table-log'
+    ? (await import('../src/adapters/table-log/table-log-transport.ts')).tableLog(store)
+    : values.transport === 'redis'
+      ? (await import('../src/adapters/redis-streams/redis-streams-transport.ts')).redisStreams(values.url, {
+          publisher: { commandTimeoutMs: timeoutMs },
+        })
+      : (await import('../src/adapters/rabbitmq/rabbitmq-transport.ts')).rabbitmq(values.url, {
+          publisher: { deliveryTimeoutMs: timeoutMs },
+        });
 const relay = createRelay({
   store,
   transport,

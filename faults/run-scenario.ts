@@ -37,6 +37,7 @@ export type Broken =
   | 'producer-without-key-lock'
   | 'wal-confirm-before-send'
   | 'offsets-outside-transaction'
+  | 'log-offsets-before-effect'
   | 'ids-follow-clock';
 
 /**
@@ -146,16 +147,17 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   const reader = stateColumn ? stateColumnLedger : outboxLedger;
   if (stateColumn) await createLotteryTables(pgDatabase({ pool }), schema);
   const settingsFile = stateColumn ? writeSettingsFile(schema, topic) : undefined;
-  const broker = scenarioBroker(env);
+  const broker = scenarioBroker(env, schema);
   await broker.createTopics(topic, PARTITIONS);
   const transactional = o.exactlyOnce === 'kafka-transactions';
   // The processors' effects: one output record per order (its .dlq twin is made too, and stays empty).
   const outputTopic = `${topic}.out`;
   if (transactional) await broker.createTopics(outputTopic, PARTITIONS);
-  const effectsOnTopic = async (timeoutMs?: number): Promise<EffectsOnTopic> => ({
-    outputs: await readCommittedTopic(outputTopic, PARTITIONS, env.kafkaDirect, timeoutMs),
+  // waitStableMs 0: what is committed now (drain progress); otherwise the final read, once no transaction is open.
+  const effectsOnTopic = async (waitStableMs: number): Promise<EffectsOnTopic> => ({
+    outputs: await readCommittedTopic(outputTopic, env.kafkaDirect, waitStableMs),
     // The processor dead-letters to the input's <topic>.dlq, inside its transaction.
-    deadLettered: await readCommittedTopic(`${topic}.dlq`, 3, env.kafkaDirect, timeoutMs),
+    deadLettered: await readCommittedTopic(`${topic}.dlq`, env.kafkaDirect, waitStableMs),
   });
 
   let consumersStarted = 0;
@@ -171,7 +173,10 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       ZL_FX_REDIS_URL: env.redis.url,
       ZL_FX_OFFSETS: o.offsets ?? 'broker',
       // Set either way, so a switch left in the caller's environment never breaks a normal run.
-      ZL_FX_BREAK: o.broken === 'effect-outside-transaction' || o.broken === 'offsets-outside-transaction' ? o.broken : '',
+      ZL_FX_BREAK:
+        o.broken === 'effect-outside-transaction' || o.broken === 'offsets-outside-transaction' || o.broken === 'log-offsets-before-effect'
+          ? o.broken
+          : '',
       ZL_FX_OUTPUT_TOPIC: outputTopic,
     },
     onReport: (r) => {
@@ -285,9 +290,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     let lastTopicRead = 0;
     const progress = async () => {
       if (!transactional) return reader.outstanding(pool, schema);
-      if (Date.now() - lastTopicRead < 3_000) return last;
+      if (Date.now() - lastTopicRead < 5_000) return last;
       lastTopicRead = Date.now();
-      const seen = await effectsOnTopic(20_000);
+      const seen = await effectsOnTopic(0);
       return outstandingOnTopic(pool, schema, new Set([...seen.outputs, ...seen.deadLettered].map((r) => r.id)));
     };
     let lastMove = Date.now();
@@ -326,7 +331,8 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   let effects: EffectsOnTopic | undefined;
   try {
     records = await broker.readTopic(topic);
-    if (transactional) effects = await effectsOnTopic();
+    // A SIGKILLed processor's open transaction is aborted when it restarts, or after its timeout (60 s).
+    if (transactional) effects = await effectsOnTopic(90_000);
   } catch (e) {
     error ??= `reading the topic: ${(e as Error).message}`;
   }

@@ -2,7 +2,9 @@ import { createAdmin, ensureTopic } from '../src/adapters/kafka/kafka-admin.ts';
 import { rabbitmq } from '../src/adapters/rabbitmq/rabbitmq-transport.ts';
 import { redisStreams } from '../src/adapters/redis-streams/redis-streams-transport.ts';
 import type { Environment } from './environment.ts';
-import { readWholeRabbitTopic, readWholeRedisTopic, readWholeTopic, type TopicRecord } from './topic-reader.ts';
+import { readWholeRabbitTopic, readWholeRedisTopic, readWholeTableLog, readWholeTopic, type TopicRecord } from './topic-reader.ts';
+import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
+import { tableLog } from '../src/adapters/table-log/table-log-transport.ts';
 
 /**
  * What a scenario needs of its run's broker, whichever transport it is: the topic and its dead-letter
@@ -14,13 +16,33 @@ export interface ScenarioBroker {
   /** ZL_FX_TRANSPORT and ZL_FX_BROKERS for faults/consumer-worker.ts. */
   consumerEnv: Record<string, string>;
   /** For relayGroup: Kafka's bootstrap, or the transport of faults/relay-worker.ts. */
-  relay: { brokers: string[]; transport?: { kind: 'redis' | 'rabbitmq'; url: string } };
+  relay: { brokers: string[]; transport?: { kind: 'redis' | 'rabbitmq' | 'table-log'; url: string } };
   readTopic(topic: string): Promise<TopicRecord[]>;
   /** Deletes the topics when the broker is shared (Kafka's single node); throwaway brokers go whole. */
   cleanup(topic: string): Promise<void>;
 }
 
-export function scenarioBroker(env: Environment): ScenarioBroker {
+export function scenarioBroker(env: Environment, schema: string): ScenarioBroker {
+  // The table log is tables of the scenario's own schema, in the run's Postgres: relays and consumers
+  // reach it through the proxy like their other Postgres connections; the harness reads it directly.
+  if (env.transport === 'table-log') {
+    return {
+      async createTopics(topic, partitions) {
+        const db = pgDatabase({ connectionString: env.postgres.url, max: 1 });
+        try {
+          const transport = tableLog({ db, schema });
+          await transport.ensureTopic(topic, partitions);
+          await transport.ensureTopic(`${topic}.dlq`, 3);
+        } finally {
+          await db.close();
+        }
+      },
+      consumerEnv: { ZL_FX_TRANSPORT: 'table-log', ZL_FX_BROKERS: env.pgClientUrl },
+      relay: { brokers: [], transport: { kind: 'table-log', url: env.pgClientUrl } },
+      readTopic: (topic) => readWholeTableLog(topic, schema, env.postgres.url),
+      cleanup: async () => {},
+    };
+  }
   const broker = env.broker;
   if (broker === undefined) {
     return {

@@ -69,7 +69,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'baseline',
     summary: 'no fault: the control run',
     needsCluster: false,
-    transports: ['kafka', 'redis', 'rabbitmq'],
+    transports: ['kafka', 'redis', 'rabbitmq', 'table-log'],
     minWorkloadSeconds: 10,
     wal: {},
     nemesis: async () => {},
@@ -78,7 +78,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'relay-kill',
     summary: 'a random relay of two SIGKILLed every 0.3-2.5 s (at least 8 times), restarted at once',
     needsCluster: false,
-    transports: ['kafka', 'redis', 'rabbitmq'],
+    transports: ['kafka', 'redis', 'rabbitmq', 'table-log'],
     minWorkloadSeconds: 15,
     wal: {
       summary:
@@ -95,7 +95,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'consumer-kill',
     summary: 'a random consumer of three SIGKILLed every 1-4 s (at least 6 times), restarted at once',
     needsCluster: false,
-    transports: ['kafka', 'redis', 'rabbitmq'],
+    transports: ['kafka', 'redis', 'rabbitmq', 'table-log'],
     minWorkloadSeconds: 15,
     wal: CONSUMER_SIDE,
     nemesis: (ctx) => killRepeatedly(ctx, ctx.consumers, { minKills: 6, gapMs: [1_000, 4_000] }),
@@ -146,7 +146,7 @@ export const SCENARIOS: readonly Scenario[] = [
     summary:
       'a random consumer of three SIGSTOPped for 12 s (past its session: its partitions move, its open effect transaction waits), then SIGCONT, three times',
     needsCluster: false,
-    transports: ['kafka', 'redis', 'rabbitmq'],
+    transports: ['kafka', 'redis', 'rabbitmq', 'table-log'],
     minWorkloadSeconds: 45,
     wal: CONSUMER_SIDE,
     nemesis: (ctx) => freezeRepeatedly(ctx, ctx.consumers, { times: 3, frozenMs: 12_000, gapMs: [1_500, 3_000] }),
@@ -242,6 +242,8 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'postgres-restart',
     summary: 'Postgres restarted with -m immediate (crash restart), twice, while enqueuing, relaying and consuming',
     needsCluster: false,
+    // On the table log the crash takes the transport down too: its log, offsets and group leases are tables there.
+    transports: ['kafka', 'table-log'],
     minWorkloadSeconds: 20,
     wal: {},
     nemesis: async (ctx) => {

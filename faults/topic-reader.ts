@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Consumer } from '@platformatic/kafka';
 import type { ConsumeMessage } from 'amqplib';
+import pg from 'pg';
 import { amqp } from '../src/adapters/rabbitmq/rabbitmq-driver.ts';
 import { toRecord } from '../src/adapters/rabbitmq/rabbitmq-message.ts';
 import { rabbitNames } from '../src/adapters/rabbitmq/rabbitmq-names.ts';
@@ -170,5 +171,31 @@ export async function readWholeRabbitTopic(topic: string, url: string, timeoutMs
     return records;
   } finally {
     await conn.close().catch(() => {});
+  }
+}
+
+/**
+ * Every record of the topic in the table log (`--transport table-log`), read with the suite's own SQL from
+ * the log's table (migration 3's log_record), not through the transport's code: the log table is the
+ * transport, so this is the independent read of it. Partition by partition, in offset order.
+ */
+export async function readWholeTableLog(topic: string, schema: string, url: string): Promise<TopicRecord[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ partition: number; log_offset: string; msg_key: string; id: string | null; seq: string | null }>(
+      `select partition, log_offset::text as log_offset, msg_key, headers->>'zl-id' as id, headers->>'zl-seq' as seq
+         from "${schema}".log_record where topic = $1 order by partition, log_offset`,
+      [topic],
+    );
+    return rows.map((r) => ({
+      partition: r.partition,
+      offset: BigInt(r.log_offset),
+      key: r.msg_key,
+      id: r.id ?? '',
+      seq: Number(r.seq ?? Number.NaN),
+    }));
+  } finally {
+    await client.end().catch(() => {});
   }
 }

@@ -56,17 +56,35 @@ const processor = new KafkaTransactionalProcessor({
     revokeTimeoutMs: 10_000,
   },
   subscriber,
-  // The output carries the input's id and per-key sequence headers: what the checker counts and orders by.
+  // The output carries the input's id and per-key sequence headers, and the input record's place: what the
+  // checker counts and orders by.
   transform: ({ record }) => [
     {
       topic: output,
       key: record.key,
       value: record.value,
-      headers: { [HEADER.id]: record.headers[HEADER.id] ?? '', [HEADER.seq]: record.headers[HEADER.seq] ?? '', 'fx-worker': worker },
+      headers: {
+        [HEADER.id]: record.headers[HEADER.id] ?? '',
+        [HEADER.seq]: record.headers[HEADER.seq] ?? '',
+        // The input record it was made from: one input record must have exactly one committed output.
+        'fx-input': `${record.partition}:${record.offset}`,
+        'fx-worker': worker,
+      },
     },
   ],
 });
 processor.on('error', reportError);
+// What it did, on stdout (the harness keeps each member's last lines for a failed scenario's report).
+const done = { transactions: 0, records: 0, aborted: 0, lastError: '' };
+processor.on('committed', (c) => {
+  done.transactions++;
+  done.records += c.records;
+});
+processor.on('aborted', (a) => {
+  done.aborted++;
+  done.lastError = a.error;
+});
+setInterval(() => process.stdout.write(`${new Date().toISOString()} ${JSON.stringify(done)}\n`), 5_000).unref();
 
 let stopping = false;
 process.on('SIGTERM', async () => {
