@@ -27,7 +27,7 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * (the last stable offset equals the high watermark), so the read is final; with 0 it reads what is
  * committed now. It reads every partition from its start to its last stable offset, by position (commit
  * markers advance the position without being handed over), and prints one JSON line per record:
- * {"p":partition,"o":offset,"k":key,"id":zl-id,"seq":zl-seq,"in":fx-input}. Exit code 3: not stable in time.
+ * {"p":partition,"o":offset,"k":key,"id":zl-id,"seq":zl-seq,"in":fx-input,"w":fx-worker}. Exit code 3: not stable in time.
  */
 public class ReadCommitted {
   public static void main(String[] args) throws Exception {
@@ -79,6 +79,7 @@ public class ReadCommitted {
               .append(",\"id\":").append(quote(header(r, "zl-id")))
               .append(",\"seq\":").append(quote(header(r, "zl-seq")))
               .append(",\"in\":").append(quote(header(r, "fx-input")))
+              .append(",\"w\":").append(quote(header(r, "fx-worker")))
               .append("}\n");
         }
         remaining.entrySet().removeIf(e -> consumer.position(e.getKey()) >= e.getValue());

@@ -83,7 +83,7 @@ export function failures(figures: Figures, details: CheckDetails): string[] {
  */
 export interface EffectsOnTopic {
   /** `input`: the input record (partition:offset) the output was made from. */
-  outputs: Array<TopicRecord & { input: string }>;
+  outputs: Array<TopicRecord & { input: string; worker: string }>;
   deadLettered: TopicRecord[];
 }
 
@@ -245,10 +245,11 @@ export async function check(
   // The Kafka-transactions processor is exactly once per input record, not per message id: a message the
   // relay put on the topic twice has two outputs by design (the inbox consumer is what dedupes by id).
   // Applied twice there is one input record with two committed outputs; the rest is counted apart.
-  const outputsPerInput = new Map<string, { id: string; times: number }>();
+  const outputsPerInput = new Map<string, { id: string; times: number; by: string[] }>();
   for (const r of effectsOnTopic?.outputs ?? []) {
-    const input = outputsPerInput.get(r.input) ?? { id: r.id, times: 0 };
+    const input = outputsPerInput.get(r.input) ?? { id: r.id, times: 0, by: [] };
     input.times++;
+    input.by.push(`${r.worker}@${r.partition}:${r.offset}`);
     outputsPerInput.set(r.input, input);
   }
   let messagesOutputTwice = 0;
@@ -259,10 +260,12 @@ export async function check(
       sample('appliedTwice', id);
     }
   }
-  for (const { id, times } of outputsPerInput.values()) {
+  for (const [input, { id, times, by }] of outputsPerInput) {
     if (times > 1) {
       appliedTwice++;
       sample('appliedTwice', id);
+      // Which processor made each copy, and where it landed: a zombie's late commit, or a rewind's re-read.
+      sample('appliedTwiceBy', `input ${input}: ${by.join(', ')}`);
     }
   }
   for (const id of dead) if (!committed.has(id)) deadLetterMismatch++;

@@ -23,7 +23,7 @@ export function readCommittedTopic(
   brokers: string[],
   waitStableMs: number,
   timeoutMs = 180_000,
-): Promise<Array<TopicRecord & { input: string }>> {
+): Promise<Array<TopicRecord & { input: string; worker: string }>> {
   return new Promise((resolve, reject) => {
     execFile(
       'java',
@@ -34,7 +34,7 @@ export function readCommittedTopic(
           reject(new Error(`reading ${topic} (read_committed, Java client): ${error.message}\n${stderr.slice(-2_000)}`));
           return;
         }
-        const records: Array<TopicRecord & { input: string }> = [];
+        const records: Array<TopicRecord & { input: string; worker: string }> = [];
         for (const line of stdout.split('\n')) {
           // Only the reader's record lines; anything else on stdout is the Java client's logging.
           if (!line.startsWith('{"p":')) continue;
@@ -45,6 +45,7 @@ export function readCommittedTopic(
             id: string | null;
             seq: string | null;
             in: string | null;
+            w: string | null;
           };
           records.push({
             partition: r.p,
@@ -53,6 +54,7 @@ export function readCommittedTopic(
             id: r.id ?? '',
             seq: Number(r.seq ?? Number.NaN),
             input: r.in ?? '',
+            worker: r.w ?? '',
           });
         }
         resolve(records);
