@@ -22,6 +22,7 @@ import { createLotteryTables } from '../src/examples/lottery/lottery-tables.ts';
 import { outboxLedger } from './checker.ts';
 import { type SourceKind, stateColumnLedger, writeAwards, writeSettingsFile } from './state-column.ts';
 import { SteppedClock } from './stepped-clock.ts';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { idChecks, type IdLog, loggingIds } from './id-order.ts';
 import { idsFollowClock } from './ids-follow-clock.ts';
 
@@ -100,6 +101,8 @@ export interface ScenarioResult {
     idsOutOfOrder: number;
     /** clock-step: how far behind the system clock the producers' clock ended. */
     clockBehindMs?: number;
+    /** clock-step: the longest the workload's process (the producer) was blocked while it ran. */
+    maxEventLoopDelayMs?: number;
   };
   /** The fault timeline: seconds since the workload started, and what happened. */
   faults: Array<{ at: number; what: string }>;
@@ -186,6 +189,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
   const slot = o.relayMode === 'wal' ? new SlotHolders() : undefined;
   // clock-step: the producers' outboxes read a clock the nemesis steps back. Every run logs the ids drawn.
   const producerClock = scenario.steppedClock ? new SteppedClock() : undefined;
+  // A Snowflake generator sits out a backward step by spinning on the clock: the producer's whole process
+  // (here the workload's) stops for that long, which this measures.
+  const eventLoop = producerClock ? monitorEventLoopDelay({ resolution: 10 }) : undefined;
   const idLogs: IdLog[] = [];
   const relays = relayGroup({
     count: relayCount,
@@ -237,12 +243,16 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       event,
     };
     const failuresOf = scenario.failures ?? { transient: 0, permanent: 0, poison: 0 };
+    eventLoop?.enable();
     const [workloadOutcome, nemesisOutcome] = await Promise.allSettled([
       runWorkload({
         pool,
         outboxes: Array.from({ length: scenario.producers ?? 1 }, (_, i) => {
           const producerId = i === 0 ? 'fx-orders' : `fx-orders-${i + 1}`;
-          const clock = producerClock ? { clock: producerClock } : {};
+          const clock = {
+            ...(producerClock ? { clock: producerClock } : {}),
+            ...(scenario.snowflakeIds ? { ids: { workerId: i + 1 } } : {}),
+          };
           const outbox =
             o.broken === 'producer-without-key-lock'
               ? createOutbox({ store: { outbox: new OutboxWithoutKeyLock(schema) }, producerId, ...clock })
@@ -266,6 +276,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
           : {}),
       }).finally(() => {
         workloadRunning = false;
+        eventLoop?.disable();
         workloadDoneAt = Date.now();
         event('workload finished');
       }),
@@ -396,6 +407,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       duplicateIds: ids.duplicateIds,
       idsOutOfOrder: ids.idsOutOfOrder,
       ...(producerClock ? { clockBehindMs: producerClock.behindMs } : {}),
+      ...(eventLoop ? { maxEventLoopDelayMs: Math.round(eventLoop.max / 1e6) } : {}),
     },
     faults: timeline,
     durationSeconds: Math.round((Date.now() - started) / 100) / 10,

@@ -27,6 +27,11 @@ export interface Scenario {
   producers?: number;
   /** The producers' outboxes read a clock the nemesis steps back (ctx.producerClock; faults/stepped-clock.ts). */
   steppedClock?: boolean;
+  /**
+   * The producers draw Snowflake ids (worker id 1, 2, …; onClockBackward 'wait', maxBackwardMs 5 s: the
+   * outbox's settings when a caller picks Snowflake) instead of the default UUIDv7.
+   */
+  snowflakeIds?: boolean;
   /** Relay and consumer processes (default 2 and 3). */
   processes?: { relays: number; consumers: number };
   /** The transports it runs on (--transport); Kafka only when absent. */
@@ -124,6 +129,23 @@ export const SCENARIOS: readonly Scenario[] = [
         await ctx.pause(between(ctx.random, 2_000, 4_000));
         ctx.producerClock?.stepBack(5_000);
         ctx.event(`producer clock stepped back 5 s (now ${(ctx.producerClock?.behindMs ?? 0) / 1_000} s behind)`);
+      }
+    },
+  },
+  {
+    name: 'clock-step-snowflake',
+    summary:
+      'clock-step with Snowflake ids: stepped back 3 s, 3 s, 8 s, 3 s; a step within maxBackwardMs (5 s) makes the generator wait it out, a longer one makes enqueue throw ZL_CLOCK_MOVED_BACKWARDS until the clock catches up',
+    needsCluster: false,
+    steppedClock: true,
+    snowflakeIds: true,
+    minWorkloadSeconds: 30,
+    wal: "its fault is the producer's clock, which the relay mode does not change: run it without --relay-mode wal",
+    nemesis: async (ctx) => {
+      for (const ms of [3_000, 3_000, 8_000, 3_000]) {
+        await ctx.pause(between(ctx.random, 2_000, 4_000));
+        ctx.producerClock?.stepBack(ms);
+        ctx.event(`producer clock stepped back ${ms / 1_000} s (now ${(ctx.producerClock?.behindMs ?? 0) / 1_000} s behind)`);
       }
     },
   },

@@ -36,6 +36,7 @@ const RUNS = new Set([
   'network-kafka',
 ]);
 const CONSUMER_SIDE = 'its faults are on the consumer side, which the source does not change';
+const PRODUCER_CLOCK = "its fault is the outbox producer's clock; award rows are written by plain SQL and the relay builds their messages";
 const REFUSED: Record<string, string> = {
   'consumer-kill': CONSUMER_SIDE,
   'consumer-zombie': CONSUMER_SIDE,
@@ -43,7 +44,8 @@ const REFUSED: Record<string, string> = {
   'handler-faults': `${CONSUMER_SIDE}; and the award table carries no failure marks for the handler`,
   poison: `${CONSUMER_SIDE}; and the award table carries no failure marks for the handler`,
   mixed: 'it includes handler faults, which the award table cannot mark',
-  'clock-step': "its fault is the outbox producer's clock; award rows are written by plain SQL and the relay builds their messages",
+  'clock-step': PRODUCER_CLOCK,
+  'clock-step-snowflake': PRODUCER_CLOCK,
   'two-producers': 'its producers are outboxes with their own producer ids; a declared table is one source with one producer id',
 };
 
