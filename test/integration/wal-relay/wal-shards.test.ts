@@ -167,6 +167,79 @@ describe('WAL relay shards', () => {
     }
   });
 
+  test('a frozen relay (SIGSTOP): the other reads its shard once the server drops the frozen reader; resumed, it gets a fair share back; 0 lost, per-key order', async () => {
+    const s = await walSchema(instance.url, { createSlot: false });
+    const shards = postgresWalShards(s.store, { url: s.url });
+    const topic = uniqueTopic('zl-wal-shards-stop');
+    await createTopic(topic, 4);
+    const children: Child[] = [];
+    const start = () => {
+      const c = new Child([CHILD], { ZL_PG_URL: s.url, ZL_SCHEMA: s.schema, ZL_KAFKA_BROKERS: KAFKA_BROKERS.join(',') }).start();
+      children.push(c);
+      return c;
+    };
+    const readers = async () => new Set((await shards.list()).filter((x) => x.active).map((x) => x.holder));
+    try {
+      await shards.createShards(2, 'test');
+      const a = start();
+      await waitFor(() => state(a).holding === '0,1', { what: `relay a reading both shards (${a.output.slice(-400)})`, timeoutMs: 30_000 });
+      const b = start();
+      await waitFor(async () => (await readers()).size === 2, { what: 'one shard each', timeoutMs: 30_000 });
+      const outbox = testOutbox({ schema: s.schema });
+      const rolledBack = new Set<string>();
+      const burst = async (seed: number, messages: number) => {
+        const r = await enqueueWorkload({ pool: s.pool, outbox, topic, messages, keys: 100, workers: 8, rollbackRate: 0.05, seed });
+        for (const id of r.rolledBack) rolledBack.add(id);
+      };
+      const writing = burst(21, 600);
+      const before = (await s.pool.query(`select count(*)::int as n from "${s.schema}".outbox`)).rows[0].n;
+      await waitFor(async () => (await s.pool.query(`select count(*)::int as n from "${s.schema}".outbox`)).rows[0].n > before + 100, {
+        what: 'the burst under way',
+        timeoutMs: 20_000,
+        intervalMs: 5,
+      });
+      a.child?.kill('SIGSTOP');
+      const frozenAt = Date.now();
+      // The frozen relay keeps its slot until wal_sender_timeout (10 s here) and its membership for 10 s.
+      await waitFor(
+        async () => {
+          const list = await shards.list();
+          return list.every((x) => x.active && x.holder === state(b).id);
+        },
+        { what: `b reading both shards (${b.output.slice(-400)})`, timeoutMs: 40_000, intervalMs: 50 },
+      );
+      const takeover = Date.now() - frozenAt;
+      await writing;
+      await burst(22, 200);
+      a.child?.kill('SIGCONT');
+      const resumedAt = Date.now();
+      await waitFor(async () => (await readers()).size === 2, {
+        what: `one shard each again (a: ${a.output.slice(-300)})`,
+        timeoutMs: 40_000,
+      });
+      const rebalance = Date.now() - resumedAt;
+      await burst(23, 200);
+      const ids = await outboxIds(s.pool, s.schema);
+      const records = await readTopic(topic, {
+        done: (r) => new Set(r.map((x) => x.headers['zl-id'])).size >= ids.size,
+        timeoutMs: 30_000,
+      });
+      const check = checkTopic(ids, rolledBack, records);
+      console.log(
+        `committed ${check.committed}, on topic ${check.onTopic}, duplicates ${check.duplicates}, takeover after SIGSTOP ${takeover} ms, fair share back after SIGCONT ${rebalance} ms`,
+      );
+      assert.deepEqual(
+        { lost: check.lost.length, phantom: check.phantom.length, orderViolations: check.orderViolations },
+        { lost: 0, phantom: 0, orderViolations: 0 },
+      );
+    } finally {
+      for (const c of children) c.child?.kill('SIGCONT');
+      await Promise.all(children.map((c) => c.kill()));
+      await shards.dropShards().catch(() => {});
+      await s.cleanup();
+    }
+  });
+
   test('relay --mode wal --create-slot --shards: rows before the slots go by the polling path; the count is fixed; doctor names each reader; --drop-slot drops all', async () => {
     const s = await walSchema(instance.url, { createSlot: false });
     const topic = uniqueTopic('zl-wal-shards-cli');
