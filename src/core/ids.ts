@@ -4,11 +4,15 @@ import { systemClock } from './clock.ts';
 import { ZerolossError } from './errors.ts';
 import { Snowflake, type SnowflakeOptions } from './snowflake.ts';
 
-export type IdGenerator = () => string;
+/**
+ * Mints one id. `pendingWaitMs`, where present, says how long the next id would make the caller wait (a
+ * Snowflake generator sitting out a backward clock step): an async caller waits that long off the event loop.
+ */
+export type IdGenerator = (() => string) & { pendingWaitMs?: () => number };
 
 export function snowflakeIds(options: SnowflakeOptions): IdGenerator {
   const generator = new Snowflake(options);
-  return () => generator.next();
+  return Object.assign(() => generator.next(), { pendingWaitMs: () => generator.pendingWaitMs() });
 }
 
 const MAX_UNIX_MS = 2 ** 48 - 1;

@@ -60,6 +60,17 @@ export class Snowflake {
       });
   }
 
+  /**
+   * How long `next()` would now sit out a backward clock step: 0 when the clock is not behind, or when it
+   * would throw instead (policy 'error', or a step beyond maxBackwardMs). A caller that can wait
+   * asynchronously (enqueue) waits this long first, so `next()` does not spin the event loop through it.
+   */
+  pendingWaitMs(): number {
+    const behind = this.#lastMs - this.#clock.now();
+    if (behind <= 0 || this.#policy === 'error' || behind > this.#maxBackwardMs) return 0;
+    return behind;
+  }
+
   next(): string {
     let now = this.#clock.now();
     if (now < this.#lastMs) {

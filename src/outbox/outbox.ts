@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { parseConfig } from '../core/config.ts';
 import { type Envelope, envelopeHeaders } from '../core/envelope.ts';
@@ -132,6 +133,10 @@ export function createOutbox(options: OutboxOptions): Outbox {
         throw new ZerolossError('ZL_INVALID_CONFIG', 'enqueue needs the transaction to write through (an object with query())');
       }
       const payload = encodeMessage(message, cfg.maxPayloadBytes);
+      // Snowflake ids after a backward clock step: sat out here, on a timer, so the application's other work
+      // (requests, heartbeats, this transaction's own connection) goes on meanwhile; next() would spin.
+      if (message.id === undefined && nextId.pendingWaitMs)
+        for (let wait = nextId.pendingWaitMs(); wait > 1; wait = nextId.pendingWaitMs()) await sleep(wait);
       const id = message.id ?? nextId();
       const now = cfg.clock.now();
       const createdAt = new Date(now);

@@ -10,13 +10,10 @@ import type { SqlExecutor } from '../../../src/ports/sql-executor.ts';
  * its event loop blocked for 5,021 ms (an 8 s step: 3 s of ZL_CLOCK_MOVED_BACKWARDS, then a 5 s spin). Every
  * other request, timer, database keepalive and broker heartbeat of the application waits with it.
  *
- * What the test asks: enqueue may wait out the step, but not by holding the event loop. It fails today
- * (the timer fires only after the spin); `todo` keeps it from failing `npm test` until the lead decides
- * the fix (an asynchronous wait, or a smaller default bound).
+ * What the test asks: enqueue may wait out the step, but not by holding the event loop. It failed before the
+ * fix (a 20 ms timer fired after 3,026 ms); enqueue now waits the generator's pendingWaitMs on a timer.
  */
-test('Snowflake ids: a backward clock step within maxBackwardMs does not block the event loop while enqueue waits', {
-  todo: 'enqueue spins synchronously on the clock for the whole step (reported to the lead, issue #19)',
-}, async () => {
+test('Snowflake ids: a backward clock step within maxBackwardMs does not block the event loop while enqueue waits', async () => {
   let behindMs = 0;
   const clock = { now: () => Date.now() - behindMs };
   const outbox = createOutbox({
