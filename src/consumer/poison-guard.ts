@@ -6,6 +6,7 @@ import type { Next, Stage } from './chain.ts';
 import { AbandonedError, type RoutedDelivery } from './delivery.ts';
 import { NotYetError } from './guards/guard-errors.ts';
 import { OutOfTurnError } from './lane-ticket.ts';
+import { attemptAllowed } from './retry-policy.ts';
 import { isStoreUnavailable, type StoreRetryOptions, untilAvailable } from './store-retry.ts';
 
 /**
@@ -71,7 +72,7 @@ export function poisonGuardStage(
         seen.add(d);
         // Its last allowed attempt failed before the crash (and its dead letter may not have committed): it
         // is not run beyond its policy; the retry stage gives up on it and the dead-letter stage records it.
-        if (d.attempt > d.routed.route.retry.maxRetries + 1) return attempt(d, ref, 'first', () => Promise.reject(exhausted(failed)));
+        if (!attemptAllowed(d.routed.route.retry, d.attempt)) return attempt(d, ref, 'first', () => Promise.reject(exhausted(failed)));
         return attempt(d, ref, 'first', next);
       }
       // A redelivery whose effect did commit (the crash came after it) needs no isolation.

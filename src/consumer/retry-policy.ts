@@ -39,9 +39,14 @@ export function retryDelay(policy: RetryPolicy, retry: number): number {
 }
 
 /** What to do after attempt number `attempt` (1-based) failed with `error`. */
+/** Whether the policy allows an attempt numbered `attempt` (1-based): the first and `maxRetries` retries. */
+export function attemptAllowed(policy: RetryPolicy, attempt: number): boolean {
+  return attempt <= policy.maxRetries + 1;
+}
+
 export function decideRetry(policy: RetryPolicy, error: ZerolossError, attempt: number): RetryDecision {
   if (!error.retryable) return { action: 'dead-letter', reason: 'permanent' };
-  if (attempt > policy.maxRetries) return { action: 'dead-letter', reason: 'exhausted' };
+  if (!attemptAllowed(policy, attempt + 1)) return { action: 'dead-letter', reason: 'exhausted' };
   return { action: 'retry', delayMs: retryDelay(policy, attempt) };
 }
 
