@@ -43,15 +43,20 @@ export interface ShardedWalRelayOptions extends Omit<WalRelayOptions, 'wal'> {
 /** The WAL relay over a sharded outbox; settings as `createWalRelay`'s, each applied to every shard. */
 export function createShardedWalRelay(options: ShardedWalRelayOptions & { store?: unknown }): ShardedWalRelay {
   const { mode: _mode, wal, transport, registry, logger, tracing, store: _store, sharding, ...rest } = options;
+  const { config, relay } = splitSettings(rest);
+  return new ShardedWalRelay({ shards: wal, publisher: publisherOf(transport), registry, logger, tracing, config, relay, sharding });
+}
+
+function publisherOf(transport: Pick<Transport, 'publisher'> | undefined): Transport['publisher'] {
   if (typeof transport?.publisher?.publish !== 'function') {
     throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a transport: createRelay({ mode: "wal", wal, transport: kafka(…) })', {
       details: { field: 'transport' },
     });
   }
-  const { config, relay } = splitSettings(rest);
-  return new ShardedWalRelay({ shards: wal, publisher: transport.publisher, registry, logger, tracing, config, relay, sharding });
+  return transport.publisher;
 }
 
+/** The WAL relay's own settings apart from those of its polling path. */
 function splitSettings(rest: Record<string, unknown>): { config: WalRelayConfig; relay: RelayConfig } {
   const config: Record<string, unknown> = {};
   const relay: Record<string, unknown> = {};
@@ -69,22 +74,7 @@ export function createWalRelay(options: WalRelayOptions & { store?: unknown }): 
       { details: { field: 'wal' } },
     );
   }
-  if (typeof transport?.publisher?.publish !== 'function') {
-    throw new ZerolossError('ZL_INVALID_CONFIG', 'createRelay needs a transport: createRelay({ mode: "wal", wal, transport: kafka(…) })', {
-      details: { field: 'transport' },
-    });
-  }
-  const config: Record<string, unknown> = {};
-  const relay: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(rest)) (WAL_KEYS.has(key) ? config : relay)[key] = value;
-  return new WalRelay({
-    stream: wal.stream,
-    ledger: wal.ledger,
-    publisher: transport.publisher,
-    registry,
-    logger,
-    tracing,
-    config: config as WalRelayConfig,
-    relay: relay as RelayConfig,
-  });
+  const publisher = publisherOf(transport);
+  const { config, relay } = splitSettings(rest);
+  return new WalRelay({ stream: wal.stream, ledger: wal.ledger, publisher, registry, logger, tracing, config, relay });
 }

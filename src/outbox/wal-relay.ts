@@ -6,6 +6,7 @@ import { parseConfig } from '../core/config.ts';
 import { errorSummary, isClientRefused, ZerolossError } from '../core/errors.ts';
 import { partitionFor } from '../core/partition-for.ts';
 import { type Logger, silentLogger } from '../ports/logger.ts';
+import type { RelaySource } from '../ports/outbox-store.ts';
 import { noTracing, type Tracing } from '../ports/tracing.ts';
 import type { PublishOutcome, Publisher } from '../ports/transport.ts';
 import type { WalCommit, WalFailure, WalLedger, WalRow, WalStream, WalStreamSession } from '../ports/wal-stream.ts';
@@ -48,6 +49,28 @@ interface Lane {
 }
 
 const NOTHING: LaneOutcome = { sent: [], failed: [], abandoned: false };
+
+/**
+ * The WAL relay's polling path: it sends the rows that failed for their own reasons (few), so it needs no
+ * tight poll and runs one round at a time. One per WalRelay, or one for all of a process's shards.
+ */
+export function walRetryRelay(options: {
+  source: RelaySource;
+  publisher: Publisher;
+  registry?: Registry;
+  relay?: RelayConfig;
+  logger?: Logger;
+  tracing?: Tracing;
+}): Relay {
+  return new Relay({
+    sources: [options.source],
+    publisher: options.publisher,
+    registry: options.registry,
+    config: { pollIntervalMs: 500, concurrency: 1, ...options.relay },
+    logger: options.logger,
+    tracing: options.tracing,
+  });
+}
 
 /**
  * The WAL relay (docs/wal-relay.md): sends committed outbox inserts in commit order as the slot streams
@@ -111,16 +134,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     this.#tracing = options.tracing ?? noTracing;
     // Failed rows are few: the polling path needs no tight poll.
     this.#ownsRetries = options.retries === undefined;
-    this.retries =
-      options.retries ??
-      new Relay({
-        sources: [options.ledger.retrySource],
-        publisher: options.publisher,
-        registry: options.registry,
-        config: { pollIntervalMs: 500, concurrency: 1, ...options.relay },
-        logger: options.logger,
-        tracing: options.tracing,
-      });
+    this.retries = options.retries ?? walRetryRelay({ ...options, source: options.ledger.retrySource });
     this.#log = (options.logger ?? silentLogger).child({
       component: 'relay',
       instance: this.retries.instanceId,

@@ -8,8 +8,8 @@ import { type Logger, silentLogger } from '../ports/logger.ts';
 import type { Tracing } from '../ports/tracing.ts';
 import type { Publisher } from '../ports/transport.ts';
 import type { WalShard, WalShardSet } from '../ports/wal-shards.ts';
-import { Relay, type RelayConfig } from './relay.ts';
-import { WalRelay, type WalRelayConfig, type WalRelayEvents } from './wal-relay.ts';
+import type { Relay, RelayConfig } from './relay.ts';
+import { WalRelay, type WalRelayConfig, type WalRelayEvents, walRetryRelay } from './wal-relay.ts';
 
 /** How the relays share the shards (docs/wal-relay.md, Shards). */
 export const walShardingConfigSchema = z
@@ -92,14 +92,7 @@ export class ShardedWalRelay extends EventEmitter<ShardedWalRelayEvents> {
     this.#walConfig = options.config;
     this.#logger = options.logger;
     this.#tracing = options.tracing;
-    this.retries = new Relay({
-      sources: [options.shards.retrySource],
-      publisher: options.publisher,
-      registry: options.registry,
-      config: { pollIntervalMs: 500, concurrency: 1, ...options.relay },
-      logger: options.logger,
-      tracing: options.tracing,
-    });
+    this.retries = walRetryRelay({ ...options, source: options.shards.retrySource });
     this.retries.on('error', (e) => this.emit('error', e));
     this.retries.on('parked', (e) => this.emit('parked', e));
     this.#log = (options.logger ?? silentLogger).child({ component: 'relay', instance: this.retries.instanceId });

@@ -176,28 +176,16 @@ export async function relayCommand(argv: string[]): Promise<number> {
     pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 20),
     idleIntervalMs: intOption(values['idle-interval-ms'], 'idle-interval-ms', 60_000),
   };
+  const walSettings = {
+    mode: 'wal' as const,
+    transport,
+    walBatchSize: intOption(values['wal-batch-size'], 'wal-batch-size', 2_000),
+    logger: log,
+    ...settings,
+    pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 500),
+  };
   const walRelay: WalRelay | ShardedWalRelay | undefined =
-    shardSet && shards > 0
-      ? createRelay({
-          mode: 'wal',
-          wal: shardSet,
-          transport,
-          walBatchSize: intOption(values['wal-batch-size'], 'wal-batch-size', 2_000),
-          logger: log,
-          ...settings,
-          pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 500),
-        })
-      : wal
-        ? createRelay({
-            mode: 'wal',
-            wal,
-            transport,
-            walBatchSize: intOption(values['wal-batch-size'], 'wal-batch-size', 2_000),
-            logger: log,
-            ...settings,
-            pollIntervalMs: intOption(values['poll-interval-ms'], 'poll-interval-ms', 500),
-          })
-        : undefined;
+    shardSet && shards > 0 ? createRelay({ ...walSettings, wal: shardSet }) : wal ? createRelay({ ...walSettings, wal }) : undefined;
   // In WAL mode the polling relay is the path for failed rows; its events and probes are this one's.
   // Both relays log through `log` themselves: errors, failed and parked rows, slot changes, and every round
   // or batch at debug (--verbose).
@@ -315,8 +303,8 @@ async function dropSlot(values: { pg?: string; schema?: string; slot?: string })
     const dropped = await wal.dropSlot();
     const shards = await postgresWalShards(store, { url: pgUrl(values.pg) }).dropShards();
     if (shards.length > 0) console.log(`relay: dropped shard slot(s) ${shards.join(', ')}`);
-    else console.log(dropped ? `relay: dropped slot ${wal.slot}` : `relay: no slot ${wal.slot}`);
-    if (dropped && shards.length > 0) console.log(`relay: dropped slot ${wal.slot}`);
+    if (dropped) console.log(`relay: dropped slot ${wal.slot}`);
+    else if (shards.length === 0) console.log(`relay: no slot ${wal.slot}`);
     return 0;
   } finally {
     await store.close().catch(() => {});

@@ -67,13 +67,16 @@ export function postgresWalShards(
         (r) => [Number(r.shard), r],
       ),
     );
-    return known.map((r) => ({
-      ...r,
-      exists: slots.get(r.shard)?.exists === true,
-      lost: slots.get(r.shard)?.lost === true,
-      active: slots.get(r.shard)?.active === true,
-      holder: slots.get(r.shard)?.holder || null,
-    }));
+    return known.map((r) => {
+      const slot = slots.get(r.shard);
+      return {
+        ...r,
+        exists: slot?.exists === true,
+        lost: slot?.lost === true,
+        active: slot?.active === true,
+        holder: slot?.holder || null,
+      };
+    });
   }
 
   async function dropShards(): Promise<string[]> {
