@@ -67,15 +67,19 @@ export class Snowflake {
    */
   pendingWaitMs(): number {
     const behind = this.#lastMs - this.#clock.now();
-    if (behind <= 0 || this.#policy === 'error' || behind > this.#maxBackwardMs) return 0;
-    return behind;
+    return behind > 0 && this.#sitsOut(behind) ? behind : 0;
+  }
+
+  /** Whether a backward step of `behind` ms is waited out (policy 'wait', within maxBackwardMs) rather than thrown. */
+  #sitsOut(behind: number): boolean {
+    return this.#policy === 'wait' && behind <= this.#maxBackwardMs;
   }
 
   next(): string {
     let now = this.#clock.now();
     if (now < this.#lastMs) {
       const behind = this.#lastMs - now;
-      if (this.#policy === 'error' || behind > this.#maxBackwardMs) {
+      if (!this.#sitsOut(behind)) {
         throw new ZerolossError('ZL_CLOCK_MOVED_BACKWARDS', `clock moved backwards by ${behind} ms`, {
           retryable: true,
           details: { behindMs: behind },
