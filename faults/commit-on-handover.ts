@@ -1,4 +1,4 @@
-import type { Subscriber, Subscription } from '../src/ports/transport.ts';
+import type { SubscribeOptions, Subscriber, Subscription } from '../src/ports/transport.ts';
 
 /**
  * TEST-ONLY deliberately broken build (`--broken log-offsets-before-effect`, `--transport table-log`): the
@@ -9,19 +9,27 @@ import type { Subscriber, Subscription } from '../src/ports/transport.ts';
  * consumer.
  */
 export function commitsOnHandover(inner: Subscriber): Subscriber {
-  return {
-    async subscribe(options) {
-      let subscription: Subscription | undefined;
-      subscription = await inner.subscribe({
-        ...options,
-        onRecords: (batch) => {
-          options.onRecords(batch);
-          const last = batch.records.at(-1);
-          if (!last) return;
-          void subscription?.commit([{ topic: last.topic, partition: last.partition, offset: last.offset + 1n }]).catch(() => {});
-        },
-      });
-      return subscription;
+  return { subscribe: (options) => subscribeCommittingOnHandover(options, (wrapped) => inner.subscribe(wrapped)) };
+}
+
+/**
+ * Subscribes through `subscribe` with `options` whose batches, as each is handed over, have their next offset
+ * committed on the resulting subscription: the broken step both broken builds (this one and
+ * offsets-outside-transaction.ts) are made of.
+ */
+export async function subscribeCommittingOnHandover<S extends Subscription>(
+  options: SubscribeOptions,
+  subscribe: (options: SubscribeOptions) => Promise<S>,
+): Promise<S> {
+  let subscription: S | undefined;
+  subscription = await subscribe({
+    ...options,
+    onRecords: (batch) => {
+      options.onRecords(batch);
+      const last = batch.records.at(-1);
+      if (!last) return;
+      void subscription?.commit([{ topic: last.topic, partition: last.partition, offset: last.offset + 1n }]).catch(() => {});
     },
-  };
+  });
+  return subscription;
 }

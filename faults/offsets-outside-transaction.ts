@@ -1,5 +1,6 @@
 import { KafkaSubscriber, type KafkaSubscription } from '../src/adapters/kafka/kafka-subscriber.ts';
 import type { SubscribeOptions } from '../src/ports/transport.ts';
+import { subscribeCommittingOnHandover } from './commit-on-handover.ts';
 
 /**
  * TEST-ONLY deliberately broken build for `--exactly-once kafka-transactions` (`--broken
@@ -11,17 +12,7 @@ import type { SubscribeOptions } from '../src/ports/transport.ts';
  * wrapper of the Subscriber port, never in the processor.
  */
 export class SubscriberCommittingOnHandover extends KafkaSubscriber {
-  override async subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
-    let subscription: KafkaSubscription | undefined;
-    subscription = await super.subscribe({
-      ...options,
-      onRecords: (batch) => {
-        options.onRecords(batch);
-        const last = batch.records.at(-1);
-        if (!last) return;
-        void subscription?.commit([{ topic: last.topic, partition: last.partition, offset: last.offset + 1n }]).catch(() => {});
-      },
-    });
-    return subscription;
+  override subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
+    return subscribeCommittingOnHandover(options, (wrapped) => super.subscribe(wrapped));
   }
 }
