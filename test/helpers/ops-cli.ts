@@ -31,3 +31,17 @@ export async function zerolossJson<T>(args: string[]): Promise<{ code: number; j
     throw new Error(`zeroloss ${args[0]} printed no JSON (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
   }
 }
+
+/** Runs an in-process CLI command with its stdout swallowed (the exit status is what the test checks). */
+export async function quietly(fn: () => Promise<number>): Promise<number> {
+  const write = process.stdout.write.bind(process.stdout);
+  const log = console.log;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  console.log = () => {};
+  try {
+    return await fn();
+  } finally {
+    process.stdout.write = write;
+    console.log = log;
+  }
+}

@@ -17,6 +17,7 @@ import {
 import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 import { testConsumer } from '../../helpers/test-consumer.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { quietly } from '../../helpers/ops-cli.ts';
 
 /**
  * A dead-lettered message delivered again: the relay resent it (a duplicate copy at a later offset), or the
@@ -90,13 +91,7 @@ describe('a copy of a dead-lettered message is not applied behind the dead lette
 
       // A replay is the operator's decision: its copy is applied, once, even while the row is still 'dead'.
       const cli = ['--pg', PG_URL, '--schema', env.schema, '--kafka', BROKERS.join(','), '--json'];
-      const quiet = process.stdout.write;
-      process.stdout.write = () => true;
-      try {
-        assert.equal(await dlqCommand(['replay', rows.rows[0].id as string, ...cli]), 0);
-      } finally {
-        process.stdout.write = quiet;
-      }
+      assert.equal(await quietly(() => dlqCommand(['replay', rows.rows[0].id as string, ...cli])), 0);
       await waitFor(async () => (await effects('acct')).length === 2, { what: 'the replayed X applied' });
       assert.deepEqual(await effects('acct'), [yId, xId]);
     } finally {

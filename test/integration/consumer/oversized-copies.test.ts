@@ -18,6 +18,7 @@ import {
 import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { testConsumer } from '../../helpers/test-consumer.ts';
+import { quietly } from '../../helpers/ops-cli.ts';
 
 /** Kafka's default max.message.bytes of a topic: one record batch, after compression. */
 const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
@@ -178,20 +179,6 @@ describe('copies that do not fit their topic never stall a partition', () => {
     }
   });
 });
-
-/** Runs a CLI command with its stdout swallowed (the exit status is what the test checks). */
-async function quietly(fn: () => Promise<number>): Promise<number> {
-  const write = process.stdout.write.bind(process.stdout);
-  const log = console.log;
-  process.stdout.write = (() => true) as typeof process.stdout.write;
-  console.log = () => {};
-  try {
-    return await fn();
-  } finally {
-    process.stdout.write = write;
-    console.log = log;
-  }
-}
 
 /** Runs a CLI command and returns its exit status with what it printed. */
 async function captured(fn: () => Promise<number>): Promise<{ code: number; out: string }> {

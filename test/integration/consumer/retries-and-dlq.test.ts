@@ -19,6 +19,7 @@ import {
 import { freshSchema, PG_URL } from '../../helpers/pg.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { testConsumer } from '../../helpers/test-consumer.ts';
+import { quietly } from '../../helpers/ops-cli.ts';
 
 /**
  * Acceptance 3 (C6, C7): a transient failure succeeds within its type's policy; a permanent one lands in
@@ -223,17 +224,3 @@ describe('retries and dead letters', () => {
     assert.equal(await quietly(() => dlqCommand(['show', '999999999', ...cli])), 1);
   });
 });
-
-/** Runs a CLI command with its stdout swallowed (the exit status is what the test checks). */
-async function quietly(fn: () => Promise<number>): Promise<number> {
-  const write = process.stdout.write.bind(process.stdout);
-  const log = console.log;
-  process.stdout.write = (() => true) as typeof process.stdout.write;
-  console.log = () => {};
-  try {
-    return await fn();
-  } finally {
-    process.stdout.write = write;
-    console.log = log;
-  }
-}
