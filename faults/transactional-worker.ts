@@ -73,9 +73,13 @@ const processor = new KafkaTransactionalProcessor({
     },
   ],
 });
-processor.on('error', reportError);
 // What it did, on stdout (the harness keeps each member's last lines for a failed scenario's report).
-const done = { transactions: 0, records: 0, aborted: 0, lastError: '' };
+const done = { transactions: 0, records: 0, aborted: 0, lastError: '', errors: 0, lastClientError: '' };
+processor.on('error', (error) => {
+  done.errors++;
+  done.lastClientError = `${error.message} ${JSON.stringify((error as { errors?: unknown }).errors ?? '').slice(0, 300)}`;
+  reportError(error);
+});
 processor.on('committed', (c) => {
   done.transactions++;
   done.records += c.records;

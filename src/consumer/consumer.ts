@@ -25,7 +25,7 @@ import { type LaneControl, KeyLanes } from './key-lanes.ts';
 import type { DeferRules } from './middleware/defer.ts';
 import { type PartitionRef, OffsetTracker, partitionId } from './offset-tracker.ts';
 import { ReceiptReporter } from './receipt-reporter.ts';
-import { settleWithin, within } from './time-bounds.ts';
+import { settleWithin, within } from '../core/time-bounds.ts';
 import { loadStored } from './stored-offsets.ts';
 
 export interface ConsumerOptions {

@@ -31,7 +31,8 @@ function isConnectivity(error: unknown, depth = 0): boolean {
   return e.cause !== undefined && isConnectivity(e.cause, depth + 1);
 }
 
-function findApiIds(error: unknown, found: string[] = [], depth = 0): string[] {
+/** The broker error names (apiId) anywhere inside a client error. */
+export function findApiIds(error: unknown, found: string[] = [], depth = 0): string[] {
   if (error === null || typeof error !== 'object' || depth > 6) return found;
   const e = error as ErrorLike;
   if (typeof e.apiId === 'string') found.push(e.apiId);
@@ -232,4 +233,18 @@ export function writtenPartitions(error: unknown): Map<string, bigint> {
   };
   visit(error, 0);
   return written;
+}
+
+/**
+ * ZL_PRODUCER_FENCED (not retryable) when the broker answered PRODUCER_FENCED: a newer producer holds this
+ * transactional id (a restarted instance of the same processor), so this one is a zombie and must stop;
+ * undefined otherwise. INVALID_PRODUCER_EPOCH is not fencing here: the coordinator also bumps the epoch
+ * when it aborts a transaction that outlived its timeout, and a new producer recovers from that.
+ */
+export function producerFencedError(error: unknown): ZerolossError | undefined {
+  if (!findApiIds(error).includes('PRODUCER_FENCED')) return undefined;
+  return new ZerolossError('ZL_PRODUCER_FENCED', 'a newer producer holds this transactional id; this instance stops', {
+    retryable: false,
+    cause: error,
+  });
 }

@@ -1,15 +1,17 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Consumer as KafkaConsumer, Message, Producer } from '@platformatic/kafka';
+import type { Admin, Consumer as KafkaConsumer, Message, Producer } from '@platformatic/kafka';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import { type Envelope, HEADER, type IncomingRecord, type OutgoingRecord, readEnvelope } from '../../core/envelope.ts';
 import { classifyError, errorSummary, ZerolossError } from '../../core/errors.ts';
 import { DLQ_HEADER, deadLetterTopic } from '../../core/retry-topics.ts';
+import { within } from '../../core/time-bounds.ts';
+import { createAdmin } from './kafka-admin.ts';
 import { type KafkaConnectionOptions, kafkaClientConnection } from './kafka-connection.ts';
 import { kafka } from './kafka-driver.ts';
-import { kafkaClientError } from './kafka-errors.ts';
-import { KafkaSubscriber, type KafkaSubscription } from './kafka-subscriber.ts';
+import { findApiIds, kafkaClientError, producerFencedError } from './kafka-errors.ts';
+import { type GroupMetadata, KafkaSubscriber, type KafkaSubscription } from './kafka-subscriber.ts';
 
 /**
  * Kafka transactions: consume-transform-produce where the output records and the input offsets commit in
@@ -39,6 +41,12 @@ export const transactionalProcessorConfigSchema = z
     maxPayloadBytes: z.number().int().positive().default(1_048_576),
     /** How long a revoke waits for the transaction in flight. */
     revokeTimeoutMs: z.number().int().positive().default(15_000),
+    /**
+     * A transaction not settled after this long is given up: a broker restart can leave one of the
+     * client's requests unanswered for good. The producer is then replaced, which aborts the transaction
+     * at the coordinator (or completes its commit, if that was written), and the records are read again.
+     */
+    stuckTransactionMs: z.number().int().positive().default(30_000),
   })
   .strict();
 
@@ -69,14 +77,22 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
   readonly config: Readonly<z.output<typeof transactionalProcessorConfigSchema>>;
   readonly #subscriber: KafkaSubscriber;
   readonly #transform: Transform;
-  readonly #producer: Producer<string, Buffer, string, string>;
+  readonly #newProducer: () => Producer<string, Buffer, string, string>;
+  readonly #admin: Admin;
+  #producer: Producer<string, Buffer, string, string>;
   readonly #failures = new Map<string, number>();
   #subscription: KafkaSubscription | undefined;
   #queue: Queued[] = [];
+  /** Per partition, the offset after the last record queued in `#handedGeneration`. */
+  readonly #handed = new Map<string, bigint>();
+  #handedGeneration = -1;
   #wake: (() => void) | undefined;
   #inFlight: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
   #running = false;
+  #stopped = false;
+  /** The last abort did not reach the coordinator: the transaction may still be open there. */
+  #abortFailed = false;
 
   constructor(options: { config: TransactionalProcessorConfig; transform: Transform; subscriber?: KafkaSubscriber }) {
     super();
@@ -86,23 +102,34 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
     this.#subscriber =
       options.subscriber ??
       new KafkaSubscriber({ brokers: this.config.brokers, clientId: this.config.clientId, isolation: 'read_committed', tls, sasl });
-    this.#producer = new kafka.Producer({
-      clientId: this.config.clientId,
-      ...kafkaClientConnection({ brokers: this.config.brokers, tls, sasl }, 'transactional processor'),
-      transactionalId: this.config.transactionalId,
-      // InitProducerId must say "no producer yet" (-1/-1); the client's default 0/0 is refused as fenced once
-      // the transactional id has history, i.e. on every restart of the same instance.
-      producerId: -1n,
-      producerEpoch: -1,
-      idempotent: true,
-      acks: kafka.ProduceAcks.ALL,
-      partitioner: kafka.compatibilityPartitioner,
-      serializers: {
-        key: (key?: string) => (key === undefined ? undefined : Buffer.from(key, 'utf8')),
-        headerKey: (key?: string) => (key === undefined ? undefined : Buffer.from(key, 'utf8')),
-        headerValue: (value?: string) => (value === undefined ? undefined : Buffer.from(value, 'utf8')),
-      },
-    });
+    const connection = { brokers: this.config.brokers, tls, sasl };
+    this.#admin = createAdmin(connection, this.config.clientId);
+    this.#newProducer = () =>
+      new kafka.Producer({
+        clientId: this.config.clientId,
+        ...kafkaClientConnection(connection, 'transactional processor'),
+        transactionalId: this.config.transactionalId,
+        // InitProducerId must say "no producer yet" (-1/-1); the client's default 0/0 is refused as fenced once
+        // the transactional id has history, i.e. on every restart of the same instance.
+        producerId: -1n,
+        producerEpoch: -1,
+        idempotent: true,
+        acks: kafka.ProduceAcks.ALL,
+        // The first send of a transaction often meets CONCURRENT_TRANSACTIONS while the coordinator still
+        // writes the previous one's markers (milliseconds); at the client's flat 1 s retry delay that cost
+        // about half the transactions a second. Retried quickly instead (as Kafka's Java client does), the
+        // other errors as before.
+        retries: 10,
+        retryDelay: (_client: unknown, _operation: string, attempt: number, _retries: number, error: Error) =>
+          findApiIds(error).includes('CONCURRENT_TRANSACTIONS') ? Math.min(20 * 2 ** (attempt - 1), 500) : 1_000,
+        partitioner: kafka.compatibilityPartitioner,
+        serializers: {
+          key: (key?: string) => (key === undefined ? undefined : Buffer.from(key, 'utf8')),
+          headerKey: (key?: string) => (key === undefined ? undefined : Buffer.from(key, 'utf8')),
+          headerValue: (value?: string) => (value === undefined ? undefined : Buffer.from(value, 'utf8')),
+        },
+      });
+    this.#producer = this.#newProducer();
     this.on('error', () => {});
   }
 
@@ -113,7 +140,19 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       topics: this.config.topics,
       onRecords: (batch) => {
         const generation = this.#subscription?.generation ?? 0;
-        for (const record of batch.records) this.#queue.push({ record, generation });
+        if (generation !== this.#handedGeneration) {
+          this.#handed.clear();
+          this.#handedGeneration = generation;
+        }
+        const partition = `${batch.topic}\u0000${batch.partition}`;
+        for (const record of batch.records) {
+          // A stream that failed is reopened from the committed offsets within the same generation, so
+          // records already queued (or in the open transaction) come again: each would get a second output.
+          const next = this.#handed.get(partition);
+          if (next !== undefined && record.offset < next) continue;
+          this.#handed.set(partition, record.offset + 1n);
+          this.#queue.push({ record, generation });
+        }
         if (this.#queue.length > this.config.maxBatch * 10) this.#subscription?.pause();
         this.#wake?.();
       },
@@ -121,17 +160,42 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       onRevoke: async () => {
         await Promise.race([this.#inFlight, delay(this.config.revokeTimeoutMs)]);
       },
+      // Where each partition starts, after a join or a rewind: the group's committed offsets as the broker
+      // gives them once no transaction that commits offsets of the group is still completing. The client's
+      // own fetch does not wait for those, and would restart from before records such a transaction
+      // consumed (its outputs already on their way): their outputs would be produced twice.
+      startOffsets: (partitions) => this.#stableOffsets(partitions),
     });
     this.#loop = this.#run();
   }
 
   async stop(): Promise<void> {
-    if (!this.#running) return;
+    if (this.#stopped) return;
+    this.#stopped = true;
     this.#running = false;
     this.#wake?.();
     await this.#loop;
     await this.#subscription?.close();
-    await this.#producer.close();
+    // A producer replaced while stopping may be closed already.
+    await this.#producer.close().catch(() => {});
+    await this.#admin.close();
+  }
+
+  /** Committed offsets of the assigned partitions; UNSTABLE_OFFSET_COMMIT (retryable) while a transaction completes. */
+  async #stableOffsets(
+    partitions: Array<{ topic: string; partition: number }>,
+  ): Promise<Array<{ topic: string; partition: number; offset: bigint }>> {
+    const byTopic = new Map<string, number[]>();
+    for (const p of partitions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition]);
+    const [group] = await this.#admin.listConsumerGroupOffsets({
+      groups: [{ groupId: this.config.groupId, topics: [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })) }],
+      requireStable: true,
+    });
+    return (group?.topics ?? []).flatMap((t) =>
+      t.partitions
+        .filter((p) => p.committedOffset >= 0n)
+        .map((p) => ({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset })),
+    );
   }
 
   async #run(): Promise<void> {
@@ -152,20 +216,72 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
         continue;
       }
       const batch = this.#queue.splice(0, this.config.maxBatch).map((q) => q.record);
-      this.#inFlight = this.#transaction(subscription, batch).catch(async (error: unknown) => {
-        this.emit('aborted', { records: batch.length, error: errorSummary(error) });
-        this.emit('error', kafkaClientError(error));
-        // The offsets did not move: read the records again from the committed position.
-        this.#queue = [];
-        await subscription.rewind().catch((e: unknown) => this.emit('error', e as Error));
-        await delay(this.config.retryDelayMs);
-      });
+      // The membership the records were handed over under, taken now: the offsets are committed under it, so
+      // the coordinator refuses them once the group has moved on. Taken at commit time instead, a transaction
+      // that outlasted the revoke (a slow broker) would commit under the new generation, offsets of
+      // partitions now read by another member, whose outputs would then be produced twice.
+      const owner = { generation, group: subscription.groupMetadata() };
+      this.#inFlight = within(this.#transaction(subscription, owner, batch), this.config.stuckTransactionMs, 'Kafka transaction').catch(
+        async (error: unknown) => {
+          this.emit('aborted', { records: batch.length, error: errorSummary(error instanceof CleanAbort ? error.error : error) });
+          const fenced = producerFencedError(error);
+          if (fenced) {
+            // A newer producer with our transactional id exists: this instance is the zombie and must not
+            // take the id back (each would fence the other in turn). Kafka's own clients stop here too.
+            this.emit('error', fenced);
+            void this.stop().catch((e: unknown) => this.emit('error', kafkaClientError(e)));
+            return;
+          }
+          const cause = error instanceof CleanAbort ? error.error : error;
+          this.emit('error', kafkaClientError(cause));
+          if (!(error instanceof CleanAbort) || this.#abortFailed) await this.#replaceProducer();
+          this.#abortFailed = false;
+          // The offsets did not move: read the records again from the committed position.
+          this.#queue = [];
+          await subscription.rewind().catch((e: unknown) => this.emit('error', e as Error));
+          await delay(this.config.retryDelayMs);
+        },
+      );
       await this.#inFlight;
       this.#inFlight = undefined;
     }
   }
 
-  async #transaction(subscription: KafkaSubscription, batch: IncomingRecord[]): Promise<void> {
+  /**
+   * After the client failed mid-transaction, its view of the transaction is not to be trusted: the commit
+   * may have landed or not, the coordinator may still hold it open (its offsets then keep every stable
+   * offset fetch of the group waiting), or have aborted it on timeout and bumped the epoch, refusing every
+   * later request of this producer. A new producer's InitProducerId settles all three: the coordinator
+   * completes a commit that was written, aborts an open transaction, and hands out a fresh epoch.
+   */
+  async #replaceProducer(): Promise<void> {
+    // Bounded: a client with a request that is never answered may never finish closing either.
+    const close = (producer: Producer<string, Buffer, string, string>) =>
+      within(producer.close(), 5_000, 'closing the producer').catch(() => {});
+    await close(this.#producer);
+    while (this.#running) {
+      const producer = this.#newProducer();
+      this.#producer = producer;
+      try {
+        // InitProducerId runs when a transaction begins; begin one that touches nothing, now, rather than
+        // when the next records arrive: they may not arrive before the old transaction is settled.
+        const transaction = await within(producer.beginTransaction(), this.config.stuckTransactionMs, 'InitProducerId');
+        await transaction.cancel();
+        return;
+      } catch (error) {
+        await producer.transaction?.cancel().catch(() => {});
+        await close(producer);
+        this.emit('error', kafkaClientError(error));
+        await delay(this.config.retryDelayMs);
+      }
+    }
+  }
+
+  async #transaction(
+    subscription: KafkaSubscription,
+    owner: { generation: number; group: GroupMetadata },
+    batch: IncomingRecord[],
+  ): Promise<void> {
     const transaction = await this.#producer.beginTransaction().catch(async (error: unknown) => {
       // A failed begin (e.g. CONCURRENT_TRANSACTIONS while a predecessor's transaction completes) leaves the
       // client believing a transaction is open; cancel that local state so the next attempt can begin.
@@ -191,7 +307,7 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
           const failures = (this.#failures.get(id) ?? 0) + 1;
           if (error.retryable && failures < this.config.maxAttempts) {
             this.#failures.set(id, failures);
-            throw error;
+            throw new CleanAbort(error);
           }
           // Out of attempts, or never going to work: the input goes to its dead-letter topic in this very transaction.
           outputs.push(deadLetter(record, error, failures, this.config.groupId));
@@ -200,8 +316,13 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
         if (outputs.length >= this.config.flushEvery) await flush();
       }
       await flush();
+      if (subscription.generation !== owner.generation) {
+        throw new CleanAbort(
+          new ZerolossError('ZL_COMMIT_FENCED', 'the partitions were revoked or rewound while the transaction was open'),
+        );
+      }
       await transaction.addConsumer({ groupId: this.config.groupId } as KafkaConsumer<string, Buffer, string, string>);
-      const group = subscription.groupMetadata();
+      const group = owner.group;
       const last = new Map<string, IncomingRecord>();
       for (const record of batch) last.set(`${record.topic}\u0000${record.partition}`, record);
       for (const record of last.values()) {
@@ -213,13 +334,23 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
     } catch (error) {
       // Everything this transaction sent is discarded for read_committed readers; the offsets did not move.
       await transaction.abort().catch(async () => {
-        // Not even an abort got through: drop the local state; the coordinator aborts it on timeout or fencing.
+        // Not even an abort got through: drop the local state; a new producer settles the transaction.
+        this.#abortFailed = true;
         await transaction.cancel().catch(() => {});
       });
       throw error;
     }
     for (const record of batch) this.#failures.delete(`${record.topic}\u0000${record.partition}\u0000${record.offset}`);
     this.emit('committed', { records: batch.length, outputs: sent - deadLettered, deadLettered });
+  }
+}
+
+/** A transaction aborted on purpose (a transform's retryable failure, a revoke): the producer is fine. */
+class CleanAbort extends Error {
+  readonly error: ZerolossError;
+  constructor(error: ZerolossError) {
+    super(error.message, { cause: error });
+    this.error = error;
   }
 }
 

@@ -1,4 +1,4 @@
-import { ZerolossError } from '../core/errors.ts';
+import { ZerolossError } from './errors.ts';
 
 /** Waits for the promises to settle, or for `ms`, whichever comes first. */
 export async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {

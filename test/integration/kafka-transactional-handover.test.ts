@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Consumer as KafkaConsumer, Message } from '@platformatic/kafka';
+import { createAdmin } from '../../src/adapters/kafka/kafka-admin.ts';
+import { kafka } from '../../src/adapters/kafka/kafka-driver.ts';
+import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
+import { KafkaSubscriber, type KafkaSubscription } from '../../src/adapters/kafka/kafka-subscriber.ts';
+import type { SubscribeOptions } from '../../src/ports/transport.ts';
+import { KafkaTransactionalProcessor, type TransformInput } from '../../src/adapters/kafka/kafka-transactional-processor.ts';
+import { BROKERS, createTopics, readTopic, topicFamily, uniqueId, zlRecord } from '../helpers/consumer-fixtures.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+/**
+ * Found by the fault suite (kafka-leader-kill with --exactly-once kafka-transactions: 116 inputs with two
+ * committed outputs): a processor that takes partitions over while a transaction that consumed some of their
+ * records is still completing must start after those records. The consumer's own offset fetch does not ask
+ * for stable offsets, so it started from the older committed offset and produced those records' outputs a
+ * second time. Here the completing transaction is held open on purpose: it consumed records 1-5 of group G
+ * (offsets committed in it), and it commits only once the processor has joined G.
+ *
+ * Seen failing on this build (its outputs began at record 1, not 6). A fix was tried (start offsets fetched with
+ * require_stable through the admin client, retried on UNSTABLE_OFFSET_COMMIT): this test passed with it, but
+ * in the fault suite's kafka-leader-kill the processors then stalled behind transactions left open (564 orders
+ * without output) and kafka-rolling-restart stopped outright, so it was not landed. `todo` keeps npm test green
+ * until the fix that also completes or fences a processor's own in-doubt transaction lands (issue #19 note).
+ */
+test('Kafka transactions: a processor joining while a transaction that consumed records is completing starts after them', {
+  timeout: 120_000,
+}, async () => {
+  const input = uniqueId('zl-eos-stable-in');
+  const output = uniqueId('zl-eos-stable-out');
+  const groupId = uniqueId('g');
+  await createTopics([...topicFamily(input), output], 1);
+  const publisher = new KafkaPublisher({ brokers: BROKERS });
+  try {
+    const records = Array.from({ length: 10 }, (_, i) => zlRecord({ topic: input, key: 'k', type: 'order', payload: { n: i + 1 } }));
+    for (const o of await publisher.publish(records)) assert.ok(o.ok);
+  } finally {
+    await publisher.close();
+  }
+
+  // A member of G that read records 1-5 and put their offsets in a transaction, then left the group.
+  const reader = new KafkaSubscriber({ brokers: BROKERS, maxWaitMs: 100, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+  let seen = 0;
+  const subscription = await reader.subscribe({
+    groupId,
+    topics: [input],
+    onRecords: (batch) => {
+      seen += batch.records.length;
+    },
+  });
+  await waitFor(() => seen >= 5, { what: 'the first member reading the input' });
+  const group = subscription.groupMetadata();
+  const producer = new kafka.Producer({
+    clientId: 'zl-test-held-transaction',
+    bootstrapBrokers: BROKERS,
+    transactionalId: uniqueId('tx-held'),
+    producerId: -1n,
+    producerEpoch: -1,
+    idempotent: true,
+    acks: kafka.ProduceAcks.ALL,
+  });
+  const transaction = await producer.beginTransaction();
+  await transaction.addConsumer({ groupId } as KafkaConsumer<string, Buffer, string, string>);
+  // Commits offset 5 (records 1-5 consumed) when the transaction commits.
+  await transaction.addOffset({ topic: input, partition: 0, offset: 4n, metadata: { consumer: group } } as unknown as Message<
+    string,
+    Buffer,
+    string,
+    string
+  >);
+  await subscription.close();
+
+  const processor = new KafkaTransactionalProcessor({
+    config: { brokers: BROKERS, groupId, topics: [input], transactionalId: uniqueId('tx'), maxBatch: 100 },
+    transform: async ({ record, payload }) => [
+      { topic: output, key: record.key, value: Buffer.from(JSON.stringify(payload)), headers: {} },
+    ],
+  });
+  const admin = createAdmin(BROKERS);
+  await processor.start();
+  try {
+    await waitFor(
+      async () => {
+        const [described] = (await admin.describeGroups({ groups: [groupId] })).values();
+        return String(described?.state).toUpperCase() === 'STABLE' && (described?.members.size ?? 0) > 0;
+      },
+      { what: 'the processor joined the group', timeoutMs: 60_000 },
+    );
+    await transaction.commit();
+    const outputs = await readTopic(output, 5, 60_000);
+    const ns = outputs.map((r) => (JSON.parse(r.value.toString()) as { n: number }).n);
+    assert.deepEqual(ns, [6, 7, 8, 9, 10], 'only the records after the completed transaction');
+  } finally {
+    await processor.stop();
+    await producer.close();
+    await admin.close();
+  }
+});
+
+/**
+ * Found by the fault suite (kafka-rolling-restart with --exactly-once kafka-transactions: 32 inputs with two
+ * committed outputs, after the stable-offsets fix above). A transaction that outlasts its member's revoke (a
+ * broker slow to answer; the revoke waits `revokeTimeoutMs`, then lets the group move on) committed its input
+ * offsets under the membership current at commit time, i.e. the new generation, so the coordinator accepted
+ * offsets of a partition another member already read from the older committed offset: both produced its
+ * records' outputs. Here the first processor's transform holds its first transaction open until a second
+ * processor has joined and been given one of the two partitions.
+ */
+test('Kafka transactions: a transaction that outlasts its revoke does not commit the moved partitions', { timeout: 120_000 }, async () => {
+  const input = uniqueId('zl-eos-revoke-in');
+  const output = uniqueId('zl-eos-revoke-out');
+  const groupId = uniqueId('g');
+  await createTopics([...topicFamily(input), output], 2);
+  const publisher = new KafkaPublisher({ brokers: BROKERS });
+  try {
+    // Keys spread over both partitions.
+    const records = Array.from({ length: 20 }, (_, i) => zlRecord({ topic: input, key: `k${i}`, type: 'order', payload: { n: i + 1 } }));
+    for (const o of await publisher.publish(records)) assert.ok(o.ok);
+  } finally {
+    await publisher.close();
+  }
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let holding = false;
+  const transform = async ({ record, payload }: TransformInput) => [
+    { topic: output, key: record.key, value: Buffer.from(JSON.stringify(payload)), headers: {} },
+  ];
+  const config = (n: number) => ({
+    brokers: BROKERS,
+    groupId,
+    topics: [input],
+    transactionalId: `${groupId}-${n}`,
+    maxBatch: 100,
+    revokeTimeoutMs: 500,
+  });
+  const subscriberConfig = {
+    brokers: BROKERS,
+    maxWaitMs: 100,
+    sessionTimeoutMs: 6_000,
+    heartbeatIntervalMs: 500,
+    rebalanceTimeoutMs: 10_000,
+  };
+  const first = new KafkaTransactionalProcessor({
+    config: config(1),
+    subscriber: new KafkaSubscriber(subscriberConfig),
+    transform: async (input) => {
+      if (!holding) {
+        holding = true;
+        await held;
+      }
+      return transform(input);
+    },
+  });
+  const second = new KafkaTransactionalProcessor({ config: config(2), subscriber: new KafkaSubscriber(subscriberConfig), transform });
+  const admin = createAdmin(BROKERS);
+  try {
+    await first.start();
+    await waitFor(() => holding, { what: 'the first processor inside its first transaction', timeoutMs: 60_000 });
+    await second.start();
+    await waitFor(
+      async () => {
+        const [described] = (await admin.describeGroups({ groups: [groupId] })).values();
+        return String(described?.state).toUpperCase() === 'STABLE' && (described?.members.size ?? 0) === 2;
+      },
+      { what: 'both processors in the group', timeoutMs: 60_000 },
+    );
+    release();
+    // Every input consumed and committed (offsets commit with their outputs): all outputs are on the topic.
+    await waitFor(
+      async () => {
+        const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId], requireStable: true });
+        const done = (group?.topics ?? []).flatMap((t) => t.partitions).reduce((sum, p) => sum + Math.max(0, Number(p.committedOffset)), 0);
+        return done === 20;
+      },
+      { what: 'all 20 inputs committed', timeoutMs: 60_000 },
+    );
+    // One more than expected, briefly: a second output of any input would arrive with the others.
+    const settled = await readTopic(output, 21, 3_000);
+    const ns = settled.map((r) => (JSON.parse(r.value.toString()) as { n: number }).n).sort((a, b) => a - b);
+    assert.deepEqual(
+      ns,
+      Array.from({ length: 20 }, (_, i) => i + 1),
+      'each input has exactly one committed output',
+    );
+  } finally {
+    release();
+    await first.stop();
+    await second.stop();
+    await admin.close();
+  }
+});
+
+/**
+ * Found by the fault suite (kafka-leader-kill with --exactly-once kafka-transactions: 190 inputs with two
+ * outputs, both from the same processor, after the two fixes above). When a fetch fails the subscription
+ * reopens its stream from the committed offsets within the same generation, as the Subscriber port allows,
+ * so records already queued come again; the processor queued them twice and gave each two outputs. Here a
+ * subscriber hands its first batch over twice, as a reopened stream does.
+ */
+test('Kafka transactions: records handed over again within a generation get one output', { timeout: 120_000 }, async () => {
+  const input = uniqueId('zl-eos-again-in');
+  const output = uniqueId('zl-eos-again-out');
+  const groupId = uniqueId('g');
+  await createTopics([...topicFamily(input), output], 1);
+  const publisher = new KafkaPublisher({ brokers: BROKERS });
+  try {
+    const records = Array.from({ length: 10 }, (_, i) => zlRecord({ topic: input, key: 'k', type: 'order', payload: { n: i + 1 } }));
+    for (const o of await publisher.publish(records)) assert.ok(o.ok);
+  } finally {
+    await publisher.close();
+  }
+  class HandsOverTwice extends KafkaSubscriber {
+    override subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
+      let first = true;
+      return super.subscribe({
+        ...options,
+        onRecords: (batch) => {
+          options.onRecords(batch);
+          if (first) options.onRecords(batch);
+          first = false;
+        },
+      });
+    }
+  }
+  const processor = new KafkaTransactionalProcessor({
+    config: { brokers: BROKERS, groupId, topics: [input], transactionalId: uniqueId('tx') },
+    subscriber: new HandsOverTwice({ brokers: BROKERS, maxWaitMs: 100 }),
+    transform: async ({ record, payload }) => [
+      { topic: output, key: record.key, value: Buffer.from(JSON.stringify(payload)), headers: {} },
+    ],
+  });
+  const admin = createAdmin(BROKERS);
+  await processor.start();
+  try {
+    await waitFor(
+      async () => {
+        const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId], requireStable: true });
+        return group?.topics[0]?.partitions[0]?.committedOffset === 10n;
+      },
+      { what: 'all 10 inputs committed', timeoutMs: 60_000 },
+    );
+    // One more than expected, briefly: a second output of any input would arrive with the others.
+    const outputs = await readTopic(output, 11, 3_000);
+    const ns = outputs.map((r) => (JSON.parse(r.value.toString()) as { n: number }).n);
+    assert.deepEqual(
+      ns,
+      Array.from({ length: 10 }, (_, i) => i + 1),
+      'each input has exactly one committed output',
+    );
+  } finally {
+    await processor.stop();
+    await admin.close();
+  }
+});
