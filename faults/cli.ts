@@ -26,6 +26,13 @@ scenarios (transports other than kafka in brackets):
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(22)} ${s.summary}${(s.transports ?? ['kafka']).some((t) => t !== 'kafka') ? ` [${(s.transports ?? []).join(', ')}]` : ''}`).join('\n')}
   all                    every scenario above that runs on the transport, in this order (not transport-faults,
                          the short version for npm test); the default with --transport
+  embedded-host-kill     the embedded default (one file-backed PGlite with business tables, outbox, inbox and
+                         table log; relay and consumer in the same host process, faults/embedded-host.ts)
+                         SIGKILLed 12-40 times at varying points (a few while reopening) and reopened on the
+                         same directory until N messages are committed, then drained by a last life and checked
+                         from the directory. Runs alone: needs no Kafka, Postgres or Redis, takes --messages,
+                         --keys (default 100), --seed, --rate (default 200), --stall-seconds, --json and
+                         --broken effect-outside-transaction only; not part of all
 
 options:
   --transport T          kafka (default), redis (Redis Streams on a throwaway redis-server with appendonly yes,
@@ -64,6 +71,8 @@ options:
                            relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts;
                                                        with --source state-column, the award table's rows)
                            effect-outside-transaction  the handler writes its effect outside the inbox transaction
+                                                       (with embedded-host-kill: in its own transaction after the
+                                                       inbox row's, faults/effect-after-inbox-commit.ts)
                            producer-without-key-lock   producers number a key's messages without its lock
                                                        (faults/outbox-without-key-lock.ts; two-producers)
                            wal-confirm-before-send     WAL relays confirm each commit to the slot as it
@@ -115,6 +124,11 @@ const { values, positionals } = parseArgs({
     help: { type: 'boolean', short: 'h' },
   },
 });
+// Loaded only here: the other scenarios need no PGlite.
+if (positionals.length === 1 && positionals[0] === 'embedded-host-kill' && !values.help) {
+  const { embeddedCommand } = await import('./embedded-command.ts');
+  process.exit(await embeddedCommand(values, `npm run faults -- ${process.argv.slice(2).join(' ')}`));
+}
 const transport = (values.transport ?? 'kafka') as TransportKind;
 if (!TRANSPORTS.includes(transport)) fail(`--transport must be one of ${TRANSPORTS.join(', ')}, got ${values.transport}`);
 if (values.help || positionals.length > 1 || (positionals.length === 0 && values.transport === undefined)) {
