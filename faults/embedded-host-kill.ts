@@ -54,6 +54,8 @@ export type EmbeddedResult = ScenarioResult & {
     lives: number;
     /** Lives killed while still opening the directory (PGlite recovery, migrations, relay and consumer start). */
     killedWhileOpening: number;
+    /** Lives killed 0.5-4.5 s after they were ready, at a time rather than after a number of commits. */
+    killedCatchingUp: number;
     /** Slowest and mean time from spawn to the host's relay and consumer running, ms. */
     maxOpenMs: number;
     meanOpenMs: number;
@@ -176,8 +178,8 @@ export async function runEmbeddedHostKill(o: EmbeddedOptions): Promise<EmbeddedR
   };
 
   // The directory as an application's first start leaves it: zeroloss's tables, the business tables, the topic.
-  {
-    const store = pglite(dir, { schema: SCHEMA });
+  const store = pglite(dir, { schema: SCHEMA });
+  try {
     await store.migrate();
     // Several statements: exec, not query (the extended protocol takes one).
     await store.pglite.exec(businessSchemaSql(SCHEMA));
@@ -185,8 +187,12 @@ export async function runEmbeddedHostKill(o: EmbeddedOptions): Promise<EmbeddedR
     await transport.ensureTopic(TOPIC, PARTITIONS);
     await transport.ensureTopic(`${TOPIC}.dlq`, 3);
     await transport.close();
-    await store.close();
+  } catch (e) {
+    await store.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
   }
+  await store.close();
 
   // At least 12 lives (40 at most): each writes about its share of N before its kill, a few die opening.
   const planned = Math.max(12, Math.min(40, Math.ceil(o.messages / 2_500)));
@@ -203,6 +209,7 @@ export async function runEmbeddedHostKill(o: EmbeddedOptions): Promise<EmbeddedR
   const openTimes: number[] = [];
   let lives = 0;
   let killedWhileOpening = 0;
+  let killedCatchingUp = 0;
   let lastKillAt = 0;
   let drained = false;
   let recoveredAt = 0;
@@ -230,6 +237,18 @@ export async function runEmbeddedHostKill(o: EmbeddedOptions): Promise<EmbeddedR
       }
       await life.until(() => life.ready, `life ${lives} opening the directory`, OPEN_TIMEOUT_MS);
       openTimes.push(life.openMs);
+      // Some die 0.5-4.5 s after they are ready: while the consumer takes the killed life's partitions over
+      // (its 2 s session) and works off the backlog that built up meanwhile, its busiest moments.
+      if (random() < 0.35) {
+        const afterMs = 500 + Math.floor(random() * 4_000);
+        await life.pause(afterMs);
+        if (life.exited) throw new Error(`life ${lives} exited on its own\n${life.stderr.join('')}`);
+        await life.kill();
+        lastKillAt = Date.now();
+        killedCatchingUp++;
+        event(`life ${lives}: SIGKILL ${afterMs} ms after it was ready, ${life.committedHere} commits reported, ${committed.size} in all`);
+        continue;
+      }
       const target = Math.max(1, Math.min(o.messages - committed.size, Math.round(share * (0.4 + 1.2 * random()))));
       const stalled = () => Date.now() - life.lastMoveAt > o.stallSeconds * 1_000;
       await life.until(
@@ -336,6 +355,7 @@ export async function runEmbeddedHostKill(o: EmbeddedOptions): Promise<EmbeddedR
       idsOutOfOrder: 0,
       lives,
       killedWhileOpening,
+      killedCatchingUp,
       maxOpenMs: Math.max(0, ...openTimes),
       meanOpenMs: openTimes.length === 0 ? 0 : Math.round(openTimes.reduce((a, b) => a + b, 0) / openTimes.length),
       reportedCommitted: committed.size,
