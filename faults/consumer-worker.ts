@@ -29,7 +29,7 @@ import { Consumer } from '../src/consumer/consumer.ts';
 import { PermanentError, RetryableError } from '../src/core/errors.ts';
 import type { SqlExecutor } from '../src/ports/sql-executor.ts';
 import type { Publisher, Subscriber } from '../src/ports/transport.ts';
-import { FX_TYPE, type FxPayload } from './workload.ts';
+import { applyFxEffect, FX_TYPE, type FxPayload } from './workload.ts';
 import { commitsOnHandover } from './commit-on-handover.ts';
 
 export type WorkerReport = { kind: 'started'; worker: string } | { kind: 'error'; worker: string; message: string };
@@ -126,18 +126,8 @@ const consumer = new Consumer({
 });
 consumer.on('error', reportError);
 
-async function applyEffect(tx: SqlExecutor, m: { id: string; key: string; seq: number }): Promise<void> {
-  await tx.query(
-    `insert into "${schema}".fx_account (msg_key, applied, last_seq) values ($1, 1, $2)
-     on conflict (msg_key) do update set applied = fx_account.applied + 1, last_seq = excluded.last_seq`,
-    [m.key, m.seq],
-  );
-  await tx.query(`insert into "${schema}".fx_effect_log (message_id, msg_key, seq, worker) values ($1, $2, $3, $4)`, [
-    m.id,
-    m.key,
-    m.seq,
-    worker,
-  ]);
+function applyEffect(tx: SqlExecutor, m: { id: string; key: string; seq: number }): Promise<void> {
+  return applyFxEffect(tx, schema, m, worker);
 }
 
 consumer.handle<FxPayload>(FX_TYPE, async (m, ctx) => {

@@ -22,7 +22,7 @@ import { prng } from '../test/helpers/prng.ts';
 import { check, failures, type Figures } from './checker.ts';
 import type { HostReport } from './embedded-host.ts';
 import { PARTITIONS, type ScenarioResult, scenarioSeed } from './run-scenario.ts';
-import type { TopicRecord } from './topic-reader.ts';
+import { tableLogRecords, type TopicRecord } from './topic-reader.ts';
 import { businessSchemaSql } from './workload.ts';
 
 export const EMBEDDED_HOST_KILL = {
@@ -368,18 +368,7 @@ export async function runEmbeddedHostKill(o: EmbeddedOptions): Promise<EmbeddedR
   };
 }
 
-/** The topic as the table log holds it (migration 3's log_record), read with the suite's own SQL. */
-async function readLog(db: PGlite): Promise<TopicRecord[]> {
-  const { rows } = await db.query<{ partition: number; log_offset: string; msg_key: string; id: string | null; seq: string | null }>(
-    `select partition, log_offset::text as log_offset, msg_key, headers->>'zl-id' as id, headers->>'zl-seq' as seq
-       from "${SCHEMA}".log_record where topic = $1 order by partition, log_offset`,
-    [TOPIC],
-  );
-  return rows.map((r) => ({
-    partition: r.partition,
-    offset: BigInt(r.log_offset),
-    key: r.msg_key,
-    id: r.id ?? '',
-    seq: Number(r.seq ?? Number.NaN),
-  }));
+/** The topic as the table log holds it, read with the suite's own SQL. */
+function readLog(db: PGlite): Promise<TopicRecord[]> {
+  return tableLogRecords((sql, params) => db.query(sql, params), SCHEMA, TOPIC);
 }

@@ -25,7 +25,7 @@ import type { SqlExecutor } from '../src/ports/sql-executor.ts';
 import { prng } from '../test/helpers/prng.ts';
 import { outstanding } from './checker.ts';
 import { effectAfterInboxCommit } from './effect-after-inbox-commit.ts';
-import { FX_TYPE, type FxPayload } from './workload.ts';
+import { applyFxEffect, FX_TYPE, type FxPayload } from './workload.ts';
 
 export type HostReport =
   | { kind: 'ready'; openMs: number }
@@ -100,20 +100,10 @@ const consumer = createConsumer({
 });
 consumer.on('error', reportError);
 
-/** The business effect, as the fault suite's consumers apply it (faults/consumer-worker.ts). */
-async function applyEffect(tx: SqlExecutor, m: { id: string; key: string; seq: number }): Promise<void> {
-  await tx.query(
-    `insert into "${schema}".fx_account (msg_key, applied, last_seq) values ($1, 1, $2)
-     on conflict (msg_key) do update set applied = fx_account.applied + 1, last_seq = excluded.last_seq`,
-    [m.key, m.seq],
-  );
-  await tx.query(`insert into "${schema}".fx_effect_log (message_id, msg_key, seq, worker) values ($1, $2, $3, $4)`, [
-    m.id,
-    m.key,
-    m.seq,
-    `host-${life}`,
-  ]);
+function applyEffect(tx: SqlExecutor, m: { id: string; key: string; seq: number }): Promise<void> {
+  return applyFxEffect(tx, schema, m, `host-${life}`);
 }
+
 const deferred = broken ? effectAfterInboxCommit(store.db, applyEffect) : undefined;
 consumer.handle<FxPayload>(FX_TYPE, async (m, ctx) => {
   if (deferred) deferred(m);

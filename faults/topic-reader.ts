@@ -183,19 +183,30 @@ export async function readWholeTableLog(topic: string, schema: string, url: stri
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ partition: number; log_offset: string; msg_key: string; id: string | null; seq: string | null }>(
-      `select partition, log_offset::text as log_offset, msg_key, headers->>'zl-id' as id, headers->>'zl-seq' as seq
-         from "${schema}".log_record where topic = $1 order by partition, log_offset`,
-      [topic],
-    );
-    return rows.map((r) => ({
-      partition: r.partition,
-      offset: BigInt(r.log_offset),
-      key: r.msg_key,
-      id: r.id ?? '',
-      seq: Number(r.seq ?? Number.NaN),
-    }));
+    return await tableLogRecords((sql, params) => client.query(sql, params), schema, topic);
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+type LogRow = { partition: number; log_offset: string; msg_key: string; id: string | null; seq: string | null };
+
+/** One topic of a table log (migration 3's log_record) through any SQL client: pg here, PGlite for the embedded scenario. */
+export async function tableLogRecords(
+  query: (sql: string, params: unknown[]) => Promise<{ rows: LogRow[] }>,
+  schema: string,
+  topic: string,
+): Promise<TopicRecord[]> {
+  const { rows } = await query(
+    `select partition, log_offset::text as log_offset, msg_key, headers->>'zl-id' as id, headers->>'zl-seq' as seq
+       from "${schema}".log_record where topic = $1 order by partition, log_offset`,
+    [topic],
+  );
+  return rows.map((r) => ({
+    partition: r.partition,
+    offset: BigInt(r.log_offset),
+    key: r.msg_key,
+    id: r.id ?? '',
+    seq: Number(r.seq ?? Number.NaN),
+  }));
 }

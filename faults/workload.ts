@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Outbox } from '../src/outbox/outbox.ts';
+import type { SqlExecutor } from '../src/ports/sql-executor.ts';
 
 /** The one message type of the suite's business: an order whose effect is applied to its key's account. */
 export const FX_TYPE = 'fx.order';
@@ -44,6 +45,26 @@ export function businessSchemaSql(schema: string): string {
     );
     create index fx_effect_log_message on ${s}.fx_effect_log (message_id);
     create index fx_order_message on ${s}.fx_order (message_id);`;
+}
+
+/** The business effect every consumer of the suite applies in its effect transaction: its key's account, and the log row. */
+export async function applyFxEffect(
+  tx: SqlExecutor,
+  schema: string,
+  m: { id: string; key: string; seq: number },
+  worker: string,
+): Promise<void> {
+  await tx.query(
+    `insert into "${schema}".fx_account (msg_key, applied, last_seq) values ($1, 1, $2)
+     on conflict (msg_key) do update set applied = fx_account.applied + 1, last_seq = excluded.last_seq`,
+    [m.key, m.seq],
+  );
+  await tx.query(`insert into "${schema}".fx_effect_log (message_id, msg_key, seq, worker) values ($1, $2, $3, $4)`, [
+    m.id,
+    m.key,
+    m.seq,
+    worker,
+  ]);
 }
 
 export interface WorkloadOptions {
