@@ -1,14 +1,54 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Consumer as KafkaConsumer, Message } from '@platformatic/kafka';
+import type { Admin, Consumer as KafkaConsumer, Message } from '@platformatic/kafka';
 import { createAdmin } from '../../src/adapters/kafka/kafka-admin.ts';
 import { kafka } from '../../src/adapters/kafka/kafka-driver.ts';
 import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber, type KafkaSubscription } from '../../src/adapters/kafka/kafka-subscriber.ts';
 import type { SubscribeOptions } from '../../src/ports/transport.ts';
-import { KafkaTransactionalProcessor, type TransformInput } from '../../src/adapters/kafka/kafka-transactional-processor.ts';
+import { KafkaTransactionalProcessor, type Transform } from '../../src/adapters/kafka/kafka-transactional-processor.ts';
 import { BROKERS, createTopics, readTopic, topicFamily, uniqueId, zlRecord } from '../helpers/consumer-fixtures.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+
+/** Input topic (with its retry/dlq family) and output topic; `n` orders on the input, numbered 1..n, keyed by `key(i)`. */
+async function inputAndOutput(prefix: string, partitions: number, n: number, key: (i: number) => string) {
+  const input = uniqueId(`zl-eos-${prefix}-in`);
+  const output = uniqueId(`zl-eos-${prefix}-out`);
+  await createTopics([...topicFamily(input), output], partitions);
+  const publisher = new KafkaPublisher({ brokers: BROKERS });
+  try {
+    const records = Array.from({ length: n }, (_, i) => zlRecord({ topic: input, key: key(i), type: 'order', payload: { n: i + 1 } }));
+    for (const o of await publisher.publish(records)) assert.ok(o.ok);
+  } finally {
+    await publisher.close();
+  }
+  return { input, output, groupId: uniqueId('g') };
+}
+
+/** One output per input, carrying its number. */
+function toOutput(output: string): Transform {
+  return ({ record, payload }) => [{ topic: output, key: record.key, value: Buffer.from(JSON.stringify(payload)), headers: {} }];
+}
+
+/** Once the group committed all `n` inputs (their outputs commit with them), each input has exactly one output. */
+async function assertOneOutputEach(admin: Admin, groupId: string, output: string, n: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId], requireStable: true });
+      const done = (group?.topics ?? []).flatMap((t) => t.partitions).reduce((sum, p) => sum + Math.max(0, Number(p.committedOffset)), 0);
+      return done === n;
+    },
+    { what: `all ${n} inputs committed`, timeoutMs: 60_000 },
+  );
+  // One more than expected, briefly: a second output of any input would arrive with the others.
+  const outputs = await readTopic(output, n + 1, 3_000);
+  const ns = outputs.map((r) => (JSON.parse(r.value.toString()) as { n: number }).n).sort((a, b) => a - b);
+  assert.deepEqual(
+    ns,
+    Array.from({ length: n }, (_, i) => i + 1),
+    'each input has exactly one committed output',
+  );
+}
 
 /**
  * Found by the fault suite (kafka-leader-kill with --exactly-once kafka-transactions: 116 inputs with two
@@ -18,26 +58,14 @@ import { waitFor } from '../helpers/wait-for.ts';
  * second time. Here the completing transaction is held open on purpose: it consumed records 1-5 of group G
  * (offsets committed in it), and it commits only once the processor has joined G.
  *
- * Seen failing on this build (its outputs began at record 1, not 6). A fix was tried (start offsets fetched with
- * require_stable through the admin client, retried on UNSTABLE_OFFSET_COMMIT): this test passed with it, but
- * in the fault suite's kafka-leader-kill the processors then stalled behind transactions left open (564 orders
- * without output) and kafka-rolling-restart stopped outright, so it was not landed. `todo` keeps npm test green
- * until the fix that also completes or fences a processor's own in-doubt transaction lands (issue #19 note).
+ * Seen failing before the processor fetched its start offsets with require_stable (its outputs began at
+ * record 1, not 6). That fix alone stalled the fault suite's broker scenarios until failed transactions also
+ * replaced their producer (29999cc).
  */
 test('Kafka transactions: a processor joining while a transaction that consumed records is completing starts after them', {
   timeout: 120_000,
 }, async () => {
-  const input = uniqueId('zl-eos-stable-in');
-  const output = uniqueId('zl-eos-stable-out');
-  const groupId = uniqueId('g');
-  await createTopics([...topicFamily(input), output], 1);
-  const publisher = new KafkaPublisher({ brokers: BROKERS });
-  try {
-    const records = Array.from({ length: 10 }, (_, i) => zlRecord({ topic: input, key: 'k', type: 'order', payload: { n: i + 1 } }));
-    for (const o of await publisher.publish(records)) assert.ok(o.ok);
-  } finally {
-    await publisher.close();
-  }
+  const { input, output, groupId } = await inputAndOutput('stable', 1, 10, () => 'k');
 
   // A member of G that read records 1-5 and put their offsets in a transaction, then left the group.
   const reader = new KafkaSubscriber({ brokers: BROKERS, maxWaitMs: 100, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
@@ -73,9 +101,7 @@ test('Kafka transactions: a processor joining while a transaction that consumed 
 
   const processor = new KafkaTransactionalProcessor({
     config: { brokers: BROKERS, groupId, topics: [input], transactionalId: uniqueId('tx'), maxBatch: 100 },
-    transform: async ({ record, payload }) => [
-      { topic: output, key: record.key, value: Buffer.from(JSON.stringify(payload)), headers: {} },
-    ],
+    transform: toOutput(output),
   });
   const admin = createAdmin(BROKERS);
   await processor.start();
@@ -108,26 +134,14 @@ test('Kafka transactions: a processor joining while a transaction that consumed 
  * processor has joined and been given one of the two partitions.
  */
 test('Kafka transactions: a transaction that outlasts its revoke does not commit the moved partitions', { timeout: 120_000 }, async () => {
-  const input = uniqueId('zl-eos-revoke-in');
-  const output = uniqueId('zl-eos-revoke-out');
-  const groupId = uniqueId('g');
-  await createTopics([...topicFamily(input), output], 2);
-  const publisher = new KafkaPublisher({ brokers: BROKERS });
-  try {
-    // Keys spread over both partitions.
-    const records = Array.from({ length: 20 }, (_, i) => zlRecord({ topic: input, key: `k${i}`, type: 'order', payload: { n: i + 1 } }));
-    for (const o of await publisher.publish(records)) assert.ok(o.ok);
-  } finally {
-    await publisher.close();
-  }
+  // Keys spread over both partitions.
+  const { input, output, groupId } = await inputAndOutput('revoke', 2, 20, (i) => `k${i}`);
   let release: () => void = () => {};
   const held = new Promise<void>((resolve) => {
     release = resolve;
   });
   let holding = false;
-  const transform = async ({ record, payload }: TransformInput) => [
-    { topic: output, key: record.key, value: Buffer.from(JSON.stringify(payload)), headers: {} },
-  ];
+  const transform = toOutput(output);
   const config = (n: number) => ({
     brokers: BROKERS,
     groupId,
@@ -168,23 +182,7 @@ test('Kafka transactions: a transaction that outlasts its revoke does not commit
       { what: 'both processors in the group', timeoutMs: 60_000 },
     );
     release();
-    // Every input consumed and committed (offsets commit with their outputs): all outputs are on the topic.
-    await waitFor(
-      async () => {
-        const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId], requireStable: true });
-        const done = (group?.topics ?? []).flatMap((t) => t.partitions).reduce((sum, p) => sum + Math.max(0, Number(p.committedOffset)), 0);
-        return done === 20;
-      },
-      { what: 'all 20 inputs committed', timeoutMs: 60_000 },
-    );
-    // One more than expected, briefly: a second output of any input would arrive with the others.
-    const settled = await readTopic(output, 21, 3_000);
-    const ns = settled.map((r) => (JSON.parse(r.value.toString()) as { n: number }).n).sort((a, b) => a - b);
-    assert.deepEqual(
-      ns,
-      Array.from({ length: 20 }, (_, i) => i + 1),
-      'each input has exactly one committed output',
-    );
+    await assertOneOutputEach(admin, groupId, output, 20);
   } finally {
     release();
     await first.stop();
@@ -201,17 +199,7 @@ test('Kafka transactions: a transaction that outlasts its revoke does not commit
  * subscriber hands its first batch over twice, as a reopened stream does.
  */
 test('Kafka transactions: records handed over again within a generation get one output', { timeout: 120_000 }, async () => {
-  const input = uniqueId('zl-eos-again-in');
-  const output = uniqueId('zl-eos-again-out');
-  const groupId = uniqueId('g');
-  await createTopics([...topicFamily(input), output], 1);
-  const publisher = new KafkaPublisher({ brokers: BROKERS });
-  try {
-    const records = Array.from({ length: 10 }, (_, i) => zlRecord({ topic: input, key: 'k', type: 'order', payload: { n: i + 1 } }));
-    for (const o of await publisher.publish(records)) assert.ok(o.ok);
-  } finally {
-    await publisher.close();
-  }
+  const { input, output, groupId } = await inputAndOutput('again', 1, 10, () => 'k');
   class HandsOverTwice extends KafkaSubscriber {
     override subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
       let first = true;
@@ -228,28 +216,12 @@ test('Kafka transactions: records handed over again within a generation get one 
   const processor = new KafkaTransactionalProcessor({
     config: { brokers: BROKERS, groupId, topics: [input], transactionalId: uniqueId('tx') },
     subscriber: new HandsOverTwice({ brokers: BROKERS, maxWaitMs: 100 }),
-    transform: async ({ record, payload }) => [
-      { topic: output, key: record.key, value: Buffer.from(JSON.stringify(payload)), headers: {} },
-    ],
+    transform: toOutput(output),
   });
   const admin = createAdmin(BROKERS);
   await processor.start();
   try {
-    await waitFor(
-      async () => {
-        const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId], requireStable: true });
-        return group?.topics[0]?.partitions[0]?.committedOffset === 10n;
-      },
-      { what: 'all 10 inputs committed', timeoutMs: 60_000 },
-    );
-    // One more than expected, briefly: a second output of any input would arrive with the others.
-    const outputs = await readTopic(output, 11, 3_000);
-    const ns = outputs.map((r) => (JSON.parse(r.value.toString()) as { n: number }).n);
-    assert.deepEqual(
-      ns,
-      Array.from({ length: 10 }, (_, i) => i + 1),
-      'each input has exactly one committed output',
-    );
+    await assertOneOutputEach(admin, groupId, output, 10);
   } finally {
     await processor.stop();
     await admin.close();
