@@ -126,18 +126,18 @@ function assertNothingLostOrDoubled(r: { code: number | null; json: DemoJson; st
 
 describe('zeroloss demo', { concurrency: 2 }, () => {
   test('lottery on the embedded default (PGlite, table log, worker threads)', { timeout: 180_000 }, async () => {
-    const r = await demo(['--users', '20', '--draws', '300', '--seed', '4242']);
-    assertNothingLostOrDoubled(r, 300);
+    const r = await demo(['--users', '40', '--draws', '600', '--seed', '4242']);
+    assertNothingLostOrDoubled(r, 600);
     assert.ok(r.json.deadLettered > 0, 'the fault plan dead-letters some awards');
     assert.deepEqual(Object.keys(r.json.deliveredByType).sort(), ['coupon', 'physical', 'virtual']);
   });
 
   test('lottery on Postgres and Kafka (child processes, SIGKILL)', { timeout: 180_000 }, async () => {
-    const r = await demo(['lottery', '--users', '20', '--draws', '300', '--pg', PG_URL, '--kafka', KAFKA_BROKERS.join(','), '--keep']);
+    const r = await demo(['lottery', '--users', '40', '--draws', '600', '--pg', PG_URL, '--kafka', KAFKA_BROKERS.join(','), '--keep']);
     const pool = new pg.Pool({ connectionString: PG_URL });
     const schema = r.json.kept?.schema;
     try {
-      assertNothingLostOrDoubled(r, 300);
+      assertNothingLostOrDoubled(r, 600);
       // The dead letters, read from the kept schema, are exactly the awards the seed's fault plan fails
       // permanently or beyond their type's retry policy.
       assert.ok(schema);
@@ -172,8 +172,8 @@ describe('zeroloss demo', { concurrency: 2 }, () => {
   test('points on the embedded default: overdrafts dead-lettered, balances reconcile; --dashboard serves the overview while it runs', {
     timeout: 240_000,
   }, async () => {
-    const r = await demoWithDashboard(['points', '--users', '20', '--draws', '300']);
-    assertNothingLostOrDoubled(r, 300);
+    const r = await demoWithDashboard(['points', '--users', '30', '--draws', '500']);
+    assertNothingLostOrDoubled(r, 500);
     // Issue 17, acceptance 4: the dashboard of the embedded default, from the process that holds the PGlite.
     assert.match(r.page, /Overview/);
     assert.equal(typeof r.during.outbox.pending, 'number', JSON.stringify(r.during));
