@@ -65,7 +65,8 @@ export function consumerOverTransport(
           'flaky',
           async (m, ctx) => {
             // Every first attempt fails, not only the process's first: a rebalance may take the partition
-            // between the failure and the retry copy, and the new owner's first attempt must fail too.
+            // between the failure and the retry copy, and the new owner's first attempt (unless it resumed
+            // at the second) must fail too.
             if (ctx.attempt === 1) throw new RetryableError('first try fails');
             await insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type });
           },
@@ -109,9 +110,13 @@ export function consumerOverTransport(
       const dead = await env.pool.query(`select error_code, error from "${env.schema}".dead_letter`);
       assert.equal(dead.rows.length, 1);
       assert.match(dead.rows[0].error, /not valid JSON/);
-      // Once, or again for a copy of the original redelivered by a rebalance before its offset was committed.
+      const flaky = await env.pool.query(`select count(*)::int as n from "${env.schema}".effect where type = 'flaky'`);
+      assert.equal(flaky.rows[0].n, 1, 'the flaky message applied once');
+      // Once as a rule; again for a copy of the original redelivered by a rebalance before its offset was
+      // committed; or not at all when a rebalance handed the original over after its failed first attempt:
+      // the new owner resumes at attempt 2 (attempt resume, migration 017) and applies it in place.
       const retried = await transport.retried();
-      assert.ok(retried >= 1 && retried <= 2, `the flaky message went through ${topic}.retry.1 (${retried} copies)`);
+      assert.ok(retried <= 2, `the flaky message went through ${topic}.retry.1 at most twice (${retried} copies)`);
     });
   });
 }
