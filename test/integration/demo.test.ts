@@ -124,7 +124,7 @@ function assertNothingLostOrDoubled(r: { code: number | null; json: DemoJson; st
   assert.equal(r.code, 0, `exit code${context}`);
 }
 
-describe('zeroloss demo', { concurrency: 2 }, () => {
+describe('zeroloss demo', () => {
   test('lottery on the embedded default (PGlite, table log, worker threads)', { timeout: 180_000 }, async () => {
     const r = await demo(['--users', '40', '--draws', '600', '--seed', '4242']);
     assertNothingLostOrDoubled(r, 600);
