@@ -91,8 +91,6 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
   #loop: Promise<void> | undefined;
   #running = false;
   #stopped = false;
-  /** The last abort did not reach the coordinator: the transaction may still be open there. */
-  #abortFailed = false;
 
   constructor(options: { config: TransactionalProcessorConfig; transform: Transform; subscriber?: KafkaSubscriber }) {
     super();
@@ -223,7 +221,8 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       const owner = { generation, group: subscription.groupMetadata() };
       this.#inFlight = within(this.#transaction(subscription, owner, batch), this.config.stuckTransactionMs, 'Kafka transaction').catch(
         async (error: unknown) => {
-          this.emit('aborted', { records: batch.length, error: errorSummary(error instanceof CleanAbort ? error.error : error) });
+          const cause = error instanceof CleanAbort ? error.error : error;
+          this.emit('aborted', { records: batch.length, error: errorSummary(cause) });
           const fenced = producerFencedError(error);
           if (fenced) {
             // A newer producer with our transactional id exists: this instance is the zombie and must not
@@ -232,10 +231,9 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
             void this.stop().catch((e: unknown) => this.emit('error', kafkaClientError(e)));
             return;
           }
-          const cause = error instanceof CleanAbort ? error.error : error;
           this.emit('error', kafkaClientError(cause));
-          if (!(error instanceof CleanAbort) || this.#abortFailed) await this.#replaceProducer();
-          this.#abortFailed = false;
+          // Only an abort that reached the coordinator leaves a producer worth keeping.
+          if (!(error instanceof CleanAbort)) await this.#replaceProducer();
           // The offsets did not move: read the records again from the committed position.
           this.#queue = [];
           await subscription.rewind().catch((e: unknown) => this.emit('error', e as Error));
@@ -333,12 +331,16 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       await transaction.commit();
     } catch (error) {
       // Everything this transaction sent is discarded for read_committed readers; the offsets did not move.
-      await transaction.abort().catch(async () => {
-        // Not even an abort got through: drop the local state; a new producer settles the transaction.
-        this.#abortFailed = true;
-        await transaction.cancel().catch(() => {});
-      });
-      throw error;
+      const aborted = await transaction.abort().then(
+        () => true,
+        async () => {
+          // Not even an abort got through: drop the local state; a new producer settles the transaction.
+          await transaction.cancel().catch(() => {});
+          return false;
+        },
+      );
+      // An abort on purpose whose abort failed is a client failure like any other.
+      throw error instanceof CleanAbort && !aborted ? error.error : error;
     }
     for (const record of batch) this.#failures.delete(`${record.topic}\u0000${record.partition}\u0000${record.offset}`);
     this.emit('committed', { records: batch.length, outputs: sent - deadLettered, deadLettered });
