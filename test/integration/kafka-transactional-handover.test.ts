@@ -1,54 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Admin, Consumer as KafkaConsumer, Message } from '@platformatic/kafka';
+import type { Consumer as KafkaConsumer, Message } from '@platformatic/kafka';
 import { createAdmin } from '../../src/adapters/kafka/kafka-admin.ts';
 import { kafka } from '../../src/adapters/kafka/kafka-driver.ts';
-import { KafkaPublisher } from '../../src/adapters/kafka/kafka-publisher.ts';
 import { KafkaSubscriber, type KafkaSubscription } from '../../src/adapters/kafka/kafka-subscriber.ts';
 import type { SubscribeOptions } from '../../src/ports/transport.ts';
-import { KafkaTransactionalProcessor, type Transform } from '../../src/adapters/kafka/kafka-transactional-processor.ts';
-import { BROKERS, createTopics, readTopic, topicFamily, uniqueId, zlRecord } from '../helpers/consumer-fixtures.ts';
+import { KafkaTransactionalProcessor } from '../../src/adapters/kafka/kafka-transactional-processor.ts';
+import { BROKERS, readTopic, uniqueId } from '../helpers/consumer-fixtures.ts';
+import { assertOneOutputEach, inputAndOutput, toOutput } from '../helpers/kafka-transactional.ts';
 import { waitFor } from '../helpers/wait-for.ts';
-
-/** Input topic (with its retry/dlq family) and output topic; `n` orders on the input, numbered 1..n, keyed by `key(i)`. */
-async function inputAndOutput(prefix: string, partitions: number, n: number, key: (i: number) => string) {
-  const input = uniqueId(`zl-eos-${prefix}-in`);
-  const output = uniqueId(`zl-eos-${prefix}-out`);
-  await createTopics([...topicFamily(input), output], partitions);
-  const publisher = new KafkaPublisher({ brokers: BROKERS });
-  try {
-    const records = Array.from({ length: n }, (_, i) => zlRecord({ topic: input, key: key(i), type: 'order', payload: { n: i + 1 } }));
-    for (const o of await publisher.publish(records)) assert.ok(o.ok);
-  } finally {
-    await publisher.close();
-  }
-  return { input, output, groupId: uniqueId('g') };
-}
-
-/** One output per input, carrying its number. */
-function toOutput(output: string): Transform {
-  return ({ record, payload }) => [{ topic: output, key: record.key, value: Buffer.from(JSON.stringify(payload)), headers: {} }];
-}
-
-/** Once the group committed all `n` inputs (their outputs commit with them), each input has exactly one output. */
-async function assertOneOutputEach(admin: Admin, groupId: string, output: string, n: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId], requireStable: true });
-      const done = (group?.topics ?? []).flatMap((t) => t.partitions).reduce((sum, p) => sum + Math.max(0, Number(p.committedOffset)), 0);
-      return done === n;
-    },
-    { what: `all ${n} inputs committed`, timeoutMs: 60_000 },
-  );
-  // One more than expected, briefly: a second output of any input would arrive with the others.
-  const outputs = await readTopic(output, n + 1, 3_000);
-  const ns = outputs.map((r) => (JSON.parse(r.value.toString()) as { n: number }).n).sort((a, b) => a - b);
-  assert.deepEqual(
-    ns,
-    Array.from({ length: n }, (_, i) => i + 1),
-    'each input has exactly one committed output',
-  );
-}
 
 /**
  * Found by the fault suite (kafka-leader-kill with --exactly-once kafka-transactions: 116 inputs with two

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Admin, Consumer as KafkaConsumer, Message, Producer } from '@platformatic/kafka';
+import { promisify } from 'node:util';
+import type { Admin, API, Callback, Consumer as KafkaConsumer, Message, Producer, ProducerOptions } from '@platformatic/kafka';
 import { z } from 'zod';
 import { parseConfig } from '../../core/config.ts';
 import { type Envelope, HEADER, type IncomingRecord, type OutgoingRecord, readEnvelope } from '../../core/envelope.ts';
@@ -42,9 +43,23 @@ export const transactionalProcessorConfigSchema = z
     /** How long a revoke waits for the transaction in flight. */
     revokeTimeoutMs: z.number().int().positive().default(15_000),
     /**
+     * How long the transaction coordinator lets a transaction stay open before it aborts it (Kafka's
+     * `transaction.timeout.ms`, 60 s by default in Kafka's Java producer, as here). It bounds one batch:
+     * reading, transforming and sending `maxBatch` records. The broker refuses a value above its
+     * `transaction.max.timeout.ms` (15 min by default) with INVALID_TRANSACTION_TIMEOUT. Longer is not
+     * free: a processor that dies mid-transaction leaves it open that long (plus the coordinator's check
+     * interval, 10 s by default); read_committed readers of its outputs wait for it, and so does the member
+     * taking its partitions over once its offsets were added, unless it restarts with its `transactionalId` first.
+     */
+    transactionTimeoutMs: z.number().int().positive().max(2_147_483_647).default(60_000),
+    /**
      * A transaction not settled after this long is given up: a broker restart can leave one of the
      * client's requests unanswered for good. The producer is then replaced, which aborts the transaction
      * at the coordinator (or completes its commit, if that was written), and the records are read again.
+     * Shorter than `transactionTimeoutMs` by default: the give-up ends a stuck transaction at once (the
+     * new producer's InitProducerId aborts it), where the coordinator would hold it open for its whole
+     * timeout. Longer works too: the coordinator aborts first, the next send or commit fails, and the
+     * producer is replaced the same way; a batch then gets the shorter of the two.
      */
     stuckTransactionMs: z.number().int().positive().default(30_000),
   })
@@ -103,7 +118,7 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
     const connection = { brokers: this.config.brokers, tls, sasl };
     this.#admin = createAdmin(connection, this.config.clientId);
     this.#newProducer = () =>
-      new kafka.Producer({
+      new TransactionalProducer(this.config.transactionTimeoutMs, {
         clientId: this.config.clientId,
         ...kafkaClientConnection(connection, 'transactional processor'),
         transactionalId: this.config.transactionalId,
@@ -344,6 +359,46 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
     }
     for (const record of batch) this.#failures.delete(`${record.topic}\u0000${record.partition}\u0000${record.offset}`);
     this.emit('committed', { records: batch.length, outputs: sent - deadLettered, deadLettered });
+  }
+}
+
+/**
+ * @platformatic/kafka sends its per-request `timeout` (5 s by default, also the time a produce may wait for
+ * the replicas) as InitProducerId's transaction timeout, and has no option of its own for it: every
+ * transaction open for longer was aborted by the coordinator, so a batch slower than ~5 s never committed.
+ * This producer asks for `transactionTimeoutMs` instead and leaves the request timeout as it is. `kGetApi` is
+ * the client's exported hook for subclasses; the failures test reads the timeout back from the coordinator.
+ */
+class TransactionalProducer extends kafka.Producer<string, Buffer, string, string> {
+  readonly #transactionTimeoutMs: number;
+
+  constructor(transactionTimeoutMs: number, options: ProducerOptions<string, Buffer, string, string>) {
+    super(options);
+    this.#transactionTimeoutMs = transactionTimeoutMs;
+  }
+
+  override [kafka.kGetApi]<RequestArguments extends Array<unknown>, ResponseType>(
+    name: string,
+    callback: Callback<API<RequestArguments, ResponseType>>,
+  ): void {
+    if (name !== 'InitProducerId') {
+      super[kafka.kGetApi](name, callback);
+      return;
+    }
+    super[kafka.kGetApi]<RequestArguments, ResponseType>(name, (error, api) => {
+      if (error || !api) {
+        callback(error);
+        return;
+      }
+      // Called as (connection, transactionalId, transactionTimeoutMs, producerId, producerEpoch, callback?).
+      const send = api as unknown as (...args: unknown[]) => void;
+      const withTimeout = (...args: unknown[]) => {
+        args[2] = this.#transactionTimeoutMs;
+        send(...args);
+      };
+      const wrapped = Object.assign(withTimeout, { async: promisify(withTimeout), key: api.key, version: api.version });
+      callback(null, wrapped as unknown as API<RequestArguments, ResponseType>);
+    });
   }
 }
 
