@@ -12,7 +12,7 @@ import { isResourceLocked, rabbitError } from './rabbitmq-errors.ts';
 import { RabbitMembership } from './rabbitmq-membership.ts';
 import { toRecord } from './rabbitmq-message.ts';
 import { rabbitNames } from './rabbitmq-names.ts';
-import { peekOffset } from './rabbitmq-offset-peek.ts';
+import { peekOffset, writeOffset } from './rabbitmq-offset-peek.ts';
 import { probePartitions } from './rabbitmq-topology.ts';
 
 export interface RabbitMqSettings {
@@ -390,12 +390,7 @@ export class RabbitMqSubscription implements Subscription {
       await this.#declareOffsetQueue(session, owned.topic, owned.partition);
       owned.declaredAt = Date.now();
     }
-    const queue = rabbitNames.offset(this.#groupId, owned.topic, owned.partition);
-    await new Promise<void>((resolve, reject) => {
-      session.control.publish('', queue, Buffer.from(offset.toString()), { persistent: true }, (error) =>
-        error ? reject(error) : resolve(),
-      );
-    });
+    await writeOffset(session.conn, session.control, { groupId: this.#groupId, topic: owned.topic, partition: owned.partition }, offset);
   }
 
   /**
