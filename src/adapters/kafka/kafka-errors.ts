@@ -239,7 +239,9 @@ export function writtenPartitions(error: unknown): Map<string, bigint> {
  * ZL_PRODUCER_FENCED (not retryable) when the broker answered PRODUCER_FENCED: a newer producer holds this
  * transactional id (a restarted instance of the same processor), so this one is a zombie and must stop;
  * undefined otherwise. INVALID_PRODUCER_EPOCH is not fencing here: the coordinator also bumps the epoch
- * when it aborts a transaction that outlived its timeout, and a new producer recovers from that.
+ * when it aborts a transaction that outlived its timeout, and a new producer recovers from that. The
+ * coordinator answers that producer's EndTxn with PRODUCER_FENCED too: the caller, which knows how long
+ * its transaction was open, decides (see KafkaTransactionalProcessor).
  */
 export function producerFencedError(error: unknown): ZerolossError | undefined {
   if (!findApiIds(error).includes('PRODUCER_FENCED')) return undefined;

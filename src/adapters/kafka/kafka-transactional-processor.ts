@@ -238,11 +238,10 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
         async (error: unknown) => {
           const cause = error instanceof CleanAbort ? error.error : error;
           this.emit('aborted', { records: batch.length, error: errorSummary(cause) });
-          const fenced = producerFencedError(error);
-          if (fenced) {
+          if (error instanceof ZerolossError && error.code === 'ZL_PRODUCER_FENCED') {
             // A newer producer with our transactional id exists: this instance is the zombie and must not
             // take the id back (each would fence the other in turn). Kafka's own clients stop here too.
-            this.emit('error', fenced);
+            this.emit('error', error);
             void this.stop().catch((e: unknown) => this.emit('error', kafkaClientError(e)));
             return;
           }
@@ -295,6 +294,7 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
     owner: { generation: number; group: GroupMetadata },
     batch: IncomingRecord[],
   ): Promise<void> {
+    const began = Date.now();
     const transaction = await this.#producer.beginTransaction().catch(async (error: unknown) => {
       // A failed begin (e.g. CONCURRENT_TRANSACTIONS while a predecessor's transaction completes) leaves the
       // client believing a transaction is open; cancel that local state so the next attempt can begin.
@@ -346,16 +346,22 @@ export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProce
       await transaction.commit();
     } catch (error) {
       // Everything this transaction sent is discarded for read_committed readers; the offsets did not move.
-      const aborted = await transaction.abort().then(
-        () => true,
-        async () => {
+      const abortError = await transaction.abort().then(
+        () => undefined,
+        async (failure: unknown) => {
           // Not even an abort got through: drop the local state; a new producer settles the transaction.
           await transaction.cancel().catch(() => {});
-          return false;
+          return failure ?? new Error('the abort failed');
         },
       );
+      // The coordinator answers PRODUCER_FENCED both when a newer producer took the transactional id and when
+      // it aborted this transaction itself on timeout; a send then meets INVALID_PRODUCER_EPOCH and only the
+      // abort says PRODUCER_FENCED. A transaction younger than its timeout cannot have timed out: the epoch
+      // moved because a newer producer exists. Older, it is treated as timed out and the producer replaced.
+      const fenced = producerFencedError(error) ?? producerFencedError(abortError);
+      if (fenced && Date.now() - began < this.config.transactionTimeoutMs) throw fenced;
       // An abort on purpose whose abort failed is a client failure like any other.
-      throw error instanceof CleanAbort && !aborted ? error.error : error;
+      throw error instanceof CleanAbort && abortError !== undefined ? error.error : error;
     }
     for (const record of batch) this.#failures.delete(`${record.topic}\u0000${record.partition}\u0000${record.offset}`);
     this.emit('committed', { records: batch.length, outputs: sent - deadLettered, deadLettered });
