@@ -70,6 +70,10 @@ options:
   --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
                            relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts;
                                                        with --source state-column, the award table's rows)
+                           claim-without-key-hold      relays claim the oldest due rows without holding back a
+                                                       key whose earlier row another relay holds (leased by a
+                                                       frozen or dead relay), so its later rows overtake it
+                                                       (faults/claim-without-key-hold.ts; relay-zombie)
                            effect-outside-transaction  the handler writes its effect outside the inbox transaction
                                                        (with embedded-host-kill: in its own transaction after the
                                                        inbox row's, faults/effect-after-inbox-commit.ts)
@@ -83,6 +87,11 @@ options:
                                                        outside (before) the transaction with their outputs
                                                        (faults/offsets-outside-transaction.ts;
                                                        --exactly-once kafka-transactions)
+                           db-offsets-outside-transaction
+                                                       consumers keeping offsets in the database write them
+                                                       at once on a connection of their own, not in the
+                                                       effect transaction (faults/db-offsets-outside-transaction.ts;
+                                                       --offsets database)
                            log-offsets-before-effect   consumers commit each batch's offsets in the table log as
                                                        it is handed over, before its effects
                                                        (faults/commit-on-handover.ts; --transport table-log)
@@ -92,10 +101,12 @@ options:
 
 const BROKEN: readonly Broken[] = [
   'relay-ack-before-send',
+  'claim-without-key-hold',
   'effect-outside-transaction',
   'producer-without-key-lock',
   'wal-confirm-before-send',
   'offsets-outside-transaction',
+  'db-offsets-outside-transaction',
   'log-offsets-before-effect',
   'ids-follow-clock',
 ];
@@ -198,6 +209,10 @@ const broken = values.broken as Broken | undefined;
 if (broken !== undefined && !BROKEN.includes(broken)) fail(`--broken must be one of ${BROKEN.join(', ')}`);
 if (broken === 'relay-ack-before-send' && transport !== 'kafka')
   fail('--broken relay-ack-before-send is a Kafka relay; use it with --transport kafka');
+if (broken === 'claim-without-key-hold' && (transport !== 'kafka' || relayMode === 'wal' || source !== 'outbox'))
+  fail(
+    '--broken claim-without-key-hold breaks the polling relay of the outbox table on Kafka: not with --transport, --relay-mode wal or --source',
+  );
 if (broken === 'relay-ack-before-send' && relayMode === 'wal')
   fail('--broken relay-ack-before-send is a polling relay; with --relay-mode wal use wal-confirm-before-send');
 if (broken === 'ids-follow-clock' && !selected.some((s) => s.steppedClock))
@@ -206,6 +221,8 @@ if (broken === 'wal-confirm-before-send' && relayMode !== 'wal')
   fail('--broken wal-confirm-before-send is a WAL relay; add --relay-mode wal');
 if (broken === 'log-offsets-before-effect' && transport !== 'table-log')
   fail('--broken log-offsets-before-effect breaks the table log consumers; add --transport table-log');
+if (broken === 'db-offsets-outside-transaction' && offsets !== 'database')
+  fail('--broken db-offsets-outside-transaction breaks consumers that keep their offsets in the database; add --offsets database');
 if (broken === 'offsets-outside-transaction' && exactlyOnce !== 'kafka-transactions')
   fail('--broken offsets-outside-transaction breaks the Kafka-transactions processors; add --exactly-once kafka-transactions');
 const notWithVariant = selected.flatMap((s) => {

@@ -31,6 +31,7 @@ import type { SqlExecutor } from '../src/ports/sql-executor.ts';
 import type { Publisher, Subscriber } from '../src/ports/transport.ts';
 import { applyFxEffect, FX_TYPE, type FxPayload } from './workload.ts';
 import { commitsOnHandover } from './commit-on-handover.ts';
+import { OffsetsOutsideTransactionInbox } from './db-offsets-outside-transaction.ts';
 
 export type WorkerReport = { kind: 'started'; worker: string } | { kind: 'error'; worker: string; message: string };
 
@@ -54,6 +55,8 @@ const redisUrl = process.env.ZL_FX_REDIS_URL;
 const broken = process.env.ZL_FX_BREAK === 'effect-outside-transaction';
 /** TEST-ONLY: the subscriber commits offsets as it hands records over (faults/commit-on-handover.ts). */
 const commitOnHandover = process.env.ZL_FX_BREAK === 'log-offsets-before-effect';
+/** TEST-ONLY: database offsets written outside the effect transaction (faults/db-offsets-outside-transaction.ts). */
+const offsetsOutside = process.env.ZL_FX_BREAK === 'db-offsets-outside-transaction';
 
 const report = (message: WorkerReport) => process.send?.(message);
 let errorsReported = 0;
@@ -105,7 +108,7 @@ const cache = redisUrl ? new RedisInboxCache({ url: redisUrl, prefix: `zl-${sche
 const consumer = new Consumer({
   subscriber: broker.subscriber,
   db,
-  inbox: new PostgresInboxStore(db, { schema }),
+  inbox: offsetsOutside ? new OffsetsOutsideTransactionInbox(db, { schema }) : new PostgresInboxStore(db, { schema }),
   deadLetters: new PostgresDeadLetterStore(db, { schema }),
   publisher: broker.publisher,
   cache,

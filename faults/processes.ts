@@ -212,8 +212,8 @@ export function relayTuningArgs(options: { leaseMs: number; deliveryTimeoutMs: n
 }
 
 /**
- * Relays: the real `zeroloss relay` command (fastRelayArgs), or with `ackBeforeSend` the suite's
- * deliberately broken relay (relay-ack-before-send.ts) taking the same flags. On Redis Streams, RabbitMQ
+ * Relays: the real `zeroloss relay` command (fastRelayArgs), or with `brokenRelay` the suite's
+ * deliberately broken relay (relay-ack-before-send.ts, with that fault) taking the same flags. On Redis Streams, RabbitMQ
  * and the table log (`transport`), faults/relay-worker.ts: the same createRelay over that transport's bundle.
  *
  * With `wal`, `zeroloss relay --mode wal` (or with `confirmBeforeSend` the deliberately broken
@@ -226,7 +226,7 @@ export function relayGroup(options: {
   pgUrl: string;
   schema: string;
   brokers: string[];
-  ackBeforeSend?: boolean;
+  brokenRelay?: 'relay-ack-before-send' | 'claim-without-key-hold';
   transport?: { kind: 'redis' | 'rabbitmq' | 'table-log'; url: string };
   wal?: { confirmBeforeSend: boolean };
   /** The state-column source: the relays relay the settings file's declared sources only (Kafka, polling). */
@@ -262,8 +262,9 @@ export function relayGroup(options: {
         ...relayTuningArgs(timing),
       ]
     : [
-        options.ackBeforeSend ? BROKEN_RELAY : CLI,
+        options.brokenRelay ? BROKEN_RELAY : CLI,
         ...fastRelayArgs({ ...options, ...timing }),
+        ...(options.brokenRelay === 'claim-without-key-hold' ? ['--fault', 'claim-without-key-hold'] : []),
         ...(options.settingsFile ? ['--config-file', options.settingsFile, '--only-sources'] : []),
       ];
   return new ProcessGroup({ kind: 'relay', names, env: {}, command, ...hooks });

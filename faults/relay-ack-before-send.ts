@@ -1,6 +1,8 @@
 /**
- * TEST-ONLY deliberately broken relay, for `npm run faults -- <scenario> --broken relay-ack-before-send`: it
- * proves the checker fails when a relay commits progress before the effect. The shipped Relay runs over
+ * TEST-ONLY deliberately broken relays, for `npm run faults -- <scenario> --broken relay-ack-before-send` and
+ * (with `--fault claim-without-key-hold`, faults/claim-without-key-hold.ts) `--broken claim-without-key-hold`.
+ *
+ * relay-ack-before-send proves the checker fails when a relay commits progress before the effect. The shipped Relay runs over
  * an outbox store wrapped here so that every claimed row is recorded as sent *before* it is handed to the
  * broker; the broker's answer then changes nothing (recording a row sent or failed skips rows already
  * sent). A send that fails, or a relay killed mid-send, loses committed messages, and a key's next row
@@ -19,6 +21,7 @@ import { postgres } from '../src/adapters/postgres/postgres.ts';
 import { configuredSources } from '../src/cli/config-sources.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import type { RelaySource } from '../src/ports/outbox-store.ts';
+import { claimWithoutKeyHold } from './claim-without-key-hold.ts';
 import { deliveryTimeoutMs, relayOptions, relaySettings } from './relay-options.ts';
 
 /** The source whose claim marks what it claimed as sent before the relay sends it. */
@@ -51,11 +54,18 @@ const { values } = parseArgs({
     verbose: { type: 'boolean' },
     'config-file': { type: 'string' },
     'only-sources': { type: 'boolean' },
+    fault: { type: 'string' },
   },
 });
-if (!values.pg || !values.kafka) throw new Error('relay-ack-before-send: --pg and --kafka are required');
+const fault = values.fault ?? 'ack-before-send';
+if (fault !== 'ack-before-send' && fault !== 'claim-without-key-hold') throw new Error(`broken relay: unknown --fault ${fault}`);
+if (!values.pg || !values.kafka) throw new Error(`broken relay (${fault}): --pg and --kafka are required`);
+if (fault === 'claim-without-key-hold' && values['only-sources'])
+  throw new Error('claim-without-key-hold breaks the outbox claim: not with --only-sources');
 
-process.emitWarning('relay-ack-before-send: this relay is deliberately broken and loses messages');
+process.emitWarning(
+  `broken relay (${fault}): this relay is deliberately broken: it ${fault === 'ack-before-send' ? 'loses messages' : 'breaks key order'}`,
+);
 const db = pgDatabase({ connectionString: values.pg, onError: (e) => console.error(`relay: database: ${e.message}`) });
 const publisher = new KafkaPublisher({
   brokers: values.kafka.split(','),
@@ -67,14 +77,15 @@ const store = values['config-file'] ? postgres(values.pg, { schema }) : undefine
 const declared = store ? await configuredSources(store, values['config-file']) : [];
 const outbox = values['only-sources'] ? [] : [new PostgresOutboxStore(db, { schema, notify: true })];
 const relay = new Relay({
-  sources: [...outbox, ...declared].map(ackBeforeSend),
+  sources:
+    fault === 'ack-before-send' ? [...outbox, ...declared].map(ackBeforeSend) : outbox.map((o) => claimWithoutKeyHold(o, db, schema)),
   publisher,
   db,
   config: relaySettings(values),
 });
 relay.on('error', (e) => console.error(`relay: ${e.message}`));
 await relay.start();
-console.error(`relay ${relay.instanceId} (BROKEN: ack before send): running`);
+console.error(`relay ${relay.instanceId} (BROKEN: ${fault}): running`);
 await new Promise<void>((resolve) => {
   process.once('SIGTERM', resolve);
   process.once('SIGINT', resolve);

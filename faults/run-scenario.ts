@@ -34,10 +34,12 @@ const DEFAULT_CONSUMERS = 3;
 
 export type Broken =
   | 'relay-ack-before-send'
+  | 'claim-without-key-hold'
   | 'effect-outside-transaction'
   | 'producer-without-key-lock'
   | 'wal-confirm-before-send'
   | 'offsets-outside-transaction'
+  | 'db-offsets-outside-transaction'
   | 'log-offsets-before-effect'
   | 'ids-follow-clock';
 
@@ -177,7 +179,10 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       ZL_FX_OFFSETS: o.offsets ?? 'broker',
       // Set either way, so a switch left in the caller's environment never breaks a normal run.
       ZL_FX_BREAK:
-        o.broken === 'effect-outside-transaction' || o.broken === 'offsets-outside-transaction' || o.broken === 'log-offsets-before-effect'
+        o.broken === 'effect-outside-transaction' ||
+        o.broken === 'offsets-outside-transaction' ||
+        o.broken === 'db-offsets-outside-transaction' ||
+        o.broken === 'log-offsets-before-effect'
           ? o.broken
           : '',
       ZL_FX_OUTPUT_TOPIC: outputTopic,
@@ -199,7 +204,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     schema,
     ...broker.relay,
     ...(settingsFile ? { settingsFile } : {}),
-    ackBeforeSend: o.broken === 'relay-ack-before-send',
+    brokenRelay: o.broken === 'relay-ack-before-send' || o.broken === 'claim-without-key-hold' ? o.broken : undefined,
     ...(slot ? { wal: { confirmBeforeSend: o.broken === 'wal-confirm-before-send' }, onStart: slot.started, onLine: slot.line } : {}),
   });
 
