@@ -6,6 +6,11 @@
  *   npm test -- test/infra/kafka.test.ts      only these files
  *   npm test -- --test-name-pattern=outbox    options (with '=') go to node --test
  *   ZL_KEEP_KAFKA=1 npm test                  leave a Kafka started here running (next run reuses it)
+ *   ZL_TEST_CONCURRENCY=1 npm test            test files one at a time (default 2)
+ *
+ * Two files at a time by default: most of a file's time is waiting (on Kafka, Postgres, child processes,
+ * timers) and ~0.8 s of each is process start, so a second file fills those waits. Every test names its
+ * own schema, topic, group and throwaway server ports, so files do not meet each other's data.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { globSync } from 'node:fs';
@@ -88,7 +93,8 @@ try {
   const brokers = kafka.brokers.join(',');
   process.stderr.write(`[test] Kafka ${brokers} (${startedHere ? 'started for this run' : 'already running, reused'})\n`);
 
-  child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=600000', ...nodeOptions, ...files], {
+  const concurrency = process.env.ZL_TEST_CONCURRENCY ?? '2';
+  child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=600000', ...nodeOptions, ...files], {
     cwd: ROOT,
     stdio: 'inherit',
     env: { ...process.env, ZL_KAFKA_BROKERS: brokers },
