@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createAdmin } from '../../src/adapters/kafka/kafka-admin.ts';
+import { kafka } from '../../src/adapters/kafka/kafka-driver.ts';
 import { KafkaSubscriber } from '../../src/adapters/kafka/kafka-subscriber.ts';
 import { KafkaTransactionalProcessor, type TransformInput } from '../../src/adapters/kafka/kafka-transactional-processor.ts';
 import type { ZerolossError } from '../../src/core/errors.ts';
@@ -189,3 +190,125 @@ test('Kafka transactions: a transaction the coordinator aborted on timeout is re
     await admin.close();
   }
 });
+
+/**
+ * A transaction not settled after `stuckTransactionMs` is given up: the producer is replaced (its
+ * InitProducerId aborts what the old one left open) and the records are read again. The give-up covers
+ * the whole transaction, the transform included: here records 1-2's outputs are already in the
+ * transaction when record 3's transform stops; it returns only once the replacement committed everything,
+ * and what the given-up transaction then sends must not be committed.
+ */
+test('Kafka transactions: a transaction stuck past stuckTransactionMs is given up and every input is output once', {
+  timeout: 60_000,
+}, async () => {
+  const { input, output, groupId } = await inputAndOutput('stuck', 1, 10, () => 'k');
+  const transactionalId = uniqueId('tx');
+  const stuck = gate();
+  let stuckOnce = false;
+  const transform = toOutput(output);
+  const processor = new KafkaTransactionalProcessor({
+    config: { brokers: BROKERS, groupId, topics: [input], transactionalId, flushEvery: 1, stuckTransactionMs: 2_000 },
+    transform: async (record) => {
+      if (n(record) === 3 && !stuckOnce) {
+        stuckOnce = true;
+        await stuck.wait;
+      }
+      return transform(record);
+    },
+  });
+  const aborted: string[] = [];
+  processor.on('aborted', (a) => aborted.push(a.error));
+  let committed = 0;
+  processor.on('committed', (c) => {
+    committed += c.records;
+  });
+  const admin = createAdmin(BROKERS);
+  await processor.start();
+  try {
+    await waitFor(() => stuckOnce, { what: 'the transform of record 3 stuck', timeoutMs: 30_000 });
+    const before = await describeTransaction(transactionalId);
+    assert.equal(before.transactionState, 'Ongoing', 'records 1-2 sent in the stuck transaction');
+    await waitFor(() => committed === 10, { what: 'all 10 inputs committed after the give-up', timeoutMs: 30_000 });
+    assert.equal(aborted.length, 1, 'one transaction given up');
+    assert.match(aborted[0] ?? '', /did not finish within 2000 ms/);
+    const after = await describeTransaction(transactionalId);
+    assert.ok(after.producerId !== before.producerId || after.producerEpoch > before.producerEpoch, 'a new producer epoch');
+    stuck.open();
+    await assertOneOutputEach(admin, groupId, output, 10);
+  } finally {
+    stuck.open();
+    await processor.stop();
+    await admin.close();
+  }
+});
+
+/** EndTxn, the request that commits or aborts a transaction. */
+const END_TXN = 26;
+
+/**
+ * Loses the next request of `apiKey` made by any Kafka connection of this process: `request` never sends it
+ * (the coordinator still holds the transaction open), `answer` sends it and drops the broker's answer (the
+ * commit is written, the client never learns it). Wraps the real connection, as a network fault would.
+ */
+function loseNext(apiKey: number, what: 'request' | 'answer'): { lost: () => boolean; restore: () => void } {
+  const prototype = kafka.Connection.prototype as unknown as { send: (...args: unknown[]) => void };
+  const send = prototype.send;
+  let lost = false;
+  prototype.send = function (this: unknown, ...args: unknown[]) {
+    if (!lost && args[0] === apiKey) {
+      lost = true;
+      if (what === 'request') return;
+      args[args.length - 1] = () => {};
+    }
+    send.apply(this, args);
+  };
+  return {
+    lost: () => lost,
+    restore: () => {
+      prototype.send = send;
+    },
+  };
+}
+
+for (const what of ['request', 'answer'] as const) {
+  /**
+   * The fault `stuckTransactionMs` is for: a commit whose request or answer is lost leaves the client
+   * waiting for good. The processor gives the transaction up, and the new producer's InitProducerId aborts
+   * it (request lost) or completes its commit (answer lost); the records are read again from the offsets
+   * that then stand, so either way each input has one committed output.
+   */
+  test(`Kafka transactions: a commit whose ${what} is lost is given up after stuckTransactionMs, each input output once`, {
+    timeout: 60_000,
+  }, async () => {
+    const { input, output, groupId } = await inputAndOutput(`lost-${what}`, 1, 10, () => 'k');
+    const processor = new KafkaTransactionalProcessor({
+      config: { brokers: BROKERS, groupId, topics: [input], transactionalId: uniqueId('tx'), stuckTransactionMs: 2_000 },
+      transform: toOutput(output),
+    });
+    const aborted: string[] = [];
+    processor.on('aborted', (a) => aborted.push(a.error));
+    let committed = 0;
+    processor.on('committed', (c) => {
+      committed += c.records;
+    });
+    const admin = createAdmin(BROKERS);
+    const fault = loseNext(END_TXN, what);
+    await processor.start();
+    try {
+      await waitFor(() => aborted.length > 0, { what: 'the transaction given up', timeoutMs: 30_000 });
+      assert.ok(fault.lost(), `an EndTxn ${what} was lost`);
+      assert.match(aborted[0] ?? '', /did not finish within 2000 ms/);
+      await assertOneOutputEach(admin, groupId, output, 10);
+      if (what === 'request') {
+        assert.equal(committed, 10, 'the given-up batch was read and committed again');
+      } else {
+        // The new producer's InitProducerId completed the commit whose answer was lost: that batch is never reported.
+        assert.ok(committed < 10, `the given-up batch was not committed twice (${committed} reported)`);
+      }
+    } finally {
+      fault.restore();
+      await processor.stop();
+      await admin.close();
+    }
+  });
+}
