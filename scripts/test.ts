@@ -10,10 +10,12 @@
  *
  * Two files at a time by default: most of a file's time is waiting (on Kafka, Postgres, child processes,
  * timers) and ~0.8 s of each is process start, so a second file fills those waits. Every test names its
- * own schema, topic, group and throwaway server ports, so files do not meet each other's data.
+ * own schema, topic, group and throwaway server ports, so files do not meet each other's data. A file that
+ * stops a service the others share (the single Kafka node) says `npm-test: alone` in its first lines; those
+ * run first, one at a time, with nothing beside them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { globSync } from 'node:fs';
+import { globSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import * as path from 'node:path';
 import { down, up } from '../infra/kafka/kafka.ts';
@@ -31,6 +33,15 @@ if (files.length === 0) {
   if (files.length === 0) files = [DEFAULT_GLOB];
 }
 
+const ALONE_MARK = 'npm-test: alone';
+function runsAlone(file: string): boolean {
+  try {
+    return readFileSync(path.resolve(ROOT, file), 'utf8').slice(0, 4_000).includes(ALONE_MARK);
+  } catch {
+    return false; // a pattern or a directory: node --test expands it
+  }
+}
+
 let startedHere = false;
 /** The secured broker (TLS/SASL tests) is started by the tests that need it; stopped after the run if it was not running before. */
 const securedBefore = await securedRunning();
@@ -38,6 +49,7 @@ let child: ChildProcess | undefined;
 let stopping: Promise<void> | undefined;
 let starting = false;
 let interrupted: number | undefined;
+let signalled = false;
 
 function stopKafka(): Promise<void> {
   stopping ??= (async () => {
@@ -68,6 +80,7 @@ async function finish(code: number): Promise<never> {
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
     const code = 128 + constants.signals[sig];
+    signalled = true;
     if (child && child.exitCode === null && child.signalCode === null) {
       // Let the runner end its tests (on Ctrl-C it got SIGINT from the terminal too); stop Kafka after it exits.
       child.kill(sig);
@@ -94,16 +107,28 @@ try {
   process.stderr.write(`[test] Kafka ${brokers} (${startedHere ? 'started for this run' : 'already running, reused'})\n`);
 
   const concurrency = process.env.ZL_TEST_CONCURRENCY ?? '2';
-  child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=600000', ...nodeOptions, ...files], {
-    cwd: ROOT,
-    stdio: 'inherit',
-    env: { ...process.env, ZL_KAFKA_BROKERS: brokers },
-  });
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-    child?.once('error', reject);
-    child?.once('exit', (c, s) => resolve([c, s]));
-  });
-  await finish(code ?? 128 + (signal ? constants.signals[signal] : 0));
+  const alone = files.filter(runsAlone);
+  const batches: Array<[string[], string]> = [
+    [alone, '1'],
+    [files.filter((f) => !alone.includes(f)), concurrency],
+  ];
+  let exitCode = 0;
+  for (const [batch, perBatch] of batches) {
+    if (batch.length === 0 || signalled) continue;
+    const running = spawn(process.execPath, ['--test', `--test-concurrency=${perBatch}`, '--test-timeout=600000', ...nodeOptions, ...batch], {
+      cwd: ROOT,
+      stdio: 'inherit',
+      env: { ...process.env, ZL_KAFKA_BROKERS: brokers },
+    });
+    child = running;
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      running.once('error', reject);
+      running.once('exit', (c, s) => resolve([c, s]));
+    });
+    const batchCode = code ?? 128 + (signal ? constants.signals[signal] : 0);
+    if (batchCode !== 0 && exitCode === 0) exitCode = batchCode;
+  }
+  await finish(exitCode);
 } catch (err) {
   process.stderr.write(`[test] ${(err as Error).message}\n`);
   await finish(1);

@@ -1,3 +1,4 @@
+// npm-test: alone (it stops and restarts the single Kafka node every other test file uses)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
