@@ -68,9 +68,16 @@ describe('producer over a real Kafka', () => {
       }
       const records = await readTopic(topic, { done: (rs) => rs.length >= 40 });
       assert.equal(records.length, 40);
-      const { rows } = await env.pool.query(
-        `select message_id, sent_partition, sent_offset::text as sent_offset, state from "${env.schema}".outbox where topic = $1`,
-        [topic],
+      // The relay records a batch after the broker acknowledged it: a consumer can read the records first.
+      const rows = await waitFor(
+        async () => {
+          const { rows } = await env.pool.query(
+            `select message_id, sent_partition, sent_offset::text as sent_offset, state from "${env.schema}".outbox where topic = $1`,
+            [topic],
+          );
+          return rows.every((r) => r.state === 1) ? rows : undefined;
+        },
+        { what: 'every row recorded as sent', timeoutMs: 10_000 },
       );
       const byId = new Map(rows.map((r) => [r.message_id, r]));
       for (const record of records) {
