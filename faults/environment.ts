@@ -29,7 +29,7 @@ export type OwnBroker = { kind: 'redis'; redis: RedisInstance } | { kind: 'rabbi
  * workload and the checker connect directly (a cut stands for the clients' network, not the database).
  * Kafka: a plain proxy in front of a broker does not work, because clients take broker addresses from
  * metadata and would then connect around it. So the cluster runs the 'proxied' properties variant: each
- * node has a third listener whose advertised address is a proxy port (<n>9095 -> <n>9094); clients that
+ * node has a third listener whose advertised address is a proxy port (9095 + 1000n -> 9094 + 1000n); clients that
  * bootstrap there only ever learn proxy addresses, and every byte between them and any broker crosses a
  * proxy. Inter-broker replication and the controller quorum stay on their own, unproxied listeners, so a
  * network fault separates clients from the cluster without also partitioning the cluster itself. The
@@ -102,7 +102,7 @@ export async function startEnvironment(options: {
       cleanups.push(() => down({ mode: 'cluster' }));
       log(`kafka: 3-node cluster ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       for (const n of [1, 2, 3]) {
-        const proxy = new TcpProxy({ name: `kafka-${n}`, listenPort: n * 10_000 + 9095, targetPort: n * 10_000 + 9094 });
+        const proxy = new TcpProxy({ name: `kafka-${n}`, listenPort: 9095 + n * 1_000, targetPort: 9094 + n * 1_000 });
         await proxy.start();
         cleanups.push(() => proxy.close());
         kafkaProxies.push(proxy);

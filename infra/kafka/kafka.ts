@@ -31,7 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export type Mode = 'single' | 'cluster';
 
 export interface UpOptions {
-  /** 'single' (127.0.0.1:9092, default) or 'cluster' (three nodes on 127.0.0.1:19092/29092/39092). */
+  /** 'single' (127.0.0.1:9092, default) or 'cluster' (three nodes on 127.0.0.1:10092/11092/12092). */
   mode?: Mode;
   /** Deadline for the whole start-up, default 120 000 ms (env KAFKA_START_TIMEOUT_MS overrides the default). */
   timeoutMs?: number;
@@ -107,8 +107,10 @@ const NODES: Record<Mode, readonly NodeDef[]> = {
     mode: 'cluster' as const,
     name: `node${n}`,
     nodeId: n,
-    port: n * 10000 + 9092,
-    controllerPort: n * 10000 + 9093,
+    // Below Linux's ephemeral range (32768-60999): on 39092-39095 node 3 sometimes could not bind because a
+    // client connection of the busy machine held that port as its local end ("Address already in use").
+    port: 9092 + n * 1000,
+    controllerPort: 9093 + n * 1000,
   })),
 };
 
@@ -789,7 +791,7 @@ export async function status(): Promise<Status> {
 
 const USAGE = `usage: node infra/kafka/kafka.ts <command>
   up [--cluster]              start (or reuse) the single node 127.0.0.1:9092, or the 3-node cluster
-                              127.0.0.1:19092,29092,39092; prints the bootstrap brokers on stdout
+                              127.0.0.1:10092,11092,12092; prints the bootstrap brokers on stdout
   down [--cluster|--single]   stop that node set (default: everything)
   status                      show what runs
   kill-node N                 SIGKILL cluster node N (1..3)
