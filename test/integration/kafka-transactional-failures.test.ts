@@ -3,7 +3,11 @@ import { test } from 'node:test';
 import { createAdmin } from '../../src/adapters/kafka/kafka-admin.ts';
 import { kafka } from '../../src/adapters/kafka/kafka-driver.ts';
 import { KafkaSubscriber } from '../../src/adapters/kafka/kafka-subscriber.ts';
-import { KafkaTransactionalProcessor, type TransformInput } from '../../src/adapters/kafka/kafka-transactional-processor.ts';
+import {
+  KafkaTransactionalProcessor,
+  type TransactionalProcessorConfig,
+  type TransformInput,
+} from '../../src/adapters/kafka/kafka-transactional-processor.ts';
 import type { ZerolossError } from '../../src/core/errors.ts';
 import { BROKERS, uniqueId } from '../helpers/consumer-fixtures.ts';
 import { assertOneOutputEach, describeTransaction, inputAndOutput, toOutput } from '../helpers/kafka-transactional.ts';
@@ -20,6 +24,27 @@ function gate(): { wait: Promise<void>; open: () => void } {
 
 const n = (input: TransformInput) => (input.payload as { n: number }).n;
 
+/**
+ * A processor whose transform parks record `at` once on a gate, the outputs of the records before it already
+ * sent: its transaction stays open at the coordinator until the test opens the gate.
+ */
+function heldAt(at: number, output: string, config: TransactionalProcessorConfig) {
+  const gated = gate();
+  let holding = false;
+  const transform = toOutput(output);
+  const processor = new KafkaTransactionalProcessor({
+    config,
+    transform: async (record) => {
+      if (n(record) === at && !holding) {
+        holding = true;
+        await gated.wait;
+      }
+      return transform(record);
+    },
+  });
+  return { processor, open: gated.open, holding: () => holding };
+}
+
 /** @platformatic/kafka's default request `timeout`, which it also sent as InitProducerId's transaction timeout. */
 const CLIENT_TIMEOUT_MS = 5_000;
 /** How often the coordinator looks for transactions past their timeout (transaction.abort.timed.out.transaction.cleanup.interval.ms default). */
@@ -34,25 +59,14 @@ const ABORT_CHECK_MS = 10_000;
 test('Kafka transactions: a transaction open longer than the client request timeout commits', { timeout: 60_000 }, async () => {
   const { input, output, groupId } = await inputAndOutput('slow', 1, 3, () => 'k');
   const transactionalId = uniqueId('tx');
-  const slow = gate();
-  let holding = false;
-  const transform = toOutput(output);
-  const processor = new KafkaTransactionalProcessor({
-    config: { brokers: BROKERS, groupId, topics: [input], transactionalId, maxBatch: 3, flushEvery: 1 },
-    transform: async (record) => {
-      if (n(record) === 2 && !holding) {
-        holding = true;
-        await slow.wait;
-      }
-      return transform(record);
-    },
-  });
+  const slow = heldAt(2, output, { brokers: BROKERS, groupId, topics: [input], transactionalId, maxBatch: 3, flushEvery: 1 });
+  const { processor } = slow;
   const aborted: string[] = [];
   processor.on('aborted', (a) => aborted.push(a.error));
   const admin = createAdmin(BROKERS);
   await processor.start();
   try {
-    await waitFor(() => holding, { what: 'the transform of record 2 inside the transaction', timeoutMs: 30_000 });
+    await waitFor(slow.holding, { what: 'the transform of record 2 inside the transaction', timeoutMs: 30_000 });
     const seen = await waitFor(
       async () => {
         const t = await describeTransaction(transactionalId);
@@ -152,25 +166,21 @@ test('Kafka transactions: a transaction the coordinator aborted on timeout is re
 }, async () => {
   const { input, output, groupId } = await inputAndOutput('timedout', 1, 3, () => 'k');
   const transactionalId = uniqueId('tx');
-  const slow = gate();
-  let holding = false;
-  const transform = toOutput(output);
-  const processor = new KafkaTransactionalProcessor({
-    config: { brokers: BROKERS, groupId, topics: [input], transactionalId, flushEvery: 1, transactionTimeoutMs: 1_000 },
-    transform: async (record) => {
-      if (n(record) === 2 && !holding) {
-        holding = true;
-        await slow.wait;
-      }
-      return transform(record);
-    },
+  const slow = heldAt(2, output, {
+    brokers: BROKERS,
+    groupId,
+    topics: [input],
+    transactionalId,
+    flushEvery: 1,
+    transactionTimeoutMs: 1_000,
   });
+  const { processor } = slow;
   const errors: Error[] = [];
   processor.on('error', (e) => errors.push(e));
   const admin = createAdmin(BROKERS);
   await processor.start();
   try {
-    await waitFor(() => holding, { what: 'the transform of record 2 inside the transaction', timeoutMs: 30_000 });
+    await waitFor(slow.holding, { what: 'the transform of record 2 inside the transaction', timeoutMs: 30_000 });
     await waitFor(async () => (await describeTransaction(transactionalId)).transactionState.endsWith('Abort'), {
       what: 'the coordinator aborting the transaction on timeout',
       timeoutMs: ABORT_CHECK_MS + 10_000,
@@ -203,19 +213,15 @@ test('Kafka transactions: a transaction stuck past stuckTransactionMs is given u
 }, async () => {
   const { input, output, groupId } = await inputAndOutput('stuck', 1, 10, () => 'k');
   const transactionalId = uniqueId('tx');
-  const stuck = gate();
-  let stuckOnce = false;
-  const transform = toOutput(output);
-  const processor = new KafkaTransactionalProcessor({
-    config: { brokers: BROKERS, groupId, topics: [input], transactionalId, flushEvery: 1, stuckTransactionMs: 2_000 },
-    transform: async (record) => {
-      if (n(record) === 3 && !stuckOnce) {
-        stuckOnce = true;
-        await stuck.wait;
-      }
-      return transform(record);
-    },
+  const stuck = heldAt(3, output, {
+    brokers: BROKERS,
+    groupId,
+    topics: [input],
+    transactionalId,
+    flushEvery: 1,
+    stuckTransactionMs: 2_000,
   });
+  const { processor } = stuck;
   const aborted: string[] = [];
   processor.on('aborted', (a) => aborted.push(a.error));
   let committed = 0;
@@ -225,7 +231,7 @@ test('Kafka transactions: a transaction stuck past stuckTransactionMs is given u
   const admin = createAdmin(BROKERS);
   await processor.start();
   try {
-    await waitFor(() => stuckOnce, { what: 'the transform of record 3 stuck', timeoutMs: 30_000 });
+    await waitFor(stuck.holding, { what: 'the transform of record 3 stuck', timeoutMs: 30_000 });
     const before = await describeTransaction(transactionalId);
     assert.equal(before.transactionState, 'Ongoing', 'records 1-2 sent in the stuck transaction');
     await waitFor(() => committed === 10, { what: 'all 10 inputs committed after the give-up', timeoutMs: 30_000 });
