@@ -115,11 +115,15 @@ try {
   let exitCode = 0;
   for (const [batch, perBatch] of batches) {
     if (batch.length === 0 || signalled) continue;
-    const running = spawn(process.execPath, ['--test', `--test-concurrency=${perBatch}`, '--test-timeout=600000', ...nodeOptions, ...batch], {
-      cwd: ROOT,
-      stdio: 'inherit',
-      env: { ...process.env, ZL_KAFKA_BROKERS: brokers },
-    });
+    const running = spawn(
+      process.execPath,
+      ['--test', `--test-concurrency=${perBatch}`, '--test-timeout=600000', ...nodeOptions, ...batch],
+      {
+        cwd: ROOT,
+        stdio: 'inherit',
+        env: { ...process.env, ZL_KAFKA_BROKERS: brokers },
+      },
+    );
     child = running;
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
       running.once('error', reject);
