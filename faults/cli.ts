@@ -68,7 +68,7 @@ options:
                          transaction; the checker reads <topic>.out and <topic>.dlq with read_committed.
                          Kafka only; handler-faults, poison, mixed and redis-outage are refused (reason given)
   --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
-                           relay-ack-before-send       relays record rows sent before sending (faults/relay-ack-before-send.ts;
+                           relay-ack-before-send       relays record rows sent before sending (faults/broken-relay.ts;
                                                        with --source state-column, the award table's rows)
                            claim-without-key-hold      relays claim the oldest due rows without holding back a
                                                        key whose earlier row another relay holds (leased by a

@@ -8,7 +8,7 @@ import type { WorkerReport } from './consumer-worker.ts';
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const WORKER = fileURLToPath(new URL('./consumer-worker.ts', import.meta.url));
 const TRANSACTIONAL_WORKER = fileURLToPath(new URL('./transactional-worker.ts', import.meta.url));
-const BROKEN_RELAY = fileURLToPath(new URL('./relay-ack-before-send.ts', import.meta.url));
+const BROKEN_RELAY = fileURLToPath(new URL('./broken-relay.ts', import.meta.url));
 const RELAY_WORKER = fileURLToPath(new URL('./relay-worker.ts', import.meta.url));
 const BROKEN_WAL_RELAY = fileURLToPath(new URL('./wal-relay-confirm-before-send.ts', import.meta.url));
 const COMPILE_CACHE = path.join(tmpdir(), 'zeroloss-faults-compile-cache');
@@ -213,7 +213,7 @@ export function relayTuningArgs(options: { leaseMs: number; deliveryTimeoutMs: n
 
 /**
  * Relays: the real `zeroloss relay` command (fastRelayArgs), or with `brokenRelay` the suite's
- * deliberately broken relay (relay-ack-before-send.ts, with that fault) taking the same flags. On Redis Streams, RabbitMQ
+ * deliberately broken relay (broken-relay.ts, with that fault) taking the same flags. On Redis Streams, RabbitMQ
  * and the table log (`transport`), faults/relay-worker.ts: the same createRelay over that transport's bundle.
  *
  * With `wal`, `zeroloss relay --mode wal` (or with `confirmBeforeSend` the deliberately broken

@@ -1,6 +1,7 @@
 /**
- * TEST-ONLY deliberately broken relays, for `npm run faults -- <scenario> --broken relay-ack-before-send` and
- * (with `--fault claim-without-key-hold`, faults/claim-without-key-hold.ts) `--broken claim-without-key-hold`.
+ * TEST-ONLY deliberately broken relay process, taking the flags of `zeroloss relay` plus `--fault`:
+ * `ack-before-send` (default) for `npm run faults -- <scenario> --broken relay-ack-before-send`, and
+ * `claim-without-key-hold` (faults/claim-without-key-hold.ts) for `--broken claim-without-key-hold`.
  *
  * relay-ack-before-send proves the checker fails when a relay commits progress before the effect. The shipped Relay runs over
  * an outbox store wrapped here so that every claimed row is recorded as sent *before* it is handed to the
