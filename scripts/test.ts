@@ -33,6 +33,12 @@ if (files.length === 0) {
   if (files.length === 0) files = [DEFAULT_GLOB];
 }
 
+const concurrency = process.env.ZL_TEST_CONCURRENCY ?? '2';
+if (!/^[1-9]\d*$/.test(concurrency)) {
+  process.stderr.write(`[test] ZL_TEST_CONCURRENCY must be a positive integer, not ${JSON.stringify(concurrency)}\n`);
+  process.exit(2);
+}
+
 const ALONE_MARK = 'npm-test: alone';
 function runsAlone(file: string): boolean {
   try {
@@ -106,7 +112,6 @@ try {
   const brokers = kafka.brokers.join(',');
   process.stderr.write(`[test] Kafka ${brokers} (${startedHere ? 'started for this run' : 'already running, reused'})\n`);
 
-  const concurrency = process.env.ZL_TEST_CONCURRENCY ?? '2';
   const alone = files.filter(runsAlone);
   const batches: Array<[string[], string]> = [
     [alone, '1'],
