@@ -75,7 +75,7 @@ describe('producer over a real Kafka', () => {
             `select message_id, sent_partition, sent_offset::text as sent_offset, state from "${env.schema}".outbox where topic = $1`,
             [topic],
           );
-          return rows.every((r) => r.state === 1) ? rows : undefined;
+          return rows.length === 40 && rows.every((r) => r.state === 1) ? rows : undefined;
         },
         { what: 'every row recorded as sent', timeoutMs: 10_000 },
       );
