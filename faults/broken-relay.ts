@@ -11,17 +11,19 @@
  *
  * Takes the flags of `zeroloss relay` that the suite passes (fastRelayArgs), and `--config-file <f>
  * --only-sources` as `zeroloss relay` does: then the sources it breaks are the state-column sources the
- * settings file declares (built by the CLI's own code), not the outbox table. The fault lives here, never
- * in src/.
+ * settings file declares (built by the CLI's own code), not the outbox table. On Redis Streams, RabbitMQ
+ * and the table log it takes faults/relay-worker.ts's `--transport <kind> --url <url>` instead of
+ * `--kafka` and sends through that transport's publisher (ack-before-send only). The fault lives here,
+ * never in src/.
  */
 import { parseArgs } from 'node:util';
-import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
 import { postgres } from '../src/adapters/postgres/postgres.ts';
 import { configuredSources } from '../src/cli/config-sources.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import type { RelaySource } from '../src/ports/outbox-store.ts';
+import type { Publisher } from '../src/ports/transport.ts';
 import { claimWithoutKeyHold } from './claim-without-key-hold.ts';
 import { deliveryTimeoutMs, relayOptions, relaySettings } from './relay-options.ts';
 
@@ -52,6 +54,8 @@ const { values } = parseArgs({
   options: {
     ...relayOptions,
     kafka: { type: 'string' },
+    transport: { type: 'string' },
+    url: { type: 'string' },
     verbose: { type: 'boolean' },
     'config-file': { type: 'string' },
     'only-sources': { type: 'boolean' },
@@ -60,7 +64,12 @@ const { values } = parseArgs({
 });
 const fault = values.fault ?? 'ack-before-send';
 if (fault !== 'ack-before-send' && fault !== 'claim-without-key-hold') throw new Error(`broken relay: unknown --fault ${fault}`);
-if (!values.pg || !values.kafka) throw new Error(`broken relay (${fault}): --pg and --kafka are required`);
+const transportKind = values.transport ?? 'kafka';
+if (transportKind !== 'kafka' && transportKind !== 'redis' && transportKind !== 'rabbitmq' && transportKind !== 'table-log')
+  throw new Error(`broken relay: unknown --transport ${transportKind}`);
+if (!values.pg || (transportKind === 'kafka' ? !values.kafka : !values.url))
+  throw new Error(`broken relay (${fault}): --pg and --kafka (or --transport and --url) are required`);
+if (fault === 'claim-without-key-hold' && transportKind !== 'kafka') throw new Error('claim-without-key-hold: Kafka only');
 if (fault === 'claim-without-key-hold' && values['only-sources'])
   throw new Error('claim-without-key-hold breaks the outbox claim: not with --only-sources');
 
@@ -68,11 +77,29 @@ process.emitWarning(
   `broken relay (${fault}): this relay is deliberately broken: it ${fault === 'ack-before-send' ? 'loses messages' : 'breaks key order'}`,
 );
 const db = pgDatabase({ connectionString: values.pg, onError: (e) => console.error(`relay: database: ${e.message}`) });
-const publisher = new KafkaPublisher({
-  brokers: values.kafka.split(','),
-  deliveryTimeoutMs: deliveryTimeoutMs(values),
-});
 const schema = values.schema ?? 'zeroloss';
+const timeoutMs = deliveryTimeoutMs(values);
+const url = values.url ?? '';
+/** The publisher of the run's transport, loaded alone as in faults/relay-worker.ts. */
+async function transportPublisher(): Promise<{ publisher: Publisher; close(): Promise<void> }> {
+  if (transportKind === 'kafka') {
+    const { KafkaPublisher } = await import('../src/adapters/kafka/kafka-publisher.ts');
+    const publisher = new KafkaPublisher({ brokers: (values.kafka ?? '').split(','), deliveryTimeoutMs: timeoutMs });
+    return { publisher, close: () => publisher.close() };
+  }
+  if (transportKind === 'table-log') {
+    const { tableLog } = await import('../src/adapters/table-log/table-log-transport.ts');
+    return tableLog({ db, schema });
+  }
+  if (transportKind === 'redis') {
+    const { redisStreams } = await import('../src/adapters/redis-streams/redis-streams-transport.ts');
+    return redisStreams(url, { publisher: { commandTimeoutMs: timeoutMs } });
+  }
+  const { rabbitmq } = await import('../src/adapters/rabbitmq/rabbitmq-transport.ts');
+  return rabbitmq(url, { publisher: { deliveryTimeoutMs: timeoutMs } });
+}
+const transport = await transportPublisher();
+const publisher = transport.publisher;
 // The declared sources are built on a store bundle of their own, as `zeroloss relay` builds them.
 const store = values['config-file'] ? postgres(values.pg, { schema }) : undefined;
 const declared = store ? await configuredSources(store, values['config-file']) : [];
@@ -92,6 +119,6 @@ await new Promise<void>((resolve) => {
   process.once('SIGINT', resolve);
 });
 await relay.stop();
-await publisher.close().catch(() => {});
+await transport.close().catch(() => {});
 await db.close().catch(() => {});
 await store?.close().catch(() => {});

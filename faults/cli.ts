@@ -69,7 +69,8 @@ options:
                          Kafka only; handler-faults, poison, mixed and redis-outage are refused (reason given)
   --broken NAME          TEST-ONLY deliberately broken build, to prove the checker fails:
                            relay-ack-before-send       relays record rows sent before sending (faults/broken-relay.ts;
-                                                       with --source state-column, the award table's rows)
+                                                       with --source state-column, the award table's rows; on
+                                                       every transport)
                            claim-without-key-hold      relays claim the oldest due rows without holding back a
                                                        key whose earlier row another relay holds (leased by a
                                                        frozen or dead relay), so its later rows overtake it
@@ -207,8 +208,6 @@ if (exactlyOnce === 'kafka-transactions' && offsets === 'database')
 if (source === 'state-column' && exactlyOnce !== 'inbox') fail('--source state-column runs with the inbox consumer (--exactly-once inbox)');
 const broken = values.broken as Broken | undefined;
 if (broken !== undefined && !BROKEN.includes(broken)) fail(`--broken must be one of ${BROKEN.join(', ')}`);
-if (broken === 'relay-ack-before-send' && transport !== 'kafka')
-  fail('--broken relay-ack-before-send is a Kafka relay; use it with --transport kafka');
 if (broken === 'claim-without-key-hold' && (transport !== 'kafka' || relayMode === 'wal' || source !== 'outbox'))
   fail(
     '--broken claim-without-key-hold breaks the polling relay of the outbox table on Kafka: not with --transport, --relay-mode wal or --source',

@@ -214,7 +214,8 @@ export function relayTuningArgs(options: { leaseMs: number; deliveryTimeoutMs: n
 /**
  * Relays: the real `zeroloss relay` command (fastRelayArgs), or with `brokenRelay` the suite's
  * deliberately broken relay (broken-relay.ts, with that fault) taking the same flags. On Redis Streams, RabbitMQ
- * and the table log (`transport`), faults/relay-worker.ts: the same createRelay over that transport's bundle.
+ * and the table log (`transport`), faults/relay-worker.ts: the same createRelay over that transport's bundle
+ * (or broken-relay.ts with relay-worker's flags).
  *
  * With `wal`, `zeroloss relay --mode wal` (or with `confirmBeforeSend` the deliberately broken
  * wal-relay-confirm-before-send.ts, same flags): relay-1 runs with `--create-slot`, as the operator's one
@@ -250,7 +251,8 @@ export function relayGroup(options: {
   }
   const command = transport
     ? [
-        RELAY_WORKER,
+        // The broken relay takes relay-worker's transport flags too (ack-before-send on every transport).
+        options.brokenRelay ? BROKEN_RELAY : RELAY_WORKER,
         '--pg',
         options.pgUrl,
         '--schema',
