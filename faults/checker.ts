@@ -121,6 +121,12 @@ export interface LedgerReader {
   ledger(pool: pg.Pool, schema: string): Promise<CommitLedger>;
   /** How many committed messages have no outcome yet, and how many rows are unsent. */
   outstanding(pool: pg.Pool, schema: string): Promise<{ pending: number; unsent: number }>;
+  /**
+   * The drain polls `outstanding` every 250 ms. A reader whose reading is more than one counting query (a
+   * whole table read into the harness) says how often it may be taken; the drain answers from the last
+   * reading in between. Unset: every poll.
+   */
+  progressEveryMs?: number;
 }
 
 /** The outbox table: fx_order rows are the business rows, the outbox's seq_id is a key's commit order. */

@@ -302,12 +302,14 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     // nothing moved for stallSeconds (what is missing then is not coming), or the hard bound.
     const hardDeadline = Date.now() + Math.max(180, o.messages / 100) * 1_000;
     let last = { pending: -1, unsent: -1 };
-    // The processors' outcomes are records on topics: read back whole (read_committed) every few seconds.
-    let lastTopicRead = 0;
+    // A costly reading is taken at most every progressEveryMs, the last one answering in between: the
+    // processors' outcomes are records on topics, read back whole (read_committed); the reader says its own.
+    const progressEveryMs = transactional ? 5_000 : (reader.progressEveryMs ?? 0);
+    let lastRead = 0;
     const progress = async () => {
+      if (Date.now() - lastRead < progressEveryMs) return last;
+      lastRead = Date.now();
       if (!transactional) return reader.outstanding(pool, schema);
-      if (Date.now() - lastTopicRead < 5_000) return last;
-      lastTopicRead = Date.now();
       const seen = await effectsOnTopic(0);
       return outstandingOnTopic(pool, schema, new Set([...seen.outputs, ...seen.deadLettered].map((r) => r.id)));
     };

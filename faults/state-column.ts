@@ -101,64 +101,53 @@ export async function writeAwards(client: pg.PoolClient, schema: string, key: st
   return ids;
 }
 
+/** A row id's message id (stableId of the source's name and the row id), hashed once per process. */
+const messageIds = new Map<string, string>();
+function messageIdOf(rowId: string): string {
+  let id = messageIds.get(rowId);
+  if (id === undefined) {
+    id = stableId(AWARD_SOURCE, rowId);
+    messageIds.set(rowId, id);
+  }
+  return id;
+}
+
 /**
  * The award table as the checker reads it: its rows are what committed, its ids each key's order.
  *
- * `outstanding` is the drain's progress, polled every 250 ms. It reads every award row and hashes each row
- * id into its message id; done at every poll, at 100,000 rows that took most of a core away from the
- * consumers the drain waits for (relay-zombie at 100,000 drained at 15-40 messages/s and hit the drain's
- * bound with every message on the topic). So a row's message id is hashed once, and the figure is read
- * again at most every `everyMs` per schema (the drain ends at most that much later; the check itself reads
- * everything once, through `ledger`).
+ * `outstanding` reads every award row into the harness and turns each row id into its message id. Taken at
+ * every 250 ms poll of the drain, at 100,000 rows that took most of a core from the consumers the drain waits
+ * for (relay-zombie at 100,000 drained at 15-40 messages/s and hit the drain's bound with every message on
+ * the topic); so the drain takes it at most every 5 s (`progressEveryMs`), and a row id is hashed once.
  */
-export function stateColumnLedgerReader(options: { everyMs?: number; now?: () => number } = {}): LedgerReader {
-  const everyMs = options.everyMs ?? 5_000;
-  const now = options.now ?? Date.now;
-  // A row id's message id does not depend on the schema (stableId of the source's name and the row id).
-  const messageIds = new Map<string, string>();
-  const messageIdOf = (rowId: string): string => {
-    let id = messageIds.get(rowId);
-    if (id === undefined) {
-      id = stableId(AWARD_SOURCE, rowId);
-      messageIds.set(rowId, id);
-    }
-    return id;
-  };
-  const last = new Map<string, { at: number; value: { pending: number; unsent: number } }>();
-  return {
-    async ledger(pool, schema): Promise<CommitLedger> {
-      const { rows } = await pool.query<{ id: string; u_id: string; mq_state: number }>(
-        `select id::text as id, u_id, mq_state from "${schema}".user_strategy_export`,
-      );
-      return {
-        committed: new Map(rows.map((r) => [messageIdOf(r.id), null])),
-        order: new Map(rows.map((r) => [messageIdOf(r.id), { key: r.u_id, seq: Number(r.id), producer: AWARD_SOURCE }])),
-        // The message is the row itself: nothing can commit without the other.
-        outboxMismatch: 0,
-        unsent: rows.filter((r) => Number(r.mq_state) !== 1).length,
-      };
-    },
-    async outstanding(pool, schema) {
-      const cached = last.get(schema);
-      if (cached && now() - cached.at < everyMs) return cached.value;
-      const s = `"${schema}"`;
-      // Message ids are computed from row ids here, not in SQL, so the count of rows without an outcome is too.
-      const { rows } = await pool.query<{ id: string; mq_state: number }>(`select id::text as id, mq_state from ${s}.user_strategy_export`);
-      const done = new Set(
-        (
-          await pool.query<{ message_id: string }>(
-            `select message_id from ${s}.fx_effect_log union select message_id from ${s}.dead_letter where message_id is not null`,
-          )
-        ).rows.map((r) => r.message_id),
-      );
-      const value = {
-        pending: rows.filter((r) => !done.has(messageIdOf(r.id))).length,
-        unsent: rows.filter((r) => Number(r.mq_state) !== 1).length,
-      };
-      last.set(schema, { at: now(), value });
-      return value;
-    },
-  };
-}
-
-export const stateColumnLedger: LedgerReader = stateColumnLedgerReader();
+export const stateColumnLedger: LedgerReader = {
+  async ledger(pool, schema): Promise<CommitLedger> {
+    const { rows } = await pool.query<{ id: string; u_id: string; mq_state: number }>(
+      `select id::text as id, u_id, mq_state from "${schema}".user_strategy_export`,
+    );
+    return {
+      committed: new Map(rows.map((r) => [messageIdOf(r.id), null])),
+      order: new Map(rows.map((r) => [messageIdOf(r.id), { key: r.u_id, seq: Number(r.id), producer: AWARD_SOURCE }])),
+      // The message is the row itself: nothing can commit without the other.
+      outboxMismatch: 0,
+      unsent: rows.filter((r) => Number(r.mq_state) !== 1).length,
+    };
+  },
+  async outstanding(pool, schema) {
+    const s = `"${schema}"`;
+    // Message ids are computed from row ids here, not in SQL, so the count of rows without an outcome is too.
+    const { rows } = await pool.query<{ id: string; mq_state: number }>(`select id::text as id, mq_state from ${s}.user_strategy_export`);
+    const done = new Set(
+      (
+        await pool.query<{ message_id: string }>(
+          `select message_id from ${s}.fx_effect_log union select message_id from ${s}.dead_letter where message_id is not null`,
+        )
+      ).rows.map((r) => r.message_id),
+    );
+    return {
+      pending: rows.filter((r) => !done.has(messageIdOf(r.id))).length,
+      unsent: rows.filter((r) => Number(r.mq_state) !== 1).length,
+    };
+  },
+  progressEveryMs: 5_000,
+};
