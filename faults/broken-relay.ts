@@ -17,15 +17,16 @@
  * never in src/.
  */
 import { parseArgs } from 'node:util';
+import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
 import { postgres } from '../src/adapters/postgres/postgres.ts';
 import { configuredSources } from '../src/cli/config-sources.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import type { RelaySource } from '../src/ports/outbox-store.ts';
-import type { Publisher } from '../src/ports/transport.ts';
 import { claimWithoutKeyHold } from './claim-without-key-hold.ts';
 import { deliveryTimeoutMs, relayOptions, relaySettings } from './relay-options.ts';
+import { isRelayTransportKind, relayTransport } from './relay-transport.ts';
 
 /** The source whose claim marks what it claimed as sent before the relay sends it. */
 function ackBeforeSend(inner: RelaySource): RelaySource {
@@ -64,12 +65,11 @@ const { values } = parseArgs({
 });
 const fault = values.fault ?? 'ack-before-send';
 if (fault !== 'ack-before-send' && fault !== 'claim-without-key-hold') throw new Error(`broken relay: unknown --fault ${fault}`);
-const transportKind = values.transport ?? 'kafka';
-if (transportKind !== 'kafka' && transportKind !== 'redis' && transportKind !== 'rabbitmq' && transportKind !== 'table-log')
-  throw new Error(`broken relay: unknown --transport ${transportKind}`);
-if (!values.pg || (transportKind === 'kafka' ? !values.kafka : !values.url))
+const onKafka = values.transport === undefined;
+if (!onKafka && !isRelayTransportKind(values.transport)) throw new Error(`broken relay: unknown --transport ${values.transport}`);
+if (!values.pg || (onKafka ? !values.kafka : !values.url))
   throw new Error(`broken relay (${fault}): --pg and --kafka (or --transport and --url) are required`);
-if (fault === 'claim-without-key-hold' && transportKind !== 'kafka') throw new Error('claim-without-key-hold: Kafka only');
+if (fault === 'claim-without-key-hold' && !onKafka) throw new Error('claim-without-key-hold: Kafka only');
 if (fault === 'claim-without-key-hold' && values['only-sources'])
   throw new Error('claim-without-key-hold breaks the outbox claim: not with --only-sources');
 
@@ -79,26 +79,14 @@ process.emitWarning(
 const db = pgDatabase({ connectionString: values.pg, onError: (e) => console.error(`relay: database: ${e.message}`) });
 const schema = values.schema ?? 'zeroloss';
 const timeoutMs = deliveryTimeoutMs(values);
-const url = values.url ?? '';
-/** The publisher of the run's transport, loaded alone as in faults/relay-worker.ts. */
-async function transportPublisher(): Promise<{ publisher: Publisher; close(): Promise<void> }> {
-  if (transportKind === 'kafka') {
-    const { KafkaPublisher } = await import('../src/adapters/kafka/kafka-publisher.ts');
-    const publisher = new KafkaPublisher({ brokers: (values.kafka ?? '').split(','), deliveryTimeoutMs: timeoutMs });
-    return { publisher, close: () => publisher.close() };
-  }
-  if (transportKind === 'table-log') {
-    const { tableLog } = await import('../src/adapters/table-log/table-log-transport.ts');
-    return tableLog({ db, schema });
-  }
-  if (transportKind === 'redis') {
-    const { redisStreams } = await import('../src/adapters/redis-streams/redis-streams-transport.ts');
-    return redisStreams(url, { publisher: { commandTimeoutMs: timeoutMs } });
-  }
-  const { rabbitmq } = await import('../src/adapters/rabbitmq/rabbitmq-transport.ts');
-  return rabbitmq(url, { publisher: { deliveryTimeoutMs: timeoutMs } });
-}
-const transport = await transportPublisher();
+// Kafka as `zeroloss relay` sends; the other transports as faults/relay-worker.ts builds them.
+const kafka = () => {
+  const publisher = new KafkaPublisher({ brokers: (values.kafka ?? '').split(','), deliveryTimeoutMs: timeoutMs });
+  return { publisher, close: () => publisher.close() };
+};
+const transport = isRelayTransportKind(values.transport)
+  ? await relayTransport(values.transport, values.url ?? '', { db, schema }, timeoutMs)
+  : kafka();
 const publisher = transport.publisher;
 // The declared sources are built on a store bundle of their own, as `zeroloss relay` builds them.
 const store = values['config-file'] ? postgres(values.pg, { schema }) : undefined;

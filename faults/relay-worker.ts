@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { postgres } from '../src/adapters/postgres/postgres.ts';
 import { createRelay } from '../src/outbox/create-relay.ts';
 import { deliveryTimeoutMs, relayOptions, relaySettings } from './relay-options.ts';
+import { isRelayTransportKind, relayTransport } from './relay-transport.ts';
 
 const { values } = parseArgs({
   options: {
@@ -22,27 +23,16 @@ const { values } = parseArgs({
     url: { type: 'string' },
   },
 });
-if (!values.pg || !values.url || (values.transport !== 'redis' && values.transport !== 'rabbitmq' && values.transport !== 'table-log')) {
+if (!values.pg || !values.url || !isRelayTransportKind(values.transport)) {
   throw new Error('relay-worker: --pg, --url and --transport redis|rabbitmq|table-log are required');
 }
 
-const timeoutMs = deliveryTimeoutMs(values);
 const store = postgres(values.pg, {
   schema: values.schema ?? 'zeroloss',
   notify: true,
   onError: (e) => console.error(`relay: database: ${e.message}`),
 });
-// Only the transport in use is loaded: a killed relay restarts faster.
-const transport =
-  values.transport === 'table-log'
-    ? (await import('../src/adapters/table-log/table-log-transport.ts')).tableLog(store)
-    : values.transport === 'redis'
-      ? (await import('../src/adapters/redis-streams/redis-streams-transport.ts')).redisStreams(values.url, {
-          publisher: { commandTimeoutMs: timeoutMs },
-        })
-      : (await import('../src/adapters/rabbitmq/rabbitmq-transport.ts')).rabbitmq(values.url, {
-          publisher: { deliveryTimeoutMs: timeoutMs },
-        });
+const transport = await relayTransport(values.transport, values.url, store, deliveryTimeoutMs(values));
 const relay = createRelay({
   store,
   transport,
