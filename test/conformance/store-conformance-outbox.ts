@@ -173,6 +173,26 @@ export function outboxTests(run: Run): void {
     );
   });
 
+  run("outbox: keys held back with a claim's worth of rows or more behind them do not hide the other keys' rows", async (h) => {
+    // One key held by each kind of holder: a parked row, a row waiting out its retry delay, a live lease.
+    const holders = [h.row('parked'), h.row('waiting'), h.row('leased')];
+    await h.enqueue(...holders);
+    const claimed = await h.claim('relay-a', 3);
+    const ref = (key: string) => claimed.find((c) => c.record.key === key)?.ref as string;
+    await h.store.relaySource.markFailed('relay-a', [
+      { ref: ref('parked'), error: 'poison', action: 'park', delayMs: 0, charge: true },
+      { ref: ref('waiting'), error: 'x', action: 'retry', delayMs: 60_000, charge: true },
+    ]);
+    // Each has more due rows behind it than one claim takes; the other key's row comes last.
+    await h.enqueue(...['parked', 'waiting', 'leased'].flatMap((key) => Array.from({ length: 6 }, () => h.row(key))));
+    const other = h.row('other');
+    await h.enqueue(other);
+    // Before, the claim took the 5 oldest due rows, found every one held back, and returned nothing, for as
+    // long as the holds lasted (the parked one: until a person acts).
+    assert.deepEqual(messageIds(await h.claim('relay-b', 5)), [other.messageId]);
+    assert.deepEqual(await h.claim('relay-b', 5), [], 'a row was claimed past its key’s holder');
+  });
+
   run('outbox: sequence numbers per (producer, key) are gapless: 1, 2, 3, past rollbacks and unsequenced rows', async (h) => {
     const { outbox } = h.store;
     assert.deepEqual(await h.enqueue(h.row('k'), h.row('k'), h.row('k')), [1, 2, 3]);

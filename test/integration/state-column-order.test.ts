@@ -80,3 +80,44 @@ test('concurrent state-column claims never hand one row to two claimers', async 
   assert.equal(owners.size, 3000, 'every row claimed');
   assert.equal(doubles, 0, 'no row claimed twice while its lease held');
 });
+
+// A claim locks the oldest free rows and keeps those no earlier row of their key holds back. When keys held
+// by a parked row, a row in its retry delay or a live lease have a claim's worth of free rows, those fill the
+// whole window: before, the claim then returned nothing for every key as long as the holds lasted.
+test("keys held back with a claim's worth of rows or more behind them do not hide the other keys' rows", async () => {
+  const s = env.schema;
+  await env.db.query(
+    `create table "${s}".held (id bigserial primary key, u_id text not null, mq_state smallint not null default 0, modified_time timestamptz not null default now())`,
+  );
+  const keys = ['parked', 'waiting', 'leased'];
+  await env.db.query(`insert into "${s}".held (u_id) select unnest($1::text[])`, [keys]);
+  await env.db.query(`insert into "${s}".held (u_id) select k from unnest($1::text[]) k, generate_series(1, 6)`, [keys]);
+  await env.db.query(`insert into "${s}".held (u_id) values ('other')`);
+  const source = new StateColumnSource<{ id: number; u_id: string }>(env.db, {
+    name: 'held_check',
+    table: 'held',
+    tableSchema: s,
+    schema: s,
+    idColumn: 'id',
+    stateColumn: 'mq_state',
+    modifiedColumn: 'modified_time',
+    keyColumn: 'u_id',
+    toMessage: (r) => ({ topic: 'held', key: r.u_id, type: 'held', payload: { id: r.id } }),
+  });
+  const first = await source.claim('relay-a', 3, 60_000);
+  assert.deepEqual(
+    first.map((r) => r.record.key),
+    keys,
+  );
+  const ref = (key: string) => first.find((r) => r.record.key === key)?.ref as string;
+  await source.markFailed('relay-a', [
+    { ref: ref('parked'), error: 'poison', action: 'park', delayMs: 0, charge: true },
+    { ref: ref('waiting'), error: 'x', action: 'retry', delayMs: 60_000, charge: true },
+  ]);
+  const claimed = await source.claim('relay-b', 5, 60_000);
+  assert.deepEqual(
+    claimed.map((r) => r.record.key),
+    ['other'],
+  );
+  assert.deepEqual(await source.claim('relay-b', 5, 60_000), [], 'a row was claimed past its key’s holder');
+});

@@ -73,10 +73,27 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // `prev_lease_until_ms`: recording an outcome (sent, failed, released) clears the lease, so a lease still
   // set on a claimable row is an earlier claim that recorded nothing: its holder died or hung, perhaps after
   // the broker acknowledged the send. The relay then asks the broker before it sends the row again.
-  const claim = `
-    with cand as (
+  // `pastHeldKeys`: the same claim over the rows of keys that nothing holds back. A claim takes the oldest
+  // `limit` due rows and keeps those no earlier row of their key holds back; when a key held by a parked row,
+  // a row waiting out its retry delay or a live lease has `limit` or more due rows, they fill the whole window
+  // and the claim returns nothing, for every key, as long as the hold lasts (a parked row: until a person acts).
+  // Run only after a claim came back empty (it scans every unsent row for the holders): the keys whose rows
+  // cannot go now are left out before the window is taken, so the other keys' rows are found behind them.
+  const heldBy = options.holdKeyOnParked
+    ? '(h.state = 3 or (h.state in (0, 2) and (h.next_attempt_at > now() or h.lease_until >= now())))'
+    : '(h.state in (0, 2) and (h.next_attempt_at > now() or h.lease_until >= now()))';
+  const claimOf = (pastHeldKeys: boolean) => `
+    with ${
+      pastHeldKeys
+        ? `held as materialized (
+      select distinct h.topic, h.msg_key from ${s}.outbox h where h.state <> 1 and ${heldBy}
+    ), `
+        : ''
+    }cand as (
       select seq_id, topic, msg_key, lease_until from ${s}.outbox
-      where state <> 1 and state <> 3 and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+      where state <> 1 and state <> 3 and next_attempt_at <= now() and (lease_until is null or lease_until < now())${
+        pastHeldKeys ? '\n        and (topic, msg_key) not in (select topic, msg_key from held)' : ''
+      }
       order by seq_id
       limit $2
       for update skip locked
@@ -96,6 +113,8 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
     from ok where o.seq_id = ok.seq_id
     returning o.seq_id::text as ref, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.attempts, o.state,
       (extract(epoch from ok.prev_lease_until) * 1000)::float8 as prev_lease_until_ms`;
+  const claim = claimOf(false);
+  const claimPastHeldKeys = claimOf(true);
 
   // The state before (for the transition) is read from the statement's snapshot (`old`), not from a
   // `select ... for update` first: locking wrote a lock record per row before the update wrote its own
@@ -179,5 +198,5 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
     select message_id, state, topic, sent_partition, sent_offset::text as sent_offset, sent_at, last_error, attempts
     from ${s}.outbox where message_id = any($1::text[])`;
 
-  return { insert, unbumpSeq, writeTables, claim, markSent, markFailed, backlog, anyDue, sendStatus };
+  return { insert, unbumpSeq, writeTables, claim, claimPastHeldKeys, markSent, markFailed, backlog, anyDue, sendStatus };
 }

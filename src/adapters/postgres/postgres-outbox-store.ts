@@ -133,7 +133,10 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
 
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
     const { rows } = await this.#database().query<ClaimRow>(this.#sql.claim, [owner, limit, leaseMs]);
-    return claimedRows(rows);
+    if (rows.length > 0) return claimedRows(rows);
+    // The window of oldest due rows may be all rows of held keys (outbox-sql.ts, `claimPastHeldKeys`).
+    const { rows: past } = await this.#database().query<ClaimRow>(this.#sql.claimPastHeldKeys, [owner, limit, leaseMs]);
+    return claimedRows(past);
   }
 
   async markSent(owner: string, sent: SentOutcome[]): Promise<void> {

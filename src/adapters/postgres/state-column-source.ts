@@ -124,12 +124,30 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
     // are held (see stateColumnSql). The ids go back in the driver's own form of the id column. Rows
     // claimed for the first time get their message built in the same transaction, so its sequence number
     // is drawn while the claim holds the row, and rolled back with it.
+    let result = await this.#claimLocked(this.#sql.lock, owner, limit, leaseMs);
+    // Rows were locked but none claimed: the window may be all rows of held keys (stateColumnSql, `lockPastHeldKeys`).
+    if (result.claimed.length === 0 && result.broken.length === 0 && result.locked > 0) {
+      result = await this.#claimLocked(this.#sql.lockPastHeldKeys, owner, limit, leaseMs);
+    }
+    const { claimed, broken } = result;
+    if (broken.length > 0) await this.markFailed(owner, broken);
+    return claimed;
+  }
+
+  async #claimLocked(
+    lockSql: string,
+    owner: string,
+    limit: number,
+    leaseMs: number,
+  ): Promise<{ claimed: ClaimedRow[]; broken: FailedOutcome[]; locked: number }> {
     const refused = new Error('a claimable row changed under the claim');
+    let locked = 0;
     const { claimed, broken } = await this.#db
       .transaction(async (tx) => {
-        const locked = await tx.query<{ row_id: unknown }>(this.#sql.lock, [this.name, limit]);
-        if (locked.rows.length === 0) return { claimed: [], broken: [] };
-        const result = await tx.query<ClaimRow<Row>>(this.#sql.claim, [this.name, owner, locked.rows.map((r) => r.row_id), leaseMs]);
+        const { rows: lockedIds } = await tx.query<{ row_id: unknown }>(lockSql, [this.name, limit]);
+        locked = lockedIds.length;
+        if (lockedIds.length === 0) return { claimed: [], broken: [] };
+        const result = await tx.query<ClaimRow<Row>>(this.#sql.claim, [this.name, owner, lockedIds.map((r) => r.row_id), leaseMs]);
         // A refused row may be an earlier row of a claimed row's key: claim nothing this round instead.
         if (result.rows.some((r) => Number(r.zl_refused) > 0)) throw refused;
         return this.#build(tx, result.rows);
@@ -138,8 +156,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
         if (error === refused) return { claimed: [], broken: [] };
         throw error;
       });
-    if (broken.length > 0) await this.markFailed(owner, broken);
-    return claimed;
+    return { claimed, broken, locked };
   }
 
   /**

@@ -32,6 +32,14 @@ export function stateColumnSql(n: StateColumnNames) {
     : '';
 
   const free = `(r.row_id is null or (not r.parked and (r.lease_until is null or r.lease_until < now()) and r.next_attempt_at <= now()))`;
+  // A key with an unsent row that cannot go now: parked, waiting out its retry delay, or leased (not discarded).
+  const notHeld = n.key
+    ? `not exists (
+        select 1 from ${n.table} p join ${n.z}.source_row h on h.source = $1 and h.row_id = p.${n.id}::text
+        where p.${n.key} = b.${n.key} and ${blocking} and h.discarded_at is null
+          and (h.parked or h.next_attempt_at > now() or h.lease_until >= now())
+      )`
+    : 'true';
 
   // A claim is two statements in one transaction: `lock` takes the candidates' row locks, then `claim`
   // decides under those locks. The lease lives in source_row, not in the business row that is locked, so
@@ -41,13 +49,18 @@ export function stateColumnSql(n: StateColumnNames) {
   // one, and a failed send or a dead relay let the later row reach the topic first. `claim` runs on a
   // snapshot taken after every lock is held, i.e. after any claimer that held one of these rows committed.
   // $1 source, $2 limit
-  const lock = `
+  const lockOf = (pastHeldKeys: boolean) => `
     select b.${n.id} as row_id from ${n.table} b
     left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
-    where b.${n.state} in (0, 2) and ${free}
+    where b.${n.state} in (0, 2) and ${free}${pastHeldKeys && n.key ? `\n      and ${notHeld}` : ''}
     order by b.${n.id}
     limit $2
     for update of b skip locked`;
+  const lock = lockOf(false);
+  // The window of the oldest free rows may be all rows of keys held back by an earlier row (parked, in its
+  // retry delay, or under a live lease): the claim then finds nothing for any key as long as the hold lasts.
+  // After such a claim the source locks again, leaving those keys out (outbox-sql.ts, `claimPastHeldKeys`).
+  const lockPastHeldKeys = lockOf(true);
 
   // $1 source, $2 owner, $3 ids locked by `lock` (in the id column's own type), $4 lease ms
   // `zl_prev_lease_until_ms`: recording an outcome (sent, failed, released, discarded) clears the lease, so a
@@ -371,6 +384,7 @@ export function stateColumnSql(n: StateColumnNames) {
     windowRows,
     markSentFromBroker,
     lock,
+    lockPastHeldKeys,
     claim,
     storeEncoded,
     markSent,

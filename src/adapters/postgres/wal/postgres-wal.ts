@@ -78,7 +78,10 @@ export function postgresWal(
     wakeChannel: undefined,
     async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
       const { rows } = await db.query<ClaimRow>(sql.retryClaim, [owner, limit, leaseMs]);
-      return claimedRows(rows);
+      if (rows.length > 0) return claimedRows(rows);
+      // The window of oldest waiting rows may be all rows of held keys (wal-sql.ts, `retryClaimPastHeldKeys`).
+      const { rows: past } = await db.query<ClaimRow>(sql.retryClaimPastHeldKeys, [owner, limit, leaseMs]);
+      return claimedRows(past);
     },
     markSent: (owner: string, sent: SentOutcome[]) => store.relaySource.markSent(owner, sent),
     markFailed: (owner: string, failed: FailedOutcome[]) => store.relaySource.markFailed(owner, failed),

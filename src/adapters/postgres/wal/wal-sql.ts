@@ -82,10 +82,22 @@ export function walSql(s: string, names: { publication: string }) {
   // The polling path of WAL mode: the outbox claim (outbox-sql.ts) restricted to waiting rows; fresh rows
   // belong to the stream. Any earlier unsent row of a key (parked ones included) holds its later ones back;
   // a fresh row never comes before a waiting one of its key, since the stream records them in commit order.
-  const retryClaim = `
-    with cand as (
+  // `pastHeldKeys`: as the outbox's claim (outbox-sql.ts), run after an empty claim, it leaves out the keys a
+  // parked row, a row in its retry delay or a live lease holds, whose due rows could fill the whole window
+  // (a failed key's later rows come here held back, due at once) and hide every other key's failed rows.
+  const retryClaimOf = (pastHeldKeys: boolean) => `
+    with ${
+      pastHeldKeys
+        ? `held as materialized (
+      select distinct h.topic, h.msg_key from ${s}.outbox h
+      where h.state <> 1 and (h.state = 3 or h.next_attempt_at > now() or h.lease_until >= now())
+    ), `
+        : ''
+    }cand as (
       select seq_id, topic, msg_key from ${s}.outbox
-      where state <> 1 and state <> 3 and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+      where state <> 1 and state <> 3 and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())${
+        pastHeldKeys ? '\n        and (topic, msg_key) not in (select topic, msg_key from held)' : ''
+      }
       order by seq_id
       limit $2
       for update skip locked
@@ -104,6 +116,8 @@ export function walSql(s: string, names: { publication: string }) {
     set lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond', attempts = o.attempts + 1
     from ok where o.seq_id = ok.seq_id
     returning o.seq_id::text as ref, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.attempts, o.state`;
+  const retryClaim = retryClaimOf(false);
+  const retryClaimPastHeldKeys = retryClaimOf(true);
 
   const retryDue = `
     select (
@@ -138,6 +152,7 @@ export function walSql(s: string, names: { publication: string }) {
     record,
     heldKeys,
     retryClaim,
+    retryClaimPastHeldKeys,
     retryDue,
     serverSettings,
     slots,
