@@ -13,6 +13,7 @@ import type {
 } from '../../ports/outbox-store.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { outboxSql } from './outbox-sql.ts';
+import { PastHeldKeys } from './past-held-keys.ts';
 import { queryPrepared } from './prepared-query.ts';
 
 export interface PostgresOutboxStoreOptions {
@@ -63,6 +64,7 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
   readonly wakeChannel: string | undefined;
   readonly #db: Database | undefined;
   readonly #sql: ReturnType<typeof outboxSql>;
+  readonly #pastHeldKeys = new PastHeldKeys();
   readonly #prepared: boolean;
   readonly #schema: string;
   #tablesChecked = false;
@@ -133,10 +135,13 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
 
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
     const { rows } = await this.#database().query<ClaimRow>(this.#sql.claim, [owner, limit, leaseMs]);
-    if (rows.length > 0) return claimedRows(rows);
     // The window of oldest due rows may be all rows of held keys (outbox-sql.ts, `claimPastHeldKeys`).
-    const { rows: past } = await this.#database().query<ClaimRow>(this.#sql.claimPastHeldKeys, [owner, limit, leaseMs]);
-    return claimedRows(past);
+    const claimed = await this.#pastHeldKeys.claim(
+      rows,
+      (r) => r.length > 0,
+      async () => (await this.#database().query<ClaimRow>(this.#sql.claimPastHeldKeys, [owner, limit, leaseMs])).rows,
+    );
+    return claimedRows(claimed);
   }
 
   async markSent(owner: string, sent: SentOutcome[]): Promise<void> {

@@ -15,6 +15,7 @@ import type {
 } from '../../ports/parked-source.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { stateColumnSql } from './state-column-sql.ts';
+import { PastHeldKeys } from './past-held-keys.ts';
 
 export interface StateColumnSourceOptions<Row> {
   /** Stable name of this source; part of bookkeeping keys and default message ids. */
@@ -59,6 +60,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
   readonly #db: Database;
   readonly #options: StateColumnSourceOptions<Row>;
   readonly #sql: ReturnType<typeof stateColumnSql>;
+  readonly #pastHeldKeys = new PastHeldKeys();
   readonly #tableName: string;
   #verified = false;
 
@@ -124,12 +126,13 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
     // are held (see stateColumnSql). The ids go back in the driver's own form of the id column. Rows
     // claimed for the first time get their message built in the same transaction, so its sequence number
     // is drawn while the claim holds the row, and rolled back with it.
-    let result = await this.#claimLocked(this.#sql.lock, owner, limit, leaseMs);
     // Rows were locked but none claimed: the window may be all rows of held keys (stateColumnSql, `lockPastHeldKeys`).
-    if (result.claimed.length === 0 && result.broken.length === 0 && result.locked > 0) {
-      result = await this.#claimLocked(this.#sql.lockPastHeldKeys, owner, limit, leaseMs);
-    }
-    const { claimed, broken } = result;
+    const { claimed, broken } = await this.#pastHeldKeys.claim(
+      await this.#claimLocked(this.#sql.lock, owner, limit, leaseMs),
+      (c) => c.claimed.length > 0 || c.broken.length > 0,
+      () => this.#claimLocked(this.#sql.lockPastHeldKeys, owner, limit, leaseMs),
+      (c) => c.locked > 0,
+    );
     if (broken.length > 0) await this.markFailed(owner, broken);
     return claimed;
   }

@@ -4,6 +4,7 @@ import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../../
 import type { Database } from '../../../ports/sql-executor.ts';
 import type { WalFailure, WalLedger, WalStream } from '../../../ports/wal-stream.ts';
 import { type ClaimRow, claimedRows } from '../postgres-outbox-store.ts';
+import { PastHeldKeys } from '../past-held-keys.ts';
 import { PgWalStream } from './pg-wal-stream.ts';
 import { walSql } from './wal-sql.ts';
 
@@ -62,6 +63,7 @@ export function postgresWal(
   quoteIdent(publication, 'publication');
   const sql = walSql(s, { publication });
   const db = store.db;
+  const pastHeldKeys = new PastHeldKeys();
   const stream = new PgWalStream({
     url: options.url,
     schema,
@@ -78,10 +80,13 @@ export function postgresWal(
     wakeChannel: undefined,
     async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
       const { rows } = await db.query<ClaimRow>(sql.retryClaim, [owner, limit, leaseMs]);
-      if (rows.length > 0) return claimedRows(rows);
       // The window of oldest waiting rows may be all rows of held keys (wal-sql.ts, `retryClaimPastHeldKeys`).
-      const { rows: past } = await db.query<ClaimRow>(sql.retryClaimPastHeldKeys, [owner, limit, leaseMs]);
-      return claimedRows(past);
+      const claimed = await pastHeldKeys.claim(
+        rows,
+        (r) => r.length > 0,
+        async () => (await db.query<ClaimRow>(sql.retryClaimPastHeldKeys, [owner, limit, leaseMs])).rows,
+      );
+      return claimedRows(claimed);
     },
     markSent: (owner: string, sent: SentOutcome[]) => store.relaySource.markSent(owner, sent),
     markFailed: (owner: string, failed: FailedOutcome[]) => store.relaySource.markFailed(owner, failed),
