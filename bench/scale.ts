@@ -23,6 +23,8 @@ const PARTITIONS = 12;
 const KEYS = 100;
 /** ZL_SCALE_INSTANCES=1,4 runs only those counts (diagnosis); the report needs 1 as its reference. */
 const INSTANCES = (process.env.ZL_SCALE_INSTANCES?.split(',').map(Number) ?? [1, 2, 4]) as readonly number[];
+/** ZL_SCALE_ROLES=relay (or consumer) runs only that half of `scale` (diagnosis). */
+const ROLES = process.env.ZL_SCALE_ROLES?.split(',') ?? ['relay', 'consumer'];
 /**
  * Per-instance settings, the same for every instance count: what one process is allowed to use. 16 lanes,
  * not the default 64: a key's messages run one after another, so with 100 keys and 64 lanes two instances
@@ -277,6 +279,7 @@ export async function scaleBench(env: BenchEnv, messages: number, reps: Reps): P
   const topic = uniqueTopic('zlb-scale-relay');
   try {
     await createTopic(env, topic, PARTITIONS);
+    if (!ROLES.includes('relay')) return scaleConsumerGrid(env, messages, reps);
     const relay = await grid(
       env,
       'scale-relay',
@@ -286,13 +289,15 @@ export async function scaleBench(env: BenchEnv, messages: number, reps: Reps): P
       `${KEYS} keys, ${PARTITIONS} partitions, per instance batches of ${RELAY_BATCH}, ${RELAY_CONCURRENCY} claim loops, pool ${RELAY_POOL}; all start at once on a filled outbox`,
       (n) => relayRun(env, n, messages, topic),
     );
-    const consumer = await grid(env, 'scale-consumer', messages, reps, { 2: 0.9, 4: 0.9 }, consumerNotes(0), (n) =>
-      consumerRun(env, n, messages, 0),
-    );
-    return [...relay, ...consumer];
+    if (!ROLES.includes('consumer')) return relay;
+    return [...relay, ...(await scaleConsumerGrid(env, messages, reps))];
   } finally {
     await deleteTopics(env, [topic]);
   }
+}
+
+function scaleConsumerGrid(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
+  return grid(env, 'scale-consumer', messages, reps, { 2: 0.9, 4: 0.9 }, consumerNotes(0), (n) => consumerRun(env, n, messages, 0));
 }
 
 export const IO_MS = 10;

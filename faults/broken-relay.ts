@@ -46,7 +46,7 @@ function ackBeforeSend(inner: RelaySource): RelaySource {
     markSent: (owner, sent) => inner.markSent(owner, sent),
     markFailed: (owner, failed) => inner.markFailed(owner, failed),
     backlog: () => inner.backlog(),
-    anyDue: inner.anyDue ? () => inner.anyDue?.() ?? Promise.resolve(false) : undefined,
+    anyDue: inner.anyDue ? () => inner.anyDue?.() ?? Promise.resolve({ due: false }) : undefined,
   };
 }
 

@@ -36,6 +36,6 @@ export function claimWithoutKeyHold(inner: RelaySource, db: Database, schema: st
     markSent: (owner, sent) => inner.markSent(owner, sent),
     markFailed: (owner, failed) => inner.markFailed(owner, failed),
     backlog: () => inner.backlog(),
-    anyDue: inner.anyDue ? () => inner.anyDue?.() ?? Promise.resolve(false) : undefined,
+    anyDue: inner.anyDue ? () => inner.anyDue?.() ?? Promise.resolve({ due: false }) : undefined,
   };
 }

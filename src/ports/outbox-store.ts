@@ -64,6 +64,17 @@ export interface BacklogStats {
   nextDueInMs: number | undefined;
 }
 
+/** What a source's cheap check found (`RelaySource.anyDue`). */
+export interface DueCheck {
+  /** A row is due and not leased. */
+  due: boolean;
+  /**
+   * Changes when a row is added (the outbox's newest id): a relay whose claims found every due row held back
+   * by another claimer's rows claims again at once only when it changed. Undefined: the source cannot say.
+   */
+  newest?: string;
+}
+
 /** Where a relay reads messages from: the dedicated outbox table or a business table's state column. */
 export interface RelaySource {
   readonly name: string;
@@ -77,7 +88,7 @@ export interface RelaySource {
    * not leased. Sources that have it are polled with it every `pollIntervalMs`; others sleep until the
    * next due row their backlog reports.
    */
-  anyDue?(): Promise<boolean>;
+  anyDue?(): Promise<DueCheck>;
   /** Channel whose notifications mean "a new row was committed"; undefined for poll-only sources. */
   readonly wakeChannel: string | undefined;
 }

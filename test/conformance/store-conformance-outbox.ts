@@ -9,7 +9,7 @@ const isDuplicate = (error: unknown) => error instanceof ZerolossError && error.
 async function anyDue(h: StoreHarness): Promise<boolean> {
   const probe = h.store.relaySource.anyDue;
   assert.ok(probe, 'the outbox relay source has the cheap due probe');
-  return probe.call(h.store.relaySource);
+  return (await probe.call(h.store.relaySource)).due;
 }
 
 /** Claims as `owner` until something comes back (a lease or a retry delay running out). */
@@ -41,9 +41,15 @@ export function outboxTests(run: Run): void {
 
   run('outbox: a committed row is due and is claimed with its exact bytes and headers, as attempt 1', async (h) => {
     assert.equal(await anyDue(h), false);
+    const before = await h.store.relaySource.anyDue?.();
     const row = h.row('customer-1');
     await h.enqueue(row);
     assert.equal(await anyDue(h), true);
+    const after = await h.store.relaySource.anyDue?.();
+    assert.ok(
+      after?.newest !== undefined && after.newest !== before?.newest,
+      `the check's newest moved with the row: ${before?.newest} -> ${after?.newest}`,
+    );
     const backlog = await h.store.relaySource.backlog();
     assert.deepEqual([backlog.pending, backlog.failed, backlog.parked], [1, 0, 0]);
 

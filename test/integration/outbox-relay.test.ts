@@ -358,7 +358,7 @@ describe('outbox + relay on Postgres', () => {
     assert.equal(store.wakeChannel, undefined, 'notifications are off by default');
     const outbox = testOutbox({ schema, producerId: 'poll' });
     const enqueue = (key: string) => inTransaction(pool, (tx) => outbox.enqueue(tx, { topic: 'p', key, type: 'x', payload: 1 }));
-    assert.equal(await store.anyDue(), false, 'empty outbox');
+    assert.equal((await store.anyDue()).due, false, 'empty outbox');
     // Rows nothing may claim now: parked, failed with backoff ahead, leased by someone.
     const parked = await enqueue('k-parked');
     const later = await enqueue('k-later');
@@ -370,9 +370,9 @@ describe('outbox + relay on Postgres', () => {
     await pool.query(`update "${schema}".outbox set lease_owner = 'other', lease_until = now() + interval '1 hour' where message_id = $1`, [
       leased.id,
     ]);
-    assert.equal(await store.anyDue(), false, 'parked, backing-off and leased rows are not claimable');
+    assert.equal((await store.anyDue()).due, false, 'parked, backing-off and leased rows are not claimable');
     await pool.query(`update "${schema}".outbox set lease_until = now() - interval '1 second' where message_id = $1`, [leased.id]);
-    assert.equal(await store.anyDue(), true, 'a zombie (lease expired) is claimable');
+    assert.equal((await store.anyDue()).due, true, 'a zombie (lease expired) is claimable');
     await pool.query(`update "${schema}".outbox set state = 1 where message_id = $1`, [leased.id]);
 
     const publisher = new ScriptedPublisher();

@@ -176,12 +176,13 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
 
   // Walks outbox_due from the oldest due time: stops at the first claimable row, and never reaches rows
   // whose backoff has not elapsed or parked rows (not in the index); only rows leased right now are skipped.
+  // `newest` (the primary key's last entry) tells a relay whether rows were added since its last claim.
   const anyDue = `
     select (
       select 1 from ${s}.outbox
       where state in (0, 2) and next_attempt_at <= now() and (lease_until is null or lease_until < now())
       order by next_attempt_at limit 1
-    ) is not null as due`;
+    ) is not null as due, (select max(seq_id) from ${s}.outbox)::text as newest`;
 
   const backlog = `
     select

@@ -3,6 +3,7 @@ import { quoteIdent } from '../../core/identifier.ts';
 import type {
   BacklogStats,
   ClaimedRow,
+  DueCheck,
   FailedOutcome,
   MessageState,
   OutboxRow,
@@ -168,9 +169,9 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
     return rows.filter((r) => Number(r.to_state) === 3).map((r) => r.message_id);
   }
 
-  async anyDue(): Promise<boolean> {
-    const { rows } = await this.#database().query<{ due: boolean }>(this.#sql.anyDue);
-    return rows[0]?.due === true;
+  async anyDue(): Promise<DueCheck> {
+    const { rows } = await this.#database().query<{ due: boolean; newest: string | null }>(this.#sql.anyDue);
+    return { due: rows[0]?.due === true, newest: rows[0]?.newest ?? undefined };
   }
 
   async backlog(): Promise<BacklogStats> {

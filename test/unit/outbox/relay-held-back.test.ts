@@ -99,3 +99,65 @@ test('a backlog of many keys keeps both loops claiming at once', async () => {
   }
   assert.equal(stats.maxInFlight, 2, 'two rounds in flight at once');
 });
+
+test('two instances on a backlog of one key: the one whose claims find the key held backs off instead of claiming every poll', async () => {
+  const { source, stats, sent } = keyedSource(300, 1);
+  /** Per owner: when each claim ended and how many rows it took. */
+  const claims = new Map<string, Array<{ at: number; rows: number }>>();
+  const shared: RelaySource = {
+    ...source,
+    async claim(owner, limit, leaseMs) {
+      const rows = await source.claim(owner, limit, leaseMs);
+      claims.set(owner, [...(claims.get(owner) ?? []), { at: performance.now(), rows: rows.length }]);
+      return rows;
+    },
+    // Another instance's rows cannot be seen from here: the cheap check says rows are due while any is unsent
+    // and unleased, as the SQL one does; no row is added during the run.
+    async anyDue() {
+      return { due: sent.size < 300, newest: '299' };
+    },
+  };
+  const slow: Publisher = {
+    publish: async (records) => {
+      await new Promise<void>((resolve) => setTimeout(resolve, 15));
+      return records.map(() => ({ ok: true as const }));
+    },
+    close: async () => {},
+  };
+  const settings = { ...config, concurrency: 1, pollIntervalMs: 20 };
+  const relays = [
+    new Relay({ sources: shared, publisher: slow, config: settings }),
+    new Relay({ sources: shared, publisher: slow, config: settings }),
+  ];
+  await Promise.all(relays.map((r) => r.start()));
+  try {
+    await waitFor(() => sent.size === 300, { what: 'every row sent' });
+  } finally {
+    await Promise.all(relays.map((r) => r.stop()));
+  }
+  assert.deepEqual(
+    stats.order,
+    stats.order.toSorted((a, b) => a - b),
+    'the key in order',
+  );
+  // Before, an instance whose claim came back empty claimed again at the next poll (20 ms) for as long as the
+  // other held the key: the gaps between its empty claims stayed at the poll interval. Now each gap is at
+  // least twice the one before (20 ms x 2^n, up to a second). Timers only ever fire late, so these are floors.
+  let runs = 0;
+  for (const list of claims.values()) {
+    let streak = 0;
+    for (let i = 1; i < list.length; i++) {
+      const prev = list[i - 1] as { at: number; rows: number };
+      const cur = list[i] as { at: number; rows: number };
+      streak = prev.rows === 0 ? streak + 1 : 0;
+      if (streak === 0) continue;
+      runs++;
+      const floor = Math.min(20 * 2 ** streak, 1_000);
+      assert.ok(
+        cur.at - prev.at >= floor - 2,
+        `claim after ${streak} empty one(s) came ${(cur.at - prev.at).toFixed(1)} ms after the last (floor ${floor} ms)`,
+      );
+    }
+  }
+  assert.ok(runs >= 2, `the test saw ${runs} claims after an empty one: no contention to check`);
+});

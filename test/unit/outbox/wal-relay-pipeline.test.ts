@@ -65,7 +65,7 @@ function fakes(): { fake: Fake; stream: WalStream; ledger: WalLedger; publisher:
     markSent: async () => {},
     markFailed: async () => [],
     backlog: async () => ({ pending: 0, failed: 0, parked: 0, oldestPendingAgeMs: 0 }) as never,
-    anyDue: async () => false,
+    anyDue: async () => ({ due: false }),
   };
   const ledger: WalLedger = {
     retrySource,

@@ -93,7 +93,7 @@ export function postgresWal(
     backlog: () => store.relaySource.backlog(),
     async anyDue() {
       const { rows } = await db.query<{ due: boolean }>(sql.retryDue);
-      return rows[0]?.due === true;
+      return { due: rows[0]?.due === true };
     },
   };
 
