@@ -11,27 +11,33 @@ after(async () => {
   await env.cleanup();
 });
 
-// Concurrent inserts from several connections leave a table's physical order different from its id
-// order. The claim must still hand rows to the relay in id order, or one key's rows are published out
-// of order (the relay sends them as returned). Rows here are stored in reverse id order outright.
-test('a state-column claim returns rows in id order whatever their physical order', async () => {
+/** A business table `name` (id, key u_id, mq_state) in the test schema, and a state-column source over it. */
+async function keyedTable(name: string): Promise<StateColumnSource<{ id: number; u_id: string }>> {
   const s = env.schema;
   await env.db.query(
-    `create table "${s}".award (id bigserial primary key, u_id text not null, mq_state smallint not null default 0, modified_time timestamptz not null default now())`,
+    `create table "${s}".${name} (id bigserial primary key, u_id text not null, mq_state smallint not null default 0, modified_time timestamptz not null default now())`,
   );
-  await env.db.query(`insert into "${s}".award (id, u_id) select g, 'u' || (g % 7) from generate_series(2000, 1, -1) g`);
-  await env.db.query(`analyze "${s}".award`);
-  const source = new StateColumnSource<{ id: number; u_id: string }>(env.db, {
-    name: 'order_check',
-    table: 'award',
+  return new StateColumnSource<{ id: number; u_id: string }>(env.db, {
+    name: `${name}_check`,
+    table: name,
     tableSchema: s,
     schema: s,
     idColumn: 'id',
     stateColumn: 'mq_state',
     modifiedColumn: 'modified_time',
     keyColumn: 'u_id',
-    toMessage: (r) => ({ topic: 'awards', key: r.u_id, type: 'award', payload: { id: r.id } }),
+    toMessage: (r) => ({ topic: name, key: r.u_id, type: name, payload: { id: r.id } }),
   });
+}
+
+// Concurrent inserts from several connections leave a table's physical order different from its id
+// order. The claim must still hand rows to the relay in id order, or one key's rows are published out
+// of order (the relay sends them as returned). Rows here are stored in reverse id order outright.
+test('a state-column claim returns rows in id order whatever their physical order', async () => {
+  const s = env.schema;
+  const source = await keyedTable('award');
+  await env.db.query(`insert into "${s}".award (id, u_id) select g, 'u' || (g % 7) from generate_series(2000, 1, -1) g`);
+  await env.db.query(`analyze "${s}".award`);
   const claimed = await source.claim('relay-a', 500, 60_000);
   assert.equal(claimed.length, 500);
   const ids = claimed.map((r) => Number(r.ref));
@@ -46,21 +52,8 @@ test('a state-column claim returns rows in id order whatever their physical orde
 // racing on the same rows must still never both get one: run many concurrent claims and count.
 test('concurrent state-column claims never hand one row to two claimers', async () => {
   const s = env.schema;
-  await env.db.query(
-    `create table "${s}".race (id bigserial primary key, u_id text not null, mq_state smallint not null default 0, modified_time timestamptz not null default now())`,
-  );
+  const source = await keyedTable('race');
   await env.db.query(`insert into "${s}".race (u_id) select 'u' || g from generate_series(1, 3000) g`);
-  const source = new StateColumnSource<{ id: number; u_id: string }>(env.db, {
-    name: 'race_check',
-    table: 'race',
-    tableSchema: s,
-    schema: s,
-    idColumn: 'id',
-    stateColumn: 'mq_state',
-    modifiedColumn: 'modified_time',
-    keyColumn: 'u_id',
-    toMessage: (r) => ({ topic: 'races', key: r.u_id, type: 'race', payload: { id: r.id } }),
-  });
   const owners = new Map<string, string>();
   let doubles = 0;
   await Promise.all(
@@ -86,24 +79,11 @@ test('concurrent state-column claims never hand one row to two claimers', async 
 // whole window: before, the claim then returned nothing for every key as long as the holds lasted.
 test("keys held back with a claim's worth of rows or more behind them do not hide the other keys' rows", async () => {
   const s = env.schema;
-  await env.db.query(
-    `create table "${s}".held (id bigserial primary key, u_id text not null, mq_state smallint not null default 0, modified_time timestamptz not null default now())`,
-  );
+  const source = await keyedTable('held');
   const keys = ['parked', 'waiting', 'leased'];
   await env.db.query(`insert into "${s}".held (u_id) select unnest($1::text[])`, [keys]);
   await env.db.query(`insert into "${s}".held (u_id) select k from unnest($1::text[]) k, generate_series(1, 6)`, [keys]);
   await env.db.query(`insert into "${s}".held (u_id) values ('other')`);
-  const source = new StateColumnSource<{ id: number; u_id: string }>(env.db, {
-    name: 'held_check',
-    table: 'held',
-    tableSchema: s,
-    schema: s,
-    idColumn: 'id',
-    stateColumn: 'mq_state',
-    modifiedColumn: 'modified_time',
-    keyColumn: 'u_id',
-    toMessage: (r) => ({ topic: 'held', key: r.u_id, type: 'held', payload: { id: r.id } }),
-  });
   const first = await source.claim('relay-a', 3, 60_000);
   assert.deepEqual(
     first.map((r) => r.record.key),

@@ -77,16 +77,35 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // `limit` due rows and keeps those no earlier row of their key holds back; when a key held by a parked row,
   // a row waiting out its retry delay or a live lease has `limit` or more due rows, they fill the whole window
   // and the claim returns nothing, for every key, as long as the hold lasts (a parked row: until a person acts).
-  // Run only after a claim came back empty (it scans every unsent row for the holders): the keys whose rows
-  // cannot go now are left out before the window is taken, so the other keys' rows are found behind them.
-  const heldBy = options.holdKeyOnParked
-    ? '(h.state = 3 or (h.state in (0, 2) and (h.next_attempt_at > now() or h.lease_until >= now())))'
-    : '(h.state in (0, 2) and (h.next_attempt_at > now() or h.lease_until >= now()))';
+  // Run only after a claim came back empty: it looks at the keys of the oldest `8 x limit` due rows, takes
+  // each one's first unsent row (one probe of outbox_key_unsent per key) and leaves out the keys whose first
+  // row cannot go now, before it takes the window, so the other keys' rows behind them are found (the walk
+  // past the left-out keys' rows costs in proportion to them: 31 ms for 60,000 rows of 100 held keys). Finding
+  // the holders this way costs ~3 ms; scanning every unsent row for them cost far more on a large backlog.
+  // Keys held back that first appear after that look could still fill the window, if `limit` of their rows
+  // came in a row with no other key's between them.
+  const firstHolds = options.holdKeyOnParked
+    ? '(f.state = 3 or f.next_attempt_at > now() or f.lease_until >= now())'
+    : '(f.next_attempt_at > now() or f.lease_until >= now())';
   const claimOf = (pastHeldKeys: boolean) => `
     with ${
       pastHeldKeys
-        ? `held as materialized (
-      select distinct h.topic, h.msg_key from ${s}.outbox h where h.state <> 1 and ${heldBy}
+        ? `look as (
+      select distinct topic, msg_key from (
+        select topic, msg_key from ${s}.outbox
+        where state <> 1 and state <> 3 and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+        order by seq_id
+        limit 8 * $2::int
+      ) w
+    ), held as materialized (
+      select k.topic, k.msg_key from look k
+      cross join lateral (
+        select p.state, p.next_attempt_at, p.lease_until from ${s}.outbox p
+        where p.topic = k.topic and p.msg_key = k.msg_key and ${blocking}
+        order by p.seq_id
+        limit 1
+      ) f
+      where ${firstHolds}
     ), `
         : ''
     }cand as (
