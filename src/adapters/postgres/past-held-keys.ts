@@ -1,10 +1,10 @@
 /**
- * When to run a claim's second form, the one that leaves out held keys (outbox-sql.ts, `claimPastHeldKeys`):
- * after a claim that found due rows but took none, except within a second of a second form that took none
- * either. That form looks for the keys' holders (the WAL polling path and state-column sources scan for
- * them); when the rows are all held by other claimers' leases (instances sharing a backlog of few keys), each
- * of their empty claims would pay that look. A key held with a batch of rows behind it keeps the second form
- * taking rows, so it then runs every round.
+ * When to run a claim's second form, the one that leaves out held keys (wal-sql.ts `retryClaimPastHeldKeys`,
+ * state-column-sql.ts `lockPastHeldKeys`): after a claim that found due rows but took none, except within a
+ * second of a second form that took none either. That form scans for the keys' holders; when the rows are all
+ * held by other claimers' leases (instances sharing a backlog of few keys), each of their empty claims would
+ * pay that scan. A key held with a batch of rows behind it keeps the second form taking rows, so it then runs
+ * every round. (The outbox's second form is cheap unless a key is stuck, and runs after every empty claim.)
  */
 export class PastHeldKeys {
   #quietUntil = Number.NEGATIVE_INFINITY;

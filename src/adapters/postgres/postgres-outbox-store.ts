@@ -14,7 +14,6 @@ import type {
 } from '../../ports/outbox-store.ts';
 import type { Database, SqlExecutor } from '../../ports/sql-executor.ts';
 import { outboxSql } from './outbox-sql.ts';
-import { PastHeldKeys } from './past-held-keys.ts';
 import { queryPrepared } from './prepared-query.ts';
 
 export interface PostgresOutboxStoreOptions {
@@ -65,7 +64,6 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
   readonly wakeChannel: string | undefined;
   readonly #db: Database | undefined;
   readonly #sql: ReturnType<typeof outboxSql>;
-  readonly #pastHeldKeys = new PastHeldKeys();
   readonly #prepared: boolean;
   readonly #schema: string;
   #tablesChecked = false;
@@ -136,13 +134,13 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
 
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
     const { rows } = await this.#database().query<ClaimRow>(this.#sql.claim, [owner, limit, leaseMs]);
-    // The window of oldest due rows may be all rows of held keys (outbox-sql.ts, `claimPastHeldKeys`).
-    const claimed = await this.#pastHeldKeys.claim(
-      rows,
-      (r) => r.length > 0,
-      async () => (await this.#database().query<ClaimRow>(this.#sql.claimPastHeldKeys, [owner, limit, leaseMs])).rows,
-    );
-    return claimedRows(claimed);
+    if (rows.length > 0) return claimedRows(rows);
+    // The window of oldest due rows may be all rows of held keys (outbox-sql.ts, `claimPastHeldKeys`). Run
+    // after every empty claim, unlike the scans of the WAL path and state-column sources (PastHeldKeys): it
+    // costs a few milliseconds unless a key is stuck, and the relay spaces out claims that keep coming back
+    // empty unless a row was added, which is when a held key's neighbours must be found at once.
+    const past = await this.#database().query<ClaimRow>(this.#sql.claimPastHeldKeys, [owner, limit, leaseMs]);
+    return claimedRows(past.rows);
   }
 
   async markSent(owner: string, sent: SentOutcome[]): Promise<void> {
