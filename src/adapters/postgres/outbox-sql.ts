@@ -73,30 +73,22 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // `prev_lease_until_ms`: recording an outcome (sent, failed, released) clears the lease, so a lease still
   // set on a claimable row is an earlier claim that recorded nothing: its holder died or hung, perhaps after
   // the broker acknowledged the send. The relay then asks the broker before it sends the row again.
-  // `pastHeldKeys`: the same claim over the rows of keys that nothing holds back. A claim takes the oldest
-  // `limit` due rows and keeps those no earlier row of their key holds back; when a key held by a parked row,
-  // a row waiting out its retry delay or a live lease has `limit` or more due rows, they fill the whole window
-  // and the claim returns nothing, for every key, as long as the hold lasts (a parked row: until a person acts).
-  // Run only after a claim came back empty: it looks at the keys of the oldest `8 x limit` due rows, takes
-  // each one's first unsent row (one probe of outbox_key_unsent per key) and leaves out the keys whose first
-  // row cannot go now, before it takes the window, so the other keys' rows behind them are found (the walk
-  // past the left-out keys' rows costs in proportion to them: 31 ms for 60,000 rows of 100 held keys). Finding
-  // the holders this way costs ~3 ms; scanning every unsent row for them cost far more on a large backlog.
-  // Keys held back that first appear after that look could still fill the window, if `limit` of their rows
-  // came in a row with no other key's between them. It takes rows only when a key is stuck (parked, or in its
-  // retry delay): keys held by live leases alone are claims in flight, whose holder claims their next rows
-  // itself (or, dead, loses them when the lease ends), and walking past their rows is what costs (31 ms above;
-  // 4 ms with the walk skipped), paid by every instance whose claims the others' leases left empty.
+  // Due and not leased: the rows a claim may take. Kept in this form (see above) so the planner walks outbox_unsent.
+  const claimable = 'state <> 1 and state <> 3 and next_attempt_at <= now() and (lease_until is null or lease_until < now())';
+  // `claimPastHeldKeys`, run by the store after a claim came back empty. A claim takes the oldest `limit` due
+  // rows and keeps those no earlier row of their key holds back, so keys held by a parked row, a row in its
+  // retry delay or a live lease, with `limit` or more due rows, fill the window and hide every other key's rows
+  // for as long as the hold lasts. This form looks at the keys of the oldest `8 x limit` due rows, probes each
+  // one's first unsent row (outbox_key_unsent), and leaves the held keys out before taking the window, so the
+  // rows behind them are found. Only when a key is stuck (parked, or in its retry delay): keys held by live
+  // leases alone are claims in flight whose holder takes their next rows itself (or, dead, loses them when its
+  // lease ends), and walking past their rows is the costly part (docs/reliability.md, "A held key with a batch
+  // of rows behind it"), paid by every instance whose claims the others' leases left empty. Held keys first
+  // seen after the look could still fill the window if `limit` of their rows came with no other key's between.
   const stuck = options.holdKeyOnParked ? '(f.state = 3 or f.next_attempt_at > now())' : 'f.next_attempt_at > now()';
-  const claimOf = (pastHeldKeys: boolean) => `
-    with ${
-      pastHeldKeys
-        ? `look as (
+  const heldKeys = `look as (
       select distinct topic, msg_key from (
-        select topic, msg_key from ${s}.outbox
-        where state <> 1 and state <> 3 and next_attempt_at <= now() and (lease_until is null or lease_until < now())
-        order by seq_id
-        limit 8 * $2::int
+        select topic, msg_key from ${s}.outbox where ${claimable} order by seq_id limit 8 * $2::int
       ) w
     ), held as materialized (
       select k.topic, k.msg_key, ${stuck} as stuck from look k
@@ -107,15 +99,12 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
         limit 1
       ) f
       where ${stuck} or f.lease_until >= now()
-    ), `
-        : ''
-    }cand as (
+    ), `;
+  const pastHeldKeys = 'and exists (select 1 from held where stuck) and (topic, msg_key) not in (select topic, msg_key from held)';
+  const claimOf = (pastHeld: boolean) => `
+    with ${pastHeld ? heldKeys : ''}cand as (
       select seq_id, topic, msg_key, lease_until from ${s}.outbox
-      where state <> 1 and state <> 3 and next_attempt_at <= now() and (lease_until is null or lease_until < now())${
-        pastHeldKeys
-          ? '\n        and exists (select 1 from held where stuck) and (topic, msg_key) not in (select topic, msg_key from held)'
-          : ''
-      }
+      where ${claimable} ${pastHeld ? pastHeldKeys : ''}
       order by seq_id
       limit $2
       for update skip locked

@@ -33,6 +33,7 @@ export function stateColumnSql(n: StateColumnNames) {
 
   const free = `(r.row_id is null or (not r.parked and (r.lease_until is null or r.lease_until < now()) and r.next_attempt_at <= now()))`;
   // A key with an unsent row that cannot go now: parked, waiting out its retry delay, or leased (not discarded).
+  // Without a key column nothing holds a row back.
   const notHeld = n.key
     ? `not exists (
         select 1 from ${n.table} p join ${n.z}.source_row h on h.source = $1 and h.row_id = p.${n.id}::text
@@ -52,7 +53,7 @@ export function stateColumnSql(n: StateColumnNames) {
   const lockOf = (pastHeldKeys: boolean) => `
     select b.${n.id} as row_id from ${n.table} b
     left join ${n.z}.source_row r on r.source = $1 and r.row_id = b.${n.id}::text
-    where b.${n.state} in (0, 2) and ${free}${pastHeldKeys && n.key ? `\n      and ${notHeld}` : ''}
+    where b.${n.state} in (0, 2) and ${free} ${pastHeldKeys ? `and ${notHeld}` : ''}
     order by b.${n.id}
     limit $2
     for update of b skip locked`;

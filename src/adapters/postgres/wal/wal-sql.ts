@@ -85,19 +85,15 @@ export function walSql(s: string, names: { publication: string }) {
   // `pastHeldKeys`: as the outbox's claim (outbox-sql.ts), run after an empty claim, it leaves out the keys a
   // parked row, a row in its retry delay or a live lease holds, whose due rows could fill the whole window
   // (a failed key's later rows come here held back, due at once) and hide every other key's failed rows.
-  const retryClaimOf = (pastHeldKeys: boolean) => `
-    with ${
-      pastHeldKeys
-        ? `held as materialized (
+  const heldKeysCte = `held as materialized (
       select distinct h.topic, h.msg_key from ${s}.outbox h
       where h.state <> 1 and (h.state = 3 or h.next_attempt_at > now() or h.lease_until >= now())
-    ), `
-        : ''
-    }cand as (
+    ), `;
+  const retryClaimOf = (pastHeldKeys: boolean) => `
+    with ${pastHeldKeys ? heldKeysCte : ''}cand as (
       select seq_id, topic, msg_key from ${s}.outbox
-      where state <> 1 and state <> 3 and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())${
-        pastHeldKeys ? '\n        and (topic, msg_key) not in (select topic, msg_key from held)' : ''
-      }
+      where state <> 1 and state <> 3 and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+        ${pastHeldKeys ? 'and (topic, msg_key) not in (select topic, msg_key from held)' : ''}
       order by seq_id
       limit $2
       for update skip locked
