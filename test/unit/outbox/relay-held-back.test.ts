@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ZerolossError } from '../../../src/core/errors.ts';
 import { Relay } from '../../../src/outbox/relay.ts';
 import type { ClaimedRow, RelaySource, SentOutcome } from '../../../src/ports/outbox-store.ts';
 import type { Publisher } from '../../../src/ports/transport.ts';
@@ -10,16 +11,18 @@ import { waitFor } from '../../helpers/wait-for.ts';
  * rows of a key another claim holds rows of (they would overtake them). Counts claims, empty ones, and the most rounds in flight at once.
  */
 function keyedSource(total: number, keys: number) {
-  const leased = new Set<number>();
+  /** Row -> when its lease ends (performance.now()); an ended lease frees the row, as the SQL claim does. */
+  const leased = new Map<number, number>();
   const sent = new Set<number>();
   const stats = { claims: 0, empty: 0, inFlight: 0, maxInFlight: 0, order: [] as number[] };
   const source: RelaySource = {
     name: 'outbox',
     wakeChannel: undefined,
-    async claim(_owner, limit) {
+    async claim(_owner, limit, leaseMs) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       stats.claims++;
-      const heldKeys = new Set([...leased].map((i) => i % keys));
+      for (const [i, until] of leased) if (until <= performance.now()) leased.delete(i);
+      const heldKeys = new Set([...leased.keys()].map((i) => i % keys));
       const rows: ClaimedRow[] = [];
       for (let i = 0; i < total && rows.length < limit; i++) {
         if (sent.has(i) || leased.has(i)) continue;
@@ -32,7 +35,7 @@ function keyedSource(total: number, keys: number) {
           record: { topic: 't', key: `k${i % keys}`, value: Buffer.from('{}'), headers: {} },
         });
       }
-      for (const r of rows) leased.add(Number(r.ref));
+      for (const r of rows) leased.set(Number(r.ref), performance.now() + leaseMs);
       if (rows.length === 0) stats.empty++;
       else stats.maxInFlight = Math.max(stats.maxInFlight, ++stats.inFlight);
       return rows;
@@ -160,4 +163,47 @@ test('two instances on a backlog of one key: the one whose claims find the key h
     }
   }
   assert.ok(runs >= 2, `the test saw ${runs} claims after an empty one: no contention to check`);
+});
+
+test('the instance that backs off takes the key over once its frozen holder’s lease ends, with no row added', async () => {
+  const { source, sent } = keyedSource(100, 1);
+  const claimers = new Map<string, number>();
+  const shared: RelaySource = {
+    ...source,
+    async claim(owner, limit, leaseMs) {
+      const rows = await source.claim(owner, limit, leaseMs);
+      if (rows.length > 0) claimers.set(owner, (claimers.get(owner) ?? 0) + rows.length);
+      return rows;
+    },
+    async anyDue() {
+      return { due: sent.size < 100, newest: '99' };
+    },
+  };
+  let thaw: () => void = () => {};
+  const thawed = new Promise<void>((resolve) => {
+    thaw = resolve;
+  });
+  // The holder's broker call never answers until the end of the test: its lease runs out with the round in hand.
+  const frozen: Publisher = {
+    publish: async (records) => {
+      await thawed;
+      return records.map(() => ({ ok: false as const, error: new ZerolossError('ZL_SEND_FAILED', 'thawed'), attempted: false }));
+    },
+    close: async () => {},
+  };
+  const settings = { ...config, concurrency: 1, pollIntervalMs: 20, leaseMs: 300 };
+  const holder = new Relay({ sources: shared, publisher: frozen, config: settings });
+  const other = new Relay({ sources: shared, publisher, config: settings });
+  await holder.start();
+  try {
+    await waitFor(() => claimers.size === 1, { what: 'the holder to claim the key' });
+    await other.start();
+    // Its claims come back empty while the lease lives, so it backs off; no row is added, so only the back-off
+    // running out brings it back to claim. If the back-off never ended, this would time out.
+    await waitFor(() => sent.size === 100, { what: 'the other instance to send every row' });
+  } finally {
+    thaw();
+    await Promise.all([holder.stop(), other.stop()]);
+  }
+  assert.equal(claimers.size, 2, 'both instances claimed');
 });
