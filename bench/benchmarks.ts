@@ -1,4 +1,5 @@
 import { consumerBench } from './consumer.ts';
+import { consumerKeysBench } from './consumer-keys.ts';
 import { e2eBench } from './e2e.ts';
 import { embeddedBench } from './embedded.ts';
 import { enqueueBench } from './enqueue.ts';
@@ -20,6 +21,7 @@ export const BENCHMARKS = {
   relay: { defaultMessages: 10_000, run: async (env, n, reps) => [await relayBench(env, n, reps), ...(await walRelayBench(env, n, reps))] },
   enqueue: { defaultMessages: 3_000, run: async (env, n, reps) => [await enqueueBench(env, n, reps)] },
   consumer: { defaultMessages: 6_000, run: (env, n, reps) => consumerBench(env, n, reps) },
+  'consumer-keys': { defaultMessages: 3_000, run: (env, n, reps) => consumerKeysBench(env, n, reps) },
   e2e: { defaultMessages: 8_000, run: async (env, n, reps) => [await e2eBench(env, n, reps)] },
   scale: { defaultMessages: 20_000, run: (env, n, reps) => scaleBench(env, n, reps) },
   'scale-io': { defaultMessages: 10_000, run: (env, n, reps) => scaleIoBench(env, n, reps) },

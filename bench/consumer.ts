@@ -33,7 +33,7 @@ export function kafkaSubscriber(env: BenchEnv): KafkaSubscriber {
 }
 
 /** Stamps each record's arrival, so latency runs from arrival in the process to the committed effect. */
-function stamping(inner: Subscriber, onArrival: (records: IncomingRecord[]) => void): Subscriber {
+export function stamping(inner: Subscriber, onArrival: (records: IncomingRecord[]) => void): Subscriber {
   return {
     subscribe: (options) =>
       inner.subscribe({

@@ -1,10 +1,10 @@
 import type { Producer } from '@platformatic/kafka';
 import { KafkaPublisher } from '../src/adapters/kafka/kafka-publisher.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
-import { HEADER } from '../src/core/envelope.ts';
+import { HEADER, type IncomingRecord } from '../src/core/envelope.ts';
 
 import { Relay } from '../src/outbox/relay.ts';
-import { CONSUMER_CONCURRENCY, kafkaSubscriber } from './consumer.ts';
+import { CONSUMER_CONCURRENCY, kafkaSubscriber, stamping } from './consumer.ts';
 import { clientTransaction } from './enqueue.ts';
 import {
   applyEffect,
@@ -20,7 +20,7 @@ import {
   uniqueTopic,
   zeroRecord,
 } from './lib/env.ts';
-import { interleaved, openLoop, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
+import { interleaved, openLoop, percentile, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
 import { RawConsumer } from './lib/raw-consumer.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
@@ -28,10 +28,17 @@ import { testConsumer } from '../test/helpers/test-consumer.ts';
 
 export const E2E_RATE = 1_000;
 
-/** Latency from the business commit to the committed effect, per message id. */
+/**
+ * Latency from the business commit to the committed effect, per message id; for the zeroloss path also
+ * where it went (issue #18 item 4): commit → the relay's send (the Kafka record's create time, stamped by
+ * the producer when the relay hands it the batch), → arrival in the consumer's process, → effect committed.
+ */
 class Stopwatch {
   readonly committed = new Map<string, number>();
   readonly latenciesMs: number[] = [];
+  /** Per stage, the milliseconds each message spent there (only for records whose arrival was stamped). */
+  readonly stages = { relay: [] as number[], fetch: [] as number[], consumer: [] as number[] };
+  readonly #arrived = new Map<string, { sentAt: number; arrivedAt: number }>();
   first = 0;
   last = 0;
 
@@ -41,12 +48,35 @@ class Stopwatch {
     this.committed.set(id, now);
   }
 
+  arrive(records: IncomingRecord[]): void {
+    const arrivedAt = performance.now();
+    for (const r of records) {
+      const id = r.headers[HEADER.id];
+      // Record timestamps are wall-clock milliseconds; performance.now() counts from timeOrigin.
+      if (id !== undefined && r.timestamp !== undefined && !this.#arrived.has(id))
+        this.#arrived.set(id, { sentAt: r.timestamp - performance.timeOrigin, arrivedAt });
+    }
+  }
+
   applied(id: string): void {
     const at = this.committed.get(id);
     if (at === undefined) return;
     this.committed.delete(id);
     this.last = performance.now();
     this.latenciesMs.push(this.last - at);
+    const arrival = this.#arrived.get(id);
+    if (arrival === undefined) return;
+    this.#arrived.delete(id);
+    this.stages.relay.push(arrival.sentAt - at);
+    this.stages.fetch.push(arrival.arrivedAt - arrival.sentAt);
+    this.stages.consumer.push(this.last - arrival.arrivedAt);
+  }
+
+  /** One line: p50 / p99 of each stage (they do not add up: each percentile is of its own stage). */
+  describeStages(): string {
+    const p = (values: number[]) => `${percentile(values, 50).toFixed(1)} / ${percentile(values, 99).toFixed(1)} ms`;
+    const { relay, fetch, consumer } = this.stages;
+    return `p50 / p99 per stage: commit → sent by the relay ${p(relay)}; sent → arrived in the consumer ${p(fetch)}; arrived → effect committed ${p(consumer)}`;
   }
 }
 
@@ -67,7 +97,7 @@ export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Pro
     const watch = new Stopwatch();
     const relay = new Relay({ sources: new PostgresOutboxStore(s.db, { schema: s.schema }), publisher, db: s.db });
     const consumer = testConsumer({
-      subscriber: kafkaSubscriber(env),
+      subscriber: stamping(kafkaSubscriber(env), (records) => watch.arrive(records)),
       db: s.db,
       schema: s.schema,
       config: { groupId: uniqueName('zlb-e2e'), topics: [topic], concurrency: CONSUMER_CONCURRENCY },
@@ -98,6 +128,7 @@ export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Pro
         watch.commit(envelope.id);
       });
       await until(() => watch.latenciesMs.length >= messages, 'every effect to commit', 120_000);
+      env.log(`  zeroloss ${watch.describeStages()}`);
     } finally {
       await consumer.stop();
       await relay.stop();
