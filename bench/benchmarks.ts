@@ -23,6 +23,7 @@ export const BENCHMARKS = {
   consumer: { defaultMessages: 6_000, run: (env, n, reps) => consumerBench(env, n, reps) },
   'consumer-keys': { defaultMessages: 3_000, run: (env, n, reps) => consumerKeysBench(env, n, reps) },
   e2e: { defaultMessages: 8_000, run: async (env, n, reps) => [await e2eBench(env, n, reps)] },
+  'e2e-wal': { defaultMessages: 8_000, run: async (env, n, reps) => [await e2eBench(env, n, reps, 'wal')] },
   scale: { defaultMessages: 20_000, run: (env, n, reps) => scaleBench(env, n, reps) },
   'scale-io': { defaultMessages: 10_000, run: (env, n, reps) => scaleIoBench(env, n, reps) },
   peer: { defaultMessages: 1_000, run: async (env, n, reps) => [await peerBench(env, n, reps)] },

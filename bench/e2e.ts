@@ -4,8 +4,15 @@ import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-st
 import { HEADER, type IncomingRecord } from '../src/core/envelope.ts';
 
 import { Relay } from '../src/outbox/relay.ts';
+import { WalRelay } from '../src/outbox/wal-relay.ts';
+import type { Publisher } from '../src/ports/transport.ts';
+import { postgres } from '../src/adapters/postgres/postgres.ts';
+import { postgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
+import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
+import { freePort } from '../infra/services/port-open.ts';
 import { CONSUMER_CONCURRENCY, kafkaSubscriber, stamping } from './consumer.ts';
 import { clientTransaction } from './enqueue.ts';
+import { slotActive } from './relay.ts';
 import {
   applyEffect,
   type BenchEnv,
@@ -80,12 +87,67 @@ class Stopwatch {
   }
 }
 
-export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
+/** What carries the outbox to Kafka in the zeroloss path, started per repetition. */
+interface E2eRelay {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The zeroloss path's relay: the polling relay with its defaults (polls every 20 ms) on the shared Postgres,
+ * or the WAL relay with its defaults on a throwaway PostgreSQL with wal_level=logical (both paths of the
+ * comparison then run there), a fresh slot per repetition so none decodes the WAL of the ones before it.
+ */
+async function e2eSetup(env: BenchEnv, mode: 'polling' | 'wal', publisher: Publisher) {
+  if (mode === 'polling') {
+    const s = await benchSchema(env, 'zlb_e2e', 30);
+    const relay = (): E2eRelay => new Relay({ sources: new PostgresOutboxStore(s.db, { schema: s.schema }), publisher, db: s.db });
+    return { s, relay, close: () => s.drop() };
+  }
+  const instance = await startPostgresInstance({
+    port: await freePort(),
+    name: 'bench-e2e-wal',
+    settings: { wal_level: 'logical', max_wal_senders: 10, max_replication_slots: 10 },
+  });
+  const s = await benchSchema({ ...env, pgUrl: instance.url }, 'zlb_e2e_wal', 30);
+  const store = postgres(instance.url, { schema: s.schema });
+  const wal = postgresWal(store, { url: instance.url });
+  const relay = (): E2eRelay => {
+    const walRelay = new WalRelay({ stream: wal.stream, ledger: wal.ledger, publisher });
+    return {
+      async start() {
+        await until(async () => !(await slotActive(s.pool, wal.slot)), 'the previous session to release the slot', 60_000, 20);
+        await wal.dropSlot();
+        await wal.createSlot('bench');
+        const streaming = new Promise<void>((resolve) => walRelay.on('slot', (e) => e.state === 'streaming' && resolve()));
+        await walRelay.start();
+        await streaming;
+      },
+      stop: () => walRelay.stop(),
+    };
+  };
+  return {
+    s,
+    relay,
+    async close() {
+      await wal.dropSlot().catch(() => {});
+      await store.close().catch(() => {});
+      await s.drop();
+      await instance.stop('fast').catch(() => {});
+    },
+  };
+}
+
+export async function e2eBench(env: BenchEnv, messages: number, reps: Reps, mode: 'polling' | 'wal' = 'polling'): Promise<BenchResult> {
   const rate = env.e2eRate ?? E2E_RATE;
-  const s = await benchSchema(env, 'zlb_e2e', 30);
+  const publisher = new KafkaPublisher({ brokers: env.brokers, clientId: 'zl-bench-e2e' });
+  const setup = await e2eSetup(env, mode, publisher).catch(async (error: unknown) => {
+    await publisher.close().catch(() => {});
+    throw error;
+  });
+  const { s } = setup;
   const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
   const transaction = clientTransaction(s.pool);
-  const publisher = new KafkaPublisher({ brokers: env.brokers, clientId: 'zl-bench-e2e' });
   const producer: Producer<string, Buffer, string, string> = rawProducer(env, 'zl-bench-e2e-raw');
   const topics: string[] = [];
   let offset = 0;
@@ -95,7 +157,7 @@ export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Pro
     topics.push(topic);
     await createTopic(env, topic, 6);
     const watch = new Stopwatch();
-    const relay = new Relay({ sources: new PostgresOutboxStore(s.db, { schema: s.schema }), publisher, db: s.db });
+    const relay = setup.relay();
     const consumer = testConsumer({
       subscriber: stamping(kafkaSubscriber(env), (records) => watch.arrive(records)),
       db: s.db,
@@ -182,22 +244,23 @@ export async function e2eBench(env: BenchEnv, messages: number, reps: Reps): Pro
 
   try {
     const { a, b } = await interleaved(reps, zeroloss, dualWrite, env.log);
+    const name = `e2e${mode === 'wal' ? '-wal' : ''}`;
     return makeResult({
-      name: rate === E2E_RATE ? 'e2e' : `e2e-${rate}`,
+      name: rate === E2E_RATE ? name : `${name}-${rate}`,
       messages,
       zeroloss: a,
       baseline: b,
       baselineName: 'dual write (commit, then send with the raw producer) + raw consumer, same rate',
       latencyOf: `message at a steady ${rate} msg/s offered: business commit to effect committed`,
       reps: reps.reps,
-      target: { metric: 'p99Ms', op: '<', value: 100 },
-      notes:
-        'throughput = messages / (first commit to last effect); below the offered rate, the path could not keep up and the latency is mostly queueing',
+      // Issue #18: p99 under 50 ms at 500 msg/s offered; at 1,000 msg/s its bar is ≥ 950 msg/s delivered (`throughput`).
+      target: { metric: 'p99Ms', op: '<', value: rate <= 500 ? 50 : 100 },
+      notes: `${mode === 'wal' ? 'WAL relay (defaults) on a throwaway PostgreSQL with wal_level=logical, both paths there' : 'polling relay (defaults, 20 ms poll)'}; throughput = messages / (first commit to last effect); below the offered rate, the path could not keep up and the latency is mostly queueing`,
     });
   } finally {
     await publisher.close().catch(() => {});
     await producer.close(true).catch(() => {});
     await deleteTopics(env, topics);
-    await s.drop();
+    await setup.close();
   }
 }

@@ -25,7 +25,8 @@ import { testOutbox } from '../test/helpers/test-outbox.ts';
 import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
 import { freePort } from '../infra/services/port-open.ts';
 import { postgres } from '../src/adapters/postgres/postgres.ts';
-import { postgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
+import { type PostgresWal, postgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
+import type pg from 'pg';
 import { WalRelay } from '../src/outbox/wal-relay.ts';
 import type { WalLedger } from '../src/ports/wal-stream.ts';
 
@@ -137,12 +138,7 @@ export const WAL_BATCH = 2_000;
  * on a filled outbox, timed until every row is sent and recorded. Latency: one batch, from the previous
  * batch's record to this one's (publish + record, overlapped with the next publish).
  */
-async function drainWithWalRelay(options: {
-  wal: ReturnType<typeof postgresWal>;
-  ledger?: WalLedger;
-  publisher: Publisher;
-  messages: number;
-}) {
+export async function drainWithWalRelay(options: { wal: PostgresWal; ledger?: WalLedger; publisher: Publisher; messages: number }) {
   const relay = new WalRelay({
     stream: options.wal.stream,
     ledger: options.ledger ?? options.wal.ledger,
@@ -190,6 +186,29 @@ async function drainWithWalRelay(options: {
  * (the shared server keeps its settings). Two comparisons in one run: the relay as shipped (one UPDATE per
  * batch records what was sent), and the same relay with that statement left out, which prices the record.
  */
+/**
+ * Before a WAL relay repetition: the rows of earlier repetitions marked sent, a fresh slot, then `fill`
+ * commits the backlog behind it. A fresh slot per repetition, created before the fill: a new session starts
+ * decoding at the slot's restart position, which only moves on with the server's running-transactions
+ * records (every 15 s, at checkpoints), so a reused slot would make each repetition decode again the WAL of
+ * the ones before it (measured: the first commit arrived 17 ms, 0.6 s, 1.5 s, 1.8 s after the start in four
+ * repetitions). A long-running relay moves its restart position on; a restarted one pays this once
+ * (docs/wal-relay.md).
+ */
+export async function walBacklog(s: { pool: pg.Pool; schema: string }, wal: PostgresWal, fill: () => Promise<void>): Promise<void> {
+  await s.pool.query(`update "${s.schema}".outbox set state = 1 where state <> 1`);
+  await until(async () => !(await slotActive(s.pool, wal.slot)), 'the previous session to release the slot');
+  await wal.dropSlot();
+  await wal.createSlot('bench');
+  await fill();
+}
+
+/** Whether a session streams from the slot (a stopped relay's walsender may take a moment to go). */
+export async function slotActive(pool: pg.Pool, slot: string): Promise<boolean> {
+  const { rows } = await pool.query<{ active: boolean }>('select active from pg_replication_slots where slot_name = $1', [slot]);
+  return rows[0]?.active ?? false;
+}
+
 export async function walRelayBench(env: BenchEnv, messages: number, reps: Reps, keys = 100): Promise<BenchResult[]> {
   const instance = await startPostgresInstance({
     port: await freePort(),
@@ -206,22 +225,11 @@ export async function walRelayBench(env: BenchEnv, messages: number, reps: Reps,
   const publisher = new KafkaPublisher({ brokers: env.brokers, clientId: 'zl-bench-wal-relay' });
   const producer: Producer<string, Buffer, string, string> = rawProducer(env);
   let offset = 0;
-  // A fresh slot per repetition, created before the fill: a new session starts decoding at the slot's
-  // restart position, which only moves on with the server's running-transactions records (every 15 s, at
-  // checkpoints), so a reused slot would make each repetition decode again the WAL of the ones before it
-  // (measured: the first commit arrived 17 ms, 0.6 s, 1.5 s, 1.8 s after the start in four repetitions).
-  // A long-running relay moves its restart position on; a restarted one pays this once (docs/wal-relay.md).
-  const fill = async () => {
-    await s.pool.query(`update "${s.schema}".outbox set state = 1 where state <> 1`);
-    await until(
-      async () => !(await s.pool.query('select active from pg_replication_slots where slot_name = $1', [wal.slot])).rows[0]?.active,
-      'the previous session to release the slot',
-    );
-    await wal.dropSlot();
-    await wal.createSlot('bench');
-    await fillOutbox({ transaction: (fn) => s.db.transaction(fn), outbox, topic, messages, keys, offset });
-    offset += messages;
-  };
+  const fill = () =>
+    walBacklog(s, wal, async () => {
+      await fillOutbox({ transaction: (fn) => s.db.transaction(fn), outbox, topic, messages, keys, offset });
+      offset += messages;
+    });
   const raw = () => {
     const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys));
     return timed(async () => ({ messages, latenciesMs: await rawSend(producer, records, RELAY_BATCH, RELAY_CONCURRENCY) }));
