@@ -14,7 +14,14 @@ import type { Reps } from './lib/measure.ts';
 import type { BenchResult } from './lib/result.ts';
 import { CONSUMER_CONCURRENCY } from './consumer.ts';
 import { RELAY_BATCH, RELAY_CONCURRENCY } from './relay.ts';
-import { type Clock, PARTITIONS, type TransportSide, transportConsumerBench, transportRelayBench } from './transport-bench.ts';
+import {
+  type Clock,
+  PARTITIONS,
+  type TransportSide,
+  transportConsumerBench,
+  transportRelayBench,
+  transportWalRelayBench,
+} from './transport-bench.ts';
 
 export const REDIS_URL = process.env.ZL_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const keys = redisStreamsKeys('zl');
@@ -99,6 +106,15 @@ export async function redisRelayBench(env: BenchEnv, messages: number, reps: Rep
   const side = redisSide();
   try {
     return await transportRelayBench(env, side, messages, reps);
+  } finally {
+    await side.close();
+  }
+}
+
+export async function redisWalRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
+  const side = redisSide();
+  try {
+    return await transportWalRelayBench(env, side, messages, reps);
   } finally {
     await side.close();
   }

@@ -13,7 +13,10 @@ import { interleaved, median, type Reps, type RunResult, rssSampler, timed, unti
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { TimedSource } from './lib/timed-source.ts';
 import { CONSUMER_CONCURRENCY } from './consumer.ts';
-import { fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY } from './relay.ts';
+import { drainWithWalRelay, fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY, WAL_BATCH, walBacklog } from './relay.ts';
+import { postgresWal } from '../src/entry/postgres.ts';
+import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
+import { freePort } from '../infra/services/port-open.ts';
 
 export const PARTITIONS = 6;
 /** Connections of each side's pool in the consumer benchmark (the Kafka consumer bench uses 20 too). */
@@ -173,6 +176,69 @@ export async function transportRelayBench(
     await transport.close().catch(() => {});
     await store.close().catch(() => {});
     await s.drop();
+  }
+}
+
+/**
+ * The WAL relay (docs/wal-relay.md) to this transport against the same raw client: a throwaway PostgreSQL
+ * with wal_level=logical, a fresh slot and a committed backlog per repetition (as the Kafka `relay-wal`
+ * result), drained by the WAL relay through the transport's publisher, timed from the slot streaming to
+ * the last row sent and recorded.
+ */
+export async function transportWalRelayBench(
+  env: BenchEnv,
+  side: TransportSide,
+  messages: number,
+  reps: Reps,
+  keys = 100,
+): Promise<BenchResult> {
+  const instance = await startPostgresInstance({
+    port: await freePort(),
+    name: `bench-${side.name}-wal`,
+    settings: { wal_level: 'logical', max_wal_senders: 10, max_replication_slots: 10 },
+  });
+  const s = await benchSchema({ ...env, pgUrl: instance.url }, `zlb_${side.name}_wal`);
+  const store = postgres(instance.url, { schema: s.schema });
+  const wal = postgresWal(store, { url: instance.url });
+  const transport = side.transport();
+  const topic = uniqueTopic(`zlb-${side.name}-wal`);
+  await transport.ensureTopic(topic, PARTITIONS);
+  const outbox = createOutbox({ store, producerId: 'bench' });
+  let offset = 0;
+  try {
+    const { a, b } = await interleaved(
+      reps,
+      async () => {
+        await walBacklog(s, wal, async () => {
+          await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys, offset });
+          offset += messages;
+        });
+        return drainWithWalRelay({ wal, publisher: transport.publisher, messages });
+      },
+      async () => {
+        const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys));
+        return timed(async () => ({ messages, latenciesMs: await side.rawPublish(records) }));
+      },
+      env.log,
+    );
+    return makeResult({
+      name: `${side.name}-relay-wal`,
+      messages,
+      zeroloss: a,
+      baseline: b,
+      baselineName: side.relayBaseline,
+      latencyOf: `batch of up to ${WAL_BATCH} (whole transactions): interval between recorded batches (WAL relay), send to last ack (raw)`,
+      reps: reps.reps,
+      target: { metric: 'ratio', op: '>=', value: 0.5 },
+      notes: 'throwaway PostgreSQL, wal_level=logical, WAL relay with the Kafka relay-wal settings; the raw side as for the polling relay',
+    });
+  } finally {
+    await transport.topicAdmin.deleteTopic(topic).catch(() => {});
+    await transport.close().catch(() => {});
+    await wal.dropSlot().catch(() => {});
+    await store.close().catch(() => {});
+    await s.drop();
+    await instance.stop('fast').catch(() => {});
   }
 }
 

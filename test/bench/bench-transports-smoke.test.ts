@@ -6,8 +6,9 @@ import { promisify } from 'node:util';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-// Keeps the Redis Streams and RabbitMQ benchmarks from rotting: a tiny run of both, and their JSON contract.
-test('npm run bench -- redis rabbitmq --messages 40 --json prints a relay and a consumer result per transport', async () => {
+// Keeps the Redis Streams and RabbitMQ benchmarks from rotting: a tiny run of both (the WAL rows start a
+// throwaway PostgreSQL each), and their JSON contract.
+test('npm run bench -- redis rabbitmq --messages 40 --json prints a relay, a WAL relay and a consumer result per transport', async () => {
   const { stdout } = await promisify(execFile)(
     process.execPath,
     ['bench/run.ts', 'redis', 'rabbitmq', '--messages', '40', '--reps', '1', '--warmup', '0', '--json'],
@@ -16,7 +17,7 @@ test('npm run bench -- redis rabbitmq --messages 40 --json prints a relay and a 
   const results = JSON.parse(stdout) as Array<Record<string, unknown>>;
   assert.deepEqual(
     results.map((r) => r.name),
-    ['redis-relay', 'redis-consumer', 'rabbitmq-relay', 'rabbitmq-consumer'],
+    ['redis-relay', 'redis-relay-wal', 'redis-consumer', 'rabbitmq-relay', 'rabbitmq-relay-wal', 'rabbitmq-consumer'],
   );
   for (const result of results) {
     assert.equal(result.messages, 40);
