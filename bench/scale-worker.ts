@@ -11,6 +11,7 @@ import { KafkaSubscriber } from '../src/adapters/kafka/kafka-subscriber.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 import { Relay } from '../src/outbox/relay.ts';
+import type { RelaySource } from '../src/ports/outbox-store.ts';
 import type { Database } from '../src/ports/sql-executor.ts';
 import { testConsumer } from '../test/helpers/test-consumer.ts';
 import { GatedSubscriber } from './lib/gated-subscriber.ts';
@@ -68,6 +69,46 @@ function countingStatements(inner: Database): Database {
     listen: (channel, onNotify) => inner.listen(channel, onNotify),
     close: () => inner.close(),
   };
+}
+
+/** A relay instance's claims (those that came back empty apart), markSent calls and cheap checks, for ZL_SCALE_METRICS. */
+const relayCalls = { claims: 0, claimMs: 0, rows: 0, empty: 0, emptyMs: 0, markSent: 0, markSentMs: 0, anyDue: 0 };
+function countingSource(inner: RelaySource): RelaySource {
+  return new Proxy(inner, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      const call = (value as (...args: unknown[]) => unknown).bind(target);
+      if (prop === 'claim')
+        return async (...args: unknown[]) => {
+          const t0 = performance.now();
+          const rows = (await call(...args)) as unknown[];
+          const ms = performance.now() - t0;
+          if (rows.length === 0) {
+            relayCalls.empty++;
+            relayCalls.emptyMs += ms;
+          } else {
+            relayCalls.claims++;
+            relayCalls.claimMs += ms;
+            relayCalls.rows += rows.length;
+          }
+          return rows;
+        };
+      if (prop === 'markSent')
+        return async (...args: unknown[]) => {
+          const t0 = performance.now();
+          await call(...args);
+          relayCalls.markSent++;
+          relayCalls.markSentMs += performance.now() - t0;
+        };
+      if (prop === 'anyDue')
+        return (...args: unknown[]) => {
+          relayCalls.anyDue++;
+          return call(...args);
+        };
+      return call;
+    },
+  });
 }
 
 async function main(): Promise<void> {
@@ -128,7 +169,7 @@ async function main(): Promise<void> {
   } else {
     const publisher = new KafkaPublisher({ brokers: config.brokers, clientId: `zl-bench-scale-relay-${config.index}` });
     const relay = new Relay({
-      sources: new PostgresOutboxStore(db, { schema: config.schema }),
+      sources: countingSource(new PostgresOutboxStore(db, { schema: config.schema })),
       publisher,
       db,
       config: { batchSize: config.batchSize ?? 500, concurrency: config.relayConcurrency ?? 2 },
@@ -138,6 +179,14 @@ async function main(): Promise<void> {
     stop = async () => {
       await relay.stop();
       await publisher.close();
+      if (process.env.ZL_SCALE_METRICS) {
+        const round = (n: number) => Math.round(n);
+        const c = relayCalls;
+        process.stderr.write(
+          `instance ${config.index} relay: ${c.claims} claims (${c.rows} rows, ${round(c.claimMs)} ms), ${c.empty} empty (${round(c.emptyMs)} ms), ${c.markSent} markSent (${round(c.markSentMs)} ms), ${c.anyDue} due checks, CPU ${round((process.cpuUsage().user + process.cpuUsage().system) / 1000)} ms\n`,
+        );
+        process.stderr.write(`instance ${config.index} statements ${JSON.stringify(Object.fromEntries(statementCounts))}\n`);
+      }
     };
   }
   process.on('message', (m: { type: string }) => {
