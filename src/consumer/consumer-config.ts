@@ -16,7 +16,9 @@ export const consumerConfigSchema = z
     concurrency: z.number().int().min(1).max(1024).default(64),
     /**
      * Records received and not yet finished before the subscription pauses (the source's batch of 500).
-     * Bounds memory and how much is redelivered after a crash.
+     * Bounds memory and how much is redelivered after a crash. The pause is for every partition: records
+     * waiting behind a key's retry count too, so one key with this many waiting stops all keys until it
+     * drains (docs/consumer.md, "Retry modes").
      */
     batchSize: z.number().int().min(1).default(500),
     /**
