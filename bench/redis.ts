@@ -102,29 +102,24 @@ function redisSide(): TransportSide {
   };
 }
 
-export async function redisRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
+/** Runs one of the shared transport benchmarks on a Redis side of its own, closed afterwards. */
+async function withRedisSide(run: (side: TransportSide) => Promise<BenchResult>): Promise<BenchResult> {
   const side = redisSide();
   try {
-    return await transportRelayBench(env, side, messages, reps);
+    return await run(side);
   } finally {
     await side.close();
   }
 }
 
-export async function redisWalRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
-  const side = redisSide();
-  try {
-    return await transportWalRelayBench(env, side, messages, reps);
-  } finally {
-    await side.close();
-  }
+export function redisRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
+  return withRedisSide((side) => transportRelayBench(env, side, messages, reps));
 }
 
-export async function redisConsumerBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
-  const side = redisSide();
-  try {
-    return await transportConsumerBench(env, side, messages, reps);
-  } finally {
-    await side.close();
-  }
+export function redisWalRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
+  return withRedisSide((side) => transportWalRelayBench(env, side, messages, reps));
+}
+
+export function redisConsumerBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
+  return withRedisSide((side) => transportConsumerBench(env, side, messages, reps));
 }

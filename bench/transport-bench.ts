@@ -96,6 +96,12 @@ function stamping(inner: Subscriber, clock: Clock, batchSizes: number[]): Subscr
   };
 }
 
+/** The relay results' baseline: the same records sent by the transport's raw client (dual write). */
+function rawRelayRun(side: TransportSide, topic: string, messages: number, keys: number): Promise<RunResult> {
+  const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys));
+  return timed(async () => ({ messages, latenciesMs: await side.rawPublish(records) }));
+}
+
 export async function transportRelayBench(
   env: BenchEnv,
   side: TransportSide,
@@ -152,10 +158,7 @@ export async function transportRelayBench(
           await relay.stop();
         }
       },
-      async () => {
-        const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys));
-        return timed(async () => ({ messages, latenciesMs: await side.rawPublish(records) }));
-      },
+      () => rawRelayRun(side, topic, messages, keys),
       env.log,
     );
     return makeResult({
@@ -215,10 +218,7 @@ export async function transportWalRelayBench(
         });
         return drainWithWalRelay({ wal, publisher: transport.publisher, messages });
       },
-      async () => {
-        const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys));
-        return timed(async () => ({ messages, latenciesMs: await side.rawPublish(records) }));
-      },
+      () => rawRelayRun(side, topic, messages, keys),
       env.log,
     );
     return makeResult({
