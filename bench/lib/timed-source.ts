@@ -1,4 +1,4 @@
-import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../../src/ports/outbox-store.ts';
+import type { ClaimedRow, DueCheck, FailedOutcome, RelaySource, SentOutcome } from '../../src/ports/outbox-store.ts';
 
 /**
  * Wraps a relay source to time each round from the start of its claim to the end of its markSent, which
@@ -9,9 +9,17 @@ export class TimedSource implements RelaySource {
   readonly #started = new Map<string, number>();
   readonly latenciesMs: number[] = [];
   sent = 0;
+  /**
+   * The inner source's cheap check, when it has one: without it the relay takes the source for one it cannot
+   * poll cheaply and runs another loop (no check before a claim, no back-off after empty claims), so the
+   * benchmark would time a relay no user runs.
+   */
+  readonly anyDue?: () => Promise<DueCheck>;
 
   constructor(inner: RelaySource) {
     this.#inner = inner;
+    const anyDue = inner.anyDue?.bind(inner);
+    if (anyDue) this.anyDue = anyDue;
   }
 
   get name(): string {
