@@ -165,6 +165,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     deadLettered: await readCommittedTopic(`${topic}.dlq`, env.kafkaDirect, waitStableMs),
   });
 
+  const group = `zl-fx-${suffix}`;
   let consumersStarted = 0;
   const consumers = consumerGroup({
     count: consumerCount,
@@ -174,7 +175,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       ZL_FX_SCHEMA: schema,
       ...broker.consumerEnv,
       ZL_FX_TOPIC: topic,
-      ZL_FX_GROUP: `zl-fx-${suffix}`,
+      ZL_FX_GROUP: group,
       ZL_FX_REDIS_URL: env.redis.url,
       ZL_FX_OFFSETS: o.offsets ?? 'broker',
       // Set either way, so a switch left in the caller's environment never breaks a normal run.
@@ -331,6 +332,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       if (Date.now() - lastMove > o.stallSeconds * 1_000 || Date.now() > hardDeadline) {
         recoveredAt = Date.now();
         event(`drain gave up: ${now.pending} committed messages without outcome, ${now.unsent} outbox rows unsent`);
+        if (now.unsent === 0 && broker.describeGroup) log(await broker.describeGroup(topic, group));
         break;
       }
       await wait(250);

@@ -2,6 +2,7 @@ import { createAdmin, ensureTopic } from '../src/adapters/kafka/kafka-admin.ts';
 import { rabbitmq } from '../src/adapters/rabbitmq/rabbitmq-transport.ts';
 import { redisStreams } from '../src/adapters/redis-streams/redis-streams-transport.ts';
 import type { Environment } from './environment.ts';
+import { describeRedisGroup } from './redis-group-state.ts';
 import { readWholeRabbitTopic, readWholeRedisTopic, readWholeTableLog, readWholeTopic, type TopicRecord } from './topic-reader.ts';
 import { pgDatabase } from '../src/adapters/postgres/pg-database.ts';
 import { tableLog } from '../src/adapters/table-log/table-log-transport.ts';
@@ -20,6 +21,8 @@ export interface ScenarioBroker {
   readTopic(topic: string): Promise<TopicRecord[]>;
   /** Deletes the topics when the broker is shared (Kafka's single node); throwaway brokers go whole. */
   cleanup(topic: string): Promise<void>;
+  /** Where the group stands, read from the broker, for a drain that stalled (Redis Streams only so far). */
+  describeGroup?(topic: string, groupId: string): Promise<string>;
 }
 
 export function scenarioBroker(env: Environment, schema: string): ScenarioBroker {
@@ -81,5 +84,6 @@ export function scenarioBroker(env: Environment, schema: string): ScenarioBroker
     relay: { brokers: [], transport: { kind: broker.kind, url } },
     readTopic: (topic) => (broker.kind === 'redis' ? readWholeRedisTopic(topic, url) : readWholeRabbitTopic(topic, url)),
     cleanup: async () => {},
+    ...(broker.kind === 'redis' ? { describeGroup: (topic: string, groupId: string) => describeRedisGroup(url, topic, groupId) } : {}),
   };
 }
