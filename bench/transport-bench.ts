@@ -19,6 +19,8 @@ import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
 import { freePort } from '../infra/services/port-open.ts';
 
 export const PARTITIONS = 6;
+/** Keys the records are spread over, as in the Kafka relay and consumer benchmarks. */
+const KEYS = 100;
 /** Connections of each side's pool in the consumer benchmark (the Kafka consumer bench uses 20 too). */
 const CONSUMER_POOL = 20;
 
@@ -107,7 +109,7 @@ export async function transportRelayBench(
   side: TransportSide,
   messages: number,
   reps: Reps,
-  keys = 100,
+  keys = KEYS,
 ): Promise<BenchResult> {
   const s = await benchSchema(env, `zlb_${side.name}_relay`);
   const store = postgres(env.pgUrl, { schema: s.schema });
@@ -188,13 +190,8 @@ export async function transportRelayBench(
  * result), drained by the WAL relay through the transport's publisher, timed from the slot streaming to
  * the last row sent and recorded.
  */
-export async function transportWalRelayBench(
-  env: BenchEnv,
-  side: TransportSide,
-  messages: number,
-  reps: Reps,
-  keys = 100,
-): Promise<BenchResult> {
+export async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult> {
+  const keys = KEYS;
   const instance = await startPostgresInstance({
     port: await freePort(),
     name: `bench-${side.name}-wal`,
@@ -295,7 +292,7 @@ export async function transportConsumerBench(
   side: TransportSide,
   messages: number,
   reps: Reps,
-  keys = 100,
+  keys = KEYS,
 ): Promise<BenchResult> {
   const s = await benchSchema(env, `zlb_${side.name}_consumer`, CONSUMER_POOL);
   const transport = side.transport();
