@@ -257,7 +257,10 @@ export class RedisStreamsSubscription implements Subscription {
     const lost = [...this.#owned.values()].filter((p) => p.state === 'lost');
     const giveBack = [...this.#owned.values()].filter((p) => p.state !== 'lost' && !mine.has(partitionSlot(p)));
     await this.#revoke([...lost, ...giveBack]);
-    for (const p of lost) this.#owned.delete(partitionSlot(p));
+    for (const p of [...lost, ...giveBack]) this.#owned.delete(partitionSlot(p));
+    // Forgotten before the release, not after: if the release fails (the connection drops), a partition
+    // still held here as revoked would keep its lease renewed and, given back to this member by a later
+    // pass, be neither wanted nor read. Forgotten, its lease runs out unless a later pass takes it again.
     if (giveBack.length > 0) {
       await runScript(
         this.#commands,
@@ -265,7 +268,6 @@ export class RedisStreamsSubscription implements Subscription {
         giveBack.map((p) => p.lease),
         [this.memberId],
       );
-      for (const p of giveBack) this.#owned.delete(partitionSlot(p));
     }
     if (this.#closing) return;
     const wanted = [...mine].filter((s) => !this.#owned.has(s)).map(fromPartitionSlot);
