@@ -1,5 +1,6 @@
 import { ioredis } from '../src/adapters/redis/redis-driver.ts';
 import { redisStreamsKeys } from '../src/adapters/redis-streams/redis-streams-keys.ts';
+import { replyFields } from '../src/adapters/redis-streams/redis-reply-fields.ts';
 
 /**
  * What a stalled drain on Redis Streams looks like from the broker, read while the consumers still run:
@@ -20,13 +21,13 @@ export async function describeRedisGroup(url: string, topic: string, groupId: st
     const lines: string[] = [];
     for (let p = 0; p < partitions; p++) {
       const stream = keys.stream(topic, p);
-      const groups = ((await redis.call('XINFO', 'GROUPS', stream).catch(() => [])) as unknown[][]).map(fields);
+      const groups = ((await redis.call('XINFO', 'GROUPS', stream).catch(() => [])) as unknown[][]).map(replyFields);
       const group = groups.find((g) => String(g.get('name')) === groupId);
       const lease = keys.lease(groupId, topic, p);
       const [owner, ttl] = await Promise.all([redis.get(lease), redis.pttl(lease)]);
       const consumers = group
         ? ((await redis.call('XINFO', 'CONSUMERS', stream, groupId).catch(() => [])) as unknown[][])
-            .map(fields)
+            .map(replyFields)
             .filter((c) => Number(c.get('pending')) > 0)
             .map((c) => `${String(c.get('name'))} pending ${String(c.get('pending'))} idle ${String(c.get('idle'))} ms`)
         : [];
@@ -49,10 +50,4 @@ export async function describeRedisGroup(url: string, topic: string, groupId: st
   } finally {
     redis.disconnect();
   }
-}
-
-function fields(flat: unknown[]): Map<string, unknown> {
-  const out = new Map<string, unknown>();
-  for (let i = 0; i + 1 < flat.length; i += 2) out.set(String(flat[i]), flat[i + 1]);
-  return out;
 }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { readPartitionCounts } from './redis-streams-admin.ts';
 import { redisStreamsKeys } from './redis-streams-keys.ts';
 import type { RedisFinding } from './redis-durability.ts';
+import { replyFields } from './redis-reply-fields.ts';
 
 /**
  * The stream part of `zeroloss doctor --redis`: entries of the transport's streams that were deleted
@@ -23,12 +24,6 @@ function compareIds(a: string, b: string): number {
   const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
   if (am !== bm) return am < bm ? -1 : 1;
   return as === bs ? 0 : as < bs ? -1 : 1;
-}
-
-function fieldsOf(flat: unknown[]): Map<string, unknown> {
-  const fields = new Map<string, unknown>();
-  for (let i = 0; i + 1 < flat.length; i += 2) fields.set(String(flat[i]), flat[i + 1]);
-  return fields;
 }
 
 const numberOrNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
@@ -91,10 +86,10 @@ export async function inspectStreams(
 }
 
 async function inspectStream(redis: Redis, key: string, findings: RedisFinding[]): Promise<RedisStreamReport> {
-  const stream = fieldsOf((await redis.call('XINFO', 'STREAM', key)) as unknown[]);
+  const stream = replyFields((await redis.call('XINFO', 'STREAM', key)) as unknown[]);
   const maxDeleted = deletedUpTo(stream);
   const groups = ((await redis.call('XINFO', 'GROUPS', key)) as unknown[][]).map((g) => {
-    const f = fieldsOf(g);
+    const f = replyFields(g);
     return {
       name: String(f.get('name')),
       pending: Number(f.get('pending') ?? 0),

@@ -15,6 +15,7 @@ import { connectRedis } from './redis-streams-connection.ts';
 import { redisError } from './redis-streams-errors.ts';
 import { redisStreamsKeys } from './redis-streams-keys.ts';
 import { idOfOffset, offsetOfId } from './redis-streams-offsets.ts';
+import { replyFields } from './redis-reply-fields.ts';
 
 export const redisStreamsInspectorConfigSchema = z
   .object({
@@ -71,7 +72,7 @@ export class RedisStreamsInspector implements BrokerInspector {
     return replies.map(([error, reply], partition) => {
       // A partition whose stream was deleted holds nothing.
       if (error) return { partition, low: 0n, high: 0n };
-      const info = pairs(reply as unknown[]);
+      const info = replyFields(reply as unknown[]);
       const high = offsetOfId(String(info.get('last-generated-id') ?? '0-0')) + 1n;
       const first = info.get('first-entry') as [string, ...unknown[]] | null | undefined;
       return { partition, low: first ? offsetOfId(String(first[0])) : high, high };
@@ -158,7 +159,7 @@ export class RedisStreamsInspector implements BrokerInspector {
       const replies = await this.#exec(pipeline, `reading the groups of ${topic}`);
       for (const [partition, [error, reply]] of replies.entries()) {
         if (error) continue;
-        const group = (reply as unknown[][]).map(pairs).find((g) => String(g.get('name')) === groupId);
+        const group = (reply as unknown[][]).map(replyFields).find((g) => String(g.get('name')) === groupId);
         if (!group) continue;
         let offset = offsetOfId(String(group.get('last-delivered-id') ?? '0-0')) + 1n;
         if (Number(group.get('pending') ?? 0) > 0) {
@@ -232,12 +233,6 @@ function headersOf(raw: string | Buffer | undefined): Record<string, string> {
 function createdAtOf(raw: string | Buffer | undefined): number {
   const created = Date.parse(headersOf(raw)[HEADER.createdAt] ?? '');
   return Number.isFinite(created) ? created : Number.NEGATIVE_INFINITY;
-}
-
-function pairs(flat: unknown[]): Map<string, unknown> {
-  const out = new Map<string, unknown>();
-  for (let i = 0; i + 1 < flat.length; i += 2) out.set(String(flat[i]), flat[i + 1]);
-  return out;
 }
 
 function escapeGlob(text: string): string {

@@ -14,6 +14,7 @@ import { redisError } from './redis-streams-errors.ts';
 import { type RedisStreamsKeys, redisStreamsKeys } from './redis-streams-keys.ts';
 import { idOfOffset, offsetOfId } from './redis-streams-offsets.ts';
 import { ACK, DROP_CONSUMER, HEARTBEAT, LEASE, RELEASE, runScript } from './redis-streams-scripts.ts';
+import { replyFields } from './redis-reply-fields.ts';
 
 export interface RedisStreamsSettings {
   url: string;
@@ -168,7 +169,7 @@ export class RedisStreamsSubscription implements Subscription {
     for (const p of [...this.#owned.values()].filter((o) => o.state === 'active')) {
       const groups = (await this.#commands.call('XINFO', 'GROUPS', p.stream)) as unknown[][];
       for (const g of groups) {
-        const info = pairs(g);
+        const info = replyFields(g);
         if (String(info.get('name')) !== this.#groupId) continue;
         out.push({ topic: p.topic, partition: p.partition, lag: BigInt(Number(info.get('pending') ?? 0) + Number(info.get('lag') ?? 0)) });
       }
@@ -492,10 +493,4 @@ function parseTopics(json: string): string[] {
   } catch {
     return [];
   }
-}
-
-function pairs(flat: unknown[]): Map<string, unknown> {
-  const out = new Map<string, unknown>();
-  for (let i = 0; i + 1 < flat.length; i += 2) out.set(String(flat[i]), flat[i + 1]);
-  return out;
 }
