@@ -6,13 +6,8 @@ import { HEADER, type IncomingRecord } from '../src/core/envelope.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import { WalRelay } from '../src/outbox/wal-relay.ts';
 import type { Publisher } from '../src/ports/transport.ts';
-import { postgres } from '../src/adapters/postgres/postgres.ts';
-import { postgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
-import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
-import { freePort } from '../infra/services/port-open.ts';
 import { CONSUMER_CONCURRENCY, kafkaSubscriber, stamping } from './consumer.ts';
 import { clientTransaction } from './enqueue.ts';
-import { slotActive } from './relay.ts';
 import {
   applyEffect,
   type BenchEnv,
@@ -30,6 +25,7 @@ import {
 import { interleaved, openLoop, percentile, type Reps, type RunResult, rssSampler, until } from './lib/measure.ts';
 import { RawConsumer } from './lib/raw-consumer.ts';
 import { type BenchResult, makeResult } from './lib/result.ts';
+import { freshSlot, walBenchDatabase } from './lib/wal-database.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
 import { testConsumer } from '../test/helpers/test-consumer.ts';
 
@@ -104,21 +100,12 @@ async function e2eSetup(env: BenchEnv, mode: 'polling' | 'wal', publisher: Publi
     const relay = (): E2eRelay => new Relay({ sources: new PostgresOutboxStore(s.db, { schema: s.schema }), publisher, db: s.db });
     return { s, relay, close: () => s.drop() };
   }
-  const instance = await startPostgresInstance({
-    port: await freePort(),
-    name: 'bench-e2e-wal',
-    settings: { wal_level: 'logical', max_wal_senders: 10, max_replication_slots: 10 },
-  });
-  const s = await benchSchema({ ...env, pgUrl: instance.url }, 'zlb_e2e_wal', 30);
-  const store = postgres(instance.url, { schema: s.schema });
-  const wal = postgresWal(store, { url: instance.url });
+  const db = await walBenchDatabase(env, 'bench-e2e-wal', 'zlb_e2e_wal', 30);
   const relay = (): E2eRelay => {
-    const walRelay = new WalRelay({ stream: wal.stream, ledger: wal.ledger, publisher });
+    const walRelay = new WalRelay({ stream: db.wal.stream, ledger: db.wal.ledger, publisher });
     return {
       async start() {
-        await until(async () => !(await slotActive(s.pool, wal.slot)), 'the previous session to release the slot', 60_000, 20);
-        await wal.dropSlot();
-        await wal.createSlot('bench');
+        await freshSlot(db);
         const streaming = new Promise<void>((resolve) => walRelay.on('slot', (e) => e.state === 'streaming' && resolve()));
         await walRelay.start();
         await streaming;
@@ -126,16 +113,7 @@ async function e2eSetup(env: BenchEnv, mode: 'polling' | 'wal', publisher: Publi
       stop: () => walRelay.stop(),
     };
   };
-  return {
-    s,
-    relay,
-    async close() {
-      await wal.dropSlot().catch(() => {});
-      await store.close().catch(() => {});
-      await s.drop();
-      await instance.stop('fast').catch(() => {});
-    },
-  };
+  return { s: db.s, relay, close: () => db.close() };
 }
 
 export async function e2eBench(env: BenchEnv, messages: number, reps: Reps, mode: 'polling' | 'wal' = 'polling'): Promise<BenchResult> {

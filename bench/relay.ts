@@ -22,11 +22,8 @@ import { interleaved, type Reps, type RunResult, timed, until } from './lib/meas
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { TimedSource } from './lib/timed-source.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
-import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
-import { freePort } from '../infra/services/port-open.ts';
-import { postgres } from '../src/adapters/postgres/postgres.ts';
-import { type PostgresWal, postgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
-import type pg from 'pg';
+import type { PostgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
+import { walBacklog, walBenchDatabase } from './lib/wal-database.ts';
 import { WalRelay } from '../src/outbox/wal-relay.ts';
 import type { WalLedger } from '../src/ports/wal-stream.ts';
 
@@ -186,39 +183,9 @@ export async function drainWithWalRelay(options: { wal: PostgresWal; ledger?: Wa
  * (the shared server keeps its settings). Two comparisons in one run: the relay as shipped (one UPDATE per
  * batch records what was sent), and the same relay with that statement left out, which prices the record.
  */
-/**
- * Before a WAL relay repetition: the rows of earlier repetitions marked sent, a fresh slot, then `fill`
- * commits the backlog behind it. A fresh slot per repetition, created before the fill: a new session starts
- * decoding at the slot's restart position, which only moves on with the server's running-transactions
- * records (every 15 s, at checkpoints), so a reused slot would make each repetition decode again the WAL of
- * the ones before it (measured: the first commit arrived 17 ms, 0.6 s, 1.5 s, 1.8 s after the start in four
- * repetitions). A long-running relay moves its restart position on; a restarted one pays this once
- * (docs/wal-relay.md).
- */
-export async function walBacklog(s: { pool: pg.Pool; schema: string }, wal: PostgresWal, fill: () => Promise<void>): Promise<void> {
-  await s.pool.query(`update "${s.schema}".outbox set state = 1 where state <> 1`);
-  await until(async () => !(await slotActive(s.pool, wal.slot)), 'the previous session to release the slot');
-  await wal.dropSlot();
-  await wal.createSlot('bench');
-  await fill();
-}
-
-/** Whether a session streams from the slot (a stopped relay's walsender may take a moment to go). */
-export async function slotActive(pool: pg.Pool, slot: string): Promise<boolean> {
-  const { rows } = await pool.query<{ active: boolean }>('select active from pg_replication_slots where slot_name = $1', [slot]);
-  return rows[0]?.active ?? false;
-}
-
 export async function walRelayBench(env: BenchEnv, messages: number, reps: Reps, keys = 100): Promise<BenchResult[]> {
-  const instance = await startPostgresInstance({
-    port: await freePort(),
-    name: 'bench-wal',
-    settings: { wal_level: 'logical', max_wal_senders: 10, max_replication_slots: 10 },
-  });
-  const walEnv = { ...env, pgUrl: instance.url };
-  const s = await benchSchema(walEnv, 'zlb_wal');
-  const store = postgres(instance.url, { schema: s.schema });
-  const wal = postgresWal(store, { url: instance.url });
+  const db = await walBenchDatabase(env, 'bench-wal', 'zlb_wal');
+  const { s, wal } = db;
   const topic = uniqueTopic('zlb-wal-relay');
   await createTopic(env, topic, 6);
   const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
@@ -226,7 +193,7 @@ export async function walRelayBench(env: BenchEnv, messages: number, reps: Reps,
   const producer: Producer<string, Buffer, string, string> = rawProducer(env);
   let offset = 0;
   const fill = () =>
-    walBacklog(s, wal, async () => {
+    walBacklog(db, async () => {
       await fillOutbox({ transaction: (fn) => s.db.transaction(fn), outbox, topic, messages, keys, offset });
       offset += messages;
     });
@@ -285,9 +252,6 @@ export async function walRelayBench(env: BenchEnv, messages: number, reps: Reps,
     await publisher.close().catch(() => {});
     await producer.close(true).catch(() => {});
     await deleteTopics(env, [topic]);
-    await wal.dropSlot().catch(() => {});
-    await store.close().catch(() => {});
-    await s.drop();
-    await instance.stop('fast').catch(() => {});
+    await db.close();
   }
 }

@@ -13,10 +13,8 @@ import { interleaved, median, type Reps, type RunResult, rssSampler, timed, unti
 import { type BenchResult, makeResult } from './lib/result.ts';
 import { TimedSource } from './lib/timed-source.ts';
 import { CONSUMER_CONCURRENCY } from './consumer.ts';
-import { drainWithWalRelay, fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY, WAL_BATCH, walBacklog } from './relay.ts';
-import { postgresWal } from '../src/entry/postgres.ts';
-import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
-import { freePort } from '../infra/services/port-open.ts';
+import { drainWithWalRelay, fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY, WAL_BATCH } from './relay.ts';
+import { walBacklog, walBenchDatabase } from './lib/wal-database.ts';
 
 export const PARTITIONS = 6;
 /** Keys the records are spread over, as in the Kafka relay and consumer benchmarks. */
@@ -192,14 +190,8 @@ export async function transportRelayBench(
  */
 export async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult> {
   const keys = KEYS;
-  const instance = await startPostgresInstance({
-    port: await freePort(),
-    name: `bench-${side.name}-wal`,
-    settings: { wal_level: 'logical', max_wal_senders: 10, max_replication_slots: 10 },
-  });
-  const s = await benchSchema({ ...env, pgUrl: instance.url }, `zlb_${side.name}_wal`);
-  const store = postgres(instance.url, { schema: s.schema });
-  const wal = postgresWal(store, { url: instance.url });
+  const db = await walBenchDatabase(env, `bench-${side.name}-wal`, `zlb_${side.name}_wal`);
+  const { store, wal } = db;
   const transport = side.transport();
   const topic = uniqueTopic(`zlb-${side.name}-wal`);
   await transport.ensureTopic(topic, PARTITIONS);
@@ -209,7 +201,7 @@ export async function transportWalRelayBench(env: BenchEnv, side: TransportSide,
     const { a, b } = await interleaved(
       reps,
       async () => {
-        await walBacklog(s, wal, async () => {
+        await walBacklog(db, async () => {
           await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys, offset });
           offset += messages;
         });
@@ -232,10 +224,7 @@ export async function transportWalRelayBench(env: BenchEnv, side: TransportSide,
   } finally {
     await transport.topicAdmin.deleteTopic(topic).catch(() => {});
     await transport.close().catch(() => {});
-    await wal.dropSlot().catch(() => {});
-    await store.close().catch(() => {});
-    await s.drop();
-    await instance.stop('fast').catch(() => {});
+    await db.close();
   }
 }
 
