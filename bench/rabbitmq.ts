@@ -13,14 +13,7 @@ import type { BenchEnv } from './lib/env.ts';
 import type { Reps } from './lib/measure.ts';
 import type { BenchResult } from './lib/result.ts';
 import { RELAY_BATCH, RELAY_CONCURRENCY } from './relay.ts';
-import {
-  type Clock,
-  PARTITIONS,
-  type TransportSide,
-  transportConsumerBench,
-  transportRelayBench,
-  transportWalRelayBench,
-} from './transport-bench.ts';
+import { type Clock, PARTITIONS, type TransportSide, transportBenches } from './transport-bench.ts';
 
 export const RABBITMQ_URL = process.env.ZL_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 /** The zeroloss subscriber's default prefetch, given to the raw consumer too. */
@@ -109,14 +102,7 @@ function rabbitSide(): TransportSide {
   };
 }
 
-export async function rabbitmqRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
-  return transportRelayBench(env, rabbitSide(), messages, reps);
-}
-
-export async function rabbitmqWalRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
-  return transportWalRelayBench(env, rabbitSide(), messages, reps);
-}
-
-export async function rabbitmqConsumerBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
-  return transportConsumerBench(env, rabbitSide(), messages, reps);
+/** `npm run bench -- rabbitmq`: relay, WAL relay and consumer against amqplib. */
+export function rabbitmqBenches(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
+  return transportBenches(rabbitSide, env, messages, reps);
 }

@@ -14,14 +14,7 @@ import type { Reps } from './lib/measure.ts';
 import type { BenchResult } from './lib/result.ts';
 import { CONSUMER_CONCURRENCY } from './consumer.ts';
 import { RELAY_BATCH, RELAY_CONCURRENCY } from './relay.ts';
-import {
-  type Clock,
-  PARTITIONS,
-  type TransportSide,
-  transportConsumerBench,
-  transportRelayBench,
-  transportWalRelayBench,
-} from './transport-bench.ts';
+import { type Clock, PARTITIONS, type TransportSide, transportBenches } from './transport-bench.ts';
 
 export const REDIS_URL = process.env.ZL_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const keys = redisStreamsKeys('zl');
@@ -102,24 +95,7 @@ function redisSide(): TransportSide {
   };
 }
 
-/** Runs one of the shared transport benchmarks on a Redis side of its own, closed afterwards. */
-async function withRedisSide(run: (side: TransportSide) => Promise<BenchResult>): Promise<BenchResult> {
-  const side = redisSide();
-  try {
-    return await run(side);
-  } finally {
-    await side.close();
-  }
-}
-
-export function redisRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
-  return withRedisSide((side) => transportRelayBench(env, side, messages, reps));
-}
-
-export function redisWalRelayBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
-  return withRedisSide((side) => transportWalRelayBench(env, side, messages, reps));
-}
-
-export function redisConsumerBench(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult> {
-  return withRedisSide((side) => transportConsumerBench(env, side, messages, reps));
+/** `npm run bench -- redis`: relay, WAL relay and consumer against ioredis. */
+export function redisBenches(env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
+  return transportBenches(redisSide, env, messages, reps);
 }

@@ -15,8 +15,8 @@ import type { BenchResult } from './lib/result.ts';
 import { BENCHMARKS, type BenchName } from './benchmarks.ts';
 import { debeziumPeerBench } from './peer-debezium.ts';
 import { type RelayMemoryResult, relayMemoryBench } from './relay-memory.ts';
-import { rabbitmqConsumerBench, rabbitmqRelayBench, rabbitmqWalRelayBench } from './rabbitmq.ts';
-import { redisConsumerBench, redisRelayBench, redisWalRelayBench } from './redis.ts';
+import { rabbitmqBenches } from './rabbitmq.ts';
+import { redisBenches } from './redis.ts';
 
 /** Measurements against fixed targets rather than a baseline; minutes each, so they run only when named. */
 const MEASUREMENTS = {
@@ -32,19 +32,11 @@ type MeasurementName = keyof typeof MEASUREMENTS;
 const TRANSPORTS = {
   redis: {
     defaultMessages: 5_000,
-    run: async (env, n, reps) => [
-      await redisRelayBench(env, n, reps),
-      await redisWalRelayBench(env, n, reps),
-      await redisConsumerBench(env, n, reps),
-    ],
+    run: redisBenches,
   },
   rabbitmq: {
     defaultMessages: 5_000,
-    run: async (env, n, reps) => [
-      await rabbitmqRelayBench(env, n, reps),
-      await rabbitmqWalRelayBench(env, n, reps),
-      await rabbitmqConsumerBench(env, n, reps),
-    ],
+    run: rabbitmqBenches,
   },
 } satisfies Record<string, (typeof BENCHMARKS)[BenchName]>;
 type TransportName = keyof typeof TRANSPORTS;

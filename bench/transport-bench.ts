@@ -102,13 +102,7 @@ function rawRelayRun(side: TransportSide, topic: string, messages: number, keys:
   return timed(async () => ({ messages, latenciesMs: await side.rawPublish(records) }));
 }
 
-export async function transportRelayBench(
-  env: BenchEnv,
-  side: TransportSide,
-  messages: number,
-  reps: Reps,
-  keys = KEYS,
-): Promise<BenchResult> {
+async function transportRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps, keys = KEYS): Promise<BenchResult> {
   const s = await benchSchema(env, `zlb_${side.name}_relay`);
   const store = postgres(env.pgUrl, { schema: s.schema });
   const transport = side.transport();
@@ -188,7 +182,7 @@ export async function transportRelayBench(
  * result), drained by the WAL relay through the transport's publisher, timed from the slot streaming to
  * the last row sent and recorded.
  */
-export async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult> {
+async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult> {
   const keys = KEYS;
   const db = await walBenchDatabase(env, `bench-${side.name}-wal`, `zlb_${side.name}_wal`);
   const { store, wal } = db;
@@ -276,13 +270,7 @@ async function consumeRaw(side: TransportSide, db: Database, schema: string, top
   return clock.result(rss.stop());
 }
 
-export async function transportConsumerBench(
-  env: BenchEnv,
-  side: TransportSide,
-  messages: number,
-  reps: Reps,
-  keys = KEYS,
-): Promise<BenchResult> {
+async function transportConsumerBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps, keys = KEYS): Promise<BenchResult> {
   const s = await benchSchema(env, `zlb_${side.name}_consumer`, CONSUMER_POOL);
   const transport = side.transport();
   const topic = uniqueTopic(`zlb-${side.name}-consumer`);
@@ -321,4 +309,21 @@ export async function transportConsumerBench(
     await transport.close().catch(() => {});
     await s.drop();
   }
+}
+
+/**
+ * The three results of one transport (`npm run bench -- redis|rabbitmq`): the polling relay, the WAL relay
+ * and the consumer, each against the transport's raw client, each on a side of its own closed afterwards.
+ */
+export async function transportBenches(side: () => TransportSide, env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  for (const bench of [transportRelayBench, transportWalRelayBench, transportConsumerBench]) {
+    const own = side();
+    try {
+      results.push(await bench(env, own, messages, reps));
+    } finally {
+      await own.close();
+    }
+  }
+  return results;
 }
