@@ -42,6 +42,11 @@ test('describeRedisGroup: per partition the group backlog, the lease holder and 
     }
     const gone = await describeRedisGroup(REDIS_URL, topic, 'no-such-group', prefix);
     assert.match(gone, /stalls\/0: length \d+, no group; lease none/);
+    // Called by a drain that stalled, perhaps because the broker is away: it says so and never throws.
+    assert.match(
+      await describeRedisGroup('redis://127.0.0.1:1', topic, groupId, prefix),
+      new RegExp(`group ${groupId} on Redis: could not be read`),
+    );
   } finally {
     await transport.topicAdmin.deleteTopic(topic).catch(() => {});
     await transport.close();
