@@ -355,8 +355,8 @@ export class Relay extends EventEmitter<RelayEvents> {
   /**
    * Whether the loop sits out a claim although rows are due: its last claims found every due row held back
    * by another claimer's earlier rows of their keys (across instances the siblings' turns cannot be seen,
-   * see `#heldBack`), and no row was added since. Each such claim scans and locks up to a batch of rows, which
-   * hides them from the claimer doing the work (measured: four polling relays at 0.44x of one). It claims again
+   * see `#heldBack`), and no row was added since. Each such claim scans up to a batch of rows (and used to lock
+   * them, hiding them from the claimer doing the work: four polling relays measured at 0.44x of one). It claims again
    * when a row is added, or after a wait that doubles with each empty claim, up to HELD_BACK_MS, so a key
    * whose holder died (its lease runs out) or a failed row coming due is still taken within a second.
    */

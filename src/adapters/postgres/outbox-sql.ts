@@ -101,29 +101,48 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       where ${stuck} or f.lease_until >= now()
     ), `;
   const pastHeldKeys = 'and exists (select 1 from held where stuck) and (topic, msg_key) not in (select topic, msg_key from held)';
+  // Only the rows a claim keeps are locked (`locked`), not its whole window: an empty claim (every key held
+  // by another instance's lease) used to lock its 500 candidates for the length of the statement, exactly
+  // the rows the working instance claims next, which then skipped them and found the rest of their keys
+  // blocked behind them. Candidates and the key check read the statement's snapshot; locking then re-reads
+  // each kept row's newest version (`claimable` again), so a row another claim took or another writer
+  // changed since is left out, and with it every later row of its key here (`kept`): a key is taken from
+  // its first unsent row on, or not at all.
   const claimOf = (pastHeld: boolean) => `
     with ${pastHeld ? heldKeys : ''}cand as (
-      select seq_id, topic, msg_key, lease_until from ${s}.outbox
+      select seq_id, topic, msg_key from ${s}.outbox
       where ${claimable} ${pastHeld ? pastHeldKeys : ''}
       order by seq_id
       limit $2
-      for update skip locked
     ), blocked as materialized (
       select p.topic, p.msg_key, min(p.seq_id) as first_seq_id from ${s}.outbox p
       where ${blocking} and p.seq_id < (select max(seq_id) from cand)
         and (p.topic, p.msg_key) in (select topic, msg_key from cand)
         and p.seq_id not in (select seq_id from cand)
       group by p.topic, p.msg_key
-    ), ok as (
-      select c.seq_id, c.lease_until as prev_lease_until from cand c
+    ), ok as materialized (
+      select c.seq_id, c.topic, c.msg_key from cand c
       left join blocked b on b.topic = c.topic and b.msg_key = c.msg_key
       where b.first_seq_id is null or c.seq_id < b.first_seq_id
+    ), locked as materialized (
+      select seq_id, lease_until from ${s}.outbox
+      where seq_id = any(array(select seq_id from ok)) and ${claimable}
+      for update skip locked
+    ), unlocked as (
+      select topic, msg_key, min(seq_id) as first_seq_id from ok
+      where seq_id not in (select seq_id from locked)
+      group by topic, msg_key
+    ), kept as (
+      select k.seq_id, l.lease_until as prev_lease_until from ok k
+      join locked l on l.seq_id = k.seq_id
+      left join unlocked u on u.topic = k.topic and u.msg_key = k.msg_key
+      where u.first_seq_id is null or k.seq_id < u.first_seq_id
     )
     update ${s}.outbox o
     set lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond', attempts = o.attempts + 1
-    from ok where o.seq_id = ok.seq_id
+    from kept where o.seq_id = kept.seq_id
     returning o.seq_id::text as ref, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.attempts, o.state,
-      (extract(epoch from ok.prev_lease_until) * 1000)::float8 as prev_lease_until_ms`;
+      (extract(epoch from kept.prev_lease_until) * 1000)::float8 as prev_lease_until_ms`;
   const claim = claimOf(false);
   const claimPastHeldKeys = claimOf(true);
 

@@ -89,28 +89,42 @@ export function walSql(s: string, names: { publication: string }) {
       select distinct h.topic, h.msg_key from ${s}.outbox h
       where h.state <> 1 and (h.state = 3 or h.next_attempt_at > now() or h.lease_until >= now())
     ), `;
+  // As the outbox's claim, it locks only the rows it keeps (`locked`, `kept`: see outbox-sql.ts).
+  const retryClaimable = `state <> 1 and state <> 3 and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())`;
   const retryClaimOf = (pastHeldKeys: boolean) => `
     with ${pastHeldKeys ? heldKeysCte : ''}cand as (
       select seq_id, topic, msg_key from ${s}.outbox
-      where state <> 1 and state <> 3 and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+      where ${retryClaimable}
         ${pastHeldKeys ? 'and (topic, msg_key) not in (select topic, msg_key from held)' : ''}
       order by seq_id
       limit $2
-      for update skip locked
     ), blocked as materialized (
       select p.topic, p.msg_key, min(p.seq_id) as first_seq_id from ${s}.outbox p
       where p.state <> 1 and p.seq_id < (select max(seq_id) from cand)
         and (p.topic, p.msg_key) in (select topic, msg_key from cand)
         and p.seq_id not in (select seq_id from cand)
       group by p.topic, p.msg_key
-    ), ok as (
-      select c.seq_id from cand c
+    ), ok as materialized (
+      select c.seq_id, c.topic, c.msg_key from cand c
       left join blocked b on b.topic = c.topic and b.msg_key = c.msg_key
       where b.first_seq_id is null or c.seq_id < b.first_seq_id
+    ), locked as materialized (
+      select seq_id from ${s}.outbox
+      where seq_id = any(array(select seq_id from ok)) and ${retryClaimable}
+      for update skip locked
+    ), unlocked as (
+      select topic, msg_key, min(seq_id) as first_seq_id from ok
+      where seq_id not in (select seq_id from locked)
+      group by topic, msg_key
+    ), kept as (
+      select k.seq_id from ok k
+      join locked l on l.seq_id = k.seq_id
+      left join unlocked u on u.topic = k.topic and u.msg_key = k.msg_key
+      where u.first_seq_id is null or k.seq_id < u.first_seq_id
     )
     update ${s}.outbox o
     set lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond', attempts = o.attempts + 1
-    from ok where o.seq_id = ok.seq_id
+    from kept where o.seq_id = kept.seq_id
     returning o.seq_id::text as ref, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.attempts, o.state`;
   const retryClaim = retryClaimOf(false);
   const retryClaimPastHeldKeys = retryClaimOf(true);
