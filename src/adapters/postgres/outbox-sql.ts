@@ -101,13 +101,7 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       where ${stuck} or f.lease_until >= now()
     ), `;
   const pastHeldKeys = 'and exists (select 1 from held where stuck) and (topic, msg_key) not in (select topic, msg_key from held)';
-  // Only the rows a claim keeps are locked (`locked`), not its whole window: an empty claim (every key held
-  // by another instance's lease) used to lock its 500 candidates for the length of the statement, exactly
-  // the rows the working instance claims next, which then skipped them and found the rest of their keys
-  // blocked behind them. Candidates and the key check read the statement's snapshot; locking then re-reads
-  // each kept row's newest version (`claimable` again), so a row another claim took or another writer
-  // changed since is left out, and with it every later row of its key here (`kept`): a key is taken from
-  // its first unsent row on, or not at all.
+  // Only the rows a claim keeps are locked, not its whole window (`keptRowsOf`, below).
   const claimOf = (pastHeld: boolean) => `
     with ${pastHeld ? heldKeys : ''}cand as (
       select seq_id, topic, msg_key from ${s}.outbox
@@ -124,20 +118,7 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       select c.seq_id, c.topic, c.msg_key from cand c
       left join blocked b on b.topic = c.topic and b.msg_key = c.msg_key
       where b.first_seq_id is null or c.seq_id < b.first_seq_id
-    ), locked as materialized (
-      select seq_id, lease_until from ${s}.outbox
-      where seq_id = any(array(select seq_id from ok)) and ${claimable}
-      for update skip locked
-    ), unlocked as (
-      select topic, msg_key, min(seq_id) as first_seq_id from ok
-      where seq_id not in (select seq_id from locked)
-      group by topic, msg_key
-    ), kept as (
-      select k.seq_id, l.lease_until as prev_lease_until from ok k
-      join locked l on l.seq_id = k.seq_id
-      left join unlocked u on u.topic = k.topic and u.msg_key = k.msg_key
-      where u.first_seq_id is null or k.seq_id < u.first_seq_id
-    )
+    ), ${keptRowsOf(s, claimable)}
     update ${s}.outbox o
     set lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond', attempts = o.attempts + 1
     from kept where o.seq_id = kept.seq_id
@@ -230,4 +211,31 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
     from ${s}.outbox where message_id = any($1::text[])`;
 
   return { insert, unbumpSeq, writeTables, claim, claimPastHeldKeys, markSent, markFailed, backlog, anyDue, sendStatus };
+}
+
+/**
+ * The last CTEs of a claim, after `ok` (its candidates no earlier unsent row of their key holds back, read
+ * from the statement's snapshot): `kept`, the rows it takes, locked, with `prev_lease_until`. Only these are
+ * locked, not the claim's whole window: an empty claim (every key held by another instance's lease) used to
+ * lock its 500 candidates for the length of the statement, exactly the rows the working instance claims
+ * next, which then skipped them and found the rest of their keys blocked behind them. Locking re-reads each
+ * row's newest version (`claimable` again), so a row another claim took or another writer changed since the
+ * snapshot is left out, and with it every later row of its key (`unlocked`): a key is taken from its first
+ * unsent row on, or not at all. Shared with the WAL mode's polling path (wal-sql.ts).
+ */
+export function keptRowsOf(s: string, claimable: string): string {
+  return `locked as materialized (
+      select seq_id, lease_until from ${s}.outbox
+      where seq_id = any(array(select seq_id from ok)) and ${claimable}
+      for update skip locked
+    ), unlocked as (
+      select topic, msg_key, min(seq_id) as first_seq_id from ok
+      where seq_id not in (select seq_id from locked)
+      group by topic, msg_key
+    ), kept as (
+      select k.seq_id, l.lease_until as prev_lease_until from ok k
+      join locked l on l.seq_id = k.seq_id
+      left join unlocked u on u.topic = k.topic and u.msg_key = k.msg_key
+      where u.first_seq_id is null or k.seq_id < u.first_seq_id
+    )`;
 }

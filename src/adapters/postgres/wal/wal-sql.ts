@@ -1,3 +1,5 @@
+import { keptRowsOf } from '../outbox-sql.ts';
+
 /**
  * Every statement of the WAL relay, in one place. `s` is the validated, quoted schema; `slot` and
  * `publication` are validated names (they are also passed as values where Postgres takes a value).
@@ -89,7 +91,7 @@ export function walSql(s: string, names: { publication: string }) {
       select distinct h.topic, h.msg_key from ${s}.outbox h
       where h.state <> 1 and (h.state = 3 or h.next_attempt_at > now() or h.lease_until >= now())
     ), `;
-  // As the outbox's claim, it locks only the rows it keeps (`locked`, `kept`: see outbox-sql.ts).
+  // As the outbox's claim, it locks only the rows it keeps (`keptRowsOf`, outbox-sql.ts).
   const retryClaimable = `state <> 1 and state <> 3 and ${waiting} and next_attempt_at <= now() and (lease_until is null or lease_until < now())`;
   const retryClaimOf = (pastHeldKeys: boolean) => `
     with ${pastHeldKeys ? heldKeysCte : ''}cand as (
@@ -108,20 +110,7 @@ export function walSql(s: string, names: { publication: string }) {
       select c.seq_id, c.topic, c.msg_key from cand c
       left join blocked b on b.topic = c.topic and b.msg_key = c.msg_key
       where b.first_seq_id is null or c.seq_id < b.first_seq_id
-    ), locked as materialized (
-      select seq_id from ${s}.outbox
-      where seq_id = any(array(select seq_id from ok)) and ${retryClaimable}
-      for update skip locked
-    ), unlocked as (
-      select topic, msg_key, min(seq_id) as first_seq_id from ok
-      where seq_id not in (select seq_id from locked)
-      group by topic, msg_key
-    ), kept as (
-      select k.seq_id from ok k
-      join locked l on l.seq_id = k.seq_id
-      left join unlocked u on u.topic = k.topic and u.msg_key = k.msg_key
-      where u.first_seq_id is null or k.seq_id < u.first_seq_id
-    )
+    ), ${keptRowsOf(s, retryClaimable)}
     update ${s}.outbox o
     set lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond', attempts = o.attempts + 1
     from kept where o.seq_id = kept.seq_id
