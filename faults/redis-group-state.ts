@@ -1,6 +1,7 @@
 import { ioredis } from '../src/adapters/redis/redis-driver.ts';
 import { redisStreamsKeys } from '../src/adapters/redis-streams/redis-streams-keys.ts';
 import { replyFields } from '../src/adapters/redis-streams/redis-reply-fields.ts';
+import { readPartitionCounts } from '../src/adapters/redis-streams/redis-streams-admin.ts';
 
 /**
  * What a stalled drain on Redis Streams looks like from the broker, read while the consumers still run:
@@ -17,7 +18,7 @@ export async function describeRedisGroup(url: string, topic: string, groupId: st
   redis.on('error', () => {});
   try {
     await redis.connect();
-    const partitions = Number(await redis.get(keys.topic(topic)));
+    const partitions = (await readPartitionCounts(redis, keys, [topic])).get(topic) ?? 0;
     const lines: string[] = [];
     for (let p = 0; p < partitions; p++) {
       const stream = keys.stream(topic, p);
