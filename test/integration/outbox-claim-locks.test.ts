@@ -31,18 +31,26 @@ describe('outbox claim: what it locks', () => {
     });
   }
 
+  /**
+   * Ends a session's open transaction and gives the session back, also when a test failed midway: a
+   * transaction left open would hold its row locks, and the schema's drop in `after` would wait on them.
+   */
+  async function endSession(client: pg.PoolClient): Promise<void> {
+    await client.query('rollback').catch(() => {});
+    client.release();
+  }
+
   /** Runs the claim statement in an open transaction on its own session; `end` rolls it back. */
   async function openClaim(limit: number): Promise<{ rows: unknown[]; end: () => Promise<void> }> {
     const client: pg.PoolClient = await env.pool.connect();
-    await client.query('begin');
-    const { rows } = await client.query(sql.claim, [uniqueName('other'), limit, 60_000]);
-    return {
-      rows,
-      end: async () => {
-        await client.query('rollback');
-        client.release();
-      },
-    };
+    try {
+      await client.query('begin');
+      const { rows } = await client.query(sql.claim, [uniqueName('other'), limit, 60_000]);
+      return { rows, end: () => endSession(client) };
+    } catch (error) {
+      await endSession(client);
+      throw error;
+    }
   }
 
   test("a claim that comes back empty (its keys held by another instance's lease) leaves the next rows to that instance", async () => {
@@ -93,7 +101,7 @@ describe('outbox claim: what it locks', () => {
         ids,
       );
     } finally {
-      holder.release();
+      await endSession(holder);
     }
   });
 });
