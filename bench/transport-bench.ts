@@ -97,12 +97,12 @@ function stamping(inner: Subscriber, clock: Clock, batchSizes: number[]): Subscr
 }
 
 /** The relay results' baseline: the same records sent by the transport's raw client (dual write). */
-function rawRelayRun(side: TransportSide, topic: string, messages: number, keys: number): Promise<RunResult> {
-  const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys));
+function rawRelayRun(side: TransportSide, topic: string, messages: number): Promise<RunResult> {
+  const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, KEYS));
   return timed(async () => ({ messages, latenciesMs: await side.rawPublish(records) }));
 }
 
-async function transportRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps, keys = KEYS): Promise<BenchResult> {
+async function transportRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult> {
   const s = await benchSchema(env, `zlb_${side.name}_relay`);
   const store = postgres(env.pgUrl, { schema: s.schema });
   const transport = side.transport();
@@ -115,7 +115,7 @@ async function transportRelayBench(env: BenchEnv, side: TransportSide, messages:
     const { a, b } = await interleaved(
       reps,
       async (rep) => {
-        await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys });
+        await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys: KEYS });
         const source = new TimedSource(store.relaySource);
         const measured = rep >= reps.warmup;
         // Where a round's time goes: the claim (Postgres), the publish (broker), the rest is markSent.
@@ -152,7 +152,7 @@ async function transportRelayBench(env: BenchEnv, side: TransportSide, messages:
           await relay.stop();
         }
       },
-      () => rawRelayRun(side, topic, messages, keys),
+      () => rawRelayRun(side, topic, messages),
       env.log,
     );
     return makeResult({
@@ -183,7 +183,6 @@ async function transportRelayBench(env: BenchEnv, side: TransportSide, messages:
  * the last row sent and recorded.
  */
 async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult> {
-  const keys = KEYS;
   const db = await walBenchDatabase(env, `bench-${side.name}-wal`, `zlb_${side.name}_wal`);
   const { store, wal } = db;
   const transport = side.transport();
@@ -196,12 +195,12 @@ async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messag
       reps,
       async () => {
         await walBacklog(db, async () => {
-          await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys, offset });
+          await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys: KEYS, offset });
           offset += messages;
         });
         return drainWithWalRelay({ wal, publisher: transport.publisher, messages });
       },
-      () => rawRelayRun(side, topic, messages, keys),
+      () => rawRelayRun(side, topic, messages),
       env.log,
     );
     return makeResult({
@@ -270,7 +269,7 @@ async function consumeRaw(side: TransportSide, db: Database, schema: string, top
   return clock.result(rss.stop());
 }
 
-async function transportConsumerBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps, keys = KEYS): Promise<BenchResult> {
+async function transportConsumerBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult> {
   const s = await benchSchema(env, `zlb_${side.name}_consumer`, CONSUMER_POOL);
   const transport = side.transport();
   const topic = uniqueTopic(`zlb-${side.name}-consumer`);
@@ -278,7 +277,7 @@ async function transportConsumerBench(env: BenchEnv, side: TransportSide, messag
   try {
     // Filled once through the zeroloss publisher, so both consumers read the same bytes; each repetition
     // reads the whole topic from the start under a new group.
-    const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, keys, Math.floor(i / keys) + 1));
+    const records = Array.from({ length: messages }, (_, i) => zeroRecord(topic, i, KEYS, Math.floor(i / KEYS) + 1));
     for (let i = 0; i < records.length; i += RELAY_BATCH) {
       const outcomes = await transport.publisher.publish(records.slice(i, i + RELAY_BATCH));
       const failed = outcomes.find((o) => !o.ok);
