@@ -12,6 +12,10 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // the data dependency, not CTE order (unspecified in Postgres), puts the lock first.
   // The per-(producer, key) sequence bump also runs after the lock; its row lock makes the sequence
   // gapless (a rollback undoes it). With sequencing off only the sequence is skipped, never the key lock.
+  // The bump is a plain UPDATE (`bump`, after the lock: its one-time filter reads `locked`), and only a key
+  // seen for the first time takes the upsert (`fresh`): an upsert that finds its row writes a lock record
+  // before its update, one WAL record more per message for the database and for every reader of its WAL
+  // (a WAL relay's walsender pays per record; docs/benchmarks.md, "WAL records per message").
   // A duplicate message_id inserts nothing (on conflict do nothing: no error, so the caller's transaction
   // stays usable); the row reports the duplicate (key_seq null) and whether the sequence was bumped, which
   // unbumpSeq then takes back, still under the (producer, key) row lock.
@@ -22,11 +26,17 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       returning 1
     ), locked as (
       select count(*) as n from key_lock
-    ), seq as (
+    ), bump as (
+      update ${s}.outbox_key_seq set seq = seq + 1
+      where producer_id = $6 and msg_key = $3 and $9::boolean and (select n from locked) is not null
+      returning seq
+    ), fresh as (
       insert into ${s}.outbox_key_seq (producer_id, msg_key, seq)
-      select $6, $3, 1 from locked where $9::boolean
+      select $6, $3, 1 from locked where $9::boolean and not exists (select 1 from bump)
       on conflict (producer_id, msg_key) do update set seq = ${s}.outbox_key_seq.seq + 1
-      returning seq, nextval('${s}.outbox_seq_id_seq') as seq_id
+      returning seq
+    ), seq as (
+      select b.seq, nextval('${s}.outbox_seq_id_seq') as seq_id from (select seq from bump union all select seq from fresh) b
     ), ins as (
       insert into ${s}.outbox (seq_id, message_id, topic, msg_key, msg_type, trace_id, producer_id, key_seq, headers, payload)
       select v.seq_id, $1, coalesce(d.target_topic, $2), $3, $4, $5, $6, v.seq, $7::jsonb || jsonb_build_object('zl-seq', v.seq::text), $8
