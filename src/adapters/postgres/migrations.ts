@@ -19,6 +19,7 @@ import { sourceRowControlMigration } from './migrations/015-source-row-control.t
 import { sentBatchMigration } from './migrations/016-sent-batch.ts';
 import { attemptResumeMigration } from './migrations/017-attempt-resume.ts';
 import { walShardsMigration } from './migrations/018-wal-shards.ts';
+import { outboxFillfactorMigration } from './migrations/019-outbox-fillfactor.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -51,6 +52,7 @@ export const MIGRATIONS: Migration[] = [
   sentBatchMigration,
   attemptResumeMigration,
   walShardsMigration,
+  outboxFillfactorMigration,
 ];
 
 export interface MigrateResult {
