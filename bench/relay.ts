@@ -25,7 +25,8 @@ import { testOutbox } from '../test/helpers/test-outbox.ts';
 import type { PostgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
 import { walBacklog, walBenchDatabase } from './lib/wal-database.ts';
 import { WalRelay } from '../src/outbox/wal-relay.ts';
-import type { WalLedger } from '../src/ports/wal-stream.ts';
+import type { WalLedger, WalStream } from '../src/ports/wal-stream.ts';
+import { insertOnlyOutbox } from './lib/insert-only-outbox.ts';
 
 export const RELAY_BATCH = 500;
 export const RELAY_CONCURRENCY = 2;
@@ -135,9 +136,16 @@ export const WAL_BATCH = 2_000;
  * on a filled outbox, timed until every row is sent and recorded. Latency: one batch, from the previous
  * batch's record to this one's (publish + record, overlapped with the next publish).
  */
-export async function drainWithWalRelay(options: { wal: PostgresWal; ledger?: WalLedger; publisher: Publisher; messages: number }) {
+export async function drainWithWalRelay(options: {
+  wal: PostgresWal;
+  ledger?: WalLedger;
+  /** Another slot's stream than the outbox's (the insert-only floor). */
+  stream?: WalStream;
+  publisher: Publisher;
+  messages: number;
+}) {
   const relay = new WalRelay({
-    stream: options.wal.stream,
+    stream: options.stream ?? options.wal.stream,
     ledger: options.ledger ?? options.wal.ledger,
     publisher: options.publisher,
     config: { walBatchSize: WAL_BATCH },
@@ -223,6 +231,16 @@ export async function walRelayBench(env: BenchEnv, messages: number, reps: Reps,
       raw,
       env.log,
     );
+    const insertOnly = await insertOnlyOutbox(db);
+    const floor = await interleaved(
+      reps,
+      async () => {
+        await insertOnly.fill(topic, messages, keys);
+        return drainWithWalRelay({ wal, stream: insertOnly.stream, ledger: insertOnly.ledger, publisher, messages });
+      },
+      raw,
+      env.log,
+    ).finally(() => insertOnly.close());
     const latencyOf = `batch of up to ${WAL_BATCH} (whole transactions): interval between recorded batches (WAL), send to ack of 500 (raw)`;
     return [
       makeResult({
@@ -246,6 +264,17 @@ export async function walRelayBench(env: BenchEnv, messages: number, reps: Reps,
         latencyOf,
         reps: reps.reps,
         notes: 'the same WAL relay without its record statement (not a shipped mode): the difference to relay-wal is what recording costs',
+      }),
+      makeResult({
+        name: 'relay-wal-insert-only-floor',
+        messages,
+        zeroloss: floor.a,
+        baseline: floor.b,
+        baselineName,
+        latencyOf,
+        reps: reps.reps,
+        notes:
+          'not a shipped mode: the same WAL relay streaming from a primary-key-only outbox filled by plain inserts, one INSERT per batch as its record (bench/lib/insert-only-outbox.ts); the most an insert-only outbox (issue #14 item 4) could give with this relay',
       }),
     ];
   } finally {

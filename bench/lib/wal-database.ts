@@ -12,6 +12,8 @@ import { until } from './measure.ts';
  * the slot, the schema and the server.
  */
 export interface WalBenchDatabase {
+  /** The throwaway server's connection string (a replication connection needs one). */
+  url: string;
   s: BenchSchema;
   store: ReturnType<typeof postgres>;
   wal: PostgresWal;
@@ -34,6 +36,7 @@ export async function walBenchDatabase(env: BenchEnv, name: string, prefix: stri
   const store = postgres(instance.url, { schema: s.schema });
   const wal = postgresWal(store, { url: instance.url });
   return {
+    url: instance.url,
     s,
     store,
     wal,
