@@ -8,50 +8,30 @@
  * path's LSN range) and the records by type. For the stream: the walsender's CPU per message while
  * `pg_recvlogical` (the fastest reader there is) reads the range through the outbox's publication, once the
  * enqueues alone and once enqueues and the WAL relay's record statements, which share the WAL a walsender
- * reads. The reference row is the floor issue #14's insert-only outbox aims at: the same rows inserted into
- * a table with a primary key only. A walsender pays per WAL record it reads, whatever table it belongs to
- * (docs/benchmarks.md, "What a walsender pays for").
+ * reads. The reference row is the floor issue #14's insert-only outbox aims at: the same messages inserted
+ * into a table with a primary key only (bench/lib/insert-only-outbox.ts, the relay bench's floor). A
+ * walsender pays per WAL record it reads, whatever table it belongs to (docs/benchmarks.md, "2026-12-06
+ * night").
  */
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { startPostgresInstance } from '../infra/services/postgres-instance.ts';
-import { freePort } from '../infra/services/port-open.ts';
+import { asPostgres, postgresBinDir } from '../infra/services/postgres-instance.ts';
 import { PostgresOutboxStore } from '../src/adapters/postgres/postgres-outbox-store.ts';
-import { postgres } from '../src/adapters/postgres/postgres.ts';
-import { postgresWal } from '../src/adapters/postgres/wal/postgres-wal.ts';
 import { Relay } from '../src/outbox/relay.ts';
 import { WalRelay } from '../src/outbox/wal-relay.ts';
-import type { Publisher } from '../src/ports/transport.ts';
-import { benchSchema, keyOf, orderPayload, pool } from './lib/env.ts';
-import { until } from './lib/measure.ts';
-import { fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY } from './relay.ts';
+import { ScriptedPublisher } from '../test/helpers/scripted-publisher.ts';
 import { testOutbox } from '../test/helpers/test-outbox.ts';
+import { insertOnlyOutbox } from './lib/insert-only-outbox.ts';
+import { until } from './lib/measure.ts';
+import { slotReleased, walBenchDatabase } from './lib/wal-database.ts';
+import { fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY } from './relay.ts';
 
-const run = promisify(execFile);
-const asRoot = process.getuid?.() === 0;
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const messages = Number(args[0] ?? 20_000);
 const json = process.argv.includes('--json');
 const KEYS = 100;
-
-const bin = (() => {
-  const root = '/usr/lib/postgresql';
-  const version = readdirSync(root)
-    .sort((a, b) => Number(b) - Number(a))
-    .find((v) => existsSync(join(root, v, 'bin', 'pg_waldump')));
-  if (!version) throw new Error('no pg_waldump under /usr/lib/postgresql');
-  return join(root, version, 'bin');
-})();
-
-/** Acknowledges every record at once: the broker's cost is not part of what this counts. */
-const instantPublisher: Publisher = {
-  async publish(records) {
-    return records.map((_, i) => ({ ok: true as const, partition: 0, offset: BigInt(i) }));
-  },
-  async close() {},
-};
+const bin = postgresBinDir();
 
 interface WalRange {
   records: number;
@@ -61,11 +41,7 @@ interface WalRange {
 
 /** `pg_waldump --stats=record` over [from, to): records and bytes in all, and records per type. */
 async function walRange(dataDir: string, from: string, to: string): Promise<WalRange> {
-  const argv = ['-p', join(dataDir, 'pg_wal'), '-s', from, '-e', to, '--stats=record'];
-  const [file, fileArgs] = asRoot
-    ? ['runuser', ['-u', 'postgres', '--', join(bin, 'pg_waldump'), ...argv]]
-    : [join(bin, 'pg_waldump'), argv];
-  const { stdout } = await run(file, fileArgs, { maxBuffer: 1 << 20 });
+  const stdout = await asPostgres(join(bin, 'pg_waldump'), ['-p', join(dataDir, 'pg_wal'), '-s', from, '-e', to, '--stats=record']);
   const byType: Record<string, number> = {};
   let records = 0;
   let bytes = 0;
@@ -148,37 +124,29 @@ async function walsenderSeconds(
   return last / 100;
 }
 
-const instance = await startPostgresInstance({
-  port: await freePort(),
-  name: 'bench-wal-cost',
-  settings: { wal_level: 'logical', max_wal_senders: 10, max_replication_slots: 10 },
-});
-const url = new URL(instance.url);
-const s = await benchSchema({ pgUrl: instance.url, brokers: [], log: console.error }, 'zlb_walcost');
-const store = postgres(instance.url, { schema: s.schema });
-const wal = postgresWal(store, { url: instance.url });
+// The stand-in broker: the project's publisher double, accepting every record at once.
+const publisher = new ScriptedPublisher();
+const db = await walBenchDatabase({ pgUrl: '', brokers: [], log: console.error }, 'bench-wal-cost', 'zlb_walcost');
+const { s, wal } = db;
+const url = new URL(db.url);
 const q = (sql: string, params: unknown[] = []) => s.pool.query(sql, params);
 const lsn = async () => (await q('select pg_current_wal_lsn()::text as l')).rows[0].l as string;
 const outbox = testOutbox({ schema: s.schema, producerId: 'bench' });
 const fill = (offset: number) =>
   fillOutbox({ transaction: (fn) => s.db.transaction(fn), outbox, topic: 't', messages, keys: KEYS, offset });
 // Named after the schema, so a run that died before its clean-up does not collide with the next one.
-const names = { lean: `${s.schema}_lean`, enqueue: `${s.schema}_enqueue`, recorded: `${s.schema}_recorded` };
+const slots = { enqueue: `${s.schema}_enqueue`, recorded: `${s.schema}_recorded` };
+const insertOnly = await insertOnlyOutbox(db);
 try {
-  const lean = `"${names.lean}"`;
-  await q(`create schema ${lean}`);
-  await q(`create table ${lean}.outbox (seq_id bigint generated always as identity primary key, message_id text not null,
-    topic text not null, msg_key text not null, headers jsonb not null, payload bytea not null, created_at timestamptz not null default now())`);
-  await q(`create publication ${names.lean} for table ${lean}.outbox with (publish = 'insert')`);
   await wal.createSlot('bench');
-  for (const slot of [names.enqueue, names.recorded]) await q(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  for (const slot of Object.values(slots)) await q(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   await q('checkpoint');
 
   // Enqueue, then the WAL relay's drain: the walsender of the relay's own slot reads both.
   const a = await lsn();
   await fill(0);
   const b = await lsn();
-  const relay = new WalRelay({ stream: wal.stream, ledger: wal.ledger, publisher: instantPublisher, config: { walBatchSize: 2_000 } });
+  const relay = new WalRelay({ stream: wal.stream, ledger: wal.ledger, publisher, config: { walBatchSize: 2_000 } });
   let streamed = 0;
   relay.on('batch', (e) => {
     streamed += e.sent + e.resent;
@@ -187,20 +155,15 @@ try {
   await until(() => streamed >= messages, 'the WAL relay to record every row');
   await relay.stop();
   const c = await lsn();
-  // The stopped relay's walsender may take a moment to let the slot go.
-  await until(
-    async () => (await q('select 1 from pg_replication_slots where slot_name = $1 and active', [wal.slot])).rows.length === 0,
-    'the relay to let its slot go',
-  );
+  await slotReleased(s.pool, wal.slot);
   await wal.dropSlot();
 
   // The polling relay on a second fill of the same size.
   await fill(messages);
   const d = await lsn();
-  const source = new PostgresOutboxStore(s.db, { schema: s.schema });
   const polling = new Relay({
-    sources: source,
-    publisher: instantPublisher,
+    sources: new PostgresOutboxStore(s.db, { schema: s.schema }),
+    publisher,
     config: { batchSize: RELAY_BATCH, concurrency: RELAY_CONCURRENCY },
   });
   await polling.start();
@@ -211,35 +174,22 @@ try {
   await polling.stop();
   const e = await lsn();
 
-  // The floor: the same rows into a primary-key-only table, same transactions.
-  await q(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [names.lean]);
+  // The floor: the same messages into a primary-key-only outbox (bench/lib/insert-only-outbox.ts), same
+  // transactions; its fill makes its slot first, whose few records count here too.
   const f = await lsn();
-  await pool(Math.ceil(messages / 10), 8, (t) =>
-    s.db.transaction(async (tx) => {
-      for (let i = t * 10; i < Math.min(messages, (t + 1) * 10); i++) {
-        const key = keyOf(i, KEYS);
-        await tx.query(`insert into ${lean}.outbox (message_id, topic, msg_key, headers, payload) values ($1, 't', $2, $3::jsonb, $4)`, [
-          `lean-${i}`,
-          key,
-          JSON.stringify({ 'zl-type': 'order.placed', 'zl-seq': String(i) }),
-          Buffer.from(JSON.stringify(orderPayload(i, key))),
-        ]);
-      }
-    }),
-  );
+  await insertOnly.fill('t', messages, KEYS);
   const g = await lsn();
 
   const paths = {
-    enqueue: await walRange(instance.dataDir, a, b),
-    walRelayRecord: await walRange(instance.dataDir, b, c),
-    pollingRelay: await walRange(instance.dataDir, d, e),
-    referenceInsertOnly: await walRange(instance.dataDir, f, g),
+    enqueue: await walRange(db.dataDir, a, b),
+    walRelayRecord: await walRange(db.dataDir, b, c),
+    pollingRelay: await walRange(db.dataDir, d, e),
+    referenceInsertOnly: await walRange(db.dataDir, f, g),
   };
-  const publication = wal.publication;
   const walsenderUs = {
-    enqueue: ((await walsenderSeconds(url, names.enqueue, publication, b, q)) / messages) * 1e6,
-    enqueueAndRecord: ((await walsenderSeconds(url, names.recorded, publication, c, q)) / messages) * 1e6,
-    referenceInsertOnly: ((await walsenderSeconds(url, names.lean, names.lean, g, q)) / messages) * 1e6,
+    enqueue: ((await walsenderSeconds(url, slots.enqueue, wal.publication, b, q)) / messages) * 1e6,
+    enqueueAndRecord: ((await walsenderSeconds(url, slots.recorded, wal.publication, c, q)) / messages) * 1e6,
+    referenceInsertOnly: ((await walsenderSeconds(url, insertOnly.slot, insertOnly.publication, g, q)) / messages) * 1e6,
   };
   const version = (await q('show server_version')).rows[0].server_version as string;
   const perMessage = Object.fromEntries(
@@ -273,12 +223,8 @@ try {
     for (const [name, us] of Object.entries(result.walsenderCpuUsPerMessage)) console.log(`  ${name.padEnd(20)} ${us} µs`);
   }
 } finally {
-  for (const slot of Object.values(names))
+  for (const slot of Object.values(slots))
     await q('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1', [slot]).catch(() => {});
-  await wal.dropSlot().catch(() => {});
-  for (const publication of [names.lean, wal.publication]) await q(`drop publication if exists "${publication}"`).catch(() => {});
-  await q(`drop schema if exists "${names.lean}" cascade`).catch(() => {});
-  await store.close().catch(() => {});
-  await s.drop();
-  await instance.stop('fast').catch(() => {});
+  await insertOnly.close();
+  await db.close();
 }

@@ -2,8 +2,7 @@ import { PgWalStream } from '../../src/adapters/postgres/wal/pg-wal-stream.ts';
 import { walSql } from '../../src/adapters/postgres/wal/wal-sql.ts';
 import type { WalLedger, WalStream } from '../../src/ports/wal-stream.ts';
 import { pool, zeroRecord } from './env.ts';
-import { until } from './measure.ts';
-import type { WalBenchDatabase } from './wal-database.ts';
+import { slotReleased, type WalBenchDatabase } from './wal-database.ts';
 
 /**
  * Not a shipped mode: the floor of issue #14's insert-only outbox, for the relay bench to measure the
@@ -14,6 +13,9 @@ import type { WalBenchDatabase } from './wal-database.ts';
  * what would cost more; this is as cheap as such an outbox can be.
  */
 export interface InsertOnlyOutbox {
+  /** The slot `fill` makes afresh, and the publication it reads (insert-only, this table alone). */
+  slot: string;
+  publication: string;
   stream: WalStream;
   ledger: WalLedger;
   /** A fresh slot, then `messages` rows committed behind it, 10 per transaction, 8 at once. */
@@ -45,10 +47,14 @@ export async function insertOnlyOutbox(db: WalBenchDatabase): Promise<InsertOnly
     slotInfo: sql.slotInfo,
     slotCreationDone: sql.slotCreationDone,
   });
+  // The outbox's ledger for what the floor does not replace: its retry source polls the shipped outbox, where
+  // no row ever fails in this benchmark.
   const ledger: WalLedger = {
     ...db.wal.ledger,
     heldKeys: async () => new Set(),
-    async record(sent) {
+    async record(sent, failed) {
+      // Nothing here could send a failed row again: a failure stops the measurement instead of losing the row.
+      if (failed.length > 0) throw new Error(`the insert-only floor cannot record ${failed.length} failed row(s): ${failed[0]?.error}`);
       await query(`insert into ${q}.sent_batch (seq_ids, partitions, offsets) values ($1::bigint[], $2::int[], $3::bigint[])`, [
         sent.map((s) => s.ref),
         sent.map((s) => s.partition ?? null),
@@ -59,14 +65,13 @@ export async function insertOnlyOutbox(db: WalBenchDatabase): Promise<InsertOnly
   };
   let offset = 0;
   return {
+    slot,
+    publication,
     stream,
     ledger,
     async fill(topic, messages, keys) {
       // A fresh slot per fill, as walBacklog does for the shipped relay (wal-database.ts says why).
-      await until(
-        async () => (await query('select 1 from pg_replication_slots where slot_name = $1 and active', [slot])).rows.length === 0,
-        'the slot to be free',
-      );
+      await slotReleased(db.s.pool, slot);
       await query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1', [slot]);
       await query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
       const base = offset;
@@ -87,10 +92,7 @@ export async function insertOnlyOutbox(db: WalBenchDatabase): Promise<InsertOnly
       );
     },
     async close() {
-      await until(
-        async () => (await query('select 1 from pg_replication_slots where slot_name = $1 and active', [slot])).rows.length === 0,
-        'the slot to be free',
-      ).catch(() => {});
+      await slotReleased(db.s.pool, slot).catch(() => {});
       await query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1', [slot]).catch(() => {});
       await query(`drop publication if exists "${publication}"`).catch(() => {});
       await query(`drop schema if exists ${q} cascade`).catch(() => {});

@@ -9,11 +9,13 @@ import { until } from './measure.ts';
 /**
  * What the WAL relay benchmarks run on: a throwaway PostgreSQL with wal_level=logical (the shared server
  * keeps its settings), a bench schema in it, and the store and WAL backend over that schema. `close` drops
- * the slot, the schema and the server.
+ * the slot, its publication, the schema and the server.
  */
 export interface WalBenchDatabase {
   /** The throwaway server's connection string (a replication connection needs one). */
   url: string;
+  /** Its data directory (pg_waldump reads its pg_wal). */
+  dataDir: string;
   s: BenchSchema;
   store: ReturnType<typeof postgres>;
   wal: PostgresWal;
@@ -37,11 +39,14 @@ export async function walBenchDatabase(env: BenchEnv, name: string, prefix: stri
   const wal = postgresWal(store, { url: instance.url });
   return {
     url: instance.url,
+    dataDir: instance.dataDir,
     s,
     store,
     wal,
     async close() {
       await wal.dropSlot().catch(() => {});
+      // The server's data directory outlives the run (the next one reuses it): so would the publication.
+      await s.pool.query(`drop publication if exists "${wal.publication}"`).catch(() => {});
       await store.close().catch(() => {});
       await s.drop();
       await instance.stop('fast').catch(() => {});
@@ -66,13 +71,15 @@ export async function walBacklog(db: WalBenchDatabase, fill: () => Promise<void>
 
 /** Waits for the previous session to let the slot go, then drops it and creates it again. */
 export async function freshSlot(db: WalBenchDatabase): Promise<void> {
-  await until(async () => !(await slotActive(db.s.pool, db.wal.slot)), 'the previous session to release the slot');
+  await slotReleased(db.s.pool, db.wal.slot);
   await db.wal.dropSlot();
   await db.wal.createSlot('bench');
 }
 
-/** Whether a session streams from the slot (a stopped relay's walsender may take a moment to go). */
-async function slotActive(pool: pg.Pool, slot: string): Promise<boolean> {
-  const { rows } = await pool.query<{ active: boolean }>('select active from pg_replication_slots where slot_name = $1', [slot]);
-  return rows[0]?.active ?? false;
+/** Until no session streams from the slot: a stopped relay's (or reader's) walsender may take a moment to go. */
+export async function slotReleased(pool: pg.Pool, slot: string): Promise<void> {
+  await until(async () => {
+    const { rows } = await pool.query<{ active: boolean }>('select active from pg_replication_slots where slot_name = $1', [slot]);
+    return !(rows[0]?.active ?? false);
+  }, `the previous session to release slot ${slot}`);
 }

@@ -41,7 +41,8 @@ export interface PostgresTls {
 
 export const TLS_CERT_USER = 'zeroloss_cert';
 
-function binDir(): string {
+/** The newest installed PostgreSQL's bin directory (server binaries and tools such as pg_waldump). */
+export function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
   const dir = versions.map((v) => join(root, v, 'bin')).find((d) => existsSync(join(d, 'pg_ctl')));
@@ -59,9 +60,11 @@ function serverOwner(): { uid: number; gid: number } | undefined {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-async function asPostgres(command: string, args: string[]): Promise<void> {
+/** Runs a PostgreSQL binary as the user the server runs as (it owns the data directory); resolves to its stdout. */
+export async function asPostgres(command: string, args: string[]): Promise<string> {
   const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
-  await run(file, argv, { timeout: 60_000 });
+  const { stdout } = await run(file, argv, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
 }
 
 /**
@@ -116,7 +119,7 @@ export async function startPostgresInstance(options: {
   tls?: boolean;
   settings?: Record<string, string | number>;
 }): Promise<PostgresInstance> {
-  const bin = binDir();
+  const bin = postgresBinDir();
   const dataDir = join(tmpdir(), `zeroloss-pg-${options.name ?? options.port}`);
   const pgCtl = join(bin, 'pg_ctl');
   const logFile = `${dataDir}.log`;
