@@ -15,6 +15,7 @@ import { TimedSource } from './lib/timed-source.ts';
 import { CONSUMER_CONCURRENCY } from './consumer.ts';
 import { drainWithWalRelay, fillOutbox, RELAY_BATCH, RELAY_CONCURRENCY, WAL_BATCH } from './relay.ts';
 import { walBacklog, walBenchDatabase } from './lib/wal-database.ts';
+import { insertOnlyOutbox } from './lib/insert-only-outbox.ts';
 
 export const PARTITIONS = 6;
 /** Keys the records are spread over, as in the Kafka relay and consumer benchmarks. */
@@ -182,7 +183,7 @@ async function transportRelayBench(env: BenchEnv, side: TransportSide, messages:
  * result), drained by the WAL relay through the transport's publisher, timed from the slot streaming to
  * the last row sent and recorded.
  */
-async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult> {
+async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messages: number, reps: Reps): Promise<BenchResult[]> {
   const db = await walBenchDatabase(env, `bench-${side.name}-wal`, `zlb_${side.name}_wal`);
   const { store, wal } = db;
   const transport = side.transport();
@@ -203,17 +204,44 @@ async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messag
       () => rawRelayRun(side, topic, messages),
       env.log,
     );
-    return makeResult({
-      name: `${side.name}-relay-wal`,
-      messages,
-      zeroloss: a,
-      baseline: b,
-      baselineName: side.relayBaseline,
-      latencyOf: `batch of up to ${WAL_BATCH} (whole transactions): interval between recorded batches (WAL relay), send to last ack (raw)`,
-      reps: reps.reps,
-      target: { metric: 'ratio', op: '>=', value: 0.5 },
-      notes: 'throwaway PostgreSQL, wal_level=logical, WAL relay with the Kafka relay-wal settings; the raw side as for the polling relay',
-    });
+    // The same relay on the insert-only floor (bench/lib/insert-only-outbox.ts), as the Kafka relay bench
+    // measures it: how far an insert-only outbox (issue #14 item 4) could take the relay to this broker.
+    const insertOnly = await insertOnlyOutbox(db);
+    const floor = await interleaved(
+      reps,
+      async () => {
+        await insertOnly.fill(topic, messages, KEYS);
+        return drainWithWalRelay({ wal, stream: insertOnly.stream, ledger: insertOnly.ledger, publisher: transport.publisher, messages });
+      },
+      () => rawRelayRun(side, topic, messages),
+      env.log,
+    ).finally(() => insertOnly.close());
+    const latencyOf = `batch of up to ${WAL_BATCH} (whole transactions): interval between recorded batches (WAL relay), send to last ack (raw)`;
+    return [
+      makeResult({
+        name: `${side.name}-relay-wal`,
+        messages,
+        zeroloss: a,
+        baseline: b,
+        baselineName: side.relayBaseline,
+        latencyOf,
+        reps: reps.reps,
+        target: { metric: 'ratio', op: '>=', value: 0.5 },
+        notes:
+          'throwaway PostgreSQL, wal_level=logical, WAL relay with the Kafka relay-wal settings; the raw side as for the polling relay',
+      }),
+      makeResult({
+        name: `${side.name}-relay-wal-insert-only-floor`,
+        messages,
+        zeroloss: floor.a,
+        baseline: floor.b,
+        baselineName: side.relayBaseline,
+        latencyOf,
+        reps: reps.reps,
+        notes:
+          'not a shipped mode: the same WAL relay streaming from a primary-key-only outbox filled by plain inserts, one INSERT per batch as its record (bench/lib/insert-only-outbox.ts); the most an insert-only outbox (issue #14 item 4) could give with this relay and broker',
+      }),
+    ];
   } finally {
     await transport.topicAdmin.deleteTopic(topic).catch(() => {});
     await transport.close().catch(() => {});
@@ -311,15 +339,15 @@ async function transportConsumerBench(env: BenchEnv, side: TransportSide, messag
 }
 
 /**
- * The three results of one transport (`npm run bench -- redis|rabbitmq`): the polling relay, the WAL relay
- * and the consumer, each against the transport's raw client, each on a side of its own closed afterwards.
+ * The results of one transport (`npm run bench -- redis|rabbitmq`): the polling relay, the WAL relay (and
+ * the insert-only floor beside it) and the consumer, each against the transport's raw client, each on a side of its own closed afterwards.
  */
 export async function transportBenches(side: () => TransportSide, env: BenchEnv, messages: number, reps: Reps): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   for (const bench of [transportRelayBench, transportWalRelayBench, transportConsumerBench]) {
     const own = side();
     try {
-      results.push(await bench(env, own, messages, reps));
+      results.push(...[await bench(env, own, messages, reps)].flat());
     } finally {
       await own.close();
     }
