@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs';
 import { freePort } from '../infra/services/port-open.ts';
 import { BROKERS, down, up } from '../infra/kafka/kafka.ts';
 import { startPostgresInstance, type PostgresInstance } from '../infra/services/postgres-instance.ts';
@@ -127,11 +126,7 @@ export async function startEnvironment(options: {
       name: `faults-${pgPort}`,
       ...(options.logicalDecoding ? { settings: WAL_POSTGRES_SETTINGS } : {}),
     });
-    cleanups.push(async () => {
-      await postgres.stop('immediate');
-      rmSync(postgres.dataDir, { recursive: true, force: true });
-      rmSync(`${postgres.dataDir}.log`, { force: true });
-    });
+    cleanups.push(() => postgres.discard());
     const pgProxy = new TcpProxy({ name: 'postgres', listenPort: await freePort(), targetPort: pgPort });
     await pgProxy.start();
     cleanups.push(() => pgProxy.close());

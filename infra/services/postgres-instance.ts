@@ -27,6 +27,8 @@ export interface PostgresInstance {
   restart(mode?: 'immediate' | 'fast'): Promise<void>;
   stop(mode?: 'immediate' | 'fast'): Promise<void>;
   start(): Promise<void>;
+  /** Stops the server at once and deletes its data directory, log, TLS files and owner record. */
+  discard(): Promise<void>;
   /** Present when started with `tls: true`; the files live in `dir`, beside the data directory. */
   tls?: PostgresTls;
 }
@@ -109,6 +111,45 @@ function tlsSettings(tls: PostgresTls | undefined): string {
   return ` -c ssl=on -c ssl_cert_file=${file('server.crt')} -c ssl_key_file=${file('server.key')} -c ssl_ca_file=${file('ca.pem')}`;
 }
 
+/** Which process started the server of a data directory last: written after each successful start. */
+const ownerFile = (dataDir: string) => `${dataDir}.owner`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A data directory whose server still runs on another port than the one asked for: pg_ctl starts servers
+ * detached, so a run that was killed (Ctrl-C, a CI timeout, SIGKILL) leaves its server running, and the next
+ * run, on a new free port, would fail with "another server might be running". If the process that started
+ * that server is gone, the server is stopped (immediately: it is a throwaway) so this one can start; if it
+ * still runs, the data directory is that run's, and starting is refused with who holds it.
+ */
+async function takeOver(pgCtl: string, dataDir: string, port: number): Promise<void> {
+  if (!existsSync(join(dataDir, 'postmaster.pid'))) return;
+  const running = await asPostgres(pgCtl, ['-D', dataDir, 'status']).then(
+    () => true,
+    () => false, // exit 3: no server runs there (a stale pid file, which pg_ctl start handles)
+  );
+  if (!running) return;
+  // postmaster.pid: pid, data directory, start time, port, ...
+  const serverPort = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[3]);
+  if (serverPort === port) return; // the same instance asked for again: start() finds its port open
+  const owner = existsSync(ownerFile(dataDir)) ? Number(readFileSync(ownerFile(dataDir), 'utf8')) : undefined;
+  if (owner !== undefined && owner !== process.pid && alive(owner)) {
+    throw new Error(
+      `the throwaway PostgreSQL ${dataDir} is in use by process ${owner} (port ${serverPort}); ` +
+        'two runs cannot share a named instance: wait for that run or give this one another name',
+    );
+  }
+  await asPostgres(pgCtl, ['-D', dataDir, '-m', 'immediate', '-w', '-t', '60', 'stop']);
+}
+
 /**
  * `settings` are extra server settings passed as `-c name=value` on every start (e.g. `wal_level: 'logical'`
  * for the WAL relay's tests); names and values are checked, since they go onto a command line.
@@ -136,6 +177,7 @@ export async function startPostgresInstance(options: {
     await asPostgres(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   }
   const tls = options.tls ? await ensureTls(`${dataDir}-tls`, dataDir) : undefined;
+  await takeOver(pgCtl, dataDir, options.port);
 
   const start = async () => {
     if (await portOpen(options.port)) return;
@@ -158,6 +200,7 @@ export async function startPostgresInstance(options: {
   };
 
   await start();
+  writeFileSync(ownerFile(dataDir), String(process.pid));
   return {
     url: `postgres://postgres@127.0.0.1:${options.port}/postgres`,
     port: options.port,
@@ -168,6 +211,10 @@ export async function startPostgresInstance(options: {
     async restart(mode = 'immediate') {
       await stop(mode);
       await start();
+    },
+    async discard() {
+      await stop('immediate');
+      for (const path of [dataDir, logFile, ownerFile(dataDir), ...(tls ? [tls.dir] : [])]) rmSync(path, { recursive: true, force: true });
     },
   };
 }

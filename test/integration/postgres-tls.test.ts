@@ -94,10 +94,7 @@ describe('Postgres over TLS', () => {
   });
 
   after(async () => {
-    await instance?.stop();
-    if (instance) rmSync(instance.dataDir, { recursive: true, force: true });
-    if (instance) rmSync(`${instance.dataDir}.log`, { force: true });
-    if (instance?.tls) rmSync(instance.tls.dir, { recursive: true, force: true });
+    await instance?.discard();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

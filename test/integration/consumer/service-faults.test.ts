@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { startPostgresInstance } from '../../../infra/services/postgres-instance.ts';
@@ -117,11 +116,7 @@ describe('service faults mid-run: still exactly once', () => {
 
   test('Postgres crash-restarted mid-run: exactly once, in order, nothing dead-lettered', async () => {
     const instance = await startPostgresInstance({ port: await freePort(), name: uniqueId('zlc-consumer') });
-    cleanups.push(async () => {
-      await instance.stop('immediate');
-      rmSync(instance.dataDir, { recursive: true, force: true });
-      rmSync(`${instance.dataDir}.log`, { force: true });
-    });
+    cleanups.push(() => instance.discard());
     const pool = new pg.Pool({ connectionString: instance.url, max: 20, connectionTimeoutMillis: 2_000 });
     pool.on('error', () => {});
     cleanups.push(() => pool.end());
