@@ -291,6 +291,14 @@ export class RabbitMqSubscription implements Subscription {
 
   async #startReading(session: Session, topic: string, partition: number): Promise<void> {
     const committed = await this.#readOffset(session, topic, partition);
+    // The connection may have ended during the read (its errors there are waited out, not thrown): every
+    // partition was marked lost then, and one recorded now would be owned on a dead session, never read
+    // and skipped by every later pass. Taken again by the next pass, on the new connection.
+    if (this.#session !== session) {
+      throw new ZerolossError('ZL_TRANSPORT_UNAVAILABLE', `RabbitMQ connection lost while taking ${topic}/${partition}; retrying`, {
+        retryable: true,
+      });
+    }
     const owned: OwnedPartition = {
       topic,
       partition,
