@@ -1,4 +1,5 @@
 import { ZerolossError } from './errors.ts';
+import { unstorableText } from './unstorable-text.ts';
 
 /**
  * The envelope travels as record headers next to the payload bytes, so a consumer that knows nothing of
@@ -65,14 +66,30 @@ export function envelopeHeaders(envelope: Envelope, contentType: string): Record
 }
 
 /**
+ * The longest envelope field read back: an idempotency key (the inbox's primary key) is at most 512
+ * characters, and a longer id could be neither applied nor indexed. The producer's own limit is lower.
+ */
+const MAX_FIELD_CHARS = 512;
+
+/**
  * Reads the envelope back from record headers. Throws ZL_INVALID_MESSAGE naming the field that is missing
  * or malformed, so the consumer can dead-letter the record with a reason instead of guessing.
  */
 export function readEnvelope(key: string, headers: Record<string, string>): Envelope {
+  // The key, id, type and trace id end up in Postgres text (inbox, dead letters, the handler's own rows).
+  const unstorableKey = unstorableText(key);
+  if (unstorableKey) throw new ZerolossError('ZL_INVALID_KEY', `record key ${unstorableKey}`, { details: { field: 'key' } });
   const field = (name: string): string => {
     const value = headers[name];
     if (typeof value !== 'string' || value.length === 0) {
       throw new ZerolossError('ZL_INVALID_MESSAGE', `envelope header ${name} is missing or empty`, {
+        details: { header: name },
+      });
+    }
+    const unstorable = unstorableText(value);
+    if (unstorable) throw new ZerolossError('ZL_INVALID_MESSAGE', `envelope header ${name} ${unstorable}`, { details: { header: name } });
+    if (value.length > MAX_FIELD_CHARS) {
+      throw new ZerolossError('ZL_INVALID_MESSAGE', `envelope header ${name} is longer than ${MAX_FIELD_CHARS} characters`, {
         details: { header: name },
       });
     }
@@ -104,11 +121,12 @@ export function readEnvelope(key: string, headers: Record<string, string>): Enve
   }
   return {
     id: field(HEADER.id),
-    traceId: headers[HEADER.traceId] || field(HEADER.id),
+    traceId: field(headers[HEADER.traceId] ? HEADER.traceId : HEADER.id),
     type: field(HEADER.type),
     version: int(HEADER.version, 1),
     key,
-    producerId: headers[HEADER.producerId] ?? '',
+    // Optional (no producer, no sequence checks); when present it is stored with the sequence marks.
+    producerId: headers[HEADER.producerId] ? field(HEADER.producerId) : '',
     seq: headers[HEADER.seq] === undefined ? 0 : int(HEADER.seq, 0),
     createdAt,
     headers: app,

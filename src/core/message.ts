@@ -1,5 +1,6 @@
 import { RESERVED_HEADER_PREFIX } from './envelope.ts';
 import { ZerolossError } from './errors.ts';
+import { unstorableText } from './unstorable-text.ts';
 
 /** What an application hands to `outbox.enqueue`. */
 export interface MessageInput<P = unknown> {
@@ -29,7 +30,6 @@ const MAX_ID_LENGTH = 128;
 const MAX_HEADERS = 100;
 const MAX_HEADER_NAME_BYTES = 256;
 const MAX_HEADER_BYTES = 16 * 1024;
-const LONE_SURROGATE = /\p{Cs}/u;
 
 export function validateTopic(topic: unknown): string {
   if (typeof topic !== 'string' || !TOPIC_RE.test(topic) || topic === '.' || topic === '..') {
@@ -38,18 +38,6 @@ export function validateTopic(topic: unknown): string {
     });
   }
   return topic;
-}
-
-/**
- * Why a string cannot go to Postgres as text or inside jsonb, or undefined if it can. A NUL is refused by
- * both (22021, 22P05) and a lone UTF-16 surrogate has no UTF-8 form: the driver either fails the
- * statement or rewrites it to U+FFFD, changing the key without a word. Either error would abort the
- * caller's transaction, so every such field is checked here, before any SQL.
- */
-export function unstorableText(value: string): string | undefined {
-  if (value.includes('\u0000')) return 'contains a NUL character';
-  if (LONE_SURROGATE.test(value)) return 'contains a lone UTF-16 surrogate (not valid Unicode)';
-  return undefined;
 }
 
 function invalid(field: string, reason: string, code: 'ZL_INVALID_MESSAGE' | 'ZL_INVALID_KEY' = 'ZL_INVALID_MESSAGE'): ZerolossError {

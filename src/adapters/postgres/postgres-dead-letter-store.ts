@@ -13,6 +13,19 @@ import { type InboxSql, inboxSql } from './inbox-sql.ts';
 
 type Row = Record<string, unknown>;
 
+/** A message id or type from a record that failed before its envelope was read may be any length; their columns are indexed. */
+const INDEXED_CHARS = 512;
+
+/**
+ * Text as Postgres can hold it, in text and in jsonb: a NUL (refused by both) and a lone surrogate (no
+ * UTF-8 form) become U+FFFD; cut to `maxChars` where the column is indexed (a btree entry must fit a third
+ * of a page).
+ */
+function storable(value: string, maxChars?: number): string {
+  const clean = value.replaceAll('\u0000', '\uFFFD').replace(/\p{Cs}/gu, '\uFFFD');
+  return maxChars !== undefined && clean.length > maxChars ? `${clean.slice(0, maxChars - 1)}…` : clean;
+}
+
 /** Dead letters in the zeroloss schema: written by consumers, listed, replayed and discarded by people. */
 export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueue {
   readonly #db: Database;
@@ -26,24 +39,28 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
   }
 
   async record(d: DeadLetterInput): Promise<{ id: string; inserted: boolean; published: boolean; copyError: string | null }> {
+    // Whatever the record carried must fit: a dead letter that cannot be written is retried without end,
+    // and its key and partition never move on. The original bytes are the payload (bytea) and the .dlq copy.
     const params = [
       d.groupId,
-      d.idempotencyKey,
-      d.messageId ?? null,
+      storable(d.idempotencyKey),
+      d.messageId === undefined ? null : storable(d.messageId, INDEXED_CHARS),
       d.topic,
       d.partition,
       d.offset.toString(),
-      d.key,
-      d.type ?? null,
-      JSON.stringify(d.headers),
+      storable(d.key),
+      d.type === undefined ? null : storable(d.type, INDEXED_CHARS),
+      JSON.stringify(Object.fromEntries(Object.entries(d.headers).map(([name, value]) => [storable(name), storable(value)]))),
       d.payload,
       d.errorCode,
-      d.error,
-      d.stack ?? null,
+      storable(d.error),
+      d.stack === undefined ? null : storable(d.stack),
       d.attempts,
       d.firstFailureAt,
       d.lastFailureAt,
-      d.details === undefined ? null : JSON.stringify(d.details),
+      d.details === undefined
+        ? null
+        : JSON.stringify(d.details, (_name, value: unknown) => (typeof value === 'string' ? storable(value) : value)),
     ];
     // Twice at most: the union's read side cannot see an open row committed by a concurrent writer after
     // this statement began, but a second statement can.
@@ -63,7 +80,7 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
   }
 
   async markCopyRejected(id: string, error: string): Promise<void> {
-    await this.#db.query(this.#sql.deadLetterCopyRejected, [id, error]);
+    await this.#db.query(this.#sql.deadLetterCopyRejected, [id, storable(error)]);
   }
 
   async list(filter: DeadLetterFilter = {}): Promise<DeadLetterSummary[]> {
