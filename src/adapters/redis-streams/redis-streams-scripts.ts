@@ -110,6 +110,41 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if #ARGV < 3 then return 0 end
 return redis.call('XACK', KEYS[2], ARGV[2], unpack(ARGV, 3))`);
 
+/**
+ * Reads new entries (XREADGROUP '>') of the partitions whose lease the member holds, checking the lease in
+ * the same step: a read that reaches the server after the lease ran out or was taken over (delayed on the
+ * way, or sent by a member that was cut off) takes nothing into this member's pending list, where the new
+ * owner, having claimed the list once when it took over, would never look again. XREADGROUP cannot block
+ * in a script; the caller waits for new entries with a plain XREAD from the id this returns.
+ * KEYS: per partition its lease, then its stream. ARGV[1] member id, ARGV[2] group, ARGV[3] most entries
+ * per stream. Reply: per partition {0} (the lease is not the member's: nothing read), {1, entries} (as
+ * XREADGROUP gives them) or {2, the group's last-delivered id} (nothing new).
+ */
+export const READ = script(`
+local out = {}
+for i = 1, #KEYS, 2 do
+  local j = (i + 1) / 2
+  if redis.call('GET', KEYS[i]) ~= ARGV[1] then
+    out[j] = {0}
+  else
+    local r = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[1], 'COUNT', ARGV[3], 'STREAMS', KEYS[i + 1], '>')
+    if r and r[1] and #r[1][2] > 0 then
+      out[j] = {1, r[1][2]}
+    else
+      local last = '0-0'
+      for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i + 1])) do
+        local name, id
+        for k = 1, #g, 2 do
+          if g[k] == 'name' then name = g[k + 1] elseif g[k] == 'last-delivered-id' then id = g[k + 1] end
+        end
+        if name == ARGV[2] then last = id end
+      end
+      out[j] = {2, last}
+    end
+  end
+end
+return out`);
+
 /** KEYS: lease keys. ARGV[1] member id. Deletes only leases the member still holds. Reply: count deleted. */
 export const RELEASE = script(`
 local n = 0
@@ -170,16 +205,20 @@ for i = 3 + streams, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[1], KEYS[2])
 return gone`);
 
+/** Runs a script; with `buffers`, bulk strings in the reply come back as Buffers (entry values are bytes). */
 export async function runScript(
   redis: Redis,
   s: Script,
   keys: Array<string | Buffer>,
   args: Array<string | Buffer | number>,
+  options: { buffers?: boolean } = {},
 ): Promise<unknown> {
+  const call = (command: string, ...rest: Array<string | Buffer | number>) =>
+    options.buffers ? redis.callBuffer(command, ...rest) : redis.call(command, ...rest);
   try {
-    return await redis.call('EVALSHA', s.sha, keys.length, ...keys, ...args);
+    return await call('EVALSHA', s.sha, keys.length, ...keys, ...args);
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return redis.call('EVAL', s.lua, keys.length, ...keys, ...args);
+    return call('EVAL', s.lua, keys.length, ...keys, ...args);
   }
 }

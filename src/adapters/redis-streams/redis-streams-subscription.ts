@@ -13,7 +13,7 @@ import { connectRedis } from './redis-streams-connection.ts';
 import { redisError } from './redis-streams-errors.ts';
 import { type RedisStreamsKeys, redisStreamsKeys } from './redis-streams-keys.ts';
 import { idOfOffset, offsetOfId } from './redis-streams-offsets.ts';
-import { ACK, DROP_CONSUMER, HEARTBEAT, LEASE, RELEASE, runScript } from './redis-streams-scripts.ts';
+import { ACK, DROP_CONSUMER, HEARTBEAT, LEASE, READ, RELEASE, runScript } from './redis-streams-scripts.ts';
 import { replyFields } from './redis-reply-fields.ts';
 
 export interface RedisStreamsSettings {
@@ -348,21 +348,16 @@ export class RedisStreamsSubscription implements Subscription {
       this.#deliverBuffered(active);
       return true;
     }
-    const block = Math.max(1, Math.min(this.#settings.pollIntervalMs, this.#untilRebalance()));
-    let reply: Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
+    // New entries are read only together with a check that the lease is still ours (the READ script);
+    // a plain blocking XREADGROUP could run on the server after a takeover and strand what it took.
+    let reply: Array<[number, Array<[Buffer, Buffer[] | null]> | Buffer]>;
     try {
-      reply = (await this.#reader.callBuffer(
-        'XREADGROUP',
-        'GROUP',
-        this.#groupId,
-        this.memberId,
-        'COUNT',
-        this.#settings.maxBatchRecords,
-        'BLOCK',
-        block,
-        'STREAMS',
-        ...active.map((p) => p.stream),
-        ...active.map(() => '>'),
+      reply = (await runScript(
+        this.#commands,
+        READ,
+        active.flatMap((p) => [p.lease, p.stream]),
+        [this.memberId, this.#groupId, this.#settings.maxBatchRecords],
+        { buffers: true },
       )) as typeof reply;
     } catch (error) {
       // The read may have happened with its reply lost (connection dropped, timeout): its entries now sit
@@ -371,14 +366,34 @@ export class RedisStreamsSubscription implements Subscription {
       for (const p of active) p.claimFrom = '0-0';
       throw error;
     }
-    const byStream = new Map(active.map((p) => [p.stream, p]));
-    for (const [stream, entries] of reply ?? []) {
-      const p = byStream.get(stream.toString());
-      // A partition lost while the read was blocked: its entries stay pending and go to the next owner.
-      if (p?.state !== 'active') continue;
-      for (const [id, fields] of entries) p.buffer.push(toRecord(p, id.toString(), fields));
+    const waitFrom: Array<{ p: OwnedPartition; id: string }> = [];
+    for (const [i, p] of active.entries()) {
+      const [outcome, read] = reply[i] ?? [0, []];
+      // A partition lost while the read was on its way: whatever the read took is gone with the lease check.
+      if (p.state !== 'active') continue;
+      if (Number(outcome) === 0) {
+        p.state = 'lost';
+        p.buffer = [];
+        this.#rebalanceDue = true;
+      } else if (Number(outcome) === 1) {
+        for (const [id, fields] of read as Array<[Buffer, Buffer[] | null]>) p.buffer.push(toRecord(p, id.toString(), fields));
+      } else {
+        waitFrom.push({ p, id: (read as Buffer).toString() });
+      }
     }
-    this.#deliverBuffered(active);
+    if (this.#deliverBuffered(active) || this.#rebalanceDue || waitFrom.length < active.length) return true;
+    // Nothing new anywhere: wait for an entry after the group's last-delivered id (XREAD takes nothing).
+    const block = Math.max(1, Math.min(this.#settings.pollIntervalMs, this.#untilRebalance()));
+    await this.#reader.call(
+      'XREAD',
+      'COUNT',
+      1,
+      'BLOCK',
+      block,
+      'STREAMS',
+      ...waitFrom.map((w) => w.p.stream),
+      ...waitFrom.map((w) => w.id),
+    );
     return true;
   }
 
