@@ -46,6 +46,7 @@ export async function insertOnlyOutbox(db: WalBenchDatabase): Promise<InsertOnly
     db: db.s.db,
     slotInfo: sql.slotInfo,
     slotCreationDone: sql.slotCreationDone,
+    slotCreationFree: sql.slotCreationFree,
   });
   // The outbox's ledger for what the floor does not replace: its retry source polls the shipped outbox, where
   // no row ever fails in this benchmark.

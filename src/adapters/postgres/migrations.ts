@@ -20,6 +20,7 @@ import { sentBatchMigration } from './migrations/016-sent-batch.ts';
 import { attemptResumeMigration } from './migrations/017-attempt-resume.ts';
 import { walShardsMigration } from './migrations/018-wal-shards.ts';
 import { outboxFillfactorMigration } from './migrations/019-outbox-fillfactor.ts';
+import { walSlotMigration } from './migrations/020-wal-slot.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -53,6 +54,7 @@ export const MIGRATIONS: Migration[] = [
   attemptResumeMigration,
   walShardsMigration,
   outboxFillfactorMigration,
+  walSlotMigration,
 ];
 
 export interface MigrateResult {

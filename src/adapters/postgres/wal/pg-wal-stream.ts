@@ -33,6 +33,8 @@ export interface PgWalStreamOptions {
   slotInfo: string;
   /** Whether the slot's creation (and its hand-over of older rows) has committed; see wal-sql.ts. */
   slotCreationDone: string;
+  /** The lock part of `slotCreationDone` alone, for a schema before migration 20. */
+  slotCreationFree: string;
   /** The replication connection's application_name: a shard's reader shows as its relay instance. */
   applicationName?: string;
 }
@@ -65,13 +67,22 @@ export class PgWalStream implements WalStream {
     }
     if (slot.active) throw busy(this.slot);
     // Asked after the slot was found: its creator takes the lock before creating it, so a slot seen here
-    // with the lock free has its hand-over committed.
-    const { rows: creation } = await this.#options.db.query<{ done: boolean }>(this.#options.slotCreationDone, [this.slot]);
-    if (creation[0]?.done !== true) {
+    // with the lock free either has its hand-over committed (and recorded) or is the leftover of a creation
+    // that died before it did. Both refusals are retryable: a standby waits until --create-slot is done.
+    const creation = await this.#creation();
+    if (!creation.done) {
       throw new ZerolossError('ZL_LOCK_BUSY', `replication slot ${this.slot} is being created: its older rows are being handed over`, {
         retryable: true,
         details: { slot: this.slot },
       });
+    }
+    if (!creation.recorded) {
+      throw new ZerolossError(
+        'ZL_LOCK_BUSY',
+        `replication slot ${this.slot} was left by a --create-slot that stopped before handing the older rows over: ` +
+          'run `zeroloss relay --mode wal --create-slot` again (it makes the slot anew)',
+        { retryable: true, details: { slot: this.slot } },
+      );
     }
     const { LogicalReplicationService } = (await import('./logical-replication-driver.ts')).logicalReplication;
     const service = new LogicalReplicationService(
@@ -83,6 +94,18 @@ export class PgWalStream implements WalStream {
     );
     const plugin = leanPgoutputPlugin(this.#options.schema, this.#options.publication, Number(slot.server_version) >= BINARY_SINCE);
     return new PgWalSession(service, handler, slot.confirmed_flush_lsn ?? undefined).start(plugin, this.slot);
+  }
+
+  async #creation(): Promise<{ done: boolean; recorded: boolean }> {
+    try {
+      const { rows } = await this.#options.db.query<{ done: boolean; recorded: boolean }>(this.#options.slotCreationDone, [this.slot]);
+      return { done: rows[0]?.done === true, recorded: rows[0]?.recorded === true };
+    } catch (error) {
+      // A schema before migration 20 records no hand-over: the lock alone says, as it did then.
+      if ((error as { code?: unknown }).code !== '42P01') throw error;
+      const { rows } = await this.#options.db.query<{ done: boolean }>(this.#options.slotCreationFree, [this.slot]);
+      return { done: rows[0]?.done === true, recorded: true };
+    }
   }
 }
 

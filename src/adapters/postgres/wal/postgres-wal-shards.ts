@@ -3,7 +3,7 @@ import { quoteIdent } from '../../../core/identifier.ts';
 import type { RelaySource } from '../../../ports/outbox-store.ts';
 import type { Database } from '../../../ports/sql-executor.ts';
 import type { WalShard, WalShardSet } from '../../../ports/wal-shards.ts';
-import { postgresWal } from './postgres-wal.ts';
+import { ignoreUndefinedTable, postgresWal } from './postgres-wal.ts';
 import { walShardSql } from './wal-shard-sql.ts';
 import { walSql } from './wal-sql.ts';
 
@@ -79,9 +79,21 @@ export function postgresWalShards(
     });
   }
 
+  /** Slots whose hand-over committed (migration 20); before it there is no record, and every slot counts. */
+  async function recordedSlots(): Promise<{ has(slot: string): boolean }> {
+    try {
+      const { rows: recorded } = await db.query<{ slot_name: string }>(sql.recordedSlots);
+      return new Set(recorded.map((r) => r.slot_name));
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== '42P01') throw error;
+      return { has: () => true };
+    }
+  }
+
   async function dropShards(): Promise<string[]> {
     const dropped: string[] = [];
     for (const r of await rows()) {
+      await db.query(single.forgetSlot, [r.slot]).catch(ignoreUndefinedTable);
       if ((await db.query(single.slotInfo, [r.slot])).rows.length > 0) {
         await db.query(single.dropSlot, [r.slot]);
         dropped.push(r.slot);
@@ -121,6 +133,11 @@ export function postgresWalShards(
           details: { field: 'shards' },
         });
       }
+      if ((await db.query<{ ok: boolean }>(single.slotTableExists, [`${s}.wal_slot`])).rows[0]?.ok !== true) {
+        throw new ZerolossError('ZL_INVALID_CONFIG', `schema ${schema} predates migration 20 (wal_slot): run \`zeroloss migrate\` first`, {
+          details: { field: 'schema' },
+        });
+      }
       if ((await db.query(single.slotInfo, [`zeroloss_${schema}`])).rows.length > 0) {
         throw new ZerolossError(
           'ZL_INVALID_CONFIG',
@@ -147,13 +164,24 @@ export function postgresWalShards(
         dropped = await dropShards();
       }
       const current = existing.length > 0 && existing[0]?.shards === shards ? existing : [];
+      const recorded = await recordedSlots();
       const wanted = Array.from({ length: shards }, (_, i) => {
         const known = current.find((x) => x.shard === i);
-        return { shard: i, ...names(i), missing: known === undefined || !known.exists || known.lost, known, lost: known?.lost === true };
+        // A slot whose hand-over was never recorded is the leftover of a --create-slot that died before it
+        // committed (migration 20): relays refuse it, and it is made anew here.
+        const unrecorded = known?.exists === true && !known.lost && !recorded.has(known.slot);
+        return {
+          shard: i,
+          ...names(i),
+          missing: known === undefined || !known.exists || known.lost || unrecorded,
+          known,
+          lost: known?.lost === true,
+        };
       }).filter((x) => x.missing);
       if (wanted.length === 0) return { created: [], handedOver: 0, dropped };
       // A lost slot cannot stream again: it is dropped and made anew, its shard's unsent rows handed over.
       for (const w of wanted.filter((x) => x.lost)) {
+        await db.query(single.forgetSlot, [w.slot]).catch(ignoreUndefinedTable);
         await db.query(single.dropSlot, [w.slot]);
         dropped.push(w.slot);
       }
@@ -171,20 +199,38 @@ export function postgresWalShards(
           if (current.length === 0 && (await tx.query(sql.shards)).rows.length > 0) return { created: [], handedOver: 0, dropped };
           // Every slot is created before the first write: a transaction that wrote cannot create a slot.
           for (const w of wanted) await tx.query(single.slotCreationLock, [w.slot]);
+          const creating: typeof wanted = [];
           for (const w of wanted) {
-            if ((await tx.query(single.slotInfo, [w.slot])).rows.length > 0) {
-              throw new ZerolossError('ZL_INVALID_CONFIG', `slot ${w.slot} exists but is not a recorded shard: drop it first`, {
-                details: { slot: w.slot },
-              });
+            const { rows: slotNow } = await tx.query<{ active: boolean }>(single.slotInfo, [w.slot]);
+            if (slotNow[0]) {
+              if (w.known === undefined) {
+                throw new ZerolossError('ZL_INVALID_CONFIG', `slot ${w.slot} exists but is not a recorded shard: drop it first`, {
+                  details: { slot: w.slot },
+                });
+              }
+              // Looked at again under the lock: another --create-slot may have made it meanwhile.
+              if ((await tx.query<{ recorded: boolean }>(single.slotRecorded, [w.slot])).rows[0]?.recorded === true) continue;
+              if (slotNow[0].active) {
+                throw new ZerolossError(
+                  'ZL_INVALID_CONFIG',
+                  `slot ${w.slot} has no recorded hand-over but is being read (by a relay older than migration 20?): stop it, then run --create-slot again`,
+                  { details: { slot: w.slot } },
+                );
+              }
+              await tx.query(single.dropSlot, [w.slot]);
+              dropped.push(w.slot);
             }
             await tx.query(single.createSlot, [w.slot]);
             made.push(w.slot);
+            creating.push(w);
           }
           let handedOver = 0;
-          for (const w of wanted) {
+          for (const w of creating) {
             if (w.known === undefined) await tx.query(sql.insertShard, [w.shard, shards, w.slot, w.publication]);
             const { rows: moved } = await tx.query<{ n: number }>(sql.handOver(w.shard, shards), [actor]);
-            handedOver += Number(moved[0]?.n ?? 0);
+            const n = Number(moved[0]?.n ?? 0);
+            await tx.query(single.recordSlot, [w.slot, n]);
+            handedOver += n;
           }
           return { created: [...made], handedOver, dropped };
         });

@@ -72,8 +72,23 @@ export function postgresWal(
     db,
     slotInfo: sql.slotInfo,
     slotCreationDone: sql.slotCreationDone,
+    slotCreationFree: sql.slotCreationFree,
     applicationName: options.applicationName,
   });
+
+  /** Slot creation records its hand-over (migration 20); refused with what to do on an older schema. */
+  async function requireSlotTable(): Promise<void> {
+    const { rows } = await db.query<{ ok: boolean }>(sql.slotTableExists, [`${s}.wal_slot`]);
+    if (rows[0]?.ok !== true) {
+      throw new ZerolossError('ZL_INVALID_CONFIG', `schema ${schema} predates migration 20 (wal_slot): run \`zeroloss migrate\` first`, {
+        details: { field: 'schema' },
+      });
+    }
+  }
+
+  async function slotRecorded(): Promise<boolean> {
+    return (await db.query<{ recorded: boolean }>(sql.slotRecorded, [slot])).rows[0]?.recorded === true;
+  }
 
   const retrySource: RelaySource = {
     name: `${schema}.outbox (wal retries)`,
@@ -146,21 +161,40 @@ export function postgresWal(
     stream,
     ledger,
     async createSlot(actor = 'zeroloss relay --create-slot') {
+      await requireSlotTable();
       const { rows: existing } = await db.query(sql.slotInfo, [slot]);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
-      if (existing.length > 0) return { created: false, handedOver: 0 };
+      if (existing.length > 0 && (await slotRecorded())) return { created: false, handedOver: 0 };
       // One transaction under the creation lock: a relay finding the slot waits until the rows it cannot
-      // stream are handed over (wal-sql.ts slotCreationLock). The slot itself is not transactional: if the
-      // hand-over fails, it is dropped again so that the next --create-slot starts over instead of leaving
-      // those rows unsent behind an existing slot.
+      // stream are handed over (wal-sql.ts slotCreationLock), and the hand-over is recorded with it
+      // (migration 20). The slot itself is not transactional: if this run dies before the commit, the
+      // slot stays without a record, relays refuse it, and the next --create-slot makes it anew (a failed
+      // hand-over also drops it at once, below, when it can).
       let created = false;
       try {
         return await db.transaction(async (tx) => {
           await tx.query(sql.slotCreationLock, [slot]);
+          // Looked at again under the lock: another --create-slot may have finished meanwhile.
+          const { rows: now } = await tx.query<{ active: boolean }>(sql.slotInfo, [slot]);
+          if (now[0]) {
+            if ((await tx.query<{ recorded: boolean }>(sql.slotRecorded, [slot])).rows[0]?.recorded === true) {
+              return { created: false, handedOver: 0 };
+            }
+            if (now[0].active) {
+              throw new ZerolossError(
+                'ZL_INVALID_CONFIG',
+                `replication slot ${slot} has no recorded hand-over but is being read (by a relay older than migration 20?): stop it, then run --create-slot again`,
+                { details: { slot } },
+              );
+            }
+            await tx.query(sql.dropSlot, [slot]);
+          }
           await tx.query(sql.createSlot, [slot]);
           created = true;
           const { rows } = await tx.query<{ n: number }>(sql.handOver, [actor]);
-          return { created: true, handedOver: Number(rows[0]?.n ?? 0) };
+          const handedOver = Number(rows[0]?.n ?? 0);
+          await tx.query(sql.recordSlot, [slot, handedOver]);
+          return { created: true, handedOver };
         });
       } catch (error) {
         if (created) await db.query(sql.dropSlot, [slot]).catch(() => {});
@@ -169,9 +203,17 @@ export function postgresWal(
     },
     async dropSlot() {
       const { rows } = await db.query(sql.slotInfo, [slot]);
+      // The record goes first: a slot left without one is never read, whatever happens next. (Before
+      // migration 20 there is none to forget.)
+      await db.query(sql.forgetSlot, [slot]).catch(ignoreUndefinedTable);
       if (rows.length === 0) return false;
       await db.query(sql.dropSlot, [slot]);
       return true;
     },
   };
+}
+
+/** For statements on wal_slot where a schema before migration 20 has simply nothing recorded. */
+export function ignoreUndefinedTable(error: unknown): void {
+  if ((error as { code?: unknown } | null)?.code !== '42P01') throw error;
 }

@@ -42,6 +42,9 @@ export function walShardSql(s: string) {
     )
     select count(*)::int as n from moved`;
 
+  // The slots whose hand-over committed (migration 20).
+  const recordedSlots = `select slot_name from ${s}.wal_slot`;
+
   // Changing the shard count moves keys between slots; allowed only with nothing left to stream.
   const unsent = `select count(*)::int as n from ${s}.outbox where state <> 1 and state <> 3`;
 
@@ -68,6 +71,7 @@ export function walShardSql(s: string) {
     deleteShards,
     shardSlots,
     handOver,
+    recordedSlots,
     unsent,
     heartbeat,
     leave,
