@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { PostgresInstance } from '../../../infra/services/postgres-instance.ts';
 import { kafka } from '../../../src/adapters/kafka/kafka-transport.ts';
+import { walSlotMigration } from '../../../src/adapters/postgres/migrations/020-wal-slot.ts';
 import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
 import { createRelay } from '../../../src/outbox/create-relay.ts';
 import type { Database, SqlExecutor } from '../../../src/ports/sql-executor.ts';
@@ -90,6 +91,20 @@ test('a slot left by a --create-slot that died before its hand-over is not strea
     assert.deepEqual({ lost: check.lost.length, orderViolations: check.orderViolations }, { lost: 0, orderViolations: 0 });
   } finally {
     await relay.stop();
+    await s.cleanup();
+  }
+});
+
+test('migration 20 records the slots made before it, so their relays keep streaming after the upgrade', async () => {
+  const s = await walSchema(instance.url);
+  try {
+    // As a slot made by the release before migration 20 is: no record.
+    await s.pool.query(`delete from "${s.schema}".wal_slot where slot_name = $1`, [s.wal.slot]);
+    await s.pool.query(walSlotMigration.sql(`"${s.schema}"`));
+    const { rows } = await s.pool.query(`select handed_over from "${s.schema}".wal_slot where slot_name = $1`, [s.wal.slot]);
+    assert.equal(rows.length, 1, 'the existing slot is recorded');
+    assert.deepEqual(await s.wal.createSlot('test'), { created: false, handedOver: 0 }, 'and --create-slot leaves it as it is');
+  } finally {
     await s.cleanup();
   }
 });
