@@ -4,6 +4,8 @@ import type { PostgresInstance } from '../../../infra/services/postgres-instance
 import { kafka } from '../../../src/adapters/kafka/kafka-transport.ts';
 import { walSlotMigration } from '../../../src/adapters/postgres/migrations/020-wal-slot.ts';
 import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
+import { postgresWalShards } from '../../../src/adapters/postgres/wal/postgres-wal-shards.ts';
+import { walShardOf } from '../../../src/core/wal-shard.ts';
 import { createRelay } from '../../../src/outbox/create-relay.ts';
 import type { Database, SqlExecutor } from '../../../src/ports/sql-executor.ts';
 import { createTopic, KAFKA_BROKERS, readTopic, uniqueTopic } from '../../helpers/kafka.ts';
@@ -105,6 +107,32 @@ test('migration 20 records the slots made before it, so their relays keep stream
     assert.equal(rows.length, 1, 'the existing slot is recorded');
     assert.deepEqual(await s.wal.createSlot('test'), { created: false, handedOver: 0 }, 'and --create-slot leaves it as it is');
   } finally {
+    await s.cleanup();
+  }
+});
+
+test('shards: a shard slot left without a recorded hand-over is refused to relays, and --create-slot --shards makes it anew', async () => {
+  const s = await walSchema(instance.url, { createSlot: false });
+  const shards = postgresWalShards(s.store, { url: s.url });
+  const outbox = testOutbox({ schema: s.schema });
+  try {
+    await shards.createShards(2, 'test');
+    const key = Array.from({ length: 100 }, (_, i) => `k${i}`).find((k) => walShardOf(k, 2) === 0) as string;
+    for (let i = 0; i < 3; i++) await s.store.transaction((tx) => outbox.enqueue(tx, { topic: 't', key, type: 't', payload: { i } }));
+    const shard0 = (await shards.list()).find((x) => x.shard === 0);
+    assert.ok(shard0);
+    // As a re-creation of shard 0's slot that died before its hand-over committed leaves it.
+    await s.pool.query(`delete from "${s.schema}".wal_slot where slot_name = $1`, [shard0.slot]);
+    await assert.rejects(shards.open(shard0, 'test').stream.open({} as never), /left by a --create-slot that stopped/);
+
+    const again = await shards.createShards(2, 'test');
+    assert.deepEqual(again.created, [shard0.slot], 'only the unrecorded shard is made anew');
+    assert.ok(again.dropped.includes(shard0.slot));
+    assert.equal(again.handedOver, 3, "its shard's unsent rows go to the polling path");
+    const { rows } = await s.pool.query(`select 1 from "${s.schema}".wal_slot where slot_name = $1`, [shard0.slot]);
+    assert.equal(rows.length, 1, 'recorded again');
+  } finally {
+    await shards.dropShards().catch(() => {});
     await s.cleanup();
   }
 });
