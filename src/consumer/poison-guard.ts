@@ -75,9 +75,10 @@ export function poisonGuardStage(
         if (!attemptAllowed(d.routed.route.retry, d.attempt)) return attempt(d, ref, 'first', () => Promise.reject(exhausted(failed)));
         return attempt(d, ref, 'first', next);
       }
-      // A redelivery whose effect did commit (the crash came after it) needs no isolation.
+      // A redelivery whose effect did commit (the crash came after it) needs no isolation. Its own effect:
+      // another message under the same id is no duplicate of it, and goes on to be a conflict dead letter.
       const applied = await untilAvailable(d, 'checking the inbox', options.retry, () =>
-        inbox.contains(d.groupId, d.routed.idempotencyKey),
+        inbox.contains(d.groupId, d.routed.idempotencyKey, d.routed.contentDigest),
       );
       if (applied) {
         d.outcome = { kind: 'duplicate', via: 'inbox' };
@@ -91,7 +92,7 @@ export function poisonGuardStage(
       if (d.signal.aborted) throw new AbandonedError();
       d.lane.ticket.set('active');
       if (held === undefined) {
-        const started = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.countStart(ref));
+        const { started, failed } = await untilAvailable(d, 'recording a handler start', options.retry, () => starts.countStart(ref));
         options.metrics.poisonSuspects.inc({ group: d.groupId });
         options.reporter.emit('poison-suspect', {
           groupId: d.groupId,
@@ -107,6 +108,17 @@ export function poisonGuardStage(
             `started ${started - 1} times without finishing (limit ${options.maxStarts}): it crashes or hangs the consumer`,
             { details: { started: started - 1 } },
           );
+        }
+        // Its attempts that failed before the crash count, as for a first start after one: it goes on from
+        // the attempt that crashed, never beyond its policy.
+        if (!seen.has(d) && failed >= d.attempt) {
+          d.attempt = failed + 1;
+          d.attemptsMade = Math.max(d.attemptsMade, failed);
+        }
+        seen.add(d);
+        if (!attemptAllowed(d.routed.route.retry, d.attempt)) {
+          await attempt(d, ref, 'suspect', () => Promise.reject(exhausted(failed)));
+          return;
         }
       }
       await attempt(d, ref, 'suspect', next);

@@ -51,7 +51,12 @@ export interface InboxStore {
   claimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<Claim[]>;
   /** Deletes rows that this same transaction claimed and whose effect it will not apply after all. */
   unclaimMany(tx: SqlExecutor, entries: InboxEntry[]): Promise<void>;
-  contains(groupId: string, idempotencyKey: string): Promise<boolean>;
+  /**
+   * Whether the effect under the key was applied. With `contentDigest` (the key is a message id), only by
+   * this very message: another message under its id is not its duplicate (the effect stage makes it a
+   * conflict dead letter).
+   */
+  contains(groupId: string, idempotencyKey: string, contentDigest?: string): Promise<boolean>;
   /** Deletes up to `limit` rows older than `olderThanMs`; returns how many. */
   cleanup(groupId: string, olderThanMs: number, limit: number): Promise<number>;
   /** Records the next offset to read of a partition through `executor` (the effect transaction, P10); never moves it back. */
@@ -86,8 +91,8 @@ export interface StartLog {
    * false, counting nothing, when an earlier start never finished.
    */
   firstStart(ref: StartRef): Promise<FirstStart | boolean>;
-  /** Counts one more start (of a suspect, run alone) and returns the total. */
-  countStart(ref: StartRef): Promise<number>;
+  /** Counts one more start (of a suspect, run alone); returns the total and the most attempts that failed before. */
+  countStart(ref: StartRef): Promise<{ started: number; failed: number }>;
   /**
    * Takes back a start that ended without a crash (failed, out of turn, abandoned on revoke or stop); with
    * `failedAttempt`, keeps that the attempt failed, for the next first start after a crash.

@@ -42,7 +42,11 @@ export function inboxSql(s: string) {
     inboxDeleteMany: `delete from ${s}.inbox where consumer_group = $1 and idempotency_key = any($2::text[])`,
 
     /** $1 group, $2 key. Autocommit read used by tools and tests; the consumer itself decides in the transaction. */
-    inboxContains: `select 1 as found from ${s}.inbox where consumer_group = $1 and idempotency_key = $2`,
+    /** A row under key $2 whose effect is this message's: digests compared where both are known ($3 hex or null). */
+    inboxContains: `
+      select 1 as found from ${s}.inbox
+      where consumer_group = $1 and idempotency_key = $2
+        and ($3::text is null or content_digest is null or content_digest = decode($3, 'hex'))`,
 
     /** Deletes up to $3 rows of group $1 older than $2 ms. Returns the number deleted. */
     inboxCleanup: `
@@ -84,7 +88,7 @@ export function inboxSql(s: string) {
       values ($1, $2, $3, $4, $5, 1)
       on conflict (consumer_group, topic, msg_partition, msg_offset)
       do update set started = ${s}.consumer_attempt.started + 1, last_started_at = now()
-      returning started`,
+      returning started, failed`,
 
     /**
      * Takes back starts that ended without a crash (a failed attempt, an attempt out of turn, abandoned on

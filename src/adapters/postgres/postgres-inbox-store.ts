@@ -74,8 +74,8 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     await tx.query(this.#sql.inboxDeleteMany, [entries[0]?.groupId, entries.map((e) => e.idempotencyKey)]);
   }
 
-  async contains(groupId: string, idempotencyKey: string): Promise<boolean> {
-    const { rows } = await this.#db.query(this.#sql.inboxContains, [groupId, idempotencyKey]);
+  async contains(groupId: string, idempotencyKey: string, contentDigest?: string): Promise<boolean> {
+    const { rows } = await this.#db.query(this.#sql.inboxContains, [groupId, idempotencyKey, contentDigest ?? null]);
     return rows.length > 0;
   }
 
@@ -146,9 +146,9 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     }
   }
 
-  async countStart(ref: StartRef): Promise<number> {
-    const { rows } = await this.#db.query<{ started: number }>(this.#sql.attemptStart, startParams(ref));
-    return Number(rows[0]?.started ?? 1);
+  async countStart(ref: StartRef): Promise<{ started: number; failed: number }> {
+    const { rows } = await this.#db.query<{ started: number; failed: number }>(this.#sql.attemptStart, startParams(ref));
+    return { started: Number(rows[0]?.started ?? 1), failed: Number(rows[0]?.failed ?? 0) };
   }
 
   /**

@@ -19,9 +19,19 @@ import type { StartRef } from '../../../src/ports/inbox-store.ts';
  */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** `markTurns`: how many turns the start mark of a record takes (default one). */
-function harness(markTurns: Map<bigint, number> = new Map()) {
-  const marks = new Map<bigint, number>();
+/**
+ * `markTurns`: how many turns the start mark of a record takes (default one). `crashed`: marks a crash left
+ * behind (starts not taken back, attempts that failed before it). `retry`: the policy.
+ */
+function harness(
+  markTurns: Map<bigint, number> = new Map(),
+  crashed: Map<bigint, { started: number; failed: number }> = new Map(),
+  retry: { delayMs: number; maxRetries: number } = { delayMs: 60_000, maxRetries: 3 },
+  /** The digest of an effect already applied under every key (another message's, unless it matches). */
+  appliedDigest?: string,
+) {
+  const marks = new Map<bigint, number>([...crashed].map(([offset, m]) => [offset, m.started]));
+  const failedBefore = new Map<bigint, number>([...crashed].map(([offset, m]) => [offset, m.failed]));
   const releasesAsked: bigint[] = [];
   const startsAsked: bigint[] = [];
   const events: string[] = [];
@@ -38,7 +48,7 @@ function harness(markTurns: Map<bigint, number> = new Map()) {
       await turn();
       const n = (marks.get(ref.offset) ?? 0) + 1;
       marks.set(ref.offset, n);
-      return n;
+      return { started: n, failed: failedBefore.get(ref.offset) ?? 0 };
     },
     release: async (ref: StartRef) => {
       releasesAsked.push(ref.offset);
@@ -48,9 +58,17 @@ function harness(markTurns: Map<bigint, number> = new Map()) {
     forget: async () => {},
   };
   const inbox = {
-    claimMany: async (_tx: unknown, entries: unknown[]) => entries.map(() => ({ kind: 'claimed' })),
+    claimMany: async (_tx: unknown, entries: Array<{ contentDigest?: string }>) =>
+      entries.map((e) =>
+        appliedDigest === undefined
+          ? { kind: 'claimed' }
+          : e.contentDigest === appliedDigest
+            ? { kind: 'duplicate' }
+            : { kind: 'conflict', appliedDigest },
+      ),
     unclaimMany: async () => {},
-    contains: async () => false,
+    contains: async (_group: string, _key: string, digest?: string) =>
+      appliedDigest !== undefined && (digest === undefined || digest === appliedDigest),
     storeOffset: async () => {},
   };
   const db = {
@@ -59,14 +77,14 @@ function harness(markTurns: Map<bigint, number> = new Map()) {
       return fn({ query: async () => ({ rows: [] }) });
     },
   };
-  const config = consumerConfigSchema.parse({ groupId: 'g', topics: ['t'], retry: { delayMs: 60_000, maxRetries: 3 } });
+  const config = consumerConfigSchema.parse({ groupId: 'g', topics: ['t'], retry });
   const handlers = new HandlerRegistry(config.retry, config.minAcceptedVersions);
   const chain = buildConsumerChain({
     config,
     handlers,
     db,
     inbox: { ...inbox, ...starts },
-    deadLetters: {},
+    deadLetters: { record: async () => ({ id: '1', inserted: true, published: false, copyError: null }) },
     publisher: undefined,
     cache: undefined,
     tracker: new OffsetTracker(),
@@ -228,5 +246,55 @@ describe('poison marks of records queued behind their key', () => {
     assert.deepEqual(h.startsAsked, [1n, 2n], 'each marked once');
     assert.deepEqual(h.releasesAsked, [], 'none sent back out of turn');
     assert.equal(h.transactions(), 1, 'one transaction for both');
+  });
+});
+
+describe('a suspect after a crash (its start mark survived)', () => {
+  test('goes on from the attempt that crashed: with one retry, after attempt 1 failed and attempt 2 crashed, it runs once as attempt 2', async (t) => {
+    const h = harness(new Map(), new Map([[5n, { started: 1, failed: 1 }]]), { delayMs: 60_000, maxRetries: 1 });
+    t.after(() => h.end());
+    const attempts: number[] = [];
+    h.handlers.register('flaky', async (_m, ctx) => {
+      attempts.push(ctx.attempt);
+      throw new RetryableError('downstream is failing');
+    });
+    // Run from attempt 1 again, it would wait for a retry beyond its policy: the test stops there.
+    h.deliver(5n, 'flaky', { sleep: () => void h.end() });
+    await h.idle();
+    assert.deepEqual(attempts, [2], 'runs as attempt 2, once');
+    // Given up as any record whose retries ran out: under its last failure's code.
+    assert.deepEqual(h.outcomes.get(5n)?.outcome, { kind: 'dead-lettered', code: 'ZL_RETRYABLE' });
+    assert.ok(h.events.includes('poison-suspect'));
+  });
+
+  test('whose last allowed attempt failed before the crash is dead-lettered without running again', async (t) => {
+    const h = harness(new Map(), new Map([[6n, { started: 1, failed: 2 }]]), { delayMs: 60_000, maxRetries: 1 });
+    t.after(() => h.end());
+    let runs = 0;
+    h.handlers.register('flaky', async () => {
+      runs++;
+      throw new RetryableError('downstream is failing');
+    });
+    h.deliver(6n, 'flaky', { sleep: () => void h.end() });
+    await h.idle();
+    assert.equal(runs, 0, 'no attempt beyond the policy');
+    assert.deepEqual(h.outcomes.get(6n)?.outcome, { kind: 'dead-lettered', code: 'ZL_RETRIES_EXHAUSTED' });
+  });
+
+  test('under the id of another message already applied is a conflict, not a duplicate', async (t) => {
+    const h = harness(new Map(), new Map([[7n, { started: 1, failed: 0 }]]), { delayMs: 60_000, maxRetries: 1 }, 'f'.repeat(32));
+    t.after(() => h.end());
+    let runs = 0;
+    h.handlers.register('credit', async () => {
+      runs++;
+    });
+    h.deliver(7n, 'credit', { sleep: () => void h.end() });
+    await h.idle();
+    assert.equal(runs, 0, 'its effect is not applied over the other message');
+    assert.deepEqual(
+      h.outcomes.get(7n)?.outcome,
+      { kind: 'dead-lettered', code: 'ZL_MESSAGE_ID_CONFLICT' },
+      'and it is not skipped in silence',
+    );
   });
 });
