@@ -335,11 +335,21 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     this.#queue.push(commit);
     this.#queuedRows += commit.rows.length;
     this.#metrics.buffered.set(this.#labels, this.#queuedRows);
-    if (!this.#paused && this.#queuedRows >= this.config.maxBufferedRows) {
+    if (!this.#paused && this.#queueFull()) {
       this.#paused = true;
       this.#session?.pause();
     }
     this.#wakeSleepers(true);
+  }
+
+  /**
+   * Rows, and transactions too: PostgreSQL 14 and older stream every transaction of the database, with no
+   * row of the outbox or not, and those would queue without bound (while the broker is away) if only rows
+   * counted. Below half of the limit on both, reading resumes.
+   */
+  #queueFull(fraction = 1): boolean {
+    const limit = this.config.maxBufferedRows * fraction;
+    return this.#queuedRows >= limit || this.#queue.length >= limit;
   }
 
   /** Whole transactions up to walBatchSize rows (at least one); undefined when none is waiting. */
@@ -356,7 +366,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     }
     this.#queuedRows -= rows.length;
     this.#metrics.buffered.set(this.#labels, this.#queuedRows);
-    if (this.#paused && this.#queuedRows < this.config.maxBufferedRows / 2) {
+    if (this.#paused && !this.#queueFull(0.5)) {
       this.#paused = false;
       this.#session?.resume();
     }

@@ -40,10 +40,12 @@ interface Fake {
   gates: Map<string, { outcome?: PublishOutcome; waiters: Array<() => void> }>;
   /** While set, record statements wait for it (a slow database). */
   recordsHeld?: Promise<void>;
+  /** Times the relay paused the stream (flow control). */
+  pauses: number;
 }
 
 function fakes(): { fake: Fake; stream: WalStream; ledger: WalLedger; publisher: Publisher } {
-  const fake: Fake = { handler: undefined, log: [], recorded: [], gates: new Map() };
+  const fake: Fake = { handler: undefined, log: [], recorded: [], gates: new Map(), pauses: 0 };
   const stream: WalStream = {
     slot: 'test_slot',
     async open(handler) {
@@ -52,7 +54,9 @@ function fakes(): { fake: Fake; stream: WalStream; ledger: WalLedger; publisher:
         acknowledge: async (lsn) => {
           fake.log.push(`ack ${lsn}`);
         },
-        pause: () => {},
+        pause: () => {
+          fake.pauses++;
+        },
         resume: () => {},
         close: async () => handler.end(undefined),
       };
@@ -265,6 +269,35 @@ test('a small batch is published once the batch before it is on the broker, with
     );
   } finally {
     releaseRecords();
+    openGates(fake);
+    await relay.stop();
+  }
+});
+
+test('flow control counts transactions, not only rows: commits without rows behind a stuck batch pause the stream', async () => {
+  // PostgreSQL 14 and older send BEGIN/COMMIT for every transaction of the database, outbox rows or not;
+  // counted as nothing, they queued without bound while the broker was away.
+  const parts = fakes();
+  const { fake } = parts;
+  const relay = new WalRelay({
+    stream: parts.stream,
+    ledger: parts.ledger,
+    publisher: parts.publisher,
+    config: { walBatchSize: 10, maxBufferedRows: 100 },
+    relay: { pollIntervalMs: 60_000 },
+  });
+  const [a] = keysInTwoLanes();
+  const release = gate(fake, `${a}#1`);
+  await relay.start();
+  try {
+    await waitFor(() => fake.handler, { what: 'the stream to open' });
+    const handler = fake.handler as WalStreamHandler;
+    handler.commit(commit('0/10', [row(1, a)]));
+    await waitFor(() => fake.log.includes(`publish ${a}#1`), { what: 'the first batch stuck at the broker' });
+    for (let i = 0; i < 500; i++) handler.commit(commit(`0/${(0x100 + i).toString(16)}`, []));
+    await waitFor(() => fake.pauses > 0, { what: 'the stream paused by 500 queued commits', timeoutMs: 2_000 });
+  } finally {
+    release({ ok: true, partition: 0, offset: 0n });
     openGates(fake);
     await relay.stop();
   }
