@@ -66,4 +66,32 @@ describe('WAL relay: a failed record of the broker answer', () => {
       await s.cleanup();
     }
   });
+
+  test('a batch holding a row deleted since it was streamed is recorded without it, not retried for good', async () => {
+    // A replayed commit (after a restart before its batch was confirmed) whose row was discarded, or a row
+    // its writer deleted in the same transaction: the record statement can never see it. Waiting on it held
+    // every later commit of the slot forever.
+    const s = await walSchema(instance.url);
+    const outbox = testOutbox({ schema: s.schema });
+    try {
+      await s.store.transaction((tx) => outbox.enqueue(tx, { topic: 'cb', key: 'k', type: 't', payload: { n: 1 } }));
+      const { rows } = await s.pool.query(`select seq_id::text as id from "${s.schema}".outbox`);
+      const kept = String(rows[0].id);
+      const deleted = String(BigInt(kept) + 1_000n);
+      const result = await s.wal.ledger.record(
+        [
+          { ref: kept, partition: 0, offset: 7n },
+          { ref: deleted, partition: 0, offset: 8n },
+        ],
+        [],
+      );
+      assert.deepEqual(result, { sent: 1 }, 'the row that is there is recorded; the gone one counts as not changed');
+      const { rows: after } = await s.pool.query(`select state, sent_offset::text as off from "${s.schema}".outbox where seq_id = $1`, [
+        kept,
+      ]);
+      assert.deepEqual(after[0], { state: 1, off: '7' });
+    } finally {
+      await s.cleanup();
+    }
+  });
 });

@@ -54,6 +54,9 @@ export function walSql(s: string, names: { publication: string }) {
     )
     select count(*)::int as n from moved`;
 
+  // How many of a batch's rows exist now (a fresh statement, a fresh snapshot).
+  const presentRows = `select count(*)::int as n from ${s}.outbox where seq_id = any($1::bigint[])`;
+
   // One statement per batch. Sent rows: state 1 with where the broker put them; no transition row for a
   // first send (the row says it all). Failed rows (their own failure, or held back behind one of their key)
   // go to state 2 for the polling path, with a transition row each (rare). `state <> 1` / `state = 0`
@@ -168,6 +171,7 @@ export function walSql(s: string, names: { publication: string }) {
     slotTableExists,
     handOver,
     record,
+    presentRows,
     heldKeys,
     retryClaim,
     retryClaimPastHeldKeys,
