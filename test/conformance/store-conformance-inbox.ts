@@ -49,6 +49,19 @@ export function inboxTests(run: Run): void {
     assert.deepEqual(await claim(h, parked), DUPLICATE, 'applied now: a later copy is a plain duplicate');
   });
 
+  run('inbox: in one batch, a copy of a parked key with another dead-letter probe is claimed as it would be alone', async (h) => {
+    const parkedKey = 'm-dead#d1';
+    await h.store.deadLetters.record(h.deadLetter({ groupId: 'billing', idempotencyKey: parkedKey }));
+    const parked = { ...h.entry('billing', 'm-dead'), deadLetterKey: parkedKey };
+    const replay = { ...parked, deadLetterKey: null };
+    // The redelivered copy right before the replay copy, in one shared transaction: the replay was parked
+    // with it, and its dead letter then marked replayed though nothing was applied.
+    const batch = await h.store.transaction((tx) => h.store.inbox.claimMany(tx, [parked, replay, parked]));
+    assert.deepEqual(batch.slice(0, 2), [{ kind: 'dead-lettered' }, CLAIMED]);
+    assert.notDeepEqual(batch[2], CLAIMED, 'the copy after it is not applied again');
+    assert.equal(await h.store.inbox.contains('billing', 'm-dead'), true);
+  });
+
   run('inbox: a claim rolled back with its transaction leaves no trace', async (h) => {
     const entry = h.entry('billing', 'm-1', digest());
     await assert.rejects(

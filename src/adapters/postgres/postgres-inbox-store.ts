@@ -56,7 +56,20 @@ export class PostgresInboxStore implements InboxStore, StartLog {
         else parked.add(r.idempotency_key);
       }
     }
+    // A later copy whose dead-letter probe differs from the parked first one's (a replay copy, another
+    // message under the id) is claimed as it would be alone, in a statement of its own after this one.
+    const again = entries.filter((e) => {
+      const first = firsts.get(e.idempotencyKey) as InboxEntry;
+      return first !== e && !applied.has(e.idempotencyKey) && parked.has(e.idempotencyKey) && deadKeyOf(e) !== deadKeyOf(first);
+    });
+    const claimedAgain = new Map<InboxEntry, Claim>();
+    if (again.length > 0) {
+      const claims = await this.claimMany(tx, again);
+      again.forEach((e, i) => claimedAgain.set(e, claims[i] as Claim));
+    }
     return entries.map((e): Claim => {
+      const retried = claimedAgain.get(e);
+      if (retried) return retried;
       const first = firsts.get(e.idempotencyKey) as InboxEntry;
       if (first === e && inserted.has(e.idempotencyKey)) return CLAIMED;
       // Applied wins over parked: a dead letter of a key already applied (a conflict's) parks nothing.
