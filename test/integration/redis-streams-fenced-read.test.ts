@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { Redis } from 'ioredis';
-import { RedisStreamsAdmin } from '../../src/adapters/redis-streams/redis-streams-admin.ts';
-import { redisStreamsKeys } from '../../src/adapters/redis-streams/redis-streams-keys.ts';
-import { RedisStreamsPublisher } from '../../src/adapters/redis-streams/redis-streams-publisher.ts';
-import { RedisStreamsSubscriber } from '../../src/adapters/redis-streams/redis-streams-subscriber.ts';
+import { redisGroupFixture } from '../helpers/redis-streams-fixture.ts';
 import { waitFor } from '../helpers/wait-for.ts';
-
-const REDIS_URL = process.env.ZL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
  * A member whose lease another member took over (its renewals failed while it was cut off, or its process
@@ -21,19 +14,8 @@ const REDIS_URL = process.env.ZL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 test('Redis Streams: a member whose lease was taken over reads nothing more; the new owner gets the next entry', {
   timeout: 60_000,
 }, async () => {
-  const prefix = `zl-it-${randomBytes(4).toString('hex')}`;
-  const topic = 'events';
-  const group = 'group';
-  const keys = redisStreamsKeys(prefix);
-  const admin = new RedisStreamsAdmin({ url: REDIS_URL, prefix });
-  const publisher = new RedisStreamsPublisher({ url: REDIS_URL, prefix });
-  const redis = new Redis(REDIS_URL);
-  await admin.createTopic(topic, 1);
-  const subscriber = new RedisStreamsSubscriber({
-    url: REDIS_URL,
-    prefix,
-    clientId: prefix,
-    // Renewals far apart: the member would otherwise learn of the takeover from its next renewal.
+  // Renewals far apart: the member would otherwise learn of the takeover from its next renewal.
+  const { topic, group, keys, publisher, redis, subscriber, ...fixture } = await redisGroupFixture(1, {
     heartbeatIntervalMs: 5_000,
     sessionTimeoutMs: 10_000,
     pollIntervalMs: 200,
@@ -68,9 +50,6 @@ test('Redis Streams: a member whose lease was taken over reads nothing more; the
   } finally {
     await member.close().catch(() => {});
     await redis.del(keys.lease(group, topic, 0));
-    await admin.deleteTopic(topic).catch(() => {});
-    await admin.close();
-    await publisher.close();
-    redis.disconnect();
+    await fixture.close();
   }
 });

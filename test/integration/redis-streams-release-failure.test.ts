@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { Redis } from 'ioredis';
-import { RedisStreamsAdmin } from '../../src/adapters/redis-streams/redis-streams-admin.ts';
-import { redisStreamsKeys } from '../../src/adapters/redis-streams/redis-streams-keys.ts';
-import { RedisStreamsPublisher } from '../../src/adapters/redis-streams/redis-streams-publisher.ts';
-import { RedisStreamsSubscriber } from '../../src/adapters/redis-streams/redis-streams-subscriber.ts';
 import type { IncomingRecord } from '../../src/core/envelope.ts';
 import { partitionFor } from '../../src/core/partition-for.ts';
+import { redisGroupFixture } from '../helpers/redis-streams-fixture.ts';
 import { waitFor } from '../helpers/wait-for.ts';
-
-const REDIS_URL = process.env.ZL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
  * A rebalance gives a partition back: onRevoke runs, then the lease is released. If the release fails (the
@@ -22,18 +15,7 @@ const REDIS_URL = process.env.ZL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
  * takes half the partitions; then the keys and the group are put back as they were.
  */
 test('Redis Streams: a partition whose release failed is read again once the assignment gives it back', { timeout: 60_000 }, async () => {
-  const prefix = `zl-it-${randomBytes(4).toString('hex')}`;
-  const topic = 'events';
-  const group = 'group';
-  const keys = redisStreamsKeys(prefix);
-  const admin = new RedisStreamsAdmin({ url: REDIS_URL, prefix });
-  const publisher = new RedisStreamsPublisher({ url: REDIS_URL, prefix });
-  const redis = new Redis(REDIS_URL);
-  await admin.createTopic(topic, 2);
-  const subscriber = new RedisStreamsSubscriber({
-    url: REDIS_URL,
-    prefix,
-    clientId: prefix,
+  const { topic, group, keys, publisher, redis, subscriber, ...fixture } = await redisGroupFixture(2, {
     heartbeatIntervalMs: 100,
     sessionTimeoutMs: 1_500,
     pollIntervalMs: 200,
@@ -83,9 +65,6 @@ test('Redis Streams: a partition whose release failed is read again once the ass
     assert.equal(member.assignment().length, 2);
   } finally {
     await member.close();
-    await publisher.close();
-    await admin.deleteTopic(topic).catch(() => {});
-    await admin.close();
-    redis.disconnect();
+    await fixture.close();
   }
 });

@@ -65,7 +65,7 @@ export class PostgresInboxStore implements InboxStore, StartLog {
     const claimedAgain = new Map<InboxEntry, Claim>();
     if (again.length > 0) {
       const claims = await this.claimMany(tx, again);
-      again.forEach((e, i) => claimedAgain.set(e, claims[i] as Claim));
+      for (const [i, e] of again.entries()) claimedAgain.set(e, claims[i] as Claim);
     }
     return entries.map((e): Claim => {
       const retried = claimedAgain.get(e);

@@ -6,13 +6,12 @@ import { walSlotMigration } from '../../../src/adapters/postgres/migrations/020-
 import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
 import { postgresWalShards } from '../../../src/adapters/postgres/wal/postgres-wal-shards.ts';
 import { walShardOf } from '../../../src/core/wal-shard.ts';
-import { createRelay } from '../../../src/outbox/create-relay.ts';
-import type { Database, SqlExecutor } from '../../../src/ports/sql-executor.ts';
-import { createTopic, KAFKA_BROKERS, readTopic, uniqueTopic } from '../../helpers/kafka.ts';
-import { checkTopic } from '../../helpers/producer-workload.ts';
+import type { Database } from '../../../src/ports/sql-executor.ts';
+import { KAFKA_BROKERS } from '../../helpers/kafka.ts';
 import { testOutbox } from '../../helpers/test-outbox.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
-import { outboxIds, startWalPostgres, walSchema } from './wal-postgres.ts';
+import { slotCreationScenario } from './slot-creation-scenario.ts';
+import { beforeEachStatement, startWalPostgres, walSchema } from './wal-postgres.ts';
 
 /**
  * Creating a slot is not transactional; handing the rows committed before it to the polling path is. A
@@ -33,40 +32,17 @@ after(async () => {
 });
 
 function dyingMidHandOver(db: Database): Database {
-  const wrap = (inner: SqlExecutor): SqlExecutor => ({
-    async query(sql, params) {
-      if (sql.includes('handed to the polling path when the WAL slot was created')) throw new Error('test: the creating run died');
-      if (sql.includes('pg_drop_replication_slot')) throw new Error('test: the creating run is gone; nobody drops the slot');
-      return inner.query(sql, params);
-    },
+  return beforeEachStatement(db, (sql) => {
+    if (sql.includes('handed to the polling path when the WAL slot was created')) throw new Error('test: the creating run died');
+    if (sql.includes('pg_drop_replication_slot')) throw new Error('test: the creating run is gone; nobody drops the slot');
   });
-  return {
-    query: wrap(db).query as Database['query'],
-    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
-    listen: (channel, onNotify) => db.listen(channel, onNotify),
-    close: () => db.close(),
-  };
 }
 
 test('a slot left by a --create-slot that died before its hand-over is not streamed, and the next --create-slot makes it anew', async () => {
   const s = await walSchema(instance.url, { createSlot: false });
-  const topic = uniqueTopic('zl-wal-create-died');
-  await createTopic(topic, 2);
-  const outbox = testOutbox({ schema: s.schema });
-  const enqueue = (i: number) => s.store.transaction((tx) => outbox.enqueue(tx, { topic, key: 'a', type: 't', payload: { i } }));
-  const sent = async () => (await s.pool.query(`select count(*)::int as n from "${s.schema}".outbox where state = 1`)).rows[0].n as number;
+  const { enqueue, relay, states, onTopic } = await slotCreationScenario(s, transport, 'zl-wal-create-died');
   const slotExists = async () =>
     (await s.pool.query('select 1 from pg_replication_slots where slot_name = $1', [s.wal.slot])).rows.length === 1;
-  const relay = createRelay({
-    mode: 'wal',
-    wal: s.wal,
-    transport,
-    backoff: { baseMs: 100, maxMs: 500, jitter: 0 },
-    pollIntervalMs: 100,
-    standbyRetryMs: 200,
-  });
-  const states: string[] = [];
-  relay.on('slot', (e) => states.push(e.state));
   try {
     // Committed before the slot: not in its stream, the hand-over's to send.
     await enqueue(1);
@@ -86,11 +62,8 @@ test('a slot left by a --create-slot that died before its hand-over is not strea
     assert.deepEqual(again, { created: true, handedOver: 2 }, 'the next --create-slot makes the slot anew and hands the older rows over');
     await waitFor(() => states.includes('streaming'), { what: 'the relay to stream the new slot', timeoutMs: 20_000 });
     await enqueue(3);
-    await waitFor(async () => (await sent()) === 3, { what: 'every row sent', timeoutMs: 30_000 });
-    const ids = await outboxIds(s.pool, s.schema);
-    const records = await readTopic(topic, { done: (r) => new Set(r.map((x) => x.headers['zl-id'])).size >= 3, timeoutMs: 20_000 });
-    const check = checkTopic(ids, new Set(), records);
-    assert.deepEqual({ lost: check.lost.length, orderViolations: check.orderViolations }, { lost: 0, orderViolations: 0 });
+    const { order, ...check } = await onTopic(3);
+    assert.deepEqual(check, { lost: 0, orderViolations: 0 }, `topic order ${order}`);
   } finally {
     await relay.stop();
     await s.cleanup();

@@ -3,13 +3,11 @@ import { after, before, test } from 'node:test';
 import type { PostgresInstance } from '../../../infra/services/postgres-instance.ts';
 import { kafka } from '../../../src/adapters/kafka/kafka-transport.ts';
 import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
-import { createRelay } from '../../../src/outbox/create-relay.ts';
-import type { Database, SqlExecutor } from '../../../src/ports/sql-executor.ts';
-import { createTopic, KAFKA_BROKERS, readTopic, uniqueTopic } from '../../helpers/kafka.ts';
-import { checkTopic } from '../../helpers/producer-workload.ts';
-import { testOutbox } from '../../helpers/test-outbox.ts';
+import type { Database } from '../../../src/ports/sql-executor.ts';
+import { KAFKA_BROKERS } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
-import { outboxIds, startWalPostgres, walSchema } from './wal-postgres.ts';
+import { slotCreationScenario } from './slot-creation-scenario.ts';
+import { beforeEachStatement, startWalPostgres, walSchema } from './wal-postgres.ts';
 
 /**
  * `--create-slot` creates the slot, then hands the rows committed before it to the polling path. Another
@@ -30,40 +28,17 @@ after(async () => {
 
 /** `db` whose hand-over statement (autocommit or in a transaction) waits for `gate` once it is reached. */
 function holdingHandOver(db: Database, reached: () => void, gate: Promise<void>): Database {
-  const wrap = (inner: SqlExecutor): SqlExecutor => ({
-    async query(sql, params) {
-      if (sql.includes('handed to the polling path when the WAL slot was created')) {
-        reached();
-        await gate;
-      }
-      return inner.query(sql, params);
-    },
+  return beforeEachStatement(db, async (sql) => {
+    if (sql.includes('handed to the polling path when the WAL slot was created')) {
+      reached();
+      await gate;
+    }
   });
-  return {
-    query: wrap(db).query as Database['query'],
-    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
-    listen: (channel, onNotify) => db.listen(channel, onNotify),
-    close: () => db.close(),
-  };
 }
 
 test('a relay finding the slot while --create-slot hands older rows over does not send their key ahead of them', async () => {
   const s = await walSchema(instance.url, { createSlot: false });
-  const topic = uniqueTopic('zl-wal-create-race');
-  await createTopic(topic, 2);
-  const outbox = testOutbox({ schema: s.schema });
-  const enqueue = (i: number) => s.store.transaction((tx) => outbox.enqueue(tx, { topic, key: 'a', type: 't', payload: { i } }));
-  const sent = async () => (await s.pool.query(`select count(*)::int as n from "${s.schema}".outbox where state = 1`)).rows[0].n as number;
-  const relay = createRelay({
-    mode: 'wal',
-    wal: s.wal,
-    transport,
-    backoff: { baseMs: 100, maxMs: 500, jitter: 0 },
-    pollIntervalMs: 100,
-    standbyRetryMs: 200,
-  });
-  const states: string[] = [];
-  relay.on('slot', (e) => states.push(e.state));
+  const { enqueue, sent, relay, states, onTopic } = await slotCreationScenario(s, transport, 'zl-wal-create-race');
   let release = () => {};
   const gate = new Promise<void>((resolve) => {
     release = resolve;
@@ -92,15 +67,8 @@ test('a relay finding the slot while --create-slot hands older rows over does no
     release();
     // The streamed row too when no relay sent it first: the hand-over takes every row unsent at its commit.
     assert.ok((await creating).handedOver >= 2);
-    await waitFor(async () => (await sent()) === 3, { what: 'every row sent', timeoutMs: 30_000 });
-    const ids = await outboxIds(s.pool, s.schema);
-    const records = await readTopic(topic, { done: (r) => new Set(r.map((x) => x.headers['zl-id'])).size >= 3, timeoutMs: 20_000 });
-    const check = checkTopic(ids, new Set(), records);
-    assert.deepEqual(
-      { lost: check.lost.length, orderViolations: check.orderViolations },
-      { lost: 0, orderViolations: 0 },
-      `relay first said ${states[0]}; topic order ${records.map((r) => r.headers['zl-seq']).join(' ')}`,
-    );
+    const { order, ...check } = await onTopic(3);
+    assert.deepEqual(check, { lost: 0, orderViolations: 0 }, `relay first said ${states[0]}; topic order ${order}`);
   } finally {
     release();
     await relay.stop();

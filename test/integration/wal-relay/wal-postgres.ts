@@ -6,6 +6,7 @@ import { postgres } from '../../../src/adapters/postgres/postgres.ts';
 import type { PostgresStore } from '../../../src/adapters/postgres/postgres-store.ts';
 import { type PostgresWal, postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
 import { migrate } from '../../../src/adapters/postgres/migrations.ts';
+import type { Database, SqlExecutor } from '../../../src/ports/sql-executor.ts';
 import { uniqueName } from '../../helpers/pg.ts';
 
 /**
@@ -73,4 +74,23 @@ export async function currentLsn(pool: pg.Pool): Promise<bigint> {
 export async function outboxIds(pool: pg.Pool, schema: string): Promise<Set<string>> {
   const { rows } = await pool.query<{ message_id: string }>(`select message_id from "${schema}".outbox`);
   return new Set(rows.map((r) => r.message_id));
+}
+
+/**
+ * `db` with `before` run ahead of every statement, autocommit or in a transaction: it may wait (to hold a
+ * statement at a chosen point) or throw (to fail it, as a dying process would).
+ */
+export function beforeEachStatement(db: Database, before: (sql: string) => Promise<void> | void): Database {
+  const wrap = (inner: SqlExecutor): SqlExecutor => ({
+    async query(sql, params) {
+      await before(sql);
+      return inner.query(sql, params);
+    },
+  });
+  return {
+    query: wrap(db).query as Database['query'],
+    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
+    listen: (channel, onNotify) => db.listen(channel, onNotify),
+    close: () => db.close(),
+  };
 }
