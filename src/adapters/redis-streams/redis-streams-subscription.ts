@@ -369,7 +369,8 @@ export class RedisStreamsSubscription implements Subscription {
     const waitFrom: Array<{ p: OwnedPartition; id: string }> = [];
     for (const [i, p] of active.entries()) {
       const [outcome, read] = reply[i] ?? [0, []];
-      // A partition lost while the read was on its way: whatever the read took is gone with the lease check.
+      // Lost while the read was on its way (a renewal or a commit found the lease taken): the script ran while
+      // the lease was still ours, so the next owner took the lease after it and claims what it read.
       if (p.state !== 'active') continue;
       if (Number(outcome) === 0) {
         p.state = 'lost';
