@@ -32,7 +32,10 @@ export type WalRelayConfig = z.input<typeof walRelayConfigSchema>;
 export interface WalRelayEvents {
   error: [Error];
   parked: [{ source: string; messageIds: string[] }];
-  /** This instance took the slot ('streaming') or found it held by another ('standby'). */
-  slot: [{ slot: string; state: 'streaming' | 'standby' }];
+  /**
+   * This instance took the slot ('streaming') or stands by: another instance reads it, it is being created,
+   * or its creation stopped before its hand-over (`reason` says which, and what to do).
+   */
+  slot: [{ slot: string; state: 'streaming' | 'standby'; reason?: string }];
   batch: [{ rows: number; sent: number; resent: number; failed: number; heldBack: number; endLsn: string }];
 }

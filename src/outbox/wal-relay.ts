@@ -105,6 +105,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
   #unconfirmed = 0;
   /** What was last said in a 'slot' event, so each change is said once. */
   #slotState: 'streaming' | 'standby' | undefined;
+  #standbyReason: string | undefined;
   readonly #log: Logger;
   readonly #ownsRetries: boolean;
 
@@ -141,7 +142,10 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       slot: options.stream.slot,
     });
     this.on('slot', (e) =>
-      this.#log.info({ state: e.state }, e.state === 'streaming' ? 'reading the slot' : 'standing by: another instance holds the slot'),
+      this.#log.info(
+        { state: e.state },
+        e.state === 'streaming' ? 'reading the slot' : `standing by: ${e.reason ?? 'another instance holds the slot'}`,
+      ),
     );
     this.on('batch', (b) => this.#log.debug({ ...b }, 'wal batch'));
     if (this.#ownsRetries) {
@@ -209,7 +213,12 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       } catch (error) {
         const busy = error instanceof ZerolossError && error.code === 'ZL_LOCK_BUSY';
         if (busy) {
-          if (this.#slotState !== 'standby') this.emit('slot', { slot: this.#stream.slot, state: 'standby' });
+          // Said again when the reason changes (held by another instance, being created, left unrecorded).
+          const reason = (error as Error).message;
+          if (this.#slotState !== 'standby' || this.#standbyReason !== reason) {
+            this.emit('slot', { slot: this.#stream.slot, state: 'standby', reason });
+          }
+          this.#standbyReason = reason;
           this.#slotState = 'standby';
           this.#setHolding(false);
           errorDelay = this.config.standbyRetryMs;

@@ -25,13 +25,19 @@ export async function slotCreationScenario(s: WalSchema, transport: Transport, n
     standbyRetryMs: 200,
   });
   const states: string[] = [];
-  relay.on('slot', (e) => states.push(e.state));
+  /** Why it stood by, each time it said so. */
+  const reasons: string[] = [];
+  relay.on('slot', (e) => {
+    states.push(e.state);
+    if (e.reason) reasons.push(e.reason);
+  });
   return {
     topic,
     enqueue,
     sent,
     relay,
     states,
+    reasons,
     /** Waits until all `rows` are sent, then reads the topic back: lost rows and per-key order violations, and the order seen. */
     async onTopic(rows: number) {
       await waitFor(async () => (await sent()) === rows, { what: 'every row sent', timeoutMs: 30_000 });

@@ -40,7 +40,7 @@ function dyingMidHandOver(db: Database): Database {
 
 test('a slot left by a --create-slot that died before its hand-over is not streamed, and the next --create-slot makes it anew', async () => {
   const s = await walSchema(instance.url, { createSlot: false });
-  const { enqueue, relay, states, onTopic } = await slotCreationScenario(s, transport, 'zl-wal-create-died');
+  const { enqueue, relay, states, reasons, onTopic } = await slotCreationScenario(s, transport, 'zl-wal-create-died');
   const slotExists = async () =>
     (await s.pool.query('select 1 from pg_replication_slots where slot_name = $1', [s.wal.slot])).rows.length === 1;
   try {
@@ -57,6 +57,7 @@ test('a slot left by a --create-slot that died before its hand-over is not strea
     await relay.start();
     await waitFor(() => states.length > 0, { what: 'the relay to take the slot or stand by', timeoutMs: 20_000 });
     assert.equal(states[0], 'standby', 'a slot without a recorded hand-over is not streamed');
+    assert.match(reasons[0] ?? '', /stopped before handing the older rows over: run `zeroloss relay --mode wal --create-slot` again/);
 
     const again = await s.wal.createSlot('test');
     assert.deepEqual(again, { created: true, handedOver: 2 }, 'the next --create-slot makes the slot anew and hands the older rows over');
