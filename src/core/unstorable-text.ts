@@ -12,3 +12,8 @@ export function unstorableText(value: string): string | undefined {
   if (LONE_SURROGATE.test(value)) return 'contains a lone UTF-16 surrogate (not valid Unicode)';
   return undefined;
 }
+
+/** `value` with what `unstorableText` refuses replaced by U+FFFD: for text kept to describe, not to match (dead letters). */
+export function storableText(value: string): string {
+  return value.replaceAll('\u0000', '\uFFFD').replace(/\p{Cs}/gu, '\uFFFD');
+}

@@ -1,4 +1,5 @@
 import { quoteIdent } from '../../core/identifier.ts';
+import { storableText } from '../../core/unstorable-text.ts';
 import type {
   DeadLetterDetail,
   DeadLetterFilter,
@@ -16,13 +17,9 @@ type Row = Record<string, unknown>;
 /** A message id or type from a record that failed before its envelope was read may be any length; their columns are indexed. */
 const INDEXED_CHARS = 512;
 
-/**
- * Text as Postgres can hold it, in text and in jsonb: a NUL (refused by both) and a lone surrogate (no
- * UTF-8 form) become U+FFFD; cut to `maxChars` where the column is indexed (a btree entry must fit a third
- * of a page).
- */
+/** Text as Postgres can hold it (`storableText`), cut to `maxChars` where the column is indexed (a btree entry must fit a third of a page). */
 function storable(value: string, maxChars?: number): string {
-  const clean = value.replaceAll('\u0000', '\uFFFD').replace(/\p{Cs}/gu, '\uFFFD');
+  const clean = storableText(value);
   return maxChars !== undefined && clean.length > maxChars ? `${clean.slice(0, maxChars - 1)}…` : clean;
 }
 

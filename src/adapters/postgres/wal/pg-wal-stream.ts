@@ -1,3 +1,4 @@
+import { isUndefinedTable } from './wal-slot-table.ts';
 import type { LogicalReplicationService } from 'pg-logical-replication';
 import { errorSummary, ZerolossError } from '../../../core/errors.ts';
 import type { Database } from '../../../ports/sql-executor.ts';
@@ -102,7 +103,7 @@ export class PgWalStream implements WalStream {
       return { done: rows[0]?.done === true, recorded: rows[0]?.recorded === true };
     } catch (error) {
       // A schema before migration 20 records no hand-over: the lock alone says, as it did then.
-      if ((error as { code?: unknown }).code !== '42P01') throw error;
+      if (!isUndefinedTable(error)) throw error;
       const { rows } = await this.#options.db.query<{ done: boolean }>(this.#options.slotCreationFree, [this.slot]);
       return { done: rows[0]?.done === true, recorded: true };
     }

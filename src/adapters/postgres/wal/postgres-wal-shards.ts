@@ -3,7 +3,8 @@ import { quoteIdent } from '../../../core/identifier.ts';
 import type { RelaySource } from '../../../ports/outbox-store.ts';
 import type { Database } from '../../../ports/sql-executor.ts';
 import type { WalShard, WalShardSet } from '../../../ports/wal-shards.ts';
-import { ignoreUndefinedTable, postgresWal } from './postgres-wal.ts';
+import { postgresWal } from './postgres-wal.ts';
+import { ignoreUndefinedTable, isUndefinedTable, requireSlotTable } from './wal-slot-table.ts';
 import { walShardSql } from './wal-shard-sql.ts';
 import { walSql } from './wal-sql.ts';
 
@@ -54,7 +55,7 @@ export function postgresWalShards(
       return (await db.query<ShardRow>(sql.shards)).rows.map((r) => ({ ...r, shard: Number(r.shard), shards: Number(r.shards) }));
     } catch (error) {
       // Before migration 18 there are no shards.
-      if ((error as { code?: unknown }).code === '42P01') return [];
+      if (isUndefinedTable(error)) return [];
       throw error;
     }
   }
@@ -85,7 +86,7 @@ export function postgresWalShards(
       const { rows: recorded } = await db.query<{ slot_name: string }>(sql.recordedSlots);
       return new Set(recorded.map((r) => r.slot_name));
     } catch (error) {
-      if ((error as { code?: unknown }).code !== '42P01') throw error;
+      if (!isUndefinedTable(error)) throw error;
       return { has: () => true };
     }
   }
@@ -133,11 +134,7 @@ export function postgresWalShards(
           details: { field: 'shards' },
         });
       }
-      if ((await db.query<{ ok: boolean }>(single.slotTableExists, [`${s}.wal_slot`])).rows[0]?.ok !== true) {
-        throw new ZerolossError('ZL_INVALID_CONFIG', `schema ${schema} predates migration 20 (wal_slot): run \`zeroloss migrate\` first`, {
-          details: { field: 'schema' },
-        });
-      }
+      await requireSlotTable(db, s, schema);
       if ((await db.query(single.slotInfo, [`zeroloss_${schema}`])).rows.length > 0) {
         throw new ZerolossError(
           'ZL_INVALID_CONFIG',

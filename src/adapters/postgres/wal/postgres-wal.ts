@@ -1,4 +1,5 @@
 import { ZerolossError } from '../../../core/errors.ts';
+import { ignoreUndefinedTable, requireSlotTable } from './wal-slot-table.ts';
 import { quoteIdent } from '../../../core/identifier.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../../../ports/outbox-store.ts';
 import type { Database } from '../../../ports/sql-executor.ts';
@@ -75,16 +76,6 @@ export function postgresWal(
     slotCreationFree: sql.slotCreationFree,
     applicationName: options.applicationName,
   });
-
-  /** Slot creation records its hand-over (migration 20); refused with what to do on an older schema. */
-  async function requireSlotTable(): Promise<void> {
-    const { rows } = await db.query<{ ok: boolean }>(sql.slotTableExists, [`${s}.wal_slot`]);
-    if (rows[0]?.ok !== true) {
-      throw new ZerolossError('ZL_INVALID_CONFIG', `schema ${schema} predates migration 20 (wal_slot): run \`zeroloss migrate\` first`, {
-        details: { field: 'schema' },
-      });
-    }
-  }
 
   async function slotRecorded(): Promise<boolean> {
     return (await db.query<{ recorded: boolean }>(sql.slotRecorded, [slot])).rows[0]?.recorded === true;
@@ -167,7 +158,7 @@ export function postgresWal(
     stream,
     ledger,
     async createSlot(actor = 'zeroloss relay --create-slot') {
-      await requireSlotTable();
+      await requireSlotTable(db, s, schema);
       const { rows: existing } = await db.query(sql.slotInfo, [slot]);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
       if (existing.length > 0 && (await slotRecorded())) return { created: false, handedOver: 0 };
@@ -217,9 +208,4 @@ export function postgresWal(
       return true;
     },
   };
-}
-
-/** For statements on wal_slot where a schema before migration 20 has simply nothing recorded. */
-export function ignoreUndefinedTable(error: unknown): void {
-  if ((error as { code?: unknown } | null)?.code !== '42P01') throw error;
 }

@@ -27,18 +27,15 @@ export function walSql(s: string, names: { publication: string }) {
   // `done`: no creation holds the lock; `recorded`: the slot's hand-over committed (migration 20). A slot
   // found with the lock free and no record is a leftover of a creation that died before its hand-over
   // committed: the rows before it are in neither its stream nor the polling path, so nobody may read it.
-  const slotCreationDone = `
-    select pg_try_advisory_xact_lock_shared(hashtext('zeroloss wal slot'), hashtext($1)) as done,
-      exists (select 1 from ${s}.wal_slot where slot_name = $1) as recorded`;
+  // The lock alone: what a schema before migration 20 has.
   const slotCreationFree = `select pg_try_advisory_xact_lock_shared(hashtext('zeroloss wal slot'), hashtext($1)) as done`;
+  const slotCreationDone = `${slotCreationFree}, exists (select 1 from ${s}.wal_slot where slot_name = $1) as recorded`;
   // Written in the hand-over's transaction; forgotten before a slot is dropped.
   const recordSlot = `
     insert into ${s}.wal_slot (slot_name, handed_over) values ($1, $2)
     on conflict (slot_name) do update set handed_over = excluded.handed_over, handed_over_at = now()`;
   const slotRecorded = `select exists (select 1 from ${s}.wal_slot where slot_name = $1) as recorded`;
   const forgetSlot = `delete from ${s}.wal_slot where slot_name = $1`;
-  // Before migration 20 there is no table to record a hand-over in.
-  const slotTableExists = `select to_regclass($1) is not null as ok`;
 
   // Run right after the slot is created: rows committed before its consistent point are not in the stream,
   // so the polling path sends them (state 2, uncharged, due now), and their keys are held back until it has.
@@ -168,7 +165,6 @@ export function walSql(s: string, names: { publication: string }) {
     recordSlot,
     slotRecorded,
     forgetSlot,
-    slotTableExists,
     handOver,
     record,
     presentRows,
