@@ -28,7 +28,7 @@ function confirmOnReceipt(inner: WalStream): WalStream {
         ...handler,
         commit(commit) {
           handler.commit(commit);
-          void session?.acknowledge(commit.endLsn).catch(() => {});
+          if (commit.endLsn !== undefined) void session?.acknowledge(commit.endLsn).catch(() => {});
         },
       });
       return session;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 /** The WAL relay's own settings (docs/wal-relay.md); its polling path takes the relay's. */
 export const walRelayConfigSchema = z
   .object({
-    /** Rows per publish; whole transactions, so a larger transaction goes alone. */
+    /** Rows per publish: whole transactions, and a larger transaction in parts of this size. */
     walBatchSize: z.number().int().positive().default(2_000),
     /** Decoded rows waiting to be sent before the socket is paused. */
     maxBufferedRows: z.number().int().positive().default(20_000),
@@ -37,5 +37,5 @@ export interface WalRelayEvents {
    * or its creation stopped before its hand-over (`reason` says which, and what to do).
    */
   slot: [{ slot: string; state: 'streaming' | 'standby'; reason?: string }];
-  batch: [{ rows: number; sent: number; resent: number; failed: number; heldBack: number; endLsn: string }];
+  batch: [{ rows: number; sent: number; resent: number; failed: number; heldBack: number; endLsn: string | undefined }];
 }

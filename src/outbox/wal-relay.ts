@@ -17,11 +17,14 @@ import { createWalRelayMetrics, type WalRelayMetrics } from './wal-relay-metrics
 
 export { type WalRelayConfig, type WalRelayEvents, walRelayConfigSchema };
 
-/** Whole transactions taken from the queue together: published, recorded and confirmed as one. */
+/**
+ * Transactions (or parts of a large one) taken from the queue together: published, recorded and confirmed
+ * as one. `endLsn`: the end of the last whole transaction in it; undefined when it ends none.
+ */
 interface Batch {
   commits: WalCommit[];
   rows: WalRow[];
-  endLsn: string;
+  endLsn: string | undefined;
 }
 
 const keyOf = (row: WalRow) => `${row.record.topic}\u0000${row.record.key}`;
@@ -242,6 +245,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     this.#paused = false;
     this.#ended = null;
     const session = await this.#stream.open({
+      partRows: this.config.walBatchSize,
       commit: (commit) => this.#enqueue(commit),
       caughtUp: () => this.#queue.length === 0 && this.#unconfirmed === 0,
       end: (error) => {
@@ -305,9 +309,10 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
             gaveUp = true;
             return;
           }
-          await session.acknowledge(batch.endLsn);
+          // A batch of parts only (the middle of a large transaction) is recorded and confirms nothing.
+          if (batch.endLsn !== undefined) await session.acknowledge(batch.endLsn);
           this.#unconfirmed--;
-          this.#metrics.acknowledged.inc(this.#labels, batch.commits.length);
+          this.#metrics.acknowledged.inc(this.#labels, batch.commits.filter((c) => c.endLsn !== undefined).length);
         })();
         confirming = current;
         inFlight.add(current);
@@ -361,7 +366,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
     return this.#queuedRows >= limit || this.#queue.length >= limit;
   }
 
-  /** Whole transactions up to walBatchSize rows (at least one); undefined when none is waiting. */
+  /** Whole transactions (or parts) up to walBatchSize rows (at least one); undefined when none is waiting. */
   #take(): Batch | undefined {
     if (this.#queue.length === 0) return undefined;
     const commits: WalCommit[] = [];
@@ -379,7 +384,7 @@ export class WalRelay extends EventEmitter<WalRelayEvents> {
       this.#paused = false;
       this.#session?.resume();
     }
-    return { commits, rows, endLsn: (commits[commits.length - 1] as WalCommit).endLsn };
+    return { commits, rows, endLsn: commits.findLast((c) => c.endLsn !== undefined)?.endLsn };
   }
 
   /**

@@ -9,14 +9,24 @@ export interface WalRow {
   record: OutgoingRecord;
 }
 
-/** One committed transaction's outbox inserts, in insert order. */
+/**
+ * One committed transaction's outbox inserts, in insert order, or a part of them: a transaction with more
+ * rows than the handler's `partRows` comes in parts, so one large transaction (a bulk job enqueuing a
+ * million messages) is never held in memory whole.
+ */
 export interface WalCommit {
-  /** Where the commit record ends: acknowledging it confirms this transaction and everything before it. */
-  endLsn: string;
+  /**
+   * Where the commit record ends: acknowledging it confirms this transaction and everything before it.
+   * Undefined on a part that is not the transaction's last: it confirms nothing (a reading that ends
+   * before the last part replays the whole transaction).
+   */
+  endLsn: string | undefined;
   rows: WalRow[];
 }
 
 export interface WalStreamHandler {
+  /** The most rows handed over at once: a larger transaction comes in parts of this size. */
+  readonly partRows: number;
   /** Called in commit order. */
   commit(commit: WalCommit): void;
   /** The stream ended (connection lost, server stopped): the relay starts it again from the confirmed position. */

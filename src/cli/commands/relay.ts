@@ -65,7 +65,7 @@ others stand by and take over when it dies. Rows that fail for their own reasons
                            rows still unsent to the polling path, then run
   --drop-slot              drop the slot and every shard's slot and publication, and exit (the server
                            stops keeping WAL for them)
-  --wal-batch-size <n>     rows per send, whole transactions (default 2000)
+  --wal-batch-size <n>     rows per send, whole transactions or parts of a larger one (default 2000)
   --shards <n>             with --create-slot: split the outbox into n shards by key hash (PostgreSQL 15+),
                            each streamed through a slot of its own (zeroloss_<schema>_s<i>), so n relays can
                            read at once. n is stored in the database and every relay reads it from there:

@@ -40,7 +40,7 @@ test('confirming a transaction replays the next one after a restart, whatever it
     for (let trial = 0; trial < 16; trial++) {
       let commits: WalCommit[] = [];
       // The test confirms by hand; an idle relay's confirmations of keepalive positions are off here.
-      const handler = { commit: (c: WalCommit) => commits.push(c), end: () => {}, caughtUp: () => false };
+      const handler = { partRows: 100, commit: (c: WalCommit) => commits.push(c), end: () => {}, caughtUp: () => false };
       let session = await s.wal.stream.open(handler);
       const t1 = await s.pool.connect();
       const t2 = await s.pool.connect();
@@ -67,7 +67,7 @@ test('confirming a transaction replays the next one after a restart, whatever it
         session = await s.wal.stream.open(handler);
         const replayed = await waitFor(() => commits[0], { what: 'the replay', timeoutMs: 3_000 }).catch(() => undefined);
         if (replayed?.rows[0]?.messageId !== second.id) skipped++;
-        else await session.acknowledge(replayed.endLsn);
+        else await session.acknowledge(replayed.endLsn as string);
       } finally {
         t1.release();
         t2.release();

@@ -115,7 +115,7 @@ function openGates(fake: Fake): void {
   }
 }
 
-function commit(endLsn: string, rows: ReturnType<typeof row>[]): WalCommit {
+function commit(endLsn: string | undefined, rows: ReturnType<typeof row>[]): WalCommit {
   return { endLsn, rows };
 }
 
@@ -299,6 +299,43 @@ test('flow control counts transactions, not only rows: commits without rows behi
   } finally {
     release({ ok: true, partition: 0, offset: 0n });
     openGates(fake);
+    await relay.stop();
+  }
+});
+
+test('the parts of a large transaction are sent and recorded as they come, and only its last part confirms it', async () => {
+  // A stream hands a transaction with more than partRows rows over in parts (endLsn undefined but on the last).
+  const parts = fakes();
+  const { fake } = parts;
+  const [a, b] = keysInTwoLanes();
+  const relay = relayOf(parts);
+  await relay.start();
+  try {
+    await waitFor(() => fake.handler, { what: 'the stream to open' });
+    const handler = fake.handler as WalStreamHandler;
+    assert.equal(handler.partRows, 2, 'parts of walBatchSize rows');
+    handler.commit(commit(undefined, [row(1, a), row(2, b)]));
+    handler.commit(commit(undefined, [row(3, a), row(4, b)]));
+    await waitFor(() => fake.log.includes('record 3,4'), { what: 'the first two parts recorded' });
+    assert.ok(!fake.log.some((e) => e.startsWith('ack')), 'a part that is not the last confirms nothing');
+    handler.commit(commit('0/30', [row(5, a)]));
+    await waitFor(() => fake.log.includes('ack 0/30'), { what: 'the transaction confirmed with its last part' });
+    assert.deepEqual(
+      fake.log.filter((e) => e.startsWith('ack') || e.startsWith('record')),
+      ['record 1,2', 'record 3,4', 'record 5', 'ack 0/30'],
+    );
+    assert.deepEqual(
+      fake.log.filter((e) => e.startsWith(`publish ${a}`)),
+      [`publish ${a}#1`, `publish ${a}#3`, `publish ${a}#5`],
+      "a key's rows in order across the parts",
+    );
+    const acknowledged = await relay.registry.getSingleMetric('zeroloss_wal_relay_acknowledged_total')?.get();
+    assert.equal(
+      acknowledged?.values.reduce((n, v) => n + v.value, 0),
+      1,
+      'one transaction confirmed, not three',
+    );
+  } finally {
     await relay.stop();
   }
 });

@@ -211,6 +211,14 @@ class PgWalSession implements WalStreamSession {
       this.#rows = [];
     } else if (message.tag === 'insert') {
       this.#rows.push(message.row);
+      // Handed over in parts: the rows of one large transaction then wait in the relay's queue, where flow
+      // control pauses the socket, instead of all in memory here until its commit (the server has committed
+      // it already: pgoutput sends a transaction only once it committed).
+      if (this.#rows.length >= this.#handler.partRows) {
+        const part: WalCommit = { endLsn: undefined, rows: this.#rows };
+        this.#rows = [];
+        this.#handler.commit(part);
+      }
     } else if (message.tag === 'error') {
       this.#end(message.error);
       void this.#service.destroy().catch(() => {});
