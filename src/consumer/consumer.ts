@@ -1,7 +1,7 @@
-import { EventEmitter } from 'node:events';
 import type { Registry } from 'prom-client';
 import { HEADER, type IncomingRecord } from '../core/envelope.ts';
 import { parseConfig } from '../core/config.ts';
+import { HookEmitter } from '../core/hook-emitter.ts';
 import { ZerolossError, errorSummary } from '../core/errors.ts';
 import type { HealthServer, StartHealthServer } from '../ports/readiness.ts';
 import type { DeadLetterWriter } from '../ports/dead-letter-store.ts';
@@ -73,7 +73,7 @@ interface PartitionRun {
  *
  * Sequence gaps (C9) are checked as records arrive, in partition order, before any of that.
  */
-export class Consumer extends EventEmitter<ConsumerEvents> {
+export class Consumer extends HookEmitter<ConsumerEvents> {
   readonly config: ResolvedConsumerConfig;
   readonly #options: ConsumerOptions;
   readonly #handlers: HandlerRegistry;

@@ -50,6 +50,7 @@ export type ErrorCode =
   | 'ZL_KAFKA_TLS'
   | 'ZL_CONTROL_SKIPPED'
   | 'ZL_GROUP_ACTIVE'
+  | 'ZL_LISTENER_FAILED'
   | 'ZL_UNKNOWN';
 
 export interface ZerolossErrorOptions {

@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { HookEmitter } from '../core/hook-emitter.ts';
 import { z } from 'zod';
 import { parseConfig } from '../core/config.ts';
 import { type ReconcileDeps, type ReconcileOptions, type ReconcileReport, reconcile } from './reconcile.ts';
@@ -63,7 +63,7 @@ export interface ReconcileSchedulerEvents {
  * `repair`, gaps up to `maxAutoRepair` are re-published from the outbox at once. Larger ones escalate (O8):
  * held for a person, 'escalated', and the `onEscalate` hook.
  */
-export class ReconcileScheduler extends EventEmitter<ReconcileSchedulerEvents> {
+export class ReconcileScheduler extends HookEmitter<ReconcileSchedulerEvents> {
   readonly config: Readonly<z.output<typeof reconcileScheduleSchema>>;
   readonly #deps: ReconcileDeps;
   readonly #timers = new Set<NodeJS.Timeout>();

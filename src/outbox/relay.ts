@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { HookEmitter } from '../core/hook-emitter.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Registry } from 'prom-client';
@@ -108,7 +108,7 @@ export interface RelayEvents {
  * elapsed and zombies whose lease expired, which the same poll finds): both go through the same leased
  * claim, so two instances never send one row at once and a dead instance's rows come back after its lease.
  */
-export class Relay extends EventEmitter<RelayEvents> {
+export class Relay extends HookEmitter<RelayEvents> {
   readonly config: Readonly<z.output<typeof relayConfigSchema>>;
   readonly instanceId: string;
   readonly #sources: RelaySource[];

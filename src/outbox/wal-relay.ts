@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { HookEmitter } from '../core/hook-emitter.ts';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import { backoffDelay } from '../core/backoff.ts';
@@ -82,7 +82,7 @@ export function walRetryRelay(options: {
  * their own reasons, and the later rows of their key, go to the polling relay running beside it on the
  * rows the stream will not bring again. Standby instances retry the slot until its holder is gone.
  */
-export class WalRelay extends EventEmitter<WalRelayEvents> {
+export class WalRelay extends HookEmitter<WalRelayEvents> {
   readonly config: Readonly<z.output<typeof walRelayConfigSchema>>;
   readonly retries: Relay;
   readonly #stream: WalStream;

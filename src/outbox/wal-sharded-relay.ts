@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { HookEmitter } from '../core/hook-emitter.ts';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { parseConfig } from '../core/config.ts';
@@ -56,7 +56,7 @@ interface Held {
  * fences the readers; the membership only decides who should read. One polling path for failed rows serves
  * every shard of the process.
  */
-export class ShardedWalRelay extends EventEmitter<ShardedWalRelayEvents> {
+export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
   readonly retries: Relay;
   readonly config: Readonly<z.output<typeof walShardingConfigSchema>>;
   readonly #set: WalShardSet;

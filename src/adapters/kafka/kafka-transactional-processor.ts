@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { HookEmitter } from '../../core/hook-emitter.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Admin, API, Callback, Consumer as KafkaConsumer, Message, Producer, ProducerOptions } from '@platformatic/kafka';
@@ -88,7 +88,7 @@ export interface TransactionalProcessorEvents {
 type Queued = { record: IncomingRecord; generation: number };
 
 /** Consume-transform-produce in Kafka transactions. Records of a partition are handled in offset order. */
-export class KafkaTransactionalProcessor extends EventEmitter<TransactionalProcessorEvents> {
+export class KafkaTransactionalProcessor extends HookEmitter<TransactionalProcessorEvents> {
   readonly config: Readonly<z.output<typeof transactionalProcessorConfigSchema>>;
   readonly #subscriber: KafkaSubscriber;
   readonly #transform: Transform;

@@ -339,3 +339,30 @@ test('the parts of a large transaction are sent and recorded as they come, and o
     await relay.stop();
   }
 });
+
+test("a 'batch' listener that throws is reported as an error; the batch is confirmed and the relay goes on", async () => {
+  // The event is emitted once the batch's record statement has committed: a throw out of emit() failed the
+  // record step, which recorded the batch again (nothing changed: a replay), emitted again, threw again,
+  // and never confirmed it: the slot and every batch behind it stood still for good.
+  const parts = fakes();
+  const { fake } = parts;
+  const [a] = keysInTwoLanes();
+  const relay = relayOf(parts);
+  const errors: Error[] = [];
+  relay.on('error', (error) => errors.push(error));
+  relay.on('batch', () => {
+    throw new Error('metrics hook broke (test)');
+  });
+  await relay.start();
+  try {
+    await waitFor(() => fake.handler, { what: 'the stream to open' });
+    const handler = fake.handler as WalStreamHandler;
+    handler.commit(commit('0/10', [row(1, a)]));
+    handler.commit(commit('0/20', [row(2, a)]));
+    await waitFor(() => fake.log.includes('ack 0/20'), { what: 'both batches confirmed', timeoutMs: 3_000 });
+    assert.deepEqual(fake.recorded.flatMap((r) => r.sent).sort(), ['1', '2'], 'each row recorded once');
+    assert.ok(errors.some((e) => (e as ZerolossError).code === 'ZL_LISTENER_FAILED' && /metrics hook broke/.test(e.message)));
+  } finally {
+    await relay.stop();
+  }
+});
