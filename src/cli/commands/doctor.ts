@@ -38,7 +38,9 @@ With --pg (alone, or beside the others) checks the database for the WAL relay (r
 wal_level = logical (an error otherwise); max_slot_wal_keep_size set (a warning while unlimited, the
 default: a slot nobody reads then keeps WAL until the disk is full); and every logical replication slot:
 a warning when no reader is connected (inactive) or its unconfirmed WAL exceeds --max-slot-lag-mb
-(default 1024), an error when the server already removed WAL it needs (wal_status lost).
+(default 1024), an error when the server already removed WAL it needs (wal_status lost), and an error
+for a zeroloss slot (zeroloss_<schema>, or a shard's zeroloss_<schema>_s<n>) whose hand-over is not
+recorded: a --create-slot stopped before handing the older rows over, relays stand by on it (run it again).
 
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;

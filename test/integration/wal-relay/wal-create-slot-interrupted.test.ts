@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import type { PostgresInstance } from '../../../infra/services/postgres-instance.ts';
 import { kafka } from '../../../src/adapters/kafka/kafka-transport.ts';
 import { walSlotMigration } from '../../../src/adapters/postgres/migrations/020-wal-slot.ts';
+import { walDoctor } from '../../../src/adapters/postgres/wal/wal-doctor.ts';
 import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
 import { postgresWalShards } from '../../../src/adapters/postgres/wal/postgres-wal-shards.ts';
 import { walShardOf } from '../../../src/core/wal-shard.ts';
@@ -58,10 +59,21 @@ test('a slot left by a --create-slot that died before its hand-over is not strea
     await waitFor(() => states.length > 0, { what: 'the relay to take the slot or stand by', timeoutMs: 20_000 });
     assert.equal(states[0], 'standby', 'a slot without a recorded hand-over is not streamed');
     assert.match(reasons[0] ?? '', /stopped before handing the older rows over: run `zeroloss relay --mode wal --create-slot` again/);
+    // doctor --pg says so too, as an error (exit 1).
+    const report = await walDoctor(s.store.db);
+    const finding = report.findings.find((f) => f.subject === `slot:${s.wal.slot}` && f.setting === 'hand-over');
+    assert.equal(finding?.severity, 'error', JSON.stringify(report.findings));
+    assert.match(finding?.message ?? '', /--create-slot stopped before handing the rows committed before this slot over/);
+    assert.equal(report.ok, false);
 
     const again = await s.wal.createSlot('test');
     assert.deepEqual(again, { created: true, handedOver: 2 }, 'the next --create-slot makes the slot anew and hands the older rows over');
     await waitFor(() => states.includes('streaming'), { what: 'the relay to stream the new slot', timeoutMs: 20_000 });
+    assert.deepEqual(
+      (await walDoctor(s.store.db)).findings.filter((f) => f.setting === 'hand-over'),
+      [],
+      'recorded now: nothing for doctor to say',
+    );
     await enqueue(3);
     const { order, ...check } = await onTopic(3);
     assert.deepEqual(check, { lost: 0, orderViolations: 0 }, `topic order ${order}`);

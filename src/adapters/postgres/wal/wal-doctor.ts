@@ -1,3 +1,4 @@
+import { quoteIdent } from '../../../core/identifier.ts';
 import type { SqlExecutor } from '../../../ports/sql-executor.ts';
 import { walSql } from './wal-sql.ts';
 
@@ -42,7 +43,9 @@ export interface WalDoctorReport {
 export async function walDoctor(db: SqlExecutor, options: { maxLagBytes?: number } = {}): Promise<WalDoctorReport> {
   const sql = walSql('"unused"', { publication: 'unused' });
   const maxLag = options.maxLagBytes ?? 1024 ** 3;
-  const settings = (await db.query<{ wal_level: string; max_slot_wal_keep_size: string; version: number }>(sql.serverSettings)).rows[0] as {
+  const settings = (await db.query<{ database: string; wal_level: string; max_slot_wal_keep_size: string }>(sql.serverSettings))
+    .rows[0] as {
+    database: string;
     wal_level: string;
     max_slot_wal_keep_size: string;
   };
@@ -121,6 +124,19 @@ export async function walDoctor(db: SqlExecutor, options: { maxLagBytes?: number
       });
     }
   }
+  for (const slot of await unrecordedSlots(db, slots, settings.database)) {
+    findings.push({
+      severity: slot.beingCreated ? 'warning' : 'error',
+      subject: `slot:${slot.slot}`,
+      setting: 'hand-over',
+      actual: slot.beingCreated ? 'being created' : 'not recorded',
+      expected: `recorded in ${slot.schema}.wal_slot`,
+      message: slot.beingCreated
+        ? 'a --create-slot is handing the rows committed before this slot to the polling path; relays stand by until it commits'
+        : 'a --create-slot stopped before handing the rows committed before this slot over: relays stand by on it and nothing is sent. ' +
+          'Run `zeroloss relay --mode wal --create-slot` again (it makes the slot anew)',
+    });
+  }
   return {
     walLevel: settings.wal_level,
     maxSlotWalKeepSize: settings.max_slot_wal_keep_size,
@@ -132,4 +148,39 @@ export async function walDoctor(db: SqlExecutor, options: { maxLagBytes?: number
 
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/**
+ * zeroloss slots of this database (named `zeroloss_<schema>` or `zeroloss_<schema>_s<n>` after a schema
+ * that records its hand-overs, migration 20) without a record: the leftover of a --create-slot that died
+ * between creating the slot and committing its hand-over, or one in progress (its creation lock is held).
+ * Slots named otherwise (`--slot`, other tools' slots) are not judged: nothing says whose they are.
+ */
+async function unrecordedSlots(
+  db: SqlExecutor,
+  slots: WalSlotReport[],
+  database: string,
+): Promise<Array<{ slot: string; schema: string; beingCreated: boolean }>> {
+  const candidates = slots.filter((x) => x.database === database && x.plugin === 'pgoutput' && x.slot.startsWith('zeroloss_'));
+  if (candidates.length === 0) return [];
+  const { rows: schemas } = await db.query<{ schema: string }>(walSql('"unused"', { publication: 'unused' }).slotTableSchemas);
+  const found: Array<{ slot: string; schema: string; beingCreated: boolean }> = [];
+  for (const { schema } of schemas) {
+    let q: string;
+    try {
+      q = quoteIdent(schema, 'schema');
+    } catch {
+      continue; // not a name zeroloss accepts for its schema: not ours
+    }
+    const mine = candidates.filter((x) => x.slot === `zeroloss_${schema}` || new RegExp(`^zeroloss_${schema}_s\\d+$`).test(x.slot));
+    if (mine.length === 0) continue;
+    const sql = walSql(q, { publication: 'unused' });
+    const recorded = new Set((await db.query<{ slot_name: string }>(sql.recordedSlots)).rows.map((r) => r.slot_name));
+    for (const slot of mine) {
+      if (recorded.has(slot.slot)) continue;
+      const free = (await db.query<{ done: boolean }>(sql.slotCreationFree, [slot.slot])).rows[0]?.done === true;
+      found.push({ slot: slot.slot, schema, beingCreated: !free });
+    }
+  }
+  return found;
 }

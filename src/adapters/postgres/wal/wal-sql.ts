@@ -36,6 +36,11 @@ export function walSql(s: string, names: { publication: string }) {
     on conflict (slot_name) do update set handed_over = excluded.handed_over, handed_over_at = now()`;
   const slotRecorded = `select exists (select 1 from ${s}.wal_slot where slot_name = $1) as recorded`;
   const forgetSlot = `delete from ${s}.wal_slot where slot_name = $1`;
+  const recordedSlots = `select slot_name from ${s}.wal_slot`;
+  // doctor: the schemas of this database that record their slots' hand-overs (migration 20 and later).
+  const slotTableSchemas = `
+    select n.nspname as schema from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relname = 'wal_slot' and c.relkind = 'r'`;
 
   // Run right after the slot is created: rows committed before its consistent point are not in the stream,
   // so the polling path sends them (state 2, uncharged, due now), and their keys are held back until it has.
@@ -141,7 +146,7 @@ export function walSql(s: string, names: { publication: string }) {
 
   // doctor: the server settings a slot depends on, and every logical slot with the WAL it holds back.
   const serverSettings = `
-    select current_setting('wal_level') as wal_level,
+    select current_database() as database, current_setting('wal_level') as wal_level,
            current_setting('max_slot_wal_keep_size') as max_slot_wal_keep_size,
            current_setting('server_version_num')::int as version`;
   const slots = `
@@ -165,6 +170,8 @@ export function walSql(s: string, names: { publication: string }) {
     recordSlot,
     slotRecorded,
     forgetSlot,
+    recordedSlots,
+    slotTableSchemas,
     handOver,
     record,
     presentRows,
