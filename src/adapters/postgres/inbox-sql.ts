@@ -113,12 +113,20 @@ export function inboxSql(s: string) {
     /**
      * Records a dead letter unless the same key is already dead (a redelivery or duplicate copy).
      * Returns the row's id and whether its copy on the DLQ topic was acknowledged already.
+     * `open_row` first waits for a replay that holds the key's open row while it sends the copy (ON
+     * CONFLICT does not wait for a row lock): the replayed copy failing again before that replay commits
+     * then finds the row replayed and opens a new one, instead of taking the row being closed for its own.
+     * The insert reads `open_row`, so it runs after it.
      */
     deadLetterInsert: `
-      with ins as (
+      with open_row as materialized (
+        select id from ${s}.dead_letter where consumer_group = $1 and idempotency_key = $2 and status = 'dead' for update
+      ), ins as (
         insert into ${s}.dead_letter (consumer_group, idempotency_key, message_id, topic, msg_partition, msg_offset, msg_key,
           msg_type, headers, payload, error_code, error, stack, attempts, first_failure_at, last_failure_at, details)
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17::jsonb)
+        select $1::text, $2::text, $3::text, $4::text, $5::int, $6::bigint, $7::text, $8::text, $9::jsonb, $10::bytea, $11::text,
+          $12::text, $13::text, $14::int, $15::timestamptz, $16::timestamptz, $17::jsonb
+        from (select count(*) from open_row) waited
         on conflict (consumer_group, idempotency_key) where status = 'dead' do nothing
         returning id, published_at, copy_error, true as inserted
       )
