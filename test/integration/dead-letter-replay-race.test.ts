@@ -36,6 +36,7 @@ function deadLetter(): DeadLetterInput {
     payload: Buffer.from('{}'),
     errorCode: 'ZL_PERMANENT',
     error: 'card declined',
+    stack: undefined,
     attempts: 1,
     firstFailureAt: new Date(),
     lastFailureAt: new Date(),

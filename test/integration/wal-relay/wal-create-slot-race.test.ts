@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { PostgresInstance } from '../../../infra/services/postgres-instance.ts';
 import { kafka } from '../../../src/adapters/kafka/kafka-transport.ts';
+import { postgres } from '../../../src/adapters/postgres/postgres.ts';
 import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
 import type { Database } from '../../../src/ports/sql-executor.ts';
 import { KAFKA_BROKERS } from '../../helpers/kafka.ts';
+import { testOutbox } from '../../helpers/test-outbox.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { slotCreationScenario } from './slot-creation-scenario.ts';
 import { beforeEachStatement, startWalPostgres, walSchema } from './wal-postgres.ts';
@@ -72,6 +74,42 @@ test('a relay finding the slot while --create-slot hands older rows over does no
   } finally {
     release();
     await relay.stop();
+    await s.cleanup();
+  }
+});
+
+test('--create-slot hands over the rows of a writer it waited for, whatever the database default isolation', async () => {
+  // The slot's creation waits for the transactions running at that moment: their rows commit before its
+  // consistent point, outside its stream, so the hand-over must see them. Under a default isolation of
+  // repeatable read (set on the database or the role) the hand-over read the snapshot its transaction took
+  // before the slot, missed them, and they stayed unsent for good (pending rows belong to the stream).
+  const s = await walSchema(instance.url, { createSlot: false });
+  const rrUrl = `${s.url}?options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read')}`;
+  const rrStore = postgres(rrUrl, { schema: s.schema });
+  const writer = await s.pool.connect();
+  try {
+    const { rows: iso } = await rrStore.db.query<{ level: string }>("select current_setting('transaction_isolation') as level");
+    assert.equal(iso[0]?.level, 'repeatable read', 'the creating run gets repeatable read by default (the situation under test)');
+    await writer.query('begin');
+    const pending = await testOutbox({ schema: s.schema }).enqueue(writer, { topic: 't', key: 'k', type: 't', payload: {} });
+    const creating = postgresWal(rrStore, { url: s.url }).createSlot('test');
+    creating.catch(() => {});
+    await waitFor(
+      async () =>
+        (
+          await s.pool.query(
+            "select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%pg_create_logical_replication_slot%'",
+          )
+        ).rows.length > 0,
+      { what: 'the slot creation waiting for the open writer', timeoutMs: 10_000 },
+    );
+    await writer.query('commit');
+    assert.deepEqual(await creating, { created: true, handedOver: 1 });
+    const { rows } = await s.pool.query(`select state from "${s.schema}".outbox where message_id = $1`, [pending.id]);
+    assert.equal(rows[0]?.state, 2, 'handed to the polling path');
+  } finally {
+    writer.release();
+    await rrStore.close();
     await s.cleanup();
   }
 });

@@ -191,6 +191,7 @@ export function postgresWalShards(
       const made: string[] = [];
       try {
         return await db.transaction(async (tx) => {
+          await tx.query(single.readCommitted);
           await tx.query(sql.lockShards);
           // Another --create-slot may have committed the same shards while this one waited for the lock.
           if (current.length === 0 && (await tx.query(sql.shards)).rows.length > 0) return { created: [], handedOver: 0, dropped };

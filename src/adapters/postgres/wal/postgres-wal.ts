@@ -170,6 +170,7 @@ export function postgresWal(
       let created = false;
       try {
         return await db.transaction(async (tx) => {
+          await tx.query(sql.readCommitted);
           await tx.query(sql.slotCreationLock, [slot]);
           // Looked at again under the lock: another --create-slot may have finished meanwhile.
           const { rows: now } = await tx.query<{ active: boolean }>(sql.slotInfo, [slot]);

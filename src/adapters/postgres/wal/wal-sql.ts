@@ -19,6 +19,10 @@ export function walSql(s: string, names: { publication: string }) {
   // Waits for transactions running now to end, then returns at the slot's consistent point: a transaction
   // committing after it is in the stream, one committed before it is visible to the next statement.
   const createSlot = `select lsn::text as lsn from pg_create_logical_replication_slot($1, 'pgoutput')`;
+  // The first statement of a slot's creation: its hand-over must read the rows of the writers the
+  // creation waited for, which a snapshot taken before the slot (repeatable read or serializable set as the
+  // database's or role's default) does not see; they would stay pending, outside the stream, unsent.
+  const readCommitted = 'set transaction isolation level read committed';
   const dropSlot = 'select pg_drop_replication_slot($1)';
   // Held by createSlot's transaction from before the slot exists until its hand-over commits. A relay that
   // finds the slot tries the shared lock (autocommit: released at once) and stands by while it cannot get
@@ -163,6 +167,7 @@ export function walSql(s: string, names: { publication: string }) {
     createPublication,
     slotInfo,
     createSlot,
+    readCommitted,
     dropSlot,
     slotCreationLock,
     slotCreationDone,
