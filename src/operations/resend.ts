@@ -20,7 +20,7 @@ export interface ResendResult {
   /** Rows matching the selector. */
   selected: number;
   resent: string[];
-  /** Rows not resent on purpose (not sent yet: the relay owns them). */
+  /** Rows not resent on purpose (not sent yet: the relay owns them; parked: a person must release them). */
   skipped: Array<{ messageId: string; reason: string }>;
   failed: Array<{ messageId: string; error: string }>;
   /** Ids asked for that have no outbox row (cleaned up, discarded, or never committed). */
@@ -52,7 +52,14 @@ export async function resend(
     for (const r of rows) seen.add(r.messageId);
     const sendable = rows.filter((r) => {
       if (r.state === 1) return true;
-      result.skipped.push({ messageId: r.messageId, reason: 'not sent yet: the relay sends it' });
+      result.skipped.push({
+        messageId: r.messageId,
+        // A parked row is not the relay's until a person releases it: "the relay sends it" would be untrue.
+        reason:
+          r.state === 3
+            ? 'parked: nothing sends it until a person releases it (zeroloss parked release)'
+            : 'not sent yet: the relay sends it',
+      });
       return false;
     });
     if (options.dryRun || sendable.length === 0) {
@@ -75,6 +82,14 @@ export async function resend(
     });
     const recorded = await deps.store.recordResent(acked, options.actor, options.reason);
     result.resent.push(...recorded);
+    // On the broker again, but not recorded: its row went (retention, discard) between its read and now.
+    const kept = new Set(recorded);
+    for (const a of acked)
+      if (!kept.has(a.messageId))
+        result.failed.push({
+          messageId: a.messageId,
+          error: 're-published, but its outbox row was gone (retention or discard) when its new position was to be recorded',
+        });
     deps.metrics?.resent.inc({ reason: options.metricReason ?? 'manual' }, recorded.length);
   }
   if ('ids' in selector) result.notFound = selector.ids.filter((id) => !seen.has(id));

@@ -29,7 +29,7 @@ relay, which is what sends them.
 ${brokerHelp}
   --pg <url>, --schema <name>, --kafka <brokers>, --json
 
-Exit status: 0 all resent, 1 some failed or were not found, 2 bad usage.
+Exit status: 0 all resent, 1 some failed, were not found or are parked (release them first), 2 bad usage.
 
 Kafka with TLS or SASL: --kafka-tls, --kafka-ca <file>, --kafka-sasl <mechanism>, --kafka-username,
 --kafka-password-file <file>, --config-file <file.json> … (all of them: zeroloss help kafka)`;
@@ -78,5 +78,7 @@ export async function resendCommand(argv: string[]): Promise<number> {
       ...result.notFound.map((id) => `  not found: ${id}`),
     ].join('\n'),
   );
-  return result.failed.length + result.notFound.length > 0 ? 1 : 0;
+  // A parked row asked for is not on the broker and will not be until someone acts: not a success.
+  const parked = result.skipped.filter((x) => x.reason.startsWith('parked')).length;
+  return result.failed.length + result.notFound.length + parked > 0 ? 1 : 0;
 }
