@@ -27,7 +27,14 @@ interface Batch {
   endLsn: string | undefined;
 }
 
-const keyOf = (row: WalRow) => `${row.record.topic}\u0000${row.record.key}`;
+/**
+ * A row's key for lanes and holding back: the message key alone, whatever its topic. `backlog divert
+ * --move-unsent` moves a waiting row (and new rows follow the rule at enqueue) to another topic: held by
+ * topic and key, the key's new rows under the target topic were not held and streamed ahead of it. Over
+ * one topic nothing changes; a key failing on one topic holds its rows on the others too (they take the
+ * polling path, in order, at once).
+ */
+const keyOf = (row: WalRow) => row.record.key;
 
 type SentRow = { ref: string; partition?: number; offset?: bigint };
 
@@ -100,7 +107,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
   #ended: Error | undefined | null = null;
   /** Sleeps in progress; `data` ones also end when a commit arrives or the stream ends. */
   #sleepers = new Set<{ data: boolean; done: () => void }>();
-  /** Keys (topic NUL key) with a row the polling path must send first. */
+  /** Message keys with a row the polling path must send first. */
   #held = new Set<string>();
   #heldRefreshedAt = 0;
   #holding = false;

@@ -73,7 +73,10 @@ export interface WalLedger {
    * many sent rows changed state: the others were recorded as sent before (a replay: duplicates).
    */
   record(sent: Array<{ ref: string; partition?: number; offset?: bigint }>, failed: WalFailure[]): Promise<{ sent: number }>;
-  /** Keys (topic + NUL + key) that have a failed row: their later rows must not overtake it. */
+  /**
+   * Message keys (of any topic) that have a row waiting for the polling path: their later rows must not
+   * overtake it, also once `divert --move-unsent` moved it to another topic.
+   */
   heldKeys(): Promise<Set<string>>;
   /** The outbox as a polling source that claims failed rows only. */
   readonly retrySource: RelaySource;

@@ -147,8 +147,8 @@ export function postgresWal(
       }
     },
     async heldKeys() {
-      const { rows } = await db.query<{ topic: string; msg_key: string }>(sql.heldKeys);
-      return new Set(rows.map((r) => `${r.topic}\u0000${r.msg_key}`));
+      const { rows } = await db.query<{ msg_key: string }>(sql.heldKeys);
+      return new Set(rows.map((r) => r.msg_key));
     },
   };
 

@@ -102,7 +102,7 @@ export function walSql(s: string, names: { publication: string }) {
 
   // Keys whose later rows must not overtake an earlier one: every such row is unsent, so the scan stays
   // inside the unsent rows' partial indexes, which in WAL mode hold little besides rows not yet streamed.
-  const heldKeys = `select distinct topic, msg_key from ${s}.outbox where state <> 1 and (${waiting} or state = 3)`;
+  const heldKeys = `select distinct msg_key from ${s}.outbox where state <> 1 and (${waiting} or state = 3)`;
 
   // The polling path of WAL mode: the outbox claim (outbox-sql.ts) restricted to waiting rows; fresh rows
   // belong to the stream. Any earlier unsent row of a key (parked ones included) holds its later ones back;
