@@ -70,6 +70,10 @@ export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
   readonly #releasing = new Map<number, Promise<void>>();
   /** Since when (local clock) each shard has been seen unread. */
   readonly #unreadSince = new Map<number, number>();
+  /** Until when (local clock) this instance stays out of the group: it could not read a shard of its own. */
+  #outUntil = 0;
+  /** How long it stayed out last time: doubled each time it has to leave again, from memberTimeoutMs. */
+  #outFor = 0;
   #running = false;
   #main: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -153,6 +157,8 @@ export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
   /** One look at the membership and the shards: take what is ours or orphaned, release what is another's. */
   async #balance(): Promise<void> {
     const me = this.instanceId;
+    // Out of the group for a while: neither a member (nothing is assigned to it) nor a reader of orphans.
+    if (Date.now() < this.#outUntil) return;
     const { now, members } = await this.#set.heartbeat(me, this.config.memberTimeoutMs);
     const shards = await this.#set.list();
     if (shards.length === 0) {
@@ -166,6 +172,8 @@ export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
     }
     const owners = assignShards(shards, [...members.keys()]);
     const local = Date.now();
+    /** Shards of its own this instance has not managed to read while nobody else read them either. */
+    const unreadable: number[] = [];
     for (const shard of shards) {
       const n = shard.shard;
       const owner = owners.get(n) as string;
@@ -174,7 +182,14 @@ export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
       if (this.#releasing.has(n) || !this.#running) continue;
       const held = this.#held.get(n);
       if (held) {
-        if (owner === me) continue;
+        if (owner === me) {
+          // memberTimeoutMs: long enough for the shard's relay to have retried opening the slot (its retries
+          // back off to 5 s), so a relay that is merely waiting for a released slot is not taken for unfit.
+          const patience = Math.max(this.config.orphanGraceMs, this.config.memberTimeoutMs);
+          const unread = local - (this.#unreadSince.get(n) ?? local) >= patience;
+          if (!held.relay.holdingSlot && unread && local - held.sinceLocal >= patience) unreadable.push(n);
+          continue;
+        }
         // Handed over only to an owner seen alive after this instance took the shard: a member that died
         // keeps its row until memberTimeoutMs, and must not be handed a shard it will never read.
         const ownerAlive = (members.get(owner) ?? 0) > held.since;
@@ -184,6 +199,30 @@ export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
         await this.#take(shard, now);
       }
     }
+    if (this.holding.length > 0) this.#outFor = 0;
+    else if (unreadable.length > 0) await this.#leaveForAWhile(unreadable);
+  }
+
+  /**
+   * This instance reads none of its shards and has not opened one that nobody else reads: it cannot read
+   * (no replication access from its host or role, a URL through PgBouncer, max_wal_senders used up).
+   * Staying a member, it kept its fair share unread; others took each as an orphan, then handed it back to
+   * its live owner, over and over. It leaves the group instead and comes back later to try again. An
+   * instance that reads some shard stays: then the fault is the shard's (its slot), which no one can read.
+   */
+  async #leaveForAWhile(unreadable: number[]): Promise<void> {
+    this.#outFor = Math.min(Math.max(this.#outFor * 2, this.config.memberTimeoutMs), 300_000);
+    this.#outUntil = Date.now() + this.#outFor;
+    this.#error(
+      new ZerolossError(
+        'ZL_STORE_UNAVAILABLE',
+        `cannot read shard(s) ${unreadable.join(', ')}, which no relay reads: leaving the group for ${Math.round(this.#outFor / 1000)} s ` +
+          'so the other relays read them (the slot errors above say why)',
+        { retryable: true, details: { shards: unreadable } },
+      ),
+    );
+    await Promise.all([...this.#held.keys()].map((n) => this.#release(n)));
+    await this.#set.leave(this.instanceId);
   }
 
   async #take(shard: WalShard, now: number): Promise<void> {
