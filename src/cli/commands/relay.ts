@@ -71,9 +71,9 @@ others stand by and take over when it dies. Rows that fail for their own reasons
                            read at once. n is stored in the database and every relay reads it from there:
                            later runs need no --shards. Relays share the shards as a group: each reads its
                            fair share, a newcomer is handed shards once their reader finished its batches
-                           in flight, and a dead relay's shards are taken over after 3 s unread (a relay that cannot read
-                           them leaves the group for a while). A key always
-                           maps to one shard, so its order holds. Changing n is refused unless the outbox is
+                           in flight, a dead relay's shards are taken over after 3 s unread, and a relay
+                           that cannot read its shards leaves the group for a while. A key always maps to
+                           one shard, so its order holds. Changing n is refused unless the outbox is
                            drained (nothing unsent or failed) and no relay runs`;
 
 export async function relayCommand(argv: string[]): Promise<number> {
