@@ -237,12 +237,16 @@ async function run(
 
   const groups = await groupViews(deps, expected, o.groups);
   const outcomes = groups.map((g) => classifyGroup(g, expected.values()));
-  // The inbox was read before the committed offsets: a group may have applied a message and committed past
-  // it in between. The suspects are looked up once more, now that the commits are known (C1: effect first).
+  // The inbox and the dead letters were read before the committed offsets: a group may have applied or
+  // dead-lettered a message and committed past it in between. The suspects are looked up once more, now
+  // that the commits are known (C1: effect, or dead letter, first).
   const suspects = [...new Set(outcomes.flatMap((g) => g.missing))];
   if (suspects.length > 0) {
     for (const hit of await inChunks(suspects, (ids) => deps.store.inboxByMessageIds(ids))) {
       groups.find((g) => g.groupId === hit.groupId)?.applied.add(hit.messageId);
+    }
+    for (const d of await inChunks(suspects, (ids) => deps.store.deadLettersByMessageIds(ids))) {
+      groups.find((g) => g.groupId === d.groupId)?.deadLetters.set(d.messageId, d.status);
     }
     outcomes.splice(0, outcomes.length, ...groups.map((g) => classifyGroup(g, expected.values())));
   }
