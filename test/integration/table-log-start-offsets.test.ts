@@ -55,3 +55,49 @@ test('table log: startOffsets places each partition it answers for; the others s
     await subscription.close();
   }
 });
+
+test('table log: a claim whose start positions could not be read does not keep its partitions from the next member', async () => {
+  // The claim commits on its own; reading where to start comes after it. When that read failed, the
+  // partitions stayed the member's in the database but not in its subscription: once another member
+  // joined and they became its share, nobody read them, and the newcomer could not claim them while
+  // their owner lived.
+  await new TableLogAdmin(env.db, { schema: env.schema }).createTopic('so2', 2);
+  let fail: (() => void) | undefined;
+  const failing = new Promise<void>((resolve) => {
+    fail = resolve;
+  });
+  let asked = 0;
+  const member = (extra: Partial<Parameters<TableLogSubscriber['subscribe']>[0]> = {}) =>
+    new TableLogSubscriber(env.db, { schema: env.schema, ...FAST_GROUP }).subscribe({
+      groupId: 'g-stray',
+      topics: ['so2'],
+      onRecords: () => {},
+      onError: () => {},
+      ...extra,
+    });
+  const a = await member({
+    startOffsets: async () => {
+      // The second read (A taking back the partition B left) fails, once C has joined: a lost connection, say.
+      if (++asked === 2) {
+        await failing;
+        throw new Error('connection lost while reading the start positions (test)');
+      }
+      return [];
+    },
+  });
+  const b = await member();
+  const assignedToC: number[] = [];
+  let c: Awaited<ReturnType<typeof member>> | undefined;
+  try {
+    await waitFor(() => b.assignment().length === 1, { what: 'B handed one partition' });
+    await b.close();
+    await waitFor(() => asked === 2, { what: 'A taking back the partition B left' });
+    c = await member({ onAssign: (partitions) => assignedToC.push(...partitions.map((p) => p.partition)) });
+    fail?.();
+    await waitFor(() => assignedToC.length > 0, { what: 'C assigned its share', timeoutMs: 10_000 });
+  } finally {
+    fail?.();
+    await c?.close();
+    await a.close();
+  }
+});

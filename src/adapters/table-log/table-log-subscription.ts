@@ -228,6 +228,11 @@ export class TableLogSubscription implements Subscription {
       await this.#group.release(giveBack);
       for (const p of giveBack) this.#owned.delete(partitionSlot(p));
     }
+    // Ours in the database, not run here and no longer our share: a claim that committed before reading
+    // where to start failed (a lost connection) left them so, and while this member lives no other may
+    // claim them. Given back; what is still our share is claimed again below.
+    const strays = state.owned.filter((o) => !this.#owned.has(partitionSlot(o)) && !mine.has(partitionSlot(o)));
+    if (strays.length > 0) await this.#group.release(strays);
     if (!inGroup) {
       // Our lease ran out: the others may be taking our partitions. Rejoin before claiming anything.
       this.#expired = true;
