@@ -1,6 +1,6 @@
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import { kafka } from './kafka-driver.ts';
-import { EventEmitter } from 'node:events';
+import { HookEmitter } from '../../core/hook-emitter.ts';
 import { z } from 'zod';
 import type { IncomingRecord } from '../../core/envelope.ts';
 import { parseConfig } from '../../core/config.ts';
@@ -55,7 +55,7 @@ export interface GroupMetadata {
  * closed before the next join. Records a closed stream had buffered are dropped, so every partition's
  * records reach `onRecords` in offset order and without a hole from the committed offset on.
  */
-export class KafkaSubscriber extends EventEmitter<KafkaSubscriberEvents> implements Subscriber {
+export class KafkaSubscriber extends HookEmitter<KafkaSubscriberEvents> implements Subscriber {
   readonly config: ResolvedConfig;
   readonly #connection: KafkaClientConnection;
 

@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { HookEmitter } from '../../core/hook-emitter.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import type { SubscribeOptions, Subscriber, Subscription } from '../../ports/transport.ts';
 import { checkSubscribeOptions } from './check-subscribe-options.ts';
@@ -23,7 +23,7 @@ export interface NewMember {
  * member has joined and is running.
  */
 export abstract class GroupSubscriber<Member extends Subscription & { start(): Promise<void> }>
-  extends EventEmitter<GroupSubscriberEvents>
+  extends HookEmitter<GroupSubscriberEvents>
   implements Subscriber
 {
   /** Prefix of member ids; default host-pid. */
@@ -53,8 +53,14 @@ export abstract class GroupSubscriber<Member extends Subscription & { start(): P
       memberId: newMemberId(this.clientId),
       subscribe,
       onError: (error) => {
+        // Reported from inside the member's loop: a throwing listener or callback must not end it (the
+        // loop would stop while the heartbeat kept the partitions, read by nobody).
         this.emit('error', error);
-        subscribe.onError?.(error);
+        try {
+          subscribe.onError?.(error);
+        } catch {
+          // the caller's own error handler failed; nothing better to tell it
+        }
       },
     });
     await member.start();
