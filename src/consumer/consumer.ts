@@ -441,7 +441,20 @@ export class Consumer extends HookEmitter<ConsumerEvents> {
   }
 
   #onAssign(partitions: PartitionRef[]): void {
-    for (const p of partitions) this.#partition(p.topic, p.partition);
+    for (const p of partitions) {
+      const id = partitionId(p.topic, p.partition);
+      // Assigned again while its revoke still runs (a subscription bounds its wait for onRevoke, and may hand
+      // the partition straight back): the old run is aborted and its tracking about to be dropped, and the
+      // new assignment redelivers from the committed offset. It starts afresh: records past the old one's
+      // last went to the aborted run and were skipped, then the revoke forgot the partition, and the next
+      // commit moved past them.
+      if (this.#parts.get(id)?.controller.signal.aborted) {
+        this.#tracker.drop(p.topic, p.partition);
+        this.#gaps.forgetPartition(p.topic, p.partition);
+        this.#parts.delete(id);
+      }
+      this.#partition(p.topic, p.partition);
+    }
     this.emit('assigned', partitions);
   }
 
@@ -453,8 +466,10 @@ export class Consumer extends HookEmitter<ConsumerEvents> {
   async #onRevoke(partitions: PartitionRef[]): Promise<void> {
     this.emit('revoked', partitions);
     const running: Promise<void>[] = [];
+    const revoked = new Map<string, PartitionRun | undefined>();
     for (const p of partitions) {
       const part = this.#parts.get(partitionId(p.topic, p.partition));
+      revoked.set(partitionId(p.topic, p.partition), part);
       if (!part) continue;
       part.controller.abort();
       running.push(...part.running);
@@ -463,6 +478,8 @@ export class Consumer extends HookEmitter<ConsumerEvents> {
     await this.#commit(partitions, this.config.commitTimeoutMs).catch((error) => this.#report(error));
     for (const p of partitions) {
       const id = partitionId(p.topic, p.partition);
+      // Assigned again meanwhile (#onAssign): the new assignment's run and tracking are not this revoke's.
+      if (this.#parts.get(id) !== revoked.get(id)) continue;
       this.#tracker.drop(p.topic, p.partition);
       this.#gaps.forgetPartition(p.topic, p.partition);
       this.#parts.delete(id);
