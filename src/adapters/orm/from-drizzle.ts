@@ -1,6 +1,7 @@
 import type { SQL } from 'drizzle-orm';
 import type { SqlExecutor } from '../../ports/sql-executor.ts';
 import { drizzle } from './drizzle-driver.ts';
+import { notATransaction } from './not-a-transaction.ts';
 import { splitPositional, valuesInOrder } from './positional-params.ts';
 
 /** A Drizzle database or transaction on Postgres: node-postgres, postgres.js, PGlite and the like. */
@@ -16,6 +17,10 @@ export interface DrizzleExecutor {
  * value, not a list). The result is node-postgres's `{ rows }` or postgres.js's row array; both are read.
  */
 export function fromDrizzle(tx: DrizzleExecutor): SqlExecutor {
+  // Drizzle's transactions (PgTransaction, every driver's) have rollback(); its databases do not.
+  if (typeof (tx as { rollback?: unknown } | undefined)?.rollback !== 'function') {
+    throw notATransaction('fromDrizzle', 'db.transaction(async (tx) => …)');
+  }
   return {
     async query<R>(text: string, params: unknown[] = []) {
       const split = splitPositional(text);

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { ZerolossError } from '../../core/errors.ts';
 import type { SqlExecutor } from '../../ports/sql-executor.ts';
+import { notATransaction } from './not-a-transaction.ts';
 import { splitPositional, valuesInOrder } from './positional-params.ts';
 
 /**
@@ -19,9 +20,13 @@ export function toKnexBindings(sql: string, params: readonly unknown[]): { sql: 
 /**
  * A Knex transaction (`knex.transaction(async (trx) => …)`) as the SqlExecutor `outbox.enqueue` writes
  * through, with Knex's `pg` client: `trx.raw(sql, bindings)` hands the values to node-postgres as they are
- * (a Buffer stays bytea), and its result is node-postgres's `{ rows }`.
+ * (a Buffer stays bytea), and its result is node-postgres's `{ rows }`. The root `knex` (`isTransaction`
+ * unset) is refused.
  */
 export function fromKnex(trx: Pick<Knex, 'raw'>): SqlExecutor {
+  if ((trx as { isTransaction?: unknown } | undefined)?.isTransaction !== true) {
+    throw notATransaction('fromKnex', 'knex.transaction(async (trx) => …)');
+  }
   return {
     async query<R>(sql: string, params: unknown[] = []) {
       const { sql: text, bindings } = toKnexBindings(sql, params);

@@ -1,6 +1,7 @@
 import type { EntityManager, QueryRunner } from 'typeorm';
 import { ZerolossError } from '../../core/errors.ts';
 import type { SqlExecutor } from '../../ports/sql-executor.ts';
+import { notATransaction } from './not-a-transaction.ts';
 
 /**
  * A TypeORM transaction as the SqlExecutor `outbox.enqueue` writes through: the EntityManager that
@@ -20,6 +21,11 @@ export function fromTypeorm(managerOrRunner: EntityManager | QueryRunner): SqlEx
   }
   return {
     async query<R>(sql: string, params: unknown[] = []) {
+      // Asked at each statement: a query runner may be wrapped before its startTransaction(), and one
+      // that committed (or never started) would run the statement on its own.
+      if (!runner.isTransactionActive) {
+        throw notATransaction('fromTypeorm', 'dataSource.transaction(async (manager) => …), or a QueryRunner after startTransaction()');
+      }
       const result = await runner.query(sql, params, true);
       return { rows: result.records as R[] };
     },

@@ -17,8 +17,10 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
   // before its update, one WAL record more per message for the database and for every reader of its WAL
   // (a WAL relay's walsender pays per record; docs/benchmarks.md, "WAL records per message").
   // A duplicate message_id inserts nothing (on conflict do nothing: no error, so the caller's transaction
-  // stays usable); the row reports the duplicate (key_seq null) and whether the sequence was bumped, which
-  // unbumpSeq then takes back, still under the (producer, key) row lock.
+  // stays usable); the row reports the duplicate (seq null) and whether the sequence was bumped, which
+  // unbumpSeq then takes back, still under the (producer, key) row lock. Its columns are single lowercase
+  // words: an ORM that renames result columns (Kysely's CamelCasePlugin, postgres.js `transform:
+  // postgres.camel`) turned `key_seq` into `keySeq`, and every enqueue into a false duplicate.
   const insert = `
     with key_lock as (
       insert into ${s}.outbox_key_lock (key_hash) values (hashtextextended($3, 0))
@@ -52,7 +54,7 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       on conflict (message_id) do nothing
       returning key_seq
     )
-    select (select key_seq from ins) as key_seq, (select seq from seq) as bumped${
+    select (select key_seq from ins) as seq, (select seq from seq) as bumped${
       // A text column, not pg_notify's void: some drivers (Prisma) refuse to decode void.
       options.notifyChannel ? `, pg_notify('${options.notifyChannel}', '')::text as notified` : ''
     }`;

@@ -95,21 +95,21 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
       }
       this.#tablesChecked = true;
     }
-    const result = await queryPrepared<{ key_seq: string | number | null; bumped: string | number | null }>(
+    const result = await queryPrepared<{ seq: string | number | null; bumped: string | number | null }>(
       tx,
       this.#sql.insert,
       [row.messageId, row.topic, row.key, row.type, row.traceId, row.producerId, JSON.stringify(row.headers), row.payload, sequencing],
       this.#prepared,
     );
     const inserted = result.rows[0];
-    if (inserted?.key_seq === null || inserted?.key_seq === undefined) {
+    if (inserted?.seq === null || inserted?.seq === undefined) {
       // Nothing was inserted, so nothing may be counted: a committed gap would read as a lost message.
       if (inserted?.bumped !== null && inserted?.bumped !== undefined) await tx.query(this.#sql.unbumpSeq, [row.producerId, row.key]);
       throw new ZerolossError('ZL_DUPLICATE_MESSAGE_ID', `message id ${row.messageId} is already in the outbox ${this.name}`, {
         details: { id: row.messageId, outbox: this.name },
       });
     }
-    return { seq: Number(inserted.key_seq) };
+    return { seq: Number(inserted.seq) };
   }
 
   async sendStatus(messageIds: string[]): Promise<SendStatus[]> {

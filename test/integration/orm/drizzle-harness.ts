@@ -22,6 +22,7 @@ export function drizzleHarness(
           },
         }),
       ),
+    outsideTransaction: () => fromDrizzle(db),
     close,
   };
 }

@@ -17,6 +17,7 @@ ormSuite('knex', async ({ schema, url }) => {
           },
         }),
       ),
+    outsideTransaction: () => fromKnex(knex),
     close: () => knex.destroy(),
   };
 });
@@ -31,11 +32,9 @@ test('knex: $n become ? in order, a repeated $n repeats its value, a literal ? r
     pool: { min: 0, max: 1 },
   });
   try {
-    const { rows } = await fromKnex(knex).query("select $2 as b, $1 as a, $2 as b2, '?' as q, $3::jsonb ? 'k' as has", [
-      'A',
-      'B',
-      '{"k":1}',
-    ]);
+    const { rows } = await knex.transaction((trx) =>
+      fromKnex(trx).query("select $2 as b, $1 as a, $2 as b2, '?' as q, $3::jsonb ? 'k' as has", ['A', 'B', '{"k":1}']),
+    );
     assert.deepEqual(rows, [{ b: 'B', a: 'A', b2: 'B', q: '?', has: true }]);
   } finally {
     await knex.destroy();

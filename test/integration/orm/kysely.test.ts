@@ -1,11 +1,14 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { CamelCasePlugin, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { fromKysely } from '../../../src/entry/kysely.ts';
 import { ormSuite } from './orm-suite.ts';
 
 ormSuite('kysely', async ({ schema, url }) => {
+  // CamelCasePlugin renames result columns (snake_case to camelCase), raw queries' too: the enqueue's
+  // columns must survive it (it once read every enqueue as a duplicate message id).
   const db = new Kysely<Record<string, { id: string }>>({
     dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }),
+    plugins: [new CamelCasePlugin()],
   });
   return {
     transaction: (body) =>
@@ -17,6 +20,7 @@ ormSuite('kysely', async ({ schema, url }) => {
           },
         }),
       ),
+    outsideTransaction: () => fromKysely(db),
     close: () => db.destroy(),
   };
 });

@@ -16,6 +16,8 @@ export interface OrmHarness {
    * `executor` the adapter under test wrapping the same transaction. Commits when `body` resolves.
    */
   transaction<T>(body: (tx: { executor: SqlExecutor; insertOrder(id: string): Promise<void> }) => Promise<T>): Promise<T>;
+  /** The adapter over the ORM's handle that is not a transaction (its root database or client). */
+  outsideTransaction(): SqlExecutor;
   close(): Promise<void>;
 }
 
@@ -33,7 +35,7 @@ export interface OrmFixture {
 export function ormSuite(name: string, open: (fixture: OrmFixture) => Promise<OrmHarness>, options: { notify?: boolean } = {}): void {
   const schema = uniqueName('zlorm');
   const topic = uniqueTopic(`orm-${name}`);
-  // notify on by default: the enqueue statement then also returns a pg_notify() column (type void), which
+  // notify on by default: the enqueue statement then also returns a pg_notify() column (cast to text), which
   // the ORM's row decoding must accept.
   const store = postgres(PG_URL, { schema, notify: options.notify ?? true });
   const transport = kafka({ brokers: KAFKA_BROKERS });
@@ -173,6 +175,21 @@ export function ormSuite(name: string, open: (fixture: OrmFixture) => Promise<Or
     assert.equal(await orderExists('o-bad'), true);
     assert.equal((await rowsOf([id])).length, 1);
     committed.push(id);
+  });
+
+  test(`${name}: a handle that is not a transaction is refused, and nothing is written`, async () => {
+    // With the root handle the outbox row committed on its own, on another pooled connection: the message
+    // went out although the business transaction around it rolled back.
+    const id = `${name}-outside`;
+    await assert.rejects(
+      orm.transaction(async ({ insertOrder }) => {
+        await insertOrder('o-outside');
+        await outbox.enqueue(orm.outsideTransaction(), { id, topic, key: 'k-out', type: 'order.created', payload: {} });
+      }),
+      { code: 'ZL_INVALID_CONFIG', message: /needs the transaction the business writes go through/ },
+    );
+    assert.equal(await orderExists('o-outside'), false);
+    assert.deepEqual(await rowsOf([id]), []);
   });
 
   test(`${name}: the relay sends every committed message to Kafka and nothing rolled back`, async () => {

@@ -3,7 +3,9 @@ import { fromPostgresJs } from '../../../src/entry/postgres-js.ts';
 import { ormSuite } from './orm-suite.ts';
 
 ormSuite('postgres-js', async ({ schema, url }) => {
-  const sql = postgresJs(url, { max: 2, onnotice: () => {} });
+  // transform: postgres.camel renames every result column, unsafe() ones too: the enqueue's columns must
+  // survive it (it once read every enqueue as a duplicate message id).
+  const sql = postgresJs(url, { max: 2, onnotice: () => {}, transform: postgresJs.camel });
   return {
     transaction: (body) =>
       sql.begin((tx) =>
@@ -14,6 +16,7 @@ ormSuite('postgres-js', async ({ schema, url }) => {
           },
         }),
       ) as never,
+    outsideTransaction: () => fromPostgresJs(sql),
     close: () => sql.end(),
   };
 });

@@ -32,6 +32,7 @@ ormSuite(
             }),
           { timeout: 20_000, maxWait: 10_000 },
         ),
+      outsideTransaction: () => fromPrisma(prisma),
       close: async () => {
         await prisma.$disconnect();
         generated.remove();

@@ -17,6 +17,8 @@ ormSuite('typeorm', async ({ schema, url }) => {
           },
         }),
       ),
+    // A query runner with no transaction started: its statements would each commit on their own.
+    outsideTransaction: () => fromTypeorm(dataSource.createQueryRunner()),
     close: () => dataSource.destroy(),
   };
 });
