@@ -70,7 +70,12 @@ export class KafkaSubscriber extends HookEmitter<KafkaSubscriberEvents> implemen
   async subscribe(options: SubscribeOptions): Promise<KafkaSubscription> {
     const subscription = new KafkaSubscription(this.config, this.#connection, options, (error) => {
       this.emit('error', error);
-      options.onError?.(error);
+      // Called from the client's own event handlers: a throwing handler must not break them.
+      try {
+        options.onError?.(error);
+      } catch {
+        // the caller's own error handler failed; nothing better to tell it
+      }
     });
     await subscription.start();
     return subscription;
@@ -95,6 +100,7 @@ export class KafkaSubscription implements Subscription {
   #revoking: Promise<unknown> = Promise.resolve();
   #paused = false;
   #closed = false;
+  #rejoinTimer: NodeJS.Timeout | undefined;
 
   constructor(config: ResolvedConfig, connection: KafkaClientConnection, options: SubscribeOptions, report: (error: Error) => void) {
     this.#config = config;
@@ -124,12 +130,11 @@ export class KafkaSubscription implements Subscription {
   }
 
   async start(): Promise<void> {
-    // A rejoin that failed for good leaves the client without heartbeats: try again after a pause.
+    // A rejoin that failed for good leaves the client without heartbeats: try again, backing off, until one
+    // succeeds or the subscription closes.
     this.#consumer.on('error', (error: Error) => {
       this.#report(error);
-      setTimeout(() => {
-        if (!this.#closed && !this.#consumer.isActive()) this.#consumer.joinGroup({}).catch((e: Error) => this.#report(e));
-      }, 1_000).unref();
+      this.#scheduleRejoin();
     });
     this.#consumer.on('consumer:group:join', () => this.#onJoin());
     // Held for the subscription's life: closing a per-assignment stream must not unsubscribe the topics.
@@ -143,6 +148,24 @@ export class KafkaSubscription implements Subscription {
       await this.#consumer.close(true).catch(() => {});
       throw missing.length > 0 ? unknownTopicsError(missing, error) : (kafkaAccessError(error) ?? error);
     }
+  }
+
+  /**
+   * Tries to rejoin after `delayMs`, and again, doubling up to 30 s, while it fails. It tried once: when the
+   * coordinator was away (or credentials refused) for longer than the client's own retries and that one
+   * try, the member stayed out of the group for good: no heartbeat, no assignment, nothing read.
+   */
+  #scheduleRejoin(delayMs = 1_000): void {
+    if (this.#rejoinTimer !== undefined || this.#closed) return;
+    this.#rejoinTimer = setTimeout(() => {
+      this.#rejoinTimer = undefined;
+      if (this.#closed || this.#consumer.isActive()) return;
+      this.#consumer.joinGroup({}).catch((error: Error) => {
+        this.#report(error);
+        this.#scheduleRejoin(Math.min(delayMs * 2, 30_000));
+      });
+    }, delayMs);
+    this.#rejoinTimer.unref();
   }
 
   /** The subscribed topics the broker does not have, asked one by one: the client's error may name the wrong one. */
@@ -351,6 +374,7 @@ export class KafkaSubscription implements Subscription {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#rejoinTimer);
     this.#generation++;
     const stream = this.#stream;
     this.#stream = undefined;
