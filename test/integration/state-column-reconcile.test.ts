@@ -44,6 +44,43 @@ async function awardTable(name: string): Promise<void> {
   );
 }
 
+// Defect (seen failing: the claim returned row 3, sent ahead of row 1): a row of a key whose earlier row in
+// the same claim could not be built went out, and the earlier one, parked, came after it once released.
+test('a row the mapping cannot build holds back the later rows of its key in the same claim', async () => {
+  await awardTable('broken_key');
+  // The key column is u_id; the mapping fails on the first 'bad-k' row only (its payload marks it).
+  await env.db.query(`insert into "${env.schema}".broken_key (u_id) values ('bad-k'), ('ok'), ('bad-k')`);
+  const source = new StateColumnSource<Award>(env.db, {
+    name: 'broken_key',
+    table: 'broken_key',
+    tableSchema: env.schema,
+    schema: env.schema,
+    idColumn: 'id',
+    stateColumn: 'mq_state',
+    modifiedColumn: 'modified_time',
+    keyColumn: 'u_id',
+    toMessage: (r) => {
+      if (Number(r.id) === 1) throw new Error('no award type for row 1');
+      return { topic: 'awards', key: r.u_id, type: 'award', payload: { id: r.id } };
+    },
+  });
+  const claimed = await source.claim('relay-k', 10, 60_000);
+  assert.deepEqual(
+    claimed.map((r) => r.ref),
+    ['2'],
+    "only the other key's row: row 3 waits behind the parked row 1",
+  );
+  assert.deepEqual(
+    (await source.parkedRows(10)).map((p) => p.rowId),
+    ['1'],
+  );
+  const { rows } = await env.db.query<{ row_id: string; lease_until: Date | null }>(
+    `select row_id, lease_until from "${env.schema}".source_row where source = 'broken_key' and row_id = '3'`,
+  );
+  assert.ok(rows.length === 0 || rows[0]?.lease_until === null, 'row 3 is not left leased');
+  assert.deepEqual(await source.claim('relay-k', 10, 60_000), [], 'and a later claim does not send it ahead of row 1 either');
+});
+
 // Defect (seen failing: the claim threw "null value in column message_id of relation outbox_transition"):
 // parking a row whose mapping failed recorded a transition without a message id, so the claim that found it
 // threw after leasing its whole batch, and no row of that batch was ever sent, again at each lease expiry.

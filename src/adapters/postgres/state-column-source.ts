@@ -179,9 +179,20 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       type: string;
     }> = [];
     const broken: FailedOutcome[] = [];
+    // Keys (the key column's value) of rows this claim could not build: their later rows in it (id order)
+    // are given back unbuilt, and the parked row holds them from then on. They went out ahead of it.
+    const keyColumn = this.#options.keyColumn;
+    const brokenKeys = new Set<string>();
+    const keyOf = (r: ClaimRow<Row>) =>
+      keyColumn === undefined ? undefined : JSON.stringify((r.row as Record<string, unknown>)[keyColumn]);
     for (const r of rows) {
       let record: ClaimedRow['record'];
       let messageId = r.zl_message_id;
+      const key = keyOf(r);
+      if (key !== undefined && brokenKeys.has(key)) {
+        broken.push({ ref: r.zl_ref, error: '', action: 'release', delayMs: 0, charge: false });
+        continue;
+      }
       try {
         if (messageId !== null && r.zl_headers !== null && r.zl_payload !== null) {
           // Rows built before migration 012 kept no topic or key: the mapping gives them, as it did then.
@@ -221,6 +232,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
         }
       } catch (error) {
         // A row the mapping cannot turn into a message is parked with the reason, never retried blindly.
+        if (key !== undefined) brokenKeys.add(key);
         broken.push({
           ref: r.zl_ref,
           error: `row cannot be encoded: ${(error as Error).message}`,
