@@ -17,6 +17,7 @@ import { HEADER } from '../core/envelope.ts';
 import { BrokerSentCheck } from './broker-sent-check.ts';
 import { createRelayMetrics, type RelayMetrics } from './relay-metrics.ts';
 import { startSendSpans } from './send-spans.ts';
+import { trustedOutcomes } from './trusted-outcomes.ts';
 
 export const relayConfigSchema = z
   .object({
@@ -460,7 +461,8 @@ export class Relay extends HookEmitter<RelayEvents> {
     const stopTimer = rows.length > 0 ? this.#metrics.sendSeconds.startTimer(labels) : () => 0;
     let outcomes: Awaited<ReturnType<Publisher['publish']>> = [];
     try {
-      if (rows.length > 0) outcomes = await this.#publisher.publish(spans ? spans.records : rows.map((r) => r.record));
+      if (rows.length > 0)
+        outcomes = trustedOutcomes(rows.length, await this.#publisher.publish(spans ? spans.records : rows.map((r) => r.record)));
     } catch (error) {
       // A publisher must not throw, but if one does every row failed this attempt.
       const failure = errorSummary(error);

@@ -12,6 +12,7 @@ import type { PublishOutcome, Publisher } from '../ports/transport.ts';
 import type { WalCommit, WalFailure, WalLedger, WalRow, WalStream, WalStreamSession } from '../ports/wal-stream.ts';
 import { Relay, type RelayConfig } from './relay.ts';
 import { startSendSpans } from './send-spans.ts';
+import { trustedOutcomes } from './trusted-outcomes.ts';
 import { type WalRelayConfig, type WalRelayEvents, walRelayConfigSchema } from './wal-relay-config.ts';
 import { createWalRelayMetrics, type WalRelayMetrics } from './wal-relay-metrics.ts';
 
@@ -502,7 +503,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
       : undefined;
     let outcomes: PublishOutcome[];
     try {
-      outcomes = await this.#publisher.publish(spans ? spans.records : rows.map((r) => r.record));
+      outcomes = trustedOutcomes(rows.length, await this.#publisher.publish(spans ? spans.records : rows.map((r) => r.record)));
     } catch (error) {
       // A publisher must not throw; if one does, every record failed this attempt.
       const failure = new ZerolossError('ZL_SEND_FAILED', errorSummary(error), { retryable: true });
