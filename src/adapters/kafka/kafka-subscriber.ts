@@ -101,6 +101,9 @@ export class KafkaSubscription implements Subscription {
   #paused = false;
   #closed = false;
   #rejoinTimer: NodeJS.Timeout | undefined;
+  /** Per partition, the offset after the last record handed over, in generation `#handedGeneration`. */
+  #handedUpTo = new Map<string, bigint>();
+  #handedGeneration = -1;
 
   constructor(config: ResolvedConfig, connection: KafkaClientConnection, options: SubscribeOptions, report: (error: Error) => void) {
     this.#config = config;
@@ -221,13 +224,11 @@ export class KafkaSubscription implements Subscription {
   async #openStream(generation: number): Promise<void> {
     let stream: MessagesStream<string, Buffer, string, string>;
     try {
-      // Positions kept with the effects (database offsets) replace the group's committed offsets; a
-      // partition they do not cover starts at `startFrom`.
-      const stored = this.#options.startOffsets ? await this.#options.startOffsets(this.#assigned) : undefined;
+      const positions = await this.#startPositions(generation);
       if (generation !== this.#generation || this.#closed) return;
       stream = await this.#consumer.consume({
         topics: this.#options.topics,
-        ...(stored && stored.length > 0 ? { mode: 'manual', offsets: stored } : { mode: 'committed' }),
+        ...(positions.length > 0 ? { mode: 'manual', offsets: positions } : { mode: 'committed' }),
         fallbackMode: this.#config.startFrom,
         autocommit: false,
         maxWaitTime: this.#config.maxWaitMs,
@@ -254,6 +255,41 @@ export class KafkaSubscription implements Subscription {
       this.#reopenLater(generation);
     });
     if (this.#paused) stream.pause();
+  }
+
+  /**
+   * Where each assigned partition starts; empty: everywhere at the committed offsets (else `startFrom`).
+   * In order of precedence: after the last record handed over in this generation (a stream reopened after a
+   * fetch error: with nothing committed yet and `startFrom: 'latest'` it reopened at the end, past records
+   * never handed over, and a later commit moved past them), the position kept with the effects
+   * (startOffsets), the group's committed offset. In manual mode the client starts a partition without a
+   * position at `startFrom`: so once any partition has one, the others are given their committed offsets
+   * (they started at `startFrom`, skipping or replaying their backlog).
+   */
+  async #startPositions(generation: number): Promise<Array<{ topic: string; partition: number; offset: bigint }>> {
+    const positions = new Map<string, { topic: string; partition: number; offset: bigint }>();
+    const id = (p: Part) => `${p.topic}\u0000${p.partition}`;
+    const stored = this.#options.startOffsets ? await this.#options.startOffsets(this.#assigned) : [];
+    for (const s of stored) positions.set(id(s), s);
+    if (this.#handedGeneration === generation) {
+      for (const [key, offset] of this.#handedUpTo) {
+        const [topic, partition] = key.split('\u0000') as [string, string];
+        positions.set(key, { topic, partition: Number(partition), offset });
+      }
+    }
+    const uncovered = this.#assigned.filter((p) => !positions.has(id(p)));
+    if (positions.size > 0 && uncovered.length > 0) {
+      const byTopic = new Map<string, number[]>();
+      for (const p of uncovered) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition]);
+      const committed = await this.#consumer.listCommittedOffsets({
+        topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+      });
+      for (const p of uncovered) {
+        const offset = committed.get(p.topic)?.[p.partition];
+        if (offset !== undefined && offset >= 0n) positions.set(id(p), { ...p, offset });
+      }
+    }
+    return [...positions.values()];
   }
 
   #reopenLater(generation: number): void {
@@ -293,6 +329,14 @@ export class KafkaSubscription implements Subscription {
     const batches = [...this.#pending.values()];
     this.#pending.clear();
     if (generation !== this.#generation || this.#closed) return;
+    if (this.#handedGeneration !== generation) {
+      this.#handedGeneration = generation;
+      this.#handedUpTo.clear();
+    }
+    for (const batch of batches) {
+      const last = batch.records[batch.records.length - 1];
+      if (last) this.#handedUpTo.set(`${batch.topic}\u0000${batch.partition}`, last.offset + 1n);
+    }
     for (const batch of batches) {
       try {
         this.#options.onRecords(batch);
