@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MultipleErrors, NetworkError, ResponseError, UserError } from '@platformatic/kafka';
 import { kafkaSendError } from '../../src/adapters/kafka/kafka-errors.ts';
+import { isClientRefused } from '../../src/core/errors.ts';
 
 // 0 = Produce, 3 = Metadata in the client's API table; only the nested ProtocolErrors matter here.
 const produceError = (code: number) => new ResponseError(0, 9, { '/responses/0/partitionResponses/0': [code, null] }, {});
@@ -31,4 +32,13 @@ test('record-level rejections stay permanent; leader moves stay retryable; an un
   assert.equal(leader.retryable, true);
   const down = new MultipleErrors('failed', [new NetworkError('Connection refused', { code: 'ECONNREFUSED' })]);
   assert.equal(kafkaSendError(down, 't').code, 'ZL_TRANSPORT_UNAVAILABLE');
+});
+
+test('a cluster permission refused (CLUSTER_AUTHORIZATION_FAILED, e.g. InitProducerId) is a client refusal that waits, not a record rejection that parks', () => {
+  // 22 = InitProducerId; 31 = CLUSTER_AUTHORIZATION_FAILED. Taken for the records' own fault, every row was
+  // isolated, failed alone and parked.
+  const refused = kafkaSendError(new ResponseError(22, 4, { '/errorCode': [31, null] }, {}), 't');
+  assert.equal(refused.code, 'ZL_KAFKA_AUTH');
+  assert.match(refused.message, /IdempotentWrite/);
+  assert.equal(isClientRefused(refused), true);
 });

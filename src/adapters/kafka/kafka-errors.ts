@@ -10,7 +10,6 @@ const PERMANENT_API_ERRORS = new Set([
   'INVALID_RECORD',
   'CORRUPT_MESSAGE',
   'INVALID_TOPIC_EXCEPTION',
-  'CLUSTER_AUTHORIZATION_FAILED',
   'UNSUPPORTED_COMPRESSION_TYPE',
 ]);
 
@@ -114,12 +113,16 @@ const SASL_API_ERRORS = new Set(['SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_SASL
 /** Node's codes for a broker certificate this client does not accept (untrusted, expired, wrong name) or a TLS mismatch. */
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_)|CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)|HOSTNAME_MISMATCH/;
 
-type AccessFailure = { kind: 'auth' | 'tls'; message: string };
+type AccessFailure = { kind: 'auth' | 'acl' | 'tls'; message: string };
 
 function findAccessFailure(error: unknown, depth = 0): AccessFailure | undefined {
   if (error === null || typeof error !== 'object' || depth > 8) return undefined;
   const e = error as ErrorLike;
   if (typeof e.apiId === 'string' && SASL_API_ERRORS.has(e.apiId)) return { kind: 'auth', message: e.apiId };
+  // A cluster permission this client lacks (IdempotentWrite for the idempotent producer's InitProducerId on
+  // older brokers): every record fails alike until someone grants it. Taken for the records' own fault it
+  // parked every row, one by one.
+  if (e.apiId === 'CLUSTER_AUTHORIZATION_FAILED') return { kind: 'acl', message: e.apiId };
   if (typeof e.code === 'string' && TLS_CODE.test(e.code)) return { kind: 'tls', message: `${e.code}: ${e.message ?? ''}` };
   // The client's own words for a TLS handshake that did not happen (plain text against a TLS listener or back).
   if (e.code === 'PLT_KFK_USER' && /TLS/.test(e.message ?? '')) return { kind: 'tls', message: e.message ?? 'TLS handshake failed' };
@@ -144,6 +147,13 @@ export function kafkaAccessError(error: unknown): ZerolossError | undefined {
   if (error instanceof ZerolossError) return error.code === 'ZL_KAFKA_AUTH' || error.code === 'ZL_KAFKA_TLS' ? error : undefined;
   const found = findAccessFailure(error);
   if (!found) return undefined;
+  if (found.kind === 'acl') {
+    return new ZerolossError(
+      'ZL_KAFKA_AUTH',
+      'Kafka refused this client a cluster permission (CLUSTER_AUTHORIZATION_FAILED): grant its principal IdempotentWrite on the cluster (the idempotent producer asks for it), or the cluster operation it was refused',
+      { retryable: false, cause: error },
+    );
+  }
   if (found.kind === 'auth') {
     return new ZerolossError(
       'ZL_KAFKA_AUTH',
