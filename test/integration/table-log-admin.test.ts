@@ -62,6 +62,33 @@ describe('table log admin and retention on Postgres', () => {
     assert.ok(outcome?.ok && outcome.partition === 4, 'the new partitions take records');
   });
 
+  test('retention keeps what a group that joined but has not committed yet has still to read', async () => {
+    // Only groups with a committed offset counted: a new group reading from the earliest record (the default)
+    // had the records below the others' commits deleted under it, and its fetch moved over the hole.
+    await admin.createTopic('t-ret-new', 1);
+    const outcomes = await publisher.publish(
+      Array.from({ length: 6 }, (_, i) => ({ topic: 't-ret-new', key: 'k', value: Buffer.from(`${i}`), headers: {} })),
+    );
+    assert.ok(outcomes.every((o) => o.ok));
+    await commitAs('g-old', 't-ret-new', [[0, 6n]]);
+    const fresh = new GroupMembership({
+      db: env.db,
+      sql: tableLogSql(env.schema),
+      channel: tableLogChannel(env.schema),
+      groupId: 'g-new',
+      memberId: 'g-new-m',
+      topics: ['t-ret-new'],
+      sessionMs: 60_000,
+    });
+    await fresh.join();
+    await fresh.claim([{ topic: 't-ret-new', partition: 0 }]);
+    try {
+      assert.equal(await admin.deleteRetained({ minAgeMs: 0, topic: 't-ret-new' }), 0, 'g-new has read nothing yet');
+    } finally {
+      await fresh.leave();
+    }
+  });
+
   test('retention deletes in batches only what every group committed past and is old enough', async () => {
     await admin.createTopic('t-ret', 2);
     const k0 = keyFor(0, 2);

@@ -268,14 +268,21 @@ export function tableLogSql(schema: string) {
         coalesce((select json_agg(topic || '[' || partition || ']' order by topic, partition) from off), '[]'::json) as deleted`,
     /**
      * $1 min age ms, $2 batch size, $3 topic or null. Deletes one batch of records that every group with
-     * offsets on the topic has committed past (a group with no offset for a partition holds all of it)
-     * and that are older than the age. A topic no group has ever committed on keeps everything.
+     * offsets on the topic, or that has joined it, has committed past (a group with no offset for a
+     * partition holds all of it) and that are older than the age. A topic no group has ever joined keeps
+     * everything.
      */
     deleteRetained: `
       with floors as (
         select p.topic, p.partition, min(coalesce(o.committed_offset, 0)) as floor
         from ${s}.log_partition p
-        join (select distinct group_id, topic from ${s}.log_group_offset) g on g.topic = p.topic
+        -- Every group that committed on the topic or has joined it (its owner rows): a group that joined and
+        -- has not committed yet starts at the earliest record, so its floor is 0.
+        join (
+          select group_id, topic from ${s}.log_group_offset
+          union
+          select group_id, topic from ${s}.log_group_owner
+        ) g on g.topic = p.topic
         left join ${s}.log_group_offset o on o.group_id = g.group_id and o.topic = p.topic and o.partition = p.partition
         where $3::text is null or p.topic = $3
         group by p.topic, p.partition
