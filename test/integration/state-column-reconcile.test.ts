@@ -81,6 +81,40 @@ test('a row the mapping cannot build holds back the later rows of its key in the
   assert.deepEqual(await source.claim('relay-k', 10, 60_000), [], 'and a later claim does not send it ahead of row 1 either');
 });
 
+// Defect (seen failing: the second claim returned nothing): with parkedState null a parked row keeps
+// business state 2, which counted as an unsent row holding its key back, so holdKeyOnParked: false did
+// nothing.
+test('holdKeyOnParked: false lets a key go on past its parked row, also when parkedState is null', async () => {
+  await awardTable('no_hold');
+  await env.db.query(`insert into "${env.schema}".no_hold (u_id) values ('k'), ('k')`);
+  const source = new StateColumnSource<Award>(env.db, {
+    name: 'no_hold',
+    table: 'no_hold',
+    tableSchema: env.schema,
+    schema: env.schema,
+    idColumn: 'id',
+    stateColumn: 'mq_state',
+    modifiedColumn: 'modified_time',
+    keyColumn: 'u_id',
+    parkedState: null,
+    holdKeyOnParked: false,
+    toMessage: (r) => {
+      if (Number(r.id) === 1) throw new Error('no award type for row 1');
+      return { topic: 'awards', key: r.u_id, type: 'award', payload: { id: r.id } };
+    },
+  });
+  assert.deepEqual(await source.claim('relay-n', 1, 60_000), [], 'row 1 cannot be built: parked');
+  assert.deepEqual(
+    (await source.parkedRows(10)).map((p) => p.rowId),
+    ['1'],
+  );
+  assert.deepEqual(
+    (await source.claim('relay-n', 10, 60_000)).map((r) => r.ref),
+    ['2'],
+    'the key goes on past its parked row',
+  );
+});
+
 // Defect (seen failing: the claim threw "null value in column message_id of relation outbox_transition"):
 // parking a row whose mapping failed recorded a transition without a message id, so the claim that found it
 // threw after leasing its whole batch, and no row of that batch was ever sent, again at each lease expiry.

@@ -188,7 +188,7 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
     for (const r of rows) {
       let record: ClaimedRow['record'];
       let messageId = r.zl_message_id;
-      const key = keyOf(r);
+      const key = this.#options.holdKeyOnParked === false ? undefined : keyOf(r);
       if (key !== undefined && brokenKeys.has(key)) {
         broken.push({ ref: r.zl_ref, error: '', action: 'release', delayMs: 0, charge: false });
         continue;

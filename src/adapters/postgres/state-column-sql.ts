@@ -18,7 +18,14 @@ export interface StateColumnNames {
 }
 
 export function stateColumnSql(n: StateColumnNames) {
-  const blocking = n.holdKeyOnParked ? `p.${n.state} <> 1` : `p.${n.state} in (0, 2)`;
+  // Rows that hold their key's later rows back: every unsent one, or with holdKeyOnParked false the pending
+  // and failed ones but not a parked one. With parkedState null a parked row keeps state 2, so it is told
+  // apart by its bookkeeping row (it held its key whatever holdKeyOnParked said).
+  const blocking = n.holdKeyOnParked
+    ? `p.${n.state} <> 1`
+    : `p.${n.state} in (0, 2) and not exists (
+        select 1 from ${n.z}.source_row pk where pk.source = $1 and pk.row_id = p.${n.id}::text and pk.parked
+      )`;
   const keyOrder = n.key
     ? `where not exists (
         select 1 from ${n.table} p
