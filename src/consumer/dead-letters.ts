@@ -22,19 +22,26 @@ export async function replayDeadLetters(
   publisher: Publisher,
   ids: string[],
   actor: string,
+  /** `onlyOpen`: ids listed as open (`--all`, the dashboard): one discarded or replayed since is not sent. */
+  options: { onlyOpen?: boolean } = {},
 ): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
   for (const id of ids) {
     try {
-      const found = await queue.replay(id, actor, async (record, tx) => {
-        const copy = [{ ...record, headers: { ...record.headers, [REPLAY_HEADER]: id } }];
-        // A log in the dead letters' own database takes the copy in the transaction that holds the row:
-        // the copy and the replayed mark commit together, and a single-connection database (PGlite)
-        // is not asked for a second transaction while this one waits on it.
-        const within = publisher.publishWithin !== undefined && publisher.database !== undefined && publisher.database === queue.database;
-        const [outcome] = within ? await publisher.publishWithin!(tx, copy) : await publisher.publish(copy);
-        if (!outcome?.ok) throw outcome?.error ?? new ZerolossError('ZL_SEND_FAILED', 'publisher gave no outcome');
-      });
+      const found = await queue.replay(
+        id,
+        actor,
+        async (record, tx) => {
+          const copy = [{ ...record, headers: { ...record.headers, [REPLAY_HEADER]: id } }];
+          // A log in the dead letters' own database takes the copy in the transaction that holds the row:
+          // the copy and the replayed mark commit together, and a single-connection database (PGlite)
+          // is not asked for a second transaction while this one waits on it.
+          const within = publisher.publishWithin !== undefined && publisher.database !== undefined && publisher.database === queue.database;
+          const [outcome] = within ? await publisher.publishWithin!(tx, copy) : await publisher.publish(copy);
+          if (!outcome?.ok) throw outcome?.error ?? new ZerolossError('ZL_SEND_FAILED', 'publisher gave no outcome');
+        },
+        options,
+      );
       results.push(found ? { id, ok: true } : { id, ok: false, error: 'no such dead letter' });
     } catch (error) {
       results.push({ id, ok: false, error: errorSummary(error) });

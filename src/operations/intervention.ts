@@ -86,9 +86,10 @@ export async function replayDeadLettersAudited(
   deps: { store: InterventionStore; deadLetters: DeadLetterQueue; publisher: Publisher },
   ids: string[],
   who: Actor = {},
+  options: { onlyOpen?: boolean } = {},
 ): Promise<ReplayResult[]> {
   const actor = actorOf(who);
-  const results = await replayDeadLetters(deps.deadLetters, deps.publisher, ids, actor);
+  const results = await replayDeadLetters(deps.deadLetters, deps.publisher, ids, actor, options);
   for (const r of results.filter((x) => x.ok)) {
     const d = await deps.deadLetters.get(r.id);
     await deps.store.audit({

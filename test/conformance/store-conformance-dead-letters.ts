@@ -121,6 +121,36 @@ export function deadLetterTests(run: Run): void {
     assert.notEqual(reopened.id, id);
   });
 
+  run('dead letters: a replay of what was listed open leaves a dead letter discarded since alone; by its id it replays', async (h) => {
+    // `dlq replay --all` lists the open ids, then replays one by one: another operator's discard in between
+    // was overridden (sent, applied, marked replayed, and the CLI said so).
+    const dl = h.store.deadLetters;
+    const { id } = await dl.record(h.deadLetter());
+    assert.equal(await dl.discard(id, 'bob'), true);
+    let sends = 0;
+    await assert.rejects(
+      dl.replay(
+        id,
+        'alice',
+        async () => {
+          sends++;
+        },
+        { onlyOpen: true },
+      ),
+      { code: 'ZL_MESSAGE_NOT_FOUND', message: /is discarded now, not open/ },
+    );
+    assert.equal(sends, 0);
+    assert.equal((await dl.get(id))?.status, 'discarded');
+    // Asked for by its id, a person's explicit choice: replayed.
+    assert.equal(
+      await dl.replay(id, 'alice', async () => {
+        sends++;
+      }),
+      true,
+    );
+    assert.equal(sends, 1);
+  });
+
   // The operator's replay sends through the transport; the table log, the embedded transport, writes to
   // the very database the store is in, while replay holds the dead letter's row: it must take the copy in
   // the transaction replay hands to send (on single-connection PGlite anything else waits forever).

@@ -1,3 +1,4 @@
+import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import { storableText } from '../../core/unstorable-text.ts';
 import type {
@@ -115,6 +116,7 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
     id: string,
     actor: string,
     send: (record: { topic: string; key: string; value: Buffer; headers: Record<string, string> }, tx: SqlExecutor) => Promise<void>,
+    options: { onlyOpen?: boolean } = {},
   ): Promise<boolean> {
     if (!/^\d{1,19}$/.test(id)) return false;
     // The row stays locked while the record is sent: a consumer dead-lettering the replayed copy again
@@ -123,6 +125,12 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
       const { rows } = await tx.query<Row>(this.#sql.deadLetterLock, [id]);
       const row = rows[0];
       if (!row) return false;
+      if (options.onlyOpen && row.status !== 'dead') {
+        throw new ZerolossError('ZL_MESSAGE_NOT_FOUND', `dead letter ${id} is ${String(row.status)} now, not open: not replayed`, {
+          retryable: false,
+          details: { id, status: row.status },
+        });
+      }
       await send(
         {
           topic: String(row.topic),

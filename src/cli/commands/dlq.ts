@@ -94,7 +94,9 @@ export async function dlqCommand(argv: string[]): Promise<number> {
           print(values.json, [], () => 'dlq: nothing to do');
           return 0;
         }
-        const results = action === 'replay' ? await replay(queue, targets, actor, values) : await discard(queue, targets, actor);
+        // --all replays what was open when listed: one discarded or replayed since by someone else is left alone.
+        const results =
+          action === 'replay' ? await replay(queue, targets, actor, values, values.all === true) : await discard(queue, targets, actor);
         print(values.json, results, () =>
           results.map((r) => `${r.id}: ${r.ok ? (action === 'replay' ? 'replayed' : 'discarded') : `FAILED ${r.error}`}`).join('\n'),
         );
@@ -108,10 +110,16 @@ export async function dlqCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function replay(queue: Store['deadLetters'], ids: string[], actor: string, values: Parameters<typeof kafkaSettings>[0]) {
+async function replay(
+  queue: Store['deadLetters'],
+  ids: string[],
+  actor: string,
+  values: Parameters<typeof kafkaSettings>[0],
+  onlyOpen: boolean,
+) {
   const transport = kafka({ ...kafkaSettings(values), publisher: { clientId: 'zeroloss-dlq' } });
   try {
-    return await replayDeadLetters(queue, transport.publisher, ids, actor);
+    return await replayDeadLetters(queue, transport.publisher, ids, actor, { onlyOpen });
   } finally {
     await transport.close();
   }
