@@ -115,7 +115,7 @@ export function buildConsumerChain(deps: ConsumerChainDeps): { run: (delivery: D
       'poison guard',
       poisonGuardStage(deps.inbox, deps.inbox, { maxStarts: config.poison.maxStarts, retry: unavailable, reporter, metrics }),
     )
-    .add('effect', inboxTransactionStage(batcher, metrics));
+    .add('effect', inboxTransactionStage(batcher, metrics, config.inbox.retentionMs));
   return { run: chain.build(), stages: chain.names };
 }
 

@@ -15,6 +15,12 @@ export const HEADER = {
   seq: 'zl-seq',
   createdAt: 'zl-created-at',
   contentType: 'zl-content-type',
+  /**
+   * When a state-column source built the message (its first claim), set when `createdAt` is the business
+   * row's own creation time, which may be long before: the consumer judges a message's age by this, then
+   * by `createdAt` (inbox-transaction.ts, refuseBeyondInboxMemory).
+   */
+  builtAt: 'zl-built-at',
 } as const;
 
 export const RESERVED_HEADER_PREFIX = 'zl-';

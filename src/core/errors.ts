@@ -51,6 +51,7 @@ export type ErrorCode =
   | 'ZL_CONTROL_SKIPPED'
   | 'ZL_GROUP_ACTIVE'
   | 'ZL_LISTENER_FAILED'
+  | 'ZL_BEYOND_INBOX_MEMORY'
   | 'ZL_UNKNOWN';
 
 export interface ZerolossErrorOptions {

@@ -127,6 +127,9 @@ test('a row the mapping cannot build is parked and the rest of its claim goes ou
     claimed.map((r) => r.ref),
     ['1', '3'],
   );
+  // createdAt is the row's creation time (createdColumn): when it was built goes with it, for the consumer's
+  // judgement of whether its inbox can still remember it.
+  assert.ok(claimed.every((r) => !Number.isNaN(Date.parse(r.record.headers['zl-built-at'] ?? ''))));
   const parked = await source.parkedRows(10);
   assert.deepEqual(
     parked.map((p) => [p.rowId, p.messageId, p.lastError]),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Envelope, envelopeHeaders } from '../../core/envelope.ts';
+import { type Envelope, envelopeHeaders, HEADER } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type MessageInput } from '../../core/message.ts';
@@ -219,6 +219,9 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
             headers: message.headers ?? {},
           };
           const headers = envelopeHeaders(envelope, encoded.contentType);
+          // createdAt is the row's creation time, perhaps long before this first claim: the consumer judges
+          // whether its inbox can still remember the message by when it was built.
+          if (this.#options.createdColumn !== undefined) headers[HEADER.builtAt] = new Date().toISOString();
           fresh.push({
             ref: r.zl_ref,
             id: messageId,

@@ -1,3 +1,4 @@
+import { HEADER } from '../../core/envelope.ts';
 import { ZerolossError } from '../../core/errors.ts';
 import type { Claim } from '../../ports/inbox-store.ts';
 import type { Stage } from '../chain.ts';
@@ -24,12 +25,18 @@ import { inDeliverySpan } from './tracing.ts';
  * commits or rolls back as one, and a member of a rolled-back batch runs again alone. A message joins a
  * transaction only behind its key's previous message or once that one is applied (see lane-ticket.ts).
  */
-export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerMetrics): Stage<RoutedDelivery> {
+export function inboxTransactionStage(
+  batcher: EffectBatcher,
+  metrics: ConsumerMetrics,
+  /** How long the inbox remembers an applied message (`inbox.retentionMs`). */
+  inboxMemoryMs: number,
+): Stage<RoutedDelivery> {
   return async (d) => {
     if (d.signal.aborted) throw new AbandonedError();
     const { route, message, idempotencyKey: key, contentDigest } = d.routed;
     d.attemptsMade++;
     const ticket = d.lane.ticket;
+    const replayOf = d.record.headers[REPLAY_HEADER];
     const work: EffectWork = {
       ticket,
       entry: {
@@ -42,10 +49,13 @@ export function inboxTransactionStage(batcher: EffectBatcher, metrics: ConsumerM
         contentDigest,
         sequence:
           message.seq > 0 && message.producerId !== '' ? { producerId: message.producerId, key: message.key, seq: message.seq } : undefined,
-        deadLetterKey: d.record.headers[REPLAY_HEADER] === undefined ? deadLetterKey(key, contentDigest) : null,
+        deadLetterKey: replayOf === undefined ? deadLetterKey(key, contentDigest) : null,
       },
       apply: async (tx, found) => {
         if (found.kind === 'claimed') {
+          if (replayOf === undefined) {
+            refuseBeyondInboxMemory(message.id, d.record.headers[HEADER.builtAt] ?? message.createdAt, inboxMemoryMs);
+          }
           await inDeliverySpan(d, () =>
             route.handler(message, { tx, attempt: d.attempt, groupId: d.groupId, idempotencyKey: key, signal: d.signal }),
           );
@@ -164,5 +174,24 @@ function submitInTurn(d: RoutedDelivery, submit: () => Promise<Claim>): Promise<
       gone = true;
       throw error;
     },
+  );
+}
+
+/**
+ * A message created longer ago than the inbox remembers, and not in it: it may have been applied and
+ * forgotten (the inbox deletes rows `inbox.retentionMs` after applying them), while a log may keep it much
+ * longer (the table log until its retention runs, a topic with long retention) and hand it back: a group
+ * deleted and started over, a consumer down longer than that before it committed. Applied again, its effect
+ * happened twice. Refused for good instead (dead-lettered): a person who knows it was not applied replays it.
+ */
+function refuseBeyondInboxMemory(messageId: string, createdAt: string, inboxMemoryMs: number): void {
+  const created = Date.parse(createdAt);
+  if (Number.isNaN(created) || Date.now() - created <= inboxMemoryMs) return;
+  const days = ((Date.now() - created) / 86_400_000).toFixed(1);
+  throw new ZerolossError(
+    'ZL_BEYOND_INBOX_MEMORY',
+    `message ${messageId} was created ${days} days ago, before what the inbox remembers (inbox.retentionMs ${inboxMemoryMs} ms), ` +
+      'and is not in it: whether it was applied cannot be known, so it is not applied. Replay it if it was not: npx zeroloss dlq replay <id>',
+    { retryable: false, details: { messageId, createdAt, inboxMemoryMs } },
   );
 }
