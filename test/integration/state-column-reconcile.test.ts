@@ -19,7 +19,12 @@ after(async () => {
 
 type Award = { id: number; u_id: string };
 
-function awards(table: string): StateColumnSource<Award> {
+/** Rows whose u_id starts with 'bad' (or that `broken` names) cannot be built into a message. */
+function awards(
+  table: string,
+  options: Partial<ConstructorParameters<typeof StateColumnSource<Award>>[1]> & { broken?: (r: Award) => boolean } = {},
+): StateColumnSource<Award> {
+  const { broken = (r: Award) => r.u_id.startsWith('bad'), ...rest } = options;
   return new StateColumnSource<Award>(env.db, {
     name: table,
     table,
@@ -31,9 +36,10 @@ function awards(table: string): StateColumnSource<Award> {
     createdColumn: 'created_time',
     keyColumn: 'u_id',
     toMessage: (r) => {
-      if (r.u_id.startsWith('bad')) throw new Error(`no award type for ${r.u_id}`);
+      if (broken(r)) throw new Error(`no award type for ${r.u_id}`);
       return { topic: 'awards', key: r.u_id, type: 'award', payload: { id: r.id } };
     },
+    ...rest,
   });
 }
 
@@ -50,20 +56,7 @@ test('a row the mapping cannot build holds back the later rows of its key in the
   await awardTable('broken_key');
   // The key column is u_id; the mapping fails on the first 'bad-k' row only (its payload marks it).
   await env.db.query(`insert into "${env.schema}".broken_key (u_id) values ('bad-k'), ('ok'), ('bad-k')`);
-  const source = new StateColumnSource<Award>(env.db, {
-    name: 'broken_key',
-    table: 'broken_key',
-    tableSchema: env.schema,
-    schema: env.schema,
-    idColumn: 'id',
-    stateColumn: 'mq_state',
-    modifiedColumn: 'modified_time',
-    keyColumn: 'u_id',
-    toMessage: (r) => {
-      if (Number(r.id) === 1) throw new Error('no award type for row 1');
-      return { topic: 'awards', key: r.u_id, type: 'award', payload: { id: r.id } };
-    },
-  });
+  const source = awards('broken_key', { broken: (r) => Number(r.id) === 1 });
   const claimed = await source.claim('relay-k', 10, 60_000);
   assert.deepEqual(
     claimed.map((r) => r.ref),
@@ -87,22 +80,7 @@ test('a row the mapping cannot build holds back the later rows of its key in the
 test('holdKeyOnParked: false lets a key go on past its parked row, also when parkedState is null', async () => {
   await awardTable('no_hold');
   await env.db.query(`insert into "${env.schema}".no_hold (u_id) values ('k'), ('k')`);
-  const source = new StateColumnSource<Award>(env.db, {
-    name: 'no_hold',
-    table: 'no_hold',
-    tableSchema: env.schema,
-    schema: env.schema,
-    idColumn: 'id',
-    stateColumn: 'mq_state',
-    modifiedColumn: 'modified_time',
-    keyColumn: 'u_id',
-    parkedState: null,
-    holdKeyOnParked: false,
-    toMessage: (r) => {
-      if (Number(r.id) === 1) throw new Error('no award type for row 1');
-      return { topic: 'awards', key: r.u_id, type: 'award', payload: { id: r.id } };
-    },
-  });
+  const source = awards('no_hold', { parkedState: null, holdKeyOnParked: false, broken: (r) => Number(r.id) === 1 });
   assert.deepEqual(await source.claim('relay-n', 1, 60_000), [], 'row 1 cannot be built: parked');
   assert.deepEqual(
     (await source.parkedRows(10)).map((p) => p.rowId),

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TableLogAdmin } from '../../../src/adapters/table-log/table-log-admin.ts';
 import { TableLogPublisher } from '../../../src/adapters/table-log/table-log-publisher.ts';
-import { TableLogSubscriber } from '../../../src/adapters/table-log/table-log-subscriber.ts';
 import type { Consumer } from '../../../src/consumer/consumer.ts';
 import { REPLAY_HEADER } from '../../../src/consumer/dead-letters.ts';
 import { createEffectTable, insertEffect, zlRecord } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema } from '../../helpers/pg.ts';
-import { testConsumer } from '../../helpers/test-consumer.ts';
+import { tableLogConsumer } from '../../helpers/table-log-consumer.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 /**
@@ -34,22 +33,10 @@ test('a copy that comes back after the inbox forgot its message is dead-lettered
   const publisher = new TableLogPublisher(env.db, { schema: env.schema });
   let consumer: Consumer | undefined;
   try {
-    consumer = testConsumer({
-      subscriber: new TableLogSubscriber(env.db, {
-        schema: env.schema,
-        heartbeatIntervalMs: 200,
-        sessionTimeoutMs: 2_000,
-        pollIntervalMs: 50,
-      }),
-      db: env.db,
-      publisher,
-      schema: env.schema,
-      config: {
-        groupId: 'memory',
-        topics: [topic],
-        commitIntervalMs: 50,
-        inbox: { retentionMs: 1_500, replayHorizonMs: 1_000, cleanupIntervalMs: 200 },
-      },
+    consumer = tableLogConsumer(env, {
+      groupId: 'memory',
+      topics: [topic],
+      inbox: { retentionMs: 1_500, replayHorizonMs: 1_000, cleanupIntervalMs: 200 },
     });
     consumer.handle<{ n: number }>('credit', async (m, ctx) =>
       insertEffect(ctx.tx, env.schema, { id: m.id, key: m.key, n: m.payload.n, type: m.type }),
