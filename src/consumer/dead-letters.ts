@@ -22,8 +22,8 @@ export async function replayDeadLetters(
   publisher: Publisher,
   ids: string[],
   actor: string,
-  /** `onlyOpen`: ids listed as open (`--all`, the dashboard): one discarded or replayed since is not sent. */
-  options: { onlyOpen?: boolean } = {},
+  /** `skipDiscarded`: ids listed as open (`--all`, the dashboard): one a person discarded since is not sent. */
+  options: { skipDiscarded?: boolean } = {},
 ): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
   for (const id of ids) {

@@ -49,12 +49,12 @@ export function mountActions(app: Hono<Env>, deps: DashboardDeps, options: Dashb
     const ids = input.idList(b.ids, input.rowId);
     const reason = input.reason(b.reason);
     if (!deps.publisher) return send(c, 409, { ok: false, error: 'no broker to publish to: replays need one' });
-    // The page lists open dead letters: one another operator discarded or replayed since is left alone.
+    // The page lists open dead letters: one another operator discarded since is left alone.
     const result = await replayDeadLettersAudited(
       { store: deps.store, deadLetters: deps.deadLetters, publisher: needPublisher() },
       ids,
       { actor: actor(c), reason },
-      { onlyOpen: true },
+      { skipDiscarded: true },
     );
     return send(c, 200, { ok: result.every((r) => r.ok), result });
   });

@@ -86,7 +86,7 @@ export async function replayDeadLettersAudited(
   deps: { store: InterventionStore; deadLetters: DeadLetterQueue; publisher: Publisher },
   ids: string[],
   who: Actor = {},
-  options: { onlyOpen?: boolean } = {},
+  options: { skipDiscarded?: boolean } = {},
 ): Promise<ReplayResult[]> {
   const actor = actorOf(who);
   const results = await replayDeadLetters(deps.deadLetters, deps.publisher, ids, actor, options);

@@ -88,14 +88,14 @@ export interface DeadLetterQueue {
   /**
    * Hands the original record to `send` while holding the row, in a transaction of `database` (`tx`), and
    * marks it replayed only if `send` succeeded. Replays go back through the consumers' inboxes, so
-   * replaying twice applies nothing twice. With `onlyOpen`, a dead letter no longer open (discarded or
-   * replayed since it was listed, by another operator) is refused with ZL_MESSAGE_NOT_FOUND, unsent.
+   * replaying twice applies nothing twice. With `skipDiscarded`, a dead letter discarded since it was listed
+   * (by another operator) is refused with ZL_MESSAGE_NOT_FOUND, unsent; a replayed one replays again (safe).
    */
   replay(
     id: string,
     actor: string,
     send: (record: { topic: string; key: string; value: Buffer; headers: Record<string, string> }, tx: SqlExecutor) => Promise<void>,
-    options?: { onlyOpen?: boolean },
+    options?: { skipDiscarded?: boolean },
   ): Promise<boolean>;
   /** The database the dead letters live in. */
   readonly database?: Database;

@@ -116,7 +116,7 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
     id: string,
     actor: string,
     send: (record: { topic: string; key: string; value: Buffer; headers: Record<string, string> }, tx: SqlExecutor) => Promise<void>,
-    options: { onlyOpen?: boolean } = {},
+    options: { skipDiscarded?: boolean } = {},
   ): Promise<boolean> {
     if (!/^\d{1,19}$/.test(id)) return false;
     // The row stays locked while the record is sent: a consumer dead-lettering the replayed copy again
@@ -125,8 +125,8 @@ export class PostgresDeadLetterStore implements DeadLetterWriter, DeadLetterQueu
       const { rows } = await tx.query<Row>(this.#sql.deadLetterLock, [id]);
       const row = rows[0];
       if (!row) return false;
-      if (options.onlyOpen && row.status !== 'dead') {
-        throw new ZerolossError('ZL_MESSAGE_NOT_FOUND', `dead letter ${id} is ${String(row.status)} now, not open: not replayed`, {
+      if (options.skipDiscarded && row.status === 'discarded') {
+        throw new ZerolossError('ZL_MESSAGE_NOT_FOUND', `dead letter ${id} is discarded now: not replayed`, {
           retryable: false,
           details: { id, status: row.status },
         });

@@ -94,7 +94,7 @@ export async function dlqCommand(argv: string[]): Promise<number> {
           print(values.json, [], () => 'dlq: nothing to do');
           return 0;
         }
-        // --all replays what was open when listed: one discarded or replayed since by someone else is left alone.
+        // --all replays what was open when listed: one another operator discarded since is left alone.
         const results =
           action === 'replay' ? await replay(queue, targets, actor, values, values.all === true) : await discard(queue, targets, actor);
         print(values.json, results, () =>
@@ -115,11 +115,11 @@ async function replay(
   ids: string[],
   actor: string,
   values: Parameters<typeof kafkaSettings>[0],
-  onlyOpen: boolean,
+  skipDiscarded: boolean,
 ) {
   const transport = kafka({ ...kafkaSettings(values), publisher: { clientId: 'zeroloss-dlq' } });
   try {
-    return await replayDeadLetters(queue, transport.publisher, ids, actor, { onlyOpen });
+    return await replayDeadLetters(queue, transport.publisher, ids, actor, { skipDiscarded });
   } finally {
     await transport.close();
   }
