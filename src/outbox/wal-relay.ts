@@ -114,6 +114,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
   #holding = false;
   /** Batches taken from the queue and not yet confirmed to the slot. */
   #unconfirmed = 0;
+  #failingSince: number | undefined;
   /** What was last said in a 'slot' event, so each change is said once. */
   #slotState: 'streaming' | 'standby' | undefined;
   #standbyReason: string | undefined;
@@ -193,6 +194,15 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
     return this.retries.instanceId;
   }
 
+  /**
+   * Since when (Date.now()) opening the slot has failed for another reason than another reader holding it,
+   * with no successful opening since; undefined while it reads, or only stands by. A sharded relay that
+   * reads none of its shards leaves its group on this (wal-sharded-relay.ts).
+   */
+  get failingToReadSince(): number | undefined {
+    return this.#failingSince;
+  }
+
   /** Whether this instance reads the slot now (false while it stands by). */
   get holdingSlot(): boolean {
     return this.#holding;
@@ -234,6 +244,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
           this.#setHolding(false);
           errorDelay = this.config.standbyRetryMs;
         } else {
+          this.#failingSince ??= Date.now();
           this.#error(error as Error);
           this.#setHolding(false);
           errorDelay = Math.min(Math.max(errorDelay * 2, 200), 5_000);
@@ -262,6 +273,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
       },
     });
     this.#session = session;
+    this.#failingSince = undefined;
     this.#setHolding(true);
     this.#slotState = 'streaming';
     this.emit('slot', { slot: this.#stream.slot, state: 'streaming' });

@@ -172,7 +172,7 @@ export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
     }
     const owners = assignShards(shards, [...members.keys()]);
     const local = Date.now();
-    /** Shards of its own this instance has not managed to read while nobody else read them either. */
+    /** Shards of its own this instance has failed to open for memberTimeoutMs (not because another read them). */
     const unreadable: number[] = [];
     for (const shard of shards) {
       const n = shard.shard;
@@ -183,11 +183,12 @@ export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
       const held = this.#held.get(n);
       if (held) {
         if (owner === me) {
-          // memberTimeoutMs: long enough for the shard's relay to have retried opening the slot (its retries
-          // back off to 5 s), so a relay that is merely waiting for a released slot is not taken for unfit.
+          // Its own failures to open the slot, not the slot's being unread: the others take the shard as an
+          // orphan and hand it back, so it is never unread for long. memberTimeoutMs: long enough for a
+          // passing failure (a restart; the relay's retries back off to 5 s) to clear first.
+          const failing = held.relay.failingToReadSince;
           const patience = Math.max(this.config.orphanGraceMs, this.config.memberTimeoutMs);
-          const unread = local - (this.#unreadSince.get(n) ?? local) >= patience;
-          if (!held.relay.holdingSlot && unread && local - held.sinceLocal >= patience) unreadable.push(n);
+          if (!held.relay.holdingSlot && failing !== undefined && local - failing >= patience) unreadable.push(n);
           continue;
         }
         // Handed over only to an owner seen alive after this instance took the shard: a member that died
@@ -216,7 +217,7 @@ export class ShardedWalRelay extends HookEmitter<ShardedWalRelayEvents> {
     this.#error(
       new ZerolossError(
         'ZL_STORE_UNAVAILABLE',
-        `cannot read shard(s) ${unreadable.join(', ')}, which no relay reads: leaving the group for ${Math.round(this.#outFor / 1000)} s ` +
+        `cannot read shard(s) ${unreadable.join(', ')} (opening the slot has failed for ${Math.round(Math.max(this.config.orphanGraceMs, this.config.memberTimeoutMs) / 1000)} s and more): leaving the group for ${Math.round(this.#outFor / 1000)} s ` +
           'so the other relays read them (the slot errors above say why)',
         { retryable: true, details: { shards: unreadable } },
       ),
