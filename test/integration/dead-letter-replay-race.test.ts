@@ -58,17 +58,17 @@ test('the replayed copy failing again while the replay commits opens a new dead 
     await waitFor(
       async () =>
         settled ||
-        (await env.pool.query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%dead_letter%'`)).rows.length > 0,
+        (await env.pool.query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%dead_letter%'`)).rows.length >
+          0,
       { what: "the consumer's dead letter written or waiting on the replay", timeoutMs: 5_000 },
     );
   });
   assert.equal(replayed, true);
   const result = await again;
   assert.equal(result?.inserted, true, 'a new dead letter, not the one being replayed');
-  const { rows } = await env.pool.query(
-    `select status, error from "${env.schema}".dead_letter where idempotency_key = $1 order by id`,
-    [input.idempotencyKey],
-  );
+  const { rows } = await env.pool.query(`select status, error from "${env.schema}".dead_letter where idempotency_key = $1 order by id`, [
+    input.idempotencyKey,
+  ]);
   assert.deepEqual(rows, [
     { status: 'replayed', error: 'card declined' },
     { status: 'dead', error: 'card declined again' },
