@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TableLogAdmin } from '../../../src/adapters/table-log/table-log-admin.ts';
 import { TableLogPublisher } from '../../../src/adapters/table-log/table-log-publisher.ts';
-import { TableLogSubscriber } from '../../../src/adapters/table-log/table-log-subscriber.ts';
 import type { Consumer } from '../../../src/consumer/consumer.ts';
 import type { RetryEvent } from '../../../src/consumer/consumer-events.ts';
 import { NotYetError, StaleVersionError } from '../../../src/consumer/guards/guard-errors.ts';
@@ -10,7 +9,7 @@ import { versionGuard } from '../../../src/consumer/guards/version-guard.ts';
 import type { HandlerContext } from '../../../src/consumer/handler-registry.ts';
 import { uniqueId, zlRecord } from '../../helpers/consumer-fixtures.ts';
 import { freshSchema } from '../../helpers/pg.ts';
-import { testConsumer } from '../../helpers/test-consumer.ts';
+import { tableLogConsumer } from '../../helpers/table-log-consumer.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 type OrderPayload = { orderId: string; n?: number };
@@ -55,18 +54,7 @@ describe('out-of-order guards in the consumer', () => {
     publisher = new TableLogPublisher(env.db, { schema: env.schema });
     const orders = versionGuard({ schema: env.schema, table: 'orders', key: 'id' });
 
-    consumer = testConsumer({
-      subscriber: new TableLogSubscriber(env.db, {
-        schema: env.schema,
-        heartbeatIntervalMs: 200,
-        sessionTimeoutMs: 2_000,
-        pollIntervalMs: 50,
-      }),
-      db: env.db,
-      publisher,
-      schema: env.schema,
-      config: { groupId: uniqueId('g'), topics: [topic], commitIntervalMs: 50, concurrency: 1, retry: { maxRetries: 3, delayMs: 50 } },
-    });
+    consumer = tableLogConsumer(env, { groupId: uniqueId('g'), topics: [topic], concurrency: 1, retry: { maxRetries: 3, delayMs: 50 } });
     consumer.on('retry', (e) => retries.push(e));
     consumer.handle<OrderPayload>('created', async (m, ctx) => {
       await ctx.tx.query(`insert into ${s()}.orders (id, version, status) values ($1, 1, 'created')`, [m.payload.orderId]);

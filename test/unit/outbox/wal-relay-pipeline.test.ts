@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ZerolossError } from '../../../src/core/errors.ts';
 import { partitionFor } from '../../../src/core/partition-for.ts';
-import { WalRelay } from '../../../src/outbox/wal-relay.ts';
+import { WalRelay, type WalRelayConfig } from '../../../src/outbox/wal-relay.ts';
 import type { RelaySource } from '../../../src/ports/outbox-store.ts';
 import type { PublishOutcome, Publisher } from '../../../src/ports/transport.ts';
 import type { WalCommit, WalFailure, WalLedger, WalStream, WalStreamHandler } from '../../../src/ports/wal-stream.ts';
@@ -119,12 +119,16 @@ function commit(endLsn: string | undefined, rows: ReturnType<typeof row>[]): Wal
   return { endLsn, rows };
 }
 
-function relayOf(parts: ReturnType<typeof fakes>): WalRelay {
+/** The relay over the fakes; `config` replaces the default WAL settings (small batches, two lanes). */
+function relayOf(
+  parts: ReturnType<typeof fakes>,
+  config: WalRelayConfig = { walBatchSize: 2, publishConcurrency: 2, batchesInFlight: 3 },
+): WalRelay {
   return new WalRelay({
     stream: parts.stream,
     ledger: parts.ledger,
     publisher: parts.publisher,
-    config: { walBatchSize: 2, publishConcurrency: 2, batchesInFlight: 3 },
+    config,
     relay: { pollIntervalMs: 60_000 },
   });
 }
@@ -279,13 +283,7 @@ test('flow control counts transactions, not only rows: commits without rows behi
   // counted as nothing, they queued without bound while the broker was away.
   const parts = fakes();
   const { fake } = parts;
-  const relay = new WalRelay({
-    stream: parts.stream,
-    ledger: parts.ledger,
-    publisher: parts.publisher,
-    config: { walBatchSize: 10, maxBufferedRows: 100 },
-    relay: { pollIntervalMs: 60_000 },
-  });
+  const relay = relayOf(parts, { walBatchSize: 10, maxBufferedRows: 100 });
   const [a] = keysInTwoLanes();
   const release = gate(fake, `${a}#1`);
   await relay.start();
@@ -381,13 +379,7 @@ test('a publisher that returns another number of outcomes than records gets none
     for (const r of taken) delivered.add(nameOf(r.value).split('#')[1] as string);
     return taken.map((_, i) => ({ ok: true, partition: 0, offset: BigInt(i) }));
   };
-  const relay = new WalRelay({
-    stream: parts.stream,
-    ledger: parts.ledger,
-    publisher: parts.publisher,
-    config: { walBatchSize: 10, publishConcurrency: 1 },
-    relay: { pollIntervalMs: 60_000 },
-  });
+  const relay = relayOf(parts, { walBatchSize: 10, publishConcurrency: 1 });
   await relay.start();
   try {
     await waitFor(() => fake.handler, { what: 'the stream to open' });

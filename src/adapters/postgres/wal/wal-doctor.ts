@@ -124,7 +124,7 @@ export async function walDoctor(db: SqlExecutor, options: { maxLagBytes?: number
       });
     }
   }
-  for (const slot of await unrecordedSlots(db, slots, settings.database)) {
+  for (const slot of await unrecordedSlots(db, sql.slotTableSchemas, slots, settings.database)) {
     findings.push({
       severity: slot.beingCreated ? 'warning' : 'error',
       subject: `slot:${slot.slot}`,
@@ -158,12 +158,13 @@ function mb(bytes: number): string {
  */
 async function unrecordedSlots(
   db: SqlExecutor,
+  slotTableSchemas: string,
   slots: WalSlotReport[],
   database: string,
 ): Promise<Array<{ slot: string; schema: string; beingCreated: boolean }>> {
   const candidates = slots.filter((x) => x.database === database && x.plugin === 'pgoutput' && x.slot.startsWith('zeroloss_'));
   if (candidates.length === 0) return [];
-  const { rows: schemas } = await db.query<{ schema: string }>(walSql('"unused"', { publication: 'unused' }).slotTableSchemas);
+  const { rows: schemas } = await db.query<{ schema: string }>(slotTableSchemas);
   const found: Array<{ slot: string; schema: string; beingCreated: boolean }> = [];
   for (const { schema } of schemas) {
     let q: string;
