@@ -1,3 +1,4 @@
+import { sentCondition } from '../adapters/postgres/stream-sent-sql.ts';
 import { quoteIdent } from '../core/identifier.ts';
 import type { Handler } from '../consumer/handler-registry.ts';
 import { DEFAULT_RETRY_POLICY } from '../consumer/retry-policy.ts';
@@ -141,7 +142,7 @@ export const orders: Scenario = {
   async sentRecords(db, ctx, limit) {
     const s = quoteIdent(ctx.schema, 'schema');
     const { rows } = await db.query<{ topic: string; msg_key: string; headers: Record<string, string>; payload: Uint8Array }>(
-      `select topic, msg_key, headers, payload from ${s}.outbox where topic = $1 and state = 1 order by random() limit $2`,
+      `select o.topic, o.msg_key, o.headers, o.payload from ${s}.outbox o where o.topic = $1 and ${sentCondition(s)} order by random() limit $2`,
       [ctx.topic, limit],
     );
     return rows.map((r) => ({ topic: r.topic, key: r.msg_key, headers: r.headers, value: Buffer.from(r.payload) }));

@@ -1,7 +1,7 @@
 import { classifyError, errorSummary, ZerolossError } from '../core/errors.ts';
 import { MESSAGE_STATE, type SendStatus } from '../ports/outbox-store.ts';
 
-/** What the broker acknowledged for one message, as the relay recorded it in the outbox row. */
+/** What the broker acknowledged for one message, as the relay recorded it: in the outbox row, or in the WAL relay's batch. */
 export interface SentMessage {
   id: string;
   topic: string;

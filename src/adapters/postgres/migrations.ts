@@ -21,6 +21,7 @@ import { attemptResumeMigration } from './migrations/017-attempt-resume.ts';
 import { walShardsMigration } from './migrations/018-wal-shards.ts';
 import { outboxFillfactorMigration } from './migrations/019-outbox-fillfactor.ts';
 import { walSlotMigration } from './migrations/020-wal-slot.ts';
+import { walBatchMigration } from './migrations/021-wal-batch.ts';
 
 /**
  * Versioned, append-only migrations. Each runs once, in its own transaction, under an advisory lock so
@@ -55,6 +56,7 @@ export const MIGRATIONS: Migration[] = [
   walShardsMigration,
   outboxFillfactorMigration,
   walSlotMigration,
+  walBatchMigration,
 ];
 
 export interface MigrateResult {

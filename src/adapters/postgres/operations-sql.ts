@@ -1,13 +1,55 @@
+import {
+  derivedOffset,
+  derivedPartition,
+  derivedSent,
+  derivedSentAt,
+  derivedState,
+  recordedInBatch,
+  sentCondition,
+  walBatchJoin,
+} from './stream-sent-sql.ts';
+
 /**
  * Every statement the operations tools run (reconcile, resend, trace, status, intervention, retention,
  * divert rules, alarms, metrics collection), in one place. `s` is the validated, quoted schema name; values
  * are always parameters. Time spans are milliseconds, multiplied by `interval '1 millisecond'`.
  * ORDER BY always names table-qualified columns: a bare name would sort by the `::text` output column of
  * the same name, and '10' < '9'.
+ *
+ * No statement reads `state = 1` or `sent_at` alone as "sent": in the outbox's insert-only mode (migration 21)
+ * a row is inserted with state 1 and no `sent_at`, and is sent only once an `outbox_wal_batch` row lists it.
+ * What a row's state and send are is derived by stream-sent-sql.ts, the one place that knows.
  */
 export function operationsSql(s: string) {
-  const outboxColumns = `seq_id::text, message_id, topic, msg_key, msg_type, trace_id, producer_id, key_seq::text, state, attempts,
-    last_error, created_at, modified_time, next_attempt_at, lease_owner, lease_until, sent_at, sent_partition, sent_offset::text`;
+  // A row as readers show it: a row still in the WAL stream is pending (0), one a batch records is sent when
+  // and where the batch says. Needs `batchJoin` after `from ${s}.outbox o`.
+  const outboxColumns = `o.seq_id::text, o.message_id, o.topic, o.msg_key, o.msg_type, o.trace_id, o.producer_id, o.key_seq::text,
+    ${derivedState()} as state, o.attempts, o.last_error, o.created_at, o.modified_time, o.next_attempt_at, o.lease_owner,
+    o.lease_until, ${derivedSentAt()} as sent_at, ${derivedPartition()} as sent_partition, ${derivedOffset()}::text as sent_offset`;
+  const batchJoin = walBatchJoin(s, 'o');
+
+  // Rows still in the WAL stream, for the counts of `status` (which the metrics collector runs every few
+  // seconds), found cheaply: only the rows from the lowest seq_id of the newest three batches up are looked
+  // at, a range scan of the primary key; a state-1 row is never found through a scan of all of them. The
+  // relay sends in commit order, so an unrecorded row below that is one whose transaction committed after
+  // three batches of rows numbered after it (it ran longer than three batches): it is missed until a batch
+  // records it (reconcile, trace and retention still see it). With no batch at all the outbox's state default
+  // decides: 1, the insert-only mode before its first batch, reads every state-1 row without `sent_at` (all
+  // in the stream); 0 reads none, so an outbox that never had the mode (the polling relay's) is not scanned
+  // whole every few seconds. What that misses: rows inserted for a stream before the mode was switched off,
+  // with no batch ever written (dropping the slot hands such rows to the polling path, which counts them).
+  const streamFloor = `stream_floor as (
+      select coalesce(
+        (select min(b.seq_lo) from (select w.seq_lo from ${s}.outbox_wal_batch w order by w.id desc limit 3) b),
+        (select 0::bigint where (
+          select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
+          join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
+          where d.adrelid = '${s}.outbox'::regclass and a.attname = 'state'
+        ) = '1')
+      ) as lo
+    )`;
+  const recentInStream = `o.seq_id >= (select f.lo from stream_floor f) and o.state = 1 and o.sent_at is null
+        and not ${recordedInBatch(s, 'o')}`;
 
   return {
     // ---- reconcile ---------------------------------------------------------------------------------
@@ -17,7 +59,7 @@ export function operationsSql(s: string) {
      * microseconds that the rows of one transaction share; a JS Date cursor restarted every page there.
      */
     outboxWindow: `
-      select ${outboxColumns}, o.created_at::text as at_text from ${s}.outbox o
+      select ${outboxColumns}, o.created_at::text as at_text from ${s}.outbox o ${batchJoin}
       where o.created_at >= $1 and o.created_at < $2 and ($3::text[] is null or o.topic = any($3::text[]))
         and ($4::timestamptz is null or (o.created_at, o.seq_id) > ($4::timestamptz, $5::bigint))
       order by o.created_at, o.seq_id
@@ -29,14 +71,15 @@ export function operationsSql(s: string) {
       from ${s}.inbox where message_id = any($1::text[])`,
 
     /**
-     * Outbox rows committed in [$1, $2) of topic $3, state $4 and key $5 (null: any), in commit order, after the
-     * keyset ($6 created_at as this statement printed it, $7 seq_id), $8 at a time. Served by outbox_created;
-     * created_at::text round-trips its microseconds (rows of one transaction share it), a JS Date would not.
+     * Outbox rows committed in [$1, $2) of topic $3, state $4 (as derived: a row in the stream is pending) and
+     * key $5 (null: any), in commit order, after the keyset ($6 created_at as this statement printed it, $7
+     * seq_id), $8 at a time. Served by outbox_created; created_at::text round-trips its microseconds (rows of
+     * one transaction share it), a JS Date would not.
      */
     outboxRows: `
-      select ${outboxColumns}, o.created_at::text as at_text from ${s}.outbox o
+      select ${outboxColumns}, o.created_at::text as at_text from ${s}.outbox o ${batchJoin}
       where o.created_at >= $1 and o.created_at < $2
-        and ($3::text is null or o.topic = $3) and ($4::smallint is null or o.state = $4) and ($5::text is null or o.msg_key = $5)
+        and ($3::text is null or o.topic = $3) and ($4::smallint is null or ${derivedState()} = $4) and ($5::text is null or o.msg_key = $5)
         and ($6::timestamptz is null or (o.created_at, o.seq_id) > ($6::timestamptz, $7::bigint))
       order by o.created_at, o.seq_id
       limit $8`,
@@ -72,14 +115,19 @@ export function operationsSql(s: string) {
       returning consumer_group, topic, msg_partition, next_offset::text`,
 
     /**
-     * Ack-vs-state repair (P5): rows $1 not yet marked sent, whose record the broker holds at partition $2,
-     * offset $3, written at $4 (epoch ms), become sent without a resend. Actor $5. A relay still holding the
-     * lease finds the row sent and leaves it (its markSent and markFailed skip sent rows). Returns the ids.
+     * Ack-vs-state repair (P5): rows $1 not yet sent, whose record the broker holds at partition $2, offset $3,
+     * written at $4 (epoch ms), become sent without a resend. Actor $5. A relay still holding the lease finds
+     * the row sent and leaves it (its markSent and markFailed skip sent rows). A row a batch records is sent
+     * already and is left alone; a row still in the WAL stream is not, and is marked here like a pending one
+     * (its transition says 0, pending, as every reader showed it): the relay's batch recording it later
+     * changes nothing on the row. Returns the ids.
      */
     markSentFromBroker: `
       with r as (select * from unnest($1::text[], $2::int[], $3::bigint[], $4::float8[]) as r(id, part, off, ts)),
       old as (
-        select o.seq_id, o.state from ${s}.outbox o join r on o.message_id = r.id where o.state <> 1 for update of o
+        select o.seq_id, (case when o.state = 1 then 0 else o.state end)::smallint as state
+        from ${s}.outbox o join r on o.message_id = r.id
+        where not ${sentCondition(s, 'o')} for update of o
       ),
       upd as (
         update ${s}.outbox o
@@ -143,9 +191,14 @@ export function operationsSql(s: string) {
       where id = $1::bigint and status = 'approved'`,
 
     // ---- resend (O5) -------------------------------------------------------------------------------
-    /** Rows to resend: committed in [$1, $2) of topics $3, or ids $4; in seq order after $5, $6 at a time. */
+    /**
+     * Rows to resend: committed in [$1, $2) of topics $3, or ids $4; in seq order after $5, $6 at a time. Their
+     * state as derived: a row a batch records is sent (resendable), one still in the stream pending (the
+     * stream sends it).
+     */
     resendRows: `
-      select o.seq_id::text, o.message_id, o.topic, o.msg_key, o.headers, o.payload, o.state from ${s}.outbox o
+      select o.seq_id::text, o.message_id, o.topic, o.msg_key, o.headers, o.payload, ${derivedState()} as state
+      from ${s}.outbox o ${batchJoin}
       where (($4::text[] is null and o.created_at >= $1 and o.created_at < $2) or o.message_id = any($4::text[]))
         and ($3::text[] is null or o.topic = any($3::text[])) and o.seq_id > $5
       order by o.seq_id
@@ -153,15 +206,22 @@ export function operationsSql(s: string) {
 
     /**
      * Records resends of sent rows: new position $2/$3 of messages $1, a 1→1 transition by actor $4 and an
-     * audit row with reason $5. Returns the ids.
+     * audit row with reason $5. Returns the ids. A row still in the WAL stream was never sent and is not
+     * recorded. A row a batch records gets its send recorded on the row from now on, keeping the batch's
+     * position when the publisher named none.
      */
     recordResent: `
       with r as (select * from unnest($1::text[], $2::int[], $3::bigint[]) as r(id, part, off)),
+      cur as (
+        select o.seq_id, ${derivedPartition()} as part, ${derivedOffset()} as off
+        from ${s}.outbox o join r on o.message_id = r.id ${batchJoin}
+        where ${derivedSent()}
+      ),
       upd as (
         update ${s}.outbox o
-        set sent_partition = coalesce(r.part, o.sent_partition), sent_offset = coalesce(r.off, o.sent_offset), sent_at = now(),
+        set sent_partition = coalesce(r.part, cur.part), sent_offset = coalesce(r.off, cur.off), sent_at = now(),
             modified_time = now()
-        from r where o.message_id = r.id and o.state = 1
+        from r, cur where o.message_id = r.id and o.seq_id = cur.seq_id and o.state = 1
         returning o.message_id, o.attempts, r.part, r.off
       ),
       tr as (
@@ -176,7 +236,7 @@ export function operationsSql(s: string) {
       select message_id from upd`,
 
     // ---- trace (O3) --------------------------------------------------------------------------------
-    outboxRow: `select ${outboxColumns} from ${s}.outbox where message_id = $1`,
+    outboxRow: `select ${outboxColumns} from ${s}.outbox o ${batchJoin} where o.message_id = $1`,
     // A first-attempt send recorded by a polling relay round is that round's one batch row (migration 016),
     // found through the outbox row's sent_batch; every other transition is the message's own row.
     transitions: `
@@ -191,26 +251,45 @@ export function operationsSql(s: string) {
       where a.message_id = $1 order by a.id`,
 
     // ---- status (O1, O4) ---------------------------------------------------------------------------
-    /** Unsent rows by state; $1: rows unsent for longer than this many ms are stuck. Served by outbox_unsent. */
+    /**
+     * Unsent rows by state; $1: rows unsent for longer than this many ms are stuck. Rows still in the WAL
+     * stream are pending (found as `stream_floor` says, so one in a transaction longer than three batches is
+     * missed). Served by outbox_unsent and the primary key.
+     */
     outboxSummary: `
+      with ${streamFloor},
+      unsent as (
+        select o.state, o.created_at from ${s}.outbox o where o.state <> 1
+        union all
+        select 0::smallint, o.created_at from ${s}.outbox o where ${recentInStream}
+      )
       select
-        count(*) filter (where state = 0)::int as pending,
-        count(*) filter (where state = 2)::int as failed,
-        count(*) filter (where state = 3)::int as parked,
-        count(*) filter (where state in (0, 2) and created_at < now() - $1 * interval '1 millisecond')::int as stuck,
-        coalesce(extract(epoch from now() - min(created_at) filter (where state in (0, 2))) * 1000, 0)::float8 as oldest_ms
-      from ${s}.outbox where state <> 1`,
+        count(*) filter (where u.state = 0)::int as pending,
+        count(*) filter (where u.state = 2)::int as failed,
+        count(*) filter (where u.state = 3)::int as parked,
+        count(*) filter (where u.state in (0, 2) and u.created_at < now() - $1 * interval '1 millisecond')::int as stuck,
+        coalesce(extract(epoch from now() - min(u.created_at) filter (where u.state in (0, 2))) * 1000, 0)::float8 as oldest_ms
+      from unsent u`,
 
-    /** Unsent rows per topic, and how many of them the relay found their topic missing or refused for. */
+    /**
+     * Unsent rows per topic (rows still in the WAL stream among them, found as for `outboxSummary`), and how
+     * many of them the relay found their topic missing or refused for.
+     */
     unsentByTopic: `
-      select topic, count(*)::int as unsent,
-        count(*) filter (where state = 2 and last_error like 'ZL_TOPIC_UNAVAILABLE:%')::int as topic_unavailable,
-        max(last_error) filter (where state = 2 and last_error like 'ZL_TOPIC_UNAVAILABLE:%') as topic_error
-      from ${s}.outbox where state in (0, 2) group by topic order by topic`,
+      with ${streamFloor},
+      unsent as (
+        select o.topic, o.state, o.last_error from ${s}.outbox o where o.state in (0, 2)
+        union all
+        select o.topic, 0::smallint, null::text from ${s}.outbox o where ${recentInStream}
+      )
+      select u.topic, count(*)::int as unsent,
+        count(*) filter (where u.state = 2 and u.last_error like 'ZL_TOPIC_UNAVAILABLE:%')::int as topic_unavailable,
+        max(u.last_error) filter (where u.state = 2 and u.last_error like 'ZL_TOPIC_UNAVAILABLE:%') as topic_error
+      from unsent u group by u.topic order by u.topic`,
 
     /** Parked rows, oldest first, optionally of topic $1, at most $2. */
     parkedRows: `
-      select ${outboxColumns} from ${s}.outbox o
+      select ${outboxColumns} from ${s}.outbox o ${batchJoin}
       where o.state = 3 and ($1::text is null or o.topic = $1)
       order by o.seq_id limit $2`,
 
@@ -302,14 +381,23 @@ export function operationsSql(s: string) {
     // ---- retention ---------------------------------------------------------------------------------
     /**
      * Up to $2 sent rows committed and sent more than $1 ms ago, with their transitions and delivery receipts.
-     * Unsent rows (pending, failed, parked) are never touched. Rows a concurrent statement holds are skipped,
-     * not waited for. A receipt that arrives after its row went is not stored (the insert joins the outbox).
+     * Unsent rows (pending, failed, parked, still in the WAL stream) are never touched: a row without
+     * `sent_at` goes only when a batch older than $1 records it. Rows a concurrent statement holds are
+     * skipped, not waited for. A receipt that arrives after its row went is not stored (the insert joins the
+     * outbox). Counts the outbox rows only (the transitions and batch rows that go with them are their record).
+     * Old rows still in the stream (a relay long down) are read past again by each statement, in created_at
+     * order.
      */
     deleteSentOutbox: `
       with doomed as (
-        select seq_id, message_id from ${s}.outbox
-        where state = 1 and created_at < now() - $1 * interval '1 millisecond' and sent_at < now() - $1 * interval '1 millisecond'
-        order by created_at limit $2 for update skip locked
+        select o.seq_id, o.message_id from ${s}.outbox o
+        where o.state = 1 and o.created_at < now() - $1 * interval '1 millisecond'
+          and (o.sent_at < now() - $1 * interval '1 millisecond' or (o.sent_at is null and exists (
+            select 1 from ${s}.outbox_wal_batch b
+            where int8range(b.seq_lo, b.seq_hi, '[]') @> o.seq_id and o.seq_id = any(b.seq_ids)
+              and b.at < now() - $1 * interval '1 millisecond'
+          )))
+        order by o.created_at limit $2 for update of o skip locked
       ),
       tr as (delete from ${s}.outbox_transition t using doomed d where t.message_id = d.message_id),
       -- a round's batch row (migration 016) goes once past the age: its rows were sent when it was written
@@ -317,6 +405,21 @@ export function operationsSql(s: string) {
         delete from ${s}.outbox_transition t where t.id in (
           select id from ${s}.outbox_transition where message_id is null and at < now() - $1 * interval '1 millisecond'
           order by at limit $2
+        )
+      ),
+      -- A WAL batch row goes once past the age and no row it lists needs it any more (state 1 without sent_at,
+      -- and not going in this statement): earlier, such a row would read as unsent. A batch is written after
+      -- the rows it lists, so the statement deleting the last of them can take it too. "not in" over doomed
+      -- runs as a hashed subplan (a nested loop over the CTE per listed row otherwise).
+      wb as (
+        delete from ${s}.outbox_wal_batch w where w.id in (
+          select b.id from ${s}.outbox_wal_batch b
+          where b.at < now() - $1 * interval '1 millisecond' and not exists (
+            select 1 from ${s}.outbox o
+            where o.seq_id = any(b.seq_ids) and o.state = 1 and o.sent_at is null
+              and o.seq_id not in (select d.seq_id from doomed d)
+          )
+          order by b.at limit $2 for update skip locked
         )
       ),
       rc as (delete from ${s}.delivery_receipt r using doomed d where r.message_id = d.message_id),
@@ -368,7 +471,8 @@ export function operationsSql(s: string) {
     divertRemove: `delete from ${s}.topic_divert where topic = $1 and msg_type = any($2::text[]) returning msg_type`,
     /**
      * Moves unsent, unleased rows of topic $1 and types $2 ('*' = all) to topic $3, so the backlog still in
-     * the outbox follows the rule too. Returns how many moved.
+     * the outbox follows the rule too. Returns how many moved. Rows still in the WAL stream (state 1 without
+     * `sent_at`) are not moved: the stream sends them as they were inserted, whatever the row says now.
      */
     divertUnsent: `
       with moved as (

@@ -1,3 +1,5 @@
+import { derivedOffset, derivedPartition, derivedSentAt, derivedState, walBatchJoin } from './stream-sent-sql.ts';
+
 /**
  * Every statement the dedicated outbox runs, in one place. `s` is the validated, quoted schema name;
  * values are always parameters.
@@ -207,6 +209,7 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       order by next_attempt_at limit 1
     ) is not null as due, (select max(seq_id) from ${s}.outbox)::text as newest`;
 
+  // The polling relay's rows only: a row still in the WAL stream (insert-only: state 1, no sent_at) is counted as none of these.
   const backlog = `
     select
       count(*) filter (where state = 0)::int as pending,
@@ -218,9 +221,13 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
 
   // The synchronous send mode's poll: every waiter of one outbox shares it, so it takes all their ids at
   // once; each is a probe of the unique message_id index. Offsets as text: a bigint past 2^53 stays exact.
+  // Sent as stream-sent-sql.ts derives it: a row the WAL relay's insert-only mode has not recorded in a
+  // batch yet is pending, so a waiter is not told "sent" for a row still in the stream; once a batch lists
+  // it, the batch's time, partition and offset are its send.
   const sendStatus = `
-    select message_id, state, topic, sent_partition, sent_offset::text as sent_offset, sent_at, last_error, attempts
-    from ${s}.outbox where message_id = any($1::text[])`;
+    select o.message_id, ${derivedState()} as state, o.topic, ${derivedPartition()} as sent_partition,
+      ${derivedOffset()}::text as sent_offset, ${derivedSentAt()} as sent_at, o.last_error, o.attempts
+    from ${s}.outbox o ${walBatchJoin(s)} where o.message_id = any($1::text[])`;
 
   return { insert, unbumpSeq, writeTables, claim, claimPastHeldKeys, markSent, markFailed, backlog, anyDue, sendStatus };
 }

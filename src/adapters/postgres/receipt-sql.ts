@@ -1,6 +1,10 @@
+import { derivedOffset, derivedPartition, derivedSent, derivedSentAt, derivedState, walBatchJoin } from './stream-sent-sql.ts';
+
 /**
  * Every statement of two-way confirmation (the producer's receipt store), in one place. `s` is the
- * validated, quoted schema name; values are always parameters.
+ * validated, quoted schema name; values are always parameters. An outbox row's sending state is derived as
+ * stream-sent-sql.ts says: a row the WAL relay's insert-only mode recorded in a batch is sent at the batch's
+ * time and position, and a row still in the stream is pending, not sent.
  */
 export function receiptSql(s: string) {
   return {
@@ -44,7 +48,9 @@ export function receiptSql(s: string) {
      */
     confirmations: `
       with m as (
-        select o.message_id, o.topic, o.state, o.sent_at, o.sent_partition, o.sent_offset from ${s}.outbox o
+        select o.message_id, o.topic, ${derivedState()}::smallint as state, ${derivedSentAt()} as sent_at,
+          ${derivedPartition()} as sent_partition, ${derivedOffset()} as sent_offset
+        from ${s}.outbox o ${walBatchJoin(s)}
         where o.message_id = any($1::text[])
         union all
         select sr.message_id, sr.topic,
@@ -79,18 +85,18 @@ export function receiptSql(s: string) {
     /**
      * For group $1: messages of topics $4 (null: all) committed in the last $2 ms and sent at least $3 ms ago,
      * how many of them the group confirmed, and the oldest it did not. Outbox rows by their creation
-     * (outbox_created), and state-column source rows by their first claim (source_row_claimed), which also
-     * stands in for their send time (a row sent on a retry counts that much sooner). A receipt is stored
-     * after its message was committed, both on this database's clock, so only the group's receipts received
-     * within the window can match: the join reads those (delivery_receipt_group_received), not the group's
-     * whole history.
+     * (outbox_created), sent as recorded on the row or in a WAL batch (the batch's time is the send time),
+     * and state-column source rows by their first claim (source_row_claimed), which also stands in for their
+     * send time (a row sent on a retry counts that much sooner). A receipt is stored after its message was
+     * committed, both on this database's clock, so only the group's receipts received within the window can
+     * match: the join reads those (delivery_receipt_group_received), not the group's whole history.
      */
     groupWindow: `
       with rows as (
-        select o.message_id, o.topic, o.created_at, o.sent_at
-        from ${s}.outbox o
-        where o.created_at > now() - $2 * interval '1 millisecond' and o.state = 1
-          and o.sent_at <= now() - $3 * interval '1 millisecond'
+        select o.message_id, o.topic, o.created_at, ${derivedSentAt()} as sent_at
+        from ${s}.outbox o ${walBatchJoin(s)}
+        where o.created_at > now() - $2 * interval '1 millisecond' and ${derivedSent()}
+          and ${derivedSentAt()} <= now() - $3 * interval '1 millisecond'
           and ($4::text[] is null or o.topic = any($4::text[]))
         union all
         select sr.message_id, sr.topic, sr.claimed_at, sr.claimed_at

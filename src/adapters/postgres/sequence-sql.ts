@@ -1,3 +1,5 @@
+import { derivedOffset, derivedPartition, derivedSent, walBatchJoin } from './stream-sent-sql.ts';
+
 /**
  * Every statement of persistent loss detection (C9) and of the producing side of the control channel, in
  * one place. `s` is the validated, quoted schema name; values are always parameters.
@@ -150,16 +152,19 @@ export function sequenceSql(s: string) {
      * sequence and where the broker acknowledged it; at most $2. Outbox rows by their creation (the
      * created_at index), and rows of the state-column sources $3 (names) with producer ids $4 by their first
      * claim, when their message and number were made (source_row_claimed, migration 15). A source row
-     * counts as sent once the broker acknowledged it (its position is recorded).
+     * counts as sent once the broker acknowledged it (its position is recorded); an outbox row once its
+     * position is recorded on the row or, in the WAL relay's insert-only mode, in a batch (stream-sent-sql.ts).
+     * Read from the row alone, those keys would have no marks and a lost tail would go unseen; a row still in
+     * the stream is not sent and gives no mark.
      */
     recentSentMarks: `
       select distinct on (x.producer_id, x.topic, x.msg_key) x.producer_id, x.topic, x.msg_key, x.key_seq::text,
              x.sent_partition, x.sent_offset::text
       from (
-        select o.producer_id, o.topic, o.msg_key, o.key_seq, o.sent_partition, o.sent_offset
-        from ${s}.outbox o
-        where o.created_at > now() - $1 * interval '1 millisecond' and o.state = 1 and o.key_seq > 0
-          and o.sent_partition is not null and o.sent_offset is not null
+        select o.producer_id, o.topic, o.msg_key, o.key_seq, ${derivedPartition()} as sent_partition, ${derivedOffset()} as sent_offset
+        from ${s}.outbox o ${walBatchJoin(s)}
+        where o.created_at > now() - $1 * interval '1 millisecond' and o.key_seq > 0 and ${derivedSent()}
+          and ${derivedPartition()} is not null and ${derivedOffset()} is not null
         union all
         select p.producer_id, r.topic, r.msg_key, r.key_seq, r.sent_partition, r.sent_offset
         from ${s}.source_row r join unnest($3::text[], $4::text[]) as p(source, producer_id) on r.source = p.source

@@ -1,3 +1,4 @@
+import { sentCondition } from '../../adapters/postgres/stream-sent-sql.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 
 /**
@@ -158,10 +159,10 @@ export function auditSql(schema: string, zerolossSchema: string) {
   return {
     /** Parameters: group. */
     deadLetters: `select idempotency_key from ${z}.dead_letter where consumer_group = $1 and status = 'dead'`,
-    /** Parameters: groups, topic. */
+    /** Parameters: groups, topic. Published: sent, as recorded on the row or in a WAL relay batch (stream-sent-sql.ts). */
     progress: `select
         (select count(*) from ${s}.customer_order)::int as committed,
-        (select count(*) from ${z}.outbox where topic = $2 and state = 1)::int as published,
+        (select count(*) from ${z}.outbox o where o.topic = $2 and ${sentCondition(z)})::int as published,
         (select count(*) from ${z}.outbox where topic = $2 and state = 3)::int as parked,
         (select count(*) from ${s}.customer_order o where (
            select count(*) from ${z}.inbox i where i.consumer_group = any($1::text[]) and i.idempotency_key = o.order_id

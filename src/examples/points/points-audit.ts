@@ -1,3 +1,4 @@
+import { sentCondition } from '../../adapters/postgres/stream-sent-sql.ts';
 import { quoteIdent } from '../../core/identifier.ts';
 import type { SqlExecutor } from '../../ports/sql-executor.ts';
 
@@ -21,7 +22,7 @@ export interface PointsBalances {
 
 export interface PointsAudit {
   committed: number;
-  /** Outbox rows of the points topic in state 1 (the broker acknowledged them). */
+  /** Outbox rows of the points topic the broker acknowledged (recorded on the row, or in a WAL relay batch). */
   published: number;
   parked: number;
   /** Orders with a ledger row. */
@@ -53,7 +54,7 @@ export async function auditPoints(
   const [counts, deadRows, lost, twice, order, orders, accounts] = await Promise.all([
     db.query<Record<string, string>>(
       `select (select count(*) from ${s}.shop_order)::text as committed,
-              (select count(*) from ${z}.outbox where topic = $2 and state = 1)::text as published,
+              (select count(*) from ${z}.outbox o where o.topic = $2 and ${sentCondition(z)})::text as published,
               (select count(*) from ${z}.outbox where topic = $2 and state = 3)::text as parked,
               (select count(distinct order_id) from ${s}.points_ledger)::text as delivered,
               (select count(*) from ${s}.shop_order o where exists (select 1 from ${s}.points_ledger l where l.order_id = o.order_id)
@@ -149,7 +150,7 @@ export async function pointsProgress(
   const z = quoteIdent(options.zerolossSchema, 'schema');
   const { rows } = await db.query<Record<string, string>>(
     `select (select count(*) from ${s}.shop_order)::text as committed,
-            (select count(*) from ${z}.outbox where topic = $2 and state = 1)::text as published,
+            (select count(*) from ${z}.outbox o where o.topic = $2 and ${sentCondition(z)})::text as published,
             (select count(distinct order_id) from ${s}.points_ledger)::text as delivered,
             (select count(*) from ${z}.dead_letter where consumer_group = $1 and status = 'dead')::text as dead`,
     [options.groupId, options.topic],

@@ -1,0 +1,56 @@
+/**
+ * How every reader tells what became of an outbox row once the WAL relay may record sends per batch
+ * (migration 21, docs/wal-relay.md "Insert-only outbox"). In one place, so no statement reads `state = 1`
+ * as "sent" on its own.
+ *
+ * - state 1 with `sent_at`: sent, recorded on the row (the polling relay, the WAL relay's row mode, a repair).
+ * - state 1 without `sent_at`: inserted for the WAL stream (insert-only mode). Sent if an `outbox_wal_batch`
+ *   row lists its seq_id (partition, offset and time from there); otherwise still in the stream: pending.
+ * - 0, 2, 3: pending, failed, parked, as always.
+ *
+ * `s` is the validated, quoted schema; `o` the outbox row's alias in the statement.
+ */
+
+/**
+ * A lateral join adding `wb.at`, `wb.part`, `wb.off` (all null unless a batch records the row's send). The
+ * GiST index on the batches' seq_id ranges finds the candidates; a batch holds at most a few thousand ids.
+ */
+export function walBatchJoin(s: string, o = 'o'): string {
+  // The range test runs first (offset 0 keeps the planner from testing every batch's array instead); the
+  // position is looked up in the few batches whose range holds the row: ~35 µs a row here.
+  return `left join lateral (
+      select c.at, c.partitions[c.i] as part, c.offsets[c.i] as off from (
+        select b.at, b.partitions, b.offsets, array_position(b.seq_ids, ${o}.seq_id) as i
+        from ${s}.outbox_wal_batch b
+        where ${o}.state = 1 and ${o}.sent_at is null and int8range(b.seq_lo, b.seq_hi, '[]') @> ${o}.seq_id
+        offset 0
+      ) c where c.i is not null limit 1
+    ) wb on true`;
+}
+
+/** Whether a batch records the send of row `o` (for a where clause; no join needed). */
+export function recordedInBatch(s: string, o = 'o'): string {
+  return `exists (
+      select 1 from ${s}.outbox_wal_batch b
+      where int8range(b.seq_lo, b.seq_hi, '[]') @> ${o}.seq_id and ${o}.seq_id = any(b.seq_ids)
+    )`;
+}
+
+/** With `walBatchJoin`: the row's state as readers show it (a row still in the stream is pending, 0). */
+export const derivedState = (o = 'o') => `(case when ${o}.state = 1 and ${o}.sent_at is null and wb.at is null then 0 else ${o}.state end)`;
+/** With `walBatchJoin`: the row is sent. */
+export const derivedSent = (o = 'o') => `(${o}.state = 1 and (${o}.sent_at is not null or wb.at is not null))`;
+/** With `walBatchJoin`: when, and where the broker put it. */
+export const derivedSentAt = (o = 'o') => `coalesce(${o}.sent_at, wb.at)`;
+export const derivedPartition = (o = 'o') => `coalesce(${o}.sent_partition, wb.part)`;
+export const derivedOffset = (o = 'o') => `coalesce(${o}.sent_offset, wb.off)`;
+
+/** Without a join: the row is sent (state 1, and recorded on the row or in a batch). */
+export function sentCondition(s: string, o = 'o'): string {
+  return `(${o}.state = 1 and (${o}.sent_at is not null or ${recordedInBatch(s, o)}))`;
+}
+
+/** Without a join: the row was inserted for the WAL stream and no batch records it yet (still in the stream). */
+export function inStreamCondition(s: string, o = 'o'): string {
+  return `(${o}.state = 1 and ${o}.sent_at is null and not ${recordedInBatch(s, o)})`;
+}
