@@ -9,7 +9,7 @@ import { type Logger, silentLogger } from '../ports/logger.ts';
 import type { RelaySource } from '../ports/outbox-store.ts';
 import { noTracing, type Tracing } from '../ports/tracing.ts';
 import type { PublishOutcome, Publisher } from '../ports/transport.ts';
-import type { WalCommit, WalFailure, WalLedger, WalRow, WalStream, WalStreamSession } from '../ports/wal-stream.ts';
+import type { WalCommit, WalFailure, WalLedger, WalRow, WalSent, WalStream, WalStreamSession } from '../ports/wal-stream.ts';
 import { Relay, type RelayConfig } from './relay.ts';
 import { startSendSpans } from './send-spans.ts';
 import { trustedOutcomes } from './trusted-outcomes.ts';
@@ -37,7 +37,7 @@ interface Batch {
  */
 const keyOf = (row: WalRow) => row.record.key;
 
-type SentRow = { ref: string; partition?: number; offset?: bigint };
+type SentRow = WalSent;
 
 /** What one lane made of its part of a batch; `abandoned`: stopped in an outage, nothing of it may be recorded. */
 interface LaneOutcome {
@@ -464,7 +464,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
         const fate = keyFate.get(key);
         if (fate === 'retry') retry.push(row);
         else if (fate === 'held') failed.push(heldBack(row));
-        else if (outcome?.ok) sent.push({ ref: row.ref, partition: outcome.partition, offset: outcome.offset });
+        else if (outcome?.ok) sent.push({ ref: row.ref, partition: outcome.partition, offset: outcome.offset, insertOnly: row.insertOnly });
         else if (this.#retryInPlace(outcome, attempt)) {
           keyFate.set(key, 'retry');
           retry.push(row);
@@ -526,11 +526,12 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
   }
 
   /** Retries until recorded (the database may be restarting): a batch is confirmed only once recorded. */
-  async #record(batch: Batch, sent: SentRow[], failed: WalFailure[]): Promise<void> {
+  async #record(batch: Batch, rows: SentRow[], failed: WalFailure[]): Promise<void> {
+    const sent = withCommitEnds(batch, rows);
     let delay = 100;
     for (;;) {
       try {
-        const { sent: changed } = await this.#ledger.record(sent, failed);
+        const { sent: changed } = await this.#ledger.record(sent, failed, { endLsn: batch.endLsn });
         const resent = sent.length - changed;
         const heldBackCount = failed.filter((f) => f.heldBack).length;
         this.#metrics.sent.inc(this.#labels, changed);
@@ -595,6 +596,17 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
   #wakeSleepers(dataOnly: boolean): void {
     for (const sleeper of [...this.#sleepers]) if (!dataOnly || sleeper.data) sleeper.done();
   }
+}
+
+/**
+ * Insert-only rows carry the end of their commit: the ledger looks up (as possible replays) only those whose
+ * commit the slot may have recorded before.
+ */
+function withCommitEnds(batch: Batch, sent: SentRow[]): SentRow[] {
+  if (!sent.some((o) => o.insertOnly)) return sent;
+  const ends = new Map<string, string>();
+  for (const commit of batch.commits) if (commit.endLsn !== undefined) for (const row of commit.rows) ends.set(row.ref, commit.endLsn);
+  return sent.map((o) => (o.insertOnly ? { ...o, commitEnd: ends.get(o.ref) } : o));
 }
 
 function heldBack(row: WalRow): WalFailure {

@@ -6,6 +6,11 @@ export interface WalRow {
   /** The outbox row's handle (seq_id), as in `ClaimedRow.ref`. */
   ref: string;
   messageId: string;
+  /**
+   * Inserted for the stream (state 1: the outbox's insert-only mode, docs/wal-relay.md): its send is recorded
+   * in the batch's row of `outbox_wal_batch`, not by updating the row. Otherwise (state 0) by an update.
+   */
+  insertOnly?: boolean;
   record: OutgoingRecord;
 }
 
@@ -66,13 +71,25 @@ export interface WalFailure {
   heldBack: boolean;
 }
 
-/** What the WAL relay records in the outbox; each call is one statement. */
+/** A row the broker confirmed, as the WAL relay hands it to its ledger. */
+export interface WalSent {
+  ref: string;
+  partition?: number;
+  offset?: bigint;
+  /** `WalRow.insertOnly`: recorded in the batch's row, not on the outbox row. */
+  insertOnly?: boolean;
+  /** The end of its transaction's commit (undefined for a part of a large one that is not its last). */
+  commitEnd?: string;
+}
+
+/** What the WAL relay records in the outbox. */
 export interface WalLedger {
   /**
-   * Marks sent rows state 1 and failed rows state 2 (for the polling path), atomically. Resolves to how
-   * many sent rows changed state: the others were recorded as sent before (a replay: duplicates).
+   * Records a batch: sent rows as sent (on the row, or for insert-only rows in one row for the batch) and
+   * failed rows state 2 (for the polling path). Resolves to how many sent rows were recorded now: the others
+   * were recorded as sent before (a replay: duplicates). `endLsn`: the batch's last whole commit.
    */
-  record(sent: Array<{ ref: string; partition?: number; offset?: bigint }>, failed: WalFailure[]): Promise<{ sent: number }>;
+  record(sent: WalSent[], failed: WalFailure[], batch?: { endLsn?: string }): Promise<{ sent: number }>;
   /**
    * Message keys (of any topic) that have a row waiting for the polling path: their later rows must not
    * overtake it, also once `divert --move-unsent` moved it to another topic.

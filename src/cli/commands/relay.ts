@@ -63,8 +63,12 @@ others stand by and take over when it dies. Rows that fail for their own reasons
   --slot <name>            replication slot (default zeroloss_<schema>)
   --create-slot            create the publication and the slot if missing (never done otherwise), hand
                            rows still unsent to the polling path, then run
+  --insert-only            with --create-slot: switch the outbox to the insert-only mode: new rows are
+                           inserted for the stream and the relay records what it sent with one row per
+                           batch instead of an update per message (docs/wal-relay.md). Every relay that
+                           reads the outbox must be of this release or later. --drop-slot switches back
   --drop-slot              drop the slot and every shard's slot and publication, and exit (the server
-                           stops keeping WAL for them)
+                           stops keeping WAL for them); rows still in the stream go to the polling path
   --wal-batch-size <n>     rows per send, whole transactions or parts of a larger one (default 2000)
   --shards <n>             with --create-slot: split the outbox into n shards by key hash (PostgreSQL 15+),
                            each streamed through a slot of its own (zeroloss_<schema>_s<i>), so n relays can
@@ -96,6 +100,7 @@ export async function relayCommand(argv: string[]): Promise<number> {
     slot: { type: 'string' },
     'create-slot': { type: 'boolean' },
     'drop-slot': { type: 'boolean' },
+    'insert-only': { type: 'boolean' },
     'wal-batch-size': { type: 'string' },
     shards: { type: 'string' },
     'only-sources': { type: 'boolean' },
@@ -110,6 +115,9 @@ export async function relayCommand(argv: string[]): Promise<number> {
     throw new ZerolossError('ZL_INVALID_CONFIG', '--slot, --create-slot, --drop-slot, --wal-batch-size and --shards need --mode wal');
   }
   if (mode === 'wal' && values.once) throw new ZerolossError('ZL_INVALID_CONFIG', '--once is for --mode poll');
+  if (values['insert-only'] && !values['create-slot']) {
+    throw new ZerolossError('ZL_INVALID_CONFIG', '--insert-only needs --mode wal --create-slot', { details: { field: 'insert-only' } });
+  }
   // main.ts sets V8's --optimize-for-size for every long-running command, before anything allocates. The
   // polling relay waits on Postgres and loses nothing by it (a 200,000-row drain: 13 s vs 12 s), but the WAL
   // relay is bound by its own CPU: the CLI drained 1,059-1,372 msg/s with it against 1,925-2,753 without
@@ -156,13 +164,14 @@ export async function relayCommand(argv: string[]): Promise<number> {
     : 0;
   const wal = mode === 'wal' && shards === 0 ? postgresWal(store, { url: pgUrl(values.pg), slot: values.slot }) : undefined;
   if (wal && values['create-slot']) {
-    const { created, handedOver } = await wal.createSlot();
+    const { created, handedOver, insertOnly } = await wal.createSlot(undefined, { insertOnly: values['insert-only'] });
     if (created) {
       log.info(
-        { slot: wal.slot, publication: wal.publication, handedOver },
+        { slot: wal.slot, publication: wal.publication, handedOver, insertOnly },
         `created slot ${wal.slot} and publication ${wal.publication}; ${handedOver} unsent row(s) handed to the polling path`,
       );
-    } else log.info({ slot: wal.slot }, `slot ${wal.slot} exists already`);
+    } else log.info({ slot: wal.slot, insertOnly }, `slot ${wal.slot} exists already`);
+    if (insertOnly) log.info({ slot: wal.slot }, 'the outbox is insert-only: sends are recorded per batch');
   }
   const settings = {
     batchSize: intOption(values['batch-size'], 'batch-size', 500),
@@ -264,13 +273,15 @@ export async function relayCommand(argv: string[]): Promise<number> {
  */
 async function walShards(
   set: ReturnType<typeof postgresWalShards>,
-  values: { shards?: string; 'create-slot'?: boolean; slot?: string },
+  values: { shards?: string; 'create-slot'?: boolean; 'insert-only'?: boolean; slot?: string },
   log: ReturnType<typeof cliLogger>,
 ): Promise<number> {
   const requested = values.shards === undefined ? undefined : intOption(values.shards, 'shards', 1);
   let existing = await set.list();
   if (values['create-slot'] && (requested !== undefined || existing.length > 0)) {
-    const { created, handedOver, dropped } = await set.createShards(requested ?? (existing[0]?.shards as number));
+    const { created, handedOver, dropped } = await set.createShards(requested ?? (existing[0]?.shards as number), undefined, {
+      insertOnly: values['insert-only'],
+    });
     if (dropped.length > 0) log.info({ dropped }, `dropped the previous shards' slots: ${dropped.join(', ')}`);
     log.info(
       { created, handedOver },

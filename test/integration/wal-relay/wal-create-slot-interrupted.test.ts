@@ -67,7 +67,11 @@ test('a slot left by a --create-slot that died before its hand-over is not strea
     assert.equal(report.ok, false);
 
     const again = await s.wal.createSlot('test');
-    assert.deepEqual(again, { created: true, handedOver: 2 }, 'the next --create-slot makes the slot anew and hands the older rows over');
+    assert.deepEqual(
+      again,
+      { created: true, handedOver: 2, insertOnly: false },
+      'the next --create-slot makes the slot anew and hands the older rows over',
+    );
     await waitFor(() => states.includes('streaming'), { what: 'the relay to stream the new slot', timeoutMs: 20_000 });
     assert.deepEqual(
       (await walDoctor(s.store.db)).findings.filter((f) => f.setting === 'hand-over'),
@@ -91,7 +95,11 @@ test('migration 20 records the slots made before it, so their relays keep stream
     await s.pool.query(walSlotMigration.sql(`"${s.schema}"`));
     const { rows } = await s.pool.query(`select handed_over from "${s.schema}".wal_slot where slot_name = $1`, [s.wal.slot]);
     assert.equal(rows.length, 1, 'the existing slot is recorded');
-    assert.deepEqual(await s.wal.createSlot('test'), { created: false, handedOver: 0 }, 'and --create-slot leaves it as it is');
+    assert.deepEqual(
+      await s.wal.createSlot('test'),
+      { created: false, handedOver: 0, insertOnly: false },
+      'and --create-slot leaves it as it is',
+    );
   } finally {
     await s.cleanup();
   }

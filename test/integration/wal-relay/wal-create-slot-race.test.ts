@@ -104,7 +104,7 @@ test('--create-slot hands over the rows of a writer it waited for, whatever the 
       { what: 'the slot creation waiting for the open writer', timeoutMs: 10_000 },
     );
     await writer.query('commit');
-    assert.deepEqual(await creating, { created: true, handedOver: 1 });
+    assert.deepEqual(await creating, { created: true, handedOver: 1, insertOnly: false });
     const { rows } = await s.pool.query(`select state from "${s.schema}".outbox where message_id = $1`, [pending.id]);
     assert.equal(rows[0]?.state, 2, 'handed to the polling path');
   } finally {

@@ -206,6 +206,8 @@ test('columns are found by name: a table of the same name with another column or
     assert.equal(inserts[0]?.record.key, row.msg_key);
     assert.deepEqual(inserts[0]?.record.headers, row.headers);
     assert.ok(row.payload.equals(inserts[0]?.record.value as Buffer));
+    // No state column (a table of the old shape): sent as a row recorded by an update.
+    assert.equal(inserts[0]?.insertOnly, false);
     await consume();
   }
 });
@@ -224,4 +226,28 @@ test('a null needed column, an insert before its relation and a relation without
   const messages = await peek(true);
   assert.throws(() => decodeAll(new PgoutputDecoder(other), messages), { code: 'ZL_INVALID_CONFIG', message: /lacks column\(s\) headers/ });
   await consume();
+});
+
+test('the state a row was inserted with: 1 (insert-only mode) decodes as insertOnly, 0 as not', async () => {
+  await consume();
+  for (const binary of [false, true]) {
+    const ids: string[] = [];
+    for (const state of [1, 0]) {
+      const { rows: inserted } = await pool.query<{ seq_id: string }>(
+        `insert into "${schema}".outbox (message_id, topic, msg_key, msg_type, trace_id, producer_id, headers, payload, state)
+         values ($1, 't', 'k', 't', '', 'p', '{}', '\\x00', $2) returning seq_id::text`,
+        [`m-state-${state}-${binary}`, state],
+      );
+      ids.push(inserted[0]?.seq_id as string);
+    }
+    const inserts = decodeAll(new PgoutputDecoder(schema), await peek(binary)).flatMap((e) => (e.tag === 'insert' ? [e.row] : []));
+    assert.deepEqual(
+      inserts.map((r) => [r.ref, r.insertOnly]),
+      [
+        [ids[0], true],
+        [ids[1], false],
+      ],
+    );
+    await consume();
+  }
 });

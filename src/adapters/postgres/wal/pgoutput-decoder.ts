@@ -7,14 +7,20 @@ import type { WalRow } from '../../../ports/wal-stream.ts';
  */
 export type PgoutputEvent = { tag: 'begin' } | { tag: 'insert'; row: WalRow } | { tag: 'commit'; endLsn: string | null };
 
-/** The outbox columns a row is sent from; the other 16 are skipped by their length, never decoded. */
-const NEEDED = ['seq_id', 'message_id', 'topic', 'msg_key', 'headers', 'payload'] as const;
+/**
+ * The outbox columns a row is sent from, and the state it was inserted with (1 in the insert-only mode: its
+ * send is recorded in a batch row, docs/wal-relay.md); the other 15 are skipped by their length, never decoded.
+ */
+const NEEDED = ['seq_id', 'message_id', 'topic', 'msg_key', 'headers', 'payload', 'state'] as const;
 const SEQ_ID = 0;
 const MESSAGE_ID = 1;
 const TOPIC = 2;
 const MSG_KEY = 3;
 const HEADERS = 4;
 const PAYLOAD = 5;
+const STATE = 6;
+/** The columns a row cannot be sent without (state may be missing from a table of the old shape: read as 0). */
+const REQUIRED = STATE;
 
 /** Where each needed column sits in this relation's tuples (by name: a table may order its columns any way). */
 interface Layout {
@@ -29,7 +35,7 @@ const KIND_BINARY = 0x62; // 'b'
 
 /**
  * A decoder of pgoutput's binary messages that reads only the outbox's inserts, and of them only the six
- * columns a record is built from (docs/wal-relay.md, "Decoding"). pg-logical-replication's own parser turns
+ * columns a record is built from and the row's state (docs/wal-relay.md, "Decoding"). pg-logical-replication's own parser turns
  * all 22 columns of every row into JS values (timestamps into Dates, jsonb and bytea through node-postgres's
  * type parsers): most of the relay's CPU per row in the profile of the `relay` benchmark.
  *
@@ -93,7 +99,7 @@ export class PgoutputDecoder {
         found[slot] = true;
       }
     }
-    const missing = NEEDED.filter((_, i) => !found[i]);
+    const missing = NEEDED.filter((_, i) => i < REQUIRED && !found[i]);
     if (missing.length > 0) {
       throw new ZerolossError('ZL_INVALID_CONFIG', `${schema}.${name} in the replication stream lacks column(s) ${missing.join(', ')}`, {
         retryable: false,
@@ -136,7 +142,7 @@ export class PgoutputDecoder {
       }
     }
     if (p !== buffer.length) throw protocolError(`an insert message of ${buffer.length} bytes holds ${p}`);
-    for (let slot = 0; slot < NEEDED.length; slot++) {
+    for (let slot = 0; slot < REQUIRED; slot++) {
       if (kinds[slot] === KIND_NULL) throw protocolError(`outbox column ${NEEDED[slot]} is null`);
     }
     const headersStart = kinds[HEADERS] === KIND_BINARY ? jsonbBody(buffer, start[HEADERS] as number) : (start[HEADERS] as number);
@@ -145,6 +151,7 @@ export class PgoutputDecoder {
       row: {
         ref: kinds[SEQ_ID] === KIND_BINARY ? int8(buffer, start[SEQ_ID] as number) : text(buffer, start, end, SEQ_ID),
         messageId: text(buffer, start, end, MESSAGE_ID),
+        insertOnly: insertedState(buffer, kinds[STATE] as number, start, end) === 1,
         record: {
           topic: text(buffer, start, end, TOPIC),
           key: text(buffer, start, end, MSG_KEY),
@@ -157,6 +164,13 @@ export class PgoutputDecoder {
       },
     };
   }
+}
+
+/** The smallint state column: int2send's 2 bytes, or its text; 0 when the table has no such column. */
+function insertedState(buffer: Buffer, kind: number, start: Int32Array, end: Int32Array): number {
+  if (kind === KIND_BINARY) return buffer.readInt16BE(start[STATE] as number);
+  if (kind === KIND_TEXT) return Number(text(buffer, start, end, STATE));
+  return 0;
 }
 
 function text(buffer: Buffer, start: Int32Array, end: Int32Array, slot: number): string {

@@ -1,7 +1,7 @@
 import { ZerolossError } from '../../../core/errors.ts';
 import { quoteIdent } from '../../../core/identifier.ts';
 import type { RelaySource } from '../../../ports/outbox-store.ts';
-import type { Database } from '../../../ports/sql-executor.ts';
+import type { Database, SqlExecutor } from '../../../ports/sql-executor.ts';
 import type { WalShard, WalShardSet } from '../../../ports/wal-shards.ts';
 import { postgresWal } from './postgres-wal.ts';
 import { ignoreUndefinedTable, isUndefinedTable, requireSlotTable } from './wal-slot-table.ts';
@@ -18,9 +18,16 @@ export interface PostgresWalShards extends WalShardSet {
    * are missing. A different N than the existing one is refused unless nothing is left to stream and no
    * relay reads a shard. Only ever called when asked.
    */
-  createShards(shards: number, actor?: string): Promise<{ created: string[]; handedOver: number; dropped: string[] }>;
-  /** Drops every shard's slot and publication and forgets the shards; resolves to the slots dropped. */
-  dropShards(): Promise<string[]>;
+  createShards(
+    shards: number,
+    actor?: string,
+    options?: { insertOnly?: boolean },
+  ): Promise<{ created: string[]; handedOver: number; dropped: string[] }>;
+  /**
+   * Drops every shard's slot and publication and forgets the shards; resolves to the slots dropped. The
+   * outbox leaves the insert-only mode, its rows still in the streams going to the polling path.
+   */
+  dropShards(actor?: string): Promise<string[]>;
 }
 
 interface ShardRow {
@@ -91,9 +98,18 @@ export function postgresWalShards(
     }
   }
 
-  async function dropShards(): Promise<string[]> {
+  async function dropShards(actor = 'zeroloss relay --drop-slot'): Promise<string[]> {
     const dropped: string[] = [];
-    for (const r of await rows()) {
+    const shards = await rows();
+    if (shards.length > 0) {
+      await db
+        .transaction(async (tx) => {
+          await tx.query(single.setStateDefault(0));
+          await tx.query(single.handOverInStream, [actor]);
+        })
+        .catch(ignoreUndefinedTable);
+    }
+    for (const r of shards) {
       await db.query(single.forgetSlot, [r.slot]).catch(ignoreUndefinedTable);
       if ((await db.query(single.slotInfo, [r.slot])).rows.length > 0) {
         await db.query(single.dropSlot, [r.slot]);
@@ -128,7 +144,7 @@ export function postgresWalShards(
       await db.query(sql.leave, [member]);
     },
     dropShards,
-    async createShards(shards, actor = 'zeroloss relay --create-slot') {
+    async createShards(shards, actor = 'zeroloss relay --create-slot', options = {}) {
       if (!Number.isInteger(shards) || shards < 1 || shards > MAX_WAL_SHARDS) {
         throw new ZerolossError('ZL_INVALID_CONFIG', `--shards must be an integer from 1 to ${MAX_WAL_SHARDS}, not ${shards}`, {
           details: { field: 'shards' },
@@ -175,7 +191,15 @@ export function postgresWalShards(
           lost: known?.lost === true,
         };
       }).filter((x) => x.missing);
-      if (wanted.length === 0) return { created: [], handedOver: 0, dropped };
+      // Switched on with every shard's slot in place, last in the transaction (its lock holds enqueues back
+      // until the commit); rows inserted before it with the old default are streamed and recorded by updates.
+      const switchOn = async (tx: SqlExecutor) => {
+        if (options.insertOnly === true) await tx.query(single.setStateDefault(1));
+      };
+      if (wanted.length === 0) {
+        await db.transaction(switchOn);
+        return { created: [], handedOver: 0, dropped };
+      }
       // A lost slot cannot stream again: it is dropped and made anew, its shard's unsent rows handed over.
       for (const w of wanted.filter((x) => x.lost)) {
         await db.query(single.forgetSlot, [w.slot]).catch(ignoreUndefinedTable);
@@ -230,6 +254,7 @@ export function postgresWalShards(
             await tx.query(single.recordSlot, [w.slot, n]);
             handedOver += n;
           }
+          await switchOn(tx);
           return { created: [...made], handedOver, dropped };
         });
       } catch (error) {

@@ -2,8 +2,8 @@ import { ZerolossError } from '../../../core/errors.ts';
 import { ignoreUndefinedTable, requireSlotTable } from './wal-slot-table.ts';
 import { quoteIdent } from '../../../core/identifier.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../../../ports/outbox-store.ts';
-import type { Database } from '../../../ports/sql-executor.ts';
-import type { WalFailure, WalLedger, WalStream } from '../../../ports/wal-stream.ts';
+import type { Database, SqlExecutor } from '../../../ports/sql-executor.ts';
+import type { WalFailure, WalLedger, WalSent, WalStream } from '../../../ports/wal-stream.ts';
 import { type ClaimRow, claimedRows } from '../postgres-outbox-store.ts';
 import { PastHeldKeys } from '../past-held-keys.ts';
 import { PgWalStream } from './pg-wal-stream.ts';
@@ -29,10 +29,17 @@ export interface PostgresWal {
   /**
    * Creates the publication (when missing) and the slot, then hands the rows still pending to the polling
    * path (they predate the slot). Only ever called when asked: nothing creates a slot silently.
+   * `insertOnly`: switch the outbox to the insert-only mode (docs/wal-relay.md) in the same transaction,
+   * also when the slot exists already; every relay reading the outbox must be of this release or later.
    */
-  createSlot(actor?: string): Promise<{ created: boolean; handedOver: number }>;
-  /** Drops the slot (the server stops keeping WAL for it); false when there was none. */
-  dropSlot(): Promise<boolean>;
+  createSlot(actor?: string, options?: { insertOnly?: boolean }): Promise<{ created: boolean; handedOver: number; insertOnly: boolean }>;
+  /**
+   * Drops the slot (the server stops keeping WAL for it); false when there was none. The outbox leaves the
+   * insert-only mode, and its rows still in the stream go to the polling path, either way.
+   */
+  dropSlot(actor?: string): Promise<boolean>;
+  /** Whether new outbox rows are inserted for the stream (the insert-only mode). */
+  insertOnly(): Promise<boolean>;
 }
 
 /** How long a batch waits for its rows to become visible before the relay gives the batch up (and replays it). */
@@ -77,6 +84,10 @@ export function postgresWal(
     applicationName: options.applicationName,
   });
 
+  async function isInsertOnly(on: SqlExecutor): Promise<boolean> {
+    return (await on.query<{ on: boolean }>(sql.insertOnlyOn)).rows[0]?.on === true;
+  }
+
   async function slotRecorded(): Promise<boolean> {
     return (await db.query<{ recorded: boolean }>(sql.slotRecorded, [slot])).rows[0]?.recorded === true;
   }
@@ -103,48 +114,67 @@ export function postgresWal(
     },
   };
 
+  /** Records sent rows on the rows themselves and failed ones for the polling path; resolves to the sent rows changed. */
+  async function recordRows(sent: WalSent[], failed: WalFailure[]): Promise<number> {
+    const total = sent.length + failed.length;
+    const params = [
+      sent.map((o) => o.ref),
+      sent.map((o) => o.partition ?? null),
+      sent.map((o) => (o.offset === undefined ? null : o.offset.toString())),
+      failed.map((f) => f.ref),
+      failed.map((f) => f.error),
+      failed.map((f) => f.delayMs),
+      failed.map((f) => f.charge),
+      `wal:${slot}`,
+    ];
+    // Rows of a commit streamed a moment before it is visible here are skipped by the UPDATE: repeat
+    // (each pass changes only what is still unchanged) until the statement saw every row of the batch.
+    let changed = 0;
+    const deadline = Date.now() + RECORD_VISIBILITY_MS;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+      const { rows } = await db.query<{ sent: number; visible: number }>(sql.record, params);
+      changed += Number(rows[0]?.sent ?? 0);
+      const visible = Number(rows[0]?.visible ?? 0);
+      if (visible >= total) return changed;
+      if (Date.now() > deadline) {
+        // Long after its commit, a row that is still not there was deleted since (an operator's discard,
+        // retention, the writer's own transaction): nothing is left to record for it, and waiting on it
+        // would hold every later commit of the slot for good. Counted as not changed (a resend).
+        const refs = [...sent.map((o) => o.ref), ...failed.map((f) => f.ref)];
+        const { rows: present } = await db.query<{ n: number }>(sql.presentRows, [refs]);
+        if (Number(present[0]?.n ?? 0) <= visible) return changed;
+        throw new ZerolossError(
+          'ZL_STORE_CONFLICT',
+          `${total - visible} row(s) of a streamed commit are still not visible after ${RECORD_VISIBILITY_MS} ms`,
+          {
+            retryable: true,
+            details: { slot },
+          },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+
   const ledger: WalLedger = {
     retrySource,
-    async record(sent, failed: WalFailure[]) {
-      const total = sent.length + failed.length;
-      if (total === 0) return { sent: 0 };
-      const params = [
-        sent.map((o) => o.ref),
-        sent.map((o) => o.partition ?? null),
-        sent.map((o) => (o.offset === undefined ? null : o.offset.toString())),
-        failed.map((f) => f.ref),
-        failed.map((f) => f.error),
-        failed.map((f) => f.delayMs),
-        failed.map((f) => f.charge),
-        `wal:${slot}`,
-      ];
-      // Rows of a commit streamed a moment before it is visible here are skipped by the UPDATE: repeat
-      // (each pass changes only what is still unchanged) until the statement saw every row of the batch.
-      let changed = 0;
-      const deadline = Date.now() + RECORD_VISIBILITY_MS;
-      for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
-        const { rows } = await db.query<{ sent: number; visible: number }>(sql.record, params);
-        changed += Number(rows[0]?.sent ?? 0);
-        const visible = Number(rows[0]?.visible ?? 0);
-        if (visible >= total) return { sent: changed };
-        if (Date.now() > deadline) {
-          // Long after its commit, a row that is still not there was deleted since (an operator's discard,
-          // retention, the writer's own transaction): nothing is left to record for it, and waiting on it
-          // would hold every later commit of the slot for good. Counted as not changed (a resend).
-          const refs = [...sent.map((o) => o.ref), ...failed.map((f) => f.ref)];
-          const { rows: present } = await db.query<{ n: number }>(sql.presentRows, [refs]);
-          if (Number(present[0]?.n ?? 0) <= visible) return { sent: changed };
-          throw new ZerolossError(
-            'ZL_STORE_CONFLICT',
-            `${total - visible} row(s) of a streamed commit are still not visible after ${RECORD_VISIBILITY_MS} ms`,
-            {
-              retryable: true,
-              details: { slot },
-            },
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, pause));
-      }
+    async record(all: WalSent[], failed: WalFailure[], batch) {
+      // Insert-only rows (migration 21) are recorded by one row for the batch; rows inserted before the mode
+      // was switched on, and failures, by updating the rows. The update goes first: if the insert then
+      // fails, the caller records the batch again and the update changes nothing twice.
+      const listed = all.filter((o) => o.insertOnly === true);
+      const sent = listed.length === all.length ? [] : all.filter((o) => o.insertOnly !== true);
+      const updated = sent.length + failed.length === 0 ? 0 : await recordRows(sent, failed);
+      if (listed.length === 0) return { sent: updated };
+      const { rows } = await db.query<{ sent: number }>(sql.recordBatch, [
+        slot,
+        listed.map((o) => o.ref),
+        listed.map((o) => o.partition ?? null),
+        listed.map((o) => (o.offset === undefined ? null : o.offset.toString())),
+        listed.map((o) => o.commitEnd ?? null),
+        batch?.endLsn ?? null,
+      ]);
+      return { sent: updated + Number(rows[0]?.sent ?? 0) };
     },
     async heldKeys() {
       const { rows } = await db.query<{ msg_key: string }>(sql.heldKeys);
@@ -157,11 +187,19 @@ export function postgresWal(
     publication,
     stream,
     ledger,
-    async createSlot(actor = 'zeroloss relay --create-slot') {
+    async createSlot(actor = 'zeroloss relay --create-slot', options: { insertOnly?: boolean } = {}) {
       await requireSlotTable(db, s, schema);
       const { rows: existing } = await db.query(sql.slotInfo, [slot]);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
-      if (existing.length > 0 && (await slotRecorded())) return { created: false, handedOver: 0 };
+      const switchOn = async (tx: SqlExecutor) => {
+        // Last in its transaction: the lock it takes holds enqueues back only until the commit. Rows
+        // inserted meanwhile with the old default are in the stream too, and recorded by an update.
+        if (options.insertOnly === true) await tx.query(sql.setStateDefault(1));
+        return isInsertOnly(tx);
+      };
+      if (existing.length > 0 && (await slotRecorded())) {
+        return { created: false, handedOver: 0, insertOnly: await db.transaction(switchOn) };
+      }
       // One transaction under the creation lock: a relay finding the slot waits until the rows it cannot
       // stream are handed over (wal-sql.ts slotCreationLock), and the hand-over is recorded with it
       // (migration 20). The slot itself is not transactional: if this run dies before the commit, the
@@ -176,7 +214,7 @@ export function postgresWal(
           const { rows: now } = await tx.query<{ active: boolean }>(sql.slotInfo, [slot]);
           if (now[0]) {
             if ((await tx.query<{ recorded: boolean }>(sql.slotRecorded, [slot])).rows[0]?.recorded === true) {
-              return { created: false, handedOver: 0 };
+              return { created: false, handedOver: 0, insertOnly: await switchOn(tx) };
             }
             if (now[0].active) {
               throw new ZerolossError(
@@ -192,21 +230,30 @@ export function postgresWal(
           const { rows } = await tx.query<{ n: number }>(sql.handOver, [actor]);
           const handedOver = Number(rows[0]?.n ?? 0);
           await tx.query(sql.recordSlot, [slot, handedOver]);
-          return { created: true, handedOver };
+          return { created: true, handedOver, insertOnly: await switchOn(tx) };
         });
       } catch (error) {
         if (created) await db.query(sql.dropSlot, [slot]).catch(() => {});
         throw error;
       }
     },
-    async dropSlot() {
+    async dropSlot(actor = 'zeroloss relay --drop-slot') {
       const { rows } = await db.query(sql.slotInfo, [slot]);
       // The record goes first: a slot left without one is never read, whatever happens next. (Before
       // migration 20 there is none to forget.)
       await db.query(sql.forgetSlot, [slot]).catch(ignoreUndefinedTable);
+      // No stream brings rows inserted for it any more: new ones go to the polling path, and those it had
+      // not recorded as sent are handed to it (before migration 21 there are none).
+      await db
+        .transaction(async (tx) => {
+          await tx.query(sql.setStateDefault(0));
+          await tx.query(sql.handOverInStream, [actor]);
+        })
+        .catch(ignoreUndefinedTable);
       if (rows.length === 0) return false;
       await db.query(sql.dropSlot, [slot]);
       return true;
     },
+    insertOnly: () => isInsertOnly(db),
   };
 }

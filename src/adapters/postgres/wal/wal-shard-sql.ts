@@ -1,4 +1,5 @@
 import { walShardExpression } from '../../../core/wal-shard.ts';
+import { inStreamCondition } from '../stream-sent-sql.ts';
 
 /**
  * Every statement of the WAL relay's shards (docs/wal-relay.md, Shards), in one place. `s` is the validated,
@@ -29,13 +30,14 @@ export function walShardSql(s: string) {
     order by w.shard`;
 
   // Same hand-over as the single slot's (wal-sql.ts), limited to one shard's keys: rows committed before
-  // this shard's slot existed are not in its stream. Other shards' rows are left to their own slots.
+  // this shard's slot existed are not in its stream (in the insert-only mode also rows inserted for an
+  // earlier slot's stream that no batch records). Other shards' rows are left to their own slots.
   const handOver = (shard: number, shards: number) => `
     with moved as (
-      update ${s}.outbox set state = 2, next_attempt_at = now(), modified_time = now(),
+      update ${s}.outbox o set state = 2, next_attempt_at = now(), modified_time = now(),
         last_error = 'handed to the polling path when the WAL slot was created'
-      where state = 0 and ${walShardExpression('msg_key', shard, shards)}
-      returning message_id, attempts
+      where (o.state = 0 or ${inStreamCondition(s, 'o')}) and ${walShardExpression('o.msg_key', shard, shards)}
+      returning o.message_id, o.attempts
     ), tr as (
       insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
       select message_id, 0, 2, attempts, 'handed to the polling path when the WAL slot was created', $1 from moved
@@ -45,8 +47,9 @@ export function walShardSql(s: string) {
   // The slots whose hand-over committed (migration 20).
   const recordedSlots = `select slot_name from ${s}.wal_slot`;
 
-  // Changing the shard count moves keys between slots; allowed only with nothing left to stream.
-  const unsent = `select count(*)::int as n from ${s}.outbox where state <> 1 and state <> 3`;
+  // Changing the shard count moves keys between slots; allowed only with nothing left to stream (rows
+  // inserted for the stream and not yet recorded as sent included).
+  const unsent = `select count(*)::int as n from ${s}.outbox o where (o.state <> 1 and o.state <> 3) or ${inStreamCondition(s, 'o')}`;
 
   // Membership: the caller's row is refreshed, members unseen for the timeout are removed, and the live
   // ones are returned (the caller's own row is added by the caller: a statement does not see its own writes).

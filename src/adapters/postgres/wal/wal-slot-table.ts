@@ -23,4 +23,15 @@ export async function requireSlotTable(db: SqlExecutor, s: string, schema: strin
       details: { field: 'schema' },
     });
   }
+  // The hand-over reads outbox_wal_batch (migration 21), where the insert-only mode records sends.
+  const { rows: batch } = await db.query<{ ok: boolean }>('select to_regclass($1) is not null as ok', [`${s}.outbox_wal_batch`]);
+  if (batch[0]?.ok !== true) {
+    throw new ZerolossError(
+      'ZL_INVALID_CONFIG',
+      `schema ${schema} predates migration 21 (outbox_wal_batch): run \`zeroloss migrate\` first`,
+      {
+        details: { field: 'schema' },
+      },
+    );
+  }
 }

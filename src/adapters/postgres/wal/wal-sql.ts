@@ -1,4 +1,5 @@
 import { keptRowsOf } from '../outbox-sql.ts';
+import { inStreamCondition } from '../stream-sent-sql.ts';
 
 /**
  * Every statement of the WAL relay, in one place. `s` is the validated, quoted schema; `slot` and
@@ -48,22 +49,49 @@ export function walSql(s: string, names: { publication: string }) {
 
   // Run right after the slot is created: rows committed before its consistent point are not in the stream,
   // so the polling path sends them (state 2, uncharged, due now), and their keys are held back until it has.
-  const handOver = `
+  // In the insert-only mode (migration 21) that includes rows inserted for an earlier slot's stream and
+  // never recorded as sent (a dropped or lost slot): no stream brings them now. Their scan reads the whole
+  // outbox (no index holds them), once, when a slot is made.
+  const handOverOf = (reason: string) => `
     with moved as (
-      update ${s}.outbox set state = 2, next_attempt_at = now(), modified_time = now(),
-        last_error = 'handed to the polling path when the WAL slot was created'
-      where state = 0
-      returning message_id, attempts
+      update ${s}.outbox o set state = 2, next_attempt_at = now(), modified_time = now(), last_error = '${reason}'
+      where o.state = 0 or ${inStreamCondition(s, 'o')}
+      returning o.message_id, o.attempts
     ), tr as (
       insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
-      select message_id, 0, 2, attempts, 'handed to the polling path when the WAL slot was created', $1 from moved
+      select message_id, 0, 2, attempts, '${reason}', $1 from moved
     )
     select count(*)::int as n from moved`;
+  const handOver = handOverOf('handed to the polling path when the WAL slot was created');
+  // When the slot is dropped: rows inserted for its stream and not yet recorded as sent go to the polling path.
+  const handOverInStream = `
+    with moved as (
+      update ${s}.outbox o set state = 2, next_attempt_at = now(), modified_time = now(),
+        last_error = 'handed to the polling path when the WAL slot was dropped'
+      where ${inStreamCondition(s, 'o')}
+      returning o.message_id, o.attempts
+    ), tr as (
+      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
+      select message_id, 0, 2, attempts, 'handed to the polling path when the WAL slot was dropped', $1 from moved
+    )
+    select count(*)::int as n from moved`;
+
+  // The insert-only mode is the outbox's state default: 1 inserts rows for the stream (sent once a batch
+  // records them), 0 for the polling path. ALTER ... SET DEFAULT takes the table's strongest lock for a
+  // moment (it waits for running enqueues, and holds new ones until its transaction ends).
+  const setStateDefault = (state: 0 | 1) => `alter table ${s}.outbox alter column state set default ${state}`;
+  const insertOnlyOn = `
+    select coalesce((
+      select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
+      join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
+      where d.adrelid = '${s}.outbox'::regclass and a.attname = 'state'
+    ), '0') = '1' as on`;
 
   // How many of a batch's rows exist now (a fresh statement, a fresh snapshot).
   const presentRows = `select count(*)::int as n from ${s}.outbox where seq_id = any($1::bigint[])`;
 
-  // One statement per batch. Sent rows: state 1 with where the broker put them; no transition row for a
+  // One statement per batch (in the insert-only mode, for the rows inserted before it was switched on, and
+  // failures). Sent rows: state 1 with where the broker put them; no transition row for a
   // first send (the row says it all). Failed rows (their own failure, or held back behind one of their key)
   // go to state 2 for the polling path, with a transition row each (rare). `state <> 1` / `state = 0`
   // make a replayed batch (after a crash before the acknowledgement) change nothing twice.
@@ -86,7 +114,7 @@ export function walSql(s: string, names: { publication: string }) {
       set state = 2, last_error = f.err, modified_time = now(),
           next_attempt_at = now() + f.delay_ms * interval '1 millisecond',
           attempts = o.attempts + case when f.charge then 1 else 0 end
-      from f where o.seq_id = f.id and o.state = 0
+      from f where o.seq_id = f.id and (o.state = 0 or ${inStreamCondition(s, 'o')})
       returning o.message_id, o.attempts, f.err
     ), tr as (
       insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
@@ -94,6 +122,33 @@ export function walSql(s: string, names: { publication: string }) {
     )
     select (select count(*) from sent)::int as sent, (select count(*) from failed)::int as failed,
       (select count(*) from ${s}.outbox where seq_id = any($1::bigint[]) or seq_id = any($4::bigint[]))::int as visible`;
+
+  // The insert-only mode's record (migration 21): one row for the batch's sent rows inserted for the stream,
+  // listing their seq_ids, partitions and offsets; the outbox rows are not touched. $1 slot, $2-$5 per row:
+  // seq_id, partition, offset, the end LSN of its commit (null for a part of a large transaction), $6 the
+  // batch's end LSN. A row whose commit ends at or before what this slot has recorded may be a replay (a
+  // crash between record and acknowledgement, or batches recorded out of order): it is looked up, and one
+  // already listed is counted as resent and not listed again. `sent`: rows listed now.
+  const recordBatch = `
+    with s as (
+      select * from unnest($2::bigint[], $3::int[], $4::bigint[], $5::pg_lsn[]) as s(id, part, off, commit_end)
+    ), upto as (
+      select max(end_lsn) as lsn from ${s}.outbox_wal_batch where slot = $1
+    ), dup as materialized (
+      select s.id from s, upto
+      where s.commit_end <= upto.lsn and exists (
+        select 1 from ${s}.outbox_wal_batch b
+        where b.slot = $1 and int8range(b.seq_lo, b.seq_hi, '[]') @> s.id and s.id = any(b.seq_ids)
+      )
+    ), fresh as (
+      select * from s where s.id not in (select id from dup)
+    ), ins as (
+      insert into ${s}.outbox_wal_batch (slot, end_lsn, seq_lo, seq_hi, seq_ids, partitions, offsets)
+      select $1, $6::pg_lsn, min(id), max(id), array_agg(id), array_agg(part), array_agg(off) from fresh
+      having count(*) > 0
+      returning 1
+    )
+    select (select count(*) from fresh)::int as sent, (select count(*) from ins)::int as batches`;
 
   // Rows the stream will not bring (again) and the polling path sends: failed ones (2), and pending ones an
   // operator released from parked (`release` sets 0; a fresh insert has modified_time = created_at, both
@@ -178,7 +233,11 @@ export function walSql(s: string, names: { publication: string }) {
     recordedSlots,
     slotTableSchemas,
     handOver,
+    handOverInStream,
+    setStateDefault,
+    insertOnlyOn,
     record,
+    recordBatch,
     presentRows,
     heldKeys,
     retryClaim,
