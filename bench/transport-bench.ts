@@ -192,13 +192,24 @@ async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messag
   const outbox = createOutbox({ store, producerId: 'bench' });
   let offset = 0;
   try {
+    const fill = async () => {
+      await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys: KEYS, offset });
+      offset += messages;
+    };
     const { a, b } = await interleaved(
       reps,
       async () => {
-        await walBacklog(db, async () => {
-          await fillOutbox({ transaction: (fn) => store.transaction(fn), outbox, topic, messages, keys: KEYS, offset });
-          offset += messages;
-        });
+        await walBacklog(db, fill);
+        return drainWithWalRelay({ wal, publisher: transport.publisher, messages });
+      },
+      () => rawRelayRun(side, topic, messages),
+      env.log,
+    );
+    // The shipped insert-only mode (relay --mode wal --create-slot --insert-only): one row per batch records the sends.
+    const listed = await interleaved(
+      reps,
+      async () => {
+        await walBacklog(db, fill, { insertOnly: true });
         return drainWithWalRelay({ wal, publisher: transport.publisher, messages });
       },
       () => rawRelayRun(side, topic, messages),
@@ -229,6 +240,18 @@ async function transportWalRelayBench(env: BenchEnv, side: TransportSide, messag
         target: { metric: 'ratio', op: '>=', value: 0.5 },
         notes:
           'throwaway PostgreSQL, wal_level=logical, WAL relay with the Kafka relay-wal settings; the raw side as for the polling relay',
+      }),
+      makeResult({
+        name: `${side.name}-relay-wal-insert-only`,
+        messages,
+        zeroloss: listed.a,
+        baseline: listed.b,
+        baselineName: side.relayBaseline,
+        latencyOf,
+        reps: reps.reps,
+        target: { metric: 'ratio', op: '>=', value: 0.5 },
+        notes:
+          'the WAL relay on the insert-only outbox (relay --mode wal --create-slot --insert-only): one outbox_wal_batch row per batch records the sends',
       }),
       makeResult({
         name: `${side.name}-relay-wal-insert-only-floor`,

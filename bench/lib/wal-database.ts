@@ -63,17 +63,24 @@ export async function walBenchDatabase(env: BenchEnv, name: string, prefix: stri
  * repetitions). A long-running relay moves its restart position on; a restarted one pays this once
  * (docs/wal-relay.md).
  */
-export async function walBacklog(db: WalBenchDatabase, fill: () => Promise<void>): Promise<void> {
-  await db.s.pool.query(`update "${db.s.schema}".outbox set state = 1 where state <> 1`);
-  await freshSlot(db);
+export async function walBacklog(db: WalBenchDatabase, fill: () => Promise<void>, options: { insertOnly?: boolean } = {}): Promise<void> {
+  // Every earlier row marked sent on the row, so no slot's hand-over finds one to move (rows an
+  // insert-only repetition left listed in batches included: their scan would cost the next hand-over).
+  await db.s.pool.query(
+    `update "${db.s.schema}".outbox set state = 1, sent_at = coalesce(sent_at, now()) where state <> 1 or sent_at is null`,
+  );
+  await freshSlot(db, options);
   await fill();
 }
 
-/** Waits for the previous session to let the slot go, then drops it and creates it again. */
-export async function freshSlot(db: WalBenchDatabase): Promise<void> {
+/**
+ * Waits for the previous session to let the slot go, then drops it and creates it again; `insertOnly`: in
+ * the outbox's insert-only mode (dropping the slot leaves it).
+ */
+export async function freshSlot(db: WalBenchDatabase, options: { insertOnly?: boolean } = {}): Promise<void> {
   await slotReleased(db.s.pool, db.wal.slot);
   await db.wal.dropSlot();
-  await db.wal.createSlot('bench');
+  await db.wal.createSlot('bench', { insertOnly: options.insertOnly });
 }
 
 /** Until no session streams from the slot: a stopped relay's (or reader's) walsender may take a moment to go. */
