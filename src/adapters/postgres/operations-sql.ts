@@ -4,6 +4,7 @@ import {
   derivedSent,
   derivedSentAt,
   derivedState,
+  insertOnlyDefault,
   recordedInBatch,
   sentCondition,
   walBatchJoin,
@@ -41,11 +42,7 @@ export function operationsSql(s: string) {
   const streamFloor = `stream_floor as (
       select coalesce(
         (select min(b.seq_lo) from (select w.seq_lo from ${s}.outbox_wal_batch w order by w.id desc limit 3) b),
-        (select 0::bigint where (
-          select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
-          join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
-          where d.adrelid = '${s}.outbox'::regclass and a.attname = 'state'
-        ) = '1')
+        (select 0::bigint where ${insertOnlyDefault(s)})
       ) as lo
     )`;
   const recentInStream = `o.seq_id >= (select f.lo from stream_floor f) and o.state = 1 and o.sent_at is null

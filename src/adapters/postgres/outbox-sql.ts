@@ -1,4 +1,4 @@
-import { derivedOffset, derivedPartition, derivedSentAt, derivedState, walBatchJoin } from './stream-sent-sql.ts';
+import { derivedOffset, derivedPartition, derivedSentAt, derivedState, walBatchJoin, insertOnlyDefault } from './stream-sent-sql.ts';
 
 /**
  * Every statement the dedicated outbox runs, in one place. `s` is the validated, quoted schema name;
@@ -229,7 +229,11 @@ export function outboxSql(s: string, options: { notifyChannel: string | undefine
       ${derivedOffset()}::text as sent_offset, ${derivedSentAt()} as sent_at, o.last_error, o.attempts
     from ${s}.outbox o ${walBatchJoin(s)} where o.message_id = any($1::text[])`;
 
-  return { insert, unbumpSeq, writeTables, claim, claimPastHeldKeys, markSent, markFailed, backlog, anyDue, sendStatus };
+  // The polling relay must not poll an insert-only outbox: its rows are the WAL stream's (state 1), so it
+  // would find nothing to send and report nothing pending while the stream's rows wait.
+  const insertOnly = `select ${insertOnlyDefault(s)} as on`;
+
+  return { insert, unbumpSeq, writeTables, claim, claimPastHeldKeys, markSent, markFailed, backlog, anyDue, sendStatus, insertOnly };
 }
 
 /**

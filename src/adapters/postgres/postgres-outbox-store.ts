@@ -67,6 +67,8 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
   readonly #prepared: boolean;
   readonly #schema: string;
   #tablesChecked = false;
+  /** When the outbox was last found not insert-only (ms since the epoch); see #refuseInsertOnly. */
+  #pollableAt = 0;
 
   constructor(db: Database | undefined, options: PostgresOutboxStoreOptions = {}) {
     const schema = options.schema ?? 'zeroloss';
@@ -133,6 +135,7 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
   }
 
   async claim(owner: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
+    await this.#refuseInsertOnly();
     const { rows } = await this.#database().query<ClaimRow>(this.#sql.claim, [owner, limit, leaseMs]);
     if (rows.length > 0) return claimedRows(rows);
     // The window of oldest due rows may be all rows of held keys (outbox-sql.ts, `claimPastHeldKeys`). Run
@@ -168,6 +171,7 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
   }
 
   async anyDue(): Promise<DueCheck> {
+    await this.#refuseInsertOnly();
     const { rows } = await this.#database().query<{ due: boolean; newest: string | null }>(this.#sql.anyDue);
     return { due: rows[0]?.due === true, newest: rows[0]?.newest ?? undefined };
   }
@@ -188,6 +192,24 @@ export class PostgresOutboxStore implements OutboxWriter, RelaySource {
       oldestUnsentAgeMs: Math.max(0, Number(r?.oldest_ms ?? 0)),
       nextDueInMs: r?.next_due_ms === null || r?.next_due_ms === undefined ? undefined : Math.max(0, Number(r.next_due_ms)),
     };
+  }
+
+  /**
+   * An insert-only outbox (the WAL relay's mode, docs/wal-relay.md) has its new rows in state 1, which this
+   * relay never claims: polling it would send nothing and report nothing pending. Refused loudly instead
+   * (the relay reports the error every round), looked at again at most every 10 s.
+   */
+  async #refuseInsertOnly(): Promise<void> {
+    if (Date.now() - this.#pollableAt < 10_000) return;
+    const { rows } = await this.#database().query<{ on: boolean }>(this.#sql.insertOnly);
+    if (rows[0]?.on === true) {
+      throw new ZerolossError(
+        'ZL_INVALID_CONFIG',
+        `${this.name} is insert-only (the WAL relay's mode): its rows are sent by relay --mode wal; run relay --mode wal --drop-slot first to poll it`,
+        { details: { field: 'mode' } },
+      );
+    }
+    this.#pollableAt = Date.now();
   }
 
   #database(): Database {

@@ -54,3 +54,15 @@ export function sentCondition(s: string, o = 'o'): string {
 export function inStreamCondition(s: string, o = 'o'): string {
   return `(${o}.state = 1 and ${o}.sent_at is null and not ${recordedInBatch(s, o)})`;
 }
+
+/**
+ * Whether the outbox is in the insert-only mode: its `state` default is 1 (set by `relay --mode wal
+ * --create-slot --insert-only`, cleared by `--drop-slot`). A catalog read, no table scan.
+ */
+export function insertOnlyDefault(s: string): string {
+  return `coalesce((
+      select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
+      join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
+      where d.adrelid = '${s}.outbox'::regclass and a.attname = 'state'
+    ), '0') = '1'`;
+}

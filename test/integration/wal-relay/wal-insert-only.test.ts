@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { PostgresInstance } from '../../../infra/services/postgres-instance.ts';
+import { postgres } from '../../../src/adapters/postgres/postgres.ts';
+import { postgresWal } from '../../../src/adapters/postgres/wal/postgres-wal.ts';
 import { HEADER } from '../../../src/core/envelope.ts';
 import { createRelay } from '../../../src/outbox/create-relay.ts';
 import type { WalRelay } from '../../../src/outbox/wal-relay.ts';
@@ -259,6 +261,130 @@ describe('WAL relay, insert-only outbox', () => {
         [2, 0],
         [2, 0],
       ]);
+    } finally {
+      await s.cleanup();
+    }
+  });
+});
+
+describe('switching the insert-only mode', () => {
+  test('relays of a release before the mode find no record of the slot and stand by; the switch waits until nobody reads the slot', async () => {
+    const s = await walSchema(instance.url);
+    const relay = walRelay(s, new ScriptedPublisher());
+    try {
+      // The check a relay of the previous release runs when it opens the slot (811a99c, wal-sql.ts).
+      const oldCheck = `select exists (select 1 from "${s.schema}".wal_slot where slot_name = $1) as recorded`;
+      assert.equal((await s.pool.query(oldCheck, [s.wal.slot])).rows[0]?.recorded, true);
+      await relay.start();
+      await waitFor(
+        async () => (await s.pool.query('select active from pg_replication_slots where slot_name = $1', [s.wal.slot])).rows[0]?.active,
+      );
+      await assert.rejects(s.wal.createSlot('test', { insertOnly: true }), { code: 'ZL_INVALID_CONFIG', message: /being read/ });
+      assert.equal(await s.wal.insertOnly(), false);
+      await relay.stop();
+      await waitFor(
+        async () => !(await s.pool.query('select active from pg_replication_slots where slot_name = $1', [s.wal.slot])).rows[0]?.active,
+      );
+      assert.equal((await s.wal.createSlot('test', { insertOnly: true })).insertOnly, true);
+      assert.equal((await s.pool.query(oldCheck, [s.wal.slot])).rows[0]?.recorded, false, 'an older relay stands by');
+      // This release's relay streams it.
+      const publisher = new ScriptedPublisher();
+      const next = walRelay(s, publisher);
+      try {
+        await next.start();
+        await enqueue(s, 10, 2);
+        await waitFor(() => publisher.sent.length >= 10, { what: 'the new relay streaming' });
+      } finally {
+        await next.stop();
+      }
+      // Dropping the slot while it is read is refused, and changes nothing.
+      await assert.rejects(
+        (async () => {
+          await relay.start();
+          await waitFor(
+            async () => (await s.pool.query('select active from pg_replication_slots where slot_name = $1', [s.wal.slot])).rows[0]?.active,
+          );
+          await s.wal.dropSlot('test');
+        })(),
+        { code: 'ZL_INVALID_CONFIG', message: /being read/ },
+      );
+      assert.equal(await s.wal.insertOnly(), true);
+    } finally {
+      await relay.stop();
+      await s.cleanup();
+    }
+  });
+
+  test('--drop-slot of a slot that is not there leaves the mode while another slot is recorded', async () => {
+    const s = await insertOnlySchema();
+    try {
+      await enqueue(s, 3, 3);
+      const typo = postgresWal(s.store, { url: s.url, slot: 'zeroloss_no_such_slot' });
+      assert.equal(await typo.dropSlot('test'), false);
+      assert.equal(await s.wal.insertOnly(), true);
+      assert.deepEqual(
+        (await rows(s)).map((r) => r.state),
+        [1, 1, 1],
+      );
+    } finally {
+      await s.cleanup();
+    }
+  });
+
+  test('--drop-slot hands over the rows of an enqueue it waited for, whatever the database default isolation', async () => {
+    const s = await insertOnlySchema();
+    const database = (await s.pool.query<{ db: string }>('select current_database() as db')).rows[0]?.db as string;
+    const writer = await s.pool.connect();
+    const stores: Array<ReturnType<typeof postgres>> = [];
+    try {
+      await s.pool.query(`alter database "${database}" set default_transaction_isolation = 'repeatable read'`);
+      // New sessions take the database's default: a store opened now.
+      const store = postgres(s.url, { schema: s.schema });
+      stores.push(store);
+      assert.equal(
+        (await store.db.query<{ i: string }>("select current_setting('transaction_isolation') as i")).rows[0]?.i,
+        'repeatable read',
+      );
+      await writer.query('begin');
+      await testOutbox({ schema: s.schema, producerId: 'io' }).enqueue(writer, { topic: 'orders', key: 'k', type: 't', payload: {} });
+      const dropping = postgresWal(store, { url: s.url }).dropSlot('test');
+      // The drop waits for the open enqueue (its ALTER needs the table), then must see its row.
+      await waitFor(
+        async () =>
+          (
+            await s.pool.query("select 1 from pg_locks where relation = $1::regclass and mode = 'AccessExclusiveLock' and not granted", [
+              `"${s.schema}".outbox`,
+            ])
+          ).rows.length > 0,
+        { what: 'the drop waiting for the enqueue' },
+      );
+      await writer.query('commit');
+      assert.equal(await dropping, true);
+      assert.deepEqual(
+        (await rows(s)).map((r) => r.state),
+        [2],
+      );
+    } finally {
+      writer.release();
+      for (const store of stores) await store.close();
+      await s.pool.query(`alter database "${database}" reset default_transaction_isolation`);
+      await s.cleanup();
+    }
+  });
+
+  test('a polling relay refuses an insert-only outbox, loudly, and polls it once the mode is left', async () => {
+    const s = await insertOnlySchema();
+    try {
+      await enqueue(s, 2, 2);
+      await assert.rejects(s.store.relaySource.anyDue?.() ?? Promise.resolve(), { code: 'ZL_INVALID_CONFIG', message: /insert-only/ });
+      await assert.rejects(s.store.relaySource.claim('o', 10, 1_000), { code: 'ZL_INVALID_CONFIG', message: /insert-only/ });
+      await s.wal.dropSlot('test');
+      const fresh = postgres(s.url, { schema: s.schema });
+      try {
+        assert.equal((await fresh.relaySource.claim('o', 10, 1_000)).length, 2);
+      } finally {
+        await fresh.close();
+      }
     } finally {
       await s.cleanup();
     }

@@ -98,25 +98,44 @@ export function postgresWalShards(
     }
   }
 
-  async function dropShards(actor = 'zeroloss relay --drop-slot'): Promise<string[]> {
+  async function dropShards(actor = 'zeroloss relay --drop-slot', options: { keepMode?: boolean } = {}): Promise<string[]> {
     const dropped: string[] = [];
     const shards = await rows();
-    if (shards.length > 0) {
-      await db
-        .transaction(async (tx) => {
-          await tx.query(single.setStateDefault(0));
-          await tx.query(single.handOverInStream, [actor]);
-        })
-        .catch(ignoreUndefinedTable);
+    if (shards.length === 0) return dropped;
+    const read = (await list()).filter((x) => x.active).map((x) => x.slot);
+    if (read.length > 0) {
+      throw new ZerolossError(
+        'ZL_INVALID_CONFIG',
+        `shard slot(s) ${read.join(', ')} are being read by relays: stop them, then drop the shards`,
+        {
+          details: { slots: read },
+        },
+      );
     }
-    for (const r of shards) {
-      await db.query(single.forgetSlot, [r.slot]).catch(ignoreUndefinedTable);
-      if ((await db.query(single.slotInfo, [r.slot])).rows.length > 0) {
-        await db.query(single.dropSlot, [r.slot]);
-        dropped.push(r.slot);
+    const { rows: tables } = await db.query<{ slots: boolean; batches: boolean }>(
+      'select to_regclass($1) is not null as slots, to_regclass($2) is not null as batches',
+      [`${s}.wal_slot`, `${s}.outbox_wal_batch`],
+    );
+    // As the single slot's drop (postgres-wal.ts): one transaction, read committed, the insert-only mode
+    // left with the last slot (unless the shards are made anew at once: `keepMode`) and the rows still in
+    // the streams handed to the polling path; a slot a relay took meanwhile fails it whole.
+    await db.transaction(async (tx) => {
+      await tx.query(single.readCommitted);
+      for (const r of shards) if (tables[0]?.slots) await tx.query(single.forgetSlot, [r.slot]);
+      const others = tables[0]?.slots ? Number((await tx.query<{ n: number }>(single.otherSlots, [''])).rows[0]?.n ?? 0) : 0;
+      if (tables[0]?.batches && others === 0 && options.keepMode !== true) {
+        await tx.query(single.lockTimeout);
+        await tx.query(single.setStateDefault(0));
+        await tx.query(single.handOverInStream, [actor]);
       }
-      await db.query(sql.dropPublication(quoted(r.publication)));
-    }
+      for (const r of shards) {
+        if ((await tx.query(single.slotInfo, [r.slot])).rows.length > 0) {
+          await tx.query(single.dropSlot, [r.slot]);
+          dropped.push(r.slot);
+        }
+      }
+    });
+    for (const r of shards) await db.query(sql.dropPublication(quoted(r.publication)));
     await db.query(sql.deleteShards).catch((error: { code?: unknown }) => {
       if (error.code !== '42P01') throw error;
     });
@@ -160,6 +179,19 @@ export function postgresWalShards(
       }
       let dropped: string[] = [];
       const existing = await list();
+      const reading = existing.filter((x) => x.active).map((x) => x.slot);
+      if (
+        options.insertOnly === true &&
+        reading.length > 0 &&
+        (await db.query<{ on: boolean }>(single.insertOnlyOn)).rows[0]?.on !== true
+      ) {
+        // As for the single slot: relays reading now may be of a release before the mode.
+        throw new ZerolossError(
+          'ZL_INVALID_CONFIG',
+          `shard slot(s) ${reading.join(', ')} are being read: stop their relays before switching the outbox to insert-only, then start relays of this release`,
+          { details: { slots: reading, field: 'insert-only' } },
+        );
+      }
       if (existing.length > 0 && existing[0]?.shards !== shards) {
         // Another N moves keys between slots: a key's rows not yet streamed by its old slot would race its
         // new rows in another one. Only with nothing unsent and no reader is there nothing to race.
@@ -174,7 +206,8 @@ export function postgresWalShards(
             { details: { field: 'shards' } },
           );
         }
-        dropped = await dropShards();
+        // The count changes with nothing in the streams (checked above): the mode stays as it was.
+        dropped = await dropShards(actor, { keepMode: true });
       }
       const current = existing.length > 0 && existing[0]?.shards === shards ? existing : [];
       const recorded = await recordedSlots();
@@ -194,7 +227,13 @@ export function postgresWalShards(
       // Switched on with every shard's slot in place, last in the transaction (its lock holds enqueues back
       // until the commit); rows inserted before it with the old default are streamed and recorded by updates.
       const switchOn = async (tx: SqlExecutor) => {
-        if (options.insertOnly === true) await tx.query(single.setStateDefault(1));
+        if (options.insertOnly === true) {
+          await tx.query(single.lockTimeout);
+          await tx.query(single.setStateDefault(1));
+        }
+        // The slots' records under the mode's name: relays of a release before it find none and stand by.
+        const on = (await tx.query<{ on: boolean }>(single.insertOnlyOn)).rows[0]?.on === true;
+        await tx.query(single.markSlots, [on]);
       };
       if (wanted.length === 0) {
         await db.transaction(switchOn);

@@ -1,5 +1,5 @@
 import { ZerolossError } from '../../../core/errors.ts';
-import { ignoreUndefinedTable, requireSlotTable } from './wal-slot-table.ts';
+import { requireSlotTable } from './wal-slot-table.ts';
 import { quoteIdent } from '../../../core/identifier.ts';
 import type { ClaimedRow, FailedOutcome, RelaySource, SentOutcome } from '../../../ports/outbox-store.ts';
 import type { Database, SqlExecutor } from '../../../ports/sql-executor.ts';
@@ -115,7 +115,7 @@ export function postgresWal(
   };
 
   /** Records sent rows on the rows themselves and failed ones for the polling path; resolves to the sent rows changed. */
-  async function recordRows(sent: WalSent[], failed: WalFailure[]): Promise<number> {
+  async function recordRows(on: SqlExecutor, sent: WalSent[], failed: WalFailure[]): Promise<number> {
     const total = sent.length + failed.length;
     const params = [
       sent.map((o) => o.ref),
@@ -132,7 +132,7 @@ export function postgresWal(
     let changed = 0;
     const deadline = Date.now() + RECORD_VISIBILITY_MS;
     for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
-      const { rows } = await db.query<{ sent: number; visible: number }>(sql.record, params);
+      const { rows } = await on.query<{ sent: number; visible: number }>(sql.record, params);
       changed += Number(rows[0]?.sent ?? 0);
       const visible = Number(rows[0]?.visible ?? 0);
       if (visible >= total) return changed;
@@ -141,7 +141,7 @@ export function postgresWal(
         // retention, the writer's own transaction): nothing is left to record for it, and waiting on it
         // would hold every later commit of the slot for good. Counted as not changed (a resend).
         const refs = [...sent.map((o) => o.ref), ...failed.map((f) => f.ref)];
-        const { rows: present } = await db.query<{ n: number }>(sql.presentRows, [refs]);
+        const { rows: present } = await on.query<{ n: number }>(sql.presentRows, [refs]);
         if (Number(present[0]?.n ?? 0) <= visible) return changed;
         throw new ZerolossError(
           'ZL_STORE_CONFLICT',
@@ -160,21 +160,27 @@ export function postgresWal(
     retrySource,
     async record(all: WalSent[], failed: WalFailure[], batch) {
       // Insert-only rows (migration 21) are recorded by one row for the batch; rows inserted before the mode
-      // was switched on, and failures, by updating the rows. The update goes first: if the insert then
-      // fails, the caller records the batch again and the update changes nothing twice.
+      // was switched on, and failures, by updating the rows. Both in one transaction when both are there: a
+      // crash between them would leave a key failed on the row while its earlier rows of the batch, already
+      // on the broker, were not listed (the replay would hold them back behind it and send them again).
       const listed = all.filter((o) => o.insertOnly === true);
       const sent = listed.length === all.length ? [] : all.filter((o) => o.insertOnly !== true);
-      const updated = sent.length + failed.length === 0 ? 0 : await recordRows(sent, failed);
-      if (listed.length === 0) return { sent: updated };
-      const { rows } = await db.query<{ sent: number }>(sql.recordBatch, [
+      const rowsToo = sent.length + failed.length > 0;
+      if (listed.length === 0) return { sent: rowsToo ? await recordRows(db, sent, failed) : 0 };
+      const params = [
         slot,
         listed.map((o) => o.ref),
         listed.map((o) => o.partition ?? null),
         listed.map((o) => (o.offset === undefined ? null : o.offset.toString())),
         listed.map((o) => o.commitEnd ?? null),
         batch?.endLsn ?? null,
-      ]);
-      return { sent: updated + Number(rows[0]?.sent ?? 0) };
+      ];
+      const both = async (on: SqlExecutor) => {
+        const { rows } = await on.query<{ sent: number }>(sql.recordBatch, params);
+        const updated = rowsToo ? await recordRows(on, sent, failed) : 0;
+        return { sent: updated + Number(rows[0]?.sent ?? 0) };
+      };
+      return rowsToo ? db.transaction(both) : both(db);
     },
     async heldKeys() {
       const { rows } = await db.query<{ msg_key: string }>(sql.heldKeys);
@@ -189,15 +195,30 @@ export function postgresWal(
     ledger,
     async createSlot(actor = 'zeroloss relay --create-slot', options: { insertOnly?: boolean } = {}) {
       await requireSlotTable(db, s, schema);
-      const { rows: existing } = await db.query(sql.slotInfo, [slot]);
+      const { rows: existing } = await db.query<{ active: boolean }>(sql.slotInfo, [slot]);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
       const switchOn = async (tx: SqlExecutor) => {
         // Last in its transaction: the lock it takes holds enqueues back only until the commit. Rows
         // inserted meanwhile with the old default are in the stream too, and recorded by an update.
-        if (options.insertOnly === true) await tx.query(sql.setStateDefault(1));
-        return isInsertOnly(tx);
+        if (options.insertOnly === true) {
+          await tx.query(sql.lockTimeout);
+          await tx.query(sql.setStateDefault(1));
+        }
+        // The slots' records under the mode's name: relays of a release before it find none and stand by.
+        const on = await isInsertOnly(tx);
+        await tx.query(sql.markSlots, [on]);
+        return on;
       };
       if (existing.length > 0 && (await slotRecorded())) {
+        // A relay reading the slot now may be of a release before the mode (the records' renaming fences
+        // those off only when they open the slot): the switch waits until nobody reads it.
+        if (options.insertOnly === true && existing[0]?.active === true && !(await isInsertOnly(db))) {
+          throw new ZerolossError(
+            'ZL_INVALID_CONFIG',
+            `replication slot ${slot} is being read: stop its relays before switching the outbox to insert-only, then start relays of this release`,
+            { details: { slot, field: 'insert-only' } },
+          );
+        }
         return { created: false, handedOver: 0, insertOnly: await db.transaction(switchOn) };
       }
       // One transaction under the creation lock: a relay finding the slot waits until the rows it cannot
@@ -238,21 +259,33 @@ export function postgresWal(
       }
     },
     async dropSlot(actor = 'zeroloss relay --drop-slot') {
-      const { rows } = await db.query(sql.slotInfo, [slot]);
-      // The record goes first: a slot left without one is never read, whatever happens next. (Before
-      // migration 20 there is none to forget.)
-      await db.query(sql.forgetSlot, [slot]).catch(ignoreUndefinedTable);
-      // No stream brings rows inserted for it any more: new ones go to the polling path, and those it had
-      // not recorded as sent are handed to it (before migration 21 there are none).
-      await db
-        .transaction(async (tx) => {
+      const { rows } = await db.query<{ active: boolean }>(sql.slotInfo, [slot]);
+      if (rows[0]?.active) {
+        throw new ZerolossError('ZL_INVALID_CONFIG', `replication slot ${slot} is being read by a relay: stop the relays, then drop it`, {
+          details: { slot },
+        });
+      }
+      const { rows: tables } = await db.query<{ slots: boolean; batches: boolean }>(
+        'select to_regclass($1) is not null as slots, to_regclass($2) is not null as batches',
+        [`${s}.wal_slot`, `${s}.outbox_wal_batch`],
+      );
+      // One transaction: the record goes, and with the last slot the insert-only mode (new rows go to the
+      // polling path, and those the stream had not recorded as sent are handed to it), then the slot. If
+      // the drop fails (a relay took the slot meanwhile) nothing of it happened. Read committed: the
+      // hand-over must see the enqueues the ALTER waited for (see readCommitted).
+      return db.transaction(async (tx) => {
+        await tx.query(sql.readCommitted);
+        if (tables[0]?.slots) await tx.query(sql.forgetSlot, [slot]);
+        const others = tables[0]?.slots ? Number((await tx.query<{ n: number }>(sql.otherSlots, [slot])).rows[0]?.n ?? 0) : 0;
+        if (tables[0]?.batches && others === 0) {
+          await tx.query(sql.lockTimeout);
           await tx.query(sql.setStateDefault(0));
           await tx.query(sql.handOverInStream, [actor]);
-        })
-        .catch(ignoreUndefinedTable);
-      if (rows.length === 0) return false;
-      await db.query(sql.dropSlot, [slot]);
-      return true;
+        }
+        if (rows.length === 0) return false;
+        await tx.query(sql.dropSlot, [slot]);
+        return true;
+      });
     },
     insertOnly: () => isInsertOnly(db),
   };

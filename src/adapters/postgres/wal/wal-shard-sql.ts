@@ -45,7 +45,7 @@ export function walShardSql(s: string) {
     select count(*)::int as n from moved`;
 
   // The slots whose hand-over committed (migration 20).
-  const recordedSlots = `select slot_name from ${s}.wal_slot`;
+  const recordedSlots = `select case when slot_name like 'insert-only:%' then substr(slot_name, 13) else slot_name end as slot_name from ${s}.wal_slot`;
 
   // Changing the shard count moves keys between slots; allowed only with nothing left to stream (rows
   // inserted for the stream and not yet recorded as sent included).

@@ -1,5 +1,5 @@
 import { keptRowsOf } from '../outbox-sql.ts';
-import { inStreamCondition } from '../stream-sent-sql.ts';
+import { inStreamCondition, insertOnlyDefault } from '../stream-sent-sql.ts';
 
 /**
  * Every statement of the WAL relay, in one place. `s` is the validated, quoted schema; `slot` and
@@ -34,14 +34,26 @@ export function walSql(s: string, names: { publication: string }) {
   // committed: the rows before it are in neither its stream nor the polling path, so nobody may read it.
   // The lock alone: what a schema before migration 20 has.
   const slotCreationFree = `select pg_try_advisory_xact_lock_shared(hashtext('zeroloss wal slot'), hashtext($1)) as done`;
-  const slotCreationDone = `${slotCreationFree}, exists (select 1 from ${s}.wal_slot where slot_name = $1) as recorded`;
+  // A slot of an insert-only outbox (migration 21) is recorded as `insert-only:<slot>`: relays of a release
+  // before the mode look for `<slot>`, find no record and stand by, so none of them ever streams rows it
+  // would record as neither sent nor failed (they look for state 0 to fail, state <> 1 to mark sent).
+  const slotCreationDone = `${slotCreationFree}, exists (select 1 from ${s}.wal_slot where slot_name in ($1, 'insert-only:' || $1)) as recorded`;
   // Written in the hand-over's transaction; forgotten before a slot is dropped.
   const recordSlot = `
     insert into ${s}.wal_slot (slot_name, handed_over) values ($1, $2)
     on conflict (slot_name) do update set handed_over = excluded.handed_over, handed_over_at = now()`;
-  const slotRecorded = `select exists (select 1 from ${s}.wal_slot where slot_name = $1) as recorded`;
-  const forgetSlot = `delete from ${s}.wal_slot where slot_name = $1`;
-  const recordedSlots = `select slot_name from ${s}.wal_slot`;
+  const slotRecorded = `select exists (select 1 from ${s}.wal_slot where slot_name in ($1, 'insert-only:' || $1)) as recorded`;
+  const forgetSlot = `delete from ${s}.wal_slot where slot_name in ($1, 'insert-only:' || $1)`;
+  const recordedSlots = `select case when slot_name like 'insert-only:%' then substr(slot_name, 13) else slot_name end as slot_name from ${s}.wal_slot`;
+  // Every recorded slot under the mode's name ($1: true for insert-only).
+  const markSlots = `
+    update ${s}.wal_slot set slot_name = case when $1::boolean then 'insert-only:' || slot_name else substr(slot_name, 13) end
+    where (slot_name like 'insert-only:%') <> $1::boolean`;
+  // Other slots recorded than $1 (shards, another --slot): the mode is the outbox's, so it stays while they do.
+  const otherSlots = `select count(*)::int as n from ${s}.wal_slot where slot_name not in ($1, 'insert-only:' || $1)`;
+  // Waits this long at most for the outbox's lock when switching the mode: an ALTER queued behind a long
+  // reader would hold every enqueue back behind it.
+  const lockTimeout = `set local lock_timeout = '5s'`;
   // doctor: the schemas of this database that record their slots' hand-overs (migration 20 and later).
   const slotTableSchemas = `
     select n.nspname as schema from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -80,12 +92,7 @@ export function walSql(s: string, names: { publication: string }) {
   // records them), 0 for the polling path. ALTER ... SET DEFAULT takes the table's strongest lock for a
   // moment (it waits for running enqueues, and holds new ones until its transaction ends).
   const setStateDefault = (state: 0 | 1) => `alter table ${s}.outbox alter column state set default ${state}`;
-  const insertOnlyOn = `
-    select coalesce((
-      select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
-      join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
-      where d.adrelid = '${s}.outbox'::regclass and a.attname = 'state'
-    ), '0') = '1' as on`;
+  const insertOnlyOn = `select ${insertOnlyDefault(s)} as on`;
 
   // How many of a batch's rows exist now (a fresh statement, a fresh snapshot).
   const presentRows = `select count(*)::int as n from ${s}.outbox where seq_id = any($1::bigint[])`;
@@ -231,6 +238,9 @@ export function walSql(s: string, names: { publication: string }) {
     slotRecorded,
     forgetSlot,
     recordedSlots,
+    markSlots,
+    otherSlots,
+    lockTimeout,
     slotTableSchemas,
     handOver,
     handOverInStream,
