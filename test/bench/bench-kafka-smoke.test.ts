@@ -43,7 +43,7 @@ test('npm run bench -- relay --messages 30 --json prints the polling, WAL, unrec
   const results = JSON.parse(stdout) as Array<Record<string, unknown>>;
   assert.deepEqual(
     results.map((r) => r.name),
-    ['relay', 'relay-wal', 'relay-wal-unrecorded', 'relay-wal-insert-only-floor'],
+    ['relay', 'relay-wal', 'relay-wal-insert-only', 'relay-wal-unrecorded', 'relay-wal-insert-only-floor'],
   );
   for (const result of results) {
     assert.equal(result.messages, 30);

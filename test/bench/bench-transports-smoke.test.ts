@@ -21,10 +21,12 @@ test('npm run bench -- redis rabbitmq --messages 40 --json prints a relay, a WAL
     [
       'redis-relay',
       'redis-relay-wal',
+      'redis-relay-wal-insert-only',
       'redis-relay-wal-insert-only-floor',
       'redis-consumer',
       'rabbitmq-relay',
       'rabbitmq-relay-wal',
+      'rabbitmq-relay-wal-insert-only',
       'rabbitmq-relay-wal-insert-only-floor',
       'rabbitmq-consumer',
     ],
