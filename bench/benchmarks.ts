@@ -19,7 +19,7 @@ export interface Benchmark {
 /** Every benchmark, in the order `all` runs them. */
 export const BENCHMARKS = {
   relay: { defaultMessages: 10_000, run: async (env, n, reps) => [await relayBench(env, n, reps), ...(await walRelayBench(env, n, reps))] },
-  enqueue: { defaultMessages: 3_000, run: async (env, n, reps) => [await enqueueBench(env, n, reps)] },
+  enqueue: { defaultMessages: 3_000, run: (env, n, reps) => enqueueBench(env, n, reps) },
   consumer: { defaultMessages: 6_000, run: (env, n, reps) => consumerBench(env, n, reps) },
   'consumer-keys': { defaultMessages: 3_000, run: (env, n, reps) => consumerKeysBench(env, n, reps) },
   e2e: { defaultMessages: 8_000, run: async (env, n, reps) => [await e2eBench(env, n, reps)] },
