@@ -26,10 +26,13 @@ export function checkOutgoingRecord(
   rules: OutgoingRecordRules,
 ): ZerolossError | undefined {
   if (record === null || typeof record !== 'object') return new ZerolossError('ZL_INVALID_MESSAGE', 'record must be an object');
-  try {
-    validateTopic(record.topic);
-  } catch (error) {
-    return error as ZerolossError;
+  // A topic with partitions is a valid name (it was created under one); the others are checked.
+  if (!partitionCounts.has(record.topic)) {
+    try {
+      validateTopic(record.topic);
+    } catch (error) {
+      return error as ZerolossError;
+    }
   }
   if (typeof record.key !== 'string') return new ZerolossError('ZL_INVALID_KEY', 'record key must be a string');
   const keyProblem = rules.checkKey?.(record.key);
@@ -38,7 +41,9 @@ export function checkOutgoingRecord(
   const headers = record.headers ?? {};
   if (typeof headers !== 'object' || Array.isArray(headers)) return new ZerolossError('ZL_INVALID_MESSAGE', 'headers must be an object');
   let bytes = record.value.byteLength + Buffer.byteLength(record.key);
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const value = (headers as Record<string, unknown>)[name];
     if (typeof value !== 'string') return new ZerolossError('ZL_INVALID_MESSAGE', `header ${name} must be a string`);
     const headerProblem = rules.checkHeader?.(name, value);
     if (headerProblem) return headerProblem;

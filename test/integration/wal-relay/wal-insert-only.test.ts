@@ -7,7 +7,9 @@ import { HEADER } from '../../../src/core/envelope.ts';
 import { createRelay } from '../../../src/outbox/create-relay.ts';
 import type { WalRelay } from '../../../src/outbox/wal-relay.ts';
 import type { Publisher } from '../../../src/ports/transport.ts';
+import pg from 'pg';
 import { insertOnly } from '../../helpers/insert-only.ts';
+import { uniqueName } from '../../helpers/pg.ts';
 import { rejected, ScriptedPublisher } from '../../helpers/scripted-publisher.ts';
 import { testOutbox } from '../../helpers/test-outbox.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
@@ -228,7 +230,15 @@ describe('WAL relay, insert-only outbox', () => {
   });
 
   test('dropping the slot hands rows still in the stream to the polling path; a new slot hands over those no batch lists', async () => {
-    const s = await insertOnlySchema();
+    // Another schema's slot, which migration 20 records in this schema's wal_slot too: not one of this outbox's.
+    const other = new pg.Client({ connectionString: instance.url });
+    await other.connect();
+    const otherSlot = uniqueName('zlo');
+    await other.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [otherSlot]);
+    const s = await insertOnlySchema().finally(async () => {
+      await other.query('select pg_drop_replication_slot($1)', [otherSlot]);
+      await other.end();
+    });
     try {
       await enqueue(s, 5, 5);
       assert.equal(await s.wal.dropSlot('test'), true);

@@ -122,8 +122,10 @@ export function postgresWalShards(
     await db.transaction(async (tx) => {
       await tx.query(single.readCommitted);
       for (const r of shards) if (tables[0]?.slots) await tx.query(single.forgetSlot, [r.slot]);
-      const others = tables[0]?.slots ? Number((await tx.query<{ n: number }>(single.otherSlots, [''])).rows[0]?.n ?? 0) : 0;
-      if (tables[0]?.batches && others === 0 && options.keepMode !== true) {
+      // The outbox's single slot cannot exist beside shards (createShards refuses it), but if it did it
+      // would still stream: the mode stays while it exists.
+      const alive = Number((await tx.query<{ n: number }>(single.slotsAlive, [[`zeroloss_${schema}`]])).rows[0]?.n ?? 0);
+      if (tables[0]?.batches && alive === 0 && options.keepMode !== true) {
         await tx.query(single.lockTimeout);
         await tx.query(single.setStateDefault(0));
         await tx.query(single.handOverInStream, [actor]);

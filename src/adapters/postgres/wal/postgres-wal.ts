@@ -42,6 +42,20 @@ export interface PostgresWal {
   insertOnly(): Promise<boolean>;
 }
 
+/**
+ * A Postgres array literal of values that need no quoting (integers, log positions) or nulls. pg escapes
+ * each element of a JS array parameter; for a batch's four arrays of 2,000 that showed in the relay's profile.
+ */
+function plainArray(values: Array<string | number | bigint | undefined>): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    out += v === undefined ? 'NULL' : String(v);
+  }
+  return `${out}}`;
+}
+
 /** How long a batch waits for its rows to become visible before the relay gives the batch up (and replays it). */
 const RECORD_VISIBILITY_MS = 10_000;
 
@@ -169,10 +183,10 @@ export function postgresWal(
       if (listed.length === 0) return { sent: rowsToo ? await recordRows(db, sent, failed) : 0 };
       const params = [
         slot,
-        listed.map((o) => o.ref),
-        listed.map((o) => o.partition ?? null),
-        listed.map((o) => (o.offset === undefined ? null : o.offset.toString())),
-        listed.map((o) => o.commitEnd ?? null),
+        plainArray(listed.map((o) => o.ref)),
+        plainArray(listed.map((o) => o.partition)),
+        plainArray(listed.map((o) => o.offset)),
+        plainArray(listed.map((o) => o.commitEnd)),
         batch?.endLsn ?? null,
       ];
       const both = async (on: SqlExecutor) => {
@@ -265,10 +279,15 @@ export function postgresWal(
           details: { slot },
         });
       }
-      const { rows: tables } = await db.query<{ slots: boolean; batches: boolean }>(
-        'select to_regclass($1) is not null as slots, to_regclass($2) is not null as batches',
-        [`${s}.wal_slot`, `${s}.outbox_wal_batch`],
+      const { rows: tables } = await db.query<{ slots: boolean; batches: boolean; shards: boolean }>(
+        'select to_regclass($1) is not null as slots, to_regclass($2) is not null as batches, to_regclass($3) is not null as shards',
+        [`${s}.wal_slot`, `${s}.outbox_wal_batch`, `${s}.wal_shard`],
       );
+      // The outbox's other slots (its default one when this is another, its shards'): the mode stays while
+      // one of them exists (a --slot naming no slot then changes nothing).
+      const mine = [`zeroloss_${schema}`];
+      if (tables[0]?.shards) mine.push(...(await db.query<{ slot: string }>(`select slot from ${s}.wal_shard`)).rows.map((r) => r.slot));
+      const others = mine.filter((name) => name !== slot);
       // One transaction: the record goes, and with the last slot the insert-only mode (new rows go to the
       // polling path, and those the stream had not recorded as sent are handed to it), then the slot. If
       // the drop fails (a relay took the slot meanwhile) nothing of it happened. Read committed: the
@@ -276,8 +295,8 @@ export function postgresWal(
       return db.transaction(async (tx) => {
         await tx.query(sql.readCommitted);
         if (tables[0]?.slots) await tx.query(sql.forgetSlot, [slot]);
-        const others = tables[0]?.slots ? Number((await tx.query<{ n: number }>(sql.otherSlots, [slot])).rows[0]?.n ?? 0) : 0;
-        if (tables[0]?.batches && others === 0) {
+        const alive = Number((await tx.query<{ n: number }>(sql.slotsAlive, [others])).rows[0]?.n ?? 0);
+        if (tables[0]?.batches && alive === 0) {
           await tx.query(sql.lockTimeout);
           await tx.query(sql.setStateDefault(0));
           await tx.query(sql.handOverInStream, [actor]);

@@ -49,8 +49,10 @@ export function walSql(s: string, names: { publication: string }) {
   const markSlots = `
     update ${s}.wal_slot set slot_name = case when $1::boolean then 'insert-only:' || slot_name else substr(slot_name, 13) end
     where (slot_name like 'insert-only:%') <> $1::boolean`;
-  // Other slots recorded than $1 (shards, another --slot): the mode is the outbox's, so it stays while they do.
-  const otherSlots = `select count(*)::int as n from ${s}.wal_slot where slot_name not in ($1, 'insert-only:' || $1)`;
+  // How many of the slots $1 exist: the outbox's own other slots (its default one, its shards'), while any of
+  // which the mode is kept. Not wal_slot's names: migration 20 recorded every logical slot of the database
+  // there, other schemas' too.
+  const slotsAlive = `select count(*)::int as n from pg_replication_slots where slot_name = any($1::text[])`;
   // Waits this long at most for the outbox's lock when switching the mode: an ALTER queued behind a long
   // reader would hold every enqueue back behind it.
   const lockTimeout = `set local lock_timeout = '5s'`;
@@ -239,7 +241,7 @@ export function walSql(s: string, names: { publication: string }) {
     forgetSlot,
     recordedSlots,
     markSlots,
-    otherSlots,
+    slotsAlive,
     lockTimeout,
     slotTableSchemas,
     handOver,
