@@ -228,14 +228,15 @@ export function postgresWalShards(
       }).filter((x) => x.missing);
       // Switched on with every shard's slot in place, last in the transaction (its lock holds enqueues back
       // until the commit); rows inserted before it with the old default are streamed and recorded by updates.
+      const isOn = async (tx: SqlExecutor) => (await tx.query<{ on: boolean }>(single.insertOnlyOn)).rows[0]?.on === true;
       const switchOn = async (tx: SqlExecutor) => {
-        if (options.insertOnly === true) {
+        // (Not again when on already: the ALTER's lock holds every enqueue back while it waits.)
+        if (options.insertOnly === true && !(await isOn(tx))) {
           await tx.query(single.lockTimeout);
           await tx.query(single.setStateDefault(1));
         }
         // The slots' records under the mode's name: relays of a release before it find none and stand by.
-        const on = (await tx.query<{ on: boolean }>(single.insertOnlyOn)).rows[0]?.on === true;
-        await tx.query(single.markSlots, [on]);
+        await tx.query(single.markSlots, [await isOn(tx)]);
       };
       if (wanted.length === 0) {
         await db.transaction(switchOn);
@@ -292,6 +293,8 @@ export function postgresWalShards(
             if (w.known === undefined) await tx.query(sql.insertShard, [w.shard, shards, w.slot, w.publication]);
             const { rows: moved } = await tx.query<{ n: number }>(sql.handOver(w.shard, shards), [actor]);
             const n = Number(moved[0]?.n ?? 0);
+            // A slot dropped behind the relays' back leaves its record, under either mode's name.
+            await tx.query(single.forgetSlot, [w.slot]);
             await tx.query(single.recordSlot, [w.slot, n]);
             handedOver += n;
           }

@@ -214,7 +214,8 @@ export function postgresWal(
       const switchOn = async (tx: SqlExecutor) => {
         // Last in its transaction: the lock it takes holds enqueues back only until the commit. Rows
         // inserted meanwhile with the old default are in the stream too, and recorded by an update.
-        if (options.insertOnly === true) {
+        // (Not again when on already: the ALTER's lock holds every enqueue back while it waits.)
+        if (options.insertOnly === true && !(await isInsertOnly(tx))) {
           await tx.query(sql.lockTimeout);
           await tx.query(sql.setStateDefault(1));
         }
@@ -264,6 +265,8 @@ export function postgresWal(
           created = true;
           const { rows } = await tx.query<{ n: number }>(sql.handOver, [actor]);
           const handedOver = Number(rows[0]?.n ?? 0);
+          // A slot dropped behind the relays' back (or lost) leaves its record, under either mode's name.
+          await tx.query(sql.forgetSlot, [slot]);
           await tx.query(sql.recordSlot, [slot, handedOver]);
           return { created: true, handedOver, insertOnly: await switchOn(tx) };
         });
