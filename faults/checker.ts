@@ -1,3 +1,4 @@
+import { sentCondition } from '../src/adapters/postgres/stream-sent-sql.ts';
 import type pg from 'pg';
 import type { TopicRecord } from './topic-reader.ts';
 
@@ -96,7 +97,7 @@ function inTopicOrder(records: TopicRecord[]): TopicRecord[] {
 export async function outstandingOnTopic(pool: pg.Pool, schema: string, seen: Set<string>): Promise<{ pending: number; unsent: number }> {
   const s = `"${schema}"`;
   const orders = (await pool.query<{ message_id: string }>(`select message_id from ${s}.fx_order`)).rows;
-  const { rows } = await pool.query<{ unsent: number }>(`select count(*)::int as unsent from ${s}.outbox where state <> 1`);
+  const { rows } = await pool.query<{ unsent: number }>(`select count(*)::int as unsent from ${s}.outbox o where not ${sentCondition(s)}`);
   return { pending: orders.filter((o) => !seen.has(o.message_id)).length, unsent: rows[0]?.unsent ?? -1 };
 }
 
@@ -136,8 +137,8 @@ export const outboxLedger: LedgerReader = {
     const orders = (await pool.query<{ message_id: string; fail: string | null }>(`select message_id, fail from ${s}.fx_order`)).rows;
     const committed = new Map(orders.map((o) => [o.message_id, o.fail]));
     const outbox = (
-      await pool.query<{ message_id: string; state: number; seq_id: string; producer_id: string; msg_key: string }>(
-        `select message_id, state, seq_id::text as seq_id, producer_id, msg_key from ${s}.outbox`,
+      await pool.query<{ message_id: string; sent: number; seq_id: string; producer_id: string; msg_key: string }>(
+        `select o.message_id, (case when ${sentCondition(s)} then 1 else 0 end) as sent, o.seq_id::text as seq_id, o.producer_id, o.msg_key from ${s}.outbox o`,
       )
     ).rows;
     const outboxIds = new Set(outbox.map((r) => r.message_id));
@@ -150,7 +151,7 @@ export const outboxLedger: LedgerReader = {
       // messages of every producer writing the key (a producer's own zl-seq orders only its own).
       order: new Map(outbox.map((r) => [r.message_id, { key: r.msg_key, seq: Number(r.seq_id), producer: r.producer_id }])),
       outboxMismatch,
-      unsent: outbox.filter((r) => r.state !== 1).length,
+      unsent: outbox.filter((r) => r.sent !== 1).length,
     };
   },
   outstanding: (pool, schema) => outstanding(pool, schema),
@@ -164,7 +165,7 @@ export async function outstanding(pool: pg.Pool, schema: string): Promise<{ pend
       (select count(*)::int from ${s}.fx_order o
         where not exists (select 1 from ${s}.fx_effect_log e where e.message_id = o.message_id)
           and not exists (select 1 from ${s}.dead_letter d where d.message_id = o.message_id)) as pending,
-      (select count(*)::int from ${s}.outbox where state <> 1) as unsent`);
+      (select count(*)::int from ${s}.outbox o where not ${sentCondition(s)}) as unsent`);
   return rows[0] ?? { pending: -1, unsent: -1 };
 }
 

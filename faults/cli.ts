@@ -57,6 +57,8 @@ options:
                          Postgres runs with wal_level=logical, relay-1 of three creates the slot
                          (--create-slot), the others stand by; Kafka only. Scenarios that make no sense
                          there are refused with the reason; wal-slot-lost runs only there
+  --insert-only          with --relay-mode wal: relay-1 creates the slot with --insert-only (the outbox's
+                         insert-only mode, docs/wal-relay.md: one row per batch records the sends)
   --offsets broker|database
                          where consumers keep their offsets: the broker's group (default), or their own
                          database, committed with the effects (P10, offsetStore: 'database'; Kafka only)
@@ -133,6 +135,7 @@ const { values, positionals } = parseArgs({
     offsets: { type: 'string' },
     'exactly-once': { type: 'string' },
     'relay-mode': { type: 'string' },
+    'insert-only': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -155,6 +158,8 @@ const positiveInt = (v: string | undefined, name: string, fallback: number) => {
 };
 const relayMode = (values['relay-mode'] ?? 'poll') as RelayMode;
 if (relayMode !== 'poll' && relayMode !== 'wal') fail(`--relay-mode must be poll or wal, got ${values['relay-mode']}`);
+const insertOnly = values['insert-only'] === true;
+if (insertOnly && relayMode !== 'wal') fail('--insert-only is a WAL relay mode: add --relay-mode wal');
 // The WAL relay is wired to Kafka here (the CLI's --mode wal takes --kafka); the fault processes for Redis
 // Streams and RabbitMQ are polling relays.
 if (relayMode === 'wal' && transport !== 'kafka')
@@ -311,6 +316,7 @@ try {
       offsets,
       exactlyOnce,
       relayMode,
+      insertOnly,
       source,
       log,
     });
@@ -331,6 +337,7 @@ try {
     keys,
     transport,
     relayMode,
+    ...(insertOnly ? { insertOnly } : {}),
     kafka:
       kafka === 'cluster'
         ? '3-node KRaft cluster, replication factor 3, min.insync.replicas 2'

@@ -229,7 +229,7 @@ export function relayGroup(options: {
   brokers: string[];
   brokenRelay?: 'relay-ack-before-send' | 'claim-without-key-hold';
   transport?: { kind: 'redis' | 'rabbitmq' | 'table-log'; url: string };
-  wal?: { confirmBeforeSend: boolean };
+  wal?: { confirmBeforeSend: boolean; insertOnly?: boolean };
   /** The state-column source: the relays relay the settings file's declared sources only (Kafka, polling). */
   settingsFile?: string;
   onStart?: (name: string) => void;
@@ -245,7 +245,7 @@ export function relayGroup(options: {
       kind: 'relay',
       names,
       env: {},
-      command: (name) => (name === names[0] ? [...base, '--create-slot'] : base),
+      command: (name) => (name === names[0] ? [...base, '--create-slot', ...(wal.insertOnly ? ['--insert-only'] : [])] : base),
       ...hooks,
     });
   }

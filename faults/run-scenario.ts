@@ -68,6 +68,8 @@ export interface RunOptions {
   exactlyOnce?: ExactlyOnce;
   /** The polling relay (default) or the WAL relay; `scenario` is already its version for this mode. */
   relayMode?: RelayMode;
+  /** With the WAL relay: the outbox's insert-only mode (relay-1 creates the slot with --insert-only). */
+  insertOnly?: boolean;
   /** What the workload writes and the relays relay: the outbox (default) or a state-column table. */
   source?: SourceKind;
   log: (line: string) => void;
@@ -206,7 +208,13 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     ...broker.relay,
     ...(settingsFile ? { settingsFile } : {}),
     brokenRelay: o.broken === 'relay-ack-before-send' || o.broken === 'claim-without-key-hold' ? o.broken : undefined,
-    ...(slot ? { wal: { confirmBeforeSend: o.broken === 'wal-confirm-before-send' }, onStart: slot.started, onLine: slot.line } : {}),
+    ...(slot
+      ? {
+          wal: { confirmBeforeSend: o.broken === 'wal-confirm-before-send', insertOnly: o.insertOnly === true },
+          onStart: slot.started,
+          onLine: slot.line,
+        }
+      : {}),
   });
 
   let error: string | undefined;
