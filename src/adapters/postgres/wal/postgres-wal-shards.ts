@@ -7,6 +7,7 @@ import { postgresWal } from './postgres-wal.ts';
 import { ignoreUndefinedTable, isUndefinedTable, requireSlotTable } from './wal-slot-table.ts';
 import { walShardSql } from './wal-shard-sql.ts';
 import { walSql } from './wal-sql.ts';
+import { applyInsertOnly, insertOnlyOn, leaveInsertOnly } from './insert-only-mode.ts';
 
 /** More shards than this would mean as many walsenders, each decoding the whole WAL. */
 export const MAX_WAL_SHARDS = 64;
@@ -112,10 +113,11 @@ export function postgresWalShards(
         },
       );
     }
-    const { rows: tables } = await db.query<{ slots: boolean; batches: boolean }>(
-      'select to_regclass($1) is not null as slots, to_regclass($2) is not null as batches',
-      [`${s}.wal_slot`, `${s}.outbox_wal_batch`],
-    );
+    const { rows: tables } = await db.query<{ slots: boolean; batches: boolean }>(single.dropTables, [
+      `${s}.wal_slot`,
+      `${s}.outbox_wal_batch`,
+      `${s}.wal_shard`,
+    ]);
     // As the single slot's drop (postgres-wal.ts): one transaction, read committed, the insert-only mode
     // left with the last slot (unless the shards are made anew at once: `keepMode`) and the rows still in
     // the streams handed to the polling path; a slot a relay took meanwhile fails it whole.
@@ -125,11 +127,7 @@ export function postgresWalShards(
       // The outbox's single slot cannot exist beside shards (createShards refuses it), but if it did it
       // would still stream: the mode stays while it exists.
       const alive = Number((await tx.query<{ n: number }>(single.slotsAlive, [[`zeroloss_${schema}`]])).rows[0]?.n ?? 0);
-      if (tables[0]?.batches && alive === 0 && options.keepMode !== true) {
-        await tx.query(single.lockTimeout);
-        await tx.query(single.setStateDefault(0));
-        await tx.query(single.handOverInStream, [actor]);
-      }
+      if (tables[0]?.batches && alive === 0 && options.keepMode !== true) await leaveInsertOnly(tx, single, actor);
       for (const r of shards) {
         if ((await tx.query(single.slotInfo, [r.slot])).rows.length > 0) {
           await tx.query(single.dropSlot, [r.slot]);
@@ -182,11 +180,7 @@ export function postgresWalShards(
       let dropped: string[] = [];
       const existing = await list();
       const reading = existing.filter((x) => x.active).map((x) => x.slot);
-      if (
-        options.insertOnly === true &&
-        reading.length > 0 &&
-        (await db.query<{ on: boolean }>(single.insertOnlyOn)).rows[0]?.on !== true
-      ) {
+      if (options.insertOnly === true && reading.length > 0 && !(await insertOnlyOn(db, single))) {
         // As for the single slot: relays reading now may be of a release before the mode.
         throw new ZerolossError(
           'ZL_INVALID_CONFIG',
@@ -228,16 +222,7 @@ export function postgresWalShards(
       }).filter((x) => x.missing);
       // Switched on with every shard's slot in place, last in the transaction (its lock holds enqueues back
       // until the commit); rows inserted before it with the old default are streamed and recorded by updates.
-      const isOn = async (tx: SqlExecutor) => (await tx.query<{ on: boolean }>(single.insertOnlyOn)).rows[0]?.on === true;
-      const switchOn = async (tx: SqlExecutor) => {
-        // (Not again when on already: the ALTER's lock holds every enqueue back while it waits.)
-        if (options.insertOnly === true && !(await isOn(tx))) {
-          await tx.query(single.lockTimeout);
-          await tx.query(single.setStateDefault(1));
-        }
-        // The slots' records under the mode's name: relays of a release before it find none and stand by.
-        await tx.query(single.markSlots, [await isOn(tx)]);
-      };
+      const switchOn = (tx: SqlExecutor) => applyInsertOnly(tx, single, options.insertOnly);
       if (wanted.length === 0) {
         await db.transaction(switchOn);
         return { created: [], handedOver: 0, dropped };

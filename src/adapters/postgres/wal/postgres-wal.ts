@@ -8,6 +8,8 @@ import { type ClaimRow, claimedRows } from '../postgres-outbox-store.ts';
 import { PastHeldKeys } from '../past-held-keys.ts';
 import { PgWalStream } from './pg-wal-stream.ts';
 import { walSql } from './wal-sql.ts';
+import { walShardSql } from './wal-shard-sql.ts';
+import { applyInsertOnly, insertOnlyOn, leaveInsertOnly } from './insert-only-mode.ts';
 
 export interface PostgresWalOptions {
   /** Connection string of the database: the slot is read over a replication connection of its own. */
@@ -97,10 +99,6 @@ export function postgresWal(
     slotCreationFree: sql.slotCreationFree,
     applicationName: options.applicationName,
   });
-
-  async function isInsertOnly(on: SqlExecutor): Promise<boolean> {
-    return (await on.query<{ on: boolean }>(sql.insertOnlyOn)).rows[0]?.on === true;
-  }
 
   async function slotRecorded(): Promise<boolean> {
     return (await db.query<{ recorded: boolean }>(sql.slotRecorded, [slot])).rows[0]?.recorded === true;
@@ -211,23 +209,11 @@ export function postgresWal(
       await requireSlotTable(db, s, schema);
       const { rows: existing } = await db.query<{ active: boolean }>(sql.slotInfo, [slot]);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
-      const switchOn = async (tx: SqlExecutor) => {
-        // Last in its transaction: the lock it takes holds enqueues back only until the commit. Rows
-        // inserted meanwhile with the old default are in the stream too, and recorded by an update.
-        // (Not again when on already: the ALTER's lock holds every enqueue back while it waits.)
-        if (options.insertOnly === true && !(await isInsertOnly(tx))) {
-          await tx.query(sql.lockTimeout);
-          await tx.query(sql.setStateDefault(1));
-        }
-        // The slots' records under the mode's name: relays of a release before it find none and stand by.
-        const on = await isInsertOnly(tx);
-        await tx.query(sql.markSlots, [on]);
-        return on;
-      };
+      const switchOn = (tx: SqlExecutor) => applyInsertOnly(tx, sql, options.insertOnly);
       if (existing.length > 0 && (await slotRecorded())) {
         // A relay reading the slot now may be of a release before the mode (the records' renaming fences
         // those off only when they open the slot): the switch waits until nobody reads it.
-        if (options.insertOnly === true && existing[0]?.active === true && !(await isInsertOnly(db))) {
+        if (options.insertOnly === true && existing[0]?.active === true && !(await insertOnlyOn(db, sql))) {
           throw new ZerolossError(
             'ZL_INVALID_CONFIG',
             `replication slot ${slot} is being read: stop its relays before switching the outbox to insert-only, then start relays of this release`,
@@ -282,14 +268,15 @@ export function postgresWal(
           details: { slot },
         });
       }
-      const { rows: tables } = await db.query<{ slots: boolean; batches: boolean; shards: boolean }>(
-        'select to_regclass($1) is not null as slots, to_regclass($2) is not null as batches, to_regclass($3) is not null as shards',
-        [`${s}.wal_slot`, `${s}.outbox_wal_batch`, `${s}.wal_shard`],
-      );
+      const { rows: tables } = await db.query<{ slots: boolean; batches: boolean; shards: boolean }>(sql.dropTables, [
+        `${s}.wal_slot`,
+        `${s}.outbox_wal_batch`,
+        `${s}.wal_shard`,
+      ]);
       // The outbox's other slots (its default one when this is another, its shards'): the mode stays while
       // one of them exists (a --slot naming no slot then changes nothing).
       const mine = [`zeroloss_${schema}`];
-      if (tables[0]?.shards) mine.push(...(await db.query<{ slot: string }>(`select slot from ${s}.wal_shard`)).rows.map((r) => r.slot));
+      if (tables[0]?.shards) mine.push(...(await db.query<{ slot: string }>(walShardSql(s).shards)).rows.map((r) => r.slot));
       const others = mine.filter((name) => name !== slot);
       // One transaction: the record goes, and with the last slot the insert-only mode (new rows go to the
       // polling path, and those the stream had not recorded as sent are handed to it), then the slot. If
@@ -299,16 +286,12 @@ export function postgresWal(
         await tx.query(sql.readCommitted);
         if (tables[0]?.slots) await tx.query(sql.forgetSlot, [slot]);
         const alive = Number((await tx.query<{ n: number }>(sql.slotsAlive, [others])).rows[0]?.n ?? 0);
-        if (tables[0]?.batches && alive === 0) {
-          await tx.query(sql.lockTimeout);
-          await tx.query(sql.setStateDefault(0));
-          await tx.query(sql.handOverInStream, [actor]);
-        }
+        if (tables[0]?.batches && alive === 0) await leaveInsertOnly(tx, sql, actor);
         if (rows.length === 0) return false;
         await tx.query(sql.dropSlot, [slot]);
         return true;
       });
     },
-    insertOnly: () => isInsertOnly(db),
+    insertOnly: () => insertOnlyOn(db, sql),
   };
 }

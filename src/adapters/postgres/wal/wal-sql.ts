@@ -53,6 +53,9 @@ export function walSql(s: string, names: { publication: string }) {
   // which the mode is kept. Not wal_slot's names: migration 20 recorded every logical slot of the database
   // there, other schemas' too.
   const slotsAlive = `select count(*)::int as n from pg_replication_slots where slot_name = any($1::text[])`;
+  // Which of the tables a drop touches exist (a schema before migrations 18, 20, 21 lacks some).
+  const dropTables = `select to_regclass($1) is not null as slots, to_regclass($2) is not null as batches,
+    to_regclass($3) is not null as shards`;
   // Waits this long at most for the outbox's lock when switching the mode: an ALTER queued behind a long
   // reader would hold every enqueue back behind it.
   const lockTimeout = `set local lock_timeout = '5s'`;
@@ -242,6 +245,7 @@ export function walSql(s: string, names: { publication: string }) {
     recordedSlots,
     markSlots,
     slotsAlive,
+    dropTables,
     lockTimeout,
     slotTableSchemas,
     handOver,
