@@ -464,7 +464,14 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
         const fate = keyFate.get(key);
         if (fate === 'retry') retry.push(row);
         else if (fate === 'held') failed.push(heldBack(row));
-        else if (outcome?.ok) sent.push({ ref: row.ref, partition: outcome.partition, offset: outcome.offset, insertOnly: row.insertOnly });
+        else if (outcome?.ok)
+          sent.push({
+            ref: row.ref,
+            partition: outcome.partition,
+            offset: outcome.offset,
+            insertOnly: row.insertOnly,
+            commitEnd: row.commitEnd,
+          });
         else if (this.#retryInPlace(outcome, attempt)) {
           keyFate.set(key, 'retry');
           retry.push(row);
@@ -526,8 +533,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
   }
 
   /** Retries until recorded (the database may be restarting): a batch is confirmed only once recorded. */
-  async #record(batch: Batch, rows: SentRow[], failed: WalFailure[]): Promise<void> {
-    const sent = withCommitEnds(batch, rows);
+  async #record(batch: Batch, sent: SentRow[], failed: WalFailure[]): Promise<void> {
     let delay = 100;
     for (;;) {
       try {
@@ -596,17 +602,6 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
   #wakeSleepers(dataOnly: boolean): void {
     for (const sleeper of [...this.#sleepers]) if (!dataOnly || sleeper.data) sleeper.done();
   }
-}
-
-/**
- * Insert-only rows carry the end of their commit: the ledger looks up (as possible replays) only those whose
- * commit the slot may have recorded before.
- */
-function withCommitEnds(batch: Batch, sent: SentRow[]): SentRow[] {
-  if (!sent.some((o) => o.insertOnly)) return sent;
-  const ends = new Map<string, string>();
-  for (const commit of batch.commits) if (commit.endLsn !== undefined) for (const row of commit.rows) ends.set(row.ref, commit.endLsn);
-  return sent.map((o) => (o.insertOnly ? { ...o, commitEnd: ends.get(o.ref) } : o));
 }
 
 function heldBack(row: WalRow): WalFailure {

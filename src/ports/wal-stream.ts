@@ -11,6 +11,8 @@ export interface WalRow {
    * in the batch's row of `outbox_wal_batch`, not by updating the row. Otherwise (state 0) by an update.
    */
   insertOnly?: boolean;
+  /** Where its transaction's commit ends, set when the commit arrives (undefined on a part that is not the last). */
+  commitEnd?: string;
   record: OutgoingRecord;
 }
 

@@ -7,6 +7,7 @@ import { HEADER } from '../../../src/core/envelope.ts';
 import { createRelay } from '../../../src/outbox/create-relay.ts';
 import type { WalRelay } from '../../../src/outbox/wal-relay.ts';
 import type { Publisher } from '../../../src/ports/transport.ts';
+import type { WalSent } from '../../../src/ports/wal-stream.ts';
 import pg from 'pg';
 import { insertOnly } from '../../helpers/insert-only.ts';
 import { uniqueName } from '../../helpers/pg.ts';
@@ -94,7 +95,25 @@ describe('WAL relay, insert-only outbox', () => {
   test('every row sent once in key order and listed by exactly one batch row; no outbox row is ever updated', async () => {
     const s = await insertOnlySchema();
     const publisher = new ScriptedPublisher();
-    const relay = walRelay(s, publisher);
+    // What reaches the ledger: every row of a whole commit carries its commit's end (replays are looked up by it).
+    const handed: WalSent[] = [];
+    const record = s.wal.ledger.record;
+    const relay = walRelay(
+      {
+        ...s,
+        wal: {
+          ...s.wal,
+          ledger: {
+            ...s.wal.ledger,
+            record: (rows, failed, batch) => {
+              handed.push(...rows);
+              return record(rows, failed, batch);
+            },
+          },
+        },
+      },
+      publisher,
+    );
     let sent = 0;
     let resent = 0;
     relay.on('batch', (b) => {
@@ -115,6 +134,11 @@ describe('WAL relay, insert-only outbox', () => {
       }
       assert.equal(publisher.sent.length, 300);
       assert.equal(resent, 0);
+      assert.equal(handed.length, 300);
+      for (const row of handed) {
+        assert.equal(row.insertOnly, true);
+        assert.match(row.commitEnd ?? '', /^[0-9A-F]+\/[0-9A-F]+$/);
+      }
       // Per key, the commit order (ids were enqueued key by key in commit order).
       const expected = new Map<string, string[]>();
       ids.forEach((id, i) => {

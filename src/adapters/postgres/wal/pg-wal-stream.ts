@@ -225,6 +225,8 @@ class PgWalSession implements WalStreamSession {
     } else if (message.tag === 'commit') {
       const endLsn = message.endLsn;
       if (!endLsn) return;
+      // Each row knows its commit's end: the ledger looks up only rows of commits the slot may have recorded.
+      for (const row of this.#rows) row.commitEnd = endLsn;
       const commit: WalCommit = { endLsn, rows: this.#rows };
       this.#rows = [];
       this.#inTransaction = false;

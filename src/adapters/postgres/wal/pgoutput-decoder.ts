@@ -152,6 +152,7 @@ export class PgoutputDecoder {
         ref: kinds[SEQ_ID] === KIND_BINARY ? int8(buffer, start[SEQ_ID] as number) : text(buffer, start, end, SEQ_ID),
         messageId: text(buffer, start, end, MESSAGE_ID),
         insertOnly: insertedState(buffer, kinds[STATE] as number, start, end) === 1,
+        commitEnd: undefined,
         record: {
           topic: text(buffer, start, end, TOPIC),
           key: text(buffer, start, end, MSG_KEY),
