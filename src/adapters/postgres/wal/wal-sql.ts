@@ -103,8 +103,10 @@ export function walSql(s: string, names: { publication: string }) {
   const presentRows = `select count(*)::int as n from ${s}.outbox where seq_id = any($1::bigint[])`;
 
   // One statement per batch (in the insert-only mode, for the rows inserted before it was switched on, and
-  // failures). Sent rows: state 1 with where the broker put them; no transition row for a
-  // first send (the row says it all). Failed rows (their own failure, or held back behind one of their key)
+  // failures). Sent rows: state 1 with where the broker put them. First sends (pending to sent at attempt 1,
+  // nearly every row) share one transition row, as the polling relay's rounds do (outbox-sql.ts markSent):
+  // no message_id, the rows' seq_ids, each row pointing at it with sent_batch; the metrics collector and
+  // trace read it as one 0 -> 1 transition per row. Any other send keeps its own transition. Failed rows (their own failure, or held back behind one of their key)
   // go to state 2 for the polling path, with a transition row each (rare). `state <> 1` / `state = 0`
   // make a replayed batch (after a crash before the acknowledgement) change nothing twice.
   // `visible` counts the batch's rows this statement could see: the slot may stream a transaction as soon
@@ -113,12 +115,22 @@ export function walSql(s: string, names: { publication: string }) {
   const record = `
     with s as (
       select * from unnest($1::bigint[], $2::int[], $3::bigint[]) as s(id, part, off)
+    ), b as (
+      select nextval('${s}.outbox_transition_id_seq') as id
     ), sent as (
       update ${s}.outbox o
       set state = 1, sent_at = now(), modified_time = now(), sent_partition = s.part, sent_offset = s.off,
-          attempts = o.attempts + 1
-      from s where o.seq_id = s.id and o.state <> 1
-      returning 1
+          attempts = o.attempts + 1, sent_batch = case when old.state = 0 and old.attempts = 0 then (select id from b) end
+      from s join ${s}.outbox old on old.seq_id = s.id
+      where o.seq_id = s.id and o.state <> 1
+      returning o.seq_id, o.message_id, old.state as from_state, o.attempts, o.sent_batch
+    ), batch as (
+      insert into ${s}.outbox_transition (id, message_id, from_state, to_state, attempt, actor, seq_ids)
+      select (select id from b), null, 0, 1, 1, $8, array_agg(seq_id order by seq_id) from sent
+      where sent_batch is not null having count(*) > 0
+    ), own as (
+      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, actor)
+      select message_id, from_state, 1, attempts, $8 from sent where sent_batch is null
     ), f as (
       select * from unnest($4::bigint[], $5::text[], $6::double precision[], $7::boolean[]) as f(id, err, delay_ms, charge)
     ), failed as (
@@ -140,7 +152,9 @@ export function walSql(s: string, names: { publication: string }) {
   // seq_id, partition, offset, the end LSN of its commit (null for a part of a large transaction), $6 the
   // batch's end LSN. A row whose commit ends at or before what this slot has recorded may be a replay (a
   // crash between record and acknowledgement, or batches recorded out of order): it is looked up, and one
-  // already listed is counted as resent and not listed again. `sent`: rows listed now.
+  // already listed is counted as resent and not listed again. `sent`: rows listed now. The rows listed now are
+  // also named by one transition row (no message_id, their seq_ids, as the row mode's `record` writes), so
+  // the metrics collector counts them as first sends with their commit-to-ack time.
   const recordBatch = `
     with s as (
       select * from unnest($2::bigint[], $3::int[], $4::bigint[], $5::pg_lsn[]) as s(id, part, off, commit_end)
@@ -159,6 +173,10 @@ export function walSql(s: string, names: { publication: string }) {
       select $1, $6::pg_lsn, min(id), max(id), array_agg(id), array_agg(part), array_agg(off) from fresh
       having count(*) > 0
       returning 1
+    ), tr as (
+      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, actor, seq_ids)
+      select null, 0, 1, 1, 'wal:' || $1, array_agg(id order by id) from fresh
+      having count(*) > 0
     )
     select (select count(*) from fresh)::int as sent, (select count(*) from ins)::int as batches`;
 
