@@ -310,6 +310,13 @@ function stopOf(
         reason: `parked after ${row.attempts} attempt(s): ${row.lastError ?? 'no error recorded'} — release or discard it (zeroloss parked)`,
       };
     }
+    if (row.inStream) {
+      return {
+        stage: 'relay',
+        reason:
+          'committed, in the WAL stream: no relay has recorded it sent yet (the relay reading the slot sends it in commit order; `zeroloss status` shows the slot and its lag)',
+      };
+    }
     const due = row.nextAttemptAt.toISOString();
     return {
       stage: 'relay',

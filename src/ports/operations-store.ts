@@ -25,6 +25,11 @@ export interface OutboxRowView {
   sentAt: Date | null;
   sentPartition: number | null;
   sentOffset: bigint | null;
+  /**
+   * Pending because it waits in the WAL stream (the insert-only mode: no batch lists it yet), not for the
+   * polling path: no attempt, no next-attempt time applies to it.
+   */
+  inStream: boolean;
 }
 
 export interface InboxHit {

@@ -26,7 +26,8 @@ export function operationsSql(s: string) {
   // and where the batch says. Needs `batchJoin` after `from ${s}.outbox o`.
   const outboxColumns = `o.seq_id::text, o.message_id, o.topic, o.msg_key, o.msg_type, o.trace_id, o.producer_id, o.key_seq::text,
     ${derivedState()} as state, o.attempts, o.last_error, o.created_at, o.modified_time, o.next_attempt_at, o.lease_owner,
-    o.lease_until, ${derivedSentAt()} as sent_at, ${derivedPartition()} as sent_partition, ${derivedOffset()}::text as sent_offset`;
+    o.lease_until, ${derivedSentAt()} as sent_at, ${derivedPartition()} as sent_partition, ${derivedOffset()}::text as sent_offset,
+    ${derivedState()} = 0 and o.state = 1 as in_stream`;
   const batchJoin = walBatchJoin(s, 'o');
 
   // Rows still in the WAL stream, for the counts of `status` (which the metrics collector runs every few

@@ -501,6 +501,7 @@ function outboxRow(r: Row): OutboxRowView {
     sentAt: nullableDate(r.sent_at),
     sentPartition: r.sent_partition === null || r.sent_partition === undefined ? null : Number(r.sent_partition),
     sentOffset: r.sent_offset === null || r.sent_offset === undefined ? null : BigInt(r.sent_offset as string),
+    inStream: r.in_stream === true,
   };
 }
 

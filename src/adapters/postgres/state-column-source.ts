@@ -497,6 +497,8 @@ export class StateColumnSource<Row = Record<string, unknown>> implements RelaySo
       sentAt: state === 1 ? new Date(r.modified_at) : null,
       sentPartition: r.sent_partition,
       sentOffset: r.sent_offset === null ? null : BigInt(r.sent_offset),
+      // State-column sources are polled, never streamed.
+      inStream: false,
     };
   }
 

@@ -31,7 +31,7 @@ export function outboxPage(rows: OutboxRowView[], next: string | undefined, f: O
 ${rows.map(
   (r) => html`<tr data-id="${r.messageId}" data-state="${STATE_NAMES[r.state] ?? r.state}">
 <td>${r.seqId}</td><td><a href="/messages/${encodeURIComponent(r.messageId)}">${r.messageId}</a></td><td>${r.topic}</td><td>${r.key}</td><td>${r.type}</td>
-<td>${STATE_NAMES[r.state] ?? r.state}</td><td>${r.attempts}</td><td>${r.createdAt}</td><td>${r.sentAt ?? '–'}</td>
+<td>${r.inStream ? 'pending (in the WAL stream)' : (STATE_NAMES[r.state] ?? r.state)}</td><td>${r.attempts}</td><td>${r.createdAt}</td><td>${r.sentAt ?? '–'}</td>
 <td>${r.sentPartition !== null ? `${r.sentPartition}/${r.sentOffset}` : '–'}</td><td>${r.lastError ?? '–'}</td>
 </tr>`,
 )}

@@ -98,7 +98,8 @@ describe('operations in the insert-only mode', () => {
     assert.equal(u.outbox?.sentAt, null);
     assert.equal(u.outbox?.sentPartition, null);
     assert.equal(u.stop.stage, 'relay');
-    assert.match(u.stop.reason, /not sent yet: pending/);
+    assert.equal(u.outbox?.inStream, true);
+    assert.match(u.stop.reason, /in the WAL stream: no relay has recorded it sent yet/);
 
     const byState = async (state: 0 | 1) => (await store.outboxRows({ window: window(), state }, undefined, 10)).map((r) => r.messageId);
     assert.deepEqual(await byState(1), [sentId]);
