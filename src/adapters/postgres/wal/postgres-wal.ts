@@ -207,6 +207,16 @@ export function postgresWal(
     ledger,
     async createSlot(actor = 'zeroloss relay --create-slot', options: { insertOnly?: boolean } = {}) {
       await requireSlotTable(db, s, schema);
+      // As createShards refuses beside this slot: both would stream every row, and each would send and
+      // list it under its own slot (the replay lookup is per slot), so every row went out twice.
+      const { rows: shardSlots } = await db.query<{ slot: string }>(sql.shardSlots);
+      if (shardSlots.length > 0) {
+        throw new ZerolossError(
+          'ZL_INVALID_CONFIG',
+          `the outbox is sharded (slots ${shardSlots.map((r) => r.slot).join(', ')}): create or change its slots with \`relay --mode wal --create-slot --shards N\`, or drop the shards first (relay --mode wal --drop-slot) to use one slot`,
+          { details: { field: 'shards', slots: shardSlots.map((r) => r.slot) } },
+        );
+      }
       const { rows: existing } = await db.query<{ active: boolean }>(sql.slotInfo, [slot]);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
       const switchOn = (tx: SqlExecutor) => applyInsertOnly(tx, sql, options.insertOnly);

@@ -17,6 +17,9 @@ export function walSql(s: string, names: { publication: string }) {
     select slot_name, plugin, active, active_pid, confirmed_flush_lsn::text as confirmed_flush_lsn,
       current_setting('server_version_num')::int as server_version
     from pg_replication_slots where slot_name = $1`;
+
+  // Shards (migration 18) of this outbox: its single slot must not stream beside them.
+  const shardSlots = `select slot from ${s}.wal_shard order by shard`;
   // Waits for transactions running now to end, then returns at the slot's consistent point: a transaction
   // committing after it is in the stream, one committed before it is visible to the next statement.
   const createSlot = `select lsn::text as lsn from pg_create_logical_replication_slot($1, 'pgoutput')`;
@@ -255,6 +258,7 @@ export function walSql(s: string, names: { publication: string }) {
     publicationExists,
     createPublication,
     slotInfo,
+    shardSlots,
     createSlot,
     readCommitted,
     dropSlot,
