@@ -1,3 +1,4 @@
+import { ZerolossError } from '../../../core/errors.ts';
 import type { SqlExecutor } from '../../../ports/sql-executor.ts';
 import type { walSql } from './wal-sql.ts';
 
@@ -19,8 +20,7 @@ export async function insertOnlyOn(on: SqlExecutor, sql: WalSql): Promise<boolea
  */
 export async function applyInsertOnly(tx: SqlExecutor, sql: WalSql, want: boolean | undefined): Promise<boolean> {
   if (want === true && !(await insertOnlyOn(tx, sql))) {
-    await tx.query(sql.lockTimeout);
-    await tx.query(sql.setStateDefault(1));
+    await alterOutbox(tx, sql, 1, 'switching the outbox to the insert-only mode');
   }
   const on = await insertOnlyOn(tx, sql);
   await tx.query(sql.markSlots, [on]);
@@ -29,7 +29,27 @@ export async function applyInsertOnly(tx: SqlExecutor, sql: WalSql, want: boolea
 
 /** Leaves the mode with the last slot: new rows go to the polling path, and so do those still in the stream. */
 export async function leaveInsertOnly(tx: SqlExecutor, sql: WalSql, actor: string): Promise<void> {
-  await tx.query(sql.lockTimeout);
-  await tx.query(sql.setStateDefault(0));
+  await alterOutbox(tx, sql, 0, 'leaving the insert-only mode');
   await tx.query(sql.handOverInStream, [actor]);
+}
+
+/**
+ * The ALTER takes the outbox's strongest lock, so it waits for every transaction that touched the outbox,
+ * and every enqueue waits behind it: it gives up after the lock timeout (wal-sql.ts) rather than stall the
+ * application, and says which long transaction to look for instead of the driver's bare "lock timeout".
+ */
+async function alterOutbox(tx: SqlExecutor, sql: WalSql, stateDefault: 0 | 1, what: string): Promise<void> {
+  await tx.query(sql.lockTimeout);
+  try {
+    await tx.query(sql.setStateDefault(stateDefault));
+  } catch (error) {
+    const details = (error as ZerolossError).details as { sqlstate?: unknown } | undefined;
+    if (details?.sqlstate !== '55P03') throw error;
+    throw new ZerolossError(
+      'ZL_STORE_CONFLICT',
+      `${what} waited ${sql.lockTimeoutText} for the outbox's table lock and gave up (nothing was changed): a transaction that ` +
+        'touched the outbox is still open (pg_stat_activity, state "idle in transaction" or a long query); run it again once that ends',
+      { retryable: true, details: { sqlstate: '55P03' }, cause: error },
+    );
+  }
 }

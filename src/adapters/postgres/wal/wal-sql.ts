@@ -61,6 +61,7 @@ export function walSql(s: string, names: { publication: string }) {
     to_regclass($3) is not null as shards`;
   // Waits this long at most for the outbox's lock when switching the mode: an ALTER queued behind a long
   // reader would hold every enqueue back behind it.
+  const lockTimeoutText = '5 s';
   const lockTimeout = `set local lock_timeout = '5s'`;
   // doctor: the schemas of this database that record their slots' hand-overs (migration 20 and later).
   const slotTableSchemas = `
@@ -273,6 +274,7 @@ export function walSql(s: string, names: { publication: string }) {
     slotsAlive,
     dropTables,
     lockTimeout,
+    lockTimeoutText,
     slotTableSchemas,
     handOver,
     handOverInStream,
