@@ -199,6 +199,17 @@ export async function status(
         `no relay reads replication slot ${slot.slot}; it holds back ${mib(slot.retainedBytes)} of WAL (drop it with 'zeroloss relay --mode wal --drop-slot --slot ${slot.slot}' if it is abandoned)`,
       );
   }
+  // Insert-only rows go by a slot only (the polling relay refuses such an outbox): with no slot read, they wait.
+  if (
+    outbox.insertOnly &&
+    deps.walSlots &&
+    !warnings.some((w) => w.startsWith('replication slots not read')) &&
+    !walSlots.some((x) => x.active)
+  ) {
+    warnings.push(
+      `the outbox is insert-only: its rows are sent only by a WAL relay reading its slot, and no relay reads a slot now${outbox.pending > 0 ? ` (${outbox.pending} pending)` : ''}; start 'zeroloss relay --mode wal' (with --create-slot if the slot is gone: it hands the waiting rows to the polling path)`,
+    );
+  }
   const unavailableTopics = await findUnavailableTopics(byTopic, deps.broker);
   for (const t of unavailableTopics) {
     warnings.push(

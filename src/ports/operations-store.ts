@@ -200,6 +200,8 @@ export interface OutboxSummary {
   parked: number;
   stuck: number;
   oldestUnsentAgeMs: number;
+  /** The WAL relay's insert-only mode is on: new rows are sent only by a relay reading a slot (docs/wal-relay.md). */
+  insertOnly: boolean;
 }
 
 export interface SequenceAlarm {

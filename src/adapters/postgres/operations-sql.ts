@@ -266,7 +266,8 @@ export function operationsSql(s: string) {
         count(*) filter (where u.state = 2)::int as failed,
         count(*) filter (where u.state = 3)::int as parked,
         count(*) filter (where u.state in (0, 2) and u.created_at < now() - $1 * interval '1 millisecond')::int as stuck,
-        coalesce(extract(epoch from now() - min(u.created_at) filter (where u.state in (0, 2))) * 1000, 0)::float8 as oldest_ms
+        coalesce(extract(epoch from now() - min(u.created_at) filter (where u.state in (0, 2))) * 1000, 0)::float8 as oldest_ms,
+        (${insertOnlyDefault(s)}) as insert_only
       from unsent u`,
 
     /**

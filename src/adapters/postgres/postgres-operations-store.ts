@@ -279,6 +279,7 @@ export class PostgresOperationsStore
       parked: Number(r?.parked ?? 0),
       stuck: Number(r?.stuck ?? 0),
       oldestUnsentAgeMs: Math.max(0, Number(r?.oldest_ms ?? 0)),
+      insertOnly: r?.insert_only === true,
     };
   }
 

@@ -102,7 +102,7 @@ function formatStatus(s: Status, brokerNotRead: string | undefined): string {
   const lines = [
     `status at ${s.at}`,
     ...(brokerNotRead ? [`  ${brokerNotRead}`] : []),
-    `  outbox  pending ${o.pending}  failed ${o.failed}  parked ${o.parked}  stuck ${o.stuck}  oldest unsent ${Math.round(o.oldestUnsentAgeMs / 1000)} s`,
+    `  outbox${o.insertOnly ? ' (insert-only)' : ''}  pending ${o.pending}  failed ${o.failed}  parked ${o.parked}  stuck ${o.stuck}  oldest unsent ${Math.round(o.oldestUnsentAgeMs / 1000)} s`,
   ];
   for (const src of s.sources) {
     lines.push(

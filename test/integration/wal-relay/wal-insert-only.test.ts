@@ -9,6 +9,9 @@ import type { WalRelay } from '../../../src/outbox/wal-relay.ts';
 import type { Publisher } from '../../../src/ports/transport.ts';
 import type { WalSent } from '../../../src/ports/wal-stream.ts';
 import pg from 'pg';
+import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
+import { databaseWalSlots } from '../../../src/cli/wal-slots.ts';
+import { status } from '../../../src/operations/status.ts';
 import { insertOnly } from '../../helpers/insert-only.ts';
 import { uniqueName } from '../../helpers/pg.ts';
 import { rejected, ScriptedPublisher } from '../../helpers/scripted-publisher.ts';
@@ -421,6 +424,50 @@ describe('switching the insert-only mode', () => {
       }
     } finally {
       await s.cleanup();
+    }
+  });
+
+  test('status names the mode, and warns while no relay reads a slot (the rows wait: the polling relay refuses them)', async () => {
+    const s = await insertOnlySchema();
+    const ops = new PostgresOperationsStore(s.store.db, { schema: s.schema });
+    const relay = walRelay(s, new ScriptedPublisher());
+    try {
+      await enqueue(s, 3, 3);
+      const idle = await status({ store: ops, walSlots: databaseWalSlots(s.store.db) });
+      assert.equal(idle.outbox.insertOnly, true);
+      assert.equal(idle.outbox.pending, 3);
+      assert.ok(
+        idle.warnings.some((w) =>
+          /the outbox is insert-only: its rows are sent only by a WAL relay reading its slot.*\(3 pending\)/.test(w),
+        ),
+        idle.warnings.join('\n'),
+      );
+      await relay.start();
+      await waitFor(async () => (await ops.outboxSummary(60_000)).pending === 0, { what: 'the rows sent' });
+      await waitFor(async () => (await databaseWalSlots(s.store.db)()).some((x) => x.slot === s.wal.slot && x.active), {
+        what: 'the slot read',
+      });
+      const reading = await status({ store: ops, walSlots: databaseWalSlots(s.store.db) });
+      assert.deepEqual(
+        reading.warnings.filter((w) => w.includes('insert-only')),
+        [],
+      );
+    } finally {
+      await relay.stop();
+      await s.cleanup();
+    }
+    // The mode left with the slot: nothing to warn about, whatever slots there are.
+    const plain = await walSchema(instance.url, { createSlot: false });
+    try {
+      const ops = new PostgresOperationsStore(plain.store.db, { schema: plain.schema });
+      const st = await status({ store: ops, walSlots: databaseWalSlots(plain.store.db) });
+      assert.equal(st.outbox.insertOnly, false);
+      assert.deepEqual(
+        st.warnings.filter((w) => w.includes('insert-only')),
+        [],
+      );
+    } finally {
+      await plain.cleanup();
     }
   });
 });
