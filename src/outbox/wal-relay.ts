@@ -112,8 +112,6 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
   #held = new Set<string>();
   #heldRefreshedAt = 0;
   #holding = false;
-  /** Batches taken from the queue and not yet confirmed to the slot. */
-  #unconfirmed = 0;
   #failingSince: number | undefined;
   /** What was last said in a 'slot' event, so each change is said once. */
   #slotState: 'streaming' | 'standby' | undefined;
@@ -260,13 +258,20 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
   async #readSlot(): Promise<void> {
     this.#queue = [];
     this.#queuedRows = 0;
-    this.#unconfirmed = 0;
     this.#paused = false;
     this.#ended = null;
+    /**
+     * Batches of this reading taken and not yet confirmed: the stream confirms a keepalive's position only
+     * while none is out. Kept per reading, and every record of a reading settles before the next one
+     * starts (the finally below): a record left running from an ended reading used to finish inside the
+     * next one, count its batch off that reading's total, and let a keepalive confirm the slot past a batch
+     * that was never sent.
+     */
+    let unconfirmed = 0;
     const session = await this.#stream.open({
       partRows: this.config.walBatchSize,
       commit: (commit) => this.#enqueue(commit),
-      caughtUp: () => this.#queue.length === 0 && this.#unconfirmed === 0,
+      caughtUp: () => this.#queue.length === 0 && unconfirmed === 0,
       end: (error) => {
         this.#ended = error;
         this.#wakeSleepers(true);
@@ -304,7 +309,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
           await this.#sleep(1_000, true);
           continue;
         }
-        this.#unconfirmed++;
+        unconfirmed++;
         const sending = this.#send(batch, lanes);
         publishing.add(sending);
         const published = () => publishing.delete(sending);
@@ -331,7 +336,7 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
           }
           // A batch of parts only (the middle of a large transaction) is recorded and confirms nothing.
           if (batch.endLsn !== undefined) await session.acknowledge(batch.endLsn);
-          this.#unconfirmed--;
+          unconfirmed--;
           this.#metrics.acknowledged.inc(this.#labels, batch.commits.filter((c) => c.endLsn !== undefined).length);
         })();
         confirming = current;
@@ -356,6 +361,10 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
       await confirming;
     } finally {
       await confirming?.catch(() => {});
+      // A batch whose record failed once the reading ended settles at once, without waiting for the batches
+      // before it: theirs may still be retrying. Every one settles here (each gives up at its next failure,
+      // the reading having ended), so none outlives this reading into the next.
+      await Promise.allSettled([...inFlight]);
       // A broken chain leaves later batches' lanes running: let them end (they stop retrying once the
       // reading has ended) before the stream closes under them.
       await Promise.all(lanes.map((lane) => lane.tail));
