@@ -104,4 +104,47 @@ describe('WAL relay: one large transaction', () => {
       await s.cleanup();
     }
   });
+
+  test('a transaction of exactly N parts ends with its last part, whose rows know the commit end', async () => {
+    const s = await walSchema(instance.url);
+    const got: Array<{ rows: number; endLsn: string | undefined; commitEnds: number }> = [];
+    const session = await s.wal.stream.open({
+      partRows: 3,
+      commit(commit) {
+        got.push({
+          rows: commit.rows.length,
+          endLsn: commit.endLsn,
+          commitEnds: commit.rows.filter((r) => r.commitEnd !== undefined).length,
+        });
+      },
+      caughtUp: () => false,
+      end: () => {},
+    });
+    const outbox = testOutbox({ schema: s.schema });
+    try {
+      for (const n of [6, 7]) {
+        await s.store.transaction(async (tx) => {
+          for (let i = 0; i < n; i++) await outbox.enqueue(tx, { topic: 'bulk', key: `k${i}`, type: 't', payload: { i } });
+        });
+      }
+      await waitFor(() => got.reduce((n, c) => n + c.rows, 0) === 13 && got.filter((c) => c.endLsn !== undefined).length === 2, {
+        what: 'both transactions received',
+      });
+      // 6 rows: a part of 3, then the commit with the last 3 (not two parts and an empty commit: a replay
+      // would find none of its rows recorded, having no commit end to look them up by).
+      assert.deepEqual(
+        got.map((c) => [c.rows, c.endLsn === undefined ? 'part' : 'commit', c.commitEnds]),
+        [
+          [3, 'part', 0],
+          [3, 'commit', 3],
+          [3, 'part', 0],
+          [3, 'part', 0],
+          [1, 'commit', 1],
+        ],
+      );
+    } finally {
+      await session.close();
+      await s.cleanup();
+    }
+  });
 });

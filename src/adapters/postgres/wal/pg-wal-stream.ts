@@ -210,15 +210,18 @@ class PgWalSession implements WalStreamSession {
       this.#inTransaction = true;
       this.#rows = [];
     } else if (message.tag === 'insert') {
-      this.#rows.push(message.row);
       // Handed over in parts: the rows of one large transaction then wait in the relay's queue, where flow
       // control pauses the socket, instead of all in memory here until its commit (the server has committed
-      // it already: pgoutput sends a transaction only once it committed).
+      // it already: pgoutput sends a transaction only once it committed). A full part goes once a row
+      // follows it, so the last rows always come with the commit and know its end: a transaction of exactly
+      // N parts went as N parts and an empty commit, none of its rows knowing its end, and a replay listed
+      // them again (insert-only mode) instead of finding them listed.
       if (this.#rows.length >= this.#handler.partRows) {
         const part: WalCommit = { endLsn: undefined, rows: this.#rows };
         this.#rows = [];
         this.#handler.commit(part);
       }
+      this.#rows.push(message.row);
     } else if (message.tag === 'error') {
       this.#end(message.error);
       void this.#service.destroy().catch(() => {});
