@@ -573,7 +573,8 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
         );
         this.emit('error', error as Error);
         if (!this.#running || this.#ended !== null) throw error;
-        await this.#sleep(delay);
+        // Woken when the reading ends, which waits for this record before the next reading starts.
+        await this.#sleep(delay, true);
         delay = Math.min(delay * 2, 5_000);
       }
     }
