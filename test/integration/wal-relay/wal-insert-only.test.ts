@@ -334,6 +334,12 @@ describe('switching the insert-only mode', () => {
       } finally {
         await next.stop();
       }
+      // The server lets the stopped relay's reading go a moment later; until then the slot still shows as read
+      // (by it), and the relay started next would stand by while the check below passed on the old reading.
+      await waitFor(
+        async () => !(await s.pool.query('select active from pg_replication_slots where slot_name = $1', [s.wal.slot])).rows[0]?.active,
+        { what: "the stopped relay's reading to end" },
+      );
       // Dropping the slot while it is read is refused, and changes nothing.
       await assert.rejects(
         (async () => {

@@ -7,7 +7,7 @@ import { postgresWal } from './postgres-wal.ts';
 import { ignoreUndefinedTable, isUndefinedTable, requireSlotTable } from './wal-slot-table.ts';
 import { walShardSql } from './wal-shard-sql.ts';
 import { walSql } from './wal-sql.ts';
-import { applyInsertOnly, insertOnlyOn, leaveInsertOnly } from './insert-only-mode.ts';
+import { applyInsertOnly, awaitOutboxWriters, insertOnlyOn, leaveInsertOnly } from './insert-only-mode.ts';
 
 /** More shards than this would mean as many walsenders, each decoding the whole WAL. */
 export const MAX_WAL_SHARDS = 64;
@@ -180,14 +180,16 @@ export function postgresWalShards(
       let dropped: string[] = [];
       const existing = await list();
       const reading = existing.filter((x) => x.active).map((x) => x.slot);
-      if (options.insertOnly === true && reading.length > 0 && !(await insertOnlyOn(db, single))) {
-        // As for the single slot: relays reading now may be of a release before the mode.
-        throw new ZerolossError(
+      const readWhileSwitching = (read: string[]) =>
+        new ZerolossError(
           'ZL_INVALID_CONFIG',
-          `shard slot(s) ${reading.join(', ')} are being read: stop their relays before switching the outbox to insert-only, then start relays of this release`,
-          { details: { slots: reading, field: 'insert-only' } },
+          `shard slot(s) ${read.join(', ')} are being read: stop their relays before switching the outbox to insert-only, then start relays of this release`,
+          { details: { slots: read, field: 'insert-only' } },
         );
-      }
+      // As for the single slot: relays reading now may be of a release before the mode. Refused here before
+      // anything changes (a count change drops the old shards first), and again under the slots' creation
+      // locks in the switch's transaction (applyInsertOnly).
+      if (options.insertOnly === true && reading.length > 0 && !(await insertOnlyOn(db, single))) throw readWhileSwitching(reading);
       if (existing.length > 0 && existing[0]?.shards !== shards) {
         // Another N moves keys between slots: a key's rows not yet streamed by its old slot would race its
         // new rows in another one. Only with nothing unsent and no reader is there nothing to race.
@@ -222,9 +224,15 @@ export function postgresWalShards(
       }).filter((x) => x.missing);
       // Switched on with every shard's slot in place, last in the transaction (its lock holds enqueues back
       // until the commit); rows inserted before it with the old default are streamed and recorded by updates.
-      const switchOn = (tx: SqlExecutor) => applyInsertOnly(tx, single, options.insertOnly);
+      // Every shard's slot, each creation lock taken first in the switch's transaction: a relay opening any of
+      // them meanwhile stands by until it commits (insert-only-mode.ts applyInsertOnly).
+      const slots = Array.from({ length: shards }, (_, i) => names(i).slot);
+      const switchOn = (tx: SqlExecutor) => applyInsertOnly(tx, single, options.insertOnly, { slots, refuse: readWhileSwitching });
       if (wanted.length === 0) {
-        await db.transaction(switchOn);
+        await db.transaction(async (tx) => {
+          for (const slot of slots) await tx.query(single.slotCreationLock, [slot]);
+          await switchOn(tx);
+        });
         return { created: [], handedOver: 0, dropped };
       }
       // A lost slot cannot stream again: it is dropped and made anew, its shard's unsent rows handed over.
@@ -246,8 +254,10 @@ export function postgresWalShards(
           await tx.query(sql.lockShards);
           // Another --create-slot may have committed the same shards while this one waited for the lock.
           if (current.length === 0 && (await tx.query(sql.shards)).rows.length > 0) return { created: [], handedOver: 0, dropped };
-          // Every slot is created before the first write: a transaction that wrote cannot create a slot.
-          for (const w of wanted) await tx.query(single.slotCreationLock, [w.slot]);
+          // Every slot is created before the first write: a transaction that wrote cannot create a slot. The
+          // creation locks of the slots made now, and when switching to insert-only those of the others too.
+          const locked = options.insertOnly === true ? slots : wanted.map((w) => w.slot);
+          for (const slot of locked) await tx.query(single.slotCreationLock, [slot]);
           const creating: typeof wanted = [];
           for (const w of wanted) {
             const { rows: slotNow } = await tx.query<{ active: boolean }>(single.slotInfo, [w.slot]);
@@ -273,11 +283,20 @@ export function postgresWalShards(
             made.push(w.slot);
             creating.push(w);
           }
+          // After the last slot, before the first hand-over (wal-sql.ts lockOutboxWriters): enqueues committed
+          // before a slot's consistent point but not visible yet are then visible to the hand-over.
+          let moved: Array<{ shard: number; n: number }> = [];
+          if (creating.length > 0) {
+            await awaitOutboxWriters(tx, single);
+            for (const w of creating) {
+              if (w.known === undefined) await tx.query(sql.insertShard, [w.shard, shards, w.slot, w.publication]);
+            }
+            const shardsMade = creating.map((w) => w.shard);
+            moved = (await tx.query<{ shard: number; n: number }>(sql.handOver(shardsMade, shards), [actor])).rows;
+          }
           let handedOver = 0;
           for (const w of creating) {
-            if (w.known === undefined) await tx.query(sql.insertShard, [w.shard, shards, w.slot, w.publication]);
-            const { rows: moved } = await tx.query<{ n: number }>(sql.handOver(w.shard, shards), [actor]);
-            const n = Number(moved[0]?.n ?? 0);
+            const n = Number(moved.find((r) => Number(r.shard) === w.shard)?.n ?? 0);
             // A slot dropped behind the relays' back leaves its record, under either mode's name.
             await tx.query(single.forgetSlot, [w.slot]);
             await tx.query(single.recordSlot, [w.slot, n]);

@@ -9,7 +9,7 @@ import { PastHeldKeys } from '../past-held-keys.ts';
 import { PgWalStream } from './pg-wal-stream.ts';
 import { walSql } from './wal-sql.ts';
 import { walShardSql } from './wal-shard-sql.ts';
-import { applyInsertOnly, insertOnlyOn, leaveInsertOnly } from './insert-only-mode.ts';
+import { applyInsertOnly, awaitOutboxWriters, insertOnlyOn, leaveInsertOnly } from './insert-only-mode.ts';
 
 export interface PostgresWalOptions {
   /** Connection string of the database: the slot is read over a replication connection of its own. */
@@ -217,20 +217,28 @@ export function postgresWal(
           { details: { field: 'shards', slots: shardSlots.map((r) => r.slot) } },
         );
       }
-      const { rows: existing } = await db.query<{ active: boolean }>(sql.slotInfo, [slot]);
+      const { rows: existing } = await db.query<{ active: boolean; lost: boolean }>(sql.slotInfo, [slot]);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
-      const switchOn = (tx: SqlExecutor) => applyInsertOnly(tx, sql, options.insertOnly);
-      if (existing.length > 0 && (await slotRecorded())) {
-        // A relay reading the slot now may be of a release before the mode (the records' renaming fences
-        // those off only when they open the slot): the switch waits until nobody reads it.
-        if (options.insertOnly === true && existing[0]?.active === true && !(await insertOnlyOn(db, sql))) {
-          throw new ZerolossError(
+      // Run under the slot's creation lock (taken first in each transaction below): a relay finding the slot
+      // meanwhile stands by, and the switch is refused while one reads it (insert-only-mode.ts).
+      const readers = {
+        slots: [slot],
+        refuse: () =>
+          new ZerolossError(
             'ZL_INVALID_CONFIG',
             `replication slot ${slot} is being read: stop its relays before switching the outbox to insert-only, then start relays of this release`,
             { details: { slot, field: 'insert-only' } },
-          );
-        }
-        return { created: false, handedOver: 0, insertOnly: await db.transaction(switchOn) };
+          ),
+      };
+      const switchOn = (tx: SqlExecutor) => applyInsertOnly(tx, sql, options.insertOnly, readers);
+      // A lost slot (its WAL removed past max_slot_wal_keep_size) never streams again, recorded or not: it is
+      // made anew below, with its hand-over (as createShards does for a lost shard's slot).
+      if (existing.length > 0 && existing[0]?.lost !== true && (await slotRecorded())) {
+        const insertOnly = await db.transaction(async (tx) => {
+          await tx.query(sql.slotCreationLock, [slot]);
+          return switchOn(tx);
+        });
+        return { created: false, handedOver: 0, insertOnly };
       }
       // One transaction under the creation lock: a relay finding the slot waits until the rows it cannot
       // stream are handed over (wal-sql.ts slotCreationLock), and the hand-over is recorded with it
@@ -243,10 +251,18 @@ export function postgresWal(
           await tx.query(sql.readCommitted);
           await tx.query(sql.slotCreationLock, [slot]);
           // Looked at again under the lock: another --create-slot may have finished meanwhile.
-          const { rows: now } = await tx.query<{ active: boolean }>(sql.slotInfo, [slot]);
+          const { rows: now } = await tx.query<{ active: boolean; lost: boolean }>(sql.slotInfo, [slot]);
           if (now[0]) {
-            if ((await tx.query<{ recorded: boolean }>(sql.slotRecorded, [slot])).rows[0]?.recorded === true) {
+            const lost = now[0].lost === true;
+            if (!lost && (await tx.query<{ recorded: boolean }>(sql.slotRecorded, [slot])).rows[0]?.recorded === true) {
               return { created: false, handedOver: 0, insertOnly: await switchOn(tx) };
+            }
+            if (now[0].active && lost) {
+              throw new ZerolossError(
+                'ZL_INVALID_CONFIG',
+                `replication slot ${slot} lost the WAL it needs (wal_status 'lost') but a relay still holds it: stop the relays, then run --create-slot again`,
+                { details: { slot } },
+              );
             }
             if (now[0].active) {
               throw new ZerolossError(
@@ -255,10 +271,15 @@ export function postgresWal(
                 { details: { slot } },
               );
             }
+            // Not transactional: a lost slot stays dropped if this transaction fails (its record then names
+            // no slot, and relays say the slot is missing); an unrecorded one was nobody's to read.
             await tx.query(sql.dropSlot, [slot]);
           }
           await tx.query(sql.createSlot, [slot]);
           created = true;
+          // Enqueues committed before the slot's consistent point but not visible yet (waiting for a
+          // synchronous standby) are in neither the stream nor the hand-over's snapshot until this returns.
+          await awaitOutboxWriters(tx, sql);
           const { rows } = await tx.query<{ n: number }>(sql.handOver, [actor]);
           const handedOver = Number(rows[0]?.n ?? 0);
           // A slot dropped behind the relays' back (or lost) leaves its record, under either mode's name.

@@ -1,5 +1,6 @@
 import { walShardExpression } from '../../../core/wal-shard.ts';
-import { inStreamCondition } from '../stream-sent-sql.ts';
+import { inStreamRows } from '../stream-sent-sql.ts';
+import { handOverStatement } from './wal-sql.ts';
 
 /**
  * Every statement of the WAL relay's shards (docs/wal-relay.md, Shards), in one place. `s` is the validated,
@@ -29,27 +30,31 @@ export function walShardSql(s: string) {
     from ${s}.wal_shard w left join pg_replication_slots r on r.slot_name = w.slot
     order by w.shard`;
 
-  // Same hand-over as the single slot's (wal-sql.ts), limited to one shard's keys: rows committed before
-  // this shard's slot existed are not in its stream (in the insert-only mode also rows inserted for an
-  // earlier slot's stream that no batch records). Other shards' rows are left to their own slots.
-  const handOver = (shard: number, shards: number) => `
-    with moved as (
-      update ${s}.outbox o set state = 2, next_attempt_at = now(), modified_time = now(),
-        last_error = 'handed to the polling path when the WAL slot was created'
-      where (o.state = 0 or ${inStreamCondition(s, 'o')}) and ${walShardExpression('o.msg_key', shard, shards)}
-      returning o.message_id, o.attempts
-    ), tr as (
-      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
-      select message_id, 0, 2, attempts, 'handed to the polling path when the WAL slot was created', $1 from moved
-    )
-    select count(*)::int as n from moved`;
+  // Same hand-over as the single slot's (wal-sql.ts), limited to the keys of the shards made now: rows
+  // committed before a shard's slot existed are not in its stream (in the insert-only mode also rows inserted
+  // for an earlier slot's stream that no batch records). Other shards' rows are left to their own slots. One
+  // statement for all of them, counted per shard (`shard`, `n`): each statement hashes every listed seq_id.
+  const handOver = (made: number[], shards: number) => {
+    if (made.length === 0) throw new RangeError('no shard to hand over');
+    // walShardExpression checks every number; `shardOf` is the same mapping without its comparison.
+    const keys = made.map((shard) => walShardExpression('o.msg_key', shard, shards));
+    return handOverStatement(s, 'handed to the polling path when the WAL slot was created', {
+      pending: true,
+      keys: `(${keys.join(' or ')})`,
+      shardOf: walShardExpression('o.msg_key', 0, shards).replace(/ = 0$/, ''),
+    });
+  };
 
   // The slots whose hand-over committed (migration 20).
   const recordedSlots = `select case when slot_name like 'insert-only:%' then substr(slot_name, 13) else slot_name end as slot_name from ${s}.wal_slot`;
 
   // Changing the shard count moves keys between slots; allowed only with nothing left to stream (rows
   // inserted for the stream and not yet recorded as sent included).
-  const unsent = `select count(*)::int as n from ${s}.outbox o where (o.state <> 1 and o.state <> 3) or ${inStreamCondition(s, 'o')}`;
+  // Two counts of disjoint rows, so that `inStreamRows` stands at the top of its WHERE (an anti join).
+  const unsent = `select (
+      (select count(*) from ${s}.outbox o where o.state <> 1 and o.state <> 3)
+      + (select count(*) from ${s}.outbox o where ${inStreamRows(s, 'o')})
+    )::int as n`;
 
   // Membership: the caller's row is refreshed, members unseen for the timeout are removed, and the live
   // ones are returned (the caller's own row is added by the caller: a statement does not see its own writes).

@@ -1,5 +1,5 @@
 import { keptRowsOf } from '../outbox-sql.ts';
-import { inStreamCondition, insertOnlyDefault } from '../stream-sent-sql.ts';
+import { inStreamCondition, inStreamRows, insertOnlyDefault } from '../stream-sent-sql.ts';
 
 /**
  * Every statement of the WAL relay, in one place. `s` is the validated, quoted schema; `slot` and
@@ -13,9 +13,10 @@ export function walSql(s: string, names: { publication: string }) {
   const publicationExists = 'select 1 from pg_publication where pubname = $1';
   const createPublication = `create publication ${publication} for table ${s}.outbox with (publish = 'insert')`;
 
+  // `lost`: past max_slot_wal_keep_size the server removed WAL the slot needs; it can never stream again.
   const slotInfo = `
     select slot_name, plugin, active, active_pid, confirmed_flush_lsn::text as confirmed_flush_lsn,
-      current_setting('server_version_num')::int as server_version
+      current_setting('server_version_num')::int as server_version, coalesce(wal_status = 'lost', false) as lost
     from pg_replication_slots where slot_name = $1`;
 
   // Shards (migration 18) of this outbox: its single slot must not stream beside them.
@@ -56,13 +57,28 @@ export function walSql(s: string, names: { publication: string }) {
   // which the mode is kept. Not wal_slot's names: migration 20 recorded every logical slot of the database
   // there, other schemas' too.
   const slotsAlive = `select count(*)::int as n from pg_replication_slots where slot_name = any($1::text[])`;
+  // Which of the slots $1 a relay reads now (the insert-only switch is refused while one does).
+  const slotsRead = `select slot_name from pg_replication_slots where slot_name = any($1::text[]) and active order by slot_name`;
   // Which of the tables a drop touches exist (a schema before migrations 18, 20, 21 lacks some).
   const dropTables = `select to_regclass($1) is not null as slots, to_regclass($2) is not null as batches,
     to_regclass($3) is not null as shards`;
-  // Waits this long at most for the outbox's lock when switching the mode: an ALTER queued behind a long
-  // reader would hold every enqueue back behind it.
+  // Waits this long at most for the outbox's lock when switching the mode, or for its writers when a slot is
+  // made: a lock request queued behind a long transaction holds every enqueue back behind it.
   const lockTimeoutText = '5 s';
   const lockTimeout = `set local lock_timeout = '5s'`;
+  // Run after a slot is created and before its hand-over, in a savepoint (`awaitOutboxWriters`,
+  // insert-only-mode.ts). An enqueue whose commit record lies before the slot's consistent point is not in the
+  // stream, but it may not be visible yet: PostgreSQL writes and flushes the commit record, waits for
+  // synchronous standbys, and only then makes the transaction visible, and the hand-over's snapshot would
+  // miss it (neither streamed nor handed over). It keeps its ROW EXCLUSIVE lock on the outbox until after it
+  // is visible, so a SHARE lock is granted only once every writer of that moment is visible or gone. Taken
+  // after the slot: a transaction holding it while the slot's creation waits for the running transactions
+  // would deadlock with an enqueue waiting for it. Released at once (rolling back to the savepoint releases
+  // a lock taken after it, and the lock timeout set there): enqueues wait only while it waits, not during
+  // the hand-over, whose read-committed statement then takes a fresh snapshot.
+  const writersSavepoint = 'savepoint zeroloss_outbox_writers';
+  const lockOutboxWriters = `lock table ${s}.outbox in share mode`;
+  const releaseOutboxWriters = 'rollback to savepoint zeroloss_outbox_writers';
   // doctor: the schemas of this database that record their slots' hand-overs (migration 20 and later).
   const slotTableSchemas = `
     select n.nspname as schema from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -73,29 +89,9 @@ export function walSql(s: string, names: { publication: string }) {
   // In the insert-only mode (migration 21) that includes rows inserted for an earlier slot's stream and
   // never recorded as sent (a dropped or lost slot): no stream brings them now. Their scan reads the whole
   // outbox (no index holds them), once, when a slot is made.
-  const handOverOf = (reason: string) => `
-    with moved as (
-      update ${s}.outbox o set state = 2, next_attempt_at = now(), modified_time = now(), last_error = '${reason}'
-      where o.state = 0 or ${inStreamCondition(s, 'o')}
-      returning o.message_id, o.attempts
-    ), tr as (
-      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
-      select message_id, 0, 2, attempts, '${reason}', $1 from moved
-    )
-    select count(*)::int as n from moved`;
-  const handOver = handOverOf('handed to the polling path when the WAL slot was created');
+  const handOver = handOverStatement(s, 'handed to the polling path when the WAL slot was created', { pending: true });
   // When the slot is dropped: rows inserted for its stream and not yet recorded as sent go to the polling path.
-  const handOverInStream = `
-    with moved as (
-      update ${s}.outbox o set state = 2, next_attempt_at = now(), modified_time = now(),
-        last_error = 'handed to the polling path when the WAL slot was dropped'
-      where ${inStreamCondition(s, 'o')}
-      returning o.message_id, o.attempts
-    ), tr as (
-      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
-      select message_id, 0, 2, attempts, 'handed to the polling path when the WAL slot was dropped', $1 from moved
-    )
-    select count(*)::int as n from moved`;
+  const handOverInStream = handOverStatement(s, 'handed to the polling path when the WAL slot was dropped', { pending: false });
 
   // The insert-only mode is the outbox's state default: 1 inserts rows for the stream (sent once a batch
   // records them), 0 for the polling path. ALTER ... SET DEFAULT takes the table's strongest lock for a
@@ -272,9 +268,13 @@ export function walSql(s: string, names: { publication: string }) {
     recordedSlots,
     markSlots,
     slotsAlive,
+    slotsRead,
     dropTables,
     lockTimeout,
     lockTimeoutText,
+    writersSavepoint,
+    lockOutboxWriters,
+    releaseOutboxWriters,
     slotTableSchemas,
     handOver,
     handOverInStream,
@@ -290,4 +290,37 @@ export function walSql(s: string, names: { publication: string }) {
     serverSettings,
     slots,
   };
+}
+
+/**
+ * A hand-over to the polling path: the rows go to state 2 (uncharged, due now) with a transition row each, in
+ * one statement; $1 the actor. `pending`: state-0 rows too (a slot's creation: they predate its stream), not
+ * only the rows still in a stream (`inStreamRows`). `keys`: a further condition on `o` (shards' keys);
+ * `shardOf`: an expression of `o`, the count is then returned per value of it (`shard`, `n`), else one `n`.
+ * The two kinds are two updates of disjoint rows, so that `inStreamRows` stands at the top of its WHERE and
+ * is planned as an anti join (under `state = 0 or ...` it was probed once per row).
+ */
+export function handOverStatement(s: string, reason: string, options: { pending: boolean; keys?: string; shardOf?: string }): string {
+  const set = `set state = 2, next_attempt_at = now(), modified_time = now(), last_error = '${reason}'`;
+  const and = options.keys === undefined ? '' : ` and ${options.keys}`;
+  const returning = `returning o.message_id, o.attempts${options.shardOf === undefined ? '' : `, ${options.shardOf} as shard`}`;
+  const pending = options.pending
+    ? `pending as (
+      update ${s}.outbox o ${set}
+      where o.state = 0${and}
+      ${returning}
+    ), `
+    : '';
+  return `
+    with ${pending}streamed as (
+      update ${s}.outbox o ${set}
+      where ${inStreamRows(s, 'o')}${and}
+      ${returning}
+    ), moved as (
+      ${options.pending ? 'select * from pending union all ' : ''}select * from streamed
+    ), tr as (
+      insert into ${s}.outbox_transition (message_id, from_state, to_state, attempt, error, actor)
+      select message_id, 0, 2, attempts, '${reason}', $1 from moved
+    )
+    ${options.shardOf === undefined ? 'select count(*)::int as n from moved' : 'select shard, count(*)::int as n from moved group by shard'}`;
 }
