@@ -5,7 +5,8 @@ import {
   derivedSentAt,
   derivedState,
   insertOnlyDefault,
-  recordedInBatch,
+  inStreamRows,
+  inStreamRowsFrom,
   sentCondition,
   walBatchJoin,
 } from './stream-sent-sql.ts';
@@ -31,23 +32,83 @@ export function operationsSql(s: string) {
   const batchJoin = walBatchJoin(s, 'o');
 
   // Rows still in the WAL stream, for the counts of `status` (which the metrics collector runs every few
-  // seconds), found cheaply: only the rows from the lowest seq_id of the newest three batches up are looked
-  // at, a range scan of the primary key; a state-1 row is never found through a scan of all of them. The
-  // relay sends in commit order, so an unrecorded row below that is one whose transaction committed after
-  // three batches of rows numbered after it (it ran longer than three batches): it is missed until a batch
-  // records it (reconcile, trace and retention still see it). With no batch at all the outbox's state default
-  // decides: 1, the insert-only mode before its first batch, reads every state-1 row without `sent_at` (all
-  // in the stream); 0 reads none, so an outbox that never had the mode (the polling relay's) is not scanned
-  // whole every few seconds. What that misses: rows inserted for a stream before the mode was switched off,
-  // with no batch ever written (dropping the slot hands such rows to the polling path, which counts them).
-  const streamFloor = `stream_floor as (
-      select coalesce(
-        (select min(b.seq_lo) from (select w.seq_lo from ${s}.outbox_wal_batch w order by w.id desc limit 3) b),
-        (select 0::bigint where ${insertOnlyDefault(s)})
-      ) as lo
-    )`;
-  const recentInStream = `o.seq_id >= (select f.lo from stream_floor f) and o.state = 1 and o.sent_at is null
-        and not ${recordedInBatch(s, 'o')}`;
+  // seconds), found cheaply: only the rows from a floor seq_id up are looked at, a range scan of the primary
+  // key; a state-1 row is never found through a scan of all of them. `streamFloor` reads the floor first and
+  // the counting statement gets it as a parameter: computed inside the statement, it was invisible to the
+  // planner, which read the whole outbox (in parallel) even when there was no floor at all.
+  //
+  // Each slot of this outbox has its own floor, the lowest seq_id of its newest three batches (by end LSN,
+  // its commit order; a part of a large transaction has none and is left out: a backward scan of the index
+  // would put those first). The relay sends in commit order, so an unrecorded row of a slot below its floor is
+  // one whose transaction committed after three batches of rows numbered after it (it ran longer than three
+  // batches): it is missed until a batch records it (reconcile, trace and retention still see it). The floor
+  // is the lowest of the slots': taken across all of them, it passed every row of a stalled shard (its relay
+  // reads its slot but records nothing) as soon as another shard recorded three batches. This outbox's slots
+  // are the shards' (wal_shard, whether the slot exists or not: a shard's rows wait for it either way) and any
+  // other slot that exists now and has batch rows here (the single slot). A dropped slot's batches (a
+  // shard-count change; the mode left and entered again) say nothing about a stream and would hold the floor
+  // down for good. pg_replication_slots has a few rows (max_replication_slots); each is looked up in the
+  // (slot, end_lsn) index: a scalar subquery ordered as the index is (an EXISTS became a hash semi-join over
+  // every batch row, and without the ORDER BY the planner scanned the table for an early match), with the
+  // slot name cast to the column's collation (with the name type's, no index on the column was used; the
+  // statement then seq-scanned the batches per slot and was JIT-compiled: 350 ms instead of 0.4).
+  //
+  // A slot of this outbox without a batch of a whole commit yet (a shard created and never read, or one
+  // holding parts of its first large transaction only) has floor 0: every state-1 row without `sent_at` is
+  // read, as in the insert-only mode before its first batch. That count is the right one: its rows were
+  // inserted for its stream at any seq_id since it was created, and nothing else bounds them. It costs a read
+  // of the whole outbox for as long as that lasts (2-4 s for 2M listed rows here, below). With none of
+  // this outbox's slots known (its single slot has no batch yet, or no slot exists now: every row inserted
+  // since waits), the newest three batches of any slot give the floor, and no batch at all gives 0.
+  //
+  // Outside the insert-only mode (the state default is 0) there is no floor, and the statements read the
+  // unsent rows' partial index only: an outbox that never had the mode (the polling relay's), or has left
+  // it, is not scanned every few seconds. What that misses: rows inserted for a stream before the mode was
+  // left other than by `--drop-slot` (which hands them to the polling path, which counts them).
+  //
+  // From a floor, the rows above it (a few thousand while the relays keep up) are anti-joined against the
+  // seq_ids of the batches whose range reaches the floor (`inStreamRowsFrom`: 4-7 ms per statement at 1M
+  // listed rows; one at a time, ~35 µs a row, it was 100-200 ms); with floor 0 (every row) all batches'
+  // seq_ids are hashed (`inStreamRows`: 0.26 s per 200k rows, 2.2-4.5 s per 2M).
+  type InStream = 'none' | 'from' | 'all';
+  const inStream = (scope: InStream, floor: string) => (scope === 'all' ? inStreamRows(s, 'o') : inStreamRowsFrom(s, floor, 'o'));
+  const batchFloor = (slot: string) => `(select min(t.seq_lo) from (
+            select b.seq_lo from ${s}.outbox_wal_batch b where b.slot = ${slot} and b.end_lsn is not null
+            order by b.end_lsn desc limit 3
+          ) t)`;
+  /** $1: stuck after this many ms; `from`: $2 the stream floor. */
+  const outboxSummary = (scope: InStream) => `
+      with unsent as (
+        select o.state, o.created_at from ${s}.outbox o where o.state <> 1${
+          scope === 'none'
+            ? ''
+            : `
+        union all
+        select 0::smallint, o.created_at from ${s}.outbox o where ${inStream(scope, '$2')}`
+        }
+      )
+      select
+        count(*) filter (where u.state = 0)::int as pending,
+        count(*) filter (where u.state = 2)::int as failed,
+        count(*) filter (where u.state = 3)::int as parked,
+        count(*) filter (where u.state in (0, 2) and u.created_at < now() - $1 * interval '1 millisecond')::int as stuck,
+        coalesce(extract(epoch from now() - min(u.created_at) filter (where u.state in (0, 2))) * 1000, 0)::float8 as oldest_ms
+      from unsent u`;
+  /** `from`: $1 the stream floor. */
+  const unsentByTopic = (scope: InStream) => `
+      with unsent as (
+        select o.topic, o.state, o.last_error from ${s}.outbox o where o.state in (0, 2)${
+          scope === 'none'
+            ? ''
+            : `
+        union all
+        select o.topic, 0::smallint, null::text from ${s}.outbox o where ${inStream(scope, '$1')}`
+        }
+      )
+      select u.topic, count(*)::int as unsent,
+        count(*) filter (where u.state = 2 and u.last_error like 'ZL_TOPIC_UNAVAILABLE:%')::int as topic_unavailable,
+        max(u.last_error) filter (where u.state = 2 and u.last_error like 'ZL_TOPIC_UNAVAILABLE:%') as topic_error
+      from unsent u group by u.topic order by u.topic`;
 
   return {
     // ---- reconcile ---------------------------------------------------------------------------------
@@ -250,41 +311,46 @@ export function operationsSql(s: string) {
 
     // ---- status (O1, O4) ---------------------------------------------------------------------------
     /**
-     * Unsent rows by state; $1: rows unsent for longer than this many ms are stuck. Rows still in the WAL
-     * stream are pending (found as `stream_floor` says, so one in a transaction longer than three batches is
-     * missed). Served by outbox_unsent and the primary key.
+     * Whether the outbox is in the insert-only mode, and the seq_id from which `status` looks for rows still in
+     * the WAL stream (`lo`, as text; null outside the mode: no row is looked for). Catalog reads and a few index
+     * probes (above).
      */
-    outboxSummary: `
-      with ${streamFloor},
-      unsent as (
-        select o.state, o.created_at from ${s}.outbox o where o.state <> 1
+    streamFloor: `
+      with slots as (
+        select r.slot_name::text collate "default" as slot, false as shard from pg_replication_slots r
+        where r.database = current_database()
         union all
-        select 0::smallint, o.created_at from ${s}.outbox o where ${recentInStream}
-      )
-      select
-        count(*) filter (where u.state = 0)::int as pending,
-        count(*) filter (where u.state = 2)::int as failed,
-        count(*) filter (where u.state = 3)::int as parked,
-        count(*) filter (where u.state in (0, 2) and u.created_at < now() - $1 * interval '1 millisecond')::int as stuck,
-        coalesce(extract(epoch from now() - min(u.created_at) filter (where u.state in (0, 2))) * 1000, 0)::float8 as oldest_ms,
-        (${insertOnlyDefault(s)}) as insert_only
-      from unsent u`,
+        select w.slot, true from ${s}.wal_shard w
+      ),
+      own as (
+        select distinct x.slot from slots x
+        where x.shard or coalesce((select true from ${s}.outbox_wal_batch b where b.slot = x.slot order by b.end_lsn limit 1), false)
+      ),
+      floors as (select coalesce(${batchFloor('o.slot')}, 0) as lo from own o),
+      mode as (select ${insertOnlyDefault(s)} as insert_only)
+      select m.insert_only,
+        (case
+          when not m.insert_only then null
+          when exists (select from floors) then (select min(f.lo) from floors f)
+          else coalesce((select min(t.seq_lo) from (select w.seq_lo from ${s}.outbox_wal_batch w order by w.id desc limit 3) t), 0)
+        end)::text as lo
+      from mode m`,
+    /**
+     * Unsent rows by state; $1: rows unsent for longer than this many ms are stuck. Served by outbox_unsent.
+     * With the rows still in the WAL stream counted as pending too: `outboxSummaryFrom` those from $2 up (the
+     * primary key; `streamFloor`'s `lo`), `outboxSummaryAll` all of them (`lo` 0).
+     */
+    outboxSummary: outboxSummary('none'),
+    outboxSummaryFrom: outboxSummary('from'),
+    outboxSummaryAll: outboxSummary('all'),
 
     /**
-     * Unsent rows per topic (rows still in the WAL stream among them, found as for `outboxSummary`), and how
-     * many of them the relay found their topic missing or refused for.
+     * Unsent rows per topic, and how many of them the relay found their topic missing or refused for. With the
+     * rows still in the WAL stream: `unsentByTopicFrom` from $1 up (`streamFloor`'s `lo`), `unsentByTopicAll`.
      */
-    unsentByTopic: `
-      with ${streamFloor},
-      unsent as (
-        select o.topic, o.state, o.last_error from ${s}.outbox o where o.state in (0, 2)
-        union all
-        select o.topic, 0::smallint, null::text from ${s}.outbox o where ${recentInStream}
-      )
-      select u.topic, count(*)::int as unsent,
-        count(*) filter (where u.state = 2 and u.last_error like 'ZL_TOPIC_UNAVAILABLE:%')::int as topic_unavailable,
-        max(u.last_error) filter (where u.state = 2 and u.last_error like 'ZL_TOPIC_UNAVAILABLE:%') as topic_error
-      from unsent u group by u.topic order by u.topic`,
+    unsentByTopic: unsentByTopic('none'),
+    unsentByTopicFrom: unsentByTopic('from'),
+    unsentByTopicAll: unsentByTopic('all'),
 
     /** Parked rows, oldest first, optionally of topic $1, at most $2. */
     parkedRows: `

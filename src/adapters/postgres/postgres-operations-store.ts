@@ -271,20 +271,43 @@ export class PostgresOperationsStore
     return (await this.#rows(this.#sql.auditForMessage, [messageId])).map(auditEntry);
   }
 
+  /**
+   * Whether the outbox is in the insert-only mode and, if so, the seq_id from which rows still in the WAL
+   * stream are looked for (operations-sql.ts, `streamFloor`). Read first, so the counting statement gets it
+   * as a parameter and reads the primary key from there; outside the mode it reads no such row at all.
+   */
+  async #streamFloor(): Promise<{ floor: string | null; insertOnly: boolean }> {
+    const [r] = await this.#rows(this.#sql.streamFloor);
+    return { floor: r?.lo == null ? null : String(r.lo), insertOnly: r?.insert_only === true };
+  }
+
   async outboxSummary(stuckAfterMs: number): Promise<OutboxSummary> {
-    const [r] = await this.#rows(this.#sql.outboxSummary, [stuckAfterMs]);
+    const { floor, insertOnly } = await this.#streamFloor();
+    const [r] =
+      floor === null
+        ? await this.#rows(this.#sql.outboxSummary, [stuckAfterMs])
+        : floor === '0'
+          ? await this.#rows(this.#sql.outboxSummaryAll, [stuckAfterMs])
+          : await this.#rows(this.#sql.outboxSummaryFrom, [stuckAfterMs, floor]);
     return {
       pending: Number(r?.pending ?? 0),
       failed: Number(r?.failed ?? 0),
       parked: Number(r?.parked ?? 0),
       stuck: Number(r?.stuck ?? 0),
       oldestUnsentAgeMs: Math.max(0, Number(r?.oldest_ms ?? 0)),
-      insertOnly: r?.insert_only === true,
+      insertOnly,
     };
   }
 
   async unsentByTopic(): Promise<TopicBacklog[]> {
-    return (await this.#rows(this.#sql.unsentByTopic)).map((r) => ({
+    const { floor } = await this.#streamFloor();
+    const rows =
+      floor === null
+        ? await this.#rows(this.#sql.unsentByTopic)
+        : floor === '0'
+          ? await this.#rows(this.#sql.unsentByTopicAll)
+          : await this.#rows(this.#sql.unsentByTopicFrom, [floor]);
+    return rows.map((r) => ({
       topic: String(r.topic),
       unsent: Number(r.unsent),
       topicUnavailable: Number(r.topic_unavailable),

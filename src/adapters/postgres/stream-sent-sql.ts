@@ -74,6 +74,21 @@ export function inStreamRows(s: string, o = 'o'): string {
 }
 
 /**
+ * `inStreamRows` for the rows from seq_id `floor` (a parameter) up: only the batches whose seq range reaches
+ * the floor are hashed (found through the GiST index on the range). `status` reads the rows above its floor
+ * (the newest batches' rows, a few thousand while relays keep up) with it: one at a time they took ~35 µs
+ * each, 200 ms per statement at 6,000 rows.
+ */
+export function inStreamRowsFrom(s: string, floor: string, o = 'o'): string {
+  return `(${o}.seq_id >= ${floor}::bigint and ${o}.state = 1 and ${o}.sent_at is null and not exists (
+      select 1 from (
+        select unnest(b.seq_ids) as seq_id from ${s}.outbox_wal_batch b
+        where int8range(b.seq_lo, b.seq_hi, '[]') && int8range(${floor}::bigint, null)
+      ) listed where listed.seq_id = ${o}.seq_id
+    ))`;
+}
+
+/**
  * Whether the outbox is in the insert-only mode: its `state` default is 1 (set by `relay --mode wal
  * --create-slot --insert-only`, cleared by `--drop-slot`). A catalog read, no table scan.
  */

@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { createConsumerMetrics } from '../../../src/consumer/consumer-metrics.ts';
 import { createOpsMetrics } from '../../../src/operations/ops-metrics.ts';
 import { createRelayMetrics } from '../../../src/outbox/relay-metrics.ts';
+import { createWalRelayMetrics } from '../../../src/outbox/wal-relay-metrics.ts';
 
 const RULES = readFileSync(new URL('../../../ops/alert-rules.yml', import.meta.url), 'utf8');
 
@@ -13,6 +14,7 @@ describe('ops/alert-rules.yml', () => {
     const registry = new Registry();
     createOpsMetrics(registry);
     createRelayMetrics(registry);
+    createWalRelayMetrics(registry);
     createConsumerMetrics(registry);
     const known = new Set(registry.getMetricsAsArray().map((m) => m.name));
     const used = new Set(
