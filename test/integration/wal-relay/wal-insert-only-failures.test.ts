@@ -13,6 +13,7 @@ import { ScriptedPublisher } from '../../helpers/scripted-publisher.ts';
 import { testOutbox } from '../../helpers/test-outbox.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { confirmedFlush, startWalPostgres, type WalSchema, walSchema } from './wal-postgres.ts';
+import { enqueueOrders, type OutboxRow, outboxRows } from './insert-only-rows.ts';
 
 /**
  * The insert-only mode (docs/wal-relay.md, "What was sent is recorded") when its record fails: the batch
@@ -60,39 +61,8 @@ function watch(relay: WalRelay) {
   return seen;
 }
 
-/** `count` messages, 10 per transaction, over `keys` keys (or all of `key`); resolves to their ids in commit order. */
-async function enqueue(s: WalSchema, count: number, keys: number | string, from = 0): Promise<string[]> {
-  const outbox = testOutbox({ schema: s.schema, producerId: 'iof' });
-  const ids: string[] = [];
-  for (let t = from; t < from + count; t += 10) {
-    await s.store.transaction(async (tx) => {
-      for (let i = t; i < Math.min(from + count, t + 10); i++) {
-        const key = typeof keys === 'string' ? keys : `k${i % keys}`;
-        ids.push((await outbox.enqueue(tx, { topic: 'orders', key, type: 'order.placed', payload: { i } })).id);
-      }
-    });
-  }
-  return ids;
-}
-
-interface Row {
-  message_id: string;
-  msg_key: string;
-  state: number;
-  sent_at: Date | null;
-  updated: boolean;
-  listed: number;
-}
-
-/** Each outbox row with how many batch rows list it, and whether anything ever updated it. */
-async function rows(s: WalSchema): Promise<Row[]> {
-  const { rows: out } = await s.pool.query<Row>(
-    `select o.message_id, o.msg_key, o.state, o.sent_at, o.modified_time <> o.created_at as updated,
-       (select count(*)::int from "${s.schema}".outbox_wal_batch b where o.seq_id = any(b.seq_ids)) as listed
-     from "${s.schema}".outbox o order by o.seq_id`,
-  );
-  return out;
-}
+const enqueue = (s: WalSchema, count: number, keys: number | string, from = 0) => enqueueOrders(s, count, keys, from, 'iof');
+const rows = outboxRows;
 
 async function listedCount(s: WalSchema): Promise<number> {
   return (await rows(s)).filter((r) => r.listed > 0).length;
@@ -330,13 +300,13 @@ describe('WAL relay, insert-only outbox: failures of the record', () => {
 
       const out = new Map((await rows(s)).map((r) => [r.message_id, r]));
       for (const id of old) {
-        const r = out.get(id) as Row;
+        const r = out.get(id) as OutboxRow;
         assert.equal(r.state, 1, id);
         assert.ok(r.sent_at !== null, `${id}: recorded on the row`);
         assert.equal(r.listed, 0, `${id}: listed by a batch`);
       }
       for (const id of fresh) {
-        const r = out.get(id) as Row;
+        const r = out.get(id) as OutboxRow;
         assert.equal(r.state, 1, id);
         assert.equal(r.sent_at, null, id);
         assert.equal(r.updated, false, `${id} was updated`);

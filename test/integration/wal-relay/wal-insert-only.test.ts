@@ -18,6 +18,7 @@ import { rejected, ScriptedPublisher } from '../../helpers/scripted-publisher.ts
 import { testOutbox } from '../../helpers/test-outbox.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { startWalPostgres, type WalSchema, walSchema } from './wal-postgres.ts';
+import { enqueueOrders, type OutboxRow, outboxRows } from './insert-only-rows.ts';
 
 /**
  * The WAL relay on an insert-only outbox (migration 21, docs/wal-relay.md): rows are inserted for the stream
@@ -53,39 +54,8 @@ function walRelay(s: WalSchema, publisher: Publisher): WalRelay {
   });
 }
 
-/** `count` messages over `keys` keys, 10 per transaction; resolves to their ids in commit order. */
-async function enqueue(s: WalSchema, count: number, keys: number, from = 0): Promise<string[]> {
-  const outbox = testOutbox({ schema: s.schema, producerId: 'io' });
-  const ids: string[] = [];
-  for (let t = from; t < from + count; t += 10) {
-    await s.store.transaction(async (tx) => {
-      for (let i = t; i < Math.min(from + count, t + 10); i++) {
-        const m = await outbox.enqueue(tx, { topic: 'orders', key: `k${i % keys}`, type: 'order.placed', payload: { i } });
-        ids.push(m.id);
-      }
-    });
-  }
-  return ids;
-}
-
-interface Row {
-  message_id: string;
-  msg_key: string;
-  state: number;
-  sent_at: Date | null;
-  updated: boolean;
-  listed: number;
-}
-
-/** Each outbox row with how many batch rows list it, and whether anything ever updated it. */
-async function rows(s: WalSchema): Promise<Row[]> {
-  const { rows: out } = await s.pool.query<Row>(
-    `select o.message_id, o.msg_key, o.state, o.sent_at, o.modified_time <> o.created_at as updated,
-       (select count(*)::int from "${s.schema}".outbox_wal_batch b where o.seq_id = any(b.seq_ids)) as listed
-     from "${s.schema}".outbox o order by o.seq_id`,
-  );
-  return out;
-}
+const enqueue = (s: WalSchema, count: number, keys: number, from = 0) => enqueueOrders(s, count, keys, from, 'io');
+const rows = outboxRows;
 
 /** Per key, the message ids in the order the publisher accepted them. */
 function sentOrder(publisher: ScriptedPublisher): Map<string, string[]> {
@@ -189,12 +159,12 @@ describe('WAL relay, insert-only outbox', () => {
       );
       const out = new Map((await rows(s)).map((r) => [r.message_id, r]));
       for (const id of old) {
-        const r = out.get(id) as Row;
+        const r = out.get(id) as OutboxRow;
         assert.ok(r.sent_at !== null, `${id}: recorded on the row`);
         assert.equal(r.listed, 0);
       }
       for (const id of fresh) {
-        const r = out.get(id) as Row;
+        const r = out.get(id) as OutboxRow;
         if (r.msg_key === 'k3') {
           // Failed or held back: the polling path sent it and recorded it on the row.
           assert.ok(r.sent_at !== null, `${id}: sent by the polling path`);
@@ -208,7 +178,7 @@ describe('WAL relay, insert-only outbox', () => {
       const all = [...old, ...fresh];
       const expected = new Map<string, string[]>();
       for (const id of all) {
-        const key = (out.get(id) as Row).msg_key;
+        const key = (out.get(id) as OutboxRow).msg_key;
         expected.set(key, [...(expected.get(key) ?? []), id]);
       }
       assert.deepEqual(sentOrder(publisher), expected);

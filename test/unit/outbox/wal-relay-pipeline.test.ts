@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import { ZerolossError } from '../../../src/core/errors.ts';
 import { partitionFor } from '../../../src/core/partition-for.ts';
 import { WalRelay, type WalRelayConfig } from '../../../src/outbox/wal-relay.ts';
-import type { RelaySource } from '../../../src/ports/outbox-store.ts';
 import type { PublishOutcome, Publisher } from '../../../src/ports/transport.ts';
 import type { WalCommit, WalFailure, WalLedger, WalStream, WalStreamHandler } from '../../../src/ports/wal-stream.ts';
+import { idleRetrySource } from '../../helpers/idle-retry-source.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 /**
@@ -62,15 +62,7 @@ function fakes(): { fake: Fake; stream: WalStream; ledger: WalLedger; publisher:
       };
     },
   };
-  const retrySource: RelaySource = {
-    name: 'fake (wal retries)',
-    wakeChannel: undefined,
-    claim: async () => [],
-    markSent: async () => {},
-    markFailed: async () => [],
-    backlog: async () => ({ pending: 0, failed: 0, parked: 0, oldestPendingAgeMs: 0 }) as never,
-    anyDue: async () => ({ due: false }),
-  };
+  const retrySource = idleRetrySource();
   const ledger: WalLedger = {
     retrySource,
     async record(sent, failed) {

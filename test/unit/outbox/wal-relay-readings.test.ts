@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ZerolossError } from '../../../src/core/errors.ts';
 import { WalRelay } from '../../../src/outbox/wal-relay.ts';
-import type { RelaySource } from '../../../src/ports/outbox-store.ts';
 import type { PublishOutcome, Publisher } from '../../../src/ports/transport.ts';
 import type { WalCommit, WalLedger, WalStream, WalStreamHandler } from '../../../src/ports/wal-stream.ts';
+import { idleRetrySource } from '../../helpers/idle-retry-source.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 /**
@@ -48,15 +48,7 @@ test('a reading ends only once every record of it settled: none finishes inside 
       };
     },
   };
-  const retrySource: RelaySource = {
-    name: 'fake (wal retries)',
-    wakeChannel: undefined,
-    claim: async () => [],
-    markSent: async () => {},
-    markFailed: async () => [],
-    backlog: async () => ({ pending: 0, failed: 0, parked: 0, oldestPendingAgeMs: 0 }) as never,
-    anyDue: async () => ({ due: false }),
-  };
+  const retrySource = idleRetrySource();
   const ledger: WalLedger = {
     retrySource,
     async record(sent, _failed, batch) {
