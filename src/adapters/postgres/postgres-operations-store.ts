@@ -281,14 +281,22 @@ export class PostgresOperationsStore
     return { floor: r?.lo == null ? null : String(r.lo), insertOnly: r?.insert_only === true };
   }
 
+  /**
+   * Runs the statement for the floor: no rows in the stream to look for (null), every row (0), or the rows
+   * from the floor up (it goes after `params`).
+   */
+  #fromFloor(floor: string | null, [none, all, from]: [string, string, string], params: unknown[]): Promise<Row[]> {
+    if (floor === null) return this.#rows(none, params);
+    return floor === '0' ? this.#rows(all, params) : this.#rows(from, [...params, floor]);
+  }
+
   async outboxSummary(stuckAfterMs: number): Promise<OutboxSummary> {
     const { floor, insertOnly } = await this.#streamFloor();
-    const [r] =
-      floor === null
-        ? await this.#rows(this.#sql.outboxSummary, [stuckAfterMs])
-        : floor === '0'
-          ? await this.#rows(this.#sql.outboxSummaryAll, [stuckAfterMs])
-          : await this.#rows(this.#sql.outboxSummaryFrom, [stuckAfterMs, floor]);
+    const [r] = await this.#fromFloor(
+      floor,
+      [this.#sql.outboxSummary, this.#sql.outboxSummaryAll, this.#sql.outboxSummaryFrom],
+      [stuckAfterMs],
+    );
     return {
       pending: Number(r?.pending ?? 0),
       failed: Number(r?.failed ?? 0),
@@ -301,12 +309,7 @@ export class PostgresOperationsStore
 
   async unsentByTopic(): Promise<TopicBacklog[]> {
     const { floor } = await this.#streamFloor();
-    const rows =
-      floor === null
-        ? await this.#rows(this.#sql.unsentByTopic)
-        : floor === '0'
-          ? await this.#rows(this.#sql.unsentByTopicAll)
-          : await this.#rows(this.#sql.unsentByTopicFrom, [floor]);
+    const rows = await this.#fromFloor(floor, [this.#sql.unsentByTopic, this.#sql.unsentByTopicAll, this.#sql.unsentByTopicFrom], []);
     return rows.map((r) => ({
       topic: String(r.topic),
       unsent: Number(r.unsent),
