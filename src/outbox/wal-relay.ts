@@ -360,10 +360,10 @@ export class WalRelay extends HookEmitter<WalRelayEvents> {
       }
       await confirming;
     } finally {
-      await confirming?.catch(() => {});
-      // A batch whose record failed once the reading ended settles at once, without waiting for the batches
-      // before it: theirs may still be retrying. Every one settles here (each gives up at its next failure,
-      // the reading having ended), so none outlives this reading into the next.
+      // Every batch of the reading settles here, the last confirmation among them. A batch whose record
+      // failed once the reading ended settles at once, without waiting for the batches before it, whose
+      // records may still be retrying: each gives up at its next failure (the reading has ended), so none
+      // outlives this reading into the next.
       await Promise.allSettled([...inFlight]);
       // A broken chain leaves later batches' lanes running: let them end (they stop retrying once the
       // reading has ended) before the stream closes under them.
