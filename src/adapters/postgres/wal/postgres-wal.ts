@@ -209,7 +209,7 @@ export function postgresWal(
       await requireSlotTable(db, s, schema);
       // As createShards refuses beside this slot: both would stream every row, and each would send and
       // list it under its own slot (the replay lookup is per slot), so every row went out twice.
-      const { rows: shardSlots } = await db.query<{ slot: string }>(sql.shardSlots);
+      const { rows: shardSlots } = await db.query<{ slot: string }>(walShardSql(s).shards);
       if (shardSlots.length > 0) {
         throw new ZerolossError(
           'ZL_INVALID_CONFIG',

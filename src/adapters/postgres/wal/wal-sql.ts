@@ -18,9 +18,6 @@ export function walSql(s: string, names: { publication: string }) {
     select slot_name, plugin, active, active_pid, confirmed_flush_lsn::text as confirmed_flush_lsn,
       current_setting('server_version_num')::int as server_version, coalesce(wal_status = 'lost', false) as lost
     from pg_replication_slots where slot_name = $1`;
-
-  // Shards (migration 18) of this outbox: its single slot must not stream beside them.
-  const shardSlots = `select slot from ${s}.wal_shard order by shard`;
   // Waits for transactions running now to end, then returns at the slot's consistent point: a transaction
   // committing after it is in the stream, one committed before it is visible to the next statement.
   const createSlot = `select lsn::text as lsn from pg_create_logical_replication_slot($1, 'pgoutput')`;
@@ -64,8 +61,9 @@ export function walSql(s: string, names: { publication: string }) {
     to_regclass($3) is not null as shards`;
   // Waits this long at most for the outbox's lock when switching the mode, or for its writers when a slot is
   // made: a lock request queued behind a long transaction holds every enqueue back behind it.
-  const lockTimeoutText = '5 s';
-  const lockTimeout = `set local lock_timeout = '5s'`;
+  const lockTimeoutSeconds = 5;
+  const lockTimeoutText = `${lockTimeoutSeconds} s`;
+  const lockTimeout = `set local lock_timeout = '${lockTimeoutSeconds}s'`;
   // Run after a slot is created and before its hand-over, in a savepoint (`awaitOutboxWriters`,
   // insert-only-mode.ts). An enqueue whose commit record lies before the slot's consistent point is not in the
   // stream, but it may not be visible yet: PostgreSQL writes and flushes the commit record, waits for
@@ -255,7 +253,6 @@ export function walSql(s: string, names: { publication: string }) {
     publicationExists,
     createPublication,
     slotInfo,
-    shardSlots,
     createSlot,
     readCommitted,
     dropSlot,
