@@ -96,6 +96,14 @@ export interface Delivery {
    * effect stage runs it after the handler, with the inbox's answer for this record.
    */
   withEffect?: (tx: SqlExecutor, claim: Claim) => Promise<void>;
+  /**
+   * Set by the poison guard while an attempt runs: takes back the attempt's start mark, the attempt having
+   * ended with `error` and not by a crash. Once: a later call gets the first call's promise, which never
+   * rejects. The effect stage calls it the moment it knows the attempt is over, before the failure goes
+   * back up the chain: on its way, a record that gave its concurrency slot back waits for one again, and
+   * on a busy consumer that takes a while during which it is only waiting (poison-guard.ts).
+   */
+  endAttempt?: (error: unknown) => Promise<void>;
   /** Set by the stage that finished the record. */
   outcome?: Outcome;
 }

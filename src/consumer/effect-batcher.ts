@@ -37,6 +37,11 @@ export interface EffectWork {
   apply: (tx: SqlExecutor, claim: Claim) => Promise<void>;
   /** The record's place in its key's line; its effect then never commits before its predecessor's. */
   ticket?: LaneTicket;
+  /**
+   * Takes back the start mark of the attempt this work belongs to (poison-guard.ts), which is about to end
+   * with `error`; never rejects. Called, and awaited, before the work is rejected.
+   */
+  end?: (error: unknown) => Promise<void>;
 }
 
 interface Member extends EffectWork {
@@ -98,7 +103,7 @@ export class EffectBatcher {
    * at once, synchronously, and must be queued behind it to share its flush.
    */
   run(work: EffectWork): Promise<Claim> {
-    if (this.#options.maxMessages <= 1) return this.#alone(work);
+    if (this.#options.maxMessages <= 1) return this.#alone(work).catch((error: unknown) => ended(work, error));
     const claim = new Promise<Claim>((resolve, reject) => {
       this.#enqueue({ ...work, resolve, reject });
     });
@@ -122,12 +127,13 @@ export class EffectBatcher {
     if (free <= 0 || this.#queue.length === 0) return;
     const chains: Member[][] = [];
     const chainOf = new Map<LaneTicket, Member[]>();
+    const outOfTurn: Refusal[] = [];
     let members = 0;
     for (const m of this.#queue) {
       const previous = m.ticket?.previous;
       let chain = previous ? chainOf.get(previous) : undefined;
       if (previous && !chain) {
-        m.reject(new OutOfTurnError());
+        outOfTurn.push([m, new OutOfTurnError()]);
         continue;
       }
       if (chain) chain.push(m);
@@ -139,6 +145,7 @@ export class EffectBatcher {
       members++;
     }
     this.#queue = [];
+    if (outOfTurn.length > 0) void refuse(outOfTurn);
     // Even shares, so 20 ready with a limit of 16 make two transactions of 10, not 16 and 4.
     const count = Math.min(free, Math.ceil(members / this.#options.maxMessages));
     const size = Math.ceil(members / Math.ceil(members / this.#options.maxMessages));
@@ -165,15 +172,6 @@ export class EffectBatcher {
     }
   }
 
-  /** A member of a batch that did not commit: alone, if its turn has come; else it waits for it. */
-  #again(m: Member): Promise<void> | undefined {
-    if (m.ticket?.previous) {
-      m.reject(new OutOfTurnError());
-      return undefined;
-    }
-    return this.#alone(m).then(m.resolve, m.reject);
-  }
-
   #alone(work: EffectWork): Promise<Claim> {
     work.ticket?.set('running');
     this.#options.onTransaction?.(1);
@@ -188,7 +186,7 @@ export class EffectBatcher {
   async #together(batch: Member[]): Promise<void> {
     if (batch.length === 1) {
       const [m] = batch as [Member];
-      await this.#alone(m).then(m.resolve, m.reject);
+      await this.#alone(m).then(m.resolve, (error: unknown) => refuse([[m, error]]));
       return;
     }
     let claims: Claim[] = [];
@@ -229,11 +227,18 @@ export class EffectBatcher {
     } catch {
       // Rolled back: nothing of the batch committed. The member whose own work failed gets its error;
       // everyone else (all, when the failure came from the grouping or from the commit) runs again alone,
-      // or, behind a key's earlier member, waits for its turn.
+      // or, behind a key's earlier member, waits for its turn. Those that do not run again are refused
+      // together: their marks are all taken back before any of them hears of it.
       const own = failedAt >= 0 && !batchCaused(failure) ? failedAt : -1;
-      if (own >= 0) batch[own]?.reject(failure);
       this.#options.onTransaction?.(batch.length);
-      await Promise.all(batch.map((m, i) => (i === own ? undefined : this.#again(m))));
+      const refused: Refusal[] = [];
+      const again: Array<Promise<void>> = [];
+      for (const [i, m] of batch.entries()) {
+        if (i === own) refused.push([m, failure]);
+        else if (m.ticket?.previous) refused.push([m, new OutOfTurnError()]);
+        else again.push(this.#alone(m).then(m.resolve, (error: unknown) => refuse([[m, error]])));
+      }
+      await Promise.all([refuse(refused), ...again]);
       return;
     }
     this.#options.onTransaction?.(started);
@@ -244,6 +249,27 @@ export class EffectBatcher {
     // back out of turn, it would take back its start mark and take it again, for nothing).
     await Promise.all(chainsOf(batch.slice(started)).map((chain) => this.#together(chain)));
   }
+}
+
+type Refusal = readonly [member: Member, error: unknown];
+
+/**
+ * Ends members' attempts without their effects: first their start marks are taken back, all asked for in
+ * this turn (the inbox store writes them in one statement), then each gets its error. A refused member has
+ * often given its concurrency slot back (it waited for its turn to join the transaction) and, on a busy
+ * consumer, waits a while for one before its failure reaches the poison guard; it is only waiting then, and
+ * a crash meanwhile must not find it marked as running. Refused together, none of them (the failed member
+ * reporting its retry, say) goes on before every mark is gone.
+ */
+async function refuse(refused: readonly Refusal[]): Promise<void> {
+  await Promise.allSettled(refused.map(([m, error]) => m.end?.(error)));
+  for (const [m, error] of refused) m.reject(error);
+}
+
+/** The work's failure, once its start mark is taken back (see `refuse`). */
+async function ended(work: EffectWork, error: unknown): Promise<never> {
+  await work.end?.(error);
+  throw error;
 }
 
 /** Splits members into their keys' chains, each in key order (a member's predecessor, if any, is before it). */

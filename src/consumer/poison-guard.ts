@@ -35,14 +35,26 @@ export function poisonGuardStage(
   const seen = new WeakSet<RoutedDelivery>();
 
   const attempt = async (d: RoutedDelivery, ref: StartRef, kind: 'first' | 'suspect', next: Next<RoutedDelivery>) => {
+    let ended: Promise<void> | undefined;
+    // Not running any more, and not crashed: whatever the record waits for next is not held against it.
+    // A failure of its own is kept with the mark, so a redelivery after a crash goes on from the next attempt.
+    // The stages inside may end the attempt before its failure comes back here (d.endAttempt): the
+    // effect batcher takes back the marks of a failed shared transaction's members together, before it
+    // tells any of them, and a member may then wait a while for a slot before its failure reaches here.
+    const end = (error: unknown): Promise<void> => {
+      ended ??= starts.release({ ...ref, failedAttempt: charged(error) ? d.attempt : undefined }).catch(() => {
+        stillMarked.set(d, kind);
+      });
+      return ended;
+    };
+    d.endAttempt = end;
     try {
       await next(d);
     } catch (error) {
-      // Not running any more, and not crashed: whatever the record waits for next is not held against it.
-      // A failure of its own is kept with the mark, so a redelivery after a crash goes on from the next attempt.
-      const failedAttempt = charged(error) ? d.attempt : undefined;
-      await starts.release({ ...ref, failedAttempt }).catch(() => stillMarked.set(d, kind));
+      await end(error);
       throw error;
+    } finally {
+      d.endAttempt = undefined;
     }
   };
 

@@ -165,11 +165,12 @@ export class PostgresInboxStore implements InboxStore, StartLog {
   }
 
   /**
-   * Releases asked for in the same turn of the event loop are written by one statement. Besides the round
-   * trips saved, this orders them: when a shared effect transaction fails, the failed message and the key's
-   * next messages that followed it into it leave their attempts in the same turn, so the failed message's
-   * release returns only once its followers' marks are gone too. By the time it is seen waiting for a retry,
-   * a crash no longer finds them marked (they would be poison suspects though they never ran).
+   * Releases asked for in the same turn of the event loop are written by one statement: one round trip and
+   * one commit for the lot instead of one each. When a shared effect transaction fails, the effect batcher
+   * asks in one turn for the marks of every member it does not run again (the failed message with its
+   * failure count, the key's next messages that followed it into the transaction) and tells none of them
+   * before all are back (effect-batcher.ts): one statement, after which a crash finds none of them marked.
+   * The order comes from the batcher's wait, not from this batching.
    */
   release(ref: StartRef): Promise<void> {
     return new Promise<void>((resolve, reject) => {

@@ -39,6 +39,7 @@ export function inboxTransactionStage(
     const replayOf = d.record.headers[REPLAY_HEADER];
     const work: EffectWork = {
       ticket,
+      end: d.endAttempt,
       entry: {
         groupId: d.groupId,
         idempotencyKey: key,
@@ -125,16 +126,21 @@ function submitInTurn(d: RoutedDelivery, submit: () => Promise<Claim>): Promise<
   let outOfTurn = false;
   let inTurn: () => void = () => {};
   let notInTurn: (error: Error) => void = () => {};
+  // Its mark goes back at once, not once the rejection has come through a slot taken again (see d.endAttempt).
+  const refuse = (error: Error): void => {
+    void d.endAttempt?.(error);
+    notInTurn(error);
+  };
   const decide = (): void => {
     if (gone) return;
     if (d.signal.aborted) {
-      notInTurn(new AbandonedError());
+      refuse(new AbandonedError());
       return;
     }
     const previous = ticket.previous;
     if (previous && (previous.failed || previous.state === 'waiting' || previous.state === 'running')) {
       outOfTurn = true;
-      notInTurn(new OutOfTurnError());
+      refuse(new OutOfTurnError());
       return;
     }
     if (previous && previous.state !== 'submitted') {

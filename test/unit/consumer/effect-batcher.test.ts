@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type BatchInbox, EffectBatcher } from '../../../src/consumer/effect-batcher.ts';
-import { LaneTicket } from '../../../src/consumer/lane-ticket.ts';
+import { LaneTicket, OutOfTurnError } from '../../../src/consumer/lane-ticket.ts';
 import type { Claim, InboxEntry } from '../../../src/ports/inbox-store.ts';
 import type { Database, SqlExecutor } from '../../../src/ports/sql-executor.ts';
 
@@ -122,5 +122,64 @@ describe('EffectBatcher', () => {
     for (const open of gates.splice(0)) open();
     await Promise.all(done);
     assert.deepEqual(sizes.sort(), [1, 2]);
+  });
+
+  test('a failed shared transaction takes back the marks of the members it does not run again before it tells any of them', async () => {
+    // The failed member would report its retry as soon as it hears, and the members behind it, sent back
+    // out of turn, may wait long for a slot before theirs is heard: a crash in between found them marked.
+    const { db, gates } = gatedDatabase();
+    const batcher = new EffectBatcher(db, inbox, { maxMessages: 16, maxMs: 60_000 });
+    const ended: Array<{ id: string; error: unknown }> = [];
+    const marksBack = deferred();
+    const heard: string[] = [];
+    const failure = new Error('downstream is failing');
+    let previous: LaneTicket | undefined;
+    const run = (key: string, offset: number) => {
+      const id = `${key}-${offset}`;
+      let ticket: LaneTicket | undefined;
+      if (key === 'a') {
+        ticket = new LaneTicket(previous);
+        previous = ticket;
+      }
+      return batcher
+        .run({
+          entry: entry(key, offset),
+          ticket,
+          apply: async () => {
+            if (id === 'a-0') throw failure;
+          },
+          end: async (error) => {
+            ended.push({ id, error });
+            await marksBack.promise;
+          },
+        })
+        .then(
+          (claim) => {
+            heard.push(`${id} ${claim.kind}`);
+          },
+          (error: unknown) => {
+            heard.push(`${id} ${error === failure ? 'failed' : error instanceof OutOfTurnError ? 'out of turn' : String(error)}`);
+          },
+        );
+    };
+    // a-1 and a-2 follow a-0 into its transaction; b-3 is another key's.
+    const done = [run('a', 0), run('a', 1), run('a', 2), run('b', 3)];
+    await turnsUntil(() => gates.length === 1, 'the shared transaction');
+    gates.shift()?.();
+    await turnsUntil(() => ended.length === 3, 'the marks of the three members not run again asked back');
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(
+      ended.map((e) => e.id),
+      ['a-0', 'a-1', 'a-2'],
+      "b-3 runs again alone (its mark stays: it is running); the failed member's followers are not",
+    );
+    assert.equal(ended[0]?.error, failure, 'the failed member ends with its own failure (its count is kept with the mark)');
+    assert.ok(ended.slice(1).every((e) => e.error instanceof OutOfTurnError));
+    assert.ok(!heard.some((h) => h.startsWith('a-')), 'no member of key a told before every mark is back');
+    marksBack.resolve();
+    await turnsUntil(() => gates.length === 1, "b-3's transaction of its own");
+    gates.shift()?.();
+    await Promise.all(done);
+    assert.deepEqual(heard.sort(), ['a-0 failed', 'a-1 out of turn', 'a-2 out of turn', 'b-3 claimed']);
   });
 });

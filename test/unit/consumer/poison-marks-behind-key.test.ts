@@ -200,6 +200,38 @@ describe('poison marks of records queued behind their key', () => {
     assert.ok(!h.events.includes('poison-suspect'));
   });
 
+  test('a record marked behind a message that turns out a suspect takes its mark back while the suspect runs alone', async (t) => {
+    // The credit starts behind the message while that one takes its mark, and is marked first; it waits
+    // for that one (its slot given back), which turns out a suspect and goes to run alone: the credit is
+    // out of turn. The suspect holds every slot while it runs, so the credit's failure cannot come back
+    // through its stages before the suspect ends: a crash then (suspects are suspected of causing them)
+    // must not find the credit marked.
+    const h = harness(new Map([[1n, 3]]), new Map([[1n, { started: 1, failed: 0 }]]));
+    let running!: () => void;
+    const blockRunning = new Promise<void>((resolve) => (running = resolve));
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    h.handlers.register('block', async () => {
+      running();
+      await gate;
+    });
+    h.handlers.register('credit', async () => {});
+    t.after(async () => {
+      open();
+      await h.end();
+    });
+    h.deliver(1n, 'block');
+    h.deliver(2n, 'credit');
+    await blockRunning;
+    assert.deepEqual(h.startsAsked, [1n, 2n], 'the credit took a start mark behind the suspect');
+    for (let i = 0; i < 5 && (h.marks.get(2n) ?? 0) > 0; i++) await turn();
+    assert.equal(h.marks.get(2n) ?? 0, 0, 'marked while the suspect runs: a crash now makes the credit a suspect too');
+    open();
+    await h.idle();
+    assert.equal(h.outcomes.get(2n)?.outcome?.kind, 'processed');
+    assert.deepEqual(h.events.filter((e) => e === 'poison-suspect').length, 1, 'only the suspect');
+  });
+
   test('records queued behind a running transaction start once it settled: each marked once, no attempt out of turn', async (t) => {
     const h = harness();
     let running!: () => void;
