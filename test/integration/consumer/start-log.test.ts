@@ -29,8 +29,9 @@ describe('postgres start log', () => {
   };
 
   test('releases asked in one turn are taken back together: none returns while another is not yet done', async () => {
-    // A failed message and the key's next messages that followed it into its transaction release in one
-    // turn; the failed one must not be seen in its retry delay while its followers are still marked.
+    // The effect batcher asks in one turn for the marks of a failed shared transaction's members and tells
+    // none of them before all are back (effect-batcher.ts); the store's part is to write them in one
+    // statement, so no release returns while another of the same turn is still to be written.
     assert.ok(await starts.firstStart(ref(1n)));
     assert.ok(await starts.firstStart(ref(2n)));
     const locker = await env.pool.connect();
