@@ -37,6 +37,8 @@ interface OwnedPartition {
   topic: string;
   partition: number;
   state: 'active' | 'revoked' | 'lost';
+  /** The session whose connection holds the partition's lock queue. */
+  session: Session;
   /**
    * The partition's own channel for its stream consumer: its delivery tags are this partition's alone, so
    * one multiple ack per batch returns the credit of exactly the records handed on.
@@ -195,10 +197,8 @@ export class RabbitMqSubscription implements Subscription {
     const lost = [...this.#owned.values()].filter((p) => p.state === 'lost');
     if (lost.length > 0) {
       await this.#revoke(lost);
-      for (const p of lost) {
-        this.#owned.delete(partitionSlot(p));
-        closeQuietly(p.channel);
-      }
+      // A consumer the broker cancelled leaves its lock on a live connection: released like a given-back one.
+      await this.#release(lost);
     }
     const session = this.#session ?? (await this.#connect());
     session.membership.announce();
@@ -206,19 +206,13 @@ export class RabbitMqSubscription implements Subscription {
     const mine = memberShare(this.memberId, session.membership.members(), counts);
     const giveBack = [...this.#owned.values()].filter((p) => p.state !== 'lost' && !mine.has(partitionSlot(p)));
     await this.#revoke(giveBack);
-    for (const p of giveBack) {
-      this.#owned.delete(partitionSlot(p));
-      closeQuietly(p.channel);
-      await session.control.deleteQueue(rabbitNames.lock(this.#groupId, p.topic, p.partition));
-    }
+    await this.#release(giveBack);
     if (this.#closing) return;
     const assigned: Array<{ topic: string; partition: number }> = [];
     for (const s of mine) {
       if (this.#owned.has(s)) continue;
       const { topic, partition } = fromPartitionSlot(s);
-      if (!(await this.#lock(session, topic, partition))) continue;
-      await this.#startReading(session, topic, partition);
-      assigned.push({ topic, partition });
+      if (await this.#take(session, topic, partition)) assigned.push({ topic, partition });
     }
     if (assigned.length > 0) callReporting(() => this.#options.onAssign?.(assigned), this.#onError);
   }
@@ -265,6 +259,41 @@ export class RabbitMqSubscription implements Subscription {
     this.#waker.wake();
   }
 
+  /**
+   * Locks the partition and starts reading it; false if another member holds it. A take that fails after
+   * the lock is undone, lock included: a lock kept on a partition this member does not read would refuse
+   * the member the assignment gives it to, on every pass, for as long as this connection lives.
+   */
+  async #take(session: Session, topic: string, partition: number): Promise<boolean> {
+    if (!(await this.#lock(session, topic, partition))) return false;
+    try {
+      await this.#startReading(session, topic, partition);
+      return true;
+    } catch (error) {
+      const recorded = this.#owned.get(partitionSlot({ topic, partition }));
+      // A failed release means the control channel or the connection failed, which ends the connection
+      // and the lock with it; the take's own error is the one to report.
+      await this.#release([recorded ?? { topic, partition, session, channel: undefined }]).catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * Lets go of partitions this member locked: forgets them all first, so a failure below leaves none half
+   * given back; closes their channels and waits for the broker to confirm, so their consumers are gone;
+   * only then deletes their lock queues, so the next owner never reads beside a consumer of ours. A lock
+   * on a connection that has ended went with it. Every lock is tried; the first failure is thrown.
+   */
+  async #release(partitions: Array<Pick<OwnedPartition, 'topic' | 'partition' | 'session' | 'channel'>>): Promise<void> {
+    for (const p of partitions) if (this.#owned.get(partitionSlot(p)) === p) this.#owned.delete(partitionSlot(p));
+    await Promise.all(partitions.map((p) => closeChannel(p.channel)));
+    const deletions = partitions
+      .filter((p) => p.session === this.#session)
+      .map((p) => p.session.control.deleteQueue(rabbitNames.lock(this.#groupId, p.topic, p.partition)));
+    const failed = (await Promise.allSettled(deletions)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
   /** True if this member now holds the partition's lock queue. */
   async #lock(session: Session, topic: string, partition: number): Promise<boolean> {
     if (!session.lock) {
@@ -303,6 +332,7 @@ export class RabbitMqSubscription implements Subscription {
       topic,
       partition,
       state: 'active',
+      session,
       channel: undefined,
       buffer: [],
       next: committed ?? 0n,
@@ -453,9 +483,11 @@ function ackQuietly(channel: Channel | undefined, message: ConsumeMessage, allUp
   }
 }
 
-function closeQuietly(channel: Channel | undefined): void {
-  if (!channel) return;
-  Promise.resolve()
-    .then(() => channel.close())
-    .catch(() => {});
+/** Resolves once the broker confirmed the close (its consumer is gone then), or at once if it was already closed. */
+async function closeChannel(channel: Channel | undefined): Promise<void> {
+  try {
+    await channel?.close();
+  } catch {
+    // Closed already, by the broker or with the connection: it has no consumer left.
+  }
 }
