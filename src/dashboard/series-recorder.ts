@@ -1,3 +1,5 @@
+import { CommitHorizon } from '../operations/commit-horizon.ts';
+import { SequenceCursor } from '../operations/sequence-cursor.ts';
 import { status } from '../operations/status.ts';
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { CollectorStore, StatusStore } from '../ports/operations-store.ts';
@@ -23,7 +25,10 @@ export interface SeriesOptions {
   everyMs: number;
   historyMs: number;
   groups?: string[];
-  /** Effects are counted once their transaction surely committed (inbox rows carry its start time). */
+  /**
+   * Inbox rows carry their transaction's start time: effects are counted once every transaction that wrote by
+   * this long after it has ended (as the metrics collector counts them, src/operations/ops-collector.ts).
+   */
   commitDelayMs: number;
 }
 
@@ -35,7 +40,8 @@ export class SeriesRecorder {
   readonly #deps: { store: CollectorStore & StatusStore; broker?: BrokerInspector };
   readonly #options: SeriesOptions;
   readonly #points: SeriesPoint[] = [];
-  #cursor: { transition: string; applied: Date; at: number } | undefined;
+  readonly #quiet = { transition: new CommitHorizon(), inbox: new CommitHorizon() };
+  #cursor: { transition: SequenceCursor; applied: Date; at: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   lastError: string | undefined;
@@ -82,24 +88,33 @@ export class SeriesRecorder {
   /** One sample; the first one only places the cursors. */
   async sample(): Promise<void> {
     const store = this.#deps.store;
-    const now = await store.dbNow();
-    const appliedUntil = new Date(now.getTime() - this.#options.commitDelayMs);
+    const writers = await store.tableWriters();
+    const now = writers.now;
+    const quiet = {
+      transition: this.#quiet.transition.observe(now, writers.transition),
+      inbox: this.#quiet.inbox.observe(now, writers.inbox),
+    };
     if (!this.#cursor) {
-      this.#cursor = { transition: (await store.cursors()).transition, applied: appliedUntil, at: now.getTime() };
+      const transition = new SequenceCursor((await store.cursors()).transition);
+      this.#cursor = { transition, applied: new Date(now.getTime() - this.#options.commitDelayMs), at: now.getTime() };
       return;
     }
     const cursor = this.#cursor;
     let sent = 0;
     let failed = 0;
-    for (;;) {
-      const batch = await store.transitionsSince(cursor.transition, 5_000);
-      for (const t of batch) {
-        if (t.to === 1 && t.from !== 1) sent++;
-        else if (t.to === 2 || t.to === 3) failed++;
-      }
-      if (batch.length > 0) cursor.transition = batch[batch.length - 1]?.id ?? cursor.transition;
-      if (batch.length < 5_000) break;
-    }
+    await cursor.transition.round(
+      (after, gapIds) => store.transitionsSince(after, 5_000, gapIds),
+      (page) => {
+        for (const t of page) {
+          if (t.to === 1 && t.from !== 1) sent++;
+          else if (t.to === 2 || t.to === 3) failed++;
+        }
+      },
+      now,
+      quiet.transition,
+      5_000,
+    );
+    const appliedUntil = quiet.inbox ? new Date(quiet.inbox.getTime() - this.#options.commitDelayMs) : cursor.applied;
     const applied = appliedUntil > cursor.applied ? await store.appliedBetween(cursor.applied, appliedUntil) : [];
     const appliedSeconds = Math.max(0.001, (appliedUntil.getTime() - cursor.applied.getTime()) / 1000);
     if (appliedUntil > cursor.applied) cursor.applied = appliedUntil;

@@ -1,6 +1,8 @@
 import type { BrokerInspector } from '../ports/broker-inspector.ts';
 import type { CollectorStore, StatusStore } from '../ports/operations-store.ts';
+import { CommitHorizon } from './commit-horizon.ts';
 import type { OpsMetrics } from './ops-metrics.ts';
+import { SequenceCursor } from './sequence-cursor.ts';
 import { type ReplicationSlotView, type StatusSource, status } from './status.ts';
 
 export interface OpsCollectorOptions {
@@ -8,20 +10,28 @@ export interface OpsCollectorOptions {
   groups?: string[];
   stuckAfterMs?: number;
   /**
-   * Effects are counted once their transaction has surely committed: inbox rows carry the transaction's start
-   * time, so rows younger than this are left for the next round.
+   * An inbox row carries its effect transaction's start time, and the transaction is waited for (however
+   * long it runs) only once it has written: this bounds the time from an effect transaction's start to its
+   * first write (the inbox insert, which the consumer runs first). Effects are counted once every transaction
+   * that wrote by this long after their start time has ended. Default 5 s.
    */
   commitDelayMs?: number;
 }
 
 const STATE = ['pending', 'sent', 'failed', 'parked'] as const;
+const PAGE = 5_000;
 
 /**
  * Derives the schema-wide producer and consumer metrics (O1) from the database and the broker: every
  * relay's state changes (send success and failure, compensation, resends, repairs, commit-to-ack latency),
  * every group's applied effects and end-to-end latency, unsent rows, lag per partition, open dead letters
  * and sequence alarms. One collector behind `zeroloss serve` covers all processes; counting starts at the
- * collector's start (history is not replayed).
+ * collector's start (history is not replayed: transitions and alarms with ids up to the highest one then,
+ * effects whose transaction started `commitDelayMs` before it).
+ *
+ * Each change is counted once, whatever order the transactions commit in: transitions and alarms through a
+ * SequenceCursor (rows below the highest id read that were not committed yet are looked for again), effects
+ * by a window of start times that ends where no transaction that may still write into it runs (CommitHorizon).
  */
 export class OpsCollector {
   readonly #store: CollectorStore & StatusStore;
@@ -30,7 +40,8 @@ export class OpsCollector {
   readonly #sources: ReadonlyArray<StatusSource>;
   readonly #walSlots: (() => Promise<ReplicationSlotView[]>) | undefined;
   readonly #options: OpsCollectorOptions;
-  #cursor: { transition: string; alarm: string; applied: Date } | undefined;
+  readonly #quiet = { transition: new CommitHorizon(), alarm: new CommitHorizon(), inbox: new CommitHorizon() };
+  #cursor: { transition: SequenceCursor; alarm: SequenceCursor; applied: Date } | undefined;
 
   constructor(
     deps: {
@@ -65,45 +76,66 @@ export class OpsCollector {
   async #collect(): Promise<void> {
     const m = this.#metrics;
     const delay = this.#options.commitDelayMs ?? 5_000;
-    const dbNow = await this.#store.dbNow();
-    const appliedUntil = new Date(dbNow.getTime() - delay);
+    // Observed before any row is read: the writers it lists that have ended since, the reads below see.
+    const writers = await this.#store.tableWriters();
+    const now = writers.now;
+    const quiet = {
+      transition: this.#quiet.transition.observe(now, writers.transition),
+      alarm: this.#quiet.alarm.observe(now, writers.alarm),
+      inbox: this.#quiet.inbox.observe(now, writers.inbox),
+    };
     if (!this.#cursor) {
-      this.#cursor = { ...(await this.#store.cursors()), applied: appliedUntil };
+      const start = await this.#store.cursors();
+      this.#cursor = {
+        transition: new SequenceCursor(start.transition),
+        alarm: new SequenceCursor(start.alarm),
+        applied: new Date(now.getTime() - delay),
+      };
       for (const to of STATE)
         for (const kind of ['first', 'compensation', 'resend', 'repair', 'release']) m.transitions.inc({ to, kind }, 0);
     }
     const cursor = this.#cursor;
-    for (;;) {
-      const batch = await this.#store.transitionsSince(cursor.transition, 5_000);
-      for (const t of batch) {
-        const to = STATE[t.to] ?? String(t.to);
-        const kind =
-          t.from === 1 && t.to === 1
-            ? 'resend'
-            : t.actor.startsWith('reconcile')
-              ? 'repair'
-              : t.from === 3 && t.to === 0
-                ? 'release'
-                : t.attempt > 1
-                  ? 'compensation'
-                  : 'first';
-        m.transitions.inc({ to, kind });
-        if (t.to === 1 && t.from !== 1 && t.sinceCommitSeconds !== null) m.commitToAck.observe({ kind }, Math.max(0, t.sinceCommitSeconds));
-      }
-      if (batch.length > 0) cursor.transition = batch[batch.length - 1]?.id ?? cursor.transition;
-      if (batch.length < 5_000) break;
-    }
-    if (appliedUntil > cursor.applied) {
+    await cursor.transition.round(
+      (after, gapIds) => this.#store.transitionsSince(after, PAGE, gapIds),
+      (page) => {
+        for (const t of page) {
+          const to = STATE[t.to] ?? String(t.to);
+          const kind =
+            t.from === 1 && t.to === 1
+              ? 'resend'
+              : t.actor.startsWith('reconcile')
+                ? 'repair'
+                : t.from === 3 && t.to === 0
+                  ? 'release'
+                  : t.attempt > 1
+                    ? 'compensation'
+                    : 'first';
+          m.transitions.inc({ to, kind });
+          if (t.to === 1 && t.from !== 1 && t.sinceCommitSeconds !== null)
+            m.commitToAck.observe({ kind }, Math.max(0, t.sinceCommitSeconds));
+        }
+      },
+      now,
+      quiet.transition,
+      PAGE,
+    );
+    const appliedUntil = quiet.inbox && new Date(quiet.inbox.getTime() - delay);
+    if (appliedUntil && appliedUntil > cursor.applied) {
       for (const a of await this.#store.appliedBetween(cursor.applied, appliedUntil)) {
         m.applied.inc({ group: a.groupId });
         if (a.endToEndSeconds !== null) m.endToEnd.observe({ group: a.groupId }, Math.max(0, a.endToEndSeconds));
       }
       cursor.applied = appliedUntil;
     }
-    for (const a of await this.#store.alarmsSince(cursor.alarm)) {
-      m.sequenceAlarms.inc({ group: a.groupId, kind: a.kind });
-      cursor.alarm = a.id;
-    }
+    await cursor.alarm.round(
+      (after, gapIds) => this.#store.alarmsSince(after, PAGE, gapIds),
+      (page) => {
+        for (const a of page) m.sequenceAlarms.inc({ group: a.groupId, kind: a.kind });
+      },
+      now,
+      quiet.alarm,
+      PAGE,
+    );
 
     const s = await status(
       { store: this.#store, broker: this.#broker, sources: this.#sources, walSlots: this.#walSlots },

@@ -305,16 +305,44 @@ export interface AlarmStore {
   recordAlarm(groupId: string, alarm: Omit<SequenceAlarm, 'id' | 'at' | 'groupId'>): Promise<void>;
 }
 
-/** What the metrics collector reads: changes since a cursor. */
+/**
+ * The transactions writing the tables the metrics collector counts (any id that names one transaction while
+ * it runs), listed in one statement with the database's time. Postgres: those holding a lock on the table
+ * other than a plain read's, which every transaction that inserted a row (or waits to) holds until it ends.
+ * What the collector waits on before it passes rows that may still commit (src/operations/commit-horizon.ts).
+ */
+export interface TableWriters {
+  now: Date;
+  transition: string[];
+  alarm: string[];
+  inbox: string[];
+}
+
+/**
+ * What the metrics collector reads: changes since a cursor. Transition and alarm ids come from sequences
+ * taken at insert time, so rows commit out of id order: the reads look up the ids below the cursor still
+ * unfilled (`gapIds`, src/operations/sequence-cursor.ts) besides the ids above it.
+ */
 export interface CollectorStore {
   cursors(): Promise<{ transition: string; alarm: string }>;
   dbNow(): Promise<Date>;
+  tableWriters(): Promise<TableWriters>;
+  /**
+   * Transitions with ids above `afterId` (the first `limit` of them) and with ids `gapIds`, in id order; a
+   * batch transition once per row it lists, all with its id.
+   */
   transitionsSince(
     afterId: string,
     limit: number,
+    gapIds?: string[],
   ): Promise<Array<{ id: string; from: number; to: number; attempt: number; actor: string; sinceCommitSeconds: number | null }>>;
   appliedBetween(from: Date, to: Date): Promise<Array<{ groupId: string; processedAt: Date; endToEndSeconds: number | null }>>;
-  alarmsSince(afterId: string): Promise<Array<{ id: string; groupId: string; kind: string; topic: string }>>;
+  /** Alarms with ids above `afterId` (the first `limit`) and with ids `gapIds`, in id order. */
+  alarmsSince(
+    afterId: string,
+    limit?: number,
+    gapIds?: string[],
+  ): Promise<Array<{ id: string; groupId: string; kind: string; topic: string }>>;
   outboxSummary(stuckAfterMs: number): Promise<OutboxSummary>;
   openDeadLetters(): Promise<Array<{ groupId: string; open: number }>>;
   knownGroups(): Promise<string[]>;

@@ -8,7 +8,9 @@ import {
   inStreamRows,
   inStreamRowsFrom,
   sentCondition,
+  walBatchCtes,
   walBatchJoin,
+  walBatchSetJoin,
 } from './stream-sent-sql.ts';
 
 /**
@@ -115,14 +117,24 @@ export function operationsSql(s: string) {
     /**
      * Outbox rows committed in [$1, $2), optionally of topics $3, after the keyset ($4 created_at as this
      * statement printed it, $5 seq_id), $6 at a time. Served by outbox_created. created_at::text keeps the
-     * microseconds that the rows of one transaction share; a JS Date cursor restarted every page there.
+     * microseconds that the rows of one transaction share; a JS Date cursor restarted every page there. The
+     * page's batches are looked up for the page at once (`walBatchCtes`; reconcile reads whole windows); the
+     * page keeps the columns shown, not the payloads.
      */
     outboxWindow: `
-      select ${outboxColumns}, o.created_at::text as at_text from ${s}.outbox o ${batchJoin}
-      where o.created_at >= $1 and o.created_at < $2 and ($3::text[] is null or o.topic = any($3::text[]))
-        and ($4::timestamptz is null or (o.created_at, o.seq_id) > ($4::timestamptz, $5::bigint))
-      order by o.created_at, o.seq_id
-      limit $6`,
+      with page as materialized (
+        select o.seq_id, o.message_id, o.topic, o.msg_key, o.msg_type, o.trace_id, o.producer_id, o.key_seq, o.state, o.attempts,
+          o.last_error, o.created_at, o.modified_time, o.next_attempt_at, o.lease_owner, o.lease_until, o.sent_at, o.sent_partition,
+          o.sent_offset
+        from ${s}.outbox o
+        where o.created_at >= $1 and o.created_at < $2 and ($3::text[] is null or o.topic = any($3::text[]))
+          and ($4::timestamptz is null or (o.created_at, o.seq_id) > ($4::timestamptz, $5::bigint))
+        order by o.created_at, o.seq_id
+        limit $6
+      ),
+      ${walBatchCtes(s, 'page')}
+      select ${outboxColumns}, o.created_at::text as at_text from page o ${walBatchSetJoin('o')}
+      order by o.created_at, o.seq_id`,
 
     /** Inbox rows of messages $1 (inbox_message_id). */
     inboxByMessageIds: `
@@ -296,14 +308,24 @@ export function operationsSql(s: string) {
 
     // ---- trace (O3) --------------------------------------------------------------------------------
     outboxRow: `select ${outboxColumns} from ${s}.outbox o ${batchJoin} where o.message_id = $1`,
-    // A first-attempt send recorded by a polling relay round is that round's one batch row (migration 016),
-    // found through the outbox row's sent_batch; every other transition is the message's own row.
+    // A first-attempt send recorded by a polling relay round (or the WAL relay's row mode) is that round's one
+    // batch row (migration 016), found through the outbox row's sent_batch; every other transition is the
+    // message's own row. In the insert-only mode the WAL relay touches no outbox row: its batch's transition
+    // row (no message_id, the batch's seq_ids) is written by the statement that writes the outbox_wal_batch
+    // row listing the row, so both carry that transaction's now(): found from the batch (GiST on its range)
+    // through the batch transitions' index on `at`, and the seq_id in its list.
     transitions: `
       select from_state, to_state, attempt, error, actor, at from (
         select t.id, t.from_state, t.to_state, t.attempt, t.error, t.actor, t.at from ${s}.outbox_transition t where t.message_id = $1
         union all
         select t.id, t.from_state, t.to_state, t.attempt, t.error, t.actor, t.at
         from ${s}.outbox o join ${s}.outbox_transition t on t.id = o.sent_batch where o.message_id = $1
+        union
+        select t.id, t.from_state, t.to_state, t.attempt, t.error, t.actor, t.at
+        from ${s}.outbox o
+        join ${s}.outbox_wal_batch b on int8range(b.seq_lo, b.seq_hi, '[]') @> o.seq_id and o.seq_id = any(b.seq_ids)
+        join ${s}.outbox_transition t on t.message_id is null and t.at = b.at and o.seq_id = any(t.seq_ids)
+        where o.message_id = $1 and o.state = 1
       ) x order by id`,
     auditForMessage: `
       select a.id::text, a.at, a.actor, a.action, a.subject, a.reason, a.details from ${s}.operation_audit a
@@ -554,16 +576,40 @@ export function operationsSql(s: string) {
       values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 
     now: `select now() as now`,
+    /**
+     * The transactions writing the tables the metrics collector counts (TableWriters, commit-horizon.ts): those
+     * holding or awaiting a lock on the table other than a plain read's, by virtual transaction id. An insert
+     * takes its table's lock when the statement starts, before the row's sequence value or anything else, and
+     * keeps it until the transaction ends; a subtransaction's locks are its top transaction's. One row, whatever
+     * is locked. pg_locks lists every backend's locks: a few hundred here, 4 ms.
+     */
+    tableWriters: `
+      select now() as now,
+        coalesce(array_agg(l.virtualtransaction) filter (where l.relation = '${s}.outbox_transition'::regclass), '{}') as transition,
+        coalesce(array_agg(l.virtualtransaction) filter (where l.relation = '${s}.sequence_alarm'::regclass), '{}') as alarm,
+        coalesce(array_agg(l.virtualtransaction) filter (where l.relation = '${s}.inbox'::regclass), '{}') as inbox
+      from pg_locks l
+      where l.locktype = 'relation' and l.mode <> 'AccessShareLock'
+        and l.database = (select d.oid from pg_database d where d.datname = current_database())
+        and l.relation in ('${s}.outbox_transition'::regclass, '${s}.sequence_alarm'::regclass, '${s}.inbox'::regclass)`,
     maxTransitionId: `select coalesce(max(id), 0)::text as id from ${s}.outbox_transition`,
     maxAlarmId: `select coalesce(max(id), 0)::text as id from ${s}.sequence_alarm`,
 
     /**
-     * Transitions after id $1, at most $2 transition rows, with the seconds from the row's commit to the
-     * transition (null when the row is gone). A batch row (a polling relay round's first-attempt sends,
-     * migration 016) comes back once per row it lists, all with its id, so a page may hold more than $2.
+     * Transitions after id $1 (the first $2) and with ids $3 (ids below the cursor still unfilled,
+     * SequenceCursor: 5,000 at most per statement), with the seconds from the row's commit to the transition
+     * (null when the row is gone). Both parts read the primary key: the ids as one list, whose length the
+     * planner knows (5,000 ids at 1M rows: 27 ms, no JIT). Without ids the second part is not planned at all:
+     * with an empty list the planner chose the batch rows' partial index and filtered all of it. A batch row
+     * (a polling relay round's first-attempt sends, migration 016; a WAL batch's) comes back once per row it
+     * lists, all with its id, so a page may hold more than $2 rows.
      */
     transitionsSince: `
-      with t as (select * from ${s}.outbox_transition where id > $1 order by id limit $2)
+      with t as (
+        (select * from ${s}.outbox_transition where id > $1 order by id limit $2)
+        union all
+        select * from ${s}.outbox_transition where id = any($3::bigint[]) and cardinality($3::bigint[]) > 0
+      )
       select id::text, from_state, to_state, attempt, actor, since_commit_s from (
         select t.id, t.from_state, t.to_state, t.attempt, t.actor,
                extract(epoch from t.at - o.created_at)::float8 as since_commit_s
@@ -578,14 +624,21 @@ export function operationsSql(s: string) {
 
     /**
      * Effects applied in ($1, $2], with the seconds from the message's commit in this outbox (null when the
-     * message came from elsewhere).
+     * message came from elsewhere). processed_at is the effect transaction's start: the collector asks only for
+     * a window that no transaction still writing the inbox can write into (CommitHorizon).
      */
     appliedBetween: `
       select i.consumer_group, i.processed_at, extract(epoch from i.processed_at - o.created_at)::float8 as end_to_end_s
       from ${s}.inbox i left join ${s}.outbox o on o.message_id = i.message_id
       where i.processed_at > $1 and i.processed_at <= $2`,
 
-    alarmsSince: `select a.id::text, a.consumer_group, a.kind, a.topic from ${s}.sequence_alarm a where a.id > $1 order by a.id`,
+    /** Alarms after id $1 (the first $2) and with ids $3 (as `transitionsSince`). */
+    alarmsSince: `
+      select a.id::text, a.consumer_group, a.kind, a.topic from (
+        (select * from ${s}.sequence_alarm where id > $1 order by id limit $2)
+        union all
+        select * from ${s}.sequence_alarm where id = any($3::bigint[]) and cardinality($3::bigint[]) > 0
+      ) a order by a.id`,
   };
 }
 

@@ -27,6 +27,7 @@ import type {
   SequenceAlarm,
   StatusStore,
   StoredOffset,
+  TableWriters,
   TopicBacklog,
   TraceStore,
   Transition,
@@ -458,8 +459,15 @@ export class PostgresOperationsStore
     return date(r?.now);
   }
 
-  async transitionsSince(afterId: string, limit: number) {
-    return (await this.#rows(this.#sql.transitionsSince, [afterId, limit])).map((r) => ({
+  async tableWriters(): Promise<TableWriters> {
+    const [r] = await this.#rows(this.#sql.tableWriters);
+    const ids = (v: unknown) => (v as unknown[] | undefined)?.map(String) ?? [];
+    return { now: date(r?.now), transition: ids(r?.transition), alarm: ids(r?.alarm), inbox: ids(r?.inbox) };
+  }
+
+  async transitionsSince(afterId: string, limit: number, gapIds: string[] = []) {
+    const rows = await this.#rows(this.#sql.transitionsSince, [afterId, limit, gapIds]);
+    return rows.map((r) => ({
       id: String(r.id),
       from: Number(r.from_state),
       to: Number(r.to_state),
@@ -477,8 +485,8 @@ export class PostgresOperationsStore
     }));
   }
 
-  async alarmsSince(afterId: string) {
-    return (await this.#rows(this.#sql.alarmsSince, [afterId])).map((r) => ({
+  async alarmsSince(afterId: string, limit = 5_000, gapIds: string[] = []) {
+    return (await this.#rows(this.#sql.alarmsSince, [afterId, limit, gapIds])).map((r) => ({
       id: String(r.id),
       groupId: String(r.consumer_group),
       kind: String(r.kind),

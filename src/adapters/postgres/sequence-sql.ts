@@ -1,4 +1,4 @@
-import { derivedOffset, derivedPartition, derivedSent, walBatchJoin } from './stream-sent-sql.ts';
+import { derivedOffset, derivedPartition, derivedSent, walBatchCtes, walBatchSetJoin } from './stream-sent-sql.ts';
 
 /**
  * Every statement of persistent loss detection (C9) and of the producing side of the control channel, in
@@ -155,16 +155,22 @@ export function sequenceSql(s: string) {
      * counts as sent once the broker acknowledged it (its position is recorded); an outbox row once its
      * position is recorded on the row or, in the WAL relay's insert-only mode, in a batch (stream-sent-sql.ts).
      * Read from the row alone, those keys would have no marks and a lost tail would go unseen; a row still in
-     * the stream is not sent and gives no mark.
+     * the stream is not sent and gives no mark. The batches are looked up for all the recent rows at once
+     * (`walBatchCtes`): one at a time, 100,000 rows took 2.8 s, every 10 s.
      */
     recentSentMarks: `
+      with recent as materialized (
+        select o.producer_id, o.topic, o.msg_key, o.key_seq, o.seq_id, o.state, o.sent_at, o.sent_partition, o.sent_offset
+        from ${s}.outbox o
+        where o.created_at > now() - $1 * interval '1 millisecond' and o.key_seq > 0
+      ),
+      ${walBatchCtes(s, 'recent')}
       select distinct on (x.producer_id, x.topic, x.msg_key) x.producer_id, x.topic, x.msg_key, x.key_seq::text,
              x.sent_partition, x.sent_offset::text
       from (
         select o.producer_id, o.topic, o.msg_key, o.key_seq, ${derivedPartition()} as sent_partition, ${derivedOffset()} as sent_offset
-        from ${s}.outbox o ${walBatchJoin(s)}
-        where o.created_at > now() - $1 * interval '1 millisecond' and o.key_seq > 0 and ${derivedSent()}
-          and ${derivedPartition()} is not null and ${derivedOffset()} is not null
+        from recent o ${walBatchSetJoin('o')}
+        where ${derivedSent()} and ${derivedPartition()} is not null and ${derivedOffset()} is not null
         union all
         select p.producer_id, r.topic, r.msg_key, r.key_seq, r.sent_partition, r.sent_offset
         from ${s}.source_row r join unnest($3::text[], $4::text[]) as p(source, producer_id) on r.source = p.source
