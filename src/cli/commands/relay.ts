@@ -60,7 +60,8 @@ others stand by and take over when it dies. Rows that fail for their own reasons
 (the options above) that retries and parks them as usual, holding their key back meanwhile.
 
   --mode <poll|wal>        poll (default) or wal
-  --slot <name>            replication slot (default zeroloss_<schema>)
+  --slot <name>            replication slot (default zeroloss_<schema>); one per outbox: --create-slot
+                           under another name is refused while a slot of the outbox exists
   --create-slot            create the publication and the slot if missing (never done otherwise), hand
                            rows still unsent to the polling path, then run
   --insert-only            with --create-slot: switch the outbox to the insert-only mode: new rows are

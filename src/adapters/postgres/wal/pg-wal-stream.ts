@@ -38,6 +38,8 @@ export interface PgWalStreamOptions {
   slotCreationFree: string;
   /** The replication connection's application_name: a shard's reader shows as its relay instance. */
   applicationName?: string;
+  /** Reads the server's WAL insert position (`readingFrom`); without it the position stays unknown. */
+  currentLsn?: string;
 }
 
 /**
@@ -50,13 +52,29 @@ export interface PgWalStreamOptions {
 export class PgWalStream implements WalStream {
   readonly slot: string;
   readonly #options: PgWalStreamOptions;
+  #readingFrom: string | undefined;
+  /** Counts the opens, so that a position read for an earlier reading is never taken for a later one. */
+  #opens = 0;
 
   constructor(options: PgWalStreamOptions) {
     this.#options = options;
     this.slot = options.slot;
   }
 
+  /**
+   * Where the current reading of the slot began: the server's WAL insert position, read once the reading
+   * had the slot. A slot admits one reader, so every commit an earlier reading (of any process) received
+   * ends at or before it, and a commit ending after it reached this reading only. Undefined from the start
+   * of each open until that position is known, a moment after the reading started, and when it cannot be
+   * read (the ledger then assumes nothing).
+   */
+  get readingFrom(): string | undefined {
+    return this.#readingFrom;
+  }
+
   async open(handler: WalStreamHandler): Promise<WalStreamSession> {
+    const open = ++this.#opens;
+    this.#readingFrom = undefined;
     const { rows } = await this.#options.db.query<SlotRow>(this.#options.slotInfo, [this.slot]);
     const slot = rows[0];
     if (!slot) {
@@ -94,7 +112,22 @@ export class PgWalStream implements WalStream {
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
     const plugin = leanPgoutputPlugin(this.#options.schema, this.#options.publication, Number(slot.server_version) >= BINARY_SINCE);
-    return new PgWalSession(service, handler, slot.confirmed_flush_lsn ?? undefined).start(plugin, this.slot);
+    const session = await new PgWalSession(service, handler, slot.confirmed_flush_lsn ?? undefined).start(plugin, this.slot);
+    // Not awaited: the reading goes on meanwhile, its records looking at every row until the position is known.
+    void this.#position().then((lsn) => {
+      if (this.#opens === open) this.#readingFrom = lsn;
+    });
+    return session;
+  }
+
+  /** Read once the reading has the slot; a failure leaves it unknown (never fails a started reading). */
+  async #position(): Promise<string | undefined> {
+    if (this.#options.currentLsn === undefined) return undefined;
+    try {
+      return (await this.#options.db.query<{ lsn: string }>(this.#options.currentLsn)).rows[0]?.lsn;
+    } catch {
+      return undefined;
+    }
   }
 
   async #creation(): Promise<{ done: boolean; recorded: boolean }> {

@@ -8,6 +8,7 @@ import { ignoreUndefinedTable, isUndefinedTable, requireSlotTable } from './wal-
 import { walShardSql } from './wal-shard-sql.ts';
 import { walSql } from './wal-sql.ts';
 import { applyInsertOnly, awaitOutboxWriters, insertOnlyOn, leaveInsertOnly } from './insert-only-mode.ts';
+import { dropSlotCommand, outboxSlots } from './outbox-slots.ts';
 
 /** More shards than this would mean as many walsenders, each decoding the whole WAL. */
 export const MAX_WAL_SHARDS = 64;
@@ -124,10 +125,12 @@ export function postgresWalShards(
     await db.transaction(async (tx) => {
       await tx.query(single.readCommitted);
       for (const r of shards) if (tables[0]?.slots) await tx.query(single.forgetSlot, [r.slot]);
-      // The outbox's single slot cannot exist beside shards (createShards refuses it), but if it did it
-      // would still stream: the mode stays while it exists.
-      const alive = Number((await tx.query<{ n: number }>(single.slotsAlive, [[`zeroloss_${schema}`]])).rows[0]?.n ?? 0);
-      if (tables[0]?.batches && alive === 0 && options.keepMode !== true) await leaveInsertOnly(tx, single, actor);
+      // A single slot of the outbox cannot exist beside shards (createShards refuses it), but if it did it
+      // would still stream: the mode stays while one exists. Migration 21 brought the mode; a schema with it
+      // has every table outboxSlots reads.
+      if (tables[0]?.batches && options.keepMode !== true && (await outboxSlots(tx, single, schema)).every((x) => x.shard)) {
+        await leaveInsertOnly(tx, single, actor);
+      }
       for (const r of shards) {
         if ((await tx.query(single.slotInfo, [r.slot])).rows.length > 0) {
           await tx.query(single.dropSlot, [r.slot]);
@@ -170,11 +173,13 @@ export function postgresWalShards(
         });
       }
       await requireSlotTable(db, s, schema);
-      if ((await db.query(single.slotInfo, [`zeroloss_${schema}`])).rows.length > 0) {
+      // Its default one, or one made under another name (`--slot`).
+      const singles = (await outboxSlots(db, single, schema)).filter((x) => !x.shard).map((x) => x.slot);
+      if (singles.length > 0) {
         throw new ZerolossError(
           'ZL_INVALID_CONFIG',
-          `slot zeroloss_${schema} (one slot for the whole outbox) exists: drop it first (relay --mode wal --drop-slot), or both would stream the same rows`,
-          { details: { field: 'shards' } },
+          `slot(s) ${singles.join(', ')} (one slot for the whole outbox) exist: drop them first (${singles.map((x) => dropSlotCommand(schema, x)).join('; ')}), or both would stream the same rows`,
+          { details: { field: 'shards', slots: singles } },
         );
       }
       let dropped: string[] = [];

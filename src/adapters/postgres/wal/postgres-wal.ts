@@ -10,6 +10,7 @@ import { PgWalStream } from './pg-wal-stream.ts';
 import { walSql } from './wal-sql.ts';
 import { walShardSql } from './wal-shard-sql.ts';
 import { applyInsertOnly, awaitOutboxWriters, insertOnlyOn, leaveInsertOnly } from './insert-only-mode.ts';
+import { outboxSlots, refuseSecondSlot } from './outbox-slots.ts';
 
 export interface PostgresWalOptions {
   /** Connection string of the database: the slot is read over a replication connection of its own. */
@@ -98,6 +99,7 @@ export function postgresWal(
     slotCreationDone: sql.slotCreationDone,
     slotCreationFree: sql.slotCreationFree,
     applicationName: options.applicationName,
+    currentLsn: sql.currentLsn,
   });
 
   async function slotRecorded(): Promise<boolean> {
@@ -168,6 +170,10 @@ export function postgresWal(
     }
   }
 
+  // The reading (by where it began) in which a batch's record failed: its retries, and its other batches' records,
+  // look at every row, as a repair may have marked them sent between the send and a record that came late.
+  let failedFrom: string | undefined;
+
   const ledger: WalLedger = {
     retrySource,
     async record(all: WalSent[], failed: WalFailure[], batch) {
@@ -179,6 +185,7 @@ export function postgresWal(
       const sent = listed.length === all.length ? [] : all.filter((o) => o.insertOnly !== true);
       const rowsToo = sent.length + failed.length > 0;
       if (listed.length === 0) return { sent: rowsToo ? await recordRows(db, sent, failed) : 0 };
+      const from = stream.readingFrom;
       const params = [
         slot,
         plainArray(listed.map((o) => o.ref)),
@@ -186,13 +193,19 @@ export function postgresWal(
         plainArray(listed.map((o) => o.offset)),
         plainArray(listed.map((o) => o.commitEnd)),
         batch?.endLsn ?? null,
+        from !== undefined && from !== failedFrom ? from : null,
       ];
       const both = async (on: SqlExecutor) => {
         const { rows } = await on.query<{ sent: number }>(sql.recordBatch, params);
         const updated = rowsToo ? await recordRows(on, sent, failed) : 0;
         return { sent: updated + Number(rows[0]?.sent ?? 0) };
       };
-      return rowsToo ? db.transaction(both) : both(db);
+      try {
+        return await (rowsToo ? db.transaction(both) : both(db));
+      } catch (error) {
+        failedFrom = from;
+        throw error;
+      }
     },
     async heldKeys() {
       const { rows } = await db.query<{ msg_key: string }>(sql.heldKeys);
@@ -218,8 +231,13 @@ export function postgresWal(
         );
       }
       const { rows: existing } = await db.query<{ active: boolean; lost: boolean }>(sql.slotInfo, [slot]);
+      // A lost slot (its WAL removed past max_slot_wal_keep_size) never streams again, recorded or not: it is
+      // made anew below, with its hand-over (as createShards does for a lost shard's slot).
+      const inPlace = existing.length > 0 && existing[0]?.lost !== true && (await slotRecorded());
+      // One single slot per outbox; looked at again under the creation lock below.
+      if (!inPlace) await refuseSecondSlot(db, sql, schema, slot);
       if ((await db.query(sql.publicationExists, [publication])).rows.length === 0) await db.query(sql.createPublication);
-      // Run under the slot's creation lock (taken first in each transaction below): a relay finding the slot
+      // Run under the slot's creation lock (taken at the start of each transaction below): a relay finding the slot
       // meanwhile stands by, and the switch is refused while one reads it (insert-only-mode.ts).
       const readers = {
         slots: [slot],
@@ -231,9 +249,7 @@ export function postgresWal(
           ),
       };
       const switchOn = (tx: SqlExecutor) => applyInsertOnly(tx, sql, options.insertOnly, readers);
-      // A lost slot (its WAL removed past max_slot_wal_keep_size) never streams again, recorded or not: it is
-      // made anew below, with its hand-over (as createShards does for a lost shard's slot).
-      if (existing.length > 0 && existing[0]?.lost !== true && (await slotRecorded())) {
+      if (inPlace) {
         const insertOnly = await db.transaction(async (tx) => {
           await tx.query(sql.slotCreationLock, [slot]);
           return switchOn(tx);
@@ -249,6 +265,9 @@ export function postgresWal(
       try {
         return await db.transaction(async (tx) => {
           await tx.query(sql.readCommitted);
+          // Another creation under another name waits here until this one committed its record, and then
+          // finds this slot (refuseSecondSlot below); taken before the slot's own lock, in every creation.
+          await tx.query(sql.outboxSlotLock, [schema]);
           await tx.query(sql.slotCreationLock, [slot]);
           // Looked at again under the lock: another --create-slot may have finished meanwhile.
           const { rows: now } = await tx.query<{ active: boolean; lost: boolean }>(sql.slotInfo, [slot]);
@@ -271,10 +290,11 @@ export function postgresWal(
                 { details: { slot } },
               );
             }
-            // Not transactional: a lost slot stays dropped if this transaction fails (its record then names
-            // no slot, and relays say the slot is missing); an unrecorded one was nobody's to read.
-            await tx.query(sql.dropSlot, [slot]);
           }
+          await refuseSecondSlot(tx, sql, schema, slot);
+          // Not transactional: a lost slot stays dropped if this transaction fails (its record then names
+          // no slot, and relays say the slot is missing); an unrecorded one was nobody's to read.
+          if (now[0]) await tx.query(sql.dropSlot, [slot]);
           await tx.query(sql.createSlot, [slot]);
           created = true;
           // Enqueues committed before the slot's consistent point but not visible yet (waiting for a
@@ -299,25 +319,23 @@ export function postgresWal(
           details: { slot },
         });
       }
-      const { rows: tables } = await db.query<{ slots: boolean; batches: boolean; shards: boolean }>(sql.dropTables, [
+      const { rows: tables } = await db.query<{ slots: boolean; batches: boolean }>(sql.dropTables, [
         `${s}.wal_slot`,
         `${s}.outbox_wal_batch`,
         `${s}.wal_shard`,
       ]);
-      // The outbox's other slots (its default one when this is another, its shards'): the mode stays while
-      // one of them exists (a --slot naming no slot then changes nothing).
-      const mine = [`zeroloss_${schema}`];
-      if (tables[0]?.shards) mine.push(...(await db.query<{ slot: string }>(walShardSql(s).shards)).rows.map((r) => r.slot));
-      const others = mine.filter((name) => name !== slot);
-      // One transaction: the record goes, and with the last slot the insert-only mode (new rows go to the
-      // polling path, and those the stream had not recorded as sent are handed to it), then the slot. If
-      // the drop fails (a relay took the slot meanwhile) nothing of it happened. Read committed: the
-      // hand-over must see the enqueues the ALTER waited for (see readCommitted).
+      // One transaction: the record goes, and with the outbox's last slot the insert-only mode (new rows go to
+      // the polling path, and those the stream had not recorded as sent are handed to it), then the slot. The
+      // mode stays while another slot of the outbox exists (another single slot, its shards'): it still
+      // streams. If the drop fails (a relay took the slot meanwhile) nothing of it happened. Read committed:
+      // the hand-over must see the enqueues the ALTER waited for (see readCommitted).
       return db.transaction(async (tx) => {
         await tx.query(sql.readCommitted);
         if (tables[0]?.slots) await tx.query(sql.forgetSlot, [slot]);
-        const alive = Number((await tx.query<{ n: number }>(sql.slotsAlive, [others])).rows[0]?.n ?? 0);
-        if (tables[0]?.batches && alive === 0) await leaveInsertOnly(tx, sql, actor);
+        // Migration 21 brought the mode; a schema with it has every table outboxSlots reads.
+        if (tables[0]?.batches && (await outboxSlots(tx, sql, schema)).every((x) => x.slot === slot)) {
+          await leaveInsertOnly(tx, sql, actor);
+        }
         if (rows.length === 0) return false;
         await tx.query(sql.dropSlot, [slot]);
         return true;

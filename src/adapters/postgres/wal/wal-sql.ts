@@ -50,10 +50,31 @@ export function walSql(s: string, names: { publication: string }) {
   const markSlots = `
     update ${s}.wal_slot set slot_name = case when $1::boolean then 'insert-only:' || slot_name else substr(slot_name, 13) end
     where (slot_name like 'insert-only:%') <> $1::boolean`;
-  // How many of the slots $1 exist: the outbox's own other slots (its default one, its shards'), while any of
-  // which the mode is kept. Not wal_slot's names: migration 20 recorded every logical slot of the database
-  // there, other schemas' too.
-  const slotsAlive = `select count(*)::int as n from pg_replication_slots where slot_name = any($1::text[])`;
+  // The outbox's slots that exist now ($1: its default slot's name), never another schema's; `shard` for its
+  // shards' (wal_shard). One slot streams every row of the outbox, so a second single slot would send each
+  // row again (both list it, each under its own slot), and while one is left the insert-only mode stays. A
+  // slot is the outbox's if it has the default name, is a shard's, is named by a batch of this outbox, or
+  // had its hand-over recorded by this schema (wal_slot) in a row migration 20 did not write: that
+  // migration recorded every logical slot of the database in every schema, other schemas' too, all in its
+  // own transaction, so those rows carry its applied_at (the same now()), and a creation records its slot
+  // in a transaction of its own. Not found: a slot under another name, made before migration 20 and never
+  // read in the insert-only mode.
+  const outboxSlots = `
+    select r.slot_name as slot, r.slot_name in (select w.slot from ${s}.wal_shard w) as shard
+    from pg_replication_slots r
+    where r.slot_type = 'logical' and r.database = current_database()
+      and (r.slot_name = $1
+        or r.slot_name in (select w.slot from ${s}.wal_shard w)
+        or exists (select 1 from ${s}.outbox_wal_batch b where b.slot = r.slot_name)
+        or exists (
+          select 1 from ${s}.wal_slot w
+          where w.slot_name in (r.slot_name, 'insert-only:' || r.slot_name)
+            and w.handed_over_at is distinct from (select m.applied_at from ${s}.migrations m where m.version = 20)
+        ))
+    order by r.slot_name`;
+  // Held by a single slot's creation, first in its transaction, so that two creations under different names
+  // cannot both find no other slot ($1: the schema).
+  const outboxSlotLock = `select pg_advisory_xact_lock(hashtext('zeroloss wal outbox'), hashtext($1))`;
   // Which of the slots $1 a relay reads now (the insert-only switch is refused while one does).
   const slotsRead = `select slot_name from pg_replication_slots where slot_name = any($1::text[]) and active order by slot_name`;
   // Which of the tables a drop touches exist (a schema before migrations 18, 20, 21 lacks some).
@@ -96,6 +117,9 @@ export function walSql(s: string, names: { publication: string }) {
   // moment (it waits for running enqueues, and holds new ones until its transaction ends).
   const setStateDefault = (state: 0 | 1) => `alter table ${s}.outbox alter column state set default ${state}`;
   const insertOnlyOn = `select ${insertOnlyDefault(s)} as on`;
+
+  // Where a reading began (PgWalStream.readingFrom): at least the end of every commit received before it.
+  const currentLsn = 'select pg_current_wal_insert_lsn()::text as lsn';
 
   // How many of a batch's rows exist now (a fresh statement, a fresh snapshot).
   const presentRows = `select count(*)::int as n from ${s}.outbox where seq_id = any($1::bigint[])`;
@@ -152,11 +176,27 @@ export function walSql(s: string, names: { publication: string }) {
   // The insert-only mode's record (migration 21): one row for the batch's sent rows inserted for the stream,
   // listing their seq_ids, partitions and offsets; the outbox rows are not touched. $1 slot, $2-$5 per row:
   // seq_id, partition, offset, the end LSN of its commit (null for a part of a large transaction), $6 the
-  // batch's end LSN. A row whose commit ends at or before what this slot has recorded may be a replay (a
-  // crash between record and acknowledgement, or batches recorded out of order): it is looked up, and one
-  // already listed is counted as resent and not listed again. `sent`: rows listed now. The rows listed now are
-  // also named by one transition row (no message_id, their seq_ids, as the row mode's `record` writes), so
-  // the metrics collector counts them as first sends with their commit-to-ack time.
+  // batch's end LSN, $7 where the reading began (PgWalStream.readingFrom, or null: see `checked`). A row whose
+  // commit ends at or before what this slot has recorded may be a replay (a crash between record and
+  // acknowledgement, or batches recorded out of order): it is looked up, and one already listed is counted as
+  // resent and not listed again. So is a row another path recorded or took before this record (`taken`): sent
+  // on the row (`sent_at`: the ack-vs-state repair, a resend, the polling path), or the polling path's (state
+  // 2, 3, or 0 after a release); the stream's copy is then a duplicate, and listing it counted the row as
+  // first sent a second time. `sent`: rows listed now. The rows listed now are also named by one transition
+  // row (no message_id, their seq_ids, as the row mode's `record` writes), so the metrics collector counts
+  // them as first sends with their commit-to-ack time.
+  //
+  // `checked`, the rows `taken` reads, leaves out the rows of commits that end after $7: those reached this
+  // reading only, and another path marks a row only once the broker holds it or a batch lists it, so none had
+  // the time to, save in the moment between this reading's send and this record (not covered, as a repair
+  // committing while this statement runs is not: it takes no row lock). While a relay keeps up, that is every
+  // row, and the statement reads no outbox row. The ledger passes null (every row looked at) while the
+  // position is unknown and once a record of the reading failed (its retries may come long after the send).
+  // Parts of a large transaction (no commit end) are always looked at. `taken` reads the rows set-based (state
+  // and sent_at are on the row only; no index holds them): close seq_ids with one range scan of the primary
+  // key (2,000 rows: about 200 buffers, +2 ms), spread ones (a shard's among the other shards', spanning 4
+  // times their number or more, where both cost about the same) by an index probe each (+8 ms; measured in
+  // docs/wal-relay.md).
   const recordBatch = `
     with s as (
       select * from unnest($2::bigint[], $3::int[], $4::bigint[], $5::pg_lsn[]) as s(id, part, off, commit_end)
@@ -168,8 +208,20 @@ export function walSql(s: string, names: { publication: string }) {
         select 1 from ${s}.outbox_wal_batch b
         where b.slot = $1 and int8range(b.seq_lo, b.seq_hi, '[]') @> s.id and s.id = any(b.seq_ids)
       )
+    ), checked as (
+      select id from s where $7::pg_lsn is null or s.commit_end is null or s.commit_end <= $7::pg_lsn
+    ), span as materialized (
+      select min(id) as lo, max(id) as hi, count(*) as n from checked
+    ), taken as materialized (
+      select o.seq_id as id from ${s}.outbox o
+      where (select n > 0 and hi - lo < 4 * n from span) and o.seq_id between (select lo from span) and (select hi from span)
+        and (o.state <> 1 or o.sent_at is not null)
+      union all
+      select o.seq_id from ${s}.outbox o
+      where (select n > 0 and hi - lo >= 4 * n from span) and o.seq_id = any((select array_agg(id) from checked)::bigint[])
+        and (o.state <> 1 or o.sent_at is not null)
     ), fresh as (
-      select * from s where s.id not in (select id from dup)
+      select * from s where s.id not in (select id from dup) and s.id not in (select id from taken)
     ), ins as (
       insert into ${s}.outbox_wal_batch (slot, end_lsn, seq_lo, seq_hi, seq_ids, partitions, offsets)
       select $1, $6::pg_lsn, min(id), max(id), array_agg(id), array_agg(part), array_agg(off) from fresh
@@ -264,7 +316,8 @@ export function walSql(s: string, names: { publication: string }) {
     forgetSlot,
     recordedSlots,
     markSlots,
-    slotsAlive,
+    outboxSlots,
+    outboxSlotLock,
     slotsRead,
     dropTables,
     lockTimeout,
@@ -279,6 +332,7 @@ export function walSql(s: string, names: { publication: string }) {
     insertOnlyOn,
     record,
     recordBatch,
+    currentLsn,
     presentRows,
     heldKeys,
     retryClaim,
