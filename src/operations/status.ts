@@ -164,9 +164,8 @@ export async function status(
       };
     }),
   );
-  const [outbox, byTopic, parkedRows, known, openDead, alarms, lastReconcile, heldRuns] = await Promise.all([
-    deps.store.outboxSummary(stuckAfterMs),
-    deps.store.unsentByTopic(),
+  const [{ summary: outbox, byTopic }, parkedRows, known, openDead, alarms, lastReconcile, heldRuns] = await Promise.all([
+    deps.store.outboxBacklog(stuckAfterMs),
     deps.store.parkedRows(options.parkedLimit ?? 20),
     options.groups ? Promise.resolve(options.groups) : deps.store.knownGroups(),
     deps.store.openDeadLetters(),

@@ -238,8 +238,12 @@ export interface TopicBacklog {
 }
 
 export interface StatusStore {
-  outboxSummary(stuckAfterMs: number): Promise<OutboxSummary>;
-  unsentByTopic(): Promise<TopicBacklog[]>;
+  /**
+   * The outbox's counts by state (`summary`; rows unsent for longer than `stuckAfterMs` are stuck) and its
+   * unsent rows by topic, together: what both need to know first (in the insert-only mode, where the rows
+   * still in the WAL stream begin) is read once for the two.
+   */
+  outboxBacklog(stuckAfterMs: number): Promise<{ summary: OutboxSummary; byTopic: TopicBacklog[] }>;
   parkedRows(limit: number, topic?: string): Promise<OutboxRowView[]>;
   throughput(
     windowMs: number,

@@ -35,9 +35,10 @@ export function operationsSql(s: string) {
 
   // Rows still in the WAL stream, for the counts of `status` (which the metrics collector runs every few
   // seconds), found cheaply: only the rows from a floor seq_id up are looked at, a range scan of the primary
-  // key; a state-1 row is never found through a scan of all of them. `streamFloor` reads the floor first and
-  // the counting statement gets it as a parameter: computed inside the statement, it was invisible to the
-  // planner, which read the whole outbox (in parallel) even when there was no floor at all.
+  // key; a state-1 row is never found through a scan of all of them. `streamFloor` reads the floor first, once
+  // per `status` round, and both counting statements get it as a parameter: computed inside the statement,
+  // it was invisible to the planner, which read the whole outbox (in parallel) even when there was no floor
+  // at all.
   //
   // Each slot of this outbox has its own floor, the lowest seq_id of its newest three batches (by end LSN,
   // its commit order; a part of a large transaction has none and is left out: a backward scan of the index

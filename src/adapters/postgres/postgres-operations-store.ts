@@ -37,6 +37,8 @@ import { type OperationsSql, operationsSql } from './operations-sql.ts';
 import { outboxChannel } from './postgres-outbox-store.ts';
 
 type Row = Record<string, unknown>;
+/** `streamFloor`'s answer: where rows still in the WAL stream begin (null: outside the insert-only mode; '0': anywhere). */
+type StreamFloor = { floor: string | null; insertOnly: boolean };
 
 /** The operations tools' view of the zeroloss schema. Thin: every statement lives in operations-sql.ts. */
 export class PostgresOperationsStore
@@ -277,7 +279,7 @@ export class PostgresOperationsStore
    * stream are looked for (operations-sql.ts, `streamFloor`). Read first, so the counting statement gets it
    * as a parameter and reads the primary key from there; outside the mode it reads no such row at all.
    */
-  async #streamFloor(): Promise<{ floor: string | null; insertOnly: boolean }> {
+  async #streamFloor(): Promise<StreamFloor> {
     const [r] = await this.#rows(this.#sql.streamFloor);
     return { floor: r?.lo == null ? null : String(r.lo), insertOnly: r?.insert_only === true };
   }
@@ -291,8 +293,25 @@ export class PostgresOperationsStore
     return floor === '0' ? this.#rows(all, params) : this.#rows(from, [...params, floor]);
   }
 
+  /**
+   * Both of status's outbox counts from one read of the floor (a round of `status`: the command, serve's
+   * collector, the dashboard): read by each count, it ran twice a round.
+   */
+  async outboxBacklog(stuckAfterMs: number): Promise<{ summary: OutboxSummary; byTopic: TopicBacklog[] }> {
+    const floor = await this.#streamFloor();
+    const [summary, byTopic] = await Promise.all([this.#outboxSummary(floor, stuckAfterMs), this.#unsentByTopic(floor.floor)]);
+    return { summary, byTopic };
+  }
+
   async outboxSummary(stuckAfterMs: number): Promise<OutboxSummary> {
-    const { floor, insertOnly } = await this.#streamFloor();
+    return this.#outboxSummary(await this.#streamFloor(), stuckAfterMs);
+  }
+
+  async unsentByTopic(): Promise<TopicBacklog[]> {
+    return this.#unsentByTopic((await this.#streamFloor()).floor);
+  }
+
+  async #outboxSummary({ floor, insertOnly }: StreamFloor, stuckAfterMs: number): Promise<OutboxSummary> {
     const [r] = await this.#fromFloor(
       floor,
       [this.#sql.outboxSummary, this.#sql.outboxSummaryAll, this.#sql.outboxSummaryFrom],
@@ -308,8 +327,7 @@ export class PostgresOperationsStore
     };
   }
 
-  async unsentByTopic(): Promise<TopicBacklog[]> {
-    const { floor } = await this.#streamFloor();
+  async #unsentByTopic(floor: string | null): Promise<TopicBacklog[]> {
     const rows = await this.#fromFloor(floor, [this.#sql.unsentByTopic, this.#sql.unsentByTopicAll, this.#sql.unsentByTopicFrom], []);
     return rows.map((r) => ({
       topic: String(r.topic),
