@@ -42,6 +42,8 @@ export class OpsCollector {
   readonly #options: OpsCollectorOptions;
   readonly #quiet = { transition: new CommitHorizon(), alarm: new CommitHorizon(), inbox: new CommitHorizon() };
   #cursor: { transition: SequenceCursor; alarm: SequenceCursor; applied: Date } | undefined;
+  /** The round under way, if any (collect). */
+  #running: Promise<void> | undefined;
 
   constructor(
     deps: {
@@ -63,8 +65,19 @@ export class OpsCollector {
     this.#options = options;
   }
 
-  /** One collection round; call it on a timer (serve does) or before a scrape. */
-  async collect(): Promise<void> {
+  /**
+   * One collection round; call it on a timer (serve does) or before a scrape. A call while a round runs gets
+   * that round: two rounds side by side read from the same cursors and counted the same rows twice (serve's
+   * timer fires again when a round outlasts its interval).
+   */
+  collect(): Promise<void> {
+    this.#running ??= this.#round().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #round(): Promise<void> {
     try {
       await this.#collect();
     } catch (error) {

@@ -579,10 +579,13 @@ export function operationsSql(s: string) {
     now: `select now() as now`,
     /**
      * The transactions writing the tables the metrics collector counts (TableWriters, commit-horizon.ts): those
-     * holding or awaiting a lock on the table other than a plain read's, by virtual transaction id. An insert
-     * takes its table's lock when the statement starts, before the row's sequence value or anything else, and
-     * keeps it until the transaction ends; a subtransaction's locks are its top transaction's. One row, whatever
-     * is locked. pg_locks lists every backend's locks: a few hundred here, 4 ms.
+     * holding or awaiting the table's ROW EXCLUSIVE lock, by virtual transaction id. An insert takes it when the
+     * statement starts, before the row's sequence value or anything else, and keeps it until the transaction
+     * ends (pg_locks lists each mode a transaction holds, so one holding a stronger lock too is still seen); a
+     * subtransaction's locks are its top transaction's. Only that mode: a VACUUM (autovacuum of the inbox runs
+     * for long), SELECT FOR UPDATE or CREATE INDEX CONCURRENTLY writes no row, and counted as a writer it held
+     * every group's applied count back for as long as it ran. One row, whatever is locked. pg_locks lists
+     * every backend's locks: a few hundred here, 4 ms.
      */
     tableWriters: `
       select now() as now,
@@ -590,7 +593,7 @@ export function operationsSql(s: string) {
         coalesce(array_agg(l.virtualtransaction) filter (where l.relation = '${s}.sequence_alarm'::regclass), '{}') as alarm,
         coalesce(array_agg(l.virtualtransaction) filter (where l.relation = '${s}.inbox'::regclass), '{}') as inbox
       from pg_locks l
-      where l.locktype = 'relation' and l.mode <> 'AccessShareLock'
+      where l.locktype = 'relation' and l.mode = 'RowExclusiveLock'
         and l.database = (select d.oid from pg_database d where d.datname = current_database())
         and l.relation in ('${s}.outbox_transition'::regclass, '${s}.sequence_alarm'::regclass, '${s}.inbox'::regclass)`,
     maxTransitionId: `select coalesce(max(id), 0)::text as id from ${s}.outbox_transition`,

@@ -277,4 +277,58 @@ describe('the collector counts rows that commit out of id or time order, once', 
     assert.equal((await store.transitionsSince(after, 5_000, holes)).length, 1_000 - 1_000 / 50);
     assert.equal((await store.alarmsSince(after, 5_000, holes)).length, 1_000 - 1_000 / 50);
   });
+
+  test('a lock that writes nothing (VACUUM, SELECT FOR UPDATE) holds back no count', async () => {
+    // Autovacuum of the inbox (ShareUpdateExclusiveLock) is routine and can run for hours; counted as a writer,
+    // it held every group's applied count back until it ended (and then read the whole stalled window at once).
+    const store = new PostgresOperationsStore(env.db, { schema: env.schema });
+    const metrics = createOpsMetrics(new Registry());
+    const collector = new OpsCollector({ store, metrics }, { commitDelayMs: 0, groups: ['g'] });
+    const [a] = await enqueue(1);
+    assert.ok(a);
+    await collector.collect();
+    const locker = await hold();
+    await locker.query(`lock table ${s}.inbox in share update exclusive mode`);
+    await locker.query(`lock table ${s}.outbox_transition in share update exclusive mode`);
+    await locker.query(`select * from ${s}.sequence_alarm for update`);
+    await insertInbox(env.pool, 'g', 'e1');
+    await insertTransition(env.pool, a);
+    await waitFor(
+      async () => {
+        await collector.collect();
+        const counts = {
+          applied: await series(metrics, 'zeroloss_applied_total{group="g"}'),
+          sent: await series(metrics, 'zeroloss_outbox_transitions_total{to="sent",kind="first"}'),
+        };
+        if (counts.applied === 1 && counts.sent === 1) return true;
+        throw new Error(JSON.stringify(counts));
+      },
+      { timeoutMs: 10_000, what: 'the effect and the transition counted while the locks are held' },
+    );
+  });
+
+  test('rounds started before the last one ended count each row once', async () => {
+    // serve runs a round on a timer; one that outlasts the interval (a catch-up, a slow server) overlapped the next.
+    const store = new PostgresOperationsStore(env.db, { schema: env.schema });
+    const metrics = createOpsMetrics(new Registry());
+    const collector = new OpsCollector({ store, metrics }, { commitDelayMs: 0, groups: ['g'] });
+    const ids = await enqueue(20);
+    await collector.collect();
+    for (const [i, id] of ids.entries()) {
+      await insertTransition(env.pool, id);
+      await insertInbox(env.pool, 'g', `e${i}`);
+    }
+    await waitFor(
+      async () => {
+        await Promise.all([collector.collect(), collector.collect(), collector.collect()]);
+        const counts = {
+          applied: await series(metrics, 'zeroloss_applied_total{group="g"}'),
+          sent: await series(metrics, 'zeroloss_outbox_transitions_total{to="sent",kind="first"}'),
+        };
+        assert.ok(counts.applied <= 20 && counts.sent <= 20, `counted twice: ${JSON.stringify(counts)}`);
+        return counts.applied === 20 && counts.sent === 20;
+      },
+      { timeoutMs: 10_000, what: 'every effect and transition counted' },
+    );
+  });
 });
