@@ -329,7 +329,6 @@ export interface TableWriters {
  */
 export interface CollectorStore {
   cursors(): Promise<{ transition: string; alarm: string }>;
-  dbNow(): Promise<Date>;
   tableWriters(): Promise<TableWriters>;
   /**
    * Transitions with ids above `afterId` (the first `limit` of them) and with ids `gapIds`, in id order; a

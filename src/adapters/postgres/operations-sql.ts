@@ -576,7 +576,6 @@ export function operationsSql(s: string) {
       insert into ${s}.sequence_alarm (consumer_group, kind, topic, msg_partition, producer_id, msg_key, expected, received, missing)
       values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 
-    now: `select now() as now`,
     /**
      * The transactions writing the tables the metrics collector counts (TableWriters, commit-horizon.ts): those
      * holding or awaiting the table's ROW EXCLUSIVE lock, by virtual transaction id. An insert takes it when the

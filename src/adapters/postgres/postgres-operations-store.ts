@@ -472,11 +472,6 @@ export class PostgresOperationsStore
     return { transition: String(t?.id ?? '0'), alarm: String(a?.id ?? '0') };
   }
 
-  async dbNow(): Promise<Date> {
-    const [r] = await this.#rows(this.#sql.now);
-    return date(r?.now);
-  }
-
   async tableWriters(): Promise<TableWriters> {
     const [r] = await this.#rows(this.#sql.tableWriters);
     const ids = (v: unknown) => (v as unknown[] | undefined)?.map(String) ?? [];
