@@ -5,11 +5,11 @@ import { Registry } from 'prom-client';
 import { operationsSql } from '../../../src/adapters/postgres/operations-sql.ts';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
 import { quoteIdent } from '../../../src/core/identifier.ts';
-import type { Database } from '../../../src/ports/sql-executor.ts';
 import { SeriesRecorder } from '../../../src/dashboard/series-recorder.ts';
 import { OpsCollector } from '../../../src/operations/ops-collector.ts';
 import { createOpsMetrics } from '../../../src/operations/ops-metrics.ts';
 import { freshSchema, inTransaction } from '../../helpers/pg.ts';
+import { recordingDatabase } from '../../helpers/recording-database.ts';
 import { testOutbox } from '../../helpers/test-outbox.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
@@ -166,16 +166,7 @@ describe('the collector counts rows that commit out of id or time order, once', 
 
   test('a gap settles once no transaction writing the table is left: a rolled-back insert, not an open transaction elsewhere', async () => {
     // The store's statements as it runs them: the gaps the collector asks for are the parameters.
-    const ran: Array<{ sql: string; params: unknown[] }> = [];
-    const db: Database = {
-      query: (sql, params) => {
-        ran.push({ sql, params: params ?? [] });
-        return env.db.query(sql, params);
-      },
-      transaction: (fn) => env.db.transaction(fn),
-      listen: (channel, onNotify) => env.db.listen(channel, onNotify),
-      close: () => env.db.close(),
-    };
+    const { db, ran } = recordingDatabase(env.db);
     const store = new PostgresOperationsStore(db, { schema: env.schema });
     const metrics = createOpsMetrics(new Registry());
     const collector = new OpsCollector({ store, metrics }, { commitDelayMs: 0, groups: ['g'] });

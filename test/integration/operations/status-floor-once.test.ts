@@ -4,8 +4,8 @@ import { quoteIdent } from '../../../src/core/identifier.ts';
 import { operationsSql } from '../../../src/adapters/postgres/operations-sql.ts';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
 import { status } from '../../../src/operations/status.ts';
-import type { Database } from '../../../src/ports/sql-executor.ts';
 import { insertOnly, recordBatch } from '../../helpers/insert-only.ts';
+import { recordingDatabase, type RanStatement } from '../../helpers/recording-database.ts';
 import { freshSchema } from '../../helpers/pg.ts';
 
 /**
@@ -15,22 +15,14 @@ import { freshSchema } from '../../helpers/pg.ts';
  * probes per slot. The statements the store runs are counted through a wrapping Database.
  */
 let env: Awaited<ReturnType<typeof freshSchema>>;
-let ran: Array<{ sql: string; params: unknown[] }>;
+let ran: RanStatement[];
 let store: PostgresOperationsStore;
 
 beforeEach(async () => {
   env = await freshSchema('zlsfo');
-  ran = [];
-  const db: Database = {
-    query: (sql, params) => {
-      ran.push({ sql, params: params ?? [] });
-      return env.db.query(sql, params);
-    },
-    transaction: (fn) => env.db.transaction(fn),
-    listen: (channel, onNotify) => env.db.listen(channel, onNotify),
-    close: () => env.db.close(),
-  };
-  store = new PostgresOperationsStore(db, { schema: env.schema });
+  const recording = recordingDatabase(env.db);
+  ran = recording.ran;
+  store = new PostgresOperationsStore(recording.db, { schema: env.schema });
 });
 afterEach(async () => {
   await env.cleanup();
@@ -53,7 +45,7 @@ test('a status round reads the stream floor once, and both counts stay right', a
   );
 
   const sql = operationsSql(s);
-  ran = [];
+  ran.length = 0;
   const round = await status({ store }, { groups: [] });
   assert.equal(ran.filter((r) => r.sql === sql.streamFloor).length, 1, 'the floor statement runs once per round');
   assert.equal(round.outbox.pending, 4);

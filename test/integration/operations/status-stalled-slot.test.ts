@@ -7,6 +7,7 @@ import { pgDatabase } from '../../../src/adapters/postgres/pg-database.ts';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
 import type { Database } from '../../../src/ports/sql-executor.ts';
 import { insertOnly, recordBatch } from '../../helpers/insert-only.ts';
+import { recordingDatabase } from '../../helpers/recording-database.ts';
 import { uniqueName } from '../../helpers/pg.ts';
 import { startWalPostgres } from '../wal-relay/wal-postgres.ts';
 
@@ -44,19 +45,9 @@ after(async () => {
 test('a slot whose relay stopped recording keeps its rows in status while another slot records batch after batch', async () => {
   const s = `"${schema}"`;
   await insertOnly(pool, schema);
-  const ran: Array<{ sql: string; params: unknown[] }> = [];
-  const store = new PostgresOperationsStore(
-    {
-      query: (sql, params) => {
-        ran.push({ sql, params: params ?? [] });
-        return db.query(sql, params);
-      },
-      transaction: (fn) => db.transaction(fn),
-      listen: (channel, onNotify) => db.listen(channel, onNotify),
-      close: () => db.close(),
-    },
-    { schema },
-  );
+  const recording = recordingDatabase(db);
+  const ran = recording.ran;
+  const store = new PostgresOperationsStore(recording.db, { schema });
   /** n rows inserted for the stream (state 1 from the default), created `agoMs` ago; their seq ids. */
   const insert = async (n: number, tag: string, agoMs = 0): Promise<string[]> =>
     (

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { PostgresOperationsStore } from '../../../src/adapters/postgres/postgres-operations-store.ts';
-import type { Database } from '../../../src/ports/sql-executor.ts';
 import { insertOnly } from '../../helpers/insert-only.ts';
+import { recordingDatabase, type RanStatement } from '../../helpers/recording-database.ts';
 import { freshSchema } from '../../helpers/pg.ts';
 
 const ROWS = 30_000;
@@ -20,22 +20,14 @@ describe('status finds the rows still in the WAL stream without a scan of the ou
   let env: Awaited<ReturnType<typeof freshSchema>>;
   let s: string;
   let store: PostgresOperationsStore;
-  let ran: Array<{ sql: string; params: unknown[] }>;
+  let ran: RanStatement[];
 
   beforeEach(async () => {
     env = await freshSchema('zlsfl');
     s = `"${env.schema}"`;
-    ran = [];
-    const db: Database = {
-      query: (sql, params) => {
-        ran.push({ sql, params: params ?? [] });
-        return env.db.query(sql, params);
-      },
-      transaction: (fn) => env.db.transaction(fn),
-      listen: (channel, onNotify) => env.db.listen(channel, onNotify),
-      close: () => env.db.close(),
-    };
-    store = new PostgresOperationsStore(db, { schema: env.schema });
+    const recording = recordingDatabase(env.db);
+    ran = recording.ran;
+    store = new PostgresOperationsStore(recording.db, { schema: env.schema });
   });
   afterEach(async () => {
     await env.cleanup();
@@ -74,7 +66,7 @@ describe('status finds the rows still in the WAL stream without a scan of the ou
 
   /** Runs status's two outbox reads, then explains every statement they ran: the sequential scans of the outbox. */
   const statusRound = async () => {
-    ran = [];
+    ran.length = 0;
     const summary = await store.outboxSummary(STUCK_AFTER_MS);
     const byTopic = await store.unsentByTopic();
     const scans: string[] = [];
